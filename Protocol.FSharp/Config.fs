@@ -1,0 +1,238 @@
+/// Command lines of the node and the client (Argu), parsed into immutable option records that
+/// both C# consoles use. Parsing is pure: it returns the options or the text to print.
+module FormalChat.Protocol.Config
+
+open Argu
+
+type ClusterArgs =
+    | [<AltCommandLine("-n")>] Nodes of count: int
+    | Base_Port of port: int
+    | Heartbeat_Ms of milliseconds: int
+    | Suspect_After of missed: int
+    | Multicast of group_port: string
+    | Interface of address: string
+
+    interface IArgParserTemplate with
+        member this.Usage =
+            match this with
+            | Nodes _ -> "how many nodes to start (default 3)"
+            | Base_Port _ -> "client port of node 1; node i listens on base+i-1 (default 5001)"
+            | Heartbeat_Ms _ -> "heartbeat interval in milliseconds (default 2000)"
+            | Suspect_After _ -> "missed heartbeats before a node is suspected (default 3)"
+            | Multicast _ -> "discovery group as group:port (default 239.255.77.1:5007)"
+            | Interface _ -> "interface address for multicast (default 127.0.0.1)"
+
+type NodeArgs =
+    | Id of id: int
+    | [<AltCommandLine("-p")>] Port of port: int
+    | Peer_Port of port: int
+    | Host of address: string
+    | Heartbeat_Ms of milliseconds: int
+    | Suspect_After of missed: int
+    | Multicast of group_port: string
+    | No_Multicast
+    | Interface of address: string
+    | Peer of host_port: string
+    | Max_Clients of count: int
+    | Max_Frame of bytes: int
+    | [<CliPrefix(CliPrefix.None)>] Cluster of ParseResults<ClusterArgs>
+
+    interface IArgParserTemplate with
+        member this.Usage =
+            match this with
+            | Id _ -> "this node's id, a positive integer; the highest live id leads"
+            | Port _ -> "TCP port for chat clients"
+            | Peer_Port _ -> "TCP port for other nodes (default: client port + 1000)"
+            | Host _ -> "address to listen on (default 127.0.0.1)"
+            | Heartbeat_Ms _ -> "heartbeat interval in milliseconds (default 2000)"
+            | Suspect_After _ -> "missed heartbeats before a node is suspected (default 3)"
+            | Multicast _ -> "discovery group as group:port (default 239.255.77.1:5007)"
+            | No_Multicast -> "no multicast discovery: use --peer seeds only"
+            | Interface _ -> "interface address for multicast, TTL 1 (default 127.0.0.1)"
+            | Peer _ -> "peer address host:port of another node (repeatable): seeds where multicast is absent"
+            | Max_Clients _ -> "most chat clients this node accepts (default 10000)"
+            | Max_Frame _ -> "largest accepted frame in bytes (default 65536)"
+            | Cluster _ -> "start a whole local cluster in this process"
+
+type ClientArgs =
+    | [<AltCommandLine("-n")>] Nick of nick: string
+    | [<AltCommandLine("-s")>] Server of host_port: string
+    | Json
+    | [<MainCommand; Hidden>] Positional of words: string list
+
+    interface IArgParserTemplate with
+        member this.Usage =
+            match this with
+            | Nick _ -> "your nickname (letters, digits, '_' and '-')"
+            | Server _ -> "node to connect to as host:port (default 127.0.0.1:5001)"
+            | Json -> "print one JSON object per line for every event (for scripts)"
+            | Positional _ -> "prior-art form: <nick> <host> <port>"
+
+type Timing =
+    { HeartbeatIntervalMs: int
+      SuspectAfter: int
+      MulticastGroup: Endpoint option
+      MulticastInterface: string }
+
+type NodeOptions =
+    { Id: NodeId
+      Host: string
+      ClientPort: int
+      PeerPort: int
+      Timing: Timing
+      Seeds: Endpoint list
+      MaxClients: int
+      MaxFrameBytes: int }
+
+type ClusterOptions =
+    { Nodes: int
+      BasePort: int
+      Timing: Timing }
+
+type NodeCommand =
+    | RunNode of NodeOptions
+    | RunCluster of ClusterOptions
+
+type ClientOptions =
+    { Nick: string
+      Server: Endpoint
+      Json: bool }
+
+/// What to print when the command line is not usable; exit code 2 goes with it.
+type UsageError = { Message: string }
+
+let defaultMulticast = { Host = "239.255.77.1"; Port = 5007 }
+
+exception private Invalid of string
+
+let private check condition message = if not condition then raise (Invalid message)
+
+let private multicastGroup (text: string) : Endpoint =
+    match Endpoint.tryParse text with
+    | Some group when System.Net.IPAddress.TryParse(group.Host) |> fst -> group
+    | _ -> raise (Invalid $"--multicast takes group:port, e.g. 239.255.77.1:5007, not '{text}'")
+
+let private timingOf heartbeat suspect (multicast: string option) noMulticast (iface: string option) : Timing =
+    check (heartbeat >= 10 && heartbeat <= 600_000) "--heartbeat-ms must be between 10 and 600000"
+    check (suspect >= 1 && suspect <= 100) "--suspect-after must be between 1 and 100"
+    let iface = defaultArg iface "127.0.0.1"
+    check (System.Net.IPAddress.TryParse(iface) |> fst) $"--interface takes an IPv4 address, not '{iface}'"
+    { HeartbeatIntervalMs = heartbeat
+      SuspectAfter = suspect
+      MulticastGroup = if noMulticast then None else Some(multicast |> Option.map multicastGroup |> Option.defaultValue defaultMulticast)
+      MulticastInterface = iface }
+
+let private validPort (name: string) (port: int) =
+    check (port > 0 && port < 65536) $"{name} must be a port between 1 and 65535"
+    port
+
+let private parseWith<'T, 'R when 'T :> IArgParserTemplate> (programName: string) (argv: string array) (build: ParseResults<'T> -> 'R) : Result<'R, UsageError> =
+    let parser = ArgumentParser.Create<'T>(programName = programName)
+    try
+        Ok(build (parser.ParseCommandLine(argv, raiseOnUsage = true)))
+    with
+    | :? ArguParseException as error -> Result.Error { Message = error.Message }
+    | Invalid reason -> Result.Error { Message = $"ERROR: {reason}\n\n{parser.PrintUsage()}" }
+
+let parseNodeCommand (argv: string array) : Result<NodeCommand, UsageError> =
+    parseWith<NodeArgs, NodeCommand> "Node.CSharp" argv (fun args ->
+        match args.TryGetResult NodeArgs.Cluster with
+        | Some cluster ->
+            let nodes = cluster.GetResult(ClusterArgs.Nodes, defaultValue = 3)
+            check (nodes >= 1 && nodes <= 64) "--nodes must be between 1 and 64"
+            let basePort = validPort "--base-port" (cluster.GetResult(ClusterArgs.Base_Port, defaultValue = 5001))
+            check (basePort + nodes - 1 + 1000 < 65536) "--base-port leaves no room for the peer ports (client port + 1000)"
+            RunCluster
+                { Nodes = nodes
+                  BasePort = basePort
+                  Timing =
+                    timingOf
+                        (cluster.GetResult(ClusterArgs.Heartbeat_Ms, defaultValue = 2000))
+                        (cluster.GetResult(ClusterArgs.Suspect_After, defaultValue = 3))
+                        (cluster.TryGetResult ClusterArgs.Multicast)
+                        false
+                        (cluster.TryGetResult ClusterArgs.Interface) }
+        | None ->
+            let id = args.TryGetResult NodeArgs.Id
+            let port = args.TryGetResult NodeArgs.Port
+            check id.IsSome "--id is required (or use: cluster --nodes 3)"
+            check port.IsSome "--port is required"
+            check (id.Value >= 1) "--id must be a positive integer"
+            let port = validPort "--port" port.Value
+            let peerPort = validPort "--peer-port" (args.GetResult(NodeArgs.Peer_Port, defaultValue = port + 1000))
+            check (peerPort <> port) "--peer-port must differ from --port"
+            let seeds =
+                args.GetResults NodeArgs.Peer
+                |> List.map (fun text ->
+                    match Endpoint.tryParse text with
+                    | Some seed -> seed
+                    | None -> raise (Invalid $"--peer takes host:port, not '{text}'"))
+            let maxClients = args.GetResult(NodeArgs.Max_Clients, defaultValue = 10_000)
+            check (maxClients >= 1 && maxClients <= 1_000_000) "--max-clients must be between 1 and 1000000"
+            let maxFrame = args.GetResult(NodeArgs.Max_Frame, defaultValue = Wire.defaultMaxFrameBytes)
+            check (maxFrame >= 256 && maxFrame <= 16 * 1024 * 1024) "--max-frame must be between 256 and 16777216"
+            let host = args.GetResult(NodeArgs.Host, defaultValue = "127.0.0.1")
+            check (System.Net.IPAddress.TryParse(host) |> fst) $"--host takes an IP address, not '{host}'"
+            RunNode
+                { Id = id.Value
+                  Host = host
+                  ClientPort = port
+                  PeerPort = peerPort
+                  Timing =
+                    timingOf
+                        (args.GetResult(NodeArgs.Heartbeat_Ms, defaultValue = 2000))
+                        (args.GetResult(NodeArgs.Suspect_After, defaultValue = 3))
+                        (args.TryGetResult NodeArgs.Multicast)
+                        (args.Contains NodeArgs.No_Multicast)
+                        (args.TryGetResult NodeArgs.Interface)
+                  Seeds = seeds
+                  MaxClients = maxClients
+                  MaxFrameBytes = maxFrame })
+
+/// `alice localhost 5001` (the prior art's form) means `--nick alice --server localhost:5001`.
+let parseClientCommand (argv: string array) : Result<ClientOptions, UsageError> =
+    parseWith<ClientArgs, ClientOptions> "Client.CSharp" argv (fun args ->
+        let positional = args.GetResult(ClientArgs.Positional, defaultValue = [])
+        let nickWord, serverWords =
+            match positional with
+            | [] -> None, None
+            | [ nick ] -> Some nick, None
+            | [ nick; host; port ] -> Some nick, Some $"{host}:{port}"
+            | [ nick; server ] -> Some nick, Some server
+            | _ -> raise (Invalid "expected: <nick> [<host> <port>]")
+        let nick =
+            match args.TryGetResult ClientArgs.Nick, nickWord with
+            | Some nick, _
+            | None, Some nick -> nick
+            | None, None -> raise (Invalid "--nick is required")
+        match Chat.validateNick nick with
+        | Result.Error reason -> raise (Invalid reason)
+        | Ok _ -> ()
+        let serverText =
+            args.TryGetResult ClientArgs.Server |> Option.orElse serverWords |> Option.defaultValue "127.0.0.1:5001"
+        match Endpoint.tryParse serverText with
+        | Some server -> { Nick = nick; Server = server; Json = args.Contains ClientArgs.Json }
+        | None -> raise (Invalid $"--server takes host:port, not '{serverText}'"))
+
+let nodeConfigOf (options: NodeOptions) : Node.ProtocolConfig =
+    { Node.ProtocolConfig.defaults with
+        SuspectAfter = options.Timing.SuspectAfter
+        HeartbeatIntervalMs = options.Timing.HeartbeatIntervalMs
+        MaxClients = options.MaxClients }
+
+let nodeInfoOf (options: NodeOptions) : NodeInfo =
+    { Id = options.Id
+      ClientEndpoint = { Host = options.Host; Port = options.ClientPort }
+      PeerEndpoint = { Host = options.Host; Port = options.PeerPort } }
+
+/// Node i of a local cluster: client port base+i-1, peer port 1000 above it.
+let clusterNodeOptions (cluster: ClusterOptions) (id: NodeId) : NodeOptions =
+    let port = cluster.BasePort + id - 1
+    { Id = id
+      Host = "127.0.0.1"
+      ClientPort = port
+      PeerPort = port + 1000
+      Timing = cluster.Timing
+      Seeds = []
+      MaxClients = 10_000
+      MaxFrameBytes = Wire.defaultMaxFrameBytes }
