@@ -28,9 +28,10 @@ type NodeState =
       /// Coordination says which of them are believed live.
       Peers: Map<NodeId, PeerEntry>
       Chat: ChatState
-      /// No election before the first tick: a node that has just started first listens for one
-      /// heartbeat interval, so a cluster started together runs one round, not one per node.
-      Started: bool
+      /// Heartbeat intervals since start. No election before the second tick: a node that has
+      /// just started first listens for a full interval, so a cluster started together runs one
+      /// round, not one per node.
+      TicksSinceStart: int
       MessagesSinceTick: int
       Load: Load
       Stopped: bool }
@@ -60,12 +61,14 @@ type Effect =
     /// The node has said goodbye; the shell may exit.
     | Stop
 
+let listenTicksBeforeElection = 2
+
 let init (info: NodeInfo) : NodeState =
     { Info = info
       Coordination = Coordination.init info.Id
       Peers = Map.empty
       Chat = Chat.empty
-      Started = false
+      TicksSinceStart = 0
       MessagesSinceTick = 0
       Load = Load.zero
       Stopped = false }
@@ -180,7 +183,7 @@ and private reportViewChange (before: Coordination) (state: NodeState) : Effect 
         effects, state
 
 and private maybeStartElection (state: NodeState) : NodeState * Effect list =
-    if state.Started && Election.needsElection state.Coordination then
+    if state.TicksSinceStart >= listenTicksBeforeElection && Election.needsElection state.Coordination then
         coordinate Election.startElection state
     else
         state, []
@@ -307,7 +310,7 @@ let private tick (config: ProtocolConfig) (state: NodeState) =
         { Clients = (localNicks state.Chat).Length
           Rooms = 0
           MessagesPerSecond = state.MessagesSinceTick * 1000 / max 1 config.HeartbeatIntervalMs }
-    let state = { state with Started = true; MessagesSinceTick = 0; Load = load }
+    let state = { state with TicksSinceStart = min (state.TicksSinceStart + 1) listenTicksBeforeElection; MessagesSinceTick = 0; Load = load }
     let state, effects = coordinate (fun c -> FailureDetector.tick config.SuspectAfter c, []) state
     let state, more = maybeStartElection state
     state, Multicast(HeartbeatSent(heartbeatOf state)) :: effects @ more

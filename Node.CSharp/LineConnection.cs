@@ -1,0 +1,144 @@
+using System.Buffers;
+using System.IO.Pipelines;
+using System.Net.Sockets;
+using System.Text;
+using System.Threading.Channels;
+
+namespace FormalChat.Node;
+
+/// <summary>
+/// One TCP connection speaking newline-delimited frames: a read loop that hands each line to the
+/// caller, and a bounded write queue drained by its own task. Every way the connection can end
+/// (peer closed, oversized frame, write failure, slow reader, disposal) ends it once, with one reason.
+/// </summary>
+public sealed class LineConnection : IAsyncDisposable
+{
+    private static readonly byte Newline = (byte)'\n';
+
+    private readonly Socket _socket;
+    private readonly NetworkStream _stream;
+    private readonly Channel<ReadOnlyMemory<byte>> _outbound;
+    private readonly Task _writer;
+    private readonly CancellationTokenSource _closing = new();
+    private int _closed;
+
+    public LineConnection(Socket socket, int maxQueuedFrames)
+    {
+        _socket = socket;
+        _socket.NoDelay = true;
+        _stream = new NetworkStream(socket, ownsSocket: true);
+        _outbound = Channel.CreateBounded<ReadOnlyMemory<byte>>(new BoundedChannelOptions(maxQueuedFrames)
+        {
+            SingleReader = true,
+            FullMode = BoundedChannelFullMode.Wait,
+        });
+        _writer = Task.Run(WriteLoopAsync);
+    }
+
+    public string Remote => _socket.RemoteEndPoint?.ToString() ?? "unknown";
+
+    /// <summary>Why the connection ended; null while it is open.</summary>
+    public string? CloseReason { get; private set; }
+
+    public static ReadOnlyMemory<byte> Frame(string line) => Encoding.UTF8.GetBytes(line + "\n");
+
+    /// <summary>Queues a frame. A reader too slow to keep up is disconnected rather than buffered without end.</summary>
+    public bool TrySend(ReadOnlyMemory<byte> frame)
+    {
+        if (_outbound.Writer.TryWrite(frame)) return true;
+        if (Volatile.Read(ref _closed) == 0) _ = CloseAsync("too slow: the send queue is full");
+        return false;
+    }
+
+    /// <summary>Sends what is queued (up to a short deadline), then closes.</summary>
+    public async Task CloseAfterSendingAsync(string reason)
+    {
+        _outbound.Writer.TryComplete();
+        await Task.WhenAny(_writer, Task.Delay(TimeSpan.FromSeconds(2))).ConfigureAwait(false);
+        await CloseAsync(reason).ConfigureAwait(false);
+    }
+
+    public Task CloseAsync(string reason)
+    {
+        if (Interlocked.Exchange(ref _closed, 1) != 0) return Task.CompletedTask;
+        CloseReason = reason;
+        _outbound.Writer.TryComplete();
+        _closing.Cancel();
+        try { _socket.Shutdown(SocketShutdown.Both); } catch (SocketException) { } catch (ObjectDisposedException) { }
+        _stream.Dispose();
+        return Task.CompletedTask;
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await CloseAsync("disposed").ConfigureAwait(false);
+        _closing.Dispose();
+    }
+
+    /// <summary>
+    /// Reads frames until the connection ends. <paramref name="onLine"/> returns false to stop
+    /// reading (after it has queued its own error reply). Returns the reason the reading stopped.
+    /// </summary>
+    public async Task<string> ReadLinesAsync(int maxFrameBytes, Func<string, bool> onLine, Func<int, bool>? onOversized = null)
+    {
+        var reader = PipeReader.Create(_stream, new StreamPipeReaderOptions(bufferSize: 16 * 1024, leaveOpen: true));
+        try
+        {
+            while (true)
+            {
+                var result = await reader.ReadAsync(_closing.Token).ConfigureAwait(false);
+                var buffer = result.Buffer;
+                while (TryReadLine(ref buffer, out var line))
+                {
+                    if (line.Length > maxFrameBytes) return Oversized(onOversized, (int)line.Length, maxFrameBytes);
+                    if (!onLine(Encoding.UTF8.GetString(line).TrimEnd('\r'))) return CloseReason ?? "frame refused";
+                }
+                if (buffer.Length > maxFrameBytes) return Oversized(onOversized, (int)buffer.Length, maxFrameBytes);
+                reader.AdvanceTo(buffer.Start, buffer.End);
+                if (result.IsCompleted) return "connection closed by the other side";
+            }
+        }
+        catch (OperationCanceledException) { return CloseReason ?? "closed"; }
+        catch (IOException error) { return CloseReason ?? $"connection lost: {error.Message}"; }
+        catch (ObjectDisposedException) { return CloseReason ?? "closed"; }
+        finally { await reader.CompleteAsync().ConfigureAwait(false); }
+    }
+
+    private static string Oversized(Func<int, bool>? onOversized, int length, int maxFrameBytes)
+    {
+        onOversized?.Invoke(length);
+        return $"frame larger than {maxFrameBytes} bytes";
+    }
+
+    private static bool TryReadLine(ref ReadOnlySequence<byte> buffer, out ReadOnlySequence<byte> line)
+    {
+        var newline = buffer.PositionOf(Newline);
+        if (newline is null)
+        {
+            line = default;
+            return false;
+        }
+        line = buffer.Slice(0, newline.Value);
+        buffer = buffer.Slice(buffer.GetPosition(1, newline.Value));
+        return true;
+    }
+
+    // Drains the queue in batches: one flush for everything that is ready.
+    private async Task WriteLoopAsync()
+    {
+        var writer = PipeWriter.Create(_stream, new StreamPipeWriterOptions(leaveOpen: true));
+        try
+        {
+            var reader = _outbound.Reader;
+            while (await reader.WaitToReadAsync(_closing.Token).ConfigureAwait(false))
+            {
+                while (reader.TryRead(out var frame)) writer.Write(frame.Span);
+                await writer.FlushAsync(_closing.Token).ConfigureAwait(false);
+            }
+        }
+        catch (OperationCanceledException) { }
+        catch (IOException) { await CloseAsync("connection lost while sending").ConfigureAwait(false); }
+        catch (ObjectDisposedException) { }
+        finally { await writer.CompleteAsync().ConfigureAwait(false); }
+    }
+}

@@ -1,0 +1,80 @@
+using System.Net;
+using System.Net.Sockets;
+using System.Text;
+using System.Threading.Channels;
+using FormalChat.Protocol;
+using Microsoft.Extensions.Logging;
+using static FormalChat.Protocol.Node;
+
+namespace FormalChat.Node;
+
+/// <summary>
+/// UDP multicast for discovery and heartbeats. Sends leave through the configured interface
+/// (127.0.0.1 by default) with TTL 1, so they never go past this host's first hop. A datagram
+/// that is not a valid heartbeat is dropped and counted.
+/// </summary>
+public sealed class MulticastDiscovery : IDisposable
+{
+    private readonly IPEndPoint _group;
+    private readonly Socket _socket;
+    private readonly ChannelWriter<Event> _events;
+    private readonly InputCounters _counters;
+    private readonly ILogger _log;
+    private readonly CancellationTokenSource _stopping = new();
+
+    public MulticastDiscovery(Endpoint group, string interfaceAddress, ChannelWriter<Event> events, InputCounters counters, ILogger log)
+    {
+        _group = new IPEndPoint(IPAddress.Parse(group.Host), group.Port);
+        _events = events;
+        _counters = counters;
+        _log = log;
+        var outgoing = IPAddress.Parse(interfaceAddress);
+        _socket = new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp);
+        _socket.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
+        // Bound to the group address itself: only this group's datagrams arrive here.
+        _socket.Bind(_group);
+        _socket.SetSocketOption(SocketOptionLevel.IP, SocketOptionName.AddMembership, new MulticastOption(_group.Address, outgoing));
+        _socket.SetSocketOption(SocketOptionLevel.IP, SocketOptionName.MulticastInterface, outgoing.GetAddressBytes());
+        _socket.SetSocketOption(SocketOptionLevel.IP, SocketOptionName.MulticastTimeToLive, 1);
+        _socket.SetSocketOption(SocketOptionLevel.IP, SocketOptionName.MulticastLoopback, true);
+    }
+
+    public void Start() => _ = Task.Run(ReceiveLoopAsync);
+
+    public void Send(ReadOnlyMemory<byte> datagram)
+    {
+        try { _socket.SendTo(datagram.Span, SocketFlags.None, _group); }
+        catch (SocketException error) { _log.LogWarning("multicast heartbeat not sent: {Reason}", error.Message); }
+    }
+
+    private async Task ReceiveLoopAsync()
+    {
+        var buffer = new byte[64 * 1024];
+        EndPoint anySender = new IPEndPoint(IPAddress.Loopback, 0);
+        while (!_stopping.IsCancellationRequested)
+        {
+            SocketReceiveFromResult received;
+            try { received = await _socket.ReceiveFromAsync(buffer, SocketFlags.None, anySender, _stopping.Token).ConfigureAwait(false); }
+            catch (OperationCanceledException) { return; }
+            catch (ObjectDisposedException) { return; }
+            catch (SocketException error) { _log.LogDebug("multicast receive failed: {Reason}", error.Message); continue; }
+            var text = Encoding.UTF8.GetString(buffer, 0, received.ReceivedBytes).TrimEnd('\n');
+            var decoded = Wire.decodePeerMessage(text);
+            if (decoded.IsOk && decoded.ResultValue.IsHeartbeatSent)
+            {
+                _events.TryWrite(Event.NewPeerMessageReceived(decoded.ResultValue));
+                continue;
+            }
+            var reason = decoded.IsOk ? "only heartbeats travel by multicast" : decoded.ErrorValue.Reason;
+            var count = _counters.CountBadDatagram();
+            _log.LogDebug("dropped a datagram from {Sender}: {Reason} ({Count} dropped so far)", received.RemoteEndPoint, reason, count);
+        }
+    }
+
+    public void Dispose()
+    {
+        _stopping.Cancel();
+        _socket.Dispose();
+        _stopping.Dispose();
+    }
+}

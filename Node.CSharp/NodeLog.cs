@@ -1,0 +1,59 @@
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.Extensions.Logging.Console;
+using Microsoft.Extensions.Options;
+
+namespace FormalChat.Node;
+
+/// <summary>Console logging in one short line per event: time, node, level, words.</summary>
+public static class NodeLog
+{
+    public static ILoggerFactory Create(LogLevel minimum) =>
+        LoggerFactory.Create(builder => builder
+            .SetMinimumLevel(minimum)
+            .AddConsole(options => options.FormatterName = OneLineFormatter.FormatterName)
+            .AddConsoleFormatter<OneLineFormatter, ConsoleFormatterOptions>());
+
+    /// <summary>FORMALCHAT_LOG=debug shows every dropped frame and link retry; the default is info.</summary>
+    public static LogLevel LevelFromEnvironment() =>
+        Enum.TryParse<LogLevel>(Environment.GetEnvironmentVariable("FORMALCHAT_LOG"), ignoreCase: true, out var level)
+            ? level
+            : LogLevel.Information;
+
+    private sealed class OneLineFormatter : ConsoleFormatter
+    {
+        public const string FormatterName = "formalchat";
+
+        public OneLineFormatter(IOptionsMonitor<ConsoleFormatterOptions> options) : base(FormatterName) { }
+
+        public override void Write<TState>(in LogEntry<TState> entry, IExternalScopeProvider? scopes, TextWriter output)
+        {
+            var level = entry.LogLevel switch
+            {
+                LogLevel.Debug or LogLevel.Trace => "debug",
+                LogLevel.Information => "info ",
+                LogLevel.Warning => "WARN ",
+                _ => "ERROR",
+            };
+            var message = entry.Formatter(entry.State, entry.Exception);
+            output.WriteLine($"{DateTime.Now:HH:mm:ss.fff} [{entry.Category}] {level} {message}");
+            if (entry.Exception is not null) output.WriteLine(entry.Exception.ToString());
+        }
+    }
+}
+
+/// <summary>Counts of refused input, so a flood of garbage is visible without a log line per frame.</summary>
+public sealed class InputCounters
+{
+    private long _badClientFrames;
+    private long _badPeerFrames;
+    private long _badDatagrams;
+
+    public long BadClientFrames => Interlocked.Read(ref _badClientFrames);
+    public long BadPeerFrames => Interlocked.Read(ref _badPeerFrames);
+    public long BadDatagrams => Interlocked.Read(ref _badDatagrams);
+
+    public long CountBadClientFrame() => Interlocked.Increment(ref _badClientFrames);
+    public long CountBadPeerFrame() => Interlocked.Increment(ref _badPeerFrames);
+    public long CountBadDatagram() => Interlocked.Increment(ref _badDatagrams);
+}

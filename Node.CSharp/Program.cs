@@ -1,0 +1,42 @@
+using FormalChat.Node;
+using FormalChat.Protocol;
+using System.Net.Sockets;
+
+// A FormalChat server node, or with `cluster`, a whole local cluster of them.
+var parsed = Config.parseNodeCommand(args);
+if (parsed.IsError)
+{
+    Console.Error.WriteLine(parsed.ErrorValue.Message);
+    return 2;
+}
+
+var (stopSource, signals) = StopSignal.Create();
+try
+{
+    switch (parsed.ResultValue)
+    {
+        case Config.NodeCommand.RunCluster cluster:
+            return await LocalCluster.RunAsync(cluster.Item, stopSource.Token);
+        case Config.NodeCommand.RunNode node:
+            using (var logs = NodeLog.Create(NodeLog.LevelFromEnvironment()))
+            {
+                try
+                {
+                    await new NodeHost(node.Item, logs).RunAsync(stopSource.Token);
+                }
+                catch (SocketException error) when (error.SocketErrorCode == SocketError.AddressAlreadyInUse)
+                {
+                    Console.Error.WriteLine($"node {node.Item.Id}: a port is already in use ({node.Item.ClientPort} for clients or {node.Item.PeerPort} for peers): {error.Message}");
+                    return 1;
+                }
+            }
+            return 0;
+        default:
+            return 2;
+    }
+}
+finally
+{
+    foreach (var signal in signals) signal.Dispose();
+    stopSource.Dispose();
+}
