@@ -1,0 +1,73 @@
+using System.Text;
+using FormalChat.Protocol;
+
+namespace FormalChat.Client;
+
+/// Chat for a person: one line per message, a table for /status, colours when allowed.
+public sealed class HumanPrinter(IConsoleSink sink, Palette palette, string ownNick) : IEventPrinter
+{
+    public void Reply(ServerReply reply)
+    {
+        switch (reply)
+        {
+            case ServerReply.Welcome welcome:
+                var leader = welcome.leader.ToNullable() is { } id ? $"node {id}" : "not elected yet";
+                Write(palette.System($"* connected to node {welcome.node} as {welcome.nick}; leader: {leader}. /help lists the commands."));
+                break;
+            case ServerReply.Message { Item: var line }:
+                var from = line.From == ownNick ? palette.Own(line.From) : line.From;
+                Write($"{palette.Dim($"[{line.FromNode}]")} {from}: {line.Text}");
+                break;
+            case ServerReply.Private { Item: var line }:
+                var header = line.From == ownNick ? $"you -> {line.To} (private)" : $"{line.From} -> you (private)";
+                Write($"{palette.Dim($"[{line.FromNode}]")} {palette.Private(header)}: {line.Text}");
+                break;
+            case ServerReply.WhoListed who:
+                Write(WhoText(who.Item));
+                break;
+            case ServerReply.StatusReported status:
+                Write(StatusTable(status.Item));
+                break;
+            case ServerReply.Error error:
+                Write(palette.Error($"error ({Wire.errorCodeName(error.code)}): {error.reason}"));
+                break;
+            case ServerReply.Notice notice:
+                Write(palette.System($"* {notice.text}"));
+                break;
+        }
+    }
+
+    public void ClientError(string code, string reason) => Write(palette.Error($"error: {reason}"));
+
+    public void Disconnected(string reason, bool expected)
+    {
+        if (!expected) sink.WriteLine(palette.Error($"disconnected: {reason}"), toStandardError: true);
+    }
+
+    public void Help(string text) => Write(text.TrimEnd());
+
+    private void Write(string text) => sink.WriteLine(text);
+
+    private static string WhoText(IEnumerable<UserEntry> users)
+    {
+        var sorted = users.OrderBy(user => user.Nick, StringComparer.Ordinal).ToList();
+        var text = new StringBuilder($"{sorted.Count} online:");
+        foreach (var user in sorted) text.Append($"\n  {user.Nick,-20} node {user.Node}");
+        return text.ToString();
+    }
+
+    private static string StatusTable(ClusterStatus status)
+    {
+        var leader = status.Leader.ToNullable() is { } id ? $"node {id}" : "none";
+        var text = new StringBuilder($"cluster: leader {leader}, epoch {status.Epoch}, you are on node {status.Self}\n");
+        text.Append($"  {"node",4}  {"client",-21}  {"role",-7}  {"clients",7}  {"rooms",5}  {"msgs/s",6}");
+        foreach (var node in status.Nodes.OrderBy(node => node.Id))
+        {
+            var role = node.IsLeader ? "leader" : "";
+            var self = node.IsSelf ? " *" : "";
+            text.Append($"\n  {node.Id,4}  {node.ClientEndpoint.ToString(),-21}  {role,-7}  ");
+            text.Append($"{node.Load.Clients,7}  {node.Load.Rooms,5}  {node.Load.MessagesPerSecond,6}{self}");
+        }
+        return text.Append("\n  (* = the node you are connected to)").ToString();
+    }
+}
