@@ -16,8 +16,10 @@ let tick (suspectAfter: int) (state: Coordination) : Coordination =
 
 /// Spec: RecvHeartbeat(i, j). A heartbeat proves `from` is alive: it joins the view if it was
 /// unknown (a view change, so the running round is abandoned) and its age restarts at 0. A
-/// heartbeat reporting a leader of a newer epoch is adopted, which is how a late joiner learns
-/// the leader of a round it never saw.
+/// heartbeat reporting a leader is news under the same rule as a leader announcement (a newer
+/// epoch, or this epoch while no leader is known): that is how a late joiner learns the leader
+/// of a round it never saw, and how a node whose announcement went round a different ring
+/// (views disagreed during the round) still learns who won.
 let recvHeartbeat (from: NodeId) (epoch: Epoch) (leader: NodeId option) (state: Coordination) : Coordination =
     if from = state.Self then
         state
@@ -29,7 +31,8 @@ let recvHeartbeat (from: NodeId) (epoch: Epoch) (leader: NodeId option) (state: 
                 Age = state.Age.Add(from, 0)
                 Participant = state.Participant && not joined }
         match leader with
-        | Some _ when epoch > seen.Epoch -> { seen with Epoch = epoch; Leader = leader; Participant = false }
+        | Some _ when epoch > seen.Epoch || (epoch = seen.Epoch && seen.Leader.IsNone) ->
+            { seen with Epoch = epoch; Leader = leader; Participant = false }
         | _ -> seen
 
 /// Spec: RecvLeave(i, m). A node that leaves on purpose is removed at once, without waiting

@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Runs every test FormalChat has: the TLC model checks (skipped with a notice where no
+# tla2tools.jar is found), the F# protocol tests and the C# loopback tests. Ends with one line
+# `N passed, N failed, N skipped` summed over all suites, and exits non-zero on any failure.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1 DOTNET_SKIP_FIRST_TIME_EXPERIENCE=1
+passed=0; failed=0; skipped=0; broken=0
+log_dir=$(mktemp -d)
+trap 'rm -rf "$log_dir"' EXIT
+
+add_counts() { # file with "N passed, N failed[, N skipped]" lines
+  local line
+  line=$(grep -E '^[a-z]*:? ?[0-9]+ passed, [0-9]+ failed' "$1" | tail -n 1)
+  [ -n "$line" ] || return 1
+  passed=$((passed + $(sed -E 's/^[^0-9]*([0-9]+) passed.*/\1/' <<<"$line")))
+  failed=$((failed + $(sed -E 's/.* ([0-9]+) failed.*/\1/' <<<"$line")))
+  if grep -q skipped <<<"$line"; then skipped=$((skipped + $(sed -E 's/.* ([0-9]+) skipped.*/\1/' <<<"$line"))); fi
+}
+
+echo "== build"
+if ! dotnet build FormalChat.sln -c Release -v quiet -nologo 2>&1 | tee "$log_dir/build.log" | grep -E 'error|Warn|Build succeeded'; then :; fi
+if ! grep -q 'Build succeeded' "$log_dir/build.log" || grep -qE ' error ' "$log_dir/build.log"; then
+  echo "build failed"; echo "0 passed, 1 failed"; exit 1
+fi
+
+echo "== TLA+ model checking (TLC)"
+if [ -f ci/tlc.sh ]; then
+  bash ci/tlc.sh 2>&1 | tee "$log_dir/tlc.log"
+  tlc_status=${PIPESTATUS[0]}
+  add_counts "$log_dir/tlc.log" || true
+  [ "$tlc_status" -eq 0 ] || { broken=1; grep -q ' failed' "$log_dir/tlc.log" || failed=$((failed + 1)); }
+fi
+
+for project in tests/Protocol.Tests tests/Cluster.Tests; do
+  echo "== $project"
+  dotnet test "$project" -c Release --no-build -nologo --logger "console;verbosity=normal" 2>&1 \
+    | tee "$log_dir/test.log" | grep -E '^\s+(Passed|Failed|Skipped) |Failed!|Passed!|error|Error Message|^\s+at ' | head -400
+  status=${PIPESTATUS[0]}
+  summary=$(grep -E '(Passed|Failed)!\s+-' "$log_dir/test.log" | tail -n 1)
+  if [ -n "$summary" ]; then
+    passed=$((passed + $(sed -E 's/.*Passed:\s+([0-9]+).*/\1/' <<<"$summary")))
+    failed=$((failed + $(sed -E 's/.*Failed:\s+([0-9]+),.*/\1/' <<<"$summary")))
+    skipped=$((skipped + $(sed -E 's/.*Skipped:\s+([0-9]+).*/\1/' <<<"$summary")))
+  else
+    echo "$project: no test summary (the run crashed or found no tests)"; failed=$((failed + 1))
+  fi
+  [ "$status" -eq 0 ] || broken=1
+done
+
+echo "$passed passed, $failed failed, $skipped skipped"
+[ "$failed" -eq 0 ] && [ "$broken" -eq 0 ]

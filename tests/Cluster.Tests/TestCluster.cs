@@ -1,0 +1,200 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Sockets;
+using Newtonsoft.Json.Linq;
+
+[assembly: CollectionBehavior(DisableTestParallelization = true)]
+
+namespace FormalChat.Cluster.Tests;
+
+/// <summary>
+/// Node processes on 127.0.0.1 for one test: free ports, a multicast port of its own so tests
+/// never hear each other, short heartbeats, and kill -9 for crash tests. Disposal stops them all.
+/// </summary>
+public sealed class TestCluster : IAsyncDisposable
+{
+    public const int HeartbeatMs = 100;
+    public const int SuspectAfter = 3;
+
+    private readonly Dictionary<int, Process> _nodes = new();
+    private readonly Dictionary<int, int> _clientPorts = new();
+    private readonly List<string> _output = new();
+    private readonly Dictionary<int, TestClient> _probes = new();
+    private readonly int _multicastPort = Ports.FreeUdp();
+
+    public static async Task<TestCluster> StartAsync(int nodes, params string[] extraArguments)
+    {
+        var cluster = new TestCluster();
+        for (var id = 1; id <= nodes; id++) cluster.StartNode(id, extraArguments);
+        await cluster.WaitUntilListeningAsync();
+        return cluster;
+    }
+
+    public int ClientPort(int id) => _clientPorts[id];
+    public int PeerPort(int id) => _clientPorts[id] + 1000;
+
+    public string Output { get { lock (_output) return string.Join("\n", _output); } }
+
+    public void StartNode(int id, params string[] extraArguments)
+    {
+        var port = _clientPorts.TryGetValue(id, out var known) ? known : Ports.FreeTcpPair();
+        _clientPorts[id] = port;
+        var start = new ProcessStartInfo("dotnet")
+        {
+            UseShellExecute = false,
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+        };
+        start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "Node.CSharp.dll"));
+        foreach (var argument in new[]
+                 {
+                     "--id", id.ToString(), "--port", port.ToString(), "--heartbeat-ms", HeartbeatMs.ToString(),
+                     "--suspect-after", SuspectAfter.ToString(), "--multicast", $"239.255.77.1:{_multicastPort}",
+                     "--interface", "127.0.0.1",
+                 }.Concat(extraArguments))
+        {
+            start.ArgumentList.Add(argument);
+        }
+        var process = Process.Start(start) ?? throw new InvalidOperationException($"node {id} did not start");
+        process.OutputDataReceived += (_, line) => { if (line.Data is { } text) lock (_output) _output.Add(text); };
+        process.ErrorDataReceived += (_, line) => { if (line.Data is { } text) lock (_output) _output.Add(text); };
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+        _nodes[id] = process;
+    }
+
+    public async Task WaitUntilListeningAsync()
+    {
+        foreach (var id in _nodes.Keys.Where(id => !_nodes[id].HasExited))
+        {
+            await Eventually.TrueAsync(() => Ports.Accepts(_clientPorts[id]), TimeSpan.FromSeconds(20), $"node {id} listening", () => Output);
+        }
+    }
+
+    /// <summary>kill -9: no goodbye, the others must notice by missed heartbeats.</summary>
+    public void Kill(int id)
+    {
+        _nodes[id].Kill(entireProcessTree: true);
+        _nodes[id].WaitForExit();
+    }
+
+    /// <summary>SIGTERM: the node announces its leave before exiting.</summary>
+    public async Task StopGracefullyAsync(int id)
+    {
+        using (var kill = Process.Start("kill", ["-TERM", _nodes[id].Id.ToString()])) await kill.WaitForExitAsync();
+        using var deadline = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+        await _nodes[id].WaitForExitAsync(deadline.Token);
+    }
+
+    public int ExitCode(int id) => _nodes[id].ExitCode;
+
+    /// <summary>Asks node <paramref name="id"/> for its view of the cluster, through a client of its own.</summary>
+    public async Task<JObject> StatusAsync(int id)
+    {
+        if (!_probes.TryGetValue(id, out var probe) || probe.Closed)
+        {
+            probe = await TestClient.ConnectAsync(ClientPort(id), $"probe{id}x{Guid.NewGuid():N}"[..20]);
+            _probes[id] = probe;
+        }
+        await probe.SendAsync(new JObject { ["type"] = "status" });
+        return await probe.NextAsync(frame => (string?)frame["type"] == "status");
+    }
+
+    /// <summary>Waits until every listed node reports the same leader and the expected view.</summary>
+    public async Task WaitForLeaderAsync(int leader, int[] nodes, TimeSpan deadline)
+    {
+        JObject? last = null;
+        await Eventually.TrueAsync(async () =>
+        {
+            foreach (var id in nodes)
+            {
+                last = await StatusAsync(id);
+                var view = last["nodes"]!.Select(node => (int)node["id"]!).OrderBy(x => x);
+                if ((int?)last["leader"] != leader || !view.SequenceEqual(nodes.OrderBy(x => x))) return false;
+            }
+            return true;
+        }, deadline, $"leader {leader} agreed by nodes {string.Join(",", nodes)}", () => $"last status: {last}\n{Output}");
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        foreach (var probe in _probes.Values) await probe.DisposeAsync();
+        foreach (var process in _nodes.Values)
+        {
+            if (!process.HasExited) process.Kill(entireProcessTree: true);
+            await process.WaitForExitAsync();
+            process.Dispose();
+        }
+    }
+}
+
+public static class Ports
+{
+    /// <summary>A free client port whose peer port (+1000) is free too.</summary>
+    public static int FreeTcpPair()
+    {
+        while (true)
+        {
+            var port = FreeTcp();
+            if (port + 1000 < 65536 && IsFree(port + 1000)) return port;
+        }
+    }
+
+    public static int FreeTcp()
+    {
+        var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        var port = ((IPEndPoint)listener.LocalEndpoint).Port;
+        listener.Stop();
+        return port;
+    }
+
+    public static int FreeUdp()
+    {
+        using var socket = new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp);
+        socket.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+        return ((IPEndPoint)socket.LocalEndPoint!).Port;
+    }
+
+    private static bool IsFree(int port)
+    {
+        try
+        {
+            var listener = new TcpListener(IPAddress.Loopback, port);
+            listener.Start();
+            listener.Stop();
+            return true;
+        }
+        catch (SocketException) { return false; }
+    }
+
+    public static async Task<bool> Accepts(int port)
+    {
+        try
+        {
+            using var client = new TcpClient();
+            await client.ConnectAsync(IPAddress.Loopback, port);
+            return true;
+        }
+        catch (SocketException) { return false; }
+    }
+}
+
+/// <summary>Tests wait on conditions with a deadline, never on fixed sleeps.</summary>
+public static class Eventually
+{
+    public static async Task TrueAsync(Func<Task<bool>> condition, TimeSpan deadline, string what, Func<string>? context = null)
+    {
+        var clock = Stopwatch.StartNew();
+        while (clock.Elapsed < deadline)
+        {
+            try
+            {
+                if (await condition()) return;
+            }
+            catch (Exception error) when (error is IOException or SocketException or TimeoutException or InvalidOperationException) { }
+            await Task.Delay(50);
+        }
+        throw new TimeoutException($"not true within {deadline.TotalSeconds:0.#} s: {what}\n{context?.Invoke()}");
+    }
+}
