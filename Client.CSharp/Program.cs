@@ -10,7 +10,7 @@ public static class Program
     public static async Task<int> Main(string[] argv)
     {
         var parsed = Config.parseClientCommand(argv);
-        if (parsed.IsError) return Usage(parsed.ErrorValue.Message, argv);
+        if (parsed.IsError) return Usage(parsed.ErrorValue);
         var options = parsed.ResultValue;
 
         // The line editor needs a terminal on both sides; scripts and --json read plain lines.
@@ -38,14 +38,9 @@ public static class Program
         }
     }
 
-    private static int Usage(string message, string[] argv)
+    private static int Usage(Config.UsageError usage)
     {
-        if (argv.Any(word => word is "--help" or "-h"))
-        {
-            Console.Out.WriteLine(message);
-            return 0;
-        }
-        Console.Error.WriteLine(message);
-        return 2;
+        (usage.IsHelp ? Console.Out : Console.Error).WriteLine(usage.Message);
+        return usage.IsHelp ? 0 : 2;
     }
 }

@@ -6,8 +6,9 @@ using System.Net.Sockets;
 var parsed = Config.parseNodeCommand(args);
 if (parsed.IsError)
 {
-    Console.Error.WriteLine(parsed.ErrorValue.Message);
-    return 2;
+    var usage = parsed.ErrorValue;
+    (usage.IsHelp ? Console.Out : Console.Error).WriteLine(usage.Message);
+    return usage.IsHelp ? 0 : 2;
 }
 
 var (stopSource, signals) = StopSignal.Create();

@@ -9,7 +9,7 @@ type ClusterArgs =
     | Base_Port of port: int
     | Heartbeat_Ms of milliseconds: int
     | Suspect_After of missed: int
-    | Multicast of group_port: string
+    | Multicast of group: string
     | Interface of address: string
 
     interface IArgParserTemplate with
@@ -29,10 +29,10 @@ type NodeArgs =
     | Host of address: string
     | Heartbeat_Ms of milliseconds: int
     | Suspect_After of missed: int
-    | Multicast of group_port: string
+    | Multicast of group: string
     | No_Multicast
     | Interface of address: string
-    | Peer of host_port: string
+    | Peer of address: string
     | Max_Clients of count: int
     | Max_Frame of bytes: int
     | [<CliPrefix(CliPrefix.None)>] Cluster of ParseResults<ClusterArgs>
@@ -52,11 +52,11 @@ type NodeArgs =
             | Peer _ -> "peer address host:port of another node (repeatable): seeds where multicast is absent"
             | Max_Clients _ -> "most chat clients this node accepts (default 10000)"
             | Max_Frame _ -> "largest accepted frame in bytes (default 65536)"
-            | Cluster _ -> "start a whole local cluster in this process"
+            | Cluster _ -> "start a local cluster: N node processes on this machine, stopped together by Ctrl+C"
 
 type ClientArgs =
     | [<AltCommandLine("-n")>] Nick of nick: string
-    | [<AltCommandLine("-s")>] Server of host_port: string
+    | [<AltCommandLine("-s")>] Server of address: string
     | Json
     | [<MainCommand; Hidden>] Positional of words: string list
 
@@ -98,8 +98,9 @@ type ClientOptions =
       Server: Endpoint
       Json: bool }
 
-/// What to print when the command line is not usable; exit code 2 goes with it.
-type UsageError = { Message: string }
+/// What to print when the command line is not usable (exit code 2), or the usage that --help
+/// asked for (printed to standard output, exit code 0).
+type UsageError = { Message: string; IsHelp: bool }
 
 let defaultMulticast = { Host = "239.255.77.1"; Port = 5007 }
 
@@ -131,8 +132,8 @@ let private parseWith<'T, 'R when 'T :> IArgParserTemplate> (programName: string
     try
         Ok(build (parser.ParseCommandLine(argv, raiseOnUsage = true)))
     with
-    | :? ArguParseException as error -> Result.Error { Message = error.Message }
-    | Invalid reason -> Result.Error { Message = $"ERROR: {reason}\n\n{parser.PrintUsage()}" }
+    | :? ArguParseException as error -> Result.Error { Message = error.Message; IsHelp = (error.ErrorCode = ErrorCode.HelpText) }
+    | Invalid reason -> Result.Error { Message = $"ERROR: {reason}\n\n{parser.PrintUsage()}"; IsHelp = false }
 
 let parseNodeCommand (argv: string array) : Result<NodeCommand, UsageError> =
     parseWith<NodeArgs, NodeCommand> "Node.CSharp" argv (fun args ->

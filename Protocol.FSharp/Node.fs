@@ -104,7 +104,8 @@ let clusterStatus (state: NodeState) : ClusterStatus =
       Epoch = state.Coordination.Epoch
       Nodes =
         [ for id in state.Coordination.View do
-              if id = self state then row id state.Info state.Load
+              // This node's own client count is live; the rest of its load is as of the last tick.
+              if id = self state then row id state.Info { state.Load with Clients = (localNicks state.Chat).Length }
               else
                   match state.Peers.TryFind id with
                   | Some peer -> row id peer.Info peer.Load
