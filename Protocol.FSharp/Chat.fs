@@ -1,18 +1,35 @@
-/// Who is online where, and which local connection speaks for which nickname. Pure data and
-/// rules; Node.fs turns client requests into these changes plus the messages they cause.
+/// Who is online where, which local connection speaks for which nickname, and who is in which
+/// room. Pure data and rules; Node.fs turns requests into these changes plus their messages.
 module FormalChat.Protocol.Chat
 
+type NamedSession =
+    { Nick: string
+      Session: string
+      Rooms: Set<RoomName> }
+
 type Session =
-    /// Connected, has not said hello yet.
-    | Anonymous
-    | Named of nick: string
+    /// Connected, has not said hello yet; holds the session token the shell drew for it.
+    | Anonymous of session: string
+    | Named of NamedSession
+
+type DirectoryEntry =
+    { Node: NodeId
+      Session: string
+      Rooms: Set<RoomName> }
 
 type ChatState =
     { Sessions: Map<ClientId, Session>
-      /// Every online user in the cluster and the node they are connected to.
-      Directory: Map<string, NodeId> }
+      /// Every online user in the cluster: the node it is on, its session, its rooms.
+      Directory: Map<string, DirectoryEntry>
+      /// Indexes of the local sessions, kept with them, for delivery without a scan.
+      LocalMembers: Map<RoomName, Set<ClientId>>
+      LocalNicks: Map<string, ClientId> }
 
-let empty = { Sessions = Map.empty; Directory = Map.empty }
+let empty =
+    { Sessions = Map.empty
+      Directory = Map.empty
+      LocalMembers = Map.empty
+      LocalNicks = Map.empty }
 
 let maxNickLength = 32
 
@@ -30,35 +47,103 @@ let validateText (maxTextLength: int) (text: string) : Result<string, string> =
     elif Seq.exists (fun c -> c = '\n' || c = '\r') text then Result.Error "a message is one line"
     else Ok text
 
-let nickOf (client: ClientId) (chat: ChatState) : string option =
+let namedSession (client: ClientId) (chat: ChatState) : NamedSession option =
     match chat.Sessions.TryFind client with
-    | Some(Named nick) -> Some nick
+    | Some(Named session) -> Some session
     | _ -> None
 
-/// The local connections that have said hello: the audience of every broadcast.
-let namedClients (chat: ChatState) : ClientId list =
-    [ for KeyValue(client, session) in chat.Sessions do
-          match session with
-          | Named _ -> client
-          | Anonymous -> () ]
+/// The local connections that have said hello.
+let namedClients (chat: ChatState) : Set<ClientId> = chat.LocalNicks.Values |> Set.ofSeq
 
-let clientOfNick (nick: string) (chat: ChatState) : ClientId option =
-    chat.Sessions |> Map.tryFindKey (fun _ session -> session = Named nick)
+let localMembers (room: RoomName) (chat: ChatState) : Set<ClientId> =
+    chat.LocalMembers.TryFind room |> Option.defaultValue Set.empty
 
-let localNicks (chat: ChatState) : string list =
+let localUsers (chat: ChatState) : NamedSession list =
     [ for KeyValue(_, session) in chat.Sessions do
           match session with
-          | Named nick -> nick
-          | Anonymous -> () ]
+          | Named named -> named
+          | Anonymous _ -> () ]
 
-let usersOn (node: NodeId) (chat: ChatState) : string list =
-    [ for KeyValue(nick, at) in chat.Directory do
-          if at = node then nick ]
+let knownUser (node: NodeId) (session: NamedSession) : KnownUser =
+    { User = { Nick = session.Nick; Node = node; Rooms = Set.toList session.Rooms }
+      Session = session.Session }
+
+let userEntries (room: RoomName option) (chat: ChatState) : UserEntry list =
+    [ for KeyValue(nick, entry) in chat.Directory do
+          if room |> Option.forall entry.Rooms.Contains then
+              { Nick = nick; Node = entry.Node; Rooms = Set.toList entry.Rooms } ]
+
+let memberCount (room: RoomName) (chat: ChatState) : int =
+    chat.Directory |> Seq.sumBy (fun (KeyValue(_, entry)) -> if entry.Rooms.Contains room then 1 else 0)
+
+/// Every room someone is in.
+let occupiedRooms (chat: ChatState) : Set<RoomName> =
+    chat.Directory |> Seq.fold (fun rooms (KeyValue(_, entry)) -> Set.union rooms entry.Rooms) Set.empty
+
+let private addMember room client (members: Map<RoomName, Set<ClientId>>) =
+    members.Add(room, (members.TryFind room |> Option.defaultValue Set.empty).Add client)
+
+let private removeMember room client (members: Map<RoomName, Set<ClientId>>) =
+    match members.TryFind room with
+    | Some clients when clients.Count <= 1 -> members.Remove room
+    | Some clients -> members.Add(room, clients.Remove client)
+    | None -> members
+
+/// A local client has said hello: it is named, in the directory, and in its rooms.
+let name (client: ClientId) (self: NodeId) (session: NamedSession) (chat: ChatState) : ChatState =
+    { Sessions = chat.Sessions.Add(client, Named session)
+      Directory = chat.Directory.Add(session.Nick, { Node = self; Session = session.Session; Rooms = session.Rooms })
+      LocalMembers = session.Rooms |> Set.fold (fun members room -> addMember room client members) chat.LocalMembers
+      LocalNicks = chat.LocalNicks.Add(session.Nick, client) }
+
+/// A local connection is gone. Its directory entry goes too, unless the user has already moved
+/// to another node (a failover or a redirect) and the entry is that node's now.
+let forget (client: ClientId) (self: NodeId) (chat: ChatState) : ChatState =
+    match chat.Sessions.TryFind client with
+    | Some(Named session) ->
+        let directory =
+            match chat.Directory.TryFind session.Nick with
+            | Some entry when entry.Node = self -> chat.Directory.Remove session.Nick
+            | _ -> chat.Directory
+        { Sessions = chat.Sessions.Remove client
+          Directory = directory
+          LocalMembers = session.Rooms |> Set.fold (fun members room -> removeMember room client members) chat.LocalMembers
+          LocalNicks = chat.LocalNicks.Remove session.Nick }
+    | _ -> { chat with Sessions = chat.Sessions.Remove client }
+
+let joinRoom (client: ClientId) (self: NodeId) (room: RoomName) (chat: ChatState) : ChatState =
+    match namedSession client chat with
+    | Some session -> name client self { session with Rooms = session.Rooms.Add room } chat
+    | None -> chat
+
+let leaveRoom (client: ClientId) (self: NodeId) (room: RoomName) (chat: ChatState) : ChatState =
+    match namedSession client chat with
+    | Some session ->
+        let chat = { chat with LocalMembers = removeMember room client chat.LocalMembers }
+        name client self { session with Rooms = session.Rooms.Remove room } chat
+    | None -> chat
+
+/// A remote user's directory entry changed (joined the cluster, a room, or left a room).
+let remember (user: KnownUser) (chat: ChatState) : ChatState =
+    { chat with
+        Directory =
+            chat.Directory.Add(user.User.Nick, { Node = user.User.Node; Session = user.Session; Rooms = Set.ofList user.User.Rooms }) }
+
+let updateRemoteRooms (nick: string) (change: Set<RoomName> -> Set<RoomName>) (chat: ChatState) : ChatState =
+    match chat.Directory.TryFind nick with
+    | Some entry -> { chat with Directory = chat.Directory.Add(nick, { entry with Rooms = change entry.Rooms }) }
+    | None -> chat
 
 /// Forgets the users of nodes no longer in the view; returns them so they can be announced.
 let forgetNodesOutside (view: Set<NodeId>) (chat: ChatState) : ChatState * UserEntry list =
-    let gone =
-        [ for KeyValue(nick, node) in chat.Directory do
-              if not (view.Contains node) then { Nick = nick; Node = node } ]
+    let gone = userEntries None chat |> List.filter (fun user -> not (view.Contains user.Node))
     let directory = gone |> List.fold (fun directory user -> Map.remove user.Nick directory) chat.Directory
     { chat with Directory = directory }, gone
+
+/// Replaces what this node knew of another node's users with that node's own list.
+let replaceUsersOf (node: NodeId) (users: KnownUser list) (chat: ChatState) : ChatState =
+    let others = chat.Directory |> Map.filter (fun _ entry -> entry.Node <> node)
+    users
+    |> List.fold
+        (fun chat user -> if others.ContainsKey user.User.Nick then chat else remember user chat)
+        { chat with Directory = others }

@@ -215,8 +215,8 @@ let parseClientCommand (argv: string array) : Result<ClientOptions, UsageError> 
         | Some server -> { Nick = nick; Server = server; Json = args.Contains ClientArgs.Json }
         | None -> raise (Invalid $"--server takes host:port, not '{serverText}'"))
 
-let nodeConfigOf (options: NodeOptions) : Node.ProtocolConfig =
-    { Node.ProtocolConfig.defaults with
+let nodeConfigOf (options: NodeOptions) : NodeState.ProtocolConfig =
+    { NodeState.ProtocolConfig.defaults with
         SuspectAfter = options.Timing.SuspectAfter
         HeartbeatIntervalMs = options.Timing.HeartbeatIntervalMs
         MaxClients = options.MaxClients }

@@ -24,16 +24,42 @@ type Heartbeat =
       /// Nodes the sender knows, so seeds can introduce nodes that have no multicast.
       Known: NodeInfo list }
 
-type ChatLine =
-    { From: string
+/// A chat room's name: '#' and 1–32 letters, digits, '_' or '-'. Every client is in #lobby.
+type RoomName = string
+
+/// A message a member's node sends to the room's owner to be sequenced.
+type RoomPost =
+    { Room: RoomName
+      From: string
       FromNode: NodeId
-      Text: string }
+      Text: string
+      /// Chosen by the client, so a retry after a failover is recognised and shown once.
+      ClientMessageId: int64 }
+
+/// A message the room's owner has sequenced: every member sees the room in Seq order.
+type RoomMessage =
+    { Room: RoomName
+      Seq: int64
+      From: string
+      FromNode: NodeId
+      Text: string
+      ClientMessageId: int64 }
+
+/// The leader's assignment of a room to the node that owns (sequences) it, made in an epoch.
+type Assignment = { Owner: NodeId; Epoch: Epoch; LastSeq: int64 }
 
 type PrivateLine =
     { From: string
       FromNode: NodeId
       To: string
       Text: string }
+
+/// A user, the node it is connected to, and the rooms it is in.
+type UserEntry = { Nick: string; Node: NodeId; Rooms: RoomName list }
+
+/// What nodes tell each other about a user: also the session token that lets the user's
+/// client take its nickname over on another node after a failover.
+type KnownUser = { User: UserEntry; Session: string }
 
 /// Node-to-node messages, over multicast (heartbeats) and the TCP peer links (the rest).
 type PeerMessage =
@@ -42,23 +68,45 @@ type PeerMessage =
     | LeaderAnnounced of LeaderMessage
     /// A node shutting down on purpose, so peers need not wait for K missed heartbeats.
     | LeaveAnnounced of NodeId
-    | BroadcastForwarded of ChatLine
     | PrivateForwarded of PrivateLine
-    | UserJoined of nick: string * node: NodeId
+    | UserJoined of KnownUser
     | UserLeft of nick: string * node: NodeId
+    | MemberJoined of room: RoomName * nick: string
+    | MemberLeft of room: RoomName * nick: string
     /// The full list of a node's local users, sent to a node that has just appeared.
-    | UsersListed of node: NodeId * nicks: string list
+    | UsersListed of node: NodeId * users: KnownUser list
+    /// A node asks the leader to place a room nobody owns yet (spec: RequestRoom).
+    | PlacementRequested of room: RoomName * requester: NodeId
+    /// The leader's placement, sent to every node (spec: AssignRoom, RecvAssignment).
+    | RoomAssigned of room: RoomName * placement: Assignment
+    | RoomPosted of RoomPost
+    | RoomSequenced of RoomMessage
+
+type HelloRequest =
+    { Nick: string
+      /// The session token of an earlier welcome: a reconnecting client proves it owns the
+      /// nickname with it, and takes the nickname over from its old, dead connection.
+      Session: string option
+      /// Rooms to rejoin, each with the last sequence number the client showed: the node
+      /// replays what came after it, so the client sees no gap and no duplicate.
+      Resume: (RoomName * int64) list }
 
 /// Client-to-node requests.
 type ClientRequest =
-    | Hello of nick: string
-    | Say of text: string
+    | Hello of HelloRequest
+    | Say of room: RoomName * text: string * clientMessageId: int64
     | Whisper of toNick: string * text: string
-    | Who
+    | Join of room: RoomName
+    | Leave of room: RoomName
+    | Rooms
+    | Who of room: RoomName option
     | Status
     | Quit
 
-type UserEntry = { Nick: string; Node: NodeId }
+type RoomSummary =
+    { Room: RoomName
+      Owner: NodeId option
+      Members: int }
 
 type NodeStatus =
     { Id: NodeId
@@ -85,13 +133,20 @@ type ErrorCode =
     | BadFrame
     | FrameTooLarge
     | VersionMismatch
+    | RoomInvalid
+    | NotInRoom
 
 /// Node-to-client messages.
 type ServerReply =
-    | Welcome of nick: string * node: NodeId * leader: NodeId option
-    | Message of ChatLine
+    | Welcome of nick: string * node: NodeId * leader: NodeId option * session: string
+    | Message of RoomMessage
     | Private of PrivateLine
-    | WhoListed of UserEntry list
+    | Joined of room: RoomName * owner: NodeId option * members: int
+    | LeftRoom of room: RoomName
+    | RoomsListed of RoomSummary list
+    | WhoListed of room: RoomName option * users: UserEntry list
     | StatusReported of ClusterStatus
+    /// This node is shedding load: reconnect to that node and resume there.
+    | Redirected of node: NodeId * client: Endpoint * reason: string
     | Error of code: ErrorCode * reason: string
     | Notice of text: string

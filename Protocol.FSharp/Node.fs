@@ -1,167 +1,142 @@
 /// One node: the single entry point `step` that the C# shell calls for every event. It wires
-/// the failure detector, the election and the chat together and returns the effects to carry
-/// out. Nothing here reads a clock or touches a socket: time arrives as Tick events.
+/// the failure detector, the election, room placement, room order and the chat together and
+/// returns the effects to carry out. Nothing here reads a clock or touches a socket: time
+/// arrives as Ticked events and randomness (session tokens) with the events that need it.
 module FormalChat.Protocol.Node
 
 open FormalChat.Protocol.Chat
+open FormalChat.Protocol.NodeState
 
-type ProtocolConfig =
-    { /// K: a peer that misses this many heartbeats in a row is suspected.
-      SuspectAfter: int
-      HeartbeatIntervalMs: int
-      MaxClients: int
-      MaxTextLength: int }
-
-module ProtocolConfig =
-    let defaults =
-        { SuspectAfter = 3
-          HeartbeatIntervalMs = 2000
-          MaxClients = 10_000
-          MaxTextLength = 4000 }
-
-type PeerEntry = { Info: NodeInfo; Load: Load }
-
-type NodeState =
-    { Info: NodeInfo
-      Coordination: Coordination
-      /// Every node ever heard of, with its addresses and its last reported load. The view in
-      /// Coordination says which of them are believed live.
-      Peers: Map<NodeId, PeerEntry>
-      Chat: ChatState
-      /// Heartbeat intervals since start. No election before the second tick: a node that has
-      /// just started first listens for a full interval, so a cluster started together runs one
-      /// round, not one per node.
-      TicksSinceStart: int
-      MessagesSinceTick: int
-      Load: Load
-      Stopped: bool }
-
-type Event =
-    | Ticked
-    | PeerMessageReceived of PeerMessage
-    | ClientConnected of ClientId
-    | ClientRequested of ClientId * ClientRequest
-    | ClientDisconnected of ClientId
-    | ShutdownRequested
-
-type LogLevel =
-    | Debug
-    | Info
-    | Warning
-
-/// What the shell must do after a step. Effects are carried out in list order: a Log follows
-/// the change it reports, and a CloseClient follows the last reply to that client.
-type Effect =
-    | SendToPeer of NodeInfo * PeerMessage
-    | Multicast of PeerMessage
-    /// One reply to many local clients: the shell encodes it once.
-    | SendToClients of ClientId list * ServerReply
-    | CloseClient of ClientId * reason: string
-    | Log of LogLevel * string
-    /// The node has said goodbye; the shell may exit.
-    | Stop
-
-let listenTicksBeforeElection = 2
-
-let init (info: NodeInfo) : NodeState =
-    { Info = info
-      Coordination = Coordination.init info.Id
-      Peers = Map.empty
-      Chat = Chat.empty
-      TicksSinceStart = 0
-      MessagesSinceTick = 0
-      Load = Load.zero
-      Stopped = false }
-
-let private self (state: NodeState) = state.Info.Id
-let private reply client message = SendToClients([ client ], message)
+let private reply client message = SendToClients(Set.singleton client, message)
 let private refuse client code reason = reply client (Error(code, reason))
 let private toEveryLocal (state: NodeState) message = SendToClients(namedClients state.Chat, message)
+let private toEveryPeer (state: NodeState) message = [ for info in livePeers state -> SendToPeer(info, message) ]
 
-let private livePeers (state: NodeState) : NodeInfo list =
-    [ for id in state.Coordination.View do
-          if id <> self state then
-              match state.Peers.TryFind id with
-              | Some peer -> peer.Info
-              | None -> () ]
-
-let private toEveryPeer (state: NodeState) message =
-    [ for info in livePeers state -> SendToPeer(info, message) ]
-
-let heartbeatOf (state: NodeState) : Heartbeat =
-    { From = state.Info
-      Epoch = state.Coordination.Epoch
-      Leader = state.Coordination.Leader
-      Load = state.Load
-      Known = [ for KeyValue(_, peer) in state.Peers -> peer.Info ] }
-
-let clusterStatus (state: NodeState) : ClusterStatus =
-    let leader = state.Coordination.Leader
-    let row id (info: NodeInfo) (load: Load) : NodeStatus =
-        { Id = id; ClientEndpoint = info.ClientEndpoint; Load = load; IsLeader = (leader = Some id); IsSelf = (id = self state) }
-    { Self = self state
-      Leader = leader
-      Epoch = state.Coordination.Epoch
-      Nodes =
-        [ for id in state.Coordination.View do
-              // This node's own client count is live; the rest of its load is as of the last tick.
-              if id = self state then row id state.Info { state.Load with Clients = (localNicks state.Chat).Length }
-              else
-                  match state.Peers.TryFind id with
-                  | Some peer -> row id peer.Info peer.Load
-                  | None -> () ] }
+let private placementsTo (info: NodeInfo) (state: NodeState) =
+    [ for KeyValue(room, placement) in state.Placements -> SendToPeer(info, RoomAssigned(room, placement)) ]
 
 /// The sender's addresses and load, and the nodes it introduces that this node has not met.
 let private rememberPeers (heartbeat: Heartbeat) (state: NodeState) : Map<NodeId, PeerEntry> =
     let introduced =
         heartbeat.Known |> List.filter (fun info -> info.Id <> self state && not (state.Peers.ContainsKey info.Id))
     let peers =
-        introduced |> List.fold (fun (peers: Map<NodeId, PeerEntry>) (info: NodeInfo) -> peers.Add(info.Id, { PeerEntry.Info = info; Load = Load.zero })) state.Peers
-    peers.Add(heartbeat.From.Id, { PeerEntry.Info = heartbeat.From; Load = heartbeat.Load })
+        introduced
+        |> List.fold (fun (peers: Map<NodeId, PeerEntry>) (info: NodeInfo) -> peers.Add(info.Id, { Info = info; Load = Load.zero })) state.Peers
+    peers.Add(heartbeat.From.Id, { Info = heartbeat.From; Load = heartbeat.Load })
+
+let private then' (next: NodeState -> NodeState * Effect list) (state: NodeState, effects: Effect list) =
+    let state, more = next state
+    state, effects @ more
 
 // ---------------------------------------------------------------------------------------------
-// Coordination: run the spec's transitions and turn their ring messages into effects.
+// Rooms: sequencing at the owner, delivery everywhere, placement by the leader.
 
-/// Ring messages addressed to this node itself (a ring of one) are handled at once.
-let rec private deliverRing (sent: Sent list) (state: NodeState) : NodeState * Effect list =
+/// A sequenced message reaches this node: kept in the room's history, shown to local members,
+/// and, if a local client sent it, no longer waiting for confirmation.
+let private deliverSequenced (message: RoomMessage) (state: NodeState) : NodeState * Effect list =
+    match Rooms.record message (historyOf message.Room state) with
+    | None -> state, []
+    | Some history ->
+        let confirmed =
+            if message.FromNode <> self state then state.Unconfirmed
+            else
+                let waiting = state.Unconfirmed.TryFind message.Room |> Option.defaultValue []
+                let isThis (post: RoomPost) =
+                    post.From = message.From
+                    && (if message.ClientMessageId = 0L then post.Text = message.Text else post.ClientMessageId = message.ClientMessageId)
+                match List.tryFindIndex isThis waiting with
+                | Some index -> state.Unconfirmed.Add(message.Room, List.removeAt index waiting)
+                | None -> state.Unconfirmed
+        { state with Histories = state.Histories.Add(message.Room, history); Unconfirmed = confirmed },
+        [ SendToClients(localMembers message.Room state.Chat, Message message) ]
+
+/// The owner gives a post the room's next number and sends it to every node; a post it has
+/// already sequenced (a retry) is only sent again to the node that retried.
+let private sequenceAsOwner (post: RoomPost) (placement: Assignment) (state: NodeState) : NodeState * Effect list =
+    let history = historyOf post.Room state
+    match Rooms.alreadySequenced post history with
+    | Some message ->
+        match state.Peers.TryFind post.FromNode with
+        | Some peer when post.FromNode <> self state -> state, [ SendToPeer(peer.Info, RoomSequenced message) ]
+        | _ -> state, []
+    | None ->
+        let message = Rooms.sequence post placement history
+        let state = { state with MessagesSinceTick = state.MessagesSinceTick + 1 }
+        let state, local = deliverSequenced message state
+        state, local @ toEveryPeer state (RoomSequenced message)
+
+let rec private routeSent (sent: Sent list) (state: NodeState) : NodeState * Effect list =
     sent
     |> List.fold
         (fun (state, effects) message ->
             if message.To = self state then
-                let next, more = handlePeerMessage message.Message state
-                next, effects @ more
+                then' (handlePeerMessage message.Message) (state, effects)
             else
                 match state.Peers.TryFind message.To with
                 | Some peer -> state, effects @ [ SendToPeer(peer.Info, message.Message) ]
                 | None -> state, effects @ [ Log(Warning, $"no address for node {message.To}; dropped {message.Message}") ])
         (state, [])
 
-/// Runs a coordination transition and reports, in words, what changed in the view and leadership.
+/// A post goes to its room's owner; without a live owner this node asks the leader for one
+/// and the post waits in Unconfirmed until the placement arrives.
+and private routePost (post: RoomPost) (state: NodeState) : NodeState * Effect list =
+    match state.Placements.TryFind post.Room with
+    | Some placement when placement.Owner = self state -> sequenceAsOwner post placement state
+    | Some placement when state.Coordination.View.Contains placement.Owner ->
+        state, [ SendToPeer(state.Peers[placement.Owner].Info, RoomPosted post) ]
+    | _ -> routeSent (Placement.requestRoom post.Room state.Placements state.Coordination) state
+
+/// Spec: RecvAssignment on this node. When a room changes owner, the posts still waiting for
+/// it go to the new owner, and its members are told.
+and private applyAssignment (room: RoomName) (placement: Assignment) (state: NodeState) : NodeState * Effect list =
+    let before = state.Placements.TryFind room
+    let placements = Placement.recvAssignment room placement state.Placements
+    let after = placements.TryFind room
+    let state = { state with Placements = placements }
+    let ownerOf (assignment: Assignment option) = assignment |> Option.map (fun a -> a.Owner)
+    if ownerOf before = ownerOf after then
+        state, []
+    else
+        let owner = after.Value.Owner
+        let told =
+            [ Log(Info, $"room {room} is placed on node {owner} (epoch {after.Value.Epoch})")
+              match before with
+              | Some earlier -> SendToClients(localMembers room state.Chat, Notice $"{room} moved to node {owner} (node {earlier.Owner} is gone)")
+              | None -> () ]
+        let waiting = state.Unconfirmed.TryFind room |> Option.defaultValue []
+        waiting |> List.fold (fun progress post -> then' (routePost post) progress) (state, told)
+
+/// The leader's placement decisions: applied here first, then announced.
+and private applyPlacements (placements: Placement.Placements, sent: Sent list) (state: NodeState) : NodeState * Effect list =
+    let changed = placements |> Map.filter (fun room placement -> state.Placements.TryFind room <> Some placement)
+    let progress = changed |> Map.fold (fun progress room placement -> then' (applyAssignment room placement) progress) (state, [])
+    then' (routeSent sent) progress
+
+// ---------------------------------------------------------------------------------------------
+// Coordination: run the spec's transitions and report, in words, what changed.
+
 and private coordinate (transition: Coordination -> Coordination * Sent list) (state: NodeState) : NodeState * Effect list =
     let before = state.Coordination
     let after, sent = transition before
     let state = { state with Coordination = after }
     let viewLogs, state = reportViewChange before state
     let electionLogs =
-        [ match before.Participant, after.Participant, after.Leader with
-          | false, true, None when after.Epoch > before.Epoch && sent |> List.exists (fun m -> m.Message = Election { Candidate = self state; Epoch = after.Epoch }) ->
+        [ if after.Participant && after.Epoch > before.Epoch
+             && sent |> List.exists (fun m -> m.Message = Election { Candidate = self state; Epoch = after.Epoch }) then
               Log(Info, $"election started for epoch {after.Epoch}: node {self state} is a candidate")
-          | _ -> ()
           if after.Leader <> before.Leader || after.Epoch <> before.Epoch then
               match after.Leader with
-              | Some leader when leader = self state ->
-                  Log(Info, $"election won: node {leader} is the leader for epoch {after.Epoch}")
+              | Some leader when leader = self state -> Log(Info, $"election won: node {leader} is the leader for epoch {after.Epoch}")
               | Some leader -> Log(Info, $"leader is node {leader} (epoch {after.Epoch})")
-              | None -> () ]
-    let leaderNotice =
-        match after.Leader with
-        | Some leader when after.Leader <> before.Leader -> [ toEveryLocal state (Notice $"leader is now node {leader} (epoch {after.Epoch})") ]
-        | _ -> []
-    let state, ringEffects = deliverRing sent state
-    state, viewLogs @ electionLogs @ leaderNotice @ ringEffects
+              | None -> ()
+          match after.Leader with
+          | Some leader when after.Leader <> before.Leader ->
+              toEveryLocal state (Notice $"leader is now node {leader} (epoch {after.Epoch})")
+          | _ -> () ]
+    then' (routeSent sent) (state, viewLogs @ electionLogs)
 
-/// Nodes that joined or left the view are logged; users of departed nodes are forgotten and
-/// a node that just appeared is told who is online here.
+/// Nodes that joined or left the view are logged; users of departed nodes are forgotten, and a
+/// node that just appeared is told who is online here and where the rooms are.
 and private reportViewChange (before: Coordination) (state: NodeState) : Effect list * NodeState =
     let after = state.Coordination
     let joined = Set.difference after.View before.View
@@ -175,7 +150,9 @@ and private reportViewChange (before: Coordination) (state: NodeState) : Effect 
             [ for id in joined do
                   Log(Info, $"node {id} joined the view {Set.toList after.View}")
                   match state.Peers.TryFind id with
-                  | Some peer -> SendToPeer(peer.Info, UsersListed(self state, localNicks chat))
+                  | Some peer ->
+                      SendToPeer(peer.Info, UsersListed(self state, [ for user in localUsers chat -> knownUser (self state) user ]))
+                      yield! placementsTo peer.Info state
                   | None -> ()
               for id in departed do
                   Log(Warning, $"node {id} left the view {Set.toList after.View}")
@@ -189,132 +166,251 @@ and private maybeStartElection (state: NodeState) : NodeState * Effect list =
     else
         state, []
 
+and private recvHeartbeat (heartbeat: Heartbeat) (state: NodeState) : NodeState * Effect list =
+    let state = { state with Peers = rememberPeers heartbeat state }
+    coordinate (fun c -> FailureDetector.recvHeartbeat heartbeat.From.Id heartbeat.Epoch heartbeat.Leader c, []) state
+    |> then' maybeStartElection
+
+and private recvUserJoined (user: KnownUser) (state: NodeState) : NodeState * Effect list =
+    let nick = user.User.Nick
+    match state.Chat.LocalNicks.TryFind nick with
+    | Some client when user.Session = (state.Chat.Directory.TryFind nick |> Option.map _.Session |> Option.defaultValue "") ->
+        // The same user carried on from another node (failover or redirect): this connection is stale.
+        let chat = remember user state.Chat |> forget client (self state)
+        { state with Chat = chat }, [ CloseClient(client, $"continued on node {user.User.Node}") ]
+    | Some client when user.User.Node > self state ->
+        // Two nodes accepted the same nickname at once: the user on the higher node keeps it.
+        { state with Chat = remember user state.Chat |> forget client (self state) },
+        [ refuse client NickTaken $"the nickname {nick} was taken on node {user.User.Node} at the same moment"
+          CloseClient(client, "nickname conflict") ]
+    | Some _ -> state, []
+    | None ->
+        let isNew = not (state.Chat.Directory.ContainsKey nick)
+        { state with Chat = remember user state.Chat },
+        [ if isNew then toEveryLocal state (Notice $"{nick} joined on node {user.User.Node}") ]
+
 and handlePeerMessage (message: PeerMessage) (state: NodeState) : NodeState * Effect list =
     match message with
     | HeartbeatSent heartbeat when heartbeat.From.Id = self state -> state, []
-    | HeartbeatSent heartbeat ->
-        let state = { state with Peers = rememberPeers heartbeat state }
-        let state, effects =
-            coordinate (fun c -> FailureDetector.recvHeartbeat heartbeat.From.Id heartbeat.Epoch heartbeat.Leader c, []) state
-        let state, more = maybeStartElection state
-        state, effects @ more
+    | HeartbeatSent heartbeat -> recvHeartbeat heartbeat state
     | Election election -> coordinate (Election.recvElection election) state
     | LeaderAnnounced leader -> coordinate (Election.recvLeader leader) state
     | LeaveAnnounced node ->
-        let state, effects = coordinate (fun c -> FailureDetector.recvLeave node c, []) state
-        let state, more = maybeStartElection state
-        state, Log(Info, $"node {node} announced it is leaving") :: effects @ more
-    | BroadcastForwarded line -> state, [ toEveryLocal state (Message line) ]
+        coordinate (fun c -> FailureDetector.recvLeave node c, []) state
+        |> then' maybeStartElection
+        |> fun (state, effects) -> state, Log(Info, $"node {node} announced it is leaving") :: effects
     | PrivateForwarded line ->
-        match clientOfNick line.To state.Chat with
+        match state.Chat.LocalNicks.TryFind line.To with
         | Some client -> state, [ reply client (Private line) ]
         | None -> state, [ Log(Debug, $"private message for {line.To}, who is not here; dropped") ]
-    | UserJoined(nick, node) ->
-        let chat = { state.Chat with Directory = state.Chat.Directory.Add(nick, node) }
-        // Two nodes accepted the same nickname at once: the user on the higher node keeps it.
-        match clientOfNick nick state.Chat with
-        | Some client when node > self state ->
-            let chat = { chat with Sessions = chat.Sessions.Remove client }
-            { state with Chat = chat },
-            [ refuse client NickTaken $"the nickname {nick} was taken on node {node} at the same moment"
-              CloseClient(client, "nickname conflict") ]
-        | Some _ -> state, []
-        | None -> { state with Chat = chat }, [ toEveryLocal state (Notice $"{nick} joined on node {node}") ]
+    | UserJoined user -> recvUserJoined user state
     | UserLeft(nick, node) ->
-        if state.Chat.Directory.TryFind nick = Some node then
+        match state.Chat.Directory.TryFind nick with
+        | Some entry when entry.Node = node ->
             { state with Chat = { state.Chat with Directory = state.Chat.Directory.Remove nick } },
             [ toEveryLocal state (Notice $"{nick} left") ]
-        else
-            state, []
-    | UsersListed(node, nicks) ->
-        let others = state.Chat.Directory |> Map.filter (fun _ at -> at <> node)
-        let directory =
-            nicks |> List.fold (fun directory nick -> if Map.containsKey nick directory then directory else Map.add nick node directory) others
-        { state with Chat = { state.Chat with Directory = directory } }, []
+        | _ -> state, []
+    | MemberJoined(room, nick) -> { state with Chat = updateRemoteRooms nick (Set.add room) state.Chat }, []
+    | MemberLeft(room, nick) -> { state with Chat = updateRemoteRooms nick (Set.remove room) state.Chat }, []
+    | UsersListed(node, users) -> { state with Chat = replaceUsersOf node users state.Chat }, []
+    | PlacementRequested(room, requester) ->
+        let lastSeq = (historyOf room state).LastSeq
+        applyPlacements (Placement.assignRoom (clientsOn state) lastSeq requester room state.Placements state.Coordination) state
+    | RoomAssigned(room, placement) -> applyAssignment room placement state
+    | RoomPosted post -> routePost post state
+    | RoomSequenced roomMessage -> deliverSequenced roomMessage state
 
 // ---------------------------------------------------------------------------------------------
 // Clients.
 
-let private hello (config: ProtocolConfig) (client: ClientId) (nick: string) (state: NodeState) =
-    match state.Chat.Sessions.TryFind client, validateNick nick with
-    | Some(Named current), _ -> state, [ refuse client AlreadyHello $"you are already {current}" ]
-    | _, Result.Error reason -> state, [ refuse client NickInvalid reason ]
-    | _, Ok nick when state.Chat.Directory.ContainsKey nick ->
-        state, [ refuse client NickTaken $"the nickname {nick} is already in use on node {state.Chat.Directory[nick]}" ]
-    | _, Ok nick when (localNicks state.Chat).Length >= config.MaxClients ->
+let private needPlacements (rooms: RoomName seq) (state: NodeState) : NodeState * Effect list =
+    rooms
+    |> Seq.fold
+        (fun progress room -> then' (routeSent (Placement.requestRoom room state.Placements state.Coordination)) progress)
+        (state, [])
+
+let private joinedReply (room: RoomName) (state: NodeState) : ServerReply =
+    Joined(room, state.Placements.TryFind room |> Option.map (fun a -> a.Owner), memberCount room state.Chat)
+
+/// The session token a hello may use: the one it proves it owns, or this connection's own.
+let private sessionFor (hello: HelloRequest) (token: string) (state: NodeState) : Result<string, string> =
+    match state.Chat.Directory.TryFind hello.Nick with
+    | Some entry when hello.Session = Some entry.Session -> Ok entry.Session
+    | Some entry -> Result.Error $"the nickname {hello.Nick} is already in use on node {entry.Node}"
+    | None -> Ok(hello.Session |> Option.defaultValue token)
+
+let private hello (config: ProtocolConfig) (client: ClientId) (hello: HelloRequest) (state: NodeState) =
+    match state.Chat.Sessions.TryFind client with
+    | Some(Named current) -> state, [ refuse client AlreadyHello $"you are already {current.Nick}" ]
+    | None -> state, []
+    | Some(Anonymous token) ->
+    match validateNick hello.Nick, sessionFor hello token state with
+    | Result.Error reason, _ -> state, [ refuse client NickInvalid reason ]
+    | _, Result.Error reason -> state, [ refuse client NickTaken reason ]
+    | Ok _, Ok _ when state.Chat.LocalNicks.Count >= config.MaxClients && not (state.Chat.LocalNicks.ContainsKey hello.Nick) ->
         state, [ refuse client ServerFull $"node {self state} has its maximum of {config.MaxClients} users"; CloseClient(client, "server full") ]
-    | _, Ok nick ->
-        let others = toEveryLocal state (Notice $"{nick} joined")
-        let chat =
-            { Sessions = state.Chat.Sessions.Add(client, Named nick)
-              Directory = state.Chat.Directory.Add(nick, self state) }
-        { state with Chat = chat },
-        [ others
-          reply client (Welcome(nick, self state, state.Coordination.Leader))
-          Log(Info, $"{nick} connected (client {client})") ]
-        @ toEveryPeer state (UserJoined(nick, self state))
+    | Ok nick, Ok session ->
+        // A reconnecting client may still have its old connection here: that one is replaced.
+        let replaced = state.Chat.LocalNicks.TryFind nick
+        let chat = replaced |> Option.fold (fun chat old -> forget old (self state) chat) state.Chat
+        let resume = hello.Resume |> List.choose (fun (room, seq) -> Rooms.validateRoomName room |> Result.toOption |> Option.map (fun room -> room, seq)) |> Map.ofList
+        let rooms = resume |> Map.keys |> Set.ofSeq |> Set.add Rooms.lobby
+        let named = { Nick = nick; Session = session; Rooms = rooms }
+        let state = { state with Chat = name client (self state) named chat }
+        let catchUp room =
+            match resume.TryFind room with
+            | Some seq -> Rooms.since seq (historyOf room state)
+            | None -> Rooms.last config.HistoryOnJoin (historyOf room state)
+        let welcome =
+            [ for old in Option.toList replaced do CloseClient(old, "replaced by a new connection of the same user")
+              reply client (Welcome(nick, self state, state.Coordination.Leader, session))
+              for room in rooms do
+                  reply client (joinedReply room state)
+                  for message in catchUp room do reply client (Message message)
+              if resume.IsEmpty then SendToClients((namedClients state.Chat).Remove client, Notice $"{nick} joined")
+              let resuming = if resume.IsEmpty then "" else $", resuming {resume.Count} room(s)"
+              Log(Info, $"{nick} connected (client {client}){resuming}") ]
+            @ toEveryPeer state (UserJoined(knownUser (self state) named))
+        then' (needPlacements rooms) (state, welcome)
 
 let private disconnect (client: ClientId) (state: NodeState) =
-    let chat = { state.Chat with Sessions = state.Chat.Sessions.Remove client }
-    match nickOf client state.Chat with
-    | Some nick ->
-        let chat = { chat with Directory = chat.Directory.Remove nick }
-        let state = { state with Chat = chat }
-        state,
-        [ toEveryLocal state (Notice $"{nick} left"); Log(Info, $"{nick} disconnected (client {client})") ]
-        @ toEveryPeer state (UserLeft(nick, self state))
-    | None -> { state with Chat = chat }, []
+    let stillHere = state.Chat.LocalNicks |> Map.tryFindKey (fun _ c -> c = client)
+    let state' = { state with Chat = forget client (self state) state.Chat }
+    match stillHere, namedSession client state.Chat with
+    | Some _, Some session when (state.Chat.Directory.TryFind session.Nick |> Option.map _.Node) = Some(self state) ->
+        state',
+        [ toEveryLocal state' (Notice $"{session.Nick} left"); Log(Info, $"{session.Nick} disconnected (client {client})") ]
+        @ toEveryPeer state' (UserLeft(session.Nick, self state))
+    | _ -> state', []
 
-let private say (config: ProtocolConfig) (client: ClientId) (nick: string) (text: string) (state: NodeState) =
+let private join (config: ProtocolConfig) (client: ClientId) (session: NamedSession) (room: RoomName) (state: NodeState) =
+    if session.Rooms.Contains room then
+        state, [ reply client (joinedReply room state) ]
+    else
+        let state = { state with Chat = joinRoom client (self state) room state.Chat }
+        let effects =
+            reply client (joinedReply room state)
+            :: [ for message in Rooms.last config.HistoryOnJoin (historyOf room state) -> reply client (Message message) ]
+            @ toEveryPeer state (MemberJoined(room, session.Nick))
+        then' (needPlacements [ room ]) (state, effects)
+
+let private leave (client: ClientId) (session: NamedSession) (room: RoomName) (state: NodeState) =
+    if room = Rooms.lobby then state, [ refuse client NotInRoom "everyone stays in #lobby" ]
+    elif not (session.Rooms.Contains room) then state, [ refuse client NotInRoom $"you are not in {room}" ]
+    else
+        { state with Chat = leaveRoom client (self state) room state.Chat },
+        reply client (LeftRoom room) :: toEveryPeer state (MemberLeft(room, session.Nick))
+
+let private say (config: ProtocolConfig) (client: ClientId) (session: NamedSession) (room: RoomName) (text: string) (id: int64) (state: NodeState) =
     match validateText config.MaxTextLength text with
     | Result.Error reason -> state, [ refuse client TextInvalid reason ]
+    | Ok _ when not (session.Rooms.Contains room) -> state, [ refuse client NotInRoom $"join {room} first" ]
     | Ok text ->
-        let line = { ChatLine.From = nick; FromNode = self state; Text = text }
-        { state with MessagesSinceTick = state.MessagesSinceTick + 1 },
-        toEveryLocal state (Message line) :: toEveryPeer state (BroadcastForwarded line)
+        let post = { Room = room; From = session.Nick; FromNode = self state; Text = text; ClientMessageId = id }
+        let waiting = state.Unconfirmed.TryFind room |> Option.defaultValue []
+        let alreadyWaiting = id <> 0L && waiting |> List.exists (fun p -> p.From = post.From && p.ClientMessageId = id)
+        let state = if alreadyWaiting then state else { state with Unconfirmed = state.Unconfirmed.Add(room, waiting @ [ post ]) }
+        routePost post state
 
 let private whisper (config: ProtocolConfig) (client: ClientId) (nick: string) (target: string) (text: string) (state: NodeState) =
     match validateText config.MaxTextLength text, state.Chat.Directory.TryFind target with
     | Result.Error reason, _ -> state, [ refuse client TextInvalid reason ]
     | _, None -> state, [ refuse client NoSuchUser $"nobody called {target} is online" ]
-    | Ok text, Some node ->
+    | Ok text, Some entry ->
         let line = { PrivateLine.From = nick; FromNode = self state; To = target; Text = text }
         let delivery =
-            if node = self state then
-                [ for recipient in Option.toList (clientOfNick target state.Chat) do
+            if entry.Node = self state then
+                [ for recipient in Option.toList (state.Chat.LocalNicks.TryFind target) do
                       if recipient <> client then reply recipient (Private line) ]
             else
-                match state.Peers.TryFind node with
+                match state.Peers.TryFind entry.Node with
                 | Some peer -> [ SendToPeer(peer.Info, PrivateForwarded line) ]
                 | None -> []
         { state with MessagesSinceTick = state.MessagesSinceTick + 1 }, delivery @ [ reply client (Private line) ]
 
+let private roomList (state: NodeState) : RoomSummary list =
+    let rooms = Set.union (occupiedRooms state.Chat) (state.Placements |> Map.keys |> Set.ofSeq)
+    [ for room in rooms ->
+          { Room = room
+            Owner = state.Placements.TryFind room |> Option.map (fun a -> a.Owner)
+            Members = memberCount room state.Chat } ]
+
+let private withRoom client (room: RoomName) (action: RoomName -> NodeState * Effect list) (state: NodeState) =
+    match Rooms.validateRoomName room with
+    | Ok room -> action room
+    | Result.Error reason -> state, [ refuse client RoomInvalid reason ]
+
 let private request (config: ProtocolConfig) (client: ClientId) (request: ClientRequest) (state: NodeState) =
-    match request, nickOf client state.Chat with
-    | Hello nick, _ -> hello config client nick state
-    | Quit, _ ->
-        let state, effects = disconnect client state
-        state, effects @ [ CloseClient(client, "bye") ]
+    match request, namedSession client state.Chat with
+    | Hello greeting, _ -> hello config client greeting state
+    | Quit, _ -> disconnect client state |> then' (fun state -> state, [ CloseClient(client, "bye") ])
     | _, None -> state, [ refuse client HelloFirst "say hello with a nickname first" ]
-    | Say text, Some nick -> say config client nick text state
-    | Whisper(target, text), Some nick -> whisper config client nick target text state
-    | Who, Some _ ->
-        let users = [ for KeyValue(nick, node) in state.Chat.Directory -> { Nick = nick; Node = node } ]
-        state, [ reply client (WhoListed users) ]
+    | Say(room, text, id), Some session -> withRoom client room (fun room -> say config client session room text id state) state
+    | Whisper(target, text), Some session -> whisper config client session.Nick target text state
+    | Join room, Some session -> withRoom client room (fun room -> join config client session room state) state
+    | Leave room, Some session -> withRoom client room (fun room -> leave client session room state) state
+    | Rooms, Some _ -> state, [ reply client (RoomsListed(roomList state)) ]
+    | Who None, Some _ -> state, [ reply client (WhoListed(None, userEntries None state.Chat)) ]
+    | Who(Some room), Some _ ->
+        withRoom client room (fun room -> state, [ reply client (WhoListed(Some room, userEntries (Some room) state.Chat)) ]) state
     | Status, Some _ -> state, [ reply client (StatusReported(clusterStatus state)) ]
 
 // ---------------------------------------------------------------------------------------------
 // Time.
 
+/// The leader's standing duty: every room whose owner has left the view gets a new one.
+let private reassignRooms (state: NodeState) : NodeState * Effect list =
+    let lastSeq room = (historyOf room state).LastSeq
+    applyPlacements (Placement.reassignRooms (clientsOn state) lastSeq state.Placements state.Coordination) state
+
+/// Rooms this node needs placed (members here, or posts waiting) and still has no live owner for.
+let private retryPlacements (state: NodeState) : NodeState * Effect list =
+    let wanted = Set.union (state.Chat.LocalMembers |> Map.keys |> Set.ofSeq) (state.Unconfirmed |> Map.filter (fun _ posts -> not posts.IsEmpty) |> Map.keys |> Set.ofSeq)
+    needPlacements (wanted |> Set.filter (fun room -> Placement.needsPlacement room state.Placements state.Coordination)) state
+
+/// A node far above its fair share of clients sends some of them to the least-loaded node.
+let private rebalance (config: ProtocolConfig) (state: NodeState) : NodeState * Effect list =
+    match config.Rebalance with
+    | None -> state, []
+    | Some _ when state.RebalanceCooldown > 0 -> { state with RebalanceCooldown = state.RebalanceCooldown - 1 }, []
+    | Some policy ->
+        let others = livePeers state |> List.map (fun info -> info, clientsOn state info.Id)
+        let mine = clientsOn state (self state)
+        if others.IsEmpty then
+            state, []
+        else
+            let total = mine + List.sumBy snd others
+            let fairShare = (total + others.Length) / (others.Length + 1)
+            let target, targetClients = others |> List.minBy (fun (info, clients) -> clients, info.Id)
+            let moving = min (mine - fairShare) (fairShare - targetClients) |> min policy.MaxRedirectsPerTick
+            if mine * 100 <= fairShare * (100 + policy.ThresholdPercent) || moving <= 0 then
+                state, []
+            else
+                let movers = state.Chat.LocalNicks.Values |> Seq.sortDescending |> Seq.truncate moving |> List.ofSeq
+                let why = $"node {target.Id} has {targetClients} clients, this node {mine}"
+                { state with RebalanceCooldown = config.SuspectAfter + 1 },
+                Log(Info, $"redirecting {movers.Length} client(s) to node {target.Id}: {why}")
+                :: [ for client in movers do
+                         reply client (Redirected(target.Id, target.ClientEndpoint, why))
+                         CloseClient(client, $"redirected to node {target.Id}") ]
+
 let private tick (config: ProtocolConfig) (state: NodeState) =
     let load =
-        { Clients = (localNicks state.Chat).Length
-          Rooms = 0
+        { Clients = state.Chat.LocalNicks.Count
+          Rooms = Placement.roomsOwned state.Placements (self state)
           MessagesPerSecond = state.MessagesSinceTick * 1000 / max 1 config.HeartbeatIntervalMs }
-    let state = { state with TicksSinceStart = min (state.TicksSinceStart + 1) listenTicksBeforeElection; MessagesSinceTick = 0; Load = load }
-    let state, effects = coordinate (fun c -> FailureDetector.tick config.SuspectAfter c, []) state
-    let state, more = maybeStartElection state
-    state, Multicast(HeartbeatSent(heartbeatOf state)) :: effects @ more
+    let state =
+        { state with
+            TicksSinceStart = min (state.TicksSinceStart + 1) listenTicksBeforeElection
+            MessagesSinceTick = 0
+            Load = load }
+    let state, effects =
+        coordinate (fun c -> FailureDetector.tick config.SuspectAfter c, []) state
+        |> then' maybeStartElection
+        |> then' reassignRooms
+        |> then' retryPlacements
+        |> then' (rebalance config)
+    state, Multicast(HeartbeatSent(heartbeatOf state)) :: effects
 
 let private shutdown (state: NodeState) =
     { state with Stopped = true },
@@ -328,9 +424,10 @@ let step (config: ProtocolConfig) (state: NodeState) (event: Event) : NodeState 
         match event with
         | Ticked -> tick config state
         | PeerMessageReceived message -> handlePeerMessage message state
-        | ClientConnected client when state.Chat.Sessions.Count >= config.MaxClients ->
+        | ClientConnected(client, _) when state.Chat.Sessions.Count >= config.MaxClients ->
             state, [ refuse client ServerFull $"node {self state} has its maximum of {config.MaxClients} clients"; CloseClient(client, "server full") ]
-        | ClientConnected client -> { state with Chat = { state.Chat with Sessions = state.Chat.Sessions.Add(client, Anonymous) } }, []
+        | ClientConnected(client, session) ->
+            { state with Chat = { state.Chat with Sessions = state.Chat.Sessions.Add(client, Anonymous session) } }, []
         | ClientRequested(client, message) -> request config client message state
         | ClientDisconnected client -> disconnect client state
         | ShutdownRequested -> shutdown state

@@ -56,6 +56,29 @@ let private writeArray (json: JsonTextWriter) (name: string) (items: 'T list) (w
     items |> List.iter write
     json.WriteEndArray()
 
+let private writeUser (json: JsonTextWriter) (user: UserEntry) =
+    json.WriteStartObject()
+    field json "nick" user.Nick
+    field json "node" user.Node
+    writeArray json "rooms" user.Rooms (fun room -> json.WriteValue room)
+    json.WriteEndObject()
+
+let private writeKnownUser (json: JsonTextWriter) (known: KnownUser) =
+    json.WriteStartObject()
+    field json "nick" known.User.Nick
+    field json "node" known.User.Node
+    writeArray json "rooms" known.User.Rooms (fun room -> json.WriteValue room)
+    field json "session" known.Session
+    json.WriteEndObject()
+
+let private writeRoomMessage (json: JsonTextWriter) (message: RoomMessage) (nodeField: string) =
+    field json "room" message.Room
+    field json "seq" message.Seq
+    field json "from" message.From
+    field json nodeField message.FromNode
+    field json "text" message.Text
+    field json "id" message.ClientMessageId
+
 let encodePeerMessage (message: PeerMessage) : string =
     encode (fun json ->
         match message with
@@ -78,44 +101,88 @@ let encodePeerMessage (message: PeerMessage) : string =
         | LeaveAnnounced node ->
             kind json "leave"
             field json "node" node
-        | BroadcastForwarded line ->
-            kind json "broadcast"
-            field json "from" line.From
-            field json "fromNode" line.FromNode
-            field json "text" line.Text
         | PrivateForwarded line ->
             kind json "private"
             field json "from" line.From
             field json "fromNode" line.FromNode
             field json "to" line.To
             field json "text" line.Text
-        | UserJoined(nick, node) ->
+        | UserJoined known ->
             kind json "user-joined"
-            field json "nick" nick
-            field json "node" node
+            json.WritePropertyName "user"
+            writeKnownUser json known
         | UserLeft(nick, node) ->
             kind json "user-left"
             field json "nick" nick
             field json "node" node
-        | UsersListed(node, nicks) ->
+        | MemberJoined(room, nick) ->
+            kind json "member-joined"
+            field json "room" room
+            field json "nick" nick
+        | MemberLeft(room, nick) ->
+            kind json "member-left"
+            field json "room" room
+            field json "nick" nick
+        | UsersListed(node, users) ->
             kind json "users"
             field json "node" node
-            writeArray json "nicks" nicks (fun nick -> json.WriteValue nick))
+            writeArray json "users" users (writeKnownUser json)
+        | PlacementRequested(room, requester) ->
+            kind json "place"
+            field json "room" room
+            field json "requester" requester
+        | RoomAssigned(room, placement) ->
+            kind json "placed"
+            field json "room" room
+            field json "owner" placement.Owner
+            field json "epoch" placement.Epoch
+            field json "lastSeq" placement.LastSeq
+        | RoomPosted post ->
+            kind json "post"
+            field json "room" post.Room
+            field json "from" post.From
+            field json "fromNode" post.FromNode
+            field json "text" post.Text
+            field json "id" post.ClientMessageId
+        | RoomSequenced message ->
+            kind json "sequenced"
+            writeRoomMessage json message "fromNode")
 
 let encodeClientRequest (request: ClientRequest) : string =
     encode (fun json ->
         match request with
-        | Hello nick ->
+        | Hello hello ->
             kind json "hello"
-            field json "nick" nick
-        | Say text ->
+            field json "nick" hello.Nick
+            match hello.Session with
+            | Some session -> field json "session" session
+            | None -> ()
+            if not hello.Resume.IsEmpty then
+                json.WritePropertyName "resume"
+                json.WriteStartObject()
+                for room, seq in hello.Resume do field json room seq
+                json.WriteEndObject()
+        | Say(room, text, id) ->
             kind json "say"
+            field json "room" room
             field json "text" text
+            if id <> 0L then field json "id" id
         | Whisper(target, text) ->
             kind json "msg"
             field json "to" target
             field json "text" text
-        | Who -> kind json "who"
+        | Join room ->
+            kind json "join"
+            field json "room" room
+        | Leave room ->
+            kind json "leave"
+            field json "room" room
+        | Rooms -> kind json "rooms"
+        | Who room ->
+            kind json "who"
+            match room with
+            | Some room -> field json "room" room
+            | None -> ()
         | Status -> kind json "status"
         | Quit -> kind json "quit")
 
@@ -131,36 +198,53 @@ let errorCodeName (code: ErrorCode) : string =
     | BadFrame -> "bad-frame"
     | FrameTooLarge -> "frame-too-large"
     | VersionMismatch -> "version-mismatch"
+    | RoomInvalid -> "room-invalid"
+    | NotInRoom -> "not-in-room"
 
 let private allErrorCodes =
-    [ NickTaken; NickInvalid; HelloFirst; AlreadyHello; NoSuchUser; ServerFull; TextInvalid; BadFrame; FrameTooLarge; VersionMismatch ]
+    [ NickTaken; NickInvalid; HelloFirst; AlreadyHello; NoSuchUser; ServerFull; TextInvalid; BadFrame; FrameTooLarge; VersionMismatch
+      RoomInvalid; NotInRoom ]
 
 let encodeServerReply (reply: ServerReply) : string =
     encode (fun json ->
         match reply with
-        | Welcome(nick, node, leader) ->
+        | Welcome(nick, node, leader, session) ->
             kind json "welcome"
             field json "nick" nick
             field json "node" node
             optionalNode json "leader" leader
-        | Message line ->
+            field json "session" session
+        | Message message ->
             kind json "message"
-            field json "from" line.From
-            field json "node" line.FromNode
-            field json "text" line.Text
+            writeRoomMessage json message "node"
         | Private line ->
             kind json "private"
             field json "from" line.From
             field json "node" line.FromNode
             field json "to" line.To
             field json "text" line.Text
-        | WhoListed users ->
-            kind json "who"
-            writeArray json "users" users (fun user ->
+        | Joined(room, owner, members) ->
+            kind json "joined"
+            field json "room" room
+            optionalNode json "owner" owner
+            field json "members" members
+        | LeftRoom room ->
+            kind json "left"
+            field json "room" room
+        | RoomsListed rooms ->
+            kind json "rooms"
+            writeArray json "rooms" rooms (fun room ->
                 json.WriteStartObject()
-                field json "nick" user.Nick
-                field json "node" user.Node
+                field json "room" room.Room
+                optionalNode json "owner" room.Owner
+                field json "members" room.Members
                 json.WriteEndObject())
+        | WhoListed(room, users) ->
+            kind json "who"
+            match room with
+            | Some room -> field json "room" room
+            | None -> ()
+            writeArray json "users" users (writeUser json)
         | StatusReported status ->
             kind json "status"
             field json "self" status.Self
@@ -174,6 +258,11 @@ let encodeServerReply (reply: ServerReply) : string =
                 field json "self" node.IsSelf
                 writeLoad json node.Load
                 json.WriteEndObject())
+        | Redirected(node, client, reason) ->
+            kind json "redirect"
+            field json "node" node
+            field json "client" (string client)
+            field json "reason" reason
         | Error(code, reason) ->
             kind json "error"
             field json "code" (errorCodeName code)
@@ -215,24 +304,34 @@ let private stringField (frame: JObject) (name: string) : string =
     | token when token.Type = JTokenType.String -> token.Value<string>() |> Option.ofObj |> Option.defaultValue ""
     | _ -> fail $"field '{name}' must be a string"
 
-let private intField (frame: JObject) (name: string) : int =
-    match required frame name with
-    | token when token.Type = JTokenType.Integer ->
-        let value = System.Convert.ToInt64((token :?> JValue).Value)
-        if value < int64 System.Int32.MinValue || value > int64 System.Int32.MaxValue then fail $"field '{name}' is out of range"
-        int value
+let private integer (name: string) (token: JToken) : int64 =
+    match token with
+    | :? JValue as value when token.Type = JTokenType.Integer ->
+        match value.Value with
+        | :? int64 as number -> number
+        | :? int32 as number -> int64 number
+        | _ -> fail $"field '{name}' is out of range"
     | _ -> fail $"field '{name}' must be an integer"
+
+let private longField (frame: JObject) (name: string) : int64 = integer name (required frame name)
+
+let private intField (frame: JObject) (name: string) : int =
+    let value = longField frame name
+    if value < int64 System.Int32.MinValue || value > int64 System.Int32.MaxValue then fail $"field '{name}' is out of range"
+    int value
+
+let private optionalField (frame: JObject) (name: string) (read: JObject -> string -> 'T) : 'T option =
+    match frame.[name] with
+    | null -> None
+    | token when token.Type = JTokenType.Null -> None
+    | _ -> Some(read frame name)
 
 let private boolField (frame: JObject) (name: string) : bool =
     match required frame name with
     | token when token.Type = JTokenType.Boolean -> System.Convert.ToBoolean((token :?> JValue).Value)
     | _ -> fail $"field '{name}' must be true or false"
 
-let private optionalNodeField (frame: JObject) (name: string) : NodeId option =
-    match frame.[name] with
-    | null -> None
-    | token when token.Type = JTokenType.Null -> None
-    | _ -> Some(intField frame name)
+let private optionalNodeField (frame: JObject) (name: string) : NodeId option = optionalField frame name intField
 
 let private objectField (frame: JObject) (name: string) : JObject =
     match required frame name with
@@ -287,6 +386,22 @@ let private decode (line: string) (read: string -> JObject -> 'T) : Result<'T, D
 
 let private unknownType (kind: string) = fail $"unknown message type '{kind}'"
 
+let private userOf (user: JObject) : UserEntry =
+    { Nick = stringField user "nick"
+      Node = intField user "node"
+      Rooms = arrayField user "rooms" |> List.map asString }
+
+let private knownUserOf (user: JObject) : KnownUser =
+    { User = userOf user; Session = stringField user "session" }
+
+let private roomMessageOf (frame: JObject) (nodeField: string) : RoomMessage =
+    { Room = stringField frame "room"
+      Seq = longField frame "seq"
+      From = stringField frame "from"
+      FromNode = intField frame nodeField
+      Text = stringField frame "text"
+      ClientMessageId = longField frame "id" }
+
 let decodePeerMessage (line: string) : Result<PeerMessage, DecodeError> =
     decode line (fun kind frame ->
         match kind with
@@ -300,26 +415,55 @@ let decodePeerMessage (line: string) : Result<PeerMessage, DecodeError> =
         | "election" -> Election { Candidate = intField frame "candidate"; Epoch = intField frame "epoch" }
         | "leader" -> LeaderAnnounced { Leader = intField frame "leader"; Epoch = intField frame "epoch" }
         | "leave" -> LeaveAnnounced(intField frame "node")
-        | "broadcast" ->
-            BroadcastForwarded { From = stringField frame "from"; FromNode = intField frame "fromNode"; Text = stringField frame "text" }
         | "private" ->
             PrivateForwarded
                 { From = stringField frame "from"
                   FromNode = intField frame "fromNode"
                   To = stringField frame "to"
                   Text = stringField frame "text" }
-        | "user-joined" -> UserJoined(stringField frame "nick", intField frame "node")
+        | "user-joined" -> UserJoined(knownUserOf (objectField frame "user"))
         | "user-left" -> UserLeft(stringField frame "nick", intField frame "node")
-        | "users" -> UsersListed(intField frame "node", arrayField frame "nicks" |> List.map asString)
+        | "member-joined" -> MemberJoined(stringField frame "room", stringField frame "nick")
+        | "member-left" -> MemberLeft(stringField frame "room", stringField frame "nick")
+        | "users" -> UsersListed(intField frame "node", arrayField frame "users" |> List.map (asObject >> knownUserOf))
+        | "place" -> PlacementRequested(stringField frame "room", intField frame "requester")
+        | "placed" ->
+            RoomAssigned(
+                stringField frame "room",
+                { Owner = intField frame "owner"; Epoch = intField frame "epoch"; LastSeq = longField frame "lastSeq" }
+            )
+        | "post" ->
+            RoomPosted
+                { Room = stringField frame "room"
+                  From = stringField frame "from"
+                  FromNode = intField frame "fromNode"
+                  Text = stringField frame "text"
+                  ClientMessageId = longField frame "id" }
+        | "sequenced" -> RoomSequenced(roomMessageOf frame "fromNode")
         | other -> unknownType other)
+
+let private resumeOf (frame: JObject) : (RoomName * int64) list =
+    match frame.["resume"] with
+    | null -> []
+    | token when token.Type = JTokenType.Null -> []
+    | :? JObject as rooms -> [ for property in rooms.Properties() -> property.Name, integer "resume" property.Value ]
+    | _ -> fail "field 'resume' must be an object of room: last sequence number"
 
 let decodeClientRequest (line: string) : Result<ClientRequest, DecodeError> =
     decode line (fun kind frame ->
         match kind with
-        | "hello" -> Hello(stringField frame "nick")
-        | "say" -> Say(stringField frame "text")
+        | "hello" -> Hello { Nick = stringField frame "nick"; Session = optionalField frame "session" stringField; Resume = resumeOf frame }
+        | "say" ->
+            Say(
+                optionalField frame "room" stringField |> Option.defaultValue Rooms.lobby,
+                stringField frame "text",
+                optionalField frame "id" longField |> Option.defaultValue 0L
+            )
         | "msg" -> Whisper(stringField frame "to", stringField frame "text")
-        | "who" -> Who
+        | "join" -> Join(stringField frame "room")
+        | "leave" -> Leave(stringField frame "room")
+        | "rooms" -> Rooms
+        | "who" -> Who(optionalField frame "room" stringField)
         | "status" -> Status
         | "quit" -> Quit
         | other -> unknownType other)
@@ -332,21 +476,24 @@ let private errorCodeOf (name: string) : ErrorCode =
 let decodeServerReply (line: string) : Result<ServerReply, DecodeError> =
     decode line (fun kind frame ->
         match kind with
-        | "welcome" -> Welcome(stringField frame "nick", intField frame "node", optionalNodeField frame "leader")
-        | "message" -> Message { From = stringField frame "from"; FromNode = intField frame "node"; Text = stringField frame "text" }
+        | "welcome" -> Welcome(stringField frame "nick", intField frame "node", optionalNodeField frame "leader", stringField frame "session")
+        | "message" -> Message(roomMessageOf frame "node")
         | "private" ->
             Private
                 { From = stringField frame "from"
                   FromNode = intField frame "node"
                   To = stringField frame "to"
                   Text = stringField frame "text" }
-        | "who" ->
-            WhoListed(
-                arrayField frame "users"
+        | "joined" -> Joined(stringField frame "room", optionalNodeField frame "owner", intField frame "members")
+        | "left" -> LeftRoom(stringField frame "room")
+        | "rooms" ->
+            RoomsListed(
+                arrayField frame "rooms"
                 |> List.map (fun token ->
-                    let user = asObject token
-                    { Nick = stringField user "nick"; Node = intField user "node" })
+                    let room = asObject token
+                    { Room = stringField room "room"; Owner = optionalNodeField room "owner"; Members = intField room "members" })
             )
+        | "who" -> WhoListed(optionalField frame "room" stringField, arrayField frame "users" |> List.map (asObject >> userOf))
         | "status" ->
             StatusReported
                 { Self = intField frame "self"
@@ -361,6 +508,7 @@ let decodeServerReply (line: string) : Result<ServerReply, DecodeError> =
                           Load = loadOf node
                           IsLeader = boolField node "leader"
                           IsSelf = boolField node "self" }) }
+        | "redirect" -> Redirected(intField frame "node", endpointField frame "client", stringField frame "reason")
         | "error" -> Error(errorCodeOf (stringField frame "code"), stringField frame "reason")
         | "system" -> Notice(stringField frame "text")
         | other -> unknownType other)

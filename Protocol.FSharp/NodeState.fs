@@ -1,0 +1,137 @@
+/// A node's whole state, the events that drive it and the effects it asks of the shell.
+module FormalChat.Protocol.NodeState
+
+open FormalChat.Protocol.Chat
+open FormalChat.Protocol.Rooms
+
+/// A node that has more than ThresholdPercent above its fair share of clients redirects the
+/// excess, at most MaxRedirectsPerTick a tick, to the least-loaded node.
+type RebalancePolicy =
+    { ThresholdPercent: int
+      MaxRedirectsPerTick: int }
+
+type ProtocolConfig =
+    { /// K: a peer that misses this many heartbeats in a row is suspected.
+      SuspectAfter: int
+      HeartbeatIntervalMs: int
+      MaxClients: int
+      MaxTextLength: int
+      /// Messages a client receives when it joins a room.
+      HistoryOnJoin: int
+      Rebalance: RebalancePolicy option }
+
+module ProtocolConfig =
+    let defaults =
+        { SuspectAfter = 3
+          HeartbeatIntervalMs = 2000
+          MaxClients = 10_000
+          MaxTextLength = 4000
+          HistoryOnJoin = 50
+          Rebalance = Some { ThresholdPercent = 50; MaxRedirectsPerTick = 100 } }
+
+type PeerEntry = { Info: NodeInfo; Load: Load }
+
+type NodeState =
+    { Info: NodeInfo
+      Coordination: Coordination
+      /// Every node ever heard of, with its addresses and its last reported load. The view in
+      /// Coordination says which of them are believed live.
+      Peers: Map<NodeId, PeerEntry>
+      Chat: ChatState
+      Placements: Placement.Placements
+      /// The recent messages of every room, kept by every node (see Rooms.fs for why).
+      Histories: Map<RoomName, RoomHistory>
+      /// Posts of local clients not yet seen sequenced; sent again when the room's owner changes.
+      Unconfirmed: Map<RoomName, RoomPost list>
+      /// Heartbeat intervals since start (up to listenTicksBeforeElection).
+      TicksSinceStart: int
+      MessagesSinceTick: int
+      Load: Load
+      /// Ticks to wait after redirecting clients, until the heartbeats show where they went.
+      RebalanceCooldown: int
+      Stopped: bool }
+
+type Event =
+    | Ticked
+    | PeerMessageReceived of PeerMessage
+    /// A new client connection, with a fresh random session token drawn by the shell.
+    | ClientConnected of ClientId * session: string
+    | ClientRequested of ClientId * ClientRequest
+    | ClientDisconnected of ClientId
+    | ShutdownRequested
+
+type LogLevel =
+    | Debug
+    | Info
+    | Warning
+
+/// What the shell must do after a step. Effects are carried out in list order: a Log follows
+/// the change it reports, and a CloseClient follows the last reply to that client.
+type Effect =
+    | SendToPeer of NodeInfo * PeerMessage
+    | Multicast of PeerMessage
+    /// One reply to many local clients: the shell encodes it once.
+    | SendToClients of Set<ClientId> * ServerReply
+    | CloseClient of ClientId * reason: string
+    | Log of LogLevel * string
+    /// The node has said goodbye; the shell may exit.
+    | Stop
+
+/// No election before the second tick: a node that has just started first listens for a full
+/// interval, so a cluster started together runs one round, not one per node.
+let listenTicksBeforeElection = 2
+
+let init (info: NodeInfo) : NodeState =
+    { Info = info
+      Coordination = Coordination.init info.Id
+      Peers = Map.empty
+      Chat = Chat.empty
+      Placements = Map.empty
+      Histories = Map.empty
+      Unconfirmed = Map.empty
+      TicksSinceStart = 0
+      MessagesSinceTick = 0
+      Load = Load.zero
+      RebalanceCooldown = 0
+      Stopped = false }
+
+let self (state: NodeState) = state.Info.Id
+
+let historyOf (room: RoomName) (state: NodeState) : RoomHistory =
+    state.Histories.TryFind room |> Option.defaultValue emptyHistory
+
+/// Clients on a node: live for this node, as of the last heartbeat for the others.
+let clientsOn (state: NodeState) (node: NodeId) : int =
+    if node = self state then state.Chat.LocalNicks.Count
+    else state.Peers.TryFind node |> Option.map (fun peer -> peer.Load.Clients) |> Option.defaultValue 0
+
+let livePeers (state: NodeState) : NodeInfo list =
+    [ for id in state.Coordination.View do
+          if id <> self state then
+              match state.Peers.TryFind id with
+              | Some peer -> peer.Info
+              | None -> () ]
+
+let heartbeatOf (state: NodeState) : Heartbeat =
+    { From = state.Info
+      Epoch = state.Coordination.Epoch
+      Leader = state.Coordination.Leader
+      Load = state.Load
+      Known = [ for KeyValue(_, peer) in state.Peers -> peer.Info ] }
+
+let clusterStatus (state: NodeState) : ClusterStatus =
+    let leader = state.Coordination.Leader
+    let row id (info: NodeInfo) (load: Load) : NodeStatus =
+        { Id = id; ClientEndpoint = info.ClientEndpoint; Load = load; IsLeader = (leader = Some id); IsSelf = (id = self state) }
+    { Self = self state
+      Leader = leader
+      Epoch = state.Coordination.Epoch
+      Nodes =
+        [ for id in state.Coordination.View do
+              // This node's own counts are live; the rest of its load is as of the last tick.
+              if id = self state then
+                  row id state.Info { state.Load with Clients = clientsOn state id; Rooms = Placement.roomsOwned state.Placements id }
+              else
+                  match state.Peers.TryFind id with
+                  | Some peer -> row id peer.Info peer.Load
+                  | None -> () ] }

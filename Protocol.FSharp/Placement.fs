@@ -1,0 +1,71 @@
+/// Room placement by the leader (spec/Placement.tla): the leader puts each new room on the
+/// least-loaded live node and tells every node; when an owner leaves the view the leader puts
+/// its rooms elsewhere. Every assignment carries the leader's epoch; a newer epoch's wins.
+module FormalChat.Protocol.Placement
+
+type Placements = Map<RoomName, Assignment>
+
+let private isLeader (state: Coordination) = state.Leader = Some state.Self
+
+/// Spec: RoomsOwned(p, n).
+let roomsOwned (placements: Placements) (node: NodeId) : int =
+    placements |> Seq.sumBy (fun (KeyValue(_, placement)) -> if placement.Owner = node then 1 else 0)
+
+/// Spec: LeastLoaded(l). The live node owning the fewest rooms, then with the fewest clients
+/// (from heartbeats), then the lowest id, so every replica of this rule picks the same node.
+let leastLoaded (clients: NodeId -> int) (placements: Placements) (state: Coordination) : NodeId =
+    state.View |> Seq.minBy (fun node -> roomsOwned placements node, clients node, node)
+
+/// A room needs a placement when nobody owns it, or its owner has left this node's view.
+let needsPlacement (room: RoomName) (placements: Placements) (state: Coordination) : bool =
+    match placements.TryFind room with
+    | Some placement -> not (state.View.Contains placement.Owner)
+    | None -> true
+
+/// Spec: RequestRoom(i, r). Asks the leader to place a room; nothing to do without a leader
+/// (the request is repeated on a later tick).
+let requestRoom (room: RoomName) (placements: Placements) (state: Coordination) : Sent list =
+    match state.Leader with
+    | Some leader when needsPlacement room placements state -> [ { To = leader; Message = PlacementRequested(room, state.Self) } ]
+    | _ -> []
+
+let private announce (state: Coordination) (room: RoomName) (placement: Assignment) : Sent list =
+    [ for node in state.View do
+          if node <> state.Self then { To = node; Message = RoomAssigned(room, placement) } ]
+
+/// Spec: AssignRoom(l, r). The leader places a room that needs it and announces the placement
+/// to every node in its view; a room already placed on a live node is only re-announced to
+/// the node that asked. `lastSeq` is the room's last sequence number the leader has seen, so a
+/// new owner continues the sequence.
+let assignRoom (clients: NodeId -> int) (lastSeq: int64) (requester: NodeId) (room: RoomName) (placements: Placements) (state: Coordination) : Placements * Sent list =
+    if not (isLeader state) then
+        placements, []
+    elif needsPlacement room placements state then
+        let placement = { Owner = leastLoaded clients placements state; Epoch = state.Epoch; LastSeq = lastSeq }
+        placements.Add(room, placement), announce state room placement
+    elif requester <> state.Self then
+        placements, [ { To = requester; Message = RoomAssigned(room, placements[room]) } ]
+    else
+        placements, []
+
+/// Spec: RecvAssignment(i, m). An assignment of the same or a newer epoch replaces the old one;
+/// an older epoch's is ignored.
+let recvAssignment (room: RoomName) (placement: Assignment) (placements: Placements) : Placements =
+    match placements.TryFind room with
+    | Some current when current.Epoch > placement.Epoch -> placements
+    | _ -> placements.Add(room, placement)
+
+/// Spec: ReassignRooms(l). The leader moves every room whose owner has left its view, one by
+/// one, so the load counts see each earlier move.
+let reassignRooms (clients: NodeId -> int) (lastSeq: RoomName -> int64) (placements: Placements) (state: Coordination) : Placements * Sent list =
+    if not (isLeader state) then
+        placements, []
+    else
+        placements
+        |> Map.filter (fun room _ -> needsPlacement room placements state)
+        |> Map.keys
+        |> Seq.fold
+            (fun (placements, sent) room ->
+                let placed, more = assignRoom clients (lastSeq room) state.Self room placements state
+                placed, sent @ more)
+            (placements, [])
