@@ -4,7 +4,7 @@ using System.Net.Sockets;
 using System.Threading.Channels;
 using FormalChat.Protocol;
 using Microsoft.Extensions.Logging;
-using static FormalChat.Protocol.Node;
+using static FormalChat.Protocol.NodeState;
 
 namespace FormalChat.Node;
 
@@ -74,7 +74,7 @@ public sealed class ClientGateway : IAsyncDisposable
         var client = Interlocked.Increment(ref _nextClientId);
         var connection = new LineConnection(socket, MaxQueuedFramesPerClient);
         _clients[client] = connection;
-        _events.TryWrite(Event.NewClientConnected(client));
+        _events.TryWrite(Event.NewClientConnected(client, NewSessionToken()));
         string? refusal = null;
         var reason = await connection.ReadLinesAsync(
             _maxFrameBytes,
@@ -97,6 +97,9 @@ public sealed class ClientGateway : IAsyncDisposable
         _clients.TryRemove(client, out _);
         _events.TryWrite(Event.NewClientDisconnected(client));
     }
+
+    /// <summary>The token a client shows to take its nickname over after a failover: random, so it cannot be guessed.</summary>
+    private static string NewSessionToken() => Convert.ToHexString(System.Security.Cryptography.RandomNumberGenerator.GetBytes(16)).ToLowerInvariant();
 
     private string Refuse(long client, LineConnection connection, ErrorCode code, string reason)
     {

@@ -4,7 +4,7 @@ using System.Text;
 using System.Threading.Channels;
 using FormalChat.Protocol;
 using Microsoft.Extensions.Logging;
-using static FormalChat.Protocol.Node;
+using static FormalChat.Protocol.NodeState;
 
 namespace FormalChat.Node;
 

@@ -3,9 +3,9 @@ using System.Runtime.InteropServices;
 using System.Threading.Channels;
 using FormalChat.Protocol;
 using Microsoft.Extensions.Logging;
-using static FormalChat.Protocol.Node;
+using static FormalChat.Protocol.NodeState;
 using LogLevel = Microsoft.Extensions.Logging.LogLevel;
-using ProtocolLogLevel = FormalChat.Protocol.Node.LogLevel;
+using ProtocolLogLevel = FormalChat.Protocol.NodeState.LogLevel;
 using ProtocolNode = FormalChat.Protocol.Node;
 
 namespace FormalChat.Node;
@@ -21,14 +21,14 @@ public sealed class NodeHost
     private readonly ILogger _log;
     private readonly InputCounters _counters = new();
     private readonly Channel<Event> _events = Channel.CreateUnbounded<Event>(new UnboundedChannelOptions { SingleReader = true });
-    private NodeState _state;
+    private FormalChat.Protocol.NodeState.NodeState _state;
 
     public NodeHost(Config.NodeOptions options, ILoggerFactory logs)
     {
         _options = options;
         _config = Config.nodeConfigOf(options);
         _log = logs.CreateLogger($"node {options.Id}");
-        _state = ProtocolNode.init(Config.nodeInfoOf(options));
+        _state = FormalChat.Protocol.NodeState.init(Config.nodeInfoOf(options));
     }
 
     public InputCounters Counters => _counters;

@@ -35,6 +35,9 @@ type NodeArgs =
     | Peer of address: string
     | Max_Clients of count: int
     | Max_Frame of bytes: int
+    | History of messages: int
+    | Rebalance_Threshold of percent: int
+    | No_Rebalance
     | [<CliPrefix(CliPrefix.None)>] Cluster of ParseResults<ClusterArgs>
 
     interface IArgParserTemplate with
@@ -52,11 +55,17 @@ type NodeArgs =
             | Peer _ -> "peer address host:port of another node (repeatable): seeds where multicast is absent"
             | Max_Clients _ -> "most chat clients this node accepts (default 10000)"
             | Max_Frame _ -> "largest accepted frame in bytes (default 65536)"
+            | History _ -> "messages a client receives when it joins a room (default 50)"
+            | Rebalance_Threshold _ -> "redirect clients when this node has this many percent above its fair share (default 50)"
+            | No_Rebalance -> "never redirect clients to less loaded nodes"
             | Cluster _ -> "start a local cluster: N node processes on this machine, stopped together by Ctrl+C"
 
 type ClientArgs =
     | [<AltCommandLine("-n")>] Nick of nick: string
     | [<AltCommandLine("-s")>] Server of address: string
+    | Peer of address: string
+    | Multicast of group: string
+    | Interface of address: string
     | Json
     | [<MainCommand; Hidden>] Positional of words: string list
 
@@ -64,7 +73,10 @@ type ClientArgs =
         member this.Usage =
             match this with
             | Nick _ -> "your nickname (letters, digits, '_' and '-')"
-            | Server _ -> "node to connect to as host:port (default 127.0.0.1:5001)"
+            | Server _ -> "node to connect to as host:port (default: discover the least-loaded node)"
+            | Peer _ -> "client address host:port of any node to ask for the cluster (repeatable), instead of multicast"
+            | Multicast _ -> "discovery group to listen to as group:port (default 239.255.77.1:5007)"
+            | Interface _ -> "interface address for multicast (default 127.0.0.1)"
             | Json -> "print one JSON object per line for every event (for scripts)"
             | Positional _ -> "prior-art form: <nick> <host> <port>"
 
@@ -82,7 +94,9 @@ type NodeOptions =
       Timing: Timing
       Seeds: Endpoint list
       MaxClients: int
-      MaxFrameBytes: int }
+      MaxFrameBytes: int
+      HistoryOnJoin: int
+      Rebalance: NodeState.RebalancePolicy option }
 
 type ClusterOptions =
     { Nodes: int
@@ -93,9 +107,17 @@ type NodeCommand =
     | RunNode of NodeOptions
     | RunCluster of ClusterOptions
 
+/// How a client finds a node when it is not told one, and where it goes after a failure.
+type Discovery =
+    { MulticastGroup: Endpoint
+      MulticastInterface: string
+      Seeds: Endpoint list }
+
 type ClientOptions =
     { Nick: string
-      Server: Endpoint
+      /// None: discover the cluster and connect to the least-loaded node.
+      Server: Endpoint option
+      Discovery: Discovery
       Json: bool }
 
 /// What to print when the command line is not usable (exit code 2), or the usage that --help
@@ -172,6 +194,10 @@ let parseNodeCommand (argv: string array) : Result<NodeCommand, UsageError> =
             check (maxClients >= 1 && maxClients <= 1_000_000) "--max-clients must be between 1 and 1000000"
             let maxFrame = args.GetResult(NodeArgs.Max_Frame, defaultValue = Wire.defaultMaxFrameBytes)
             check (maxFrame >= 256 && maxFrame <= 16 * 1024 * 1024) "--max-frame must be between 256 and 16777216"
+            let history = args.GetResult(NodeArgs.History, defaultValue = 50)
+            check (history >= 0 && history <= Rooms.historyCapacity) $"--history must be between 0 and {Rooms.historyCapacity}"
+            let threshold = args.GetResult(NodeArgs.Rebalance_Threshold, defaultValue = 50)
+            check (threshold >= 1 && threshold <= 10_000) "--rebalance-threshold must be between 1 and 10000 percent"
             let host = args.GetResult(NodeArgs.Host, defaultValue = "127.0.0.1")
             check (System.Net.IPAddress.TryParse(host) |> fst) $"--host takes an IP address, not '{host}'"
             RunNode
@@ -188,12 +214,20 @@ let parseNodeCommand (argv: string array) : Result<NodeCommand, UsageError> =
                         (args.TryGetResult NodeArgs.Interface)
                   Seeds = seeds
                   MaxClients = maxClients
-                  MaxFrameBytes = maxFrame })
+                  MaxFrameBytes = maxFrame
+                  HistoryOnJoin = history
+                  Rebalance =
+                    if args.Contains NodeArgs.No_Rebalance then None
+                    else Some { ThresholdPercent = threshold; MaxRedirectsPerTick = 100 } })
 
 /// `alice localhost 5001` (the prior art's form) means `--nick alice --server localhost:5001`.
 let parseClientCommand (argv: string array) : Result<ClientOptions, UsageError> =
     parseWith<ClientArgs, ClientOptions> "Client.CSharp" argv (fun args ->
         let positional = args.GetResult(ClientArgs.Positional, defaultValue = [])
+        match positional |> List.tryFind (fun word -> word.StartsWith "-") with
+        | Some flag -> raise (Invalid $"unknown option '{flag}'")
+        | None -> ()
+        check (positional.IsEmpty || not (args.Contains ClientArgs.Nick)) "give the nickname either as --nick or as the first word, not both"
         let nickWord, serverWords =
             match positional with
             | [] -> None, None
@@ -209,17 +243,27 @@ let parseClientCommand (argv: string array) : Result<ClientOptions, UsageError> 
         match Chat.validateNick nick with
         | Result.Error reason -> raise (Invalid reason)
         | Ok _ -> ()
-        let serverText =
-            args.TryGetResult ClientArgs.Server |> Option.orElse serverWords |> Option.defaultValue "127.0.0.1:5001"
-        match Endpoint.tryParse serverText with
-        | Some server -> { Nick = nick; Server = server; Json = args.Contains ClientArgs.Json }
-        | None -> raise (Invalid $"--server takes host:port, not '{serverText}'"))
+        let endpoint (flag: string) (text: string) =
+            match Endpoint.tryParse text with
+            | Some endpoint -> endpoint
+            | None -> raise (Invalid $"{flag} takes host:port, not '{text}'")
+        let iface = args.GetResult(ClientArgs.Interface, defaultValue = "127.0.0.1")
+        check (System.Net.IPAddress.TryParse(iface) |> fst) $"--interface takes an IPv4 address, not '{iface}'"
+        { Nick = nick
+          Server = args.TryGetResult ClientArgs.Server |> Option.orElse serverWords |> Option.map (endpoint "--server")
+          Discovery =
+            { MulticastGroup = args.TryGetResult ClientArgs.Multicast |> Option.map multicastGroup |> Option.defaultValue defaultMulticast
+              MulticastInterface = iface
+              Seeds = args.GetResults ClientArgs.Peer |> List.map (endpoint "--peer") }
+          Json = args.Contains ClientArgs.Json })
 
 let nodeConfigOf (options: NodeOptions) : NodeState.ProtocolConfig =
     { NodeState.ProtocolConfig.defaults with
         SuspectAfter = options.Timing.SuspectAfter
         HeartbeatIntervalMs = options.Timing.HeartbeatIntervalMs
-        MaxClients = options.MaxClients }
+        MaxClients = options.MaxClients
+        HistoryOnJoin = options.HistoryOnJoin
+        Rebalance = options.Rebalance }
 
 let nodeInfoOf (options: NodeOptions) : NodeInfo =
     { Id = options.Id
@@ -236,4 +280,6 @@ let clusterNodeOptions (cluster: ClusterOptions) (id: NodeId) : NodeOptions =
       Timing = cluster.Timing
       Seeds = []
       MaxClients = 10_000
-      MaxFrameBytes = Wire.defaultMaxFrameBytes }
+      MaxFrameBytes = Wire.defaultMaxFrameBytes
+      HistoryOnJoin = 50
+      Rebalance = NodeState.ProtocolConfig.defaults.Rebalance }

@@ -75,6 +75,10 @@ type PeerMessage =
     | MemberLeft of room: RoomName * nick: string
     /// The full list of a node's local users, sent to a node that has just appeared.
     | UsersListed of node: NodeId * users: KnownUser list
+    /// Asks a node for its UsersListed and placements. Sent with our own list when a node
+    /// appears, because the other side may never have seen us leave (a one-sided suspicion,
+    /// or a restart faster than K heartbeats) and so would not send its list by itself.
+    | UsersRequested of node: NodeId
     /// A node asks the leader to place a room nobody owns yet (spec: RequestRoom).
     | PlacementRequested of room: RoomName * requester: NodeId
     /// The leader's placement, sent to every node (spec: AssignRoom, RecvAssignment).

@@ -12,8 +12,11 @@ let private refuse client code reason = reply client (Error(code, reason))
 let private toEveryLocal (state: NodeState) message = SendToClients(namedClients state.Chat, message)
 let private toEveryPeer (state: NodeState) message = [ for info in livePeers state -> SendToPeer(info, message) ]
 
-let private placementsTo (info: NodeInfo) (state: NodeState) =
-    [ for KeyValue(room, placement) in state.Placements -> SendToPeer(info, RoomAssigned(room, placement)) ]
+/// What a node that has just appeared needs to know from this one: who is online here, and
+/// where every room is placed.
+let private introduceTo (info: NodeInfo) (state: NodeState) =
+    SendToPeer(info, UsersListed(self state, [ for user in localUsers state.Chat -> knownUser (self state) user ]))
+    :: [ for KeyValue(room, placement) in state.Placements -> SendToPeer(info, RoomAssigned(room, placement)) ]
 
 /// The sender's addresses and load, and the nodes it introduces that this node has not met.
 let private rememberPeers (heartbeat: Heartbeat) (state: NodeState) : Map<NodeId, PeerEntry> =
@@ -151,8 +154,8 @@ and private reportViewChange (before: Coordination) (state: NodeState) : Effect 
                   Log(Info, $"node {id} joined the view {Set.toList after.View}")
                   match state.Peers.TryFind id with
                   | Some peer ->
-                      SendToPeer(peer.Info, UsersListed(self state, [ for user in localUsers chat -> knownUser (self state) user ]))
-                      yield! placementsTo peer.Info state
+                      yield! introduceTo peer.Info state
+                      SendToPeer(peer.Info, UsersRequested(self state))
                   | None -> ()
               for id in departed do
                   Log(Warning, $"node {id} left the view {Set.toList after.View}")
@@ -213,6 +216,10 @@ and handlePeerMessage (message: PeerMessage) (state: NodeState) : NodeState * Ef
     | MemberJoined(room, nick) -> { state with Chat = updateRemoteRooms nick (Set.add room) state.Chat }, []
     | MemberLeft(room, nick) -> { state with Chat = updateRemoteRooms nick (Set.remove room) state.Chat }, []
     | UsersListed(node, users) -> { state with Chat = replaceUsersOf node users state.Chat }, []
+    | UsersRequested node ->
+        match state.Peers.TryFind node with
+        | Some peer -> state, introduceTo peer.Info state
+        | None -> state, []
     | PlacementRequested(room, requester) ->
         let lastSeq = (historyOf room state).LastSeq
         applyPlacements (Placement.assignRoom (clientsOn state) lastSeq requester room state.Placements state.Coordination) state

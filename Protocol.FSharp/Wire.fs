@@ -127,6 +127,9 @@ let encodePeerMessage (message: PeerMessage) : string =
             kind json "users"
             field json "node" node
             writeArray json "users" users (writeKnownUser json)
+        | UsersRequested node ->
+            kind json "users-requested"
+            field json "node" node
         | PlacementRequested(room, requester) ->
             kind json "place"
             field json "room" room
@@ -280,13 +283,15 @@ exception private FrameInvalid of string
 
 let private fail reason = raise (FrameInvalid reason)
 
-let private settings =
-    JsonSerializerSettings(MaxDepth = 16, DateParseHandling = DateParseHandling.None)
-
+/// A strict reader: the frame must be exactly one complete JSON value (a truncated object or
+/// trailing text is refused), nested at most 16 deep, with no date guessing.
 let private parseObject (line: string) : JObject =
     let token =
         try
-            JsonConvert.DeserializeObject<JToken>(line, settings)
+            use reader = new JsonTextReader(new StringReader(line), MaxDepth = 16, DateParseHandling = DateParseHandling.None)
+            let token = JToken.ReadFrom reader
+            if reader.Read() then fail "trailing text after the JSON object"
+            token
         with :? JsonException as error ->
             fail $"not valid JSON: {error.Message}"
     match token with
@@ -426,6 +431,7 @@ let decodePeerMessage (line: string) : Result<PeerMessage, DecodeError> =
         | "member-joined" -> MemberJoined(stringField frame "room", stringField frame "nick")
         | "member-left" -> MemberLeft(stringField frame "room", stringField frame "nick")
         | "users" -> UsersListed(intField frame "node", arrayField frame "users" |> List.map (asObject >> knownUserOf))
+        | "users-requested" -> UsersRequested(intField frame "node")
         | "place" -> PlacementRequested(stringField frame "room", intField frame "requester")
         | "placed" ->
             RoomAssigned(
