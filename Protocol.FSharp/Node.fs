@@ -34,23 +34,27 @@ let private then' (next: NodeState -> NodeState * Effect list) (state: NodeState
 // ---------------------------------------------------------------------------------------------
 // Rooms: sequencing at the owner, delivery everywhere, placement by the leader.
 
+/// A post waiting here is done once its sequenced message is known here: as it arrives, or
+/// already in the history (a retry of a message sequenced before). Nicknames are unique, so a
+/// sender and a client message id name one message, whichever node the retry went through;
+/// without an id (0) the text and the sender's node must match too.
+let private confirm (message: RoomMessage) (state: NodeState) : NodeState =
+    let waiting = state.Unconfirmed.TryFind message.Room |> Option.defaultValue []
+    let isThis (post: RoomPost) =
+        post.From = message.From
+        && (if message.ClientMessageId = 0L then post.Text = message.Text && post.FromNode = message.FromNode
+            else post.ClientMessageId = message.ClientMessageId)
+    match List.tryFindIndex isThis waiting with
+    | Some index -> { state with Unconfirmed = state.Unconfirmed.Add(message.Room, List.removeAt index waiting) }
+    | None -> state
+
 /// A sequenced message reaches this node: kept in the room's history, shown to local members,
-/// and, if a local client sent it, no longer waiting for confirmation.
+/// and no longer waiting for confirmation here.
 let private deliverSequenced (message: RoomMessage) (state: NodeState) : NodeState * Effect list =
     match Rooms.record message (historyOf message.Room state) with
-    | None -> state, []
+    | None -> confirm message state, []
     | Some history ->
-        let confirmed =
-            if message.FromNode <> self state then state.Unconfirmed
-            else
-                let waiting = state.Unconfirmed.TryFind message.Room |> Option.defaultValue []
-                let isThis (post: RoomPost) =
-                    post.From = message.From
-                    && (if message.ClientMessageId = 0L then post.Text = message.Text else post.ClientMessageId = message.ClientMessageId)
-                match List.tryFindIndex isThis waiting with
-                | Some index -> state.Unconfirmed.Add(message.Room, List.removeAt index waiting)
-                | None -> state.Unconfirmed
-        { state with Histories = state.Histories.Add(message.Room, history); Unconfirmed = confirmed },
+        confirm message { state with Histories = state.Histories.Add(message.Room, history) },
         [ SendToClients(localMembers message.Room state.Chat, Message message) ]
 
 /// The owner gives a post the room's next number and sends it to every node; a post it has
@@ -59,6 +63,7 @@ let private sequenceAsOwner (post: RoomPost) (placement: Assignment) (state: Nod
     let history = historyOf post.Room state
     match Rooms.alreadySequenced post history with
     | Some message ->
+        let state = confirm message state
         match state.Peers.TryFind post.FromNode with
         | Some peer when post.FromNode <> self state -> state, [ SendToPeer(peer.Info, RoomSequenced message) ]
         | _ -> state, []
@@ -67,6 +72,14 @@ let private sequenceAsOwner (post: RoomPost) (placement: Assignment) (state: Nod
         let state = { state with MessagesSinceTick = state.MessagesSinceTick + 1 }
         let state, local = deliverSequenced message state
         state, local @ toEveryPeer state (RoomSequenced message)
+
+/// A post from another node that this node cannot place yet (the owner's assignment has not
+/// arrived here, or names a node that has left) waits here like a local one, and goes on when
+/// the assignment arrives: the sender sends it only once.
+let private hold (post: RoomPost) (state: NodeState) : NodeState =
+    let waiting = state.Unconfirmed.TryFind post.Room |> Option.defaultValue []
+    if post.FromNode = self state || List.contains post waiting then state
+    else { state with Unconfirmed = state.Unconfirmed.Add(post.Room, waiting @ [ post ]) }
 
 let rec private routeSent (sent: Sent list) (state: NodeState) : NodeState * Effect list =
     sent
@@ -87,7 +100,7 @@ and private routePost (post: RoomPost) (state: NodeState) : NodeState * Effect l
     | Some placement when placement.Owner = self state -> sequenceAsOwner post placement state
     | Some placement when state.Coordination.View.Contains placement.Owner ->
         state, [ SendToPeer(state.Peers[placement.Owner].Info, RoomPosted post) ]
-    | _ -> routeSent (Placement.requestRoom post.Room state.Placements state.Coordination) state
+    | _ -> routeSent (Placement.requestRoom post.Room state.Placements state.Coordination) (hold post state)
 
 /// Spec: RecvAssignment on this node. When a room changes owner, the posts still waiting for
 /// it go to the new owner, and its members are told.

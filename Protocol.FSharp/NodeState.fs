@@ -41,7 +41,8 @@ type NodeState =
       Placements: Placement.Placements
       /// The recent messages of every room, kept by every node (see Rooms.fs for why).
       Histories: Map<RoomName, RoomHistory>
-      /// Posts of local clients not yet seen sequenced; sent again when the room's owner changes.
+      /// Posts not yet seen sequenced: of local clients, and from other nodes that arrived before
+      /// this node knew a live owner. Sent again when the room's owner changes.
       Unconfirmed: Map<RoomName, RoomPost list>
       /// Heartbeat intervals since start (up to listenTicksBeforeElection).
       TicksSinceStart: int

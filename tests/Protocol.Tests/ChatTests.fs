@@ -1,17 +1,16 @@
-/// Chat through the one entry point Node.step: nicknames, broadcast, private messages, the user
-/// directory, limits, heartbeats on tick and a graceful leave.
+/// Chat through the one entry point Node.step: nicknames and sessions, broadcast (a say to
+/// #lobby, sequenced by the room's owner), private messages, the user directory, limits,
+/// heartbeats on tick and a graceful leave.
 module FormalChat.Protocol.Tests.ChatTests
 
 open FormalChat.Protocol
+open FormalChat.Protocol.NodeState
 open FormalChat.Protocol.Node
 open Xunit
 
-let private config = { ProtocolConfig.defaults with SuspectAfter = 3 }
+let private config = { ProtocolConfig.defaults with SuspectAfter = 3; Rebalance = None }
 
-let private infoOf (id: NodeId) : NodeInfo =
-    { Id = id
-      ClientEndpoint = { Host = "127.0.0.1"; Port = 5000 + id }
-      PeerEndpoint = { Host = "127.0.0.1"; Port = 6000 + id } }
+let private infoOf (id: NodeId) : NodeInfo = Simulation.Nodes.infoOf id
 
 let private heartbeatFrom (id: NodeId) : Event =
     PeerMessageReceived(
@@ -33,13 +32,21 @@ let private steps (events: Event list) (state: NodeState) : NodeState = fst (run
 let private nodeWithPeers () : NodeState =
     init (infoOf 1) |> steps [ heartbeatFrom 2; heartbeatFrom 3 ]
 
+let private sessionOf (client: ClientId) = Simulation.Nodes.sessionOf client
+
+let private helloAs (nick: string) = Hello { Nick = nick; Session = None; Resume = [] }
+
 let private connectAs (client: ClientId) (nick: string) : Event list =
-    [ ClientConnected client; ClientRequested(client, Hello nick) ]
+    [ ClientConnected(client, sessionOf client); ClientRequested(client, helloAs nick) ]
+
+/// The leader has placed #lobby on `owner` (epoch 1, nothing sequenced yet).
+let private lobbyOn (owner: NodeId) : Event =
+    PeerMessageReceived(RoomAssigned(Rooms.lobby, { Owner = owner; Epoch = 1; LastSeq = 0L }))
 
 let private repliesTo (client: ClientId) (effects: Effect list) : ServerReply list =
     [ for effect in effects do
           match effect with
-          | SendToClients(clients, reply) when List.contains client clients -> reply
+          | SendToClients(clients, reply) when clients.Contains client -> reply
           | _ -> () ]
 
 let private errorCodes (client: ClientId) (effects: Effect list) : ErrorCode list =
@@ -56,49 +63,69 @@ let private peerSends (effects: Effect list) : (NodeId * PeerMessage) list =
           | SendToPeer(info, message) -> info.Id, message
           | _ -> () ]
 
+let private nickOf (client: ClientId) (state: NodeState) : string option =
+    Chat.namedSession client state.Chat |> Option.map _.Nick
+
+let private nodeOf (nick: string) (state: NodeState) : NodeId option =
+    state.Chat.Directory.TryFind nick |> Option.map _.Node
+
 let private whoFor (client: ClientId) (state: NodeState) : UserEntry list =
-    let _, effects = step config state (ClientRequested(client, Who))
+    let _, effects = step config state (ClientRequested(client, Who None))
     match repliesTo client effects with
-    | [ WhoListed users ] -> users
+    | [ WhoListed(None, users) ] -> users
     | other -> failwith $"expected one WhoListed, got {other}"
+
+let private inLobby (nick: string) (node: NodeId) : UserEntry = { Nick = nick; Node = node; Rooms = [ Rooms.lobby ] }
+
+let private known (nick: string) (node: NodeId) : KnownUser = { User = inLobby nick node; Session = $"session-of-{nick}" }
 
 // ---------------------------------------------------------------------------------------------
 // Hello.
 
 [<Fact>]
-let ``hello with a valid nickname is welcomed with the node id and the leader`` () =
-    let state = init (infoOf 1) |> steps [ ClientConnected 10 ]
+let ``hello with a valid nickname is welcomed with the node id, the leader and the connection's session`` () =
+    let state = init (infoOf 1) |> steps [ ClientConnected(10, sessionOf 10) ]
 
-    let next, effects = step config state (ClientRequested(10, Hello "alice"))
+    let next, effects = step config state (ClientRequested(10, helloAs "alice"))
 
-    Assert.Contains(Welcome("alice", 1, None), repliesTo 10 effects)
-    Assert.Equal(Some "alice", Chat.nickOf 10 next.Chat)
-    Assert.Equal(Some 1, next.Chat.Directory.TryFind "alice")
+    Assert.Contains(Welcome("alice", 1, None, sessionOf 10), repliesTo 10 effects)
+    Assert.Equal(Some "alice", nickOf 10 next)
+    Assert.Equal(Some 1, nodeOf "alice" next)
 
 [<Fact>]
-let ``hello announces the new user to every live peer`` () =
+let ``hello puts the client in #lobby`` () =
+    let state = init (infoOf 1) |> steps [ ClientConnected(10, sessionOf 10) ]
+
+    let next, effects = step config state (ClientRequested(10, helloAs "alice"))
+
+    Assert.Contains(Joined(Rooms.lobby, None, 1), repliesTo 10 effects)
+    Assert.Equal<Set<ClientId>>(Set.singleton 10L, Chat.localMembers Rooms.lobby next.Chat)
+
+[<Fact>]
+let ``hello announces the new user, with its rooms and session, to every live peer`` () =
     let state = nodeWithPeers ()
 
     let _, effects = run (connectAs 10 "alice") state
 
-    Assert.Equal<(NodeId * PeerMessage) list>([ 2, UserJoined("alice", 1); 3, UserJoined("alice", 1) ], peerSends effects)
+    let alice = { User = inLobby "alice" 1; Session = sessionOf 10 }
+    Assert.Equal<(NodeId * PeerMessage) list>([ 2, UserJoined alice; 3, UserJoined alice ], peerSends effects)
 
 [<Fact>]
 let ``hello with a nickname already used on this node is refused with NickTaken`` () =
-    let state = init (infoOf 1) |> steps (connectAs 10 "alice" @ [ ClientConnected 11 ])
+    let state = init (infoOf 1) |> steps (connectAs 10 "alice" @ [ ClientConnected(11, sessionOf 11) ])
 
-    let next, effects = step config state (ClientRequested(11, Hello "alice"))
+    let next, effects = step config state (ClientRequested(11, helloAs "alice"))
 
     Assert.Equal<ErrorCode list>([ NickTaken ], errorCodes 11 effects)
-    Assert.Equal(None, Chat.nickOf 11 next.Chat)
-    Assert.Equal(Some "alice", Chat.nickOf 10 next.Chat)
+    Assert.Equal(None, nickOf 11 next)
+    Assert.Equal(Some "alice", nickOf 10 next)
 
 [<Fact>]
 let ``hello with a nickname known on another node is refused with NickTaken`` () =
     let state =
-        nodeWithPeers () |> steps [ PeerMessageReceived(UserJoined("bob", 2)); ClientConnected 10 ]
+        nodeWithPeers () |> steps [ PeerMessageReceived(UserJoined(known "bob" 2)); ClientConnected(10, sessionOf 10) ]
 
-    let _, effects = step config state (ClientRequested(10, Hello "bob"))
+    let _, effects = step config state (ClientRequested(10, helloAs "bob"))
 
     Assert.Equal<ErrorCode list>([ NickTaken ], errorCodes 10 effects)
 
@@ -109,75 +136,94 @@ let ``hello with a nickname known on another node is refused with NickTaken`` ()
 [<InlineData("émile")>]
 [<InlineData("abcdefghijklmnopqrstuvwxyz0123456")>]
 let ``hello with an invalid nickname is refused with NickInvalid`` (nick: string) =
-    let state = init (infoOf 1) |> steps [ ClientConnected 10 ]
+    let state = init (infoOf 1) |> steps [ ClientConnected(10, sessionOf 10) ]
 
-    let next, effects = step config state (ClientRequested(10, Hello nick))
+    let next, effects = step config state (ClientRequested(10, helloAs nick))
 
     Assert.Equal<ErrorCode list>([ NickInvalid ], errorCodes 10 effects)
-    Assert.Equal(None, Chat.nickOf 10 next.Chat)
+    Assert.Equal(None, nickOf 10 next)
 
 [<Fact>]
 let ``a second hello on the same connection is refused with AlreadyHello`` () =
     let state = init (infoOf 1) |> steps (connectAs 10 "alice")
 
-    let _, effects = step config state (ClientRequested(10, Hello "alicia"))
+    let _, effects = step config state (ClientRequested(10, helloAs "alicia"))
 
     Assert.Equal<ErrorCode list>([ AlreadyHello ], errorCodes 10 effects)
 
 [<Fact>]
 let ``every request but hello and quit before hello is refused with HelloFirst`` () =
-    let state = init (infoOf 1) |> steps [ ClientConnected 10 ]
+    let state = init (infoOf 1) |> steps [ ClientConnected(10, sessionOf 10) ]
 
-    for request in [ Say "hi"; Whisper("bob", "hi"); Who; Status ] do
+    for request in
+        [ Say(Rooms.lobby, "hi", 0L); Whisper("bob", "hi"); Who None; Who(Some "#dev"); Status; Join "#dev"; Leave "#dev"; Rooms ] do
         let next, effects = step config state (ClientRequested(10, request))
         Assert.Equal<ErrorCode list>([ HelloFirst ], errorCodes 10 effects)
         Assert.Equal(state, next)
 
 // ---------------------------------------------------------------------------------------------
-// Say and Whisper.
+// Say (to #lobby: broadcast) and Whisper.
 
 [<Fact>]
-let ``say goes to every named local client and is forwarded to every live peer`` () =
+let ``a say to #lobby at its owner is sequenced, shown to every named local client and sent to every live peer`` () =
     let state =
-        nodeWithPeers () |> steps (connectAs 10 "alice" @ connectAs 11 "carol" @ [ ClientConnected 12 ])
+        nodeWithPeers () |> steps (lobbyOn 1 :: connectAs 10 "alice" @ connectAs 11 "carol" @ [ ClientConnected(12, sessionOf 12) ])
 
-    let _, effects = step config state (ClientRequested(10, Say "hello, world"))
+    let next, effects = step config state (ClientRequested(10, Say(Rooms.lobby, "hello, world", 7L)))
 
-    let line = { ChatLine.From = "alice"; FromNode = 1; Text = "hello, world" }
+    let message = { Room = Rooms.lobby; Seq = 1L; From = "alice"; FromNode = 1; Text = "hello, world"; ClientMessageId = 7L }
     let toClients =
         [ for effect in effects do
               match effect with
-              | SendToClients(clients, Message sent) -> List.sort clients, sent
+              | SendToClients(clients, Message shown) -> clients, shown
               | _ -> () ]
-    Assert.Equal<(ClientId list * ChatLine) list>([ [ 10L; 11L ], line ], toClients)
-    Assert.Equal<(NodeId * PeerMessage) list>([ 2, BroadcastForwarded line; 3, BroadcastForwarded line ], peerSends effects)
+    Assert.Equal<(Set<ClientId> * RoomMessage) list>([ set [ 10L; 11L ], message ], toClients)
+    Assert.Equal<(NodeId * PeerMessage) list>([ 2, RoomSequenced message; 3, RoomSequenced message ], peerSends effects)
+    Assert.Equal(1L, (historyOf Rooms.lobby next).LastSeq)
 
 [<Fact>]
-let ``say is not forwarded to a peer that left`` () =
-    let state =
-        nodeWithPeers () |> steps (PeerMessageReceived(LeaveAnnounced 3) :: connectAs 10 "alice")
+let ``a say to #lobby at another node than its owner goes to the owner only and is shown when it comes back sequenced`` () =
+    let state = nodeWithPeers () |> steps (lobbyOn 2 :: connectAs 10 "alice" @ connectAs 11 "carol")
 
-    let _, effects = step config state (ClientRequested(10, Say "hi"))
+    let posted, effects = step config state (ClientRequested(10, Say(Rooms.lobby, "hi all", 7L)))
+
+    let post = { Room = Rooms.lobby; From = "alice"; FromNode = 1; Text = "hi all"; ClientMessageId = 7L }
+    Assert.Equal<(NodeId * PeerMessage) list>([ 2, RoomPosted post ], peerSends effects)
+    Assert.Empty(repliesTo 10 effects)
+    Assert.Equal<RoomPost list>([ post ], posted.Unconfirmed[Rooms.lobby])
+
+    let message = { Room = Rooms.lobby; Seq = 1L; From = "alice"; FromNode = 1; Text = "hi all"; ClientMessageId = 7L }
+    let confirmed, effects = step config posted (PeerMessageReceived(RoomSequenced message))
+
+    Assert.Equal<Effect list>([ SendToClients(set [ 10L; 11L ], Message message) ], effects)
+    Assert.Empty(confirmed.Unconfirmed[Rooms.lobby])
+
+[<Fact>]
+let ``a say to #lobby is not sent to a peer that left`` () =
+    let state =
+        nodeWithPeers () |> steps (lobbyOn 1 :: PeerMessageReceived(LeaveAnnounced 3) :: connectAs 10 "alice")
+
+    let _, effects = step config state (ClientRequested(10, Say(Rooms.lobby, "hi", 0L)))
 
     Assert.Equal<NodeId list>([ 2 ], peerSends effects |> List.map fst)
 
 [<Fact>]
-let ``a forwarded broadcast is delivered to every named local client`` () =
-    let state = nodeWithPeers () |> steps (connectAs 10 "alice" @ connectAs 11 "carol")
-    let line = { ChatLine.From = "bob"; FromNode = 2; Text = "hi all" }
+let ``a sequenced #lobby message from its owner is delivered to every named local client`` () =
+    let state = nodeWithPeers () |> steps (lobbyOn 2 :: connectAs 10 "alice" @ connectAs 11 "carol" @ [ ClientConnected(12, sessionOf 12) ])
+    let message = { Room = Rooms.lobby; Seq = 1L; From = "bob"; FromNode = 2; Text = "hi all"; ClientMessageId = 3L }
 
-    let _, effects = step config state (PeerMessageReceived(BroadcastForwarded line))
+    let _, effects = step config state (PeerMessageReceived(RoomSequenced message))
 
-    Assert.Equal<Effect list>([ SendToClients([ 10L; 11L ], Message line) ], effects)
+    Assert.Equal<Effect list>([ SendToClients(set [ 10L; 11L ], Message message) ], effects)
 
 [<Theory>]
 [<InlineData("")>]
 [<InlineData("   ")>]
 [<InlineData("two\nlines")>]
 let ``say with empty or multi-line text is refused with TextInvalid`` (text: string) =
-    let state = nodeWithPeers () |> steps (connectAs 10 "alice")
+    let state = nodeWithPeers () |> steps (lobbyOn 2 :: connectAs 10 "alice")
 
-    let _, effects = step config state (ClientRequested(10, Say text))
+    let _, effects = step config state (ClientRequested(10, Say(Rooms.lobby, text, 0L)))
 
     Assert.Equal<ErrorCode list>([ TextInvalid ], errorCodes 10 effects)
     Assert.Empty(peerSends effects)
@@ -185,7 +231,7 @@ let ``say with empty or multi-line text is refused with TextInvalid`` (text: str
 [<Fact>]
 let ``whisper to a user on another node is forwarded to that node only and echoed to the sender`` () =
     let state =
-        nodeWithPeers () |> steps (PeerMessageReceived(UserJoined("bob", 3)) :: connectAs 10 "alice")
+        nodeWithPeers () |> steps (PeerMessageReceived(UserJoined(known "bob" 3)) :: connectAs 10 "alice")
 
     let _, effects = step config state (ClientRequested(10, Whisper("bob", "psst")))
 
@@ -211,7 +257,7 @@ let ``a forwarded private message reaches only its addressee`` () =
 
     let _, effects = step config state (PeerMessageReceived(PrivateForwarded line))
 
-    Assert.Equal<Effect list>([ SendToClients([ 11L ], Private line) ], effects)
+    Assert.Equal<Effect list>([ SendToClients(set [ 11L ], Private line) ], effects)
 
 [<Fact>]
 let ``whisper to an unknown nickname is refused with NoSuchUser`` () =
@@ -232,9 +278,10 @@ let ``disconnect tells every peer the user left and removes the user from the di
     let next, effects = step config state (ClientDisconnected 10)
 
     Assert.Equal<(NodeId * PeerMessage) list>([ 2, UserLeft("alice", 1); 3, UserLeft("alice", 1) ], peerSends effects)
-    Assert.Equal(None, next.Chat.Directory.TryFind "alice")
-    Assert.DoesNotContain({ Nick = "alice"; Node = 1 }, whoFor 11 next)
-    Assert.Equal(None, Chat.nickOf 10 next.Chat)
+    Assert.Equal(None, nodeOf "alice" next)
+    Assert.DoesNotContain(inLobby "alice" 1, whoFor 11 next)
+    Assert.Equal(None, nickOf 10 next)
+    Assert.Equal<Set<ClientId>>(Set.singleton 11L, Chat.localMembers Rooms.lobby next.Chat)
 
 [<Fact>]
 let ``quit says goodbye to the peers and closes the connection last`` () =
@@ -250,29 +297,29 @@ let ``quit says goodbye to the peers and closes the connection last`` () =
 let ``who lists users of this node and of peers, and a peer's departed user disappears`` () =
     let state =
         nodeWithPeers ()
-        |> steps (PeerMessageReceived(UserJoined("bob", 2)) :: PeerMessageReceived(UserJoined("dave", 3)) :: connectAs 10 "alice")
+        |> steps (PeerMessageReceived(UserJoined(known "bob" 2)) :: PeerMessageReceived(UserJoined(known "dave" 3)) :: connectAs 10 "alice")
 
     let users = whoFor 10 state
     let afterLeft = steps [ PeerMessageReceived(UserLeft("bob", 2)) ] state
 
     Assert.Equal<UserEntry list>(
-        [ { Nick = "alice"; Node = 1 }; { Nick = "bob"; Node = 2 }; { Nick = "dave"; Node = 3 } ],
+        [ inLobby "alice" 1; inLobby "bob" 2; inLobby "dave" 3 ],
         users |> List.sortBy (fun user -> user.Nick))
-    Assert.DoesNotContain({ Nick = "bob"; Node = 2 }, whoFor 10 afterLeft)
+    Assert.DoesNotContain(inLobby "bob" 2, whoFor 10 afterLeft)
 
 [<Fact>]
 let ``a UserLeft naming another node than the directory's does not remove the user`` () =
-    let state = nodeWithPeers () |> steps (PeerMessageReceived(UserJoined("bob", 2)) :: connectAs 10 "alice")
+    let state = nodeWithPeers () |> steps (PeerMessageReceived(UserJoined(known "bob" 2)) :: connectAs 10 "alice")
 
     let next = steps [ PeerMessageReceived(UserLeft("bob", 3)) ] state
 
-    Assert.Contains({ Nick = "bob"; Node = 2 }, whoFor 10 next)
+    Assert.Contains(inLobby "bob" 2, whoFor 10 next)
 
 [<Fact>]
 let ``the users of a suspected node disappear from who`` () =
     let state =
         nodeWithPeers ()
-        |> steps (PeerMessageReceived(UserJoined("bob", 2)) :: PeerMessageReceived(UserJoined("dave", 3)) :: connectAs 10 "alice")
+        |> steps (PeerMessageReceived(UserJoined(known "bob" 2)) :: PeerMessageReceived(UserJoined(known "dave" 3)) :: connectAs 10 "alice")
 
     // Node 3 keeps heartbeating, node 2 falls silent for K ticks.
     let suspected =
@@ -280,34 +327,31 @@ let ``the users of a suspected node disappear from who`` () =
 
     Assert.False(suspected.Coordination.View.Contains 2)
     Assert.Equal<UserEntry list>(
-        [ { Nick = "alice"; Node = 1 }; { Nick = "dave"; Node = 3 } ],
+        [ inLobby "alice" 1; inLobby "dave" 3 ],
         whoFor 10 suspected |> List.sortBy (fun user -> user.Nick))
 
 [<Fact>]
-let ``a node that joins the view is sent the list of local users`` () =
+let ``a node that joins the view is sent the list of local users and asked for its own`` () =
     let state = init (infoOf 1) |> steps (connectAs 10 "alice" @ connectAs 11 "carol")
 
     let _, effects = step config state (heartbeatFrom 2)
 
     match peerSends effects with
-    | [ 2, UsersListed(1, nicks) ] -> Assert.Equal<string list>([ "alice"; "carol" ], List.sort nicks)
-    | other -> failwith $"expected one UsersListed to node 2, got {other}"
+    | [ 2, UsersListed(1, users); 2, UsersRequested 1 ] ->
+        Assert.Equal<string list>([ "alice"; "carol" ], users |> List.map (fun user -> user.User.Nick) |> List.sort)
+        Assert.All(users, fun user -> Assert.Equal(1, user.User.Node))
+    | other -> failwith $"expected a UsersListed and a UsersRequested to node 2, got {other}"
 
-[<Fact(Skip = "Protocol.FSharp bug, see report: a peer that only one side suspected never re-sends its users")>]
-let ``after a one-sided suspicion heals, the peer's users are back in who`` () =
-    // Node 1 suspects node 2 (its heartbeats were lost), while node 2 never stopped hearing node 1.
-    let state =
-        nodeWithPeers ()
-        |> steps (PeerMessageReceived(UserJoined("bob", 2)) :: connectAs 10 "alice")
-        |> steps [ for _ in 1 .. config.SuspectAfter do yield Ticked; yield heartbeatFrom 3 ]
-    Assert.False(state.Coordination.View.Contains 2)
+[<Fact>]
+let ``a UsersRequested is answered with this node's users and its placements`` () =
+    let state = nodeWithPeers () |> steps (lobbyOn 3 :: connectAs 10 "alice")
 
-    // Node 2's heartbeats get through again. Node 2 saw no view change, so per Node.fs it sends
-    // nothing more; node 1 must nevertheless learn bob again.
-    let healed = state |> steps [ heartbeatFrom 2 ]
+    let _, effects = step config state (PeerMessageReceived(UsersRequested 2))
 
-    Assert.True(healed.Coordination.View.Contains 2)
-    Assert.Contains({ Nick = "bob"; Node = 2 }, whoFor 10 healed)
+    Assert.Equal<(NodeId * PeerMessage) list>(
+        [ 2, UsersListed(1, [ { User = inLobby "alice" 1; Session = sessionOf 10 } ])
+          2, RoomAssigned(Rooms.lobby, { Owner = 3; Epoch = 1; LastSeq = 0L }) ],
+        peerSends effects)
 
 /// Two or more nodes wired together: every SendToPeer effect is delivered to its node, in order,
 /// until nothing is left (heartbeats are delivered by the test, multicasts are dropped).
@@ -329,31 +373,54 @@ let private at (id: NodeId) (event: Event) (nodes: Map<NodeId, NodeState>) : Map
     let next, effects = step config nodes[id] event
     relay (nodes.Add(id, next)) (peerSends effects)
 
+let private directoryNodes (state: NodeState) : Map<string, NodeId> = state.Chat.Directory |> Map.map (fun _ entry -> entry.Node)
+
+[<Fact>]
+let ``after a one-sided suspicion heals, the peer's users are back in who`` () =
+    // Node 1 suspects node 2 (its heartbeats were lost), while node 2 never stopped hearing node 1.
+    let met =
+        Map.ofList [ 1, init (infoOf 1) |> steps (connectAs 10 "alice"); 2, init (infoOf 2) |> steps (connectAs 20 "bob") ]
+        |> at 1 (heartbeatFrom 2)
+        |> at 2 (heartbeatFrom 1)
+        |> at 1 (heartbeatFrom 3)
+    Assert.Contains(inLobby "bob" 2, whoFor 10 met[1])
+    let suspecting = [ 1 .. config.SuspectAfter ] |> List.fold (fun nodes _ -> nodes |> at 1 Ticked |> at 1 (heartbeatFrom 3)) met
+    Assert.False(suspecting[1].Coordination.View.Contains 2)
+    Assert.True(suspecting[2].Coordination.View.Contains 1)
+    Assert.DoesNotContain(inLobby "bob" 2, whoFor 10 suspecting[1])
+
+    // Node 2's heartbeats get through again. Node 2 saw no view change, so it would not send its
+    // users by itself: node 1 asks for them.
+    let healed = suspecting |> at 1 (heartbeatFrom 2)
+
+    Assert.True(healed[1].Coordination.View.Contains 2)
+    Assert.Contains(inLobby "bob" 2, whoFor 10 healed[1])
+
 [<Fact>]
 let ``two nodes that meet exchange their users, and a new user is known on both`` () =
     let nodes =
         Map.ofList [ 1, init (infoOf 1) |> steps (connectAs 10 "alice"); 2, init (infoOf 2) ]
         |> at 1 (heartbeatFrom 2)
         |> at 2 (heartbeatFrom 1)
-        |> at 2 (ClientConnected 20)
-        |> at 2 (ClientRequested(20, Hello "bob"))
+        |> at 2 (ClientConnected(20, sessionOf 20))
+        |> at 2 (ClientRequested(20, helloAs "bob"))
 
     for id in [ 1; 2 ] do
-        Assert.Equal<Map<string, NodeId>>(Map.ofList [ "alice", 1; "bob", 2 ], nodes[id].Chat.Directory)
+        Assert.Equal<Map<string, NodeId>>(Map.ofList [ "alice", 1; "bob", 2 ], directoryNodes nodes[id])
 
-[<Fact(Skip = "Protocol.FSharp bug, see report: a node restarted before it was suspected is never told the others' users")>]
+[<Fact>]
 let ``a node restarted before it was suspected learns who is online elsewhere and refuses their nicknames`` () =
     let met =
         Map.ofList [ 1, init (infoOf 1) |> steps (connectAs 10 "alice"); 2, init (infoOf 2) ]
         |> at 1 (heartbeatFrom 2)
         |> at 2 (heartbeatFrom 1)
-    Assert.Equal(Some 1, met[2].Chat.Directory.TryFind "alice")
+    Assert.Equal(Some 1, nodeOf "alice" met[2])
 
     // kill -9 of node 2 and a restart within K intervals: node 1 never suspects it.
     let restarted = met.Add(2, init (infoOf 2)) |> at 2 (heartbeatFrom 1) |> at 1 (heartbeatFrom 2)
     Assert.True(restarted[1].Coordination.View.Contains 2)
 
-    Assert.Equal(Some 1, restarted[2].Chat.Directory.TryFind "alice")
+    Assert.Equal(Some 1, nodeOf "alice" restarted[2])
     let _, effects = restarted[2] |> run (connectAs 20 "alice")
     Assert.Equal<ErrorCode list>([ NickTaken ], errorCodes 20 effects)
 
@@ -364,10 +431,10 @@ let ``a node restarted before it was suspected learns who is online elsewhere an
 let ``a connection beyond MaxClients is refused with ServerFull and closed`` () =
     let limited = { config with MaxClients = 2 }
     let state =
-        [ ClientConnected 10; ClientRequested(10, Hello "alice"); ClientConnected 11 ]
+        [ ClientConnected(10, sessionOf 10); ClientRequested(10, helloAs "alice"); ClientConnected(11, sessionOf 11) ]
         |> List.fold (fun state event -> fst (step limited state event)) (init (infoOf 1))
 
-    let next, effects = step limited state (ClientConnected 12)
+    let next, effects = step limited state (ClientConnected(12, sessionOf 12))
 
     Assert.Equal<ErrorCode list>([ ServerFull ], errorCodes 12 effects)
     Assert.Contains(effects, fun effect -> match effect with CloseClient(12L, _) -> true | _ -> false)
@@ -420,5 +487,6 @@ let ``shutdown announces the leave to every peer, then stops, and later events d
     Assert.Equal(Stop, List.last effects)
     let lastLeave = effects |> List.findIndexBack (fun effect -> match effect with SendToPeer _ -> true | _ -> false)
     Assert.True(lastLeave < List.length effects - 1)
-    for event in [ Ticked; heartbeatFrom 2; ClientConnected 11; ClientRequested(10, Say "hi"); ShutdownRequested ] do
+    for event in
+        [ Ticked; heartbeatFrom 2; ClientConnected(11, sessionOf 11); ClientRequested(10, Say(Rooms.lobby, "hi", 0L)); ShutdownRequested ] do
         Assert.Equal((stopped, []), step config stopped event)

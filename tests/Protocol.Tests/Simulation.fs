@@ -3,6 +3,9 @@
 /// and every scheduling choice comes from one seeded System.Random that the test owns, so a
 /// failure is reproduced by its seed. Invariants are checked after every step; a broken one
 /// fails at once with the seed, the step and the recent history.
+///
+/// At the bottom, `Nodes`: whole NodeStates driven through Node.step, with a relay that carries
+/// SendToPeer and Multicast effects between them and keeps what every client was sent.
 module FormalChat.Protocol.Tests.Simulation
 
 open System
@@ -257,3 +260,146 @@ let runUntil (random: Random) (schedule: Schedule) (maxRounds: int) (isDone: Clu
 
 let runUntilSettled (random: Random) (maxRounds: int) (cluster: Cluster) : Cluster =
     runUntil random fairSchedule maxRounds isSettled cluster
+
+// ---------------------------------------------------------------------------------------------
+// Whole nodes through Node.step.
+
+/// A few NodeStates wired together by a relay. Peer messages travel on FIFO links, one per
+/// (sender, receiver) pair, as over the TCP peer links; a multicast goes to every other node
+/// that is up. Client replies and closes are kept per client, in the order they were sent.
+module Nodes =
+    open FormalChat.Protocol.NodeState
+
+    type InFlight = { From: NodeId; To: NodeId; Message: PeerMessage }
+
+    type Net =
+        { Config: ProtocolConfig
+          States: Map<NodeId, NodeState>
+          /// Crashed nodes: they neither act nor receive; what they sent before still arrives.
+          Down: Set<NodeId>
+          /// Oldest first.
+          InFlight: InFlight list
+          /// Every reply each client was sent, oldest first.
+          Inbox: Map<ClientId, ServerReply list>
+          /// Clients the shell was told to close, with the reason.
+          Closed: Map<ClientId, string>
+          Deliveries: int }
+
+    let infoOf (id: NodeId) : NodeInfo =
+        { Id = id
+          ClientEndpoint = { Host = "127.0.0.1"; Port = 5000 + id }
+          PeerEndpoint = { Host = "127.0.0.1"; Port = 6000 + id } }
+
+    let create (config: ProtocolConfig) (ids: NodeId list) : Net =
+        { Config = config
+          States = ids |> List.map (fun id -> id, init (infoOf id)) |> Map.ofList
+          Down = Set.empty
+          InFlight = []
+          Inbox = Map.empty
+          Closed = Map.empty
+          Deliveries = 0 }
+
+    let isUp (net: Net) (id: NodeId) = net.States.ContainsKey id && not (net.Down.Contains id)
+
+    let private carryOut (id: NodeId) (effects: Effect list) (net: Net) : Net =
+        effects
+        |> List.fold
+            (fun net effect ->
+                match effect with
+                | SendToPeer(info, message) -> { net with InFlight = net.InFlight @ [ { From = id; To = info.Id; Message = message } ] }
+                | Multicast message ->
+                    let copies = [ for KeyValue(other, _) in net.States do if other <> id && isUp net other then { From = id; To = other; Message = message } ]
+                    { net with InFlight = net.InFlight @ copies }
+                | SendToClients(clients, reply) ->
+                    let inbox =
+                        clients
+                        |> Set.fold
+                            (fun (inbox: Map<ClientId, ServerReply list>) client ->
+                                inbox.Add(client, (inbox.TryFind client |> Option.defaultValue []) @ [ reply ]))
+                            net.Inbox
+                    { net with Inbox = inbox }
+                | CloseClient(client, reason) -> { net with Closed = net.Closed.Add(client, reason) }
+                | Log _
+                | Stop -> net)
+            net
+
+    /// One event at one node; its effects are queued or recorded, nothing is delivered yet.
+    let apply (id: NodeId) (event: Event) (net: Net) : Net =
+        if not (isUp net id) then
+            net
+        else
+            let next, effects = Node.step net.Config net.States[id] event
+            for violation in Coordination.invariantViolations next.Coordination do
+                failwith $"invariant broken at node {id} after {event}: {violation}"
+            carryOut id effects { net with States = net.States.Add(id, next) }
+
+    let private deliver (index: int) (net: Net) : Net =
+        let message = net.InFlight[index]
+        let net = { net with InFlight = List.removeAt index net.InFlight; Deliveries = net.Deliveries + 1 }
+        apply message.To (PeerMessageReceived message.Message) net
+
+    /// Delivers everything in flight, and what it causes, in the order sent.
+    let settle (net: Net) : Net =
+        let rec loop (remaining: int) (net: Net) =
+            match net.InFlight with
+            | [] -> net
+            | _ when remaining = 0 -> failwith $"peer messages still flowing after 10000 deliveries: {List.truncate 10 net.InFlight}"
+            | _ -> loop (remaining - 1) (deliver 0 net)
+        loop 10_000 net
+
+    /// Delivers one message chosen at random among the oldest of each link, so links stay FIFO
+    /// while the links themselves interleave freely.
+    let deliverOneRandomly (random: Random) (net: Net) : Net =
+        let heads =
+            net.InFlight
+            |> List.indexed
+            |> List.distinctBy (fun (_, message) -> message.From, message.To)
+            |> List.map fst
+        match heads with
+        | [] -> net
+        | _ -> deliver heads[random.Next heads.Length] net
+
+    let settleRandomly (random: Random) (net: Net) : Net =
+        let rec loop (remaining: int) (net: Net) =
+            match net.InFlight with
+            | [] -> net
+            | _ when remaining = 0 -> failwith "peer messages still flowing after 10000 deliveries"
+            | _ -> loop (remaining - 1) (deliverOneRandomly random net)
+        loop 10_000 net
+
+    /// Every node that is up ticks once (its heartbeat is multicast), then everything settles.
+    let tickAll (net: Net) : Net =
+        net.States |> Map.keys |> Seq.fold (fun net id -> apply id Ticked net) net |> settle
+
+    let crash (id: NodeId) (net: Net) : Net = { net with Down = net.Down.Add id }
+
+    /// Nodes that meet by heartbeats and elect the highest id, with nothing left in flight.
+    let formed (config: ProtocolConfig) (ids: NodeId list) : Net =
+        let net = create config ids |> tickAll |> tickAll |> tickAll
+        for id in ids do
+            if net.States[id].Coordination.Leader <> Some(List.max ids) then
+                failwith $"node {id} follows {net.States[id].Coordination.Leader} after forming"
+        net
+
+    let sessionOf (client: ClientId) = $"session-{client}"
+
+    /// A client connects to a node and says hello (no session, no resume); nothing is delivered yet.
+    let connect (id: NodeId) (client: ClientId) (nick: string) (net: Net) : Net =
+        net
+        |> apply id (ClientConnected(client, sessionOf client))
+        |> apply id (ClientRequested(client, Hello { Nick = nick; Session = None; Resume = [] }))
+
+    let request (id: NodeId) (client: ClientId) (request: ClientRequest) (net: Net) : Net =
+        apply id (ClientRequested(client, request)) net
+
+    let inbox (client: ClientId) (net: Net) : ServerReply list = net.Inbox.TryFind client |> Option.defaultValue []
+
+    /// The room messages a client was shown in one room, in the order shown.
+    let shown (client: ClientId) (room: RoomName) (net: Net) : RoomMessage list =
+        [ for reply in inbox client net do
+              match reply with
+              | Message message when message.Room = room -> message
+              | _ -> () ]
+
+    /// Forgets every client's inbox, so a test can look at what comes next.
+    let clearInboxes (net: Net) : Net = { net with Inbox = Map.empty }

@@ -1,0 +1,229 @@
+/// Room placement by the leader (spec/Placement.tla: LeastLoaded, RequestRoom, AssignRoom,
+/// RecvAssignment, ReassignRooms), per function in init / act / check parts, and FsCheck
+/// properties for ReassignRooms.
+module FormalChat.Protocol.Tests.PlacementTests
+
+open FormalChat.Protocol
+open FsCheck
+open FsCheck.FSharp
+open Xunit
+
+/// Node `self` with `view` (self included), every peer just heard from, following `leader` in `epoch`.
+let private coordination (self: NodeId) (view: NodeId list) (leader: NodeId option) (epoch: Epoch) : Coordination =
+    let view = Set.ofList (self :: view)
+    { Coordination.init self with
+        View = view
+        Age = view.Remove self |> Seq.map (fun peer -> peer, 0) |> Map.ofSeq
+        Epoch = epoch
+        Leader = leader }
+
+/// The leader, node 3, of a view of 1, 2 and 3 in epoch 2.
+let private leader3 = coordination 3 [ 1; 2 ] (Some 3) 2
+
+let private noClients (_: NodeId) = 0
+
+let private clientsFrom (counts: (NodeId * int) list) (node: NodeId) =
+    counts |> List.tryFind (fst >> (=) node) |> Option.map snd |> Option.defaultValue 0
+
+let private placedOn (owner: NodeId) (epoch: Epoch) : Assignment = { Owner = owner; Epoch = epoch; LastSeq = 0L }
+
+let private placements (rooms: (RoomName * NodeId) list) : Placement.Placements =
+    rooms |> List.map (fun (room, owner) -> room, placedOn owner 1) |> Map.ofList
+
+// ---------------------------------------------------------------------------------------------
+// LeastLoaded.
+
+[<Fact>]
+let ``leastLoaded: the node owning the fewest rooms wins, whatever its clients`` () =
+    let owned = placements [ "#a", 1; "#b", 1; "#c", 3 ]
+
+    let chosen = Placement.leastLoaded (clientsFrom [ 1, 0; 2, 50; 3, 0 ]) owned leader3
+
+    Assert.Equal<int list>([ 2; 0; 1 ], [ for node in 1..3 -> Placement.roomsOwned owned node ])
+    Assert.Equal(2, chosen)
+
+[<Fact>]
+let ``leastLoaded: with equal rooms the node with the fewest clients wins`` () =
+    let owned = placements [ "#a", 1; "#b", 2; "#c", 3 ]
+
+    Assert.Equal(2, Placement.leastLoaded (clientsFrom [ 1, 5; 2, 1; 3, 4 ]) owned leader3)
+
+[<Fact>]
+let ``leastLoaded: with equal rooms and clients the lowest id wins`` () =
+    Assert.Equal(1, Placement.leastLoaded (clientsFrom [ 1, 2; 2, 2; 3, 2 ]) Map.empty leader3)
+    Assert.Equal(2, Placement.leastLoaded (clientsFrom [ 1, 3; 2, 2; 3, 2 ]) Map.empty leader3)
+
+[<Fact>]
+let ``leastLoaded: only nodes in the view count, and rooms on departed nodes load nobody`` () =
+    let owned = placements [ "#a", 1; "#b", 2; "#c", 9; "#d", 9 ]
+
+    Assert.Equal(3, Placement.leastLoaded noClients owned leader3)
+
+// ---------------------------------------------------------------------------------------------
+// RequestRoom.
+
+[<Fact>]
+let ``requestRoom: a room nobody owns is asked of the leader`` () =
+    let follower = coordination 1 [ 2; 3 ] (Some 3) 2
+
+    let sent = Placement.requestRoom "#dev" Map.empty follower
+
+    Assert.Equal<Sent list>([ { To = 3; Message = PlacementRequested("#dev", 1) } ], sent)
+
+[<Fact>]
+let ``requestRoom: a room whose owner left the view is asked of the leader`` () =
+    let follower = coordination 1 [ 3 ] (Some 3) 2
+
+    let sent = Placement.requestRoom "#dev" (placements [ "#dev", 2 ]) follower
+
+    Assert.Equal<Sent list>([ { To = 3; Message = PlacementRequested("#dev", 1) } ], sent)
+
+[<Fact>]
+let ``requestRoom: nothing is sent for a room on a live owner, or while there is no leader`` () =
+    let follower = coordination 1 [ 2; 3 ] (Some 3) 2
+    let electing = coordination 1 [ 2; 3 ] None 2
+
+    Assert.Empty(Placement.requestRoom "#dev" (placements [ "#dev", 2 ]) follower)
+    Assert.Empty(Placement.requestRoom "#dev" Map.empty electing)
+
+[<Fact>]
+let ``requestRoom: the leader asks itself`` () =
+    Assert.Equal<Sent list>([ { To = 3; Message = PlacementRequested("#dev", 3) } ], Placement.requestRoom "#dev" Map.empty leader3)
+
+// ---------------------------------------------------------------------------------------------
+// AssignRoom.
+
+[<Fact>]
+let ``assignRoom: the leader places a new room on the least-loaded node in its epoch and tells every other node`` () =
+    let next, sent = Placement.assignRoom (clientsFrom [ 1, 4; 2, 1; 3, 2 ]) 17L 1 "#dev" Map.empty leader3
+
+    let placement = { Owner = 2; Epoch = 2; LastSeq = 17L }
+    Assert.Equal<Placement.Placements>(Map.ofList [ "#dev", placement ], next)
+    Assert.Equal<Sent list>(
+        [ { To = 1; Message = RoomAssigned("#dev", placement) }; { To = 2; Message = RoomAssigned("#dev", placement) } ],
+        sent)
+
+[<Fact>]
+let ``assignRoom: a node that is not the leader assigns nothing`` () =
+    for follower in [ coordination 1 [ 2; 3 ] (Some 3) 2; coordination 1 [ 2; 3 ] None 2 ] do
+        let before = placements [ "#a", 9 ]
+        Assert.Equal((before, []), Placement.assignRoom noClients 0L 1 "#dev" before follower)
+        Assert.Equal((before, []), Placement.assignRoom noClients 0L 1 "#a" before follower)
+
+[<Fact>]
+let ``assignRoom: a room on a live owner is not moved, only re-announced to the node that asked`` () =
+    let before = Map.ofList [ "#dev", { Owner = 1; Epoch = 1; LastSeq = 0L } ]
+
+    let next, sent = Placement.assignRoom noClients 40L 2 "#dev" before leader3
+
+    Assert.Equal<Placement.Placements>(before, next)
+    Assert.Equal<Sent list>([ { To = 2; Message = RoomAssigned("#dev", before["#dev"]) } ], sent)
+
+[<Fact>]
+let ``assignRoom: a room on a live owner asked for by the leader itself sends nothing`` () =
+    let before = placements [ "#dev", 1 ]
+
+    Assert.Equal((before, []), Placement.assignRoom noClients 0L 3 "#dev" before leader3)
+
+[<Fact>]
+let ``assignRoom: a room whose owner left the view is moved, carrying the last sequence number`` () =
+    let before = Map.ofList [ "#dev", { Owner = 9; Epoch = 1; LastSeq = 5L } ]
+
+    let next, sent = Placement.assignRoom noClients 12L 1 "#dev" before leader3
+
+    Assert.Equal({ Owner = 1; Epoch = 2; LastSeq = 12L }, next["#dev"])
+    Assert.Equal<NodeId list>([ 1; 2 ], sent |> List.map _.To)
+
+// ---------------------------------------------------------------------------------------------
+// RecvAssignment.
+
+[<Fact>]
+let ``recvAssignment: a room not placed yet takes the assignment`` () =
+    Assert.Equal(Some(placedOn 2 1), (Placement.recvAssignment "#dev" (placedOn 2 1) Map.empty).TryFind "#dev")
+
+[<Fact>]
+let ``recvAssignment: a newer epoch's assignment replaces, an older one is ignored, the same epoch's replaces`` () =
+    let current = Map.ofList [ "#dev", placedOn 2 5 ]
+
+    Assert.Equal(placedOn 3 6, (Placement.recvAssignment "#dev" (placedOn 3 6) current)["#dev"])
+    Assert.Equal(placedOn 2 5, (Placement.recvAssignment "#dev" (placedOn 3 4) current)["#dev"])
+    Assert.Equal(placedOn 1 5, (Placement.recvAssignment "#dev" (placedOn 1 5) current)["#dev"])
+
+[<Fact>]
+let ``recvAssignment: other rooms are untouched`` () =
+    let current = placements [ "#a", 1; "#b", 2 ]
+
+    let next = Placement.recvAssignment "#b" (placedOn 3 2) current
+
+    Assert.Equal(current["#a"], next["#a"])
+
+// ---------------------------------------------------------------------------------------------
+// ReassignRooms.
+
+[<Fact>]
+let ``reassignRooms: every room whose owner left the view moves, rooms on live owners stay`` () =
+    let before =
+        Map.ofList
+            [ "#a", { Owner = 9; Epoch = 1; LastSeq = 3L }
+              "#b", { Owner = 9; Epoch = 1; LastSeq = 0L }
+              "#c", { Owner = 1; Epoch = 1; LastSeq = 8L } ]
+    let lastSeq room = if room = "#a" then 4L else 0L
+
+    let next, sent = Placement.reassignRooms noClients lastSeq before leader3
+
+    Assert.Equal(before["#c"], next["#c"])
+    // One by one, in room order: #a to 2 (2 and 3 own nothing, 2 is the lower id), then #b to
+    // 3, which now owns fewer rooms than 2.
+    Assert.Equal({ Owner = 2; Epoch = 2; LastSeq = 4L }, next["#a"])
+    Assert.Equal({ Owner = 3; Epoch = 2; LastSeq = 0L }, next["#b"])
+    Assert.Equal(4, sent.Length)
+
+[<Fact>]
+let ``reassignRooms: a follower moves nothing`` () =
+    let follower = coordination 1 [ 2 ] (Some 2) 2
+    let before = placements [ "#a", 9 ]
+
+    Assert.Equal((before, []), Placement.reassignRooms noClients (fun _ -> 0L) before follower)
+
+type private ReassignCase =
+    { View: NodeId list
+      /// Rooms and their owners: some live, some departed (ids 20 and above).
+      Rooms: (RoomName * NodeId) list }
+
+let private reassignCaseGen (allDeparted: bool) : Gen<ReassignCase> =
+    gen {
+        let! others = Gen.subListOf [ 1..7 ]
+        let view = 8 :: others
+        let! count = Gen.choose (0, 30)
+        let! owners =
+            if allDeparted then Gen.listOfLength count (Gen.choose (20, 23))
+            else Gen.listOfLength count (Gen.oneof [ Gen.elements view; Gen.choose (20, 23) ])
+        return { View = view; Rooms = owners |> List.mapi (fun index owner -> $"#r{index}", owner) }
+    }
+
+let private leaderOf (case: ReassignCase) = coordination 8 case.View (Some 8) 3
+
+[<Fact>]
+let ``property: after reassignRooms every room's owner is in the view, and rooms on live owners did not move`` () =
+    let property (case: ReassignCase) =
+        let state = leaderOf case
+        let before = placements case.Rooms
+        let next, sent = Placement.reassignRooms noClients (fun _ -> 0L) before state
+        Assert.Equal<Set<RoomName>>(before |> Map.keys |> Set.ofSeq, next |> Map.keys |> Set.ofSeq)
+        for KeyValue(room, placement) in next do
+            Assert.True(state.View.Contains placement.Owner, $"{room} is on node {placement.Owner}, outside {state.View}")
+            if state.View.Contains before[room].Owner then Assert.Equal(before[room], placement)
+        let moved = before |> Map.filter (fun _ placement -> not (state.View.Contains placement.Owner)) |> Map.count
+        Assert.Equal((state.View.Count - 1) * moved, sent.Length)
+
+    Check.One(Config.QuickThrowOnFailure.WithMaxTest(300), Prop.forAll (Arb.fromGen (reassignCaseGen false)) property)
+
+[<Fact>]
+let ``property: rooms that all need a new owner, with equal clients everywhere, are spread within one of each other`` () =
+    let property (case: ReassignCase) =
+        let state = leaderOf case
+        let next, _ = Placement.reassignRooms (fun _ -> 3) (fun _ -> 0L) (placements case.Rooms) state
+        let counts = [ for node in state.View -> Placement.roomsOwned next node ]
+        Assert.True(List.max counts - List.min counts <= 1, $"room counts {counts} over view {state.View}")
+
+    Check.One(Config.QuickThrowOnFailure.WithMaxTest(300), Prop.forAll (Arb.fromGen (reassignCaseGen true)) property)
