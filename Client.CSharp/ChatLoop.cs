@@ -2,54 +2,77 @@ using FormalChat.Protocol;
 
 namespace FormalChat.Client;
 
-/// The life of one session: hello, then typed (or piped) lines until /quit, the end of input,
-/// or the node hanging up. Returns the process exit code.
-public sealed class ChatLoop(ChatSession session, IEventPrinter printer, LineEditor? editor)
+/// The life of the client: find a node and say hello, then typed (or piped) lines until /quit,
+/// the end of input, or a connection that cannot be carried over to another node. Returns the
+/// process exit code.
+public sealed class ChatLoop(ChatClient client, IEventPrinter printer, LineEditor? editor)
 {
+    private static readonly TimeSpan ConnectTimeout = TimeSpan.FromSeconds(5);
     private static readonly TimeSpan WelcomeTimeout = TimeSpan.FromSeconds(10);
-    /// At the end of scripted input, how long to wait for the answers to what was sent.
-    private static readonly TimeSpan AnswersTimeout = TimeSpan.FromSeconds(5);
+    /// At the end of scripted input, how long to wait for the answers to what was sent and for
+    /// every message sent to come back sequenced: long enough to ride out one failover.
+    private static readonly TimeSpan SettleTimeout = Failover.Deadline + TimeSpan.FromSeconds(5);
     private static readonly TimeSpan GoodbyeTimeout = TimeSpan.FromSeconds(2);
 
-    public async Task<int> RunAsync(string nick)
+    public async Task<int> RunAsync()
     {
-        session.Start(nick);
-        bool welcomed;
-        try
-        {
-            welcomed = await session.Welcomed.WaitAsync(WelcomeTimeout);
-        }
-        catch (TimeoutException)
-        {
-            printer.Disconnected($"no welcome from the node within {WelcomeTimeout.TotalSeconds:0} s", expected: false);
-            return 1;
-        }
-        if (!welcomed)
-        {
-            // A refused hello has already been printed as an error; a hang-up has not.
-            printer.Disconnected(session.CloseReason, expected: !session.Closed.IsCompleted);
-            return 1;
-        }
-        // Learn who is online before the first command, so `send <nick> <text>` decides the same
-        // way every time a script runs; a slow answer only delays that knowledge.
-        await Task.WhenAny(session.SyncAsync(), session.Closed, Task.Delay(AnswersTimeout));
+        var session = await ConnectAsync();
+        if (session is null) return 1;
+        await client.AfterWelcomeAsync(session);
+        _ = Task.Run(client.PollStatusAsync);
         return await ReadCommandsAsync();
+    }
+
+    /// The node named by --server, or the least-loaded node discovery finds (then the next
+    /// best if that one cannot be reached). Null when no node welcomed us; the reason is printed.
+    private async Task<ChatSession?> ConnectAsync()
+    {
+        IReadOnlyList<Endpoint> servers;
+        if (client.Options.Server is { } named)
+        {
+            servers = [named.Value];
+        }
+        else
+        {
+            var nodes = await Discovery.FindAsync(client.Options.Discovery, CancellationToken.None);
+            if (nodes.Count == 0)
+            {
+                var reason = $"no node found: {Discovery.Describe(client.Options.Discovery)}";
+                printer.ClientError("no-cluster", reason);
+                printer.Disconnected(reason, expected: true);
+                return null;
+            }
+            client.AddKnownNodes(nodes);
+            printer.System(NodeChoice.Announcement(nodes[0], nodes));
+            servers = nodes.Select(node => node.Client).ToList();
+        }
+        var attempt = new Attempt(AttemptOutcome.Unreachable, "no node to connect to");
+        foreach (var server in servers)
+        {
+            attempt = await client.TryConnectAsync(server, ConnectTimeout, WelcomeTimeout);
+            if (attempt.Session is not null) return attempt.Session;
+            // A refused hello (nickname taken, server full) has been printed as the node's error.
+            if (attempt.Outcome is AttemptOutcome.NickTaken or AttemptOutcome.Refused)
+            {
+                printer.Disconnected(attempt.Reason, expected: true);
+                return null;
+            }
+        }
+        printer.Disconnected(attempt.Reason, expected: false);
+        return null;
     }
 
     private async Task<int> ReadCommandsAsync()
     {
-        using var hungUp = new CancellationTokenSource();
-        _ = session.Closed.ContinueWith(_ => hungUp.Cancel(), TaskScheduler.Default);
+        using var ended = new CancellationTokenSource();
+        _ = client.Ended.ContinueWith(_ => ended.Cancel(), TaskScheduler.Default);
         while (true)
         {
-            var line = await ReadLineAsync(hungUp.Token);
-            if (session.Closed.IsCompleted) return HungUp();
+            var line = await ReadLineAsync(ended.Token);
+            if (client.Ended.IsCompleted) return GaveUp();
             if (line is null) return editor is null ? await FinishScriptAsync("end of input") : await QuitAsync("quit");
-            switch (CommandParser.Parse(line, session.IsKnownNick))
+            switch (CommandParser.Parse(line, client.CurrentRoom, client.IsKnownNick))
             {
-                case SendRequest send:
-                    session.Send(send.Request);
-                    break;
                 case ShowHelp:
                     printer.Help(CommandParser.HelpText);
                     break;
@@ -58,46 +81,48 @@ public sealed class ChatLoop(ChatSession session, IEventPrinter printer, LineEdi
                 case LocalError error:
                     printer.ClientError("bad-command", error.Reason);
                     break;
+                case NoCommand:
+                    break;
+                case var command:
+                    client.Submit(command);
+                    break;
             }
         }
     }
 
-    private async Task<string?> ReadLineAsync(CancellationToken hungUp)
+    private async Task<string?> ReadLineAsync(CancellationToken ended)
     {
-        if (editor is not null) return await editor.ReadLineAsync(hungUp);
+        if (editor is not null) return await editor.ReadLineAsync(ended);
         // Console.In reads synchronously and cannot be cancelled, so it reads on a pool thread;
-        // on a hang-up that read is abandoned and the process exits around it.
+        // when the client gives up, that read is abandoned and the process exits around it.
         var read = Task.Run(Console.In.ReadLine);
-        await Task.WhenAny(read, (Task)session.Closed);
+        await Task.WhenAny(read, (Task)client.Ended);
         return read.IsCompleted ? read.Result : null;
     }
 
-    /// Scripted input has ended: wait until the node has answered everything sent, then leave,
-    /// so `printf 'hi\n/who\n' | Client.CSharp --json` prints every answer.
+    /// Scripted input has ended: wait until the node has answered everything sent and every
+    /// message sent has come back sequenced, then leave, so `printf 'hi\n/who\n' | Client.CSharp
+    /// --json` prints every answer.
     private async Task<int> FinishScriptAsync(string reason)
     {
-        var answered = session.SyncAsync();
-        await Task.WhenAny(answered, session.Closed, Task.Delay(AnswersTimeout));
-        if (answered.IsCompleted) return await QuitAsync(reason);
-        if (session.Closed.IsCompleted) return HungUp();
-        printer.ClientError("timeout", $"the node did not answer within {AnswersTimeout.TotalSeconds:0} s");
+        if (await client.SettleAsync(SettleTimeout)) return await QuitAsync(reason);
+        if (client.Ended.IsCompleted) return GaveUp();
+        printer.ClientError("timeout", $"the node did not answer or confirm every message within {SettleTimeout.TotalSeconds:0} s");
         await QuitAsync(reason);
         return 1;
     }
 
     private async Task<int> QuitAsync(string reason)
     {
-        if (session.Closed.IsCompleted) return HungUp();
-        session.Send(ClientRequest.Quit);
-        // The node answers quit by closing; wait for that so nothing it sent before is cut off.
-        await Task.WhenAny(session.Closed, Task.Delay(GoodbyeTimeout));
+        if (client.Ended.IsCompleted) return GaveUp();
+        await client.QuitAsync(GoodbyeTimeout);
         printer.Disconnected(reason, expected: true);
         return 0;
     }
 
-    private int HungUp()
+    private int GaveUp()
     {
-        printer.Disconnected(session.CloseReason, expected: false);
+        printer.Disconnected(client.Ended.Result, expected: false);
         return 1;
     }
 }

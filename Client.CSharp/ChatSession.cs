@@ -2,68 +2,97 @@ using FormalChat.Protocol;
 
 namespace FormalChat.Client;
 
-/// One signed-in conversation with a node: decodes every frame, prints it, and keeps the little
-/// the client needs to know — who is online (for `send <nick> <text>`), which /who replies it
-/// asked for itself, and the last error (the reason shown when the node hangs up).
-public sealed class ChatSession
+/// One connection's conversation with a node: says hello, decodes every frame and hands it to
+/// the client, and tells the answers to the client's own silent requests (a /who that only
+/// refreshes the known nicknames, a /status that only refreshes the known nodes) from the
+/// user's. The node answers requests in order, so one queue per kind of answer matches them.
+public sealed class ChatSession : IDisposable
 {
+    /// (session, reply, silent): silent replies answer the client's own requests and are not shown.
+    public delegate void ReplyHandler(ChatSession session, ServerReply reply, bool silent);
+
     private readonly Connection connection;
-    private readonly IEventPrinter printer;
+    private readonly ReplyHandler onReply;
     private readonly Lock gate = new();
-    private readonly HashSet<string> knownNicks = new(StringComparer.Ordinal);
-    /// One entry per /who request in flight, in order (the node answers in order): null for
-    /// the user's own /who, a completion for a silent one the client sent.
+    /// One entry per request in flight: null for the user's own, a completion for a silent one.
     private readonly Queue<TaskCompletionSource?> pendingWho = new();
-    private readonly TaskCompletionSource<bool> welcomed = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly Queue<TaskCompletionSource<ClusterStatus>?> pendingStatus = new();
+    private readonly TaskCompletionSource<ServerReply?> welcomed = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private string? lastErrorReason;
 
-    public ChatSession(Connection connection, IEventPrinter printer)
+    public ChatSession(Connection connection, Endpoint server, ReplyHandler onReply)
     {
         this.connection = connection;
-        this.printer = printer;
-        connection.Closed.ContinueWith(_ => welcomed.TrySetResult(false), TaskScheduler.Default);
+        this.onReply = onReply;
+        Server = server;
+        connection.Closed.ContinueWith(_ => welcomed.TrySetResult(null), TaskScheduler.Default);
     }
 
-    /// True once the node has welcomed us; false when it refused or hung up first.
-    public Task<bool> Welcomed => welcomed.Task;
+    public Endpoint Server { get; }
+
+    /// The welcome, or the error that refused the hello; null when the node hung up first.
+    public Task<ServerReply?> Welcomed => welcomed.Task;
 
     public Task<string> Closed => connection.Closed;
 
-    /// Why the connection ended, as a person should read it: the reason of the node's last
-    /// frame if that was an error.
+    /// True when the node's last frame was an error after which it hangs up on purpose (a
+    /// nickname conflict, a frame it cannot read): connecting again would meet the same refusal.
+    /// An ordinary refusal (no such user, not in room) followed by a crash is not one.
+    public bool EndedByError => Volatile.Read(ref lastErrorReason) is not null;
+
+    /// Why the connection ended, as a person should read it: the node's reason if it hung up
+    /// on purpose, else how the connection ended.
     public string CloseReason => Volatile.Read(ref lastErrorReason) ?? connection.Closed.Result;
 
-    public void Start(string nick)
+    /// The errors a node sends just before it closes the connection itself.
+    private static bool EndsSession(ErrorCode code) =>
+        code.IsNickTaken || code.IsServerFull || code.IsVersionMismatch || code.IsBadFrame || code.IsFrameTooLarge;
+
+    public void Start(HelloRequest hello)
     {
         connection.Start(OnLine);
-        connection.Send(ClientRequest.NewHello(nick));
+        connection.Send(ClientRequest.NewHello(hello));
     }
 
-    public bool IsKnownNick(string nick)
-    {
-        lock (gate) return knownNicks.Contains(nick);
-    }
-
+    /// A request the user made; its answer is shown.
     public void Send(ClientRequest request)
     {
-        if (request.IsWho) Enqueue(null);
-        connection.Send(request);
+        lock (gate)
+        {
+            if (request.IsWho) pendingWho.Enqueue(null);
+            if (request.IsStatus) pendingStatus.Enqueue(null);
+            connection.Send(request);
+        }
     }
 
-    /// Sends a /who whose answer is not printed: it refreshes the known nicknames and, as the
+    /// Sends a /who whose answer is not shown: it refreshes the known nicknames and, as the
     /// node answers in order, its arrival means everything sent before it has been answered.
     public Task SyncAsync()
     {
         var answered = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        Enqueue(answered);
-        connection.Send(ClientRequest.Who);
+        lock (gate)
+        {
+            pendingWho.Enqueue(answered);
+            connection.Send(ClientRequest.NewWho(Microsoft.FSharp.Core.FSharpOption<string>.None));
+        }
         return answered.Task;
     }
 
-    private void Enqueue(TaskCompletionSource? waiter)
+    /// Sends a /status whose answer is not shown: the client keeps the list of live nodes.
+    public Task<ClusterStatus> StatusAsync()
     {
-        lock (gate) pendingWho.Enqueue(waiter);
+        var answered = new TaskCompletionSource<ClusterStatus>(TaskCreationOptions.RunContinuationsAsynchronously);
+        lock (gate)
+        {
+            pendingStatus.Enqueue(answered);
+            connection.Send(ClientRequest.Status);
+        }
+        return answered.Task;
     }
+
+    public void Close(string reason) => connection.Close(reason);
+
+    public void Dispose() => connection.Dispose();
 
     private void OnLine(string line)
     {
@@ -71,51 +100,36 @@ public sealed class ChatSession
         if (decoded.IsError)
         {
             var reason = $"malformed frame from the server: {decoded.ErrorValue.Reason}";
-            printer.ClientError("bad-frame", reason);
+            Volatile.Write(ref lastErrorReason, reason);
+            onReply(this, ServerReply.NewError(ErrorCode.BadFrame, reason), false);
             connection.Close(reason);
             return;
         }
         var reply = decoded.ResultValue;
-        Volatile.Write(ref lastErrorReason, reply is ServerReply.Error error ? error.reason : null);
-        if (Remember(reply)) printer.Reply(reply);
+        Volatile.Write(ref lastErrorReason, reply is ServerReply.Error error && EndsSession(error.code) ? error.reason : null);
+        onReply(this, reply, IsSilent(reply));
         // Before the welcome, an error can only be the node refusing our hello.
-        if (reply.IsWelcome || reply.IsError) welcomed.TrySetResult(reply.IsWelcome);
+        if (reply.IsWelcome || reply.IsError) welcomed.TrySetResult(reply);
     }
 
-    /// Updates what the session knows from one reply; false when the reply is not to be printed.
-    private bool Remember(ServerReply reply)
+    /// Matches a /who or /status answer with its request; true when the client asked silently.
+    private bool IsSilent(ServerReply reply)
     {
         lock (gate)
         {
             switch (reply)
             {
-                case ServerReply.Message { Item: var line }:
-                    knownNicks.Add(line.From);
-                    return true;
-                case ServerReply.Private { Item: var line }:
-                    knownNicks.Add(line.From);
-                    return true;
-                case ServerReply.WhoListed who:
-                    knownNicks.Clear();
-                    foreach (var user in who.Item) knownNicks.Add(user.Nick);
-                    var waiter = pendingWho.TryDequeue(out var next) ? next : null;
-                    waiter?.TrySetResult();
-                    return waiter is null;
-                case ServerReply.Notice notice:
-                    RememberPresence(notice.text);
-                    return true;
+                case ServerReply.WhoListed:
+                    var who = pendingWho.TryDequeue(out var whoWaiter) ? whoWaiter : null;
+                    who?.TrySetResult();
+                    return who is not null;
+                case ServerReply.StatusReported { Item: var status }:
+                    var report = pendingStatus.TryDequeue(out var statusWaiter) ? statusWaiter : null;
+                    report?.TrySetResult(status);
+                    return report is not null;
                 default:
-                    return true;
+                    return false;
             }
         }
-    }
-
-    /// Presence notices read "<nick> joined ..." and "<nick> left ..." (Node.fs).
-    private void RememberPresence(string text)
-    {
-        var words = text.Split(' ', 3);
-        if (words.Length < 2 || Chat.validateNick(words[0]).IsError) return;
-        if (words[1] == "joined") knownNicks.Add(words[0]);
-        else if (words[1] == "left") knownNicks.Remove(words[0]);
     }
 }

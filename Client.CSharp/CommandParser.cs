@@ -1,4 +1,5 @@
 using FormalChat.Protocol;
+using Microsoft.FSharp.Core;
 
 namespace FormalChat.Client;
 
@@ -6,6 +7,12 @@ namespace FormalChat.Client;
 public abstract record Command;
 
 public sealed record SendRequest(ClientRequest Request) : Command;
+
+/// A chat line for a room; the client gives it its message id when it sends it.
+public sealed record Speak(string Room, string Text) : Command;
+
+/// `/room #name`: plain lines go to that room from now on.
+public sealed record SwitchRoom(string Room) : Command;
 
 public sealed record ShowHelp : Command;
 
@@ -17,49 +24,86 @@ public sealed record LocalError(string Reason) : Command;
 /// An empty line.
 public sealed record NoCommand : Command;
 
-/// Turns a typed line into a Command. Pure: the only outside knowledge is which nicknames are
-/// known to be online, which decides whether the prior-art `send <word> <text>` is private.
+/// Turns a typed line into a Command. Pure: the outside knowledge is the current room (where a
+/// plain line goes) and which nicknames are known to be online, which decides whether the
+/// prior-art `send <word> <text>` is private.
 public static class CommandParser
 {
     public const string HelpText =
         """
         commands:
-          <text>               say <text> to everyone
+          <text>               say <text> in the current room (shown in the prompt; #lobby at first)
+          /say #room <text>    say <text> in #room
+          /join #room          join #room, creating it if nobody has yet; it becomes the current room
+          /leave [#room]       leave #room (default: the current room); everyone stays in #lobby
+          /room #room          make #room (one you are in) the current room
+          /rooms               every room: members and the node that owns it
+          /who [#room]         who is online (or in #room), on which node, in which rooms
           /msg <nick> <text>   private message to <nick>, on any node
-          /who                 who is online, and on which node
           /status              the cluster: nodes, leader, epoch, loads
           /help                this text
           /quit                leave (also: quit, Ctrl+C, Ctrl+D)
           //<text>             say a line that starts with '/'
-          send <text>          prior-art form of <text>
+          send <text>          prior-art form: <text> to everyone (#lobby)
           send <nick> <text>   private to <nick> when <nick> is a user this client knows is online
                                (from the last /who, join notices, or having seen them speak);
-                               otherwise the whole line after 'send' goes to everyone
+                               otherwise the whole line after 'send' goes to everyone (#lobby)
         """;
 
-    public static Command Parse(string line, Func<string, bool> isKnownNick)
+    public static Command Parse(string line, string currentRoom, Func<string, bool> isKnownNick)
     {
         var text = line.Trim();
         if (text.Length == 0) return new NoCommand();
-        if (text.StartsWith("//", StringComparison.Ordinal)) return Say(text[1..]);
-        if (text.StartsWith('/')) return ParseSlashCommand(text);
+        if (text.StartsWith("//", StringComparison.Ordinal)) return Say(currentRoom, text[1..]);
+        if (text.StartsWith('/')) return ParseSlashCommand(text, currentRoom);
         var (word, rest) = SplitWord(text);
         if (word == "quit" && rest.Length == 0) return new QuitChat();
         if (word == "send") return ParseSend(rest, isKnownNick);
-        return Say(text);
+        return Say(currentRoom, text);
     }
 
-    private static Command ParseSlashCommand(string text)
+    /// A line the node would refuse is refused here: a refused line would never be confirmed.
+    /// The limit is the node's default; a node configured lower still answers text-invalid.
+    private static Command Say(string room, string text)
+    {
+        var valid = Chat.validateText(NodeState.ProtocolConfigModule.defaults.MaxTextLength, text);
+        return valid.IsOk ? new Speak(room, valid.ResultValue) : new LocalError(valid.ErrorValue);
+    }
+
+    private static Command ParseSlashCommand(string text, string currentRoom)
     {
         var (word, rest) = SplitWord(text);
+        var (first, remainder) = SplitWord(rest);
         switch (word.ToLowerInvariant())
         {
             case "/msg":
-                var (target, message) = SplitWord(rest);
-                return target.Length == 0 || message.Length == 0
+                return first.Length == 0 || remainder.Length == 0
                     ? new LocalError("usage: /msg <nick> <text>")
-                    : new SendRequest(ClientRequest.NewWhisper(target, message));
-            case "/who": return new SendRequest(ClientRequest.Who);
+                    : new SendRequest(ClientRequest.NewWhisper(first, remainder));
+            case "/say":
+                return first.Length == 0 || remainder.Length == 0
+                    ? new LocalError("usage: /say #room <text>")
+                    : WithRoom(first, room => Say(room, remainder));
+            case "/join":
+                return first.Length == 0 || remainder.Length > 0
+                    ? new LocalError("usage: /join #room")
+                    : WithRoom(first, room => new SendRequest(ClientRequest.NewJoin(room)));
+            case "/leave":
+                return remainder.Length > 0
+                    ? new LocalError("usage: /leave [#room]")
+                    : WithRoom(first.Length == 0 ? currentRoom : first, room => new SendRequest(ClientRequest.NewLeave(room)));
+            case "/room":
+                return first.Length == 0 || remainder.Length > 0
+                    ? new LocalError($"usage: /room #room (now: {currentRoom})")
+                    : WithRoom(first, room => new SwitchRoom(room));
+            case "/rooms":
+                return new SendRequest(ClientRequest.Rooms);
+            case "/who":
+                return first.Length == 0
+                    ? new SendRequest(ClientRequest.NewWho(FSharpOption<string>.None))
+                    : remainder.Length > 0
+                        ? new LocalError("usage: /who [#room]")
+                        : WithRoom(first, room => new SendRequest(ClientRequest.NewWho(FSharpOption<string>.Some(room))));
             case "/status": return new SendRequest(ClientRequest.Status);
             case "/help": return new ShowHelp();
             case "/quit": return new QuitChat();
@@ -67,16 +111,22 @@ public static class CommandParser
         }
     }
 
+    /// The prior art has no rooms: `send` speaks to everyone, which is #lobby.
     private static Command ParseSend(string rest, Func<string, bool> isKnownNick)
     {
         if (rest.Length == 0) return new LocalError("usage: send <text> or send <nick> <text>");
         var (target, message) = SplitWord(rest);
         return message.Length > 0 && isKnownNick(target)
             ? new SendRequest(ClientRequest.NewWhisper(target, message))
-            : Say(rest);
+            : Say(Rooms.lobby, rest);
     }
 
-    private static Command Say(string text) => new SendRequest(ClientRequest.NewSay(text));
+    /// "#Dev" and "dev" both name #dev; a name the node would refuse is refused here.
+    private static Command WithRoom(string word, Func<string, Command> command)
+    {
+        var validated = Rooms.validateRoomName(word.StartsWith('#') ? word : "#" + word);
+        return validated.IsOk ? command(validated.ResultValue) : new LocalError(validated.ErrorValue);
+    }
 
     /// "first rest of line" → ("first", "rest of line"); the rest is trimmed.
     private static (string Word, string Remainder) SplitWord(string text)

@@ -12,7 +12,7 @@ public sealed class ConnectFailedException(string reason) : Exception(reason);
 /// end completes Closed once, with a reason. Disposal is idempotent.
 public sealed class Connection : IDisposable
 {
-    private static readonly TimeSpan ConnectTimeout = TimeSpan.FromSeconds(5);
+    private static readonly TimeSpan DefaultConnectTimeout = TimeSpan.FromSeconds(5);
 
     private readonly TcpClient tcp;
     private readonly NetworkStream stream;
@@ -28,12 +28,14 @@ public sealed class Connection : IDisposable
     /// Completes with the reason once the connection has ended, whoever ended it.
     public Task<string> Closed => closed.Task;
 
-    public static async Task<Connection> ConnectAsync(Endpoint server)
+    public static Task<Connection> ConnectAsync(Endpoint server) => ConnectAsync(server, DefaultConnectTimeout);
+
+    public static async Task<Connection> ConnectAsync(Endpoint server, TimeSpan connectTimeout)
     {
         var tcp = new TcpClient { NoDelay = true };
         try
         {
-            using var timeout = new CancellationTokenSource(ConnectTimeout);
+            using var timeout = new CancellationTokenSource(connectTimeout);
             await tcp.ConnectAsync(server.Host, server.Port, timeout.Token);
             return new Connection(tcp);
         }
@@ -46,7 +48,7 @@ public sealed class Connection : IDisposable
                 SocketException { SocketErrorCode: SocketError.HostNotFound or SocketError.NoData } => "host not found",
                 SocketException { SocketErrorCode: SocketError.NetworkUnreachable or SocketError.HostUnreachable } => "unreachable",
                 SocketException socket => socket.Message,
-                _ => $"no answer within {ConnectTimeout.TotalSeconds:0} s",
+                _ => $"no answer within {connectTimeout.TotalSeconds:0.#} s",
             });
         }
     }

@@ -6,8 +6,20 @@ namespace FormalChat.Client;
 /// JSON object per line (JsonPrinter, field names in JSON-EVENTS.md).
 public interface IEventPrinter
 {
-    /// Any frame the node sent, welcome included.
+    /// A frame the node sent that the user should see (a room message only the first time).
     void Reply(ServerReply reply);
+
+    /// One of our own messages came back sequenced with its client message id: it is acknowledged.
+    void Acknowledged(RoomMessage message);
+
+    /// The client carried on on another node after a failure or a redirect.
+    void Reconnected(ReconnectReport report);
+
+    /// The current room changed (`/room`): plain lines go there now.
+    void RoomSwitched(string room);
+
+    /// Something the client itself has to say (which node discovery chose, and why).
+    void System(string text);
 
     /// A problem found by the client itself (bad command, malformed frame); code as in JSON-EVENTS.md.
     void ClientError(string code, string reason);

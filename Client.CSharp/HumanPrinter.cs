@@ -3,7 +3,8 @@ using FormalChat.Protocol;
 
 namespace FormalChat.Client;
 
-/// Chat for a person: one line per message, a table for /status, colours when allowed.
+/// Chat for a person: one line per message (`[#room] alice: text`), tables for /rooms and
+/// /status, colours when allowed.
 public sealed class HumanPrinter(IConsoleSink sink, Palette palette, string ownNick) : IEventPrinter
 {
     public void Reply(ServerReply reply)
@@ -16,17 +17,30 @@ public sealed class HumanPrinter(IConsoleSink sink, Palette palette, string ownN
                 break;
             case ServerReply.Message { Item: var line }:
                 var from = line.From == ownNick ? palette.Own(line.From) : line.From;
-                Write($"{palette.Dim($"[{line.FromNode}]")} {from}: {line.Text}");
+                Write($"{palette.Dim($"[{line.Room}]")} {from}: {line.Text}");
                 break;
             case ServerReply.Private { Item: var line }:
                 var header = line.From == ownNick ? $"you -> {line.To} (private)" : $"{line.From} -> you (private)";
                 Write($"{palette.Dim($"[{line.FromNode}]")} {palette.Private(header)}: {line.Text}");
                 break;
+            case ServerReply.Joined joined:
+                var owner = joined.owner.ToNullable() is { } node ? $"owned by node {node}" : "not placed yet";
+                Write(palette.System($"* you are in {joined.room} ({Members(joined.members)}, {owner})"));
+                break;
+            case ServerReply.LeftRoom left:
+                Write(palette.System($"* you left {left.room}"));
+                break;
+            case ServerReply.RoomsListed { Item: var rooms }:
+                Write(RoomsTable(rooms));
+                break;
             case ServerReply.WhoListed who:
-                Write(WhoText(who.Item));
+                Write(WhoText(who.room?.Value, who.users));
                 break;
             case ServerReply.StatusReported status:
                 Write(StatusTable(status.Item));
+                break;
+            case ServerReply.Redirected:
+                // Told in one line once the client has moved (Reconnected).
                 break;
             case ServerReply.Error error:
                 Write(palette.Error($"error ({Wire.errorCodeName(error.code)}): {error.reason}"));
@@ -36,6 +50,17 @@ public sealed class HumanPrinter(IConsoleSink sink, Palette palette, string ownN
                 break;
         }
     }
+
+    public void Acknowledged(RoomMessage message)
+    {
+        // The message itself, shown in its place in the room, is the acknowledgement.
+    }
+
+    public void Reconnected(ReconnectReport report) => Write(palette.System($"* {report.Describe()}"));
+
+    public void RoomSwitched(string room) => Write(palette.System($"* talking in {room}"));
+
+    public void System(string text) => Write(palette.System($"* {text}"));
 
     public void ClientError(string code, string reason) => Write(palette.Error($"error: {reason}"));
 
@@ -48,11 +73,25 @@ public sealed class HumanPrinter(IConsoleSink sink, Palette palette, string ownN
 
     private void Write(string text) => sink.WriteLine(text);
 
-    private static string WhoText(IEnumerable<UserEntry> users)
+    private static string Members(int count) => count == 1 ? "1 member" : $"{count} members";
+
+    private static string WhoText(string? room, IEnumerable<UserEntry> users)
     {
         var sorted = users.OrderBy(user => user.Nick, StringComparer.Ordinal).ToList();
-        var text = new StringBuilder($"{sorted.Count} online:");
-        foreach (var user in sorted) text.Append($"\n  {user.Nick,-20} node {user.Node}");
+        var text = new StringBuilder(room is null ? $"{sorted.Count} online:" : $"{sorted.Count} in {room}:");
+        foreach (var user in sorted) text.Append($"\n  {user.Nick,-20} node {user.Node,-3} {string.Join(" ", user.Rooms)}");
+        return text.ToString();
+    }
+
+    private static string RoomsTable(IEnumerable<RoomSummary> rooms)
+    {
+        var sorted = rooms.OrderBy(room => room.Room, StringComparer.Ordinal).ToList();
+        var text = new StringBuilder($"{sorted.Count} room(s):\n  {"room",-34}  {"members",7}  owner");
+        foreach (var room in sorted)
+        {
+            var owner = room.Owner.ToNullable() is { } node ? $"node {node}" : "-";
+            text.Append($"\n  {room.Room,-34}  {room.Members,7}  {owner}");
+        }
         return text.ToString();
     }
 

@@ -17,26 +17,63 @@ public sealed class JsonPrinter(IConsoleSink sink) : IEventPrinter
                 Write(new JObject { ["event"] = "welcome", ["nick"] = welcome.nick, ["node"] = welcome.node, ["leader"] = NodeOrNull(welcome.leader) });
                 break;
             case ServerReply.Message { Item: var line }:
-                Write(new JObject { ["event"] = "message", ["from"] = line.From, ["node"] = line.FromNode, ["text"] = line.Text });
+                Write(new JObject
+                {
+                    ["event"] = "message", ["room"] = line.Room, ["seq"] = line.Seq, ["from"] = line.From,
+                    ["node"] = line.FromNode, ["text"] = line.Text, ["id"] = line.ClientMessageId,
+                });
                 break;
             case ServerReply.Private { Item: var line }:
                 Write(new JObject { ["event"] = "private", ["from"] = line.From, ["to"] = line.To, ["node"] = line.FromNode, ["text"] = line.Text });
                 break;
+            case ServerReply.Joined joined:
+                Write(new JObject { ["event"] = "joined", ["room"] = joined.room, ["owner"] = NodeOrNull(joined.owner), ["members"] = joined.members });
+                break;
+            case ServerReply.LeftRoom left:
+                Write(new JObject { ["event"] = "left", ["room"] = left.room });
+                break;
+            case ServerReply.RoomsListed { Item: var rooms }:
+                var list = new JArray(rooms.Select(room => new JObject { ["room"] = room.Room, ["owner"] = NodeOrNull(room.Owner), ["members"] = room.Members }));
+                Write(new JObject { ["event"] = "rooms", ["rooms"] = list });
+                break;
             case ServerReply.WhoListed who:
-                var users = new JArray(who.Item.Select(user => new JObject { ["nick"] = user.Nick, ["node"] = user.Node }));
-                Write(new JObject { ["event"] = "who", ["users"] = users });
+                Write(WhoObject(who.room?.Value, who.users));
                 break;
             case ServerReply.StatusReported { Item: var status }:
                 Write(StatusObject(status));
+                break;
+            case ServerReply.Redirected redirected:
+                Write(new JObject { ["event"] = "redirect", ["node"] = redirected.node, ["client"] = redirected.client.ToString(), ["reason"] = redirected.reason });
                 break;
             case ServerReply.Error error:
                 ClientError(Wire.errorCodeName(error.code), error.reason);
                 break;
             case ServerReply.Notice notice:
-                Write(new JObject { ["event"] = "system", ["text"] = notice.text });
+                System(notice.text);
                 break;
         }
     }
+
+    public void Acknowledged(RoomMessage message) =>
+        Write(new JObject { ["event"] = "ack", ["room"] = message.Room, ["seq"] = message.Seq, ["id"] = message.ClientMessageId });
+
+    public void Reconnected(ReconnectReport report)
+    {
+        var resumed = new JObject();
+        foreach (var (room, seq) in report.Resumed) resumed[room] = seq;
+        Write(new JObject
+        {
+            ["event"] = "reconnected", ["node"] = report.Node, ["previous"] = report.Previous,
+            ["redirected"] = report.Redirected, ["reason"] = report.Reason, ["resumed"] = resumed,
+        });
+    }
+
+    /// Local and visible in the prompt only; scripts name the room in every /say anyway.
+    public void RoomSwitched(string room)
+    {
+    }
+
+    public void System(string text) => Write(new JObject { ["event"] = "system", ["text"] = text });
 
     public void ClientError(string code, string reason) =>
         Write(new JObject { ["event"] = "error", ["code"] = code, ["reason"] = reason });
@@ -51,6 +88,15 @@ public sealed class JsonPrinter(IConsoleSink sink) : IEventPrinter
 
     private static JToken NodeOrNull(FSharpOption<int>? node) =>
         node.ToNullable() is { } id ? new JValue(id) : JValue.CreateNull();
+
+    private static JObject WhoObject(string? room, IEnumerable<UserEntry> users)
+    {
+        var list = new JArray(users.Select(user => new JObject { ["nick"] = user.Nick, ["node"] = user.Node, ["rooms"] = new JArray(user.Rooms) }));
+        var who = new JObject { ["event"] = "who" };
+        if (room is not null) who["room"] = room;
+        who["users"] = list;
+        return who;
+    }
 
     private static JObject StatusObject(ClusterStatus status)
     {

@@ -14,6 +14,19 @@ public sealed class LineEditor(string prompt) : IConsoleSink
     private readonly Lock gate = new();
     private readonly StringBuilder buffer = new();
     private bool editing;
+    private string prompt = prompt;
+
+    /// Shows the current room and the connection state; redrawn at once if a line is being typed.
+    public void SetPrompt(string text)
+    {
+        lock (gate)
+        {
+            if (text == prompt) return;
+            if (editing) ErasePromptLine();
+            prompt = text;
+            if (editing) DrawPromptLine();
+        }
+    }
 
     public void WriteLine(string text, bool toStandardError = false)
     {

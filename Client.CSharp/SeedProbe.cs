@@ -1,0 +1,45 @@
+using FormalChat.Protocol;
+using Microsoft.FSharp.Collections;
+using Microsoft.FSharp.Core;
+
+namespace FormalChat.Client;
+
+/// Asks one node (a --peer seed) for the cluster: its /status lists every live node with its
+/// load. A node answers status only after a hello, so the probe says hello as `probe-<random>`
+/// (never as the user: that would register the user's nickname) and quits at once.
+public static class SeedProbe
+{
+    private static readonly TimeSpan AnswerTimeout = TimeSpan.FromSeconds(3);
+
+    /// The seed's view of the cluster; empty when the seed cannot be reached or does not answer.
+    public static async Task<IReadOnlyList<NodeCandidate>> AskAsync(Endpoint seed)
+    {
+        Connection connection;
+        try
+        {
+            connection = await Connection.ConnectAsync(seed, TimeSpan.FromSeconds(2));
+        }
+        catch (ConnectFailedException)
+        {
+            return [];
+        }
+        using (connection)
+        {
+            var status = new TaskCompletionSource<ClusterStatus?>(TaskCreationOptions.RunContinuationsAsynchronously);
+            connection.Start(line =>
+            {
+                var decoded = Wire.decodeServerReply(line);
+                if (decoded.IsError) status.TrySetResult(null);
+                else if (decoded.ResultValue is ServerReply.StatusReported { Item: var report }) status.TrySetResult(report);
+                else if (decoded.ResultValue.IsError) status.TrySetResult(null);
+            });
+            _ = connection.Closed.ContinueWith(_ => status.TrySetResult(null), TaskScheduler.Default);
+            var probe = $"probe-{Random.Shared.Next(100_000, 1_000_000)}";
+            connection.Send(ClientRequest.NewHello(new HelloRequest(probe, FSharpOption<string>.None, FSharpList<Tuple<string, long>>.Empty)));
+            connection.Send(ClientRequest.Status);
+            connection.Send(ClientRequest.Quit);
+            var answer = await status.Task.WaitAsync(AnswerTimeout).ContinueWith(task => task.IsCompletedSuccessfully ? task.Result : null, TaskScheduler.Default);
+            return answer is null ? [] : NodeChoice.FromStatus(answer, askerCounted: true);
+        }
+    }
+}
