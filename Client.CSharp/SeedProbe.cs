@@ -1,12 +1,9 @@
 using FormalChat.Protocol;
-using Microsoft.FSharp.Collections;
-using Microsoft.FSharp.Core;
 
 namespace FormalChat.Client;
 
 /// Asks one node (a --peer seed) for the cluster: its /status lists every live node with its
-/// load. A node answers status only after a hello, so the probe says hello as `probe-<random>`
-/// (never as the user: that would register the user's nickname) and quits at once.
+/// load. A node answers status before any hello, so the probe registers no nickname.
 public static class SeedProbe
 {
     private static readonly TimeSpan AnswerTimeout = TimeSpan.FromSeconds(3);
@@ -34,12 +31,10 @@ public static class SeedProbe
                 else if (decoded.ResultValue.IsError) status.TrySetResult(null);
             });
             _ = connection.Closed.ContinueWith(_ => status.TrySetResult(null), TaskScheduler.Default);
-            var probe = $"probe-{Random.Shared.Next(100_000, 1_000_000)}";
-            connection.Send(ClientRequest.NewHello(new HelloRequest(probe, FSharpOption<string>.None, FSharpList<Tuple<string, long>>.Empty)));
             connection.Send(ClientRequest.Status);
             connection.Send(ClientRequest.Quit);
             var answer = await status.Task.WaitAsync(AnswerTimeout).ContinueWith(task => task.IsCompletedSuccessfully ? task.Result : null, TaskScheduler.Default);
-            return answer is null ? [] : NodeChoice.FromStatus(answer, askerCounted: true);
+            return answer is null ? [] : NodeChoice.FromStatus(answer, askerCounted: false);
         }
     }
 }

@@ -364,16 +364,17 @@ let private request (config: ProtocolConfig) (client: ClientId) (request: Client
     match request, namedSession client state.Chat with
     | Hello greeting, _ -> hello config client greeting state
     | Quit, _ -> disconnect client state |> then' (fun state -> state, [ CloseClient(client, "bye") ])
+    // Answered before hello, so a client choosing a node can look without joining.
+    | Status, _ -> state, [ reply client (StatusReported(clusterStatus state)) ]
+    | Rooms, _ -> state, [ reply client (RoomsListed(roomList state)) ]
     | _, None -> state, [ refuse client HelloFirst "say hello with a nickname first" ]
     | Say(room, text, id), Some session -> withRoom client room (fun room -> say config client session room text id state) state
     | Whisper(target, text), Some session -> whisper config client session.Nick target text state
     | Join room, Some session -> withRoom client room (fun room -> join config client session room state) state
     | Leave room, Some session -> withRoom client room (fun room -> leave client session room state) state
-    | Rooms, Some _ -> state, [ reply client (RoomsListed(roomList state)) ]
     | Who None, Some _ -> state, [ reply client (WhoListed(None, userEntries None state.Chat)) ]
     | Who(Some room), Some _ ->
         withRoom client room (fun room -> state, [ reply client (WhoListed(Some room, userEntries (Some room) state.Chat)) ]) state
-    | Status, Some _ -> state, [ reply client (StatusReported(clusterStatus state)) ]
 
 // ---------------------------------------------------------------------------------------------
 // Time.
@@ -388,31 +389,28 @@ let private retryPlacements (state: NodeState) : NodeState * Effect list =
     let wanted = Set.union (state.Chat.LocalMembers |> Map.keys |> Set.ofSeq) (state.Unconfirmed |> Map.filter (fun _ posts -> not posts.IsEmpty) |> Map.keys |> Set.ofSeq)
     needPlacements (wanted |> Set.filter (fun room -> Placement.needsPlacement room state.Placements state.Coordination)) state
 
-/// A node far above its fair share of clients sends some of them to the least-loaded node.
+/// A node far above its fair share of clients for K heartbeats in a row sends the excess to
+/// the least-loaded node.
 let private rebalance (config: ProtocolConfig) (state: NodeState) : NodeState * Effect list =
-    match config.Rebalance with
-    | None -> state, []
-    | Some _ when state.RebalanceCooldown > 0 -> { state with RebalanceCooldown = state.RebalanceCooldown - 1 }, []
-    | Some policy ->
-        let others = livePeers state |> List.map (fun info -> info, clientsOn state info.Id)
-        let mine = clientsOn state (self state)
-        if others.IsEmpty then
-            state, []
+    let others = livePeers state |> List.map (fun info -> info, clientsOn state info.Id)
+    let mine = clientsOn state (self state)
+    let total = mine + List.sumBy snd others
+    let fairShare = (total + others.Length) / (others.Length + 1)
+    let excess target = min (mine - fairShare) (fairShare - snd target)
+    match config.Rebalance, List.sortBy (fun (info: NodeInfo, clients) -> clients, info.Id) others with
+    | Some policy, (target :: _) when mine * 100 > fairShare * (100 + policy.ThresholdPercent) && excess target > 0 ->
+        if state.OverloadedTicks + 1 < config.SuspectAfter then
+            { state with OverloadedTicks = state.OverloadedTicks + 1 }, []
         else
-            let total = mine + List.sumBy snd others
-            let fairShare = (total + others.Length) / (others.Length + 1)
-            let target, targetClients = others |> List.minBy (fun (info, clients) -> clients, info.Id)
-            let moving = min (mine - fairShare) (fairShare - targetClients) |> min policy.MaxRedirectsPerTick
-            if mine * 100 <= fairShare * (100 + policy.ThresholdPercent) || moving <= 0 then
-                state, []
-            else
-                let movers = state.Chat.LocalNicks.Values |> Seq.sortDescending |> Seq.truncate moving |> List.ofSeq
-                let why = $"node {target.Id} has {targetClients} clients, this node {mine}"
-                { state with RebalanceCooldown = config.SuspectAfter + 1 },
-                Log(Info, $"redirecting {movers.Length} client(s) to node {target.Id}: {why}")
-                :: [ for client in movers do
-                         reply client (Redirected(target.Id, target.ClientEndpoint, why))
-                         CloseClient(client, $"redirected to node {target.Id}") ]
+            let info, clients = target
+            let movers = state.Chat.LocalNicks.Values |> Seq.sortDescending |> Seq.truncate (min (excess target) policy.MaxRedirectsPerTick) |> List.ofSeq
+            let why = $"node {info.Id} has {clients} clients, this node {mine}"
+            { state with OverloadedTicks = 0 },
+            Log(Info, $"redirecting {movers.Length} client(s) to node {info.Id}: {why}")
+            :: [ for client in movers do
+                     reply client (Redirected(info.Id, info.ClientEndpoint, why))
+                     CloseClient(client, $"redirected to node {info.Id}") ]
+    | _ -> { state with OverloadedTicks = 0 }, []
 
 let private tick (config: ProtocolConfig) (state: NodeState) =
     let load =

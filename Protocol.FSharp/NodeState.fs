@@ -4,8 +4,8 @@ module FormalChat.Protocol.NodeState
 open FormalChat.Protocol.Chat
 open FormalChat.Protocol.Rooms
 
-/// A node that has more than ThresholdPercent above its fair share of clients redirects the
-/// excess, at most MaxRedirectsPerTick a tick, to the least-loaded node.
+/// A node that has been more than ThresholdPercent above its fair share of clients for K
+/// heartbeats redirects the excess, at most MaxRedirectsPerTick at once, to the least-loaded node.
 type RebalancePolicy =
     { ThresholdPercent: int
       MaxRedirectsPerTick: int }
@@ -48,8 +48,10 @@ type NodeState =
       TicksSinceStart: int
       MessagesSinceTick: int
       Load: Load
-      /// Ticks to wait after redirecting clients, until the heartbeats show where they went.
-      RebalanceCooldown: int
+      /// Consecutive ticks this node has been over its fair share of clients. It acts only after
+      /// K of them: by then every peer's heartbeat shows its real load, so a burst of connections
+      /// or clients still on their way after a redirect do not look like an imbalance.
+      OverloadedTicks: int
       Stopped: bool }
 
 type Event =
@@ -93,7 +95,7 @@ let init (info: NodeInfo) : NodeState =
       TicksSinceStart = 0
       MessagesSinceTick = 0
       Load = Load.zero
-      RebalanceCooldown = 0
+      OverloadedTicks = 0
       Stopped = false }
 
 let self (state: NodeState) = state.Info.Id

@@ -93,7 +93,7 @@ public class ElectionOverLoopbackTests
 
     private static IPEndPoint GroupOf(TestCluster cluster)
     {
-        var field = typeof(TestCluster).GetField("_multicastPort", System.Reflection.BindingFlags.NonPublic | System.Reflection.BindingFlags.Instance)!;
-        return new IPEndPoint(IPAddress.Parse("239.255.77.1"), (int)field.GetValue(cluster)!);
+        var group = cluster.MulticastGroup.Split(':');
+        return new IPEndPoint(IPAddress.Parse(group[0]), int.Parse(group[1]));
     }
 }

@@ -26,6 +26,9 @@ public sealed class TestClient : IAsyncDisposable
 
     public bool Closed { get; private set; }
 
+    /// <summary>The welcome frame of this connection's hello, with the session token.</summary>
+    public JObject? Welcome { get; private set; }
+
     public static async Task<TestClient> OpenAsync(int port)
     {
         var tcp = new TcpClient { NoDelay = true };
@@ -34,12 +37,15 @@ public sealed class TestClient : IAsyncDisposable
     }
 
     /// <summary>Connects and says hello; fails unless the node welcomes the nickname.</summary>
-    public static async Task<TestClient> ConnectAsync(int port, string nick)
+    public static async Task<TestClient> ConnectAsync(int port, string nick, string? session = null)
     {
         var client = await OpenAsync(port);
-        await client.SendAsync(new JObject { ["v"] = 1, ["type"] = "hello", ["nick"] = nick });
+        var hello = new JObject { ["v"] = 1, ["type"] = "hello", ["nick"] = nick };
+        if (session is not null) hello["session"] = session;
+        await client.SendAsync(hello);
         var reply = await client.NextAsync(frame => (string?)frame["type"] is "welcome" or "error");
         if ((string?)reply["type"] != "welcome") throw new InvalidOperationException($"hello refused: {reply}");
+        client.Welcome = reply;
         return client;
     }
 
@@ -50,9 +56,9 @@ public sealed class TestClient : IAsyncDisposable
     public async Task SendBytesAsync(byte[] bytes) => await _stream.WriteAsync(bytes);
 
     /// <summary>The next frame that matches, skipping the others.</summary>
-    public async Task<JObject> NextAsync(Func<JObject, bool> matches)
+    public async Task<JObject> NextAsync(Func<JObject, bool> matches, TimeSpan? within = null)
     {
-        using var deadline = new CancellationTokenSource(ReplyDeadline);
+        using var deadline = new CancellationTokenSource(within ?? ReplyDeadline);
         try
         {
             while (true)

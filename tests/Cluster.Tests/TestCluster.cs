@@ -14,7 +14,9 @@ namespace FormalChat.Cluster.Tests;
 public sealed class TestCluster : IAsyncDisposable
 {
     public const int HeartbeatMs = 100;
-    public const int SuspectAfter = 3;
+    // K = 5, not the default 3: starting a dotnet process takes both cores for a moment, and a
+    // test must not mistake that stall for a crash. Benchmarks measure with K = 3.
+    public static int SuspectAfter { get; set; } = 5;
 
     private readonly Dictionary<int, Process> _nodes = new();
     private readonly Dictionary<int, int> _clientPorts = new();
@@ -31,6 +33,7 @@ public sealed class TestCluster : IAsyncDisposable
     }
 
     public int ClientPort(int id) => _clientPorts[id];
+    public string MulticastGroup => $"239.255.77.1:{_multicastPort}";
     public int PeerPort(int id) => _clientPorts[id] + 1000;
 
     public string Output { get { lock (_output) return string.Join("\n", _output); } }
@@ -93,7 +96,7 @@ public sealed class TestCluster : IAsyncDisposable
     {
         if (!_probes.TryGetValue(id, out var probe) || probe.Closed)
         {
-            probe = await TestClient.ConnectAsync(ClientPort(id), $"probe{id}x{Guid.NewGuid():N}"[..20]);
+            probe = await TestClient.OpenAsync(ClientPort(id));
             _probes[id] = probe;
         }
         await probe.SendAsync(new JObject { ["type"] = "status" });
@@ -118,6 +121,12 @@ public sealed class TestCluster : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
+        // FORMALCHAT_TEST_LOGS=<dir> keeps every test cluster's node logs for a post-mortem.
+        if (Environment.GetEnvironmentVariable("FORMALCHAT_TEST_LOGS") is { Length: > 0 } logs)
+        {
+            Directory.CreateDirectory(logs);
+            await File.WriteAllTextAsync(Path.Combine(logs, $"cluster-{Guid.NewGuid():N}.log"), Output);
+        }
         foreach (var probe in _probes.Values) await probe.DisposeAsync();
         foreach (var process in _nodes.Values)
         {

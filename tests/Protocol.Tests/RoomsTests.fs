@@ -341,7 +341,7 @@ let ``when the owner leaves on purpose a later post gets the room placed again a
             shownTexts client Rooms.lobby net)
 
 [<Fact>]
-let ``a node with 10 clients and a peer with none redirects the excess, then waits the cooldown`` () =
+let ``a node with 10 clients and a peer with none redirects the excess after K heartbeats, then waits K more`` () =
     let policy = { ThresholdPercent = 50; MaxRedirectsPerTick = 100 }
     let balancing = { config with Rebalance = Some policy }
     let clients = [ 100L .. 109L ]
@@ -350,7 +350,10 @@ let ``a node with 10 clients and a peer with none redirects the excess, then wai
         |> List.fold (fun net client -> Nodes.connect 1 client $"user{client}" net) (Nodes.formed balancing [ 1; 2 ])
         |> Nodes.settle
 
-    let net = Nodes.tickAll net
+    // The imbalance must last K heartbeats, so every load in them is current.
+    let waiting = [ 1 .. balancing.SuspectAfter - 1 ] |> List.fold (fun net _ -> Nodes.tickAll net) net
+    Assert.Empty(waiting.Closed)
+    let net = Nodes.tickAll waiting
 
     // Fair share is 5 each: the 5 newest connections go.
     let moved = [ 105L .. 109L ]
@@ -361,15 +364,15 @@ let ``a node with 10 clients and a peer with none redirects the excess, then wai
             Assert.Equal((Nodes.infoOf 2).ClientEndpoint, endpoint)
             Assert.False(String.IsNullOrWhiteSpace reason)
         | other -> failwith $"expected a redirect to node 2 last, got {other}"
-    Assert.Equal(balancing.SuspectAfter + 1, net.States[1].RebalanceCooldown)
+    Assert.Equal(0, net.States[1].OverloadedTicks)
 
-    // The shell closes them; they have not reached node 2 yet, so node 1 still looks loaded.
+    // The shell closes them; they never reach node 2, so node 1 still looks loaded.
     let net = moved |> List.fold (fun net client -> Nodes.apply 1 (ClientDisconnected client) net) net |> Nodes.settle
-    let cooling = [ 1 .. balancing.SuspectAfter + 1 ] |> List.fold (fun net _ -> Nodes.tickAll net) net
+    let cooling = [ 1 .. balancing.SuspectAfter - 1 ] |> List.fold (fun net _ -> Nodes.tickAll net) net
     Assert.Equal(moved.Length, cooling.Closed.Count)
 
     let after = Nodes.tickAll cooling
-    Assert.True(after.Closed.Count > moved.Length, "after the cooldown an imbalance is acted on again")
+    Assert.True(after.Closed.Count > moved.Length, "an imbalance that lasts K more heartbeats is acted on again")
 
 [<Fact>]
 let ``redirected clients that reconnect to the target leave the cluster balanced, with no further redirects`` () =
@@ -378,8 +381,9 @@ let ``redirected clients that reconnect to the target leave the cluster balanced
         [ 100L .. 109L ]
         |> List.fold (fun net client -> Nodes.connect 1 client $"user{client}" net) (Nodes.formed balancing [ 1; 2 ])
         |> Nodes.settle
-        |> Nodes.tickAll
+    let net = [ 1 .. balancing.SuspectAfter ] |> List.fold (fun net _ -> Nodes.tickAll net) net
     let moved = net.Closed |> Map.keys |> List.ofSeq
+    Assert.NotEmpty(moved)
 
     let net =
         moved
