@@ -46,16 +46,18 @@ public class ChatOverLoopbackTests
         await cluster.WaitForLeaderAsync(leader: 2, nodes: [1, 2], Deadline);
         await using var alice = await TestClient.ConnectAsync(cluster.ClientPort(1), "alice");
 
-        // Until node 2 has heard of alice it may still welcome a second one: try afresh each time.
-        JObject reply = new();
+        await using var bob = await TestClient.ConnectAsync(cluster.ClientPort(2), "bob");
         await Eventually.TrueAsync(async () =>
         {
-            await using var other = await TestClient.OpenAsync(cluster.ClientPort(2));
-            await other.SendAsync(new JObject { ["type"] = "hello", ["nick"] = "alice" });
-            reply = await other.NextAsync(frame => (string?)frame["type"] is "error" or "welcome");
-            return (string?)reply["type"] == "error";
-        }, Deadline, "second alice refused");
+            await bob.SendAsync(new JObject { ["type"] = "who" });
+            var who = await bob.NextAsync(Frame("who"));
+            return who["users"]!.Any(user => (string?)user["nick"] == "alice");
+        }, Deadline, "node 2 knows alice");
+        await using var other = await TestClient.OpenAsync(cluster.ClientPort(2));
 
+        await other.SendAsync(new JObject { ["type"] = "hello", ["nick"] = "alice" });
+
+        var reply = await other.NextAsync(frame => (string?)frame["type"] is "error" or "welcome");
         Assert.Equal("nick-taken", (string?)reply["code"]);
         Assert.Contains("alice", (string?)reply["reason"]);
     }
