@@ -45,8 +45,15 @@ type RoomMessage =
       Text: string
       ClientMessageId: int64 }
 
-/// The leader's assignment of a room to the node that owns (sequences) it, made in an epoch.
-type Assignment = { Owner: NodeId; Epoch: Epoch; LastSeq: int64 }
+/// The leader's assignment of a room to the node that owns (sequences) it. (Epoch, Version)
+/// orders assignments: a newer epoch's wins, and within one epoch the leader's later one
+/// (Version counts the room's assignments), whatever order they arrive in.
+type Assignment =
+    { Owner: NodeId
+      Epoch: Epoch
+      Version: int
+      /// The room's last sequence number the leader had seen, so a new owner continues it.
+      LastSeq: int64 }
 
 type PrivateLine =
     { From: string

@@ -1,6 +1,7 @@
 /// Room placement by the leader (spec/Placement.tla): the leader puts each new room on the
 /// least-loaded live node and tells every node; when an owner leaves the view the leader puts
-/// its rooms elsewhere. Every assignment carries the leader's epoch; a newer epoch's wins.
+/// its rooms elsewhere. Every assignment carries the leader's epoch and the room's assignment
+/// count; the newest (epoch, version) wins everywhere.
 module FormalChat.Protocol.Placement
 
 type Placements = Map<RoomName, Assignment>
@@ -41,18 +42,23 @@ let assignRoom (clients: NodeId -> int) (lastSeq: int64) (requester: NodeId) (ro
     if not (isLeader state) then
         placements, []
     elif needsPlacement room placements state then
-        let placement = { Owner = leastLoaded clients placements state; Epoch = state.Epoch; LastSeq = lastSeq }
+        let version = placements.TryFind room |> Option.map (fun current -> current.Version + 1) |> Option.defaultValue 1
+        let placement = { Owner = leastLoaded clients placements state; Epoch = state.Epoch; Version = version; LastSeq = lastSeq }
         placements.Add(room, placement), announce state room placement
     elif requester <> state.Self then
         placements, [ { To = requester; Message = RoomAssigned(room, placements[room]) } ]
     else
         placements, []
 
-/// Spec: RecvAssignment(i, m). An assignment of the same or a newer epoch replaces the old one;
-/// an older epoch's is ignored.
+/// Spec: Newer(a, b). Assignments are ordered by epoch, then version.
+let isNewer (assignment: Assignment) (than: Assignment) : bool =
+    (assignment.Epoch, assignment.Version) > (than.Epoch, than.Version)
+
+/// Spec: RecvAssignment(i, m). A newer assignment replaces the one this node has; any other
+/// is ignored, so a late message never moves a room back.
 let recvAssignment (room: RoomName) (placement: Assignment) (placements: Placements) : Placements =
     match placements.TryFind room with
-    | Some current when current.Epoch > placement.Epoch -> placements
+    | Some current when not (isNewer placement current) -> placements
     | _ -> placements.Add(room, placement)
 
 /// Spec: ReassignRooms(l). The leader moves every room whose owner has left its view, one by

@@ -139,6 +139,7 @@ let encodePeerMessage (message: PeerMessage) : string =
             field json "room" room
             field json "owner" placement.Owner
             field json "epoch" placement.Epoch
+            field json "version" placement.Version
             field json "lastSeq" placement.LastSeq
         | RoomPosted post ->
             kind json "post"
@@ -436,7 +437,7 @@ let decodePeerMessage (line: string) : Result<PeerMessage, DecodeError> =
         | "placed" ->
             RoomAssigned(
                 stringField frame "room",
-                { Owner = intField frame "owner"; Epoch = intField frame "epoch"; LastSeq = longField frame "lastSeq" }
+                { Owner = intField frame "owner"; Epoch = intField frame "epoch"; Version = intField frame "version"; LastSeq = longField frame "lastSeq" }
             )
         | "post" ->
             RoomPosted

@@ -41,7 +41,7 @@ let private connectAs (client: ClientId) (nick: string) : Event list =
 
 /// The leader has placed #lobby on `owner` (epoch 1, nothing sequenced yet).
 let private lobbyOn (owner: NodeId) : Event =
-    PeerMessageReceived(RoomAssigned(Rooms.lobby, { Owner = owner; Epoch = 1; LastSeq = 0L }))
+    PeerMessageReceived(RoomAssigned(Rooms.lobby, { Owner = owner; Epoch = 1; Version = 1; LastSeq = 0L }))
 
 let private repliesTo (client: ClientId) (effects: Effect list) : ServerReply list =
     [ for effect in effects do
@@ -152,14 +152,23 @@ let ``a second hello on the same connection is refused with AlreadyHello`` () =
     Assert.Equal<ErrorCode list>([ AlreadyHello ], errorCodes 10 effects)
 
 [<Fact>]
-let ``every request but hello and quit before hello is refused with HelloFirst`` () =
+let ``every request but hello, quit, status and rooms before hello is refused with HelloFirst`` () =
     let state = init (infoOf 1) |> steps [ ClientConnected(10, sessionOf 10) ]
 
-    for request in
-        [ Say(Rooms.lobby, "hi", 0L); Whisper("bob", "hi"); Who None; Who(Some "#dev"); Status; Join "#dev"; Leave "#dev"; Rooms ] do
+    for request in [ Say(Rooms.lobby, "hi", 0L); Whisper("bob", "hi"); Who None; Who(Some "#dev"); Join "#dev"; Leave "#dev" ] do
         let next, effects = step config state (ClientRequested(10, request))
         Assert.Equal<ErrorCode list>([ HelloFirst ], errorCodes 10 effects)
         Assert.Equal(state, next)
+
+[<Fact>]
+let ``status and rooms are answered before hello, so a client can look before it joins`` () =
+    let state = init (infoOf 1) |> steps [ ClientConnected(10, sessionOf 10) ]
+
+    for request in [ Status; Rooms ] do
+        let next, effects = step config state (ClientRequested(10, request))
+        Assert.Empty(errorCodes 10 effects)
+        Assert.Equal(state, next)
+        Assert.Single(effects) |> ignore
 
 // ---------------------------------------------------------------------------------------------
 // Say (to #lobby: broadcast) and Whisper.
@@ -350,7 +359,7 @@ let ``a UsersRequested is answered with this node's users and its placements`` (
 
     Assert.Equal<(NodeId * PeerMessage) list>(
         [ 2, UsersListed(1, [ { User = inLobby "alice" 1; Session = sessionOf 10 } ])
-          2, RoomAssigned(Rooms.lobby, { Owner = 3; Epoch = 1; LastSeq = 0L }) ],
+          2, RoomAssigned(Rooms.lobby, { Owner = 3; Epoch = 1; Version = 1; LastSeq = 0L }) ],
         peerSends effects)
 
 /// Two or more nodes wired together: every SendToPeer effect is delivered to its node, in order,

@@ -25,7 +25,7 @@ let private noClients (_: NodeId) = 0
 let private clientsFrom (counts: (NodeId * int) list) (node: NodeId) =
     counts |> List.tryFind (fst >> (=) node) |> Option.map snd |> Option.defaultValue 0
 
-let private placedOn (owner: NodeId) (epoch: Epoch) : Assignment = { Owner = owner; Epoch = epoch; LastSeq = 0L }
+let private placedOn (owner: NodeId) (epoch: Epoch) : Assignment = { Owner = owner; Epoch = epoch; Version = 1; LastSeq = 0L }
 
 let private placements (rooms: (RoomName * NodeId) list) : Placement.Placements =
     rooms |> List.map (fun (room, owner) -> room, placedOn owner 1) |> Map.ofList
@@ -97,7 +97,7 @@ let ``requestRoom: the leader asks itself`` () =
 let ``assignRoom: the leader places a new room on the least-loaded node in its epoch and tells every other node`` () =
     let next, sent = Placement.assignRoom (clientsFrom [ 1, 4; 2, 1; 3, 2 ]) 17L 1 "#dev" Map.empty leader3
 
-    let placement = { Owner = 2; Epoch = 2; LastSeq = 17L }
+    let placement = { Owner = 2; Epoch = 2; Version = 1; LastSeq = 17L }
     Assert.Equal<Placement.Placements>(Map.ofList [ "#dev", placement ], next)
     Assert.Equal<Sent list>(
         [ { To = 1; Message = RoomAssigned("#dev", placement) }; { To = 2; Message = RoomAssigned("#dev", placement) } ],
@@ -112,7 +112,7 @@ let ``assignRoom: a node that is not the leader assigns nothing`` () =
 
 [<Fact>]
 let ``assignRoom: a room on a live owner is not moved, only re-announced to the node that asked`` () =
-    let before = Map.ofList [ "#dev", { Owner = 1; Epoch = 1; LastSeq = 0L } ]
+    let before = Map.ofList [ "#dev", { Owner = 1; Epoch = 1; Version = 1; LastSeq = 0L } ]
 
     let next, sent = Placement.assignRoom noClients 40L 2 "#dev" before leader3
 
@@ -127,11 +127,11 @@ let ``assignRoom: a room on a live owner asked for by the leader itself sends no
 
 [<Fact>]
 let ``assignRoom: a room whose owner left the view is moved, carrying the last sequence number`` () =
-    let before = Map.ofList [ "#dev", { Owner = 9; Epoch = 1; LastSeq = 5L } ]
+    let before = Map.ofList [ "#dev", { Owner = 9; Epoch = 1; Version = 1; LastSeq = 5L } ]
 
     let next, sent = Placement.assignRoom noClients 12L 1 "#dev" before leader3
 
-    Assert.Equal({ Owner = 1; Epoch = 2; LastSeq = 12L }, next["#dev"])
+    Assert.Equal({ Owner = 1; Epoch = 2; Version = 2; LastSeq = 12L }, next["#dev"])
     Assert.Equal<NodeId list>([ 1; 2 ], sent |> List.map _.To)
 
 // ---------------------------------------------------------------------------------------------
@@ -142,12 +142,14 @@ let ``recvAssignment: a room not placed yet takes the assignment`` () =
     Assert.Equal(Some(placedOn 2 1), (Placement.recvAssignment "#dev" (placedOn 2 1) Map.empty).TryFind "#dev")
 
 [<Fact>]
-let ``recvAssignment: a newer epoch's assignment replaces, an older one is ignored, the same epoch's replaces`` () =
+let ``recvAssignment: a newer epoch or a later version of the same epoch replaces; anything else is ignored`` () =
     let current = Map.ofList [ "#dev", placedOn 2 5 ]
+    let later = { placedOn 1 5 with Version = 2 }
 
     Assert.Equal(placedOn 3 6, (Placement.recvAssignment "#dev" (placedOn 3 6) current)["#dev"])
     Assert.Equal(placedOn 2 5, (Placement.recvAssignment "#dev" (placedOn 3 4) current)["#dev"])
-    Assert.Equal(placedOn 1 5, (Placement.recvAssignment "#dev" (placedOn 1 5) current)["#dev"])
+    Assert.Equal(placedOn 2 5, (Placement.recvAssignment "#dev" (placedOn 1 5) current)["#dev"])
+    Assert.Equal(later, (Placement.recvAssignment "#dev" later current)["#dev"])
 
 [<Fact>]
 let ``recvAssignment: other rooms are untouched`` () =
@@ -164,9 +166,9 @@ let ``recvAssignment: other rooms are untouched`` () =
 let ``reassignRooms: every room whose owner left the view moves, rooms on live owners stay`` () =
     let before =
         Map.ofList
-            [ "#a", { Owner = 9; Epoch = 1; LastSeq = 3L }
-              "#b", { Owner = 9; Epoch = 1; LastSeq = 0L }
-              "#c", { Owner = 1; Epoch = 1; LastSeq = 8L } ]
+            [ "#a", { Owner = 9; Epoch = 1; Version = 1; LastSeq = 3L }
+              "#b", { Owner = 9; Epoch = 1; Version = 1; LastSeq = 0L }
+              "#c", { Owner = 1; Epoch = 1; Version = 1; LastSeq = 8L } ]
     let lastSeq room = if room = "#a" then 4L else 0L
 
     let next, sent = Placement.reassignRooms noClients lastSeq before leader3
@@ -174,8 +176,8 @@ let ``reassignRooms: every room whose owner left the view moves, rooms on live o
     Assert.Equal(before["#c"], next["#c"])
     // One by one, in room order: #a to 2 (2 and 3 own nothing, 2 is the lower id), then #b to
     // 3, which now owns fewer rooms than 2.
-    Assert.Equal({ Owner = 2; Epoch = 2; LastSeq = 4L }, next["#a"])
-    Assert.Equal({ Owner = 3; Epoch = 2; LastSeq = 0L }, next["#b"])
+    Assert.Equal({ Owner = 2; Epoch = 2; Version = 2; LastSeq = 4L }, next["#a"])
+    Assert.Equal({ Owner = 3; Epoch = 2; Version = 2; LastSeq = 0L }, next["#b"])
     Assert.Equal(4, sent.Length)
 
 [<Fact>]

@@ -99,8 +99,9 @@ let private peerMessageGen : Gen<PeerMessage> =
               let! room = textGen
               let! owner = intGen
               let! epoch = intGen
+              let! version = intGen
               let! lastSeq = longGen
-              return RoomAssigned(room, { Owner = owner; Epoch = epoch; LastSeq = lastSeq })
+              return RoomAssigned(room, { Owner = owner; Epoch = epoch; Version = version; LastSeq = lastSeq })
           }
           roomMessageGen
           |> Gen.map (fun message ->
@@ -315,8 +316,9 @@ let ``a client request with a missing or mistyped field names the field`` (frame
 [<InlineData("{\"v\":1,\"type\":\"users\",\"node\":2,\"users\":[{\"nick\":\"alice\",\"node\":2,\"rooms\":[]}]}", "session")>]
 [<InlineData("{\"v\":1,\"type\":\"sequenced\",\"room\":\"#lobby\",\"seq\":\"1\",\"from\":\"a\",\"fromNode\":1,\"text\":\"hi\",\"id\":0}", "seq")>]
 [<InlineData("{\"v\":1,\"type\":\"sequenced\",\"room\":\"#lobby\",\"seq\":1,\"from\":\"a\",\"fromNode\":1,\"text\":\"hi\"}", "id")>]
-[<InlineData("{\"v\":1,\"type\":\"placed\",\"room\":\"#dev\",\"owner\":2,\"epoch\":1}", "lastSeq")>]
-[<InlineData("{\"v\":1,\"type\":\"placed\",\"room\":\"#dev\",\"owner\":2,\"epoch\":1,\"lastSeq\":99999999999999999999999}", "lastSeq")>]
+[<InlineData("{\"v\":1,\"type\":\"placed\",\"room\":\"#dev\",\"owner\":2,\"epoch\":1}", "version")>]
+[<InlineData("{\"v\":1,\"type\":\"placed\",\"room\":\"#dev\",\"owner\":2,\"epoch\":1,\"version\":1}", "lastSeq")>]
+[<InlineData("{\"v\":1,\"type\":\"placed\",\"room\":\"#dev\",\"owner\":2,\"epoch\":1,\"version\":1,\"lastSeq\":99999999999999999999999}", "lastSeq")>]
 [<InlineData("{\"v\":1,\"type\":\"users-requested\"}", "node")>]
 [<InlineData("{\"v\":1,\"type\":\"heartbeat\",\"epoch\":1,\"leader\":null,\"known\":[],\"load\":{\"clients\":0,\"rooms\":0,\"messagesPerSecond\":0}}", "from")>]
 [<InlineData("{\"v\":1,\"type\":\"heartbeat\",\"from\":{\"id\":2,\"client\":\"nowhere\",\"peer\":\"127.0.0.1:6002\"},\"epoch\":1,\"leader\":null,\"known\":[],\"load\":{\"clients\":0,\"rooms\":0,\"messagesPerSecond\":0}}", "client")>]
