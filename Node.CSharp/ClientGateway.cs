@@ -17,18 +17,17 @@ public sealed class ClientGateway : IAsyncDisposable
 {
     private const int MaxQueuedFramesPerClient = 8192;
 
-    private readonly TcpListener _listener;
+    private readonly TcpAcceptor _acceptor;
     private readonly int _maxFrameBytes;
     private readonly ChannelWriter<Event> _events;
     private readonly InputCounters _counters;
     private readonly ILogger _log;
     private readonly ConcurrentDictionary<long, LineConnection> _clients = new();
-    private readonly CancellationTokenSource _stopping = new();
     private long _nextClientId;
 
     public ClientGateway(IPEndPoint endpoint, int maxFrameBytes, ChannelWriter<Event> events, InputCounters counters, ILogger log)
     {
-        _listener = new TcpListener(endpoint);
+        _acceptor = new TcpAcceptor(endpoint, "client", log);
         _maxFrameBytes = maxFrameBytes;
         _events = events;
         _counters = counters;
@@ -39,8 +38,7 @@ public sealed class ClientGateway : IAsyncDisposable
 
     public void Start()
     {
-        _listener.Start(backlog: 4096);
-        _ = Task.Run(AcceptLoopAsync);
+        _acceptor.Start(backlog: 4096, ServeAsync);
     }
 
     public void Send(IEnumerable<long> clients, ReadOnlyMemory<byte> frame)
@@ -54,19 +52,6 @@ public sealed class ClientGateway : IAsyncDisposable
     public void Close(long client, string reason)
     {
         if (_clients.TryGetValue(client, out var connection)) _ = connection.CloseAfterSendingAsync(reason);
-    }
-
-    private async Task AcceptLoopAsync()
-    {
-        while (!_stopping.IsCancellationRequested)
-        {
-            Socket socket;
-            try { socket = await _listener.AcceptSocketAsync(_stopping.Token).ConfigureAwait(false); }
-            catch (OperationCanceledException) { return; }
-            catch (SocketException error) { _log.LogWarning("accepting a client failed: {Reason}", error.Message); continue; }
-            catch (ObjectDisposedException) { return; }
-            _ = Task.Run(() => ServeAsync(socket));
-        }
     }
 
     private async Task ServeAsync(Socket socket)
@@ -112,9 +97,7 @@ public sealed class ClientGateway : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
-        _stopping.Cancel();
-        _listener.Stop();
+        _acceptor.Dispose();
         foreach (var connection in _clients.Values) await connection.DisposeAsync().ConfigureAwait(false);
-        _stopping.Dispose();
     }
 }

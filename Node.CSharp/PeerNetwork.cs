@@ -18,7 +18,7 @@ public sealed class PeerNetwork : IAsyncDisposable
 {
     private const int MaxQueuedFramesPerPeer = 65536;
 
-    private readonly TcpListener _listener;
+    private readonly TcpAcceptor _acceptor;
     private readonly int _maxFrameBytes;
     private readonly ChannelWriter<Event> _events;
     private readonly InputCounters _counters;
@@ -29,7 +29,7 @@ public sealed class PeerNetwork : IAsyncDisposable
 
     public PeerNetwork(IPEndPoint endpoint, int maxFrameBytes, ChannelWriter<Event> events, InputCounters counters, ILogger log)
     {
-        _listener = new TcpListener(endpoint);
+        _acceptor = new TcpAcceptor(endpoint, "peer", log);
         _maxFrameBytes = maxFrameBytes;
         _events = events;
         _counters = counters;
@@ -38,25 +38,11 @@ public sealed class PeerNetwork : IAsyncDisposable
 
     public void Start()
     {
-        _listener.Start(backlog: 256);
-        _ = Task.Run(AcceptLoopAsync);
+        _acceptor.Start(backlog: 256, ServeAsync);
     }
 
     public void Send(Endpoint peer, ReadOnlyMemory<byte> frame) =>
         _links.GetOrAdd(peer.ToString(), _ => new PeerLink(peer, _log, _stopping.Token)).Send(frame);
-
-    private async Task AcceptLoopAsync()
-    {
-        while (!_stopping.IsCancellationRequested)
-        {
-            Socket socket;
-            try { socket = await _listener.AcceptSocketAsync(_stopping.Token).ConfigureAwait(false); }
-            catch (OperationCanceledException) { return; }
-            catch (SocketException) { continue; }
-            catch (ObjectDisposedException) { return; }
-            _ = Task.Run(() => ServeAsync(socket));
-        }
-    }
 
     private async Task ServeAsync(Socket socket)
     {
@@ -90,7 +76,7 @@ public sealed class PeerNetwork : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         _stopping.Cancel();
-        _listener.Stop();
+        _acceptor.Dispose();
         foreach (var link in _links.Values) await link.DisposeAsync().ConfigureAwait(false);
         foreach (var connection in _incoming.Keys) await connection.DisposeAsync().ConfigureAwait(false);
         _stopping.Dispose();

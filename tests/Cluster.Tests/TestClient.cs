@@ -56,9 +56,10 @@ public sealed class TestClient : IAsyncDisposable
     public async Task SendBytesAsync(byte[] bytes) => await _stream.WriteAsync(bytes);
 
     /// <summary>The next frame that matches, skipping the others.</summary>
-    public async Task<JObject> NextAsync(Func<JObject, bool> matches, TimeSpan? within = null)
+    public async Task<JObject> NextAsync(Func<JObject, bool> matches, TimeSpan? within = null, CancellationToken stop = default)
     {
-        using var deadline = new CancellationTokenSource(within ?? ReplyDeadline);
+        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(stop);
+        deadline.CancelAfter(within ?? ReplyDeadline);
         try
         {
             while (true)
