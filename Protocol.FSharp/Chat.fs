@@ -52,11 +52,12 @@ let namedSession (client: ClientId) (chat: ChatState) : NamedSession option =
     | Some(Named session) -> Some session
     | _ -> None
 
-/// The local connections that have said hello.
-let namedClients (chat: ChatState) : Set<ClientId> = chat.LocalNicks.Values |> Set.ofSeq
-
 let localMembers (room: RoomName) (chat: ChatState) : Set<ClientId> =
     chat.LocalMembers.TryFind room |> Option.defaultValue Set.empty
+
+/// The local connections that have said hello: every one of them is in #lobby, whose member
+/// index is kept up to date, so this costs a lookup, not a pass over every session.
+let namedClients (chat: ChatState) : Set<ClientId> = localMembers Rooms.lobby chat
 
 let localUsers (chat: ChatState) : NamedSession list =
     [ for KeyValue(_, session) in chat.Sessions do

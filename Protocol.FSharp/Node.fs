@@ -10,6 +10,17 @@ open FormalChat.Protocol.NodeState
 let private reply client message = SendToClients(Set.singleton client, message)
 let private refuse client code reason = reply client (Error(code, reason))
 let private toEveryLocal (state: NodeState) message = SendToClients(namedClients state.Chat, message)
+
+/// Presence notices ("alice joined") go to everyone while the lobby is small; in a crowd they
+/// would be most of the traffic (n arrivals announced to n users), so there `/who` tells instead.
+let presenceNoticeLimit = 100
+
+let private presenceExcept (excluded: ClientId option) (state: NodeState) (text: string) : Effect list =
+    let everyone = namedClients state.Chat
+    if everyone.Count > presenceNoticeLimit then []
+    else [ SendToClients(excluded |> Option.fold (fun clients client -> Set.remove client clients) everyone, Notice text) ]
+
+let private presence = presenceExcept None
 let private toEveryPeer (state: NodeState) message = [ for info in livePeers state -> SendToPeer(info, message) ]
 
 /// What a node that has just appeared needs to know from this one: who is online here, and
@@ -173,7 +184,7 @@ and private reportViewChange (before: Coordination) (state: NodeState) : Effect 
               for id in departed do
                   Log(Warning, $"node {id} left the view {Set.toList after.View}")
               for user in goneUsers do
-                  toEveryLocal state (Notice $"{user.Nick} left (node {user.Node} is gone)") ]
+                  yield! presence state $"{user.Nick} left (node {user.Node} is gone)" ]
         effects, state
 
 and private maybeStartElection (state: NodeState) : NodeState * Effect list =
@@ -203,7 +214,7 @@ and private recvUserJoined (user: KnownUser) (state: NodeState) : NodeState * Ef
     | None ->
         let isNew = not (state.Chat.Directory.ContainsKey nick)
         { state with Chat = remember user state.Chat },
-        [ if isNew then toEveryLocal state (Notice $"{nick} joined on node {user.User.Node}") ]
+        (if isNew then presence state $"{nick} joined on node {user.User.Node}" else [])
 
 and handlePeerMessage (message: PeerMessage) (state: NodeState) : NodeState * Effect list =
     match message with
@@ -224,7 +235,7 @@ and handlePeerMessage (message: PeerMessage) (state: NodeState) : NodeState * Ef
         match state.Chat.Directory.TryFind nick with
         | Some entry when entry.Node = node ->
             { state with Chat = { state.Chat with Directory = state.Chat.Directory.Remove nick } },
-            [ toEveryLocal state (Notice $"{nick} left") ]
+            presence state $"{nick} left"
         | _ -> state, []
     | MemberJoined(room, nick) -> { state with Chat = updateRemoteRooms nick (Set.add room) state.Chat }, []
     | MemberLeft(room, nick) -> { state with Chat = updateRemoteRooms nick (Set.remove room) state.Chat }, []
@@ -287,7 +298,7 @@ let private hello (config: ProtocolConfig) (client: ClientId) (hello: HelloReque
               for room in rooms do
                   reply client (joinedReply room state)
                   for message in catchUp room do reply client (Message message)
-              if resume.IsEmpty then SendToClients((namedClients state.Chat).Remove client, Notice $"{nick} joined")
+              if resume.IsEmpty then yield! presenceExcept (Some client) state $"{nick} joined"
               let resuming = if resume.IsEmpty then "" else $", resuming {resume.Count} room(s)"
               Log(Info, $"{nick} connected (client {client}){resuming}") ]
             @ toEveryPeer state (UserJoined(knownUser (self state) named))
@@ -299,7 +310,7 @@ let private disconnect (client: ClientId) (state: NodeState) =
     match stillHere, namedSession client state.Chat with
     | Some _, Some session when (state.Chat.Directory.TryFind session.Nick |> Option.map _.Node) = Some(self state) ->
         state',
-        [ toEveryLocal state' (Notice $"{session.Nick} left"); Log(Info, $"{session.Nick} disconnected (client {client})") ]
+        presence state' $"{session.Nick} left" @ [ Log(Info, $"{session.Nick} disconnected (client {client})") ]
         @ toEveryPeer state' (UserLeft(session.Nick, self state))
     | _ -> state', []
 

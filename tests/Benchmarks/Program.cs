@@ -1,3 +1,4 @@
+using FormalChat.Benchmarks;
 using System.Diagnostics;
 using FormalChat.Cluster.Tests;
 using Newtonsoft.Json.Linq;
@@ -5,8 +6,10 @@ using Newtonsoft.Json.Linq;
 // Failover benchmarks on 127.0.0.1 with 100 ms heartbeats and K = 3 (the brief's setting).
 //   election [trials]  kill -9 the leader of 3 nodes; time until both survivors agree on node 2
 //   resume   [trials]  kill -9 a node under 2 scripted clients; time until both show a new message
+//   clients  [count]   one node: connect `count` clients (default 10000), then one broadcast to all
 var mode = args.FirstOrDefault() ?? "election";
 TestCluster.SuspectAfter = 3;
+if (mode == "clients") return await Clients(args.Length > 1 && int.TryParse(args[1], out var count) && count is > 0 and <= 50_000 ? count : 10_000);
 var trials = args.Length > 1 && int.TryParse(args[1], out var n) && n is > 0 and <= 100 ? n : 5;
 var samples = new List<double>();
 
@@ -25,6 +28,29 @@ samples.Sort();
 Console.WriteLine($"{mode}: {trials} trials, heartbeat {TestCluster.HeartbeatMs} ms, K {TestCluster.SuspectAfter}: " +
                   $"min {samples[0]:0} ms, median {samples[samples.Count / 2]:0} ms, max {samples[^1]:0} ms");
 return 0;
+
+static async Task<int> Clients(int count)
+{
+    const string marker = "to everyone, once";
+    await using var cluster = await TestCluster.StartAsync(1, "--max-clients", (count + 10).ToString());
+    var clients = new LoadClient[count];
+    var clock = Stopwatch.StartNew();
+    // 32 hellos in flight at a time, as a crowd of real users would arrive.
+    await Parallel.ForEachAsync(Enumerable.Range(0, count), new ParallelOptions { MaxDegreeOfParallelism = 32 },
+        async (n, _) => clients[n] = await LoadClient.ConnectAsync(cluster.ClientPort(1), $"u{n}", marker));
+    var connectSeconds = clock.Elapsed.TotalSeconds;
+    var status = await cluster.StatusAsync(1);
+    var memory = cluster.NodeMemoryMegabytes(1);
+    clock.Restart();
+    await clients[0].SendAsync($"{{\"type\":\"say\",\"text\":\"{marker}\"}}");
+    await Task.WhenAll(clients.Select(client => client.Seen)).WaitAsync(TimeSpan.FromSeconds(120));
+    var fanOutMs = clock.Elapsed.TotalMilliseconds;
+    Console.WriteLine($"clients: {count} connected to one node in {connectSeconds:0.0} s ({count / connectSeconds:0} hellos/s); " +
+                      $"node reports {status["nodes"]![0]!["load"]!["clients"]} clients, {memory:0} MB resident; " +
+                      $"one broadcast reached all {count} in {fanOutMs:0} ms");
+    foreach (var client in clients) await client.DisposeAsync();
+    return 0;
+}
 
 static async Task<double> Election()
 {

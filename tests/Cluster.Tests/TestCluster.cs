@@ -91,6 +91,13 @@ public sealed class TestCluster : IAsyncDisposable
 
     public int ExitCode(int id) => _nodes[id].ExitCode;
 
+    /// <summary>Resident memory of a node process, for benchmarks.</summary>
+    public double NodeMemoryMegabytes(int id)
+    {
+        _nodes[id].Refresh();
+        return _nodes[id].WorkingSet64 / (1024.0 * 1024.0);
+    }
+
     /// <summary>Asks node <paramref name="id"/> for its view of the cluster, through a client of its own.</summary>
     public async Task<JObject> StatusAsync(int id)
     {
