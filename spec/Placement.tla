@@ -1,0 +1,313 @@
+------------------------------- MODULE Placement -------------------------------
+(***************************************************************************)
+(* Room placement by the leader.  The leader puts each room that needs an  *)
+(* owner on the least-loaded node of its view and announces the placement  *)
+(* to every other node of its view; when an owner leaves the leader's view *)
+(* the leader puts its rooms elsewhere.  Every assignment carries the      *)
+(* leader's epoch and the room's assignment count (version); the newest    *)
+(* (epoch, version) wins everywhere.                                       *)
+(*                                                                         *)
+(* F# counterpart: Protocol.FSharp/Placement.fs, one function per action,  *)
+(* same name in lowerCamelCase, same parameters and guard:                 *)
+(*                                                                         *)
+(*   RequestRoom(i, r)     Placement.requestRoom r placements[i] (coord i) *)
+(*   AssignRoom(l, m)      Placement.assignRoom (fun _ -> 0) 0L            *)
+(*                            m.requester m.room placements[l] (coord l)   *)
+(*   RecvAssignment(i, m)  Placement.recvAssignment m.room m.assignment    *)
+(*                            placements[i]                                *)
+(*   ReassignRooms(l)      Placement.reassignRooms (fun _ -> 0)            *)
+(*                            (fun _ -> 0L) placements[l] (coord l)        *)
+(*   RoomsOwned, LeastLoaded, NeedsPlacement, Newer: the helpers of the    *)
+(*   same names (Newer is Placement.isNewer).                              *)
+(*                                                                         *)
+(* where coord i is node i's Coordination record (Self = i, View = view[i],*)
+(* Epoch = epoch[i], Leader = leader[i]).                                  *)
+(*                                                                         *)
+(* Abstractions (each one stated again where it is used):                  *)
+(* - Client loads are not modelled: every node has 0 clients, so           *)
+(*   LeastLoaded is "fewest rooms owned, then lowest id".                  *)
+(* - Assignment.LastSeq (the room's last sequence number, data the leader  *)
+(*   carries to the new owner) is not modelled: it is 0 in F# terms and    *)
+(*   plays no part in any guard.                                           *)
+(* - The failure detector and the election are environment actions here:  *)
+(*   Crash(n), Suspect(i, n) (accurate: only a stopped node is removed     *)
+(*   from a view), and Elect, which makes the highest live id leader in a  *)
+(*   new epoch at every live node at once.  FormalChat.tla (LCR.tla,       *)
+(*   FailureDetector.tla) specifies the real, message-passing protocols;   *)
+(*   this module assumes the outcome they guarantee on a stable ring.      *)
+(* - Which rooms a node's clients are in is a constant, Asks: node i may   *)
+(*   ask for room r at any time when <<i, r>> \in Asks.  The safety models *)
+(*   let every node ask for every room.                                    *)
+(* - msgs is a set: equal messages in flight are one message.  A message   *)
+(*   to a node that has stopped is dropped by the network at once.         *)
+(***************************************************************************)
+EXTENDS Naturals, FiniteSets, Sequences
+
+CONSTANTS
+    Node,        \* the node ids, a finite set of positive naturals
+    RoomOrder,   \* the rooms, as a tuple of strings in the order F# iterates a
+                 \* Map<RoomName, _> (ordinal string order): ReassignRooms moves
+                 \* rooms one by one in this order
+    Asks,        \* the pairs <<i, r>> such that node i may ask for room r (some client
+                 \* of i is in r): the environment's choice, Node \X Room for all
+    MaxEpoch,    \* model bound: Elect is disabled at this epoch
+    MaxCrashes,  \* model bound: at most this many nodes crash
+    Lossy        \* TRUE: the network may also lose a message in flight
+
+Room == {RoomOrder[k] : k \in 1..Len(RoomOrder)}
+
+NoLeader == 0
+
+ASSUME /\ Node \subseteq Nat \ {NoLeader} /\ Node # {}
+       /\ RoomOrder \in Seq(STRING) /\ Cardinality(Room) = Len(RoomOrder)
+       /\ Asks \subseteq Node \X Room
+       /\ MaxEpoch \in Nat /\ MaxCrashes \in Nat
+       /\ Lossy \in BOOLEAN
+
+VARIABLES
+    alive,       \* alive[i]: the environment's truth, never read by node i itself
+    view,        \* view[i]: the nodes i believes live, i included (F#: Coordination.View)
+    leader,      \* leader[i]: the leader i follows, 0 for none (F#: Coordination.Leader)
+    epoch,       \* epoch[i]: i's election epoch (F#: Coordination.Epoch)
+    placements,  \* placements[i]: a function from the rooms i knows a placement of to
+                 \* their assignment [owner, epoch, version] (F#: NodeState.Placements)
+    msgs         \* placement messages in flight: "place" requests and "placed" announcements
+
+vars == <<alive, view, leader, epoch, placements, msgs>>
+environmentVars == <<alive, view, leader, epoch>>
+
+Max(S) == CHOOSE x \in S : \A y \in S : y <= x
+
+Live == {i \in Node : alive[i]}
+
+\* F#: Assignment without LastSeq.
+Assignment == [owner : Node, epoch : Nat, version : Nat \ {0}]
+
+\* F#: PeerMessage.PlacementRequested(room, requester), sent to the leader.
+PlaceMessage(to, r, requester) ==
+    [type |-> "place", to |-> to, room |-> r, requester |-> requester]
+
+\* F#: PeerMessage.RoomAssigned(room, placement).
+PlacedMessage(to, r, a) ==
+    [type |-> "placed", to |-> to, room |-> r, assignment |-> a]
+
+Message ==
+    [type : {"place"}, to : Node, room : Room, requester : Node]
+        \cup [type : {"placed"}, to : Node, room : Room, assignment : Assignment]
+
+TypeOK ==
+    /\ alive \in [Node -> BOOLEAN]
+    /\ view \in [Node -> SUBSET Node]
+    /\ \A i \in Node : i \in view[i]
+    /\ leader \in [Node -> Node \cup {NoLeader}]
+    /\ epoch \in [Node -> 0..MaxEpoch]
+    /\ \A i \in Node : /\ DOMAIN placements[i] \subseteq Room
+                       /\ \A r \in DOMAIN placements[i] : placements[i][r] \in Assignment
+    /\ msgs \subseteq Message
+
+Init ==
+    /\ alive = [i \in Node |-> TRUE]
+    /\ view = [i \in Node |-> Node]
+    /\ leader = [i \in Node |-> NoLeader]
+    /\ epoch = [i \in Node |-> 0]
+    /\ placements = [i \in Node |-> [r \in {} |-> [owner |-> NoLeader, epoch |-> 0, version |-> 0]]]
+    /\ msgs = {}
+
+-----------------------------------------------------------------------------
+(* Helpers: the F# functions of the same names. *)
+
+\* F#: Placement.roomsOwned.
+RoomsOwned(p, n) == Cardinality({r \in DOMAIN p : p[r].owner = n})
+
+\* F#: Placement.leastLoaded with no clients anywhere: the node of view V owning
+\* the fewest rooms in p, then the lowest id.
+LeastLoaded(p, V) ==
+    CHOOSE n \in V : \A o \in V : \/ RoomsOwned(p, n) < RoomsOwned(p, o)
+                                  \/ RoomsOwned(p, n) = RoomsOwned(p, o) /\ n <= o
+
+\* F#: Placement.needsPlacement.  Nobody owns r, or its owner has left the view V.
+\* (IF, not \/: in an action TLC evaluates every disjunct, and p[r] may not exist.)
+NeedsPlacement(r, p, V) == IF r \in DOMAIN p THEN p[r].owner \notin V ELSE TRUE
+
+\* F#: Placement.isNewer.  Assignments are ordered by epoch, then version.
+Newer(a, b) == a.epoch > b.epoch \/ (a.epoch = b.epoch /\ a.version > b.version)
+
+\* F#: Map.add.
+Place(p, r, a) == [x \in DOMAIN p \cup {r} |-> IF x = r THEN a ELSE p[x]]
+
+IsLeader(i) == leader[i] = i
+
+\* The assignment leader l makes for room r, given its placements p so far.
+NewAssignment(l, r, p) ==
+    [owner |-> LeastLoaded(p, view[l]),
+     epoch |-> epoch[l],
+     version |-> IF r \in DOMAIN p THEN p[r].version + 1 ELSE 1]
+
+\* F#: the private announce: r's placement to every node of l's view but l.
+Announce(l, r, a) == {PlacedMessage(j, r, a) : j \in view[l] \ {l}}
+
+\* The network: a message to a node that has stopped is lost at once (it could never be
+\* received), so msgs holds only messages that may still be delivered (as in LCR.tla).
+Deliverable(S) == {m \in S : alive[m.to]}
+
+-----------------------------------------------------------------------------
+(* Node actions: one F# function each. *)
+
+\* F#: Placement.requestRoom.  A node that knows a leader asks it to place a room that
+\* needs an owner (in F#, a room some local client is in or posts to).  The leader may
+\* be the node itself.
+RequestRoom(i, r) ==
+    /\ alive[i]
+    /\ leader[i] # NoLeader
+    /\ NeedsPlacement(r, placements[i], view[i])
+    /\ msgs' = msgs \cup Deliverable({PlaceMessage(leader[i], r, i)})
+    /\ UNCHANGED <<environmentVars, placements>>
+
+\* F#: Placement.assignRoom.  A node receives a request.  Not the leader: it drops it.
+\* The leader places a room that needs an owner, on the least-loaded node of its view,
+\* takes the placement itself at once and announces it to every other node of its view;
+\* a room already on a live owner is only re-announced to the node that asked.
+AssignRoom(l, m) ==
+    /\ m.type = "place" /\ m.to = l /\ alive[l]
+    /\ LET r == m.room
+           p == placements[l]
+           a == NewAssignment(l, r, p)
+       IN  IF IsLeader(l) /\ NeedsPlacement(r, p, view[l])
+           THEN /\ placements' = [placements EXCEPT ![l] = Place(p, r, a)]
+                /\ msgs' = (msgs \ {m}) \cup Deliverable(Announce(l, r, a))
+           ELSE /\ msgs' = (msgs \ {m}) \cup
+                              IF IsLeader(l) /\ m.requester # l
+                              THEN Deliverable({PlacedMessage(m.requester, r, p[r])})
+                              ELSE {}
+                /\ UNCHANGED placements
+    /\ UNCHANGED environmentVars
+
+\* F#: Placement.recvAssignment.  A newer assignment replaces the one this node has;
+\* any other is ignored, so a late message never moves a room back.
+RecvAssignment(i, m) ==
+    /\ m.type = "placed" /\ m.to = i /\ alive[i]
+    /\ msgs' = msgs \ {m}
+    /\ placements' =
+          IF m.room \notin DOMAIN placements[i] THEN [placements EXCEPT ![i] = Place(@, m.room, m.assignment)]
+          ELSE IF Newer(m.assignment, placements[i][m.room])
+          THEN [placements EXCEPT ![i] = Place(@, m.room, m.assignment)]
+          ELSE placements
+    /\ UNCHANGED environmentVars
+
+\* F#: Placement.reassignRooms.  The leader moves every room whose owner has left its view,
+\* one by one in RoomOrder, so each move sees the load of the earlier ones, and announces
+\* each new placement.
+RECURSIVE ReassignFrom(_, _, _)
+ReassignFrom(l, p, k) ==
+    IF k > Len(RoomOrder) THEN p
+    ELSE LET r == RoomOrder[k]
+         IN  ReassignFrom(l,
+                          IF r \in DOMAIN p /\ NeedsPlacement(r, p, view[l])
+                          THEN Place(p, r, NewAssignment(l, r, p))
+                          ELSE p,
+                          k + 1)
+
+Departed(l) == {r \in DOMAIN placements[l] : NeedsPlacement(r, placements[l], view[l])}
+
+ReassignRooms(l) ==
+    /\ alive[l]
+    /\ IsLeader(l)
+    /\ Departed(l) # {}
+    /\ LET p == ReassignFrom(l, placements[l], 1)
+       IN  /\ placements' = [placements EXCEPT ![l] = p]
+           /\ msgs' = msgs \cup Deliverable(UNION {Announce(l, r, p[r]) : r \in Departed(l)})
+    /\ UNCHANGED environmentVars
+
+-----------------------------------------------------------------------------
+(* Environment actions: the failure detector, the election and the network,       *)
+(* specified for real in FormalChat.tla; no counterpart in Placement.fs.          *)
+
+\* Model bound: at most MaxCrashes nodes stop, and at least one node stays alive.
+\* Crash-stop: what was in flight to the node is gone.
+Crash(n) ==
+    /\ alive[n]
+    /\ Cardinality(Node \ Live) < MaxCrashes
+    /\ Cardinality(Live) > 1
+    /\ alive' = [alive EXCEPT ![n] = FALSE]
+    /\ msgs' = {m \in msgs : m.to # n}
+    /\ UNCHANGED <<view, leader, epoch, placements>>
+
+\* The failure detector of node i suspects n.  Accuracy is assumed (FailureDetector.tla
+\* proves it for the synchronous model): only a node that has stopped is suspected.
+Suspect(i, n) ==
+    /\ alive[i] /\ ~alive[n] /\ n \in view[i]
+    /\ view' = [view EXCEPT ![i] = @ \ {n}]
+    /\ UNCHANGED <<alive, leader, epoch, placements, msgs>>
+
+\* The election, as one step: when the live nodes follow no leader or a stopped one, the
+\* highest live id becomes leader in the next epoch, and every live node adopts it at
+\* once.  The real LCR round (LCR.tla) takes many steps, during which views and leaders
+\* differ between nodes; this module does not model those intermediate states.
+Elect ==
+    /\ \E i \in Live : leader[i] \notin Live
+    /\ LET next == Max({epoch[i] : i \in Live}) + 1
+       IN  /\ next <= MaxEpoch
+           /\ epoch' = [i \in Node |-> IF alive[i] THEN next ELSE epoch[i]]
+           /\ leader' = [i \in Node |-> IF alive[i] THEN Max(Live) ELSE leader[i]]
+    /\ UNCHANGED <<alive, view, placements, msgs>>
+
+\* Lossy model only: the network drops a message in flight.
+LoseMessage(m) ==
+    /\ Lossy
+    /\ msgs' = msgs \ {m}
+    /\ UNCHANGED <<environmentVars, placements>>
+
+\* Each disjunct on a line of its own: TLC names a step of an action whose message
+\* parameter ranges over msgs by the line of Next it comes from (see Placement.md).
+Next ==
+    \/ \E ask \in Asks : RequestRoom(ask[1], ask[2])
+    \/ \E l \in Node : \E m \in msgs : AssignRoom(l, m)
+    \/ \E i \in Node : \E m \in msgs : RecvAssignment(i, m)
+    \/ \E l \in Node : ReassignRooms(l)
+    \/ \E n \in Node : Crash(n)
+    \/ \E i, n \in Node : Suspect(i, n)
+    \/ Elect
+    \/ \E m \in msgs : LoseMessage(m)
+
+Spec == Init /\ [][Next]_vars
+
+-----------------------------------------------------------------------------
+(* Properties (spec/Placement.md lists each with a sentence of English). *)
+
+\* No node's assignment for a room ever moves to an older (epoch, version), and a
+\* node never forgets a room it knows a placement of.
+AssignmentsOnlyGrow ==
+    [][\A i \in Node, r \in Room :
+          r \in DOMAIN placements[i] =>
+              /\ r \in DOMAIN placements'[i]
+              /\ ~Newer(placements[i][r], placements'[i][r])]_vars
+
+\* Every assignment anywhere (held by a node or in flight), with its room.
+AssignmentsNow ==
+    UNION {{<<r, placements[i][r]>> : r \in DOMAIN placements[i]} : i \in Node}
+        \cup {<<m.room, m.assignment>> : m \in {x \in msgs : x.type = "placed"}}
+
+\* Two assignments of one room with the same epoch and version name the same owner.
+OneOwnerPerVersion ==
+    \A x, y \in AssignmentsNow :
+        (x[1] = y[1] /\ x[2].epoch = y[2].epoch /\ x[2].version = y[2].version)
+            => x[2].owner = y[2].owner
+
+\* The rooms whose assignment at node l changes in a step.
+Reassigned(l) ==
+    {r \in DOMAIN placements'[l] :
+        r \notin DOMAIN placements[l] \/ placements'[l][r] # placements[l][r]}
+
+\* When the leader assigns a room (AssignRoom, ReassignRooms), the owner is in its view.
+LeaderPlacesOnLiveNodes ==
+    [][\A l \in Node :
+          ((\E m \in msgs : AssignRoom(l, m)) \/ ReassignRooms(l))
+              => \A r \in Reassigned(l) : placements'[l][r].owner \in view[l]]_vars
+
+\* Room r has one assignment at every live node, and its owner is live.
+Placed(r) ==
+    \E i \in Live :
+        /\ r \in DOMAIN placements[i]
+        /\ placements[i][r].owner \in Live
+        /\ \A j \in Live : r \in DOMAIN placements[j] /\ placements[j][r] = placements[i][r]
+=============================================================================
