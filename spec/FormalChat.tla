@@ -83,9 +83,14 @@ Tick(i) ==
     /\ UNCHANGED <<epoch, leader>>
 
 \* Heartbeats are not messages in msgs: receiving one reads j's current epoch and leader
-\* atomically (see README, "Abstractions").  A heartbeat reporting a leader of a newer
-\* epoch is adopted: that is how a late joiner learns the leader of a round it never saw.
-Adopts(i, j) == leader[j] # NoLeader /\ epoch[j] > epoch[i]
+\* atomically (see README, "Abstractions").  A heartbeat reporting a leader is news under
+\* the rule of RecvLeader (a newer epoch, or this epoch while i knows no leader): that is
+\* how a late joiner learns the leader of a round it never saw, and how a node whose
+\* round's announcement was lost (sent to a node that had stopped) still learns who won.
+Adopts(i, j) ==
+    /\ leader[j] # NoLeader
+    /\ \/ epoch[j] > epoch[i]
+       \/ epoch[j] = epoch[i] /\ leader[i] = NoLeader
 
 RecvHeartbeat(i, j) ==
     /\ FD!RecvHeartbeat(i, j)
@@ -128,15 +133,16 @@ Next ==
           \/ Leave(i)
     \/ \E m \in AnyMessage : LoseMessage(m)
 
-\* Weak fairness on every node action; none on crashes, leaves or losses.
+\* Weak fairness on every node action, and on the receipt of each message (so that no
+\* message in flight is overtaken forever); none on crashes, leaves or losses.
 Fairness ==
     \A i \in Node :
         /\ WF_vars(Tick(i))
         /\ \A j \in Node : WF_vars(RecvHeartbeat(i, j))
         /\ WF_vars(StartElection(i))
-        /\ WF_vars(\E m \in msgs : RecvElection(i, m))
-        /\ WF_vars(\E m \in msgs : RecvLeader(i, m))
-        /\ WF_vars(\E m \in msgs : RecvLeave(i, m))
+        /\ \A m \in MessagesOf("election", {i}) : WF_vars(RecvElection(i, m))
+        /\ \A m \in MessagesOf("leader", {i}) : WF_vars(RecvLeader(i, m))
+        /\ \A m \in MessagesOf("leave", {i}) : WF_vars(RecvLeave(i, m))
 
 Spec == Init /\ [][Next]_vars /\ Fairness
 
