@@ -24,6 +24,8 @@ TLC_SHA256="${TLC_SHA256:-$TLC_PINNED_SHA256}"
 CACHE_JAR="$HOME/.cache/tlaplus/tla2tools.jar"
 
 # name | module | config | mode | expectation | extra TLC options
+#   A name starting with "long:" runs only with TLC_LONG=1 (the hosted CI sets it): it takes
+#   minutes on its own and would push this script past its budget on a 2-core machine.
 #   mode: check (exhaustive BFS) or simulate:<num>:<depth>
 #   expectation: holds, or violates:<Property> (TLC must find that violation: an expected
 #   counterexample that spec/README.md explains), or known-bug:<Property> (the same check,
@@ -36,7 +38,7 @@ MODELS=(
   "LCR4                  |LCR               |MCLCR4.cfg                  |check           |holds|-deadlock"
   "LCR5                  |LCR               |MCLCR5.cfg                  |check           |holds|-deadlock"
   "FormalChatSync3       |MCFormalChat      |MCFormalChatSync3.cfg       |check           |holds"
-  "FormalChatSync4       |MCFormalChat      |MCFormalChatSync4.cfg       |check           |holds"
+  "long:FormalChatSync4  |MCFormalChat      |MCFormalChatSync4.cfg       |check           |holds"
   "FormalChatLive3       |FormalChat        |MCFormalChatLive3.cfg       |check           |known-bug:EventualLeadershipWithinBound"
   "FormalChatTwoLeaders3 |FormalChat        |MCFormalChatTwoLeaders3.cfg |check           |violates:UniqueLeaderPerEpoch"
   "FormalChatLossy3      |FormalChat        |MCFormalChatLossy3.cfg      |check           |violates:Accuracy"
@@ -91,7 +93,8 @@ pass() { passed=$((passed + 1)); printf '  PASS  %s\n' "$*"; }
 fail() { failed=$((failed + 1)); printf '  FAIL  %s\n' "$*"; }
 trim() { local s="$1"; s="${s#"${s%%[![:space:]]*}"}"; echo "${s%"${s##*[![:space:]]}"}"; }
 
-echo "tlc: $("java" -cp "$JAR" tlc2.TLC -h 2>/dev/null | grep -m1 -o 'TLC2 Version.*' || echo "jar $JAR")"
+VERSION=$(cd "$WORK" && java -cp "$JAR" tlc2.TLC -metadir "$WORK/version" NoSuchModule 2>&1 | grep -m1 -o 'TLC2 Version.*')
+echo "tlc: ${VERSION:-unknown version} ($JAR)"
 
 # 1. SANY on every module.
 cd "$SPEC" || exit 1
@@ -111,6 +114,13 @@ printf '%-22s %-12s %12s %6s %8s  %s\n' model mode distinct depth seconds result
 for row in "${MODELS[@]}"; do
   IFS='|' read -r name module config mode expect extra <<<"$row"
   name=$(trim "$name"); module=$(trim "$module"); config=$(trim "$config")
+  if [[ "$name" == long:* ]]; then
+    name="${name#long:}"
+    if [[ "${TLC_LONG:-0}" != "1" ]]; then
+      printf '  SKIP  %-22s (long model: set TLC_LONG=1)\n' "$name"
+      continue
+    fi
+  fi
   mode=$(trim "$mode"); expect=$(trim "$expect"); extra=$(trim "${extra:-}")
   metadir="$WORK/$name"
   options=(-config "$config" -metadir "$metadir" -noGenerateSpecTE -cleanup)
