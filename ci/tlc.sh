@@ -39,7 +39,7 @@ MODELS=(
   "LCR5                  |LCR               |MCLCR5.cfg                  |check           |holds|-deadlock"
   "FormalChatSync3       |MCFormalChat      |MCFormalChatSync3.cfg       |check           |holds"
   "long:FormalChatSync4  |MCFormalChat      |MCFormalChatSync4.cfg       |check           |holds"
-  "FormalChatLive3       |FormalChat        |MCFormalChatLive3.cfg       |check           |known-bug:EventualLeadershipWithinBound"
+  "FormalChatLive3       |FormalChat        |MCFormalChatLive3.cfg       |check           |holds"
   "FormalChatTwoLeaders3 |FormalChat        |MCFormalChatTwoLeaders3.cfg |check           |violates:UniqueLeaderPerEpoch"
   "FormalChatLossy3      |FormalChat        |MCFormalChatLossy3.cfg      |check           |violates:Accuracy"
   "FormalChatSim6        |MCFormalChat      |MCFormalChatSim6.cfg        |simulate:300:60 |holds"

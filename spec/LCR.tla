@@ -81,20 +81,27 @@ RecvElection(i, m) ==
                   wasLeader == IF newer THEN NoLeader ELSE leader[i]
                   Forward(candidate) ==
                       msgs' = (msgs \ {m}) \cup Deliver(ElectionMessage(Succ(i), candidate, m.epoch))
+                  \* The candidate left i's view: its round cannot come back round, so i stops
+                  \* taking part (and may start its own round) instead of forwarding it forever.
+                  gone == m.id \notin view[i]
               IN /\ epoch' = [epoch EXCEPT ![i] = m.epoch]
-                 /\ CASE m.id > i ->
+                 /\ CASE gone ->
+                           /\ participant' = [participant EXCEPT ![i] = FALSE]
+                           /\ leader' = [leader EXCEPT ![i] = wasLeader]
+                           /\ msgs' = msgs \ {m}
+                      [] ~gone /\ m.id > i ->
                            /\ participant' = [participant EXCEPT ![i] = TRUE]
                            /\ leader' = [leader EXCEPT ![i] = wasLeader]
                            /\ Forward(m.id)
-                      [] m.id < i /\ ~wasParticipant ->
+                      [] ~gone /\ m.id < i /\ ~wasParticipant ->
                            /\ participant' = [participant EXCEPT ![i] = TRUE]
                            /\ leader' = [leader EXCEPT ![i] = wasLeader]
                            /\ Forward(i)
-                      [] m.id < i ->
+                      [] ~gone /\ m.id < i ->
                            /\ participant' = [participant EXCEPT ![i] = wasParticipant]
                            /\ leader' = [leader EXCEPT ![i] = wasLeader]
                            /\ msgs' = msgs \ {m}
-                      [] m.id = i ->
+                      [] ~gone /\ m.id = i ->
                            /\ participant' = [participant EXCEPT ![i] = FALSE]
                            /\ leader' = [leader EXCEPT ![i] = i]
                            /\ msgs' = (msgs \ {m}) \cup Deliver(LeaderMessage(Succ(i), i, m.epoch))
