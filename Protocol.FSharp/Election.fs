@@ -40,7 +40,12 @@ let recvElection (message: ElectionMessage) (state: Coordination) : Coordination
                 { state with Epoch = message.Epoch; Participant = false; Leader = None }
             else
                 state
-        if message.Candidate > current.Self then
+        if not (current.View.Contains message.Candidate) then
+            // The candidate has left this node's view: its round can never come back to it, and
+            // forwarding it would keep every node a participant of a round nobody can win. This
+            // node stops taking part, so needsElection lets it start a round of its own.
+            { current with Participant = false }, []
+        elif message.Candidate > current.Self then
             { current with Participant = true }, [ sendToSuccessor current (Election message) ]
         elif message.Candidate < current.Self && not current.Participant then
             let replaced = { message with Candidate = current.Self }
