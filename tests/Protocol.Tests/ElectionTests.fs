@@ -115,6 +115,29 @@ let ``recvElection: a newer epoch supersedes the round in progress and the leade
     Assert.True next.Participant
     Assert.Equal<Sent list>([ { To = 3; Message = Election { Candidate = 2; Epoch = 4 } } ], sent)
 
+[<Fact>]
+let ``recvElection: a candidate that has left the view is dropped and the node leaves the round`` () =
+    // TLC's lasso (spec/README.md): 3 starts a round and leaves; 1 and 2 forwarded candidate 3
+    // between them forever, both participants, and nobody was ever elected.
+    let state = { withView 2 [ 1 ] with Epoch = 1; Participant = true }
+
+    let next, sent = Election.recvElection { Candidate = 3; Epoch = 1 } state
+
+    Assert.Empty(sent)
+    Assert.False next.Participant
+    Assert.True(Election.needsElection next)
+
+[<Fact>]
+let ``recvElection: a newer round from a candidate not yet in the view is dropped but its epoch adopted`` () =
+    let state = { withView 1 [ 2; 3 ] with Epoch = 5; Leader = Some 3 }
+
+    let next, sent = Election.recvElection { Candidate = 4; Epoch = 6 } state
+
+    Assert.Empty(sent)
+    Assert.Equal(6, next.Epoch)
+    let _, own = Election.startElection next
+    Assert.Equal<Sent list>([ { To = 2; Message = Election { Candidate = 1; Epoch = 7 } } ], own)
+
 // ---------------------------------------------------------------------------------------------
 // RecvLeader.
 
