@@ -58,10 +58,14 @@ tlc_version() {
 models=(
   "MCPlacement MCPlacement3 pass"
   "MCPlacement MCPlacement3Live pass"
+  "MCPlacement MCPlacement3Join pass"
   "MCPlacementHistory MCPlacementHistory3 pass"
   "MCPlacementTraces MCPlacementGraph3x1 pass"
+  "MCPlacementTraces MCPlacementGraph3x1Join pass"
   "MCPlacementTraces MCPlacementGraph3x2 pass"
   "MCPlacement MCPlacement3LossyLive EventualPlacement"
+  "MCPlacement MCPlacement3JoinLive EventualPlacement"
+  "MCPlacement MCPlacement3NoMove NoNeedlessMove"
 )
 
 sany() {
@@ -117,14 +121,14 @@ check_models() {
 # Trace sets: configuration, simulated behaviours, behaviours kept (the first ones, in TLC's
 # order, that reach the depth kept), least depth kept, simulation depth.
 trace_sets=(
-  "MCPlacementTraces3 300 60 25 40"
-  "MCPlacementTraces4 300 120 25 40"
+  "MCPlacementTraces3 500 100 25 40"
+  "MCPlacementTraces4 500 200 25 40"
 )
 # State graphs for the successor-set test.
-graphs=(MCPlacementGraph3x1 MCPlacementGraph3x2)
+graphs=(MCPlacementGraph3x1 MCPlacementGraph3x1Join MCPlacementGraph3x2)
 # Every file the fixtures come from; the manifest holds their SHA-256.
 sources=(Placement.tla MCPlacement.tla MCPlacementTraces.tla MCPlacementTraces3.cfg MCPlacementTraces4.cfg
-         MCPlacementGraph3x1.cfg MCPlacementGraph3x2.cfg)
+         MCPlacementGraph3x1.cfg MCPlacementGraph3x1Join.cfg MCPlacementGraph3x2.cfg)
 
 sha256_of() { tr -d '\r' < "$1" | sha256sum | cut -d ' ' -f 1; } # line endings do not count
 

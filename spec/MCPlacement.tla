@@ -34,6 +34,22 @@ Wanted(r) == \E i \in Live : <<i, r>> \in Asks \/ r \in DOMAIN placements[i]
 \* at every live node, with a live owner.  Crashes stop (MaxCrashes).
 EventualPlacement == <>[](\A r \in Room : Wanted(r) => Placed(r))
 
-\* The model bound MaxEpoch never stops an election: at most MaxCrashes + 1 are needed.
-ASSUME EpochBoundSuffices == MaxEpoch >= MaxCrashes + 1
+\* The weaker form that holds when nodes join: every room is eventually placed alike, on a
+\* live owner, at the live nodes whose clients are in it.  (A node that joined before a
+\* placement reached the node introducing it, and whose clients are not in the room, may
+\* never learn it; see Placement.md.)
+Askers(r) == {i \in Live : <<i, r>> \in Asks}
+EventualPlacementAtAskers == <>[](\A r \in Room : Askers(r) # {} => PlacedAt(r, Askers(r)))
+
+\* A room whose owner is live never moves to another owner, at any node.  DOES NOT HOLD
+\* (MCPlacement3NoMove.cfg): a new leader that has not yet received the announcement of a
+\* room treats the room as new when asked for it, and its newer epoch wins everywhere.
+NoNeedlessMove ==
+    [][\A i \in Node, r \in Room :
+          (r \in DOMAIN placements[i] /\ alive[placements[i][r].owner]) =>
+              placements'[i][r].owner = placements[i][r].owner]_vars
+
+\* The model bound MaxEpoch never stops an election: one at the start, and at most one
+\* per crash and per join.
+ASSUME EpochBoundSuffices == MaxEpoch >= 1 + MaxCrashes + Cardinality(Joining)
 =============================================================================

@@ -19,7 +19,7 @@ ThreeRooms == <<"#a", "#b", "#c">>
 ASSUME ConstantsWritten ==
     JsonSerialize(TraceDirectory \o "/constants.json",
                   <<[Node |-> Node, RoomOrder |-> RoomOrder, Asks |-> Asks, MaxEpoch |-> MaxEpoch,
-                     MaxCrashes |-> MaxCrashes, Lossy |-> Lossy]>>)
+                     MaxCrashes |-> MaxCrashes, Joining |-> Joining, Lossy |-> Lossy]>>)
 
 WriteBehaviour ==
     (TLCGet("level") = TLCGet("config").depth + 1 \/ ~ENABLED Next) =>

@@ -31,8 +31,10 @@
 (*   plays no part in any guard.                                           *)
 (* - The failure detector and the election are environment actions here:  *)
 (*   Crash(n), Suspect(i, n) (accurate: only a stopped node is removed     *)
-(*   from a view), and Elect, which makes the highest live id leader in a  *)
-(*   new epoch at every live node at once.  FormalChat.tla (LCR.tla,       *)
+(*   from a view), Join(n) (a node of Joining starts, and every live node  *)
+(*   learns of it at once), and Elect, which makes the highest live id     *)
+(*   leader in a new epoch at every live node at once, when the leader has *)
+(*   stopped or a higher node has joined.  FormalChat.tla (LCR.tla,        *)
 (*   FailureDetector.tla) specifies the real, message-passing protocols;   *)
 (*   this module assumes the outcome they guarantee on a stable ring.      *)
 (* - Which rooms a node's clients are in is a constant, Asks: node i may   *)
@@ -52,6 +54,7 @@ CONSTANTS
                  \* of i is in r): the environment's choice, Node \X Room for all
     MaxEpoch,    \* model bound: Elect is disabled at this epoch
     MaxCrashes,  \* model bound: at most this many nodes crash
+    Joining,     \* the nodes that start later and join the running cluster (Join)
     Lossy        \* TRUE: the network may also lose a message in flight
 
 Room == {RoomOrder[k] : k \in 1..Len(RoomOrder)}
@@ -61,12 +64,14 @@ NoLeader == 0
 ASSUME /\ Node \subseteq Nat \ {NoLeader} /\ Node # {}
        /\ RoomOrder \in Seq(STRING) /\ Cardinality(Room) = Len(RoomOrder)
        /\ Asks \subseteq Node \X Room
+       /\ Joining \subseteq Node /\ Joining # Node
        /\ MaxEpoch \in Nat /\ MaxCrashes \in Nat
        /\ Lossy \in BOOLEAN
 
 VARIABLES
     alive,       \* alive[i]: the environment's truth, never read by node i itself
-    view,        \* view[i]: the nodes i believes live, i included (F#: Coordination.View)
+    view,        \* view[i]: the nodes i believes live, i included (F#: Coordination.View);
+                 \* {} while i has not started (a node of Joining before its Join)
     leader,      \* leader[i]: the leader i follows, 0 for none (F#: Coordination.Leader)
     epoch,       \* epoch[i]: i's election epoch (F#: Coordination.Epoch)
     placements,  \* placements[i]: a function from the rooms i knows a placement of to
@@ -79,6 +84,8 @@ environmentVars == <<alive, view, leader, epoch>>
 Max(S) == CHOOSE x \in S : \A y \in S : y <= x
 
 Live == {i \in Node : alive[i]}
+Absent(n) == ~alive[n] /\ view[n] = {}     \* not started yet
+Crashed == {n \in Node : ~alive[n] /\ view[n] # {}}
 
 \* F#: Assignment without LastSeq.
 Assignment == [owner : Node, epoch : Nat, version : Nat \ {0}]
@@ -98,7 +105,7 @@ Message ==
 TypeOK ==
     /\ alive \in [Node -> BOOLEAN]
     /\ view \in [Node -> SUBSET Node]
-    /\ \A i \in Node : i \in view[i]
+    /\ \A i \in Node : view[i] = {} \/ i \in view[i]
     /\ leader \in [Node -> Node \cup {NoLeader}]
     /\ epoch \in [Node -> 0..MaxEpoch]
     /\ \A i \in Node : /\ DOMAIN placements[i] \subseteq Room
@@ -106,8 +113,8 @@ TypeOK ==
     /\ msgs \subseteq Message
 
 Init ==
-    /\ alive = [i \in Node |-> TRUE]
-    /\ view = [i \in Node |-> Node]
+    /\ alive = [i \in Node |-> i \notin Joining]
+    /\ view = [i \in Node |-> IF i \in Joining THEN {} ELSE Node \ Joining]
     /\ leader = [i \in Node |-> NoLeader]
     /\ epoch = [i \in Node |-> 0]
     /\ placements = [i \in Node |-> [r \in {} |-> [owner |-> NoLeader, epoch |-> 0, version |-> 0]]]
@@ -226,7 +233,7 @@ ReassignRooms(l) ==
 \* Crash-stop: what was in flight to the node is gone.
 Crash(n) ==
     /\ alive[n]
-    /\ Cardinality(Node \ Live) < MaxCrashes
+    /\ Cardinality(Crashed) < MaxCrashes
     /\ Cardinality(Live) > 1
     /\ alive' = [alive EXCEPT ![n] = FALSE]
     /\ msgs' = {m \in msgs : m.to # n}
@@ -239,12 +246,27 @@ Suspect(i, n) ==
     /\ view' = [view EXCEPT ![i] = @ \ {n}]
     /\ UNCHANGED <<alive, leader, epoch, placements, msgs>>
 
-\* The election, as one step: when the live nodes follow no leader or a stopped one, the
-\* highest live id becomes leader in the next epoch, and every live node adopts it at
-\* once.  The real LCR round (LCR.tla) takes many steps, during which views and leaders
-\* differ between nodes; this module does not model those intermediate states.
+\* A node of Joining starts and joins the running cluster.  Discovery is one step: every
+\* live node adds it to its view, it takes the live nodes as its view and the leader and
+\* epoch they follow (heartbeats carry both), and every live node sends it the placements
+\* it knows (F#: Node.introduceTo, when a node appears).  A crashed node never rejoins.
+Join(n) ==
+    /\ Absent(n)
+    /\ alive' = [alive EXCEPT ![n] = TRUE]
+    /\ view' = [i \in Node |-> IF i = n THEN Live \cup {n}
+                               ELSE IF alive[i] THEN view[i] \cup {n} ELSE view[i]]
+    /\ leader' = [leader EXCEPT ![n] = leader[Max(Live)]]
+    /\ epoch' = [epoch EXCEPT ![n] = epoch[Max(Live)]]
+    /\ msgs' = msgs \cup UNION {{PlacedMessage(n, r, placements[i][r]) : r \in DOMAIN placements[i]} : i \in Live}
+    /\ UNCHANGED placements
+
+\* The election, as one step: when some live node follows no leader, a stopped one or one
+\* below the highest live id (a higher node has joined), the highest live id becomes leader
+\* in the next epoch, and every live node adopts it at once.  The real LCR round (LCR.tla)
+\* takes many steps, during which views and leaders differ between nodes; this module does
+\* not model those intermediate states.
 Elect ==
-    /\ \E i \in Live : leader[i] \notin Live
+    /\ \E i \in Live : leader[i] # Max(Live)
     /\ LET next == Max({epoch[i] : i \in Live}) + 1
        IN  /\ next <= MaxEpoch
            /\ epoch' = [i \in Node |-> IF alive[i] THEN next ELSE epoch[i]]
@@ -266,6 +288,7 @@ Next ==
     \/ \E l \in Node : ReassignRooms(l)
     \/ \E n \in Node : Crash(n)
     \/ \E i, n \in Node : Suspect(i, n)
+    \/ \E n \in Node : Join(n)
     \/ Elect
     \/ \E m \in msgs : LoseMessage(m)
 
@@ -304,10 +327,12 @@ LeaderPlacesOnLiveNodes ==
           ((\E m \in msgs : AssignRoom(l, m)) \/ ReassignRooms(l))
               => \A r \in Reassigned(l) : placements'[l][r].owner \in view[l]]_vars
 
-\* Room r has one assignment at every live node, and its owner is live.
-Placed(r) ==
-    \E i \in Live :
+\* Room r has one assignment at every node of S, and its owner is live.
+PlacedAt(r, S) ==
+    \E i \in S :
         /\ r \in DOMAIN placements[i]
         /\ placements[i][r].owner \in Live
-        /\ \A j \in Live : r \in DOMAIN placements[j] /\ placements[j][r] = placements[i][r]
+        /\ \A j \in S : r \in DOMAIN placements[j] /\ placements[j][r] = placements[i][r]
+
+Placed(r) == PlacedAt(r, Live)
 =============================================================================

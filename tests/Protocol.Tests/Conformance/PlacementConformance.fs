@@ -11,7 +11,7 @@
 ///   4. freshness: the spec and configuration files still have the SHA-256 the fixtures were
 ///      made from.
 /// One abstraction function (`ofTla`) maps a TLA+ state to F# values; the environment actions
-/// of the spec (Crash, Suspect, Elect, LoseMessage) are written out here, since the failure
+/// of the spec (Crash, Suspect, Join, Elect, LoseMessage) are written out here, since the failure
 /// detector and the election, not Placement.fs, carry them out.
 module FormalChat.Protocol.Tests.Conformance.PlacementConformance
 
@@ -22,7 +22,8 @@ open System.Security.Cryptography
 open System.Text
 open System.Text.RegularExpressions
 open FormalChat.Protocol
-open FormalChat.Protocol.Tests.Conformance.TlaValue
+open FormalChat.Protocol.Tests.Conformance.Tla
+open FormalChat.Protocol.Tests.Conformance.PlacementFixtures
 open Xunit
 
 // ---------------------------------------------------------------------------------------------
@@ -42,8 +43,8 @@ let private fixturePath (name: string) = Path.Combine(repositoryRoot, "spec", "f
 let private manifest = lazy (parseJson (File.ReadAllText(fixturePath "manifest.json")))
 
 /// The fixtures of one kind ("traces" or "graph") with the values of their constants.
-let private fixtures (kind: string) : (string * TlaValue) list =
-    [ for fixture in items (field "fixtures" manifest.Value) do
+let private fixtures (kind: string) : (string * Value) list =
+    [ for fixture in asSet (field "fixtures" manifest.Value) do
           if asString (field "kind" fixture) = kind then asString (field "file" fixture), field "values" fixture ]
 
 // ---------------------------------------------------------------------------------------------
@@ -56,9 +57,9 @@ type Model =
       MaxCrashes: int
       Lossy: bool }
 
-let private modelOf (values: TlaValue) : Model =
-    { Nodes = items (field "Node" values) |> List.map asInt |> List.sort
-      Asks = items (field "Asks" values) |> List.map (fun ask -> match items ask with [ i; r ] -> asInt i, asString r | _ -> failwith "an ask is a pair")
+let private modelOf (values: Value) : Model =
+    { Nodes = asSet (field "Node" values) |> List.map asInt |> List.sort
+      Asks = asSet (field "Asks" values) |> List.map (fun ask -> match asSet ask with [ i; r ] -> asInt i, asString r | _ -> failwith "an ask is a pair")
       MaxEpoch = asInt (field "MaxEpoch" values)
       MaxCrashes = asInt (field "MaxCrashes" values)
       Lossy = asBool (field "Lossy" values) }
@@ -75,13 +76,13 @@ type Cluster =
 let private noLeader = 0
 
 /// Spec assignment [owner, epoch, version]; LastSeq is not modelled, so it is 0.
-let private assignmentOf (value: TlaValue) : Assignment =
+let private assignmentOf (value: Value) : Assignment =
     { Owner = asInt (field "owner" value)
       Epoch = asInt (field "epoch" value)
       Version = asInt (field "version" value)
       LastSeq = 0L }
 
-let private sentOf (message: TlaValue) : Sent =
+let private sentOf (message: Value) : Sent =
     let target = asInt (field "to" message)
     let room = asString (field "room" message)
     match asString (field "type" message) with
@@ -92,10 +93,10 @@ let private sentOf (message: TlaValue) : Sent =
 /// The abstraction function: one TLA+ state (from NDJSON or from a dot label) as a Cluster.
 /// Coordination fields the spec does not model take the values a settled node has: every
 /// peer in the view heard from just now (Age 0), not in an election round (Participant false).
-let ofTla (variables: Map<string, TlaValue>) : Cluster =
-    let perNode (name: string) (read: TlaValue -> 'T) : Map<NodeId, 'T> =
-        pairs variables[name] |> List.map (fun (node, value) -> asInt node, read value) |> Map.ofList
-    let views = perNode "view" (fun view -> items view |> List.map asInt |> Set.ofList)
+let ofTla (variables: Map<string, Value>) : Cluster =
+    let perNode (name: string) (read: Value -> 'T) : Map<NodeId, 'T> =
+        asFunction variables[name] |> List.map (fun (node, value) -> asInt node, read value) |> Map.ofList
+    let views = perNode "view" (fun view -> asSet view |> List.map asInt |> Set.ofList)
     let leaders = perNode "leader" asInt
     let epochs = perNode "epoch" asInt
     let coordination (node: NodeId) : Coordination =
@@ -107,8 +108,8 @@ let ofTla (variables: Map<string, TlaValue>) : Cluster =
           Leader = if leaders[node] = noLeader then None else Some leaders[node] }
     { Alive = perNode "alive" asBool
       Coordination = views |> Map.map (fun node _ -> coordination node)
-      Placements = perNode "placements" (fun placements -> pairs placements |> List.map (fun (room, a) -> asString room, assignmentOf a) |> Map.ofList)
-      InFlight = items variables["msgs"] |> List.map sentOf |> Set.ofList }
+      Placements = perNode "placements" (fun placements -> asFunction placements |> List.map (fun (room, a) -> asString room, assignmentOf a) |> Map.ofList)
+      InFlight = asSet variables["msgs"] |> List.map sentOf |> Set.ofList }
 
 let private describeSent (sent: Sent) =
     match sent.Message with
@@ -127,12 +128,15 @@ let describe (cluster: Cluster) : string list =
           yield $"node {node} {alive}: view {Set.toList c.View}, leader {leader}, epoch {c.Epoch}, placements [{placed}]"
       for sent in cluster.InFlight -> "msg " + describeSent sent ]
 
-let private diff (expected: Cluster) (actual: Cluster) : string =
-    let expectedLines = describe expected
-    let actualLines = describe actual
-    let removed = expectedLines |> List.filter (fun line -> not (List.contains line actualLines))
-    let added = actualLines |> List.filter (fun line -> not (List.contains line expectedLines))
-    String.Join("\n", [ for line in removed -> "  TLC: " + line ] @ [ for line in added -> "  F#:  " + line ])
+/// The lines of `left` that `right` lacks and the reverse, each tagged with its side's name.
+let private diffWith (leftName: string) (left: Cluster) (rightName: string) (right: Cluster) : string =
+    let leftLines = describe left
+    let rightLines = describe right
+    let onlyLeft = leftLines |> List.filter (fun line -> not (List.contains line rightLines))
+    let onlyRight = rightLines |> List.filter (fun line -> not (List.contains line leftLines))
+    String.Join("\n", [ for line in onlyLeft -> $"  {leftName}: {line}" ] @ [ for line in onlyRight -> $"  {rightName}: {line}" ])
+
+let private diff (expected: Cluster) (actual: Cluster) : string = diffWith "TLC" expected "F# " actual
 
 // ---------------------------------------------------------------------------------------------
 // The F# transitions, as steps of the cluster. The shell's part is only to hand the function
@@ -195,9 +199,13 @@ let reassignRooms (node: NodeId) (cluster: Cluster) : Cluster option =
 
 let private live (cluster: Cluster) = cluster.Alive |> Map.filter (fun _ alive -> alive) |> Map.keys |> Set.ofSeq
 
+/// Spec: Absent(n). A node that has not started has no view at all.
+let private absent (cluster: Cluster) (node: NodeId) = not cluster.Alive[node] && cluster.Coordination[node].View.IsEmpty
+
 let crash (model: Model) (node: NodeId) (cluster: Cluster) : Cluster option =
     let live = live cluster
-    if cluster.Alive[node] && model.Nodes.Length - live.Count < model.MaxCrashes && live.Count > 1 then
+    let crashed = model.Nodes |> List.filter (fun n -> not cluster.Alive[n] && not (absent cluster n))
+    if cluster.Alive[node] && crashed.Length < model.MaxCrashes && live.Count > 1 then
         Some
             { cluster with
                 Alive = cluster.Alive.Add(node, false)
@@ -212,15 +220,37 @@ let suspect (node: NodeId) (suspected: NodeId) (cluster: Cluster) : Cluster opti
     else
         None
 
+/// Spec: Join(n). Discovery in one step, and every live node introduces its placements
+/// (Node.introduceTo).
+let join (node: NodeId) (cluster: Cluster) : Cluster option =
+    if absent cluster node then
+        let live = live cluster
+        let senior = cluster.Coordination[Set.maxElement live]
+        let view = live.Add node
+        let introductions =
+            [ for peer in live do
+                  for KeyValue(room, assignment) in cluster.Placements[peer] -> { To = node; Message = RoomAssigned(room, assignment) } ]
+        Some
+            { cluster with
+                Alive = cluster.Alive.Add(node, true)
+                Coordination =
+                    cluster.Coordination
+                    |> Map.map (fun n c ->
+                        if n = node then
+                            { c with View = view; Age = live |> Seq.map (fun peer -> peer, 0) |> Map.ofSeq; Epoch = senior.Epoch; Leader = senior.Leader }
+                        elif cluster.Alive[n] then
+                            { c with View = c.View.Add node; Age = c.Age.Add(node, 0) }
+                        else
+                            c)
+                InFlight = cluster.InFlight + Set.ofList introductions }
+    else
+        None
+
 let elect (model: Model) (cluster: Cluster) : Cluster option =
     let live = live cluster
-    let followsNobodyLive node =
-        match cluster.Coordination[node].Leader with
-        | Some leader -> not (live.Contains leader)
-        | None -> true
+    let winner = Set.maxElement live
     let next = (live |> Seq.map (fun node -> cluster.Coordination[node].Epoch) |> Seq.max) + 1
-    if live |> Set.exists followsNobodyLive && next <= model.MaxEpoch then
-        let winner = Set.maxElement live
+    if live |> Set.exists (fun node -> cluster.Coordination[node].Leader <> Some winner) && next <= model.MaxEpoch then
         Some
             { cluster with
                 Coordination =
@@ -256,6 +286,9 @@ let successors (model: Model) (cluster: Cluster) : (string * Cluster) list =
               match suspect node suspected cluster with
               | Some next -> $"Suspect({node}, {suspected})", next
               | None -> ()
+          match join node cluster with
+          | Some next -> $"Join({node})", next
+          | None -> ()
       match elect model cluster with
       | Some next -> "Elect", next
       | None -> ()
@@ -283,7 +316,7 @@ let private nextActions () : string list =
         applied)
     |> List.ofArray
 
-let private environmentActions = [ "Crash"; "Suspect"; "Elect"; "LoseMessage" ]
+let private environmentActions = [ "Crash"; "Suspect"; "Join"; "Elect"; "LoseMessage" ]
 
 /// Placement.fs functions that are spec operators rather than actions, with the operator.
 let private helperOperators = [ "roomsOwned", "RoomsOwned"; "leastLoaded", "LeastLoaded"; "needsPlacement", "NeedsPlacement"; "isNewer", "Newer" ]
@@ -304,7 +337,7 @@ let private placementFunctions () : string list =
 let ``action map: every action of Next is a Placement function of the same name or an environment action`` () =
     let actions = nextActions ()
     let functions = placementFunctions ()
-    Assert.Equal<string list>([ "RequestRoom"; "AssignRoom"; "RecvAssignment"; "ReassignRooms"; "Crash"; "Suspect"; "Elect"; "LoseMessage" ], actions)
+    Assert.Equal<string list>([ "RequestRoom"; "AssignRoom"; "RecvAssignment"; "ReassignRooms"; "Crash"; "Suspect"; "Join"; "Elect"; "LoseMessage" ], actions)
     let missing =
         actions
         |> List.filter (fun action -> not (List.contains action environmentActions) && not (List.contains (lowerFirst action) functions))
@@ -329,7 +362,7 @@ let ``action map: every public Placement function is a spec action or a spec ope
 /// The action of a trace step. TLC names a step by its action, except for an action whose
 /// parameter ranges over a variable (\E m \in msgs : AssignRoom(l, m)): that step is named
 /// "Next", with the location of its disjunct, and the disjunct's text names the action.
-let private actionOf (action: TlaValue) : string =
+let private actionOf (action: Value) : string =
     let name = asString (field "name" action)
     let known = nextActions ()
     if List.contains name known then
@@ -348,10 +381,19 @@ let private actionOf (action: TlaValue) : string =
 let private stepsOf (model: Model) (action: string) (cluster: Cluster) : (string * Cluster) list =
     successors model cluster |> List.filter (fun (label, _) -> label = action || label.StartsWith(action + "(", StringComparison.Ordinal))
 
-type private Replay = { Steps: int; Actions: Map<string, int>; MultiRoomReassignments: int; MaxDepth: int }
+type private Replay =
+    { Steps: int
+      Actions: Map<string, int>
+      /// ReassignRooms steps that move two rooms or more: their order matters.
+      MultiRoomReassignments: int
+      /// AssignRoom steps at a node that is no longer the leader (after a higher node joined).
+      RequestsAtFollowers: int
+      MaxDepth: int }
+
+let private emptyReplay = { Steps = 0; Actions = Map.empty; MultiRoomReassignments = 0; RequestsAtFollowers = 0; MaxDepth = 0 }
 
 let private replay (file: string) (model: Model) (behaviours: TraceState list list) : Replay =
-    let mutable result = { Steps = 0; Actions = Map.empty; MultiRoomReassignments = 0; MaxDepth = 0 }
+    let mutable result = emptyReplay
     behaviours
     |> List.iteri (fun number behaviour ->
         result <- { result with MaxDepth = max result.MaxDepth (behaviour.Length - 1) }
@@ -363,7 +405,10 @@ let private replay (file: string) (model: Model) (behaviours: TraceState list li
             let expected = ofTla after.Variables
             let candidates = stepsOf model action from
             match candidates |> List.tryFind (fun (_, reached) -> reached = expected) with
-            | Some _ ->
+            | Some(label, _) ->
+                let atFollower =
+                    action = "AssignRoom"
+                    && (let node = int (label.Substring(11, label.IndexOf(',') - 11)) in from.Coordination[node].Leader <> Some node)
                 let moved =
                     if action = "ReassignRooms" then
                         expected.Placements |> Map.exists (fun node placements -> placements |> Map.filter (fun room a -> from.Placements[node].TryFind room <> Some a) |> Map.count >= 2)
@@ -373,7 +418,8 @@ let private replay (file: string) (model: Model) (behaviours: TraceState list li
                     { result with
                         Steps = result.Steps + 1
                         Actions = result.Actions.Change(action, fun count -> Some(defaultArg count 0 + 1))
-                        MultiRoomReassignments = result.MultiRoomReassignments + (if moved then 1 else 0) }
+                        MultiRoomReassignments = result.MultiRoomReassignments + (if moved then 1 else 0)
+                        RequestsAtFollowers = result.RequestsAtFollowers + (if atFollower then 1 else 0) }
             | None ->
                 let tried =
                     if candidates.IsEmpty then
@@ -394,13 +440,13 @@ let private replay (file: string) (model: Model) (behaviours: TraceState list li
 
 [<Fact>]
 let ``trace replay: every step of TLC's simulated behaviours is reached by the F# function of its action`` () =
-    let mutable total = { Steps = 0; Actions = Map.empty; MultiRoomReassignments = 0; MaxDepth = 0 }
+    let mutable total = emptyReplay
     let mutable behaviours = 0
     let mutable deepEnough = 0
     for file, values in fixtures "traces" do
         let model = modelOf values
         let traces = readBehaviours (fixturePath file)
-        Assert.All(traces, fun behaviour -> Assert.Equal(model.Nodes.Length, (pairs behaviour.Head.Variables["alive"]).Length))
+        Assert.All(traces, fun behaviour -> Assert.Equal(model.Nodes.Length, (asFunction behaviour.Head.Variables["alive"]).Length))
         let result = replay file model traces
         behaviours <- behaviours + traces.Length
         deepEnough <- deepEnough + (traces |> List.filter (fun behaviour -> behaviour.Length - 1 >= 25) |> List.length)
@@ -408,18 +454,20 @@ let ``trace replay: every step of TLC's simulated behaviours is reached by the F
             { Steps = total.Steps + result.Steps
               Actions = Map.fold (fun (acc: Map<string, int>) action count -> acc.Change(action, fun c -> Some(defaultArg c 0 + count))) total.Actions result.Actions
               MultiRoomReassignments = total.MultiRoomReassignments + result.MultiRoomReassignments
+              RequestsAtFollowers = total.RequestsAtFollowers + result.RequestsAtFollowers
               MaxDepth = max total.MaxDepth result.MaxDepth }
     Assert.True(behaviours >= 100, $"only {behaviours} behaviours")
     Assert.Equal(behaviours, deepEnough)
     let uncovered = nextActions () |> List.filter (fun action -> not (total.Actions.ContainsKey action))
     Assert.True(uncovered.IsEmpty, $"actions no behaviour takes: {uncovered}; taken: {total.Actions}")
     Assert.True(total.MultiRoomReassignments > 0, "no behaviour moves two rooms in one ReassignRooms, so the order of the moves is untested")
+    Assert.True(total.RequestsAtFollowers > 0, "no behaviour delivers a request to a node that is no longer the leader")
 
 // ---------------------------------------------------------------------------------------------
 // 3. Successor sets.
 
 let private checkSuccessorSets (file: string) (model: Model) : int * int =
-    let graph = readStateGraph (fixturePath file)
+    let graph = readDotGraph (fixturePath file)
     let clusters = graph.States |> Map.map (fun _ variables -> ofTla variables)
     let tlcSuccessors =
         graph.Edges
@@ -441,14 +489,14 @@ let private checkSuccessorSets (file: string) (model: Model) : int * int =
                     [ $"{file}: state {id} has different successors"
                       yield! describe cluster |> List.map (fun line -> "  " + line)
                       for next, label in onlyTlc do
-                          $" successor only TLC has ({label}):"
-                          diff next cluster
+                          $" successor only TLC has (TLC's label {label}):"
+                          diffWith "after " next "before" cluster
                       for label, next in onlyFSharp do
                           $" successor only F# has ({label}):"
-                          diff next cluster ]
+                          diffWith "after " next "before" cluster ]
                 )
             )
-    Assert.True(failures.Count = 0, String.Join("\n\n", failures) + "\n(TLC: lines of the successor; F#: lines of the state it left)")
+    Assert.True(failures.Count = 0, String.Join("\n\n", failures))
     clusters.Count, graph.Edges.Length
 
 [<Fact>]
@@ -468,8 +516,8 @@ let private sha256Hex (path: string) =
 
 [<Fact>]
 let ``freshness: the fixtures were made from the spec and configuration files as they are now`` () =
-    let sources = pairs (field "sources" manifest.Value)
-    Assert.Contains(TStr "spec/Placement.tla", sources |> List.map fst)
+    let sources = asFunction (field "sources" manifest.Value)
+    Assert.Contains(Str "spec/Placement.tla", sources |> List.map fst)
     let stale =
         [ for path, hash in sources do
               let path = asString path
