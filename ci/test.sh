@@ -35,6 +35,16 @@ for checker in ci/tlc.sh ci/tlc-placement.sh; do
   [ "$tlc_status" -eq 0 ] || { broken=1; grep -qE ' [1-9][0-9]* failed' "$log_dir/tlc.log" || failed=$((failed + 1)); }
 done
 
+# The placement fixtures regenerate identically (ci/tlc.sh checks its own fixtures itself).
+if [ -f ci/tlc-placement.sh ]; then
+  echo "== placement fixtures: regenerate and compare"
+  if bash ci/tlc-placement.sh --check 2>&1 | tee "$log_dir/check.log"; then
+    grep -q SKIPPED "$log_dir/check.log" && skipped=$((skipped + 1)) || passed=$((passed + 1))
+  else
+    failed=$((failed + 1)); broken=1
+  fi
+fi
+
 for project in tests/Protocol.Tests tests/Cluster.Tests; do
   echo "== $project"
   dotnet test "$project" -c Release --no-build -nologo --logger "console;verbosity=normal" 2>&1 \
