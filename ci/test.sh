@@ -47,15 +47,19 @@ fi
 
 for project in tests/Protocol.Tests tests/Cluster.Tests; do
   echo "== $project"
-  dotnet test "$project" -c Release --no-build -nologo --logger "console;verbosity=normal" 2>&1 \
-    | tee "$log_dir/test.log" | grep -E '^\s+(Passed|Failed|Skipped) |Failed!|Passed!|error|Error Message|^\s+at ' | head -400
-  status=${PIPESTATUS[0]}
+  # The whole output goes to a file (a pipe that closes early would kill the run); failures
+  # are printed with their messages, then the runner's summary line is added to the totals.
+  dotnet test "$project" -c Release --no-build -nologo > "$log_dir/test.log" 2>&1
+  status=$?
+  grep -E '^\s+Failed |Error Message|^\s+(Assert|System)\.' -A4 "$log_dir/test.log" | head -200
   summary=$(grep -E '(Passed|Failed)!\s+-' "$log_dir/test.log" | tail -n 1)
   if [ -n "$summary" ]; then
+    echo "$summary"
     passed=$((passed + $(sed -E 's/.*Passed:\s+([0-9]+).*/\1/' <<<"$summary")))
     failed=$((failed + $(sed -E 's/.*Failed:\s+([0-9]+),.*/\1/' <<<"$summary")))
     skipped=$((skipped + $(sed -E 's/.*Skipped:\s+([0-9]+).*/\1/' <<<"$summary")))
   else
+    tail -n 40 "$log_dir/test.log"
     echo "$project: no test summary (the run crashed or found no tests)"; failed=$((failed + 1))
   fi
   [ "$status" -eq 0 ] || broken=1
