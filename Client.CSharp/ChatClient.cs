@@ -342,7 +342,7 @@ public sealed class ChatClient
                 foreach (var user in who.users) knownNicks.Add(user.Nick);
                 break;
             case ServerReply.StatusReported { Item: var status }:
-                knownNodes = NodeChoice.Rank(NodeChoice.FromStatus(status, askerCounted: false));
+                knownNodes = NodeChoice.Rank(NodeChoice.FromStatus(status));
                 break;
             case ServerReply.Redirected redirected:
                 // The node closes the connection next; Failover goes to this node first.

@@ -31,11 +31,8 @@ public static class NodeChoice
     public static string Announcement(NodeCandidate chosen, IEnumerable<NodeCandidate> all) =>
         $"connecting to node {chosen.Id} at {chosen.Client} ({Why(chosen, all)})";
 
-    /// The nodes of a /status answer. The answering node counts the asking connection among its
-    /// clients; `askerCounted` takes it off again (a discovery probe is not a real user).
-    public static IReadOnlyList<NodeCandidate> FromStatus(ClusterStatus status, bool askerCounted) =>
-        status.Nodes
-            .Select(node => new NodeCandidate(node.Id, node.ClientEndpoint,
-                node.IsSelf && askerCounted ? Math.Max(0, node.Load.Clients - 1) : node.Load.Clients))
-            .ToList();
+    /// The nodes of a /status answer, with the loads they report. A node answers status before
+    /// hello, so a discovery probe is never among the clients it counts.
+    public static IReadOnlyList<NodeCandidate> FromStatus(ClusterStatus status) =>
+        status.Nodes.Select(node => new NodeCandidate(node.Id, node.ClientEndpoint, node.Load.Clients)).ToList();
 }

@@ -34,7 +34,7 @@ public static class SeedProbe
             connection.Send(ClientRequest.Status);
             connection.Send(ClientRequest.Quit);
             var answer = await status.Task.WaitAsync(AnswerTimeout).ContinueWith(task => task.IsCompletedSuccessfully ? task.Result : null, TaskScheduler.Default);
-            return answer is null ? [] : NodeChoice.FromStatus(answer, askerCounted: false);
+            return answer is null ? [] : NodeChoice.FromStatus(answer);
         }
     }
 }

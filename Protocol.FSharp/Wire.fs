@@ -56,20 +56,18 @@ let private writeArray (json: JsonTextWriter) (name: string) (items: 'T list) (w
     items |> List.iter write
     json.WriteEndArray()
 
-let private writeUser (json: JsonTextWriter) (user: UserEntry) =
+/// A user object; what nodes tell each other adds the session token to the same fields.
+let private writeUserWith (json: JsonTextWriter) (user: UserEntry) (session: string option) =
     json.WriteStartObject()
     field json "nick" user.Nick
     field json "node" user.Node
     writeArray json "rooms" user.Rooms (fun room -> json.WriteValue room)
+    session |> Option.iter (field json "session")
     json.WriteEndObject()
 
-let private writeKnownUser (json: JsonTextWriter) (known: KnownUser) =
-    json.WriteStartObject()
-    field json "nick" known.User.Nick
-    field json "node" known.User.Node
-    writeArray json "rooms" known.User.Rooms (fun room -> json.WriteValue room)
-    field json "session" known.Session
-    json.WriteEndObject()
+let private writeUser (json: JsonTextWriter) (user: UserEntry) = writeUserWith json user None
+
+let private writeKnownUser (json: JsonTextWriter) (known: KnownUser) = writeUserWith json known.User (Some known.Session)
 
 let private writeRoomMessage (json: JsonTextWriter) (message: RoomMessage) (nodeField: string) =
     field json "room" message.Room

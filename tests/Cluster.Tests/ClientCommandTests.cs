@@ -233,15 +233,14 @@ public class ClientCommandTests
     }
 
     [Fact]
-    public void A_seed_does_not_count_the_probe_that_asked_it()
+    public void A_seed_status_is_taken_as_reported_because_the_probe_asks_before_hello()
     {
         var status = new ClusterStatus(1, FSharpOption<int>.Some(2), 4, ListModule.OfSeq(new[]
         {
             new NodeStatus(1, new Endpoint("127.0.0.1", 5001), new Load(3, 0, 0), false, true),
             new NodeStatus(2, new Endpoint("127.0.0.1", 5002), new Load(2, 1, 0), true, false),
         }));
-        Assert.Equal([2, 2], NodeChoice.FromStatus(status, askerCounted: true).Select(node => node.Clients));
-        Assert.Equal([3, 2], NodeChoice.FromStatus(status, askerCounted: false).Select(node => node.Clients));
+        Assert.Equal([3, 2], NodeChoice.FromStatus(status).Select(node => node.Clients));
     }
 
     // -----------------------------------------------------------------------------------------
