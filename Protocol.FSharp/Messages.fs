@@ -55,6 +55,15 @@ type Assignment =
       /// The room's last sequence number the leader had seen, so a new owner continues it.
       LastSeq: int64 }
 
+/// The leader's choice of a room's backup for one owner (spec/Replication.tla). Ordered like
+/// placements: the newest (epoch, version) wins everywhere.
+type BackupAssignment =
+    { Backup: NodeId
+      /// The owner this backup serves; once the room has another owner, the assignment is void.
+      Owner: NodeId
+      Epoch: Epoch
+      Version: int }
+
 type PrivateLine =
     { From: string
       FromNode: NodeId
@@ -91,7 +100,22 @@ type PeerMessage =
     /// The leader's placement, sent to every node (spec: AssignRoom, RecvAssignment).
     | RoomAssigned of room: RoomName * placement: Assignment
     | RoomPosted of RoomPost
+    /// A committed message, sent by the owner to every node.
     | RoomSequenced of RoomMessage
+    /// The leader's choice of a room's backup, sent to every node (spec: AssignBackup).
+    | BackupAssigned of room: RoomName * backup: BackupAssignment
+    /// State transfer from the owner to a new backup: the room's committed history and the
+    /// messages not yet committed (spec: SyncBackup). The backup's copy becomes exactly this.
+    | ReplicaSynced of room: RoomName * backup: BackupAssignment * committed: RoomMessage list * pending: RoomMessage list
+    /// The owner's next message, for the backup to store (spec: StoreReplica).
+    | ReplicaAppended of backup: BackupAssignment * message: RoomMessage
+    /// The backup holds every message of the room up to `seq` (spec: RecvStored).
+    | ReplicaStored of room: RoomName * version: int * seq: int64
+    /// A node missed some committed messages (it saw a later one): it asks the owner for them.
+    | HistoryRequested of room: RoomName * after: int64 * requester: NodeId
+    /// Committed messages from the owner, oldest first: a reply to HistoryRequested, or the
+    /// history a node that has just appeared is given.
+    | HistoryShared of room: RoomName * messages: RoomMessage list
 
 type HelloRequest =
     { Nick: string
@@ -117,6 +141,8 @@ type ClientRequest =
 type RoomSummary =
     { Room: RoomName
       Owner: NodeId option
+      /// The live backup the leader chose for the owner, if any.
+      Backup: NodeId option
       Members: int }
 
 type NodeStatus =
@@ -130,7 +156,11 @@ type ClusterStatus =
     { Self: NodeId
       Leader: NodeId option
       Epoch: Epoch
-      Nodes: NodeStatus list }
+      Nodes: NodeStatus list
+      /// Placed rooms without an up-to-date backup, as far as this node knows: no live backup,
+      /// or (on the owner) one still catching up. They keep serving; an owner crash can lose
+      /// what they commit alone.
+      Unreplicated: RoomName list }
 
 /// Why a request was refused; each case has a stable code on the wire.
 type ErrorCode =

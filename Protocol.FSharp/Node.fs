@@ -27,7 +27,12 @@ let private toEveryPeer (state: NodeState) message = [ for info in livePeers sta
 /// where every room is placed.
 let private introduceTo (info: NodeInfo) (state: NodeState) =
     SendToPeer(info, UsersListed(self state, [ for user in localUsers state.Chat -> knownUser (self state) user ]))
-    :: [ for KeyValue(room, placement) in state.Placements -> SendToPeer(info, RoomAssigned(room, placement)) ]
+    :: [ for KeyValue(room, placement) in state.Placements do
+             yield SendToPeer(info, RoomAssigned(room, placement))
+             if placement.Owner = self state then
+                 yield SendToPeer(info, HistoryShared(room, Rooms.last Rooms.historyCapacity (historyOf room state)))
+         for KeyValue(room, backup) in state.Backups do
+             yield SendToPeer(info, BackupAssigned(room, backup)) ]
 
 /// The sender's addresses and load, and the nodes it introduces that this node has not met.
 let private rememberPeers (heartbeat: Heartbeat) (state: NodeState) : Map<NodeId, PeerEntry> =
@@ -59,30 +64,164 @@ let private confirm (message: RoomMessage) (state: NodeState) : NodeState =
     | Some index -> { state with Unconfirmed = state.Unconfirmed.Add(message.Room, List.removeAt index waiting) }
     | None -> state
 
-/// A sequenced message reaches this node: kept in the room's history, shown to local members,
-/// and no longer waiting for confirmation here.
+/// Writes to this node's log what it holds of a room and has not written yet.
+let private persist (room: RoomName) (messages: RoomMessage list) (state: NodeState) : NodeState * Effect list =
+    let durable = state.Durable.TryFind room |> Option.defaultValue 0L
+    match messages |> List.filter (fun message -> message.Seq > durable) with
+    | [] -> state, []
+    | fresh -> { state with Durable = state.Durable.Add(room, (List.last fresh).Seq) }, [ AppendToLog(room, fresh) ]
+
+/// The owner's word replaces what this node held of a room (see Rooms.adopt), on disk too.
+let private rewrite (room: RoomName) (history: Rooms.RoomHistory) (extra: RoomMessage list) (state: NodeState) : NodeState * Effect list =
+    let messages = Rooms.last Rooms.historyCapacity history @ extra
+    let last = messages |> List.tryLast |> Option.map _.Seq |> Option.defaultValue 0L
+    { state with Histories = state.Histories.Add(room, history); Durable = state.Durable.Add(room, last) },
+    [ RewriteLog(room, messages); Log(Info, $"room {room}: replaced this node's copy with the owner's ({messages.Length} messages)") ]
+
+/// A committed message reaches this node: kept in the room's history and log, shown to local
+/// members, no longer waiting for confirmation here, and no longer only a backup's copy.
 let private deliverSequenced (message: RoomMessage) (state: NodeState) : NodeState * Effect list =
+    let state =
+        match state.Replicas.TryFind message.Room with
+        | Some stored -> { state with Replicas = state.Replicas.Add(message.Room, stored |> List.filter (fun held -> held.Seq > message.Seq)) }
+        | None -> state
     match Rooms.record message (historyOf message.Room state) with
     | None -> confirm message state, []
     | Some history ->
-        confirm message { state with Histories = state.Histories.Add(message.Room, history) },
-        [ SendToClients(localMembers message.Room state.Chat, Message message) ]
+        let state, written = persist message.Room [ message ] (confirm message { state with Histories = state.Histories.Add(message.Room, history) })
+        state, written @ [ SendToClients(localMembers message.Room state.Chat, Message message) ]
 
-/// The owner gives a post the room's next number and sends it to every node; a post it has
-/// already sequenced (a retry) is only sent again to the node that retried.
+/// Committed messages from the owner (a reply to HistoryRequested, or a node's introduction):
+/// the ones this node lacked are delivered in order, unless this node's copy disagrees.
+let private adoptHistory (room: RoomName) (messages: RoomMessage list) (state: NodeState) : NodeState * Effect list =
+    let state = { state with FillsRequested = state.FillsRequested.Remove room }
+    match Rooms.adopt messages (historyOf room state) with
+    | Rooms.Extends fresh -> fresh |> List.fold (fun progress message -> then' (deliverSequenced message) progress) (state, [])
+    | Rooms.Replaces history -> rewrite room history [] state
+
+/// A committed message from another node. One that skips numbers means this node missed some
+/// (a broken link): it asks the owner for them and takes this one with them, in order.
+let private recvSequenced (message: RoomMessage) (state: NodeState) : NodeState * Effect list =
+    let history = historyOf message.Room state
+    if message.Seq <= history.LastSeq + 1L then
+        deliverSequenced message state
+    elif state.FillsRequested.Contains message.Room then
+        state, []
+    else
+        let ask =
+            match state.Placements.TryFind message.Room |> Option.bind (fun placement -> state.Peers.TryFind placement.Owner) with
+            | Some owner when owner.Info.Id <> self state -> [ SendToPeer(owner.Info, HistoryRequested(message.Room, history.LastSeq, self state)) ]
+            | _ -> []
+        if ask.IsEmpty then deliverSequenced message state
+        else { state with FillsRequested = state.FillsRequested.Add message.Room }, ask
+
+let private primaryOf (room: RoomName) (state: NodeState) =
+    state.Primaries.TryFind room |> Option.defaultValue Replication.emptyPrimary
+
+let private backupTarget (room: RoomName) (state: NodeState) =
+    Replication.backupTarget room state.Placements state.Backups state.Coordination
+
+/// The owner's replication step for a room: a backup that has not had the room's state gets
+/// it, and what the backup has stored (everything, without a backup) is committed: delivered
+/// here and sent to every node.
+let private replicate (room: RoomName) (state: NodeState) : NodeState * Effect list =
+    if not (state.Primaries.ContainsKey room) then
+        state, []
+    else
+        let target = backupTarget room state
+        let primary, sync = Replication.syncBackup target room (historyOf room state) (primaryOf room state)
+        let committed, primary = Replication.commit target primary
+        let state = { state with Primaries = state.Primaries.Add(room, primary) }
+        let syncs = [ for sent in sync do SendToPeer(state.Peers[sent.To].Info, sent.Message) ]
+        committed
+        |> List.fold
+            (fun progress message ->
+                progress
+                |> then' (deliverSequenced message)
+                |> then' (fun state -> state, toEveryPeer state (RoomSequenced message)))
+            (state, syncs)
+
+/// The owner gives a post the room's next number, stores it and sends it to the backup; it is
+/// committed when the backup confirms. A retry of a committed message is only sent again to
+/// the node that retried; a retry of a pending one waits with it.
 let private sequenceAsOwner (post: RoomPost) (placement: Assignment) (state: NodeState) : NodeState * Effect list =
     let history = historyOf post.Room state
-    match Rooms.alreadySequenced post history with
-    | Some message ->
+    match Replication.sequencePost post placement history (primaryOf post.Room state) with
+    | _, Replication.AlreadyCommitted message ->
         let state = confirm message state
         match state.Peers.TryFind post.FromNode with
         | Some peer when post.FromNode <> self state -> state, [ SendToPeer(peer.Info, RoomSequenced message) ]
         | _ -> state, []
-    | None ->
-        let message = Rooms.sequence post placement history
-        let state = { state with MessagesSinceTick = state.MessagesSinceTick + 1 }
-        let state, local = deliverSequenced message state
-        state, local @ toEveryPeer state (RoomSequenced message)
+    | _, Replication.AlreadyPending -> state, []
+    | primary, Replication.Sequenced message ->
+        let state = { state with Primaries = state.Primaries.Add(post.Room, primary); MessagesSinceTick = state.MessagesSinceTick + 1 }
+        let state, written = persist post.Room [ message ] state
+        let toBackup =
+            match backupTarget post.Room state with
+            | Some backup when backup.Version = primary.SyncedVersion ->
+                [ SendToPeer(state.Peers[backup.Backup].Info, ReplicaAppended(backup, message)) ]
+            | _ -> []
+        then' (replicate post.Room) (state, written @ toBackup)
+
+/// The room's backup assignment changed here: the owner sends its state to a new backup.
+let private applyBackup (room: RoomName) (backup: BackupAssignment) (state: NodeState) : NodeState * Effect list =
+    let backups = Replication.recvBackupAssignment room backup state.Backups
+    if backups = state.Backups then state, []
+    else replicate room { state with Backups = backups }
+
+let private isCurrentBackup (backup: BackupAssignment) (room: RoomName) (state: NodeState) =
+    backup.Backup = self state && state.Backups.TryFind room = Some backup
+
+/// Spec: SyncBackup, on the backup. Its copy of the room becomes the owner's: the committed
+/// history (what it lacked is delivered, a disagreeing copy replaced) and the pending messages.
+let private recvSync (room: RoomName) (backup: BackupAssignment) (committed: RoomMessage list) (pending: RoomMessage list) (state: NodeState) =
+    let state, effects = applyBackup room backup state
+    if not (isCurrentBackup backup room state) then
+        state, effects
+    else
+        let state, adopted = adoptHistory room committed state
+        let pending = pending |> List.filter (fun message -> message.Seq > (historyOf room state).LastSeq)
+        let state, written = persist room pending { state with Replicas = state.Replicas.Add(room, pending) }
+        let held = Replication.held (historyOf room state) pending
+        let reply = state.Peers.TryFind backup.Owner |> Option.map (fun owner -> SendToPeer(owner.Info, ReplicaStored(room, backup.Version, held)))
+        state, effects @ adopted @ written @ Option.toList reply
+
+/// Spec: StoreReplica, on the backup: stored (and written) before it is confirmed.
+let private recvAppend (backup: BackupAssignment) (message: RoomMessage) (state: NodeState) =
+    let room = message.Room
+    let state, effects = applyBackup room backup state
+    if not (isCurrentBackup backup room state) then
+        state, effects
+    else
+        let stored = state.Replicas.TryFind room |> Option.defaultValue []
+        let held = Replication.held (historyOf room state) stored
+        let state, written, held =
+            match Replication.storeReplica message held stored with
+            | Some stored ->
+                let state, written = persist room [ message ] { state with Replicas = state.Replicas.Add(room, stored) }
+                state, written, message.Seq
+            | None -> state, [], held
+        let reply = state.Peers.TryFind backup.Owner |> Option.map (fun owner -> SendToPeer(owner.Info, ReplicaStored(room, backup.Version, held)))
+        state, effects @ written @ Option.toList reply
+
+/// Spec: RecvStored, on the owner.
+let private recvStored (room: RoomName) (version: int) (seq: int64) (state: NodeState) =
+    match state.Primaries.TryFind room with
+    | Some primary -> replicate room { state with Primaries = state.Primaries.Add(room, Replication.recvStored version seq primary) }
+    | None -> state, []
+
+/// This node has just become a room's owner: what it stored as the backup is now pending here
+/// (it is committed by the next replication step); a node that stops owning a room forgets
+/// what was pending (the senders' nodes send those posts to the new owner).
+let private takeOwnership (room: RoomName) (owner: NodeId) (state: NodeState) : NodeState * Effect list =
+    if owner = self state && not (state.Primaries.ContainsKey room) then
+        let stored = state.Replicas.TryFind room |> Option.defaultValue []
+        let pending = stored |> List.filter (fun message -> message.Seq > (historyOf room state).LastSeq)
+        replicate room { state with Primaries = state.Primaries.Add(room, { Replication.emptyPrimary with Pending = pending }); Replicas = state.Replicas.Remove room }
+    elif owner <> self state && state.Primaries.ContainsKey room then
+        { state with Primaries = state.Primaries.Remove room }, []
+    else
+        state, []
 
 /// A post from another node that this node cannot place yet (the owner's assignment has not
 /// arrived here, or names a node that has left) waits here like a local one, and goes on when
@@ -131,13 +270,25 @@ and private applyAssignment (room: RoomName) (placement: Assignment) (state: Nod
               | Some earlier -> SendToClients(localMembers room state.Chat, Notice $"{room} moved to node {owner} (node {earlier.Owner} is gone)")
               | None -> () ]
         let waiting = state.Unconfirmed.TryFind room |> Option.defaultValue []
-        waiting |> List.fold (fun progress post -> then' (routePost post) progress) (state, told)
+        waiting |> List.fold (fun progress post -> then' (routePost post) progress) (then' (takeOwnership room owner) (state, told))
 
-/// The leader's placement decisions: applied here first, then announced.
-and private applyPlacements (placements: Placement.Placements, sent: Sent list) (state: NodeState) : NodeState * Effect list =
-    let changed = placements |> Map.filter (fun room placement -> state.Placements.TryFind room <> Some placement)
-    let progress = changed |> Map.fold (fun progress room placement -> then' (applyAssignment room placement) progress) (state, [])
+/// The leader's decisions (placements, backups): applied here first, then announced.
+and private applyDecisions<'T when 'T: equality>
+    (current: Map<RoomName, 'T>)
+    (apply: RoomName -> 'T -> NodeState -> NodeState * Effect list)
+    (decided: Map<RoomName, 'T>, sent: Sent list)
+    (state: NodeState)
+    : NodeState * Effect list =
+    let changed = decided |> Map.filter (fun room decision -> current.TryFind room <> Some decision)
+    let progress = changed |> Map.fold (fun progress room decision -> then' (apply room decision) progress) (state, [])
     then' (routeSent sent) progress
+
+and private applyPlacements decided (state: NodeState) = applyDecisions state.Placements applyAssignment decided state
+
+/// The leader's standing duty: every room with a live owner and no live backup gets one.
+and private assignBackups (state: NodeState) : NodeState * Effect list =
+    let decided = Replication.assignBackups (clientsOn state) state.Placements state.Backups state.Coordination
+    applyDecisions state.Backups applyBackup decided state
 
 // ---------------------------------------------------------------------------------------------
 // Coordination: run the spec's transitions and report, in words, what changed.
@@ -247,9 +398,19 @@ and handlePeerMessage (message: PeerMessage) (state: NodeState) : NodeState * Ef
     | PlacementRequested(room, requester) ->
         let lastSeq = (historyOf room state).LastSeq
         applyPlacements (Placement.assignRoom (clientsOn state) lastSeq requester room state.Placements state.Coordination) state
+        |> then' assignBackups
     | RoomAssigned(room, placement) -> applyAssignment room placement state
     | RoomPosted post -> routePost post state
-    | RoomSequenced roomMessage -> deliverSequenced roomMessage state
+    | RoomSequenced roomMessage -> recvSequenced roomMessage state
+    | BackupAssigned(room, backup) -> applyBackup room backup state
+    | ReplicaSynced(room, backup, committed, pending) -> recvSync room backup committed pending state
+    | ReplicaAppended(backup, message) -> recvAppend backup message state
+    | ReplicaStored(room, version, seq) -> recvStored room version seq state
+    | HistoryRequested(room, after, requester) ->
+        match state.Peers.TryFind requester with
+        | Some peer -> state, [ SendToPeer(peer.Info, HistoryShared(room, Rooms.since after (historyOf room state))) ]
+        | None -> state, []
+    | HistoryShared(room, messages) -> adoptHistory room messages state
 
 // ---------------------------------------------------------------------------------------------
 // Clients.
@@ -364,6 +525,9 @@ let private roomList (state: NodeState) : RoomSummary list =
     [ for room in rooms ->
           { Room = room
             Owner = state.Placements.TryFind room |> Option.map (fun a -> a.Owner)
+            Backup =
+              if Replication.hasBackup room state.Placements state.Backups state.Coordination then Some state.Backups[room].Backup
+              else None
             Members = memberCount room state.Chat } ]
 
 let private withRoom client (room: RoomName) (action: RoomName -> NodeState * Effect list) (state: NodeState) =
@@ -391,9 +555,22 @@ let private request (config: ProtocolConfig) (client: ClientId) (request: Client
 // Time.
 
 /// The leader's standing duty: every room whose owner has left the view gets a new one.
+/// The leader's standing duties when owners leave: a room's backup is promoted where it has a
+/// live one, the other rooms are placed afresh, and every room gets a live backup.
 let private reassignRooms (state: NodeState) : NodeState * Effect list =
     let lastSeq room = (historyOf room state).LastSeq
-    applyPlacements (Placement.reassignRooms (clientsOn state) lastSeq state.Placements state.Coordination) state
+    applyPlacements (Replication.promoteBackups lastSeq state.Placements state.Backups state.Coordination) state
+    |> then' (fun state -> applyPlacements (Placement.reassignRooms (clientsOn state) lastSeq state.Placements state.Coordination) state)
+    |> then' assignBackups
+
+/// Every owned room: a backup that fell behind (a lost message) is sent the state again, and
+/// what can commit does. Fills asked for and not answered are asked again on the next gap.
+let private replicateOwnedRooms (state: NodeState) : NodeState * Effect list =
+    let state =
+        { state with
+            Primaries = state.Primaries |> Map.map (fun _ primary -> Replication.resyncIfStalled primary)
+            FillsRequested = Set.empty }
+    state.Primaries |> Map.keys |> Seq.fold (fun progress room -> then' (replicate room) progress) (state, [])
 
 /// Rooms this node needs placed (members here, or posts waiting) and still has no live owner for.
 let private retryPlacements (state: NodeState) : NodeState * Effect list =
@@ -437,6 +614,7 @@ let private tick (config: ProtocolConfig) (state: NodeState) =
         coordinate (fun c -> FailureDetector.tick config.SuspectAfter c, []) state
         |> then' maybeStartElection
         |> then' reassignRooms
+        |> then' replicateOwnedRooms
         |> then' retryPlacements
         |> then' (rebalance config)
     state, Multicast(HeartbeatSent(heartbeatOf state)) :: effects

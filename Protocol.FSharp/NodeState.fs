@@ -39,8 +39,18 @@ type NodeState =
       Peers: Map<NodeId, PeerEntry>
       Chat: ChatState
       Placements: Placement.Placements
-      /// The recent messages of every room, kept by every node (see Rooms.fs for why).
+      /// The recent committed messages of every room, kept by every node (see Rooms.fs for why).
       Histories: Map<RoomName, RoomHistory>
+      /// The leader's choice of backup for each room (Replication.fs).
+      Backups: Replication.Backups
+      /// The rooms this node owns: what waits for the backup.
+      Primaries: Map<RoomName, Replication.Primary>
+      /// The rooms this node backs up: messages stored and not yet seen committed, oldest first.
+      Replicas: Map<RoomName, RoomMessage list>
+      /// The last sequence number of each room written to this node's log on disk.
+      Durable: Map<RoomName, int64>
+      /// Rooms for which this node has asked the owner for messages it missed (one at a time).
+      FillsRequested: Set<RoomName>
       /// Posts not yet seen sequenced: of local clients, and from other nodes that arrived before
       /// this node knew a live owner. Sent again when the room's owner changes.
       Unconfirmed: Map<RoomName, RoomPost list>
@@ -76,6 +86,11 @@ type Effect =
     /// One reply to many local clients: the shell encodes it once.
     | SendToClients of Set<ClientId> * ServerReply
     | CloseClient of ClientId * reason: string
+    /// Append these messages, in order, to the room's log on disk; effects after it wait until
+    /// the write is as durable as --fsync asks (an acknowledgement may depend on it).
+    | AppendToLog of RoomName * RoomMessage list
+    /// The room's log on disk becomes exactly these messages (a state transfer).
+    | RewriteLog of RoomName * RoomMessage list
     | Log of LogLevel * string
     /// The node has said goodbye; the shell may exit.
     | Stop
@@ -91,6 +106,11 @@ let init (info: NodeInfo) : NodeState =
       Chat = Chat.empty
       Placements = Map.empty
       Histories = Map.empty
+      Backups = Map.empty
+      Primaries = Map.empty
+      Replicas = Map.empty
+      Durable = Map.empty
+      FillsRequested = Set.empty
       Unconfirmed = Map.empty
       TicksSinceStart = 0
       MessagesSinceTick = 0
@@ -99,6 +119,14 @@ let init (info: NodeInfo) : NodeState =
       Stopped = false }
 
 let self (state: NodeState) = state.Info.Id
+
+/// A node that starts again reads its logs back (oldest first per room): the history of every
+/// room it held survives a restart of the whole cluster.
+let recover (logs: (RoomName * RoomMessage list) list) (state: NodeState) : NodeState =
+    let histories = logs |> List.map (fun (room, messages) -> room, Rooms.ofMessages messages)
+    { state with
+        Histories = Map.ofList histories
+        Durable = histories |> List.map (fun (room, history) -> room, history.LastSeq) |> Map.ofList }
 
 let historyOf (room: RoomName) (state: NodeState) : RoomHistory =
     state.Histories.TryFind room |> Option.defaultValue emptyHistory
@@ -126,9 +154,16 @@ let clusterStatus (state: NodeState) : ClusterStatus =
     let leader = state.Coordination.Leader
     let row id (info: NodeInfo) (load: Load) : NodeStatus =
         { Id = id; ClientEndpoint = info.ClientEndpoint; Load = load; IsLeader = (leader = Some id); IsSelf = (id = self state) }
+    let upToDate room =
+        if state.Primaries.ContainsKey room then
+            let target = Replication.backupTarget room state.Placements state.Backups state.Coordination
+            Replication.isUpToDate target state.Primaries[room]
+        else
+            Replication.hasBackup room state.Placements state.Backups state.Coordination
     { Self = self state
       Leader = leader
       Epoch = state.Coordination.Epoch
+      Unreplicated = [ for room in state.Placements.Keys do if not (upToDate room) then room ]
       Nodes =
         [ for id in state.Coordination.View do
               // This node's own counts are live; the rest of its load is as of the last tick.

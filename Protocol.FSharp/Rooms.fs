@@ -31,6 +31,25 @@ let record (message: RoomMessage) (history: RoomHistory) : RoomHistory option =
         let recent = if recent.Length > historyCapacity then List.truncate historyCapacity recent else recent
         Some { LastSeq = message.Seq; Recent = recent }
 
+/// A history of these messages (oldest first): a log read back from disk, or a state transfer.
+let ofMessages (messages: RoomMessage list) : RoomHistory =
+    messages |> List.fold (fun history message -> record message history |> Option.defaultValue history) emptyHistory
+
+/// What a node makes of the owner's committed messages (oldest first).
+type Adoption =
+    /// They agree with this node's history: these are the ones it did not have yet, in order.
+    | Extends of RoomMessage list
+    /// This node held something the owner never committed (a message a crashed owner stored and
+    /// nobody else did): its history becomes the owner's.
+    | Replaces of RoomHistory
+
+let adopt (messages: RoomMessage list) (history: RoomHistory) : Adoption =
+    let mine = history.Recent |> List.map (fun message -> message.Seq, message) |> Map.ofList
+    let agrees = messages |> List.forall (fun message -> match mine.TryFind message.Seq with Some held -> held = message | None -> true)
+    let ownersLast = messages |> List.tryLast |> Option.map _.Seq |> Option.defaultValue history.LastSeq
+    if agrees && history.LastSeq <= ownersLast then Extends(messages |> List.filter (fun message -> message.Seq > history.LastSeq))
+    else Replaces(ofMessages messages)
+
 /// Oldest first: the messages after `seq`.
 let since (seq: int64) (history: RoomHistory) : RoomMessage list =
     history.Recent |> List.takeWhile (fun message -> message.Seq > seq) |> List.rev

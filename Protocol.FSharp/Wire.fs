@@ -77,6 +77,27 @@ let private writeRoomMessage (json: JsonTextWriter) (message: RoomMessage) (node
     field json "text" message.Text
     field json "id" message.ClientMessageId
 
+let private writeBackup (json: JsonTextWriter) (backup: BackupAssignment) =
+    json.WritePropertyName "backup"
+    json.WriteStartObject()
+    field json "backup" backup.Backup
+    field json "owner" backup.Owner
+    field json "epoch" backup.Epoch
+    field json "version" backup.Version
+    json.WriteEndObject()
+
+let private writeMessages (json: JsonTextWriter) (name: string) (messages: RoomMessage list) =
+    writeArray json name messages (fun message ->
+        json.WriteStartObject()
+        writeRoomMessage json message "fromNode"
+        json.WriteEndObject())
+
+/// One room message as a record of the on-disk log.
+let encodeRoomMessage (message: RoomMessage) : string =
+    encode (fun json ->
+        kind json "logged"
+        writeRoomMessage json message "fromNode")
+
 let encodePeerMessage (message: PeerMessage) : string =
     encode (fun json ->
         match message with
@@ -148,7 +169,38 @@ let encodePeerMessage (message: PeerMessage) : string =
             field json "id" post.ClientMessageId
         | RoomSequenced message ->
             kind json "sequenced"
-            writeRoomMessage json message "fromNode")
+            writeRoomMessage json message "fromNode"
+        | BackupAssigned(room, backup) ->
+            kind json "backup-assigned"
+            field json "room" room
+            writeBackup json backup
+        | ReplicaSynced(room, backup, committed, pending) ->
+            kind json "replica-sync"
+            field json "room" room
+            writeBackup json backup
+            writeMessages json "committed" committed
+            writeMessages json "pending" pending
+        | ReplicaAppended(backup, message) ->
+            kind json "replica-append"
+            writeBackup json backup
+            json.WritePropertyName "message"
+            json.WriteStartObject()
+            writeRoomMessage json message "fromNode"
+            json.WriteEndObject()
+        | ReplicaStored(room, version, seq) ->
+            kind json "replica-stored"
+            field json "room" room
+            field json "version" version
+            field json "seq" seq
+        | HistoryRequested(room, after, requester) ->
+            kind json "history-requested"
+            field json "room" room
+            field json "after" after
+            field json "requester" requester
+        | HistoryShared(room, messages) ->
+            kind json "history"
+            field json "room" room
+            writeMessages json "messages" messages)
 
 let encodeClientRequest (request: ClientRequest) : string =
     encode (fun json ->
@@ -239,6 +291,7 @@ let encodeServerReply (reply: ServerReply) : string =
                 json.WriteStartObject()
                 field json "room" room.Room
                 optionalNode json "owner" room.Owner
+                optionalNode json "backup" room.Backup
                 field json "members" room.Members
                 json.WriteEndObject())
         | WhoListed(room, users) ->
@@ -260,6 +313,7 @@ let encodeServerReply (reply: ServerReply) : string =
                 field json "self" node.IsSelf
                 writeLoad json node.Load
                 json.WriteEndObject())
+            writeArray json "unreplicated" status.Unreplicated (fun room -> json.WriteValue room)
         | Redirected(node, client, reason) ->
             kind json "redirect"
             field json "node" node
@@ -406,6 +460,20 @@ let private roomMessageOf (frame: JObject) (nodeField: string) : RoomMessage =
       Text = stringField frame "text"
       ClientMessageId = longField frame "id" }
 
+let private backupOf (frame: JObject) : BackupAssignment =
+    let backup = objectField frame "backup"
+    { Backup = intField backup "backup"
+      Owner = intField backup "owner"
+      Epoch = intField backup "epoch"
+      Version = intField backup "version" }
+
+let private messagesOf (frame: JObject) (name: string) : RoomMessage list =
+    arrayField frame name |> List.map (fun token -> roomMessageOf (asObject token) "fromNode")
+
+/// A record of the on-disk log; Error when it is not one.
+let decodeRoomMessage (line: string) : Result<RoomMessage, DecodeError> =
+    decode line (fun _ frame -> roomMessageOf frame "fromNode")
+
 let decodePeerMessage (line: string) : Result<PeerMessage, DecodeError> =
     decode line (fun kind frame ->
         match kind with
@@ -445,6 +513,12 @@ let decodePeerMessage (line: string) : Result<PeerMessage, DecodeError> =
                   Text = stringField frame "text"
                   ClientMessageId = longField frame "id" }
         | "sequenced" -> RoomSequenced(roomMessageOf frame "fromNode")
+        | "backup-assigned" -> BackupAssigned(stringField frame "room", backupOf frame)
+        | "replica-sync" -> ReplicaSynced(stringField frame "room", backupOf frame, messagesOf frame "committed", messagesOf frame "pending")
+        | "replica-append" -> ReplicaAppended(backupOf frame, roomMessageOf (objectField frame "message") "fromNode")
+        | "replica-stored" -> ReplicaStored(stringField frame "room", intField frame "version", longField frame "seq")
+        | "history-requested" -> HistoryRequested(stringField frame "room", longField frame "after", intField frame "requester")
+        | "history" -> HistoryShared(stringField frame "room", messagesOf frame "messages")
         | other -> unknownType other)
 
 let private resumeOf (frame: JObject) : (RoomName * int64) list =
@@ -496,7 +570,10 @@ let decodeServerReply (line: string) : Result<ServerReply, DecodeError> =
                 arrayField frame "rooms"
                 |> List.map (fun token ->
                     let room = asObject token
-                    { Room = stringField room "room"; Owner = optionalNodeField room "owner"; Members = intField room "members" })
+                    { Room = stringField room "room"
+                      Owner = optionalNodeField room "owner"
+                      Backup = optionalNodeField room "backup"
+                      Members = intField room "members" })
             )
         | "who" -> WhoListed(optionalField frame "room" stringField, arrayField frame "users" |> List.map (asObject >> userOf))
         | "status" ->
@@ -512,7 +589,8 @@ let decodeServerReply (line: string) : Result<ServerReply, DecodeError> =
                           ClientEndpoint = endpointField node "client"
                           Load = loadOf node
                           IsLeader = boolField node "leader"
-                          IsSelf = boolField node "self" }) }
+                          IsSelf = boolField node "self" })
+                  Unreplicated = optionalField frame "unreplicated" (fun frame name -> arrayField frame name |> List.map asString) |> Option.defaultValue [] }
         | "redirect" -> Redirected(intField frame "node", endpointField frame "client", stringField frame "reason")
         | "error" -> Error(errorCodeOf (stringField frame "code"), stringField frame "reason")
         | "system" -> Notice(stringField frame "text")

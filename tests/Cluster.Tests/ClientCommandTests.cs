@@ -239,7 +239,7 @@ public class ClientCommandTests
         {
             new NodeStatus(1, new Endpoint("127.0.0.1", 5001), new Load(3, 0, 0), false, true),
             new NodeStatus(2, new Endpoint("127.0.0.1", 5002), new Load(2, 1, 0), true, false),
-        }));
+        }), ListModule.Empty<string>());
         Assert.Equal([3, 2], NodeChoice.FromStatus(status).Select(node => node.Clients));
     }
 

@@ -204,7 +204,8 @@ let ``a say to #lobby at another node than its owner goes to the owner only and 
     let message = { Room = Rooms.lobby; Seq = 1L; From = "alice"; FromNode = 1; Text = "hi all"; ClientMessageId = 7L }
     let confirmed, effects = step config posted (PeerMessageReceived(RoomSequenced message))
 
-    Assert.Equal<Effect list>([ SendToClients(set [ 10L; 11L ], Message message) ], effects)
+    // Written to this node's log first, so a restart of the whole cluster keeps it.
+    Assert.Equal<Effect list>([ AppendToLog(Rooms.lobby, [ message ]); SendToClients(set [ 10L; 11L ], Message message) ], effects)
     Assert.Empty(confirmed.Unconfirmed[Rooms.lobby])
 
 [<Fact>]
@@ -223,7 +224,8 @@ let ``a sequenced #lobby message from its owner is delivered to every named loca
 
     let _, effects = step config state (PeerMessageReceived(RoomSequenced message))
 
-    Assert.Equal<Effect list>([ SendToClients(set [ 10L; 11L ], Message message) ], effects)
+    // Written to this node's log first, so a restart of the whole cluster keeps it.
+    Assert.Equal<Effect list>([ AppendToLog(Rooms.lobby, [ message ]); SendToClients(set [ 10L; 11L ], Message message) ], effects)
 
 [<Theory>]
 [<InlineData("")>]

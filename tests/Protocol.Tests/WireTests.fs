@@ -150,7 +150,7 @@ let private nodeStatusGen : Gen<NodeStatus> =
     }
 
 let private roomSummaryGen : Gen<RoomSummary> =
-    Gen.map3 (fun room owner members -> { Room = room; Owner = owner; Members = members }) textGen (Gen.optionOf intGen) intGen
+    Gen.map4 (fun room owner backup members -> { Room = room; Owner = owner; Backup = backup; Members = members }) textGen (Gen.optionOf intGen) (Gen.optionOf intGen) intGen
 
 let private serverReplyGen : Gen<ServerReply> =
     Gen.oneof
@@ -178,7 +178,8 @@ let private serverReplyGen : Gen<ServerReply> =
               let! leader = Gen.optionOf intGen
               let! epoch = intGen
               let! nodes = smallListOf nodeStatusGen
-              return StatusReported { Self = self; Leader = leader; Epoch = epoch; Nodes = nodes }
+              let! unreplicated = smallListOf textGen
+              return StatusReported { Self = self; Leader = leader; Epoch = epoch; Nodes = nodes; Unreplicated = unreplicated }
           }
           Gen.map3 (fun node client reason -> Redirected(node, client, reason)) intGen endpointGen textGen
           Gen.map2 (fun code reason -> Error(code, reason)) errorCodeGen textGen

@@ -1,0 +1,201 @@
+/// Primary–backup replication of each room (spec/Replication.tla, docs/REPLICATION.md). The
+/// leader gives every owned room a backup on another live node; the owner commits a message, and
+/// only then sends it to anyone, once that backup has stored it. When the owner leaves the view
+/// the leader promotes the backup, which already holds every committed message.
+module FormalChat.Protocol.Replication
+
+type Backups = Map<RoomName, BackupAssignment>
+
+/// The owner's side of one room.
+type Primary =
+    { /// Sequenced here and not yet committed, oldest first.
+      Pending: RoomMessage list
+      /// The backup assignment (its version) the owner has sent its state to; 0 for none.
+      SyncedVersion: int
+      /// The highest sequence number that backup has confirmed; None until it confirmed the sync.
+      Stored: int64 option
+      /// The oldest pending message at the last tick: unchanged for a whole tick means the backup
+      /// missed something (a broken link), and the owner sends its state again.
+      PendingAtLastTick: int64 option }
+
+let emptyPrimary =
+    { Pending = []
+      SyncedVersion = 0
+      Stored = None
+      PendingAtLastTick = None }
+
+let private isLeader (state: Coordination) = state.Leader = Some state.Self
+
+let private announce (state: Coordination) (message: PeerMessage) : Sent list =
+    [ for node in state.View do
+          if node <> state.Self then { To = node; Message = message } ]
+
+let private ownerOf (room: RoomName) (placements: Placement.Placements) =
+    placements.TryFind room |> Option.map (fun placement -> placement.Owner)
+
+/// Spec: RoomsBacked(b, n).
+let roomsBacked (backups: Backups) (node: NodeId) : int =
+    backups |> Seq.sumBy (fun (KeyValue(_, backup)) -> if backup.Backup = node then 1 else 0)
+
+/// Spec: HasBackup(r). The room's backup serves its current owner and is live.
+let hasBackup (room: RoomName) (placements: Placement.Placements) (backups: Backups) (state: Coordination) : bool =
+    match ownerOf room placements, backups.TryFind room with
+    | Some owner, Some backup -> backup.Owner = owner && backup.Backup <> owner && state.View.Contains backup.Backup
+    | _ -> false
+
+/// A live owner with another live node to copy to, and no backup serving it.
+let needsBackup (room: RoomName) (placements: Placement.Placements) (backups: Backups) (state: Coordination) : bool =
+    match ownerOf room placements with
+    | Some owner -> state.View.Contains owner && state.View.Count > 1 && not (hasBackup room placements backups state)
+    | None -> false
+
+/// Spec: LeastLoadedBackup(l, o). The live node other than the owner holding the fewest rooms
+/// (owned and backed), then with the fewest clients, then the lowest id.
+let leastLoadedBackup (clients: NodeId -> int) (placements: Placement.Placements) (backups: Backups) (owner: NodeId) (state: Coordination) : NodeId =
+    state.View
+    |> Seq.filter (fun node -> node <> owner)
+    |> Seq.minBy (fun node -> Placement.roomsOwned placements node + roomsBacked backups node, clients node, node)
+
+/// Spec: Newer(a, b), for backup assignments.
+let isNewer (assignment: BackupAssignment) (than: BackupAssignment) : bool =
+    (assignment.Epoch, assignment.Version) > (than.Epoch, than.Version)
+
+/// Spec: AssignBackup(l, r). The leader gives a room that needs one a backup and tells every node.
+let assignBackup (clients: NodeId -> int) (room: RoomName) (placements: Placement.Placements) (backups: Backups) (state: Coordination) : Backups * Sent list =
+    if not (isLeader state) || not (needsBackup room placements backups state) then
+        backups, []
+    else
+        let owner = placements[room].Owner
+        let version = backups.TryFind room |> Option.map (fun current -> current.Version + 1) |> Option.defaultValue 1
+        let backup =
+            { Backup = leastLoadedBackup clients placements backups owner state
+              Owner = owner
+              Epoch = state.Epoch
+              Version = version }
+        backups.Add(room, backup), announce state (BackupAssigned(room, backup))
+
+/// Every room that needs a backup gets one, one after the other, so the counts see each choice.
+let assignBackups (clients: NodeId -> int) (placements: Placement.Placements) (backups: Backups) (state: Coordination) : Backups * Sent list =
+    placements
+    |> Map.keys
+    |> Seq.fold
+        (fun (backups, sent) room ->
+            let backups, more = assignBackup clients room placements backups state
+            backups, sent @ more)
+        (backups, [])
+
+/// Spec: RecvBackupAssignment(i, m). A newer assignment replaces the one this node has.
+let recvBackupAssignment (room: RoomName) (backup: BackupAssignment) (backups: Backups) : Backups =
+    match backups.TryFind room with
+    | Some current when not (isNewer backup current) -> backups
+    | _ -> backups.Add(room, backup)
+
+/// Spec: PromoteBackup(l, r). The owner has left the view and its backup is live: the leader
+/// makes the backup the owner, with a newer placement, and tells every node. `lastSeq` is the
+/// room's last sequence number the leader knows of.
+let promoteBackup (lastSeq: int64) (room: RoomName) (placements: Placement.Placements) (backups: Backups) (state: Coordination) : Placement.Placements * Sent list =
+    match placements.TryFind room, backups.TryFind room with
+    | Some placement, Some backup when
+        isLeader state
+        && not (state.View.Contains placement.Owner)
+        && backup.Owner = placement.Owner
+        && state.View.Contains backup.Backup
+        ->
+        let promoted =
+            { Owner = backup.Backup
+              Epoch = state.Epoch
+              Version = placement.Version + 1
+              LastSeq = max lastSeq placement.LastSeq }
+        placements.Add(room, promoted), announce state (RoomAssigned(room, promoted))
+    | _ -> placements, []
+
+let promoteBackups (lastSeq: RoomName -> int64) (placements: Placement.Placements) (backups: Backups) (state: Coordination) : Placement.Placements * Sent list =
+    placements
+    |> Map.keys
+    |> Seq.fold
+        (fun (placements, sent) room ->
+            let placements, more = promoteBackup (lastSeq room) room placements backups state
+            placements, sent @ more)
+        (placements, [])
+
+// ---------------------------------------------------------------------------------------------
+// The owner.
+
+/// The backup this node, as the room's owner, replicates to: assigned for it, and live.
+let backupTarget (room: RoomName) (placements: Placement.Placements) (backups: Backups) (state: Coordination) : BackupAssignment option =
+    if ownerOf room placements = Some state.Self && hasBackup room placements backups state then backups.TryFind room
+    else None
+
+/// What the owner makes of a post.
+type Sequencing =
+    /// A new message, with the next sequence number: stored here, not yet committed.
+    | Sequenced of RoomMessage
+    /// A retry of a committed message.
+    | AlreadyCommitted of RoomMessage
+    /// A retry of a message still waiting for the backup: it is committed once, later.
+    | AlreadyPending
+
+let private samePost (post: RoomPost) (message: RoomMessage) =
+    post.ClientMessageId <> 0L && message.ClientMessageId = post.ClientMessageId && message.From = post.From
+
+/// Spec: SequencePost(o, m). The next number continues after everything this node holds:
+/// committed, pending, and what the placement says the previous owner reached.
+let sequencePost (post: RoomPost) (placement: Assignment) (history: Rooms.RoomHistory) (primary: Primary) : Primary * Sequencing =
+    match Rooms.alreadySequenced post history, List.exists (samePost post) primary.Pending with
+    | Some message, _ -> primary, AlreadyCommitted message
+    | None, true -> primary, AlreadyPending
+    | None, false ->
+        let lastPending = primary.Pending |> List.tryLast |> Option.map _.Seq |> Option.defaultValue 0L
+        let message = Rooms.sequence post { placement with LastSeq = max placement.LastSeq lastPending } history
+        { primary with Pending = primary.Pending @ [ message ] }, Sequenced message
+
+/// Spec: SyncBackup(o, r). A backup the owner has not sent its state to gets the room's
+/// committed history and every pending message; until it confirms, nothing commits.
+let syncBackup (target: BackupAssignment option) (room: RoomName) (history: Rooms.RoomHistory) (primary: Primary) : Primary * Sent list =
+    match target with
+    | Some backup when backup.Version <> primary.SyncedVersion ->
+        { primary with SyncedVersion = backup.Version; Stored = None; PendingAtLastTick = None },
+        [ { To = backup.Backup; Message = ReplicaSynced(room, backup, Rooms.last Rooms.historyCapacity history, primary.Pending) } ]
+    | _ -> primary, []
+
+/// Spec: RecvStored(o, n). The backup confirms it holds everything up to `seq`.
+let recvStored (version: int) (seq: int64) (primary: Primary) : Primary =
+    if version <> primary.SyncedVersion then primary
+    else { primary with Stored = Some(max seq (primary.Stored |> Option.defaultValue 0L)) }
+
+/// Spec: Commit(o). The pending messages the backup has stored, or all of them when the room has
+/// no backup to wait for; the rest stay pending.
+let commit (target: BackupAssignment option) (primary: Primary) : RoomMessage list * Primary =
+    let stored =
+        match target, primary.Stored with
+        | None, _ -> System.Int64.MaxValue
+        | Some backup, Some seq when backup.Version = primary.SyncedVersion -> seq
+        | Some _, _ -> 0L
+    let committed, pending = primary.Pending |> List.partition (fun message -> message.Seq <= stored)
+    committed, { primary with Pending = pending }
+
+/// A backup that has not moved the oldest pending message on for a whole tick is sent the
+/// state again (a message to it was lost with a broken link).
+let resyncIfStalled (primary: Primary) : Primary =
+    let oldest = primary.Pending |> List.tryHead |> Option.map _.Seq
+    if oldest.IsSome && oldest = primary.PendingAtLastTick then { primary with SyncedVersion = 0; PendingAtLastTick = None }
+    else { primary with PendingAtLastTick = oldest }
+
+/// Whether the owner's backup has confirmed the state it was sent.
+let isUpToDate (target: BackupAssignment option) (primary: Primary) : bool =
+    match target with
+    | Some backup -> backup.Version = primary.SyncedVersion && primary.Stored.IsSome
+    | None -> false
+
+// ---------------------------------------------------------------------------------------------
+// The backup.
+
+/// Spec: StoreReplica(b, m). The backup stores the owner's next message when it follows
+/// directly on what it holds (`held`, committed or not); otherwise it keeps what it has and its
+/// reply shows the owner that it fell behind.
+let storeReplica (message: RoomMessage) (held: int64) (stored: RoomMessage list) : RoomMessage list option =
+    if message.Seq = held + 1L then Some(stored @ [ message ]) else None
+
+/// The highest sequence number a node holds of a room: committed, or stored as a backup.
+let held (history: Rooms.RoomHistory) (stored: RoomMessage list) : int64 =
+    stored |> List.tryLast |> Option.map _.Seq |> Option.defaultValue 0L |> max history.LastSeq
