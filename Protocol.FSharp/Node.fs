@@ -81,14 +81,17 @@ let private rewrite (room: RoomName) (history: Rooms.RoomHistory) (extra: RoomMe
 /// A committed message reaches this node: kept in the room's history and log, shown to local
 /// members, no longer waiting for confirmation here, and no longer only a backup's copy.
 let private deliverSequenced (message: RoomMessage) (state: NodeState) : NodeState * Effect list =
-    let state =
-        match state.Replicas.TryFind message.Room with
-        | Some stored -> { state with Replicas = state.Replicas.Add(message.Room, stored |> List.filter (fun held -> held.Seq > message.Seq)) }
-        | None -> state
+    let stored = state.Replicas.TryFind message.Room |> Option.defaultValue []
+    // A stored copy that differs was never committed (its owner died first): the log drops it
+    // and everything stored after it.
+    let superseded = stored |> List.exists (fun held -> held.Seq = message.Seq && held <> message)
+    let stored = if superseded then [] else stored |> List.filter (fun held -> held.Seq > message.Seq)
+    let state = if stored.IsEmpty then { state with Replicas = state.Replicas.Remove message.Room } else { state with Replicas = state.Replicas.Add(message.Room, stored) }
     match Rooms.record message (historyOf message.Room state) with
     | None -> confirm message state, []
     | Some history ->
-        let state, written = persist message.Room [ message ] (confirm message { state with Histories = state.Histories.Add(message.Room, history) })
+        let state = confirm message { state with Histories = state.Histories.Add(message.Room, history) }
+        let state, written = if superseded then rewrite message.Room history [] state else persist message.Room [ message ] state
         state, written @ [ SendToClients(localMembers message.Room state.Chat, Message message) ]
 
 /// Committed messages from the owner (a reply to HistoryRequested, or a node's introduction):
@@ -130,7 +133,7 @@ let private replicate (room: RoomName) (state: NodeState) : NodeState * Effect l
     else
         let target = backupTarget room state
         let primary, sync = Replication.syncBackup target room (historyOf room state) (primaryOf room state)
-        let committed, primary = Replication.commit target primary
+        let committed, primary = Replication.commit (hasQuorum state) target primary
         let state = { state with Primaries = state.Primaries.Add(room, primary) }
         let syncs = [ for sent in sync do SendToPeer(state.Peers[sent.To].Info, sent.Message) ]
         committed
@@ -219,7 +222,10 @@ let private takeOwnership (room: RoomName) (owner: NodeId) (state: NodeState) : 
         let pending = stored |> List.filter (fun message -> message.Seq > (historyOf room state).LastSeq)
         replicate room { state with Primaries = state.Primaries.Add(room, { Replication.emptyPrimary with Pending = pending }); Replicas = state.Replicas.Remove room }
     elif owner <> self state && state.Primaries.ContainsKey room then
-        { state with Primaries = state.Primaries.Remove room }, []
+        // What was pending here was never committed; the log must not keep it.
+        let pending = (primaryOf room state).Pending
+        let state = { state with Primaries = state.Primaries.Remove room }
+        if pending.IsEmpty then state, [] else rewrite room (historyOf room state) [] state
     else
         state, []
 
@@ -287,6 +293,7 @@ and private applyPlacements decided (state: NodeState) = applyDecisions state.Pl
 
 /// The leader's standing duty: every room with a live owner and no live backup gets one.
 and private assignBackups (state: NodeState) : NodeState * Effect list =
+    if not (hasQuorum state) then state, [] else
     let decided = Replication.assignBackups (clientsOn state) state.Placements state.Backups state.Coordination
     applyDecisions state.Backups applyBackup decided state
 
@@ -395,6 +402,7 @@ and handlePeerMessage (message: PeerMessage) (state: NodeState) : NodeState * Ef
         match state.Peers.TryFind node with
         | Some peer -> state, introduceTo peer.Info state
         | None -> state, []
+    | PlacementRequested _ when not (hasQuorum state) -> state, []
     | PlacementRequested(room, requester) ->
         let lastSeq = (historyOf room state).LastSeq
         applyPlacements (Placement.assignRoom (clientsOn state) lastSeq requester room state.Placements state.Coordination) state
@@ -559,6 +567,7 @@ let private request (config: ProtocolConfig) (client: ClientId) (request: Client
 /// live one, the other rooms are placed afresh, and every room gets a live backup.
 let private reassignRooms (state: NodeState) : NodeState * Effect list =
     let lastSeq room = (historyOf room state).LastSeq
+    if not (hasQuorum state) then state, [] else
     applyPlacements (Replication.promoteBackups lastSeq state.Placements state.Backups state.Coordination) state
     |> then' (fun state -> applyPlacements (Placement.reassignRooms (clientsOn state) lastSeq state.Placements state.Coordination) state)
     |> then' assignBackups

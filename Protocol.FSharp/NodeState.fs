@@ -136,6 +136,10 @@ let clientsOn (state: NodeState) (node: NodeId) : int =
     if node = self state then state.Chat.LocalNicks.Count
     else state.Peers.TryFind node |> Option.map (fun peer -> peer.Load.Clients) |> Option.defaultValue 0
 
+/// Spec: HasQuorum, with every node this node has heard of counted as a member.
+let hasQuorum (state: NodeState) : bool =
+    Replication.hasQuorum (state.Peers.Count + 1) state.Coordination
+
 let livePeers (state: NodeState) : NodeInfo list =
     [ for id in state.Coordination.View do
           if id <> self state then

@@ -26,6 +26,13 @@ let emptyPrimary =
 
 let private isLeader (state: Coordination) = state.Leader = Some state.Self
 
+/// Spec: HasQuorum(i). The node sees a majority of the nodes it knows (`known` counts itself),
+/// or the cluster has at most two nodes. Without it a node commits nothing and, as leader,
+/// decides nothing: a node cut off by a partition cannot give a room a second history.
+/// (Two nodes cannot tell a crash from a partition; there the survivor keeps serving.)
+let hasQuorum (known: int) (state: Coordination) : bool =
+    known <= 2 || 2 * state.View.Count > known
+
 let private announce (state: Coordination) (message: PeerMessage) : Sent list =
     [ for node in state.View do
           if node <> state.Self then { To = node; Message = message } ]
@@ -163,11 +170,12 @@ let recvStored (version: int) (seq: int64) (primary: Primary) : Primary =
     if version <> primary.SyncedVersion then primary
     else { primary with Stored = Some(max seq (primary.Stored |> Option.defaultValue 0L)) }
 
-/// Spec: Commit(o). The pending messages the backup has stored, or all of them when the room has
-/// no backup to wait for; the rest stay pending.
-let commit (target: BackupAssignment option) (primary: Primary) : RoomMessage list * Primary =
+/// Spec: Commit(o). With a quorum: the pending messages the backup has stored, or all of them
+/// when the room has no backup to wait for; the rest stay pending.
+let commit (quorum: bool) (target: BackupAssignment option) (primary: Primary) : RoomMessage list * Primary =
     let stored =
         match target, primary.Stored with
+        | _ when not quorum -> 0L
         | None, _ -> System.Int64.MaxValue
         | Some backup, Some seq when backup.Version = primary.SyncedVersion -> seq
         | Some _, _ -> 0L
