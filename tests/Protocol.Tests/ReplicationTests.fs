@@ -1,0 +1,264 @@
+/// Primary–backup replication (Replication.fs, docs/REPLICATION.md): the pure functions, then
+/// whole nodes through Node.step: nothing is shown before the backup stores it, the backup
+/// writes before it confirms, the leader promotes the backup when the owner dies, and a node
+/// cut off from the majority commits nothing.
+module FormalChat.Protocol.Tests.ReplicationTests
+
+open FormalChat.Protocol
+open FormalChat.Protocol.NodeState
+open FormalChat.Protocol.Tests.Simulation
+open Xunit
+
+let private message (seq: int64) (id: int64) : RoomMessage =
+    { Room = "#dev"; Seq = seq; From = "ann"; FromNode = 1; Text = $"m{seq}"; ClientMessageId = id }
+
+let private post (id: int64) : RoomPost =
+    { Room = "#dev"; From = "ann"; FromNode = 1; Text = $"post {id}"; ClientMessageId = id }
+
+let private placement = { Owner = 1; Epoch = 1; Version = 1; LastSeq = 0L }
+let private backupOn (node: NodeId) (version: int) = { Backup = node; Owner = 1; Epoch = 1; Version = version }
+
+let private coordination (self: NodeId) (view: NodeId list) (leader: NodeId) : Coordination =
+    { Coordination.init self with View = Set.ofList view; Leader = Some leader; Epoch = 1 }
+
+// ---------------------------------------------------------------------------------------------
+// The pure functions.
+
+[<Fact>]
+let ``hasQuorum: a majority of the known nodes, or a cluster of at most two`` () =
+    Assert.True(Replication.hasQuorum 3 (coordination 1 [ 1; 2 ] 2))
+    Assert.False(Replication.hasQuorum 3 (coordination 1 [ 1 ] 1))
+    Assert.False(Replication.hasQuorum 4 (coordination 1 [ 1; 2 ] 2))
+    Assert.True(Replication.hasQuorum 2 (coordination 1 [ 1 ] 1))
+    Assert.True(Replication.hasQuorum 1 (coordination 1 [ 1 ] 1))
+
+[<Fact>]
+let ``sequencePost: numbers continue after history and pending, and a retry is recognised either way`` () =
+    let history = Rooms.ofMessages [ message 1L 11L; message 2L 12L ]
+
+    let primary, first = Replication.sequencePost (post 21L) placement history Replication.emptyPrimary
+    let primary, second = Replication.sequencePost (post 22L) placement history primary
+    let _, retryPending = Replication.sequencePost (post 21L) placement history primary
+    let _, retryCommitted = Replication.sequencePost { post 12L with Text = "m2" } placement history primary
+
+    Assert.Equal<int64 list>([ 3L; 4L ], primary.Pending |> List.map _.Seq)
+    Assert.True(match first, second with Replication.Sequenced a, Replication.Sequenced b -> a.Seq = 3L && b.Seq = 4L | _ -> false)
+    Assert.Equal(Replication.AlreadyPending, retryPending)
+    Assert.Equal(Replication.AlreadyCommitted(message 2L 12L), retryCommitted)
+
+[<Fact>]
+let ``commit: everything without a backup, what the backup stored with one, nothing without a quorum`` () =
+    let primary = { Replication.emptyPrimary with Pending = [ message 1L 1L; message 2L 2L; message 3L 3L ] }
+    let synced = { primary with SyncedVersion = 4; Stored = Some 2L }
+
+    Assert.Equal(3, (fst (Replication.commit true None primary)).Length)
+    Assert.Empty(fst (Replication.commit false None primary))
+    Assert.Empty(fst (Replication.commit true (Some(backupOn 2 4)) primary))
+    let committed, rest = Replication.commit true (Some(backupOn 2 4)) synced
+    Assert.Equal<int64 list>([ 1L; 2L ], committed |> List.map _.Seq)
+    Assert.Equal<int64 list>([ 3L ], rest.Pending |> List.map _.Seq)
+    // A confirmation for an earlier backup counts for nothing.
+    Assert.Empty(fst (Replication.commit true (Some(backupOn 3 5)) synced))
+
+[<Fact>]
+let ``syncBackup: a new backup gets the history and the pending messages once, and nothing commits until it confirms`` () =
+    let history = Rooms.ofMessages [ message 1L 1L ]
+    let primary = { Replication.emptyPrimary with Pending = [ message 2L 2L ] }
+
+    let synced, sent = Replication.syncBackup (Some(backupOn 2 1)) "#dev" history primary
+    let _, again = Replication.syncBackup (Some(backupOn 2 1)) "#dev" history synced
+
+    Assert.Equal<Sent list>([ { To = 2; Message = ReplicaSynced("#dev", backupOn 2 1, [ message 1L 1L ], [ message 2L 2L ]) } ], sent)
+    Assert.Empty(again)
+    Assert.False(Replication.isUpToDate (Some(backupOn 2 1)) synced)
+    Assert.True(Replication.isUpToDate (Some(backupOn 2 1)) (Replication.recvStored 1 2L synced))
+    Assert.False(Replication.isUpToDate (Some(backupOn 2 1)) (Replication.recvStored 7 2L synced))
+
+[<Fact>]
+let ``storeReplica: only the message right after what the backup holds`` () =
+    Assert.Equal(Some [ message 3L 3L ], Replication.storeReplica (message 3L 3L) 2L [])
+    Assert.Equal(None, Replication.storeReplica (message 5L 5L) 2L [])
+    Assert.Equal(None, Replication.storeReplica (message 2L 2L) 2L [])
+
+[<Fact>]
+let ``assignBackup: the leader picks the least-loaded other live node and never the owner`` () =
+    let placements = Map.ofList [ "#dev", placement; "#ops", { placement with Owner = 2 } ]
+    let leader = coordination 3 [ 1; 2; 3 ] 3
+
+    let backups, sent = Replication.assignBackups (fun _ -> 0) placements Map.empty leader
+
+    Assert.Equal(3, backups["#dev"].Backup)
+    Assert.Equal(1, backups["#ops"].Backup)
+    Assert.Equal(4, sent.Length)
+    Assert.True(backups |> Map.forall (fun room backup -> backup.Owner = placements[room].Owner && backup.Owner <> backup.Backup))
+
+[<Fact>]
+let ``promoteBackup: an owner gone from the view is replaced by its live backup, with a newer placement`` () =
+    let placements = Map.ofList [ "#dev", placement ]
+    let backups = Map.ofList [ "#dev", backupOn 2 1 ]
+
+    let promoted, _ = Replication.promoteBackup 9L "#dev" placements backups { coordination 3 [ 2; 3 ] 3 with Epoch = 2 }
+    let unchanged, none = Replication.promoteBackup 9L "#dev" placements backups (coordination 3 [ 1; 2; 3 ] 3)
+
+    Assert.Equal({ Owner = 2; Epoch = 2; Version = 2; LastSeq = 9L }, promoted["#dev"])
+    Assert.Equal<Placement.Placements>(placements, unchanged)
+    Assert.Empty(none)
+
+[<Fact>]
+let ``adopt: the owner's messages extend an agreeing history and replace a disagreeing one`` () =
+    let history = Rooms.ofMessages [ message 1L 1L; message 2L 2L ]
+
+    Assert.Equal(Rooms.Extends [ message 3L 3L ], Rooms.adopt [ message 2L 2L; message 3L 3L ] history)
+    match Rooms.adopt [ message 1L 1L; { message 2L 2L with Text = "other" } ] history with
+    | Rooms.Replaces replaced -> Assert.Equal("other", replaced.Recent.Head.Text)
+    | other -> failwith $"expected Replaces, got {other}"
+    // Something beyond what the owner committed was never committed: it goes too.
+    Assert.True(match Rooms.adopt [ message 1L 1L ] history with Rooms.Replaces _ -> true | _ -> false)
+
+// ---------------------------------------------------------------------------------------------
+// Whole nodes.
+
+let private config = { ProtocolConfig.defaults with SuspectAfter = 3; Rebalance = None; HistoryOnJoin = 3 }
+
+/// Nodes 1, 2, 3 led by 3; ann on node 1 (client 10), ben on 2 (20), cat on 3 (30), all in
+/// #lobby and #dev, with every placement and backup settled.
+let private cluster () : Nodes.Net =
+    Nodes.formed config [ 1; 2; 3 ]
+    |> Nodes.connect 1 10 "ann"
+    |> Nodes.settle
+    |> Nodes.connect 2 20 "ben"
+    |> Nodes.connect 3 30 "cat"
+    |> Nodes.settle
+    |> Nodes.request 1 10 (Join "#dev")
+    |> Nodes.request 2 20 (Join "#dev")
+    |> Nodes.request 3 30 (Join "#dev")
+    |> Nodes.settle
+    |> Nodes.tickAll
+
+let private roles (room: RoomName) (net: Nodes.Net) : NodeId * NodeId =
+    let leader = net.States[3]
+    leader.Placements[room].Owner, leader.Backups[room].Backup
+
+let private clientOn (node: NodeId) : ClientId = int64 node * 10L
+let private nickOn (node: NodeId) = [| ""; "ann"; "ben"; "cat" |].[node]
+
+let private say (node: NodeId) (text: string) (id: int64) (net: Nodes.Net) =
+    Nodes.request node (clientOn node) (Say("#dev", text, id)) net
+
+let private shown (node: NodeId) (net: Nodes.Net) = Nodes.shown (clientOn node) "#dev" net |> List.map _.Text
+
+/// Delivers the oldest message in flight that matches, leaving the rest where they are.
+let private deliverFirst (matches: Nodes.InFlight -> bool) (net: Nodes.Net) : Nodes.Net =
+    let index = net.InFlight |> List.findIndex matches
+    let message = net.InFlight[index]
+    { net with InFlight = List.removeAt index net.InFlight } |> Nodes.apply message.To (PeerMessageReceived message.Message)
+
+[<Fact>]
+let ``every room gets a backup on another node, and every node knows it`` () =
+    let net = cluster ()
+
+    for room in [ Rooms.lobby; "#dev" ] do
+        let owner, backup = roles room net
+        Assert.NotEqual(owner, backup)
+        for node in [ 1; 2; 3 ] do
+            Assert.Equal(backup, net.States[node].Backups[room].Backup)
+        Assert.True(Replication.isUpToDate (Some net.States[owner].Backups[room]) net.States[owner].Primaries[room])
+
+[<Fact>]
+let ``a message is shown to nobody, its sender included, until the backup has stored it`` () =
+    let net = cluster ()
+    let owner, backup = roles "#dev" net
+
+    let net = say owner "hello" 1L net
+
+    Assert.Empty(shown owner net)
+    Assert.Contains(net.InFlight, fun m -> m.To = backup && (match m.Message with ReplicaAppended _ -> true | _ -> false))
+    let net = Nodes.settle net
+    for node in [ 1; 2; 3 ] do
+        Assert.Equal<string list>([ "hello" ], shown node net)
+
+[<Fact>]
+let ``the backup writes a message to its log before it confirms it`` () =
+    let net = cluster ()
+    let owner, backup = roles "#dev" net
+    let net = say owner "hello" 1L net
+    let append = net.InFlight |> List.find (fun m -> m.To = backup && (match m.Message with ReplicaAppended _ -> true | _ -> false))
+
+    let _, effects = Node.step config net.States[backup] (PeerMessageReceived append.Message)
+
+    match effects with
+    | [ AppendToLog("#dev", [ stored ]); SendToPeer(info, ReplicaStored("#dev", _, seq)) ] ->
+        Assert.Equal("hello", stored.Text)
+        Assert.Equal(owner, info.Id)
+        Assert.Equal(stored.Seq, seq)
+    | other -> failwith $"expected the write, then the confirmation; got {other}"
+
+[<Fact>]
+let ``when the owner dies after its backup stored a message, the promoted backup commits it and nothing is lost`` () =
+    let net = cluster ()
+    let owner, backup = roles "#dev" net
+    let witness = [ 1; 2; 3 ] |> List.find (fun node -> node <> owner && node <> backup)
+    let net = say owner "acked before" 1L net |> Nodes.settle
+    let net = say owner "stored, then the owner died" 2L net
+    // The backup stores the message; the owner dies before it hears the confirmation.
+    let net = net |> deliverFirst (fun m -> m.To = backup && (match m.Message with ReplicaAppended _ -> true | _ -> false))
+    let net = Nodes.crash owner net
+
+    let net = [ 1 .. config.SuspectAfter + 1 ] |> List.fold (fun net _ -> Nodes.tickAll net) net
+
+    Assert.Equal(backup, net.States[witness].Placements["#dev"].Owner)
+    for node in [ backup; witness ] do
+        Assert.Equal<string list>([ "acked before"; "stored, then the owner died" ], shown node net)
+    // The new owner has a new backup, brought up to date.
+    let newBackup = net.States[witness].Backups["#dev"]
+    Assert.Equal(backup, newBackup.Owner)
+    Assert.Equal(witness, newBackup.Backup)
+    Assert.True(Replication.isUpToDate (Some newBackup) net.States[backup].Primaries["#dev"])
+
+[<Fact>]
+let ``a retry through another node after a failover is sequenced once`` () =
+    let net = cluster ()
+    let owner, _ = roles "#dev" net
+    let other = [ 1; 2; 3 ] |> List.find (fun node -> node <> owner)
+    let net = say other "once" 5L net |> Nodes.settle
+
+    let net = say other "once" 5L net |> Nodes.settle
+
+    Assert.Equal<string list>([ "once" ], shown owner net)
+
+[<Fact>]
+let ``a node cut off from the majority commits nothing, and decides nothing as leader`` () =
+    let net = cluster ()
+    let owner, _ = roles "#dev" net
+    let others = [ 1; 2; 3 ] |> List.filter (fun node -> node <> owner)
+    // The other two are unreachable from the owner: it suspects both and leads a view of one.
+    let net = others |> List.fold (fun net node -> Nodes.crash node net) net
+    let net = [ 1 .. config.SuspectAfter + 2 ] |> List.fold (fun net _ -> Nodes.tickAll net) net
+    Assert.Equal<Set<NodeId>>(Set.singleton owner, net.States[owner].Coordination.View)
+
+    let net = say owner "alone" 9L net |> Nodes.settle
+
+    Assert.Empty(shown owner net)
+    Assert.Equal(1, net.States[owner].Primaries["#dev"].Pending.Length)
+    Assert.Contains("#dev", (clusterStatus net.States[owner]).Unreplicated)
+
+[<Fact>]
+let ``a room on a single node keeps serving and status says it has no up-to-date backup`` () =
+    let net = Nodes.formed config [ 1 ] |> Nodes.connect 1 10 "ann" |> Nodes.settle |> Nodes.tickAll
+
+    let net = Nodes.request 1 10 (Say(Rooms.lobby, "solo", 1L)) net |> Nodes.settle
+
+    Assert.Equal<string list>([ "solo" ], Nodes.shown 10 Rooms.lobby net |> List.map _.Text)
+    Assert.Equal<RoomName list>([ Rooms.lobby ], (clusterStatus net.States[1]).Unreplicated)
+
+[<Fact>]
+let ``a node that restarts reads its log back, and the owner's history replaces what it stored and nobody committed`` () =
+    let logs = [ "#dev", [ message 1L 1L; message 2L 2L; { message 3L 3L with Text = "never committed" } ] ]
+
+    let state = NodeState.recover logs (NodeState.init (Nodes.infoOf 2))
+
+    Assert.Equal(3L, state.Histories["#dev"].LastSeq)
+    let owners = [ message 1L 1L; message 2L 2L; { message 3L 3L with Text = "committed" } ]
+    let state, effects = Node.step config state (PeerMessageReceived(HistoryShared("#dev", owners)))
+    Assert.Equal("committed", state.Histories["#dev"].Recent.Head.Text)
+    Assert.Contains(RewriteLog("#dev", owners), effects)
