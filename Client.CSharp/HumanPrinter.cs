@@ -86,11 +86,12 @@ public sealed class HumanPrinter(IConsoleSink sink, Palette palette, string ownN
     private static string RoomsTable(IEnumerable<RoomSummary> rooms)
     {
         var sorted = rooms.OrderBy(room => room.Room, StringComparer.Ordinal).ToList();
-        var text = new StringBuilder($"{sorted.Count} room(s):\n  {"room",-34}  {"members",7}  owner");
+        var text = new StringBuilder($"{sorted.Count} room(s):\n  {"room",-34}  {"members",7}  {"owner",-7}  backup");
         foreach (var room in sorted)
         {
             var owner = room.Owner.ToNullable() is { } node ? $"node {node}" : "-";
-            text.Append($"\n  {room.Room,-34}  {room.Members,7}  {owner}");
+            var backup = room.Backup.ToNullable() is { } copy ? $"node {copy}" : "none";
+            text.Append($"\n  {room.Room,-34}  {room.Members,7}  {owner,-7}  {backup}");
         }
         return text.ToString();
     }
@@ -107,6 +108,13 @@ public sealed class HumanPrinter(IConsoleSink sink, Palette palette, string ownN
             text.Append($"\n  {node.Id,4}  {node.ClientEndpoint.ToString(),-21}  {role,-7}  ");
             text.Append($"{node.Load.Clients,7}  {node.Load.Rooms,5}  {node.Load.MessagesPerSecond,6}{self}");
         }
-        return text.Append("\n  (* = the node you are connected to)").ToString();
+        text.Append("\n  (* = the node you are connected to)");
+        if (!status.Unreplicated.IsEmpty)
+        {
+            // The guarantee is one crash without loss; say plainly where it does not hold right now.
+            text.Append($"\n  without an up-to-date backup: {string.Join(", ", status.Unreplicated)} " +
+                        "(still serving; a crash of the owner now can lose their latest messages)");
+        }
+        return text.ToString();
     }
 }

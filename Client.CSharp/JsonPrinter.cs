@@ -33,7 +33,7 @@ public sealed class JsonPrinter(IConsoleSink sink) : IEventPrinter
                 Write(new JObject { ["event"] = "left", ["room"] = left.room });
                 break;
             case ServerReply.RoomsListed { Item: var rooms }:
-                var list = new JArray(rooms.Select(room => new JObject { ["room"] = room.Room, ["owner"] = NodeOrNull(room.Owner), ["members"] = room.Members }));
+                var list = new JArray(rooms.Select(room => new JObject { ["room"] = room.Room, ["owner"] = NodeOrNull(room.Owner), ["backup"] = NodeOrNull(room.Backup), ["members"] = room.Members }));
                 Write(new JObject { ["event"] = "rooms", ["rooms"] = list });
                 break;
             case ServerReply.WhoListed who:
@@ -117,6 +117,7 @@ public sealed class JsonPrinter(IConsoleSink sink) : IEventPrinter
             ["leader"] = NodeOrNull(status.Leader),
             ["epoch"] = status.Epoch,
             ["nodes"] = nodes,
+            ["unreplicated"] = new JArray(status.Unreplicated),
         };
     }
 }
