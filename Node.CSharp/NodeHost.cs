@@ -38,7 +38,7 @@ public sealed class NodeHost
     {
         var host = IPAddress.Parse(_options.Host);
         await using var clients = new ClientGateway(new IPEndPoint(host, _options.ClientPort), _options.MaxFrameBytes, _events.Writer, _counters, _log);
-        await using var peers = new PeerNetwork(new IPEndPoint(host, _options.PeerPort), _options.MaxFrameBytes, _events.Writer, _counters, _log);
+        await using var peers = new PeerNetwork(new IPEndPoint(host, _options.PeerPort), Wire.maxPeerFrameBytes, _events.Writer, _counters, _log);
         using var discovery = OpenDiscovery();
         clients.Start();
         peers.Start();

@@ -30,7 +30,7 @@ let private introduceTo (info: NodeInfo) (state: NodeState) =
     :: [ for KeyValue(room, placement) in state.Placements do
              yield SendToPeer(info, RoomAssigned(room, placement))
              if placement.Owner = self state then
-                 yield SendToPeer(info, HistoryShared(room, Rooms.last Rooms.historyCapacity (historyOf room state)))
+                 yield SendToPeer(info, HistoryShared(room, Rooms.lastWithin Rooms.transferBudgetChars (Rooms.last Rooms.historyCapacity (historyOf room state))))
          for KeyValue(room, backup) in state.Backups do
              yield SendToPeer(info, BackupAssigned(room, backup)) ]
 
@@ -416,7 +416,7 @@ and handlePeerMessage (message: PeerMessage) (state: NodeState) : NodeState * Ef
     | ReplicaStored(room, version, seq) -> recvStored room version seq state
     | HistoryRequested(room, after, requester) ->
         match state.Peers.TryFind requester with
-        | Some peer -> state, [ SendToPeer(peer.Info, HistoryShared(room, Rooms.since after (historyOf room state))) ]
+        | Some peer -> state, [ SendToPeer(peer.Info, HistoryShared(room, Rooms.lastWithin Rooms.transferBudgetChars (Rooms.since after (historyOf room state)))) ]
         | None -> state, []
     | HistoryShared(room, messages) -> adoptHistory room messages state
 

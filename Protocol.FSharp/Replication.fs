@@ -162,7 +162,7 @@ let syncBackup (target: BackupAssignment option) (room: RoomName) (history: Room
     match target with
     | Some backup when backup.Version <> primary.SyncedVersion ->
         { primary with SyncedVersion = backup.Version; Stored = None; PendingAtLastTick = None },
-        [ { To = backup.Backup; Message = ReplicaSynced(room, backup, Rooms.last Rooms.historyCapacity history, primary.Pending) } ]
+        [ { To = backup.Backup; Message = ReplicaSynced(room, backup, Rooms.lastWithin Rooms.transferBudgetChars (Rooms.last Rooms.historyCapacity history), primary.Pending) } ]
     | _ -> primary, []
 
 /// Spec: RecvStored(o, n). The backup confirms it holds everything up to `seq`.

@@ -54,6 +54,18 @@ let adopt (messages: RoomMessage list) (history: RoomHistory) : Adoption =
 let since (seq: int64) (history: RoomHistory) : RoomMessage list =
     history.Recent |> List.takeWhile (fun message -> message.Seq > seq) |> List.rev
 
+/// Text one state transfer or history reply carries at most: the newest messages that fit, so
+/// one peer frame stays far below Wire.maxPeerFrameBytes even for 2000 long messages.
+let transferBudgetChars = 1_000_000
+
+/// Oldest first: the newest messages whose texts together fit in `budget` characters.
+let lastWithin (budget: int) (messages: RoomMessage list) : RoomMessage list =
+    let rec take (left: int) (taken: RoomMessage list) (newestFirst: RoomMessage list) =
+        match newestFirst with
+        | message :: older when message.Text.Length <= left -> take (left - message.Text.Length) (message :: taken) older
+        | _ -> taken
+    take budget [] (List.rev messages)
+
 /// Oldest first: the last `count` messages.
 let last (count: int) (history: RoomHistory) : RoomMessage list =
     history.Recent |> List.truncate count |> List.rev

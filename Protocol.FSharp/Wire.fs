@@ -9,6 +9,10 @@ open Newtonsoft.Json.Linq
 /// Frames longer than this are refused and the connection closed (the default of --max-frame).
 let defaultMaxFrameBytes = 64 * 1024
 
+/// Frames between nodes may be larger: a state transfer carries a room's recent history (at
+/// most Rooms.transferBudgetChars characters of text, a few bytes each once encoded).
+let maxPeerFrameBytes = 32 * 1024 * 1024
+
 // ---------------------------------------------------------------------------------------------
 // Encoding: a JsonTextWriter, so a frame costs one string and no intermediate tree.
 

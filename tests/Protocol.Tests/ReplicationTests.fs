@@ -115,6 +115,22 @@ let ``adopt: the owner's messages extend an agreeing history and replace a disag
     // Something beyond what the owner committed was never committed: it goes too.
     Assert.True(match Rooms.adopt [ message 1L 1L ] history with Rooms.Replaces _ -> true | _ -> false)
 
+[<Fact>]
+let ``a state transfer of a full history of the longest messages fits in one peer frame`` () =
+    let long = String.replicate ProtocolConfig.defaults.MaxTextLength "\u0001"
+    let history = Rooms.ofMessages [ for seq in 1L .. int64 Rooms.historyCapacity -> { message seq seq with Text = long } ]
+
+    let primary, sent = Replication.syncBackup (Some(backupOn 2 1)) "#dev" history Replication.emptyPrimary
+
+    let frame = Wire.encodePeerMessage sent.Head.Message
+    Assert.True(frame.Length < Wire.maxPeerFrameBytes, $"{frame.Length} bytes")
+    match sent.Head.Message with
+    | ReplicaSynced(_, _, committed, _) ->
+        Assert.Equal(Rooms.transferBudgetChars / ProtocolConfig.defaults.MaxTextLength, committed.Length)
+        Assert.Equal(int64 Rooms.historyCapacity, (List.last committed).Seq)
+    | other -> failwith $"expected a sync, got {other}"
+    Assert.Equal(1, primary.SyncedVersion)
+
 // ---------------------------------------------------------------------------------------------
 // Whole nodes.
 
