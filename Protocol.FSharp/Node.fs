@@ -102,8 +102,16 @@ let private adoptHistory (room: RoomName) (messages: RoomMessage list) (state: N
     | Rooms.Extends fresh -> fresh |> List.fold (fun progress message -> then' (deliverSequenced message) progress) (state, [])
     | Rooms.Replaces history -> rewrite room history [] state
 
+/// Asks the room's live owner for the committed messages after the last one this node has.
+let private askForMissing (room: RoomName) (state: NodeState) : Effect list =
+    match state.Placements.TryFind room with
+    | Some placement when placement.Owner <> self state && state.Coordination.View.Contains placement.Owner ->
+        [ SendToPeer(state.Peers[placement.Owner].Info, HistoryRequested(room, (historyOf room state).LastSeq, self state)) ]
+    | _ -> []
+
 /// A committed message from another node. One that skips numbers means this node missed some
-/// (a broken link): it asks the owner for them and takes this one with them, in order.
+/// (a broken link, or an owner that died while sending): it asks the owner for them, and the
+/// answer brings this one too, in order. Until the answer comes, later ones wait the same way.
 let private recvSequenced (message: RoomMessage) (state: NodeState) : NodeState * Effect list =
     let history = historyOf message.Room state
     if message.Seq <= history.LastSeq + 1L then
@@ -111,12 +119,7 @@ let private recvSequenced (message: RoomMessage) (state: NodeState) : NodeState 
     elif state.FillsRequested.Contains message.Room then
         state, []
     else
-        let ask =
-            match state.Placements.TryFind message.Room |> Option.bind (fun placement -> state.Peers.TryFind placement.Owner) with
-            | Some owner when owner.Info.Id <> self state -> [ SendToPeer(owner.Info, HistoryRequested(message.Room, history.LastSeq, self state)) ]
-            | _ -> []
-        if ask.IsEmpty then deliverSequenced message state
-        else { state with FillsRequested = state.FillsRequested.Add message.Room }, ask
+        { state with FillsRequested = state.FillsRequested.Add message.Room }, askForMissing message.Room state
 
 let private primaryOf (room: RoomName) (state: NodeState) =
     state.Primaries.TryFind room |> Option.defaultValue Replication.emptyPrimary
@@ -573,13 +576,14 @@ let private reassignRooms (state: NodeState) : NodeState * Effect list =
     |> then' assignBackups
 
 /// Every owned room: a backup that fell behind (a lost message) is sent the state again, and
-/// what can commit does. Fills asked for and not answered are asked again on the next gap.
+/// what can commit does. Missing messages not yet received are asked for again, of the room's
+/// owner now (the one asked may have died).
 let private replicateOwnedRooms (state: NodeState) : NodeState * Effect list =
-    let state =
-        { state with
-            Primaries = state.Primaries |> Map.map (fun _ primary -> Replication.resyncIfStalled primary)
-            FillsRequested = Set.empty }
-    state.Primaries |> Map.keys |> Seq.fold (fun progress room -> then' (replicate room) progress) (state, [])
+    let state = { state with Primaries = state.Primaries |> Map.map (fun _ primary -> Replication.resyncIfStalled primary) }
+    let owned = state.Primaries |> Map.keys |> Seq.fold (fun progress room -> then' (replicate room) progress) (state, [])
+    owned |> then' (fun state ->
+        let stillMissing = state.FillsRequested |> Set.filter (fun room -> not (state.Primaries.ContainsKey room))
+        { state with FillsRequested = stillMissing }, [ for room in stillMissing do yield! askForMissing room state ])
 
 /// Rooms this node needs placed (members here, or posts waiting) and still has no live owner for.
 let private retryPlacements (state: NodeState) : NodeState * Effect list =

@@ -278,3 +278,21 @@ let ``a node that restarts reads its log back, and the owner's history replaces 
     let state, effects = Node.step config state (PeerMessageReceived(HistoryShared("#dev", owners)))
     Assert.Equal("committed", state.Histories["#dev"].Recent.Head.Text)
     Assert.Contains(RewriteLog("#dev", owners), effects)
+
+[<Fact>]
+let ``a node that missed messages asks the owner for them and shows them in order`` () =
+    let net = cluster ()
+    let owner, _ = roles "#dev" net
+    let other = [ 1; 2; 3 ] |> List.find (fun node -> node <> owner)
+    let net = say owner "one" 1L net |> Nodes.settle
+    let net = say owner "two" 2L net |> Nodes.settle
+    let two, three = (Nodes.shown (clientOn owner) "#dev" net).[1], { (Nodes.shown (clientOn owner) "#dev" net).[1] with Seq = 3L; Text = "three"; ClientMessageId = 3L }
+    // Node `other` lost "two" (a broken link) and now hears of "three".
+    let state = { net.States[other] with Histories = net.States[other].Histories.Add("#dev", Rooms.ofMessages (Nodes.shown (clientOn other) "#dev" net |> List.take 1)) }
+
+    let waiting, asked = Node.step config state (PeerMessageReceived(RoomSequenced three))
+    let _, shownNow = Node.step config waiting (PeerMessageReceived(HistoryShared("#dev", [ two; three ])))
+
+    Assert.Equal<Effect list>([ SendToPeer(Nodes.infoOf owner, HistoryRequested("#dev", 1L, other)) ], asked)
+    let texts = [ for effect in shownNow do match effect with SendToClients(_, Message m) -> m.Text | _ -> () ]
+    Assert.Equal<string list>([ "two"; "three" ], texts)
