@@ -175,8 +175,12 @@ let private applyBackup (room: RoomName) (backup: BackupAssignment) (state: Node
     if backups = state.Backups then state, []
     else replicate room { state with Backups = backups }
 
+/// This node stores for that owner only while it is the room's backup for it and the owner still
+/// owns the room here: a node just promoted must not store for the owner it replaced.
 let private isCurrentBackup (backup: BackupAssignment) (room: RoomName) (state: NodeState) =
-    backup.Backup = self state && state.Backups.TryFind room = Some backup
+    backup.Backup = self state
+    && state.Backups.TryFind room = Some backup
+    && (state.Placements.TryFind room |> Option.map _.Owner) = Some backup.Owner
 
 /// Spec: SyncBackup, on the backup. Its copy of the room becomes the owner's: the committed
 /// history (what it lacked is delivered, a disagreeing copy replaced) and the pending messages.
