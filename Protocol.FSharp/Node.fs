@@ -285,7 +285,8 @@ and private applyAssignment (room: RoomName) (placement: Assignment) (state: Nod
         let waiting = state.Unconfirmed.TryFind room |> Option.defaultValue []
         waiting |> List.fold (fun progress post -> then' (routePost post) progress) (then' (takeOwnership room owner) (state, told))
 
-/// The leader's decisions (placements, backups): applied here first, then announced.
+/// The leader's decisions (placements, backups): announced first, then applied here, so a post
+/// this node forwards to a new owner reaches it after the news that it owns the room.
 and private applyDecisions<'T when 'T: equality>
     (current: Map<RoomName, 'T>)
     (apply: RoomName -> 'T -> NodeState -> NodeState * Effect list)
@@ -293,8 +294,7 @@ and private applyDecisions<'T when 'T: equality>
     (state: NodeState)
     : NodeState * Effect list =
     let changed = decided |> Map.filter (fun room decision -> current.TryFind room <> Some decision)
-    let progress = changed |> Map.fold (fun progress room decision -> then' (apply room decision) progress) (state, [])
-    then' (routeSent sent) progress
+    changed |> Map.fold (fun progress room decision -> then' (apply room decision) progress) (routeSent sent state)
 
 and private applyPlacements decided (state: NodeState) = applyDecisions state.Placements applyAssignment decided state
 
@@ -589,6 +589,13 @@ let private replicateOwnedRooms (state: NodeState) : NodeState * Effect list =
         let stillMissing = state.FillsRequested |> Set.filter (fun room -> not (state.Primaries.ContainsKey room))
         { state with FillsRequested = stillMissing }, [ for room in stillMissing do yield! askForMissing room state ])
 
+/// Every post still waiting goes to its room's owner again: a post can be lost on a broken link,
+/// or reach a node that did not yet know the room had moved. The owner recognises a retry
+/// (Replication.sequencePost), so a post is sequenced once however often it is sent.
+let private resendWaiting (state: NodeState) : NodeState * Effect list =
+    state.Unconfirmed
+    |> Map.fold (fun progress _ posts -> posts |> List.fold (fun progress post -> then' (routePost post) progress) progress) (state, [])
+
 /// Rooms this node needs placed (members here, or posts waiting) and still has no live owner for.
 let private retryPlacements (state: NodeState) : NodeState * Effect list =
     let wanted = Set.union (state.Chat.LocalMembers |> Map.keys |> Set.ofSeq) (state.Unconfirmed |> Map.filter (fun _ posts -> not posts.IsEmpty) |> Map.keys |> Set.ofSeq)
@@ -632,6 +639,7 @@ let private tick (config: ProtocolConfig) (state: NodeState) =
         |> then' maybeStartElection
         |> then' reassignRooms
         |> then' replicateOwnedRooms
+        |> then' resendWaiting
         |> then' retryPlacements
         |> then' (rebalance config)
     state, Multicast(HeartbeatSent(heartbeatOf state)) :: effects
