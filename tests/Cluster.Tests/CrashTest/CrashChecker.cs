@@ -45,6 +45,7 @@ public static class CrashChecker
         CheckLost(report, clients, shown, acks);
         CheckMissing(report, clients, shown);
         MeasureAcks(report, clients, shown, acks);
+        CountSenderOrderInversions(report, clients, shown);
         MeasurePause(report, clients, shown, kills, times);
         return report;
     }
@@ -188,6 +189,30 @@ public static class CrashChecker
             var ackedIds = acked.Select(a => a.Id).ToHashSet();
             var unacked = client.Sent.Where((line, index) => !ackedIds.Contains(firstId + index)).Take(5).ToList();
             if (unacked.Count > 0) Note(report.ErrorExamples, $"{client.Nick} never had acknowledged: {string.Join(", ", unacked.Select(l => $"\"{l.Text}\" ({l.Room}, typed at {Seconds(l.At)})"))}");
+        }
+    }
+
+    /// <summary>
+    /// A client's own lines that the room sequenced after a line it typed later (not a promise
+    /// of the protocol; it shows lines that waited for a retry while later ones went through).
+    /// </summary>
+    private static void CountSenderOrderInversions(CrashReport report, IReadOnlyList<ClientRecord> clients, Dictionary<string, List<Shown>> shown)
+    {
+        foreach (var client in clients)
+        {
+            foreach (var room in shown[client.Nick].Where(m => m.From == client.Nick && m.Id != 0).GroupBy(m => m.Room))
+            {
+                var highest = long.MinValue;
+                foreach (var message in room.OrderBy(m => m.Seq))
+                {
+                    if (message.Id < highest)
+                    {
+                        report.SenderOrderInversions++;
+                        Note(report.InversionExamples, $"{client.Nick}: {room.Key} seq {message.Seq} is \"{message.Text}\", typed before lines sequenced earlier (shown at {Seconds(message.At)})");
+                    }
+                    highest = Math.Max(highest, message.Id);
+                }
+            }
         }
     }
 

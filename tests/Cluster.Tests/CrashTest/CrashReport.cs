@@ -31,6 +31,8 @@ public sealed class CrashReport(CrashTestOptions options, IReadOnlyList<KillReco
     public int OutOfOrder { get; set; }
     /// <summary>(room, seq) that some client showed and another member never did, acknowledged or not.</summary>
     public int Gaps { get; set; }
+    /// <summary>A client's line sequenced after one it typed later, in the same room (information, not a promise).</summary>
+    public int SenderOrderInversions { get; set; }
     public int Failovers { get; set; }
     public int Redirects { get; set; }
     public int ClientErrors { get; set; }
@@ -45,10 +47,14 @@ public sealed class CrashReport(CrashTestOptions options, IReadOnlyList<KillReco
     public List<string> OrderExamples { get; } = new();
     public List<string> GapExamples { get; } = new();
     public List<string> ErrorExamples { get; } = new();
+    public List<string> InversionExamples { get; } = new();
 
     public int Restarts => Kills.Count(kill => kill.RejoinedAt is not null);
 
-    /// <summary>Nothing acknowledged lost, nothing shown twice, one order, the chaos ran to its end.</summary>
+    /// <summary>
+    /// Nothing acknowledged lost, nothing shown twice, one order, the chaos ran to its end. Lines
+    /// never acknowledged and clients that gave up are printed, not judged here.
+    /// </summary>
     public bool Passed => Lost == 0 && Duplicated == 0 && OutOfOrder == 0 && ChaosFailure is null;
 
     public string Print()
@@ -70,14 +76,15 @@ public sealed class CrashReport(CrashTestOptions options, IReadOnlyList<KillReco
         text.AppendLine($"out of order    {OutOfOrder}");
         text.AppendLine($"failovers       {Failovers}{(Redirects > 0 ? $" (and {Redirects} redirects)" : "")}");
         text.AppendLine($"longest pause   {LongestPause.TotalMilliseconds:0} ms ({LongestPauseWhere})");
-        text.AppendLine($"unacknowledged  {Unacknowledged}; gaps {Gaps}; client errors {ClientErrors}; clients gone {ClientsGone.Count}{(ClientsGone.Count > 0 ? $" ({string.Join(", ", ClientsGone)})" : "")}");
-        text.AppendLine($"longest ack     {LongestAckWait.TotalMilliseconds:0} ms ({LongestAckWaitWhere})");
+        text.AppendLine($"unacknowledged  {Unacknowledged}{(Unacknowledged > 0 ? " (never sequenced: they waited, not lost)" : "")}; gaps {Gaps}; client errors {ClientErrors}; clients gone {ClientsGone.Count}{(ClientsGone.Count > 0 ? $" ({string.Join(", ", ClientsGone)})" : "")}");
+        text.AppendLine($"longest ack     {LongestAckWait.TotalMilliseconds:0} ms ({LongestAckWaitWhere}); lines sequenced after a later line of their sender: {SenderOrderInversions}");
         text.AppendLine($"drain           {(Times.DrainEnded - Times.SendingStopped).TotalSeconds:0.0} s{(Times.Drained ? "" : ", NOT drained by the deadline")}");
         Examples(text, "lost", LostExamples);
         Examples(text, "duplicated", DuplicateExamples);
         Examples(text, "out of order", OrderExamples);
         Examples(text, "gaps", GapExamples);
         Examples(text, "client errors", ErrorExamples);
+        Examples(text, "lines sequenced after a later line of their sender", InversionExamples);
         text.Append(Passed ? "PASSED: lost 0, duplicated 0, out of order 0" : "FAILED");
         return text.ToString();
     }
