@@ -65,7 +65,8 @@ public sealed class CrashReport(CrashTestOptions options, IReadOnlyList<KillReco
                         $"heartbeat {TestCluster.HeartbeatMs} ms, K {TestCluster.SuspectAfter}, " +
                         $"sending for {(Times.SendingStopped - Times.SendingStarted).TotalSeconds:0.0} s (asked {Options.Duration.TotalSeconds:0} s)" +
                         (Options.NodeArguments.Count > 0 ? $", nodes with {string.Join(" ", Options.NodeArguments)}" : ""));
-        text.AppendLine($"kills           {Kills.Count} ({string.Join(", ", Kills.GroupBy(k => k.Node).OrderBy(g => g.Key).Select(g => $"node {g.Key} ×{g.Count()}"))}), {Restarts} restarted and rejoined");
+        var perNode = string.Join(", ", Kills.GroupBy(k => k.Node).OrderBy(g => g.Key).Select(g => $"node {g.Key} ×{g.Count()}"));
+        text.AppendLine($"kills           {Kills.Count}{(Kills.Count > 0 ? $" ({perNode})" : "")}, {Restarts} restarted and rejoined");
         foreach (var kill in Kills) text.AppendLine($"                {kill}");
         if (ChaosFailure is not null) text.AppendLine($"chaos stopped   {ChaosFailure.Replace("\n", "\n                ")}");
         text.AppendLine($"sent            {Sent}");
