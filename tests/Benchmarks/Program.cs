@@ -1,14 +1,20 @@
 using FormalChat.Benchmarks;
 using System.Diagnostics;
 using FormalChat.Cluster.Tests;
+using FormalChat.Cluster.Tests.CrashTest;
 using Newtonsoft.Json.Linq;
 
 // Failover benchmarks on 127.0.0.1 with 100 ms heartbeats and K = 3 (the brief's setting).
 //   election [trials]  kill -9 the leader of 3 nodes; time until both survivors agree on node 2
 //   resume   [trials]  kill -9 a node under 2 scripted clients; time until both show a new message
 //   clients  [count]   one node: connect `count` clients (default 10000), then one broadcast to all
+//   crash [seconds] [nodes] [seed] [node arguments]  6 clients send for `seconds` (default 60)
+//                      while random nodes of `nodes` (default 3) are killed with -9 and restarted,
+//                      one at a time; prints sent, acknowledged, delivered, lost, duplicated,
+//                      failovers, longest pause (tests/Cluster.Tests/CrashTest)
 var mode = args.FirstOrDefault() ?? "election";
 TestCluster.SuspectAfter = 3;
+if (mode == "crash") return await Crash(args);
 if (mode == "clients") return await Clients(args.Length > 1 && int.TryParse(args[1], out var count) && count is > 0 and <= 50_000 ? count : 10_000);
 var trials = args.Length > 1 && int.TryParse(args[1], out var n) && n is > 0 and <= 100 ? n : 5;
 var samples = new List<double>();
@@ -28,6 +34,29 @@ samples.Sort();
 Console.WriteLine($"{mode}: {trials} trials, heartbeat {TestCluster.HeartbeatMs} ms, K {TestCluster.SuspectAfter}: " +
                   $"min {samples[0]:0} ms, median {samples[samples.Count / 2]:0} ms, max {samples[^1]:0} ms");
 return 0;
+
+static async Task<int> Crash(string[] args)
+{
+    // crash [seconds] [nodes] [seed] [node arguments...]: node arguments (from the first one
+    // starting with --) replace the crash test's default; `--max-frame 65536` is the nodes' own.
+    var positional = args.Skip(1).TakeWhile(arg => !arg.StartsWith("--", StringComparison.Ordinal)).ToArray();
+    var nodeArguments = args.Skip(1).SkipWhile(arg => !arg.StartsWith("--", StringComparison.Ordinal)).ToArray();
+    int Argument(int index, int fallback, int min, int max) =>
+        positional.Length <= index ? fallback
+        : int.TryParse(positional[index], out var value) && value >= min && value <= max ? value
+        : throw new ArgumentException("usage: Benchmarks crash [seconds 1-3600] [nodes 2-9] [seed 1-2147483647] [node arguments]");
+    var options = new CrashTestOptions
+    {
+        Duration = TimeSpan.FromSeconds(Argument(0, 60, 1, 3600)),
+        Nodes = Argument(1, 3, 2, 9),
+        Seed = positional.Length > 2 ? Argument(2, 0, 1, int.MaxValue) : CrashTestOptions.SeedFromEnvironment(),
+        Progress = Console.WriteLine,
+    };
+    if (nodeArguments.Length > 0) options = options with { NodeArguments = nodeArguments };
+    var report = await CrashTestRun.RunAsync(options);
+    Console.WriteLine(report.Print());
+    return report.Passed ? 0 : 1;
+}
 
 static async Task<int> Clients(int count)
 {
