@@ -35,13 +35,8 @@ public sealed record CrashTestOptions
     /// After the sending stops: the longest wait for every line to be acknowledged and shown.
     public TimeSpan DrainDeadline { get; init; } = TimeSpan.FromSeconds(30);
 
-    /// Extra arguments for every node process, at the start and at each restart. The default
-    /// raises --max-frame to its maximum: nodes send a room's history (up to 2000 messages) to a
-    /// new backup or a rejoining node in one peer frame, and the peer links refuse frames above
-    /// --max-frame (65536 by default), so once a room holds about 750 messages of this workload
-    /// its state transfers are refused again and again (the room stalls if its backup needs one,
-    /// and a rejoined node never fills its gaps). Pass [] to run the nodes with their defaults.
-    public IReadOnlyList<string> NodeArguments { get; init; } = ["--max-frame", "16777216"];
+    /// Extra arguments for every node process, at the start and at each restart.
+    public IReadOnlyList<string> NodeArguments { get; init; } = [];
 
     /// Progress lines (kills, restarts, drain) as they happen.
     public Action<string> Progress { get; init; } = _ => { };
