@@ -26,14 +26,15 @@ public sealed class DataDirectory : IDisposable
 
     public static DataDirectory Open(string path)
     {
-        var full = System.IO.Path.GetFullPath(path);
+        string full;
         try
         {
+            full = System.IO.Path.GetFullPath(path);
             Directory.CreateDirectory(full);
         }
-        catch (Exception error) when (error is IOException or UnauthorizedAccessException or NotSupportedException)
+        catch (Exception error) when (error is IOException or UnauthorizedAccessException or NotSupportedException or ArgumentException)
         {
-            throw new StorageException($"cannot create the data directory {full}: {error.Message}", error);
+            throw new StorageException($"cannot create the data directory {path}: {error.Message}", error);
         }
         var lockPath = System.IO.Path.Combine(full, LockFileName);
         FileStream lockFile;

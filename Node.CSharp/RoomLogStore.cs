@@ -219,6 +219,7 @@ public sealed class RoomLogStore : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         await _backgroundSync.ConfigureAwait(false);
+        if (_backgroundFailure is { } failure) _log.LogError("{Reason}", failure.Message);
         try
         {
             if (!_policy.IsNever)

@@ -67,6 +67,21 @@ public class DurabilityOverLoopbackTests
     }
 
     [Fact]
+    public async Task A_node_given_a_data_directory_another_node_holds_exits_with_the_reason()
+    {
+        await using var cluster = await TestCluster.StartAsync(1);
+
+        // The later --data-dir wins: node 2 is pointed at node 1's directory.
+        cluster.StartNode(2, "--data-dir", cluster.DataDir(1));
+
+        var refusal = $"node 2: cannot lock the data directory {cluster.DataDir(1)}";
+        await Eventually.TrueAsync(() => Task.FromResult(cluster.HasExited(2) && cluster.Output.Contains(refusal)), Deadline,
+            "node 2 refused to share node 1's data directory", () => cluster.Output);
+        Assert.Equal(1, cluster.ExitCode(2));
+        Assert.False(cluster.HasExited(1));
+    }
+
+    [Fact]
     public async Task A_room_owner_killed_while_a_client_sends_reads_its_log_back_and_serves_every_acknowledged_message()
     {
         const string room = "#durable";

@@ -101,6 +101,8 @@ public sealed class TestCluster : IAsyncDisposable
 
     public int ExitCode(int id) => _nodes[id].ExitCode;
 
+    public bool HasExited(int id) => _nodes[id].HasExited;
+
     /// <summary>Resident memory of a node process, for benchmarks.</summary>
     public double NodeMemoryMegabytes(int id)
     {
