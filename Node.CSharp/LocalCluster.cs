@@ -44,6 +44,7 @@ public static class LocalCluster
             "--id", node.Id.ToString(), "--port", node.ClientPort.ToString(), "--peer-port", node.PeerPort.ToString(),
             "--heartbeat-ms", timing.HeartbeatIntervalMs.ToString(), "--suspect-after", timing.SuspectAfter.ToString(),
             "--interface", timing.MulticastInterface,
+            "--data-dir", node.DataDir, "--fsync", Config.fsyncPolicyName(node.Fsync),
         };
         if (timing.MulticastGroup is { } group) arguments.AddRange(["--multicast", group.Value.ToString()]);
 
@@ -60,7 +61,7 @@ public static class LocalCluster
         Console.WriteLine($"FormalChat: {cluster.Nodes} nodes on 127.0.0.1, heartbeat {cluster.Timing.HeartbeatIntervalMs} ms, suspect after {cluster.Timing.SuspectAfter} missed.");
         for (var id = 1; id <= cluster.Nodes; id++)
         {
-            Console.WriteLine($"  node {id}: clients 127.0.0.1:{cluster.BasePort + id - 1}  (pid {processes[id - 1].Id})");
+            Console.WriteLine($"  node {id}: clients 127.0.0.1:{cluster.BasePort + id - 1}, room logs in {Config.nodeDataDir(cluster.DataDir, id)}  (pid {processes[id - 1].Id})");
         }
         Console.WriteLine("Connect a client from another terminal:");
         Console.WriteLine($"  dotnet run --project Client.CSharp -- --nick alice --server 127.0.0.1:{cluster.BasePort}");

@@ -33,9 +33,15 @@ public sealed class NodeHost
 
     public InputCounters Counters => _counters;
 
-    /// <summary>Runs until <paramref name="stop"/> fires; then announces the leave and returns.</summary>
+    /// <summary>
+    /// Reads the room logs back, then runs until <paramref name="stop"/> fires; then announces the
+    /// leave and returns. Throws <see cref="StorageException"/> when the logs cannot be kept.
+    /// </summary>
     public async Task RunAsync(CancellationToken stop)
     {
+        // Disposed last: the final fsync comes after the last effect.
+        await using var logs = RoomLogStore.Open(_options.DataDir, _options.Fsync, _log);
+        _state = FormalChat.Protocol.NodeState.recover(logs.Recovered, _state);
         var host = IPAddress.Parse(_options.Host);
         await using var clients = new ClientGateway(new IPEndPoint(host, _options.ClientPort), _options.MaxFrameBytes, _events.Writer, _counters, _log);
         await using var peers = new PeerNetwork(new IPEndPoint(host, _options.PeerPort), Wire.maxPeerFrameBytes, _events.Writer, _counters, _log);
@@ -43,7 +49,7 @@ public sealed class NodeHost
         clients.Start();
         peers.Start();
         discovery?.Start();
-        LogStart();
+        LogStart(logs);
 
         using var timer = new PeriodicTimer(TimeSpan.FromMilliseconds(_options.Timing.HeartbeatIntervalMs));
         _ = Task.Run(async () =>
@@ -52,9 +58,10 @@ public sealed class NodeHost
         });
         using var onStop = stop.Register(() => _events.Writer.TryWrite(Event.ShutdownRequested));
 
-        var effects = new EffectRunner(this, clients, peers, discovery);
+        var effects = new EffectRunner(this, clients, peers, discovery, logs);
         await foreach (var next in _events.Reader.ReadAllAsync().ConfigureAwait(false))
         {
+            if (next.IsTicked) logs.HeartbeatTicked();
             var (state, toDo) = ProtocolNode.step(_config, _state, next);
             _state = state;
             if (effects.Run(toDo)) break;
@@ -71,7 +78,7 @@ public sealed class NodeHost
             : null;
     }
 
-    private void LogStart()
+    private void LogStart(RoomLogStore logs)
     {
         var timing = _options.Timing;
         var discovery = timing.MulticastGroup is { } group
@@ -79,19 +86,24 @@ public sealed class NodeHost
             : "no multicast";
         var seeds = _options.Seeds.IsEmpty ? "" : $", seeds {string.Join(", ", _options.Seeds)}";
         _log.LogInformation(
-            "node {Id} up: clients on {Host}:{ClientPort}, peers on {Host}:{PeerPort}; {Discovery}{Seeds}; heartbeat every {Heartbeat} ms, suspect after {K} missed",
+            "node {Id} up: clients on {Host}:{ClientPort}, peers on {Host}:{PeerPort}; {Discovery}{Seeds}; heartbeat every {Heartbeat} ms, suspect after {K} missed; room logs in {DataDir} (fsync {Fsync})",
             _options.Id, _options.Host, _options.ClientPort, _options.Host, _options.PeerPort, discovery, seeds,
-            timing.HeartbeatIntervalMs, timing.SuspectAfter);
+            timing.HeartbeatIntervalMs, timing.SuspectAfter, logs.DirectoryPath, Config.fsyncPolicyName(_options.Fsync));
     }
 
-    /// <summary>Carries out effects in list order. Returns true once the node has said goodbye.</summary>
-    private sealed class EffectRunner(NodeHost host, ClientGateway clients, PeerNetwork peers, MulticastDiscovery? discovery)
+    /// <summary>
+    /// Carries out effects in list order. Returns true once the node has said goodbye. Log writes
+    /// are made as durable as --fsync asks before any later effect leaves the node, since an
+    /// acknowledgement may depend on them.
+    /// </summary>
+    private sealed class EffectRunner(NodeHost host, ClientGateway clients, PeerNetwork peers, MulticastDiscovery? discovery, RoomLogStore logs)
     {
         public bool Run(Microsoft.FSharp.Collections.FSharpList<Effect> effects)
         {
             var stopped = false;
             foreach (var effect in effects)
             {
+                if (!(effect.IsAppendToLog || effect.IsRewriteLog || effect.IsLog)) logs.MakeWritesDurable();
                 switch (effect)
                 {
                     case Effect.SendToPeer send:
@@ -106,6 +118,12 @@ public sealed class NodeHost
                     case Effect.CloseClient close:
                         clients.Close(close.Item1, close.reason);
                         break;
+                    case Effect.AppendToLog append:
+                        logs.Append(append.Item1, append.Item2);
+                        break;
+                    case Effect.RewriteLog rewrite:
+                        logs.Rewrite(rewrite.Item1, rewrite.Item2);
+                        break;
                     case Effect.Log log:
                         host._log.Log(LevelOf(log.Item1), "{Message}", log.Item2);
                         break;
@@ -114,6 +132,7 @@ public sealed class NodeHost
                         break;
                 }
             }
+            logs.MakeWritesDurable();
             return stopped;
         }
 

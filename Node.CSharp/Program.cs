@@ -30,6 +30,11 @@ try
                     Console.Error.WriteLine($"node {node.Item.Id}: a port is already in use ({node.Item.ClientPort} for clients or {node.Item.PeerPort} for peers): {error.Message}");
                     return 1;
                 }
+                catch (StorageException error)
+                {
+                    Console.Error.WriteLine($"node {node.Item.Id}: {error.Message}");
+                    return 1;
+                }
             }
             return 0;
         default:

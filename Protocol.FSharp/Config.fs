@@ -11,6 +11,7 @@ type ClusterArgs =
     | Suspect_After of missed: int
     | Multicast of group: string
     | Interface of address: string
+    | Data_Dir of path: string
 
     interface IArgParserTemplate with
         member this.Usage =
@@ -21,6 +22,7 @@ type ClusterArgs =
             | Suspect_After _ -> "missed heartbeats before a node is suspected (default 3)"
             | Multicast _ -> "discovery group as group:port (default 239.255.77.1:5007)"
             | Interface _ -> "interface address for multicast (default 127.0.0.1)"
+            | Data_Dir _ -> "base directory for the room logs; node i keeps its own in <path>/node-<i> (default ./data)"
 
 type NodeArgs =
     | Id of id: int
@@ -38,6 +40,8 @@ type NodeArgs =
     | History of messages: int
     | Rebalance_Threshold of percent: int
     | No_Rebalance
+    | Data_Dir of path: string
+    | Fsync of policy: string
     | [<CliPrefix(CliPrefix.None)>] Cluster of ParseResults<ClusterArgs>
 
     interface IArgParserTemplate with
@@ -58,6 +62,8 @@ type NodeArgs =
             | History _ -> "messages a client receives when it joins a room (default 50)"
             | Rebalance_Threshold _ -> "redirect clients when this node has this many percent above its fair share (default 50)"
             | No_Rebalance -> "never redirect clients to less loaded nodes"
+            | Data_Dir _ -> "directory for this node's room logs, created if missing (default ./data/node-<id>)"
+            | Fsync _ -> "always | batch | never: when the room logs are forced to disk (default batch; see docs/REPLICATION.md)"
             | Cluster _ -> "start a local cluster: N node processes on this machine, stopped together by Ctrl+C"
 
 type ClientArgs =
@@ -80,6 +86,16 @@ type ClientArgs =
             | Json -> "print one JSON object per line for every event (for scripts)"
             | Positional _ -> "prior-art form: <nick> <host> <port>"
 
+/// When a node forces its room logs to disk (docs/REPLICATION.md, "The log on disk"). Every
+/// policy survives a killed process; they differ in what survives a power cut.
+type FsyncPolicy =
+    /// fsync before anything that depends on the write (an acknowledgement) leaves the node.
+    | Always
+    /// Every write goes to the operating system at once; fsync every heartbeat interval and at shutdown.
+    | Batch
+    /// The operating system decides when the writes reach the disk.
+    | Never
+
 type Timing =
     { HeartbeatIntervalMs: int
       SuspectAfter: int
@@ -96,12 +112,17 @@ type NodeOptions =
       MaxClients: int
       MaxFrameBytes: int
       HistoryOnJoin: int
-      Rebalance: NodeState.RebalancePolicy option }
+      Rebalance: NodeState.RebalancePolicy option
+      /// Where this node keeps its room logs; no two nodes share one.
+      DataDir: string
+      Fsync: FsyncPolicy }
 
 type ClusterOptions =
     { Nodes: int
       BasePort: int
-      Timing: Timing }
+      Timing: Timing
+      /// Node i keeps its logs in <DataDir>/node-<i>.
+      DataDir: string }
 
 type NodeCommand =
     | RunNode of NodeOptions
@@ -145,6 +166,29 @@ let private timingOf heartbeat suspect (multicast: string option) noMulticast (i
       MulticastGroup = if noMulticast then None else Some(multicast |> Option.map multicastGroup |> Option.defaultValue defaultMulticast)
       MulticastInterface = iface }
 
+let defaultDataDir = "./data"
+
+/// Node i's own directory under a base data directory.
+let nodeDataDir (baseDir: string) (id: NodeId) : string = System.IO.Path.Combine(baseDir, $"node-{id}")
+
+let fsyncPolicyName (policy: FsyncPolicy) : string =
+    match policy with
+    | Always -> "always"
+    | Batch -> "batch"
+    | Never -> "never"
+
+let private fsyncPolicy (text: string) : FsyncPolicy =
+    match text.ToLowerInvariant() with
+    | "always" -> Always
+    | "batch" -> Batch
+    | "never" -> Never
+    | _ -> raise (Invalid $"--fsync takes always, batch or never, not '{text}'")
+
+/// A path only: whether it can be created and locked is the node's to find out when it starts.
+let private dataDir (text: string) : string =
+    check (not (System.String.IsNullOrWhiteSpace text)) "--data-dir takes a directory path, not an empty one"
+    text
+
 let private validPort (name: string) (port: int) =
     check (port > 0 && port < 65536) $"{name} must be a port between 1 and 65535"
     port
@@ -168,6 +212,7 @@ let parseNodeCommand (argv: string array) : Result<NodeCommand, UsageError> =
             RunCluster
                 { Nodes = nodes
                   BasePort = basePort
+                  DataDir = cluster.TryGetResult ClusterArgs.Data_Dir |> Option.map dataDir |> Option.defaultValue defaultDataDir
                   Timing =
                     timingOf
                         (cluster.GetResult(ClusterArgs.Heartbeat_Ms, defaultValue = 2000))
@@ -218,7 +263,12 @@ let parseNodeCommand (argv: string array) : Result<NodeCommand, UsageError> =
                   HistoryOnJoin = history
                   Rebalance =
                     if args.Contains NodeArgs.No_Rebalance then None
-                    else Some { ThresholdPercent = threshold; MaxRedirectsPerTick = 100 } })
+                    else Some { ThresholdPercent = threshold; MaxRedirectsPerTick = 100 }
+                  DataDir =
+                    args.TryGetResult NodeArgs.Data_Dir
+                    |> Option.map dataDir
+                    |> Option.defaultValue (nodeDataDir defaultDataDir id.Value)
+                  Fsync = args.TryGetResult NodeArgs.Fsync |> Option.map fsyncPolicy |> Option.defaultValue Batch })
 
 /// `alice localhost 5001` (the prior art's form) means `--nick alice --server localhost:5001`.
 let parseClientCommand (argv: string array) : Result<ClientOptions, UsageError> =
@@ -270,7 +320,7 @@ let nodeInfoOf (options: NodeOptions) : NodeInfo =
       ClientEndpoint = { Host = options.Host; Port = options.ClientPort }
       PeerEndpoint = { Host = options.Host; Port = options.PeerPort } }
 
-/// Node i of a local cluster: client port base+i-1, peer port 1000 above it.
+/// Node i of a local cluster: client port base+i-1, peer port 1000 above it, logs in <base>/node-<i>.
 let clusterNodeOptions (cluster: ClusterOptions) (id: NodeId) : NodeOptions =
     let port = cluster.BasePort + id - 1
     { Id = id
@@ -282,4 +332,6 @@ let clusterNodeOptions (cluster: ClusterOptions) (id: NodeId) : NodeOptions =
       MaxClients = 10_000
       MaxFrameBytes = Wire.defaultMaxFrameBytes
       HistoryOnJoin = 50
-      Rebalance = NodeState.ProtocolConfig.defaults.Rebalance }
+      Rebalance = NodeState.ProtocolConfig.defaults.Rebalance
+      DataDir = nodeDataDir cluster.DataDir id
+      Fsync = Batch }

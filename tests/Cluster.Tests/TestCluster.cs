@@ -9,7 +9,9 @@ namespace FormalChat.Cluster.Tests;
 
 /// <summary>
 /// Node processes on 127.0.0.1 for one test: free ports, a multicast port of its own so tests
-/// never hear each other, short heartbeats, and kill -9 for crash tests. Disposal stops them all.
+/// never hear each other, a temporary data directory of its own (node i keeps its logs in
+/// node-i under it, and a node started again with the same id reads them back), short
+/// heartbeats, and kill -9 for crash tests. Disposal stops them all and deletes the data.
 /// </summary>
 public sealed class TestCluster : IAsyncDisposable
 {
@@ -23,6 +25,7 @@ public sealed class TestCluster : IAsyncDisposable
     private readonly List<string> _output = new();
     private readonly Dictionary<int, TestClient> _probes = new();
     private readonly int _multicastPort = Ports.FreeUdp();
+    private readonly string _dataDirectory = Directory.CreateTempSubdirectory("formalchat-test-").FullName;
 
     public static async Task<TestCluster> StartAsync(int nodes, params string[] extraArguments)
     {
@@ -35,11 +38,18 @@ public sealed class TestCluster : IAsyncDisposable
     public int ClientPort(int id) => _clientPorts[id];
     public string MulticastGroup => $"239.255.77.1:{_multicastPort}";
     public int PeerPort(int id) => _clientPorts[id] + 1000;
+    public string DataDir(int id) => Path.Combine(_dataDirectory, $"node-{id}");
 
     public string Output { get { lock (_output) return string.Join("\n", _output); } }
 
     public void StartNode(int id, params string[] extraArguments)
     {
+        if (_nodes.TryGetValue(id, out var previous))
+        {
+            // A node started again with the same id reads back the logs its previous run left.
+            if (!previous.HasExited) throw new InvalidOperationException($"node {id} is still running");
+            previous.Dispose();
+        }
         var port = _clientPorts.TryGetValue(id, out var known) ? known : Ports.FreeTcpPair();
         _clientPorts[id] = port;
         var start = new ProcessStartInfo("dotnet")
@@ -53,7 +63,7 @@ public sealed class TestCluster : IAsyncDisposable
                  {
                      "--id", id.ToString(), "--port", port.ToString(), "--heartbeat-ms", HeartbeatMs.ToString(),
                      "--suspect-after", SuspectAfter.ToString(), "--multicast", $"239.255.77.1:{_multicastPort}",
-                     "--interface", "127.0.0.1",
+                     "--interface", "127.0.0.1", "--data-dir", DataDir(id),
                  }.Concat(extraArguments))
         {
             start.ArgumentList.Add(argument);
@@ -90,6 +100,8 @@ public sealed class TestCluster : IAsyncDisposable
     }
 
     public int ExitCode(int id) => _nodes[id].ExitCode;
+
+    public bool HasExited(int id) => _nodes[id].HasExited;
 
     /// <summary>Resident memory of a node process, for benchmarks.</summary>
     public double NodeMemoryMegabytes(int id)
@@ -141,6 +153,7 @@ public sealed class TestCluster : IAsyncDisposable
             await process.WaitForExitAsync();
             process.Dispose();
         }
+        Directory.Delete(_dataDirectory, recursive: true);
     }
 }
 

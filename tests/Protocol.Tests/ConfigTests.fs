@@ -67,12 +67,14 @@ let ``a node given only --id and --port gets the documented defaults`` () =
     Assert.Equal(64 * 1024, options.MaxFrameBytes)
     Assert.Equal(50, options.HistoryOnJoin)
     Assert.Equal(Some { NodeState.ThresholdPercent = 50; NodeState.MaxRedirectsPerTick = 100 }, options.Rebalance)
+    Assert.Equal("./data/node-3", options.DataDir)
+    Assert.Equal(Batch, options.Fsync)
 
 [<Fact>]
 let ``every node flag is read`` () =
     let options =
         runNode
-            "--id 7 -p 5100 --peer-port 7100 --heartbeat-ms 100 --suspect-after 5 --multicast 239.1.2.3:6000 --interface 127.0.0.1 --peer 127.0.0.1:6001 --peer localhost:6002 --max-clients 20 --max-frame 4096 --history 7 --rebalance-threshold 25"
+            "--id 7 -p 5100 --peer-port 7100 --heartbeat-ms 100 --suspect-after 5 --multicast 239.1.2.3:6000 --interface 127.0.0.1 --peer 127.0.0.1:6001 --peer localhost:6002 --max-clients 20 --max-frame 4096 --history 7 --rebalance-threshold 25 --data-dir /var/lib/formalchat/seven --fsync always"
 
     Assert.Equal(7, options.Id)
     Assert.Equal(5100, options.ClientPort)
@@ -85,6 +87,26 @@ let ``every node flag is read`` () =
     Assert.Equal(4096, options.MaxFrameBytes)
     Assert.Equal(7, options.HistoryOnJoin)
     Assert.Equal(Some { NodeState.ThresholdPercent = 25; NodeState.MaxRedirectsPerTick = 100 }, options.Rebalance)
+    Assert.Equal("/var/lib/formalchat/seven", options.DataDir)
+    Assert.Equal(Always, options.Fsync)
+
+[<Theory>]
+[<InlineData("always")>]
+[<InlineData("batch")>]
+[<InlineData("never")>]
+[<InlineData("NEVER")>]
+let ``--fsync takes each policy by name`` (name: string) =
+    let policy = (runNode $"--id 1 --port 5001 --fsync {name}").Fsync
+
+    Assert.Equal(name.ToLowerInvariant(), fsyncPolicyName policy)
+
+[<Fact>]
+let ``an empty --data-dir is an error that says why`` () =
+    match parseNodeCommand [| "--id"; "1"; "--port"; "5001"; "--data-dir"; " " |] with
+    | Result.Error usage ->
+        Assert.False usage.IsHelp
+        Assert.Contains("--data-dir", usage.Message)
+    | Ok command -> failwith $"expected an error, got {command}"
 
 [<Fact>]
 let ``--no-rebalance turns redirects off`` () =
@@ -123,6 +145,15 @@ let ``cluster --nodes 3 --base-port 5001 starts three nodes on consecutive ports
     Assert.Equal<int list>([ 5001; 5002; 5003 ], nodes |> List.map (fun node -> node.ClientPort))
     Assert.Equal<int list>([ 6001; 6002; 6003 ], nodes |> List.map (fun node -> node.PeerPort))
     Assert.All(nodes, fun node -> Assert.Equal("127.0.0.1", node.Host))
+    Assert.Equal<string list>([ "./data/node-1"; "./data/node-2"; "./data/node-3" ], nodes |> List.map (fun node -> node.DataDir))
+    Assert.All(nodes, fun node -> Assert.Equal(Batch, node.Fsync))
+
+[<Fact>]
+let ``cluster --data-dir gives each node its own directory under it`` () =
+    let cluster = runCluster "cluster --nodes 2 --data-dir /tmp/chat"
+
+    Assert.Equal("/tmp/chat", cluster.DataDir)
+    Assert.Equal<string list>([ "/tmp/chat/node-1"; "/tmp/chat/node-2" ], [ for id in 1..2 -> (clusterNodeOptions cluster id).DataDir ])
 
 [<Fact>]
 let ``cluster without flags starts three nodes from port 5001`` () =
@@ -161,6 +192,10 @@ let ``cluster reads its timing flags`` () =
 [<InlineData("--id 3 --port 5003 --history 2001", "--history")>]
 [<InlineData("--id 3 --port 5003 --rebalance-threshold 0", "--rebalance-threshold")>]
 [<InlineData("--id 3 --port 5003 --frobnicate", "--frobnicate")>]
+[<InlineData("--id 3 --port 5003 --fsync sometimes", "--fsync")>]
+[<InlineData("--id 3 --port 5003 --fsync", "--fsync")>]
+[<InlineData("--id 3 --port 5003 --data-dir", "--data-dir")>]
+[<InlineData("cluster --data-dir", "--data-dir")>]
 [<InlineData("cluster --nodes 0", "--nodes")>]
 [<InlineData("cluster --base-port 65000", "--base-port")>]
 [<InlineData("cluster --bogus", "--bogus")>]
@@ -178,6 +213,9 @@ let ``--help is an Error marked as help, carrying the usage text`` () =
         Assert.Contains("--suspect-after", usage.Message)
 
     Assert.Contains("--peer", (nodeUsage "--help").Message)
+    Assert.Contains("--data-dir", (nodeUsage "--help").Message)
+    Assert.Contains("--fsync", (nodeUsage "--help").Message)
+    Assert.Contains("--data-dir", (nodeUsage "cluster --help").Message)
 
 [<Fact>]
 let ``the client's --help is an Error marked as help, carrying the usage text`` () =

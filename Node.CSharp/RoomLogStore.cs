@@ -1,0 +1,238 @@
+using System.Buffers;
+using FormalChat.Protocol;
+using Microsoft.Extensions.Logging;
+using Microsoft.FSharp.Collections;
+using Microsoft.Win32.SafeHandles;
+
+namespace FormalChat.Node;
+
+/// <summary>
+/// Every room log of this node, in its data directory, and the --fsync policy over them
+/// (docs/REPLICATION.md, "The log on disk"). The event loop carries out AppendToLog and
+/// RewriteLog here, and asks for durability before anything leaves the node:
+/// <list type="bullet">
+/// <item>always: every log written since the last send is fsynced before the next send;</item>
+/// <item>batch: each write reaches the operating system at once (a killed process loses
+/// nothing), and the logs written since the last heartbeat are fsynced on a background task,
+/// so a slow disk never stalls the loop; at shutdown everything is fsynced;</item>
+/// <item>never: the operating system decides.</item>
+/// </list>
+/// Everything but the batch fsync runs on the event loop, and only there.
+/// </summary>
+public sealed class RoomLogStore : IAsyncDisposable
+{
+    private readonly DataDirectory _directory;
+    private readonly Config.FsyncPolicy _policy;
+    private readonly ILogger _log;
+    private readonly Dictionary<string, RoomLog> _logs = new();
+    private readonly HashSet<RoomLog> _unsynced = new();
+    private readonly ArrayBufferWriter<byte> _records = new(64 * 1024);
+    private bool _directoryUnsynced;
+    private Task _backgroundSync = Task.CompletedTask;
+    private volatile StorageException? _backgroundFailure;
+
+    private RoomLogStore(DataDirectory directory, Config.FsyncPolicy policy, ILogger log)
+    {
+        _directory = directory;
+        _policy = policy;
+        _log = log;
+    }
+
+    public string DirectoryPath => _directory.Path;
+
+    /// <summary>Every room's log as read back at start, oldest message first: NodeState.recover's input.</summary>
+    public FSharpList<Tuple<string, FSharpList<RoomMessage>>> Recovered { get; private set; } = FSharpList<Tuple<string, FSharpList<RoomMessage>>>.Empty;
+
+    /// <summary>Creates and locks the data directory and reads back every room log in it.</summary>
+    public static RoomLogStore Open(string dataDirectory, Config.FsyncPolicy policy, ILogger log)
+    {
+        var directory = DataDirectory.Open(dataDirectory);
+        var store = new RoomLogStore(directory, policy, log);
+        try
+        {
+            store.RecoverAll();
+            return store;
+        }
+        catch (Exception error) when (error is IOException or UnauthorizedAccessException)
+        {
+            store.CloseFiles();
+            throw new StorageException($"cannot read the room logs in {directory.Path}: {error.Message}", error);
+        }
+        catch
+        {
+            store.CloseFiles();
+            throw;
+        }
+    }
+
+    /// <summary>Appends the messages, in order, to the room's log: one write.</summary>
+    public void Append(string room, FSharpList<RoomMessage> messages)
+    {
+        ThrowIfBackgroundSyncFailed();
+        var log = LogOf(room);
+        Encode(messages);
+        try
+        {
+            log.Append(_records.WrittenSpan);
+        }
+        catch (IOException error)
+        {
+            throw new StorageException($"cannot append to {log.Path}: {error.Message}", error);
+        }
+        if (!_policy.IsNever) _unsynced.Add(log);
+    }
+
+    /// <summary>The room's log becomes exactly these messages (a state transfer); durable on return, whatever the policy.</summary>
+    public void Rewrite(string room, FSharpList<RoomMessage> messages)
+    {
+        ThrowIfBackgroundSyncFailed();
+        var log = LogOf(room);
+        Encode(messages);
+        try
+        {
+            log.Rewrite(_records.WrittenSpan, _directory);
+        }
+        catch (IOException error)
+        {
+            throw new StorageException($"cannot rewrite {log.Path}: {error.Message}", error);
+        }
+        _unsynced.Remove(log);
+    }
+
+    /// <summary>
+    /// Called before anything leaves the node and at the end of every step: under --fsync always,
+    /// fsyncs every log written since the last call, so no acknowledgement goes out for a message
+    /// that is not on the disk. Under the other policies there is nothing to do here.
+    /// </summary>
+    public void MakeWritesDurable()
+    {
+        if (!_policy.IsAlways || (_unsynced.Count == 0 && !_directoryUnsynced)) return;
+        try
+        {
+            if (_directoryUnsynced) _directory.Sync();
+            _directoryUnsynced = false;
+            foreach (var log in _unsynced) log.Sync();
+            _unsynced.Clear();
+        }
+        catch (IOException error)
+        {
+            throw new StorageException($"cannot fsync the room logs in {_directory.Path}: {error.Message}", error);
+        }
+    }
+
+    /// <summary>Under --fsync batch, starts an fsync of the logs written since the last one, unless one is still running.</summary>
+    public void HeartbeatTicked()
+    {
+        ThrowIfBackgroundSyncFailed();
+        if (!_policy.IsBatch || (_unsynced.Count == 0 && !_directoryUnsynced) || !_backgroundSync.IsCompleted) return;
+        var files = _unsynced.Select(log => (log.Path, log.Handle)).ToList();
+        var directory = _directoryUnsynced;
+        _unsynced.Clear();
+        _directoryUnsynced = false;
+        _backgroundSync = Task.Run(() => SyncInBackground(files, directory));
+    }
+
+    private void SyncInBackground(List<(string Path, SafeFileHandle Handle)> files, bool directory)
+    {
+        try
+        {
+            if (directory) _directory.Sync();
+            foreach (var (path, handle) in files)
+            {
+                try { RandomAccess.FlushToDisk(handle); }
+                // A rewrite closed it after fsyncing the file that replaced it: nothing left to do.
+                catch (ObjectDisposedException) { }
+                catch (IOException error) { throw new IOException($"{path}: {error.Message}", error); }
+            }
+        }
+        catch (IOException error)
+        {
+            // After a failed fsync the kernel may have dropped the pages: retrying cannot be trusted.
+            _backgroundFailure = new StorageException($"an fsync of the room logs failed, {error.Message}", error);
+        }
+    }
+
+    private void ThrowIfBackgroundSyncFailed()
+    {
+        if (_backgroundFailure is { } failure) throw failure;
+    }
+
+    private RoomLog LogOf(string room)
+    {
+        if (_logs.TryGetValue(room, out var log)) return log;
+        var path = _directory.LogPath(room);
+        try
+        {
+            (log, _) = RoomLog.Open(room, path, keepLast: 0);
+        }
+        catch (Exception error) when (error is IOException or UnauthorizedAccessException)
+        {
+            throw new StorageException($"cannot create {path}: {error.Message}", error);
+        }
+        _logs[room] = log;
+        // A new file's name must be durable too, or a power cut could lose the whole log.
+        if (!_policy.IsNever) _directoryUnsynced = true;
+        return log;
+    }
+
+    private void Encode(FSharpList<RoomMessage> messages)
+    {
+        _records.ResetWrittenCount();
+        foreach (var message in messages) LogRecords.Write(_records, message);
+    }
+
+    private void RecoverAll()
+    {
+        foreach (var leftover in _directory.UnfinishedRewrites())
+        {
+            File.Delete(leftover);
+            _log.LogWarning("removed {File}: a log rewrite that did not finish before the node stopped (the log it was to replace is intact)", leftover);
+        }
+        var recovered = new List<Tuple<string, FSharpList<RoomMessage>>>();
+        foreach (var (room, path) in _directory.Logs())
+        {
+            // Only the newest messages can be in a room's history (Rooms.historyCapacity), so
+            // only they are kept in memory, however long the file has grown.
+            var (log, recovery) = RoomLog.Open(room, path, keepLast: Rooms.historyCapacity);
+            _logs[room] = log;
+            var readBack = recovery.ReadBack;
+            if (recovery.DroppedBytes > 0)
+            {
+                _log.LogWarning(
+                    "{Path}: dropped the last {Dropped} bytes, after {Records} whole records ({Valid} bytes), at {Reason}; the log now ends after its last whole record",
+                    path, recovery.DroppedBytes, readBack.Records, readBack.ValidBytes, readBack.StoppedBecause);
+            }
+            _log.LogInformation("recovered {Room}: {Count} messages (last seq {LastSeq})", room, readBack.Records, readBack.LastSeq);
+            recovered.Add(Tuple.Create(room, ListModule.OfSeq(readBack.Messages)));
+        }
+        Recovered = ListModule.OfSeq(recovered);
+    }
+
+    private void CloseFiles()
+    {
+        foreach (var log in _logs.Values) log.Dispose();
+        _logs.Clear();
+        _directory.Dispose();
+    }
+
+    /// <summary>Waits for a running batch fsync, fsyncs what is left (unless --fsync never), and closes every file.</summary>
+    public async ValueTask DisposeAsync()
+    {
+        await _backgroundSync.ConfigureAwait(false);
+        if (_backgroundFailure is { } failure) _log.LogError("{Reason}", failure.Message);
+        try
+        {
+            if (!_policy.IsNever)
+            {
+                if (_directoryUnsynced) _directory.Sync();
+                foreach (var log in _unsynced) log.Sync();
+            }
+        }
+        catch (IOException error)
+        {
+            _log.LogError("the last fsync of the room logs in {Directory} failed: {Reason}", _directory.Path, error.Message);
+        }
+        _unsynced.Clear();
+        CloseFiles();
+    }
+}
