@@ -20,6 +20,7 @@ public sealed class LineConnection : IAsyncDisposable
     private readonly Channel<ReadOnlyMemory<byte>> _outbound;
     private readonly Task _writer;
     private readonly CancellationTokenSource _closing = new();
+    private readonly TaskCompletionSource _readingEnded = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private int _closed;
 
     public LineConnection(Socket socket, int maxQueuedFrames)
@@ -55,6 +56,11 @@ public sealed class LineConnection : IAsyncDisposable
     {
         _outbound.Writer.TryComplete();
         await Task.WhenAny(_writer, Task.Delay(TimeSpan.FromSeconds(2))).ConfigureAwait(false);
+        // End gracefully: FIN after the last frame, then give the other side a moment to read it
+        // and close. Disposing a socket while a receive is pending aborts it (RST), and an RST can
+        // discard frames the other side has not read yet, such as the redirect that explains the close.
+        try { _socket.Shutdown(SocketShutdown.Send); } catch (SocketException) { } catch (ObjectDisposedException) { }
+        await Task.WhenAny(_readingEnded.Task, Task.Delay(TimeSpan.FromSeconds(1))).ConfigureAwait(false);
         await CloseAsync(reason).ConfigureAwait(false);
     }
 
@@ -101,7 +107,11 @@ public sealed class LineConnection : IAsyncDisposable
         catch (OperationCanceledException) { return CloseReason ?? "closed"; }
         catch (IOException error) { return CloseReason ?? $"connection lost: {error.Message}"; }
         catch (ObjectDisposedException) { return CloseReason ?? "closed"; }
-        finally { await reader.CompleteAsync().ConfigureAwait(false); }
+        finally
+        {
+            await reader.CompleteAsync().ConfigureAwait(false);
+            _readingEnded.TrySetResult();
+        }
     }
 
     private static string Oversized(Func<int, bool>? onOversized, int length, int maxFrameBytes)
