@@ -91,6 +91,7 @@ models=(
   "MCReplication MCReplication3 pass"
   "MCReplicationTraces MCReplicationGraph3Backed pass"
   "MCReplicationTraces MCReplicationGraph3Fresh pass"
+  "MCReplicationTraces MCReplicationGraph3Backed2 pass"
   "MCReplication MCReplication3TwoCrashes AckedDurable"
   "MCReplication MCReplication3Fresh AckedDurable"
 )
@@ -149,15 +150,15 @@ check_models() {
 # Trace sets: configuration, simulated behaviours, behaviours kept (the first ones, in TLC's
 # order, that reach the depth kept), least depth kept, simulation depth.
 trace_sets=(
-  "MCReplicationTraces3 300 100 12 60"
-  "MCReplicationTraces3Fresh 300 100 12 60"
-  "MCReplicationTraces4 300 100 12 60"
+  "MCReplicationTraces3 600 200 12 60"
+  "MCReplicationTraces3Fresh 600 200 12 60"
+  "MCReplicationTraces4 600 200 12 60"
 )
 # State graphs for the successor-set test.
-graphs=(MCReplicationGraph3Backed MCReplicationGraph3Fresh)
+graphs=(MCReplicationGraph3Backed MCReplicationGraph3Fresh MCReplicationGraph3Backed2)
 # Every file the fixtures come from; the manifest holds their SHA-256.
 sources=(Replication.tla MCReplication.tla MCReplicationTraces.tla MCReplicationTraces3.cfg MCReplicationTraces3Fresh.cfg
-         MCReplicationTraces4.cfg MCReplicationGraph3Backed.cfg MCReplicationGraph3Fresh.cfg)
+         MCReplicationTraces4.cfg MCReplicationGraph3Backed.cfg MCReplicationGraph3Fresh.cfg MCReplicationGraph3Backed2.cfg)
 
 sha256_of() { tr -d '\r' < "$1" | sha256sum | cut -d ' ' -f 1; } # line endings do not count
 

@@ -14,7 +14,8 @@ CONSTANT TraceDirectory
 
 ASSUME ConstantsWritten ==
     JsonSerialize(TraceDirectory \o "/constants.json",
-                  <<[Node |-> Node, Msg |-> Msg, MaxCrashes |-> MaxCrashes, Start |-> Start]>>)
+                  <<[Node |-> Node, Msg |-> Msg, MaxCrashes |-> MaxCrashes, Start |-> Start,
+                     InitialOwner |-> InitialOwner]>>)
 
 WriteBehaviour ==
     (TLCGet("level") = TLCGet("config").depth + 1 \/ ~ENABLED Next) =>

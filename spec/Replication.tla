@@ -58,13 +58,15 @@ CONSTANTS
     Node,        \* the node ids, a finite set of positive naturals
     Msg,         \* the client message ids that may be posted, positive naturals
     MaxCrashes,  \* model bound: at most this many nodes crash
-    Start        \* "backed": the room starts with an up-to-date backup;
+    Start,       \* "backed": the room starts with an up-to-date backup;
                  \* "fresh": the room has just been placed, with no backup yet
+    InitialOwner \* the nodes the room may start on (Node for every choice)
 
 ASSUME /\ Node \subseteq Nat \ {0} /\ Cardinality(Node) >= 2
        /\ Msg \subseteq Nat \ {0}
        /\ MaxCrashes \in Nat
        /\ Start \in {"backed", "fresh"}
+       /\ InitialOwner \subseteq Node /\ InitialOwner # {}
 
 VARIABLES
     alive,       \* alive[n]: the environment's truth (and every live node's view)
@@ -419,8 +421,9 @@ Crash(n) ==
 
 -----------------------------------------------------------------------------
 
-\* "backed": owner o placed in epoch 1, backup b assigned by leader Max(Node) and known
-\* everywhere, and o has had b's confirmation of its (empty) state.
+\* "backed": owner o of InitialOwner placed in epoch 1, a backup b assigned by leader
+\* Max(Node) and known everywhere, and o has had b's confirmation of its (empty) state.
+\* (Any b: with clients, the least-loaded node can be any.)
 \* "fresh": the room has just been placed on o; no node knows a backup.
 Init ==
     /\ alive = [n \in Node |-> TRUE]
@@ -429,7 +432,7 @@ Init ==
     /\ replicas = [n \in Node |-> <<>>]
     /\ chan = [i \in Node |-> [j \in Node |-> <<>>]]
     /\ acked = {}
-    /\ \E o \in Node :
+    /\ \E o \in InitialOwner :
           /\ placement = [owner |-> o, epoch |-> 1, version |-> 1, lastSeq |-> 0]
           /\ IF Start = "backed"
              THEN \E b \in Node \ {o} :
@@ -465,11 +468,12 @@ Log(i) == Range(history[i]) \cup Range(replicas[i]) \cup Range(primary[i].pendin
 
 \* The owner's backup is up to date: it serves this owner, is live, and has confirmed the
 \* state the owner sent it (F#: Replication.isUpToDate, at the owner, live or not).
+IsUpToDate(t, p) == t # NoBackup /\ t.version = p.synced /\ p.stored # None
+
 UpToDateBackups ==
     LET o == placement.owner
         t == BackupTarget(o)
-    IN  IF primary[o] # NoPrimary /\ t # NoBackup /\ t.version = primary[o].synced /\ primary[o].stored # None
-        THEN {t.backup} ELSE {}
+    IN  IF primary[o] # NoPrimary /\ IsUpToDate(t, primary[o]) THEN {t.backup} ELSE {}
 
 \* The live replicas of the room: its owner if live, and its up-to-date backup.
 LiveReplicas == ({placement.owner} \cap Live) \cup UpToDateBackups
