@@ -152,7 +152,7 @@ check_models() {
 trace_sets=(
   "MCReplicationTraces3 600 200 12 60"
   "MCReplicationTraces3Fresh 600 200 12 60"
-  "MCReplicationTraces4 600 200 12 60"
+  "MCReplicationTraces4 1500 100 12 60"
 )
 # State graphs for the successor-set test.
 graphs=(MCReplicationGraph3Backed MCReplicationGraph3Fresh MCReplicationGraph3Backed2)

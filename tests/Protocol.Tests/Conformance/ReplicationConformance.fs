@@ -568,9 +568,12 @@ type private Coverage =
       /// RecvSequenced steps that filled a gap from the owner.
       GapFills: int
       /// StoreReplica steps where the message did not follow on what the backup held.
-      AppendsRefused: int }
+      AppendsRefused: int
+      /// Steps from a state where the live nodes are no majority.
+      WithoutQuorum: int }
 
-let private noCoverage = { Steps = 0; Actions = Map.empty; CommitsAlone = 0; SyncsReplacing = 0; GapFills = 0; AppendsRefused = 0 }
+let private noCoverage =
+    { Steps = 0; Actions = Map.empty; CommitsAlone = 0; SyncsReplacing = 0; GapFills = 0; AppendsRefused = 0; WithoutQuorum = 0 }
 
 let private count (condition: bool) = if condition then 1 else 0
 
@@ -604,7 +607,8 @@ let private cover (coverage: Coverage) (label: string) (from: Cluster) (next: Cl
             action = "StoreReplica"
             && (match head second first from with
                 | Some(ReplicaAppended(backup, _)) -> backup.Backup = first && next.Replicas[first] = from.Replicas[first]
-                | _ -> false)) }
+                | _ -> false))
+      WithoutQuorum = coverage.WithoutQuorum + count (not (quorum from first)) }
 
 let private add (a: Coverage) (b: Coverage) : Coverage =
     { Steps = a.Steps + b.Steps
@@ -612,7 +616,8 @@ let private add (a: Coverage) (b: Coverage) : Coverage =
       CommitsAlone = a.CommitsAlone + b.CommitsAlone
       SyncsReplacing = a.SyncsReplacing + b.SyncsReplacing
       GapFills = a.GapFills + b.GapFills
-      AppendsRefused = a.AppendsRefused + b.AppendsRefused }
+      AppendsRefused = a.AppendsRefused + b.AppendsRefused
+      WithoutQuorum = a.WithoutQuorum + b.WithoutQuorum }
 
 let private replay (file: string) (model: Model) (behaviours: TraceState list list) : Coverage =
     let mutable result = noCoverage
@@ -654,7 +659,7 @@ let ``trace replay: every step of TLC's simulated behaviours is reached by the F
     Assert.True(behaviours >= 300, $"only {behaviours} behaviours")
     let uncovered = nextActions () |> List.filter (fun action -> not (total.Actions.ContainsKey action))
     Assert.True(uncovered.IsEmpty, $"actions no behaviour takes: {uncovered}; taken: {total.Actions}")
-    Assert.True(total.CommitsAlone > 0 && total.AppendsRefused > 0, $"too little covered: {total}")
+    Assert.True(total.CommitsAlone > 0 && total.AppendsRefused > 0 && total.WithoutQuorum > 0, $"too little covered: {total}")
 
 // ---------------------------------------------------------------------------------------------
 // 3. Successor sets.
