@@ -606,7 +606,9 @@ let private cover (coverage: Coverage) (label: string) (from: Cluster) (next: Cl
         + count (
             action = "StoreReplica"
             && (match head second first from with
-                | Some(ReplicaAppended(backup, _)) -> backup.Backup = first && next.Replicas[first] = from.Replicas[first]
+                | Some(ReplicaAppended(backup, message)) ->
+                    isCurrentBackup first backup (applyBackup first backup from)
+                    && message.Seq <> Replication.held from.Histories[first] from.Replicas[first] + 1L
                 | _ -> false))
       WithoutQuorum = coverage.WithoutQuorum + count (not (quorum from first)) }
 
