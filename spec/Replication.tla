@@ -24,7 +24,7 @@
 (*   PromoteBackup(l)          Replication.promoteBackup (+ Node's         *)
 (*                             takeOwnership at the new owner)             *)
 (*   ReassignRooms(l)          Placement.reassignRooms, as Node's          *)
-(*                             reassignRooms calls it: after              *)
+(*                             reassignRooms calls it: after               *)
 (*                             promoteBackups found nothing to promote     *)
 (*   Crash(n)                  environment                                 *)
 (*                                                                         *)
