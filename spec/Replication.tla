@@ -19,6 +19,8 @@
 (*   Commit(o)                 Replication.commit (+ Node.replicate's      *)
 (*                             delivery here and broadcast)                *)
 (*   RecvSequenced(i, j)       Node.recvSequenced / deliverSequenced       *)
+(*   FillGap(i)                Node.askForMissing, HistoryRequested's      *)
+(*                             answer and Node.adoptHistory                *)
 (*   AssignBackup(l)           Replication.assignBackup                    *)
 (*   RecvBackupAssignment(i,j) Replication.recvBackupAssignment            *)
 (*   PromoteBackup(l)          Replication.promoteBackup (+ Node's         *)
@@ -42,9 +44,9 @@
 (*   was in flight to the crashed node is gone; what it had sent stays in  *)
 (*   flight and may still arrive, however late.                            *)
 (* - A node that sees a gap in the committed messages asks the owner for   *)
-(*   the missing ones (HistoryRequested/HistoryShared): modelled as an     *)
-(*   atomic fill from the owner's history when the owner is live, and as   *)
-(*   dropping the message when it is not (the request is never answered). *)
+(*   the missing ones (HistoryRequested/HistoryShared), again every tick:  *)
+(*   the request and its answer are one step, FillGap, taken when the      *)
+(*   room's owner is live.                                                 *)
 (* - Posts are client message ids from Msg, each sent to the owner any     *)
 (*   time the owner does not hold it (a retry is a post of the same id).   *)
 (*   A message is [seq, id]; F# fills the other RoomMessage fields with    *)
@@ -81,10 +83,12 @@ VARIABLES
     primary,     \* primary[i]: the owner's side, [pending, synced, stored], or
                  \* NoPrimary (F#: NodeState.Primaries, Replication.Primary)
     chan,        \* chan[i][j]: the messages in flight from i to j, oldest first
+    missing,     \* the nodes that saw a gap in the committed messages and wait for the
+                 \* owner to send the missing ones (F#: NodeState.FillsRequested)
     acked        \* every message some owner has committed (acknowledged), with its
                  \* position: a history variable, never read by an action
 
-vars == <<alive, epoch, placement, backups, history, replicas, primary, chan, acked>>
+vars == <<alive, epoch, placement, backups, history, replicas, primary, chan, missing, acked>>
 
 None == -1      \* F#: Primary.Stored = None
 
@@ -132,6 +136,7 @@ TypeOK ==
     /\ replicas \in [Node -> Seq(Message)]
     /\ primary \in [Node -> PrimaryState \cup {NoPrimary}]
     /\ chan \in [Node -> [Node -> Seq(PeerMessage)]]
+    /\ missing \subseteq Node
     /\ acked \subseteq Message
 
 -----------------------------------------------------------------------------
@@ -237,7 +242,7 @@ SequencePost(o, id) ==
            t == BackupTarget(o)
        IN  /\ primary' = [primary EXCEPT ![o].pending = Append(@, m)]
            /\ chan' = IF t # NoBackup /\ t.version = p.synced THEN Send(chan, o, t.backup, AppendMsg(t, m)) ELSE chan
-    /\ UNCHANGED <<alive, epoch, placement, backups, history, replicas, acked>>
+    /\ UNCHANGED <<alive, epoch, placement, backups, history, replicas, missing, acked>>
 
 \* F#: Replication.syncBackup.  A backup the owner has not sent its state to gets the
 \* committed history and every pending message; nothing commits until it confirms.
@@ -247,7 +252,7 @@ SyncBackup(o) ==
        IN  /\ t # NoBackup /\ t.version # primary[o].synced
            /\ primary' = [primary EXCEPT ![o] = [@ EXCEPT !.synced = t.version, !.stored = None]]
            /\ chan' = Send(chan, o, t.backup, SyncMsg(t, history[o], primary[o].pending))
-    /\ UNCHANGED <<alive, epoch, placement, backups, history, replicas, acked>>
+    /\ UNCHANGED <<alive, epoch, placement, backups, history, replicas, missing, acked>>
 
 \* F#: Node.recvStored with Replication.recvStored.  The backup holds everything up to seq.
 RecvStored(o, b) ==
@@ -257,7 +262,7 @@ RecvStored(o, b) ==
        IN  primary' = IF p = NoPrimary \/ m.version # p.synced THEN primary
                       ELSE [primary EXCEPT ![o].stored = IF m.seq > p.stored THEN m.seq ELSE p.stored]
     /\ chan' = Pop(b, o)
-    /\ UNCHANGED <<alive, epoch, placement, backups, history, replicas, acked>>
+    /\ UNCHANGED <<alive, epoch, placement, backups, history, replicas, missing, acked>>
 
 \* F#: Replication.commit, as Node.replicate uses it: with a quorum, the pending messages
 \* the backup has stored, or all of them when the room has no backup serving this owner.
@@ -284,10 +289,15 @@ Commit(o) ==
            /\ replicas' = [replicas EXCEPT ![o] = delivered[2]]
            /\ chan' = BroadcastAll(chan, o, committed)
            /\ acked' = acked \cup Range(committed)
-    /\ UNCHANGED <<alive, epoch, placement, backups>>
+    /\ UNCHANGED <<alive, epoch, placement, backups, missing>>
 
 -----------------------------------------------------------------------------
 (* The backup, and every node. *)
+
+\* F#: Node.isCurrentBackup.  b stores for the assignment a's owner only while a is b's
+\* assignment and that owner still owns the room (a node just promoted does not store for
+\* the owner it replaced).
+IsCurrentBackup(b, a, assigned) == a.backup = b /\ assigned = a /\ placement.owner = a.owner
 
 \* F#: Node.recvSync (Replication.recvBackupAssignment, Rooms.adopt, Replication.held).
 \* The assignment the sync carries is taken if newer.  If b is that backup, its copy of the
@@ -309,13 +319,13 @@ RecvSync(b, o) ==
            h == Adopt(history[b], m.committed)
            stored == After(m.pending, LastSeq(h))
        IN  /\ backups' = [backups EXCEPT ![b] = assigned]
-           /\ IF a.backup = b /\ assigned = a
+           /\ IF IsCurrentBackup(b, a, assigned)
               THEN /\ history' = [history EXCEPT ![b] = h]
                    /\ replicas' = [replicas EXCEPT ![b] = stored]
                    /\ chan' = Send(Pop(o, b), b, a.owner, StoredMsg(a.version, Held(h, stored)))
               ELSE /\ chan' = Pop(o, b)
                    /\ UNCHANGED <<history, replicas>>
-    /\ UNCHANGED <<alive, epoch, placement, primary, acked>>
+    /\ UNCHANGED <<alive, epoch, placement, primary, missing, acked>>
 
 \* F#: Node.recvAppend with Replication.storeReplica.  The backup stores the owner's next
 \* message when it follows directly on what it holds, and confirms what it holds.
@@ -326,7 +336,7 @@ StoreReplica(b, o) ==
            assigned == Adopted(backups[b], a)
            held == Held(history[b], replicas[b])
        IN  /\ backups' = [backups EXCEPT ![b] = assigned]
-           /\ IF a.backup = b /\ assigned = a
+           /\ IF IsCurrentBackup(b, a, assigned)
               THEN IF m.message.seq = held + 1
                    THEN /\ replicas' = [replicas EXCEPT ![b] = Append(@, m.message)]
                         /\ chan' = Send(Pop(o, b), b, a.owner, StoredMsg(a.version, m.message.seq))
@@ -334,25 +344,41 @@ StoreReplica(b, o) ==
                         /\ UNCHANGED replicas
               ELSE /\ chan' = Pop(o, b)
                    /\ UNCHANGED replicas
-    /\ UNCHANGED <<alive, epoch, placement, history, primary, acked>>
+    /\ UNCHANGED <<alive, epoch, placement, history, primary, missing, acked>>
 
 \* F#: Node.recvSequenced.  A committed message that follows on what node i holds is
-\* delivered (deliverSequenced).  One that skips numbers makes i ask the owner for the
-\* missing ones: modelled as an atomic fill from the owner's history (Rooms.since, then
-\* Rooms.adopt, which extends), or as dropping the message when the owner is not live.
-\* The owner itself, having no one to ask, delivers it as it is.
+\* delivered (deliverSequenced).  One that skips numbers is held back (dropped: the fill
+\* brings it): i asks the owner for the missing ones, unless it asked already.
 RecvSequenced(i, j) ==
     /\ Receivable(j, i, "sequenced")
     /\ LET m == First(j, i).message
-           o == placement.owner
-           fill == IF m.seq <= LastSeq(history[i]) + 1 \/ o = i THEN <<m>>
-                   ELSE IF alive[o] THEN After(history[o], LastSeq(history[i]))
-                   ELSE <<>>
-           delivered == DeliverAll(history[i], replicas[i], fill)
-       IN  /\ history' = [history EXCEPT ![i] = delivered[1]]
-           /\ replicas' = [replicas EXCEPT ![i] = delivered[2]]
+       IN  IF m.seq <= LastSeq(history[i]) + 1
+           THEN LET delivered == DeliverAll(history[i], replicas[i], <<m>>)
+                IN  /\ history' = [history EXCEPT ![i] = delivered[1]]
+                    /\ replicas' = [replicas EXCEPT ![i] = delivered[2]]
+                    /\ UNCHANGED missing
+           ELSE /\ missing' = missing \cup {i}
+                /\ UNCHANGED <<history, replicas>>
     /\ chan' = Pop(j, i)
     /\ UNCHANGED <<alive, epoch, placement, backups, primary, acked>>
+
+\* F#: Node.askForMissing, the owner's HistoryRequested answer (Rooms.since) and
+\* Node.adoptHistory, as one step: node i, waiting for missing messages, gets the live
+\* owner's committed messages after its last one.  F# asks on the gap and again every
+\* tick, of whichever node owns the room then; an owner forgets its own request.
+FillGap(i) ==
+    /\ alive[i] /\ i \in missing
+    /\ LET o == placement.owner
+       IN  IF o = i
+           THEN /\ missing' = missing \ {i}
+                /\ UNCHANGED <<history, replicas>>
+           ELSE LET fill == After(history[o], LastSeq(history[i]))
+                    delivered == DeliverAll(history[i], replicas[i], fill)
+                IN  /\ alive[o]
+                    /\ history' = [history EXCEPT ![i] = delivered[1]]
+                    /\ replicas' = [replicas EXCEPT ![i] = delivered[2]]
+                    /\ missing' = missing \ {i}
+    /\ UNCHANGED <<alive, epoch, placement, backups, primary, chan, acked>>
 
 -----------------------------------------------------------------------------
 (* The leader. *)
@@ -368,14 +394,14 @@ AssignBackup(l) ==
                  version |-> IF backups[l] # NoBackup THEN backups[l].version + 1 ELSE 1]
        IN  /\ backups' = [backups EXCEPT ![l] = a]
            /\ chan' = Broadcast(chan, l, BackupMsg(a))
-    /\ UNCHANGED <<alive, epoch, placement, history, replicas, primary, acked>>
+    /\ UNCHANGED <<alive, epoch, placement, history, replicas, primary, missing, acked>>
 
 \* F#: Node.applyBackup with Replication.recvBackupAssignment.
 RecvBackupAssignment(i, j) ==
     /\ Receivable(j, i, "backup")
     /\ backups' = [backups EXCEPT ![i] = Adopted(@, First(j, i).assignment)]
     /\ chan' = Pop(j, i)
-    /\ UNCHANGED <<alive, epoch, placement, history, replicas, primary, acked>>
+    /\ UNCHANGED <<alive, epoch, placement, history, replicas, primary, missing, acked>>
 
 \* F#: Replication.promoteBackup (Node.reassignRooms: only with a quorum; lastSeq is the
 \* leader's history's).  The owner has died and its backup is live: the backup becomes the
@@ -390,7 +416,7 @@ PromoteBackup(l) ==
        IN  /\ placement' = [owner |-> n, epoch |-> epoch, version |-> placement.version + 1,
                             lastSeq |-> Max({LastSeq(history[l]), placement.lastSeq})]
            /\ TakeOwnership(n)
-    /\ UNCHANGED <<alive, epoch, backups, history, chan, acked>>
+    /\ UNCHANGED <<alive, epoch, backups, history, chan, missing, acked>>
 
 \* F#: Placement.reassignRooms, as Node.reassignRooms calls it (with a quorum, after
 \* promoteBackups, so only when there is no backup to promote; lastSeq is the leader's
@@ -402,7 +428,7 @@ ReassignRooms(l) ==
        IN  /\ placement' = [owner |-> n, epoch |-> epoch, version |-> placement.version + 1,
                             lastSeq |-> LastSeq(history[l])]
            /\ TakeOwnership(n)
-    /\ UNCHANGED <<alive, epoch, backups, history, chan, acked>>
+    /\ UNCHANGED <<alive, epoch, backups, history, chan, missing, acked>>
 
 -----------------------------------------------------------------------------
 (* The environment. *)
@@ -417,7 +443,7 @@ Crash(n) ==
     /\ alive' = [alive EXCEPT ![n] = FALSE]
     /\ epoch' = IF n = Leader THEN epoch + 1 ELSE epoch
     /\ chan' = [i \in Node |-> [j \in Node |-> IF j = n THEN <<>> ELSE chan[i][j]]]
-    /\ UNCHANGED <<placement, backups, history, replicas, primary, acked>>
+    /\ UNCHANGED <<placement, backups, history, replicas, primary, missing, acked>>
 
 -----------------------------------------------------------------------------
 
@@ -431,6 +457,7 @@ Init ==
     /\ history = [n \in Node |-> <<>>]
     /\ replicas = [n \in Node |-> <<>>]
     /\ chan = [i \in Node |-> [j \in Node |-> <<>>]]
+    /\ missing = {}
     /\ acked = {}
     /\ \E o \in InitialOwner :
           /\ placement = [owner |-> o, epoch |-> 1, version |-> 1, lastSeq |-> 0]
@@ -451,6 +478,7 @@ Next ==
     \/ \E o, b \in Node : RecvStored(o, b)
     \/ \E o \in Node : Commit(o)
     \/ \E i, j \in Node : RecvSequenced(i, j)
+    \/ \E i \in Node : FillGap(i)
     \/ \E l \in Node : AssignBackup(l)
     \/ \E i, j \in Node : RecvBackupAssignment(i, j)
     \/ \E l \in Node : PromoteBackup(l)
