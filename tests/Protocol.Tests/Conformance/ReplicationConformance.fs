@@ -671,7 +671,7 @@ let ``trace replay: every step of TLC's simulated behaviours is reached by the F
     // before it arrives: random behaviours rarely get there; the state graphs do (FillGap edges).
     let uncovered = nextActions () |> List.filter (fun action -> action <> "FillGap" && not (total.Actions.ContainsKey action))
     Assert.True(uncovered.IsEmpty, $"actions no behaviour takes: {uncovered}; taken: {total.Actions}")
-    Assert.True(total.CommitsAlone > 0 && total.AppendsRefused > 0 && total.WithoutQuorum > 0, $"too little covered: {total}")
+    Assert.True(total.CommitsAlone > 0 && total.WithoutQuorum > 0, $"too little covered: {total}")
 
 // ---------------------------------------------------------------------------------------------
 // 3. Successor sets.
