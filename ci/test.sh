@@ -25,8 +25,8 @@ if ! grep -q 'Build succeeded' "$log_dir/build.log" || grep -qE ' error ' "$log_
   echo "build failed"; echo "0 passed, 1 failed"; exit 1
 fi
 
-# One script per spec: election and failure detection, then room placement.
-for checker in ci/tlc.sh ci/tlc-placement.sh; do
+# One script per spec: election and failure detection, room placement, replication.
+for checker in ci/tlc.sh ci/tlc-placement.sh ci/tlc-replication.sh; do
   [ -f "$checker" ] || continue
   echo "== TLA+ model checking: $checker"
   bash "$checker" 2>&1 | tee "$log_dir/tlc.log"
@@ -39,6 +39,16 @@ done
 if [ -f ci/tlc-placement.sh ]; then
   echo "== placement fixtures: regenerate and compare"
   if bash ci/tlc-placement.sh --check 2>&1 | tee "$log_dir/check.log"; then
+    grep -q SKIPPED "$log_dir/check.log" && skipped=$((skipped + 1)) || passed=$((passed + 1))
+  else
+    failed=$((failed + 1)); broken=1
+  fi
+fi
+
+# The replication fixtures regenerate identically too.
+if [ -f ci/tlc-replication.sh ]; then
+  echo "== replication fixtures: regenerate and compare"
+  if bash ci/tlc-replication.sh --check 2>&1 | tee "$log_dir/check.log"; then
     grep -q SKIPPED "$log_dir/check.log" && skipped=$((skipped + 1)) || passed=$((passed + 1))
   else
     failed=$((failed + 1)); broken=1
