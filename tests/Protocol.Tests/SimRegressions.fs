@@ -1,0 +1,85 @@
+/// Focused regression tests for the protocol bugs the replication simulation found
+/// (ReplicationSimulation.fs); each names the seed that found it. They drive one node through
+/// Node.step with the messages of the failing run, cut down to what matters.
+module FormalChat.Protocol.Tests.SimRegressions
+
+open FormalChat.Protocol
+open FormalChat.Protocol.NodeState
+open Xunit
+
+let private config = { ProtocolConfig.defaults with Rebalance = None }
+
+let private infoOf (id: NodeId) : NodeInfo = Simulation.Nodes.infoOf id
+
+let private heartbeat (id: NodeId) (epoch: Epoch) (leader: NodeId option) : Event =
+    PeerMessageReceived(HeartbeatSent { From = infoOf id; Epoch = epoch; Leader = leader; Load = Load.zero; Known = [] })
+
+let private run (events: Event list) (state: NodeState) : NodeState * Effect list =
+    events |> List.fold (fun (state, _) event -> Node.step config state event) (state, [])
+
+let private all (events: Event list) (state: NodeState) : NodeState * Effect list =
+    events |> List.fold (fun (state, effects) event -> let next, more = Node.step config state event in next, effects @ more) (state, [])
+
+let private peer (message: PeerMessage) : Event = PeerMessageReceived message
+
+let private connect (client: ClientId) (nick: string) : Event list =
+    [ ClientConnected(client, $"session-{client}"); ClientRequested(client, Hello { Nick = nick; Session = None; Resume = [] }) ]
+
+let private message (seq: int64) (from: string) : RoomMessage =
+    { Room = "#b"; Seq = seq; From = from; FromNode = 1; Text = $"{from} {seq}"; ClientMessageId = seq }
+
+let private committedOnes (effects: Effect list) : RoomMessage list =
+    [ for effect in effects do
+          match effect with
+          | SendToPeer(_, RoomSequenced m) -> m
+          | SendToClients(_, Message m) -> m
+          | _ -> () ]
+
+/// Node `self` in a view of nodes 1–3, following leader 3 in epoch 1.
+let private inThree (self: NodeId) : NodeState =
+    init (infoOf self) |> run [ for id in [ 1; 2; 3 ] do if id <> self then heartbeat id 1 (Some 3) ] |> fst
+
+[<Fact>]
+let ``seed 3: an owner whose room has moved on without it hearing does not commit alone`` () =
+    // Node 2 owns #b (epoch 3). A leader that had stopped hearing node 2 promoted its backup, node
+    // 1, and node 2 missed that; the next leader gave owner 1 a backup, and node 2 hears that.
+    // Its own placement says node 2, the backup serves node 1: no backup for node 2. It used to
+    // commit alone, so #b had two owners numbering the same seqs.
+    let state =
+        inThree 2
+        |> run
+            [ peer (RoomAssigned("#b", { Owner = 2; Epoch = 3; Version = 3; LastSeq = 0L }))
+              peer (BackupAssigned("#b", { Backup = 2; Owner = 1; Epoch = 7; Version = 6 }))
+              yield! connect 10 "u5"
+              ClientRequested(10, Join "#b") ]
+        |> fst
+
+    let state, effects = Node.step config state (ClientRequested(10, Say("#b", "u5 says 20", 20L)))
+
+    Assert.Empty(committedOnes effects)
+    Assert.Equal(1, state.Primaries["#b"].Pending.Length)
+
+[<Fact>]
+let ``seed 1: an owner that stops hearing its backup while other nodes are live waits for a new one`` () =
+    // Node 3 owns #b with backup 4, up to date. Node 3 loses node 4's heartbeats (its TCP link
+    // still works) and drops it from its view; the leader still sees node 4 and assigns nothing.
+    // Node 3 used to commit alone; node 4, back in its view, then counted as up to date again
+    // without those messages, so a crash of node 3 would have lost them.
+    let backup = { Backup = 4; Owner = 3; Epoch = 3; Version = 2 }
+    let state =
+        init (infoOf 3)
+        |> run
+            [ for id in [ 1; 2; 4 ] do heartbeat id 3 (Some 4)
+              peer (RoomAssigned("#b", { Owner = 3; Epoch = 1; Version = 1; LastSeq = 0L }))
+              peer (BackupAssigned("#b", backup))
+              peer (ReplicaStored("#b", 2, 0L))
+              yield! connect 10 "u6"
+              ClientRequested(10, Join "#b") ]
+        |> fst
+    Assert.True(Replication.isUpToDate (Replication.backupTarget "#b" state.Placements state.Backups state.Coordination) state.Primaries["#b"])
+
+    let state = { state with Coordination = { state.Coordination with View = state.Coordination.View.Remove 4; Age = state.Coordination.Age.Remove 4 } }
+    let state, effects = all [ ClientRequested(10, Say("#b", "u6 says 21", 21L)); Ticked ] state
+
+    Assert.Empty(committedOnes effects)
+    Assert.Equal(1, state.Primaries["#b"].Pending.Length)
