@@ -102,6 +102,19 @@ let private adoptHistory (room: RoomName) (messages: RoomMessage list) (state: N
     | Rooms.Extends fresh -> fresh |> List.fold (fun progress message -> then' (deliverSequenced message) progress) (state, [])
     | Rooms.Replaces history -> rewrite room history [] state
 
+/// Committed messages another node shares as the room's owner (a reply to HistoryRequested, or
+/// its introduction when a node joins its view). The room's owner and its backup never let them
+/// replace their copy: the sender may be an owner that lost the room while it was cut off and has
+/// not heard yet, and their own copies hold what was acknowledged since.
+let private recvShared (room: RoomName) (messages: RoomMessage list) (state: NodeState) : NodeState * Effect list =
+    let isReplica =
+        state.Primaries.ContainsKey room || state.Backups.TryFind room |> Option.exists (fun backup -> backup.Backup = self state)
+    match Rooms.adopt messages (historyOf room state) with
+    | Rooms.Replaces _ when isReplica ->
+        { state with FillsRequested = state.FillsRequested.Remove room },
+        [ Log(Warning, $"room {room}: ignored a shared history that disagrees with this node's copy (it owns or backs up the room)") ]
+    | _ -> adoptHistory room messages state
+
 /// Asks the room's live owner for the committed messages after the last one this node has.
 let private askForMissing (room: RoomName) (state: NodeState) : Effect list =
     match state.Placements.TryFind room with
@@ -431,7 +444,7 @@ and handlePeerMessage (message: PeerMessage) (state: NodeState) : NodeState * Ef
         match state.Peers.TryFind requester with
         | Some peer -> state, [ SendToPeer(peer.Info, HistoryShared(room, Rooms.lastWithin Rooms.transferBudgetChars (Rooms.since after (historyOf room state)))) ]
         | None -> state, []
-    | HistoryShared(room, messages) -> adoptHistory room messages state
+    | HistoryShared(room, messages) -> recvShared room messages state
 
 // ---------------------------------------------------------------------------------------------
 // Clients.

@@ -83,3 +83,50 @@ let ``seed 1: an owner that stops hearing its backup while other nodes are live 
 
     Assert.Empty(committedOnes effects)
     Assert.Equal(1, state.Primaries["#b"].Pending.Length)
+
+let private isRewrite (effect: Effect) =
+    match effect with
+    | RewriteLog _ -> true
+    | _ -> false
+
+[<Fact>]
+let ``seeds 9 and 13: the owner and the backup keep their copy when a stale owner shares a shorter history`` () =
+    // Node 1, cut off by a partition, still thinks it owns #b; meanwhile its backup was promoted
+    // and acknowledged more. When the partition heals node 1 introduces itself with #b's history
+    // as it knew it. The real owner (seed 13) and its backup (seed 9) used to replace their copy
+    // with it and lose what was acknowledged since.
+    let stale = [ message 1L "ann"; message 2L "bob" ]
+    let current = stale @ [ message 3L "cy"; message 4L "dee" ]
+
+    let backup = { Backup = 2; Owner = 3; Epoch = 2; Version = 3 }
+    let asBackup =
+        inThree 2
+        |> run [ peer (RoomAssigned("#b", { Owner = 3; Epoch = 2; Version = 2; LastSeq = 2L })); peer (ReplicaSynced("#b", backup, current, [])) ]
+        |> fst
+    let asOwner =
+        inThree 3
+        |> run
+            [ peer (RoomAssigned("#b", { Owner = 3; Epoch = 2; Version = 2; LastSeq = 2L }))
+              peer (BackupAssigned("#b", backup))
+              peer (HistoryShared("#b", current))
+              peer (ReplicaStored("#b", 3, 4L)) ]
+        |> fst
+    Assert.True(asOwner.Primaries.ContainsKey "#b")
+
+    for state in [ asBackup; asOwner ] do
+        Assert.Equal(4L, (historyOf "#b" state).LastSeq)
+        let next, effects = Node.step config state (peer (HistoryShared("#b", stale)))
+        Assert.Equal(4L, (historyOf "#b" next).LastSeq)
+        Assert.DoesNotContain(effects, isRewrite)
+
+[<Fact>]
+let ``a node that neither owns nor backs up a room still takes the owner's copy over a disagreeing one`` () =
+    // What HistoryShared is for: a node that restarted holds, from its log, a message the owner
+    // never committed; the owner's history replaces it.
+    let logs = [ "#b", [ message 1L "ann"; { message 2L "bob" with Text = "never committed" } ] ]
+    let state = recover logs (init (infoOf 2)) |> run [ peer (RoomAssigned("#b", { Owner = 3; Epoch = 1; Version = 1; LastSeq = 0L })) ] |> fst
+
+    let next, effects = Node.step config state (peer (HistoryShared("#b", [ message 1L "ann"; message 2L "bob" ])))
+
+    Assert.Equal("bob 2", (historyOf "#b" next).Recent.Head.Text)
+    Assert.Contains(effects, isRewrite)
