@@ -134,6 +134,15 @@ let private recvSequenced (message: RoomMessage) (state: NodeState) : NodeState 
     else
         { state with FillsRequested = state.FillsRequested.Add message.Room }, askForMissing message.Room state
 
+/// A leader decides (places rooms, promotes backups, assigns them) only with a majority it has
+/// heard from within about an interval (age 0 or 1), not merely one still in its view: a leader
+/// cut off by a partition loses its peers from the view one tick at a time, and for a tick or two
+/// its view still holds a majority that is already gone.
+let private decidesWithQuorum (state: NodeState) : bool =
+    let heard = state.Coordination.Age |> Seq.filter (fun (KeyValue(_, age)) -> age <= 1) |> Seq.length
+    let known = state.Peers.Count + 1
+    hasQuorum state && (known <= 2 || 2 * (heard + 1) > known)
+
 let private primaryOf (room: RoomName) (state: NodeState) =
     state.Primaries.TryFind room |> Option.defaultValue Replication.emptyPrimary
 
@@ -319,7 +328,7 @@ and private applyPlacements decided (state: NodeState) = applyDecisions state.Pl
 
 /// The leader's standing duty: every room with a live owner and no live backup gets one.
 and private assignBackups (state: NodeState) : NodeState * Effect list =
-    if not (hasQuorum state) then state, [] else
+    if not (decidesWithQuorum state) then state, [] else
     let decided = Replication.assignBackups (clientsOn state) state.Placements state.Backups state.Coordination
     applyDecisions state.Backups applyBackup decided state
 
@@ -371,8 +380,12 @@ and private reportViewChange (before: Coordination) (state: NodeState) : Effect 
                   yield! presence state $"{user.Nick} left (node {user.Node} is gone)" ]
         effects, state
 
+/// No election without a majority, and none before this node has listened for a while since it
+/// started or last regained a majority: a node cut off by a partition would otherwise come back
+/// leading a newer epoch than the majority's leader, and decide over it before it has heard
+/// everyone (its view grows one heartbeat at a time when the partition heals).
 and private maybeStartElection (state: NodeState) : NodeState * Effect list =
-    if state.TicksSinceStart >= listenTicksBeforeElection && Election.needsElection state.Coordination then
+    if state.TicksSinceStart >= listenTicksBeforeElection && hasQuorum state && Election.needsElection state.Coordination then
         coordinate Election.startElection state
     else
         state, []
@@ -428,7 +441,7 @@ and handlePeerMessage (message: PeerMessage) (state: NodeState) : NodeState * Ef
         match state.Peers.TryFind node with
         | Some peer -> state, introduceTo peer.Info state
         | None -> state, []
-    | PlacementRequested _ when not (hasQuorum state) -> state, []
+    | PlacementRequested _ when not (decidesWithQuorum state) -> state, []
     | PlacementRequested(room, requester) ->
         let lastSeq = (historyOf room state).LastSeq
         applyPlacements (Placement.assignRoom (clientsOn state) lastSeq requester room state.Placements state.Coordination) state
@@ -593,7 +606,7 @@ let private request (config: ProtocolConfig) (client: ClientId) (request: Client
 /// live one, the other rooms are placed afresh, and every room gets a live backup.
 let private reassignRooms (state: NodeState) : NodeState * Effect list =
     let lastSeq room = (historyOf room state).LastSeq
-    if not (hasQuorum state) then state, [] else
+    if not (decidesWithQuorum state) then state, [] else
     applyPlacements (Replication.promoteBackups lastSeq state.Placements state.Backups state.Coordination) state
     |> then' (fun state -> applyPlacements (Placement.reassignRooms (clientsOn state) lastSeq state.Placements state.Coordination) state)
     |> then' assignBackups
@@ -655,6 +668,7 @@ let private tick (config: ProtocolConfig) (state: NodeState) =
             Load = load }
     let state, effects =
         coordinate (fun c -> FailureDetector.tick config.SuspectAfter c, []) state
+        |> then' (fun state -> (if hasQuorum state then state else { state with TicksSinceStart = 0 }), [])
         |> then' maybeStartElection
         |> then' reassignRooms
         |> then' replicateOwnedRooms

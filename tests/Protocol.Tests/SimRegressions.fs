@@ -130,3 +130,52 @@ let ``a node that neither owns nor backs up a room still takes the owner's copy 
 
     Assert.Equal("bob 2", (historyOf "#b" next).Recent.Head.Text)
     Assert.Contains(effects, isRewrite)
+
+let private placedEffects (effects: Effect list) : (RoomName * Assignment) list =
+    [ for effect in effects do
+          match effect with
+          | SendToPeer(_, RoomAssigned(room, placement)) -> room, placement
+          | _ -> () ]
+
+[<Fact>]
+let ``seed 14: a leader cut off by a partition decides nothing while its view decays`` () =
+    // Node 3 leads epoch 5; #a is owned by node 2 and backed up by node 3. A partition cuts node
+    // 3 off. Node 2's last heartbeat happens to be older than node 1's, so node 2 leaves node 3's
+    // view a tick before node 1 does: for that tick node 3 still sees a majority ([1; 3] of 3).
+    // It used to promote itself for #a then, in epoch 5; after the heal that placement beat the
+    // majority's, and node 3 numbered #a from where it had been cut off.
+    let state =
+        init (infoOf 3)
+        |> run
+            [ heartbeat 1 5 (Some 3)
+              heartbeat 2 5 (Some 3)
+              peer (RoomAssigned("#a", { Owner = 2; Epoch = 5; Version = 1; LastSeq = 0L }))
+              peer (BackupAssigned("#a", { Backup = 3; Owner = 2; Epoch = 5; Version = 1 }))
+              Ticked
+              heartbeat 1 5 (Some 3) ]
+        |> fst
+    Assert.Equal(Some 3, state.Coordination.Leader)
+
+    // Cut off: two more ticks and node 2 (last heard two ticks ago) is suspected, node 1 not yet.
+    let state, effects = all [ Ticked; Ticked ] state
+
+    Assert.Equal<Set<NodeId>>(set [ 1; 3 ], state.Coordination.View)
+    Assert.Equal(2, state.Placements["#a"].Owner)
+    Assert.Empty(placedEffects effects)
+
+[<Fact>]
+let ``seed 35: a node cut off from the majority starts no election, and listens again when it is back`` () =
+    // Node 2, following leader 3, is cut off. It used to elect itself in its view of one (epoch
+    // 2); when the partition healed it heard node 1 before node 3 and, as leader of a newer epoch
+    // with a majority view, placed #lobby on itself over the majority's owner.
+    let alone = inThree 2 |> run [ Ticked; Ticked; Ticked; Ticked; Ticked ] |> fst
+    Assert.Equal<Set<NodeId>>(set [ 2 ], alone.Coordination.View)
+    Assert.Equal(1, alone.Coordination.Epoch)
+    Assert.False(alone.Coordination.Participant)
+
+    let back, _ = all [ heartbeat 1 1 (Some 3); Ticked ] alone
+
+    Assert.Equal<Set<NodeId>>(set [ 1; 2 ], back.Coordination.View)
+    Assert.Equal(1, back.Coordination.Epoch)
+    Assert.False(back.Coordination.Participant)
+    Assert.NotEqual(Some 2, back.Coordination.Leader)
