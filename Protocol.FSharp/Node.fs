@@ -443,8 +443,11 @@ and handlePeerMessage (message: PeerMessage) (state: NodeState) : NodeState * Ef
         | None -> state, []
     | PlacementRequested _ when not (decidesWithQuorum state) -> state, []
     | PlacementRequested(room, requester) ->
+        // A room whose owner has left gets its backup promoted first, as on the leader's tick: a
+        // fresh placement would start the room again without what only the backup holds.
         let lastSeq = (historyOf room state).LastSeq
-        applyPlacements (Placement.assignRoom (clientsOn state) lastSeq requester room state.Placements state.Coordination) state
+        applyPlacements (Replication.promoteBackup lastSeq room state.Placements state.Backups state.Coordination) state
+        |> then' (fun state -> applyPlacements (Placement.assignRoom (clientsOn state) lastSeq requester room state.Placements state.Coordination) state)
         |> then' assignBackups
     | RoomAssigned(room, placement) -> applyAssignment room placement state
     | RoomPosted post -> routePost post state

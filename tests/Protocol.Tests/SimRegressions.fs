@@ -179,3 +179,25 @@ let ``seed 35: a node cut off from the majority starts no election, and listens 
     Assert.Equal(1, back.Coordination.Epoch)
     Assert.False(back.Coordination.Participant)
     Assert.NotEqual(Some 2, back.Coordination.Leader)
+
+[<Fact>]
+let ``seed 3: a placement request for a room whose owner left promotes its backup, as the leader's tick does`` () =
+    // Node 3 has just become leader; #lobby's owner, node 4, crashed and its backup, node 2,
+    // holds a message only it and the dead owner stored. A node asks for #lobby before node 3's
+    // next tick. assignRoom used to place it afresh on the least-loaded node (node 1), which
+    // numbered new messages over the one the backup held.
+    let state =
+        init (infoOf 3)
+        |> run
+            [ for id in [ 1; 2; 4 ] do heartbeat id 1 (Some 3)
+              peer (RoomAssigned(Rooms.lobby, { Owner = 4; Epoch = 1; Version = 1; LastSeq = 0L }))
+              peer (BackupAssigned(Rooms.lobby, { Backup = 2; Owner = 4; Epoch = 1; Version = 1 }))
+              peer (LeaveAnnounced 4)
+              for id in [ 1; 2 ] do heartbeat id 1 (Some 3) ]
+        |> fst
+    Assert.Equal(Some 3, state.Coordination.Leader)
+
+    let state, effects = Node.step config state (peer (PlacementRequested(Rooms.lobby, 1)))
+
+    Assert.Equal(2, state.Placements[Rooms.lobby].Owner)
+    Assert.Contains((Rooms.lobby, state.Placements[Rooms.lobby]), placedEffects effects)
