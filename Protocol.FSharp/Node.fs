@@ -25,11 +25,15 @@ let private toEveryPeer (state: NodeState) message = [ for info in livePeers sta
 
 /// What a node that has just appeared needs to know from this one: who is online here, and
 /// where every room is placed.
+/// The owner shares its rooms' history only once it has had a majority for a while (see
+/// maybeStartElection): a node back from a partition may still believe it owns a room the
+/// leader has moved meanwhile, and its history then lacks what was acknowledged since.
 let private introduceTo (info: NodeInfo) (state: NodeState) =
+    let sharesHistory = state.TicksSinceStart >= listenTicksBeforeElection && hasQuorum state
     SendToPeer(info, UsersListed(self state, [ for user in localUsers state.Chat -> knownUser (self state) user ]))
     :: [ for KeyValue(room, placement) in state.Placements do
              yield SendToPeer(info, RoomAssigned(room, placement))
-             if placement.Owner = self state then
+             if placement.Owner = self state && sharesHistory then
                  yield SendToPeer(info, HistoryShared(room, Rooms.lastWithin Rooms.transferBudgetChars (Rooms.last Rooms.historyCapacity (historyOf room state))))
          for KeyValue(room, backup) in state.Backups do
              yield SendToPeer(info, BackupAssigned(room, backup)) ]

@@ -201,3 +201,35 @@ let ``seed 3: a placement request for a room whose owner left promotes its backu
 
     Assert.Equal(2, state.Placements[Rooms.lobby].Owner)
     Assert.Contains((Rooms.lobby, state.Placements[Rooms.lobby]), placedEffects effects)
+
+let private sharedHistories (effects: Effect list) : RoomName list =
+    [ for effect in effects do
+          match effect with
+          | SendToPeer(_, HistoryShared(room, _)) -> room
+          | _ -> () ]
+
+[<Fact>]
+let ``seed 166: a node back from a partition introduces itself without the history of rooms it may have lost`` () =
+    // Node 3 owned #b when a partition cut it off; the leader promoted #b's backup, which went on.
+    // When the partition healed node 3, not yet aware, introduced itself to node 2 with #b's
+    // history as it knew it. Node 2 (neither owner nor backup) took it, dropped three committed
+    // messages, and the client that resumed there never saw them.
+    let owner =
+        inThree 3
+        |> run
+            [ peer (RoomAssigned("#b", { Owner = 3; Epoch = 1; Version = 1; LastSeq = 0L }))
+              peer (HistoryShared("#b", [ message 1L "ann"; message 2L "bob" ]))
+              Ticked
+              Ticked ]
+        |> fst
+    let _, effects = Node.step config owner (peer (UsersRequested 2))
+    Assert.Equal<RoomName list>([ "#b" ], sharedHistories effects)
+
+    let cutOff = owner |> run [ Ticked; Ticked; Ticked; Ticked ] |> fst
+    Assert.Equal<Set<NodeId>>(set [ 3 ], cutOff.Coordination.View)
+
+    let back, effects = all [ heartbeat 2 1 (Some 3); heartbeat 1 1 (Some 3) ] cutOff
+
+    Assert.Equal<Set<NodeId>>(set [ 1; 2; 3 ], back.Coordination.View)
+    Assert.Empty(sharedHistories effects)
+    Assert.Equal(3, back.Placements["#b"].Owner)
