@@ -110,6 +110,7 @@ type RunResult =
       Connections: int
       Timeouts: int
       Redirects: int
+      Switches: int
       Gaps: int
       Crashes: int
       Leaves: int
@@ -154,6 +155,7 @@ let run (settings: Settings) (seed: int) : RunResult =
           WakeMin = 30
           WakeMax = between random 60 200
           SendChance = 0.3 + 0.5 * random.NextDouble()
+          SwitchChance = 0.005 + 0.025 * random.NextDouble()
           MaxUnconfirmed = between random 1 3 }
     let stats = newClientStats ()
     let homes = [ for home in 1..nodeCount do for _ in 1 .. between random 1 3 -> home ]
@@ -369,6 +371,7 @@ let run (settings: Settings) (seed: int) : RunResult =
       Connections = stats.Connections
       Timeouts = stats.Timeouts
       Redirects = stats.Redirects
+      Switches = stats.Switches
       Gaps = stats.Gaps
       Crashes = net.Counters.Crashes
       Leaves = net.Counters.Leaves
@@ -409,7 +412,7 @@ let summary (results: RunResult list) (elapsed: TimeSpan) : string =
     $"replication simulation: {results.Length} runs (seeds {results |> List.map _.Seed |> List.min}..{results |> List.map _.Seed |> List.max}), "
     + $"{sum _.Steps} steps, {(results |> List.sumBy _.VirtualMs) / 1000L} virtual s, {sum _.Sent} messages sent, {sum _.Acked} acknowledged, {sum _.Shown} shown, "
     + $"{sum _.Crashes} crashes, {sum _.Leaves} leaves, {sum _.Partitions} partitions, {sum _.LossyPeriods} lossy periods, "
-    + $"{sum _.Failovers} failovers, {sum _.Connections} client connections, {sum _.Resent} resends, {sum _.Timeouts} client timeouts, "
+    + $"{sum _.Failovers} failovers, {sum _.Connections} client connections ({sum _.Switches} moves without a fault), {sum _.Resent} resends, {sum _.Timeouts} client timeouts, "
     + $"{sum _.Gaps} client gaps, longest convergence {results |> List.map _.LongestSettleMs |> List.max} ms, in {elapsed.TotalSeconds:F1} s"
 
 /// Runs many seeds on every core; fails with the report of the lowest failing seed.

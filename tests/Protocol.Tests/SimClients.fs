@@ -6,7 +6,8 @@
 /// - a message is shown only when its seq is above the last shown in its room, and our own
 ///   message coming back sequenced is the acknowledgement of that send, shown or not;
 /// - a dead connection, a close, a hello without a welcome, or unconfirmed sends that make no
-///   progress for a while: reconnect to another live node (or where a redirect said).
+///   progress for a while: reconnect to another live node (or where a redirect said);
+/// - now and then, for no reason, move to another node (a client restarting).
 module FormalChat.Protocol.Tests.SimClients
 
 open System
@@ -33,6 +34,7 @@ type ClientStats =
       mutable Refusals: int
       mutable Redirects: int
       mutable Skipped: int
+      mutable Switches: int
       mutable Gaps: int }
 
 let newClientStats () =
@@ -45,6 +47,7 @@ let newClientStats () =
       Refusals = 0
       Redirects = 0
       Skipped = 0
+      Switches = 0
       Gaps = 0 }
 
 type SimClient =
@@ -77,6 +80,9 @@ type ClientTiming =
       WakeMin: int
       WakeMax: int
       SendChance: float
+      /// Chance a ready client, when it wakes, leaves its node for another one (a client that
+      /// restarts, a laptop that wakes up): resumes and retries without any fault.
+      SwitchChance: float
       MaxUnconfirmed: int }
 
 let createClient (index: int) (extra: RoomName list) (stats: ClientStats) : SimClient =
@@ -115,17 +121,22 @@ let private hello (client: SimClient) : HelloRequest =
         let rooms = Seq.append client.Joined client.Joining |> Seq.distinct |> Seq.sort |> List.ofSeq
         { Nick = client.Nick; Session = Some session; Resume = [ for room in rooms -> room, lastShown client room ] }
 
-/// A live node other than the one that just failed, or where a redirect said.
+/// Where a redirect said; else a live node other than the one just left: half the time the
+/// least loaded (as NodeChoice ranks a /status answer, so a node that has just restarted is a
+/// favourite), else any.
 let private chooseNode (net: Net) (client: SimClient) : NodeId option =
     match client.Redirect with
     | Some id when (node net id).Up -> Some id
     | _ ->
-        let live = liveNodes net |> List.map _.Id
-        let others = live |> List.filter (fun id -> Some id <> client.LastNode)
-        match others, live with
-        | [], [] -> None
-        | [], _ -> Some live[net.Random.Next live.Length]
-        | _ -> Some others[net.Random.Next others.Length]
+        let live = liveNodes net
+        let candidates =
+            match live |> List.filter (fun n -> Some n.Id <> client.LastNode) with
+            | [] -> live
+            | others -> others
+        match candidates with
+        | [] -> None
+        | _ when chance net.Random 0.5 -> Some (candidates |> List.minBy (fun n -> n.OpenConns.Count, n.Id)).Id
+        | _ -> Some candidates[net.Random.Next candidates.Length].Id
 
 let private connect (net: Net) (client: SimClient) (id: NodeId) : unit =
     let conn = openConn net client.Index id
@@ -179,6 +190,9 @@ let wake (net: Net) (timing: ClientTiming) (sending: bool) (client: SimClient) :
     | Ready when client.Unconfirmed.Count > 0 && net.Now - client.LastProgress > int64 timing.ProgressTimeout * interval ->
         client.Stats.Timeouts <- client.Stats.Timeouts + 1
         dropConnection net client $"no progress for {net.Now - client.LastProgress} ms"
+    | Ready when chance net.Random timing.SwitchChance ->
+        client.Stats.Switches <- client.Stats.Switches + 1
+        dropConnection net client "moves to another node"
     | Ready when sending && client.Unconfirmed.Count < timing.MaxUnconfirmed && chance net.Random timing.SendChance -> sendNew net client
     | CatchingUp
     | Ready -> ()
