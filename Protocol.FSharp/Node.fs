@@ -141,11 +141,14 @@ let private recvSequenced (message: RoomMessage) (state: NodeState) : NodeState 
 /// A leader decides (places rooms, promotes backups, assigns them) only with a majority it has
 /// heard from within about an interval (age 0 or 1), not merely one still in its view: a leader
 /// cut off by a partition loses its peers from the view one tick at a time, and for a tick or two
-/// its view still holds a majority that is already gone.
+/// its view still holds a majority that is already gone. Nor before it has listened since it
+/// started or regained a majority (see maybeStartElection): a node back from a partition, or
+/// restarted, can win an election others start before it has heard everyone, and would take the
+/// nodes it has not heard yet for dead.
 let private decidesWithQuorum (state: NodeState) : bool =
     let heard = state.Coordination.Age |> Seq.filter (fun (KeyValue(_, age)) -> age <= 1) |> Seq.length
     let known = state.Peers.Count + 1
-    hasQuorum state && (known <= 2 || 2 * (heard + 1) > known)
+    hasQuorum state && state.TicksSinceStart >= listenTicksBeforeElection && (known <= 2 || 2 * (heard + 1) > known)
 
 let private primaryOf (room: RoomName) (state: NodeState) =
     state.Primaries.TryFind room |> Option.defaultValue Replication.emptyPrimary

@@ -182,24 +182,28 @@ let ``seed 35: a node cut off from the majority starts no election, and listens 
 
 [<Fact>]
 let ``seed 3: a placement request for a room whose owner left promotes its backup, as the leader's tick does`` () =
-    // Node 3 has just become leader; #lobby's owner, node 4, crashed and its backup, node 2,
-    // holds a message only it and the dead owner stored. A node asks for #lobby before node 3's
-    // next tick. assignRoom used to place it afresh on the least-loaded node (node 1), which
-    // numbered new messages over the one the backup held.
+    // Node 3 leads; #lobby's owner, node 1, crashed and its backup, node 3, holds a message only
+    // it and the dead owner stored. Node 2 asks for #lobby before node 3's next tick.
+    // assignRoom used to place it afresh on the least-loaded node (node 2), which numbered new
+    // messages over the one the backup held.
+    let heard = [ heartbeat 1 1 (Some 3); heartbeat 2 1 (Some 3) ]
     let state =
         init (infoOf 3)
         |> run
-            [ for id in [ 1; 2; 4 ] do heartbeat id 1 (Some 3)
-              peer (RoomAssigned(Rooms.lobby, { Owner = 4; Epoch = 1; Version = 1; LastSeq = 0L }))
-              peer (BackupAssigned(Rooms.lobby, { Backup = 2; Owner = 4; Epoch = 1; Version = 1 }))
-              peer (LeaveAnnounced 4)
-              for id in [ 1; 2 ] do heartbeat id 1 (Some 3) ]
+            [ yield! heard
+              Ticked
+              yield! heard
+              Ticked
+              yield! heard
+              peer (RoomAssigned(Rooms.lobby, { Owner = 1; Epoch = 1; Version = 1; LastSeq = 0L }))
+              peer (BackupAssigned(Rooms.lobby, { Backup = 3; Owner = 1; Epoch = 1; Version = 1 }))
+              peer (LeaveAnnounced 1) ]
         |> fst
     Assert.Equal(Some 3, state.Coordination.Leader)
 
-    let state, effects = Node.step config state (peer (PlacementRequested(Rooms.lobby, 1)))
+    let state, effects = Node.step config state (peer (PlacementRequested(Rooms.lobby, 2)))
 
-    Assert.Equal(2, state.Placements[Rooms.lobby].Owner)
+    Assert.Equal(3, state.Placements[Rooms.lobby].Owner)
     Assert.Contains((Rooms.lobby, state.Placements[Rooms.lobby]), placedEffects effects)
 
 let private sharedHistories (effects: Effect list) : RoomName list =
@@ -233,3 +237,29 @@ let ``seed 166: a node back from a partition introduces itself without the histo
     Assert.Equal<Set<NodeId>>(set [ 1; 2; 3 ], back.Coordination.View)
     Assert.Empty(sharedHistories effects)
     Assert.Equal(3, back.Placements["#b"].Owner)
+
+[<Fact>]
+let ``seed 1506: a node that wins an election right after regaining a majority decides nothing before it has listened`` () =
+    // Node 5 was cut off and is back; it has heard nodes 3 and 4, not yet node 2, #lobby's owner.
+    // Being the highest id it wins the election node 4 starts. It used to re-place #lobby at once
+    // (epoch 5, over the majority's owner, numbering from where it had been cut off).
+    let state =
+        init (infoOf 5)
+        |> run
+            [ for id in [ 1; 2; 3; 4 ] do heartbeat id 4 (Some 4)
+              peer (RoomAssigned(Rooms.lobby, { Owner = 2; Epoch = 1; Version = 1; LastSeq = 0L }))
+              peer (BackupAssigned(Rooms.lobby, { Backup = 3; Owner = 2; Epoch = 1; Version = 1 }))
+              Ticked
+              Ticked
+              Ticked
+              Ticked ]
+        |> fst
+    Assert.Equal<Set<NodeId>>(set [ 5 ], state.Coordination.View)
+
+    let state, effects =
+        all [ heartbeat 3 4 (Some 4); heartbeat 4 4 (Some 4); peer (Election { Candidate = 5; Epoch = 5 }); Ticked ] state
+
+    Assert.Equal(Some 5, state.Coordination.Leader)
+    Assert.Equal(2, state.Placements[Rooms.lobby].Owner)
+    // Its introductions to nodes 3 and 4 name the old placement; no new one is made.
+    Assert.All(placedEffects effects, fun (_, placement) -> Assert.Equal(2, placement.Owner))
