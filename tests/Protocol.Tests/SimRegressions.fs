@@ -263,3 +263,22 @@ let ``seed 1506: a node that wins an election right after regaining a majority d
     Assert.Equal(2, state.Placements[Rooms.lobby].Owner)
     // Its introductions to nodes 3 and 4 name the old placement; no new one is made.
     Assert.All(placedEffects effects, fun (_, placement) -> Assert.Equal(2, placement.Owner))
+
+[<Fact>]
+let ``seed 583: an owner sends its state again when the backup has not confirmed it for a whole tick, even with nothing pending`` () =
+    // #a's new owner synced its backup, node 1, but the transfer reached node 1 before the
+    // leader's news that node 2 owns #a, so node 1 ignored it. With nothing pending the owner
+    // never sent it again, and #a stayed without an up-to-date backup.
+    let backup = { Backup = 1; Owner = 2; Epoch = 1; Version = 3 }
+    let syncs (effects: Effect list) =
+        effects |> List.filter (function SendToPeer(_, ReplicaSynced _) -> true | _ -> false) |> List.length
+    let state, effects =
+        inThree 2
+        |> all [ peer (RoomAssigned("#a", { Owner = 2; Epoch = 1; Version = 1; LastSeq = 0L })); peer (BackupAssigned("#a", backup)) ]
+    Assert.Equal(1, syncs effects)
+
+    let state, effects = all [ Ticked; heartbeat 1 1 (Some 3); heartbeat 3 1 (Some 3) ] state
+    Assert.Equal(0, syncs effects)
+    let _, effects = Node.step config state Ticked
+
+    Assert.Equal(1, syncs effects)
