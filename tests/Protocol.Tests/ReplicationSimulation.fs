@@ -302,7 +302,11 @@ let run (settings: Settings) (seed: int) : RunResult =
             | Some why when net.Now - since > int64 settings.SettleIntervals * interval ->
                 broken $"liveness: the cluster has not converged {net.Now - since} ms after the last repair: {why}"
             | Some _ -> ()
-        | Calm nextFault when not ending.Value && net.Now >= nextFault -> inject ()
+        | Calm nextFault when not ending.Value && net.Now >= nextFault ->
+            // Still converged? A room placed meanwhile may not have an up-to-date backup yet.
+            match notConverged net with
+            | None -> inject ()
+            | Some _ -> control.Value <- Settling net.Now
         | Calm _ -> ()
         if ending.Value then
             match control.Value with
