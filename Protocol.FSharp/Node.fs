@@ -25,11 +25,15 @@ let private toEveryPeer (state: NodeState) message = [ for info in livePeers sta
 
 /// What a node that has just appeared needs to know from this one: who is online here, and
 /// where every room is placed.
+/// The owner shares its rooms' history only once it has had a majority for a while (see
+/// maybeStartElection): a node back from a partition may still believe it owns a room the
+/// leader has moved meanwhile, and its history then lacks what was acknowledged since.
 let private introduceTo (info: NodeInfo) (state: NodeState) =
+    let sharesHistory = state.TicksSinceStart >= listenTicksBeforeElection && hasQuorum state
     SendToPeer(info, UsersListed(self state, [ for user in localUsers state.Chat -> knownUser (self state) user ]))
     :: [ for KeyValue(room, placement) in state.Placements do
              yield SendToPeer(info, RoomAssigned(room, placement))
-             if placement.Owner = self state then
+             if placement.Owner = self state && sharesHistory then
                  yield SendToPeer(info, HistoryShared(room, Rooms.lastWithin Rooms.transferBudgetChars (Rooms.last Rooms.historyCapacity (historyOf room state))))
          for KeyValue(room, backup) in state.Backups do
              yield SendToPeer(info, BackupAssigned(room, backup)) ]
@@ -102,6 +106,19 @@ let private adoptHistory (room: RoomName) (messages: RoomMessage list) (state: N
     | Rooms.Extends fresh -> fresh |> List.fold (fun progress message -> then' (deliverSequenced message) progress) (state, [])
     | Rooms.Replaces history -> rewrite room history [] state
 
+/// Committed messages another node shares as the room's owner (a reply to HistoryRequested, or
+/// its introduction when a node joins its view). The room's owner and its backup never let them
+/// replace their copy: the sender may be an owner that lost the room while it was cut off and has
+/// not heard yet, and their own copies hold what was acknowledged since.
+let private recvShared (room: RoomName) (messages: RoomMessage list) (state: NodeState) : NodeState * Effect list =
+    let isReplica =
+        state.Primaries.ContainsKey room || state.Backups.TryFind room |> Option.exists (fun backup -> backup.Backup = self state)
+    match Rooms.adopt messages (historyOf room state) with
+    | Rooms.Replaces _ when isReplica ->
+        { state with FillsRequested = state.FillsRequested.Remove room },
+        [ Log(Warning, $"room {room}: ignored a shared history that disagrees with this node's copy (it owns or backs up the room)") ]
+    | _ -> adoptHistory room messages state
+
 /// Asks the room's live owner for the committed messages after the last one this node has.
 let private askForMissing (room: RoomName) (state: NodeState) : Effect list =
     match state.Placements.TryFind room with
@@ -121,6 +138,18 @@ let private recvSequenced (message: RoomMessage) (state: NodeState) : NodeState 
     else
         { state with FillsRequested = state.FillsRequested.Add message.Room }, askForMissing message.Room state
 
+/// A leader decides (places rooms, promotes backups, assigns them) only with a majority it has
+/// heard from within about an interval (age 0 or 1), not merely one still in its view: a leader
+/// cut off by a partition loses its peers from the view one tick at a time, and for a tick or two
+/// its view still holds a majority that is already gone. Nor before it has listened since it
+/// started or regained a majority (see maybeStartElection): a node back from a partition, or
+/// restarted, can win an election others start before it has heard everyone, and would take the
+/// nodes it has not heard yet for dead.
+let private decidesWithQuorum (state: NodeState) : bool =
+    let heard = state.Coordination.Age |> Seq.filter (fun (KeyValue(_, age)) -> age <= 1) |> Seq.length
+    let known = state.Peers.Count + 1
+    hasQuorum state && state.TicksSinceStart >= listenTicksBeforeElection && (known <= 2 || 2 * (heard + 1) > known)
+
 let private primaryOf (room: RoomName) (state: NodeState) =
     state.Primaries.TryFind room |> Option.defaultValue Replication.emptyPrimary
 
@@ -136,7 +165,13 @@ let private replicate (room: RoomName) (state: NodeState) : NodeState * Effect l
     else
         let target = backupTarget room state
         let primary, sync = Replication.syncBackup target room (historyOf room state) (primaryOf room state)
-        let committed, primary = Replication.commit (hasQuorum state) target primary
+        // Without a backup the owner commits alone only when no other node is in its view (a
+        // cluster of one, or the survivor of two). With others live it waits for the leader's
+        // backup: the assignment it has may name another owner (the room moved on without this
+        // node hearing), or its backup may only seem gone (lost heartbeats) and would count as up
+        // to date again without what was committed meanwhile.
+        let mayCommit = hasQuorum state && (target.IsSome || state.Coordination.View.Count = 1)
+        let committed, primary = Replication.commit mayCommit target primary
         let state = { state with Primaries = state.Primaries.Add(room, primary) }
         let syncs = [ for sent in sync do SendToPeer(state.Peers[sent.To].Info, sent.Message) ]
         committed
@@ -300,7 +335,7 @@ and private applyPlacements decided (state: NodeState) = applyDecisions state.Pl
 
 /// The leader's standing duty: every room with a live owner and no live backup gets one.
 and private assignBackups (state: NodeState) : NodeState * Effect list =
-    if not (hasQuorum state) then state, [] else
+    if not (decidesWithQuorum state) then state, [] else
     let decided = Replication.assignBackups (clientsOn state) state.Placements state.Backups state.Coordination
     applyDecisions state.Backups applyBackup decided state
 
@@ -352,8 +387,12 @@ and private reportViewChange (before: Coordination) (state: NodeState) : Effect 
                   yield! presence state $"{user.Nick} left (node {user.Node} is gone)" ]
         effects, state
 
+/// No election without a majority, and none before this node has listened for a while since it
+/// started or last regained a majority: a node cut off by a partition would otherwise come back
+/// leading a newer epoch than the majority's leader, and decide over it before it has heard
+/// everyone (its view grows one heartbeat at a time when the partition heals).
 and private maybeStartElection (state: NodeState) : NodeState * Effect list =
-    if state.TicksSinceStart >= listenTicksBeforeElection && Election.needsElection state.Coordination then
+    if state.TicksSinceStart >= listenTicksBeforeElection && hasQuorum state && Election.needsElection state.Coordination then
         coordinate Election.startElection state
     else
         state, []
@@ -409,10 +448,13 @@ and handlePeerMessage (message: PeerMessage) (state: NodeState) : NodeState * Ef
         match state.Peers.TryFind node with
         | Some peer -> state, introduceTo peer.Info state
         | None -> state, []
-    | PlacementRequested _ when not (hasQuorum state) -> state, []
+    | PlacementRequested _ when not (decidesWithQuorum state) -> state, []
     | PlacementRequested(room, requester) ->
+        // A room whose owner has left gets its backup promoted first, as on the leader's tick: a
+        // fresh placement would start the room again without what only the backup holds.
         let lastSeq = (historyOf room state).LastSeq
-        applyPlacements (Placement.assignRoom (clientsOn state) lastSeq requester room state.Placements state.Coordination) state
+        applyPlacements (Replication.promoteBackup lastSeq room state.Placements state.Backups state.Coordination) state
+        |> then' (fun state -> applyPlacements (Placement.assignRoom (clientsOn state) lastSeq requester room state.Placements state.Coordination) state)
         |> then' assignBackups
     | RoomAssigned(room, placement) -> applyAssignment room placement state
     | RoomPosted post -> routePost post state
@@ -425,7 +467,7 @@ and handlePeerMessage (message: PeerMessage) (state: NodeState) : NodeState * Ef
         match state.Peers.TryFind requester with
         | Some peer -> state, [ SendToPeer(peer.Info, HistoryShared(room, Rooms.lastWithin Rooms.transferBudgetChars (Rooms.since after (historyOf room state)))) ]
         | None -> state, []
-    | HistoryShared(room, messages) -> adoptHistory room messages state
+    | HistoryShared(room, messages) -> recvShared room messages state
 
 // ---------------------------------------------------------------------------------------------
 // Clients.
@@ -574,7 +616,7 @@ let private request (config: ProtocolConfig) (client: ClientId) (request: Client
 /// live one, the other rooms are placed afresh, and every room gets a live backup.
 let private reassignRooms (state: NodeState) : NodeState * Effect list =
     let lastSeq room = (historyOf room state).LastSeq
-    if not (hasQuorum state) then state, [] else
+    if not (decidesWithQuorum state) then state, [] else
     applyPlacements (Replication.promoteBackups lastSeq state.Placements state.Backups state.Coordination) state
     |> then' (fun state -> applyPlacements (Placement.reassignRooms (clientsOn state) lastSeq state.Placements state.Coordination) state)
     |> then' assignBackups
@@ -636,6 +678,7 @@ let private tick (config: ProtocolConfig) (state: NodeState) =
             Load = load }
     let state, effects =
         coordinate (fun c -> FailureDetector.tick config.SuspectAfter c, []) state
+        |> then' (fun state -> (if hasQuorum state then state else { state with TicksSinceStart = 0 }), [])
         |> then' maybeStartElection
         |> then' reassignRooms
         |> then' replicateOwnedRooms

@@ -54,7 +54,8 @@ type NodeState =
       /// Posts not yet seen sequenced: of local clients, and from other nodes that arrived before
       /// this node knew a live owner. Sent again when the room's owner changes.
       Unconfirmed: Map<RoomName, RoomPost list>
-      /// Heartbeat intervals since start (up to listenTicksBeforeElection).
+      /// Heartbeat intervals since start, or since the node last lacked a majority (up to
+      /// listenTicksBeforeElection).
       TicksSinceStart: int
       MessagesSinceTick: int
       Load: Load
@@ -96,7 +97,8 @@ type Effect =
     | Stop
 
 /// No election before the second tick: a node that has just started first listens for a full
-/// interval, so a cluster started together runs one round, not one per node.
+/// interval, so a cluster started together runs one round, not one per node. A node that lacked a
+/// majority listens again once it has one back, so it hears everyone before it elects.
 let listenTicksBeforeElection = 2
 
 let init (info: NodeInfo) : NodeState =

@@ -15,7 +15,8 @@ type Primary =
       /// The highest sequence number that backup has confirmed; None until it confirmed the sync.
       Stored: int64 option
       /// The oldest pending message at the last tick: unchanged for a whole tick means the backup
-      /// missed something (a broken link), and the owner sends its state again.
+      /// missed something (a broken link), and the owner sends its state again. Some 0 when
+      /// nothing was pending but the backup had not confirmed the state it was sent.
       PendingAtLastTick: int64 option }
 
 let emptyPrimary =
@@ -183,9 +184,16 @@ let commit (quorum: bool) (target: BackupAssignment option) (primary: Primary) :
     committed, { primary with Pending = pending }
 
 /// A backup that has not moved the oldest pending message on for a whole tick is sent the
-/// state again (a message to it was lost with a broken link).
+/// state again (a message to it was lost with a broken link), and so is one that has not
+/// confirmed the state it was sent for a whole tick, even with nothing pending (the transfer was
+/// lost, or it reached the backup before the news that the owner owns the room, and the backup
+/// ignored it): otherwise a quiet room would stay without an up-to-date backup.
 let resyncIfStalled (primary: Primary) : Primary =
-    let oldest = primary.Pending |> List.tryHead |> Option.map _.Seq
+    let oldest =
+        match primary.Pending with
+        | first :: _ -> Some first.Seq
+        | [] when primary.SyncedVersion <> 0 && primary.Stored.IsNone -> Some 0L
+        | [] -> None
     if oldest.IsSome && oldest = primary.PendingAtLastTick then { primary with SyncedVersion = 0; PendingAtLastTick = None }
     else { primary with PendingAtLastTick = oldest }
 

@@ -43,6 +43,13 @@ let private connectAs (client: ClientId) (nick: string) : Event list =
 let private lobbyOn (owner: NodeId) : Event =
     PeerMessageReceived(RoomAssigned(Rooms.lobby, { Owner = owner; Epoch = 1; Version = 1; LastSeq = 0L }))
 
+/// Node 1, the owner of #lobby, has a backup on `backup` that confirmed the room's state: what
+/// node 1 sequences commits once the backup confirms it (an owner with live peers never commits
+/// alone).
+let private lobbyBackedBy (backup: NodeId) : Event list =
+    [ PeerMessageReceived(BackupAssigned(Rooms.lobby, { Backup = backup; Owner = 1; Epoch = 1; Version = 1 }))
+      PeerMessageReceived(ReplicaStored(Rooms.lobby, 1, 0L)) ]
+
 let private repliesTo (client: ClientId) (effects: Effect list) : ServerReply list =
     [ for effect in effects do
           match effect with
@@ -176,11 +183,17 @@ let ``status and rooms are answered before hello, so a client can look before it
 [<Fact>]
 let ``a say to #lobby at its owner is sequenced, shown to every named local client and sent to every live peer`` () =
     let state =
-        nodeWithPeers () |> steps (lobbyOn 1 :: connectAs 10 "alice" @ connectAs 11 "carol" @ [ ClientConnected(12, sessionOf 12) ])
+        nodeWithPeers () |> steps (lobbyOn 1 :: lobbyBackedBy 2 @ connectAs 10 "alice" @ connectAs 11 "carol" @ [ ClientConnected(12, sessionOf 12) ])
 
-    let next, effects = step config state (ClientRequested(10, Say(Rooms.lobby, "hello, world", 7L)))
+    let sequenced, effects = step config state (ClientRequested(10, Say(Rooms.lobby, "hello, world", 7L)))
 
     let message = { Room = Rooms.lobby; Seq = 1L; From = "alice"; FromNode = 1; Text = "hello, world"; ClientMessageId = 7L }
+    // Sent to the backup only; shown once the backup has stored it.
+    Assert.Equal<(NodeId * PeerMessage) list>([ 2, ReplicaAppended({ Backup = 2; Owner = 1; Epoch = 1; Version = 1 }, message) ], peerSends effects)
+    Assert.Empty(repliesTo 10 effects)
+
+    let next, effects = step config sequenced (PeerMessageReceived(ReplicaStored(Rooms.lobby, 1, 1L)))
+
     let toClients =
         [ for effect in effects do
               match effect with
@@ -211,9 +224,9 @@ let ``a say to #lobby at another node than its owner goes to the owner only and 
 [<Fact>]
 let ``a say to #lobby is not sent to a peer that left`` () =
     let state =
-        nodeWithPeers () |> steps (lobbyOn 1 :: PeerMessageReceived(LeaveAnnounced 3) :: connectAs 10 "alice")
+        nodeWithPeers () |> steps (lobbyOn 1 :: lobbyBackedBy 2 @ PeerMessageReceived(LeaveAnnounced 3) :: connectAs 10 "alice")
 
-    let _, effects = step config state (ClientRequested(10, Say(Rooms.lobby, "hi", 0L)))
+    let _, effects = run [ ClientRequested(10, Say(Rooms.lobby, "hi", 0L)); PeerMessageReceived(ReplicaStored(Rooms.lobby, 1, 1L)) ] state
 
     Assert.Equal<NodeId list>([ 2 ], peerSends effects |> List.map fst)
 

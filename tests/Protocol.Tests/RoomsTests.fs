@@ -295,9 +295,16 @@ let ``a post that reaches the new owner before the owner's own assignment waits 
     Assert.Contains(SendToPeer(Nodes.infoOf 3, PlacementRequested("#dev", 2)), effects)
     Assert.Equal<RoomPost list>([ post ], waiting.Unconfirmed["#dev"])
 
-    let placed, effects = Node.step config waiting (PeerMessageReceived(RoomAssigned("#dev", { Owner = 2; Epoch = 1; Version = 1; LastSeq = 0L })))
+    let placed, _ = Node.step config waiting (PeerMessageReceived(RoomAssigned("#dev", { Owner = 2; Epoch = 1; Version = 1; LastSeq = 0L })))
 
     let message = { Room = "#dev"; Seq = 1L; From = "ann"; FromNode = 1; Text = "early"; ClientMessageId = 1L }
+    Assert.Equal<RoomMessage list>([ message ], placed.Primaries["#dev"].Pending)
+
+    // It commits once the backup the leader assigned has stored it.
+    let backup = { Backup = 3; Owner = 2; Epoch = 1; Version = 1 }
+    let placed, effects =
+        [ BackupAssigned("#dev", backup); ReplicaStored("#dev", 1, 1L) ]
+        |> List.fold (fun (state, _) message -> Node.step config state (PeerMessageReceived message)) (placed, [])
     Assert.Contains(SendToPeer(Nodes.infoOf 1, RoomSequenced message), effects)
     Assert.Contains(SendToPeer(Nodes.infoOf 3, RoomSequenced message), effects)
     Assert.Empty(placed.Unconfirmed["#dev"])
