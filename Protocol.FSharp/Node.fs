@@ -157,21 +157,15 @@ let private backupTarget (room: RoomName) (state: NodeState) =
     Replication.backupTarget room state.Placements state.Backups state.Coordination
 
 /// The owner's replication step for a room: a backup that has not had the room's state gets
-/// it, and what the backup has stored (everything, without a backup) is committed: delivered
-/// here and sent to every node.
+/// it, and what the backup has stored (everything, when the owner is alone in its view) is
+/// committed: delivered here and sent to every node.
 let private replicate (room: RoomName) (state: NodeState) : NodeState * Effect list =
     if not (state.Primaries.ContainsKey room) then
         state, []
     else
         let target = backupTarget room state
         let primary, sync = Replication.syncBackup target room (historyOf room state) (primaryOf room state)
-        // Without a backup the owner commits alone only when no other node is in its view (a
-        // cluster of one, or the survivor of two). With others live it waits for the leader's
-        // backup: the assignment it has may name another owner (the room moved on without this
-        // node hearing), or its backup may only seem gone (lost heartbeats) and would count as up
-        // to date again without what was committed meanwhile.
-        let mayCommit = hasQuorum state && (target.IsSome || state.Coordination.View.Count = 1)
-        let committed, primary = Replication.commit mayCommit target primary
+        let committed, primary = Replication.commit (hasQuorum state) (state.Coordination.View.Count = 1) target primary
         let state = { state with Primaries = state.Primaries.Add(room, primary) }
         let syncs = [ for sent in sync do SendToPeer(state.Peers[sent.To].Info, sent.Message) ]
         committed

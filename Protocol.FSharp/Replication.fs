@@ -171,13 +171,17 @@ let recvStored (version: int) (seq: int64) (primary: Primary) : Primary =
     if version <> primary.SyncedVersion then primary
     else { primary with Stored = Some(max seq (primary.Stored |> Option.defaultValue 0L)) }
 
-/// Spec: Commit(o). With a quorum: the pending messages the backup has stored, or all of them
-/// when the room has no backup to wait for; the rest stay pending.
-let commit (quorum: bool) (target: BackupAssignment option) (primary: Primary) : RoomMessage list * Primary =
+/// Spec: Commit(o). With a quorum: the pending messages the backup has stored; without a backup
+/// to wait for, all of them only when the owner is `alone` in its view (a cluster of one, or the
+/// survivor of two). With other nodes live it waits for the leader's backup: committing alone
+/// then would leave an acknowledged message on one node (a brand-new room before its backup
+/// assignment arrives, or a room whose backup just died), and one crash would lose it.
+let commit (quorum: bool) (alone: bool) (target: BackupAssignment option) (primary: Primary) : RoomMessage list * Primary =
     let stored =
         match target, primary.Stored with
         | _ when not quorum -> 0L
-        | None, _ -> System.Int64.MaxValue
+        | None, _ when alone -> System.Int64.MaxValue
+        | None, _ -> 0L
         | Some backup, Some seq when backup.Version = primary.SyncedVersion -> seq
         | Some _, _ -> 0L
     let committed, pending = primary.Pending |> List.partition (fun message -> message.Seq <= stored)

@@ -92,8 +92,9 @@ models=(
   "MCReplicationTraces MCReplicationGraph3Backed pass"
   "MCReplicationTraces MCReplicationGraph3Fresh pass"
   "MCReplicationTraces MCReplicationGraph3Backed2 pass"
+  "MCReplicationTraces MCReplicationGraph2Fresh pass"
+  "MCReplication MCReplication3Fresh pass"
   "MCReplication MCReplication3TwoCrashes AckedDurable"
-  "MCReplication MCReplication3Fresh AckedDurable"
 )
 
 sany() {
@@ -153,12 +154,14 @@ trace_sets=(
   "MCReplicationTraces3 600 200 12 60"
   "MCReplicationTraces3Fresh 600 200 12 60"
   "MCReplicationTraces4 1500 100 12 60"
+  "MCReplicationTraces2 600 100 8 60"
 )
 # State graphs for the successor-set test.
-graphs=(MCReplicationGraph3Backed MCReplicationGraph3Fresh MCReplicationGraph3Backed2)
+graphs=(MCReplicationGraph3Backed MCReplicationGraph3Fresh MCReplicationGraph3Backed2 MCReplicationGraph2Fresh)
 # Every file the fixtures come from; the manifest holds their SHA-256.
 sources=(Replication.tla MCReplication.tla MCReplicationTraces.tla MCReplicationTraces3.cfg MCReplicationTraces3Fresh.cfg
-         MCReplicationTraces4.cfg MCReplicationGraph3Backed.cfg MCReplicationGraph3Fresh.cfg MCReplicationGraph3Backed2.cfg)
+         MCReplicationTraces4.cfg MCReplicationTraces2.cfg MCReplicationGraph3Backed.cfg MCReplicationGraph3Fresh.cfg
+         MCReplicationGraph3Backed2.cfg MCReplicationGraph2Fresh.cfg)
 
 sha256_of() { tr -d '\r' < "$1" | sha256sum | cut -d ' ' -f 1; } # line endings do not count
 

@@ -4,9 +4,9 @@
 (* room's owner gives each post the next sequence number, stores it as     *)
 (* pending and sends it to the room's backup; it commits (acknowledges) a  *)
 (* message once the backup has confirmed it, or at once when the room has  *)
-(* no backup serving this owner.  The leader chooses the backup, promotes  *)
-(* it when the owner dies, and places the room afresh when the owner dies  *)
-(* with no live backup.                                                    *)
+(* no backup serving this owner and the owner is the only live node.  The  *)
+(* leader chooses the backup, promotes it when the owner dies, and places  *)
+(* the room afresh when the owner dies with no live backup.                *)
 (*                                                                         *)
 (* F# counterparts (Protocol.FSharp/Replication.fs unless said otherwise;  *)
 (* spec/README.md, section Replication, has the table with parameters):    *)
@@ -265,13 +265,17 @@ RecvStored(o, b) ==
     /\ UNCHANGED <<alive, epoch, placement, backups, history, replicas, missing, acked>>
 
 \* F#: Replication.commit, as Node.replicate uses it: with a quorum, the pending messages
-\* the backup has stored, or all of them when the room has no backup serving this owner.
-\* Each committed message is delivered here and sent to every other live node.
+\* the backup has stored; with no backup serving this owner, all of them only when o is
+\* alone in its view (Alone(o): the only live node, a cluster of one or the survivor of
+\* two), and none otherwise (o waits for the leader's backup).  Each committed message is
+\* delivered here and sent to every other live node.
+Alone(o) == Live = {o}
+
 CommitUpTo(o) ==
     LET t == BackupTarget(o)
         p == primary[o]
     IN  IF ~HasQuorum THEN 0
-        ELSE IF t = NoBackup THEN LastOf(p.pending)
+        ELSE IF t = NoBackup THEN (IF Alone(o) THEN LastOf(p.pending) ELSE 0)
         ELSE IF p.stored # None /\ t.version = p.synced THEN p.stored
         ELSE 0
 

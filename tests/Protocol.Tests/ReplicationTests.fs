@@ -47,18 +47,22 @@ let ``sequencePost: numbers continue after history and pending, and a retry is r
     Assert.Equal(Replication.AlreadyCommitted(message 2L 12L), retryCommitted)
 
 [<Fact>]
-let ``commit: everything without a backup, what the backup stored with one, nothing without a quorum`` () =
+let ``commit: everything without a backup only when alone, what the backup stored with one, nothing without a quorum`` () =
     let primary = { Replication.emptyPrimary with Pending = [ message 1L 1L; message 2L 2L; message 3L 3L ] }
     let synced = { primary with SyncedVersion = 4; Stored = Some 2L }
 
-    Assert.Equal(3, (fst (Replication.commit true None primary)).Length)
-    Assert.Empty(fst (Replication.commit false None primary))
-    Assert.Empty(fst (Replication.commit true (Some(backupOn 2 4)) primary))
-    let committed, rest = Replication.commit true (Some(backupOn 2 4)) synced
+    Assert.Equal(3, (fst (Replication.commit true true None primary)).Length)
+    // Other nodes live and no backup yet (a new room, or its backup just died): wait for one.
+    let waiting, kept = Replication.commit true false None primary
+    Assert.Empty(waiting)
+    Assert.Equal<int64 list>([ 1L; 2L; 3L ], kept.Pending |> List.map _.Seq)
+    Assert.Empty(fst (Replication.commit false true None primary))
+    Assert.Empty(fst (Replication.commit true false (Some(backupOn 2 4)) primary))
+    let committed, rest = Replication.commit true false (Some(backupOn 2 4)) synced
     Assert.Equal<int64 list>([ 1L; 2L ], committed |> List.map _.Seq)
     Assert.Equal<int64 list>([ 3L ], rest.Pending |> List.map _.Seq)
     // A confirmation for an earlier backup counts for nothing.
-    Assert.Empty(fst (Replication.commit true (Some(backupOn 3 5)) synced))
+    Assert.Empty(fst (Replication.commit true false (Some(backupOn 3 5)) synced))
 
 [<Fact>]
 let ``syncBackup: a new backup gets the history and the pending messages once, and nothing commits until it confirms`` () =
