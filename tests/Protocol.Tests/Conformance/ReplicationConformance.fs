@@ -727,7 +727,8 @@ let ``successor sets: from every state of TLC's state graph the F# functions rea
     // crash that takes four nodes (59,132 states): these graphs have no FillGap edge.
     let uncovered = nextActions () |> List.filter (fun action -> action <> "FillGap" && not (total.Actions.ContainsKey action))
     Assert.True(uncovered.IsEmpty, $"actions no graph has an edge of: {uncovered}")
-    Assert.True(total.CommitsAlone > 0 && total.AppendsRefused > 0, $"too little covered: {total}")
+    // Appends refused (a stale append after a resync) went with the gaps: none in these graphs.
+    Assert.True(total.CommitsAlone > 0 && total.SyncsReplacing > 0, $"too little covered: {total}")
 
 // ---------------------------------------------------------------------------------------------
 // 4. Freshness.
