@@ -195,14 +195,15 @@ let private sequenceAsOwner (post: RoomPost) (placement: Assignment) (state: Nod
         | _ -> state, []
     | _, Replication.AlreadyPending -> state, []
     | primary, Replication.Sequenced message ->
+        // Written to this node's log when it commits (deliverSequenced), not now: a log read back
+        // after a crash must not hold, as history, a message this owner never committed.
         let state = { state with Primaries = state.Primaries.Add(post.Room, primary); MessagesSinceTick = state.MessagesSinceTick + 1 }
-        let state, written = persist post.Room [ message ] state
         let toBackup =
             match backupTarget post.Room state with
             | Some backup when backup.Version = primary.SyncedVersion ->
                 [ SendToPeer(state.Peers[backup.Backup].Info, ReplicaAppended(backup, message)) ]
             | _ -> []
-        then' (replicate post.Room) (state, written @ toBackup)
+        then' (replicate post.Room) (state, toBackup)
 
 /// The room's backup assignment changed here: the owner sends its state to a new backup.
 let private applyBackup (room: RoomName) (backup: BackupAssignment) (state: NodeState) : NodeState * Effect list =

@@ -282,3 +282,30 @@ let ``seed 583: an owner sends its state again when the backup has not confirmed
     let _, effects = Node.step config state Ticked
 
     Assert.Equal(1, syncs effects)
+
+let private writes (effects: Effect list) : RoomMessage list =
+    [ for effect in effects do
+          match effect with
+          | AppendToLog(_, messages) -> yield! messages
+          | _ -> () ]
+
+[<Fact>]
+let ``seed 3853: the owner writes a message to its log when it commits it, not when it numbers it`` () =
+    // #lobby's owner numbered two posts, wrote them to its log and stopped before its backup had
+    // stored them; the promoted backup numbered other posts 1 and 2. The old owner restarted, read
+    // its log back, and a client joining there was shown its uncommitted 1 and 2 as history.
+    let backup = { Backup = 1; Owner = 2; Epoch = 1; Version = 1 }
+    let state =
+        inThree 2
+        |> run
+            [ peer (RoomAssigned(Rooms.lobby, { Owner = 2; Epoch = 1; Version = 1; LastSeq = 0L }))
+              peer (BackupAssigned(Rooms.lobby, backup))
+              peer (ReplicaStored(Rooms.lobby, 1, 0L)) ]
+        |> fst
+
+    let numbered, effects = Node.step config state (peer (RoomPosted { Room = Rooms.lobby; From = "u1"; FromNode = 3; Text = "hi"; ClientMessageId = 1L }))
+    Assert.Empty(writes effects)
+    Assert.Equal(1, numbered.Primaries[Rooms.lobby].Pending.Length)
+
+    let _, effects = Node.step config numbered (peer (ReplicaStored(Rooms.lobby, 1, 1L)))
+    Assert.Equal<int64 list>([ 1L ], writes effects |> List.map _.Seq)
