@@ -251,8 +251,14 @@ let private recvAppend (backup: BackupAssignment) (message: RoomMessage) (state:
         state, effects @ written @ Option.toList reply
 
 /// Spec: RecvStored, on the owner.
+/// A backup that confirms less than this owner has committed never took the state it was sent
+/// (the transfer was lost, or reached it before the news that this node owns the room, and it
+/// ignored it) and answers a later append with what it has: it is not up to date, and is sent
+/// the state again.
 let private recvStored (room: RoomName) (version: int) (seq: int64) (state: NodeState) =
     match state.Primaries.TryFind room with
+    | Some primary when version = primary.SyncedVersion && seq < (historyOf room state).LastSeq ->
+        replicate room { state with Primaries = state.Primaries.Add(room, { primary with SyncedVersion = 0; Stored = None }) }
     | Some primary -> replicate room { state with Primaries = state.Primaries.Add(room, Replication.recvStored version seq primary) }
     | None -> state, []
 

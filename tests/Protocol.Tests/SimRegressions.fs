@@ -309,3 +309,26 @@ let ``seed 3853: the owner writes a message to its log when it commits it, not w
 
     let _, effects = Node.step config numbered (peer (ReplicaStored(Rooms.lobby, 1, 1L)))
     Assert.Equal<int64 list>([ 1L ], writes effects |> List.map _.Seq)
+
+[<Fact>]
+let ``seed 7997: a backup that confirms less than the owner committed is sent the state again, not counted up to date`` () =
+    // #lobby moved to node 2 with a new backup, node 3. Node 2's state transfer (#lobby up to
+    // 136) reached node 3 before the leader's news that node 2 owns #lobby, and node 3 ignored
+    // it; it answered node 2's next append with "I hold up to 135". Node 2 counted that as the
+    // confirmation of its transfer: a backup up to date that lacked the acknowledged #136.
+    let committed = [ for seq in 1L .. 3L -> message seq "ann" ]
+    let backup = { Backup = 3; Owner = 2; Epoch = 1; Version = 4 }
+    let state =
+        inThree 2
+        |> run
+            [ peer (RoomAssigned("#b", { Owner = 2; Epoch = 1; Version = 2; LastSeq = 0L }))
+              peer (HistoryShared("#b", committed))
+              peer (BackupAssigned("#b", backup)) ]
+        |> fst
+    Assert.Equal(3L, (historyOf "#b" state).LastSeq)
+    let target = Replication.backupTarget "#b" state.Placements state.Backups state.Coordination
+
+    let state, effects = Node.step config state (peer (ReplicaStored("#b", 4, 2L)))
+
+    Assert.False(Replication.isUpToDate target state.Primaries["#b"])
+    Assert.Contains(effects, fun effect -> match effect with SendToPeer(_, ReplicaSynced("#b", _, sent, _)) -> sent.Length = 3 | _ -> false)
