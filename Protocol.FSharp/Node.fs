@@ -189,14 +189,15 @@ let private sequenceAsOwner (post: RoomPost) (placement: Assignment) (state: Nod
         | _ -> state, []
     | _, Replication.AlreadyPending -> state, []
     | primary, Replication.Sequenced message ->
+        // Written to this node's log when it commits (deliverSequenced), not now: a log read back
+        // after a crash must not hold, as history, a message this owner never committed.
         let state = { state with Primaries = state.Primaries.Add(post.Room, primary); MessagesSinceTick = state.MessagesSinceTick + 1 }
-        let state, written = persist post.Room [ message ] state
         let toBackup =
             match backupTarget post.Room state with
             | Some backup when backup.Version = primary.SyncedVersion ->
                 [ SendToPeer(state.Peers[backup.Backup].Info, ReplicaAppended(backup, message)) ]
             | _ -> []
-        then' (replicate post.Room) (state, written @ toBackup)
+        then' (replicate post.Room) (state, toBackup)
 
 /// The room's backup assignment changed here: the owner sends its state to a new backup.
 let private applyBackup (room: RoomName) (backup: BackupAssignment) (state: NodeState) : NodeState * Effect list =
@@ -244,8 +245,14 @@ let private recvAppend (backup: BackupAssignment) (message: RoomMessage) (state:
         state, effects @ written @ Option.toList reply
 
 /// Spec: RecvStored, on the owner.
+/// A backup that confirms less than this owner has committed never took the state it was sent
+/// (the transfer was lost, or reached it before the news that this node owns the room, and it
+/// ignored it) and answers a later append with what it has: it is not up to date, and is sent
+/// the state again.
 let private recvStored (room: RoomName) (version: int) (seq: int64) (state: NodeState) =
     match state.Primaries.TryFind room with
+    | Some primary when version = primary.SyncedVersion && seq < (historyOf room state).LastSeq ->
+        replicate room { state with Primaries = state.Primaries.Add(room, { primary with SyncedVersion = 0; Stored = None }) }
     | Some primary -> replicate room { state with Primaries = state.Primaries.Add(room, Replication.recvStored version seq primary) }
     | None -> state, []
 

@@ -282,3 +282,53 @@ let ``seed 583: an owner sends its state again when the backup has not confirmed
     let _, effects = Node.step config state Ticked
 
     Assert.Equal(1, syncs effects)
+
+let private writes (effects: Effect list) : RoomMessage list =
+    [ for effect in effects do
+          match effect with
+          | AppendToLog(_, messages) -> yield! messages
+          | _ -> () ]
+
+[<Fact>]
+let ``seed 3853: the owner writes a message to its log when it commits it, not when it numbers it`` () =
+    // #lobby's owner numbered two posts, wrote them to its log and stopped before its backup had
+    // stored them; the promoted backup numbered other posts 1 and 2. The old owner restarted, read
+    // its log back, and a client joining there was shown its uncommitted 1 and 2 as history.
+    let backup = { Backup = 1; Owner = 2; Epoch = 1; Version = 1 }
+    let state =
+        inThree 2
+        |> run
+            [ peer (RoomAssigned(Rooms.lobby, { Owner = 2; Epoch = 1; Version = 1; LastSeq = 0L }))
+              peer (BackupAssigned(Rooms.lobby, backup))
+              peer (ReplicaStored(Rooms.lobby, 1, 0L)) ]
+        |> fst
+
+    let numbered, effects = Node.step config state (peer (RoomPosted { Room = Rooms.lobby; From = "u1"; FromNode = 3; Text = "hi"; ClientMessageId = 1L }))
+    Assert.Empty(writes effects)
+    Assert.Equal(1, numbered.Primaries[Rooms.lobby].Pending.Length)
+
+    let _, effects = Node.step config numbered (peer (ReplicaStored(Rooms.lobby, 1, 1L)))
+    Assert.Equal<int64 list>([ 1L ], writes effects |> List.map _.Seq)
+
+[<Fact>]
+let ``seed 7997: a backup that confirms less than the owner committed is sent the state again, not counted up to date`` () =
+    // #lobby moved to node 2 with a new backup, node 3. Node 2's state transfer (#lobby up to
+    // 136) reached node 3 before the leader's news that node 2 owns #lobby, and node 3 ignored
+    // it; it answered node 2's next append with "I hold up to 135". Node 2 counted that as the
+    // confirmation of its transfer: a backup up to date that lacked the acknowledged #136.
+    let committed = [ for seq in 1L .. 3L -> message seq "ann" ]
+    let backup = { Backup = 3; Owner = 2; Epoch = 1; Version = 4 }
+    let state =
+        inThree 2
+        |> run
+            [ peer (RoomAssigned("#b", { Owner = 2; Epoch = 1; Version = 2; LastSeq = 0L }))
+              peer (HistoryShared("#b", committed))
+              peer (BackupAssigned("#b", backup)) ]
+        |> fst
+    Assert.Equal(3L, (historyOf "#b" state).LastSeq)
+    let target = Replication.backupTarget "#b" state.Placements state.Backups state.Coordination
+
+    let state, effects = Node.step config state (peer (ReplicaStored("#b", 4, 2L)))
+
+    Assert.False(Replication.isUpToDate target state.Primaries["#b"])
+    Assert.Contains(effects, fun effect -> match effect with SendToPeer(_, ReplicaSynced("#b", _, sent, _)) -> sent.Length = 3 | _ -> false)
