@@ -19,7 +19,7 @@
 /// one faulty node at a time, of one of these kinds:
 /// - Crash: it stops silently and restarts from its disk once the others have noticed (more than
 ///   K heartbeat intervals later); half the time what it had sent is lost with it;
-/// - Leave: it shuts down announcing its leave, and restarts from its disk later;
+/// - Leave: it shuts down announcing its leave, and restarts from its disk as late as a Crash;
 /// - Isolate: a partition cuts it off from every other node (its clients can still reach it)
 ///   until both sides have noticed, then heals.
 /// A new fault starts only after the previous one is repaired AND the cluster has converged:
@@ -30,10 +30,12 @@
 ///
 /// Outside the promise (FORMALCHAT_SIM_FAULTS=all), still one faulty node at a time; each breaks
 /// it today, in roughly 1% of the seeds all together:
-/// - FastRestart: a crash and a restart sooner than K intervals, so nobody sees the node leave.
-///   The restarted node takes its rooms back from the placements its peers introduce, with a
-///   log that may hold what it never committed, while a leader that did notice promotes the
-///   backup; a lost election message is never sent again and the ring waits forever.
+/// - FastRestart: a crash and a restart sooner than K intervals, so nobody sees the node leave
+///   (a quick restart after a Leave can go unnoticed too: a heartbeat sent before the leave may
+///   arrive after it, seed 219 with all faults). The restarted node takes its rooms back from
+///   the placements its peers introduce while a leader that did notice promotes the backup; an
+///   election message lost with the old process is never sent again, and the round waits forever
+///   (no view change restarts it, and the restarted node's epoch-1 round is ignored as stale).
 /// - ShortIsolate: a partition healed before everyone noticed. What the cut links lost
 ///   (placements, backup assignments, the last committed messages) is never sent again: there is
 ///   no view change, so no introductions.
@@ -66,7 +68,9 @@ type FaultKind =
     | Crash
     /// A silent crash and a restart sooner than K intervals: the others never see it leave.
     | FastRestart
-    /// A graceful shutdown (LeaveAnnounced), then a restart from its disk.
+    /// A graceful shutdown (LeaveAnnounced), then a restart from its disk once the others would
+    /// have noticed anyway: a heartbeat sent just before the leave can arrive after it and put the
+    /// node back in their views, and then a quick restart goes unnoticed like a FastRestart.
     | Leave
     /// A partition cuts the node off from every other node, and heals once both sides have
     /// noticed (more than K heartbeat intervals later).
@@ -229,10 +233,10 @@ let run (settings: Settings) (seed: int) : RunResult =
         let lasting =
             match kind with
             | Crash
+            | Leave
             | Isolate -> between random detection (detection + 6 * timing.IntervalMs)
             | FastRestart -> between random (timing.IntervalMs / 3) ((config.SuspectAfter - 1) * timing.IntervalMs)
             | ShortIsolate -> between random (timing.IntervalMs / 3) detection
-            | Leave
             | LoseHeartbeats -> between random (timing.IntervalMs / 3) (8 * timing.IntervalMs)
             |> int64
         match kind with
