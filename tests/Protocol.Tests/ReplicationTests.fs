@@ -143,12 +143,7 @@ let private config = { ProtocolConfig.defaults with SuspectAfter = 3; Rebalance 
 /// Nodes 1, 2, 3 led by 3; ann on node 1 (client 10), ben on 2 (20), cat on 3 (30), all in
 /// #lobby and #dev, with every placement and backup settled.
 let private cluster () : Nodes.Net =
-    Nodes.formed config [ 1; 2; 3 ]
-    |> Nodes.connect 1 10 "ann"
-    |> Nodes.settle
-    |> Nodes.connect 2 20 "ben"
-    |> Nodes.connect 3 30 "cat"
-    |> Nodes.settle
+    Nodes.threeWithUsers config
     |> Nodes.request 1 10 (Join "#dev")
     |> Nodes.request 2 20 (Join "#dev")
     |> Nodes.request 3 30 (Join "#dev")

@@ -149,15 +149,8 @@ let private errorsOf (client: ClientId) (net: Nodes.Net) : ErrorCode list =
           | Error(code, _) -> code
           | _ -> () ]
 
-/// Nodes 1, 2, 3 led by 3, with ann on node 1 (client 10), ben on node 2 (20), cat on node 3
-/// (30). Ann says hello first, when every node's load is zero, so #lobby is placed on node 1.
-let private threeWithUsers () : Nodes.Net =
-    Nodes.formed config [ 1; 2; 3 ]
-    |> Nodes.connect 1 10 "ann"
-    |> Nodes.settle
-    |> Nodes.connect 2 20 "ben"
-    |> Nodes.connect 3 30 "cat"
-    |> Nodes.settle
+/// Nodes 1, 2, 3 led by 3; ann on node 1 (client 10) owns #lobby, ben on 2 (20), cat on 3 (30).
+let private threeWithUsers () : Nodes.Net = Nodes.threeWithUsers config
 
 [<Fact>]
 let ``a new room is placed by the leader on the node with the fewest rooms, then the fewest clients`` () =

@@ -394,6 +394,16 @@ module Nodes =
     let request (id: NodeId) (client: ClientId) (request: ClientRequest) (net: Net) : Net =
         apply id (ClientRequested(client, request)) net
 
+    /// Nodes 1, 2, 3 led by 3, with ann on node 1 (client 10), ben on node 2 (20), cat on node 3
+    /// (30). Ann says hello first, when every node's load is zero, so #lobby is placed on node 1.
+    let threeWithUsers (config: ProtocolConfig) : Net =
+        formed config [ 1; 2; 3 ]
+        |> connect 1 10 "ann"
+        |> settle
+        |> connect 2 20 "ben"
+        |> connect 3 30 "cat"
+        |> settle
+
     let inbox (client: ClientId) (net: Net) : ServerReply list = net.Inbox.TryFind client |> Option.defaultValue []
 
     /// The room messages a client was shown in one room, in the order shown.
