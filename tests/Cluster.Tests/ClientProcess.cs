@@ -36,7 +36,10 @@ public sealed class ClientProcess : IAsyncDisposable
         process.BeginErrorReadLine();
     }
 
-    public static ClientProcess Start(params string[] arguments)
+    public static ClientProcess Start(params string[] arguments) => new(Launch(arguments));
+
+    /// <summary>The real client in --json mode, its input and both outputs redirected.</summary>
+    public static Process Launch(IEnumerable<string> arguments)
     {
         var start = new ProcessStartInfo("dotnet")
         {
@@ -47,7 +50,7 @@ public sealed class ClientProcess : IAsyncDisposable
         };
         start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "Client.CSharp.dll"));
         foreach (var argument in arguments.Append("--json")) start.ArgumentList.Add(argument);
-        return new ClientProcess(Process.Start(start) ?? throw new InvalidOperationException("the client did not start"));
+        return Process.Start(start) ?? throw new InvalidOperationException("the client did not start");
     }
 
     /// <summary>Every event so far, in order.</summary>

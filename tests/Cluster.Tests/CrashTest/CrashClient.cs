@@ -53,19 +53,7 @@ public sealed class CrashClient : IAsyncDisposable
 
     public static CrashClient Start(string nick, IReadOnlyList<string> rooms, int node, int clientPort, string multicastGroup, Stopwatch clock)
     {
-        var start = new ProcessStartInfo("dotnet")
-        {
-            UseShellExecute = false,
-            RedirectStandardInput = true,
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-        };
-        start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "Client.CSharp.dll"));
-        foreach (var argument in new[] { "--nick", nick, "--server", $"127.0.0.1:{clientPort}", "--multicast", multicastGroup, "--json" })
-        {
-            start.ArgumentList.Add(argument);
-        }
-        var process = Process.Start(start) ?? throw new InvalidOperationException($"client {nick} did not start");
+        var process = ClientProcess.Launch(["--nick", nick, "--server", $"127.0.0.1:{clientPort}", "--multicast", multicastGroup]);
         return new CrashClient(nick, rooms, process, clock) { FirstNode = node };
     }
 
