@@ -19,70 +19,13 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
-mode=models
-case "${1:-}" in
-  "") ;;
-  --fixtures) mode=fixtures ;;
-  --check) mode=check ;;
-  *) echo "usage: $0 [--fixtures | --check]" >&2; exit 2 ;;
-esac
-
-find_jar() {
-  local candidate
-  for candidate in "${TLA2TOOLS_JAR:-}" /opt/tlaplus/tla2tools.jar "$HOME/.cache/tlaplus/tla2tools.jar"; do
-    if [ -n "$candidate" ] && [ -f "$candidate" ]; then echo "$(cd "$(dirname "$candidate")" && pwd)/$(basename "$candidate")"; return; fi
-  done
-}
-
-download_jar() { # the release ci/tlc.sh pins, checked against its SHA-256
-  local url sha cache partial actual
-  url=${TLC_URL:-$(sed -n 's/^TLC_PINNED_URL="\(.*\)"$/\1/p' ci/tlc.sh)}
-  sha=${TLC_SHA256:-$(sed -n 's/^TLC_PINNED_SHA256="\(.*\)"$/\1/p' ci/tlc.sh)}
-  if [ -z "$url" ] || [ -z "$sha" ]; then
-    echo "tlc-replication: TLC_DOWNLOAD=1 but no URL and SHA-256 are pinned (TLC_PINNED_* in ci/tlc.sh, or TLC_URL and TLC_SHA256)" >&2
-    return 1
-  fi
-  cache=$HOME/.cache/tlaplus/tla2tools.jar
-  mkdir -p "$(dirname "$cache")"
-  partial=$cache.partial
-  echo "tlc-replication: downloading $url" >&2
-  curl -fsSL --retry 3 -o "$partial" "$url" || { rm -f "$partial"; return 1; }
-  actual=$(sha256sum "$partial" | cut -d ' ' -f 1)
-  if [ "$actual" != "$sha" ]; then
-    echo "tlc-replication: SHA-256 mismatch for $url: expected $sha, got $actual" >&2
-    rm -f "$partial"; return 1
-  fi
-  mv "$partial" "$cache"
-}
-
-jar=$(find_jar)
-if [ -z "$jar" ] && [ "${TLC_DOWNLOAD:-0}" = 1 ] && command -v java > /dev/null; then
-  download_jar || { echo "tlc-replication: download failed"; echo "tlc-replication: 0 passed, 1 failed"; exit 1; }
-  jar=$(find_jar)
-fi
-if [ -z "$jar" ] || ! command -v java > /dev/null; then
-  echo "TLC not found: model checking SKIPPED"
-  [ "$mode" = fixtures ] && exit 1
-  exit 0
-fi
-
-spec_dir=$(pwd)/spec
-fixture_dir=$spec_dir/fixtures/replication
-seed=1
-fingerprint_index=1
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-
-tlc() { # tlc <directory to run in> <TLC arguments...>
-  local directory=$1; shift
-  (cd "$directory" && java -XX:+UseParallelGC -cp "$jar" tlc2.TLC -metadir "$(mktemp -d -p "$work")" -noGenerateSpecTE "$@")
-}
-
-tlc_version() {
-  local banner
-  banner=$(java -cp "$jar" tlc2.TLC 2>&1 | grep -m 1 '^TLC2 Version')
-  echo "${banner:-TLC2 Version unknown}"
-}
+tool=tlc-replication
+fixture_name=replication
+traces_module=MCReplicationTraces
+sany_modules=(MCReplication MCReplicationTraces)
+allow_download=1
+# TLC exits 12 on a violated invariant, 13 on a violated temporal or action property.
+violation_exit_codes="12 13"
 
 # ------------------------------------------------------------------------------------------
 # Models: module, configuration, expected outcome (pass, or the property TLC must violate).
@@ -96,54 +39,6 @@ models=(
   "MCReplication MCReplication3Fresh pass"
   "MCReplication MCReplication3TwoCrashes AckedDurable"
 )
-
-sany() {
-  local module status
-  for module in MCReplication MCReplicationTraces; do
-    (cd "$spec_dir" && java -cp "$jar" tla2sany.SANY -error-codes "$module.tla") > "$work/sany.log" 2>&1
-    status=$?
-    if [ "$status" -ne 0 ] || grep -qE '\*\*\* Errors|Semantic errors|Parse Error|Fatal errors' "$work/sany.log"; then
-      cat "$work/sany.log"; echo "SANY $module: parse or semantic error"; return 1
-    fi
-    echo "SANY $module: ok"
-  done
-}
-
-check_models() {
-  local passed=0 failed=0 line module config expected log run status started seconds states depth summary
-  if sany; then passed=$((passed + 1)); else failed=$((failed + 1)); fi
-  for line in "${models[@]}"; do
-    read -r module config expected <<< "$line"
-    log=$work/$config.log
-    run=$work/run-$config; mkdir -p "$run/traces" # MCReplicationTraces writes traces/constants.json
-    started=$(date +%s)
-    tlc "$run" -workers "${TLC_WORKERS:-auto}" -config "$spec_dir/$config.cfg" "$spec_dir/$module.tla" > "$log" 2>&1
-    status=$?
-    seconds=$(($(date +%s) - started))
-    states=$(grep -oE '[0-9]+ distinct states found' "$log" | tail -n 1 | grep -oE '^[0-9]+')
-    depth=$(grep -oE 'depth of the complete state graph search is [0-9]+' "$log" | grep -oE '[0-9]+$')
-    summary="${states:-?} distinct states, depth ${depth:-?}, ${seconds} s"
-    if [ "$expected" = pass ]; then
-      if [ "$status" -eq 0 ] && grep -q 'Model checking completed. No error has been found.' "$log"; then
-        echo "$config: passed ($summary)"; passed=$((passed + 1))
-      else
-        grep -E '^Error|violated|is violated' "$log" | head -n 5
-        echo "$config: FAILED, exit code $status ($summary); log follows"; tail -n 40 "$log"
-        failed=$((failed + 1))
-      fi
-    else
-      # TLC exits 12 on a violated invariant, 13 on a violated temporal or action property.
-      if { [ "$status" -eq 12 ] || [ "$status" -eq 13 ]; } && grep -qE "(Temporal property|Invariant|Action property) $expected (was|is) violated" "$log"; then
-        echo "$config: passed, the expected violation of $expected was found ($summary)"; passed=$((passed + 1))
-      else
-        echo "$config: FAILED, TLC did not find the expected violation of $expected (exit code $status)"
-        tail -n 40 "$log"; failed=$((failed + 1))
-      fi
-    fi
-  done
-  echo "tlc-replication: $passed passed, $failed failed"
-  [ "$failed" -eq 0 ]
-}
 
 # ------------------------------------------------------------------------------------------
 # Fixtures.
@@ -163,111 +58,6 @@ sources=(Replication.tla MCReplication.tla MCReplicationTraces.tla MCReplication
          MCReplicationTraces4.cfg MCReplicationTraces2.cfg MCReplicationGraph3Backed.cfg MCReplicationGraph3Fresh.cfg
          MCReplicationGraph3Backed2.cfg MCReplicationGraph2Fresh.cfg)
 
-sha256_of() { tr -d '\r' < "$1" | sha256sum | cut -d ' ' -f 1; } # line endings do not count
-
-json_string() { local text=$1; text=${text//\\/\\\\}; text=${text//\"/\\\"}; printf '"%s"' "$text"; }
-
-constants_json() { # the CONSTANTS block of a .cfg as a JSON object of name: "value as written"
-  local config=$1 first=1 line name value
-  printf '{'
-  while IFS= read -r line; do
-    line=${line%%\\\**}
-    if [[ $line =~ ^[[:space:]]+([A-Za-z_][A-Za-z0-9_]*)[[:space:]]*(=|<-)[[:space:]]*(.*[^[:space:]])[[:space:]]*$ ]]; then
-      name=${BASH_REMATCH[1]}; value=${BASH_REMATCH[3]}
-      [ "${BASH_REMATCH[2]}" = "<-" ] && value="<- $value"
-      [ $first -eq 1 ] || printf ', '
-      printf '%s: %s' "$(json_string "$name")" "$(json_string "$value")"; first=0
-    fi
-  done < "$config"
-  printf '}'
-}
-
-values_json() { # the constants as TLC evaluated them: traces/constants.json holds <<record>>
-  local text
-  text=$(tr -d '\n' < "$1/traces/constants.json")
-  text=${text#[}; echo "${text%]}"
-}
-
-make_fixtures() { # make_fixtures <output directory>
-  local out=$1 line config simulated kept least depth run number file lines count entries=() status
-  mkdir -p "$out"
-  rm -f "$out"/*.gz "$out"/manifest.json
-  for line in "${trace_sets[@]}"; do
-    read -r config simulated kept least depth <<< "$line"
-    run=$work/$config; mkdir -p "$run/traces"
-    tlc "$run" -workers 1 -simulate "num=$simulated" -depth "$depth" -seed $seed -fp $fingerprint_index \
-      -config "$spec_dir/$config.cfg" "$spec_dir/MCReplicationTraces.tla" > "$run/tlc.log" 2>&1
-    status=$?
-    if [ "$status" -ne 0 ]; then tail -n 30 "$run/tlc.log"; echo "$config: simulation failed (exit code $status)"; return 1; fi
-    count=0
-    : > "$run/kept.ndjson"
-    for number in $(seq 1 "$simulated"); do
-      file=$run/traces/behaviour_$number.ndjson
-      [ -f "$file" ] || continue
-      lines=$(wc -l < "$file")
-      if [ "$lines" -gt "$least" ] && [ "$count" -lt "$kept" ]; then
-        cat "$file" >> "$run/kept.ndjson"; count=$((count + 1))
-      fi
-    done
-    if [ "$count" -lt "$kept" ]; then echo "$config: only $count behaviours of depth $least or more"; return 1; fi
-    gzip -9n < "$run/kept.ndjson" > "$out/$config.ndjson.gz"
-    echo "$config: $count behaviours of depth $least to $depth"
-    entries+=("{\"file\": \"$config.ndjson.gz\", \"kind\": \"traces\", \"module\": \"MCReplicationTraces\", \"config\": \"$config.cfg\", \"behaviours\": $count, \"least_depth\": $least, \"simulation_depth\": $depth, \"constants\": $(constants_json "$spec_dir/$config.cfg"), \"values\": $(values_json "$run")}")
-  done
-  for config in "${graphs[@]}"; do
-    run=$work/$config; mkdir -p "$run/traces"
-    tlc "$run" -workers 1 -seed $seed -fp $fingerprint_index -dump dot,actionlabels "$run/graph.dot" \
-      -config "$spec_dir/$config.cfg" "$spec_dir/MCReplicationTraces.tla" > "$run/tlc.log" 2>&1
-    status=$?
-    if [ "$status" -ne 0 ]; then tail -n 30 "$run/tlc.log"; echo "$config: model checking failed (exit code $status)"; return 1; fi
-    # The tooltips repeat the labels word for word: dropped to halve the file.
-    sed -E 's/,tooltip="([^"\\]|\\.)*"//' "$run/graph.dot" | gzip -9n > "$out/$config.dot.gz"
-    count=$(grep -oE '[0-9]+ distinct states found' "$run/tlc.log" | tail -n 1 | grep -oE '^[0-9]+')
-    echo "$config: state graph of $count states"
-    entries+=("{\"file\": \"$config.dot.gz\", \"kind\": \"graph\", \"module\": \"MCReplicationTraces\", \"config\": \"$config.cfg\", \"states\": $count, \"constants\": $(constants_json "$spec_dir/$config.cfg"), \"values\": $(values_json "$run")}")
-  done
-  {
-    echo "{"
-    echo "  \"generator\": \"ci/tlc-replication.sh --fixtures\","
-    echo "  \"tlc\": $(json_string "$(tlc_version)"),"
-    echo "  \"seed\": $seed,"
-    echo "  \"fingerprint_index\": $fingerprint_index,"
-    echo "  \"workers\": 1,"
-    echo "  \"sources\": {"
-    local i
-    for i in "${!sources[@]}"; do
-      printf '    "spec/%s": "%s"%s\n' "${sources[$i]}" "$(sha256_of "$spec_dir/${sources[$i]}")" "$([ "$i" -lt $((${#sources[@]} - 1)) ] && echo ,)"
-    done
-    echo "  },"
-    echo "  \"fixtures\": ["
-    for i in "${!entries[@]}"; do
-      printf '    %s%s\n' "${entries[$i]}" "$([ "$i" -lt $((${#entries[@]} - 1)) ] && echo ,)"
-    done
-    echo "  ]"
-    echo "}"
-  } > "$out/manifest.json"
-}
-
-case $mode in
-  models) check_models ;;
-  fixtures)
-    make_fixtures "$fixture_dir" || { echo "tlc-replication: fixtures FAILED"; exit 1; }
-    du -b "$fixture_dir"/* | awk '{ printf "%10d bytes  %s\n", $1, $2 }'
-    echo "tlc-replication: fixtures written to spec/fixtures/replication" ;;
-  check)
-    make_fixtures "$work/fixtures" || { echo "tlc-replication: 0 passed, 1 failed"; exit 1; }
-    different=0
-    for file in "$work/fixtures"/*; do
-      name=$(basename "$file")
-      if [ ! -f "$fixture_dir/$name" ]; then echo "missing committed fixture: $name"; different=1
-      elif ! cmp -s "$file" "$fixture_dir/$name"; then
-        echo "fixture differs from a fresh TLC run: $name"; different=1
-        case $name in
-          *.gz) diff <(gzip -dc "$fixture_dir/$name") <(gzip -dc "$file") | head -n 20 ;;
-          *) diff "$fixture_dir/$name" "$file" | head -n 20 ;;
-        esac
-      fi
-    done
-    if [ "$different" -eq 0 ]; then echo "fixtures are fresh"; echo "tlc-replication: 1 passed, 0 failed"
-    else echo "run: bash ci/tlc-replication.sh --fixtures"; echo "tlc-replication: 0 passed, 1 failed"; exit 1; fi ;;
-esac
+# shellcheck source=ci/tlc-common.sh
+. ci/tlc-common.sh
+tlc_main "$@"

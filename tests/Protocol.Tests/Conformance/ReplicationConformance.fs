@@ -21,34 +21,23 @@ module FormalChat.Protocol.Tests.Conformance.ReplicationConformance
 open System
 open System.IO
 open System.Reflection
-open System.Security.Cryptography
 open System.Text
 open System.Text.RegularExpressions
 open FormalChat.Protocol
 open FormalChat.Protocol.Tests.Conformance.Tla
 open FormalChat.Protocol.Tests.Conformance.PlacementFixtures
+open FormalChat.Protocol.Tests.Conformance.SpecFixtures
 open Xunit
 
 // ---------------------------------------------------------------------------------------------
 // Where the spec and the fixtures are.
 
-let private repositoryRoot =
-    let rec up (directory: DirectoryInfo | null) =
-        match directory with
-        | null -> failwith "FormalChat.sln not found above the test assembly"
-        | directory when File.Exists(Path.Combine(directory.FullName, "FormalChat.sln")) -> directory.FullName
-        | directory -> up directory.Parent
-    up (DirectoryInfo AppContext.BaseDirectory)
-
-let private specPath (name: string) = Path.Combine(repositoryRoot, "spec", name)
-let private fixturePath (name: string) = Path.Combine(repositoryRoot, "spec", "fixtures", "replication", name)
-
-let private manifest = lazy (parseJson (File.ReadAllText(fixturePath "manifest.json")))
+let private specPath = specPath
+let private fixturePath = fixturePath "replication"
+let private manifest = lazy (readManifest "replication")
 
 /// The fixtures of one kind ("traces" or "graph") with the values of their constants.
-let private fixtures (kind: string) : (string * Value) list =
-    [ for fixture in asSet (field "fixtures" manifest.Value) do
-          if asString (field "kind" fixture) = kind then asString (field "file" fixture), field "values" fixture ]
+let private fixtures (kind: string) : (string * Value) list = fixturesOf manifest.Value kind
 
 // ---------------------------------------------------------------------------------------------
 // The constants of a model and the cluster state: the F# values one TLA+ state stands for.
@@ -733,19 +722,6 @@ let ``successor sets: from every state of TLC's state graph the F# functions rea
 // ---------------------------------------------------------------------------------------------
 // 4. Freshness.
 
-let private sha256Hex (path: string) =
-    let text = File.ReadAllText(path).Replace("\r", "")
-    Convert.ToHexString(SHA256.HashData(Encoding.UTF8.GetBytes text)).ToLowerInvariant()
-
 [<Fact>]
 let ``freshness: the fixtures were made from the spec and configuration files as they are now`` () =
-    let sources = asFunction (field "sources" manifest.Value)
-    Assert.Contains(Str "spec/Replication.tla", sources |> List.map fst)
-    let stale =
-        [ for path, hash in sources do
-              let path = asString path
-              if sha256Hex (Path.Combine(repositoryRoot, path)) <> asString hash then path ]
-    Assert.True(stale.IsEmpty, $"changed since the fixtures were made: {stale}; run bash ci/tlc-replication.sh --fixtures")
-    let fixtureFiles = fixtures "traces" @ fixtures "graph" |> List.map fst
-    Assert.All(fixtureFiles, fun file -> Assert.True(File.Exists(fixturePath file), $"missing fixture {file}"))
-    Assert.StartsWith("TLC2 Version", asString (field "tlc" manifest.Value))
+    assertFresh "replication" manifest.Value "spec/Replication.tla"
