@@ -205,6 +205,10 @@ let private applyBackup (room: RoomName) (backup: BackupAssignment) (state: Node
     if backups = state.Backups then state, []
     else replicate room { state with Backups = backups }
 
+/// The backup tells the owner everything up to `held` is stored here.
+let private confirmStored (backup: BackupAssignment) (room: RoomName) (held: int64) (state: NodeState) : Effect option =
+    state.Peers.TryFind backup.Owner |> Option.map (fun owner -> SendToPeer(owner.Info, ReplicaStored(room, backup.Version, held)))
+
 /// This node stores for that owner only while it is the room's backup for it and the owner still
 /// owns the room here: a node just promoted must not store for the owner it replaced.
 let private isCurrentBackup (backup: BackupAssignment) (room: RoomName) (state: NodeState) =
@@ -223,7 +227,7 @@ let private recvSync (room: RoomName) (backup: BackupAssignment) (committed: Roo
         let pending = pending |> List.filter (fun message -> message.Seq > (historyOf room state).LastSeq)
         let state, written = persist room pending { state with Replicas = state.Replicas.Add(room, pending) }
         let held = Replication.held (historyOf room state) pending
-        let reply = state.Peers.TryFind backup.Owner |> Option.map (fun owner -> SendToPeer(owner.Info, ReplicaStored(room, backup.Version, held)))
+        let reply = confirmStored backup room held state
         state, effects @ adopted @ written @ Option.toList reply
 
 /// Spec: StoreReplica, on the backup: stored (and written) before it is confirmed.
@@ -241,7 +245,7 @@ let private recvAppend (backup: BackupAssignment) (message: RoomMessage) (state:
                 let state, written = persist room [ message ] { state with Replicas = state.Replicas.Add(room, stored) }
                 state, written, message.Seq
             | None -> state, [], held
-        let reply = state.Peers.TryFind backup.Owner |> Option.map (fun owner -> SendToPeer(owner.Info, ReplicaStored(room, backup.Version, held)))
+        let reply = confirmStored backup room held state
         state, effects @ written @ Option.toList reply
 
 /// Spec: RecvStored, on the owner.

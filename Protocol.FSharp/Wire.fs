@@ -90,11 +90,14 @@ let private writeBackup (json: JsonTextWriter) (backup: BackupAssignment) =
     field json "version" backup.Version
     json.WriteEndObject()
 
+/// A room message as a nested object, in peer frames.
+let private writeMessageObject (json: JsonTextWriter) (message: RoomMessage) =
+    json.WriteStartObject()
+    writeRoomMessage json message "fromNode"
+    json.WriteEndObject()
+
 let private writeMessages (json: JsonTextWriter) (name: string) (messages: RoomMessage list) =
-    writeArray json name messages (fun message ->
-        json.WriteStartObject()
-        writeRoomMessage json message "fromNode"
-        json.WriteEndObject())
+    writeArray json name messages (writeMessageObject json)
 
 /// One room message as a record of the on-disk log.
 let encodeRoomMessage (message: RoomMessage) : string =
@@ -188,9 +191,7 @@ let encodePeerMessage (message: PeerMessage) : string =
             kind json "replica-append"
             writeBackup json backup
             json.WritePropertyName "message"
-            json.WriteStartObject()
-            writeRoomMessage json message "fromNode"
-            json.WriteEndObject()
+            writeMessageObject json message
         | ReplicaStored(room, version, seq) ->
             kind json "replica-stored"
             field json "room" room
