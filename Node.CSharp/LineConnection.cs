@@ -8,8 +8,9 @@ namespace FormalChat.Node;
 
 /// <summary>
 /// One TCP connection speaking newline-delimited frames: a read loop that hands each line to the
-/// caller, and a bounded write queue drained by its own task. Every way the connection can end
-/// (peer closed, oversized frame, write failure, slow reader, disposal) ends it once, with one reason.
+/// caller, and a write queue bounded in bytes, drained by its own task. Every way the connection
+/// can end (peer closed, oversized frame, write failure, slow reader, disposal) ends it once, with
+/// one reason.
 /// </summary>
 public sealed class LineConnection : IAsyncDisposable
 {
@@ -18,23 +19,32 @@ public sealed class LineConnection : IAsyncDisposable
     private readonly Socket _socket;
     private readonly NetworkStream _stream;
     private readonly Channel<ReadOnlyMemory<byte>> _outbound;
+    private readonly long _maxQueuedBytes;
+    private readonly ByteGauge? _sharedGauge;
     private readonly Task _writer;
     private readonly CancellationTokenSource _closing = new();
     private readonly TaskCompletionSource _readingEnded = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private long _queuedBytes;
     private int _closed;
 
-    public LineConnection(Socket socket, int maxQueuedFrames)
+    /// <param name="maxQueuedBytes">Bytes waiting to be sent beyond which the other side counts as
+    /// too slow and the connection is closed.</param>
+    /// <param name="sharedGauge">Where the bytes waiting on this connection are also added up with
+    /// those of its siblings (all clients, all peer links), so the node can tell it is falling behind.</param>
+    public LineConnection(Socket socket, long maxQueuedBytes, ByteGauge? sharedGauge = null)
     {
         _socket = socket;
         _socket.NoDelay = true;
         _stream = new NetworkStream(socket, ownsSocket: true);
-        _outbound = Channel.CreateBounded<ReadOnlyMemory<byte>>(new BoundedChannelOptions(maxQueuedFrames)
-        {
-            SingleReader = true,
-            FullMode = BoundedChannelFullMode.Wait,
-        });
+        _maxQueuedBytes = maxQueuedBytes;
+        _sharedGauge = sharedGauge;
+        // Not single-reader: closing empties the queue while the write loop may still be reading it.
+        _outbound = Channel.CreateUnbounded<ReadOnlyMemory<byte>>();
         _writer = Task.Run(WriteLoopAsync);
     }
+
+    /// <summary>Bytes queued and not yet handed to the socket.</summary>
+    public long QueuedBytes => Interlocked.Read(ref _queuedBytes);
 
     public string Remote => _socket.RemoteEndPoint?.ToString() ?? "unknown";
 
@@ -46,9 +56,22 @@ public sealed class LineConnection : IAsyncDisposable
     /// <summary>Queues a frame. A reader too slow to keep up is disconnected rather than buffered without end.</summary>
     public bool TrySend(ReadOnlyMemory<byte> frame)
     {
+        if (Volatile.Read(ref _closed) != 0) return false;
+        if (Interlocked.Read(ref _queuedBytes) + frame.Length > _maxQueuedBytes)
+        {
+            _ = CloseAsync($"too slow: more than {_maxQueuedBytes} bytes were waiting to be sent");
+            return false;
+        }
+        Count(frame.Length);
         if (_outbound.Writer.TryWrite(frame)) return true;
-        if (Volatile.Read(ref _closed) == 0) _ = CloseAsync("too slow: the send queue is full");
+        Count(-frame.Length);
         return false;
+    }
+
+    private void Count(long bytes)
+    {
+        Interlocked.Add(ref _queuedBytes, bytes);
+        _sharedGauge?.Add(bytes);
     }
 
     /// <summary>Sends what is queued (up to a short deadline), then closes.</summary>
@@ -69,6 +92,7 @@ public sealed class LineConnection : IAsyncDisposable
         if (Interlocked.Exchange(ref _closed, 1) != 0) return Task.CompletedTask;
         CloseReason = reason;
         _outbound.Writer.TryComplete();
+        while (_outbound.Reader.TryRead(out var dropped)) Count(-dropped.Length);
         _closing.Cancel();
         try { _socket.Shutdown(SocketShutdown.Both); } catch (SocketException) { } catch (ObjectDisposedException) { }
         _stream.Dispose();
@@ -83,9 +107,10 @@ public sealed class LineConnection : IAsyncDisposable
 
     /// <summary>
     /// Reads frames until the connection ends. <paramref name="onLine"/> returns false to stop
-    /// reading (after it has queued its own error reply). Returns the reason the reading stopped.
+    /// reading (after it has queued its own error reply); while it has not returned, nothing more
+    /// is read, so a slow consumer slows the sender through TCP. Returns the reason the reading stopped.
     /// </summary>
-    public async Task<string> ReadLinesAsync(int maxFrameBytes, Func<string, bool> onLine, Func<int, bool>? onOversized = null)
+    public async Task<string> ReadLinesAsync(int maxFrameBytes, Func<string, ValueTask<bool>> onLine, Func<int, bool>? onOversized = null)
     {
         var reader = PipeReader.Create(_stream, new StreamPipeReaderOptions(bufferSize: 16 * 1024, leaveOpen: true));
         try
@@ -97,7 +122,7 @@ public sealed class LineConnection : IAsyncDisposable
                 while (TryReadLine(ref buffer, out var line))
                 {
                     if (line.Length > maxFrameBytes) return Oversized(onOversized, (int)line.Length, maxFrameBytes);
-                    if (!onLine(Encoding.UTF8.GetString(line).TrimEnd('\r'))) return CloseReason ?? "frame refused";
+                    if (!await onLine(Encoding.UTF8.GetString(line).TrimEnd('\r')).ConfigureAwait(false)) return CloseReason ?? "frame refused";
                 }
                 if (buffer.Length > maxFrameBytes) return Oversized(onOversized, (int)buffer.Length, maxFrameBytes);
                 reader.AdvanceTo(buffer.Start, buffer.End);
@@ -142,7 +167,11 @@ public sealed class LineConnection : IAsyncDisposable
             var reader = _outbound.Reader;
             while (await reader.WaitToReadAsync(_closing.Token).ConfigureAwait(false))
             {
-                while (reader.TryRead(out var frame)) writer.Write(frame.Span);
+                while (reader.TryRead(out var frame))
+                {
+                    writer.Write(frame.Span);
+                    Count(-frame.Length);
+                }
                 await writer.FlushAsync(_closing.Token).ConfigureAwait(false);
             }
         }
@@ -151,4 +180,14 @@ public sealed class LineConnection : IAsyncDisposable
         catch (ObjectDisposedException) { }
         finally { await writer.CompleteAsync().ConfigureAwait(false); }
     }
+}
+
+/// <summary>A running total of bytes, added to from many threads.</summary>
+public sealed class ByteGauge
+{
+    private long _bytes;
+
+    public long Bytes => Interlocked.Read(ref _bytes);
+
+    public void Add(long bytes) => Interlocked.Add(ref _bytes, bytes);
 }

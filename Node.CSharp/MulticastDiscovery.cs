@@ -1,7 +1,6 @@
 using System.Net;
 using System.Net.Sockets;
 using System.Text;
-using System.Threading.Channels;
 using FormalChat.Protocol;
 using Microsoft.Extensions.Logging;
 using static FormalChat.Protocol.NodeState;
@@ -17,15 +16,15 @@ public sealed class MulticastDiscovery : IDisposable
 {
     private readonly IPEndPoint _group;
     private readonly Socket _socket;
-    private readonly ChannelWriter<Event> _events;
+    private readonly NodeInbox _inbox;
     private readonly InputCounters _counters;
     private readonly ILogger _log;
     private readonly CancellationTokenSource _stopping = new();
 
-    public MulticastDiscovery(Endpoint group, string interfaceAddress, ChannelWriter<Event> events, InputCounters counters, ILogger log)
+    public MulticastDiscovery(Endpoint group, string interfaceAddress, NodeInbox inbox, InputCounters counters, ILogger log)
     {
         _group = new IPEndPoint(IPAddress.Parse(group.Host), group.Port);
-        _events = events;
+        _inbox = inbox;
         _counters = counters;
         _log = log;
         var outgoing = IPAddress.Parse(interfaceAddress);
@@ -62,7 +61,7 @@ public sealed class MulticastDiscovery : IDisposable
             var decoded = Wire.decodePeerMessage(text);
             if (decoded.IsOk && decoded.ResultValue.IsHeartbeatSent)
             {
-                _events.TryWrite(Event.NewPeerMessageReceived(decoded.ResultValue));
+                _inbox.Control(Event.NewPeerMessageReceived(decoded.ResultValue));
                 continue;
             }
             var reason = decoded.IsOk ? "only heartbeats travel by multicast" : decoded.ErrorValue.Reason;

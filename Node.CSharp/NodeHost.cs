@@ -1,7 +1,8 @@
+using System.Diagnostics;
 using System.Net;
 using System.Runtime.InteropServices;
-using System.Threading.Channels;
 using FormalChat.Protocol;
+using Microsoft.FSharp.Collections;
 using Microsoft.Extensions.Logging;
 using static FormalChat.Protocol.NodeState;
 using LogLevel = Microsoft.Extensions.Logging.LogLevel;
@@ -11,16 +12,35 @@ using ProtocolNode = FormalChat.Protocol.Node;
 namespace FormalChat.Node;
 
 /// <summary>
-/// A running node: one loop reads events (sockets, timer, signals) from one channel, calls the
-/// F# step, and carries out the effects it returns, in order. No protocol state lives here.
+/// A running node: one loop reads events (sockets, timer, signals) from the inbox, calls the F#
+/// step, and carries out the effects it returns, in order. No protocol state lives here.
 /// </summary>
 public sealed class NodeHost
 {
+    /// <summary>Peer and client events one turn takes at most before it looks at the control lane again.</summary>
+    private const int MaxDataEventsPerTurn = 512;
+
+    /// <summary>A turn stops taking peer and client events after this long: a tick or a heartbeat
+    /// that arrives meanwhile waits at most about this, far less than any heartbeat interval.</summary>
+    private static readonly TimeSpan MaxTurn = TimeSpan.FromMilliseconds(10);
+
+    /// <summary>While more than this waits to be sent to clients, or to peers, the node reads no
+    /// client requests: the senders wait in TCP, and memory stays bounded.</summary>
+    private const long ClientOutboundHighWater = 64L * 1024 * 1024;
+    private const long PeerOutboundHighWater = 16L * 1024 * 1024;
+
+    /// <summary>How often a held-back client lane is looked at again.</summary>
+    private static readonly TimeSpan PausedPoll = TimeSpan.FromMilliseconds(2);
+
+    /// <summary>A node asked to stop that has not stopped by then exits anyway (its logs survive a
+    /// killed process under every --fsync policy).</summary>
+    private static readonly TimeSpan StopDeadline = TimeSpan.FromMilliseconds(1900);
+
     private readonly Config.NodeOptions _options;
     private readonly ProtocolConfig _config;
     private readonly ILogger _log;
     private readonly InputCounters _counters = new();
-    private readonly Channel<Event> _events = Channel.CreateUnbounded<Event>(new UnboundedChannelOptions { SingleReader = true });
+    private readonly NodeInbox _inbox = new();
     private FormalChat.Protocol.NodeState.NodeState _state;
 
     public NodeHost(Config.NodeOptions options, ILoggerFactory logs)
@@ -43,38 +63,88 @@ public sealed class NodeHost
         await using var logs = RoomLogStore.Open(_options.DataDir, _options.Fsync, _log);
         _state = FormalChat.Protocol.NodeState.recover(logs.Recovered, _state);
         var host = IPAddress.Parse(_options.Host);
-        await using var clients = new ClientGateway(new IPEndPoint(host, _options.ClientPort), _options.MaxFrameBytes, _events.Writer, _counters, _log);
-        await using var peers = new PeerNetwork(new IPEndPoint(host, _options.PeerPort), Wire.maxPeerFrameBytes, _events.Writer, _counters, _log);
+        await using var clients = new ClientGateway(new IPEndPoint(host, _options.ClientPort), _options.MaxFrameBytes, _options.Clients, _inbox, _counters, _log);
+        await using var peers = new PeerNetwork(new IPEndPoint(host, _options.PeerPort), Wire.maxPeerFrameBytes, _inbox, _counters, _log);
         using var discovery = OpenDiscovery();
         clients.Start();
         peers.Start();
         discovery?.Start();
         LogStart(logs);
 
+        // The timer only rings; the heartbeat itself is sent by the loop when it takes the tick,
+        // so a node whose loop is stuck sends none and is suspected, as it should be.
         using var timer = new PeriodicTimer(TimeSpan.FromMilliseconds(_options.Timing.HeartbeatIntervalMs));
         _ = Task.Run(async () =>
         {
-            while (await timer.WaitForNextTickAsync().ConfigureAwait(false)) _events.Writer.TryWrite(Event.Ticked);
+            while (await timer.WaitForNextTickAsync().ConfigureAwait(false)) _inbox.Control(Event.Ticked);
         });
-        using var onStop = stop.Register(() => _events.Writer.TryWrite(Event.ShutdownRequested));
+        using var onStop = stop.Register(() =>
+        {
+            _inbox.Control(Event.ShutdownRequested);
+            _ = Task.Delay(StopDeadline).ContinueWith(_ =>
+            {
+                _log.LogWarning("node {Id} did not stop within {Deadline} ms; exiting now", _options.Id, StopDeadline.TotalMilliseconds);
+                Environment.Exit(0);
+            }, TaskScheduler.Default);
+        });
 
         var effects = new EffectRunner(this, clients, peers, discovery, logs);
-        await foreach (var next in _events.Reader.ReadAllAsync().ConfigureAwait(false))
+        while (true)
         {
-            if (next.IsTicked) logs.HeartbeatTicked();
-            var (state, toDo) = ProtocolNode.step(_config, _state, next);
-            _state = state;
-            if (effects.Run(toDo)) break;
+            var (handled, turn) = TakeTurn(clients, peers, logs);
+            if (handled == 0)
+            {
+                var heldBack = _inbox.Clients.QueuedBytes > 0 && ClientLaneHeldBack(clients, peers);
+                await _inbox.WaitAsync(heldBack ? PausedPoll : Timeout.InfiniteTimeSpan).ConfigureAwait(false);
+                continue;
+            }
+            if (effects.Run(turn)) break;
         }
         timer.Dispose();
         await peers.DrainAsync(TimeSpan.FromMilliseconds(500)).ConfigureAwait(false);
         _log.LogInformation("node {Id} stopped", _options.Id);
     }
 
+    /// <summary>
+    /// One turn of the loop: every control event, then peer events, then client events while the
+    /// node keeps up, within a bounded count and time. Returns the effects of all its steps, in
+    /// order; they are carried out together (one log write and fsync for the whole turn).
+    /// </summary>
+    private (int Handled, List<FSharpList<Effect>> Effects) TakeTurn(ClientGateway clients, PeerNetwork peers, RoomLogStore logs)
+    {
+        var turn = new List<FSharpList<Effect>>();
+        var handled = 0;
+        var started = Stopwatch.GetTimestamp();
+        bool InTime() => handled < MaxDataEventsPerTurn && Stopwatch.GetElapsedTime(started) < MaxTurn;
+        void Step(Event next)
+        {
+            if (next.IsTicked) logs.HeartbeatTicked();
+            var (state, toDo) = ProtocolNode.step(_config, _state, next);
+            _state = state;
+            handled++;
+            if (!toDo.IsEmpty) turn.Add(toDo);
+        }
+        while (_inbox.TryReadControl(out var control)) Step(control);
+        while (InTime() && _inbox.Peers.TryRead(out var fromPeer)) Step(fromPeer);
+        if (!ClientLaneHeldBack(clients, peers))
+        {
+            while (InTime() && !SendingFallsBehind(clients, peers) && _inbox.Clients.TryRead(out var fromClient)) Step(fromClient);
+        }
+        return (handled, turn);
+    }
+
+    /// <summary>Client requests wait while the node is behind on sending, or while the protocol has
+    /// as many posts in flight as it takes (ProtocolNode.acceptsClientRequests).</summary>
+    private bool ClientLaneHeldBack(ClientGateway clients, PeerNetwork peers) =>
+        SendingFallsBehind(clients, peers) || !ProtocolNode.acceptsClientRequests(_state);
+
+    private static bool SendingFallsBehind(ClientGateway clients, PeerNetwork peers) =>
+        clients.Outbound.Bytes > ClientOutboundHighWater || peers.Outbound.Bytes > PeerOutboundHighWater;
+
     private MulticastDiscovery? OpenDiscovery()
     {
         return _options.Timing.MulticastGroup is { } group
-            ? new MulticastDiscovery(group.Value, _options.Timing.MulticastInterface, _events.Writer, _counters, _log)
+            ? new MulticastDiscovery(group.Value, _options.Timing.MulticastInterface, _inbox, _counters, _log)
             : null;
     }
 
@@ -92,48 +162,58 @@ public sealed class NodeHost
     }
 
     /// <summary>
-    /// Carries out effects in list order. Returns true once the node has said goodbye. Log writes
-    /// are made as durable as --fsync asks before any later effect leaves the node, since an
-    /// acknowledgement may depend on them.
+    /// Carries out the effects of one turn. Returns true once the node has said goodbye. Group
+    /// commit: the turn's log writes go first, in order, and are made as durable as --fsync asks
+    /// once; then everything else, in order. An acknowledgement may depend on a write, so nothing
+    /// leaves the node before the writes; a send that moves after a later step's write is only
+    /// later, which the protocol allows of any message.
     /// </summary>
     private sealed class EffectRunner(NodeHost host, ClientGateway clients, PeerNetwork peers, MulticastDiscovery? discovery, RoomLogStore logs)
     {
-        public bool Run(Microsoft.FSharp.Collections.FSharpList<Effect> effects)
+        private readonly PeerFrames _peerFrames = new();
+
+        public bool Run(List<FSharpList<Effect>> turn)
         {
-            var stopped = false;
-            foreach (var effect in effects)
+            foreach (var effects in turn)
             {
-                if (!(effect.IsAppendToLog || effect.IsRewriteLog || effect.IsLog)) logs.MakeWritesDurable();
-                switch (effect)
+                foreach (var effect in effects)
                 {
-                    case Effect.SendToPeer send:
-                        peers.Send(send.Item1.PeerEndpoint, LineConnection.Frame(Wire.encodePeerMessage(send.Item2)));
-                        break;
-                    case Effect.Multicast multicast:
-                        SendHeartbeat(LineConnection.Frame(Wire.encodePeerMessage(multicast.Item)));
-                        break;
-                    case Effect.SendToClients send:
-                        clients.Send(send.Item1, LineConnection.Frame(Wire.encodeServerReply(send.Item2)));
-                        break;
-                    case Effect.CloseClient close:
-                        clients.Close(close.Item1, close.reason);
-                        break;
-                    case Effect.AppendToLog append:
-                        logs.Append(append.Item1, append.Item2);
-                        break;
-                    case Effect.RewriteLog rewrite:
-                        logs.Rewrite(rewrite.Item1, rewrite.Item2);
-                        break;
-                    case Effect.Log log:
-                        host._log.Log(LevelOf(log.Item1), "{Message}", log.Item2);
-                        break;
-                    default:
-                        if (effect.IsStop) stopped = true;
-                        break;
+                    if (effect is Effect.AppendToLog append) logs.Append(append.Item1, append.Item2);
+                    else if (effect is Effect.RewriteLog rewrite) logs.Rewrite(rewrite.Item1, rewrite.Item2);
                 }
             }
             logs.MakeWritesDurable();
+            var stopped = false;
+            foreach (var effects in turn)
+            {
+                foreach (var effect in effects) stopped |= Run(effect);
+            }
             return stopped;
+        }
+
+        private bool Run(Effect effect)
+        {
+            switch (effect)
+            {
+                case Effect.SendToPeer send:
+                    peers.Send(send.Item1.PeerEndpoint, _peerFrames.Encode(send.Item2));
+                    break;
+                case Effect.Multicast multicast:
+                    SendHeartbeat(LineConnection.Frame(Wire.encodePeerMessage(multicast.Item)));
+                    break;
+                case Effect.SendToClients send:
+                    clients.Send(send.Item1, LineConnection.Frame(Wire.encodeServerReply(send.Item2)));
+                    break;
+                case Effect.CloseClient close:
+                    clients.Close(close.Item1, close.reason);
+                    break;
+                case Effect.Log log:
+                    host._log.Log(LevelOf(log.Item1), "{Message}", log.Item2);
+                    break;
+                default:
+                    return effect.IsStop;
+            }
+            return false;
         }
 
         /// <summary>Multicast where there is a group; over TCP to the seeds always, and to every
@@ -151,6 +231,24 @@ public sealed class NodeHost
 
         private static LogLevel LevelOf(ProtocolLogLevel level) =>
             level.IsWarning ? LogLevel.Warning : level.IsInfo ? LogLevel.Information : LogLevel.Debug;
+    }
+
+    /// <summary>A message the core sends to every peer is the same object in each effect: it is
+    /// encoded once, and the same bytes go on every link.</summary>
+    private sealed class PeerFrames
+    {
+        private PeerMessage? _last;
+        private ReadOnlyMemory<byte> _lastFrame;
+
+        public ReadOnlyMemory<byte> Encode(PeerMessage message)
+        {
+            if (!ReferenceEquals(message, _last))
+            {
+                _last = message;
+                _lastFrame = LineConnection.Frame(Wire.encodePeerMessage(message));
+            }
+            return _lastFrame;
+        }
     }
 }
 

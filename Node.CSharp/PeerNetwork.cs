@@ -13,25 +13,29 @@ namespace FormalChat.Node;
 /// listens on its peer port and keeps one outgoing link per peer address, opened on first use
 /// and reopened after a failure. Frames queued while a link is down are dropped: the protocol
 /// recovers through heartbeats and a new election, which is what it does for a crash anyway.
+/// Incoming frames go to the inbox's peer lane (heartbeats to its control lane); while that lane
+/// is full this node stops reading, and the sender's link fills instead of this node's memory.
 /// </summary>
 public sealed class PeerNetwork : IAsyncDisposable
 {
-    private const int MaxQueuedFramesPerPeer = 65536;
+    /// <summary>Bytes waiting on one link beyond which the peer counts as stuck: the link is
+    /// dropped and opened again, as after any broken link.</summary>
+    private const long MaxQueuedBytesPerPeer = 256L * 1024 * 1024;
 
     private readonly TcpAcceptor _acceptor;
     private readonly int _maxFrameBytes;
-    private readonly ChannelWriter<Event> _events;
+    private readonly NodeInbox _inbox;
     private readonly InputCounters _counters;
     private readonly ILogger _log;
     private readonly ConcurrentDictionary<string, PeerLink> _links = new();
     private readonly ConcurrentDictionary<LineConnection, byte> _incoming = new();
     private readonly CancellationTokenSource _stopping = new();
 
-    public PeerNetwork(IPEndPoint endpoint, int maxFrameBytes, ChannelWriter<Event> events, InputCounters counters, ILogger log)
+    public PeerNetwork(IPEndPoint endpoint, int maxFrameBytes, NodeInbox inbox, InputCounters counters, ILogger log)
     {
         _acceptor = new TcpAcceptor(endpoint, "peer", log);
         _maxFrameBytes = maxFrameBytes;
-        _events = events;
+        _inbox = inbox;
         _counters = counters;
         _log = log;
     }
@@ -41,26 +45,32 @@ public sealed class PeerNetwork : IAsyncDisposable
         _acceptor.Start(backlog: 256, ServeAsync);
     }
 
+    /// <summary>Bytes waiting on every outgoing link together.</summary>
+    public ByteGauge Outbound { get; } = new();
+
     public void Send(Endpoint peer, ReadOnlyMemory<byte> frame) =>
-        _links.GetOrAdd(peer.ToString(), _ => new PeerLink(peer, _log, _stopping.Token)).Send(frame);
+        _links.GetOrAdd(peer.ToString(), _ => new PeerLink(peer, Outbound, _log, _stopping.Token)).Send(frame);
 
     private async Task ServeAsync(Socket socket)
     {
-        var connection = new LineConnection(socket, maxQueuedFrames: 16);
+        // This side never writes on an incoming link.
+        var connection = new LineConnection(socket, maxQueuedBytes: 0);
         _incoming[connection] = 0;
         string? refusal = null;
         await connection.ReadLinesAsync(
             _maxFrameBytes,
-            line =>
+            async line =>
             {
                 var decoded = Wire.decodePeerMessage(line);
-                if (decoded.IsOk)
+                if (decoded.IsError)
                 {
-                    _events.TryWrite(Event.NewPeerMessageReceived(decoded.ResultValue));
-                    return true;
+                    refusal = decoded.ErrorValue.Reason;
+                    return false;
                 }
-                refusal = decoded.ErrorValue.Reason;
-                return false;
+                var received = Event.NewPeerMessageReceived(decoded.ResultValue);
+                if (NodeInbox.IsControl(decoded.ResultValue)) _inbox.Control(received);
+                else await _inbox.Peers.WriteAsync(received, line.Length, _stopping.Token).ConfigureAwait(false);
+                return true;
             },
             length => { refusal = $"frame of {length} bytes is over the limit"; return false; }
         ).ConfigureAwait(false);
@@ -95,30 +105,48 @@ public sealed class PeerNetwork : IAsyncDisposable
         private static readonly TimeSpan ConnectTimeout = TimeSpan.FromSeconds(1);
 
         private readonly Endpoint _peer;
+        private readonly ByteGauge _outbound;
         private readonly ILogger _log;
         private readonly CancellationToken _stopping;
-        private readonly Channel<ReadOnlyMemory<byte>> _queue =
-            Channel.CreateBounded<ReadOnlyMemory<byte>>(new BoundedChannelOptions(MaxQueuedFramesPerPeer)
-            {
-                SingleReader = true,
-                FullMode = BoundedChannelFullMode.DropOldest,
-            });
+        // Frames wait here only while the link connects; then they go straight to the connection,
+        // whose queue is bounded in bytes.
+        private readonly Channel<ReadOnlyMemory<byte>> _queue = Channel.CreateUnbounded<ReadOnlyMemory<byte>>();
         private readonly Task _sender;
         private LineConnection? _connection;
+        private long _waitingBytes;
 
-        public PeerLink(Endpoint peer, ILogger log, CancellationToken stopping)
+        public PeerLink(Endpoint peer, ByteGauge outbound, ILogger log, CancellationToken stopping)
         {
             _peer = peer;
+            _outbound = outbound;
             _log = log;
             _stopping = stopping;
             _sender = Task.Run(SendLoopAsync);
         }
 
-        public void Send(ReadOnlyMemory<byte> frame) => _queue.Writer.TryWrite(frame);
+        public void Send(ReadOnlyMemory<byte> frame)
+        {
+            if (Interlocked.Read(ref _waitingBytes) + frame.Length > MaxQueuedBytesPerPeer) return; // unreachable peer: dropped like the rest
+            Counted(frame.Length);
+            if (!_queue.Writer.TryWrite(frame)) Counted(-frame.Length);
+        }
+
+        private void Counted(long bytes)
+        {
+            Interlocked.Add(ref _waitingBytes, bytes);
+            _outbound.Add(bytes);
+        }
+
+        private bool TryTake(out ReadOnlyMemory<byte> frame)
+        {
+            if (!_queue.Reader.TryRead(out frame)) return false;
+            Counted(-frame.Length);
+            return true;
+        }
 
         public async Task DrainAsync()
         {
-            while (_queue.Reader.Count > 0 && !_stopping.IsCancellationRequested) await Task.Yield();
+            while (Interlocked.Read(ref _waitingBytes) > 0 && !_stopping.IsCancellationRequested) await Task.Delay(5).ConfigureAwait(false);
             if (_connection is { } connection) await connection.CloseAfterSendingAsync("node leaving").ConfigureAwait(false);
         }
 
@@ -133,11 +161,18 @@ public sealed class PeerNetwork : IAsyncDisposable
                         _connection = await ConnectAsync().ConfigureAwait(false);
                         if (_connection is null)
                         {
-                            while (_queue.Reader.TryRead(out _)) { }
+                            while (TryTake(out _)) { }
                             continue;
                         }
                     }
-                    while (_queue.Reader.TryRead(out var frame)) _connection.TrySend(frame);
+                    while (TryTake(out var frame))
+                    {
+                        if (!_connection.TrySend(frame))
+                        {
+                            _log.LogWarning("link to peer {Peer} dropped: {Reason}", _peer, _connection.CloseReason ?? "closed");
+                            break;
+                        }
+                    }
                 }
             }
             catch (OperationCanceledException) { }
@@ -158,9 +193,9 @@ public sealed class PeerNetwork : IAsyncDisposable
                 _log.LogDebug("peer {Peer} is unreachable: {Reason}; frames for it are dropped", _peer, error.Message);
                 return null;
             }
-            var connection = new LineConnection(socket, MaxQueuedFramesPerPeer);
+            var connection = new LineConnection(socket, MaxQueuedBytesPerPeer, _outbound);
             // The other side never writes on this link; reading only notices when it goes away.
-            _ = connection.ReadLinesAsync(1024, _ => true).ContinueWith(read => connection.CloseAsync(read.Result), TaskScheduler.Default);
+            _ = connection.ReadLinesAsync(1024, _ => ValueTask.FromResult(true)).ContinueWith(read => connection.CloseAsync(read.Result), TaskScheduler.Default);
             return connection;
         }
 

@@ -24,6 +24,17 @@ type ClusterArgs =
             | Interface _ -> "interface address for multicast (default 127.0.0.1)"
             | Data_Dir _ -> "base directory for the room logs; node i keeps its own in <path>/node-<i> (default ./data)"
 
+/// What one client may cost its node: how fast it may send and how much may wait for it.
+type ClientLimits =
+    { /// Frames per second a client may send; beyond it (after the burst) the node reads its
+      /// frames more slowly, and TCP slows the sender. 0: no limit.
+      RatePerSecond: int
+      Burst: int
+      /// A client with more than this waiting to be sent to it is disconnected as too slow.
+      MaxQueueBytes: int }
+
+    static member defaults = { RatePerSecond = 200; Burst = 1000; MaxQueueBytes = 1024 * 1024 }
+
 type NodeArgs =
     | Id of id: int
     | [<AltCommandLine("-p")>] Port of port: int
@@ -42,6 +53,9 @@ type NodeArgs =
     | No_Rebalance
     | Data_Dir of path: string
     | Fsync of policy: string
+    | Client_Rate of messages_per_second: int
+    | Client_Burst of messages: int
+    | Max_Client_Queue_Bytes of bytes: int
     | [<CliPrefix(CliPrefix.None)>] Cluster of ParseResults<ClusterArgs>
 
     interface IArgParserTemplate with
@@ -64,6 +78,9 @@ type NodeArgs =
             | No_Rebalance -> "never redirect clients to less loaded nodes"
             | Data_Dir _ -> "directory for this node's room logs, created if missing (default ./data/node-<id>)"
             | Fsync _ -> "always | batch | never: when the room logs are forced to disk (default batch; see docs/REPLICATION.md)"
+            | Client_Rate _ -> $"frames per second a client may send before the node reads its frames more slowly; 0: no limit (default {ClientLimits.defaults.RatePerSecond})"
+            | Client_Burst _ -> $"frames a client may send at once above --client-rate (default {ClientLimits.defaults.Burst})"
+            | Max_Client_Queue_Bytes _ -> $"bytes waiting to be sent to one client beyond which it is too slow and is disconnected (default {ClientLimits.defaults.MaxQueueBytes})"
             | Cluster _ -> "start a local cluster: N node processes on this machine, stopped together by Ctrl+C"
 
 type ClientArgs =
@@ -115,7 +132,8 @@ type NodeOptions =
       Rebalance: NodeState.RebalancePolicy option
       /// Where this node keeps its room logs; no two nodes share one.
       DataDir: string
-      Fsync: FsyncPolicy }
+      Fsync: FsyncPolicy
+      Clients: ClientLimits }
 
 type ClusterOptions =
     { Nodes: int
@@ -243,6 +261,12 @@ let parseNodeCommand (argv: string array) : Result<NodeCommand, UsageError> =
             check (history >= 0 && history <= Rooms.historyCapacity) $"--history must be between 0 and {Rooms.historyCapacity}"
             let threshold = args.GetResult(NodeArgs.Rebalance_Threshold, defaultValue = 50)
             check (threshold >= 1 && threshold <= 10_000) "--rebalance-threshold must be between 1 and 10000 percent"
+            let rate = args.GetResult(NodeArgs.Client_Rate, defaultValue = ClientLimits.defaults.RatePerSecond)
+            check (rate >= 0 && rate <= 10_000_000) "--client-rate must be between 0 (no limit) and 10000000"
+            let burst = args.GetResult(NodeArgs.Client_Burst, defaultValue = ClientLimits.defaults.Burst)
+            check (burst >= 1 && burst <= 10_000_000) "--client-burst must be between 1 and 10000000"
+            let queueBytes = args.GetResult(NodeArgs.Max_Client_Queue_Bytes, defaultValue = ClientLimits.defaults.MaxQueueBytes)
+            check (queueBytes >= 65536 && queueBytes <= 1024 * 1024 * 1024) "--max-client-queue-bytes must be between 65536 and 1073741824"
             let host = args.GetResult(NodeArgs.Host, defaultValue = "127.0.0.1")
             check (System.Net.IPAddress.TryParse(host) |> fst) $"--host takes an IP address, not '{host}'"
             RunNode
@@ -268,7 +292,8 @@ let parseNodeCommand (argv: string array) : Result<NodeCommand, UsageError> =
                     args.TryGetResult NodeArgs.Data_Dir
                     |> Option.map dataDir
                     |> Option.defaultValue (nodeDataDir defaultDataDir id.Value)
-                  Fsync = args.TryGetResult NodeArgs.Fsync |> Option.map fsyncPolicy |> Option.defaultValue Batch })
+                  Fsync = args.TryGetResult NodeArgs.Fsync |> Option.map fsyncPolicy |> Option.defaultValue Batch
+                  Clients = { RatePerSecond = rate; Burst = burst; MaxQueueBytes = queueBytes } })
 
 /// `alice localhost 5001` (the prior art's form) means `--nick alice --server localhost:5001`.
 let parseClientCommand (argv: string array) : Result<ClientOptions, UsageError> =
@@ -334,4 +359,5 @@ let clusterNodeOptions (cluster: ClusterOptions) (id: NodeId) : NodeOptions =
       HistoryOnJoin = 50
       Rebalance = NodeState.ProtocolConfig.defaults.Rebalance
       DataDir = nodeDataDir cluster.DataDir id
-      Fsync = Batch }
+      Fsync = Batch
+      Clients = ClientLimits.defaults }

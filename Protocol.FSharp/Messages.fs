@@ -176,6 +176,9 @@ type ErrorCode =
     | VersionMismatch
     | RoomInvalid
     | NotInRoom
+    /// The client sends faster than --client-rate allows: its frames are read more slowly (none
+    /// is dropped); it is told once each time that starts.
+    | RateLimited
 
 /// Node-to-client messages.
 type ServerReply =

@@ -82,6 +82,12 @@ let private rewrite (room: RoomName) (history: Rooms.RoomHistory) (extra: RoomMe
     { state with Histories = state.Histories.Add(room, history); Durable = state.Durable.Add(room, last) },
     [ RewriteLog(room, messages); Log(Info, $"room {room}: replaced this node's copy with the owner's ({messages.Length} messages)") ]
 
+/// A committed message goes to the room's members here, unless they have been shown its number.
+let private show (message: RoomMessage) (state: NodeState) : NodeState * Effect list =
+    let shown = state.Shown.TryFind message.Room |> Option.defaultValue 0L
+    if message.Seq <= shown then state, []
+    else { state with Shown = state.Shown.Add(message.Room, message.Seq) }, [ SendToClients(localMembers message.Room state.Chat, Message message) ]
+
 /// A committed message reaches this node: kept in the room's history and log, shown to local
 /// members, no longer waiting for confirmation here, and no longer only a backup's copy.
 let private deliverSequenced (message: RoomMessage) (state: NodeState) : NodeState * Effect list =
@@ -96,7 +102,8 @@ let private deliverSequenced (message: RoomMessage) (state: NodeState) : NodeSta
     | Some history ->
         let state = confirm message { state with Histories = state.Histories.Add(message.Room, history) }
         let state, written = if superseded then rewrite message.Room history [] state else persist message.Room [ message ] state
-        state, written @ [ SendToClients(localMembers message.Room state.Chat, Message message) ]
+        let state, shown = show message state
+        state, written @ shown
 
 /// Committed messages from the owner (a reply to HistoryRequested, or a node's introduction):
 /// the ones this node lacked are delivered in order, unless this node's copy disagrees.
@@ -695,6 +702,17 @@ let private tick (config: ProtocolConfig) (state: NodeState) =
 let private shutdown (state: NodeState) =
     { state with Stopped = true },
     Log(Info, $"node {self state} is leaving the cluster") :: toEveryPeer state (LeaveAnnounced(self state)) @ [ Stop ]
+
+/// Posts of this node's clients that may wait for their owners at once. Beyond it the shell reads
+/// no client requests until some are sequenced: every waiting post is sent again each tick
+/// (resendWaiting), so their number is work per tick, and a flood would make it unbounded.
+let maxPostsInFlight = 1024
+
+/// Whether the shell may hand this node more client requests now (see maxPostsInFlight).
+let acceptsClientRequests (state: NodeState) : bool =
+    let mutable waiting = 0
+    for KeyValue(_, posts) in state.Unconfirmed do waiting <- waiting + posts.Length
+    waiting < maxPostsInFlight
 
 /// The one entry point: the next state and the effects to carry out, in order.
 let step (config: ProtocolConfig) (state: NodeState) (event: Event) : NodeState * Effect list =

@@ -49,6 +49,10 @@ type NodeState =
       Replicas: Map<RoomName, RoomMessage list>
       /// The last sequence number of each room written to this node's log on disk.
       Durable: Map<RoomName, int64>
+      /// The newest sequence number of each room shown to its members here. A member sees each
+      /// number once and in increasing order, whatever this node's copy goes through meanwhile
+      /// (an owner's copy replacing it can take its last number back).
+      Shown: Map<RoomName, int64>
       /// Rooms for which this node has asked the owner for messages it missed (one at a time).
       FillsRequested: Set<RoomName>
       /// Posts not yet seen sequenced: of local clients, and from other nodes that arrived before
@@ -112,6 +116,7 @@ let init (info: NodeInfo) : NodeState =
       Primaries = Map.empty
       Replicas = Map.empty
       Durable = Map.empty
+      Shown = Map.empty
       FillsRequested = Set.empty
       Unconfirmed = Map.empty
       TicksSinceStart = 0

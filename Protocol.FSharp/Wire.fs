@@ -259,10 +259,11 @@ let errorCodeName (code: ErrorCode) : string =
     | VersionMismatch -> "version-mismatch"
     | RoomInvalid -> "room-invalid"
     | NotInRoom -> "not-in-room"
+    | RateLimited -> "rate-limited"
 
 let private allErrorCodes =
     [ NickTaken; NickInvalid; HelloFirst; AlreadyHello; NoSuchUser; ServerFull; TextInvalid; BadFrame; FrameTooLarge; VersionMismatch
-      RoomInvalid; NotInRoom ]
+      RoomInvalid; NotInRoom; RateLimited ]
 
 let encodeServerReply (reply: ServerReply) : string =
     encode (fun json ->

@@ -287,7 +287,10 @@ let ``a node that missed messages asks the owner for them and shows them in orde
     let net = say owner "two" 2L net |> Nodes.settle
     let two, three = (Nodes.shown (clientOn owner) "#dev" net).[1], { (Nodes.shown (clientOn owner) "#dev" net).[1] with Seq = 3L; Text = "three"; ClientMessageId = 3L }
     // Node `other` lost "two" (a broken link) and now hears of "three".
-    let state = { net.States[other] with Histories = net.States[other].Histories.Add("#dev", Rooms.ofMessages (Nodes.shown (clientOn other) "#dev" net |> List.take 1)) }
+    let state =
+        { net.States[other] with
+            Histories = net.States[other].Histories.Add("#dev", Rooms.ofMessages (Nodes.shown (clientOn other) "#dev" net |> List.take 1))
+            Shown = net.States[other].Shown.Add("#dev", 1L) }
 
     let waiting, asked = Node.step config state (PeerMessageReceived(RoomSequenced three))
     let _, shownNow = Node.step config waiting (PeerMessageReceived(HistoryShared("#dev", [ two; three ])))

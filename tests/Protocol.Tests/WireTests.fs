@@ -137,7 +137,7 @@ let private clientRequestGen : Gen<ClientRequest> =
 let private errorCodeGen : Gen<ErrorCode> =
     Gen.elements
         [ NickTaken; NickInvalid; HelloFirst; AlreadyHello; NoSuchUser; ServerFull; TextInvalid; BadFrame; FrameTooLarge; VersionMismatch
-          RoomInvalid; NotInRoom ]
+          RoomInvalid; NotInRoom; RateLimited ]
 
 let private nodeStatusGen : Gen<NodeStatus> =
     gen {

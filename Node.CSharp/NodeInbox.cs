@@ -1,0 +1,153 @@
+using System.Threading.Channels;
+using FormalChat.Protocol;
+using static FormalChat.Protocol.NodeState;
+
+namespace FormalChat.Node;
+
+/// <summary>
+/// Everything the node's loop reads, in three lanes it serves in priority order:
+/// <list type="number">
+/// <item>control: ticks, heartbeats, status requests and shutdown. Few and small; they decide
+/// whether this node is suspected, so no amount of chat may queue in front of them;</item>
+/// <item>peers: frames from other nodes over TCP, in each link's order (the specs assume FIFO
+/// links, so ring and replication messages are not pulled ahead of the room traffic beside them);</item>
+/// <item>clients: chat requests, read only while the node keeps up.</item>
+/// </list>
+/// The peer and client lanes are bounded in bytes: a socket reader that finds its lane full waits,
+/// stops reading, and TCP pushes back on whoever sends.
+/// </summary>
+public sealed class NodeInbox
+{
+    /// <summary>Bytes of decoded client frames waiting for the loop.</summary>
+    public const long ClientLaneBytes = 4 * 1024 * 1024;
+
+    /// <summary>Bytes of peer frames waiting: room for a whole state transfer and then some.</summary>
+    public const long PeerLaneBytes = 64 * 1024 * 1024;
+
+    private readonly Channel<Event> _control = Channel.CreateUnbounded<Event>(new UnboundedChannelOptions { SingleReader = true });
+    private readonly Doorbell _doorbell = new();
+
+    public NodeInbox()
+    {
+        Peers = new BoundedLane<Event>(PeerLaneBytes, _doorbell);
+        Clients = new BoundedLane<Event>(ClientLaneBytes, _doorbell);
+    }
+
+    public BoundedLane<Event> Peers { get; }
+
+    public BoundedLane<Event> Clients { get; }
+
+    /// <summary>Control events never wait: they are few, small, and must not be lost.</summary>
+    public void Control(Event controlEvent)
+    {
+        _control.Writer.TryWrite(controlEvent);
+        _doorbell.Ring();
+    }
+
+    public bool TryReadControl(out Event controlEvent) => _control.Reader.TryRead(out controlEvent!);
+
+    /// <summary>Waits until any lane may have something, or the timeout passes (used while the
+    /// client lane is held back, to look again at whether it may be read).</summary>
+    public Task WaitAsync(TimeSpan timeout) => _doorbell.WaitAsync(timeout);
+
+    /// <summary>A peer frame that belongs in the control lane: heartbeats already travel
+    /// unordered by multicast, so taking one out of its TCP link's order changes nothing.</summary>
+    public static bool IsControl(PeerMessage message) => message.IsHeartbeatSent;
+
+    /// <summary>A client request answered from the state without changing it, and needed
+    /// promptly (a client choosing a node, an operator looking at an overloaded one).</summary>
+    public static bool IsControl(ClientRequest request) => request.IsStatus;
+}
+
+/// <summary>
+/// A FIFO lane bounded in bytes with one reader. Writers wait while it is full (a lane that is
+/// empty always takes one item, however large, so no frame waits forever).
+/// </summary>
+public sealed class BoundedLane<T>
+{
+    private readonly Queue<(T Item, int Bytes)> _items = new();
+    private readonly long _capacityBytes;
+    private readonly Doorbell _readerDoorbell;
+    private TaskCompletionSource? _space;
+    private long _queuedBytes;
+
+    public BoundedLane(long capacityBytes, Doorbell readerDoorbell)
+    {
+        _capacityBytes = capacityBytes;
+        _readerDoorbell = readerDoorbell;
+    }
+
+    public long QueuedBytes => Interlocked.Read(ref _queuedBytes);
+
+    /// <summary>Adds an item, waiting while the lane is full.</summary>
+    public async ValueTask WriteAsync(T item, int bytes, CancellationToken cancel)
+    {
+        while (true)
+        {
+            Task wait;
+            lock (_items)
+            {
+                if (_items.Count == 0 || _queuedBytes + bytes <= _capacityBytes)
+                {
+                    Add(item, bytes);
+                    break;
+                }
+                _space ??= new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+                wait = _space.Task;
+            }
+            await wait.WaitAsync(cancel).ConfigureAwait(false);
+        }
+        _readerDoorbell.Ring();
+    }
+
+    /// <summary>Adds an item whatever the lane holds: for the few events that must not wait or be
+    /// lost (a connection opened or closed), each small and one per connection.</summary>
+    public void Force(T item, int bytes)
+    {
+        lock (_items) Add(item, bytes);
+        _readerDoorbell.Ring();
+    }
+
+    public bool TryRead(out T item)
+    {
+        TaskCompletionSource? space;
+        lock (_items)
+        {
+            if (_items.Count == 0)
+            {
+                item = default!;
+                return false;
+            }
+            var (next, bytes) = _items.Dequeue();
+            item = next;
+            _queuedBytes -= bytes;
+            space = _space;
+            _space = null;
+        }
+        space?.TrySetResult();
+        return true;
+    }
+
+    private void Add(T item, int bytes)
+    {
+        _items.Enqueue((item, bytes));
+        _queuedBytes += bytes;
+    }
+}
+
+/// <summary>Wakes the single reader when something was written; rings while nobody waits are
+/// remembered, so a write between the reader's last look and its wait is never missed.</summary>
+public sealed class Doorbell
+{
+    private readonly SemaphoreSlim _rung = new(0, 1);
+
+    public void Ring()
+    {
+        if (_rung.CurrentCount == 0)
+        {
+            try { _rung.Release(); } catch (SemaphoreFullException) { }
+        }
+    }
+
+    public Task WaitAsync(TimeSpan timeout) => _rung.WaitAsync(timeout);
+}
