@@ -8,12 +8,59 @@ let lobby: RoomName = "#lobby"
 /// Messages kept per room: enough to resume a client that was away for a failover.
 let historyCapacity = 2000
 
+/// A room's recent messages: at most historyCapacity of them, in a queue of two lists (the
+/// newest first, and the oldest first) so that adding one and dropping the oldest cost the same
+/// whatever the length, with an index of the messages retries may name. Two histories are equal
+/// when they hold the same messages, however the queue happens to be split.
+[<CustomEquality; CustomComparison>]
 type RoomHistory =
-    { LastSeq: int64
-      /// Newest first, at most historyCapacity.
-      Recent: RoomMessage list }
+    private
+        { Last: int64
+          /// Newest first: the end of the queue.
+          Newer: RoomMessage list
+          /// Oldest first: the front of the queue, dropped from first.
+          Older: RoomMessage list
+          Count: int
+          /// The messages with a client message id, by sender and id (see alreadySequenced).
+          ByClientId: Map<struct (string * int64), RoomMessage> }
 
-let emptyHistory = { LastSeq = 0L; Recent = [] }
+    /// The room's newest sequence number this node has.
+    member this.LastSeq = this.Last
+
+    /// Newest first, at most historyCapacity.
+    member this.Recent: RoomMessage list = this.Newer @ List.rev this.Older
+
+    member this.Length = this.Count
+
+    override this.Equals(other) =
+        match other with
+        | :? RoomHistory as other -> this.Last = other.Last && this.Count = other.Count && this.Recent = other.Recent
+        | _ -> false
+
+    override this.GetHashCode() = hash (this.Last, this.Count)
+
+    interface System.IComparable with
+        member this.CompareTo(other) =
+            match other with
+            | :? RoomHistory as other -> compare (this.Last, this.Recent) (other.Last, other.Recent)
+            | _ -> invalidArg "other" "not a RoomHistory"
+
+let emptyHistory =
+    { Last = 0L; Newer = []; Older = []; Count = 0; ByClientId = Map.empty }
+
+let private clientKey (message: RoomMessage) = struct (message.From, message.ClientMessageId)
+
+let private withoutOldest (history: RoomHistory) : RoomHistory =
+    let older = if history.Older.IsEmpty then List.rev history.Newer else history.Older
+    let newer = if history.Older.IsEmpty then [] else history.Newer
+    match older with
+    | [] -> history
+    | oldest :: rest ->
+        let index =
+            match history.ByClientId.TryFind(clientKey oldest) with
+            | Some indexed when indexed.Seq = oldest.Seq -> history.ByClientId.Remove(clientKey oldest)
+            | _ -> history.ByClientId
+        { history with Newer = newer; Older = rest; Count = history.Count - 1; ByClientId = index }
 
 let validateRoomName (room: string) : Result<RoomName, string> =
     let allowed (c: char) = System.Char.IsAsciiLetterOrDigit c || c = '_' || c = '-'
@@ -27,9 +74,9 @@ let record (message: RoomMessage) (history: RoomHistory) : RoomHistory option =
     if message.Seq <= history.LastSeq then
         None
     else
-        let recent = message :: history.Recent
-        let recent = if recent.Length > historyCapacity then List.truncate historyCapacity recent else recent
-        Some { LastSeq = message.Seq; Recent = recent }
+        let index = if message.ClientMessageId = 0L then history.ByClientId else history.ByClientId.Add(clientKey message, message)
+        let added = { history with Last = message.Seq; Newer = message :: history.Newer; Count = history.Count + 1; ByClientId = index }
+        Some(if added.Count > historyCapacity then withoutOldest added else added)
 
 /// A history of these messages (oldest first): a log read back from disk, or a state transfer.
 let ofMessages (messages: RoomMessage list) : RoomHistory =
@@ -52,7 +99,7 @@ let adopt (messages: RoomMessage list) (history: RoomHistory) : Adoption =
 
 /// Oldest first: the messages after `seq`.
 let since (seq: int64) (history: RoomHistory) : RoomMessage list =
-    history.Recent |> List.takeWhile (fun message -> message.Seq > seq) |> List.rev
+    if seq >= history.LastSeq then [] else history.Recent |> List.takeWhile (fun message -> message.Seq > seq) |> List.rev
 
 /// Text one state transfer or history reply carries at most: the newest messages that fit, so
 /// one peer frame stays far below Wire.maxPeerFrameBytes even for 2000 long messages.
@@ -68,14 +115,16 @@ let lastWithin (budget: int) (messages: RoomMessage list) : RoomMessage list =
 
 /// Oldest first: the last `count` messages.
 let last (count: int) (history: RoomHistory) : RoomMessage list =
-    history.Recent |> List.truncate count |> List.rev
+    let newest = List.truncate count history.Newer
+    if newest.Length = count || history.Older.IsEmpty then List.rev newest
+    else history.Recent |> List.truncate count |> List.rev
 
 /// A post the owner has already sequenced (a client's retry): the message it became.
 let alreadySequenced (post: RoomPost) (history: RoomHistory) : RoomMessage option =
     if post.ClientMessageId = 0L then
         None
     else
-        history.Recent |> List.tryFind (fun message -> message.ClientMessageId = post.ClientMessageId && message.From = post.From)
+        history.ByClientId.TryFind(struct (post.From, post.ClientMessageId))
 
 /// The owner's step: the next sequence number continues from the newest the node knows of.
 let sequence (post: RoomPost) (placement: Assignment) (history: RoomHistory) : RoomMessage =
