@@ -68,6 +68,20 @@ public sealed class ClientGateway : IAsyncDisposable
         var connection = new LineConnection(socket, _limits.MaxQueueBytes, Outbound);
         _clients[client] = connection;
         _inbox.Clients.Force(Event.NewClientConnected(client, NewSessionToken()), ConnectionEventBytes);
+        try
+        {
+            await ReadRequestsAsync(client, connection).ConfigureAwait(false);
+        }
+        finally
+        {
+            // However the connection ended, the node hears of it once.
+            _clients.TryRemove(client, out _);
+            _inbox.Clients.Force(Event.NewClientDisconnected(client), ConnectionEventBytes);
+        }
+    }
+
+    private async Task ReadRequestsAsync(long client, LineConnection connection)
+    {
         var rate = new ClientRateLimit(_limits.RatePerSecond, _limits.Burst);
         string? refusal = null;
         var reason = await connection.ReadLinesAsync(
@@ -99,8 +113,6 @@ public sealed class ClientGateway : IAsyncDisposable
         {
             _log.LogWarning("client {Client} ({Remote}) disconnected: {Reason}", client, connection.Remote, reason);
         }
-        _clients.TryRemove(client, out _);
-        _inbox.Clients.Force(Event.NewClientDisconnected(client), ConnectionEventBytes);
     }
 
     private async Task SlowDownIfOverRate(long client, LineConnection connection, ClientRateLimit rate)

@@ -35,6 +35,7 @@ public sealed class LineConnection : IAsyncDisposable
     {
         _socket = socket;
         _socket.NoDelay = true;
+        Remote = socket.RemoteEndPoint?.ToString() ?? "unknown";
         _stream = new NetworkStream(socket, ownsSocket: true);
         _maxQueuedBytes = maxQueuedBytes;
         _sharedGauge = sharedGauge;
@@ -46,7 +47,8 @@ public sealed class LineConnection : IAsyncDisposable
     /// <summary>Bytes queued and not yet handed to the socket.</summary>
     public long QueuedBytes => Interlocked.Read(ref _queuedBytes);
 
-    public string Remote => _socket.RemoteEndPoint?.ToString() ?? "unknown";
+    /// <summary>The other side's address, kept from the start: a closed socket no longer says.</summary>
+    public string Remote { get; }
 
     /// <summary>Why the connection ended; null while it is open.</summary>
     public string? CloseReason { get; private set; }

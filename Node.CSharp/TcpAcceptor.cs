@@ -41,8 +41,15 @@ public sealed class TcpAcceptor : IDisposable
                 _log.LogWarning("accepting a {What} connection failed: {Reason}", _what, error.Message);
                 continue;
             }
-            _ = Task.Run(() => serve(socket));
+            _ = Task.Run(() => ServeLoggingFaults(serve, socket));
         }
+    }
+
+    // A serving task ends its own connection whatever happens; a fault here is a bug to see.
+    private async Task ServeLoggingFaults(Func<Socket, Task> serve, Socket socket)
+    {
+        try { await serve(socket).ConfigureAwait(false); }
+        catch (Exception error) { _log.LogError(error, "serving a {What} connection failed", _what); }
     }
 
     public void Dispose()

@@ -1,0 +1,99 @@
+using FormalChat.Node;
+
+namespace FormalChat.Cluster.Tests;
+
+/// <summary>
+/// The parts of the node that push back instead of buffering, without sockets: the inbox lanes
+/// bounded in bytes and the per-client rate limit.
+/// </summary>
+public sealed class BackpressureTests
+{
+    private static readonly TimeSpan Deadline = TimeSpan.FromSeconds(10);
+
+    [Fact]
+    public async Task A_full_lane_makes_its_writer_wait_until_the_reader_takes_something()
+    {
+        var lane = new BoundedLane<string>(capacityBytes: 100, new Doorbell());
+        await lane.WriteAsync("first", 60, CancellationToken.None);
+
+        var second = lane.WriteAsync("second", 60, CancellationToken.None).AsTask();
+
+        Assert.False(second.IsCompleted);
+        Assert.Equal(60, lane.QueuedBytes);
+        Assert.True(lane.TryRead(out var taken));
+        Assert.Equal("first", taken);
+        await second.WaitAsync(Deadline);
+        Assert.True(lane.TryRead(out taken));
+        Assert.Equal("second", taken);
+        Assert.Equal(0, lane.QueuedBytes);
+    }
+
+    [Fact]
+    public async Task An_empty_lane_takes_an_item_larger_than_its_capacity_so_no_frame_waits_forever()
+    {
+        var lane = new BoundedLane<string>(capacityBytes: 10, new Doorbell());
+
+        await lane.WriteAsync("large", 1000, CancellationToken.None).AsTask().WaitAsync(Deadline);
+
+        Assert.True(lane.TryRead(out var taken));
+        Assert.Equal("large", taken);
+    }
+
+    [Fact]
+    public async Task A_forced_item_goes_in_whatever_the_lane_holds_and_keeps_its_order()
+    {
+        var lane = new BoundedLane<string>(capacityBytes: 10, new Doorbell());
+        await lane.WriteAsync("frame", 10, CancellationToken.None);
+
+        lane.Force("disconnected", 64);
+
+        Assert.True(lane.TryRead(out var first));
+        Assert.True(lane.TryRead(out var second));
+        Assert.Equal(["frame", "disconnected"], [first, second]);
+    }
+
+    [Fact]
+    public async Task A_writer_waiting_on_a_full_lane_stops_when_the_node_stops()
+    {
+        var lane = new BoundedLane<string>(capacityBytes: 10, new Doorbell());
+        await lane.WriteAsync("frame", 10, CancellationToken.None);
+        using var stopping = new CancellationTokenSource();
+
+        var waiting = lane.WriteAsync("more", 10, stopping.Token).AsTask();
+        stopping.Cancel();
+
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => waiting.WaitAsync(Deadline));
+    }
+
+    [Fact]
+    public void A_client_within_its_burst_is_not_slowed()
+    {
+        var rate = new ClientRateLimit(ratePerSecond: 10, burst: 5);
+
+        var waits = Enumerable.Range(0, 5).Select(_ => rate.Take()).ToList();
+
+        Assert.All(waits, wait => Assert.Equal(TimeSpan.Zero, wait));
+        Assert.False(rate.IsSlowing);
+    }
+
+    [Fact]
+    public void A_client_past_its_burst_waits_about_one_interval_per_frame()
+    {
+        var rate = new ClientRateLimit(ratePerSecond: 10, burst: 5);
+        for (var i = 0; i < 5; i++) rate.Take();
+
+        var wait = rate.Take();
+
+        Assert.True(rate.IsSlowing);
+        Assert.InRange(wait.TotalMilliseconds, 50, 100);
+    }
+
+    [Fact]
+    public void Rate_zero_means_no_limit()
+    {
+        var rate = new ClientRateLimit(ratePerSecond: 0, burst: 1);
+
+        Assert.True(rate.IsOff);
+        Assert.All(Enumerable.Range(0, 1000).Select(_ => rate.Take()), wait => Assert.Equal(TimeSpan.Zero, wait));
+    }
+}
