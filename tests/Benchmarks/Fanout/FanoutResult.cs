@@ -53,6 +53,9 @@ public static class FanoutTable
         _ => $"FormalChat {target} nodes",
     };
 
+    /// <summary>A probe's answer time: tenths below 10 ms, where a whole number would read as 0.</summary>
+    public static string Milliseconds(double ms) => ms.ToString(ms < 10 ? "0.0" : "0", CultureInfo.InvariantCulture);
+
     private static string Number(double value, string format) =>
         double.IsNaN(value) || double.IsInfinity(value) ? "–" : value.ToString(format, CultureInfo.InvariantCulture);
 }

@@ -102,7 +102,7 @@ public sealed class FormalChatTarget : IFanoutTarget
             return (Ms: clock.Elapsed.TotalMilliseconds, Status: status);
         }));
         _epochAfterFlood = answers.Where(a => a.Status is not null).Select(a => (long?)(long)a.Status!["epoch"]!).Max();
-        return string.Join("/", answers.Select(a => a.Status is null ? $">{ProbeDeadline.TotalMilliseconds:0}" : $"{a.Ms:0}"));
+        return string.Join("/", answers.Select(a => a.Status is null ? $">{ProbeDeadline.TotalMilliseconds:0}" : FanoutTable.Milliseconds(a.Ms)));
     }
 
     /// <summary>Elections won during the run (from the nodes' logs), with the epoch before and after.</summary>

@@ -68,7 +68,7 @@ public sealed class NgircdTarget : IFanoutTarget
     public void Send(int number) => _sender!.Send($"PRIVMSG {Channel} :{DeliveryLog.Text(number)}\r\n");
 
     public async Task<string> ProbeAsync() =>
-        await _probe!.PingAsync(ProbeDeadline) is { } ms ? $"{ms:0} (PING)" : $">{ProbeDeadline.TotalMilliseconds:0} (PING)";
+        await _probe!.PingAsync(ProbeDeadline) is { } ms ? $"{FanoutTable.Milliseconds(ms)} (PING)" : $">{ProbeDeadline.TotalMilliseconds:0} (PING)";
 
     public Task<string> ElectionsAsync() => Task.FromResult("n/a");
 
