@@ -8,7 +8,7 @@ namespace FormalChat.Cluster.Tests;
 /// <summary>
 /// A short flood, so CI notices when load alone (no crash) destabilises the cluster: one raw
 /// client on node 1 sends a few thousand messages into one room as fast as its socket takes
-/// them, while raw receivers on every node check the room's sequence numbers. Under load the
+/// them (each with a client message id, as Client.CSharp sends it), while raw receivers on every node check the room's sequence numbers. Under load the
 /// cluster must keep its leader and epoch, deliver every message once and in order, answer
 /// status afterwards and stay within a memory bound. The benchmark's fan-out mode measures the
 /// same thing at a larger scale (tests/Benchmarks/Fanout).
@@ -40,7 +40,7 @@ public class LoadSmokeTests
                 receivers.Add(await RawChatClient.ConnectAsync(cluster.ClientPort(n % 3 + 1), $"reader{n}", Room, tally.Count));
             }
             // Every receiver sees a first message before the flood, so the room is placed and replicated.
-            await sender.SendAsync(sender.SayFrame("first"));
+            await sender.SendAsync(sender.SayFrame("first", id: 1));
             await Eventually.TrueAsync(() => Task.FromResult(tallies.All(t => t.Distinct >= 1)), SetupDeadline, "the first message reached every receiver");
             // The epoch to keep is the one of a settled cluster just before the flood: starting
             // processes on two cores can cost an election during setup, which is not the flood's doing.
@@ -80,7 +80,7 @@ public class LoadSmokeTests
     {
         for (var n = 0; n < Messages; n++)
         {
-            try { sender.Send(sender.SayFrame($"m{n}")); }
+            try { sender.Send(sender.SayFrame($"m{n}", id: n + 2)); }
             catch (SocketException) { return n; }
         }
         return Messages;

@@ -79,7 +79,7 @@ public sealed class FormalChatTarget : IFanoutTarget
         _sender = await RawChatClient.ConnectAsync(_cluster.ClientPort(1), "snd", Room);
         _clients.Add(_sender);
 
-        await _sender.SendAsync(_sender.SayFrame(DeliveryLog.WarmUpText));
+        await _sender.SendAsync(_sender.SayFrame(DeliveryLog.WarmUpText, id: 1));
         await Eventually.TrueAsync(() => Task.FromResult(_logs.All(log => log.WarmedUp)), TimeSpan.FromSeconds(30), "the warm-up message reached every receiver");
         // The cluster must be settled before the clock starts: a start-up wobble is not the flood's doing.
         await _cluster.WaitForLeaderAsync(_nodes, ids, TimeSpan.FromSeconds(30));
@@ -90,7 +90,8 @@ public sealed class FormalChatTarget : IFanoutTarget
         _viewLossesBefore = Count(output, "left the view");
     }
 
-    public void Send(int number) => _sender!.Send(_sender.SayFrame(DeliveryLog.Text(number)));
+    // Client message ids as Client.CSharp sends them: the node's retry de-duplication relies on them.
+    public void Send(int number) => _sender!.Send(_sender.SayFrame(DeliveryLog.Text(number), id: number + 2));
 
     /// <summary>Every node at once: how long until its status reply, "timeout" past the deadline.</summary>
     public async Task<string> ProbeAsync()

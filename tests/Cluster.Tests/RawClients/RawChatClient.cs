@@ -46,15 +46,18 @@ public sealed class RawChatClient : RawLineClient
             if (room != "#lobby") await client.RequestAsync($"{{\"type\":\"join\",\"room\":\"{room}\"}}\n", IsType("joined", "error"), HandshakeDeadline);
             return client;
         }
-        catch
+        catch (Exception error) when (error is IOException or TimeoutException or InvalidOperationException or System.Net.Sockets.SocketException)
         {
+            // Say what the node sent last (a redirect, an error), not only that the connection ended.
+            var problem = client.Problem;
             await client.DisposeAsync();
-            throw;
+            throw new IOException($"{nick}: {error.Message}{(problem is null ? "" : $"; the node sent {problem}")}", error);
         }
     }
 
-    /// <summary>The frame text of a say into this client's room, newline included.</summary>
-    public string SayFrame(string text) => $"{{\"type\":\"say\",\"room\":\"{Room}\",\"text\":\"{text}\"}}\n";
+    /// <summary>The frame of a say into this client's room, newline included. <paramref name="id"/> is the
+    /// client message id that Client.CSharp always sends (positive, one per message).</summary>
+    public string SayFrame(string text, long id) => $"{{\"type\":\"say\",\"room\":\"{Room}\",\"text\":\"{text}\",\"id\":{id}}}\n";
 
     private static Func<string, bool> IsType(params string[] types) =>
         line => types.Any(type => line.Contains($"\"type\":\"{type}\"", StringComparison.Ordinal));
