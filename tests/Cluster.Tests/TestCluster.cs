@@ -103,6 +103,9 @@ public sealed class TestCluster : IAsyncDisposable
 
     public bool HasExited(int id) => _nodes[id].HasExited;
 
+    /// <summary>The node's process id, for sampling its memory in /proc.</summary>
+    public int ProcessId(int id) => _nodes[id].Id;
+
     /// <summary>Resident memory of a node process, for benchmarks.</summary>
     public double NodeMemoryMegabytes(int id)
     {
