@@ -38,7 +38,8 @@ public sealed class MulticastDiscovery : IDisposable
         _socket.SetSocketOption(SocketOptionLevel.IP, SocketOptionName.MulticastLoopback, true);
     }
 
-    public void Start() => _ = Task.Run(ReceiveLoopAsync);
+    /// <summary>Heartbeats are received on a thread of their own (see DedicatedThread).</summary>
+    public void Start() => _ = DedicatedThread.RunAsync("multicast receiver", ReceiveLoop);
 
     public void Send(ReadOnlyMemory<byte> datagram)
     {
@@ -46,18 +47,22 @@ public sealed class MulticastDiscovery : IDisposable
         catch (SocketException error) { _log.LogWarning("multicast heartbeat not sent: {Reason}", error.Message); }
     }
 
-    private async Task ReceiveLoopAsync()
+    private void ReceiveLoop()
     {
         var buffer = new byte[64 * 1024];
-        EndPoint anySender = new IPEndPoint(IPAddress.Loopback, 0);
         while (!_stopping.IsCancellationRequested)
         {
-            SocketReceiveFromResult received;
-            try { received = await _socket.ReceiveFromAsync(buffer, SocketFlags.None, anySender, _stopping.Token).ConfigureAwait(false); }
-            catch (OperationCanceledException) { return; }
+            EndPoint sender = new IPEndPoint(IPAddress.Loopback, 0);
+            int length;
+            try { length = _socket.ReceiveFrom(buffer, SocketFlags.None, ref sender); }
             catch (ObjectDisposedException) { return; }
-            catch (SocketException error) { _log.LogDebug("multicast receive failed: {Reason}", error.Message); continue; }
-            var text = Encoding.UTF8.GetString(buffer, 0, received.ReceivedBytes).TrimEnd('\n');
+            catch (SocketException error)
+            {
+                if (_stopping.IsCancellationRequested) return;
+                _log.LogDebug("multicast receive failed: {Reason}", error.Message);
+                continue;
+            }
+            var text = Encoding.UTF8.GetString(buffer, 0, length).TrimEnd('\n');
             var decoded = Wire.decodePeerMessage(text);
             if (decoded.IsOk && decoded.ResultValue.IsHeartbeatSent)
             {
@@ -66,7 +71,7 @@ public sealed class MulticastDiscovery : IDisposable
             }
             var reason = decoded.IsOk ? "only heartbeats travel by multicast" : decoded.ErrorValue.Reason;
             var count = _counters.CountBadDatagram();
-            _log.LogDebug("dropped a datagram from {Sender}: {Reason} ({Count} dropped so far)", received.RemoteEndPoint, reason, count);
+            _log.LogDebug("dropped a datagram from {Sender}: {Reason} ({Count} dropped so far)", sender, reason, count);
         }
     }
 

@@ -41,6 +41,7 @@ public sealed class NodeHost
     private readonly ILogger _log;
     private readonly InputCounters _counters = new();
     private readonly NodeInbox _inbox = new();
+    private readonly LoopWatch _watch;
     private FormalChat.Protocol.NodeState.NodeState _state;
 
     public NodeHost(Config.NodeOptions options, ILoggerFactory logs)
@@ -48,6 +49,7 @@ public sealed class NodeHost
         _options = options;
         _config = Config.nodeConfigOf(options);
         _log = logs.CreateLogger($"node {options.Id}");
+        _watch = new LoopWatch(options.Timing.HeartbeatIntervalMs, _log);
         _state = FormalChat.Protocol.NodeState.init(Config.nodeInfoOf(options));
     }
 
@@ -71,13 +73,9 @@ public sealed class NodeHost
         discovery?.Start();
         LogStart(logs);
 
-        // The timer only rings; the heartbeat itself is sent by the loop when it takes the tick,
+        // The ticker only rings; the heartbeat itself is sent by the loop when it takes the tick,
         // so a node whose loop is stuck sends none and is suspected, as it should be.
-        using var timer = new PeriodicTimer(TimeSpan.FromMilliseconds(_options.Timing.HeartbeatIntervalMs));
-        _ = Task.Run(async () =>
-        {
-            while (await timer.WaitForNextTickAsync().ConfigureAwait(false)) _inbox.Control(Event.Ticked);
-        });
+        using var ticker = new Ticker(TimeSpan.FromMilliseconds(_options.Timing.HeartbeatIntervalMs), () => _inbox.Control(Event.Ticked));
         using var onStop = stop.Register(() =>
         {
             _inbox.Control(Event.ShutdownRequested);
@@ -89,20 +87,29 @@ public sealed class NodeHost
         });
 
         var effects = new EffectRunner(this, clients, peers, discovery, logs);
+        await DedicatedThread.RunAsync($"node {_options.Id} loop", () => Loop(clients, peers, logs, effects)).ConfigureAwait(false);
+        ticker.Dispose();
+        await peers.DrainAsync(TimeSpan.FromMilliseconds(500)).ConfigureAwait(false);
+        _log.LogInformation("node {Id} stopped", _options.Id);
+    }
+
+    /// <summary>
+    /// The loop, on a thread of its own: under load the thread pool's queue holds thousands of
+    /// socket completions, and a tick or a heartbeat must not wait behind them.
+    /// </summary>
+    private void Loop(ClientGateway clients, PeerNetwork peers, RoomLogStore logs, EffectRunner effects)
+    {
         while (true)
         {
             var (handled, turn) = TakeTurn(clients, peers, logs);
             if (handled == 0)
             {
                 var heldBack = _inbox.Clients.QueuedBytes > 0 && ClientLaneHeldBack(clients, peers);
-                await _inbox.WaitAsync(heldBack ? PausedPoll : Timeout.InfiniteTimeSpan).ConfigureAwait(false);
+                _inbox.Wait(heldBack ? PausedPoll : Timeout.InfiniteTimeSpan);
                 continue;
             }
-            if (effects.Run(turn)) break;
+            if (effects.Run(turn)) return;
         }
-        timer.Dispose();
-        await peers.DrainAsync(TimeSpan.FromMilliseconds(500)).ConfigureAwait(false);
-        _log.LogInformation("node {Id} stopped", _options.Id);
     }
 
     /// <summary>
@@ -118,9 +125,11 @@ public sealed class NodeHost
         bool InTime() => handled < MaxDataEventsPerTurn && Stopwatch.GetElapsedTime(started) < MaxTurn;
         void Step(Event next)
         {
+            var stepStarted = _watch.Starting();
             if (next.IsTicked) logs.HeartbeatTicked();
             var (state, toDo) = ProtocolNode.step(_config, _state, next);
             _state = state;
+            _watch.Stepped(next, stepStarted);
             handled++;
             if (!toDo.IsEmpty) turn.Add(toDo);
         }

@@ -48,7 +48,7 @@ public sealed class NodeInbox
 
     /// <summary>Waits until any lane may have something, or the timeout passes (used while the
     /// client lane is held back, to look again at whether it may be read).</summary>
-    public Task WaitAsync(TimeSpan timeout) => _doorbell.WaitAsync(timeout);
+    public void Wait(TimeSpan timeout) => _doorbell.Wait(timeout);
 
     /// <summary>A peer frame that belongs in the control lane: heartbeats already travel
     /// unordered by multicast, so taking one out of its TCP link's order changes nothing.</summary>
@@ -149,5 +149,5 @@ public sealed class Doorbell
         }
     }
 
-    public Task WaitAsync(TimeSpan timeout) => _rung.WaitAsync(timeout);
+    public void Wait(TimeSpan timeout) => _rung.Wait(timeout);
 }

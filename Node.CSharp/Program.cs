@@ -11,6 +11,10 @@ if (parsed.IsError)
     return usage.IsHelp ? 0 : 2;
 }
 
+// No blocking full collections while the node runs: a pause of a few hundred ms under load would
+// make its peers suspect it (background collections still run).
+System.Runtime.GCSettings.LatencyMode = System.Runtime.GCLatencyMode.SustainedLowLatency;
+
 var (stopSource, signals) = StopSignal.Create();
 try
 {

@@ -48,7 +48,9 @@ public sealed class FormalChatTarget : IFanoutTarget
         {
             foreach (var id in target.NodeIds)
             {
-                target._cluster.StartNode(id);
+                // No rate limit: the sender floods as fast as the node takes it (ngircd's flood
+                // penalties are off too, MaxPenaltyTime = 0).
+                target._cluster.StartNode(id, "--client-rate", "0");
                 target._pids.Add(target._cluster.ProcessId(id));
                 ChildProcesses.Track(target._pids[^1]);
             }
