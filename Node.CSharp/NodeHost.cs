@@ -99,6 +99,10 @@ public sealed class NodeHost
     /// </summary>
     private void Loop(ClientGateway clients, PeerNetwork peers, RoomLogStore logs, EffectRunner effects)
     {
+        if (!DedicatedThread.PriorityRaised)
+        {
+            _log.LogInformation("the loop runs at normal priority (a higher one needs CAP_SYS_NICE): on saturated cores, chat traffic can delay its heartbeats");
+        }
         while (true)
         {
             var (handled, turn) = TakeTurn(clients, peers, logs);
