@@ -20,7 +20,6 @@ tool=tlc-placement
 fixture_name=placement
 traces_module=MCPlacementTraces
 sany_modules=(MCPlacementHistory MCPlacementTraces)
-allow_download=0 # no TLC_DOWNLOAD here: the jar must already be present
 violation_exit_codes="" # an expected violation is judged from the log alone
 
 # ------------------------------------------------------------------------------------------

@@ -11,10 +11,8 @@
 #   bash ci/tlc-replication.sh --check     regenerates the fixtures into a temporary directory
 #                                          and fails if they differ from the committed ones
 #
-# The jar is $TLA2TOOLS_JAR, /opt/tlaplus/tla2tools.jar or ~/.cache/tlaplus/tla2tools.jar;
-# with TLC_DOWNLOAD=1 and none of them, the release pinned in ci/tlc.sh (TLC_PINNED_URL,
-# TLC_PINNED_SHA256; or TLC_URL, TLC_SHA256) is downloaded to the cache and its SHA-256
-# checked. Without a jar (or without java) the script prints `TLC not found: model checking
+# The jar is $TLA2TOOLS_JAR, /opt/tlaplus/tla2tools.jar or ~/.cache/tlaplus/tla2tools.jar.
+# Without a jar (or without java) the script prints `TLC not found: model checking
 # SKIPPED` and exits 0; --fixtures then fails, because it cannot do what it was asked.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -23,7 +21,6 @@ tool=tlc-replication
 fixture_name=replication
 traces_module=MCReplicationTraces
 sany_modules=(MCReplication MCReplicationTraces)
-allow_download=1
 # TLC exits 12 on a violated invariant, 13 on a violated temporal or action property.
 violation_exit_codes="12 13"
 
