@@ -644,9 +644,14 @@ let private reassignRooms (state: NodeState) : NodeState * Effect list =
 /// Every owned room: a backup that fell behind (a lost message) is sent the state again, and
 /// what can commit does. Missing messages not yet received are asked for again, of the room's
 /// owner now (the one asked may have died).
-let private replicateOwnedRooms (state: NodeState) : NodeState * Effect list =
-    let state = { state with Primaries = state.Primaries |> Map.map (fun _ primary -> Replication.resyncIfStalled primary) }
-    let owned = forEach replicate (List.ofSeq state.Primaries.Keys) (state, [])
+let private replicateOwnedRooms (config: ProtocolConfig) (state: NodeState) : NodeState * Effect list =
+    let resynced = state.Primaries |> Map.map (fun _ primary -> Replication.resyncIfStalled config.SuspectAfter primary)
+    let stalled =
+        [ for KeyValue(room, primary) in resynced do
+              if primary.SyncedVersion = 0 && state.Primaries[room].SyncedVersion <> 0 then
+                  Log(Info, $"room {room}: the backup confirmed nothing new for a whole tick; sending it the room's state again") ]
+    let state = { state with Primaries = resynced }
+    let owned = forEach replicate (List.ofSeq state.Primaries.Keys) (state, stalled)
     owned |> then' (fun state ->
         let stillMissing = state.FillsRequested |> Set.filter (fun room -> not (state.Primaries.ContainsKey room))
         { state with FillsRequested = stillMissing }, [ for room in stillMissing do yield! askForMissing room state ])
@@ -703,7 +708,7 @@ let private tick (config: ProtocolConfig) (state: NodeState) =
         |> then' (fun state -> (if hasQuorum state then state else { state with TicksSinceStart = 0 }), [])
         |> then' maybeStartElection
         |> then' reassignRooms
-        |> then' replicateOwnedRooms
+        |> then' (replicateOwnedRooms config)
         |> then' resendWaiting
         |> then' retryPlacements
         |> then' (rebalance config)

@@ -17,13 +17,16 @@ type Primary =
       /// The oldest pending message at the last tick: unchanged for a whole tick means the backup
       /// missed something (a broken link), and the owner sends its state again. Some 0 when
       /// nothing was pending but the backup had not confirmed the state it was sent.
-      PendingAtLastTick: int64 option }
+      PendingAtLastTick: int64 option
+      /// Ticks in a row the oldest pending message has been the same one.
+      StalledTicks: int }
 
 let emptyPrimary =
     { Pending = []
       SyncedVersion = 0
       Stored = None
-      PendingAtLastTick = None }
+      PendingAtLastTick = None
+      StalledTicks = 0 }
 
 let private isLeader (state: Coordination) = state.Leader = Some state.Self
 
@@ -162,7 +165,7 @@ let sequencePost (post: RoomPost) (placement: Assignment) (history: Rooms.RoomHi
 let syncBackup (target: BackupAssignment option) (room: RoomName) (history: Rooms.RoomHistory) (primary: Primary) : Primary * Sent list =
     match target with
     | Some backup when backup.Version <> primary.SyncedVersion ->
-        { primary with SyncedVersion = backup.Version; Stored = None; PendingAtLastTick = None },
+        { primary with SyncedVersion = backup.Version; Stored = None; PendingAtLastTick = None; StalledTicks = 0 },
         [ { To = backup.Backup; Message = ReplicaSynced(room, backup, Rooms.lastWithin Rooms.transferBudgetChars (Rooms.last Rooms.historyCapacity history), primary.Pending) } ]
     | _ -> primary, []
 
@@ -187,19 +190,24 @@ let commit (quorum: bool) (alone: bool) (target: BackupAssignment option) (prima
     let committed, pending = primary.Pending |> List.partition (fun message -> message.Seq <= stored)
     committed, { primary with Pending = pending }
 
-/// A backup that has not moved the oldest pending message on for a whole tick is sent the
+/// A backup that has not moved the oldest pending message on for `afterTicks` ticks is sent the
 /// state again (a message to it was lost with a broken link), and so is one that has not
-/// confirmed the state it was sent for a whole tick, even with nothing pending (the transfer was
+/// confirmed the state it was sent for that long, even with nothing pending (the transfer was
 /// lost, or it reached the backup before the news that the owner owns the room, and the backup
-/// ignored it): otherwise a quiet room would stay without an up-to-date backup.
-let resyncIfStalled (primary: Primary) : Primary =
+/// ignored it): otherwise a quiet room would stay without an up-to-date backup. The node waits K
+/// ticks, as long as it gives a silent peer: under load a busy backup confirms later than one
+/// tick, and sending it the whole room again then only makes it later.
+let resyncIfStalled (afterTicks: int) (primary: Primary) : Primary =
     let oldest =
         match primary.Pending with
         | first :: _ -> Some first.Seq
         | [] when primary.SyncedVersion <> 0 && primary.Stored.IsNone -> Some 0L
         | [] -> None
-    if oldest.IsSome && oldest = primary.PendingAtLastTick then { primary with SyncedVersion = 0; PendingAtLastTick = None }
-    else { primary with PendingAtLastTick = oldest }
+    if oldest.IsSome && oldest = primary.PendingAtLastTick then
+        if primary.StalledTicks + 1 >= afterTicks then { primary with SyncedVersion = 0; PendingAtLastTick = None; StalledTicks = 0 }
+        else { primary with StalledTicks = primary.StalledTicks + 1 }
+    else
+        { primary with PendingAtLastTick = oldest; StalledTicks = 0 }
 
 /// Whether the owner's backup has confirmed the state it was sent.
 let isUpToDate (target: BackupAssignment option) (primary: Primary) : bool =
