@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test FormalChat has: the TLC model checks (skipped with a notice where no
-# tla2tools.jar is found), the F# protocol tests and the C# loopback tests. Ends with one line
-# `N passed, N failed, N skipped` summed over all suites, and exits non-zero on any failure.
+# tla2tools.jar is found), the F# protocol tests (Expecto) and the C# loopback tests (xunit).
+# Ends with one line `N passed, N failed, N skipped` summed over all suites, and exits non-zero
+# on any failure.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -47,7 +48,43 @@ for checker in ci/tlc-placement.sh ci/tlc-replication.sh; do
   fi
 done
 
-for project in tests/Protocol.Tests tests/Cluster.Tests; do
+# The F# protocol tests are an Expecto console program. Its closing line
+#   EXPECTO! N tests run in … – N passed, N ignored, N failed, N errored. Success!
+# is added to the totals, errored as failed and ignored as skipped; each failing test is printed
+# with its message (Expecto's ERR entries).
+echo "== tests/Protocol.Tests"
+dotnet run --project tests/Protocol.Tests -c Release --no-build -- --colours 0 --no-spinner --fail-on-focused-tests \
+  > "$log_dir/expecto.log" 2>&1
+status=$?
+sed -i -E 's/\x1b\[[0-9;?]*[A-Za-z]//g' "$log_dir/expecto.log"
+# An entry `[hh:mm:ss ERR] <test> failed in …` ends with ` <Expecto>` after the message;
+# `… errored in … <Expecto>` is followed by the exception and its stack trace.
+awk '
+  /^\[[0-9:]+ [A-Z]+\]/ { show = ($2 == "ERR]"); errored = / <Expecto>$/; trace = 0; lines = 0
+                          if (show) print; next }
+  !show || /^Ok, passed [0-9]+ tests\.$/ { next }
+  errored && /^   at / { trace = 1 }
+  errored && trace && !/^   at / { show = 0; next }
+  lines++ < 60 { print }
+  !errored && / <Expecto>$/ { show = 0 }' "$log_dir/expecto.log" | head -300
+summary=$(grep -a -E 'EXPECTO! [0-9,]+ tests run' "$log_dir/expecto.log" | tail -n 1)
+count() { sed -E "s/.* ([0-9,]+) $1.*/\1/; s/,//g" <<<"$summary"; }
+if [ -n "$summary" ]; then
+  echo "${summary% <Expecto>}"
+  run_passed=$(count passed); run_ignored=$(count ignored); run_failed=$(( $(count failed) + $(count errored) ))
+  passed=$((passed + run_passed)); skipped=$((skipped + run_ignored)); failed=$((failed + run_failed))
+  if [ $((run_passed + run_failed)) -eq 0 ]; then
+    echo "tests/Protocol.Tests: ran no tests"; failed=$((failed + 1))
+  fi
+else
+  grep -a -v '^Ok, passed [0-9]* tests\.$' "$log_dir/expecto.log" | tail -n 40
+  echo "tests/Protocol.Tests: no Expecto summary (the run crashed, found no tests, duplicate names or focused tests)"
+  failed=$((failed + 1))
+fi
+[ "$status" -eq 0 ] || broken=1
+
+# The C# loopback tests (xunit).
+for project in tests/Cluster.Tests; do
   echo "== $project"
   # The whole output goes to a file (a pipe that closes early would kill the run); failures
   # are printed with their messages, then the runner's summary line is added to the totals.

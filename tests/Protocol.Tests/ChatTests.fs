@@ -3,6 +3,7 @@
 /// heartbeats on tick and a graceful leave.
 module FormalChat.Protocol.Tests.ChatTests
 
+open Expecto
 open FormalChat.Protocol
 open FormalChat.Protocol.NodeState
 open FormalChat.Protocol.Node
@@ -89,7 +90,6 @@ let private known (nick: string) (node: NodeId) : KnownUser = { User = inLobby n
 // ---------------------------------------------------------------------------------------------
 // Hello.
 
-[<Fact>]
 let ``hello with a valid nickname is welcomed with the node id, the leader and the connection's session`` () =
     let state = init (infoOf 1) |> steps [ ClientConnected(10, sessionOf 10) ]
 
@@ -99,7 +99,6 @@ let ``hello with a valid nickname is welcomed with the node id, the leader and t
     Assert.Equal(Some "alice", nickOf 10 next)
     Assert.Equal(Some 1, nodeOf "alice" next)
 
-[<Fact>]
 let ``hello puts the client in #lobby`` () =
     let state = init (infoOf 1) |> steps [ ClientConnected(10, sessionOf 10) ]
 
@@ -108,7 +107,6 @@ let ``hello puts the client in #lobby`` () =
     Assert.Contains(Joined(Rooms.lobby, None, 1), repliesTo 10 effects)
     Assert.Equal<Set<ClientId>>(Set.singleton 10L, Chat.localMembers Rooms.lobby next.Chat)
 
-[<Fact>]
 let ``hello announces the new user, with its rooms and session, to every live peer`` () =
     let state = nodeWithPeers ()
 
@@ -117,7 +115,6 @@ let ``hello announces the new user, with its rooms and session, to every live pe
     let alice = { User = inLobby "alice" 1; Session = sessionOf 10 }
     Assert.Equal<(NodeId * PeerMessage) list>([ 2, UserJoined alice; 3, UserJoined alice ], peerSends effects)
 
-[<Fact>]
 let ``hello with a nickname already used on this node is refused with NickTaken`` () =
     let state = init (infoOf 1) |> steps (connectAs 10 "alice" @ [ ClientConnected(11, sessionOf 11) ])
 
@@ -127,7 +124,6 @@ let ``hello with a nickname already used on this node is refused with NickTaken`
     Assert.Equal(None, nickOf 11 next)
     Assert.Equal(Some "alice", nickOf 10 next)
 
-[<Fact>]
 let ``hello with a nickname known on another node is refused with NickTaken`` () =
     let state =
         nodeWithPeers () |> steps [ PeerMessageReceived(UserJoined(known "bob" 2)); ClientConnected(10, sessionOf 10) ]
@@ -136,12 +132,6 @@ let ``hello with a nickname known on another node is refused with NickTaken`` ()
 
     Assert.Equal<ErrorCode list>([ NickTaken ], errorCodes 10 effects)
 
-[<Theory>]
-[<InlineData("")>]
-[<InlineData("has space")>]
-[<InlineData("semi;colon")>]
-[<InlineData("émile")>]
-[<InlineData("abcdefghijklmnopqrstuvwxyz0123456")>]
 let ``hello with an invalid nickname is refused with NickInvalid`` (nick: string) =
     let state = init (infoOf 1) |> steps [ ClientConnected(10, sessionOf 10) ]
 
@@ -150,7 +140,6 @@ let ``hello with an invalid nickname is refused with NickInvalid`` (nick: string
     Assert.Equal<ErrorCode list>([ NickInvalid ], errorCodes 10 effects)
     Assert.Equal(None, nickOf 10 next)
 
-[<Fact>]
 let ``a second hello on the same connection is refused with AlreadyHello`` () =
     let state = init (infoOf 1) |> steps (connectAs 10 "alice")
 
@@ -158,7 +147,6 @@ let ``a second hello on the same connection is refused with AlreadyHello`` () =
 
     Assert.Equal<ErrorCode list>([ AlreadyHello ], errorCodes 10 effects)
 
-[<Fact>]
 let ``every request but hello, quit, status and rooms before hello is refused with HelloFirst`` () =
     let state = init (infoOf 1) |> steps [ ClientConnected(10, sessionOf 10) ]
 
@@ -167,7 +155,6 @@ let ``every request but hello, quit, status and rooms before hello is refused wi
         Assert.Equal<ErrorCode list>([ HelloFirst ], errorCodes 10 effects)
         Assert.Equal(state, next)
 
-[<Fact>]
 let ``status and rooms are answered before hello, so a client can look before it joins`` () =
     let state = init (infoOf 1) |> steps [ ClientConnected(10, sessionOf 10) ]
 
@@ -180,7 +167,6 @@ let ``status and rooms are answered before hello, so a client can look before it
 // ---------------------------------------------------------------------------------------------
 // Say (to #lobby: broadcast) and Whisper.
 
-[<Fact>]
 let ``a say to #lobby at its owner is sequenced, shown to every named local client and sent to every live peer`` () =
     let state =
         nodeWithPeers () |> steps (lobbyOn 1 :: lobbyBackedBy 2 @ connectAs 10 "alice" @ connectAs 11 "carol" @ [ ClientConnected(12, sessionOf 12) ])
@@ -203,7 +189,6 @@ let ``a say to #lobby at its owner is sequenced, shown to every named local clie
     Assert.Equal<(NodeId * PeerMessage) list>([ 2, RoomSequenced message; 3, RoomSequenced message ], peerSends effects)
     Assert.Equal(1L, (historyOf Rooms.lobby next).LastSeq)
 
-[<Fact>]
 let ``a say to #lobby at another node than its owner goes to the owner only and is shown when it comes back sequenced`` () =
     let state = nodeWithPeers () |> steps (lobbyOn 2 :: connectAs 10 "alice" @ connectAs 11 "carol")
 
@@ -221,7 +206,6 @@ let ``a say to #lobby at another node than its owner goes to the owner only and 
     Assert.Equal<Effect list>([ AppendToLog(Rooms.lobby, [ message ]); SendToClients(set [ 10L; 11L ], Message message) ], effects)
     Assert.Empty(confirmed.Unconfirmed[Rooms.lobby])
 
-[<Fact>]
 let ``a say to #lobby is not sent to a peer that left`` () =
     let state =
         nodeWithPeers () |> steps (lobbyOn 1 :: lobbyBackedBy 2 @ PeerMessageReceived(LeaveAnnounced 3) :: connectAs 10 "alice")
@@ -230,7 +214,6 @@ let ``a say to #lobby is not sent to a peer that left`` () =
 
     Assert.Equal<NodeId list>([ 2 ], peerSends effects |> List.map fst)
 
-[<Fact>]
 let ``a sequenced #lobby message from its owner is delivered to every named local client`` () =
     let state = nodeWithPeers () |> steps (lobbyOn 2 :: connectAs 10 "alice" @ connectAs 11 "carol" @ [ ClientConnected(12, sessionOf 12) ])
     let message = { Room = Rooms.lobby; Seq = 1L; From = "bob"; FromNode = 2; Text = "hi all"; ClientMessageId = 3L }
@@ -240,10 +223,6 @@ let ``a sequenced #lobby message from its owner is delivered to every named loca
     // Written to this node's log first, so a restart of the whole cluster keeps it.
     Assert.Equal<Effect list>([ AppendToLog(Rooms.lobby, [ message ]); SendToClients(set [ 10L; 11L ], Message message) ], effects)
 
-[<Theory>]
-[<InlineData("")>]
-[<InlineData("   ")>]
-[<InlineData("two\nlines")>]
 let ``say with empty or multi-line text is refused with TextInvalid`` (text: string) =
     let state = nodeWithPeers () |> steps (lobbyOn 2 :: connectAs 10 "alice")
 
@@ -252,7 +231,6 @@ let ``say with empty or multi-line text is refused with TextInvalid`` (text: str
     Assert.Equal<ErrorCode list>([ TextInvalid ], errorCodes 10 effects)
     Assert.Empty(peerSends effects)
 
-[<Fact>]
 let ``whisper to a user on another node is forwarded to that node only and echoed to the sender`` () =
     let state =
         nodeWithPeers () |> steps (PeerMessageReceived(UserJoined(known "bob" 3)) :: connectAs 10 "alice")
@@ -263,7 +241,6 @@ let ``whisper to a user on another node is forwarded to that node only and echoe
     Assert.Equal<(NodeId * PeerMessage) list>([ 3, PrivateForwarded line ], peerSends effects)
     Assert.Equal<ServerReply list>([ Private line ], repliesTo 10 effects)
 
-[<Fact>]
 let ``whisper to a user on this node goes to that user and is echoed to the sender`` () =
     let state = init (infoOf 1) |> steps (connectAs 10 "alice" @ connectAs 11 "carol")
 
@@ -274,7 +251,6 @@ let ``whisper to a user on this node goes to that user and is echoed to the send
     Assert.Equal<ServerReply list>([ Private line ], repliesTo 10 effects)
     Assert.Empty(peerSends effects)
 
-[<Fact>]
 let ``a forwarded private message reaches only its addressee`` () =
     let state = nodeWithPeers () |> steps (connectAs 10 "alice" @ connectAs 11 "carol")
     let line = { PrivateLine.From = "bob"; FromNode = 2; To = "carol"; Text = "psst" }
@@ -283,7 +259,6 @@ let ``a forwarded private message reaches only its addressee`` () =
 
     Assert.Equal<Effect list>([ SendToClients(set [ 11L ], Private line) ], effects)
 
-[<Fact>]
 let ``whisper to an unknown nickname is refused with NoSuchUser`` () =
     let state = nodeWithPeers () |> steps (connectAs 10 "alice")
 
@@ -295,7 +270,6 @@ let ``whisper to an unknown nickname is refused with NoSuchUser`` () =
 // ---------------------------------------------------------------------------------------------
 // The directory: disconnects, peers' users, suspicion.
 
-[<Fact>]
 let ``disconnect tells every peer the user left and removes the user from the directory`` () =
     let state = nodeWithPeers () |> steps (connectAs 10 "alice" @ connectAs 11 "carol")
 
@@ -307,7 +281,6 @@ let ``disconnect tells every peer the user left and removes the user from the di
     Assert.Equal(None, nickOf 10 next)
     Assert.Equal<Set<ClientId>>(Set.singleton 11L, Chat.localMembers Rooms.lobby next.Chat)
 
-[<Fact>]
 let ``quit says goodbye to the peers and closes the connection last`` () =
     let state = nodeWithPeers () |> steps (connectAs 10 "alice")
 
@@ -317,7 +290,6 @@ let ``quit says goodbye to the peers and closes the connection last`` () =
     Assert.Equal(CloseClient(10, "bye"), List.last effects)
     Assert.False(next.Chat.Sessions.ContainsKey 10)
 
-[<Fact>]
 let ``who lists users of this node and of peers, and a peer's departed user disappears`` () =
     let state =
         nodeWithPeers ()
@@ -331,7 +303,6 @@ let ``who lists users of this node and of peers, and a peer's departed user disa
         users |> List.sortBy (fun user -> user.Nick))
     Assert.DoesNotContain(inLobby "bob" 2, whoFor 10 afterLeft)
 
-[<Fact>]
 let ``a UserLeft naming another node than the directory's does not remove the user`` () =
     let state = nodeWithPeers () |> steps (PeerMessageReceived(UserJoined(known "bob" 2)) :: connectAs 10 "alice")
 
@@ -339,7 +310,6 @@ let ``a UserLeft naming another node than the directory's does not remove the us
 
     Assert.Contains(inLobby "bob" 2, whoFor 10 next)
 
-[<Fact>]
 let ``the users of a suspected node disappear from who`` () =
     let state =
         nodeWithPeers ()
@@ -354,7 +324,6 @@ let ``the users of a suspected node disappear from who`` () =
         [ inLobby "alice" 1; inLobby "dave" 3 ],
         whoFor 10 suspected |> List.sortBy (fun user -> user.Nick))
 
-[<Fact>]
 let ``a node that joins the view is sent the list of local users and asked for its own`` () =
     let state = init (infoOf 1) |> steps (connectAs 10 "alice" @ connectAs 11 "carol")
 
@@ -366,7 +335,6 @@ let ``a node that joins the view is sent the list of local users and asked for i
         Assert.All(users, fun user -> Assert.Equal(1, user.User.Node))
     | other -> failwith $"expected a UsersListed and a UsersRequested to node 2, got {other}"
 
-[<Fact>]
 let ``a UsersRequested is answered with this node's users and its placements`` () =
     let state = nodeWithPeers () |> steps (lobbyOn 3 :: connectAs 10 "alice")
 
@@ -399,7 +367,6 @@ let private at (id: NodeId) (event: Event) (nodes: Map<NodeId, NodeState>) : Map
 
 let private directoryNodes (state: NodeState) : Map<string, NodeId> = state.Chat.Directory |> Map.map (fun _ entry -> entry.Node)
 
-[<Fact>]
 let ``after a one-sided suspicion heals, the peer's users are back in who`` () =
     // Node 1 suspects node 2 (its heartbeats were lost), while node 2 never stopped hearing node 1.
     let met =
@@ -420,7 +387,6 @@ let ``after a one-sided suspicion heals, the peer's users are back in who`` () =
     Assert.True(healed[1].Coordination.View.Contains 2)
     Assert.Contains(inLobby "bob" 2, whoFor 10 healed[1])
 
-[<Fact>]
 let ``two nodes that meet exchange their users, and a new user is known on both`` () =
     let nodes =
         Map.ofList [ 1, init (infoOf 1) |> steps (connectAs 10 "alice"); 2, init (infoOf 2) ]
@@ -432,7 +398,6 @@ let ``two nodes that meet exchange their users, and a new user is known on both`
     for id in [ 1; 2 ] do
         Assert.Equal<Map<string, NodeId>>(Map.ofList [ "alice", 1; "bob", 2 ], directoryNodes nodes[id])
 
-[<Fact>]
 let ``a node restarted before it was suspected learns who is online elsewhere and refuses their nicknames`` () =
     let met =
         Map.ofList [ 1, init (infoOf 1) |> steps (connectAs 10 "alice"); 2, init (infoOf 2) ]
@@ -451,7 +416,6 @@ let ``a node restarted before it was suspected learns who is online elsewhere an
 // ---------------------------------------------------------------------------------------------
 // Limits.
 
-[<Fact>]
 let ``a connection beyond MaxClients is refused with ServerFull and closed`` () =
     let limited = { config with MaxClients = 2 }
     let state =
@@ -467,7 +431,6 @@ let ``a connection beyond MaxClients is refused with ServerFull and closed`` () 
 // ---------------------------------------------------------------------------------------------
 // Time and shutdown.
 
-[<Fact>]
 let ``a tick multicasts this node's heartbeat before any other effect`` () =
     let state = nodeWithPeers () |> steps (connectAs 10 "alice")
 
@@ -481,7 +444,6 @@ let ``a tick multicasts this node's heartbeat before any other effect`` () =
         Assert.Equal<NodeId list>([ 2; 3 ], heartbeat.Known |> List.map (fun info -> info.Id) |> List.sort)
     | other -> failwith $"expected a heartbeat first, got {other}"
 
-[<Fact>]
 let ``no election while the node listens for its first intervals, an election on the tick that ends them`` () =
     let listening = List.replicate (listenTicksBeforeElection - 1) Ticked
     let state = nodeWithPeers () |> steps listening
@@ -493,7 +455,6 @@ let ``no election while the node listens for its first intervals, an election on
     Assert.True next.Coordination.Participant
     Assert.Contains((2, Election { Candidate = 1; Epoch = 1 }), peerSends effects)
 
-[<Fact>]
 let ``a node alone elects itself once it has listened`` () =
     let next = init (infoOf 4) |> steps (List.replicate listenTicksBeforeElection Ticked)
 
@@ -501,7 +462,6 @@ let ``a node alone elects itself once it has listened`` () =
     Assert.Equal(1, next.Coordination.Epoch)
     Assert.False next.Coordination.Participant
 
-[<Fact>]
 let ``shutdown announces the leave to every peer, then stops, and later events do nothing`` () =
     let state = nodeWithPeers () |> steps (connectAs 10 "alice")
 
@@ -514,3 +474,78 @@ let ``shutdown announces the leave to every peer, then stops, and later events d
     for event in
         [ Ticked; heartbeatFrom 2; ClientConnected(11, sessionOf 11); ClientRequested(10, Say(Rooms.lobby, "hi", 0L)); ShutdownRequested ] do
         Assert.Equal((stopped, []), step config stopped event)
+
+// ---------------------------------------------------------------------------------------------
+
+[<Tests>]
+let tests =
+    testList "Chat" [
+        testCase "hello with a valid nickname is welcomed with the node id, the leader and the connection's session"
+            ``hello with a valid nickname is welcomed with the node id, the leader and the connection's session``
+        testCase "hello puts the client in #lobby"
+            ``hello puts the client in #lobby``
+        testCase "hello announces the new user, with its rooms and session, to every live peer"
+            ``hello announces the new user, with its rooms and session, to every live peer``
+        testCase "hello with a nickname already used on this node is refused with NickTaken"
+            ``hello with a nickname already used on this node is refused with NickTaken``
+        testCase "hello with a nickname known on another node is refused with NickTaken"
+            ``hello with a nickname known on another node is refused with NickTaken``
+        testTheory "hello with an invalid nickname is refused with NickInvalid"
+            [ ""; "has space"; "semi;colon"; "émile"; "abcdefghijklmnopqrstuvwxyz0123456" ]
+            ``hello with an invalid nickname is refused with NickInvalid``
+        testCase "a second hello on the same connection is refused with AlreadyHello"
+            ``a second hello on the same connection is refused with AlreadyHello``
+        testCase "every request but hello, quit, status and rooms before hello is refused with HelloFirst"
+            ``every request but hello, quit, status and rooms before hello is refused with HelloFirst``
+        testCase "status and rooms are answered before hello, so a client can look before it joins"
+            ``status and rooms are answered before hello, so a client can look before it joins``
+        testCase "a say to #lobby at its owner is sequenced, shown to every named local client and sent to every live peer"
+            ``a say to #lobby at its owner is sequenced, shown to every named local client and sent to every live peer``
+        testCase "a say to #lobby at another node than its owner goes to the owner only and is shown when it comes back sequenced"
+            ``a say to #lobby at another node than its owner goes to the owner only and is shown when it comes back sequenced``
+        testCase "a say to #lobby is not sent to a peer that left"
+            ``a say to #lobby is not sent to a peer that left``
+        testCase "a sequenced #lobby message from its owner is delivered to every named local client"
+            ``a sequenced #lobby message from its owner is delivered to every named local client``
+        testTheory "say with empty or multi-line text is refused with TextInvalid"
+            [ ""; "   "; "two\nlines" ]
+            ``say with empty or multi-line text is refused with TextInvalid``
+        testCase "whisper to a user on another node is forwarded to that node only and echoed to the sender"
+            ``whisper to a user on another node is forwarded to that node only and echoed to the sender``
+        testCase "whisper to a user on this node goes to that user and is echoed to the sender"
+            ``whisper to a user on this node goes to that user and is echoed to the sender``
+        testCase "a forwarded private message reaches only its addressee"
+            ``a forwarded private message reaches only its addressee``
+        testCase "whisper to an unknown nickname is refused with NoSuchUser"
+            ``whisper to an unknown nickname is refused with NoSuchUser``
+        testCase "disconnect tells every peer the user left and removes the user from the directory"
+            ``disconnect tells every peer the user left and removes the user from the directory``
+        testCase "quit says goodbye to the peers and closes the connection last"
+            ``quit says goodbye to the peers and closes the connection last``
+        testCase "who lists users of this node and of peers, and a peer's departed user disappears"
+            ``who lists users of this node and of peers, and a peer's departed user disappears``
+        testCase "a UserLeft naming another node than the directory's does not remove the user"
+            ``a UserLeft naming another node than the directory's does not remove the user``
+        testCase "the users of a suspected node disappear from who"
+            ``the users of a suspected node disappear from who``
+        testCase "a node that joins the view is sent the list of local users and asked for its own"
+            ``a node that joins the view is sent the list of local users and asked for its own``
+        testCase "a UsersRequested is answered with this node's users and its placements"
+            ``a UsersRequested is answered with this node's users and its placements``
+        testCase "after a one-sided suspicion heals, the peer's users are back in who"
+            ``after a one-sided suspicion heals, the peer's users are back in who``
+        testCase "two nodes that meet exchange their users, and a new user is known on both"
+            ``two nodes that meet exchange their users, and a new user is known on both``
+        testCase "a node restarted before it was suspected learns who is online elsewhere and refuses their nicknames"
+            ``a node restarted before it was suspected learns who is online elsewhere and refuses their nicknames``
+        testCase "a connection beyond MaxClients is refused with ServerFull and closed"
+            ``a connection beyond MaxClients is refused with ServerFull and closed``
+        testCase "a tick multicasts this node's heartbeat before any other effect"
+            ``a tick multicasts this node's heartbeat before any other effect``
+        testCase "no election while the node listens for its first intervals, an election on the tick that ends them"
+            ``no election while the node listens for its first intervals, an election on the tick that ends them``
+        testCase "a node alone elects itself once it has listened"
+            ``a node alone elects itself once it has listened``
+        testCase "shutdown announces the leave to every peer, then stops, and later events do nothing"
+            ``shutdown announces the leave to every peer, then stops, and later events do nothing``
+    ]

@@ -2,6 +2,7 @@
 /// form, and a usable message for every command line that cannot run.
 module FormalChat.Protocol.Tests.ConfigTests
 
+open Expecto
 open FormalChat.Protocol
 open FormalChat.Protocol.Config
 open Xunit
@@ -50,7 +51,6 @@ let private clientError (commandLine: string) : string =
 // ---------------------------------------------------------------------------------------------
 // Node.
 
-[<Fact>]
 let ``a node given only --id and --port gets the documented defaults`` () =
     let options = runNode "--id 3 --port 5003"
 
@@ -70,7 +70,6 @@ let ``a node given only --id and --port gets the documented defaults`` () =
     Assert.Equal("./data/node-3", options.DataDir)
     Assert.Equal(Batch, options.Fsync)
 
-[<Fact>]
 let ``every node flag is read`` () =
     let options =
         runNode
@@ -90,17 +89,11 @@ let ``every node flag is read`` () =
     Assert.Equal("/var/lib/formalchat/seven", options.DataDir)
     Assert.Equal(Always, options.Fsync)
 
-[<Theory>]
-[<InlineData("always")>]
-[<InlineData("batch")>]
-[<InlineData("never")>]
-[<InlineData("NEVER")>]
 let ``--fsync takes each policy by name`` (name: string) =
     let policy = (runNode $"--id 1 --port 5001 --fsync {name}").Fsync
 
     Assert.Equal(name.ToLowerInvariant(), fsyncPolicyName policy)
 
-[<Fact>]
 let ``an empty --data-dir is an error that says why`` () =
     match parseNodeCommand [| "--id"; "1"; "--port"; "5001"; "--data-dir"; " " |] with
     | Result.Error usage ->
@@ -108,17 +101,14 @@ let ``an empty --data-dir is an error that says why`` () =
         Assert.Contains("--data-dir", usage.Message)
     | Ok command -> failwith $"expected an error, got {command}"
 
-[<Fact>]
 let ``--no-rebalance turns redirects off`` () =
     Assert.Equal(None, (runNode "--id 1 --port 5001 --no-rebalance").Rebalance)
 
-[<Fact>]
 let ``--no-multicast leaves only the seeds`` () =
     let options = runNode "--id 1 --port 5001 --no-multicast --peer 127.0.0.1:6002"
 
     Assert.Equal(None, options.Timing.MulticastGroup)
 
-[<Fact>]
 let ``the node's protocol config and addresses come from its options`` () =
     let options = runNode "--id 2 --port 5002 --heartbeat-ms 100 --suspect-after 4 --max-clients 9 --history 12 --no-rebalance"
 
@@ -132,7 +122,6 @@ let ``the node's protocol config and addresses come from its options`` () =
     Assert.Equal(None, config.Rebalance)
     Assert.Equal({ Id = 2; ClientEndpoint = { Host = "127.0.0.1"; Port = 5002 }; PeerEndpoint = { Host = "127.0.0.1"; Port = 6002 } }, info)
 
-[<Fact>]
 let ``cluster --nodes 3 --base-port 5001 starts three nodes on consecutive ports`` () =
     let cluster = runCluster "cluster --nodes 3 --base-port 5001"
 
@@ -148,21 +137,18 @@ let ``cluster --nodes 3 --base-port 5001 starts three nodes on consecutive ports
     Assert.Equal<string list>([ "./data/node-1"; "./data/node-2"; "./data/node-3" ], nodes |> List.map (fun node -> node.DataDir))
     Assert.All(nodes, fun node -> Assert.Equal(Batch, node.Fsync))
 
-[<Fact>]
 let ``cluster --data-dir gives each node its own directory under it`` () =
     let cluster = runCluster "cluster --nodes 2 --data-dir /tmp/chat"
 
     Assert.Equal("/tmp/chat", cluster.DataDir)
     Assert.Equal<string list>([ "/tmp/chat/node-1"; "/tmp/chat/node-2" ], [ for id in 1..2 -> (clusterNodeOptions cluster id).DataDir ])
 
-[<Fact>]
 let ``cluster without flags starts three nodes from port 5001`` () =
     let cluster = runCluster "cluster"
 
     Assert.Equal(3, cluster.Nodes)
     Assert.Equal(5001, cluster.BasePort)
 
-[<Fact>]
 let ``cluster reads its timing flags`` () =
     let cluster = runCluster "cluster -n 5 --base-port 7001 --heartbeat-ms 100 --suspect-after 2 --multicast 239.255.0.9:7777"
 
@@ -171,40 +157,11 @@ let ``cluster reads its timing flags`` () =
     Assert.Equal(2, cluster.Timing.SuspectAfter)
     Assert.Equal(Some { Host = "239.255.0.9"; Port = 7777 }, cluster.Timing.MulticastGroup)
 
-[<Theory>]
-[<InlineData("--port 5003", "--id")>]
-[<InlineData("--id 3", "--port")>]
-[<InlineData("--id 0 --port 5003", "--id")>]
-[<InlineData("--id -4 --port 5003", "")>]
-[<InlineData("--id three --port 5003", "")>]
-[<InlineData("--id 3 --port 70000", "--port")>]
-[<InlineData("--id 3 --port 0", "--port")>]
-[<InlineData("--id 3 --port abc", "")>]
-[<InlineData("--id 3 --port 5003 --peer-port 5003", "--peer-port")>]
-[<InlineData("--id 3 --port 5003 --peer nowhere", "--peer")>]
-[<InlineData("--id 3 --port 5003 --peer 127.0.0.1:99999", "--peer")>]
-[<InlineData("--id 3 --port 5003 --multicast banana", "--multicast")>]
-[<InlineData("--id 3 --port 5003 --interface eth0", "--interface")>]
-[<InlineData("--id 3 --port 5003 --heartbeat-ms 0", "--heartbeat-ms")>]
-[<InlineData("--id 3 --port 5003 --suspect-after 0", "--suspect-after")>]
-[<InlineData("--id 3 --port 5003 --max-clients 0", "--max-clients")>]
-[<InlineData("--id 3 --port 5003 --history -1", "")>]
-[<InlineData("--id 3 --port 5003 --history 2001", "--history")>]
-[<InlineData("--id 3 --port 5003 --rebalance-threshold 0", "--rebalance-threshold")>]
-[<InlineData("--id 3 --port 5003 --frobnicate", "--frobnicate")>]
-[<InlineData("--id 3 --port 5003 --fsync sometimes", "--fsync")>]
-[<InlineData("--id 3 --port 5003 --fsync", "--fsync")>]
-[<InlineData("--id 3 --port 5003 --data-dir", "--data-dir")>]
-[<InlineData("cluster --data-dir", "--data-dir")>]
-[<InlineData("cluster --nodes 0", "--nodes")>]
-[<InlineData("cluster --base-port 65000", "--base-port")>]
-[<InlineData("cluster --bogus", "--bogus")>]
 let ``a node command line that cannot run is an error that says why`` (commandLine: string, mentions: string) =
     let message = nodeError commandLine
 
     if mentions <> "" then Assert.Contains(mentions, message)
 
-[<Fact>]
 let ``--help is an Error marked as help, carrying the usage text`` () =
     for commandLine in [ "--help"; "--id 3 --help"; "cluster --help" ] do
         let usage = nodeUsage commandLine
@@ -217,7 +174,6 @@ let ``--help is an Error marked as help, carrying the usage text`` () =
     Assert.Contains("--fsync", (nodeUsage "--help").Message)
     Assert.Contains("--data-dir", (nodeUsage "cluster --help").Message)
 
-[<Fact>]
 let ``the client's --help is an Error marked as help, carrying the usage text`` () =
     match parseClientCommand [| "--help" |] with
     | Result.Error usage ->
@@ -231,7 +187,6 @@ let ``the client's --help is an Error marked as help, carrying the usage text`` 
 
 let private defaultDiscovery = { MulticastGroup = defaultMulticast; MulticastInterface = "127.0.0.1"; Seeds = [] }
 
-[<Fact>]
 let ``a client given --nick and --server connects there, as text`` () =
     let options = client "--nick alice --server 127.0.0.1:5001"
 
@@ -239,7 +194,6 @@ let ``a client given --nick and --server connects there, as text`` () =
         { Nick = "alice"; Server = Some { Host = "127.0.0.1"; Port = 5001 }; Discovery = defaultDiscovery; Json = false },
         options)
 
-[<Fact>]
 let ``the prior-art form 'alice localhost 5001' means alice on 127.0.0.1:5001`` () =
     let options = client "alice localhost 5001"
 
@@ -247,18 +201,15 @@ let ``the prior-art form 'alice localhost 5001' means alice on 127.0.0.1:5001`` 
         { Nick = "alice"; Server = Some { Host = "127.0.0.1"; Port = 5001 }; Discovery = defaultDiscovery; Json = false },
         options)
 
-[<Fact>]
 let ``--json turns on JSON output`` () =
     Assert.True((client "--nick alice --server 127.0.0.1:5001 --json").Json)
     Assert.True((client "--json alice localhost 5002").Json)
 
-[<Fact>]
 let ``a client given only a nickname discovers the cluster through the default multicast group`` () =
     for options in [ client "--nick bob"; client "bob" ] do
         Assert.Equal(None, options.Server)
         Assert.Equal(defaultDiscovery, options.Discovery)
 
-[<Fact>]
 let ``a client reads its discovery flags`` () =
     let options = client "--nick bob --peer 127.0.0.1:5002 --peer localhost:5003 --multicast 239.1.2.3:6000 --interface 127.0.0.1"
 
@@ -269,28 +220,103 @@ let ``a client reads its discovery flags`` () =
           Seeds = [ { Host = "127.0.0.1"; Port = 5002 }; { Host = "127.0.0.1"; Port = 5003 } ] },
         options.Discovery)
 
-[<Theory>]
-[<InlineData("--nick al!ce --server 127.0.0.1:5001", "letters")>]
-[<InlineData("--nick abcdefghijklmnopqrstuvwxyz0123456", "32")>]
-[<InlineData("--server 127.0.0.1:5001", "--nick")>]
-[<InlineData("", "--nick")>]
-[<InlineData("--nick alice --server nowhere", "--server")>]
-[<InlineData("--nick alice --server 127.0.0.1:0", "--server")>]
-[<InlineData("alice localhost", "--server")>]
-[<InlineData("alice localhost 5001 extra", "")>]
-[<InlineData("--nick bob --peer nowhere", "--peer")>]
-[<InlineData("--nick bob --multicast banana", "--multicast")>]
-[<InlineData("--nick bob --interface eth0", "--interface")>]
 let ``a client command line that cannot run is an error that says why`` (commandLine: string, mentions: string) =
     let message = clientError commandLine
 
     if mentions <> "" then Assert.Contains(mentions, message)
 
-[<Theory>]
-[<InlineData("--nick alice --volume 11", "--volume")>]
-[<InlineData("--nick alice --frobnicate", "--frobnicate")>]
-// A stray word is read as a second nickname; the error says to give the nickname once.
-[<InlineData("--nick alice bob", "--nick")>]
-[<InlineData("--nick alice --json -x", "-x")>]
 let ``a client command line with an unknown flag or a stray word is an error`` (commandLine: string, mentions: string) =
     Assert.Contains(mentions, clientError commandLine)
+
+// ---------------------------------------------------------------------------------------------
+
+[<Tests>]
+let tests =
+    testList "Config" [
+        testCase "a node given only --id and --port gets the documented defaults"
+            ``a node given only --id and --port gets the documented defaults``
+        testCase "every node flag is read"
+            ``every node flag is read``
+        testTheory "--fsync takes each policy by name"
+            [ "always"; "batch"; "never"; "NEVER" ]
+            ``--fsync takes each policy by name``
+        testCase "an empty --data-dir is an error that says why"
+            ``an empty --data-dir is an error that says why``
+        testCase "--no-rebalance turns redirects off"
+            ``--no-rebalance turns redirects off``
+        testCase "--no-multicast leaves only the seeds"
+            ``--no-multicast leaves only the seeds``
+        testCase "the node's protocol config and addresses come from its options"
+            ``the node's protocol config and addresses come from its options``
+        testCase "cluster --nodes 3 --base-port 5001 starts three nodes on consecutive ports"
+            ``cluster --nodes 3 --base-port 5001 starts three nodes on consecutive ports``
+        testCase "cluster --data-dir gives each node its own directory under it"
+            ``cluster --data-dir gives each node its own directory under it``
+        testCase "cluster without flags starts three nodes from port 5001"
+            ``cluster without flags starts three nodes from port 5001``
+        testCase "cluster reads its timing flags"
+            ``cluster reads its timing flags``
+        testTheory "a node command line that cannot run is an error that says why"
+            [ ("--port 5003", "--id")
+              ("--id 3", "--port")
+              ("--id 0 --port 5003", "--id")
+              ("--id -4 --port 5003", "")
+              ("--id three --port 5003", "")
+              ("--id 3 --port 70000", "--port")
+              ("--id 3 --port 0", "--port")
+              ("--id 3 --port abc", "")
+              ("--id 3 --port 5003 --peer-port 5003", "--peer-port")
+              ("--id 3 --port 5003 --peer nowhere", "--peer")
+              ("--id 3 --port 5003 --peer 127.0.0.1:99999", "--peer")
+              ("--id 3 --port 5003 --multicast banana", "--multicast")
+              ("--id 3 --port 5003 --interface eth0", "--interface")
+              ("--id 3 --port 5003 --heartbeat-ms 0", "--heartbeat-ms")
+              ("--id 3 --port 5003 --suspect-after 0", "--suspect-after")
+              ("--id 3 --port 5003 --max-clients 0", "--max-clients")
+              ("--id 3 --port 5003 --history -1", "")
+              ("--id 3 --port 5003 --history 2001", "--history")
+              ("--id 3 --port 5003 --rebalance-threshold 0", "--rebalance-threshold")
+              ("--id 3 --port 5003 --frobnicate", "--frobnicate")
+              ("--id 3 --port 5003 --fsync sometimes", "--fsync")
+              ("--id 3 --port 5003 --fsync", "--fsync")
+              ("--id 3 --port 5003 --data-dir", "--data-dir")
+              ("cluster --data-dir", "--data-dir")
+              ("cluster --nodes 0", "--nodes")
+              ("cluster --base-port 65000", "--base-port")
+              ("cluster --bogus", "--bogus") ]
+            ``a node command line that cannot run is an error that says why``
+        testCase "--help is an Error marked as help, carrying the usage text"
+            ``--help is an Error marked as help, carrying the usage text``
+        testCase "the client's --help is an Error marked as help, carrying the usage text"
+            ``the client's --help is an Error marked as help, carrying the usage text``
+        testCase "a client given --nick and --server connects there, as text"
+            ``a client given --nick and --server connects there, as text``
+        testCase "the prior-art form 'alice localhost 5001' means alice on 127.0.0.1:5001"
+            ``the prior-art form 'alice localhost 5001' means alice on 127.0.0.1:5001``
+        testCase "--json turns on JSON output"
+            ``--json turns on JSON output``
+        testCase "a client given only a nickname discovers the cluster through the default multicast group"
+            ``a client given only a nickname discovers the cluster through the default multicast group``
+        testCase "a client reads its discovery flags"
+            ``a client reads its discovery flags``
+        testTheory "a client command line that cannot run is an error that says why"
+            [ ("--nick al!ce --server 127.0.0.1:5001", "letters")
+              ("--nick abcdefghijklmnopqrstuvwxyz0123456", "32")
+              ("--server 127.0.0.1:5001", "--nick")
+              ("", "--nick")
+              ("--nick alice --server nowhere", "--server")
+              ("--nick alice --server 127.0.0.1:0", "--server")
+              ("alice localhost", "--server")
+              ("alice localhost 5001 extra", "")
+              ("--nick bob --peer nowhere", "--peer")
+              ("--nick bob --multicast banana", "--multicast")
+              ("--nick bob --interface eth0", "--interface") ]
+            ``a client command line that cannot run is an error that says why``
+        testTheory "a client command line with an unknown flag or a stray word is an error"
+            [ ("--nick alice --volume 11", "--volume")
+              ("--nick alice --frobnicate", "--frobnicate")
+              // A stray word is read as a second nickname; the error says to give the nickname once.
+              ("--nick alice bob", "--nick")
+              ("--nick alice --json -x", "-x") ]
+            ``a client command line with an unknown flag or a stray word is an error``
+    ]

@@ -3,6 +3,7 @@
 module FormalChat.Protocol.Tests.ElectionTests
 
 open System
+open Expecto
 open FormalChat.Protocol
 open FormalChat.Protocol.Tests
 open FsCheck
@@ -22,27 +23,22 @@ let private withView (self: NodeId) (everyone: NodeId list) : Coordination =
 // ---------------------------------------------------------------------------------------------
 // Ring.successor.
 
-[<Fact>]
 let ``successor: the next higher id in the view`` () =
     Assert.Equal(5, Ring.successor (set [ 1; 3; 5; 9 ]) 3)
     Assert.Equal(9, Ring.successor (set [ 1; 3; 5; 9 ]) 5)
 
-[<Fact>]
 let ``successor: the highest id wraps around to the lowest`` () =
     Assert.Equal(1, Ring.successor (set [ 1; 3; 5; 9 ]) 9)
 
-[<Fact>]
 let ``successor: a node alone is its own successor`` () =
     Assert.Equal(4, Ring.successor (Set.singleton 4) 4)
 
-[<Fact>]
 let ``successor: ids compare as integers, not as text`` () =
     Assert.Equal(10, Ring.successor (set [ 2; 9; 10; 100 ]) 9)
 
 // ---------------------------------------------------------------------------------------------
 // StartElection.
 
-[<Fact>]
 let ``startElection: opens the next epoch as a participant and sends its own id to the successor`` () =
     let state = withView 2 [ 1; 3 ]
 
@@ -54,7 +50,6 @@ let ``startElection: opens the next epoch as a participant and sends its own id 
     Assert.Equal<Sent list>([ { To = 3; Message = Election { Candidate = 2; Epoch = 1 } } ], sent)
     assertValid next
 
-[<Fact>]
 let ``startElection: does nothing while already a participant or while following the highest id`` () =
     let participant, _ = Election.startElection (withView 2 [ 1; 3 ])
     let following = { withView 2 [ 1; 3 ] with Epoch = 1; Leader = Some 3 }
@@ -62,7 +57,6 @@ let ``startElection: does nothing while already a participant or while following
     Assert.Equal((participant, []), Election.startElection participant)
     Assert.Equal((following, []), Election.startElection following)
 
-[<Fact>]
 let ``needsElection: a leader that is not the highest id in view calls for an election`` () =
     Assert.True(Election.needsElection { withView 2 [ 1; 3 ] with Epoch = 1; Leader = Some 2 })
     Assert.True(Election.needsElection { withView 2 [ 1 ] with Epoch = 1; Leader = Some 3 })
@@ -71,7 +65,6 @@ let ``needsElection: a leader that is not the highest id in view calls for an el
 // ---------------------------------------------------------------------------------------------
 // RecvElection.
 
-[<Fact>]
 let ``recvElection: a higher candidate is forwarded and makes the node a participant`` () =
     let state = withView 2 [ 1; 3; 5 ]
 
@@ -81,7 +74,6 @@ let ``recvElection: a higher candidate is forwarded and makes the node a partici
     Assert.True next.Participant
     Assert.Equal<Sent list>([ { To = 3; Message = Election { Candidate = 5; Epoch = 1 } } ], sent)
 
-[<Fact>]
 let ``recvElection: a lower candidate is replaced by the node's own id once per round`` () =
     let state = withView 3 [ 1; 5 ]
 
@@ -93,7 +85,6 @@ let ``recvElection: a lower candidate is replaced by the node's own id once per 
     Assert.Equal(next, again)
     Assert.Empty sentAgain
 
-[<Fact>]
 let ``recvElection: the node's own id coming back wins and announces the leader`` () =
     let state, _ = Election.startElection (withView 5 [ 1; 3 ])
 
@@ -104,7 +95,6 @@ let ``recvElection: the node's own id coming back wins and announces the leader`
     Assert.Equal<Sent list>([ { To = 1; Message = LeaderAnnounced { Leader = 5; Epoch = 1 } } ], sent)
     assertValid next
 
-[<Fact>]
 let ``recvElection: a newer epoch supersedes the round in progress and the leader followed`` () =
     let state = { withView 2 [ 1; 3 ] with Epoch = 3; Leader = Some 3 }
 
@@ -115,7 +105,6 @@ let ``recvElection: a newer epoch supersedes the round in progress and the leade
     Assert.True next.Participant
     Assert.Equal<Sent list>([ { To = 3; Message = Election { Candidate = 2; Epoch = 4 } } ], sent)
 
-[<Fact>]
 let ``recvElection: a candidate that has left the view is dropped and the node leaves the round`` () =
     // TLC's lasso (spec/README.md): 3 starts a round and leaves; 1 and 2 forwarded candidate 3
     // between them forever, both participants, and nobody was ever elected.
@@ -127,7 +116,6 @@ let ``recvElection: a candidate that has left the view is dropped and the node l
     Assert.False next.Participant
     Assert.True(Election.needsElection next)
 
-[<Fact>]
 let ``recvElection: a newer round from a candidate not yet in the view is dropped but its epoch adopted`` () =
     let state = { withView 1 [ 2; 3 ] with Epoch = 5; Leader = Some 3 }
 
@@ -141,7 +129,6 @@ let ``recvElection: a newer round from a candidate not yet in the view is droppe
 // ---------------------------------------------------------------------------------------------
 // RecvLeader.
 
-[<Fact>]
 let ``recvLeader: a follower adopts the leader and passes the announcement on`` () =
     let state, _ = Election.recvElection { Candidate = 5; Epoch = 1 } (withView 3 [ 1; 5 ])
 
@@ -152,7 +139,6 @@ let ``recvLeader: a follower adopts the leader and passes the announcement on`` 
     Assert.Equal<Sent list>([ { To = 5; Message = LeaderAnnounced { Leader = 5; Epoch = 1 } } ], sent)
     assertValid next
 
-[<Fact>]
 let ``recvLeader: the announcement stops when it is back at the leader`` () =
     let state, _ = Election.recvElection { Candidate = 5; Epoch = 1 } (fst (Election.startElection (withView 5 [ 1; 3 ])))
 
@@ -182,7 +168,6 @@ let private coordinationGen : Gen<Coordination> =
               Leader = leader }
     }
 
-[<Fact>]
 let ``property: an election or leader message of an older epoch changes nothing and sends nothing`` () =
     let caseGen =
         gen {
@@ -198,7 +183,6 @@ let ``property: an election or leader message of an older epoch changes nothing 
 
     Check.One(Config.QuickThrowOnFailure.WithMaxTest(500), Prop.forAll (Arb.fromGen caseGen) property)
 
-[<Fact>]
 let ``property: an election or leader message of a round already decided changes nothing and sends nothing`` () =
     let caseGen =
         gen {
@@ -213,7 +197,6 @@ let ``property: an election or leader message of a round already decided changes
 
     Check.One(Config.QuickThrowOnFailure.WithMaxTest(500), Prop.forAll (Arb.fromGen caseGen) property)
 
-[<Fact>]
 let ``property: every election transition keeps the invariants and never lowers the epoch`` () =
     let caseGen =
         gen {
@@ -261,7 +244,6 @@ let private assertAllFollow (leader: NodeId) (cluster: Simulation.Cluster) =
     let epochs = states |> List.map (fun c -> c.Epoch) |> List.distinct
     Assert.True((epochs.Length = 1), $"seed {cluster.Seed}: nodes end in different epochs {epochs}")
 
-[<Fact>]
 let ``property: on any ring of 1-7 nodes with full views, every node ends following the highest id in one epoch`` () =
     let property (ids: NodeId list, seed: int) =
         let random = Random seed
@@ -270,7 +252,6 @@ let ``property: on any ring of 1-7 nodes with full views, every node ends follow
 
     Check.One(Config.QuickThrowOnFailure.WithMaxTest(200), Prop.forAll (Arb.fromGen (clusterCaseGen 1)) property)
 
-[<Fact>]
 let ``property: nodes booting one by one and meeting by heartbeats end following the highest id in one epoch`` () =
     let property (ids: NodeId list, seed: int) =
         let random = Random seed
@@ -283,7 +264,6 @@ let ``property: nodes booting one by one and meeting by heartbeats end following
 
     Check.One(Config.QuickThrowOnFailure.WithMaxTest(200), Prop.forAll (Arb.fromGen (clusterCaseGen 1)) property)
 
-[<Fact>]
 let ``property: after the leader crashes and is suspected by ticks, the next highest id wins`` () =
     let property (ids: NodeId list, seed: int) =
         let random = Random seed
@@ -298,7 +278,6 @@ let ``property: after the leader crashes and is suspected by ticks, the next hig
 
     Check.One(Config.QuickThrowOnFailure.WithMaxTest(200), Prop.forAll (Arb.fromGen (clusterCaseGen 2)) property)
 
-[<Fact>]
 let ``property: a crashed leader that restarts rejoins and, being the highest id, is elected again`` () =
     let property (ids: NodeId list, seed: int) =
         let random = Random seed
@@ -318,7 +297,6 @@ let ``property: a crashed leader that restarts rejoins and, being the highest id
 
     Check.One(Config.QuickThrowOnFailure.WithMaxTest(200), Prop.forAll (Arb.fromGen (clusterCaseGen 2)) property)
 
-[<Fact>]
 let ``property: after the leader leaves on purpose, the next highest id wins without waiting for suspicion`` () =
     let property (ids: NodeId list, seed: int) =
         let random = Random seed
@@ -337,7 +315,6 @@ let ``property: after the leader leaves on purpose, the next highest id wins wit
 
     Check.One(Config.QuickThrowOnFailure.WithMaxTest(200), Prop.forAll (Arb.fromGen (clusterCaseGen 2)) property)
 
-[<Fact>]
 let ``property: with all n nodes starting in one epoch on a stable ring, at most n(n+1)/2 election messages are sent`` () =
     let caseGen =
         gen {
@@ -368,7 +345,6 @@ let ``property: with all n nodes starting in one epoch on a stable ring, at most
 
     Check.One(Config.QuickThrowOnFailure.WithMaxTest(200), Prop.forAll (Arb.fromGen caseGen) property)
 
-[<Fact>]
 let ``scenario: a stale election message arriving after the new leader is chosen changes nothing`` () =
     let ids = [ 1; 2; 3; 4 ]
     let seed = 7
@@ -385,3 +361,60 @@ let ``scenario: a stale election message arriving after the new leader is chosen
 
     Assert.Equal<Map<NodeId, Coordination>>(settled.Nodes, after.Nodes)
     Assert.Empty after.InFlight
+
+// ---------------------------------------------------------------------------------------------
+
+[<Tests>]
+let tests =
+    testList "Election" [
+        testCase "successor: the next higher id in the view"
+            ``successor: the next higher id in the view``
+        testCase "successor: the highest id wraps around to the lowest"
+            ``successor: the highest id wraps around to the lowest``
+        testCase "successor: a node alone is its own successor"
+            ``successor: a node alone is its own successor``
+        testCase "successor: ids compare as integers, not as text"
+            ``successor: ids compare as integers, not as text``
+        testCase "startElection: opens the next epoch as a participant and sends its own id to the successor"
+            ``startElection: opens the next epoch as a participant and sends its own id to the successor``
+        testCase "startElection: does nothing while already a participant or while following the highest id"
+            ``startElection: does nothing while already a participant or while following the highest id``
+        testCase "needsElection: a leader that is not the highest id in view calls for an election"
+            ``needsElection: a leader that is not the highest id in view calls for an election``
+        testCase "recvElection: a higher candidate is forwarded and makes the node a participant"
+            ``recvElection: a higher candidate is forwarded and makes the node a participant``
+        testCase "recvElection: a lower candidate is replaced by the node's own id once per round"
+            ``recvElection: a lower candidate is replaced by the node's own id once per round``
+        testCase "recvElection: the node's own id coming back wins and announces the leader"
+            ``recvElection: the node's own id coming back wins and announces the leader``
+        testCase "recvElection: a newer epoch supersedes the round in progress and the leader followed"
+            ``recvElection: a newer epoch supersedes the round in progress and the leader followed``
+        testCase "recvElection: a candidate that has left the view is dropped and the node leaves the round"
+            ``recvElection: a candidate that has left the view is dropped and the node leaves the round``
+        testCase "recvElection: a newer round from a candidate not yet in the view is dropped but its epoch adopted"
+            ``recvElection: a newer round from a candidate not yet in the view is dropped but its epoch adopted``
+        testCase "recvLeader: a follower adopts the leader and passes the announcement on"
+            ``recvLeader: a follower adopts the leader and passes the announcement on``
+        testCase "recvLeader: the announcement stops when it is back at the leader"
+            ``recvLeader: the announcement stops when it is back at the leader``
+        testCase "property: an election or leader message of an older epoch changes nothing and sends nothing"
+            ``property: an election or leader message of an older epoch changes nothing and sends nothing``
+        testCase "property: an election or leader message of a round already decided changes nothing and sends nothing"
+            ``property: an election or leader message of a round already decided changes nothing and sends nothing``
+        testCase "property: every election transition keeps the invariants and never lowers the epoch"
+            ``property: every election transition keeps the invariants and never lowers the epoch``
+        testCase "property: on any ring of 1-7 nodes with full views, every node ends following the highest id in one epoch"
+            ``property: on any ring of 1-7 nodes with full views, every node ends following the highest id in one epoch``
+        testCase "property: nodes booting one by one and meeting by heartbeats end following the highest id in one epoch"
+            ``property: nodes booting one by one and meeting by heartbeats end following the highest id in one epoch``
+        testCase "property: after the leader crashes and is suspected by ticks, the next highest id wins"
+            ``property: after the leader crashes and is suspected by ticks, the next highest id wins``
+        testCase "property: a crashed leader that restarts rejoins and, being the highest id, is elected again"
+            ``property: a crashed leader that restarts rejoins and, being the highest id, is elected again``
+        testCase "property: after the leader leaves on purpose, the next highest id wins without waiting for suspicion"
+            ``property: after the leader leaves on purpose, the next highest id wins without waiting for suspicion``
+        testCase "property: with all n nodes starting in one epoch on a stable ring, at most n(n+1)/2 election messages are sent"
+            ``property: with all n nodes starting in one epoch on a stable ring, at most n(n+1)/2 election messages are sent``
+        testCase "scenario: a stale election message arriving after the new leader is chosen changes nothing"
+            ``scenario: a stale election message arriving after the new leader is chosen changes nothing``
+    ]

@@ -2,6 +2,7 @@
 /// init / act / check parts, and FsCheck properties for the suspicion rule.
 module FormalChat.Protocol.Tests.FailureDetectorTests
 
+open Expecto
 open FormalChat.Protocol
 open FsCheck
 open FsCheck.FSharp
@@ -17,7 +18,6 @@ let private knowing (self: NodeId) (peers: NodeId list) : Coordination =
 // ---------------------------------------------------------------------------------------------
 // Init.
 
-[<Fact>]
 let ``init: a node starts alone in epoch 0 with no leader and no round`` () =
     let state = Coordination.init 4
 
@@ -32,7 +32,6 @@ let ``init: a node starts alone in epoch 0 with no leader and no round`` () =
 // ---------------------------------------------------------------------------------------------
 // RecvHeartbeat.
 
-[<Fact>]
 let ``recvHeartbeat: a heartbeat from an unknown node adds it to the view with age 0`` () =
     let state = Coordination.init 1
 
@@ -42,7 +41,6 @@ let ``recvHeartbeat: a heartbeat from an unknown node adds it to the view with a
     Assert.Equal(Some 0, next.Age.TryFind 2)
     assertValid next
 
-[<Fact>]
 let ``recvHeartbeat: a heartbeat from an unknown node abandons the running round`` () =
     let state, _ = Election.startElection (knowing 1 [ 2 ])
     Assert.True state.Participant
@@ -54,7 +52,6 @@ let ``recvHeartbeat: a heartbeat from an unknown node abandons the running round
     Assert.Equal(state.Epoch, next.Epoch)
     assertValid next
 
-[<Fact>]
 let ``recvHeartbeat: a heartbeat from a known node keeps the running round`` () =
     let state, _ = Election.startElection (knowing 1 [ 2 ])
 
@@ -63,7 +60,6 @@ let ``recvHeartbeat: a heartbeat from a known node keeps the running round`` () 
     Assert.True next.Participant
     Assert.Equal<Set<NodeId>>(state.View, next.View)
 
-[<Fact>]
 let ``recvHeartbeat: a heartbeat from a known node resets its age to 0`` () =
     let state = knowing 1 [ 2; 3 ] |> FailureDetector.tick 5 |> FailureDetector.tick 5
     Assert.Equal(Some 2, state.Age.TryFind 2)
@@ -73,7 +69,6 @@ let ``recvHeartbeat: a heartbeat from a known node resets its age to 0`` () =
     Assert.Equal(Some 0, next.Age.TryFind 2)
     Assert.Equal(Some 2, next.Age.TryFind 3)
 
-[<Fact>]
 let ``recvHeartbeat: a leader of a newer epoch is adopted, ending any round`` () =
     let state, _ = Election.startElection (knowing 1 [ 2; 3 ])
     Assert.Equal(1, state.Epoch)
@@ -85,7 +80,6 @@ let ``recvHeartbeat: a leader of a newer epoch is adopted, ending any round`` ()
     Assert.False next.Participant
     assertValid next
 
-[<Fact>]
 let ``recvHeartbeat: a newer epoch without a leader is not adopted`` () =
     let state = knowing 1 [ 2 ]
 
@@ -94,7 +88,6 @@ let ``recvHeartbeat: a newer epoch without a leader is not adopted`` () =
     Assert.Equal(0, next.Epoch)
     Assert.Equal(None, next.Leader)
 
-[<Fact>]
 let ``recvHeartbeat: a leader of an older epoch changes neither leader nor epoch`` () =
     let following = { knowing 1 [ 2; 3 ] with Epoch = 4; Leader = Some 3 }
     let electing = { knowing 1 [ 2; 3 ] with Epoch = 4; Participant = true }
@@ -104,7 +97,6 @@ let ``recvHeartbeat: a leader of an older epoch changes neither leader nor epoch
             let next = FailureDetector.recvHeartbeat 2 epoch (Some 2) state
             Assert.Equal({ state with Age = state.Age.Add(2, 0) }, next)
 
-[<Fact>]
 let ``recvHeartbeat: a different leader of the same epoch does not replace the leader followed`` () =
     let following = { knowing 1 [ 2; 3 ] with Epoch = 4; Leader = Some 3 }
 
@@ -112,7 +104,6 @@ let ``recvHeartbeat: a different leader of the same epoch does not replace the l
 
     Assert.Equal({ following with Age = following.Age.Add(2, 0) }, next)
 
-[<Fact>]
 let ``recvHeartbeat: the leader of this epoch is adopted while no leader is known`` () =
     let electing = { knowing 1 [ 2; 3 ] with Epoch = 4; Participant = true }
 
@@ -123,7 +114,6 @@ let ``recvHeartbeat: the leader of this epoch is adopted while no leader is know
     Assert.False next.Participant
     assertValid next
 
-[<Fact>]
 let ``recvHeartbeat: a node's own heartbeat is ignored`` () =
     let state = knowing 1 [ 2 ] |> FailureDetector.tick 5
 
@@ -134,7 +124,6 @@ let ``recvHeartbeat: a node's own heartbeat is ignored`` () =
 // ---------------------------------------------------------------------------------------------
 // Tick.
 
-[<Fact>]
 let ``tick: ages every peer by one`` () =
     let state = knowing 1 [ 2; 3 ]
 
@@ -143,13 +132,11 @@ let ``tick: ages every peer by one`` () =
     Assert.Equal<Map<NodeId, int>>(Map.ofList [ 2, 1; 3, 1 ], next.Age)
     assertValid next
 
-[<Fact>]
 let ``tick: a node alone stays alone and unchanged`` () =
     let state = Coordination.init 1
 
     Assert.Equal(state, FailureDetector.tick 1 state)
 
-[<Fact>]
 let ``tick: the K-th missed heartbeat removes the peer from view and age, and abandons the round`` () =
     let state = knowing 1 [ 2; 3 ] |> FailureDetector.tick 2
     let state, _ = Election.startElection state
@@ -162,7 +149,6 @@ let ``tick: the K-th missed heartbeat removes the peer from view and age, and ab
     Assert.False next.Participant
     assertValid next
 
-[<Fact>]
 let ``tick: suspecting the leader keeps its name until an election replaces it`` () =
     let state = { knowing 1 [ 3 ] with Epoch = 2; Leader = Some 3 }
 
@@ -175,7 +161,6 @@ let ``tick: suspecting the leader keeps its name until an election replaces it``
 // ---------------------------------------------------------------------------------------------
 // RecvLeave.
 
-[<Fact>]
 let ``recvLeave: a leaving peer is removed at once, with its age, and the round is abandoned`` () =
     let state, _ = Election.startElection (knowing 1 [ 2; 3 ])
 
@@ -186,7 +171,6 @@ let ``recvLeave: a leaving peer is removed at once, with its age, and the round 
     Assert.False next.Participant
     assertValid next
 
-[<Fact>]
 let ``recvLeave: a leave from an unknown node or from self changes nothing`` () =
     let state, _ = Election.startElection (knowing 1 [ 2 ])
 
@@ -243,7 +227,6 @@ let private missedCaseGen : Gen<MissedCase> =
         return { K = k; History = history; Between = between }
     }
 
-[<Fact>]
 let ``property: for K in 1..6 a peer that heartbeated is kept through K-1 ticks and suspected at the K-th`` () =
     let property (case: MissedCase) =
         let k = case.K
@@ -263,7 +246,6 @@ let ``property: for K in 1..6 a peer that heartbeated is kept through K-1 ticks 
 
     Check.One(Config.QuickThrowOnFailure.WithMaxTest(300), Prop.forAll (Arb.fromGen missedCaseGen) property)
 
-[<Fact>]
 let ``property: a heartbeat never shrinks the view, and always puts its sender in it with age 0`` () =
     let caseGen =
         gen {
@@ -284,3 +266,48 @@ let ``property: a heartbeat never shrinks the view, and always puts its sender i
         Assert.True(next.Epoch >= state.Epoch, "epochs never go back")
 
     Check.One(Config.QuickThrowOnFailure.WithMaxTest(300), Prop.forAll (Arb.fromGen caseGen) property)
+
+// ---------------------------------------------------------------------------------------------
+
+[<Tests>]
+let tests =
+    testList "FailureDetector" [
+        testCase "init: a node starts alone in epoch 0 with no leader and no round"
+            ``init: a node starts alone in epoch 0 with no leader and no round``
+        testCase "recvHeartbeat: a heartbeat from an unknown node adds it to the view with age 0"
+            ``recvHeartbeat: a heartbeat from an unknown node adds it to the view with age 0``
+        testCase "recvHeartbeat: a heartbeat from an unknown node abandons the running round"
+            ``recvHeartbeat: a heartbeat from an unknown node abandons the running round``
+        testCase "recvHeartbeat: a heartbeat from a known node keeps the running round"
+            ``recvHeartbeat: a heartbeat from a known node keeps the running round``
+        testCase "recvHeartbeat: a heartbeat from a known node resets its age to 0"
+            ``recvHeartbeat: a heartbeat from a known node resets its age to 0``
+        testCase "recvHeartbeat: a leader of a newer epoch is adopted, ending any round"
+            ``recvHeartbeat: a leader of a newer epoch is adopted, ending any round``
+        testCase "recvHeartbeat: a newer epoch without a leader is not adopted"
+            ``recvHeartbeat: a newer epoch without a leader is not adopted``
+        testCase "recvHeartbeat: a leader of an older epoch changes neither leader nor epoch"
+            ``recvHeartbeat: a leader of an older epoch changes neither leader nor epoch``
+        testCase "recvHeartbeat: a different leader of the same epoch does not replace the leader followed"
+            ``recvHeartbeat: a different leader of the same epoch does not replace the leader followed``
+        testCase "recvHeartbeat: the leader of this epoch is adopted while no leader is known"
+            ``recvHeartbeat: the leader of this epoch is adopted while no leader is known``
+        testCase "recvHeartbeat: a node's own heartbeat is ignored"
+            ``recvHeartbeat: a node's own heartbeat is ignored``
+        testCase "tick: ages every peer by one"
+            ``tick: ages every peer by one``
+        testCase "tick: a node alone stays alone and unchanged"
+            ``tick: a node alone stays alone and unchanged``
+        testCase "tick: the K-th missed heartbeat removes the peer from view and age, and abandons the round"
+            ``tick: the K-th missed heartbeat removes the peer from view and age, and abandons the round``
+        testCase "tick: suspecting the leader keeps its name until an election replaces it"
+            ``tick: suspecting the leader keeps its name until an election replaces it``
+        testCase "recvLeave: a leaving peer is removed at once, with its age, and the round is abandoned"
+            ``recvLeave: a leaving peer is removed at once, with its age, and the round is abandoned``
+        testCase "recvLeave: a leave from an unknown node or from self changes nothing"
+            ``recvLeave: a leave from an unknown node or from self changes nothing``
+        testCase "property: for K in 1..6 a peer that heartbeated is kept through K-1 ticks and suspected at the K-th"
+            ``property: for K in 1..6 a peer that heartbeated is kept through K-1 ticks and suspected at the K-th``
+        testCase "property: a heartbeat never shrinks the view, and always puts its sender in it with age 0"
+            ``property: a heartbeat never shrinks the view, and always puts its sender in it with age 0``
+    ]

@@ -3,6 +3,7 @@
 /// properties for ReassignRooms.
 module FormalChat.Protocol.Tests.PlacementTests
 
+open Expecto
 open FormalChat.Protocol
 open FsCheck
 open FsCheck.FSharp
@@ -33,7 +34,6 @@ let private placements (rooms: (RoomName * NodeId) list) : Placement.Placements 
 // ---------------------------------------------------------------------------------------------
 // LeastLoaded.
 
-[<Fact>]
 let ``leastLoaded: the node owning the fewest rooms wins, whatever its clients`` () =
     let owned = placements [ "#a", 1; "#b", 1; "#c", 3 ]
 
@@ -42,18 +42,15 @@ let ``leastLoaded: the node owning the fewest rooms wins, whatever its clients``
     Assert.Equal<int list>([ 2; 0; 1 ], [ for node in 1..3 -> Placement.roomsOwned owned node ])
     Assert.Equal(2, chosen)
 
-[<Fact>]
 let ``leastLoaded: with equal rooms the node with the fewest clients wins`` () =
     let owned = placements [ "#a", 1; "#b", 2; "#c", 3 ]
 
     Assert.Equal(2, Placement.leastLoaded (clientsFrom [ 1, 5; 2, 1; 3, 4 ]) owned leader3)
 
-[<Fact>]
 let ``leastLoaded: with equal rooms and clients the lowest id wins`` () =
     Assert.Equal(1, Placement.leastLoaded (clientsFrom [ 1, 2; 2, 2; 3, 2 ]) Map.empty leader3)
     Assert.Equal(2, Placement.leastLoaded (clientsFrom [ 1, 3; 2, 2; 3, 2 ]) Map.empty leader3)
 
-[<Fact>]
 let ``leastLoaded: only nodes in the view count, and rooms on departed nodes load nobody`` () =
     let owned = placements [ "#a", 1; "#b", 2; "#c", 9; "#d", 9 ]
 
@@ -62,7 +59,6 @@ let ``leastLoaded: only nodes in the view count, and rooms on departed nodes loa
 // ---------------------------------------------------------------------------------------------
 // RequestRoom.
 
-[<Fact>]
 let ``requestRoom: a room nobody owns is asked of the leader`` () =
     let follower = coordination 1 [ 2; 3 ] (Some 3) 2
 
@@ -70,7 +66,6 @@ let ``requestRoom: a room nobody owns is asked of the leader`` () =
 
     Assert.Equal<Sent list>([ { To = 3; Message = PlacementRequested("#dev", 1) } ], sent)
 
-[<Fact>]
 let ``requestRoom: a room whose owner left the view is asked of the leader`` () =
     let follower = coordination 1 [ 3 ] (Some 3) 2
 
@@ -78,7 +73,6 @@ let ``requestRoom: a room whose owner left the view is asked of the leader`` () 
 
     Assert.Equal<Sent list>([ { To = 3; Message = PlacementRequested("#dev", 1) } ], sent)
 
-[<Fact>]
 let ``requestRoom: nothing is sent for a room on a live owner, or while there is no leader`` () =
     let follower = coordination 1 [ 2; 3 ] (Some 3) 2
     let electing = coordination 1 [ 2; 3 ] None 2
@@ -86,14 +80,12 @@ let ``requestRoom: nothing is sent for a room on a live owner, or while there is
     Assert.Empty(Placement.requestRoom "#dev" (placements [ "#dev", 2 ]) follower)
     Assert.Empty(Placement.requestRoom "#dev" Map.empty electing)
 
-[<Fact>]
 let ``requestRoom: the leader asks itself`` () =
     Assert.Equal<Sent list>([ { To = 3; Message = PlacementRequested("#dev", 3) } ], Placement.requestRoom "#dev" Map.empty leader3)
 
 // ---------------------------------------------------------------------------------------------
 // AssignRoom.
 
-[<Fact>]
 let ``assignRoom: the leader places a new room on the least-loaded node in its epoch and tells every other node`` () =
     let next, sent = Placement.assignRoom (clientsFrom [ 1, 4; 2, 1; 3, 2 ]) 17L 1 "#dev" Map.empty leader3
 
@@ -103,14 +95,12 @@ let ``assignRoom: the leader places a new room on the least-loaded node in its e
         [ { To = 1; Message = RoomAssigned("#dev", placement) }; { To = 2; Message = RoomAssigned("#dev", placement) } ],
         sent)
 
-[<Fact>]
 let ``assignRoom: a node that is not the leader assigns nothing`` () =
     for follower in [ coordination 1 [ 2; 3 ] (Some 3) 2; coordination 1 [ 2; 3 ] None 2 ] do
         let before = placements [ "#a", 9 ]
         Assert.Equal((before, []), Placement.assignRoom noClients 0L 1 "#dev" before follower)
         Assert.Equal((before, []), Placement.assignRoom noClients 0L 1 "#a" before follower)
 
-[<Fact>]
 let ``assignRoom: a room on a live owner is not moved, only re-announced to the node that asked`` () =
     let before = Map.ofList [ "#dev", { Owner = 1; Epoch = 1; Version = 1; LastSeq = 0L } ]
 
@@ -119,13 +109,11 @@ let ``assignRoom: a room on a live owner is not moved, only re-announced to the 
     Assert.Equal<Placement.Placements>(before, next)
     Assert.Equal<Sent list>([ { To = 2; Message = RoomAssigned("#dev", before["#dev"]) } ], sent)
 
-[<Fact>]
 let ``assignRoom: a room on a live owner asked for by the leader itself sends nothing`` () =
     let before = placements [ "#dev", 1 ]
 
     Assert.Equal((before, []), Placement.assignRoom noClients 0L 3 "#dev" before leader3)
 
-[<Fact>]
 let ``assignRoom: a room whose owner left the view is moved, carrying the last sequence number`` () =
     let before = Map.ofList [ "#dev", { Owner = 9; Epoch = 1; Version = 1; LastSeq = 5L } ]
 
@@ -137,11 +125,9 @@ let ``assignRoom: a room whose owner left the view is moved, carrying the last s
 // ---------------------------------------------------------------------------------------------
 // RecvAssignment.
 
-[<Fact>]
 let ``recvAssignment: a room not placed yet takes the assignment`` () =
     Assert.Equal(Some(placedOn 2 1), (Placement.recvAssignment "#dev" (placedOn 2 1) Map.empty).TryFind "#dev")
 
-[<Fact>]
 let ``recvAssignment: a newer epoch or a later version of the same epoch replaces; anything else is ignored`` () =
     let current = Map.ofList [ "#dev", placedOn 2 5 ]
     let later = { placedOn 1 5 with Version = 2 }
@@ -151,7 +137,6 @@ let ``recvAssignment: a newer epoch or a later version of the same epoch replace
     Assert.Equal(placedOn 2 5, (Placement.recvAssignment "#dev" (placedOn 1 5) current)["#dev"])
     Assert.Equal(later, (Placement.recvAssignment "#dev" later current)["#dev"])
 
-[<Fact>]
 let ``recvAssignment: other rooms are untouched`` () =
     let current = placements [ "#a", 1; "#b", 2 ]
 
@@ -162,7 +147,6 @@ let ``recvAssignment: other rooms are untouched`` () =
 // ---------------------------------------------------------------------------------------------
 // ReassignRooms.
 
-[<Fact>]
 let ``reassignRooms: every room whose owner left the view moves, rooms on live owners stay`` () =
     let before =
         Map.ofList
@@ -180,7 +164,6 @@ let ``reassignRooms: every room whose owner left the view moves, rooms on live o
     Assert.Equal({ Owner = 3; Epoch = 2; Version = 2; LastSeq = 0L }, next["#b"])
     Assert.Equal(4, sent.Length)
 
-[<Fact>]
 let ``reassignRooms: a follower moves nothing`` () =
     let follower = coordination 1 [ 2 ] (Some 2) 2
     let before = placements [ "#a", 9 ]
@@ -205,7 +188,6 @@ let private reassignCaseGen (allDeparted: bool) : Gen<ReassignCase> =
 
 let private leaderOf (case: ReassignCase) = coordination 8 case.View (Some 8) 3
 
-[<Fact>]
 let ``property: after reassignRooms every room's owner is in the view, and rooms on live owners did not move`` () =
     let property (case: ReassignCase) =
         let state = leaderOf case
@@ -220,7 +202,6 @@ let ``property: after reassignRooms every room's owner is in the view, and rooms
 
     Check.One(Config.QuickThrowOnFailure.WithMaxTest(300), Prop.forAll (Arb.fromGen (reassignCaseGen false)) property)
 
-[<Fact>]
 let ``property: rooms that all need a new owner, with equal clients everywhere, are spread within one of each other`` () =
     let property (case: ReassignCase) =
         let state = leaderOf case
@@ -229,3 +210,50 @@ let ``property: rooms that all need a new owner, with equal clients everywhere, 
         Assert.True(List.max counts - List.min counts <= 1, $"room counts {counts} over view {state.View}")
 
     Check.One(Config.QuickThrowOnFailure.WithMaxTest(300), Prop.forAll (Arb.fromGen (reassignCaseGen true)) property)
+
+// ---------------------------------------------------------------------------------------------
+
+[<Tests>]
+let tests =
+    testList "Placement" [
+        testCase "leastLoaded: the node owning the fewest rooms wins, whatever its clients"
+            ``leastLoaded: the node owning the fewest rooms wins, whatever its clients``
+        testCase "leastLoaded: with equal rooms the node with the fewest clients wins"
+            ``leastLoaded: with equal rooms the node with the fewest clients wins``
+        testCase "leastLoaded: with equal rooms and clients the lowest id wins"
+            ``leastLoaded: with equal rooms and clients the lowest id wins``
+        testCase "leastLoaded: only nodes in the view count, and rooms on departed nodes load nobody"
+            ``leastLoaded: only nodes in the view count, and rooms on departed nodes load nobody``
+        testCase "requestRoom: a room nobody owns is asked of the leader"
+            ``requestRoom: a room nobody owns is asked of the leader``
+        testCase "requestRoom: a room whose owner left the view is asked of the leader"
+            ``requestRoom: a room whose owner left the view is asked of the leader``
+        testCase "requestRoom: nothing is sent for a room on a live owner, or while there is no leader"
+            ``requestRoom: nothing is sent for a room on a live owner, or while there is no leader``
+        testCase "requestRoom: the leader asks itself"
+            ``requestRoom: the leader asks itself``
+        testCase "assignRoom: the leader places a new room on the least-loaded node in its epoch and tells every other node"
+            ``assignRoom: the leader places a new room on the least-loaded node in its epoch and tells every other node``
+        testCase "assignRoom: a node that is not the leader assigns nothing"
+            ``assignRoom: a node that is not the leader assigns nothing``
+        testCase "assignRoom: a room on a live owner is not moved, only re-announced to the node that asked"
+            ``assignRoom: a room on a live owner is not moved, only re-announced to the node that asked``
+        testCase "assignRoom: a room on a live owner asked for by the leader itself sends nothing"
+            ``assignRoom: a room on a live owner asked for by the leader itself sends nothing``
+        testCase "assignRoom: a room whose owner left the view is moved, carrying the last sequence number"
+            ``assignRoom: a room whose owner left the view is moved, carrying the last sequence number``
+        testCase "recvAssignment: a room not placed yet takes the assignment"
+            ``recvAssignment: a room not placed yet takes the assignment``
+        testCase "recvAssignment: a newer epoch or a later version of the same epoch replaces; anything else is ignored"
+            ``recvAssignment: a newer epoch or a later version of the same epoch replaces; anything else is ignored``
+        testCase "recvAssignment: other rooms are untouched"
+            ``recvAssignment: other rooms are untouched``
+        testCase "reassignRooms: every room whose owner left the view moves, rooms on live owners stay"
+            ``reassignRooms: every room whose owner left the view moves, rooms on live owners stay``
+        testCase "reassignRooms: a follower moves nothing"
+            ``reassignRooms: a follower moves nothing``
+        testCase "property: after reassignRooms every room's owner is in the view, and rooms on live owners did not move"
+            ``property: after reassignRooms every room's owner is in the view, and rooms on live owners did not move``
+        testCase "property: rooms that all need a new owner, with equal clients everywhere, are spread within one of each other"
+            ``property: rooms that all need a new owner, with equal clients everywhere, are spread within one of each other``
+    ]

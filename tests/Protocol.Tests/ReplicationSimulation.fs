@@ -9,7 +9,7 @@
 ///     FORMALCHAT_SIM_STEPS=<n>      the total budget (default 2,000,000; 5,000 steps a seed)
 ///     FORMALCHAT_SIM_FIRST_SEED=<n> the first seed of the window (default 1)
 ///     FORMALCHAT_SIM_FAULTS=all     add the faults outside the promise (below)
-/// e.g. FORMALCHAT_SIM_SEED=42 dotnet test tests/Protocol.Tests -c Release --filter ReplicationSimulation
+/// e.g. FORMALCHAT_SIM_SEED=42 dotnet run --project tests/Protocol.Tests -c Release -- --filter ReplicationSimulation
 ///
 /// A step is one event taken from the queue: a tick, a peer message or heartbeat arriving, a
 /// client request or reply arriving, a client's timer. The network, disks and clients are in
@@ -54,13 +54,13 @@ module FormalChat.Protocol.Tests.ReplicationSimulation
 open System
 open System.Diagnostics
 open System.Threading.Tasks
+open Expecto
 open FormalChat.Protocol
 open FormalChat.Protocol.NodeState
 open FormalChat.Protocol.Tests.SimNetwork
 open FormalChat.Protocol.Tests.SimChecks
 open FormalChat.Protocol.Tests.SimClients
 open Xunit
-open Xunit.Abstractions
 
 type FaultKind =
     /// A silent crash; the node restarts from its disk once the others have noticed (more than
@@ -325,7 +325,7 @@ let run (settings: Settings) (seed: int) : RunResult =
             [ $"simulation failed: {reason}"
               $"seed {seed}: {nodeCount} nodes, {clients.Length} clients, step {net.Counters.Steps}, virtual time {net.Now} ms, %A{control.Value}"
               let faults = if settings.Faults = allFaults then "FORMALCHAT_SIM_FAULTS=all " else ""
-              $"replay: {faults}FORMALCHAT_SIM_SEED={seed} dotnet test tests/Protocol.Tests -c Release --filter ReplicationSimulation"
+              $"replay: {faults}FORMALCHAT_SIM_SEED={seed} dotnet run --project tests/Protocol.Tests -c Release -- --filter ReplicationSimulation"
               "nodes:" ]
         String.Join(
             "\n",
@@ -470,33 +470,42 @@ let runSeeds (settings: Settings) (seeds: int list) : RunResult list * TimeSpan 
           | Result.Error _ -> () ],
     clock.Elapsed
 
-type Tests(output: ITestOutputHelper) =
+let ``ReplicationSimulation: two million steps over 400 seeds, invariants after every step`` () =
+    match envInt "FORMALCHAT_SIM_SEED" with
+    | Some seed ->
+        let clock = Stopwatch.StartNew()
+        let result =
+            try
+                replay seed
+            with SimulationFailed(_, report) ->
+                failwith report
+        Console.WriteLine(summary [ result ] clock.Elapsed)
+        Console.WriteLine $"%A{result}"
+    | None ->
+        let total = envInt "FORMALCHAT_SIM_STEPS" |> Option.defaultValue 2_000_000
+        let first = envInt "FORMALCHAT_SIM_FIRST_SEED" |> Option.defaultValue 1
+        let count = max 1 ((total + stepsPerSeed - 1) / stepsPerSeed)
+        let results, elapsed = runSeeds (currentSettings ()) [ first .. first + count - 1 ]
+        let line = summary results elapsed
+        Console.WriteLine line
+        Assert.True(results |> List.sumBy _.Steps >= total)
 
-    [<Fact>]
-    member _.``ReplicationSimulation: two million steps over 400 seeds, invariants after every step``() =
-        match envInt "FORMALCHAT_SIM_SEED" with
-        | Some seed ->
-            let clock = Stopwatch.StartNew()
-            let result =
-                try
-                    replay seed
-                with SimulationFailed(_, report) ->
-                    failwith report
-            output.WriteLine(summary [ result ] clock.Elapsed)
-            output.WriteLine $"%A{result}"
-        | None ->
-            let total = envInt "FORMALCHAT_SIM_STEPS" |> Option.defaultValue 2_000_000
-            let first = envInt "FORMALCHAT_SIM_FIRST_SEED" |> Option.defaultValue 1
-            let count = max 1 ((total + stepsPerSeed - 1) / stepsPerSeed)
-            let results, elapsed = runSeeds (currentSettings ()) [ first .. first + count - 1 ]
-            let line = summary results elapsed
-            output.WriteLine line
-            Console.WriteLine line
-            Assert.True(results |> List.sumBy _.Steps >= total)
+let ``ReplicationSimulation: a seed replays exactly`` () =
+    let once = run defaultSettings 42
+    let again = run defaultSettings 42
+    Assert.Equal(once, again)
+    Assert.True(once.Acked > 0, $"seed 42 acknowledged nothing: %A{once}")
 
-    [<Fact>]
-    member _.``ReplicationSimulation: a seed replays exactly``() =
-        let once = run defaultSettings 42
-        let again = run defaultSettings 42
-        Assert.Equal(once, again)
-        Assert.True(once.Acked > 0, $"seed 42 acknowledged nothing: %A{once}")
+// ---------------------------------------------------------------------------------------------
+
+// Sequenced: the 400-seed run spreads over every core itself, so this list runs after the others,
+// one test at a time (as xunit ran the two, one after the other).
+[<Tests>]
+let tests =
+    testSequenced
+    <| testList "ReplicationSimulation" [
+        testCase "ReplicationSimulation: two million steps over 400 seeds, invariants after every step"
+            ``ReplicationSimulation: two million steps over 400 seeds, invariants after every step``
+        testCase "ReplicationSimulation: a seed replays exactly"
+            ``ReplicationSimulation: a seed replays exactly``
+    ]

@@ -4,6 +4,7 @@
 /// cut off from the majority commits nothing.
 module FormalChat.Protocol.Tests.ReplicationTests
 
+open Expecto
 open FormalChat.Protocol
 open FormalChat.Protocol.NodeState
 open FormalChat.Protocol.Tests.Simulation
@@ -24,7 +25,6 @@ let private coordination (self: NodeId) (view: NodeId list) (leader: NodeId) : C
 // ---------------------------------------------------------------------------------------------
 // The pure functions.
 
-[<Fact>]
 let ``hasQuorum: a majority of the known nodes, or a cluster of at most two`` () =
     Assert.True(Replication.hasQuorum 3 (coordination 1 [ 1; 2 ] 2))
     Assert.False(Replication.hasQuorum 3 (coordination 1 [ 1 ] 1))
@@ -32,7 +32,6 @@ let ``hasQuorum: a majority of the known nodes, or a cluster of at most two`` ()
     Assert.True(Replication.hasQuorum 2 (coordination 1 [ 1 ] 1))
     Assert.True(Replication.hasQuorum 1 (coordination 1 [ 1 ] 1))
 
-[<Fact>]
 let ``sequencePost: numbers continue after history and pending, and a retry is recognised either way`` () =
     let history = Rooms.ofMessages [ message 1L 11L; message 2L 12L ]
 
@@ -46,7 +45,6 @@ let ``sequencePost: numbers continue after history and pending, and a retry is r
     Assert.Equal(Replication.AlreadyPending, retryPending)
     Assert.Equal(Replication.AlreadyCommitted(message 2L 12L), retryCommitted)
 
-[<Fact>]
 let ``commit: everything without a backup only when alone, what the backup stored with one, nothing without a quorum`` () =
     let primary = { Replication.emptyPrimary with Pending = [ message 1L 1L; message 2L 2L; message 3L 3L ] }
     let synced = { primary with SyncedVersion = 4; Stored = Some 2L }
@@ -64,7 +62,6 @@ let ``commit: everything without a backup only when alone, what the backup store
     // A confirmation for an earlier backup counts for nothing.
     Assert.Empty(fst (Replication.commit true false (Some(backupOn 3 5)) synced))
 
-[<Fact>]
 let ``syncBackup: a new backup gets the history and the pending messages once, and nothing commits until it confirms`` () =
     let history = Rooms.ofMessages [ message 1L 1L ]
     let primary = { Replication.emptyPrimary with Pending = [ message 2L 2L ] }
@@ -78,13 +75,11 @@ let ``syncBackup: a new backup gets the history and the pending messages once, a
     Assert.True(Replication.isUpToDate (Some(backupOn 2 1)) (Replication.recvStored 1 2L synced))
     Assert.False(Replication.isUpToDate (Some(backupOn 2 1)) (Replication.recvStored 7 2L synced))
 
-[<Fact>]
 let ``storeReplica: only the message right after what the backup holds`` () =
     Assert.Equal(Some [ message 3L 3L ], Replication.storeReplica (message 3L 3L) 2L [])
     Assert.Equal(None, Replication.storeReplica (message 5L 5L) 2L [])
     Assert.Equal(None, Replication.storeReplica (message 2L 2L) 2L [])
 
-[<Fact>]
 let ``assignBackup: the leader picks the least-loaded other live node and never the owner`` () =
     let placements = Map.ofList [ "#dev", placement; "#ops", { placement with Owner = 2 } ]
     let leader = coordination 3 [ 1; 2; 3 ] 3
@@ -96,7 +91,6 @@ let ``assignBackup: the leader picks the least-loaded other live node and never 
     Assert.Equal(4, sent.Length)
     Assert.True(backups |> Map.forall (fun room backup -> backup.Owner = placements[room].Owner && backup.Owner <> backup.Backup))
 
-[<Fact>]
 let ``promoteBackup: an owner gone from the view is replaced by its live backup, with a newer placement`` () =
     let placements = Map.ofList [ "#dev", placement ]
     let backups = Map.ofList [ "#dev", backupOn 2 1 ]
@@ -108,7 +102,6 @@ let ``promoteBackup: an owner gone from the view is replaced by its live backup,
     Assert.Equal<Placement.Placements>(placements, unchanged)
     Assert.Empty(none)
 
-[<Fact>]
 let ``adopt: the owner's messages extend an agreeing history and replace a disagreeing one`` () =
     let history = Rooms.ofMessages [ message 1L 1L; message 2L 2L ]
 
@@ -119,7 +112,6 @@ let ``adopt: the owner's messages extend an agreeing history and replace a disag
     // Something beyond what the owner committed was never committed: it goes too.
     Assert.True(match Rooms.adopt [ message 1L 1L ] history with Rooms.Replaces _ -> true | _ -> false)
 
-[<Fact>]
 let ``a state transfer of a full history of the longest messages fits in one peer frame`` () =
     let long = String.replicate ProtocolConfig.defaults.MaxTextLength "\u0001"
     let history = Rooms.ofMessages [ for seq in 1L .. int64 Rooms.historyCapacity -> { message seq seq with Text = long } ]
@@ -168,7 +160,6 @@ let private deliverFirst (matches: Nodes.InFlight -> bool) (net: Nodes.Net) : No
     let message = net.InFlight[index]
     { net with InFlight = List.removeAt index net.InFlight } |> Nodes.apply message.To (PeerMessageReceived message.Message)
 
-[<Fact>]
 let ``every room gets a backup on another node, and every node knows it`` () =
     let net = cluster ()
 
@@ -179,7 +170,6 @@ let ``every room gets a backup on another node, and every node knows it`` () =
             Assert.Equal(backup, net.States[node].Backups[room].Backup)
         Assert.True(Replication.isUpToDate (Some net.States[owner].Backups[room]) net.States[owner].Primaries[room])
 
-[<Fact>]
 let ``a message is shown to nobody, its sender included, until the backup has stored it`` () =
     let net = cluster ()
     let owner, backup = roles "#dev" net
@@ -192,7 +182,6 @@ let ``a message is shown to nobody, its sender included, until the backup has st
     for node in [ 1; 2; 3 ] do
         Assert.Equal<string list>([ "hello" ], shown node net)
 
-[<Fact>]
 let ``the backup writes a message to its log before it confirms it`` () =
     let net = cluster ()
     let owner, backup = roles "#dev" net
@@ -208,7 +197,6 @@ let ``the backup writes a message to its log before it confirms it`` () =
         Assert.Equal(stored.Seq, seq)
     | other -> failwith $"expected the write, then the confirmation; got {other}"
 
-[<Fact>]
 let ``when the owner dies after its backup stored a message, the promoted backup commits it and nothing is lost`` () =
     let net = cluster ()
     let owner, backup = roles "#dev" net
@@ -230,7 +218,6 @@ let ``when the owner dies after its backup stored a message, the promoted backup
     Assert.Equal(witness, newBackup.Backup)
     Assert.True(Replication.isUpToDate (Some newBackup) net.States[backup].Primaries["#dev"])
 
-[<Fact>]
 let ``a retry through another node after a failover is sequenced once`` () =
     let net = cluster ()
     let owner, _ = roles "#dev" net
@@ -241,7 +228,6 @@ let ``a retry through another node after a failover is sequenced once`` () =
 
     Assert.Equal<string list>([ "once" ], shown owner net)
 
-[<Fact>]
 let ``a node cut off from the majority commits nothing, and decides nothing as leader`` () =
     let net = cluster ()
     let owner, _ = roles "#dev" net
@@ -257,7 +243,6 @@ let ``a node cut off from the majority commits nothing, and decides nothing as l
     Assert.Equal(1, net.States[owner].Primaries["#dev"].Pending.Length)
     Assert.Contains("#dev", (clusterStatus net.States[owner]).Unreplicated)
 
-[<Fact>]
 let ``a room on a single node keeps serving and status says it has no up-to-date backup`` () =
     let net = Nodes.formed config [ 1 ] |> Nodes.connect 1 10 "ann" |> Nodes.settle |> Nodes.tickAll
 
@@ -266,7 +251,6 @@ let ``a room on a single node keeps serving and status says it has no up-to-date
     Assert.Equal<string list>([ "solo" ], Nodes.shown 10 Rooms.lobby net |> List.map _.Text)
     Assert.Equal<RoomName list>([ Rooms.lobby ], (clusterStatus net.States[1]).Unreplicated)
 
-[<Fact>]
 let ``a node that restarts reads its log back, and the owner's history replaces what it stored and nobody committed`` () =
     let logs = [ "#dev", [ message 1L 1L; message 2L 2L; { message 3L 3L with Text = "never committed" } ] ]
 
@@ -278,7 +262,6 @@ let ``a node that restarts reads its log back, and the owner's history replaces 
     Assert.Equal("committed", state.Histories["#dev"].Recent.Head.Text)
     Assert.Contains(RewriteLog("#dev", owners), effects)
 
-[<Fact>]
 let ``a node that missed messages asks the owner for them and shows them in order`` () =
     let net = cluster ()
     let owner, _ = roles "#dev" net
@@ -298,3 +281,46 @@ let ``a node that missed messages asks the owner for them and shows them in orde
     Assert.Equal<Effect list>([ SendToPeer(Nodes.infoOf owner, HistoryRequested("#dev", 1L, other)) ], asked)
     let texts = [ for effect in shownNow do match effect with SendToClients(_, Message m) -> m.Text | _ -> () ]
     Assert.Equal<string list>([ "two"; "three" ], texts)
+
+// ---------------------------------------------------------------------------------------------
+
+[<Tests>]
+let tests =
+    testList "Replication" [
+        testCase "hasQuorum: a majority of the known nodes, or a cluster of at most two"
+            ``hasQuorum: a majority of the known nodes, or a cluster of at most two``
+        testCase "sequencePost: numbers continue after history and pending, and a retry is recognised either way"
+            ``sequencePost: numbers continue after history and pending, and a retry is recognised either way``
+        testCase "commit: everything without a backup only when alone, what the backup stored with one, nothing without a quorum"
+            ``commit: everything without a backup only when alone, what the backup stored with one, nothing without a quorum``
+        testCase "syncBackup: a new backup gets the history and the pending messages once, and nothing commits until it confirms"
+            ``syncBackup: a new backup gets the history and the pending messages once, and nothing commits until it confirms``
+        testCase "storeReplica: only the message right after what the backup holds"
+            ``storeReplica: only the message right after what the backup holds``
+        testCase "assignBackup: the leader picks the least-loaded other live node and never the owner"
+            ``assignBackup: the leader picks the least-loaded other live node and never the owner``
+        testCase "promoteBackup: an owner gone from the view is replaced by its live backup, with a newer placement"
+            ``promoteBackup: an owner gone from the view is replaced by its live backup, with a newer placement``
+        testCase "adopt: the owner's messages extend an agreeing history and replace a disagreeing one"
+            ``adopt: the owner's messages extend an agreeing history and replace a disagreeing one``
+        testCase "a state transfer of a full history of the longest messages fits in one peer frame"
+            ``a state transfer of a full history of the longest messages fits in one peer frame``
+        testCase "every room gets a backup on another node, and every node knows it"
+            ``every room gets a backup on another node, and every node knows it``
+        testCase "a message is shown to nobody, its sender included, until the backup has stored it"
+            ``a message is shown to nobody, its sender included, until the backup has stored it``
+        testCase "the backup writes a message to its log before it confirms it"
+            ``the backup writes a message to its log before it confirms it``
+        testCase "when the owner dies after its backup stored a message, the promoted backup commits it and nothing is lost"
+            ``when the owner dies after its backup stored a message, the promoted backup commits it and nothing is lost``
+        testCase "a retry through another node after a failover is sequenced once"
+            ``a retry through another node after a failover is sequenced once``
+        testCase "a node cut off from the majority commits nothing, and decides nothing as leader"
+            ``a node cut off from the majority commits nothing, and decides nothing as leader``
+        testCase "a room on a single node keeps serving and status says it has no up-to-date backup"
+            ``a room on a single node keeps serving and status says it has no up-to-date backup``
+        testCase "a node that restarts reads its log back, and the owner's history replaces what it stored and nobody committed"
+            ``a node that restarts reads its log back, and the owner's history replaces what it stored and nobody committed``
+        testCase "a node that missed messages asks the owner for them and shows them in order"
+            ``a node that missed messages asks the owner for them and shows them in order``
+    ]

@@ -5,6 +5,7 @@
 module FormalChat.Protocol.Tests.RoomsTests
 
 open System
+open Expecto
 open FormalChat.Protocol
 open FormalChat.Protocol.NodeState
 open FormalChat.Protocol.Tests.Simulation
@@ -25,7 +26,6 @@ let private seqs (messages: RoomMessage list) : int64 list = messages |> List.ma
 // ---------------------------------------------------------------------------------------------
 // Rooms: record, since, last, alreadySequenced, sequence, validateRoomName.
 
-[<Fact>]
 let ``record: a newer message is kept and becomes LastSeq`` () =
     let history = historyOf 1L 2L
 
@@ -34,20 +34,17 @@ let ``record: a newer message is kept and becomes LastSeq`` () =
     Assert.Equal(Some 3L, next |> Option.map _.LastSeq)
     Assert.Equal<int64 list>([ 3L; 2L; 1L ], next.Value.Recent |> seqs)
 
-[<Fact>]
 let ``record: a message not newer than LastSeq is refused`` () =
     let history = historyOf 1L 5L
 
     Assert.Equal(None, Rooms.record (messageOf "#dev" 5L "bob" 0L) history)
     Assert.Equal(None, Rooms.record (messageOf "#dev" 2L "bob" 0L) history)
 
-[<Fact>]
 let ``record: a gap is accepted, the sequence goes on from the newest`` () =
     let next = Rooms.record (messageOf "#dev" 9L "bob" 0L) (historyOf 1L 2L)
 
     Assert.Equal(Some 9L, next |> Option.map _.LastSeq)
 
-[<Fact>]
 let ``record: history keeps at most historyCapacity messages, the newest`` () =
     let count = int64 Rooms.historyCapacity + 100L
 
@@ -58,7 +55,6 @@ let ``record: history keeps at most historyCapacity messages, the newest`` () =
     Assert.Equal(count, history.Recent.Head.Seq)
     Assert.Equal(101L, (List.last history.Recent).Seq)
 
-[<Fact>]
 let ``since: the messages after a sequence number, oldest first`` () =
     let history = historyOf 1L 6L
 
@@ -67,7 +63,6 @@ let ``since: the messages after a sequence number, oldest first`` () =
     Assert.Empty(Rooms.since 6L history)
     Assert.Empty(Rooms.since 99L history)
 
-[<Fact>]
 let ``last: the last n messages, oldest first`` () =
     let history = historyOf 1L 6L
 
@@ -75,7 +70,6 @@ let ``last: the last n messages, oldest first`` () =
     Assert.Equal<int64 list>([ 1L .. 6L ], Rooms.last 50 history |> seqs)
     Assert.Empty(Rooms.last 0 history)
 
-[<Fact>]
 let ``alreadySequenced: a retry is found by sender and client message id`` () =
     let history = historyOf 1L 6L
     let retry = { Room = "#dev"; From = "ann"; FromNode = 2; Text = "ann 4"; ClientMessageId = 4L }
@@ -84,14 +78,12 @@ let ``alreadySequenced: a retry is found by sender and client message id`` () =
     Assert.Equal(None, Rooms.alreadySequenced { retry with From = "bob" } history)
     Assert.Equal(None, Rooms.alreadySequenced { retry with ClientMessageId = 7L } history)
 
-[<Fact>]
 let ``alreadySequenced: id 0 means no id, and is never taken for a retry`` () =
     let history =
         (Rooms.record { messageOf "#dev" 1L "ann" 0L with Text = "hi" } Rooms.emptyHistory).Value
 
     Assert.Equal(None, Rooms.alreadySequenced { Room = "#dev"; From = "ann"; FromNode = 1; Text = "hi"; ClientMessageId = 0L } history)
 
-[<Fact>]
 let ``sequence: the next number continues from the newest of the history and the assignment`` () =
     let post = { Room = "#dev"; From = "ann"; FromNode = 2; Text = "hi"; ClientMessageId = 9L }
 
@@ -99,7 +91,6 @@ let ``sequence: the next number continues from the newest of the history and the
     Assert.Equal(41L, (Rooms.sequence post { Owner = 1; Epoch = 2; Version = 1; LastSeq = 40L } (historyOf 1L 6L)).Seq)
     Assert.Equal(1L, (Rooms.sequence post { Owner = 1; Epoch = 1; Version = 1; LastSeq = 0L } Rooms.emptyHistory).Seq)
 
-[<Fact>]
 let ``sequence: the message keeps the post's room, sender, node, text and id`` () =
     let post = { Room = "#dev"; From = "ann"; FromNode = 2; Text = "hi"; ClientMessageId = 9L }
 
@@ -107,23 +98,9 @@ let ``sequence: the message keeps the post's room, sender, node, text and id`` (
 
     Assert.Equal({ Room = "#dev"; Seq = 1L; From = "ann"; FromNode = 2; Text = "hi"; ClientMessageId = 9L }, message)
 
-[<Theory>]
-[<InlineData("#general", "#general")>]
-[<InlineData("#Dev", "#dev")>]
-[<InlineData("#a", "#a")>]
-[<InlineData("#under_score-dash9", "#under_score-dash9")>]
-[<InlineData("#abcdefghijklmnopqrstuvwxyz012345", "#abcdefghijklmnopqrstuvwxyz012345")>]
 let ``validateRoomName: a valid name is accepted, in lower case`` (name: string, expected: string) =
     Assert.Equal(Ok expected, Rooms.validateRoomName name)
 
-[<Theory>]
-[<InlineData("")>]
-[<InlineData("general")>]
-[<InlineData("#")>]
-[<InlineData("##")>]
-[<InlineData("#two words")>]
-[<InlineData("#émile")>]
-[<InlineData("#abcdefghijklmnopqrstuvwxyz0123456")>]
 let ``validateRoomName: an invalid name is refused with a reason`` (name: string) =
     match Rooms.validateRoomName name with
     | Ok room -> failwith $"accepted {room}"
@@ -152,7 +129,6 @@ let private errorsOf (client: ClientId) (net: Nodes.Net) : ErrorCode list =
 /// Nodes 1, 2, 3 led by 3; ann on node 1 (client 10) owns #lobby, ben on 2 (20), cat on 3 (30).
 let private threeWithUsers () : Nodes.Net = Nodes.threeWithUsers config
 
-[<Fact>]
 let ``a new room is placed by the leader on the node with the fewest rooms, then the fewest clients`` () =
     let net =
         Nodes.formed config [ 1; 2; 3 ]
@@ -178,7 +154,6 @@ let ``a new room is placed by the leader on the node with the fewest rooms, then
         Assert.Equal(Some 3, ownerOf "#ops" net node)
         Assert.Equal(net.States[3].Coordination.Epoch, net.States[node].Placements["#ops"].Epoch)
 
-[<Fact>]
 let ``rooms lists every room with its owner and members`` () =
     let net = threeWithUsers () |> Nodes.request 2 20 (Join "#dev") |> Nodes.settle |> Nodes.clearInboxes
 
@@ -192,7 +167,6 @@ let ``rooms lists every room with its owner and members`` () =
             rooms |> List.sortBy _.Room)
     | other -> failwith $"expected one RoomsListed, got {other}"
 
-[<Fact>]
 let ``members on three nodes see one order, with the same seqs and texts, under interleaved senders`` () =
     let random = Random 7
     let mutable net = threeWithUsers ()
@@ -213,7 +187,6 @@ let ``members on three nodes see one order, with the same seqs and texts, under 
         set [ for round in 1..5 do for _, _, nick in senders -> $"{nick} {round}" ],
         seen.Head |> List.map snd |> Set.ofList)
 
-[<Fact>]
 let ``join shows the last HistoryOnJoin messages of the room, oldest first`` () =
     let net =
         threeWithUsers ()
@@ -230,7 +203,6 @@ let ``join shows the last HistoryOnJoin messages of the room, oldest first`` () 
         Assert.Equal<(int64 * string) list>([ 3L, "dev 3"; 4L, "dev 4"; 5L, "dev 5" ], shownTexts 20 "#dev" net)
     | other -> failwith $"expected Joined then the history, got {other}"
 
-[<Fact>]
 let ``hello with a resume replays exactly the messages after the given seq, room by room`` () =
     let net = threeWithUsers () |> Nodes.request 1 10 (Join "#dev") |> Nodes.settle
     let net = [ 1..6 ] |> List.fold (fun net n -> say 1 10 Rooms.lobby $"lobby {n}" (int64 n) net |> Nodes.settle) net
@@ -249,7 +221,6 @@ let ``hello with a resume replays exactly the messages after the given seq, room
     Assert.Equal<(int64 * string) list>([ 2L, "dev 2" ], shownTexts 31 "#dev" net)
     Assert.Equal<Set<RoomName>>(set [ Rooms.lobby; "#dev" ], (Chat.namedSession 31 net.States[3].Chat).Value.Rooms)
 
-[<Fact>]
 let ``a retried post with the same client message id is shown once, also when retried through another node`` () =
     let net = threeWithUsers ()
     Assert.Equal(Some 1, ownerOf Rooms.lobby net 3)
@@ -272,7 +243,6 @@ let ``a retried post with the same client message id is shown once, also when re
         Assert.Equal(1L, (NodeState.historyOf Rooms.lobby net.States[node]).LastSeq)
         Assert.True(net.States[node].Unconfirmed |> Map.forall (fun _ posts -> posts.IsEmpty), $"node {node} still waits")
 
-[<Fact>]
 let ``a post that reaches the new owner before the owner's own assignment waits there and is sequenced when it arrives`` () =
     // Node 2, following leader 3, has not heard yet that #dev is placed on it; node 1 has, and
     // sends ann's post (the links 3->2 and 1->2 race).
@@ -302,7 +272,6 @@ let ``a post that reaches the new owner before the owner's own assignment waits 
     Assert.Contains(SendToPeer(Nodes.infoOf 3, RoomSequenced message), effects)
     Assert.Empty(placed.Unconfirmed["#dev"])
 
-[<Fact>]
 let ``when the owner crashes the leader reassigns its rooms, and the new owner continues the sequence`` () =
     let net = threeWithUsers ()
     let net = [ 1..3 ] |> List.fold (fun net n -> say 1 10 Rooms.lobby $"before {n}" (int64 n) net |> Nodes.settle) net
@@ -322,7 +291,6 @@ let ``when the owner crashes the leader reassigns its rooms, and the new owner c
             [ 1L, "before 1"; 2L, "before 2"; 3L, "before 3"; 4L, "after"; 5L, "after too" ],
             shownTexts client Rooms.lobby net)
 
-[<Fact>]
 let ``when the owner leaves on purpose a later post gets the room placed again and sequenced by the new owner`` () =
     let net = threeWithUsers ()
     let net = [ 1..3 ] |> List.fold (fun net n -> say 1 10 Rooms.lobby $"before {n}" (int64 n) net |> Nodes.settle) net
@@ -341,7 +309,6 @@ let ``when the owner leaves on purpose a later post gets the room placed again a
             [ 1L, "before 1"; 2L, "before 2"; 3L, "before 3"; 4L, "after" ],
             shownTexts client Rooms.lobby net)
 
-[<Fact>]
 let ``a node with 10 clients and a peer with none redirects the excess after K heartbeats, then waits K more`` () =
     let policy = { ThresholdPercent = 50; MaxRedirectsPerTick = 100 }
     let balancing = { config with Rebalance = Some policy }
@@ -375,7 +342,6 @@ let ``a node with 10 clients and a peer with none redirects the excess after K h
     let after = Nodes.tickAll cooling
     Assert.True(after.Closed.Count > moved.Length, "an imbalance that lasts K more heartbeats is acted on again")
 
-[<Fact>]
 let ``redirected clients that reconnect to the target leave the cluster balanced, with no further redirects`` () =
     let balancing = { config with Rebalance = Some { ThresholdPercent = 50; MaxRedirectsPerTick = 100 } }
     let net =
@@ -402,7 +368,6 @@ let ``redirected clients that reconnect to the target leave the cluster balanced
     Assert.Equal(5, later.States[1].Chat.LocalNicks.Count)
     Assert.Equal(5, later.States[2].Chat.LocalNicks.Count)
 
-[<Fact>]
 let ``hello with the session token of a connection still open on this node takes the nickname over and closes the old one`` () =
     let net = threeWithUsers () |> Nodes.apply 1 (ClientConnected(11, "token-11"))
     let hello = Hello { Nick = "ann"; Session = Some(Nodes.sessionOf 10); Resume = [] }
@@ -416,7 +381,6 @@ let ``hello with the session token of a connection still open on this node takes
     Assert.False(next.Chat.Sessions.ContainsKey 10)
     Assert.Equal<Set<ClientId>>(Set.singleton 11L, Chat.localMembers Rooms.lobby next.Chat)
 
-[<Fact>]
 let ``hello with the session token on another node closes the old connection where it was`` () =
     let net =
         threeWithUsers ()
@@ -430,7 +394,6 @@ let ``hello with the session token on another node closes the old connection whe
     for node in [ 1; 2; 3 ] do
         Assert.Equal(Some 2, net.States[node].Chat.Directory.TryFind "ann" |> Option.map _.Node)
 
-[<Fact>]
 let ``hello with a wrong session token for a nickname in use is refused with NickTaken`` () =
     let net =
         threeWithUsers ()
@@ -453,7 +416,6 @@ let private scriptOf (node: NodeId) (client: ClientId) (nick: string) (count: in
     (node, client, Join "#dev")
     :: [ for n in 1..count -> node, client, Say((if n % 2 = 0 then Rooms.lobby else "#dev"), $"{nick} {n}", int64 n) ]
 
-[<Fact>]
 let ``property: under random interleavings every node keeps the same history of every room, and every member sees a gapless tail of it`` () =
     let property (seed: int) =
         let random = Random seed
@@ -497,3 +459,70 @@ let ``property: under random interleavings every node keeps the same history of 
                     $"seed {seed}: client {client} saw {room} as [{describe shown}]\n{story}")
 
     Check.One(Config.QuickThrowOnFailure.WithMaxTest(300), Prop.forAll (Arb.fromGen (Gen.choose (0, Int32.MaxValue))) property)
+
+// ---------------------------------------------------------------------------------------------
+
+[<Tests>]
+let tests =
+    testList "Rooms" [
+        testCase "record: a newer message is kept and becomes LastSeq"
+            ``record: a newer message is kept and becomes LastSeq``
+        testCase "record: a message not newer than LastSeq is refused"
+            ``record: a message not newer than LastSeq is refused``
+        testCase "record: a gap is accepted, the sequence goes on from the newest"
+            ``record: a gap is accepted, the sequence goes on from the newest``
+        testCase "record: history keeps at most historyCapacity messages, the newest"
+            ``record: history keeps at most historyCapacity messages, the newest``
+        testCase "since: the messages after a sequence number, oldest first"
+            ``since: the messages after a sequence number, oldest first``
+        testCase "last: the last n messages, oldest first"
+            ``last: the last n messages, oldest first``
+        testCase "alreadySequenced: a retry is found by sender and client message id"
+            ``alreadySequenced: a retry is found by sender and client message id``
+        testCase "alreadySequenced: id 0 means no id, and is never taken for a retry"
+            ``alreadySequenced: id 0 means no id, and is never taken for a retry``
+        testCase "sequence: the next number continues from the newest of the history and the assignment"
+            ``sequence: the next number continues from the newest of the history and the assignment``
+        testCase "sequence: the message keeps the post's room, sender, node, text and id"
+            ``sequence: the message keeps the post's room, sender, node, text and id``
+        testTheory "validateRoomName: a valid name is accepted, in lower case"
+            [ ("#general", "#general")
+              ("#Dev", "#dev")
+              ("#a", "#a")
+              ("#under_score-dash9", "#under_score-dash9")
+              ("#abcdefghijklmnopqrstuvwxyz012345", "#abcdefghijklmnopqrstuvwxyz012345") ]
+            ``validateRoomName: a valid name is accepted, in lower case``
+        testTheory "validateRoomName: an invalid name is refused with a reason"
+            [ ""; "general"; "#"; "##"; "#two words"; "#émile"; "#abcdefghijklmnopqrstuvwxyz0123456" ]
+            ``validateRoomName: an invalid name is refused with a reason``
+        testCase "a new room is placed by the leader on the node with the fewest rooms, then the fewest clients"
+            ``a new room is placed by the leader on the node with the fewest rooms, then the fewest clients``
+        testCase "rooms lists every room with its owner and members"
+            ``rooms lists every room with its owner and members``
+        testCase "members on three nodes see one order, with the same seqs and texts, under interleaved senders"
+            ``members on three nodes see one order, with the same seqs and texts, under interleaved senders``
+        testCase "join shows the last HistoryOnJoin messages of the room, oldest first"
+            ``join shows the last HistoryOnJoin messages of the room, oldest first``
+        testCase "hello with a resume replays exactly the messages after the given seq, room by room"
+            ``hello with a resume replays exactly the messages after the given seq, room by room``
+        testCase "a retried post with the same client message id is shown once, also when retried through another node"
+            ``a retried post with the same client message id is shown once, also when retried through another node``
+        testCase "a post that reaches the new owner before the owner's own assignment waits there and is sequenced when it arrives"
+            ``a post that reaches the new owner before the owner's own assignment waits there and is sequenced when it arrives``
+        testCase "when the owner crashes the leader reassigns its rooms, and the new owner continues the sequence"
+            ``when the owner crashes the leader reassigns its rooms, and the new owner continues the sequence``
+        testCase "when the owner leaves on purpose a later post gets the room placed again and sequenced by the new owner"
+            ``when the owner leaves on purpose a later post gets the room placed again and sequenced by the new owner``
+        testCase "a node with 10 clients and a peer with none redirects the excess after K heartbeats, then waits K more"
+            ``a node with 10 clients and a peer with none redirects the excess after K heartbeats, then waits K more``
+        testCase "redirected clients that reconnect to the target leave the cluster balanced, with no further redirects"
+            ``redirected clients that reconnect to the target leave the cluster balanced, with no further redirects``
+        testCase "hello with the session token of a connection still open on this node takes the nickname over and closes the old one"
+            ``hello with the session token of a connection still open on this node takes the nickname over and closes the old one``
+        testCase "hello with the session token on another node closes the old connection where it was"
+            ``hello with the session token on another node closes the old connection where it was``
+        testCase "hello with a wrong session token for a nickname in use is refused with NickTaken"
+            ``hello with a wrong session token for a nickname in use is refused with NickTaken``
+        testCase "property: under random interleavings every node keeps the same history of every room, and every member sees a gapless tail of it"
+            ``property: under random interleavings every node keeps the same history of every room, and every member sees a gapless tail of it``
+    ]

@@ -3,6 +3,7 @@
 /// Node.step with the messages of the failing run, cut down to what matters.
 module FormalChat.Protocol.Tests.SimRegressions
 
+open Expecto
 open FormalChat.Protocol
 open FormalChat.Protocol.NodeState
 open Xunit
@@ -39,7 +40,6 @@ let private committedOnes (effects: Effect list) : RoomMessage list =
 let private inThree (self: NodeId) : NodeState =
     init (infoOf self) |> run [ for id in [ 1; 2; 3 ] do if id <> self then heartbeat id 1 (Some 3) ] |> fst
 
-[<Fact>]
 let ``seed 3: an owner whose room has moved on without it hearing does not commit alone`` () =
     // Node 2 owns #b (epoch 3). A leader that had stopped hearing node 2 promoted its backup, node
     // 1, and node 2 missed that; the next leader gave owner 1 a backup, and node 2 hears that.
@@ -59,7 +59,6 @@ let ``seed 3: an owner whose room has moved on without it hearing does not commi
     Assert.Empty(committedOnes effects)
     Assert.Equal(1, state.Primaries["#b"].Pending.Length)
 
-[<Fact>]
 let ``seed 1: an owner that stops hearing its backup while other nodes are live waits for a new one`` () =
     // Node 3 owns #b with backup 4, up to date. Node 3 loses node 4's heartbeats (its TCP link
     // still works) and drops it from its view; the leader still sees node 4 and assigns nothing.
@@ -89,7 +88,6 @@ let private isRewrite (effect: Effect) =
     | RewriteLog _ -> true
     | _ -> false
 
-[<Fact>]
 let ``seeds 9 and 13: the owner and the backup keep their copy when a stale owner shares a shorter history`` () =
     // Node 1, cut off by a partition, still thinks it owns #b; meanwhile its backup was promoted
     // and acknowledged more. When the partition heals node 1 introduces itself with #b's history
@@ -119,7 +117,6 @@ let ``seeds 9 and 13: the owner and the backup keep their copy when a stale owne
         Assert.Equal(4L, (historyOf "#b" next).LastSeq)
         Assert.DoesNotContain(effects, isRewrite)
 
-[<Fact>]
 let ``a node that neither owns nor backs up a room still takes the owner's copy over a disagreeing one`` () =
     // What HistoryShared is for: a node that restarted holds, from its log, a message the owner
     // never committed; the owner's history replaces it.
@@ -137,7 +134,6 @@ let private placedEffects (effects: Effect list) : (RoomName * Assignment) list 
           | SendToPeer(_, RoomAssigned(room, placement)) -> room, placement
           | _ -> () ]
 
-[<Fact>]
 let ``seed 14: a leader cut off by a partition decides nothing while its view decays`` () =
     // Node 3 leads epoch 5; #a is owned by node 2 and backed up by node 3. A partition cuts node
     // 3 off. Node 2's last heartbeat happens to be older than node 1's, so node 2 leaves node 3's
@@ -163,7 +159,6 @@ let ``seed 14: a leader cut off by a partition decides nothing while its view de
     Assert.Equal(2, state.Placements["#a"].Owner)
     Assert.Empty(placedEffects effects)
 
-[<Fact>]
 let ``seed 35: a node cut off from the majority starts no election, and listens again when it is back`` () =
     // Node 2, following leader 3, is cut off. It used to elect itself in its view of one (epoch
     // 2); when the partition healed it heard node 1 before node 3 and, as leader of a newer epoch
@@ -180,7 +175,6 @@ let ``seed 35: a node cut off from the majority starts no election, and listens 
     Assert.False(back.Coordination.Participant)
     Assert.NotEqual(Some 2, back.Coordination.Leader)
 
-[<Fact>]
 let ``seed 3: a placement request for a room whose owner left promotes its backup, as the leader's tick does`` () =
     // Node 3 leads; #lobby's owner, node 1, crashed and its backup, node 3, holds a message only
     // it and the dead owner stored. Node 2 asks for #lobby before node 3's next tick.
@@ -212,7 +206,6 @@ let private sharedHistories (effects: Effect list) : RoomName list =
           | SendToPeer(_, HistoryShared(room, _)) -> room
           | _ -> () ]
 
-[<Fact>]
 let ``seed 166: a node back from a partition introduces itself without the history of rooms it may have lost`` () =
     // Node 3 owned #b when a partition cut it off; the leader promoted #b's backup, which went on.
     // When the partition healed node 3, not yet aware, introduced itself to node 2 with #b's
@@ -238,7 +231,6 @@ let ``seed 166: a node back from a partition introduces itself without the histo
     Assert.Empty(sharedHistories effects)
     Assert.Equal(3, back.Placements["#b"].Owner)
 
-[<Fact>]
 let ``seed 1506: a node that wins an election right after regaining a majority decides nothing before it has listened`` () =
     // Node 5 was cut off and is back; it has heard nodes 3 and 4, not yet node 2, #lobby's owner.
     // Being the highest id it wins the election node 4 starts. It used to re-place #lobby at once
@@ -264,7 +256,6 @@ let ``seed 1506: a node that wins an election right after regaining a majority d
     // Its introductions to nodes 3 and 4 name the old placement; no new one is made.
     Assert.All(placedEffects effects, fun (_, placement) -> Assert.Equal(2, placement.Owner))
 
-[<Fact>]
 let ``seed 583: an owner sends its state again when the backup has not confirmed it for K ticks, even with nothing pending`` () =
     // #a's new owner synced its backup, node 1, but the transfer reached node 1 before the
     // leader's news that node 2 owns #a, so node 1 ignored it. With nothing pending the owner
@@ -294,7 +285,6 @@ let private writes (effects: Effect list) : RoomMessage list =
           | AppendToLog(_, messages) -> yield! messages
           | _ -> () ]
 
-[<Fact>]
 let ``seed 3853: the owner writes a message to its log when it commits it, not when it numbers it`` () =
     // #lobby's owner numbered two posts, wrote them to its log and stopped before its backup had
     // stored them; the promoted backup numbered other posts 1 and 2. The old owner restarted, read
@@ -315,7 +305,6 @@ let ``seed 3853: the owner writes a message to its log when it commits it, not w
     let _, effects = Node.step config numbered (peer (ReplicaStored(Rooms.lobby, 1, 1L)))
     Assert.Equal<int64 list>([ 1L ], writes effects |> List.map _.Seq)
 
-[<Fact>]
 let ``seed 7997: a backup that confirms less than the owner committed is sent the state again, not counted up to date`` () =
     // #lobby moved to node 2 with a new backup, node 3. Node 2's state transfer (#lobby up to
     // 136) reached node 3 before the leader's news that node 2 owns #lobby, and node 3 ignored
@@ -337,3 +326,34 @@ let ``seed 7997: a backup that confirms less than the owner committed is sent th
 
     Assert.False(Replication.isUpToDate target state.Primaries["#b"])
     Assert.Contains(effects, fun effect -> match effect with SendToPeer(_, ReplicaSynced("#b", _, sent, _)) -> sent.Length = 3 | _ -> false)
+
+// ---------------------------------------------------------------------------------------------
+
+[<Tests>]
+let tests =
+    testList "SimRegressions" [
+        testCase "seed 3: an owner whose room has moved on without it hearing does not commit alone"
+            ``seed 3: an owner whose room has moved on without it hearing does not commit alone``
+        testCase "seed 1: an owner that stops hearing its backup while other nodes are live waits for a new one"
+            ``seed 1: an owner that stops hearing its backup while other nodes are live waits for a new one``
+        testCase "seeds 9 and 13: the owner and the backup keep their copy when a stale owner shares a shorter history"
+            ``seeds 9 and 13: the owner and the backup keep their copy when a stale owner shares a shorter history``
+        testCase "a node that neither owns nor backs up a room still takes the owner's copy over a disagreeing one"
+            ``a node that neither owns nor backs up a room still takes the owner's copy over a disagreeing one``
+        testCase "seed 14: a leader cut off by a partition decides nothing while its view decays"
+            ``seed 14: a leader cut off by a partition decides nothing while its view decays``
+        testCase "seed 35: a node cut off from the majority starts no election, and listens again when it is back"
+            ``seed 35: a node cut off from the majority starts no election, and listens again when it is back``
+        testCase "seed 3: a placement request for a room whose owner left promotes its backup, as the leader's tick does"
+            ``seed 3: a placement request for a room whose owner left promotes its backup, as the leader's tick does``
+        testCase "seed 166: a node back from a partition introduces itself without the history of rooms it may have lost"
+            ``seed 166: a node back from a partition introduces itself without the history of rooms it may have lost``
+        testCase "seed 1506: a node that wins an election right after regaining a majority decides nothing before it has listened"
+            ``seed 1506: a node that wins an election right after regaining a majority decides nothing before it has listened``
+        testCase "seed 583: an owner sends its state again when the backup has not confirmed it for K ticks, even with nothing pending"
+            ``seed 583: an owner sends its state again when the backup has not confirmed it for K ticks, even with nothing pending``
+        testCase "seed 3853: the owner writes a message to its log when it commits it, not when it numbers it"
+            ``seed 3853: the owner writes a message to its log when it commits it, not when it numbers it``
+        testCase "seed 7997: a backup that confirms less than the owner committed is sent the state again, not counted up to date"
+            ``seed 7997: a backup that confirms less than the owner committed is sent the state again, not counted up to date``
+    ]

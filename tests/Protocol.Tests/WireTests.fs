@@ -3,6 +3,7 @@
 module FormalChat.Protocol.Tests.WireTests
 
 open System
+open Expecto
 open FormalChat.Protocol
 open FsCheck
 open FsCheck.FSharp
@@ -191,7 +192,6 @@ let private serverReplyGen : Gen<ServerReply> =
 let private assertOneLine (frame: string) =
     Assert.False(frame.Contains '\n' || frame.Contains '\r', $"a frame is one line: {frame}")
 
-[<Fact>]
 let ``property: every peer message decodes to itself after encoding, as one line`` () =
     let property (message: PeerMessage) =
         let frame = Wire.encodePeerMessage message
@@ -200,7 +200,6 @@ let ``property: every peer message decodes to itself after encoding, as one line
 
     Check.One(checkConfig, Prop.forAll (Arb.fromGen peerMessageGen) property)
 
-[<Fact>]
 let ``property: every client request decodes to itself after encoding, as one line`` () =
     let property (request: ClientRequest) =
         let frame = Wire.encodeClientRequest request
@@ -209,7 +208,6 @@ let ``property: every client request decodes to itself after encoding, as one li
 
     Check.One(checkConfig, Prop.forAll (Arb.fromGen clientRequestGen) property)
 
-[<Fact>]
 let ``property: every server reply decodes to itself after encoding, as one line`` () =
     let property (reply: ServerReply) =
         let frame = Wire.encodeServerReply reply
@@ -218,13 +216,11 @@ let ``property: every server reply decodes to itself after encoding, as one line
 
     Check.One(checkConfig, Prop.forAll (Arb.fromGen serverReplyGen) property)
 
-[<Fact>]
 let ``every frame carries the protocol version`` () =
     let frame = Wire.encodeClientRequest(Who None)
 
     Assert.StartsWith($"{{\"v\":{protocolVersion},", frame)
 
-[<Fact>]
 let ``a documented frame written by hand decodes`` () =
     Assert.Equal(Ok(Whisper("bob", "hi")), Wire.decodeClientRequest """{"v":1,"type":"msg","to":"bob","text":"hi"}""")
     Assert.Equal(Ok(Election { Candidate = 3; Epoch = 2 }), Wire.decodePeerMessage """{"type":"election","epoch":2,"candidate":3,"v":1}""")
@@ -233,7 +229,6 @@ let ``a documented frame written by hand decodes`` () =
         Ok(Hello { Nick = "alice"; Session = Some "s3cret"; Resume = [ "#lobby", 1042L; "#dev", 7L ] }),
         Wire.decodeClientRequest """{"v":1,"type":"hello","nick":"alice","session":"s3cret","resume":{"#lobby":1042,"#dev":7}}""")
 
-[<Fact>]
 let ``a say without a room is a broadcast to #lobby, and without an id has id 0`` () =
     Assert.Equal(Ok(Say(Rooms.lobby, "hi", 0L)), Wire.decodeClientRequest """{"v":1,"type":"say","text":"hi"}""")
 
@@ -253,36 +248,9 @@ let private assertRefused (expected: ErrorCode) (frame: string) =
             Assert.True((error.Code = expected), $"the {name} decoder gave {error.Code}, not {expected}, for {frame}")
             Assert.False(String.IsNullOrWhiteSpace error.Reason, $"the {name} decoder gave no reason for {frame}")
 
-[<Theory>]
-[<InlineData("")>]
-[<InlineData("   ")>]
-[<InlineData("\u0000\u0001\u00ff\u00fe garbage")>]
-[<InlineData("hello")>]
-[<InlineData("{")>]
-[<InlineData("{\"v\":1,\"type\":\"say\",\"text\":\"hi")>]
-[<InlineData("{\"v\":1,\"type\":\"who\",")>]
-[<InlineData("{\"v\":1,\"type\":\"who\"}}")>]
-[<InlineData("[1,2,3]")>]
-[<InlineData("[{\"v\":1,\"type\":\"who\"}]")>]
-[<InlineData("\"who\"")>]
-[<InlineData("42")>]
-[<InlineData("null")>]
-[<InlineData("true")>]
-[<InlineData("{}")>]
-[<InlineData("{\"v\":1}")>]
-[<InlineData("{\"v\":1,\"type\":null}")>]
-[<InlineData("{\"v\":1,\"type\":7}")>]
-[<InlineData("{\"v\":1,\"type\":\"no-such-type\"}")>]
-[<InlineData("{\"v\":\"1\",\"type\":\"who\"}")>]
-[<InlineData("{\"v\":99999999999999999999999,\"type\":\"who\"}")>]
-[<InlineData("{\"v\":1.5,\"type\":\"who\"}")>]
 let ``a malformed frame is refused as BadFrame with a reason`` (frame: string) =
     assertRefused BadFrame frame
 
-[<Theory>]
-[<InlineData("{\"v\":2,\"type\":\"who\"}")>]
-[<InlineData("{\"v\":0,\"type\":\"hello\",\"nick\":\"alice\"}")>]
-[<InlineData("{\"v\":-1,\"type\":\"who\"}")>]
 let ``a frame of another protocol version is refused as VersionMismatch with a reason`` (frame: string) =
     assertRefused VersionMismatch frame
 
@@ -291,40 +259,12 @@ let private refusedBy (decode: string -> Result<'T, Wire.DecodeError>) (frame: s
     | Ok value -> failwith $"accepted {frame} as {value}"
     | Result.Error error -> error
 
-[<Theory>]
-[<InlineData("{\"v\":1,\"type\":\"hello\"}", "nick")>]
-[<InlineData("{\"v\":1,\"type\":\"hello\",\"nick\":null}", "nick")>]
-[<InlineData("{\"v\":1,\"type\":\"hello\",\"nick\":42}", "nick")>]
-[<InlineData("{\"v\":1,\"type\":\"hello\",\"nick\":[\"alice\"]}", "nick")>]
-[<InlineData("{\"v\":1,\"type\":\"say\",\"text\":{\"a\":1}}", "text")>]
-[<InlineData("{\"v\":1,\"type\":\"msg\",\"text\":\"hi\"}", "to")>]
 let ``a client request with a missing or mistyped field names the field`` (frame: string, field: string) =
     let error = refusedBy Wire.decodeClientRequest frame
 
     Assert.Equal(BadFrame, error.Code)
     Assert.Contains($"'{field}'", error.Reason)
 
-[<Theory>]
-[<InlineData("{\"v\":1,\"type\":\"election\",\"candidate\":3}", "epoch")>]
-[<InlineData("{\"v\":1,\"type\":\"election\",\"candidate\":\"3\",\"epoch\":1}", "candidate")>]
-[<InlineData("{\"v\":1,\"type\":\"election\",\"candidate\":3.5,\"epoch\":1}", "candidate")>]
-[<InlineData("{\"v\":1,\"type\":\"election\",\"candidate\":99999999999999999999999,\"epoch\":1}", "candidate")>]
-[<InlineData("{\"v\":1,\"type\":\"election\",\"candidate\":4294967296,\"epoch\":1}", "candidate")>]
-[<InlineData("{\"v\":1,\"type\":\"leader\",\"leader\":true,\"epoch\":1}", "leader")>]
-[<InlineData("{\"v\":1,\"type\":\"leave\"}", "node")>]
-[<InlineData("{\"v\":1,\"type\":\"users\",\"node\":2,\"users\":\"alice\"}", "users")>]
-[<InlineData("{\"v\":1,\"type\":\"users\",\"node\":2,\"users\":[1,2]}", "")>]
-[<InlineData("{\"v\":1,\"type\":\"users\",\"node\":2,\"users\":[{\"nick\":\"alice\",\"node\":2,\"rooms\":[]}]}", "session")>]
-[<InlineData("{\"v\":1,\"type\":\"sequenced\",\"room\":\"#lobby\",\"seq\":\"1\",\"from\":\"a\",\"fromNode\":1,\"text\":\"hi\",\"id\":0}", "seq")>]
-[<InlineData("{\"v\":1,\"type\":\"sequenced\",\"room\":\"#lobby\",\"seq\":1,\"from\":\"a\",\"fromNode\":1,\"text\":\"hi\"}", "id")>]
-[<InlineData("{\"v\":1,\"type\":\"placed\",\"room\":\"#dev\",\"owner\":2,\"epoch\":1}", "version")>]
-[<InlineData("{\"v\":1,\"type\":\"placed\",\"room\":\"#dev\",\"owner\":2,\"epoch\":1,\"version\":1}", "lastSeq")>]
-[<InlineData("{\"v\":1,\"type\":\"placed\",\"room\":\"#dev\",\"owner\":2,\"epoch\":1,\"version\":1,\"lastSeq\":99999999999999999999999}", "lastSeq")>]
-[<InlineData("{\"v\":1,\"type\":\"users-requested\"}", "node")>]
-[<InlineData("{\"v\":1,\"type\":\"heartbeat\",\"epoch\":1,\"leader\":null,\"known\":[],\"load\":{\"clients\":0,\"rooms\":0,\"messagesPerSecond\":0}}", "from")>]
-[<InlineData("{\"v\":1,\"type\":\"heartbeat\",\"from\":{\"id\":2,\"client\":\"nowhere\",\"peer\":\"127.0.0.1:6002\"},\"epoch\":1,\"leader\":null,\"known\":[],\"load\":{\"clients\":0,\"rooms\":0,\"messagesPerSecond\":0}}", "client")>]
-[<InlineData("{\"v\":1,\"type\":\"heartbeat\",\"from\":{\"id\":2,\"client\":\"127.0.0.1:5002\",\"peer\":\"127.0.0.1:6002\"},\"epoch\":1,\"leader\":null,\"known\":[],\"load\":7}", "load")>]
-[<InlineData("{\"v\":1,\"type\":\"heartbeat\",\"from\":{\"id\":2,\"client\":\"127.0.0.1:5002\",\"peer\":\"127.0.0.1:6002\"},\"epoch\":1,\"leader\":null,\"known\":[3],\"load\":{\"clients\":0,\"rooms\":0,\"messagesPerSecond\":0}}", "")>]
 let ``a peer message with a missing, mistyped or out-of-range field is refused as BadFrame`` (frame: string, field: string) =
     let error = refusedBy Wire.decodePeerMessage frame
 
@@ -332,24 +272,18 @@ let ``a peer message with a missing, mistyped or out-of-range field is refused a
     Assert.False(String.IsNullOrWhiteSpace error.Reason)
     if field <> "" then Assert.Contains($"'{field}'", error.Reason)
 
-[<Fact>]
 let ``an integer beyond 64 bits is refused as out of range, naming the field`` () =
     let error = refusedBy Wire.decodePeerMessage "{\"v\":1,\"type\":\"election\",\"candidate\":99999999999999999999999,\"epoch\":1}"
 
     Assert.Equal(BadFrame, error.Code)
     Assert.Equal("field 'candidate' is out of range", error.Reason)
 
-[<Theory>]
-[<InlineData("{\"v\":1,\"type\":\"error\",\"code\":\"no-such-code\",\"reason\":\"x\"}")>]
-[<InlineData("{\"v\":1,\"type\":\"status\",\"self\":1,\"leader\":null,\"epoch\":1,\"nodes\":[{\"id\":1}]}")>]
-[<InlineData("{\"v\":1,\"type\":\"who\",\"users\":[\"alice\"]}")>]
 let ``a server reply with an unknown code or malformed items is refused as BadFrame`` (frame: string) =
     let error = refusedBy Wire.decodeServerReply frame
 
     Assert.Equal(BadFrame, error.Code)
     Assert.False(String.IsNullOrWhiteSpace error.Reason)
 
-[<Fact>]
 let ``a valid frame cut before its closing brackets is refused as BadFrame`` () =
     for frame in
         [ Wire.encodeClientRequest(Who None)
@@ -362,21 +296,15 @@ let ``a valid frame cut before its closing brackets is refused as BadFrame`` () 
         assertRefused BadFrame (frame.Substring(0, frame.Length - 2))
     assertRefused BadFrame "{\"v\":1,\"type\":\"users\",\"node\":2,\"users\":[{\"nick\":\"a\""
 
-[<Theory>]
-[<InlineData("{\"v\":1,\"type\":\"who\"} {\"v\":1,\"type\":\"who\"}")>]
-[<InlineData("{\"v\":1,\"type\":\"who\"}x")>]
-[<InlineData("{\"v\":1,\"type\":\"who\"}]")>]
 let ``a valid frame followed by trailing text is refused as BadFrame`` (frame: string) =
     assertRefused BadFrame frame
 
-[<Fact>]
 let ``a deeply nested frame is refused, not followed down`` () =
     let frame = String.replicate 10_000 "[" + String.replicate 10_000 "]"
 
     assertRefused BadFrame frame
     assertRefused BadFrame ("{\"v\":1,\"type\":\"who\",\"x\":" + frame + "}")
 
-[<Fact>]
 let ``property: decoding never throws on arbitrary strings`` () =
     let anyTextGen =
         Gen.oneof
@@ -402,3 +330,99 @@ let ``property: decoding never throws on arbitrary strings`` () =
             | Result.Error error -> Assert.False(String.IsNullOrWhiteSpace error.Reason, $"the {name} decoder gave no reason")
 
     Check.One(Config.QuickThrowOnFailure.WithMaxTest(1000), Prop.forAll (Arb.fromGen anyTextGen) property)
+
+// ---------------------------------------------------------------------------------------------
+
+[<Tests>]
+let tests =
+    testList "Wire" [
+        testCase "property: every peer message decodes to itself after encoding, as one line"
+            ``property: every peer message decodes to itself after encoding, as one line``
+        testCase "property: every client request decodes to itself after encoding, as one line"
+            ``property: every client request decodes to itself after encoding, as one line``
+        testCase "property: every server reply decodes to itself after encoding, as one line"
+            ``property: every server reply decodes to itself after encoding, as one line``
+        testCase "every frame carries the protocol version"
+            ``every frame carries the protocol version``
+        testCase "a documented frame written by hand decodes"
+            ``a documented frame written by hand decodes``
+        testCase "a say without a room is a broadcast to #lobby, and without an id has id 0"
+            ``a say without a room is a broadcast to #lobby, and without an id has id 0``
+        testTheory "a malformed frame is refused as BadFrame with a reason"
+            [ ""
+              "   "
+              "\u0000\u0001\u00ff\u00fe garbage"
+              "hello"
+              "{"
+              "{\"v\":1,\"type\":\"say\",\"text\":\"hi"
+              "{\"v\":1,\"type\":\"who\","
+              "{\"v\":1,\"type\":\"who\"}}"
+              "[1,2,3]"
+              "[{\"v\":1,\"type\":\"who\"}]"
+              "\"who\""
+              "42"
+              "null"
+              "true"
+              "{}"
+              "{\"v\":1}"
+              "{\"v\":1,\"type\":null}"
+              "{\"v\":1,\"type\":7}"
+              "{\"v\":1,\"type\":\"no-such-type\"}"
+              "{\"v\":\"1\",\"type\":\"who\"}"
+              "{\"v\":99999999999999999999999,\"type\":\"who\"}"
+              "{\"v\":1.5,\"type\":\"who\"}" ]
+            ``a malformed frame is refused as BadFrame with a reason``
+        testTheory "a frame of another protocol version is refused as VersionMismatch with a reason"
+            [ "{\"v\":2,\"type\":\"who\"}"
+              "{\"v\":0,\"type\":\"hello\",\"nick\":\"alice\"}"
+              "{\"v\":-1,\"type\":\"who\"}" ]
+            ``a frame of another protocol version is refused as VersionMismatch with a reason``
+        testTheory "a client request with a missing or mistyped field names the field"
+            [ ("{\"v\":1,\"type\":\"hello\"}", "nick")
+              ("{\"v\":1,\"type\":\"hello\",\"nick\":null}", "nick")
+              ("{\"v\":1,\"type\":\"hello\",\"nick\":42}", "nick")
+              ("{\"v\":1,\"type\":\"hello\",\"nick\":[\"alice\"]}", "nick")
+              ("{\"v\":1,\"type\":\"say\",\"text\":{\"a\":1}}", "text")
+              ("{\"v\":1,\"type\":\"msg\",\"text\":\"hi\"}", "to") ]
+            ``a client request with a missing or mistyped field names the field``
+        testTheory "a peer message with a missing, mistyped or out-of-range field is refused as BadFrame"
+            [ ("{\"v\":1,\"type\":\"election\",\"candidate\":3}", "epoch")
+              ("{\"v\":1,\"type\":\"election\",\"candidate\":\"3\",\"epoch\":1}", "candidate")
+              ("{\"v\":1,\"type\":\"election\",\"candidate\":3.5,\"epoch\":1}", "candidate")
+              ("{\"v\":1,\"type\":\"election\",\"candidate\":99999999999999999999999,\"epoch\":1}", "candidate")
+              ("{\"v\":1,\"type\":\"election\",\"candidate\":4294967296,\"epoch\":1}", "candidate")
+              ("{\"v\":1,\"type\":\"leader\",\"leader\":true,\"epoch\":1}", "leader")
+              ("{\"v\":1,\"type\":\"leave\"}", "node")
+              ("{\"v\":1,\"type\":\"users\",\"node\":2,\"users\":\"alice\"}", "users")
+              ("{\"v\":1,\"type\":\"users\",\"node\":2,\"users\":[1,2]}", "")
+              ("{\"v\":1,\"type\":\"users\",\"node\":2,\"users\":[{\"nick\":\"alice\",\"node\":2,\"rooms\":[]}]}", "session")
+              ("{\"v\":1,\"type\":\"sequenced\",\"room\":\"#lobby\",\"seq\":\"1\",\"from\":\"a\",\"fromNode\":1,\"text\":\"hi\",\"id\":0}", "seq")
+              ("{\"v\":1,\"type\":\"sequenced\",\"room\":\"#lobby\",\"seq\":1,\"from\":\"a\",\"fromNode\":1,\"text\":\"hi\"}", "id")
+              ("{\"v\":1,\"type\":\"placed\",\"room\":\"#dev\",\"owner\":2,\"epoch\":1}", "version")
+              ("{\"v\":1,\"type\":\"placed\",\"room\":\"#dev\",\"owner\":2,\"epoch\":1,\"version\":1}", "lastSeq")
+              ("{\"v\":1,\"type\":\"placed\",\"room\":\"#dev\",\"owner\":2,\"epoch\":1,\"version\":1,\"lastSeq\":99999999999999999999999}", "lastSeq")
+              ("{\"v\":1,\"type\":\"users-requested\"}", "node")
+              ("{\"v\":1,\"type\":\"heartbeat\",\"epoch\":1,\"leader\":null,\"known\":[],\"load\":{\"clients\":0,\"rooms\":0,\"messagesPerSecond\":0}}", "from")
+              ("{\"v\":1,\"type\":\"heartbeat\",\"from\":{\"id\":2,\"client\":\"nowhere\",\"peer\":\"127.0.0.1:6002\"},\"epoch\":1,\"leader\":null,\"known\":[],\"load\":{\"clients\":0,\"rooms\":0,\"messagesPerSecond\":0}}", "client")
+              ("{\"v\":1,\"type\":\"heartbeat\",\"from\":{\"id\":2,\"client\":\"127.0.0.1:5002\",\"peer\":\"127.0.0.1:6002\"},\"epoch\":1,\"leader\":null,\"known\":[],\"load\":7}", "load")
+              ("{\"v\":1,\"type\":\"heartbeat\",\"from\":{\"id\":2,\"client\":\"127.0.0.1:5002\",\"peer\":\"127.0.0.1:6002\"},\"epoch\":1,\"leader\":null,\"known\":[3],\"load\":{\"clients\":0,\"rooms\":0,\"messagesPerSecond\":0}}", "") ]
+            ``a peer message with a missing, mistyped or out-of-range field is refused as BadFrame``
+        testCase "an integer beyond 64 bits is refused as out of range, naming the field"
+            ``an integer beyond 64 bits is refused as out of range, naming the field``
+        testTheory "a server reply with an unknown code or malformed items is refused as BadFrame"
+            [ "{\"v\":1,\"type\":\"error\",\"code\":\"no-such-code\",\"reason\":\"x\"}"
+              "{\"v\":1,\"type\":\"status\",\"self\":1,\"leader\":null,\"epoch\":1,\"nodes\":[{\"id\":1}]}"
+              "{\"v\":1,\"type\":\"who\",\"users\":[\"alice\"]}" ]
+            ``a server reply with an unknown code or malformed items is refused as BadFrame``
+        testCase "a valid frame cut before its closing brackets is refused as BadFrame"
+            ``a valid frame cut before its closing brackets is refused as BadFrame``
+        testTheory "a valid frame followed by trailing text is refused as BadFrame"
+            [ "{\"v\":1,\"type\":\"who\"} {\"v\":1,\"type\":\"who\"}"
+              "{\"v\":1,\"type\":\"who\"}x"
+              "{\"v\":1,\"type\":\"who\"}]" ]
+            ``a valid frame followed by trailing text is refused as BadFrame``
+        testCase "a deeply nested frame is refused, not followed down"
+            ``a deeply nested frame is refused, not followed down``
+        testCase "property: decoding never throws on arbitrary strings"
+            ``property: decoding never throws on arbitrary strings``
+    ]

@@ -10,7 +10,7 @@ open System.Reflection
 open System.Security.Cryptography
 open System.Text.RegularExpressions
 open Xunit
-open Xunit.Abstractions
+open Expecto
 open FormalChat.Protocol
 open FormalChat.Protocol.Tests.Conformance.Harness
 
@@ -41,7 +41,6 @@ let fsharpFunctions () : Map<string, string> =
               method.Name, moduleName ]
     |> Map.ofList
 
-[<Fact>]
 let ``action map: every action of Next has an F# function of the same name or is an environment action`` () =
     let actions = specActions ()
     let functions = fsharpFunctions ()
@@ -55,7 +54,6 @@ let ``action map: every action of Next has an F# function of the same name or is
         [ "Tick"; "RecvHeartbeat"; "StartElection"; "RecvElection"; "RecvLeader"; "RecvLeave"; "Crash"; "Leave"; "LoseMessage" ],
         actions)
 
-[<Fact>]
 let ``action map: every public F# function of FailureDetector and Election is a spec action or a spec guard`` () =
     let actions = specActions () |> List.map lowerCamel |> Set.ofList
     let guards = sharedGuards |> Set.map lowerCamel
@@ -86,92 +84,85 @@ let stepOf (step: Tla.TraceStep) : Step =
 
 let traceSets = [ "TracesLossy3"; "TracesSync4"; "TracesLossy5" ]
 
-type TraceReplay(output: ITestOutputHelper) =
-    [<Fact>]
-    member _.``trace replay: every step of every TLC behaviour is the F# function of the same action``() =
-        let mutable behaviours = 0
-        let mutable steps = 0
-        let covered = Collections.Generic.HashSet<string>()
-        let failures = ResizeArray<string>()
-        for set in traceSets do
-            let model = modelOf set
-            let files = Directory.GetFiles(specPath $"traces/{set}", "*.ndjson") |> Array.sort
-            Assert.True(files.Length > 0, $"no behaviours under spec/traces/{set}")
-            for file in files do
-                let trace = Tla.readBehaviour file
-                behaviours <- behaviours + 1
-                Assert.True(trace.Length >= 31, $"{file}: {trace.Length - 1} steps, fewer than 30")
-                Assert.Equal("Init", trace.Head.Action)
-                let mutable current = abstractState trace.Head.State
-                let mutable index = 1
-                for next in trace.Tail do
-                    if failures.Count = 0 then
-                        let step = stepOf next
-                        let expected = abstractState next.State
-                        covered.Add next.Action |> ignore
-                        steps <- steps + 1
-                        match apply model current step with
-                        | Some actual when actual = expected -> ()
-                        | Some actual ->
-                            failures.Add(
-                                $"{Path.GetFileName file} step {index}: {showStep step}\nfrom:\n{showCluster current}\n"
-                                + $"F# reached:\n{showCluster actual}\nTLC reached:\n{showCluster expected}")
-                        | None ->
-                            failures.Add(
-                                $"{Path.GetFileName file} step {index}: {showStep step} is not enabled in F#, TLC took it\n"
-                                + $"from:\n{showCluster current}\nTLC reached:\n{showCluster expected}")
-                        current <- expected
-                        index <- index + 1
-        output.WriteLine($"replayed {behaviours} behaviours, {steps} steps; actions covered: %A{List.ofSeq covered}")
-        Assert.True(failures.Count = 0, String.Join("\n\n", failures))
-        Assert.True(behaviours >= 200, $"only {behaviours} behaviours under spec/traces")
-        let uncovered = specActions () |> List.filter (fun action -> not (covered.Contains action))
-        Assert.True(List.isEmpty uncovered, $"actions never taken in the behaviours: %A{uncovered}")
+let ``trace replay: every step of every TLC behaviour is the F# function of the same action`` () =
+    let mutable behaviours = 0
+    let mutable steps = 0
+    let covered = Collections.Generic.HashSet<string>()
+    let failures = ResizeArray<string>()
+    for set in traceSets do
+        let model = modelOf set
+        let files = Directory.GetFiles(specPath $"traces/{set}", "*.ndjson") |> Array.sort
+        Assert.True(files.Length > 0, $"no behaviours under spec/traces/{set}")
+        for file in files do
+            let trace = Tla.readBehaviour file
+            behaviours <- behaviours + 1
+            Assert.True(trace.Length >= 31, $"{file}: {trace.Length - 1} steps, fewer than 30")
+            Assert.Equal("Init", trace.Head.Action)
+            let mutable current = abstractState trace.Head.State
+            let mutable index = 1
+            for next in trace.Tail do
+                if failures.Count = 0 then
+                    let step = stepOf next
+                    let expected = abstractState next.State
+                    covered.Add next.Action |> ignore
+                    steps <- steps + 1
+                    match apply model current step with
+                    | Some actual when actual = expected -> ()
+                    | Some actual ->
+                        failures.Add(
+                            $"{Path.GetFileName file} step {index}: {showStep step}\nfrom:\n{showCluster current}\n"
+                            + $"F# reached:\n{showCluster actual}\nTLC reached:\n{showCluster expected}")
+                    | None ->
+                        failures.Add(
+                            $"{Path.GetFileName file} step {index}: {showStep step} is not enabled in F#, TLC took it\n"
+                            + $"from:\n{showCluster current}\nTLC reached:\n{showCluster expected}")
+                    current <- expected
+                    index <- index + 1
+    Console.WriteLine($"replayed {behaviours} behaviours, {steps} steps; actions covered: %A{List.ofSeq covered}")
+    Assert.True(failures.Count = 0, String.Join("\n\n", failures))
+    Assert.True(behaviours >= 200, $"only {behaviours} behaviours under spec/traces")
+    let uncovered = specActions () |> List.filter (fun action -> not (covered.Contains action))
+    Assert.True(List.isEmpty uncovered, $"actions never taken in the behaviours: %A{uncovered}")
 
 // ---------------------------------------------------------------------------------------
 
 let graphs = [ "GraphSync3"; "GraphJoin2"; "GraphLossy2" ]
 
-type StateGraphEquivalence(output: ITestOutputHelper) =
-    member _.Check(name: string) =
-        let model = modelOf name
-        let graph = Tla.readGraph (specPath $"fixtures/graphs/{name}.txt")
-        let clusters = graph.States |> Map.map (fun _ text -> abstractState (Tla.parseState text))
-        let failures = ResizeArray<string>()
-        let mutable edges = 0
-        for KeyValue(id, cluster) in clusters do
-            let tlc =
-                graph.Edges.TryFind id |> Option.defaultValue [] |> List.map (fun (label, target) -> label, clusters[target])
-            edges <- edges + tlc.Length
-            let fsharp = successors model cluster
-            let tlcStates = tlc |> List.map snd |> Set.ofList
-            let fsharpStates = fsharp |> List.map snd |> Set.ofList
-            if tlcStates <> fsharpStates && failures.Count < 3 then
-                let onlyFSharp = fsharp |> List.filter (fun (_, next) -> not (tlcStates.Contains next))
-                let onlyTlc = tlc |> List.filter (fun (_, next) -> not (fsharpStates.Contains next))
-                let show (label: string, next: Cluster) = $"  by {label}:\n{showCluster next}"
-                failures.Add(
-                    $"{name}, state {id}:\n{showCluster cluster}\n"
-                    + $"successors only F# reaches ({onlyFSharp.Length}):\n"
-                    + String.Join("\n", onlyFSharp |> List.map (fun (step, next) -> show (showStep step, next)))
-                    + $"\nsuccessors only TLC reaches ({onlyTlc.Length}):\n"
-                    + String.Join("\n", onlyTlc |> List.map show))
-        output.WriteLine($"{name}: {clusters.Count} states, {edges} edges compared")
-        Assert.True(failures.Count = 0, String.Join("\n\n", failures))
-        Assert.True(clusters.Count > 1000, $"{name}: only {clusters.Count} states")
+let private checkStateGraph (name: string) =
+    let model = modelOf name
+    let graph = Tla.readGraph (specPath $"fixtures/graphs/{name}.txt")
+    let clusters = graph.States |> Map.map (fun _ text -> abstractState (Tla.parseState text))
+    let failures = ResizeArray<string>()
+    let mutable edges = 0
+    for KeyValue(id, cluster) in clusters do
+        let tlc =
+            graph.Edges.TryFind id |> Option.defaultValue [] |> List.map (fun (label, target) -> label, clusters[target])
+        edges <- edges + tlc.Length
+        let fsharp = successors model cluster
+        let tlcStates = tlc |> List.map snd |> Set.ofList
+        let fsharpStates = fsharp |> List.map snd |> Set.ofList
+        if tlcStates <> fsharpStates && failures.Count < 3 then
+            let onlyFSharp = fsharp |> List.filter (fun (_, next) -> not (tlcStates.Contains next))
+            let onlyTlc = tlc |> List.filter (fun (_, next) -> not (fsharpStates.Contains next))
+            let show (label: string, next: Cluster) = $"  by {label}:\n{showCluster next}"
+            failures.Add(
+                $"{name}, state {id}:\n{showCluster cluster}\n"
+                + $"successors only F# reaches ({onlyFSharp.Length}):\n"
+                + String.Join("\n", onlyFSharp |> List.map (fun (step, next) -> show (showStep step, next)))
+                + $"\nsuccessors only TLC reaches ({onlyTlc.Length}):\n"
+                + String.Join("\n", onlyTlc |> List.map show))
+    Console.WriteLine($"{name}: {clusters.Count} states, {edges} edges compared")
+    Assert.True(failures.Count = 0, String.Join("\n\n", failures))
+    Assert.True(clusters.Count > 1000, $"{name}: only {clusters.Count} states")
 
-    [<Fact>]
-    member this.``successor sets: 3 nodes, synchronous, formed cluster``() = this.Check "GraphSync3"
+let ``successor sets: 3 nodes, synchronous, formed cluster`` () = checkStateGraph "GraphSync3"
 
-    [<Fact>]
-    member this.``successor sets: 2 nodes starting alone, one crash or leave``() = this.Check "GraphJoin2"
+let ``successor sets: 2 nodes starting alone, one crash or leave`` () = checkStateGraph "GraphJoin2"
 
-    [<Fact>]
-    member this.``successor sets: 2 nodes, lossy, one crash or leave``() = this.Check "GraphLossy2"
+let ``successor sets: 2 nodes, lossy, one crash or leave`` () = checkStateGraph "GraphLossy2"
 
 // ---------------------------------------------------------------------------------------
 
-[<Fact>]
 let ``freshness: the fixtures were made from the spec and configuration files as they are now`` () =
     let files = manifestRoot.GetProperty "files"
     let stale =
@@ -189,8 +180,30 @@ let ``freshness: the fixtures were made from the spec and configuration files as
     let version = manifestRoot.GetProperty("tlc").GetString() |> Option.ofObj |> Option.defaultValue ""
     Assert.StartsWith("TLC2 Version", version)
 
-[<Fact>]
 let ``freshness: every spec module the fixtures depend on is in the manifest`` () =
     let files = manifestRoot.GetProperty "files"
     for required in [ "spec/FailureDetector.tla"; "spec/LCR.tla"; "spec/FormalChat.tla"; "spec/MCFormalChatTraces.tla" ] do
         Assert.True(files.TryGetProperty(required) |> fst, $"{required} missing from spec/fixtures/manifest.json")
+
+// ---------------------------------------------------------------------------------------------
+
+[<Tests>]
+let tests =
+    testList "Conformance" [
+        testCase "action map: every action of Next has an F# function of the same name or is an environment action"
+            ``action map: every action of Next has an F# function of the same name or is an environment action``
+        testCase "action map: every public F# function of FailureDetector and Election is a spec action or a spec guard"
+            ``action map: every public F# function of FailureDetector and Election is a spec action or a spec guard``
+        testCase "trace replay: every step of every TLC behaviour is the F# function of the same action"
+            ``trace replay: every step of every TLC behaviour is the F# function of the same action``
+        testCase "successor sets: 3 nodes, synchronous, formed cluster"
+            ``successor sets: 3 nodes, synchronous, formed cluster``
+        testCase "successor sets: 2 nodes starting alone, one crash or leave"
+            ``successor sets: 2 nodes starting alone, one crash or leave``
+        testCase "successor sets: 2 nodes, lossy, one crash or leave"
+            ``successor sets: 2 nodes, lossy, one crash or leave``
+        testCase "freshness: the fixtures were made from the spec and configuration files as they are now"
+            ``freshness: the fixtures were made from the spec and configuration files as they are now``
+        testCase "freshness: every spec module the fixtures depend on is in the manifest"
+            ``freshness: every spec module the fixtures depend on is in the manifest``
+    ]

@@ -20,6 +20,7 @@ open System.IO
 open System.Reflection
 open System.Text
 open System.Text.RegularExpressions
+open Expecto
 open FormalChat.Protocol
 open FormalChat.Protocol.Tests.Conformance.Tla
 open FormalChat.Protocol.Tests.Conformance.PlacementFixtures
@@ -322,7 +323,6 @@ let private placementFunctions () : string list =
     |> Array.distinct
     |> List.ofArray
 
-[<Fact>]
 let ``action map: every action of Next is a Placement function of the same name or an environment action`` () =
     let actions = nextActions ()
     let functions = placementFunctions ()
@@ -332,7 +332,6 @@ let ``action map: every action of Next is a Placement function of the same name 
         |> List.filter (fun action -> not (List.contains action environmentActions) && not (List.contains (lowerFirst action) functions))
     Assert.True(missing.IsEmpty, $"spec actions with no F# function in module Placement: {missing}")
 
-[<Fact>]
 let ``action map: every public Placement function is a spec action or a spec operator`` () =
     let actions = nextActions ()
     let text = String.Join("\n", specText.Value)
@@ -427,7 +426,6 @@ let private replay (file: string) (model: Model) (behaviours: TraceState list li
                 Assert.Fail message))
     result
 
-[<Fact>]
 let ``trace replay: every step of TLC's simulated behaviours is reached by the F# function of its action`` () =
     let mutable total = emptyReplay
     let mutable behaviours = 0
@@ -488,7 +486,6 @@ let private checkSuccessorSets (file: string) (model: Model) : int * int =
     Assert.True(failures.Count = 0, String.Join("\n\n", failures))
     clusters.Count, graph.Edges.Length
 
-[<Fact>]
 let ``successor sets: from every state of TLC's state graph the F# functions reach exactly TLC's successors`` () =
     let graphs = fixtures "graph"
     Assert.NotEmpty graphs
@@ -499,6 +496,22 @@ let ``successor sets: from every state of TLC's state graph the F# functions rea
 // ---------------------------------------------------------------------------------------------
 // 4. Freshness.
 
-[<Fact>]
 let ``freshness: the fixtures were made from the spec and configuration files as they are now`` () =
     assertFresh "placement" manifest.Value "spec/Placement.tla"
+
+// ---------------------------------------------------------------------------------------------
+
+[<Tests>]
+let tests =
+    testList "PlacementConformance" [
+        testCase "action map: every action of Next is a Placement function of the same name or an environment action"
+            ``action map: every action of Next is a Placement function of the same name or an environment action``
+        testCase "action map: every public Placement function is a spec action or a spec operator"
+            ``action map: every public Placement function is a spec action or a spec operator``
+        testCase "trace replay: every step of TLC's simulated behaviours is reached by the F# function of its action"
+            ``trace replay: every step of TLC's simulated behaviours is reached by the F# function of its action``
+        testCase "successor sets: from every state of TLC's state graph the F# functions reach exactly TLC's successors"
+            ``successor sets: from every state of TLC's state graph the F# functions reach exactly TLC's successors``
+        testCase "freshness: the fixtures were made from the spec and configuration files as they are now"
+            ``freshness: the fixtures were made from the spec and configuration files as they are now``
+    ]

@@ -23,6 +23,7 @@ open System.IO
 open System.Reflection
 open System.Text
 open System.Text.RegularExpressions
+open Expecto
 open FormalChat.Protocol
 open FormalChat.Protocol.Tests.Conformance.Tla
 open FormalChat.Protocol.Tests.Conformance.PlacementFixtures
@@ -520,7 +521,6 @@ let private functionsOf (moduleName: string) : string list =
     |> Array.distinct
     |> List.ofArray
 
-[<Fact>]
 let ``action map: every action of Next is a Replication function of the same name, Node glue or the environment`` () =
     let actions = nextActions ()
     Assert.Equal<string list>(
@@ -541,7 +541,6 @@ let ``action map: every action of Next is a Replication function of the same nam
     let harness = typeof<Cluster>.DeclaringType |> Option.ofObj |> Option.map (fun t -> t.GetMethods() |> Array.map _.Name) |> Option.defaultValue [||]
     Assert.All(actions, fun action -> Assert.Contains(lowerFirst action, harness))
 
-[<Fact>]
 let ``action map: every public Replication function is a spec action, a spec operator or listed as not modelled`` () =
     let actions = nextActions ()
     let text = String.Join("\n", specText.Value)
@@ -648,7 +647,6 @@ let private replay (file: string) (model: Model) (behaviours: TraceState list li
                 )))
     result
 
-[<Fact>]
 let ``trace replay: every step of TLC's simulated behaviours is reached by the F# function of its action`` () =
     let mutable total = noCoverage
     let mutable behaviours = 0
@@ -702,7 +700,6 @@ let private checkSuccessorSets (file: string) (model: Model) : int * int * Cover
     Assert.True(failures.Count = 0, String.Join("\n\n", failures))
     clusters.Count, graph.Edges.Length, coverage
 
-[<Fact>]
 let ``successor sets: from every state of TLC's state graph the F# functions reach exactly TLC's successors`` () =
     let graphs = fixtures "graph"
     Assert.Equal(4, graphs.Length)
@@ -722,6 +719,22 @@ let ``successor sets: from every state of TLC's state graph the F# functions rea
 // ---------------------------------------------------------------------------------------------
 // 4. Freshness.
 
-[<Fact>]
 let ``freshness: the fixtures were made from the spec and configuration files as they are now`` () =
     assertFresh "replication" manifest.Value "spec/Replication.tla"
+
+// ---------------------------------------------------------------------------------------------
+
+[<Tests>]
+let tests =
+    testList "ReplicationConformance" [
+        testCase "action map: every action of Next is a Replication function of the same name, Node glue or the environment"
+            ``action map: every action of Next is a Replication function of the same name, Node glue or the environment``
+        testCase "action map: every public Replication function is a spec action, a spec operator or listed as not modelled"
+            ``action map: every public Replication function is a spec action, a spec operator or listed as not modelled``
+        testCase "trace replay: every step of TLC's simulated behaviours is reached by the F# function of its action"
+            ``trace replay: every step of TLC's simulated behaviours is reached by the F# function of its action``
+        testCase "successor sets: from every state of TLC's state graph the F# functions reach exactly TLC's successors"
+            ``successor sets: from every state of TLC's state graph the F# functions reach exactly TLC's successors``
+        testCase "freshness: the fixtures were made from the spec and configuration files as they are now"
+            ``freshness: the fixtures were made from the spec and configuration files as they are now``
+    ]

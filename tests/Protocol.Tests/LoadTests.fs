@@ -1,0 +1,94 @@
+/// What load must not change (issue "Stay up and fast under load"): a member is shown each
+/// sequence number once and in order, the shell is told when to stop reading clients, and the
+/// work per message does not grow with the history.
+module FormalChat.Protocol.Tests.LoadTests
+
+open Expecto
+open FormalChat.Protocol
+open FormalChat.Protocol.NodeState
+open Xunit
+
+let private config = ProtocolConfig.defaults
+
+let private message (seq: int64) (text: string) : RoomMessage =
+    { Room = "#dev"; Seq = seq; From = "ann"; FromNode = 1; Text = text; ClientMessageId = seq }
+
+let private post (id: int64) : RoomPost =
+    { Room = "#dev"; From = "ann"; FromNode = 2; Text = $"post {id}"; ClientMessageId = id }
+
+let private shownSeqs (effects: Effect list) : int64 list =
+    [ for effect in effects do
+          match effect with
+          | SendToClients(_, Message shown) -> shown.Seq
+          | _ -> () ]
+
+let ``a number already shown to the members is not shown again after the node's copy is replaced`` () =
+    // This node showed 1..3, then the owner's copy (1..2, its 3 never committed) replaced its own.
+    let state =
+        { NodeState.init { Id = 2; ClientEndpoint = { Host = "127.0.0.1"; Port = 5002 }; PeerEndpoint = { Host = "127.0.0.1"; Port = 6002 } } with
+            Histories = Map [ "#dev", Rooms.ofMessages [ message 1L "one"; message 2L "two" ] ]
+            Shown = Map [ "#dev", 3L ] }
+
+    let state, again = Node.step config state (PeerMessageReceived(RoomSequenced(message 3L "the owner's three")))
+    let _, next = Node.step config state (PeerMessageReceived(RoomSequenced(message 4L "four")))
+
+    Assert.Empty(shownSeqs again)
+    Assert.Equal<int64 list>([ 4L ], shownSeqs next)
+
+let ``the shell may read client requests until maxPostsInFlight posts wait for their owners`` () =
+    let waiting count = { NodeState.init { Id = 2; ClientEndpoint = { Host = "127.0.0.1"; Port = 5002 }; PeerEndpoint = { Host = "127.0.0.1"; Port = 6002 } } with Unconfirmed = Map [ "#dev", [ for id in 1L .. int64 count -> post id ] ] }
+
+    Assert.True(Node.acceptsClientRequests (waiting (Node.maxPostsInFlight - 1)))
+    Assert.False(Node.acceptsClientRequests (waiting Node.maxPostsInFlight))
+
+let ``a full history keeps the newest historyCapacity messages and recognises retries of those alone`` () =
+    let count = Rooms.historyCapacity + 100
+    let history =
+        [ 1L .. int64 count ]
+        |> List.fold (fun history seq -> Rooms.record (message seq $"m{seq}") history |> Option.defaultValue history) Rooms.emptyHistory
+    let retry (id: int64) = { post id with FromNode = 1 }
+
+    Assert.Equal(Rooms.historyCapacity, history.Recent.Length)
+    Assert.Equal(int64 count, history.LastSeq)
+    Assert.Equal(None, Rooms.alreadySequenced (retry 100L) history)
+    Assert.Equal(Some(int64 count), Rooms.alreadySequenced (retry (int64 count)) history |> Option.map _.Seq)
+    Assert.Equal<int64 list>([ int64 count - 2L .. int64 count ], Rooms.last 3 history |> List.map _.Seq)
+
+let ``two histories of the same messages are equal however they were built`` () =
+    let messages = [ for seq in 1L .. 2500L -> message seq $"m{seq}" ]
+    let recorded = messages |> List.fold (fun history m -> Rooms.record m history |> Option.get) Rooms.emptyHistory
+
+    Assert.Equal(Rooms.ofMessages messages, recorded)
+    Assert.Equal(Rooms.ofMessages (List.skip 500 messages), recorded)
+    Assert.NotEqual(Rooms.ofMessages (List.skip 501 messages), recorded)
+
+let ``a tick that resends a thousand waiting posts sends each once, in order`` () =
+    let owner = { Id = 3; ClientEndpoint = { Host = "127.0.0.1"; Port = 5003 }; PeerEndpoint = { Host = "127.0.0.1"; Port = 6003 } }
+    let self = { Id = 2; ClientEndpoint = { Host = "127.0.0.1"; Port = 5002 }; PeerEndpoint = { Host = "127.0.0.1"; Port = 6002 } }
+    let posts = [ for id in 1L .. 1000L -> post id ]
+    let state =
+        { NodeState.init self with
+            Coordination = { Coordination.init 2 with View = Set [ 2; 3 ]; Leader = Some 3; Epoch = 1 }
+            Peers = Map [ 3, { Info = owner; Load = Load.zero } ]
+            Placements = Map [ "#dev", { Owner = 3; Epoch = 1; Version = 1; LastSeq = 0L } ]
+            Unconfirmed = Map [ "#dev", posts ] }
+
+    let _, effects = Node.step config state Ticked
+
+    let resent = [ for effect in effects do match effect with SendToPeer(_, RoomPosted p) -> p.ClientMessageId | _ -> () ]
+    Assert.Equal<int64 list>([ 1L .. 1000L ], resent)
+
+[<Tests>]
+let tests =
+    testList "Load" [
+        testCase "a number already shown to the members is not shown again after the node's copy is replaced"
+            ``a number already shown to the members is not shown again after the node's copy is replaced``
+        testCase "the shell may read client requests until maxPostsInFlight posts wait for their owners"
+            ``the shell may read client requests until maxPostsInFlight posts wait for their owners``
+        testCase "a full history keeps the newest historyCapacity messages and recognises retries of those alone"
+            ``a full history keeps the newest historyCapacity messages and recognises retries of those alone``
+        testCase "two histories of the same messages are equal however they were built"
+            ``two histories of the same messages are equal however they were built``
+        testCase "a tick that resends a thousand waiting posts sends each once, in order"
+            ``a tick that resends a thousand waiting posts sends each once, in order``
+    ]
