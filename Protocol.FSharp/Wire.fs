@@ -448,6 +448,14 @@ let private decode (line: string) (read: string -> JObject -> 'T) : Result<'T, D
     // Whatever else a hostile frame provokes in the parser (huge numbers, odd tokens) is refused too.
     | error -> Result.Error { Code = BadFrame; Reason = error.Message }
 
+/// A room name between nodes is always the canonical one (lower case, checked): anything else is
+/// a forged or broken frame, refused here rather than met deep in the node (a log file name).
+let private roomField (frame: JObject) (name: string) : RoomName =
+    let text = stringField frame name
+    match Rooms.validateRoomName text with
+    | Ok room when room = text -> room
+    | _ -> fail $"'{name}' is not a room name: '{text}'"
+
 let private unknownType (kind: string) = fail $"unknown message type '{kind}'"
 
 let private userOf (user: JObject) : UserEntry =
@@ -459,7 +467,7 @@ let private knownUserOf (user: JObject) : KnownUser =
     { User = userOf user; Session = stringField user "session" }
 
 let private roomMessageOf (frame: JObject) (nodeField: string) : RoomMessage =
-    { Room = stringField frame "room"
+    { Room = roomField frame "room"
       Seq = longField frame "seq"
       From = stringField frame "from"
       FromNode = intField frame nodeField
@@ -501,30 +509,30 @@ let decodePeerMessage (line: string) : Result<PeerMessage, DecodeError> =
                   Text = stringField frame "text" }
         | "user-joined" -> UserJoined(knownUserOf (objectField frame "user"))
         | "user-left" -> UserLeft(stringField frame "nick", intField frame "node")
-        | "member-joined" -> MemberJoined(stringField frame "room", stringField frame "nick")
-        | "member-left" -> MemberLeft(stringField frame "room", stringField frame "nick")
+        | "member-joined" -> MemberJoined(roomField frame "room", stringField frame "nick")
+        | "member-left" -> MemberLeft(roomField frame "room", stringField frame "nick")
         | "users" -> UsersListed(intField frame "node", arrayField frame "users" |> List.map (asObject >> knownUserOf))
         | "users-requested" -> UsersRequested(intField frame "node")
-        | "place" -> PlacementRequested(stringField frame "room", intField frame "requester")
+        | "place" -> PlacementRequested(roomField frame "room", intField frame "requester")
         | "placed" ->
             RoomAssigned(
-                stringField frame "room",
+                roomField frame "room",
                 { Owner = intField frame "owner"; Epoch = intField frame "epoch"; Version = intField frame "version"; LastSeq = longField frame "lastSeq" }
             )
         | "post" ->
             RoomPosted
-                { Room = stringField frame "room"
+                { Room = roomField frame "room"
                   From = stringField frame "from"
                   FromNode = intField frame "fromNode"
                   Text = stringField frame "text"
                   ClientMessageId = longField frame "id" }
         | "sequenced" -> RoomSequenced(roomMessageOf frame "fromNode")
-        | "backup-assigned" -> BackupAssigned(stringField frame "room", backupOf frame)
-        | "replica-sync" -> ReplicaSynced(stringField frame "room", backupOf frame, messagesOf frame "committed", messagesOf frame "pending")
+        | "backup-assigned" -> BackupAssigned(roomField frame "room", backupOf frame)
+        | "replica-sync" -> ReplicaSynced(roomField frame "room", backupOf frame, messagesOf frame "committed", messagesOf frame "pending")
         | "replica-append" -> ReplicaAppended(backupOf frame, roomMessageOf (objectField frame "message") "fromNode")
-        | "replica-stored" -> ReplicaStored(stringField frame "room", intField frame "version", longField frame "seq")
-        | "history-requested" -> HistoryRequested(stringField frame "room", longField frame "after", intField frame "requester")
-        | "history" -> HistoryShared(stringField frame "room", messagesOf frame "messages")
+        | "replica-stored" -> ReplicaStored(roomField frame "room", intField frame "version", longField frame "seq")
+        | "history-requested" -> HistoryRequested(roomField frame "room", longField frame "after", intField frame "requester")
+        | "history" -> HistoryShared(roomField frame "room", messagesOf frame "messages")
         | other -> unknownType other)
 
 let private resumeOf (frame: JObject) : (RoomName * int64) list =

@@ -28,6 +28,13 @@ let private textGen : Gen<string> =
               1, Gen.choose (0x20, 0xD7FF) |> Gen.map (fun code -> string (char code)) ]
     Gen.listOf piece |> Gen.map String.Concat
 
+/// Rooms between nodes are canonical names (Wire refuses any other on a peer link).
+let private roomGen : Gen<RoomName> =
+    let allowed = [ 'a' .. 'z' ] @ [ '0' .. '9' ] @ [ '_'; '-' ]
+    Gen.choose (1, 32)
+    |> Gen.bind (fun length -> Gen.listOfLength length (Gen.elements allowed))
+    |> Gen.map (fun chars -> "#" + String(Array.ofList chars))
+
 let private intGen : Gen<int> =
     Gen.oneof [ Gen.choose (-5, 100); Gen.elements [ Int32.MinValue; Int32.MaxValue; 0 ]; Gen.choose (Int32.MinValue, Int32.MaxValue) ]
 
@@ -60,7 +67,7 @@ let private knownUserGen : Gen<KnownUser> =
 
 let private roomMessageGen : Gen<RoomMessage> =
     gen {
-        let! room = textGen
+        let! room = roomGen
         let! seq = longGen
         let! from = textGen
         let! node = intGen
@@ -91,13 +98,13 @@ let private peerMessageGen : Gen<PeerMessage> =
           }
           knownUserGen |> Gen.map UserJoined
           Gen.map2 (fun nick node -> UserLeft(nick, node)) textGen intGen
-          Gen.map2 (fun room nick -> MemberJoined(room, nick)) textGen textGen
-          Gen.map2 (fun room nick -> MemberLeft(room, nick)) textGen textGen
+          Gen.map2 (fun room nick -> MemberJoined(room, nick)) roomGen textGen
+          Gen.map2 (fun room nick -> MemberLeft(room, nick)) roomGen textGen
           Gen.map2 (fun node users -> UsersListed(node, users)) intGen (smallListOf knownUserGen)
           intGen |> Gen.map UsersRequested
-          Gen.map2 (fun room requester -> PlacementRequested(room, requester)) textGen intGen
+          Gen.map2 (fun room requester -> PlacementRequested(room, requester)) roomGen intGen
           gen {
-              let! room = textGen
+              let! room = roomGen
               let! owner = intGen
               let! epoch = intGen
               let! version = intGen
@@ -272,6 +279,13 @@ let ``a peer message with a missing, mistyped or out-of-range field is refused a
     Assert.False(String.IsNullOrWhiteSpace error.Reason)
     if field <> "" then Assert.Contains($"'{field}'", error.Reason)
 
+let ``a peer frame naming a room other than by its canonical name is refused, not met deep in the node`` () =
+    for room in [ "#Lobby"; "lobby"; "#../etc"; "#"; "#" + String('a', 33) ] do
+        let frame = $"{{\"v\":1,\"type\":\"sequenced\",\"room\":\"{room}\",\"seq\":1,\"from\":\"alice\",\"fromNode\":1,\"text\":\"hi\",\"id\":1}}"
+        let error = refusedBy Wire.decodePeerMessage frame
+        Assert.Equal(BadFrame, error.Code)
+        Assert.Contains("'room'", error.Reason)
+
 let ``an integer beyond 64 bits is refused as out of range, naming the field`` () =
     let error = refusedBy Wire.decodePeerMessage "{\"v\":1,\"type\":\"election\",\"candidate\":99999999999999999999999,\"epoch\":1}"
 
@@ -336,6 +350,8 @@ let ``property: decoding never throws on arbitrary strings`` () =
 [<Tests>]
 let tests =
     testList "Wire" [
+        testCase "a peer frame naming a room other than by its canonical name is refused, not met deep in the node"
+            ``a peer frame naming a room other than by its canonical name is refused, not met deep in the node``
         testCase "property: every peer message decodes to itself after encoding, as one line"
             ``property: every peer message decodes to itself after encoding, as one line``
         testCase "property: every client request decodes to itself after encoding, as one line"
