@@ -23,6 +23,13 @@ let private presenceExcept (excluded: ClientId option) (state: NodeState) (text:
 let private presence = presenceExcept None
 let private toEveryPeer (state: NodeState) message = [ for info in livePeers state -> SendToPeer(info, message) ]
 
+/// A message to one node by id. A node this one has no address for (never heard of, or named
+/// only by a frame) gets nothing and the log says so: a lookup must never take the node down.
+let private toPeer (state: NodeState) (node: NodeId) (message: PeerMessage) : Effect =
+    match state.Peers.TryFind node with
+    | Some peer -> SendToPeer(peer.Info, message)
+    | None -> Log(Warning, $"no address for node {node}; dropped {message}")
+
 /// What a node that has just appeared needs to know from this one: who is online here, and
 /// where every room is placed.
 /// The owner shares its rooms' history only once it has had a majority for a while (see
@@ -143,7 +150,7 @@ let private recvShared (room: RoomName) (messages: RoomMessage list) (state: Nod
 let private askForMissing (room: RoomName) (state: NodeState) : Effect list =
     match state.Placements.TryFind room with
     | Some placement when placement.Owner <> self state && state.Coordination.View.Contains placement.Owner ->
-        [ SendToPeer(state.Peers[placement.Owner].Info, HistoryRequested(room, (historyOf room state).LastSeq, self state)) ]
+        [ toPeer state placement.Owner (HistoryRequested(room, (historyOf room state).LastSeq, self state)) ]
     | _ -> []
 
 /// A committed message from another node. One that skips numbers means this node missed some
@@ -187,7 +194,7 @@ let private replicate (room: RoomName) (state: NodeState) : NodeState * Effect l
         let primary, sync = Replication.syncBackup target room (historyOf room state) (primaryOf room state)
         let committed, primary = Replication.commit (hasQuorum state) (state.Coordination.View.Count = 1) target primary
         let state = { state with Primaries = state.Primaries.Add(room, primary) }
-        let syncs = [ for sent in sync do SendToPeer(state.Peers[sent.To].Info, sent.Message) ]
+        let syncs = [ for sent in sync do toPeer state sent.To sent.Message ]
         let commitOne message state =
             deliverSequenced message state |> then' (fun state -> state, toEveryPeer state (RoomSequenced message))
         forEach commitOne committed (state, syncs)
@@ -211,7 +218,7 @@ let private sequenceAsOwner (post: RoomPost) (placement: Assignment) (state: Nod
         let toBackup =
             match backupTarget post.Room state with
             | Some backup when backup.Version = primary.SyncedVersion ->
-                [ SendToPeer(state.Peers[backup.Backup].Info, ReplicaAppended(backup, message)) ]
+                [ toPeer state backup.Backup (ReplicaAppended(backup, message)) ]
             | _ -> []
         then' (replicate post.Room) (state, toBackup)
 
@@ -307,9 +314,7 @@ and private routeOne (message: Sent) (state: NodeState) : NodeState * Effect lis
     if message.To = self state then
         handlePeerMessage message.Message state
     else
-        match state.Peers.TryFind message.To with
-        | Some peer -> state, [ SendToPeer(peer.Info, message.Message) ]
-        | None -> state, [ Log(Warning, $"no address for node {message.To}; dropped {message.Message}") ]
+        state, [ toPeer state message.To message.Message ]
 
 /// A post goes to its room's owner; without a live owner this node asks the leader for one
 /// and the post waits in Unconfirmed until the placement arrives.
@@ -317,7 +322,7 @@ and private routePost (post: RoomPost) (state: NodeState) : NodeState * Effect l
     match state.Placements.TryFind post.Room with
     | Some placement when placement.Owner = self state -> sequenceAsOwner post placement state
     | Some placement when state.Coordination.View.Contains placement.Owner ->
-        state, [ SendToPeer(state.Peers[placement.Owner].Info, RoomPosted post) ]
+        state, [ toPeer state placement.Owner (RoomPosted post) ]
     | _ -> routeSent (Placement.requestRoom post.Room state.Placements state.Coordination) (hold post state)
 
 /// Spec: RecvAssignment on this node. When a room changes owner, the posts still waiting for
