@@ -95,14 +95,10 @@ public sealed class ClientGateway : IAsyncDisposable
                     refusal = Refuse(client, connection, decoded.ErrorValue.Code, decoded.ErrorValue.Reason);
                     return false;
                 }
-                var request = decoded.ResultValue;
-                if (NodeInbox.IsControl(request))
-                {
-                    _inbox.Control(Event.NewClientRequested(client, request));
-                    return true;
-                }
+                var request = Event.NewClientRequested(client, decoded.ResultValue);
                 await SlowDownIfOverRate(client, connection, rate).ConfigureAwait(false);
-                await _inbox.Clients.WriteAsync(Event.NewClientRequested(client, request), line.Length, _stopping.Token).ConfigureAwait(false);
+                if (NodeInbox.IsControl(decoded.ResultValue) && _inbox.TryControl(request)) return true;
+                await _inbox.Clients.WriteAsync(request, line.Length, _stopping.Token).ConfigureAwait(false);
                 return true;
             },
             length => { refusal = Refuse(client, connection, ErrorCode.FrameTooLarge, $"a frame has at most {_maxFrameBytes} bytes"); return false; }

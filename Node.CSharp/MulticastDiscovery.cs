@@ -64,12 +64,11 @@ public sealed class MulticastDiscovery : IDisposable
             }
             var text = Encoding.UTF8.GetString(buffer, 0, length).TrimEnd('\n');
             var decoded = Wire.decodePeerMessage(text);
-            if (decoded.IsOk && decoded.ResultValue.IsHeartbeatSent)
-            {
-                _inbox.Control(Event.NewPeerMessageReceived(decoded.ResultValue));
-                continue;
-            }
-            var reason = decoded.IsOk ? "only heartbeats travel by multicast" : decoded.ErrorValue.Reason;
+            if (decoded.IsOk && decoded.ResultValue.IsHeartbeatSent && _inbox.TryControl(Event.NewPeerMessageReceived(decoded.ResultValue))) continue;
+            // A heartbeat the full control lane cannot take is dropped like a lost datagram.
+            var reason = !decoded.IsOk ? decoded.ErrorValue.Reason
+                : decoded.ResultValue.IsHeartbeatSent ? "the control lane is full"
+                : "only heartbeats travel by multicast";
             var count = _counters.CountBadDatagram();
             _log.LogDebug("dropped a datagram from {Sender}: {Reason} ({Count} dropped so far)", sender, reason, count);
         }

@@ -24,8 +24,14 @@ public sealed class NodeInbox
     /// <summary>Bytes of peer frames waiting: room for a whole state transfer and then some.</summary>
     public const long PeerLaneBytes = 64 * 1024 * 1024;
 
+    /// <summary>Events the control lane holds at most of those that others send (heartbeats,
+    /// status requests): a forged or flooding sender must not fill it, nor keep the loop's turns
+    /// busy with it. Ticks and shutdown always go in.</summary>
+    public const int MaxControlBacklog = 1024;
+
     private readonly Channel<Event> _control = Channel.CreateUnbounded<Event>(new UnboundedChannelOptions { SingleReader = true });
     private readonly Doorbell _doorbell = new();
+    private int _controlBacklog;
 
     public NodeInbox()
     {
@@ -37,14 +43,29 @@ public sealed class NodeInbox
 
     public BoundedLane<Event> Clients { get; }
 
-    /// <summary>Control events never wait: they are few, small, and must not be lost.</summary>
+    /// <summary>The node's own control events (ticks, shutdown): they never wait and are never lost.</summary>
     public void Control(Event controlEvent)
     {
+        Interlocked.Increment(ref _controlBacklog);
         _control.Writer.TryWrite(controlEvent);
         _doorbell.Ring();
     }
 
-    public bool TryReadControl(out Event controlEvent) => _control.Reader.TryRead(out controlEvent!);
+    /// <summary>A control event from outside (a heartbeat, a status request): false when the
+    /// control lane already holds MaxControlBacklog events, and the caller sends it the ordinary way.</summary>
+    public bool TryControl(Event controlEvent)
+    {
+        if (Volatile.Read(ref _controlBacklog) >= MaxControlBacklog) return false;
+        Control(controlEvent);
+        return true;
+    }
+
+    public bool TryReadControl(out Event controlEvent)
+    {
+        if (!_control.Reader.TryRead(out controlEvent!)) return false;
+        Interlocked.Decrement(ref _controlBacklog);
+        return true;
+    }
 
     /// <summary>Waits until any lane may have something, or the timeout passes (used while the
     /// client lane is held back, to look again at whether it may be read).</summary>

@@ -68,8 +68,8 @@ public sealed class PeerNetwork : IAsyncDisposable
                     return false;
                 }
                 var received = Event.NewPeerMessageReceived(decoded.ResultValue);
-                if (NodeInbox.IsControl(decoded.ResultValue)) _inbox.Control(received);
-                else await _inbox.Peers.WriteAsync(received, line.Length, _stopping.Token).ConfigureAwait(false);
+                if (NodeInbox.IsControl(decoded.ResultValue) && _inbox.TryControl(received)) return true;
+                await _inbox.Peers.WriteAsync(received, line.Length, _stopping.Token).ConfigureAwait(false);
                 return true;
             },
             length => { refusal = $"frame of {length} bytes is over the limit"; return false; }

@@ -654,7 +654,7 @@ let private replicateOwnedRooms (config: ProtocolConfig) (state: NodeState) : No
     let stalled =
         [ for KeyValue(room, primary) in resynced do
               if primary.SyncedVersion = 0 && state.Primaries[room].SyncedVersion <> 0 then
-                  Log(Info, $"room {room}: the backup confirmed nothing new for a whole tick; sending it the room's state again") ]
+                  Log(Info, $"room {room}: the backup confirmed nothing new for {config.SuspectAfter} ticks; sending it the room's state again") ]
     let state = { state with Primaries = resynced }
     let owned = forEach replicate (List.ofSeq state.Primaries.Keys) (state, stalled)
     owned |> then' (fun state ->
@@ -665,10 +665,7 @@ let private replicateOwnedRooms (config: ProtocolConfig) (state: NodeState) : No
 /// or reach a node that did not yet know the room had moved. The owner recognises a retry
 /// (Replication.sequencePost), so a post is sequenced once however often it is sent.
 let private resendWaiting (state: NodeState) : NodeState * Effect list =
-    state.Unconfirmed
-    |> Seq.collect (fun (KeyValue(_, posts)) -> posts)
-    |> List.ofSeq
-    |> fun posts -> forEach routePost posts (state, [])
+    forEach routePost (state.Unconfirmed.Values |> Seq.concat) (state, [])
 
 /// Rooms this node needs placed (members here, or posts waiting) and still has no live owner for.
 let private retryPlacements (state: NodeState) : NodeState * Effect list =

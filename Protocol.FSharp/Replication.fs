@@ -14,7 +14,7 @@ type Primary =
       SyncedVersion: int
       /// The highest sequence number that backup has confirmed; None until it confirmed the sync.
       Stored: int64 option
-      /// The oldest pending message at the last tick: unchanged for a whole tick means the backup
+      /// The oldest pending message at the last tick: unchanged for K ticks means the backup
       /// missed something (a broken link), and the owner sends its state again. Some 0 when
       /// nothing was pending but the backup had not confirmed the state it was sent.
       PendingAtLastTick: int64 option

@@ -66,6 +66,22 @@ public sealed class BackpressureTests
     }
 
     [Fact]
+    public void The_control_lane_takes_a_bounded_number_of_events_from_outside_and_always_the_nodes_own()
+    {
+        var inbox = new NodeInbox();
+        var status = FormalChat.Protocol.NodeState.Event.NewClientRequested(1, FormalChat.Protocol.ClientRequest.Status);
+
+        var taken = Enumerable.Range(0, NodeInbox.MaxControlBacklog + 10).Count(_ => inbox.TryControl(status));
+        inbox.Control(FormalChat.Protocol.NodeState.Event.Ticked);
+
+        Assert.Equal(NodeInbox.MaxControlBacklog, taken);
+        var read = 0;
+        while (inbox.TryReadControl(out _)) read++;
+        Assert.Equal(NodeInbox.MaxControlBacklog + 1, read);
+        Assert.True(inbox.TryControl(status));
+    }
+
+    [Fact]
     public void A_client_within_its_burst_is_not_slowed()
     {
         var rate = new ClientRateLimit(ratePerSecond: 10, burst: 5);

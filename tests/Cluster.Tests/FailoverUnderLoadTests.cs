@@ -27,9 +27,15 @@ public class FailoverUnderLoadTests
         var survivors = new[] { 1, 2, 3 }.Where(id => id != owner).ToArray();
         await using var sender = await RawChatClient.ConnectAsync(cluster.ClientPort(survivors[0]), "stormer", Room);
         var receivers = new List<RawChatClient>();
+        var sawLast = new System.Collections.Concurrent.ConcurrentDictionary<int, bool>();
         try
         {
-            foreach (var id in survivors.Concat(survivors)) receivers.Add(await RawChatClient.ConnectAsync(cluster.ClientPort(id), $"watcher{receivers.Count}", Room));
+            foreach (var id in survivors.Concat(survivors))
+            {
+                var watcher = receivers.Count;
+                receivers.Add(await RawChatClient.ConnectAsync(cluster.ClientPort(id), $"watcher{watcher}", Room,
+                    (_, text) => { if (text.SequenceEqual("last"u8)) sawLast[watcher] = true; }));
+            }
             const int messages = 3000;
             var sending = Task.Factory.StartNew(() =>
             {
@@ -44,14 +50,11 @@ public class FailoverUnderLoadTests
             cluster.Kill(owner);
             var atKill = receivers.Max(r => r.Seq.Distinct);
             await sending;
-            // Done when the watchers have stopped receiving for a second (the rest of the flood
-            // waits for the new owner, and messages in flight at the kill may never commit).
-            await Eventually.TrueAsync(async () =>
-            {
-                var before = receivers.Sum(r => r.Seq.Frames);
-                await Task.Delay(1000);
-                return receivers.Sum(r => r.Seq.Frames) == before && receivers.All(r => r.Seq.Distinct > atKill);
-            }, Deadline, "the room goes on under its new owner, and the watchers are quiet again",
+            // The room goes on under its new owner: a message sent after the flood reaches every
+            // watcher (messages in flight at the kill may never commit, so no count is awaited).
+            sender.Send(sender.SayFrame("last", id: messages + 1));
+            await Eventually.TrueAsync(() => Task.FromResult(sawLast.Count == receivers.Count && receivers.All(r => r.Seq.Distinct > atKill)),
+                Deadline, "the room goes on under its new owner",
             () => $"at the kill {atKill}; now {string.Join(", ", receivers.Select(r => $"{r.Seq.Distinct}{(r.CloseReason is { } why ? $" (closed: {why})" : "")}"))}\n{cluster.Output}");
 
             foreach (var (receiver, n) in receivers.Select((r, n) => (r, n)))
