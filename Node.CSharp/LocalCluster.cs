@@ -47,6 +47,7 @@ public static class LocalCluster
             "--data-dir", node.DataDir, "--fsync", Config.fsyncPolicyName(node.Fsync),
         };
         if (timing.MulticastGroup is { } group) arguments.AddRange(["--multicast", group.Value.ToString()]);
+        if (node.MetricsPort is { } metrics) arguments.AddRange(["--metrics-port", metrics.Value.ToString()]);
 
         var self = Environment.ProcessPath ?? throw new InvalidOperationException("cannot find this program's path");
         var start = new ProcessStartInfo(self) { UseShellExecute = false };
@@ -61,7 +62,8 @@ public static class LocalCluster
         Console.WriteLine($"FormalChat: {cluster.Nodes} nodes on 127.0.0.1, heartbeat {cluster.Timing.HeartbeatIntervalMs} ms, suspect after {cluster.Timing.SuspectAfter} missed.");
         for (var id = 1; id <= cluster.Nodes; id++)
         {
-            Console.WriteLine($"  node {id}: clients 127.0.0.1:{cluster.BasePort + id - 1}, room logs in {Config.nodeDataDir(cluster.DataDir, id)}  (pid {processes[id - 1].Id})");
+            var node = Config.clusterNodeOptions(cluster, id);
+            Console.WriteLine($"  node {id}: clients 127.0.0.1:{node.ClientPort}, dashboard http://127.0.0.1:{node.MetricsPort?.Value}/ (metrics at /metrics), room logs in {node.DataDir}  (pid {processes[id - 1].Id})");
         }
         Console.WriteLine("Connect a client from another terminal:");
         Console.WriteLine($"  dotnet run --project Client.CSharp -- --nick alice --server 127.0.0.1:{cluster.BasePort}");

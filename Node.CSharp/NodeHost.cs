@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Net;
 using System.Runtime.InteropServices;
+using FormalChat.Node.Monitoring;
 using FormalChat.Protocol;
 using Microsoft.FSharp.Collections;
 using Microsoft.Extensions.Logging;
@@ -43,6 +44,8 @@ public sealed class NodeHost
     private readonly NodeInbox _inbox = new();
     private readonly LoopWatch _watch;
     private FormalChat.Protocol.NodeState.NodeState _state;
+    /// <summary>Counted as the loop steps; null without --metrics-port (no cost then).</summary>
+    private readonly NodeMetrics? _metrics;
 
     public NodeHost(Config.NodeOptions options, ILoggerFactory logs)
     {
@@ -51,6 +54,7 @@ public sealed class NodeHost
         _log = logs.CreateLogger($"node {options.Id}");
         _watch = new LoopWatch(options.Timing.HeartbeatIntervalMs, _log);
         _state = FormalChat.Protocol.NodeState.init(Config.nodeInfoOf(options));
+        if (options.MetricsPort is not null) _metrics = new NodeMetrics();
     }
 
     public InputCounters Counters => _counters;
@@ -71,6 +75,7 @@ public sealed class NodeHost
         clients.Start();
         peers.Start();
         discovery?.Start();
+        await using var monitor = await StartMonitorAsync(host, clients, peers).ConfigureAwait(false);
         LogStart(logs);
 
         // The ticker only rings; the heartbeat itself is sent by the loop when it takes the tick,
@@ -131,8 +136,15 @@ public sealed class NodeHost
         {
             var stepStarted = _watch.Starting();
             if (next.IsTicked) logs.HeartbeatTicked();
+            var before = _state;
             var (state, toDo) = ProtocolNode.step(_config, _state, next);
-            _state = state;
+            // Published for the monitor's thread: a reference to an immutable state.
+            Volatile.Write(ref _state, state);
+            if (_metrics is not null)
+            {
+                _metrics.Stepped(next, before, state);
+                _metrics.LeaderChecked(before, state);
+            }
             _watch.Stepped(next, stepStarted);
             handled++;
             if (!toDo.IsEmpty) turn.Add(toDo);
@@ -153,6 +165,14 @@ public sealed class NodeHost
 
     private static bool SendingFallsBehind(ClientGateway clients, PeerNetwork peers) =>
         clients.Outbound.Bytes > ClientOutboundHighWater || peers.Outbound.Bytes > PeerOutboundHighWater;
+
+    private async Task<MonitorServer?> StartMonitorAsync(IPAddress host, ClientGateway clients, PeerNetwork peers)
+    {
+        if (_options.MetricsPort is null) return null;
+        var gauges = new NodeGauges(clients, peers, _inbox, _counters, _options.DataDir);
+        return await MonitorServer.StartAsync(new IPEndPoint(host, _options.MetricsPort.Value), _options.ClientPort,
+            () => Observation.ofState(_config, Volatile.Read(ref _state)), gauges, _log).ConfigureAwait(false);
+    }
 
     private MulticastDiscovery? OpenDiscovery()
     {
@@ -191,11 +211,17 @@ public sealed class NodeHost
             {
                 foreach (var effect in effects)
                 {
-                    if (effect is Effect.AppendToLog append) logs.Append(append.Item1, append.Item2);
+                    if (effect is Effect.AppendToLog append)
+                    {
+                        logs.Append(append.Item1, append.Item2);
+                        host._metrics?.Logged(append.Item2.Length);
+                    }
                     else if (effect is Effect.RewriteLog rewrite) logs.Rewrite(rewrite.Item1, rewrite.Item2);
                 }
             }
+            var syncStarted = Stopwatch.GetTimestamp();
             logs.MakeWritesDurable();
+            host._metrics?.Synced(Stopwatch.GetElapsedTime(syncStarted));
             var stopped = false;
             foreach (var effects in turn)
             {
@@ -209,13 +235,17 @@ public sealed class NodeHost
             switch (effect)
             {
                 case Effect.SendToPeer send:
-                    peers.Send(send.Item1.PeerEndpoint, _peerFrames.Encode(send.Item2));
+                    var peerFrame = _peerFrames.Encode(send.Item2);
+                    peers.Send(send.Item1.PeerEndpoint, peerFrame);
+                    host._metrics?.SentToPeer(send.Item2, peerFrame.Length);
                     break;
                 case Effect.Multicast multicast:
                     SendHeartbeat(LineConnection.Frame(Wire.encodePeerMessage(multicast.Item)));
                     break;
                 case Effect.SendToClients send:
-                    clients.Send(send.Item1, LineConnection.Frame(Wire.encodeServerReply(send.Item2)));
+                    var clientFrame = LineConnection.Frame(Wire.encodeServerReply(send.Item2));
+                    clients.Send(send.Item1, clientFrame);
+                    host._metrics?.SentToClients(send.Item2, send.Item1.Count, clientFrame.Length);
                     break;
                 case Effect.CloseClient close:
                     clients.Close(close.Item1, close.reason);

@@ -91,6 +91,7 @@ public sealed class BoundedLane<T>
     private readonly Doorbell _readerDoorbell;
     private TaskCompletionSource? _space;
     private long _queuedBytes;
+    private long _totalBytes;
 
     public BoundedLane(long capacityBytes, Doorbell readerDoorbell)
     {
@@ -99,6 +100,9 @@ public sealed class BoundedLane<T>
     }
 
     public long QueuedBytes => Interlocked.Read(ref _queuedBytes);
+
+    /// <summary>Every byte that ever went through the lane (for /metrics).</summary>
+    public long TotalBytes => Interlocked.Read(ref _totalBytes);
 
     /// <summary>Adds an item, waiting while the lane is full.</summary>
     public async ValueTask WriteAsync(T item, int bytes, CancellationToken cancel)
@@ -153,6 +157,7 @@ public sealed class BoundedLane<T>
     {
         _items.Enqueue((item, bytes));
         _queuedBytes += bytes;
+        _totalBytes += bytes;
     }
 }
 

@@ -56,6 +56,7 @@ type NodeArgs =
     | Client_Rate of messages_per_second: int
     | Client_Burst of messages: int
     | Max_Client_Queue_Bytes of bytes: int
+    | Metrics_Port of port: int
     | [<CliPrefix(CliPrefix.None)>] Cluster of ParseResults<ClusterArgs>
 
     interface IArgParserTemplate with
@@ -81,6 +82,7 @@ type NodeArgs =
             | Client_Rate _ -> $"frames per second a client may send before the node reads its frames more slowly; 0: no limit (default {ClientLimits.defaults.RatePerSecond})"
             | Client_Burst _ -> $"frames a client may send at once above --client-rate (default {ClientLimits.defaults.Burst})"
             | Max_Client_Queue_Bytes _ -> $"bytes waiting to be sent to one client beyond which it is too slow and is disconnected (default {ClientLimits.defaults.MaxQueueBytes})"
+            | Metrics_Port _ -> "HTTP port (on --host) for /metrics (Prometheus), /status.json and the live dashboard at /; off by default (cluster: client port + 3000)"
             | Cluster _ -> "start a local cluster: N node processes on this machine, stopped together by Ctrl+C"
 
 type ClientArgs =
@@ -133,7 +135,9 @@ type NodeOptions =
       /// Where this node keeps its room logs; no two nodes share one.
       DataDir: string
       Fsync: FsyncPolicy
-      Clients: ClientLimits }
+      Clients: ClientLimits
+      /// The HTTP port of /metrics, /status.json and the dashboard; None: not served.
+      MetricsPort: int option }
 
 type ClusterOptions =
     { Nodes: int
@@ -226,7 +230,7 @@ let parseNodeCommand (argv: string array) : Result<NodeCommand, UsageError> =
             let nodes = cluster.GetResult(ClusterArgs.Nodes, defaultValue = 3)
             check (nodes >= 1 && nodes <= 64) "--nodes must be between 1 and 64"
             let basePort = validPort "--base-port" (cluster.GetResult(ClusterArgs.Base_Port, defaultValue = 5001))
-            check (basePort + nodes - 1 + 1000 < 65536) "--base-port leaves no room for the peer ports (client port + 1000)"
+            check (basePort + nodes - 1 + 3000 < 65536) "--base-port leaves no room for the peer ports (client port + 1000) and dashboards (client port + 3000)"
             RunCluster
                 { Nodes = nodes
                   BasePort = basePort
@@ -267,6 +271,8 @@ let parseNodeCommand (argv: string array) : Result<NodeCommand, UsageError> =
             check (burst >= 1 && burst <= 10_000_000) "--client-burst must be between 1 and 10000000"
             let queueBytes = args.GetResult(NodeArgs.Max_Client_Queue_Bytes, defaultValue = ClientLimits.defaults.MaxQueueBytes)
             check (queueBytes >= 65536 && queueBytes <= 1024 * 1024 * 1024) "--max-client-queue-bytes must be between 65536 and 1073741824"
+            let metricsPort = args.TryGetResult NodeArgs.Metrics_Port |> Option.map (validPort "--metrics-port")
+            check (metricsPort <> Some port && metricsPort <> Some peerPort) "--metrics-port must differ from --port and --peer-port"
             let host = args.GetResult(NodeArgs.Host, defaultValue = "127.0.0.1")
             check (System.Net.IPAddress.TryParse(host) |> fst) $"--host takes an IP address, not '{host}'"
             RunNode
@@ -293,7 +299,8 @@ let parseNodeCommand (argv: string array) : Result<NodeCommand, UsageError> =
                     |> Option.map dataDir
                     |> Option.defaultValue (nodeDataDir defaultDataDir id.Value)
                   Fsync = args.TryGetResult NodeArgs.Fsync |> Option.map fsyncPolicy |> Option.defaultValue Batch
-                  Clients = { RatePerSecond = rate; Burst = burst; MaxQueueBytes = queueBytes } })
+                  Clients = { RatePerSecond = rate; Burst = burst; MaxQueueBytes = queueBytes }
+                  MetricsPort = metricsPort })
 
 /// `alice localhost 5001` (the prior art's form) means `--nick alice --server localhost:5001`.
 let parseClientCommand (argv: string array) : Result<ClientOptions, UsageError> =
@@ -345,7 +352,8 @@ let nodeInfoOf (options: NodeOptions) : NodeInfo =
       ClientEndpoint = { Host = options.Host; Port = options.ClientPort }
       PeerEndpoint = { Host = options.Host; Port = options.PeerPort } }
 
-/// Node i of a local cluster: client port base+i-1, peer port 1000 above it, logs in <base>/node-<i>.
+/// Node i of a local cluster: client port base+i-1, peer port 1000 above it, its dashboard and
+/// metrics 3000 above it, logs in <base>/node-<i>.
 let clusterNodeOptions (cluster: ClusterOptions) (id: NodeId) : NodeOptions =
     let port = cluster.BasePort + id - 1
     { Id = id
@@ -360,4 +368,5 @@ let clusterNodeOptions (cluster: ClusterOptions) (id: NodeId) : NodeOptions =
       Rebalance = NodeState.ProtocolConfig.defaults.Rebalance
       DataDir = nodeDataDir cluster.DataDir id
       Fsync = Batch
-      Clients = ClientLimits.defaults }
+      Clients = ClientLimits.defaults
+      MetricsPort = Some(port + 3000) }

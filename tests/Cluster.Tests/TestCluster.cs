@@ -27,9 +27,17 @@ public sealed class TestCluster : IAsyncDisposable
     private readonly int _multicastPort = Ports.FreeUdp();
     private readonly string _dataDirectory = Directory.CreateTempSubdirectory("formalchat-test-").FullName;
 
-    public static async Task<TestCluster> StartAsync(int nodes, params string[] extraArguments)
+    /// <summary>Nodes that also serve /metrics, /status.json and the dashboard, each at its
+    /// client port + <see cref="DashboardPortOffset"/> (as `cluster` numbers them).</summary>
+    private bool _dashboards;
+    public const int DashboardPortOffset = 3000;
+
+    public static async Task<TestCluster> StartAsync(int nodes, params string[] extraArguments) =>
+        await StartAsync(nodes, dashboards: false, extraArguments);
+
+    public static async Task<TestCluster> StartAsync(int nodes, bool dashboards, params string[] extraArguments)
     {
-        var cluster = new TestCluster();
+        var cluster = new TestCluster { _dashboards = dashboards };
         for (var id = 1; id <= nodes; id++) cluster.StartNode(id, extraArguments);
         await cluster.WaitUntilListeningAsync();
         return cluster;
@@ -38,6 +46,7 @@ public sealed class TestCluster : IAsyncDisposable
     public int ClientPort(int id) => _clientPorts[id];
     public string MulticastGroup => $"239.255.77.1:{_multicastPort}";
     public int PeerPort(int id) => _clientPorts[id] + 1000;
+    public int DashboardPort(int id) => _clientPorts[id] + DashboardPortOffset;
     public string DataDir(int id) => Path.Combine(_dataDirectory, $"node-{id}");
 
     public string Output { get { lock (_output) return string.Join("\n", _output); } }
@@ -64,7 +73,8 @@ public sealed class TestCluster : IAsyncDisposable
                      "--id", id.ToString(), "--port", port.ToString(), "--heartbeat-ms", HeartbeatMs.ToString(),
                      "--suspect-after", SuspectAfter.ToString(), "--multicast", $"239.255.77.1:{_multicastPort}",
                      "--interface", "127.0.0.1", "--data-dir", DataDir(id),
-                 }.Concat(extraArguments))
+                 }.Concat(_dashboards ? ["--metrics-port", (port + DashboardPortOffset).ToString()] : [])
+                  .Concat(extraArguments))
         {
             start.ArgumentList.Add(argument);
         }
