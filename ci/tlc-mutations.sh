@@ -18,8 +18,8 @@
 #   --- after
 #   <the replacement lines (none: the lines are deleted)>
 #
-# Lines before the first "===" and "#" lines among the fields are comments; trailing blank
-# lines of a before/after block are ignored.  A mutation PASSES only when TLC exits with 12
+# Lines before the first "===" and "#" lines among the fields are comments, and so are the
+# blank and "#" lines that end a before/after block (the spacing and comments between entries).  A mutation PASSES only when TLC exits with 12
 # (invariant) or 13 (temporal or action property) and names that property as violated.  It
 # FAILS when its before text is not found exactly once (the spec moved on: update the
 # mutation), when the model holds, when another property is violated, or on any error or
@@ -60,19 +60,23 @@ split_mutations() { # <file> <directory>
   awk -v out="$2" '
     function file(suffix) { return out "/" n "." suffix }
     function closeall() { if (n > 0) { close(file("fields")); close(file("before")); close(file("after")) } }
-    /^=== / { closeall(); n++; section = "fields"
+    /^=== / { closeall(); n++; section = "fields"; held = ""
               name = substr($0, 5); gsub(/^[ \t]+|[ \t]+$/, "", name)
               print "name\t" name > file("fields"); printf "" > file("before"); printf "" > file("after"); next }
     n == 0 { next }
     section == "fields" && /^--- before[ \t]*$/ { section = "before"; next }
-    section == "before" && /^--- after[ \t]*$/ { section = "after"; next }
+    section == "before" && /^--- after[ \t]*$/ { section = "after"; held = ""; next }
     section == "fields" {
       if ($0 ~ /^[ \t]*(#.*)?$/) next
       if ($0 ~ /^[a-z]+:/) { key = $0; sub(/:.*/, "", key); value = $0; sub(/^[a-z]+:[ \t]*/, "", value)
                              sub(/[ \t]+$/, "", value); print key "\t" value > file("fields") }
       else print "bad\t" $0 > file("fields")
       next }
-    { print > file(section) }
+    # A block ends at the next "===": its trailing blank and "#" lines are the comments
+    # and spacing between entries, not spec text, so they are held back until a line of
+    # text follows them in the same block.
+    /^[ \t]*(#.*)?$/ { held = held $0 "\n"; next }
+    { printf "%s", held > file(section); held = ""; print > file(section) }
     END { closeall() }' "$1"
 }
 
