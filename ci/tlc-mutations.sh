@@ -113,6 +113,11 @@ printf '        %-34s %-40s %8s  %s\n' mutation model seconds result
 for mutations in "$SPEC"/mutations/*.mutations; do
   [[ -f "$mutations" ]] || continue
   target_name=$(basename "$mutations" .mutations)
+  if [[ ! -f "$SPEC/$target_name.tla" ]]; then
+    name=$(basename "$mutations"); label=-
+    fail - "no spec/$target_name.tla for these mutations"
+    continue
+  fi
   split_dir="$WORK/split-$target_name"
   mkdir -p "$split_dir"
   split_mutations "$mutations" "$split_dir"
