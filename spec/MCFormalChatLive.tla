@@ -26,9 +26,4 @@ ElectedSpec == ElectedInit /\ [][Next]_vars /\ Fairness
 \* highest live id (an election after a leader's death, completed).  TLC must violate it.
 NoRecoveryAfterLeaderDeath ==
     ~(~alive[Max(Node)] /\ \A i \in Live : leader[i] = Max(Live))
-
-\* Witness: a node stops in the middle of a round and a survivor is elected in a later
-\* epoch than the one the stopped node took part in (the second round, MaxEpoch 2).
-NoSecondEpochLeader ==
-    ~\E i \in Live : leader[i] = i /\ epoch[i] = 2
 =============================================================================
