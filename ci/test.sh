@@ -35,8 +35,9 @@ if ! grep -q 'Build succeeded' "$log_dir/build.log" || grep -qE ' error ' "$log_
   echo "build failed"; echo "0 passed, 1 failed"; exit 1
 fi
 
-# One script per spec: election and failure detection, room placement, replication.
-for checker in ci/tlc.sh ci/tlc-placement.sh ci/tlc-replication.sh; do
+# One script per spec: election and failure detection, room placement, replication; then the
+# spec mutations (deliberate bugs in the specs that TLC must catch).
+for checker in ci/tlc.sh ci/tlc-placement.sh ci/tlc-replication.sh ci/tlc-mutations.sh; do
   [ -f "$checker" ] || continue
   echo "== TLA+ model checking: $checker"
   bash "$checker" 2>&1 | tee "$log_dir/tlc.log"

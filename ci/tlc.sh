@@ -18,18 +18,27 @@ SPEC="$ROOT/spec"
 #   minutes on its own and would push this script past its budget on a 2-core machine.
 #   mode: check (exhaustive BFS) or simulate:<num>:<depth>
 #   expectation: holds, or violates:<Property> (TLC must find that violation: an expected
-#   counterexample that spec/README.md explains), or known-bug:<Property> (the same check,
+#   counterexample that spec/README.md explains, or a witness: a deliberately false invariant
+#   showing that the model reaches the states a property is about), or known-bug:<Property> (the same check,
 #   for a violation caused by a bug in Protocol.FSharp that the spec mirrors and that is not
 #   fixed yet: reported as KNOWN BUG; turn it into "holds" with the fix)
 MODELS=(
   "FailureDetector3      |FailureDetector   |MCFailureDetector3.cfg      |check           |holds"
   "FailureDetectorLossy3 |FailureDetector   |MCFailureDetectorLossy3.cfg |check           |violates:Accuracy"
+  "FailureDetectorRejoin3|MCFailureDetector |MCFailureDetectorRejoin3.cfg|check           |violates:NeverTrustedAgain"
   "LCR3                  |LCR               |MCLCR3.cfg                  |check           |holds|-deadlock"
   "LCR4                  |LCR               |MCLCR4.cfg                  |check           |holds|-deadlock"
   "LCR5                  |LCR               |MCLCR5.cfg                  |check           |holds|-deadlock"
+  "LCR4Mixed             |MCLCR             |MCLCR4Mixed.cfg             |check           |holds"
+  "LCR5Mixed             |MCLCR             |MCLCR5Mixed.cfg             |check           |holds"
+  "LCR5Reversed          |MCLCR             |MCLCR5Reversed.cfg          |check           |holds"
+  "LCR5Tight             |MCLCR             |MCLCR5Tight.cfg             |check           |violates:MessagesBelowBound"
   "FormalChatSync3       |MCFormalChat      |MCFormalChatSync3.cfg       |check           |holds"
   "long:FormalChatSync4  |MCFormalChat      |MCFormalChatSync4.cfg       |check           |holds"
   "FormalChatLive3       |FormalChat        |MCFormalChatLive3.cfg       |check           |holds"
+  "long:FormalChatLive3Epoch2 |FormalChat   |MCFormalChatLive3Epoch2.cfg |check           |holds"
+  "FormalChatRecovery3   |MCFormalChatLive  |MCFormalChatRecovery3.cfg   |check           |holds"
+  "FormalChatRecovered3  |MCFormalChatLive  |MCFormalChatRecovered3.cfg  |check           |violates:NoRecoveryAfterLeaderDeath"
   "FormalChatTwoLeaders3 |FormalChat        |MCFormalChatTwoLeaders3.cfg |check           |violates:UniqueLeaderPerEpoch"
   "FormalChatLossy3      |FormalChat        |MCFormalChatLossy3.cfg      |check           |violates:Accuracy"
   "FormalChatSim6        |MCFormalChat      |MCFormalChatSim6.cfg        |simulate:300:60 |holds"
