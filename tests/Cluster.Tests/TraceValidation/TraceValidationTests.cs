@@ -1,0 +1,130 @@
+using System.Diagnostics;
+using Newtonsoft.Json.Linq;
+using Xunit.Abstractions;
+
+namespace FormalChat.Cluster.Tests.TraceValidation;
+
+/// <summary>
+/// Validation of real runs (spec/README.md, "Trace validation"): a 3-node cluster on loopback
+/// writes the spec actions it takes (--trace-file); the test merges the three traces in causal
+/// order and TLC checks that FormalChat.tla can take exactly those steps (TraceFormalChat.tla).
+/// Skipped, with the reason, where TLC or java is missing.
+/// </summary>
+public class TraceValidationTests(ITestOutputHelper output)
+{
+    private static readonly TimeSpan Deadline = TimeSpan.FromSeconds(20);
+
+    private static string RequireTlc()
+    {
+        var jar = TlcRunner.FindJar();
+        Skip.If(jar is null, "TLC not found: set TLA2TOOLS_JAR, or put tla2tools.jar in /opt/tlaplus or ~/.cache/tlaplus");
+        Skip.IfNot(TlcRunner.JavaAvailable(), "TLC needs java on the PATH");
+        return jar!;
+    }
+
+    /// <summary>Election, kill -9 of the leader, re-election, graceful stop of the survivors.</summary>
+    [SkippableTheory]
+    [InlineData(1)]
+    [InlineData(2)]
+    [InlineData(3)]
+    public async Task A_real_run_with_an_election_a_leader_crash_and_a_re_election_follows_FormalChat(int run)
+    {
+        var jar = RequireTlc();
+        var directory = Directory.CreateTempSubdirectory($"formalchat-trace-{run}-").FullName;
+        try
+        {
+            var traces = new Dictionary<int, List<JObject>>();
+            await using (var cluster = await TestCluster.StartTracedAsync(3, directory))
+            {
+                await cluster.WaitForLeaderAsync(leader: 3, nodes: [1, 2, 3], Deadline);
+                cluster.Kill(3);
+                var crashed = Stopwatch.GetTimestamp();
+                await cluster.WaitForLeaderAsync(leader: 2, nodes: [1, 2], Deadline);
+                await cluster.StopGracefullyAsync(1);
+                await cluster.StopGracefullyAsync(2);
+                for (var id = 1; id <= 3; id++) traces[id] = TraceMerger.ReadNode(cluster.TracePath(id));
+                traces[3].Add(TraceMerger.CrashLine(3, crashed));
+            }
+
+            var result = await ValidateAsync(jar, directory, traces);
+
+            Assert.True(result.Accepted, $"TLC rejected run {run}'s trace (kept in {directory}):\n{Tail(result.Output)}");
+            Assert.Contains(traces[1], line => (string)line["action"]! == "RecvLeader" && (int)line["leader"]! == 2);
+            Directory.Delete(directory, recursive: true);
+        }
+        catch
+        {
+            output.WriteLine($"traces kept in {directory}");
+            throw;
+        }
+    }
+
+    /// <summary>Node 1 skips the age reset of a heartbeat (FORMALCHAT_TEST_FAULT): TLC must reject
+    /// its trace at one of its RecvHeartbeat lines.</summary>
+    [SkippableFact]
+    public async Task A_node_that_skips_the_age_reset_of_a_heartbeat_is_rejected()
+    {
+        var jar = RequireTlc();
+        var directory = Directory.CreateTempSubdirectory("formalchat-trace-wrong-").FullName;
+        var traces = new Dictionary<int, List<JObject>>();
+        await using (var cluster = await TestCluster.StartTracedAsync(3, directory, id =>
+                         id == 1 ? new Dictionary<string, string> { ["FORMALCHAT_TEST_FAULT"] = "skip-age-reset" } : new()))
+        {
+            // The fault shows once node 1 holds a peer's age above 0 after hearing from it.
+            await Eventually.TrueAsync(() => Task.FromResult(WrongAgeLogged(cluster.TracePath(1))), Deadline,
+                "node 1 logged a heartbeat that did not reset the age", () => cluster.Output);
+            for (var id = 1; id <= 3; id++) await cluster.StopGracefullyAsync(id);
+            for (var id = 1; id <= 3; id++) traces[id] = TraceMerger.ReadNode(cluster.TracePath(id));
+        }
+
+        var result = await ValidateAsync(jar, directory, traces);
+
+        Assert.False(result.Accepted, $"TLC accepted the wrong node's trace:\n{Tail(result.Output)}");
+        Assert.Contains("TRACE REJECTED", result.Output);
+        Assert.Contains("action |-> \"RecvHeartbeat\"", result.Output);
+        Directory.Delete(directory, recursive: true);
+    }
+
+    /// <summary>The merge puts a receive after its send even when the receiver's clock says earlier.</summary>
+    [Fact]
+    public void The_merge_puts_a_receive_after_its_send_whatever_the_clocks_say()
+    {
+        JObject Line(int node, long clock, string action, JObject message, params JObject[] sent) => new()
+        {
+            ["node"] = node, ["step"] = 1, ["clock"] = clock, ["action"] = action, ["msg"] = message,
+            ["sent"] = new JArray(sent.Cast<object>().ToArray()), ["view"] = new JArray(), ["age"] = new JArray(),
+            ["epoch"] = 1, ["participant"] = false, ["leader"] = 0,
+        };
+        var election = new JObject { ["type"] = "election", ["to"] = 2, ["id"] = 1, ["epoch"] = 1, ["leader"] = 0 };
+        var none = new JObject { ["type"] = "none", ["to"] = 0, ["id"] = 0, ["epoch"] = 0, ["leader"] = 0 };
+        var nodes = new Dictionary<int, List<JObject>>
+        {
+            [1] = [Line(1, 20, "StartElection", none, election)],
+            [2] = [Line(2, 10, "RecvElection", election), Line(2, 30, "Tick", none)],
+        };
+        var path = Path.GetTempFileName();
+        try
+        {
+            var merged = TraceMerger.Merge(nodes, 5, path);
+            Assert.Equal(["StartElection", "RecvElection", "Tick"], merged.Select(line => (string)line["action"]!));
+            Assert.Equal(4, File.ReadAllLines(path).Length);
+        }
+        finally { File.Delete(path); }
+    }
+
+    private static bool WrongAgeLogged(string path) =>
+        TraceMerger.ReadNode(path).Any(line =>
+            (string)line["action"]! == "RecvHeartbeat"
+            && line["age"]!.Any(pair => (int)pair[0]! == (int)line["msg"]!["id"]! && (int)pair[1]! > 0));
+
+    private async Task<TlcRunner.Result> ValidateAsync(string jar, string directory, Dictionary<int, List<JObject>> traces)
+    {
+        var merged = Path.Combine(directory, "merged.ndjson");
+        var lines = TraceMerger.Merge(traces, TestCluster.SuspectAfter, merged);
+        var result = await TlcRunner.ValidateAsync(jar, merged, directory);
+        output.WriteLine($"{lines.Count} trace lines ({string.Join(", ", traces.Select(node => $"node {node.Key}: {node.Value.Count}"))}); TLC {(result.Accepted ? "accepted" : "rejected")} in {result.Elapsed.TotalSeconds:0.0} s");
+        return result;
+    }
+
+    private static string Tail(string text) => text.Length <= 4000 ? text : text[^4000..];
+}
