@@ -22,7 +22,9 @@ public class TraceValidationTests(ITestOutputHelper output)
         return jar!;
     }
 
-    /// <summary>Election, kill -9 of the leader, re-election, graceful stop of the survivors.</summary>
+    /// <summary>Election, a room with a few messages (placed and replicated: chat traffic between
+    /// the coordination steps), kill -9 of the leader, re-election, a message after it, graceful
+    /// stop of the survivors.</summary>
     [SkippableTheory]
     [InlineData(1)]
     [InlineData(2)]
@@ -37,9 +39,14 @@ public class TraceValidationTests(ITestOutputHelper output)
             await using (var cluster = await TestCluster.StartTracedAsync(3, directory))
             {
                 await cluster.WaitForLeaderAsync(leader: 3, nodes: [1, 2, 3], Deadline);
+                await using var alice = await TestClient.ConnectAsync(cluster.ClientPort(1), "alice");
+                await alice.SendAsync(new JObject { ["type"] = "join", ["room"] = "#trace" });
+                await alice.NextAsync(Frame("joined", "#trace"));
+                await SayAsync(alice, 1, 2, 3);
                 cluster.Kill(3);
                 var crashed = Stopwatch.GetTimestamp();
                 await cluster.WaitForLeaderAsync(leader: 2, nodes: [1, 2], Deadline);
+                await SayAsync(alice, 4);
                 await cluster.StopGracefullyAsync(1);
                 await cluster.StopGracefullyAsync(2);
                 for (var id = 1; id <= 3; id++) traces[id] = TraceMerger.ReadNode(cluster.TracePath(id));
@@ -110,6 +117,19 @@ public class TraceValidationTests(ITestOutputHelper output)
             Assert.Equal(4, File.ReadAllLines(path).Length);
         }
         finally { File.Delete(path); }
+    }
+
+    private static Func<JObject, bool> Frame(string type, string room) =>
+        frame => (string?)frame["type"] == type && (string?)frame["room"] == room;
+
+    /// <summary>Posts each message to #trace and waits until it comes back sequenced.</summary>
+    private static async Task SayAsync(TestClient client, params int[] ids)
+    {
+        foreach (var id in ids)
+        {
+            await client.SendAsync(new JObject { ["type"] = "say", ["room"] = "#trace", ["text"] = $"line {id}", ["id"] = id });
+            await client.NextAsync(frame => Frame("message", "#trace")(frame) && (string?)frame["text"] == $"line {id}", TimeSpan.FromSeconds(20));
+        }
     }
 
     private static bool WrongAgeLogged(string path) =>
