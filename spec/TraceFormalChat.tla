@@ -91,6 +91,11 @@ TraceRecvHeartbeat(i, j, e, ld) ==
 TraceLeave(i) ==
     IF Cardinality(Live) > 1 THEN Leave(i) ELSE UNCHANGED vars
 
+\* The messages the node logged as sent are the ones the spec's step sent: in msgs afterwards,
+\* unless addressed to a stopped node (the network drops those, LCR.tla's Deliver).
+LoggedSent ==
+    \A k \in DOMAIN Line.sent : alive'[Line.sent[k].to] => Line.sent[k] \in msgs'
+
 IsAction(name) == Line.action = name
 
 TraceNext ==
@@ -105,6 +110,7 @@ TraceNext ==
           \/ IsAction("Leave") /\ TraceLeave(i)
           \/ IsAction("Crash") /\ Crash(i)
        /\ IsAction("Crash") \/ LoggedState(i)
+       /\ LoggedSent
        /\ said' = [said EXCEPT ![i] = @ \cup {<<epoch'[i], leader'[i]>>}]
     /\ l' = l + 1
 
