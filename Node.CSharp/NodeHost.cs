@@ -147,7 +147,7 @@ public sealed class NodeHost
             if (next.IsTicked) logs.HeartbeatTicked();
             var before = _state;
             var (state, toDo) = ProtocolNode.step(_config, _state, next);
-            if (TestFault.SkipsAgeReset) state = TestFault.Apply(next, before, state);
+            if (TestFault.Active) state = TestFault.Apply(next, before, state);
             _trace?.Stepped(next, before, state);
             // Published for the monitor's thread: a reference to an immutable state.
             Volatile.Write(ref _state, state);

@@ -66,22 +66,40 @@ public class TraceValidationTests(ITestOutputHelper output)
         }
     }
 
-    /// <summary>Node 1 skips the age reset of a heartbeat (FORMALCHAT_TEST_FAULT): TLC must reject
-    /// its trace at one of its RecvHeartbeat lines.</summary>
-    [SkippableFact]
-    public async Task A_node_that_skips_the_age_reset_of_a_heartbeat_is_rejected()
+    /// <summary>Node 1 is wrong on purpose (FORMALCHAT_TEST_FAULT, Node.CSharp/TestFault.cs): TLC
+    /// must reject the trace at one of node 1's lines of the action the fault breaks. The run
+    /// goes on until node 1 has logged a wrong step (with a kill -9 of the leader, if the first
+    /// election did not make node 1 forward a candidate).</summary>
+    [SkippableTheory]
+    [InlineData("skip-age-reset", "RecvHeartbeat")]
+    [InlineData("forget-participant", "RecvElection")]
+    public async Task A_wrong_node_is_rejected(string fault, string brokenAction)
     {
         var jar = RequireTlc();
-        var directory = Directory.CreateTempSubdirectory("formalchat-trace-wrong-").FullName;
+        var directory = Directory.CreateTempSubdirectory($"formalchat-trace-{fault}-").FullName;
         var traces = new Dictionary<int, List<JObject>>();
         await using (var cluster = await TestCluster.StartTracedAsync(3, directory, id =>
-                         id == 1 ? new Dictionary<string, string> { ["FORMALCHAT_TEST_FAULT"] = "skip-age-reset" } : new()))
+                         id == 1 ? new Dictionary<string, string> { ["FORMALCHAT_TEST_FAULT"] = fault } : new()))
         {
-            // The fault shows once node 1 holds a peer's age above 0 after hearing from it.
-            await Eventually.TrueAsync(() => Task.FromResult(WrongAgeLogged(cluster.TracePath(1))), Deadline,
-                "node 1 logged a heartbeat that did not reset the age", () => cluster.Output);
-            for (var id = 1; id <= 3; id++) await cluster.StopGracefullyAsync(id);
+            bool WrongStepLogged() => TraceMerger.ReadNode(cluster.TracePath(1)).Any(line => IsWrong(fault, line));
+            long? crashed = null;
+            if (fault == "forget-participant")
+            {
+                await cluster.WaitForLeaderAsync(leader: 3, nodes: [1, 2, 3], Deadline);
+                if (!WrongStepLogged())
+                {
+                    cluster.Kill(3);
+                    crashed = Stopwatch.GetTimestamp();
+                }
+            }
+            await Eventually.TrueAsync(() => Task.FromResult(WrongStepLogged()), Deadline,
+                $"node 1 logged a wrong {brokenAction} step", () => cluster.Output);
+            for (var id = 1; id <= 3; id++)
+            {
+                if (!cluster.HasExited(id)) await cluster.StopGracefullyAsync(id);
+            }
             for (var id = 1; id <= 3; id++) traces[id] = TraceMerger.ReadNode(cluster.TracePath(id));
+            if (crashed is { } clock) traces[3].Add(TraceMerger.CrashLine(3, clock));
         }
 
         var result = await ValidateAsync(jar, directory, traces);
@@ -89,9 +107,24 @@ public class TraceValidationTests(ITestOutputHelper output)
         Assert.False(result.Accepted, $"TLC accepted the wrong node's trace:\n{Tail(result.Output)}");
         Assert.Contains("TRACE REJECTED", result.Output);
         var rejected = result.Output[result.Output.IndexOf("TRACE REJECTED", StringComparison.Ordinal)..];
-        Assert.Contains("action |-> \"RecvHeartbeat\"", rejected);
+        Assert.Contains($"action |-> \"{brokenAction}\"", rejected);
         Assert.Contains("node |-> 1", rejected);
         Discard(directory);
+    }
+
+    /// <summary>A line of node 1 that shows its fault: a heartbeat that left the sender's age above 0,
+    /// or a forwarded candidate without taking part in the round.</summary>
+    private static bool IsWrong(string fault, JObject line)
+    {
+        var received = line["msg"]!;
+        return (fault, (string)line["action"]!) switch
+        {
+            ("skip-age-reset", "RecvHeartbeat") =>
+                line["age"]!.Any(pair => (int)pair[0]! == (int)received["id"]! && (int)pair[1]! > 0),
+            ("forget-participant", "RecvElection") =>
+                (int)received["id"]! > (int)line["node"]! && line["sent"]!.Any() && !(bool)line["participant"]!,
+            _ => false,
+        };
     }
 
     /// <summary>The merge puts a receive after its send even when the receiver's clock says earlier.</summary>
@@ -133,11 +166,6 @@ public class TraceValidationTests(ITestOutputHelper output)
             await client.NextAsync(frame => Frame("message", "#trace")(frame) && (string?)frame["text"] == $"line {id}", TimeSpan.FromSeconds(20));
         }
     }
-
-    private static bool WrongAgeLogged(string path) =>
-        TraceMerger.ReadNode(path).Any(line =>
-            (string)line["action"]! == "RecvHeartbeat"
-            && line["age"]!.Any(pair => (int)pair[0]! == (int)line["msg"]!["id"]! && (int)pair[1]! > 0));
 
     private async Task<TlcRunner.Result> ValidateAsync(string jar, string directory, Dictionary<int, List<JObject>> traces)
     {
