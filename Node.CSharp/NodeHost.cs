@@ -46,6 +46,8 @@ public sealed class NodeHost
     private FormalChat.Protocol.NodeState.NodeState _state;
     /// <summary>Counted as the loop steps; null without --metrics-port (no cost then).</summary>
     private readonly NodeMetrics? _metrics;
+    /// <summary>The spec actions taken, as NDJSON; null without --trace-file (no cost then).</summary>
+    private readonly SpecTraceWriter? _trace;
 
     public NodeHost(Config.NodeOptions options, ILoggerFactory logs)
     {
@@ -55,6 +57,7 @@ public sealed class NodeHost
         _watch = new LoopWatch(options.Timing.HeartbeatIntervalMs, _log);
         _state = FormalChat.Protocol.NodeState.init(Config.nodeInfoOf(options));
         if (options.MetricsPort is not null) _metrics = new NodeMetrics();
+        if (options.TraceFile is not null) _trace = new SpecTraceWriter(options.TraceFile.Value, options.Timing.SuspectAfter);
     }
 
     public InputCounters Counters => _counters;
@@ -117,7 +120,13 @@ public sealed class NodeHost
                 _inbox.Wait(heldBack ? PausedPoll : Timeout.InfiniteTimeSpan);
                 continue;
             }
-            if (effects.Run(turn)) return;
+            // The turn's spec actions are on disk before any of its messages leave (SpecTraceWriter).
+            _trace?.Flush();
+            if (effects.Run(turn))
+            {
+                _trace?.Dispose();
+                return;
+            }
         }
     }
 
@@ -138,6 +147,8 @@ public sealed class NodeHost
             if (next.IsTicked) logs.HeartbeatTicked();
             var before = _state;
             var (state, toDo) = ProtocolNode.step(_config, _state, next);
+            if (TestFault.Active) state = TestFault.Apply(next, before, state);
+            _trace?.Stepped(next, before, state);
             // Published for the monitor's thread: a reference to an immutable state.
             Volatile.Write(ref _state, state);
             if (_metrics is not null)

@@ -57,6 +57,7 @@ type NodeArgs =
     | Client_Burst of messages: int
     | Max_Client_Queue_Bytes of bytes: int
     | Metrics_Port of port: int
+    | Trace_File of path: string
     | [<CliPrefix(CliPrefix.None)>] Cluster of ParseResults<ClusterArgs>
 
     interface IArgParserTemplate with
@@ -83,6 +84,7 @@ type NodeArgs =
             | Client_Burst _ -> $"frames a client may send at once above --client-rate (default {ClientLimits.defaults.Burst})"
             | Max_Client_Queue_Bytes _ -> $"bytes waiting to be sent to one client beyond which it is too slow and is disconnected (default {ClientLimits.defaults.MaxQueueBytes})"
             | Metrics_Port _ -> "HTTP port (on --host) for /metrics (Prometheus), /status.json and the live dashboard at /; off by default (cluster: client port + 3000)"
+            | Trace_File _ -> "write the spec actions this node takes as NDJSON to this file, for trace validation with TLC (spec/README.md); off by default"
             | Cluster _ -> "start a local cluster: N node processes on this machine, stopped together by Ctrl+C"
 
 type ClientArgs =
@@ -137,7 +139,9 @@ type NodeOptions =
       Fsync: FsyncPolicy
       Clients: ClientLimits
       /// The HTTP port of /metrics, /status.json and the dashboard; None: not served.
-      MetricsPort: int option }
+      MetricsPort: int option
+      /// Where to write the spec actions this node takes (spec/TraceFormalChat.tla); None: no trace.
+      TraceFile: string option }
 
 type ClusterOptions =
     { Nodes: int
@@ -300,7 +304,8 @@ let parseNodeCommand (argv: string array) : Result<NodeCommand, UsageError> =
                     |> Option.defaultValue (nodeDataDir defaultDataDir id.Value)
                   Fsync = args.TryGetResult NodeArgs.Fsync |> Option.map fsyncPolicy |> Option.defaultValue Batch
                   Clients = { RatePerSecond = rate; Burst = burst; MaxQueueBytes = queueBytes }
-                  MetricsPort = metricsPort })
+                  MetricsPort = metricsPort
+                  TraceFile = args.TryGetResult NodeArgs.Trace_File })
 
 /// `alice localhost 5001` (the prior art's form) means `--nick alice --server localhost:5001`.
 let parseClientCommand (argv: string array) : Result<ClientOptions, UsageError> =
@@ -369,4 +374,5 @@ let clusterNodeOptions (cluster: ClusterOptions) (id: NodeId) : NodeOptions =
       DataDir = nodeDataDir cluster.DataDir id
       Fsync = Batch
       Clients = ClientLimits.defaults
-      MetricsPort = Some(port + 3000) }
+      MetricsPort = Some(port + 3000)
+      TraceFile = None }

@@ -35,6 +35,21 @@ public sealed class TestCluster : IAsyncDisposable
     public static async Task<TestCluster> StartAsync(int nodes, params string[] extraArguments) =>
         await StartAsync(nodes, dashboards: false, extraArguments);
 
+    /// <summary>Trace validation: node i writes its spec actions to <see cref="TracePath"/>(i)
+    /// (--trace-file), with the environment variables <paramref name="environment"/> gives it.</summary>
+    public static async Task<TestCluster> StartTracedAsync(int nodes, string traceDirectory, Func<int, IReadOnlyDictionary<string, string>>? environment = null)
+    {
+        var cluster = new TestCluster { _traceDirectory = traceDirectory, _environment = environment };
+        for (var id = 1; id <= nodes; id++) cluster.StartNode(id);
+        await cluster.WaitUntilListeningAsync();
+        return cluster;
+    }
+
+    private string? _traceDirectory;
+    private Func<int, IReadOnlyDictionary<string, string>>? _environment;
+
+    public string TracePath(int id) => Path.Combine(_traceDirectory ?? throw new InvalidOperationException("not a traced cluster"), $"node-{id}.ndjson");
+
     public static async Task<TestCluster> StartAsync(int nodes, bool dashboards, params string[] extraArguments)
     {
         var cluster = new TestCluster { _dashboards = dashboards };
@@ -74,10 +89,12 @@ public sealed class TestCluster : IAsyncDisposable
                      "--suspect-after", SuspectAfter.ToString(), "--multicast", $"239.255.77.1:{_multicastPort}",
                      "--interface", "127.0.0.1", "--data-dir", DataDir(id),
                  }.Concat(_dashboards ? ["--metrics-port", (port + DashboardPortOffset).ToString()] : [])
+                  .Concat(_traceDirectory is null ? [] : ["--trace-file", TracePath(id)])
                   .Concat(extraArguments))
         {
             start.ArgumentList.Add(argument);
         }
+        foreach (var (name, value) in _environment?.Invoke(id) ?? new Dictionary<string, string>()) start.Environment[name] = value;
         var process = Process.Start(start) ?? throw new InvalidOperationException($"node {id} did not start");
         process.OutputDataReceived += (_, line) => { if (line.Data is { } text) lock (_output) _output.Add(text); };
         process.ErrorDataReceived += (_, line) => { if (line.Data is { } text) lock (_output) _output.Add(text); };

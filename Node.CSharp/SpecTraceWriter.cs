@@ -1,0 +1,45 @@
+using System.Diagnostics;
+using System.Text;
+using FormalChat.Protocol;
+using static FormalChat.Protocol.NodeState;
+using State = FormalChat.Protocol.NodeState.NodeState;
+
+namespace FormalChat.Node;
+
+/// <summary>
+/// --trace-file: one NDJSON line per spec action this node takes (SpecTrace.actionsOf), for trace
+/// validation with TLC (spec/TraceFormalChat.tla, spec/README.md). Written through a buffer that
+/// the loop flushes at the end of each turn, before the turn's effects are carried out: a
+/// message a peer receives has its send on disk even if this node is killed right after.
+/// </summary>
+internal sealed class SpecTraceWriter : IDisposable
+{
+    private readonly StreamWriter _writer;
+    private readonly int _suspectAfter;
+    private long _steps;
+
+    public SpecTraceWriter(string path, int suspectAfter)
+    {
+        _suspectAfter = suspectAfter;
+        _writer = new StreamWriter(path, append: false, new UTF8Encoding(encoderShouldEmitUTF8Identifier: false), bufferSize: 1 << 16);
+    }
+
+    /// <summary>One step of the loop: counted always, written when it took spec actions.</summary>
+    public void Stepped(Event next, State before, State after)
+    {
+        _steps++;
+        if (before.Stopped) return;
+        // Client events never take a spec action (only coordinate changes the Coordination).
+        if (!(next.IsTicked || next.IsPeerMessageReceived || next.IsShutdownRequested)
+            && ReferenceEquals(before.Coordination, after.Coordination)) return;
+        var clock = Stopwatch.GetTimestamp();
+        foreach (var action in SpecTrace.actionsOf(_suspectAfter, next, before.Coordination, after.Coordination))
+        {
+            _writer.WriteLine(SpecTrace.toJsonLine(_steps, clock, action));
+        }
+    }
+
+    public void Flush() => _writer.Flush();
+
+    public void Dispose() => _writer.Dispose();
+}

@@ -1,0 +1,43 @@
+using FormalChat.Protocol;
+using Microsoft.FSharp.Collections;
+using static FormalChat.Protocol.NodeState;
+using State = FormalChat.Protocol.NodeState.NodeState;
+
+namespace FormalChat.Node;
+
+/// <summary>
+/// Test-only: FORMALCHAT_TEST_FAULT makes this node break the spec on purpose, so that a test can
+/// show trace validation rejects a wrong node. Never set outside tests.
+/// <list type="bullet">
+/// <item>skip-age-reset: a heartbeat leaves the sender's age where it was instead of restarting
+/// it at 0 (FailureDetector.tla, RecvHeartbeat): the node goes on suspecting live peers.</item>
+/// <item>forget-participant: a node that forwards a candidate does not count itself a participant
+/// of the round (LCR.tla, RecvElection), so it may later put itself forward in the same round.</item>
+/// </list>
+/// </summary>
+internal static class TestFault
+{
+    private static readonly string? Fault = Environment.GetEnvironmentVariable("FORMALCHAT_TEST_FAULT");
+
+    public static readonly bool Active = Fault is "skip-age-reset" or "forget-participant";
+
+    public static State Apply(Event next, State before, State after)
+    {
+        var coordination = after.Coordination;
+        switch (Fault, next)
+        {
+            case ("skip-age-reset", Event.PeerMessageReceived { Item: PeerMessage.HeartbeatSent heartbeat }):
+                var from = heartbeat.Item.From.Id;
+                if (!before.Coordination.Age.TryGetValue(from, out var age) || !coordination.Age.ContainsKey(from)) return after;
+                return With(coordination.Age.Add(from, age), coordination.Participant);
+            case ("forget-participant", Event.PeerMessageReceived { Item: PeerMessage.Election }):
+                return coordination.Participant ? With(coordination.Age, participant: false) : after;
+            default:
+                return after;
+        }
+
+        State With(FSharpMap<int, int> ages, bool participant) =>
+            SpecTrace.withCoordination(
+                new Coordination(coordination.Self, coordination.View, ages, coordination.Epoch, participant, coordination.Leader), after);
+    }
+}

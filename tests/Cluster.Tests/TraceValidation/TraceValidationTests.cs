@@ -1,0 +1,187 @@
+using System.Diagnostics;
+using Newtonsoft.Json.Linq;
+using Xunit.Abstractions;
+
+namespace FormalChat.Cluster.Tests.TraceValidation;
+
+/// <summary>
+/// Validation of real runs (spec/README.md, "Trace validation"): a 3-node cluster on loopback
+/// writes the spec actions it takes (--trace-file); the test merges the three traces in causal
+/// order and TLC checks that FormalChat.tla can take exactly those steps (TraceFormalChat.tla).
+/// Skipped, with the reason, where TLC or java is missing.
+/// </summary>
+public class TraceValidationTests(ITestOutputHelper output)
+{
+    private static readonly TimeSpan Deadline = TimeSpan.FromSeconds(20);
+
+    private static string RequireTlc()
+    {
+        var jar = TlcRunner.FindJar();
+        Skip.If(jar is null, "TLC not found: set TLA2TOOLS_JAR, or put tla2tools.jar in /opt/tlaplus or ~/.cache/tlaplus");
+        Skip.IfNot(TlcRunner.JavaAvailable(), "TLC needs java on the PATH");
+        return jar!;
+    }
+
+    /// <summary>Election, a room with a few messages (placed and replicated: chat traffic between
+    /// the coordination steps), kill -9 of the leader, re-election, a message after it, graceful
+    /// stop of the survivors.</summary>
+    [SkippableTheory]
+    [InlineData(1)]
+    [InlineData(2)]
+    [InlineData(3)]
+    public async Task A_real_run_with_an_election_a_leader_crash_and_a_re_election_follows_FormalChat(int run)
+    {
+        var jar = RequireTlc();
+        var directory = Directory.CreateTempSubdirectory($"formalchat-trace-{run}-").FullName;
+        try
+        {
+            var traces = new Dictionary<int, List<JObject>>();
+            await using (var cluster = await TestCluster.StartTracedAsync(3, directory))
+            {
+                await cluster.WaitForLeaderAsync(leader: 3, nodes: [1, 2, 3], Deadline);
+                await using var alice = await TestClient.ConnectAsync(cluster.ClientPort(1), "alice");
+                await alice.SendAsync(new JObject { ["type"] = "join", ["room"] = "#trace" });
+                await alice.NextAsync(Frame("joined", "#trace"));
+                await SayAsync(alice, 1, 2, 3);
+                cluster.Kill(3);
+                var crashed = Stopwatch.GetTimestamp();
+                await cluster.WaitForLeaderAsync(leader: 2, nodes: [1, 2], Deadline);
+                await SayAsync(alice, 4);
+                await cluster.StopGracefullyAsync(1);
+                await cluster.StopGracefullyAsync(2);
+                for (var id = 1; id <= 3; id++) traces[id] = TraceMerger.ReadNode(cluster.TracePath(id));
+                traces[3].Add(TraceMerger.CrashLine(3, crashed));
+            }
+
+            var result = await ValidateAsync(jar, directory, traces);
+
+            Assert.True(result.Accepted, $"TLC rejected run {run}'s trace (kept in {directory}):\n{Tail(result.Output)}");
+            Assert.Contains(traces[1], line => (string)line["action"]! == "RecvLeader" && (int)line["leader"]! == 2);
+            Discard(directory);
+        }
+        catch
+        {
+            output.WriteLine($"traces kept in {directory}");
+            throw;
+        }
+    }
+
+    /// <summary>Node 1 is wrong on purpose (FORMALCHAT_TEST_FAULT, Node.CSharp/TestFault.cs): TLC
+    /// must reject the trace at one of node 1's lines of the action the fault breaks. The run
+    /// goes on until node 1 has logged a wrong step (with a kill -9 of the leader, if the first
+    /// election did not make node 1 forward a candidate).</summary>
+    [SkippableTheory]
+    [InlineData("skip-age-reset", "RecvHeartbeat")]
+    [InlineData("forget-participant", "RecvElection")]
+    public async Task A_wrong_node_is_rejected(string fault, string brokenAction)
+    {
+        var jar = RequireTlc();
+        var directory = Directory.CreateTempSubdirectory($"formalchat-trace-{fault}-").FullName;
+        var traces = new Dictionary<int, List<JObject>>();
+        await using (var cluster = await TestCluster.StartTracedAsync(3, directory, id =>
+                         id == 1 ? new Dictionary<string, string> { ["FORMALCHAT_TEST_FAULT"] = fault } : new()))
+        {
+            bool WrongStepLogged() => TraceMerger.ReadNode(cluster.TracePath(1)).Any(line => IsWrong(fault, line));
+            long? crashed = null;
+            if (fault == "forget-participant")
+            {
+                await cluster.WaitForLeaderAsync(leader: 3, nodes: [1, 2, 3], Deadline);
+                if (!WrongStepLogged())
+                {
+                    cluster.Kill(3);
+                    crashed = Stopwatch.GetTimestamp();
+                }
+            }
+            await Eventually.TrueAsync(() => Task.FromResult(WrongStepLogged()), Deadline,
+                $"node 1 logged a wrong {brokenAction} step", () => cluster.Output);
+            for (var id = 1; id <= 3; id++)
+            {
+                if (!cluster.HasExited(id)) await cluster.StopGracefullyAsync(id);
+            }
+            for (var id = 1; id <= 3; id++) traces[id] = TraceMerger.ReadNode(cluster.TracePath(id));
+            if (crashed is { } clock) traces[3].Add(TraceMerger.CrashLine(3, clock));
+        }
+
+        var result = await ValidateAsync(jar, directory, traces);
+
+        Assert.False(result.Accepted, $"TLC accepted the wrong node's trace:\n{Tail(result.Output)}");
+        Assert.Contains("TRACE REJECTED", result.Output);
+        var rejected = result.Output[result.Output.IndexOf("TRACE REJECTED", StringComparison.Ordinal)..];
+        Assert.Contains($"action |-> \"{brokenAction}\"", rejected);
+        Assert.Contains("node |-> 1", rejected);
+        Discard(directory);
+    }
+
+    /// <summary>A line of node 1 that shows its fault: a heartbeat that left the sender's age above 0,
+    /// or a forwarded candidate without taking part in the round.</summary>
+    private static bool IsWrong(string fault, JObject line)
+    {
+        var received = line["msg"]!;
+        return (fault, (string)line["action"]!) switch
+        {
+            ("skip-age-reset", "RecvHeartbeat") =>
+                line["age"]!.Any(pair => (int)pair[0]! == (int)received["id"]! && (int)pair[1]! > 0),
+            ("forget-participant", "RecvElection") =>
+                (int)received["id"]! > (int)line["node"]! && line["sent"]!.Any() && !(bool)line["participant"]!,
+            _ => false,
+        };
+    }
+
+    /// <summary>The merge puts a receive after its send even when the receiver's clock says earlier.</summary>
+    [Fact]
+    public void The_merge_puts_a_receive_after_its_send_whatever_the_clocks_say()
+    {
+        JObject Line(int node, long clock, string action, JObject message, params JObject[] sent) => new()
+        {
+            ["node"] = node, ["step"] = 1, ["clock"] = clock, ["action"] = action, ["msg"] = message,
+            ["sent"] = new JArray(sent.Cast<object>().ToArray()), ["view"] = new JArray(), ["age"] = new JArray(),
+            ["epoch"] = 1, ["participant"] = false, ["leader"] = 0,
+        };
+        var election = new JObject { ["type"] = "election", ["to"] = 2, ["id"] = 1, ["epoch"] = 1, ["leader"] = 0 };
+        var none = new JObject { ["type"] = "none", ["to"] = 0, ["id"] = 0, ["epoch"] = 0, ["leader"] = 0 };
+        var nodes = new Dictionary<int, List<JObject>>
+        {
+            [1] = [Line(1, 20, "StartElection", none, election)],
+            [2] = [Line(2, 10, "RecvElection", election), Line(2, 30, "Tick", none)],
+        };
+        var path = Path.GetTempFileName();
+        try
+        {
+            var merged = TraceMerger.Merge(nodes, 5, path);
+            Assert.Equal(["StartElection", "RecvElection", "Tick"], merged.Select(line => (string)line["action"]!));
+            Assert.Equal(4, File.ReadAllLines(path).Length);
+        }
+        finally { File.Delete(path); }
+    }
+
+    private static Func<JObject, bool> Frame(string type, string room) =>
+        frame => (string?)frame["type"] == type && (string?)frame["room"] == room;
+
+    /// <summary>Posts each message to #trace and waits until it comes back sequenced.</summary>
+    private static async Task SayAsync(TestClient client, params int[] ids)
+    {
+        foreach (var id in ids)
+        {
+            await client.SendAsync(new JObject { ["type"] = "say", ["room"] = "#trace", ["text"] = $"line {id}", ["id"] = id });
+            await client.NextAsync(frame => Frame("message", "#trace")(frame) && (string?)frame["text"] == $"line {id}", TimeSpan.FromSeconds(20));
+        }
+    }
+
+    private async Task<TlcRunner.Result> ValidateAsync(string jar, string directory, Dictionary<int, List<JObject>> traces)
+    {
+        var merged = Path.Combine(directory, "merged.ndjson");
+        var lines = TraceMerger.Merge(traces, TestCluster.SuspectAfter, merged);
+        var result = await TlcRunner.ValidateAsync(jar, merged, directory);
+        output.WriteLine($"{lines.Count} trace lines ({string.Join(", ", traces.Select(node => $"node {node.Key}: {node.Value.Count}"))}); TLC {(result.Accepted ? "accepted" : "rejected")} in {result.Elapsed.TotalSeconds:0.0} s");
+        return result;
+    }
+
+    /// <summary>FORMALCHAT_TRACE_KEEP=1 keeps the traces and TLC's files of passing runs too.</summary>
+    private void Discard(string directory)
+    {
+        if (Environment.GetEnvironmentVariable("FORMALCHAT_TRACE_KEEP") == "1") output.WriteLine($"traces kept in {directory}");
+        else Directory.Delete(directory, recursive: true);
+    }
+
+    private static string Tail(string text) => text.Length <= 4000 ? text : text[^4000..];
+}
