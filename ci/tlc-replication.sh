@@ -45,7 +45,7 @@ models=(
 trace_sets=(
   "MCReplicationTraces3 600 200 12 60"
   "MCReplicationTraces3Fresh 600 200 12 60"
-  "MCReplicationTraces4 1500 100 12 60"
+  "MCReplicationTraces4 2000 100 12 60"
   "MCReplicationTraces2 600 100 8 60"
 )
 # State graphs for the successor-set test.
