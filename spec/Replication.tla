@@ -623,6 +623,11 @@ Contiguous == \A i \in Node : \A k \in DOMAIN history[i] : history[i][k].seq = k
 \* A history holds only acknowledged messages: nothing a node delivers was never committed.
 HistoryAcked == \A i \in Node : Range(history[i]) \subseteq acked
 
+\* An action property: a new placement of the room starts numbering after everything the
+\* leader (of the nodes not cut off) has seen committed.
+NewPlacementKnowsHistory ==
+    [][placement' # placement => placement'.lastSeq >= LastSeq(history[Leader])]_vars
+
 \* An action property: a node stores a message as the backup (its replicas gain one) only
 \* on receiving it from the room's current owner, under the very assignment it holds after
 \* the step, which names it as that owner's backup.
