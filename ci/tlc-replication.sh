@@ -36,7 +36,7 @@ models=(
   "MCReplication MCReplication3Fresh pass"
   "MCReplication MCReplication3Partition pass"
   "MCReplication MCReplication3LeaderOwns pass"
-  "MCReplication MCReplication3TwoCrashesPlacement pass"
+  "MCReplication MCReplication3TwoPartitions pass"
   "MCReplication long:MCReplication4 pass"
   "MCReplication MCReplication3TwoCrashes AckedDurable"
   "MCReplication MCReplication3FreshLeaderOwns AckedDurable"
