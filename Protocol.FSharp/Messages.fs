@@ -109,8 +109,9 @@ type PeerMessage =
     | ReplicaSynced of room: RoomName * backup: BackupAssignment * committed: RoomMessage list * pending: RoomMessage list
     /// The owner's next message, for the backup to store (spec: StoreReplica).
     | ReplicaAppended of backup: BackupAssignment * message: RoomMessage
-    /// The backup holds every message of the room up to `seq` (spec: RecvStored).
-    | ReplicaStored of room: RoomName * version: int * seq: int64
+    /// The backup holds every message of the room up to `seq`, as the backup of `backup`
+    /// (spec: RecvStored): the whole assignment, as the owner compares it.
+    | ReplicaStored of room: RoomName * backup: BackupAssignment * seq: int64
     /// A node missed some committed messages (it saw a later one): it asks the owner for them.
     | HistoryRequested of room: RoomName * after: int64 * requester: NodeId
     /// Committed messages from the owner, oldest first: a reply to HistoryRequested, or the

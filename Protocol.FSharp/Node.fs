@@ -217,7 +217,7 @@ let private sequenceAsOwner (post: RoomPost) (placement: Assignment) (state: Nod
         let state = { state with Primaries = state.Primaries.Add(post.Room, primary); MessagesSinceTick = state.MessagesSinceTick + 1 }
         let toBackup =
             match backupTarget post.Room state with
-            | Some backup when backup.Version = primary.SyncedVersion ->
+            | Some backup when primary.Synced = Some backup ->
                 [ toPeer state backup.Backup (ReplicaAppended(backup, message)) ]
             | _ -> []
         then' (replicate post.Room) (state, toBackup)
@@ -230,7 +230,7 @@ let private applyBackup (room: RoomName) (backup: BackupAssignment) (state: Node
 
 /// The backup tells the owner everything up to `held` is stored here.
 let private confirmStored (backup: BackupAssignment) (room: RoomName) (held: int64) (state: NodeState) : Effect option =
-    state.Peers.TryFind backup.Owner |> Option.map (fun owner -> SendToPeer(owner.Info, ReplicaStored(room, backup.Version, held)))
+    state.Peers.TryFind backup.Owner |> Option.map (fun owner -> SendToPeer(owner.Info, ReplicaStored(room, backup, held)))
 
 /// This node stores for that owner only while it is the room's backup for it and the owner still
 /// owns the room here: a node just promoted must not store for the owner it replaced.
@@ -276,11 +276,11 @@ let private recvAppend (backup: BackupAssignment) (message: RoomMessage) (state:
 /// (the transfer was lost, or reached it before the news that this node owns the room, and it
 /// ignored it) and answers a later append with what it has: it is not up to date, and is sent
 /// the state again.
-let private recvStored (room: RoomName) (version: int) (seq: int64) (state: NodeState) =
+let private recvStored (room: RoomName) (backup: BackupAssignment) (seq: int64) (state: NodeState) =
     match state.Primaries.TryFind room with
-    | Some primary when version = primary.SyncedVersion && seq < (historyOf room state).LastSeq ->
-        replicate room { state with Primaries = state.Primaries.Add(room, { primary with SyncedVersion = 0; Stored = None }) }
-    | Some primary -> replicate room { state with Primaries = state.Primaries.Add(room, Replication.recvStored version seq primary) }
+    | Some primary when primary.Synced = Some backup && seq < (historyOf room state).LastSeq ->
+        replicate room { state with Primaries = state.Primaries.Add(room, { primary with Synced = None; Stored = None }) }
+    | Some primary -> replicate room { state with Primaries = state.Primaries.Add(room, Replication.recvStored backup seq primary) }
     | None -> state, []
 
 /// This node has just become a room's owner: what it stored as the backup is now pending here
@@ -487,7 +487,7 @@ and handlePeerMessage (message: PeerMessage) (state: NodeState) : NodeState * Ef
     | BackupAssigned(room, backup) -> applyBackup room backup state
     | ReplicaSynced(room, backup, committed, pending) -> recvSync room backup committed pending state
     | ReplicaAppended(backup, message) -> recvAppend backup message state
-    | ReplicaStored(room, version, seq) -> recvStored room version seq state
+    | ReplicaStored(room, backup, seq) -> recvStored room backup seq state
     | HistoryRequested(room, after, requester) ->
         match state.Peers.TryFind requester with
         | Some peer -> state, [ SendToPeer(peer.Info, HistoryShared(room, Rooms.lastWithin Rooms.transferBudgetChars (Rooms.since after (historyOf room state)))) ]
@@ -653,7 +653,7 @@ let private replicateOwnedRooms (config: ProtocolConfig) (state: NodeState) : No
     let resynced = state.Primaries |> Map.map (fun _ primary -> Replication.resyncIfStalled config.SuspectAfter primary)
     let stalled =
         [ for KeyValue(room, primary) in resynced do
-              if primary.SyncedVersion = 0 && state.Primaries[room].SyncedVersion <> 0 then
+              if primary.Synced.IsNone && state.Primaries[room].Synced.IsSome then
                   Log(Info, $"room {room}: the backup confirmed nothing new for {config.SuspectAfter} ticks; sending it the room's state again") ]
     let state = { state with Primaries = resynced }
     let owned = forEach replicate (List.ofSeq state.Primaries.Keys) (state, stalled)

@@ -10,8 +10,12 @@ type Backups = Map<RoomName, BackupAssignment>
 type Primary =
     { /// Sequenced here and not yet committed, oldest first.
       Pending: RoomMessage list
-      /// The backup assignment (its version) the owner has sent its state to; 0 for none.
-      SyncedVersion: int
+      /// The backup assignment the owner has sent its state to; None for none. The whole
+      /// assignment, not its version: a new leader's assignment can repeat the version of the
+      /// old leader's in a newer epoch, and comparing versions only then never sent the
+      /// backup the state again (spec: SyncBackup; the posts stayed pending until
+      /// resyncIfStalled, K ticks later).
+      Synced: BackupAssignment option
       /// The highest sequence number that backup has confirmed; None until it confirmed the sync.
       Stored: int64 option
       /// The oldest pending message at the last tick: unchanged for K ticks means the backup
@@ -23,7 +27,7 @@ type Primary =
 
 let emptyPrimary =
     { Pending = []
-      SyncedVersion = 0
+      Synced = None
       Stored = None
       PendingAtLastTick = None
       StalledTicks = 0 }
@@ -164,14 +168,15 @@ let sequencePost (post: RoomPost) (placement: Assignment) (history: Rooms.RoomHi
 /// committed history and every pending message; until it confirms, nothing commits.
 let syncBackup (target: BackupAssignment option) (room: RoomName) (history: Rooms.RoomHistory) (primary: Primary) : Primary * Sent list =
     match target with
-    | Some backup when backup.Version <> primary.SyncedVersion ->
-        { primary with SyncedVersion = backup.Version; Stored = None; PendingAtLastTick = None; StalledTicks = 0 },
+    | Some backup when primary.Synced <> Some backup ->
+        { primary with Synced = Some backup; Stored = None; PendingAtLastTick = None; StalledTicks = 0 },
         [ { To = backup.Backup; Message = ReplicaSynced(room, backup, Rooms.lastWithin Rooms.transferBudgetChars (Rooms.last Rooms.historyCapacity history), primary.Pending) } ]
     | _ -> primary, []
 
-/// Spec: RecvStored(o, n). The backup confirms it holds everything up to `seq`.
-let recvStored (version: int) (seq: int64) (primary: Primary) : Primary =
-    if version <> primary.SyncedVersion then primary
+/// Spec: RecvStored(o, n). The backup confirms it holds everything up to `seq`, for the
+/// assignment `backup`; a confirmation for any other than the one last synced is stale.
+let recvStored (backup: BackupAssignment) (seq: int64) (primary: Primary) : Primary =
+    if primary.Synced <> Some backup then primary
     else { primary with Stored = Some(max seq (primary.Stored |> Option.defaultValue 0L)) }
 
 /// Spec: Commit(o). With a quorum: the pending messages the backup has stored; without a backup
@@ -185,7 +190,7 @@ let commit (quorum: bool) (alone: bool) (target: BackupAssignment option) (prima
         | _ when not quorum -> 0L
         | None, _ when alone -> System.Int64.MaxValue
         | None, _ -> 0L
-        | Some backup, Some seq when backup.Version = primary.SyncedVersion -> seq
+        | Some backup, Some seq when primary.Synced = Some backup -> seq
         | Some _, _ -> 0L
     let committed, pending = primary.Pending |> List.partition (fun message -> message.Seq <= stored)
     committed, { primary with Pending = pending }
@@ -201,10 +206,10 @@ let resyncIfStalled (afterTicks: int) (primary: Primary) : Primary =
     let oldest =
         match primary.Pending with
         | first :: _ -> Some first.Seq
-        | [] when primary.SyncedVersion <> 0 && primary.Stored.IsNone -> Some 0L
+        | [] when primary.Synced.IsSome && primary.Stored.IsNone -> Some 0L
         | [] -> None
     if oldest.IsSome && oldest = primary.PendingAtLastTick then
-        if primary.StalledTicks + 1 >= afterTicks then { primary with SyncedVersion = 0; PendingAtLastTick = None; StalledTicks = 0 }
+        if primary.StalledTicks + 1 >= afterTicks then { primary with Synced = None; PendingAtLastTick = None; StalledTicks = 0 }
         else { primary with StalledTicks = primary.StalledTicks + 1 }
     else
         { primary with PendingAtLastTick = oldest; StalledTicks = 0 }
@@ -212,7 +217,7 @@ let resyncIfStalled (afterTicks: int) (primary: Primary) : Primary =
 /// Whether the owner's backup has confirmed the state it was sent.
 let isUpToDate (target: BackupAssignment option) (primary: Primary) : bool =
     match target with
-    | Some backup -> backup.Version = primary.SyncedVersion && primary.Stored.IsSome
+    | Some backup -> primary.Synced = Some backup && primary.Stored.IsSome
     | None -> false
 
 // ---------------------------------------------------------------------------------------------

@@ -192,10 +192,10 @@ let encodePeerMessage (message: PeerMessage) : string =
             writeBackup json backup
             json.WritePropertyName "message"
             writeMessageObject json message
-        | ReplicaStored(room, version, seq) ->
+        | ReplicaStored(room, backup, seq) ->
             kind json "replica-stored"
             field json "room" room
-            field json "version" version
+            writeBackup json backup
             field json "seq" seq
         | HistoryRequested(room, after, requester) ->
             kind json "history-requested"
@@ -530,7 +530,7 @@ let decodePeerMessage (line: string) : Result<PeerMessage, DecodeError> =
         | "backup-assigned" -> BackupAssigned(roomField frame "room", backupOf frame)
         | "replica-sync" -> ReplicaSynced(roomField frame "room", backupOf frame, messagesOf frame "committed", messagesOf frame "pending")
         | "replica-append" -> ReplicaAppended(backupOf frame, roomMessageOf (objectField frame "message") "fromNode")
-        | "replica-stored" -> ReplicaStored(roomField frame "room", intField frame "version", longField frame "seq")
+        | "replica-stored" -> ReplicaStored(roomField frame "room", backupOf frame, longField frame "seq")
         | "history-requested" -> HistoryRequested(roomField frame "room", longField frame "after", intField frame "requester")
         | "history" -> HistoryShared(roomField frame "room", messagesOf frame "messages")
         | other -> unknownType other)

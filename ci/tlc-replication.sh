@@ -34,7 +34,18 @@ models=(
   "MCReplicationTraces MCReplicationGraph3Backed2 pass"
   "MCReplicationTraces MCReplicationGraph2Fresh pass"
   "MCReplication MCReplication3Fresh pass"
+  "MCReplication MCReplication3Partition pass"
+  "MCReplication MCReplication3LeaderOwns pass"
+  "MCReplication MCReplication3TwoPartitions pass"
+  "MCReplication long:MCReplication4 pass"
   "MCReplication MCReplication3TwoCrashes AckedDurable"
+  "MCReplication MCReplication3FreshLeaderOwns AckedDurable"
+  # Witnesses: deliberately false properties, violated where the states that matter are reached.
+  "MCReplication MCReplication3WitnessFailover NoCommitAfterFailover"
+  "MCReplication MCReplication3WitnessPromote NoPromote"
+  "MCReplication MCReplication3WitnessGap NoGapFilled"
+  "MCReplication long:MCReplication4WitnessGap NoGapFilled"
+  "MCReplication MCReplication3WitnessQuorum NoQuorumLost"
 )
 
 # ------------------------------------------------------------------------------------------
@@ -45,7 +56,7 @@ models=(
 trace_sets=(
   "MCReplicationTraces3 600 200 12 60"
   "MCReplicationTraces3Fresh 600 200 12 60"
-  "MCReplicationTraces4 1500 100 12 60"
+  "MCReplicationTraces4 2000 100 12 60"
   "MCReplicationTraces2 600 100 8 60"
 )
 # State graphs for the successor-set test.

@@ -15,7 +15,7 @@ CONSTANT TraceDirectory
 ASSUME ConstantsWritten ==
     JsonSerialize(TraceDirectory \o "/constants.json",
                   <<[Node |-> Node, Msg |-> Msg, MaxCrashes |-> MaxCrashes, Start |-> Start,
-                     InitialOwner |-> InitialOwner]>>)
+                     InitialOwner |-> InitialOwner, MaxPartitions |-> MaxPartitions]>>)
 
 WriteBehaviour ==
     (TLCGet("level") = TLCGet("config").depth + 1 \/ ~ENABLED Next) =>

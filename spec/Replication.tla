@@ -29,20 +29,24 @@
 (*                             reassignRooms calls it: after               *)
 (*                             promoteBackups found nothing to promote     *)
 (*   Crash(n)                  environment                                 *)
+(*   Partition(n), Heal(n)     environment                                 *)
 (*                                                                         *)
 (* Abstractions (each stated again where it is used):                      *)
-(* - One room.  Loads are 0 clients everywhere; with one room the least-   *)
-(*   loaded choices come down to "lowest id" among the candidates.         *)
-(* - Perfect failure detection and an atomic election: every live node's  *)
-(*   view is the set of live nodes, the leader is the highest live id, and *)
-(*   the epoch goes up by one when the leader crashes.  FormalChat.tla     *)
-(*   specifies the real protocols.                                         *)
+(* - One room.  Client loads are not modelled: a least-loaded choice is   *)
+(*   any of the nodes tied on rooms (F# breaks the tie by clients, then    *)
+(*   by id; the conformance harness reaches each with a client count).     *)
+(* - Perfect failure detection within each side of a partition and an     *)
+(*   atomic election: a node cut off sees only itself, the others see the  *)
+(*   live nodes not cut off; the leader is the highest of those, and the   *)
+(*   epoch goes up by one when it changes.  FormalChat.tla specifies the   *)
+(*   real protocols.                                                       *)
 (* - The placement is one global value: a leader's placement takes effect *)
 (*   at every node at once (Placement.tla specifies its delivery), and the *)
 (*   new owner takes the room over in the same step (Node.takeOwnership).  *)
 (* - The network is reliable and FIFO per link (TCP).  Crash-stop: what   *)
 (*   was in flight to the crashed node is gone; what it had sent stays in  *)
-(*   flight and may still arrive, however late.                            *)
+(*   flight and may still arrive, however late.  A partition empties the   *)
+(*   links across it, and nothing crosses it until it heals.               *)
 (* - A node that sees a gap in the committed messages asks the owner for   *)
 (*   the missing ones (HistoryRequested/HistoryShared), again every tick:  *)
 (*   the request and its answer are one step, FillGap, taken when the      *)
@@ -62,16 +66,22 @@ CONSTANTS
     MaxCrashes,  \* model bound: at most this many nodes crash
     Start,       \* "backed": the room starts with an up-to-date backup;
                  \* "fresh": the room has just been placed, with no backup yet
-    InitialOwner \* the nodes the room may start on (Node for every choice)
+    InitialOwner,\* the nodes the room may start on (Node for every choice)
+    MaxPartitions\* model bound: at most this many partitions in a behaviour, each cutting
+                 \* one node off (0: none, every live node's view is the live nodes)
 
 ASSUME /\ Node \subseteq Nat \ {0} /\ Cardinality(Node) >= 2
        /\ Msg \subseteq Nat \ {0}
        /\ MaxCrashes \in Nat
        /\ Start \in {"backed", "fresh"}
        /\ InitialOwner \subseteq Node /\ InitialOwner # {}
+       /\ MaxPartitions \in Nat
 
 VARIABLES
-    alive,       \* alive[n]: the environment's truth (and every live node's view)
+    alive,       \* alive[n]: the environment's truth
+    isolated,    \* the live nodes a partition cuts off from all the others (and they
+                 \* from each other): each sees only itself, the rest see the rest
+    partitions,  \* how many partitions there have been: a model bound, read by Partition only
     epoch,       \* the election epoch of every live node (F#: Coordination.Epoch)
     placement,   \* the room's assignment [owner, epoch, version, lastSeq] (F#: Assignment)
     backups,     \* backups[i]: node i's backup assignment of the room, or NoBackup
@@ -88,7 +98,7 @@ VARIABLES
     acked        \* every message some owner has committed (acknowledged), with its
                  \* position: a history variable, never read by an action
 
-vars == <<alive, epoch, placement, backups, history, replicas, primary, chan, missing, acked>>
+vars == <<alive, isolated, partitions, epoch, placement, backups, history, replicas, primary, chan, missing, acked>>
 
 None == -1      \* F#: Primary.Stored = None
 
@@ -96,7 +106,14 @@ Max(S) == CHOOSE x \in S : \A y \in S : y <= x
 
 Live == {n \in Node : alive[n]}
 Crashed == Node \ Live
-Leader == Max(Live)
+
+\* Node i's view (F#: Coordination.View): perfect failure detection within its side of a
+\* partition.  An isolated node sees only itself; the others see the live nodes not isolated.
+View(i) == IF i \in isolated THEN {i} ELSE Live \ isolated
+Connected(i, j) == i \notin isolated /\ j \notin isolated
+
+\* The leader of the nodes that are not cut off (an isolated node leads only itself).
+Leader == Max(Live \ isolated)
 
 \* A sequenced message, F# RoomMessage: its sequence number and client message id.
 Message == [seq : Nat \ {0}, id : Msg]
@@ -108,27 +125,33 @@ NoBackup == [backup |-> 0, owner |-> 0, epoch |-> 0, version |-> 0]
 \* F# Assignment (the placement).
 Placement == [owner : Node, epoch : Nat, version : Nat \ {0}, lastSeq : Nat]
 
-\* F# Replication.Primary (PendingAtLastTick is not modelled).
-PrimaryState == [pending : Seq(Message), synced : Nat, stored : Nat \cup {None}]
-NoPrimary == [pending |-> <<>>, synced |-> None, stored |-> None]
-EmptyPrimary == [pending |-> <<>>, synced |-> 0, stored |-> None]
+\* F# Replication.Primary (PendingAtLastTick is not modelled).  synced is the whole backup
+\* assignment the owner sent its state to (NoBackup: none yet), compared whole: two
+\* assignments of different epochs can share a version (F# Primary.Synced).
+\* NoPrimary marks a node that does not act as the owner; its synced is no assignment.
+PrimaryState == [pending : Seq(Message), synced : Assignment \cup {NoBackup}, stored : Nat \cup {None}]
+NotOwner == [backup |-> None, owner |-> None, epoch |-> None, version |-> None]
+NoPrimary == [pending |-> <<>>, synced |-> NotOwner, stored |-> None]
+EmptyPrimary == [pending |-> <<>>, synced |-> NoBackup, stored |-> None]
 
 \* The peer messages of Messages.fs that this module models.
 BackupMsg(a) == [type |-> "backup", assignment |-> a]                    \* BackupAssigned
 SyncMsg(a, c, p) == [type |-> "sync", assignment |-> a, committed |-> c, pending |-> p]  \* ReplicaSynced
 AppendMsg(a, m) == [type |-> "append", assignment |-> a, message |-> m]  \* ReplicaAppended
-StoredMsg(v, s) == [type |-> "stored", version |-> v, seq |-> s]          \* ReplicaStored
+StoredMsg(a, s) == [type |-> "stored", assignment |-> a, seq |-> s]      \* ReplicaStored
 SequencedMsg(m) == [type |-> "sequenced", message |-> m]                 \* RoomSequenced
 
 PeerMessage ==
     [type : {"backup"}, assignment : Assignment]
         \cup [type : {"sync"}, assignment : Assignment, committed : Seq(Message), pending : Seq(Message)]
         \cup [type : {"append"}, assignment : Assignment, message : Message]
-        \cup [type : {"stored"}, version : Nat \ {0}, seq : Nat]
+        \cup [type : {"stored"}, assignment : Assignment, seq : Nat]
         \cup [type : {"sequenced"}, message : Message]
 
 TypeOK ==
     /\ alive \in [Node -> BOOLEAN]
+    /\ isolated \subseteq Node
+    /\ partitions \in Nat
     /\ epoch \in Nat
     /\ placement \in Placement
     /\ backups \in [Node -> Assignment \cup {NoBackup}]
@@ -158,35 +181,36 @@ Held(h, stored) == IF LastOf(stored) > LastSeq(h) THEN LastOf(stored) ELSE LastS
 After(s, n) == SelectSeq(s, LAMBDA m : m.seq > n)
 UpTo(s, n) == SelectSeq(s, LAMBDA m : m.seq <= n)
 
-IsLeader(i) == alive[i] /\ i = Leader
+\* Node i leads its view (F#: Coordination.Leader, the highest id of the view).
+IsLeader(i) == alive[i] /\ i = Max(View(i))
 
-\* F#: Replication.hasQuorum with every node known: a majority of Node is live.
-HasQuorum == Cardinality(Node) <= 2 \/ 2 * Cardinality(Live) > Cardinality(Node)
+\* F#: Replication.hasQuorum with every node known: node i sees a majority of Node.
+HasQuorum(i) == Cardinality(Node) <= 2 \/ 2 * Cardinality(View(i)) > Cardinality(Node)
 
-\* F#: Replication.hasBackup, at a node whose assignment is a.  The backup serves the
-\* current owner and is live.
-HasBackup(a) == /\ a # NoBackup
-                /\ a.owner = placement.owner
-                /\ a.backup # placement.owner
-                /\ alive[a.backup]
+\* F#: Replication.hasBackup, at node i whose assignment is a.  The backup serves the
+\* current owner and is in i's view.
+HasBackup(i, a) == /\ a # NoBackup
+                   /\ a.owner = placement.owner
+                   /\ a.backup # placement.owner
+                   /\ a.backup \in View(i)
 
 \* F#: Replication.needsBackup, at leader l.
-NeedsBackup(l) == alive[placement.owner] /\ Cardinality(Live) > 1 /\ ~HasBackup(backups[l])
+NeedsBackup(l) == placement.owner \in View(l) /\ Cardinality(View(l)) > 1 /\ ~HasBackup(l, backups[l])
 
 \* F#: Placement.roomsOwned and Replication.roomsBacked, for the one room.
 RoomsOwned(n) == IF placement.owner = n THEN 1 ELSE 0
 RoomsBacked(a, n) == IF a # NoBackup /\ a.backup = n THEN 1 ELSE 0
 
-\* F#: Replication.leastLoadedBackup with no clients: the live node other than owner o
-\* holding the fewest rooms (owned and backed, in l's knowledge), then the lowest id.
-LeastLoadedBackup(l, o) ==
+\* F#: Replication.leastLoadedBackup: the live nodes other than owner o holding the fewest
+\* rooms (owned and backed, in l's knowledge).  F# breaks a tie by clients, then by the
+\* lowest id; the spec does not model clients, so any of the tied nodes may be chosen (the
+\* lowest id alone once hid a bug: a new owner that was always the old backup).
+LeastLoadedBackups(l, o) ==
     LET load(n) == RoomsOwned(n) + RoomsBacked(backups[l], n)
-    IN  CHOOSE n \in Live \ {o} :
-            \A k \in Live \ {o} : load(n) < load(k) \/ (load(n) = load(k) /\ n <= k)
+    IN  {n \in View(l) \ {o} : \A k \in View(l) \ {o} : load(n) <= load(k)}
 
-\* F#: Placement.leastLoaded with no clients.
-LeastLoaded ==
-    CHOOSE n \in Live : \A k \in Live : RoomsOwned(n) < RoomsOwned(k) \/ (RoomsOwned(n) = RoomsOwned(k) /\ n <= k)
+\* F#: Placement.leastLoaded: the live nodes owning the fewest rooms, any of them (as above).
+LeastLoaded(l) == {n \in View(l) : \A k \in View(l) : RoomsOwned(n) <= RoomsOwned(k)}
 
 \* F#: Replication.isNewer.
 Newer(a, b) == a.epoch > b.epoch \/ (a.epoch = b.epoch /\ a.version > b.version)
@@ -195,12 +219,13 @@ Newer(a, b) == a.epoch > b.epoch \/ (a.epoch = b.epoch /\ a.version > b.version)
 Adopted(current, a) == IF current # NoBackup /\ ~Newer(a, current) THEN current ELSE a
 
 \* F#: Replication.backupTarget, at node o.
-BackupTarget(o) == IF placement.owner = o /\ HasBackup(backups[o]) THEN backups[o] ELSE NoBackup
+BackupTarget(o) == IF placement.owner = o /\ HasBackup(o, backups[o]) THEN backups[o] ELSE NoBackup
 
-\* The network.  Send(c, i, j, m): m joins the link from i to j, unless j has stopped (a
-\* message to a stopped node could never be received).  Receiving takes a link's head.
-Send(c, i, j, m) == IF alive[j] THEN [c EXCEPT ![i][j] = Append(@, m)] ELSE c
-Broadcast(c, i, m) == [x \in Node |-> IF x = i THEN [y \in Node |-> IF y # i /\ alive[y] THEN Append(c[i][y], m) ELSE c[i][y]]
+\* The network.  Send(c, i, j, m): m joins the link from i to j, unless j has stopped or a
+\* partition separates them (such a message could never be received: the TCP link is
+\* down).  Receiving takes a link's head.
+Send(c, i, j, m) == IF alive[j] /\ Connected(i, j) THEN [c EXCEPT ![i][j] = Append(@, m)] ELSE c
+Broadcast(c, i, m) == [x \in Node |-> IF x = i THEN [y \in Node |-> IF y # i /\ alive[y] /\ Connected(i, y) THEN Append(c[i][y], m) ELSE c[i][y]]
                                       ELSE c[x]]
 First(i, j) == chan[i][j][1]
 Pop(i, j) == [chan EXCEPT ![i][j] = Tail(@)]
@@ -219,12 +244,17 @@ DeliverAll(h, stored, ms) ==
     ELSE DeliverAll(Record(h, Head(ms)), DeliveredReplicas(stored, Head(ms)), Tail(ms))
 
 \* F#: Node.takeOwnership at node n, the new owner: what it stored as the backup (after
-\* its history) is now pending; it is committed by a later Commit.
+\* its history) is now pending; it is committed by a later Commit.  The old owner, if it
+\* is live (cut off by a partition), stops acting as the owner and forgets what was pending
+\* (F#: a node that stops owning a room; the posts' nodes send them to the new owner).
 TakeOwnership(n) ==
-    IF primary[n] = NoPrimary
-    THEN /\ primary' = [primary EXCEPT ![n] = [EmptyPrimary EXCEPT !.pending = After(replicas[n], LastSeq(history[n]))]]
-         /\ replicas' = [replicas EXCEPT ![n] = <<>>]
-    ELSE UNCHANGED <<primary, replicas>>
+    LET old == placement.owner
+        released == IF old # n /\ alive[old] THEN [primary EXCEPT ![old] = NoPrimary] ELSE primary
+    IN  IF primary[n] = NoPrimary
+        THEN /\ primary' = [released EXCEPT ![n] = [EmptyPrimary EXCEPT !.pending = After(replicas[n], LastSeq(history[n]))]]
+             /\ replicas' = [replicas EXCEPT ![n] = <<>>]
+        ELSE /\ primary' = released
+             /\ UNCHANGED replicas
 
 -----------------------------------------------------------------------------
 (* The owner. *)
@@ -241,42 +271,46 @@ SequencePost(o, id) ==
            m == [seq |-> last + 1, id |-> id]
            t == BackupTarget(o)
        IN  /\ primary' = [primary EXCEPT ![o].pending = Append(@, m)]
-           /\ chan' = IF t # NoBackup /\ t.version = p.synced THEN Send(chan, o, t.backup, AppendMsg(t, m)) ELSE chan
-    /\ UNCHANGED <<alive, epoch, placement, backups, history, replicas, missing, acked>>
+           /\ chan' = IF t # NoBackup /\ t = p.synced THEN Send(chan, o, t.backup, AppendMsg(t, m)) ELSE chan
+    /\ UNCHANGED <<alive, isolated, partitions, epoch, placement, backups, history, replicas, missing, acked>>
 
 \* F#: Replication.syncBackup.  A backup the owner has not sent its state to gets the
 \* committed history and every pending message; nothing commits until it confirms.
+\* "Not sent to" compares the whole assignment: comparing the version only missed a new
+\* leader's assignment (epoch 2, version 1) after the old leader's (epoch 1, version 1),
+\* which the backup had ignored, and the posts stayed pending for ever (EventuallyDrained).
 SyncBackup(o) ==
     /\ alive[o] /\ primary[o] # NoPrimary
     /\ LET t == BackupTarget(o)
-       IN  /\ t # NoBackup /\ t.version # primary[o].synced
-           /\ primary' = [primary EXCEPT ![o] = [@ EXCEPT !.synced = t.version, !.stored = None]]
+       IN  /\ t # NoBackup /\ t # primary[o].synced
+           /\ primary' = [primary EXCEPT ![o] = [@ EXCEPT !.synced = t, !.stored = None]]
            /\ chan' = Send(chan, o, t.backup, SyncMsg(t, history[o], primary[o].pending))
-    /\ UNCHANGED <<alive, epoch, placement, backups, history, replicas, missing, acked>>
+    /\ UNCHANGED <<alive, isolated, partitions, epoch, placement, backups, history, replicas, missing, acked>>
 
-\* F#: Node.recvStored with Replication.recvStored.  The backup holds everything up to seq.
+\* F#: Node.recvStored with Replication.recvStored.  The backup holds everything up to seq,
+\* for the assignment the owner last sent its state to (an older one's confirmation is stale).
 RecvStored(o, b) ==
     /\ Receivable(b, o, "stored")
     /\ LET m == First(b, o)
            p == primary[o]
-       IN  primary' = IF p = NoPrimary \/ m.version # p.synced THEN primary
+       IN  primary' = IF p = NoPrimary \/ m.assignment # p.synced THEN primary
                       ELSE [primary EXCEPT ![o].stored = IF m.seq > p.stored THEN m.seq ELSE p.stored]
     /\ chan' = Pop(b, o)
-    /\ UNCHANGED <<alive, epoch, placement, backups, history, replicas, missing, acked>>
+    /\ UNCHANGED <<alive, isolated, partitions, epoch, placement, backups, history, replicas, missing, acked>>
 
 \* F#: Replication.commit, as Node.replicate uses it: with a quorum, the pending messages
 \* the backup has stored; with no backup serving this owner, all of them only when o is
-\* alone in its view (Alone(o): the only live node, a cluster of one or the survivor of
+\* alone in its view (Alone(o): the only node it sees, a cluster of one or the survivor of
 \* two), and none otherwise (o waits for the leader's backup).  Each committed message is
-\* delivered here and sent to every other live node.
-Alone(o) == Live = {o}
+\* delivered here and sent to every other live node it can reach.
+Alone(o) == View(o) = {o}
 
 CommitUpTo(o) ==
     LET t == BackupTarget(o)
         p == primary[o]
-    IN  IF ~HasQuorum THEN 0
+    IN  IF ~HasQuorum(o) THEN 0
         ELSE IF t = NoBackup THEN (IF Alone(o) THEN LastOf(p.pending) ELSE 0)
-        ELSE IF p.stored # None /\ t.version = p.synced THEN p.stored
+        ELSE IF p.stored # None /\ t = p.synced THEN p.stored
         ELSE 0
 
 RECURSIVE BroadcastAll(_, _, _)
@@ -293,7 +327,7 @@ Commit(o) ==
            /\ replicas' = [replicas EXCEPT ![o] = delivered[2]]
            /\ chan' = BroadcastAll(chan, o, committed)
            /\ acked' = acked \cup Range(committed)
-    /\ UNCHANGED <<alive, epoch, placement, backups, missing>>
+    /\ UNCHANGED <<alive, isolated, partitions, epoch, placement, backups, missing>>
 
 -----------------------------------------------------------------------------
 (* The backup, and every node. *)
@@ -326,10 +360,10 @@ RecvSync(b, o) ==
            /\ IF IsCurrentBackup(b, a, assigned)
               THEN /\ history' = [history EXCEPT ![b] = h]
                    /\ replicas' = [replicas EXCEPT ![b] = stored]
-                   /\ chan' = Send(Pop(o, b), b, a.owner, StoredMsg(a.version, Held(h, stored)))
+                   /\ chan' = Send(Pop(o, b), b, a.owner, StoredMsg(a, Held(h, stored)))
               ELSE /\ chan' = Pop(o, b)
                    /\ UNCHANGED <<history, replicas>>
-    /\ UNCHANGED <<alive, epoch, placement, primary, missing, acked>>
+    /\ UNCHANGED <<alive, isolated, partitions, epoch, placement, primary, missing, acked>>
 
 \* F#: Node.recvAppend with Replication.storeReplica.  The backup stores the owner's next
 \* message when it follows directly on what it holds, and confirms what it holds.
@@ -343,12 +377,12 @@ StoreReplica(b, o) ==
            /\ IF IsCurrentBackup(b, a, assigned)
               THEN IF m.message.seq = held + 1
                    THEN /\ replicas' = [replicas EXCEPT ![b] = Append(@, m.message)]
-                        /\ chan' = Send(Pop(o, b), b, a.owner, StoredMsg(a.version, m.message.seq))
-                   ELSE /\ chan' = Send(Pop(o, b), b, a.owner, StoredMsg(a.version, held))
+                        /\ chan' = Send(Pop(o, b), b, a.owner, StoredMsg(a, m.message.seq))
+                   ELSE /\ chan' = Send(Pop(o, b), b, a.owner, StoredMsg(a, held))
                         /\ UNCHANGED replicas
               ELSE /\ chan' = Pop(o, b)
                    /\ UNCHANGED replicas
-    /\ UNCHANGED <<alive, epoch, placement, history, primary, missing, acked>>
+    /\ UNCHANGED <<alive, isolated, partitions, epoch, placement, history, primary, missing, acked>>
 
 \* F#: Node.recvSequenced.  A committed message that follows on what node i holds is
 \* delivered (deliverSequenced).  One that skips numbers is held back (dropped: the fill
@@ -364,7 +398,7 @@ RecvSequenced(i, j) ==
            ELSE /\ missing' = missing \cup {i}
                 /\ UNCHANGED <<history, replicas>>
     /\ chan' = Pop(j, i)
-    /\ UNCHANGED <<alive, epoch, placement, backups, primary, acked>>
+    /\ UNCHANGED <<alive, isolated, partitions, epoch, placement, backups, primary, acked>>
 
 \* F#: Node.askForMissing, the owner's HistoryRequested answer (Rooms.since) and
 \* Node.adoptHistory, as one step: node i, waiting for missing messages, gets the live
@@ -378,11 +412,11 @@ FillGap(i) ==
                 /\ UNCHANGED <<history, replicas>>
            ELSE LET fill == After(history[o], LastSeq(history[i]))
                     delivered == DeliverAll(history[i], replicas[i], fill)
-                IN  /\ alive[o]
+                IN  /\ o \in View(i)
                     /\ history' = [history EXCEPT ![i] = delivered[1]]
                     /\ replicas' = [replicas EXCEPT ![i] = delivered[2]]
                     /\ missing' = missing \ {i}
-    /\ UNCHANGED <<alive, epoch, placement, backups, primary, chan, acked>>
+    /\ UNCHANGED <<alive, isolated, partitions, epoch, placement, backups, primary, chan, acked>>
 
 -----------------------------------------------------------------------------
 (* The leader. *)
@@ -391,48 +425,49 @@ FillGap(i) ==
 \* the room's live owner, if it has no live backup serving it, the least-loaded other live
 \* node, and tells every other live node.
 AssignBackup(l) ==
-    /\ IsLeader(l) /\ HasQuorum /\ NeedsBackup(l)
-    /\ LET a == [backup |-> LeastLoadedBackup(l, placement.owner),
-                 owner |-> placement.owner,
-                 epoch |-> epoch,
-                 version |-> IF backups[l] # NoBackup THEN backups[l].version + 1 ELSE 1]
-       IN  /\ backups' = [backups EXCEPT ![l] = a]
-           /\ chan' = Broadcast(chan, l, BackupMsg(a))
-    /\ UNCHANGED <<alive, epoch, placement, history, replicas, primary, missing, acked>>
+    /\ IsLeader(l) /\ HasQuorum(l) /\ NeedsBackup(l)
+    /\ \E b \in LeastLoadedBackups(l, placement.owner) :
+          LET a == [backup |-> b,
+                    owner |-> placement.owner,
+                    epoch |-> epoch,
+                    version |-> IF backups[l] # NoBackup THEN backups[l].version + 1 ELSE 1]
+          IN  /\ backups' = [backups EXCEPT ![l] = a]
+              /\ chan' = Broadcast(chan, l, BackupMsg(a))
+    /\ UNCHANGED <<alive, isolated, partitions, epoch, placement, history, replicas, primary, missing, acked>>
 
 \* F#: Node.applyBackup with Replication.recvBackupAssignment.
 RecvBackupAssignment(i, j) ==
     /\ Receivable(j, i, "backup")
     /\ backups' = [backups EXCEPT ![i] = Adopted(@, First(j, i).assignment)]
     /\ chan' = Pop(j, i)
-    /\ UNCHANGED <<alive, epoch, placement, history, replicas, primary, missing, acked>>
+    /\ UNCHANGED <<alive, isolated, partitions, epoch, placement, history, replicas, primary, missing, acked>>
 
 \* F#: Replication.promoteBackup (Node.reassignRooms: only with a quorum; lastSeq is the
 \* leader's history's).  The owner has died and its backup is live: the backup becomes the
 \* owner, and takes the room over.
 CanPromote(l) ==
     LET a == backups[l]
-    IN  a # NoBackup /\ ~alive[placement.owner] /\ a.owner = placement.owner /\ alive[a.backup]
+    IN  a # NoBackup /\ placement.owner \notin View(l) /\ a.owner = placement.owner /\ a.backup \in View(l)
 
 PromoteBackup(l) ==
-    /\ IsLeader(l) /\ HasQuorum /\ CanPromote(l)
+    /\ IsLeader(l) /\ HasQuorum(l) /\ CanPromote(l)
     /\ LET n == backups[l].backup
        IN  /\ placement' = [owner |-> n, epoch |-> epoch, version |-> placement.version + 1,
                             lastSeq |-> Max({LastSeq(history[l]), placement.lastSeq})]
            /\ TakeOwnership(n)
-    /\ UNCHANGED <<alive, epoch, backups, history, chan, missing, acked>>
+    /\ UNCHANGED <<alive, isolated, partitions, epoch, backups, history, chan, missing, acked>>
 
 \* F#: Placement.reassignRooms, as Node.reassignRooms calls it (with a quorum, after
 \* promoteBackups, so only when there is no backup to promote; lastSeq is the leader's
 \* history's).  The room's owner has died with no live backup: the least-loaded live node
 \* becomes the owner.
 ReassignRooms(l) ==
-    /\ IsLeader(l) /\ HasQuorum /\ ~alive[placement.owner] /\ ~CanPromote(l)
-    /\ LET n == LeastLoaded
-       IN  /\ placement' = [owner |-> n, epoch |-> epoch, version |-> placement.version + 1,
+    /\ IsLeader(l) /\ HasQuorum(l) /\ placement.owner \notin View(l) /\ ~CanPromote(l)
+    /\ \E n \in LeastLoaded(l) :
+           /\ placement' = [owner |-> n, epoch |-> epoch, version |-> placement.version + 1,
                             lastSeq |-> LastSeq(history[l])]
            /\ TakeOwnership(n)
-    /\ UNCHANGED <<alive, epoch, backups, history, chan, missing, acked>>
+    /\ UNCHANGED <<alive, isolated, partitions, epoch, backups, history, chan, missing, acked>>
 
 -----------------------------------------------------------------------------
 (* The environment. *)
@@ -444,10 +479,35 @@ Crash(n) ==
     /\ alive[n]
     /\ Cardinality(Crashed) < MaxCrashes
     /\ Cardinality(Live) > 1
+    /\ Cardinality(Live \ (isolated \cup {n})) >= 1
     /\ alive' = [alive EXCEPT ![n] = FALSE]
     /\ epoch' = IF n = Leader THEN epoch + 1 ELSE epoch
     /\ chan' = [i \in Node |-> [j \in Node |-> IF j = n THEN <<>> ELSE chan[i][j]]]
-    /\ UNCHANGED <<placement, backups, history, replicas, primary, missing, acked>>
+    /\ UNCHANGED <<isolated, partitions, placement, backups, history, replicas, primary, missing, acked>>
+
+\* A partition cuts live node n off from every other node, at most MaxPartitions times in
+\* a behaviour (one fault, like one crash: a node healed with messages the others lack,
+\* then a second cut, is the two-crash loss again), while at least one live node stays on
+\* the other side.  Both sides' failure detectors
+\* remove the other side at once; if n led, the rest elect the highest of them in the next
+\* epoch.  What was in flight between n and the rest is lost with the TCP links.
+Partition(n) ==
+    /\ alive[n] /\ n \notin isolated
+    /\ partitions < MaxPartitions
+    /\ Live \ (isolated \cup {n}) # {}
+    /\ isolated' = isolated \cup {n}
+    /\ partitions' = partitions + 1
+    /\ epoch' = IF n = Leader THEN epoch + 1 ELSE epoch
+    /\ chan' = [i \in Node |-> [j \in Node |-> IF i = n \/ j = n THEN <<>> ELSE chan[i][j]]]
+    /\ UNCHANGED <<alive, placement, backups, history, replicas, primary, missing, acked>>
+
+\* The partition around n heals: n and the rest see each other again; if n has the highest
+\* id, it is elected leader in the next epoch.
+Heal(n) ==
+    /\ n \in isolated
+    /\ isolated' = isolated \ {n}
+    /\ epoch' = IF alive[n] /\ n > Leader THEN epoch + 1 ELSE epoch
+    /\ UNCHANGED <<alive, partitions, placement, backups, history, replicas, primary, chan, missing, acked>>
 
 -----------------------------------------------------------------------------
 
@@ -457,6 +517,8 @@ Crash(n) ==
 \* "fresh": the room has just been placed on o; no node knows a backup.
 Init ==
     /\ alive = [n \in Node |-> TRUE]
+    /\ isolated = {}
+    /\ partitions = 0
     /\ epoch = 1
     /\ history = [n \in Node |-> <<>>]
     /\ replicas = [n \in Node |-> <<>>]
@@ -468,7 +530,7 @@ Init ==
           /\ IF Start = "backed"
              THEN \E b \in Node \ {o} :
                      /\ backups = [n \in Node |-> [backup |-> b, owner |-> o, epoch |-> 1, version |-> 1]]
-                     /\ primary = [n \in Node |-> IF n = o THEN [EmptyPrimary EXCEPT !.synced = 1, !.stored = 0] ELSE NoPrimary]
+                     /\ primary = [n \in Node |-> IF n = o THEN [EmptyPrimary EXCEPT !.synced = [backup |-> b, owner |-> o, epoch |-> 1, version |-> 1], !.stored = 0] ELSE NoPrimary]
              ELSE /\ backups = [n \in Node |-> NoBackup]
                   /\ primary = [n \in Node |-> IF n = o THEN EmptyPrimary ELSE NoPrimary]
 
@@ -488,8 +550,22 @@ Next ==
     \/ \E l \in Node : PromoteBackup(l)
     \/ \E l \in Node : ReassignRooms(l)
     \/ \E n \in Node : Crash(n)
+    \/ \E n \in Node : Partition(n)
+    \/ \E n \in Node : Heal(n)
 
 Spec == Init /\ [][Next]_vars
+
+\* Weak fairness of every node action: a node that can take a step keeps taking it (its
+\* event loop runs).  Not of Crash (faults are not obliged to happen) nor of SequencePost
+\* (clients are not obliged to post).  Per node and per link, so that one busy node or link
+\* cannot starve another.
+Fairness ==
+    /\ \A o \in Node : WF_vars(SyncBackup(o)) /\ WF_vars(Commit(o)) /\ WF_vars(FillGap(o))
+    /\ \A l \in Node : WF_vars(AssignBackup(l)) /\ WF_vars(PromoteBackup(l)) /\ WF_vars(ReassignRooms(l))
+    /\ \A i, j \in Node : /\ WF_vars(RecvSync(i, j)) /\ WF_vars(StoreReplica(i, j)) /\ WF_vars(RecvStored(i, j))
+                         /\ WF_vars(RecvSequenced(i, j)) /\ WF_vars(RecvBackupAssignment(i, j))
+
+FairSpec == Spec /\ Fairness
 
 -----------------------------------------------------------------------------
 (* Properties. *)
@@ -500,7 +576,7 @@ Log(i) == Range(history[i]) \cup Range(replicas[i]) \cup Range(primary[i].pendin
 
 \* The owner's backup is up to date: it serves this owner, is live, and has confirmed the
 \* state the owner sent it (F#: Replication.isUpToDate, at the owner, live or not).
-IsUpToDate(t, p) == t # NoBackup /\ t.version = p.synced /\ p.stored # None
+IsUpToDate(t, p) == t # NoBackup /\ t = p.synced /\ p.stored # None
 
 UpToDateBackups ==
     LET o == placement.owner
@@ -539,4 +615,66 @@ OneBackupPerVersion ==
 
 \* No two messages of the room were acknowledged at one position.
 OnePerPosition == \A x, y \in acked : x.seq = y.seq => x = y
+
+\* No history holds a sequence number twice (Record delivers a number once).
+NoDupInHistory ==
+    \A i \in Node : \A x, y \in DOMAIN history[i] : x # y => history[i][x].seq # history[i][y].seq
+
+\* No history has a hole: its k-th message has number k, so nothing below the highest
+\* delivered number is missing (a message that skips numbers waits for the fill).
+Contiguous == \A i \in Node : \A k \in DOMAIN history[i] : history[i][k].seq = k
+
+\* A history holds only acknowledged messages: nothing a node delivers was never committed.
+HistoryAcked == \A i \in Node : Range(history[i]) \subseteq acked
+
+\* An action property: a new placement of the room starts numbering after everything the
+\* leader (of the nodes not cut off) has seen committed.
+NewPlacementKnowsHistory ==
+    [][placement' # placement => placement'.lastSeq >= LastSeq(history[Leader])]_vars
+
+\* An action property: a node stores a message as the backup (its replicas gain one) only
+\* on receiving it from the room's current owner, under the very assignment it holds after
+\* the step, which names it as that owner's backup.
+Received(o, b) == chan[o][b] # <<>> /\ chan'[o][b] = Tail(chan[o][b])
+StoresOnlyForOwner ==
+    [][\A o, b \in Node :
+          (Received(o, b) /\ First(o, b).type \in {"sync", "append"} /\ Range(replicas'[b]) \ Range(replicas[b]) # {})
+              => /\ First(o, b).assignment = backups'[b]
+                 /\ backups'[b].backup = b
+                 /\ backups'[b].owner = placement.owner
+                 /\ o = placement.owner]_vars
+
+-----------------------------------------------------------------------------
+(* Liveness, under FairSpec.  Crashes are bounded (MaxCrashes) and posts are finitely many *)
+(* (each id once per owner), so in every behaviour the faults and the posts stop; "eventually *)
+(* always" then says what the cluster must settle into.                                      *)
+
+\* The room ends with a live owner and nothing pending there: every post it sequenced is
+\* committed (not stuck waiting for a backup that will never confirm).
+Drained == LET o == placement.owner
+           IN  alive[o] /\ primary[o] # NoPrimary /\ primary[o].pending = <<>>
+EventuallyDrained == <>[]Drained
+
+\* Every acknowledged message ends up in the history of every live node.
+Everywhere == \A m \in acked : \A i \in Live : m \in Range(history[i])
+EventuallyEverywhere == <>[]Everywhere
+-----------------------------------------------------------------------------
+(* Witnesses: deliberately false properties that a model must violate, to show that it  *)
+(* reaches the states the properties above are about (ci/tlc-replication.sh expects each *)
+(* violation).                                                                           *)
+
+\* After a failover the new owner commits a message it sequenced itself: acknowledged,
+\* newer than what the leader had seen, and in no crashed node's log.
+NoCommitAfterFailover ==
+    ~(placement.version > 1 /\ \E m \in acked : m.seq > placement.lastSeq /\ \A i \in Crashed : m \notin Log(i))
+
+\* A node fills a gap: it waited for missing messages and the fill brought some.
+NoGapFilled == [][\A i \in Node : ~(i \in missing /\ i \notin missing' /\ history'[i] # history[i])]_vars
+
+\* An owner with messages to commit has lost its quorum (a partition cut it off).
+NoQuorumLost == \A i \in Live : (primary[i] # NoPrimary /\ primary[i].pending # <<>>) => HasQuorum(i)
+
+\* The leader promotes the backup, which takes over messages it stored and the dead
+\* owner never committed.
+NoPromote == [][\A l \in Node : ~(PromoteBackup(l) /\ primary'[backups[l].backup].pending # <<>>)]_vars
 =============================================================================

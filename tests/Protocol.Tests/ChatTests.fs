@@ -49,7 +49,7 @@ let private lobbyOn (owner: NodeId) : Event =
 /// alone).
 let private lobbyBackedBy (backup: NodeId) : Event list =
     [ PeerMessageReceived(BackupAssigned(Rooms.lobby, { Backup = backup; Owner = 1; Epoch = 1; Version = 1 }))
-      PeerMessageReceived(ReplicaStored(Rooms.lobby, 1, 0L)) ]
+      PeerMessageReceived(ReplicaStored(Rooms.lobby, { Backup = backup; Owner = 1; Epoch = 1; Version = 1 }, 0L)) ]
 
 let private repliesTo (client: ClientId) (effects: Effect list) : ServerReply list =
     [ for effect in effects do
@@ -178,7 +178,7 @@ let ``a say to #lobby at its owner is sequenced, shown to every named local clie
     Assert.Equal<(NodeId * PeerMessage) list>([ 2, ReplicaAppended({ Backup = 2; Owner = 1; Epoch = 1; Version = 1 }, message) ], peerSends effects)
     Assert.Empty(repliesTo 10 effects)
 
-    let next, effects = step config sequenced (PeerMessageReceived(ReplicaStored(Rooms.lobby, 1, 1L)))
+    let next, effects = step config sequenced (PeerMessageReceived(ReplicaStored(Rooms.lobby, { Backup = 2; Owner = 1; Epoch = 1; Version = 1 }, 1L)))
 
     let toClients =
         [ for effect in effects do
@@ -210,7 +210,7 @@ let ``a say to #lobby is not sent to a peer that left`` () =
     let state =
         nodeWithPeers () |> steps (lobbyOn 1 :: lobbyBackedBy 2 @ PeerMessageReceived(LeaveAnnounced 3) :: connectAs 10 "alice")
 
-    let _, effects = run [ ClientRequested(10, Say(Rooms.lobby, "hi", 0L)); PeerMessageReceived(ReplicaStored(Rooms.lobby, 1, 1L)) ] state
+    let _, effects = run [ ClientRequested(10, Say(Rooms.lobby, "hi", 0L)); PeerMessageReceived(ReplicaStored(Rooms.lobby, { Backup = 2; Owner = 1; Epoch = 1; Version = 1 }, 1L)) ] state
 
     Assert.Equal<NodeId list>([ 2 ], peerSends effects |> List.map fst)
 

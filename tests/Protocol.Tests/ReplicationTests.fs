@@ -47,7 +47,7 @@ let ``sequencePost: numbers continue after history and pending, and a retry is r
 
 let ``commit: everything without a backup only when alone, what the backup stored with one, nothing without a quorum`` () =
     let primary = { Replication.emptyPrimary with Pending = [ message 1L 1L; message 2L 2L; message 3L 3L ] }
-    let synced = { primary with SyncedVersion = 4; Stored = Some 2L }
+    let synced = { primary with Synced = Some(backupOn 2 4); Stored = Some 2L }
 
     Assert.Equal(3, (fst (Replication.commit true true None primary)).Length)
     // Other nodes live and no backup yet (a new room, or its backup just died): wait for one.
@@ -72,8 +72,35 @@ let ``syncBackup: a new backup gets the history and the pending messages once, a
     Assert.Equal<Sent list>([ { To = 2; Message = ReplicaSynced("#dev", backupOn 2 1, [ message 1L 1L ], [ message 2L 2L ]) } ], sent)
     Assert.Empty(again)
     Assert.False(Replication.isUpToDate (Some(backupOn 2 1)) synced)
-    Assert.True(Replication.isUpToDate (Some(backupOn 2 1)) (Replication.recvStored 1 2L synced))
-    Assert.False(Replication.isUpToDate (Some(backupOn 2 1)) (Replication.recvStored 7 2L synced))
+    Assert.True(Replication.isUpToDate (Some(backupOn 2 1)) (Replication.recvStored (backupOn 2 1) 2L synced))
+    Assert.False(Replication.isUpToDate (Some(backupOn 2 1)) (Replication.recvStored (backupOn 2 7) 2L synced))
+
+/// The stall TLC found in MCReplication3Fresh (EventuallyDrained, spec/README.md, Replication):
+/// the dying leader assigned owner 1's backup 2 at (epoch 1, version 1), and the owner sent it
+/// its state; the backup had already taken the new leader's assignment of the same backup at
+/// (epoch 2, version 1) and ignored that state. When the owner adopts (epoch 2, version 1) it
+/// must send the state again: comparing versions only, it saw nothing new and its posts stayed
+/// pending until resyncIfStalled, K ticks later.
+let ``syncBackup: a new leader's assignment with the old one's version is synced again (the stall)`` () =
+    let history = Rooms.ofMessages [ message 1L 1L ]
+    let old = { Backup = 2; Owner = 1; Epoch = 1; Version = 1 }
+    let renewed = { old with Epoch = 2 }
+    let primary = { Replication.emptyPrimary with Pending = [ message 2L 2L; message 3L 3L ] }
+
+    // init: the owner synced the old assignment; the backup never confirmed it.
+    let synced, _ = Replication.syncBackup (Some old) "#dev" history primary
+    // act: the owner's backup target is now the new leader's assignment.
+    let resynced, sent = Replication.syncBackup (Some renewed) "#dev" history synced
+
+    // check: the state goes to the backup again, under the new assignment ...
+    Assert.Equal<Sent list>([ { To = 2; Message = ReplicaSynced("#dev", renewed, [ message 1L 1L ], [ message 2L 2L; message 3L 3L ]) } ], sent)
+    Assert.Equal(Some renewed, resynced.Synced)
+    // ... a late confirmation for the old assignment counts for nothing ...
+    let stale = Replication.recvStored old 3L resynced
+    Assert.Empty(fst (Replication.commit true false (Some renewed) stale))
+    // ... and the backup's confirmation of the new one commits both pending posts at once.
+    let confirmed = Replication.recvStored renewed 3L stale
+    Assert.Equal<int64 list>([ 2L; 3L ], fst (Replication.commit true false (Some renewed) confirmed) |> List.map _.Seq)
 
 let ``storeReplica: only the message right after what the backup holds`` () =
     Assert.Equal(Some [ message 3L 3L ], Replication.storeReplica (message 3L 3L) 2L [])
@@ -125,7 +152,7 @@ let ``a state transfer of a full history of the longest messages fits in one pee
         Assert.Equal(Rooms.transferBudgetChars / ProtocolConfig.defaults.MaxTextLength, committed.Length)
         Assert.Equal(int64 Rooms.historyCapacity, (List.last committed).Seq)
     | other -> failwith $"expected a sync, got {other}"
-    Assert.Equal(1, primary.SyncedVersion)
+    Assert.Equal(Some(backupOn 2 1), primary.Synced)
 
 // ---------------------------------------------------------------------------------------------
 // Whole nodes.
@@ -295,6 +322,8 @@ let tests =
             ``commit: everything without a backup only when alone, what the backup stored with one, nothing without a quorum``
         testCase "syncBackup: a new backup gets the history and the pending messages once, and nothing commits until it confirms"
             ``syncBackup: a new backup gets the history and the pending messages once, and nothing commits until it confirms``
+        testCase "syncBackup: a new leader's assignment with the old one's version is synced again (the stall)"
+            ``syncBackup: a new leader's assignment with the old one's version is synced again (the stall)``
         testCase "storeReplica: only the message right after what the backup holds"
             ``storeReplica: only the message right after what the backup holds``
         testCase "assignBackup: the leader picks the least-loaded other live node and never the owner"

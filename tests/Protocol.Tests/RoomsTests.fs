@@ -266,7 +266,7 @@ let ``a post that reaches the new owner before the owner's own assignment waits 
     // It commits once the backup the leader assigned has stored it.
     let backup = { Backup = 3; Owner = 2; Epoch = 1; Version = 1 }
     let placed, effects =
-        [ BackupAssigned("#dev", backup); ReplicaStored("#dev", 1, 1L) ]
+        [ BackupAssigned("#dev", backup); ReplicaStored("#dev", backup, 1L) ]
         |> List.fold (fun (state, _) message -> Node.step config state (PeerMessageReceived message)) (placed, [])
     Assert.Contains(SendToPeer(Nodes.infoOf 1, RoomSequenced message), effects)
     Assert.Contains(SendToPeer(Nodes.infoOf 3, RoomSequenced message), effects)

@@ -436,7 +436,7 @@ let describePeerMessage (message: PeerMessage) : string =
     | BackupAssigned(room, x) -> $"BackupAssigned {room} {b x}"
     | ReplicaSynced(room, x, committed, pending) -> $"ReplicaSynced {room} {b x} committed {ms committed} pending {ms pending}"
     | ReplicaAppended(x, message) -> $"ReplicaAppended {b x} {m message}"
-    | ReplicaStored(room, version, seq) -> $"ReplicaStored {room} v{version} up to {seq}"
+    | ReplicaStored(room, x, seq) -> $"ReplicaStored {room} {b x} up to {seq}"
     | HistoryRequested(room, after, requester) -> $"HistoryRequested {room} after {after} by {requester}"
     | HistoryShared(room, messages) -> $"HistoryShared {room} {ms messages}"
     | UsersListed(node, users) -> $"UsersListed {node} ({users.Length} users)"
@@ -474,7 +474,9 @@ let describeNode (n: SimNode) : string =
                   | None -> ""
               let primary =
                   match s.Primaries.TryFind room with
-                  | Some p -> $" PRIMARY pending [{String.Join(',', p.Pending |> List.map _.Seq)}] synced v{p.SyncedVersion} stored {p.Stored}"
+                  | Some p ->
+                      let synced = p.Synced |> Option.map (fun x -> $"e{x.Epoch}v{x.Version}->{x.Backup}") |> Option.defaultValue "none"
+                      $" PRIMARY pending [{String.Join(',', p.Pending |> List.map _.Seq)}] synced {synced} stored {p.Stored}"
                   | None -> ""
               let replicas =
                   match s.Replicas.TryFind room with

@@ -71,7 +71,7 @@ let ``seed 1: an owner that stops hearing its backup while other nodes are live 
             [ for id in [ 1; 2; 4 ] do heartbeat id 3 (Some 4)
               peer (RoomAssigned("#b", { Owner = 3; Epoch = 1; Version = 1; LastSeq = 0L }))
               peer (BackupAssigned("#b", backup))
-              peer (ReplicaStored("#b", 2, 0L))
+              peer (ReplicaStored("#b", backup, 0L))
               yield! connect 10 "u6"
               ClientRequested(10, Join "#b") ]
         |> fst
@@ -107,7 +107,7 @@ let ``seeds 9 and 13: the owner and the backup keep their copy when a stale owne
             [ peer (RoomAssigned("#b", { Owner = 3; Epoch = 2; Version = 2; LastSeq = 2L }))
               peer (BackupAssigned("#b", backup))
               peer (HistoryShared("#b", current))
-              peer (ReplicaStored("#b", 3, 4L)) ]
+              peer (ReplicaStored("#b", backup, 4L)) ]
         |> fst
     Assert.True(asOwner.Primaries.ContainsKey "#b")
 
@@ -295,14 +295,14 @@ let ``seed 3853: the owner writes a message to its log when it commits it, not w
         |> run
             [ peer (RoomAssigned(Rooms.lobby, { Owner = 2; Epoch = 1; Version = 1; LastSeq = 0L }))
               peer (BackupAssigned(Rooms.lobby, backup))
-              peer (ReplicaStored(Rooms.lobby, 1, 0L)) ]
+              peer (ReplicaStored(Rooms.lobby, backup, 0L)) ]
         |> fst
 
     let numbered, effects = Node.step config state (peer (RoomPosted { Room = Rooms.lobby; From = "u1"; FromNode = 3; Text = "hi"; ClientMessageId = 1L }))
     Assert.Empty(writes effects)
     Assert.Equal(1, numbered.Primaries[Rooms.lobby].Pending.Length)
 
-    let _, effects = Node.step config numbered (peer (ReplicaStored(Rooms.lobby, 1, 1L)))
+    let _, effects = Node.step config numbered (peer (ReplicaStored(Rooms.lobby, backup, 1L)))
     Assert.Equal<int64 list>([ 1L ], writes effects |> List.map _.Seq)
 
 let ``seed 7997: a backup that confirms less than the owner committed is sent the state again, not counted up to date`` () =
@@ -322,16 +322,37 @@ let ``seed 7997: a backup that confirms less than the owner committed is sent th
     Assert.Equal(3L, (historyOf "#b" state).LastSeq)
     let target = Replication.backupTarget "#b" state.Placements state.Backups state.Coordination
 
-    let state, effects = Node.step config state (peer (ReplicaStored("#b", 4, 2L)))
+    let state, effects = Node.step config state (peer (ReplicaStored("#b", backup, 2L)))
 
     Assert.False(Replication.isUpToDate target state.Primaries["#b"])
     Assert.Contains(effects, fun effect -> match effect with SendToPeer(_, ReplicaSynced("#b", _, sent, _)) -> sent.Length = 3 | _ -> false)
+
+let ``the stall (TLC, MCReplication3Fresh): an owner syncs a new leader's assignment that repeats the old one's version at once, not K ticks later`` () =
+    // Node 1 owns #b. Leader 3 assigned backup 2 at (epoch 1, version 1) and died; the new leader
+    // 2 assigned itself at (epoch 2, version 1). Node 1 synced the first; the second came with the
+    // same version, so node 1 saw nothing new to sync and its posts waited for
+    // resyncIfStalled's K ticks (the spec, without that resync, stalled for ever).
+    let old = { Backup = 2; Owner = 1; Epoch = 1; Version = 1 }
+    let state, effects =
+        inThree 1
+        |> all
+            [ peer (RoomAssigned("#b", { Owner = 1; Epoch = 1; Version = 1; LastSeq = 0L }))
+              peer (BackupAssigned("#b", old)) ]
+    Assert.Contains(effects, fun effect -> match effect with SendToPeer(_, ReplicaSynced("#b", backup, _, _)) -> backup = old | _ -> false)
+
+    let renewed = { old with Epoch = 2 }
+    let state, effects = Node.step config state (peer (BackupAssigned("#b", renewed)))
+
+    Assert.Contains(effects, fun effect -> match effect with SendToPeer(_, ReplicaSynced("#b", backup, _, _)) -> backup = renewed | _ -> false)
+    Assert.Equal(Some renewed, state.Primaries["#b"].Synced)
 
 // ---------------------------------------------------------------------------------------------
 
 [<Tests>]
 let tests =
     testList "SimRegressions" [
+        testCase "the stall (TLC, MCReplication3Fresh): an owner syncs a new leader's assignment that repeats the old one's version at once, not K ticks later"
+            ``the stall (TLC, MCReplication3Fresh): an owner syncs a new leader's assignment that repeats the old one's version at once, not K ticks later``
         testCase "seed 3: an owner whose room has moved on without it hearing does not commit alone"
             ``seed 3: an owner whose room has moved on without it hearing does not commit alone``
         testCase "seed 1: an owner that stops hearing its backup while other nodes are live waits for a new one"

@@ -46,12 +46,15 @@ let private fixtures (kind: string) : (string * Value) list = fixturesOf manifes
 type Model =
     { Nodes: NodeId list
       Msgs: int list
-      MaxCrashes: int }
+      MaxCrashes: int
+      /// Partitions the model allows; the fixture models allow none (every view is the live nodes).
+      MaxPartitions: int }
 
 let private modelOf (values: Value) : Model =
     { Nodes = asSet (field "Node" values) |> List.map asInt |> List.sort
       Msgs = asSet (field "Msg" values) |> List.map asInt |> List.sort
-      MaxCrashes = asInt (field "MaxCrashes" values) }
+      MaxCrashes = asInt (field "MaxCrashes" values)
+      MaxPartitions = asInt (field "MaxPartitions" values) }
 
 /// The one room the spec models.
 let room: RoomName = "#a"
@@ -96,7 +99,7 @@ let private readPeerMessage (value: Value) : PeerMessage =
     | "backup" -> BackupAssigned(room, readAssignment (field "assignment" value))
     | "sync" -> ReplicaSynced(room, readAssignment (field "assignment" value), readMessages (field "committed" value), readMessages (field "pending" value))
     | "append" -> ReplicaAppended(readAssignment (field "assignment" value), readMessage (field "message" value))
-    | "stored" -> ReplicaStored(room, asInt (field "version" value), int64 (asInt (field "seq" value)))
+    | "stored" -> ReplicaStored(room, readAssignment (field "assignment" value), int64 (asInt (field "seq" value)))
     | "sequenced" -> RoomSequenced(readMessage (field "message" value))
     | other -> failwith $"unknown message type {other}"
 
@@ -120,14 +123,17 @@ let ofTla (variables: Map<string, Value>) : Cluster =
       Replicas = perNode "replicas" readMessages
       Primaries =
         perNode "primary" (fun value ->
-            if asInt (field "synced" value) = none then
+            // synced: NotOwner (backup -1) at a node that is not the owner, NoBackup (backup 0)
+            // at an owner that has synced no backup yet, else the assignment synced.
+            let synced = field "synced" value
+            if asInt (field "backup" synced) = none then
                 None
             else
                 let stored = asInt (field "stored" value)
                 Some
                     { Replication.emptyPrimary with
                         Pending = readMessages (field "pending" value)
-                        SyncedVersion = asInt (field "synced" value)
+                        Synced = if asInt (field "backup" synced) = 0 then None else Some(readAssignment synced)
                         Stored = if stored = none then None else Some(int64 stored) })
       Links =
         [ for from, row in asFunction variables["chan"] do
@@ -148,7 +154,7 @@ let private showPeerMessage (message: PeerMessage) =
     | BackupAssigned(_, a) -> $"backup: {showAssignment a}"
     | ReplicaSynced(_, a, committed, pending) -> $"sync {showAssignment a}: committed {showMessages committed}, pending {showMessages pending}"
     | ReplicaAppended(a, m) -> $"append {showMessage m} to {showAssignment a}"
-    | ReplicaStored(_, version, seq) -> $"stored v{version} up to {seq}"
+    | ReplicaStored(_, a, seq) -> $"stored {showAssignment a} up to {seq}"
     | RoomSequenced m -> $"sequenced {showMessage m}"
     | other -> $"{other}"
 
@@ -160,7 +166,7 @@ let describe (cluster: Cluster) : string list =
           let backup = cluster.Backups[node].TryFind room |> Option.map showAssignment |> Option.defaultValue "no backup"
           let primary =
               match cluster.Primaries[node] with
-              | Some p -> $", primary: pending {showMessages p.Pending}, synced v{p.SyncedVersion}, stored {p.Stored}"
+              | Some p -> $", primary: pending {showMessages p.Pending}, synced {p.Synced |> Option.map showAssignment}, stored {p.Stored}"
               | None -> ""
           let history = Rooms.last Rooms.historyCapacity cluster.Histories[node]
           let status = if alive then "live" else "stopped"
@@ -201,6 +207,13 @@ let private target (cluster: Cluster) (node: NodeId) =
     Replication.backupTarget room (placements cluster) cluster.Backups[node] (coordination cluster node)
 
 let private noClients (_: NodeId) = 0
+
+/// The spec chooses among the least-loaded nodes tied on rooms; F# breaks that tie by clients,
+/// then by id. Each node's "fewest clients" is one client function: with all of them the
+/// F# functions reach every choice the spec allows (a node not tied on rooms gives the same
+/// result as noClients), and each F# choice is one of the spec's.
+let private clientChoices (cluster: Cluster) : (NodeId -> int) list =
+    noClients :: [ for favoured in live cluster -> fun node -> if node = favoured then 0 else 1 ]
 
 // ---------------------------------------------------------------------------------------------
 // The network: FIFO links; a message to a stopped node is dropped at once.
@@ -282,7 +295,7 @@ let sequencePost (owner: NodeId) (id: int) (cluster: Cluster) : Cluster option =
         | primary, Replication.Sequenced message ->
             let cluster = { cluster with Primaries = cluster.Primaries.Add(owner, Some primary) }
             match target cluster owner with
-            | Some backup when backup.Version = primary.SyncedVersion -> Some(send owner backup.Backup (ReplicaAppended(backup, message)) cluster)
+            | Some backup when primary.Synced = Some backup -> Some(send owner backup.Backup (ReplicaAppended(backup, message)) cluster)
             | _ -> Some cluster
         | _, (Replication.AlreadyCommitted _ | Replication.AlreadyPending) -> None
     | _ -> None
@@ -308,7 +321,7 @@ let recvSync (node: NodeId) (from: NodeId) (cluster: Cluster) : Cluster option =
             let history = cluster.Histories[node]
             let pending = pending |> List.filter (fun message -> message.Seq > history.LastSeq)
             let cluster = { cluster with Replicas = cluster.Replicas.Add(node, pending) }
-            Some(send node backup.Owner (ReplicaStored(room, backup.Version, Replication.held history pending)) cluster)
+            Some(send node backup.Owner (ReplicaStored(room, backup, Replication.held history pending)) cluster)
     | _ -> None
 
 /// Spec: StoreReplica(b, o). Node.recvAppend with Replication.storeReplica.
@@ -325,16 +338,16 @@ let storeReplica (node: NodeId) (from: NodeId) (cluster: Cluster) : Cluster opti
                 match Replication.storeReplica message held stored with
                 | Some stored -> { cluster with Replicas = cluster.Replicas.Add(node, stored) }, message.Seq
                 | None -> cluster, held
-            Some(send node backup.Owner (ReplicaStored(room, backup.Version, held)) cluster)
+            Some(send node backup.Owner (ReplicaStored(room, backup, held)) cluster)
     | _ -> None
 
 /// Spec: RecvStored(o, b). Node.recvStored with Replication.recvStored.
 let recvStored (owner: NodeId) (from: NodeId) (cluster: Cluster) : Cluster option =
     match head from owner cluster with
-    | Some(ReplicaStored(_, version, seq)) ->
+    | Some(ReplicaStored(_, backup, seq)) ->
         let cluster = pop from owner cluster
         match cluster.Primaries[owner] with
-        | Some primary -> Some { cluster with Primaries = cluster.Primaries.Add(owner, Some(Replication.recvStored version seq primary)) }
+        | Some primary -> Some { cluster with Primaries = cluster.Primaries.Add(owner, Some(Replication.recvStored backup seq primary)) }
         | None -> Some cluster
     | _ -> None
 
@@ -380,14 +393,17 @@ let fillGap (node: NodeId) (cluster: Cluster) : Cluster option =
         let answer = Rooms.since cluster.Histories[node].LastSeq cluster.Histories[owner]
         Some(adoptHistory node answer { cluster with Missing = cluster.Missing.Remove node })
 
-/// Spec: AssignBackup(l). Replication.assignBackup (Node.assignBackups: only with a quorum).
-let assignBackup (leader: NodeId) (cluster: Cluster) : Cluster option =
+/// Spec: AssignBackup(l). Replication.assignBackup (Node.assignBackups: only with a quorum),
+/// once for each choice among tied nodes.
+let assignBackup (leader: NodeId) (cluster: Cluster) : Cluster list =
     if not cluster.Alive[leader] || not (quorum cluster leader) then
-        None
+        []
     else
-        match Replication.assignBackup noClients room (placements cluster) cluster.Backups[leader] (coordination cluster leader) with
-        | _, [] -> None
-        | backups, sent -> Some(sendAll leader sent { cluster with Backups = cluster.Backups.Add(leader, backups) })
+        [ for clients in clientChoices cluster do
+              match Replication.assignBackup clients room (placements cluster) cluster.Backups[leader] (coordination cluster leader) with
+              | _, [] -> ()
+              | backups, sent -> sendAll leader sent { cluster with Backups = cluster.Backups.Add(leader, backups) } ]
+        |> List.distinct
 
 /// Spec: RecvBackupAssignment(i, j). Node.applyBackup with Replication.recvBackupAssignment.
 let recvBackupAssignment (node: NodeId) (from: NodeId) (cluster: Cluster) : Cluster option =
@@ -411,16 +427,18 @@ let promoteBackup (leader: NodeId) (cluster: Cluster) : Cluster option =
         promoted leader cluster |> Option.map (fun placement -> takeOwnership placement.Owner { cluster with Placement = placement })
 
 /// Spec: ReassignRooms(l). Placement.reassignRooms as Node.reassignRooms calls it: after
-/// promoteBackups found nothing to promote.
-let reassignRooms (leader: NodeId) (cluster: Cluster) : Cluster option =
+/// promoteBackups found nothing to promote; once for each choice among tied nodes.
+let reassignRooms (leader: NodeId) (cluster: Cluster) : Cluster list =
     if not cluster.Alive[leader] || not (quorum cluster leader) || (promoted leader cluster).IsSome then
-        None
+        []
     else
         let lastSeq (_: RoomName) = cluster.Histories[leader].LastSeq
-        match Placement.reassignRooms noClients lastSeq (placements cluster) (coordination cluster leader) with
-        | placed, _ when placed[room] <> cluster.Placement ->
-            Some(takeOwnership placed[room].Owner { cluster with Placement = placed[room] })
-        | _ -> None
+        [ for clients in clientChoices cluster do
+              match Placement.reassignRooms clients lastSeq (placements cluster) (coordination cluster leader) with
+              | placed, _ when placed[room] <> cluster.Placement ->
+                  takeOwnership placed[room].Owner { cluster with Placement = placed[room] }
+              | _ -> () ]
+        |> List.distinct
 
 /// Spec: Crash(n). The environment: crash-stop, the failure detector and the election at once.
 let crash (model: Model) (node: NodeId) (cluster: Cluster) : Cluster option =
@@ -434,6 +452,14 @@ let crash (model: Model) (node: NodeId) (cluster: Cluster) : Cluster option =
                 Links = cluster.Links |> Map.filter (fun (_, target) _ -> target <> node) }
     else
         None
+
+/// Spec: Partition(n) and Heal(n), the environment: the fixture models allow no partition
+/// (MaxPartitions = 0), where neither is ever enabled; the harness models no per-node view.
+let partition (model: Model) (_: NodeId) (_: Cluster) : Cluster option =
+    if model.MaxPartitions = 0 then None else failwith "the harness models no partition"
+
+let heal (model: Model) (_: NodeId) (_: Cluster) : Cluster option =
+    if model.MaxPartitions = 0 then None else failwith "the harness models no partition"
 
 /// Every step from a cluster state, labelled the way TLC labels it.
 let successors (model: Model) (cluster: Cluster) : (string * Cluster) list =
@@ -457,15 +483,19 @@ let successors (model: Model) (cluster: Cluster) : (string * Cluster) list =
       for i in nodes do
           match fillGap i cluster with Some next -> $"FillGap({i})", next | None -> ()
       for l in nodes do
-          match assignBackup l cluster with Some next -> $"AssignBackup({l})", next | None -> ()
+          for next in assignBackup l cluster do $"AssignBackup({l})", next
       for i, j in pairs do
           match recvBackupAssignment i j cluster with Some next -> $"RecvBackupAssignment({i},{j})", next | None -> ()
       for l in nodes do
           match promoteBackup l cluster with Some next -> $"PromoteBackup({l})", next | None -> ()
       for l in nodes do
-          match reassignRooms l cluster with Some next -> $"ReassignRooms({l})", next | None -> ()
+          for next in reassignRooms l cluster do $"ReassignRooms({l})", next
       for n in nodes do
-          match crash model n cluster with Some next -> $"Crash({n})", next | None -> () ]
+          match crash model n cluster with Some next -> $"Crash({n})", next | None -> ()
+      for n in nodes do
+          match partition model n cluster with Some next -> $"Partition({n})", next | None -> ()
+      for n in nodes do
+          match heal model n cluster with Some next -> $"Heal({n})", next | None -> () ]
 
 // ---------------------------------------------------------------------------------------------
 // 1. Action map.
@@ -488,7 +518,7 @@ let private nextActions () : string list =
 /// written out above), and by the environment.
 let private nodeGlue =
     [ "RecvSync", "Node.recvSync"; "RecvSequenced", "Node.recvSequenced"; "FillGap", "Node.askForMissing, adoptHistory" ]
-let private environmentActions = [ "Crash" ]
+let private environmentActions = [ "Crash"; "Partition"; "Heal" ]
 /// Spec actions whose function lives in module Placement.
 let private placementActions = [ "ReassignRooms" ]
 
@@ -499,7 +529,7 @@ let private helperOperators =
       "roomsBacked", "RoomsBacked"
       "hasBackup", "HasBackup"
       "needsBackup", "NeedsBackup"
-      "leastLoadedBackup", "LeastLoadedBackup"
+      "leastLoadedBackup", "LeastLoadedBackups"
       "isNewer", "Newer"
       "backupTarget", "BackupTarget"
       "isUpToDate", "IsUpToDate"
@@ -525,7 +555,7 @@ let ``action map: every action of Next is a Replication function of the same nam
     let actions = nextActions ()
     Assert.Equal<string list>(
         [ "SequencePost"; "SyncBackup"; "RecvSync"; "StoreReplica"; "RecvStored"; "Commit"; "RecvSequenced"; "FillGap"
-          "AssignBackup"; "RecvBackupAssignment"; "PromoteBackup"; "ReassignRooms"; "Crash" ],
+          "AssignBackup"; "RecvBackupAssignment"; "PromoteBackup"; "ReassignRooms"; "Crash"; "Partition"; "Heal" ],
         actions
     )
     let replication = functionsOf "FormalChat.Protocol.Replication"
@@ -657,7 +687,7 @@ let ``trace replay: every step of TLC's simulated behaviours is reached by the F
     Assert.True(behaviours >= 300, $"only {behaviours} behaviours")
     // A gap needs an owner to die with a committed message in flight and a new owner to commit
     // before it arrives: random behaviours rarely get there; the state graphs do (FillGap edges).
-    let uncovered = nextActions () |> List.filter (fun action -> action <> "FillGap" && not (total.Actions.ContainsKey action))
+    let uncovered = nextActions () |> List.filter (fun action -> action <> "FillGap" && action <> "Partition" && action <> "Heal" && not (total.Actions.ContainsKey action))
     Assert.True(uncovered.IsEmpty, $"actions no behaviour takes: {uncovered}; taken: {total.Actions}")
     Assert.True(total.CommitsAlone > 0 && total.WithoutQuorum > 0, $"too little covered: {total}")
 
@@ -711,7 +741,7 @@ let ``successor sets: from every state of TLC's state graph the F# functions rea
     // A gap needs a third node to receive the new owner's commit before the dead owner's copy;
     // the new owner commits only once its new backup confirmed the sync, so with at most one
     // crash that takes four nodes (59,132 states): these graphs have no FillGap edge.
-    let uncovered = nextActions () |> List.filter (fun action -> action <> "FillGap" && not (total.Actions.ContainsKey action))
+    let uncovered = nextActions () |> List.filter (fun action -> action <> "FillGap" && action <> "Partition" && action <> "Heal" && not (total.Actions.ContainsKey action))
     Assert.True(uncovered.IsEmpty, $"actions no graph has an edge of: {uncovered}")
     // Appends refused (a stale append after a resync) went with the gaps: none in these graphs.
     Assert.True(total.CommitsAlone > 0 && total.SyncsReplacing > 0, $"too little covered: {total}")
