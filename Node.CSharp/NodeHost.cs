@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Net;
 using System.Runtime.InteropServices;
+using FormalChat.Node.Security;
 using FormalChat.Protocol;
 using Microsoft.FSharp.Collections;
 using Microsoft.Extensions.Logging;
@@ -42,6 +43,7 @@ public sealed class NodeHost
     private readonly InputCounters _counters = new();
     private readonly NodeInbox _inbox = new();
     private readonly LoopWatch _watch;
+    private readonly ClusterSecurity _security;
     private FormalChat.Protocol.NodeState.NodeState _state;
 
     public NodeHost(Config.NodeOptions options, ILoggerFactory logs)
@@ -50,6 +52,8 @@ public sealed class NodeHost
         _config = Config.nodeConfigOf(options);
         _log = logs.CreateLogger($"node {options.Id}");
         _watch = new LoopWatch(options.Timing.HeartbeatIntervalMs, _log);
+        // Throws ClusterKeyException before anything listens: no key, no node (docs/SECURITY.md).
+        _security = ClusterSecurity.FromOptions(options, _counters, _log);
         _state = FormalChat.Protocol.NodeState.init(Config.nodeInfoOf(options));
     }
 
@@ -66,12 +70,13 @@ public sealed class NodeHost
         _state = FormalChat.Protocol.NodeState.recover(logs.Recovered, _state);
         var host = IPAddress.Parse(_options.Host);
         await using var clients = new ClientGateway(new IPEndPoint(host, _options.ClientPort), _options.MaxFrameBytes, _options.Clients, _inbox, _counters, _log);
-        await using var peers = new PeerNetwork(new IPEndPoint(host, _options.PeerPort), Wire.maxPeerFrameBytes, _inbox, _counters, _log);
+        await using var peers = new PeerNetwork(new IPEndPoint(host, _options.PeerPort), Wire.maxPeerFrameBytes, _inbox, _counters, _log, _security);
         using var discovery = OpenDiscovery();
         clients.Start();
         peers.Start();
         discovery?.Start();
         LogStart(logs);
+        _security.LogStart();
 
         // The ticker only rings; the heartbeat itself is sent by the loop when it takes the tick,
         // so a node whose loop is stuck sends none and is suspected, as it should be.
@@ -157,7 +162,7 @@ public sealed class NodeHost
     private MulticastDiscovery? OpenDiscovery()
     {
         return _options.Timing.MulticastGroup is { } group
-            ? new MulticastDiscovery(group.Value, _options.Timing.MulticastInterface, _inbox, _counters, _log)
+            ? new MulticastDiscovery(group.Value, _options.Timing.MulticastInterface, _inbox, _counters, _log, _security)
             : null;
     }
 
@@ -215,7 +220,10 @@ public sealed class NodeHost
                     SendHeartbeat(LineConnection.Frame(Wire.encodePeerMessage(multicast.Item)));
                     break;
                 case Effect.SendToClients send:
-                    clients.Send(send.Item1, LineConnection.Frame(Wire.encodeServerReply(send.Item2)));
+                    var reply = Wire.encodeServerReply(send.Item2);
+                    // Every status says whether this node authenticates the cluster (Security/ClusterSecurity.cs).
+                    if (send.Item2.IsStatusReported) reply = host._security.AnnotateStatus(reply);
+                    clients.Send(send.Item1, LineConnection.Frame(reply));
                     break;
                 case Effect.CloseClient close:
                     clients.Close(close.Item1, close.reason);

@@ -27,6 +27,16 @@ public sealed class TestCluster : IAsyncDisposable
     private readonly int _multicastPort = Ports.FreeUdp();
     private readonly string _dataDirectory = Directory.CreateTempSubdirectory("formalchat-test-").FullName;
 
+    public TestCluster()
+    {
+        // Every test cluster is authenticated, as a real one is: one fresh key for its nodes.
+        FormalChat.Node.Security.ClusterKey.WriteNew(ClusterKeyFile);
+    }
+
+    /// <summary>The key file every node of this cluster is given, unless a test passes its own
+    /// --cluster-key-file or --insecure-cluster.</summary>
+    public string ClusterKeyFile => Path.Combine(_dataDirectory, "cluster.key");
+
     public static async Task<TestCluster> StartAsync(int nodes, params string[] extraArguments)
     {
         var cluster = new TestCluster();
@@ -64,7 +74,7 @@ public sealed class TestCluster : IAsyncDisposable
                      "--id", id.ToString(), "--port", port.ToString(), "--heartbeat-ms", HeartbeatMs.ToString(),
                      "--suspect-after", SuspectAfter.ToString(), "--multicast", $"239.255.77.1:{_multicastPort}",
                      "--interface", "127.0.0.1", "--data-dir", DataDir(id),
-                 }.Concat(extraArguments))
+                 }.Concat(KeyArguments(extraArguments)).Concat(extraArguments))
         {
             start.ArgumentList.Add(argument);
         }
@@ -75,6 +85,9 @@ public sealed class TestCluster : IAsyncDisposable
         process.BeginErrorReadLine();
         _nodes[id] = process;
     }
+
+    private string[] KeyArguments(string[] extraArguments) =>
+        extraArguments.Contains("--cluster-key-file") || extraArguments.Contains("--insecure-cluster") ? [] : ["--cluster-key-file", ClusterKeyFile];
 
     public async Task WaitUntilListeningAsync()
     {
