@@ -50,7 +50,9 @@ public class PeerHandshakeTests
         Assert.Equal(hello.NodeId, ParseHello(HelloLine(hello))!.NodeId);
         Assert.Equal(hello.Nonce, ParseHello(HelloLine(hello))!.Nonce);
         var parsed = ParseChallenge(ChallengeLine(challenge))!;
-        Assert.Equal((challenge.NodeId, challenge.Endpoint, challenge.Nonce, challenge.Proof), (parsed.NodeId, parsed.Endpoint, parsed.Nonce, parsed.Proof));
+        Assert.Equal((challenge.NodeId, challenge.Endpoint), (parsed.NodeId, parsed.Endpoint));
+        Assert.Equal(challenge.Nonce, parsed.Nonce);
+        Assert.Equal(challenge.Proof, parsed.Proof);
         Assert.Equal(proof, ParseProof(ProofLine(proof)));
         Assert.True(IsWelcome(WelcomeLine));
     }
