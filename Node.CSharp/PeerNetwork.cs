@@ -63,7 +63,7 @@ public sealed class PeerNetwork : IAsyncDisposable
             var outcome = await authenticator.RespondAsync(socket, _stopping.Token).ConfigureAwait(false);
             if (!outcome.Succeeded)
             {
-                _security.LinkRefused("incoming", $"from {RemoteOf(socket)}", outcome.Failure!);
+                if (!_stopping.IsCancellationRequested) _security.LinkRefused("incoming", $"from {RemoteOf(socket)}", outcome.Failure!);
                 socket.Dispose();
                 return;
             }
@@ -223,7 +223,7 @@ public sealed class PeerNetwork : IAsyncDisposable
                 {
                     // Nothing is sent to a node that cannot prove the key: the frames queued for it
                     // are dropped, as for an unreachable peer.
-                    _security.LinkRefused("outgoing", $"to {_peer}", outcome.Failure!);
+                    if (!_stopping.IsCancellationRequested) _security.LinkRefused("outgoing", $"to {_peer}", outcome.Failure!);
                     socket.Dispose();
                     return null;
                 }
