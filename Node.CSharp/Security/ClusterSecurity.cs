@@ -2,7 +2,6 @@ using System.Security.Cryptography;
 using FormalChat.Protocol;
 using Microsoft.Extensions.Logging;
 using Newtonsoft.Json;
-using Newtonsoft.Json.Linq;
 
 namespace FormalChat.Node.Security;
 
@@ -109,18 +108,18 @@ public sealed class ClusterSecurity
     }
 
     /// <summary>Adds to a status reply how this node authenticates the cluster and what it has
-    /// refused, outside the protocol's status record: a field of the reply's JSON object.</summary>
+    /// refused, outside the protocol's status record: a last field spliced into the reply's JSON
+    /// object (no re-parse: every client polls status, and this runs on the node's loop).</summary>
     public string AnnotateStatus(string statusJson)
     {
-        var status = JObject.Parse(statusJson);
-        status["clusterSecurity"] = new JObject
-        {
-            ["authenticated"] = IsAuthenticated,
-            ["warning"] = IsAuthenticated ? null : "INSECURE: this node runs with --insecure-cluster: its peer links and heartbeats are not authenticated",
-            ["refusedPeerLinks"] = _counters.RefusedPeerLinks,
-            ["forgedDatagrams"] = _counters.ForgedDatagrams,
-            ["replayedDatagrams"] = _counters.ReplayedDatagrams,
-        };
-        return status.ToString(Formatting.None);
+        var end = statusJson.LastIndexOf('}');
+        if (end < 0) return statusJson;
+        var warning = IsAuthenticated
+            ? "null"
+            : JsonConvert.ToString("INSECURE: this node runs with --insecure-cluster: its peer links and heartbeats are not authenticated");
+        var security =
+            $",\"clusterSecurity\":{{\"authenticated\":{(IsAuthenticated ? "true" : "false")},\"warning\":{warning}," +
+            $"\"refusedPeerLinks\":{_counters.RefusedPeerLinks},\"forgedDatagrams\":{_counters.ForgedDatagrams},\"replayedDatagrams\":{_counters.ReplayedDatagrams}}}";
+        return string.Concat(statusJson.AsSpan(0, end), security, statusJson.AsSpan(end));
     }
 }

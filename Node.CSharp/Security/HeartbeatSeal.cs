@@ -47,13 +47,15 @@ public static class HeartbeatSeal
             return null;
         }
         var rest = datagram[prefix.Length..];
-        if (rest.Length < macHexLength + 1 || rest[macHexLength] != (byte)' ' || !TryHex(rest[..macHexLength], out var mac))
+        if (rest.Length < macHexLength + 1 || rest[macHexLength] != (byte)' ')
         {
             refusal = "its seal is malformed";
             return null;
         }
         var body = rest[(macHexLength + 1)..];
-        if (!CryptographicOperations.FixedTimeEquals(MacOf(key, body), mac))
+        // Compared as the lowercase hex that Seal writes: one datagram has one valid spelling.
+        var expected = Encoding.ASCII.GetBytes(Convert.ToHexString(MacOf(key, body)).ToLowerInvariant());
+        if (!CryptographicOperations.FixedTimeEquals(expected, rest[..macHexLength]))
         {
             refusal = "its MAC does not verify (a wrong cluster key, or a forgery)";
             return null;
@@ -83,14 +85,6 @@ public static class HeartbeatSeal
         word = space > 0 && space <= 20 ? Encoding.ASCII.GetString(text[..space]) : "";
         if (word.Length == 0) return false;
         text = text[(space + 1)..];
-        return true;
-    }
-
-    private static bool TryHex(ReadOnlySpan<byte> ascii, out byte[] value)
-    {
-        value = [];
-        try { value = Convert.FromHexString(Encoding.ASCII.GetString(ascii)); }
-        catch (FormatException) { return false; }
         return true;
     }
 }

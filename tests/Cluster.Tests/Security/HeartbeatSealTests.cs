@@ -52,6 +52,32 @@ public class HeartbeatSealTests
     }
 
     [Fact]
+    public void Random_and_mutated_datagrams_are_refused_without_an_exception()
+    {
+        var key = ClusterKey.Generate();
+        var random = new Random(11);
+        var sealedOne = HeartbeatSeal.Seal(key, 1, 1, Now, Json);
+        for (var n = 0; n < 20_000; n++)
+        {
+            byte[] datagram;
+            if (n % 2 == 0)
+            {
+                datagram = new byte[random.Next(0, 200)];
+                random.NextBytes(datagram);
+                if (n % 4 == 0) datagram = [.. Encoding.ASCII.GetBytes("FCHB1 "), .. datagram];
+            }
+            else
+            {
+                datagram = (byte[])sealedOne.Clone();
+                datagram[random.Next(datagram.Length)] = (byte)random.Next(256);
+                if (datagram.AsSpan().SequenceEqual(sealedOne)) continue;
+            }
+            Assert.Null(HeartbeatSeal.Open(key, datagram, out var refusal));
+            Assert.NotNull(refusal);
+        }
+    }
+
+    [Fact]
     public void The_replay_guard_accepts_rising_counters_and_refuses_a_counter_seen_before()
     {
         var guard = new HeartbeatReplayGuard();

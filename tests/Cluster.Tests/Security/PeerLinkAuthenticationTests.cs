@@ -89,11 +89,26 @@ public class PeerLinkAuthenticationTests
         await cluster.WaitForLeaderAsync(leader: 3, nodes: [3], Deadline);
     }
 
+    /// <summary>Connects once the port listens: a node opens its client port before its peer port.</summary>
     private static async Task<Socket> ConnectAsync(int port)
     {
-        var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
-        await socket.ConnectAsync(IPAddress.Loopback, port);
-        return socket;
+        Socket? connected = null;
+        await Eventually.TrueAsync(async () =>
+        {
+            var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+            try
+            {
+                await socket.ConnectAsync(IPAddress.Loopback, port);
+                connected = socket;
+                return true;
+            }
+            catch (SocketException)
+            {
+                socket.Dispose();
+                return false;
+            }
+        }, Deadline, $"peer port {port} listening");
+        return connected!;
     }
 
     /// <summary>What the attacker sent: a committed message in #lobby, for seqs 1 to 20.</summary>
