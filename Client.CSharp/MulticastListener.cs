@@ -43,7 +43,7 @@ public static class MulticastListener
             {
                 continue;
             }
-            var decoded = Wire.decodePeerMessage(Encoding.UTF8.GetString(buffer, 0, count).TrimEnd('\n'));
+            var decoded = Wire.decodePeerMessage(SealedHeartbeat.Unwrap(Encoding.UTF8.GetString(buffer, 0, count).TrimEnd('\n')));
             if (decoded.IsOk && decoded.ResultValue is PeerMessage.HeartbeatSent { Item: var heartbeat })
                 collector.Heard(heartbeat, clock.Elapsed);
         }

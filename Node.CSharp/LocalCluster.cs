@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using FormalChat.Node.Security;
 using FormalChat.Protocol;
 
 namespace FormalChat.Node;
@@ -11,6 +12,8 @@ public static class LocalCluster
 {
     public static async Task<int> RunAsync(Config.ClusterOptions cluster, CancellationToken stop)
     {
+        // A fresh cluster key each run, so the quick start stays one command and is authenticated.
+        ClusterKey.WriteNew(Config.clusterKeyFile(cluster.DataDir));
         var processes = new List<Process>();
         for (var id = 1; id <= cluster.Nodes; id++)
         {
@@ -48,6 +51,7 @@ public static class LocalCluster
         };
         if (timing.MulticastGroup is { } group) arguments.AddRange(["--multicast", group.Value.ToString()]);
         if (node.MetricsPort is { } metrics) arguments.AddRange(["--metrics-port", metrics.Value.ToString()]);
+        if (node.ClusterKeyFile is { } keyFile) arguments.AddRange(["--cluster-key-file", keyFile.Value]);
 
         var self = Environment.ProcessPath ?? throw new InvalidOperationException("cannot find this program's path");
         var start = new ProcessStartInfo(self) { UseShellExecute = false };
@@ -65,6 +69,7 @@ public static class LocalCluster
             var node = Config.clusterNodeOptions(cluster, id);
             Console.WriteLine($"  node {id}: clients 127.0.0.1:{node.ClientPort}, dashboard http://127.0.0.1:{node.MetricsPort?.Value}/ (metrics at /metrics), room logs in {node.DataDir}  (pid {processes[id - 1].Id})");
         }
+        Console.WriteLine($"  cluster key (peer links and heartbeats are authenticated with it): {Config.clusterKeyFile(cluster.DataDir)}");
         Console.WriteLine("Connect a client from another terminal:");
         Console.WriteLine($"  dotnet run --project Client.CSharp -- --nick alice --server 127.0.0.1:{cluster.BasePort}");
         Console.WriteLine($"Kill the leader (node {cluster.Nodes}) to watch a re-election:  kill -9 {processes[^1].Id}");

@@ -1,6 +1,6 @@
 using System.Net;
 using System.Net.Sockets;
-using System.Text;
+using FormalChat.Node.Security;
 using FormalChat.Protocol;
 using Microsoft.Extensions.Logging;
 using static FormalChat.Protocol.NodeState;
@@ -10,7 +10,9 @@ namespace FormalChat.Node;
 /// <summary>
 /// UDP multicast for discovery and heartbeats. Sends leave through the configured interface
 /// (127.0.0.1 by default) with TTL 1, so they never go past this host's first hop. A datagram
-/// that is not a valid heartbeat is dropped and counted.
+/// that is not a valid heartbeat is dropped and counted. With a cluster key, every datagram is
+/// sealed with an HMAC and a counter (Security/HeartbeatSeal.cs), and one that is forged or
+/// replayed is dropped before it is decoded.
 /// </summary>
 public sealed class MulticastDiscovery : IDisposable
 {
@@ -19,10 +21,12 @@ public sealed class MulticastDiscovery : IDisposable
     private readonly NodeInbox _inbox;
     private readonly InputCounters _counters;
     private readonly ILogger _log;
+    private readonly ClusterSecurity _security;
     private readonly CancellationTokenSource _stopping = new();
 
-    public MulticastDiscovery(Endpoint group, string interfaceAddress, NodeInbox inbox, InputCounters counters, ILogger log)
+    public MulticastDiscovery(Endpoint group, string interfaceAddress, NodeInbox inbox, InputCounters counters, ILogger log, ClusterSecurity security)
     {
+        _security = security;
         _group = new IPEndPoint(IPAddress.Parse(group.Host), group.Port);
         _inbox = inbox;
         _counters = counters;
@@ -43,7 +47,7 @@ public sealed class MulticastDiscovery : IDisposable
 
     public void Send(ReadOnlyMemory<byte> datagram)
     {
-        try { _socket.SendTo(datagram.Span, SocketFlags.None, _group); }
+        try { _socket.SendTo(_security.SealHeartbeat(datagram).Span, SocketFlags.None, _group); }
         catch (SocketException error) { _log.LogWarning("multicast heartbeat not sent: {Reason}", error.Message); }
     }
 
@@ -62,7 +66,8 @@ public sealed class MulticastDiscovery : IDisposable
                 _log.LogDebug("multicast receive failed: {Reason}", error.Message);
                 continue;
             }
-            var text = Encoding.UTF8.GetString(buffer, 0, length).TrimEnd('\n');
+            var text = _security.OpenHeartbeat(buffer.AsSpan(0, length), sender.ToString() ?? "unknown");
+            if (text is null) continue; // counted and logged by ClusterSecurity
             var decoded = Wire.decodePeerMessage(text);
             if (decoded.IsOk && decoded.ResultValue.IsHeartbeatSent && _inbox.TryControl(Event.NewPeerMessageReceived(decoded.ResultValue))) continue;
             // A heartbeat the full control lane cannot take is dropped like a lost datagram.

@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Net;
 using System.Runtime.InteropServices;
 using FormalChat.Node.Monitoring;
+using FormalChat.Node.Security;
 using FormalChat.Protocol;
 using Microsoft.FSharp.Collections;
 using Microsoft.Extensions.Logging;
@@ -43,6 +44,7 @@ public sealed class NodeHost
     private readonly InputCounters _counters = new();
     private readonly NodeInbox _inbox = new();
     private readonly LoopWatch _watch;
+    private readonly ClusterSecurity _security;
     private FormalChat.Protocol.NodeState.NodeState _state;
     /// <summary>Counted as the loop steps; null without --metrics-port (no cost then).</summary>
     private readonly NodeMetrics? _metrics;
@@ -55,6 +57,8 @@ public sealed class NodeHost
         _config = Config.nodeConfigOf(options);
         _log = logs.CreateLogger($"node {options.Id}");
         _watch = new LoopWatch(options.Timing.HeartbeatIntervalMs, _log);
+        // Throws ClusterKeyException before anything listens: no key, no node (docs/SECURITY.md).
+        _security = ClusterSecurity.FromOptions(options, _counters, _log);
         _state = FormalChat.Protocol.NodeState.init(Config.nodeInfoOf(options));
         if (options.MetricsPort is not null) _metrics = new NodeMetrics();
         if (options.TraceFile is not null) _trace = new SpecTraceWriter(options.TraceFile.Value, options.Timing.SuspectAfter);
@@ -73,13 +77,14 @@ public sealed class NodeHost
         _state = FormalChat.Protocol.NodeState.recover(logs.Recovered, _state);
         var host = IPAddress.Parse(_options.Host);
         await using var clients = new ClientGateway(new IPEndPoint(host, _options.ClientPort), _options.MaxFrameBytes, _options.Clients, _inbox, _counters, _log);
-        await using var peers = new PeerNetwork(new IPEndPoint(host, _options.PeerPort), Wire.maxPeerFrameBytes, _inbox, _counters, _log);
+        await using var peers = new PeerNetwork(new IPEndPoint(host, _options.PeerPort), Wire.maxPeerFrameBytes, _inbox, _counters, _log, _security);
         using var discovery = OpenDiscovery();
         clients.Start();
         peers.Start();
         discovery?.Start();
         await using var monitor = await StartMonitorAsync(host, clients, peers).ConfigureAwait(false);
         LogStart(logs);
+        _security.LogStart();
 
         // The ticker only rings; the heartbeat itself is sent by the loop when it takes the tick,
         // so a node whose loop is stuck sends none and is suspected, as it should be.
@@ -188,7 +193,7 @@ public sealed class NodeHost
     private MulticastDiscovery? OpenDiscovery()
     {
         return _options.Timing.MulticastGroup is { } group
-            ? new MulticastDiscovery(group.Value, _options.Timing.MulticastInterface, _inbox, _counters, _log)
+            ? new MulticastDiscovery(group.Value, _options.Timing.MulticastInterface, _inbox, _counters, _log, _security)
             : null;
     }
 
@@ -254,7 +259,10 @@ public sealed class NodeHost
                     SendHeartbeat(LineConnection.Frame(Wire.encodePeerMessage(multicast.Item)));
                     break;
                 case Effect.SendToClients send:
-                    var clientFrame = LineConnection.Frame(Wire.encodeServerReply(send.Item2));
+                    var reply = Wire.encodeServerReply(send.Item2);
+                    // Every status says whether this node authenticates the cluster (Security/ClusterSecurity.cs).
+                    if (send.Item2.IsStatusReported) reply = host._security.AnnotateStatus(reply);
+                    var clientFrame = LineConnection.Frame(reply);
                     clients.Send(send.Item1, clientFrame);
                     host._metrics?.SentToClients(send.Item2, send.Item1.Count, clientFrame.Length);
                     break;

@@ -56,4 +56,20 @@ public sealed class InputCounters
     public long CountBadClientFrame() => Interlocked.Increment(ref _badClientFrames);
     public long CountBadPeerFrame() => Interlocked.Increment(ref _badPeerFrames);
     public long CountBadDatagram() => Interlocked.Increment(ref _badDatagrams);
+
+    // Refused by cluster authentication (Security/ClusterSecurity.cs).
+    private long _refusedPeerLinks;
+    private long _forgedDatagrams;
+    private long _replayedDatagrams;
+
+    /// <summary>Peer links closed because their handshake failed or timed out, either direction.</summary>
+    public long RefusedPeerLinks => Interlocked.Read(ref _refusedPeerLinks);
+    /// <summary>Heartbeat datagrams without a seal, or whose MAC does not verify under our key.</summary>
+    public long ForgedDatagrams => Interlocked.Read(ref _forgedDatagrams);
+    /// <summary>Authentic heartbeat datagrams seen before (or sent too far from our clock).</summary>
+    public long ReplayedDatagrams => Interlocked.Read(ref _replayedDatagrams);
+
+    public long CountRefusedPeerLink() => Interlocked.Increment(ref _refusedPeerLinks);
+    public long CountForgedDatagram() => Interlocked.Increment(ref _forgedDatagrams);
+    public long CountReplayedDatagram() => Interlocked.Increment(ref _replayedDatagrams);
 }

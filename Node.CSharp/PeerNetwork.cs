@@ -2,6 +2,7 @@ using System.Collections.Concurrent;
 using System.Net;
 using System.Net.Sockets;
 using System.Threading.Channels;
+using FormalChat.Node.Security;
 using FormalChat.Protocol;
 using Microsoft.Extensions.Logging;
 using static FormalChat.Protocol.NodeState;
@@ -15,6 +16,8 @@ namespace FormalChat.Node;
 /// recovers through heartbeats and a new election, which is what it does for a crash anyway.
 /// Incoming frames go to the inbox's peer lane (heartbeats to its control lane); while that lane
 /// is full this node stops reading, and the sender's link fills instead of this node's memory.
+/// With a cluster key, every link in either direction first runs the handshake of
+/// Security/PeerHandshake.cs; a link that fails it is closed before any frame is read or sent.
 /// </summary>
 public sealed class PeerNetwork : IAsyncDisposable
 {
@@ -27,12 +30,14 @@ public sealed class PeerNetwork : IAsyncDisposable
     private readonly NodeInbox _inbox;
     private readonly InputCounters _counters;
     private readonly ILogger _log;
+    private readonly ClusterSecurity _security;
     private readonly ConcurrentDictionary<string, PeerLink> _links = new();
     private readonly ConcurrentDictionary<LineConnection, byte> _incoming = new();
     private readonly CancellationTokenSource _stopping = new();
 
-    public PeerNetwork(IPEndPoint endpoint, int maxFrameBytes, NodeInbox inbox, InputCounters counters, ILogger log)
+    public PeerNetwork(IPEndPoint endpoint, int maxFrameBytes, NodeInbox inbox, InputCounters counters, ILogger log, ClusterSecurity security)
     {
+        _security = security;
         _acceptor = new TcpAcceptor(endpoint, "peer", log);
         _maxFrameBytes = maxFrameBytes;
         _inbox = inbox;
@@ -49,10 +54,20 @@ public sealed class PeerNetwork : IAsyncDisposable
     public ByteGauge Outbound { get; } = new();
 
     public void Send(Endpoint peer, ReadOnlyMemory<byte> frame) =>
-        _links.GetOrAdd(peer.ToString(), _ => new PeerLink(peer, Outbound, _log, _stopping.Token)).Send(frame);
+        _links.GetOrAdd(peer.ToString(), _ => new PeerLink(peer, Outbound, _log, _security, _stopping.Token)).Send(frame);
 
     private async Task ServeAsync(Socket socket)
     {
+        if (_security.Links is { } authenticator)
+        {
+            var outcome = await authenticator.RespondAsync(socket, _stopping.Token).ConfigureAwait(false);
+            if (!outcome.Succeeded)
+            {
+                if (!_stopping.IsCancellationRequested) _security.LinkRefused("incoming", $"from {RemoteOf(socket)}", outcome.Failure!);
+                socket.Dispose();
+                return;
+            }
+        }
         // This side never writes on an incoming link.
         var connection = new LineConnection(socket, maxQueuedBytes: 0);
         _incoming[connection] = 0;
@@ -83,6 +98,12 @@ public sealed class PeerNetwork : IAsyncDisposable
         _incoming.TryRemove(connection, out _);
     }
 
+    private static string RemoteOf(Socket socket)
+    {
+        try { return socket.RemoteEndPoint?.ToString() ?? "unknown"; }
+        catch (ObjectDisposedException) { return "unknown"; }
+    }
+
     public async ValueTask DisposeAsync()
     {
         _stopping.Cancel();
@@ -107,6 +128,7 @@ public sealed class PeerNetwork : IAsyncDisposable
         private readonly Endpoint _peer;
         private readonly ByteGauge _outbound;
         private readonly ILogger _log;
+        private readonly ClusterSecurity _security;
         private readonly CancellationToken _stopping;
         // Frames wait here only while the link connects; then they go straight to the connection,
         // whose queue is bounded in bytes.
@@ -115,8 +137,9 @@ public sealed class PeerNetwork : IAsyncDisposable
         private LineConnection? _connection;
         private long _waitingBytes;
 
-        public PeerLink(Endpoint peer, ByteGauge outbound, ILogger log, CancellationToken stopping)
+        public PeerLink(Endpoint peer, ByteGauge outbound, ILogger log, ClusterSecurity security, CancellationToken stopping)
         {
+            _security = security;
             _peer = peer;
             _outbound = outbound;
             _log = log;
@@ -192,6 +215,18 @@ public sealed class PeerNetwork : IAsyncDisposable
                 socket.Dispose();
                 _log.LogDebug("peer {Peer} is unreachable: {Reason}; frames for it are dropped", _peer, error.Message);
                 return null;
+            }
+            if (_security.Links is { } authenticator)
+            {
+                var outcome = await authenticator.InitiateAsync(socket, _peer.ToString(), _stopping).ConfigureAwait(false);
+                if (!outcome.Succeeded)
+                {
+                    // Nothing is sent to a node that cannot prove the key: the frames queued for it
+                    // are dropped, as for an unreachable peer.
+                    if (!_stopping.IsCancellationRequested) _security.LinkRefused("outgoing", $"to {_peer}", outcome.Failure!);
+                    socket.Dispose();
+                    return null;
+                }
             }
             var connection = new LineConnection(socket, MaxQueuedBytesPerPeer, _outbound);
             // The other side never writes on this link; reading only notices when it goes away.

@@ -1,4 +1,5 @@
 using FormalChat.Node;
+using FormalChat.Node.Security;
 using FormalChat.Protocol;
 using System.Net.Sockets;
 
@@ -32,6 +33,11 @@ try
                 catch (SocketException error) when (error.SocketErrorCode == SocketError.AddressAlreadyInUse)
                 {
                     Console.Error.WriteLine($"node {node.Item.Id}: a port is already in use ({node.Item.ClientPort} for clients or {node.Item.PeerPort} for peers): {error.Message}");
+                    return 1;
+                }
+                catch (ClusterKeyException error)
+                {
+                    Console.Error.WriteLine($"node {node.Item.Id} refuses to start: {error.Message}");
                     return 1;
                 }
                 catch (StorageException error)

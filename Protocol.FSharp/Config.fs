@@ -46,6 +46,8 @@ type NodeArgs =
     | No_Multicast
     | Interface of address: string
     | Peer of address: string
+    | Cluster_Key_File of path: string
+    | Insecure_Cluster
     | Max_Clients of count: int
     | Max_Frame of bytes: int
     | History of messages: int
@@ -73,6 +75,8 @@ type NodeArgs =
             | No_Multicast -> "no multicast discovery: use --peer seeds only"
             | Interface _ -> "interface address for multicast, TTL 1 (default 127.0.0.1)"
             | Peer _ -> "peer address host:port of another node (repeatable): seeds where multicast is absent"
+            | Cluster_Key_File _ -> "file holding the cluster's shared secret, 32 random bytes as 64 hex digits, readable by its owner only (make one: openssl rand -hex 32); see docs/SECURITY.md"
+            | Insecure_Cluster -> "run without a cluster key: peer links and heartbeats are not authenticated (for experiments only)"
             | Max_Clients _ -> "most chat clients this node accepts (default 10000)"
             | Max_Frame _ -> "largest accepted frame in bytes (default 65536)"
             | History _ -> "messages a client receives when it joins a room (default 50)"
@@ -130,6 +134,10 @@ type NodeOptions =
       PeerPort: int
       Timing: Timing
       Seeds: Endpoint list
+      /// The shared secret that authenticates peer links and heartbeats (docs/SECURITY.md); the
+      /// shell reads it. None only with InsecureCluster, which the shell checks when it starts.
+      ClusterKeyFile: string option
+      InsecureCluster: bool
       MaxClients: int
       MaxFrameBytes: int
       HistoryOnJoin: int
@@ -193,6 +201,9 @@ let private timingOf heartbeat suspect (multicast: string option) noMulticast (i
       MulticastInterface = iface }
 
 let defaultDataDir = "./data"
+
+/// Where `cluster` keeps the key it writes for its nodes: in the base data directory.
+let clusterKeyFile (baseDir: string) : string = System.IO.Path.Combine(baseDir, "cluster.key")
 
 /// Node i's own directory under a base data directory.
 let nodeDataDir (baseDir: string) (id: NodeId) : string = System.IO.Path.Combine(baseDir, $"node-{id}")
@@ -292,6 +303,8 @@ let parseNodeCommand (argv: string array) : Result<NodeCommand, UsageError> =
                         (args.Contains NodeArgs.No_Multicast)
                         (args.TryGetResult NodeArgs.Interface)
                   Seeds = seeds
+                  ClusterKeyFile = args.TryGetResult NodeArgs.Cluster_Key_File
+                  InsecureCluster = args.Contains NodeArgs.Insecure_Cluster
                   MaxClients = maxClients
                   MaxFrameBytes = maxFrame
                   HistoryOnJoin = history
@@ -367,6 +380,8 @@ let clusterNodeOptions (cluster: ClusterOptions) (id: NodeId) : NodeOptions =
       PeerPort = port + 1000
       Timing = cluster.Timing
       Seeds = []
+      ClusterKeyFile = Some(clusterKeyFile cluster.DataDir)
+      InsecureCluster = false
       MaxClients = 10_000
       MaxFrameBytes = Wire.defaultMaxFrameBytes
       HistoryOnJoin = 50

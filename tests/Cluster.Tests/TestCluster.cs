@@ -27,6 +27,16 @@ public sealed class TestCluster : IAsyncDisposable
     private readonly int _multicastPort = Ports.FreeUdp();
     private readonly string _dataDirectory = Directory.CreateTempSubdirectory("formalchat-test-").FullName;
 
+    public TestCluster()
+    {
+        // Every test cluster is authenticated, as a real one is: one fresh key for its nodes.
+        FormalChat.Node.Security.ClusterKey.WriteNew(ClusterKeyFile);
+    }
+
+    /// <summary>The key file every node of this cluster is given, unless a test passes its own
+    /// --cluster-key-file or --insecure-cluster.</summary>
+    public string ClusterKeyFile => Path.Combine(_dataDirectory, "cluster.key");
+
     /// <summary>Nodes that also serve /metrics, /status.json and the dashboard, each at its
     /// client port + <see cref="DashboardPortOffset"/> (as `cluster` numbers them).</summary>
     private bool _dashboards;
@@ -90,6 +100,7 @@ public sealed class TestCluster : IAsyncDisposable
                      "--interface", "127.0.0.1", "--data-dir", DataDir(id),
                  }.Concat(_dashboards ? ["--metrics-port", (port + DashboardPortOffset).ToString()] : [])
                   .Concat(_traceDirectory is null ? [] : ["--trace-file", TracePath(id)])
+                  .Concat(KeyArguments(extraArguments))
                   .Concat(extraArguments))
         {
             start.ArgumentList.Add(argument);
@@ -102,6 +113,9 @@ public sealed class TestCluster : IAsyncDisposable
         process.BeginErrorReadLine();
         _nodes[id] = process;
     }
+
+    private string[] KeyArguments(string[] extraArguments) =>
+        extraArguments.Contains("--cluster-key-file") || extraArguments.Contains("--insecure-cluster") ? [] : ["--cluster-key-file", ClusterKeyFile];
 
     public async Task WaitUntilListeningAsync()
     {

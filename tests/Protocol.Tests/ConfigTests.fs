@@ -109,6 +109,20 @@ let ``--no-multicast leaves only the seeds`` () =
 
     Assert.Equal(None, options.Timing.MulticastGroup)
 
+let ``--cluster-key-file and --insecure-cluster are read, and a cluster gives every node its key`` () =
+    let keyed = runNode "--id 1 --port 5001 --cluster-key-file /etc/formalchat/cluster.key"
+    let insecure = runNode "--id 1 --port 5001 --insecure-cluster"
+    let cluster = runCluster "cluster --nodes 2 --data-dir /tmp/fc"
+
+    Assert.Equal(Some "/etc/formalchat/cluster.key", keyed.ClusterKeyFile)
+    Assert.False keyed.InsecureCluster
+    Assert.Equal(None, insecure.ClusterKeyFile)
+    Assert.True insecure.InsecureCluster
+    // Whether a node may start without a key is the shell's to decide (it reads the file).
+    Assert.Equal(None, (runNode "--id 1 --port 5001").ClusterKeyFile)
+    Assert.Equal(Some(clusterKeyFile "/tmp/fc"), (clusterNodeOptions cluster 2).ClusterKeyFile)
+    Assert.False (clusterNodeOptions cluster 2).InsecureCluster
+
 let ``the node's protocol config and addresses come from its options`` () =
     let options = runNode "--id 2 --port 5002 --heartbeat-ms 100 --suspect-after 4 --max-clients 9 --history 12 --no-rebalance"
 
@@ -246,6 +260,8 @@ let tests =
             ``--no-rebalance turns redirects off``
         testCase "--no-multicast leaves only the seeds"
             ``--no-multicast leaves only the seeds``
+        testCase "--cluster-key-file and --insecure-cluster are read, and a cluster gives every node its key"
+            ``--cluster-key-file and --insecure-cluster are read, and a cluster gives every node its key``
         testCase "the node's protocol config and addresses come from its options"
             ``the node's protocol config and addresses come from its options``
         testCase "cluster --nodes 3 --base-port 5001 starts three nodes on consecutive ports"
