@@ -14,9 +14,12 @@ using Newtonsoft.Json.Linq;
 //                      failovers, longest pause (tests/Cluster.Tests/CrashTest)
 //   fanout [flags]     one room's fan-out against ngircd and FormalChat clusters, one table
 //                      (Fanout/FanoutBenchmark.cs; `fanout --help` lists the flags)
+//   codec [seconds]    Wire encode/decode of a peer `sequenced` and a client `say`/`message`
+//                      frame: ops/s and bytes allocated per op (Codec/CodecBenchmark.cs)
 var mode = args.FirstOrDefault() ?? "election";
 TestCluster.SuspectAfter = 3;
 if (mode == "fanout") return await FormalChat.Benchmarks.Fanout.FanoutBenchmark.RunAsync(args[1..]);
+if (mode == "codec") return FormalChat.Benchmarks.Codec.CodecBenchmark.Run(args[1..]);
 if (mode == "crash") return await Crash(args);
 if (mode == "clients") return await Clients(args.Length > 1 && int.TryParse(args[1], out var count) && count is > 0 and <= 50_000 ? count : 10_000);
 var trials = args.Length > 1 && int.TryParse(args[1], out var n) && n is > 0 and <= 100 ? n : 5;
