@@ -25,13 +25,20 @@ public static class CodecBenchmark
         var replyFrame = Wire.encodeServerReply(reply);
 
         Console.WriteLine($"codec: {seconds:0.#} s per case after a warm-up, one thread");
-        Console.WriteLine($"{"case",-28} {"ops/s",12} {"bytes/op",10}");
+        Console.WriteLine($"{"case",-30} {"ops/s",12} {"bytes/op",10}");
         Measure("encode peer sequenced", seconds, () => Wire.encodePeerMessage(sequenced));
         Measure("decode peer sequenced", seconds, () => Wire.decodePeerMessage(sequencedFrame));
         Measure("decode client say", seconds, () => Wire.decodeClientRequest(sayFrame));
         Measure("encode client say", seconds, () => Wire.encodeClientRequest(say));
         Measure("encode reply message", seconds, () => Wire.encodeServerReply(reply));
         Measure("decode reply message", seconds, () => Wire.decodeServerReply(replyFrame));
+        // What the node does on the socket: bytes in, bytes (one line, newline included) out.
+        var sequencedBytes = new ReadOnlyMemory<byte>(System.Text.Encoding.UTF8.GetBytes(sequencedFrame));
+        var sayBytes = new ReadOnlyMemory<byte>(System.Text.Encoding.UTF8.GetBytes(sayFrame));
+        Measure("utf8: encode peer sequenced", seconds, () => Wire.encodePeerMessageLine(sequenced));
+        Measure("utf8: decode peer sequenced", seconds, () => Wire.decodePeerMessageUtf8(sequencedBytes));
+        Measure("utf8: decode client say", seconds, () => Wire.decodeClientRequestUtf8(sayBytes));
+        Measure("utf8: encode reply message", seconds, () => Wire.encodeServerReplyLine(reply));
         return 0;
     }
 
@@ -50,6 +57,6 @@ public static class CodecBenchmark
         var elapsed = clock.Elapsed.TotalSeconds;
         var allocated = GC.GetAllocatedBytesForCurrentThread() - allocatedBefore;
         GC.KeepAlive(kept);
-        Console.WriteLine($"{name,-28} {operations / elapsed,12:N0} {allocated / (double)operations,10:N0}");
+        Console.WriteLine($"{name,-30} {operations / elapsed,12:N0} {allocated / (double)operations,10:N0}");
     }
 }
