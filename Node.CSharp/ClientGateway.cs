@@ -89,7 +89,7 @@ public sealed class ClientGateway : IAsyncDisposable
             async line =>
             {
                 if (line.Length == 0) return true;
-                var decoded = Wire.decodeClientRequest(line);
+                var decoded = Wire.decodeClientRequestUtf8(line);
                 if (decoded.IsError)
                 {
                     refusal = Refuse(client, connection, decoded.ErrorValue.Code, decoded.ErrorValue.Reason);
@@ -120,7 +120,7 @@ public sealed class ClientGateway : IAsyncDisposable
         {
             _log.LogInformation("client {Client} ({Remote}) sends faster than {Rate} frames/s: reading it more slowly", client, connection.Remote, _limits.RatePerSecond);
             var notice = $"you send more than {_limits.RatePerSecond} messages a second: they are read more slowly from now on; none is lost";
-            connection.TrySend(LineConnection.Frame(Wire.encodeServerReply(ServerReply.NewError(ErrorCode.RateLimited, notice))));
+            connection.TrySend(Wire.encodeServerReplyLine(ServerReply.NewError(ErrorCode.RateLimited, notice)));
         }
         await Task.Delay(wait, _stopping.Token).ConfigureAwait(false);
     }
@@ -133,7 +133,7 @@ public sealed class ClientGateway : IAsyncDisposable
         var count = _counters.CountBadClientFrame();
         _log.LogWarning("client {Client} ({Remote}) sent a bad frame, closing it: {Reason} ({Count} refused so far)",
             client, connection.Remote, reason, count);
-        connection.TrySend(LineConnection.Frame(Wire.encodeServerReply(ServerReply.NewError(code, reason))));
+        connection.TrySend(Wire.encodeServerReplyLine(ServerReply.NewError(code, reason)));
         return $"{Wire.errorCodeName(code)}: {reason}";
     }
 

@@ -62,8 +62,9 @@ public sealed class MulticastDiscovery : IDisposable
                 _log.LogDebug("multicast receive failed: {Reason}", error.Message);
                 continue;
             }
-            var text = Encoding.UTF8.GetString(buffer, 0, length).TrimEnd('\n');
-            var decoded = Wire.decodePeerMessage(text);
+            // Decoded from the bytes, so a datagram that is not UTF-8 is refused like any bad frame.
+            if (length > 0 && buffer[length - 1] == (byte)'\n') length--;
+            var decoded = Wire.decodePeerMessageUtf8(new ReadOnlyMemory<byte>(buffer, 0, length));
             if (decoded.IsOk && decoded.ResultValue.IsHeartbeatSent && _inbox.TryControl(Event.NewPeerMessageReceived(decoded.ResultValue))) continue;
             // A heartbeat the full control lane cannot take is dropped like a lost datagram.
             var reason = !decoded.IsOk ? decoded.ErrorValue.Reason

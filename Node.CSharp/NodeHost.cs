@@ -212,10 +212,10 @@ public sealed class NodeHost
                     peers.Send(send.Item1.PeerEndpoint, _peerFrames.Encode(send.Item2));
                     break;
                 case Effect.Multicast multicast:
-                    SendHeartbeat(LineConnection.Frame(Wire.encodePeerMessage(multicast.Item)));
+                    SendHeartbeat(Wire.encodePeerMessageLine(multicast.Item));
                     break;
                 case Effect.SendToClients send:
-                    clients.Send(send.Item1, LineConnection.Frame(Wire.encodeServerReply(send.Item2)));
+                    clients.Send(send.Item1, Wire.encodeServerReplyLine(send.Item2));
                     break;
                 case Effect.CloseClient close:
                     clients.Close(close.Item1, close.reason);
@@ -258,7 +258,7 @@ public sealed class NodeHost
             if (!ReferenceEquals(message, _last))
             {
                 _last = message;
-                _lastFrame = LineConnection.Frame(Wire.encodePeerMessage(message));
+                _lastFrame = Wire.encodePeerMessageLine(message);
             }
             return _lastFrame;
         }
