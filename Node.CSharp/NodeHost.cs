@@ -216,6 +216,7 @@ public sealed class NodeHost
                     break;
                 case Effect.SendToClients send:
                     clients.Send(send.Item1, Wire.encodeServerReplyLine(send.Item2));
+                    if (send.Item2.IsWelcome) clients.MarkWelcomed(send.Item1);
                     break;
                 case Effect.CloseClient close:
                     clients.Close(close.Item1, close.reason);
