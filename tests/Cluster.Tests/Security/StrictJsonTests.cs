@@ -66,6 +66,8 @@ public class StrictJsonTests
     public async Task A_peer_link_sending_a_frame_with_a_comment_is_closed_and_logged_and_the_node_stays_up()
     {
         await using var cluster = await TestCluster.StartAsync(1);
+        // The cluster waits for the client port; the peer port may open a moment later.
+        await Eventually.TrueAsync(() => Ports.Accepts(cluster.PeerPort(1)), Deadline, "the peer port listening", () => cluster.Output);
         await using var link = await TestClient.OpenAsync(cluster.PeerPort(1));
         await link.SendRawAsync("{\"v\":1,\"type\":\"leave\",\"node\":7} /* forged */\n");
         await Eventually.TrueAsync(() => Task.FromResult(cluster.Output.Contains("sent a bad frame, closing it: not valid JSON")), Deadline,
