@@ -61,7 +61,7 @@ public sealed class Connection : IDisposable
     /// chat client sends little, and a node that stops reading slows its typist, not memory.
     public void Send(ClientRequest request)
     {
-        var frame = Encoding.UTF8.GetBytes(Wire.encodeClientRequest(request) + "\n");
+        var frame = Wire.encodeClientRequestLine(request);
         lock (writeGate)
         {
             try

@@ -12,7 +12,10 @@ namespace FormalChat.Node;
 /// carries replies back. A malformed, oversized or unknown frame gets an error frame with the
 /// reason and closes that one connection; nothing else is affected. A client is read no faster
 /// than its rate limit and than the node's loop keeps up (the inbox's client lane is bounded),
-/// and is disconnected when more than its share waits to be sent to it.
+/// and is disconnected when more than its share waits to be sent to it. A connection must be
+/// welcomed within --hello-timeout unless it asks for status (a monitor), and one address may
+/// hold at most --max-connections-per-ip connections: silent or excess connections would
+/// otherwise take the slots of --max-clients from real users.
 /// </summary>
 public sealed class ClientGateway : IAsyncDisposable
 {
@@ -26,6 +29,9 @@ public sealed class ClientGateway : IAsyncDisposable
     private readonly InputCounters _counters;
     private readonly ILogger _log;
     private readonly ConcurrentDictionary<long, LineConnection> _clients = new();
+    /// <summary>Connections that need no hello timeout any more: welcomed, or monitors that asked for status.</summary>
+    private readonly ConcurrentDictionary<long, byte> _greeted = new();
+    private readonly ConnectionsPerAddress _perAddress;
     private readonly CancellationTokenSource _stopping = new();
     private long _nextClientId;
 
@@ -37,6 +43,7 @@ public sealed class ClientGateway : IAsyncDisposable
         _inbox = inbox;
         _counters = counters;
         _log = log;
+        _perAddress = new ConnectionsPerAddress(limits.MaxConnectionsPerAddress);
     }
 
     public int ConnectedClients => _clients.Count;
@@ -57,6 +64,12 @@ public sealed class ClientGateway : IAsyncDisposable
         }
     }
 
+    /// <summary>The node welcomed these clients: their hello timeout no longer applies.</summary>
+    public void MarkWelcomed(IEnumerable<long> clients)
+    {
+        foreach (var client in clients) _greeted.TryAdd(client, 0);
+    }
+
     public void Close(long client, string reason)
     {
         if (_clients.TryGetValue(client, out var connection)) _ = connection.CloseAfterSendingAsync(reason);
@@ -64,10 +77,17 @@ public sealed class ClientGateway : IAsyncDisposable
 
     private async Task ServeAsync(Socket socket)
     {
+        var address = (socket.RemoteEndPoint as IPEndPoint)?.Address ?? IPAddress.None;
+        if (!_perAddress.TryAdd(address))
+        {
+            await RefuseExtraConnectionAsync(socket, address).ConfigureAwait(false);
+            return;
+        }
         var client = Interlocked.Increment(ref _nextClientId);
         var connection = new LineConnection(socket, _limits.MaxQueueBytes, Outbound);
         _clients[client] = connection;
         _inbox.Clients.Force(Event.NewClientConnected(client, NewSessionToken()), ConnectionEventBytes);
+        if (_limits.HelloTimeoutMs > 0) _ = CloseIfNotWelcomedAsync(client, connection);
         try
         {
             await ReadRequestsAsync(client, connection).ConfigureAwait(false);
@@ -76,8 +96,46 @@ public sealed class ClientGateway : IAsyncDisposable
         {
             // However the connection ended, the node hears of it once.
             _clients.TryRemove(client, out _);
+            _greeted.TryRemove(client, out _);
+            _perAddress.Remove(address);
             _inbox.Clients.Force(Event.NewClientDisconnected(client), ConnectionEventBytes);
         }
+    }
+
+    /// <summary>
+    /// One connection too many from this address: it gets server-full and is closed before the
+    /// node hears of it, so it never takes a client slot.
+    /// </summary>
+    private async Task RefuseExtraConnectionAsync(Socket socket, IPAddress address)
+    {
+        var count = _counters.CountRefusedConnection();
+        var reason = $"too many connections from {address}: at most {_limits.MaxConnectionsPerAddress} at once";
+        _log.LogWarning("refused a client connection: {Reason} ({Count} refused so far)", reason, count);
+        await using var connection = new LineConnection(socket, maxQueuedBytes: 64 * 1024);
+        connection.TrySend(Wire.encodeServerReplyLine(ServerReply.NewError(ErrorCode.ServerFull, reason)));
+        // Read (and drop) what it sends meanwhile, so the close is a FIN after the error, not an RST.
+        var reading = connection.ReadLinesAsync(_maxFrameBytes, _ => ValueTask.FromResult(true));
+        await connection.CloseAfterSendingAsync(reason).ConfigureAwait(false);
+        await reading.ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// Closes the connection with hello-first if the node has not welcomed it when the hello
+    /// timeout ends, unless it asked for status. An unwelcomed connection still holds a slot of
+    /// --max-clients, and 5,000 silent ones once locked every real user out.
+    /// </summary>
+    private async Task CloseIfNotWelcomedAsync(long client, LineConnection connection)
+    {
+        try { await Task.Delay(_limits.HelloTimeoutMs, _stopping.Token).ConfigureAwait(false); }
+        catch (OperationCanceledException) { return; }
+        if (_greeted.ContainsKey(client) || !_clients.ContainsKey(client)) return;
+        var seconds = _limits.HelloTimeoutMs / 1000.0;
+        var count = _counters.CountHelloTimeout();
+        _log.LogInformation("client {Client} ({Remote}) was not welcomed within {Seconds} s, closing it ({Count} so far)",
+            client, connection.Remote, seconds, count);
+        var reason = $"no valid hello within {seconds} s: say hello first (or ask for status)";
+        connection.TrySend(Wire.encodeServerReplyLine(ServerReply.NewError(ErrorCode.HelloFirst, reason)));
+        await connection.CloseAfterSendingAsync($"hello-first: {reason}").ConfigureAwait(false);
     }
 
     private async Task ReadRequestsAsync(long client, LineConnection connection)
@@ -89,12 +147,14 @@ public sealed class ClientGateway : IAsyncDisposable
             async line =>
             {
                 if (line.Length == 0) return true;
-                var decoded = Wire.decodeClientRequest(line);
+                var decoded = Wire.decodeClientRequestUtf8(line);
                 if (decoded.IsError)
                 {
                     refusal = Refuse(client, connection, decoded.ErrorValue.Code, decoded.ErrorValue.Reason);
                     return false;
                 }
+                // Status may be asked without hello; it makes the connection a monitor, which the hello timeout spares.
+                if (decoded.ResultValue.IsStatus) _greeted.TryAdd(client, 0);
                 var request = Event.NewClientRequested(client, decoded.ResultValue);
                 await SlowDownIfOverRate(client, connection, rate).ConfigureAwait(false);
                 if (NodeInbox.IsControl(decoded.ResultValue) && _inbox.TryControl(request)) return true;
@@ -120,7 +180,7 @@ public sealed class ClientGateway : IAsyncDisposable
         {
             _log.LogInformation("client {Client} ({Remote}) sends faster than {Rate} frames/s: reading it more slowly", client, connection.Remote, _limits.RatePerSecond);
             var notice = $"you send more than {_limits.RatePerSecond} messages a second: they are read more slowly from now on; none is lost";
-            connection.TrySend(LineConnection.Frame(Wire.encodeServerReply(ServerReply.NewError(ErrorCode.RateLimited, notice))));
+            connection.TrySend(Wire.encodeServerReplyLine(ServerReply.NewError(ErrorCode.RateLimited, notice)));
         }
         await Task.Delay(wait, _stopping.Token).ConfigureAwait(false);
     }
@@ -133,7 +193,7 @@ public sealed class ClientGateway : IAsyncDisposable
         var count = _counters.CountBadClientFrame();
         _log.LogWarning("client {Client} ({Remote}) sent a bad frame, closing it: {Reason} ({Count} refused so far)",
             client, connection.Remote, reason, count);
-        connection.TrySend(LineConnection.Frame(Wire.encodeServerReply(ServerReply.NewError(code, reason))));
+        connection.TrySend(Wire.encodeServerReplyLine(ServerReply.NewError(code, reason)));
         return $"{Wire.errorCodeName(code)}: {reason}";
     }
 

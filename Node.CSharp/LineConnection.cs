@@ -108,11 +108,13 @@ public sealed class LineConnection : IAsyncDisposable
     }
 
     /// <summary>
-    /// Reads frames until the connection ends. <paramref name="onLine"/> returns false to stop
+    /// Reads frames until the connection ends, handing each one over as its UTF-8 bytes (without the
+    /// newline or a carriage return before it), valid only until <paramref name="onLine"/> returns:
+    /// the decoder, not this class, decides what bytes are acceptable. <paramref name="onLine"/> returns false to stop
     /// reading (after it has queued its own error reply); while it has not returned, nothing more
     /// is read, so a slow consumer slows the sender through TCP. Returns the reason the reading stopped.
     /// </summary>
-    public async Task<string> ReadLinesAsync(int maxFrameBytes, Func<string, ValueTask<bool>> onLine, Func<int, bool>? onOversized = null)
+    public async Task<string> ReadLinesAsync(int maxFrameBytes, Func<ReadOnlyMemory<byte>, ValueTask<bool>> onLine, Func<int, bool>? onOversized = null)
     {
         var reader = PipeReader.Create(_stream, new StreamPipeReaderOptions(bufferSize: 16 * 1024, leaveOpen: true));
         try
@@ -124,7 +126,7 @@ public sealed class LineConnection : IAsyncDisposable
                 while (TryReadLine(ref buffer, out var line))
                 {
                     if (line.Length > maxFrameBytes) return Oversized(onOversized, (int)line.Length, maxFrameBytes);
-                    if (!await onLine(Encoding.UTF8.GetString(line).TrimEnd('\r')).ConfigureAwait(false)) return CloseReason ?? "frame refused";
+                    if (!await onLine(WithoutCarriageReturn(line)).ConfigureAwait(false)) return CloseReason ?? "frame refused";
                 }
                 if (buffer.Length > maxFrameBytes) return Oversized(onOversized, (int)buffer.Length, maxFrameBytes);
                 reader.AdvanceTo(buffer.Start, buffer.End);
@@ -139,6 +141,13 @@ public sealed class LineConnection : IAsyncDisposable
             await reader.CompleteAsync().ConfigureAwait(false);
             _readingEnded.TrySetResult();
         }
+    }
+
+    /// <summary>A line's bytes in one piece: the pipe's own memory when the line lies in one segment.</summary>
+    private static ReadOnlyMemory<byte> WithoutCarriageReturn(ReadOnlySequence<byte> line)
+    {
+        var bytes = line.IsSingleSegment ? line.First : line.ToArray();
+        return bytes.Length > 0 && bytes.Span[^1] == (byte)'\r' ? bytes[..^1] : bytes;
     }
 
     private static string Oversized(Func<int, bool>? onOversized, int length, int maxFrameBytes)

@@ -66,6 +66,7 @@ public sealed class MulticastDiscovery : IDisposable
                 _log.LogDebug("multicast receive failed: {Reason}", error.Message);
                 continue;
             }
+            // Opened (MAC checked) from the raw bytes; an authentic datagram is our own nodes' UTF-8.
             var text = _security.OpenHeartbeat(buffer.AsSpan(0, length), sender.ToString() ?? "unknown");
             if (text is null) continue; // counted and logged by ClusterSecurity
             var decoded = Wire.decodePeerMessage(text);

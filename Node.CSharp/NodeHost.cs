@@ -256,14 +256,15 @@ public sealed class NodeHost
                     host._metrics?.SentToPeer(send.Item2, peerFrame.Length);
                     break;
                 case Effect.Multicast multicast:
-                    SendHeartbeat(LineConnection.Frame(Wire.encodePeerMessage(multicast.Item)));
+                    SendHeartbeat(Wire.encodePeerMessageLine(multicast.Item));
                     break;
                 case Effect.SendToClients send:
-                    var reply = Wire.encodeServerReply(send.Item2);
                     // Every status says whether this node authenticates the cluster (Security/ClusterSecurity.cs).
-                    if (send.Item2.IsStatusReported) reply = host._security.AnnotateStatus(reply);
-                    var clientFrame = LineConnection.Frame(reply);
+                    var clientFrame = send.Item2.IsStatusReported
+                        ? LineConnection.Frame(host._security.AnnotateStatus(Wire.encodeServerReply(send.Item2)))
+                        : Wire.encodeServerReplyLine(send.Item2);
                     clients.Send(send.Item1, clientFrame);
+                    if (send.Item2.IsWelcome) clients.MarkWelcomed(send.Item1);
                     host._metrics?.SentToClients(send.Item2, send.Item1.Count, clientFrame.Length);
                     break;
                 case Effect.CloseClient close:
@@ -307,7 +308,7 @@ public sealed class NodeHost
             if (!ReferenceEquals(message, _last))
             {
                 _last = message;
-                _lastFrame = LineConnection.Frame(Wire.encodePeerMessage(message));
+                _lastFrame = Wire.encodePeerMessageLine(message);
             }
             return _lastFrame;
         }

@@ -48,6 +48,8 @@ public sealed class InputCounters
     private long _badClientFrames;
     private long _badPeerFrames;
     private long _badDatagrams;
+    private long _helloTimeouts;
+    private long _refusedConnections;
 
     public long BadClientFrames => Interlocked.Read(ref _badClientFrames);
     public long BadPeerFrames => Interlocked.Read(ref _badPeerFrames);
@@ -72,4 +74,12 @@ public sealed class InputCounters
     public long CountRefusedPeerLink() => Interlocked.Increment(ref _refusedPeerLinks);
     public long CountForgedDatagram() => Interlocked.Increment(ref _forgedDatagrams);
     public long CountReplayedDatagram() => Interlocked.Increment(ref _replayedDatagrams);
+
+    /// <summary>Connections closed because they were not welcomed within --hello-timeout.</summary>
+    public long HelloTimeouts => Interlocked.Read(ref _helloTimeouts);
+    /// <summary>Connections refused because their address already had --max-connections-per-ip.</summary>
+    public long RefusedConnections => Interlocked.Read(ref _refusedConnections);
+
+    public long CountHelloTimeout() => Interlocked.Increment(ref _helloTimeouts);
+    public long CountRefusedConnection() => Interlocked.Increment(ref _refusedConnections);
 }

@@ -76,7 +76,7 @@ public sealed class PeerNetwork : IAsyncDisposable
             _maxFrameBytes,
             async line =>
             {
-                var decoded = Wire.decodePeerMessage(line);
+                var decoded = Wire.decodePeerMessageUtf8(line);
                 if (decoded.IsError)
                 {
                     refusal = decoded.ErrorValue.Reason;

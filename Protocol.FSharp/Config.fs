@@ -31,9 +31,25 @@ type ClientLimits =
       RatePerSecond: int
       Burst: int
       /// A client with more than this waiting to be sent to it is disconnected as too slow.
-      MaxQueueBytes: int }
+      MaxQueueBytes: int
+      /// A connection that is not welcomed (no valid hello) within this time is closed, unless it
+      /// has asked for status (a monitor). 0: never. Unregistered connections cost a slot of
+      /// --max-clients each, so without this a crowd of silent ones locks real users out.
+      HelloTimeoutMs: int
+      /// Open connections one remote address may have at once; past it a new one is refused with
+      /// server-full. 0: no limit.
+      MaxConnectionsPerAddress: int }
 
-    static member defaults = { RatePerSecond = 200; Burst = 1000; MaxQueueBytes = 1024 * 1024 }
+    /// 256 per address: on the loopback-only default every client shares 127.0.0.1, so the limit
+    /// must leave room for the largest local workload we run (the fan-out benchmark's 100
+    /// receivers, a sender and status probes per node) while one address can still take at most
+    /// 2.5% of the default --max-clients (10000).
+    static member defaults =
+        { RatePerSecond = 200
+          Burst = 1000
+          MaxQueueBytes = 1024 * 1024
+          HelloTimeoutMs = 5000
+          MaxConnectionsPerAddress = 256 }
 
 type NodeArgs =
     | Id of id: int
@@ -60,6 +76,8 @@ type NodeArgs =
     | Max_Client_Queue_Bytes of bytes: int
     | Metrics_Port of port: int
     | Trace_File of path: string
+    | Hello_Timeout of seconds: float
+    | Max_Connections_Per_Ip of count: int
     | [<CliPrefix(CliPrefix.None)>] Cluster of ParseResults<ClusterArgs>
 
     interface IArgParserTemplate with
@@ -89,6 +107,8 @@ type NodeArgs =
             | Max_Client_Queue_Bytes _ -> $"bytes waiting to be sent to one client beyond which it is too slow and is disconnected (default {ClientLimits.defaults.MaxQueueBytes})"
             | Metrics_Port _ -> "HTTP port (on --host) for /metrics (Prometheus), /status.json and the live dashboard at /; off by default (cluster: client port + 3000)"
             | Trace_File _ -> "write the spec actions this node takes as NDJSON to this file, for trace validation with TLC (spec/README.md); off by default"
+            | Hello_Timeout _ -> $"seconds a new connection has to be welcomed (a valid hello) before it is closed; a connection that asks for status is a monitor and may stay; 0: never (default {ClientLimits.defaults.HelloTimeoutMs / 1000})"
+            | Max_Connections_Per_Ip _ -> $"connections one remote address may have open at once; more are refused with server-full; 0: no limit (default {ClientLimits.defaults.MaxConnectionsPerAddress})"
             | Cluster _ -> "start a local cluster: N node processes on this machine, stopped together by Ctrl+C"
 
 type ClientArgs =
@@ -288,6 +308,10 @@ let parseNodeCommand (argv: string array) : Result<NodeCommand, UsageError> =
             check (queueBytes >= 65536 && queueBytes <= 1024 * 1024 * 1024) "--max-client-queue-bytes must be between 65536 and 1073741824"
             let metricsPort = args.TryGetResult NodeArgs.Metrics_Port |> Option.map (validPort "--metrics-port")
             check (metricsPort <> Some port && metricsPort <> Some peerPort) "--metrics-port must differ from --port and --peer-port"
+            let helloTimeout = args.GetResult(NodeArgs.Hello_Timeout, defaultValue = float ClientLimits.defaults.HelloTimeoutMs / 1000.0)
+            check (helloTimeout = 0.0 || (helloTimeout >= 0.1 && helloTimeout <= 3600.0)) "--hello-timeout must be 0 (never) or between 0.1 and 3600 seconds"
+            let perAddress = args.GetResult(NodeArgs.Max_Connections_Per_Ip, defaultValue = ClientLimits.defaults.MaxConnectionsPerAddress)
+            check (perAddress >= 0 && perAddress <= 1_000_000) "--max-connections-per-ip must be between 0 (no limit) and 1000000"
             let host = args.GetResult(NodeArgs.Host, defaultValue = "127.0.0.1")
             check (System.Net.IPAddress.TryParse(host) |> fst) $"--host takes an IP address, not '{host}'"
             RunNode
@@ -316,7 +340,12 @@ let parseNodeCommand (argv: string array) : Result<NodeCommand, UsageError> =
                     |> Option.map dataDir
                     |> Option.defaultValue (nodeDataDir defaultDataDir id.Value)
                   Fsync = args.TryGetResult NodeArgs.Fsync |> Option.map fsyncPolicy |> Option.defaultValue Batch
-                  Clients = { RatePerSecond = rate; Burst = burst; MaxQueueBytes = queueBytes }
+                  Clients =
+                    { RatePerSecond = rate
+                      Burst = burst
+                      MaxQueueBytes = queueBytes
+                      HelloTimeoutMs = int (System.Math.Round(helloTimeout * 1000.0))
+                      MaxConnectionsPerAddress = perAddress }
                   MetricsPort = metricsPort
                   TraceFile = args.TryGetResult NodeArgs.Trace_File })
 

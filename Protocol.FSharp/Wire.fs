@@ -1,10 +1,17 @@
 /// The wire format: one JSON object per line (docs/PROTOCOL.md), for client frames and peer
 /// frames alike. Encoding and decoding are pure; the shell does the reading and the writing.
+/// System.Text.Json does the JSON: its writer encodes straight to UTF-8, and its reader is
+/// strict (RFC 8259), so comments, single quotes, unquoted keys, trailing commas, a NUL and
+/// duplicate keys are refused as bad-frame instead of being read one way here and another way
+/// by some other parser.
 module FormalChat.Protocol.Wire
 
-open System.IO
-open Newtonsoft.Json
-open Newtonsoft.Json.Linq
+open System
+open System.Buffers
+open System.Text
+open System.Text.Encodings.Web
+open System.Text.Json
+open System.Text.Unicode
 
 /// Frames longer than this are refused and the connection closed (the default of --max-frame).
 let defaultMaxFrameBytes = 64 * 1024
@@ -14,39 +21,61 @@ let defaultMaxFrameBytes = 64 * 1024
 let maxPeerFrameBytes = 32 * 1024 * 1024
 
 // ---------------------------------------------------------------------------------------------
-// Encoding: a JsonTextWriter, so a frame costs one string and no intermediate tree.
+// Encoding: a Utf8JsonWriter, so a frame costs its UTF-8 bytes and no intermediate tree.
 
-let private encode (write: JsonTextWriter -> unit) : string =
-    use text = new StringWriter()
-    use json = new JsonTextWriter(text)
-    json.WriteStartObject()
-    json.WritePropertyName "v"
-    json.WriteValue protocolVersion
-    write json
-    json.WriteEndObject()
-    json.Flush()
-    text.ToString()
+/// Text is written as it is, not as \uXXXX: only what JSON requires is escaped (quotes,
+/// backslashes, control characters), as the frames were written before, and every frame stays
+/// readable in a log. "Unsafe" in the name is about pasting JSON into HTML; frames never are.
+let private writerOptions = JsonWriterOptions(Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping)
 
-let private field (json: JsonTextWriter) (name: string) (value: obj) =
-    json.WritePropertyName name
-    json.WriteValue value
+/// One frame's JSON as UTF-8, with a newline after it when it is to be a whole line.
+let private encodeUtf8 (write: Utf8JsonWriter -> unit) (newline: bool) : byte array =
+    use buffer = new PooledBufferWriter(512)
+    do
+        use json = new Utf8JsonWriter(buffer, writerOptions)
+        json.WriteStartObject()
+        json.WriteNumber("v", protocolVersion)
+        write json
+        json.WriteEndObject()
+    if newline then
+        let writer = buffer :> IBufferWriter<byte>
+        writer.GetSpan(1).[0] <- byte '\n'
+        writer.Advance 1
+    buffer.ToArray()
 
-let private kind (json: JsonTextWriter) (name: string) = field json "type" name
+let private encode (write: Utf8JsonWriter -> unit) : string =
+    Encoding.UTF8.GetString(encodeUtf8 write false)
 
-let private optionalNode (json: JsonTextWriter) (name: string) (node: NodeId option) =
-    json.WritePropertyName name
+/// The field writers by value type, picked at compile time by `field` so no number is boxed.
+/// Public only because F# resolves member constraints against public members; not for callers.
+[<AbstractClass; Sealed; System.ComponentModel.EditorBrowsable(System.ComponentModel.EditorBrowsableState.Never)>]
+type FieldWriter =
+    static member Write(json: Utf8JsonWriter, name: string, value: string) = json.WriteString(name, value)
+    static member Write(json: Utf8JsonWriter, name: string, value: int) = json.WriteNumber(name, value)
+    static member Write(json: Utf8JsonWriter, name: string, value: int64) = json.WriteNumber(name, value)
+    static member Write(json: Utf8JsonWriter, name: string, value: bool) = json.WriteBoolean(name, value)
+
+let inline private writeField (_: ^Writer) (json: Utf8JsonWriter) (name: string) (value: ^Value) =
+    ((^Writer or ^Value): (static member Write: Utf8JsonWriter * string * ^Value -> unit) (json, name, value))
+
+let inline private field (json: Utf8JsonWriter) (name: string) value =
+    writeField Unchecked.defaultof<FieldWriter> json name value
+
+let private kind (json: Utf8JsonWriter) (name: string) = field json "type" name
+
+let private optionalNode (json: Utf8JsonWriter) (name: string) (node: NodeId option) =
     match node with
-    | Some id -> json.WriteValue id
-    | None -> json.WriteNull()
+    | Some id -> json.WriteNumber(name, id)
+    | None -> json.WriteNull name
 
-let private writeNodeInfo (json: JsonTextWriter) (info: NodeInfo) =
+let private writeNodeInfo (json: Utf8JsonWriter) (info: NodeInfo) =
     json.WriteStartObject()
     field json "id" info.Id
     field json "client" (string info.ClientEndpoint)
     field json "peer" (string info.PeerEndpoint)
     json.WriteEndObject()
 
-let private writeLoad (json: JsonTextWriter) (load: Load) =
+let private writeLoad (json: Utf8JsonWriter) (load: Load) =
     json.WritePropertyName "load"
     json.WriteStartObject()
     field json "clients" load.Clients
@@ -54,26 +83,26 @@ let private writeLoad (json: JsonTextWriter) (load: Load) =
     field json "messagesPerSecond" load.MessagesPerSecond
     json.WriteEndObject()
 
-let private writeArray (json: JsonTextWriter) (name: string) (items: 'T list) (write: 'T -> unit) =
+let private writeArray (json: Utf8JsonWriter) (name: string) (items: 'T list) (write: 'T -> unit) =
     json.WritePropertyName name
     json.WriteStartArray()
     items |> List.iter write
     json.WriteEndArray()
 
 /// A user object; what nodes tell each other adds the session token to the same fields.
-let private writeUserWith (json: JsonTextWriter) (user: UserEntry) (session: string option) =
+let private writeUserWith (json: Utf8JsonWriter) (user: UserEntry) (session: string option) =
     json.WriteStartObject()
     field json "nick" user.Nick
     field json "node" user.Node
-    writeArray json "rooms" user.Rooms (fun room -> json.WriteValue room)
+    writeArray json "rooms" user.Rooms (fun room -> json.WriteStringValue room)
     session |> Option.iter (field json "session")
     json.WriteEndObject()
 
-let private writeUser (json: JsonTextWriter) (user: UserEntry) = writeUserWith json user None
+let private writeUser (json: Utf8JsonWriter) (user: UserEntry) = writeUserWith json user None
 
-let private writeKnownUser (json: JsonTextWriter) (known: KnownUser) = writeUserWith json known.User (Some known.Session)
+let private writeKnownUser (json: Utf8JsonWriter) (known: KnownUser) = writeUserWith json known.User (Some known.Session)
 
-let private writeRoomMessage (json: JsonTextWriter) (message: RoomMessage) (nodeField: string) =
+let private writeRoomMessage (json: Utf8JsonWriter) (message: RoomMessage) (nodeField: string) =
     field json "room" message.Room
     field json "seq" message.Seq
     field json "from" message.From
@@ -81,7 +110,7 @@ let private writeRoomMessage (json: JsonTextWriter) (message: RoomMessage) (node
     field json "text" message.Text
     field json "id" message.ClientMessageId
 
-let private writeBackup (json: JsonTextWriter) (backup: BackupAssignment) =
+let private writeBackup (json: Utf8JsonWriter) (backup: BackupAssignment) =
     json.WritePropertyName "backup"
     json.WriteStartObject()
     field json "backup" backup.Backup
@@ -91,12 +120,12 @@ let private writeBackup (json: JsonTextWriter) (backup: BackupAssignment) =
     json.WriteEndObject()
 
 /// A room message as a nested object, in peer frames.
-let private writeMessageObject (json: JsonTextWriter) (message: RoomMessage) =
+let private writeMessageObject (json: Utf8JsonWriter) (message: RoomMessage) =
     json.WriteStartObject()
     writeRoomMessage json message "fromNode"
     json.WriteEndObject()
 
-let private writeMessages (json: JsonTextWriter) (name: string) (messages: RoomMessage list) =
+let private writeMessages (json: Utf8JsonWriter) (name: string) (messages: RoomMessage list) =
     writeArray json name messages (writeMessageObject json)
 
 /// One room message as a record of the on-disk log.
@@ -105,8 +134,8 @@ let encodeRoomMessage (message: RoomMessage) : string =
         kind json "logged"
         writeRoomMessage json message "fromNode")
 
-let encodePeerMessage (message: PeerMessage) : string =
-    encode (fun json ->
+let private peerMessageWriter (message: PeerMessage) : Utf8JsonWriter -> unit =
+    (fun json ->
         match message with
         | HeartbeatSent heartbeat ->
             kind json "heartbeat"
@@ -207,8 +236,8 @@ let encodePeerMessage (message: PeerMessage) : string =
             field json "room" room
             writeMessages json "messages" messages)
 
-let encodeClientRequest (request: ClientRequest) : string =
-    encode (fun json ->
+let private clientRequestWriter (request: ClientRequest) : Utf8JsonWriter -> unit =
+    (fun json ->
         match request with
         | Hello hello ->
             kind json "hello"
@@ -265,8 +294,8 @@ let private allErrorCodes =
     [ NickTaken; NickInvalid; HelloFirst; AlreadyHello; NoSuchUser; ServerFull; TextInvalid; BadFrame; FrameTooLarge; VersionMismatch
       RoomInvalid; NotInRoom; RateLimited ]
 
-let encodeServerReply (reply: ServerReply) : string =
-    encode (fun json ->
+let private serverReplyWriter (reply: ServerReply) : Utf8JsonWriter -> unit =
+    (fun json ->
         match reply with
         | Welcome(nick, node, leader, session) ->
             kind json "welcome"
@@ -319,7 +348,7 @@ let encodeServerReply (reply: ServerReply) : string =
                 field json "self" node.IsSelf
                 writeLoad json node.Load
                 json.WriteEndObject())
-            writeArray json "unreplicated" status.Unreplicated (fun room -> json.WriteValue room)
+            writeArray json "unreplicated" status.Unreplicated (fun room -> json.WriteStringValue room)
         | Redirected(node, client, reason) ->
             kind json "redirect"
             field json "node" node
@@ -333,6 +362,17 @@ let encodeServerReply (reply: ServerReply) : string =
             kind json "system"
             field json "text" text)
 
+/// A frame as a string, for tests, logs and the client's printing.
+let encodePeerMessage (message: PeerMessage) : string = encode (peerMessageWriter message)
+let encodeClientRequest (request: ClientRequest) : string = encode (clientRequestWriter request)
+let encodeServerReply (reply: ServerReply) : string = encode (serverReplyWriter reply)
+
+/// A frame as the bytes of one line, newline included: what the shells put on a socket. A
+/// frame written once can go to every member and every peer as it is.
+let encodePeerMessageLine (message: PeerMessage) : byte array = encodeUtf8 (peerMessageWriter message) true
+let encodeClientRequestLine (request: ClientRequest) : byte array = encodeUtf8 (clientRequestWriter request) true
+let encodeServerReplyLine (reply: ServerReply) : byte array = encodeUtf8 (serverReplyWriter reply) true
+
 // ---------------------------------------------------------------------------------------------
 // Decoding: every way a frame can be wrong becomes an Error with a reason a person can read.
 
@@ -342,115 +382,128 @@ exception private FrameInvalid of string
 
 let private fail reason = raise (FrameInvalid reason)
 
-/// A strict reader: the frame must be exactly one complete JSON value (a truncated object or
-/// trailing text is refused), nested at most 16 deep, with no date guessing.
-let private parseObject (line: string) : JObject =
-    let token =
-        try
-            use reader = new JsonTextReader(new StringReader(line), MaxDepth = 16, DateParseHandling = DateParseHandling.None)
-            let token = JToken.ReadFrom reader
-            if reader.Read() then fail "trailing text after the JSON object"
-            token
-        with :? JsonException as error ->
-            fail $"not valid JSON: {error.Message}"
-    match token with
-    | :? JObject as frame -> frame
-    | _ -> fail "a frame is one JSON object"
+/// RFC 8259 and nothing more, nested at most 16 deep. A key given twice is refused too: which
+/// of the two counts would otherwise depend on the parser (RFC 8259 §4 leaves it open).
+let private documentOptions =
+    JsonDocumentOptions(
+        MaxDepth = 16,
+        CommentHandling = JsonCommentHandling.Disallow,
+        AllowTrailingCommas = false,
+        AllowDuplicateProperties = false
+    )
 
-let private required (frame: JObject) (name: string) : JToken =
-    match frame.[name] with
-    | null -> fail $"missing field '{name}'"
-    | token when token.Type = JTokenType.Null -> fail $"field '{name}' is null"
-    | token -> token
+/// A field that is present and not null.
+let private tryField (frame: JsonElement) (name: string) : JsonElement voption =
+    match frame.TryGetProperty name with
+    | true, value when value.ValueKind <> JsonValueKind.Null -> ValueSome value
+    | _ -> ValueNone
 
-let private stringField (frame: JObject) (name: string) : string =
-    match required frame name with
-    | token when token.Type = JTokenType.String -> token.Value<string>() |> Option.ofObj |> Option.defaultValue ""
-    | _ -> fail $"field '{name}' must be a string"
+let private required (frame: JsonElement) (name: string) : JsonElement =
+    match frame.TryGetProperty name with
+    | false, _ -> fail $"missing field '{name}'"
+    | true, value when value.ValueKind = JsonValueKind.Null -> fail $"field '{name}' is null"
+    | true, value -> value
 
-let private integer (name: string) (token: JToken) : int64 =
-    match token with
-    | :? JValue as value when token.Type = JTokenType.Integer ->
-        match value.Value with
-        | :? int64 as number -> number
-        | :? int32 as number -> int64 number
-        | _ -> fail $"field '{name}' is out of range"
-    | _ -> fail $"field '{name}' must be an integer"
+let private asStringNamed (what: string) (token: JsonElement) : string =
+    if token.ValueKind = JsonValueKind.String then token.GetString() |> Option.ofObj |> Option.defaultValue ""
+    else fail what
 
-let private longField (frame: JObject) (name: string) : int64 = integer name (required frame name)
+let private stringField (frame: JsonElement) (name: string) : string =
+    asStringNamed $"field '{name}' must be a string" (required frame name)
 
-let private intField (frame: JObject) (name: string) : int =
+let private integer (name: string) (token: JsonElement) : int64 =
+    if token.ValueKind <> JsonValueKind.Number then fail $"field '{name}' must be an integer"
+    match token.TryGetInt64() with
+    | true, number -> number
+    | false, _ ->
+        // A fraction or an exponent is not an integer; digits alone that do not fit are out of range.
+        if token.GetRawText() |> Seq.exists (fun c -> c = '.' || c = 'e' || c = 'E') then fail $"field '{name}' must be an integer"
+        else fail $"field '{name}' is out of range"
+
+let private longField (frame: JsonElement) (name: string) : int64 = integer name (required frame name)
+
+let private intField (frame: JsonElement) (name: string) : int =
     let value = longField frame name
-    if value < int64 System.Int32.MinValue || value > int64 System.Int32.MaxValue then fail $"field '{name}' is out of range"
+    if value < int64 Int32.MinValue || value > int64 Int32.MaxValue then fail $"field '{name}' is out of range"
     int value
 
-let private optionalField (frame: JObject) (name: string) (read: JObject -> string -> 'T) : 'T option =
-    match frame.[name] with
-    | null -> None
-    | token when token.Type = JTokenType.Null -> None
-    | _ -> Some(read frame name)
+let private optionalField (frame: JsonElement) (name: string) (read: JsonElement -> string -> 'T) : 'T option =
+    match tryField frame name with
+    | ValueNone -> None
+    | ValueSome _ -> Some(read frame name)
 
-let private boolField (frame: JObject) (name: string) : bool =
-    match required frame name with
-    | token when token.Type = JTokenType.Boolean -> System.Convert.ToBoolean((token :?> JValue).Value)
+let private boolField (frame: JsonElement) (name: string) : bool =
+    match (required frame name).ValueKind with
+    | JsonValueKind.True -> true
+    | JsonValueKind.False -> false
     | _ -> fail $"field '{name}' must be true or false"
 
-let private optionalNodeField (frame: JObject) (name: string) : NodeId option = optionalField frame name intField
+let private optionalNodeField (frame: JsonElement) (name: string) : NodeId option = optionalField frame name intField
 
-let private objectField (frame: JObject) (name: string) : JObject =
+let private objectField (frame: JsonElement) (name: string) : JsonElement =
     match required frame name with
-    | :? JObject as inner -> inner
+    | inner when inner.ValueKind = JsonValueKind.Object -> inner
     | _ -> fail $"field '{name}' must be an object"
 
-let private arrayField (frame: JObject) (name: string) : JToken list =
+let private arrayField (frame: JsonElement) (name: string) : JsonElement list =
     match required frame name with
-    | :? JArray as items -> List.ofSeq items
+    | items when items.ValueKind = JsonValueKind.Array -> [ for item in items.EnumerateArray() -> item ]
     | _ -> fail $"field '{name}' must be an array"
 
-let private endpointField (frame: JObject) (name: string) : Endpoint =
+let private endpointField (frame: JsonElement) (name: string) : Endpoint =
     match Endpoint.tryParse (stringField frame name) with
     | Some endpoint -> endpoint
     | None -> fail $"field '{name}' must be host:port"
 
-let private asObject (token: JToken) : JObject =
-    match token with
-    | :? JObject as inner -> inner
-    | _ -> fail "an array item must be an object"
+let private asObject (token: JsonElement) : JsonElement =
+    if token.ValueKind = JsonValueKind.Object then token else fail "an array item must be an object"
 
-let private asString (token: JToken) : string =
-    if token.Type = JTokenType.String then token.Value<string>() |> Option.ofObj |> Option.defaultValue ""
-    else fail "an array item must be a string"
+let private asString (token: JsonElement) : string = asStringNamed "an array item must be a string" token
 
-let private nodeInfoOf (frame: JObject) : NodeInfo =
+let private nodeInfoOf (frame: JsonElement) : NodeInfo =
     { Id = intField frame "id"
       ClientEndpoint = endpointField frame "client"
       PeerEndpoint = endpointField frame "peer" }
 
-let private loadOf (frame: JObject) : Load =
+let private loadOf (frame: JsonElement) : Load =
     let load = objectField frame "load"
     { Clients = intField load "clients"
       Rooms = intField load "rooms"
       MessagesPerSecond = intField load "messagesPerSecond" }
 
-/// Parses one frame: the version is checked, then `read` maps the "type" to a value.
-let private decode (line: string) (read: string -> JObject -> 'T) : Result<'T, DecodeError> =
+/// Parses one frame of UTF-8: the version is checked, then `read` maps the "type" to a value.
+/// Everything is read out of the document before it is disposed (it lends pooled buffers).
+let private decode (utf8: ReadOnlyMemory<byte>) (read: string -> JsonElement -> 'T) : Result<'T, DecodeError> =
     try
-        let frame = parseObject line
-        match frame.["v"] with
-        | null -> ()
-        | _ when intField frame "v" = protocolVersion -> ()
-        | _ -> raise (FrameInvalid "version")
+        // Checked first and whole: JSON text must be UTF-8 (RFC 8259 §8.1), and bytes that are
+        // not would otherwise reach the members as U+FFFD.
+        if not (Utf8.IsValid utf8.Span) then fail "not valid UTF-8"
+        use document =
+            try
+                JsonDocument.Parse(utf8, documentOptions)
+            with :? JsonException as error ->
+                fail $"not valid JSON: {error.Message}"
+        let frame = document.RootElement
+        if frame.ValueKind <> JsonValueKind.Object then fail "a frame is one JSON object"
+        match tryField frame "v" with
+        | ValueNone -> ()
+        | ValueSome _ when intField frame "v" = protocolVersion -> ()
+        | ValueSome _ -> raise (FrameInvalid "version")
         Ok(read (stringField frame "type") frame)
     with
     | FrameInvalid "version" ->
         Result.Error { Code = VersionMismatch; Reason = $"this node speaks protocol version {protocolVersion}" }
     | FrameInvalid reason -> Result.Error { Code = BadFrame; Reason = reason }
-    // Whatever else a hostile frame provokes in the parser (huge numbers, odd tokens) is refused too.
+    // Whatever else a hostile frame provokes in the parser is refused too: the decoder never throws.
     | error -> Result.Error { Code = BadFrame; Reason = error.Message }
+
+/// A frame given as a string (tests, the log, the client) is read as its UTF-8 bytes.
+let private decodeText (line: string) (read: string -> JsonElement -> 'T) : Result<'T, DecodeError> =
+    decode (ReadOnlyMemory(Encoding.UTF8.GetBytes line)) read
 
 /// A room name between nodes is always the canonical one (lower case, checked): anything else is
 /// a forged or broken frame, refused here rather than met deep in the node (a log file name).
-let private roomField (frame: JObject) (name: string) : RoomName =
+let private roomField (frame: JsonElement) (name: string) : RoomName =
     let text = stringField frame name
     match Rooms.validateRoomName text with
     | Ok room when room = text -> room
@@ -458,15 +511,15 @@ let private roomField (frame: JObject) (name: string) : RoomName =
 
 let private unknownType (kind: string) = fail $"unknown message type '{kind}'"
 
-let private userOf (user: JObject) : UserEntry =
+let private userOf (user: JsonElement) : UserEntry =
     { Nick = stringField user "nick"
       Node = intField user "node"
       Rooms = arrayField user "rooms" |> List.map asString }
 
-let private knownUserOf (user: JObject) : KnownUser =
+let private knownUserOf (user: JsonElement) : KnownUser =
     { User = userOf user; Session = stringField user "session" }
 
-let private roomMessageOf (frame: JObject) (nodeField: string) : RoomMessage =
+let private roomMessageOf (frame: JsonElement) (nodeField: string) : RoomMessage =
     { Room = roomField frame "room"
       Seq = longField frame "seq"
       From = stringField frame "from"
@@ -474,22 +527,21 @@ let private roomMessageOf (frame: JObject) (nodeField: string) : RoomMessage =
       Text = stringField frame "text"
       ClientMessageId = longField frame "id" }
 
-let private backupOf (frame: JObject) : BackupAssignment =
+let private backupOf (frame: JsonElement) : BackupAssignment =
     let backup = objectField frame "backup"
     { Backup = intField backup "backup"
       Owner = intField backup "owner"
       Epoch = intField backup "epoch"
       Version = intField backup "version" }
 
-let private messagesOf (frame: JObject) (name: string) : RoomMessage list =
+let private messagesOf (frame: JsonElement) (name: string) : RoomMessage list =
     arrayField frame name |> List.map (fun token -> roomMessageOf (asObject token) "fromNode")
 
-/// A record of the on-disk log; Error when it is not one.
-let decodeRoomMessage (line: string) : Result<RoomMessage, DecodeError> =
-    decode line (fun _ frame -> roomMessageOf frame "fromNode")
+let private readRoomMessage : string -> JsonElement -> RoomMessage =
+    (fun _ frame -> roomMessageOf frame "fromNode")
 
-let decodePeerMessage (line: string) : Result<PeerMessage, DecodeError> =
-    decode line (fun kind frame ->
+let private readPeerMessage : string -> JsonElement -> PeerMessage =
+    (fun kind frame ->
         match kind with
         | "heartbeat" ->
             HeartbeatSent
@@ -535,15 +587,15 @@ let decodePeerMessage (line: string) : Result<PeerMessage, DecodeError> =
         | "history" -> HistoryShared(roomField frame "room", messagesOf frame "messages")
         | other -> unknownType other)
 
-let private resumeOf (frame: JObject) : (RoomName * int64) list =
-    match frame.["resume"] with
-    | null -> []
-    | token when token.Type = JTokenType.Null -> []
-    | :? JObject as rooms -> [ for property in rooms.Properties() -> property.Name, integer "resume" property.Value ]
-    | _ -> fail "field 'resume' must be an object of room: last sequence number"
+let private resumeOf (frame: JsonElement) : (RoomName * int64) list =
+    match tryField frame "resume" with
+    | ValueNone -> []
+    | ValueSome rooms when rooms.ValueKind = JsonValueKind.Object ->
+        [ for property in rooms.EnumerateObject() -> property.Name, integer "resume" property.Value ]
+    | ValueSome _ -> fail "field 'resume' must be an object of room: last sequence number"
 
-let decodeClientRequest (line: string) : Result<ClientRequest, DecodeError> =
-    decode line (fun kind frame ->
+let private readClientRequest : string -> JsonElement -> ClientRequest =
+    (fun kind frame ->
         match kind with
         | "hello" -> Hello { Nick = stringField frame "nick"; Session = optionalField frame "session" stringField; Resume = resumeOf frame }
         | "say" ->
@@ -566,8 +618,8 @@ let private errorCodeOf (name: string) : ErrorCode =
     | Some code -> code
     | None -> fail $"unknown error code '{name}'"
 
-let decodeServerReply (line: string) : Result<ServerReply, DecodeError> =
-    decode line (fun kind frame ->
+let private readServerReply : string -> JsonElement -> ServerReply =
+    (fun kind frame ->
         match kind with
         | "welcome" -> Welcome(stringField frame "nick", intField frame "node", optionalNodeField frame "leader", stringField frame "session")
         | "message" -> Message(roomMessageOf frame "node")
@@ -609,3 +661,17 @@ let decodeServerReply (line: string) : Result<ServerReply, DecodeError> =
         | "error" -> Error(errorCodeOf (stringField frame "code"), stringField frame "reason")
         | "system" -> Notice(stringField frame "text")
         | other -> unknownType other)
+
+// The decoders. The UTF-8 ones take a frame's bytes as they came off the socket, without its
+// newline, so invalid UTF-8 is seen and refused; the string ones serve tests, logs and clients.
+
+/// A record of the on-disk log; Error when it is not one.
+let decodeRoomMessage (line: string) : Result<RoomMessage, DecodeError> = decodeText line readRoomMessage
+let decodePeerMessage (line: string) : Result<PeerMessage, DecodeError> = decodeText line readPeerMessage
+let decodeClientRequest (line: string) : Result<ClientRequest, DecodeError> = decodeText line readClientRequest
+let decodeServerReply (line: string) : Result<ServerReply, DecodeError> = decodeText line readServerReply
+
+let decodeRoomMessageUtf8 (utf8: ReadOnlyMemory<byte>) : Result<RoomMessage, DecodeError> = decode utf8 readRoomMessage
+let decodePeerMessageUtf8 (utf8: ReadOnlyMemory<byte>) : Result<PeerMessage, DecodeError> = decode utf8 readPeerMessage
+let decodeClientRequestUtf8 (utf8: ReadOnlyMemory<byte>) : Result<ClientRequest, DecodeError> = decode utf8 readClientRequest
+let decodeServerReplyUtf8 (utf8: ReadOnlyMemory<byte>) : Result<ServerReply, DecodeError> = decode utf8 readServerReply

@@ -1,7 +1,6 @@
 using System.Security.Cryptography;
 using FormalChat.Protocol;
 using Microsoft.Extensions.Logging;
-using Newtonsoft.Json;
 
 namespace FormalChat.Node.Security;
 
@@ -116,7 +115,7 @@ public sealed class ClusterSecurity
         if (end < 0) return statusJson;
         var warning = IsAuthenticated
             ? "null"
-            : JsonConvert.ToString("INSECURE: this node runs with --insecure-cluster: its peer links and heartbeats are not authenticated");
+            : System.Text.Json.JsonSerializer.Serialize("INSECURE: this node runs with --insecure-cluster: its peer links and heartbeats are not authenticated");
         var security =
             $",\"clusterSecurity\":{{\"authenticated\":{(IsAuthenticated ? "true" : "false")},\"warning\":{warning}," +
             $"\"refusedPeerLinks\":{_counters.RefusedPeerLinks},\"forgedDatagrams\":{_counters.ForgedDatagrams},\"replayedDatagrams\":{_counters.ReplayedDatagrams}}}";

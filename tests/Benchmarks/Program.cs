@@ -14,9 +14,12 @@ using Newtonsoft.Json.Linq;
 //                      failovers, longest pause (tests/Cluster.Tests/CrashTest)
 //   fanout [flags]     one room's fan-out against ngircd and FormalChat clusters, one table
 //                      (Fanout/FanoutBenchmark.cs; `fanout --help` lists the flags)
+//   codec [seconds]    Wire encode/decode of a peer `sequenced` and a client `say`/`message`
+//                      frame: ops/s and bytes allocated per op (Codec/CodecBenchmark.cs)
 var mode = args.FirstOrDefault() ?? "election";
 TestCluster.SuspectAfter = 3;
 if (mode == "fanout") return await FormalChat.Benchmarks.Fanout.FanoutBenchmark.RunAsync(args[1..]);
+if (mode == "codec") return FormalChat.Benchmarks.Codec.CodecBenchmark.Run(args[1..]);
 if (mode == "crash") return await Crash(args);
 if (mode == "clients") return await Clients(args.Length > 1 && int.TryParse(args[1], out var count) && count is > 0 and <= 50_000 ? count : 10_000);
 var trials = args.Length > 1 && int.TryParse(args[1], out var n) && n is > 0 and <= 100 ? n : 5;
@@ -64,7 +67,8 @@ static async Task<int> Crash(string[] args)
 static async Task<int> Clients(int count)
 {
     const string marker = "to everyone, once";
-    await using var cluster = await TestCluster.StartAsync(1, "--max-clients", (count + 10).ToString());
+    // Every client comes from 127.0.0.1: lift the per-address limit (default 256) with the client limit.
+    await using var cluster = await TestCluster.StartAsync(1, "--max-clients", (count + 10).ToString(), "--max-connections-per-ip", "0");
     var clients = new LoadClient[count];
     var clock = Stopwatch.StartNew();
     // 32 hellos in flight at a time, as a crowd of real users would arrive.

@@ -69,6 +69,16 @@ let ``a node given only --id and --port gets the documented defaults`` () =
     Assert.Equal(Some { NodeState.ThresholdPercent = 50; NodeState.MaxRedirectsPerTick = 100 }, options.Rebalance)
     Assert.Equal("./data/node-3", options.DataDir)
     Assert.Equal(Batch, options.Fsync)
+    Assert.Equal(5000, options.Clients.HelloTimeoutMs)
+    Assert.Equal(256, options.Clients.MaxConnectionsPerAddress)
+
+let ``--hello-timeout and --max-connections-per-ip are read, 0 turning each off`` () =
+    let options = runNode "--id 3 --port 5003 --hello-timeout 0.5 --max-connections-per-ip 8"
+    Assert.Equal(500, options.Clients.HelloTimeoutMs)
+    Assert.Equal(8, options.Clients.MaxConnectionsPerAddress)
+    let off = runNode "--id 3 --port 5003 --hello-timeout 0 --max-connections-per-ip 0"
+    Assert.Equal(0, off.Clients.HelloTimeoutMs)
+    Assert.Equal(0, off.Clients.MaxConnectionsPerAddress)
 
 let ``every node flag is read`` () =
     let options =
@@ -249,6 +259,8 @@ let tests =
     testList "Config" [
         testCase "a node given only --id and --port gets the documented defaults"
             ``a node given only --id and --port gets the documented defaults``
+        testCase "--hello-timeout and --max-connections-per-ip are read, 0 turning each off"
+            ``--hello-timeout and --max-connections-per-ip are read, 0 turning each off``
         testCase "every node flag is read"
             ``every node flag is read``
         testTheory "--fsync takes each policy by name"
@@ -299,7 +311,12 @@ let tests =
               ("cluster --data-dir", "--data-dir")
               ("cluster --nodes 0", "--nodes")
               ("cluster --base-port 65000", "--base-port")
-              ("cluster --bogus", "--bogus") ]
+              ("cluster --bogus", "--bogus")
+              ("--id 3 --port 5003 --hello-timeout -1", "--hello-timeout")
+              ("--id 3 --port 5003 --hello-timeout 0.01", "--hello-timeout")
+              ("--id 3 --port 5003 --hello-timeout soon", "--hello-timeout")
+              ("--id 3 --port 5003 --max-connections-per-ip -1", "--max-connections-per-ip")
+              ("--id 3 --port 5003 --max-connections-per-ip many", "--max-connections-per-ip") ]
             ``a node command line that cannot run is an error that says why``
         testCase "--help is an Error marked as help, carrying the usage text"
             ``--help is an Error marked as help, carrying the usage text``

@@ -6,8 +6,7 @@ open Expecto
 open FormalChat.Protocol
 open FormalChat.Protocol.NodeState
 open FormalChat.Protocol.SpecTrace
-open Newtonsoft.Json
-open Newtonsoft.Json.Linq
+open System.Text.Json.Nodes
 open Xunit
 
 let private config = ProtocolConfig.defaults
@@ -105,11 +104,12 @@ let ``the last action carries the real state after the step, so a node that devi
 let ``a trace line is one JSON object with the fields TraceFormalChat.tla reads`` () =
     let _, actions = ticksUntilElected 4
 
-    let line = JObject.Parse(SpecTrace.toJsonLine 9L 123L actions[2])
+    let line = JsonNode.Parse(SpecTrace.toJsonLine 9L 123L actions[2])
     let field (path: string) =
-        match line.SelectToken path with
-        | null -> "missing"
-        | token -> token.ToString(Formatting.None)
+        let step (node: JsonNode option) (name: string) = node |> Option.bind (fun node -> Option.ofObj node[name])
+        match path.Split '.' |> Array.fold step (Option.ofObj line) with
+        | Some found -> found.ToJsonString()
+        | None -> "missing"
 
     Assert.Equal<string list>(
         [ "\"RecvElection\""; "4"; "9"; "\"election\""; "4"; "1"; "4"; "false"; "[{\"type\":\"leader\",\"to\":4,\"id\":4,\"epoch\":1}]"; "[4]"; "[]" ],

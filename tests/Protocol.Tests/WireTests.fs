@@ -346,6 +346,64 @@ let ``property: decoding never throws on arbitrary strings`` () =
     Check.One(Config.QuickThrowOnFailure.WithMaxTest(1000), Prop.forAll (Arb.fromGen anyTextGen) property)
 
 // ---------------------------------------------------------------------------------------------
+// Strict JSON (issue 11): what a lenient parser would accept is refused, on every link.
+
+let private utf8Decoders : (string * (ReadOnlyMemory<byte> -> Result<unit, Wire.DecodeError>)) list =
+    [ "peer", Wire.decodePeerMessageUtf8 >> Result.map ignore
+      "client", Wire.decodeClientRequestUtf8 >> Result.map ignore
+      "reply", Wire.decodeServerReplyUtf8 >> Result.map ignore ]
+
+let private assertRefusedBytes (bytes: byte array) (reasonPart: string) =
+    for name, decode in utf8Decoders do
+        match decode (ReadOnlyMemory bytes) with
+        | Ok() -> failwith $"the {name} decoder accepted {Convert.ToHexString bytes}"
+        | Result.Error error ->
+            Assert.Equal(BadFrame, error.Code)
+            Assert.Contains(reasonPart, error.Reason)
+
+let ``lenient JSON is refused as BadFrame with a reason, from a string and from bytes`` (frame: string) =
+    assertRefused BadFrame frame
+    assertRefusedBytes (Text.Encoding.UTF8.GetBytes frame) ""
+
+let ``a key given twice is refused, so no two parsers can read a frame two ways`` () =
+    let frame = "{\"v\":1,\"type\":\"say\",\"text\":\"hi\",\"text\":\"FORGED\"}"
+    assertRefused BadFrame frame
+    Assert.Contains("text", (refusedBy Wire.decodeClientRequest frame).Reason)
+
+let ``invalid UTF-8 is refused, not turned into U+FFFD`` () =
+    let valid = Text.Encoding.UTF8.GetBytes "{\"v\":1,\"type\":\"say\",\"text\":\"hi \"}"
+    let at = valid.Length - 3 // the space inside the text
+    for bad in [ [| 0xFFuy |]; [| 0xC3uy |]; [| 0xEDuy; 0xA0uy; 0x80uy |]; [| 0xC0uy; 0xAFuy |]; [| 0x80uy |] ] do
+        let frame = Array.concat [ valid.[.. at - 1]; bad; valid.[at + 1 ..] ]
+        assertRefusedBytes frame "UTF-8"
+
+let ``the UTF-8 decoders read what the encoders write, and a line ends in one newline`` () =
+    let message = { Room = "#dev"; Seq = 7L; From = "alice"; FromNode = 2; Text = "héllo 漢字 😀"; ClientMessageId = 9L }
+    let line = Wire.encodePeerMessageLine(RoomSequenced message)
+    Assert.Equal(byte '\n', line.[line.Length - 1])
+    Assert.Equal(1, line |> Array.filter ((=) (byte '\n')) |> Array.length)
+    Assert.Equal(Ok(RoomSequenced message), Wire.decodePeerMessageUtf8(ReadOnlyMemory(line, 0, line.Length - 1)))
+    let say = Say("#dev", "héllo", 3L)
+    let sayLine = Wire.encodeClientRequestLine say
+    Assert.Equal(Ok say, Wire.decodeClientRequestUtf8(ReadOnlyMemory(sayLine, 0, sayLine.Length - 1)))
+    let reply = Message message
+    let replyLine = Wire.encodeServerReplyLine reply
+    Assert.Equal(Ok reply, Wire.decodeServerReplyUtf8(ReadOnlyMemory(replyLine, 0, replyLine.Length - 1)))
+
+/// The frames as docs/PROTOCOL.md shows them and as the Newtonsoft codec wrote them, byte for byte:
+/// the field order, no spaces, text other than quotes, backslashes and control characters as it is.
+let ``frames are written byte for byte as before`` () =
+    Assert.Equal("""{"v":1,"type":"say","room":"#dev","text":"hi","id":7}""", Wire.encodeClientRequest(Say("#dev", "hi", 7L)))
+    Assert.Equal("""{"v":1,"type":"msg","to":"bob","text":"é漢字 <>&'+ \"\\ \n\t"}""", Wire.encodeClientRequest(Whisper("bob", "é漢字 <>&'+ \"\\ \n\t")))
+    Assert.Equal("""{"v":1,"type":"election","candidate":3,"epoch":2}""", Wire.encodePeerMessage(Election { Candidate = 3; Epoch = 2 }))
+    Assert.Equal(
+        """{"v":1,"type":"sequenced","room":"#lobby","seq":5,"from":"alice","fromNode":2,"text":"hi","id":9}""",
+        Wire.encodePeerMessage(RoomSequenced { Room = "#lobby"; Seq = 5L; From = "alice"; FromNode = 2; Text = "hi"; ClientMessageId = 9L }))
+    Assert.Equal(
+        """{"v":1,"type":"welcome","nick":"alice","node":2,"leader":null,"session":"s"}""",
+        Wire.encodeServerReply(Welcome("alice", 2, None, "s")))
+
+// ---------------------------------------------------------------------------------------------
 
 [<Tests>]
 let tests =
@@ -441,4 +499,26 @@ let tests =
             ``a deeply nested frame is refused, not followed down``
         testCase "property: decoding never throws on arbitrary strings"
             ``property: decoding never throws on arbitrary strings``
+        testTheory "lenient JSON is refused as BadFrame with a reason, from a string and from bytes"
+            [ "{'v':1,'type':'who'}"
+              "{\"v\":1,\"type\":'who'}"
+              "{v:1,type:\"who\"}"
+              "{\"v\":1,\"type\":\"who\"} // a comment"
+              "{\"v\":1,/* a comment */\"type\":\"who\"}"
+              "{\"v\":1,\"type\":\"who\",}"
+              "{\"v\":1,\"type\":\"users\",\"node\":2,\"users\":[],}"
+              "{\"v\":1,\"type\":\"who\"}\u0000"
+              "{\"v\":1,\"type\":\"say\",\"text\":\"a\u0000b\"}"
+              "{\"v\":1,\"type\":\"say\",\"text\":\"line\nbreak\"}"
+              "{\"v\":1,\"type\":\"who\",\"room\":NaN}"
+              "{\"v\":01,\"type\":\"who\"}" ]
+            ``lenient JSON is refused as BadFrame with a reason, from a string and from bytes``
+        testCase "a key given twice is refused, so no two parsers can read a frame two ways"
+            ``a key given twice is refused, so no two parsers can read a frame two ways``
+        testCase "invalid UTF-8 is refused, not turned into U+FFFD"
+            ``invalid UTF-8 is refused, not turned into U+FFFD``
+        testCase "the UTF-8 decoders read what the encoders write, and a line ends in one newline"
+            ``the UTF-8 decoders read what the encoders write, and a line ends in one newline``
+        testCase "frames are written byte for byte as before"
+            ``frames are written byte for byte as before``
     ]
