@@ -87,6 +87,7 @@ let private writeBackup (json: JsonTextWriter) (backup: BackupAssignment) =
     field json "backup" backup.Backup
     field json "owner" backup.Owner
     field json "epoch" backup.Epoch
+    field json "leader" backup.Leader
     field json "version" backup.Version
     json.WriteEndObject()
 
@@ -165,6 +166,7 @@ let encodePeerMessage (message: PeerMessage) : string =
             field json "room" room
             field json "owner" placement.Owner
             field json "epoch" placement.Epoch
+            field json "leader" placement.Leader
             field json "version" placement.Version
             field json "lastSeq" placement.LastSeq
         | RoomPosted post ->
@@ -479,6 +481,7 @@ let private backupOf (frame: JObject) : BackupAssignment =
     { Backup = intField backup "backup"
       Owner = intField backup "owner"
       Epoch = intField backup "epoch"
+      Leader = intField backup "leader"
       Version = intField backup "version" }
 
 let private messagesOf (frame: JObject) (name: string) : RoomMessage list =
@@ -517,7 +520,11 @@ let decodePeerMessage (line: string) : Result<PeerMessage, DecodeError> =
         | "placed" ->
             RoomAssigned(
                 roomField frame "room",
-                { Owner = intField frame "owner"; Epoch = intField frame "epoch"; Version = intField frame "version"; LastSeq = longField frame "lastSeq" }
+                { Owner = intField frame "owner"
+                  Epoch = intField frame "epoch"
+                  Leader = intField frame "leader"
+                  Version = intField frame "version"
+                  LastSeq = longField frame "lastSeq" }
             )
         | "post" ->
             RoomPosted
