@@ -356,6 +356,13 @@ LeaderPlacesOnLiveNodes ==
           ((\E m \in msgs : AssignRoom(l, m)) \/ ReassignRooms(l))
               => \A r \in Reassigned(l) : placements'[l][r].owner \in view[l]]_vars
 
+\* Only the leader makes assignments: a node that takes an assignment made by itself (the
+\* assignment's leader) is the leader.  (RecvAssignment never gives a node one of its own:
+\* it made them, and holds them or newer ones.)
+OnlyTheLeaderAssigns ==
+    [][\A i \in Node :
+          \A r \in Reassigned(i) : placements'[i][r].leader = i => IsLeader(i)]_vars
+
 \* Room r has one assignment at every node of S, and its owner is live.
 PlacedAt(r, S) ==
     \E i \in S :
