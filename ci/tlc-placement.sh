@@ -29,7 +29,7 @@ models=(
   "MCPlacement MCPlacement3 pass"
   "MCPlacement MCPlacement3Live pass"
   "MCPlacement MCPlacement3ReuseLive pass"
-  "MCPlacement MCPlacement3Join pass"
+  "MCPlacement MCPlacement3JoinSafety pass"
   "MCPlacementHistory MCPlacementHistory3 pass"
   "MCPlacementTraces MCPlacementGraph3x1 pass"
   "MCPlacementTraces MCPlacementGraph3x1Join pass"
@@ -37,6 +37,8 @@ models=(
   "MCPlacement MCPlacement3LossyLive EventualPlacement"
   "MCPlacement MCPlacement3JoinLive EventualPlacement"
   "MCPlacement MCPlacement3NoMove NoNeedlessMove"
+  # Found with epoch reuse, not fixed yet (Placement.md): about 12 minutes here.
+  "MCPlacement long:MCPlacement3Join EventualPlacementAtAskers"
   # Witnesses: deliberately false properties (MCPlacement.tla), each violated in a model, so
   # the states the real properties are about are reached there.
   "MCPlacement MCPlacementWitnessTwoLeaders WitnessNoTwoLeadersInOneEpoch"
