@@ -45,12 +45,15 @@ type RoomMessage =
       Text: string
       ClientMessageId: int64 }
 
-/// The leader's assignment of a room to the node that owns (sequences) it. (Epoch, Version)
-/// orders assignments: a newer epoch's wins, and within one epoch the leader's later one
-/// (Version counts the room's assignments), whatever order they arrive in.
+/// The leader's assignment of a room to the node that owns (sequences) it. (Epoch, Version,
+/// Leader) orders assignments (AssignmentOrder): a newer epoch's wins, within one epoch the
+/// later one (Version counts the room's assignments), and of two with one (epoch, version)
+/// the higher leader's, whatever order they arrive in.
 type Assignment =
     { Owner: NodeId
       Epoch: Epoch
+      /// The leader that made it: two nodes can win one epoch, and this breaks their tie.
+      Leader: NodeId
       Version: int
       /// The room's last sequence number the leader had seen, so a new owner continues it.
       LastSeq: int64 }
@@ -62,7 +65,20 @@ type BackupAssignment =
       /// The owner this backup serves; once the room has another owner, the assignment is void.
       Owner: NodeId
       Epoch: Epoch
+      /// The leader that made it (see Assignment.Leader).
+      Leader: NodeId
       Version: int }
+
+/// Spec: Newer(a, b) of Placement.tla. The one order of the leader's assignments, placements
+/// and backups alike: the newer epoch, then the later version, then the higher leader. Two
+/// nodes can win one epoch (LCR's survivors can finish a stopped leader's round again,
+/// spec/MCFormalChatTwoLeaders3.cfg), and each may assign a room with the same (epoch,
+/// version): without the leader's id the two would tie, each node would keep whichever came
+/// first, and two nodes could keep different owners for good. The leader comes after the
+/// version so that a later leader of the epoch with a lower id still re-places a room.
+module AssignmentOrder =
+    let isNewer (epoch: Epoch, version: int, leader: NodeId) (thanEpoch: Epoch, thanVersion: int, thanLeader: NodeId) : bool =
+        (epoch, version, leader) > (thanEpoch, thanVersion, thanLeader)
 
 type PrivateLine =
     { From: string

@@ -1,7 +1,7 @@
 /// Room placement by the leader (spec/Placement.tla): the leader puts each new room on the
 /// least-loaded live node and tells every node; when an owner leaves the view the leader puts
-/// its rooms elsewhere. Every assignment carries the leader's epoch and the room's assignment
-/// count; the newest (epoch, version) wins everywhere.
+/// its rooms elsewhere. Every assignment carries the leader's epoch, the room's assignment
+/// count and the leader's id; the newest (epoch, version, leader) wins everywhere.
 module FormalChat.Protocol.Placement
 
 type Placements = Map<RoomName, Assignment>
@@ -43,16 +43,22 @@ let assignRoom (clients: NodeId -> int) (lastSeq: int64) (requester: NodeId) (ro
         placements, []
     elif needsPlacement room placements state then
         let version = placements.TryFind room |> Option.map (fun current -> current.Version + 1) |> Option.defaultValue 1
-        let placement = { Owner = leastLoaded clients placements state; Epoch = state.Epoch; Version = version; LastSeq = lastSeq }
+        let placement =
+            { Owner = leastLoaded clients placements state
+              Epoch = state.Epoch
+              Leader = state.Self
+              Version = version
+              LastSeq = lastSeq }
         placements.Add(room, placement), announce state room placement
     elif requester <> state.Self then
         placements, [ { To = requester; Message = RoomAssigned(room, placements[room]) } ]
     else
         placements, []
 
-/// Spec: Newer(a, b). Assignments are ordered by epoch, then version.
+/// Spec: Newer(a, b). Assignments are ordered by epoch, then version, then leader, so that
+/// of two leaders of one epoch the same assignment wins at every node.
 let isNewer (assignment: Assignment) (than: Assignment) : bool =
-    (assignment.Epoch, assignment.Version) > (than.Epoch, than.Version)
+    AssignmentOrder.isNewer (assignment.Epoch, assignment.Version, assignment.Leader) (than.Epoch, than.Version, than.Leader)
 
 /// Spec: RecvAssignment(i, m). A newer assignment replaces the one this node has; any other
 /// is ignored, so a late message never moves a room back.

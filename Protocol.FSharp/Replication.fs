@@ -71,9 +71,10 @@ let leastLoadedBackup (clients: NodeId -> int) (placements: Placement.Placements
     |> Seq.filter (fun node -> node <> owner)
     |> Seq.minBy (fun node -> Placement.roomsOwned placements node + roomsBacked backups node, clients node, node)
 
-/// Spec: Newer(a, b), for backup assignments.
+/// Spec: Newer(a, b), for backup assignments: the order of placements (AssignmentOrder), since
+/// two leaders of one epoch can each assign a room's backup as well.
 let isNewer (assignment: BackupAssignment) (than: BackupAssignment) : bool =
-    (assignment.Epoch, assignment.Version) > (than.Epoch, than.Version)
+    AssignmentOrder.isNewer (assignment.Epoch, assignment.Version, assignment.Leader) (than.Epoch, than.Version, than.Leader)
 
 /// Spec: AssignBackup(l, r). The leader gives a room that needs one a backup and tells every node.
 let assignBackup (clients: NodeId -> int) (room: RoomName) (placements: Placement.Placements) (backups: Backups) (state: Coordination) : Backups * Sent list =
@@ -86,6 +87,7 @@ let assignBackup (clients: NodeId -> int) (room: RoomName) (placements: Placemen
             { Backup = leastLoadedBackup clients placements backups owner state
               Owner = owner
               Epoch = state.Epoch
+              Leader = state.Self
               Version = version }
         backups.Add(room, backup), announce state (BackupAssigned(room, backup))
 
@@ -119,6 +121,7 @@ let promoteBackup (lastSeq: int64) (room: RoomName) (placements: Placement.Place
         let promoted =
             { Owner = backup.Backup
               Epoch = state.Epoch
+              Leader = state.Self
               Version = placement.Version + 1
               LastSeq = max lastSeq placement.LastSeq }
         placements.Add(room, promoted), announce state (RoomAssigned(room, promoted))

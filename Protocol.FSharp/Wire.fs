@@ -116,6 +116,7 @@ let private writeBackup (json: Utf8JsonWriter) (backup: BackupAssignment) =
     field json "backup" backup.Backup
     field json "owner" backup.Owner
     field json "epoch" backup.Epoch
+    field json "leader" backup.Leader
     field json "version" backup.Version
     json.WriteEndObject()
 
@@ -194,6 +195,7 @@ let private peerMessageWriter (message: PeerMessage) : Utf8JsonWriter -> unit =
             field json "room" room
             field json "owner" placement.Owner
             field json "epoch" placement.Epoch
+            field json "leader" placement.Leader
             field json "version" placement.Version
             field json "lastSeq" placement.LastSeq
         | RoomPosted post ->
@@ -532,6 +534,7 @@ let private backupOf (frame: JsonElement) : BackupAssignment =
     { Backup = intField backup "backup"
       Owner = intField backup "owner"
       Epoch = intField backup "epoch"
+      Leader = intField backup "leader"
       Version = intField backup "version" }
 
 let private messagesOf (frame: JsonElement) (name: string) : RoomMessage list =
@@ -569,7 +572,11 @@ let private readPeerMessage : string -> JsonElement -> PeerMessage =
         | "placed" ->
             RoomAssigned(
                 roomField frame "room",
-                { Owner = intField frame "owner"; Epoch = intField frame "epoch"; Version = intField frame "version"; LastSeq = longField frame "lastSeq" }
+                { Owner = intField frame "owner"
+                  Epoch = intField frame "epoch"
+                  Leader = intField frame "leader"
+                  Version = intField frame "version"
+                  LastSeq = longField frame "lastSeq" }
             )
         | "post" ->
             RoomPosted

@@ -49,7 +49,44 @@ NoNeedlessMove ==
           (r \in DOMAIN placements[i] /\ alive[placements[i][r].owner]) =>
               placements'[i][r].owner = placements[i][r].owner]_vars
 
-\* The model bound MaxEpoch never stops an election: one at the start, and at most one
-\* per crash and per join.
-ASSUME EpochBoundSuffices == MaxEpoch >= 1 + MaxCrashes + Cardinality(Joining)
+\* The model bound MaxEpoch never stops an election: one at the start and at most one per
+\* join need a new epoch; an election after a crash can always reuse the epoch (Elect: the
+\* leader is the node that stopped, so no live node leads).  A model with MaxEpoch below
+\* 1 + MaxCrashes + Cardinality(Joining) makes every such election reuse the epoch.
+ASSUME EpochBoundSuffices == MaxEpoch >= 1 + Cardinality(Joining)
+
+-----------------------------------------------------------------------------
+(* Witnesses: deliberately false properties.  TLC must violate each one (the *)
+(* expected violations in ci/tlc-placement.sh), which shows that the states   *)
+(* the real properties are about are reached in that model.                   *)
+
+\* False when two leaders of one epoch have both placed rooms.
+WitnessNoTwoLeadersInOneEpoch ==
+    \A x, y \in AssignmentsNow : x[2].epoch = y[2].epoch => x[2].leader = y[2].leader
+
+\* OneOwnerPerVersion before the fix (no leader): false when two leaders of one epoch have
+\* made different assignments of one room with the same (epoch, version).
+WitnessNoConflictInOneVersion ==
+    \A x, y \in AssignmentsNow :
+        (x[1] = y[1] /\ x[2].epoch = y[2].epoch /\ x[2].version = y[2].version)
+            => x[2].owner = y[2].owner
+
+\* False when a node replaces an assignment by one of the same (epoch, version) from a higher
+\* leader: the tie-break of Newer decides a step.
+WitnessNoTieBroken ==
+    [][\A i \in Node, r \in Room :
+          (r \in DOMAIN placements[i] /\ placements'[i][r] # placements[i][r]) =>
+              ~(/\ placements'[i][r].epoch = placements[i][r].epoch
+                /\ placements'[i][r].version = placements[i][r].version)]_vars
+
+\* False when a request lands on a node that no longer leads (a re-election while the
+\* request was in flight), and that node handles it (AssignRoom drops it).
+WitnessNoRequestOnFollower ==
+    [][\A l \in Node : (\E m \in msgs : m.type = "place" /\ AssignRoom(l, m)) => IsLeader(l)]_vars
+
+\* False when the leader re-places a room whose owner has stopped.
+WitnessNoReplacementAfterDeath ==
+    [][\A l \in Node, r \in Room :
+          (IsLeader(l) /\ r \in DOMAIN placements[l] /\ ~alive[placements[l][r].owner])
+              => placements'[l][r] = placements[l][r]]_vars
 =============================================================================

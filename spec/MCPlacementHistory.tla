@@ -21,7 +21,8 @@ HistorySpec == HistoryInit /\ [][HistoryNext]_<<vars, assigned>>
 \* one room with the same epoch and version but different owners.
 OneOwnerPerVersionEver ==
     \A x, y \in assigned :
-        (x[1] = y[1] /\ x[2].epoch = y[2].epoch /\ x[2].version = y[2].version)
+        (x[1] = y[1] /\ x[2].epoch = y[2].epoch /\ x[2].leader = y[2].leader
+                    /\ x[2].version = y[2].version)
             => x[2].owner = y[2].owner
 
 =============================================================================

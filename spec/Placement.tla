@@ -4,8 +4,9 @@
 (* owner on the least-loaded node of its view and announces the placement  *)
 (* to every other node of its view; when an owner leaves the leader's view *)
 (* the leader puts its rooms elsewhere.  Every assignment carries the      *)
-(* leader's epoch and the room's assignment count (version); the newest    *)
-(* (epoch, version) wins everywhere.                                       *)
+(* leader's epoch, the room's assignment count (version) and the leader's  *)
+(* id; the newest (epoch, version, leader) wins everywhere, so two leaders *)
+(* of one epoch cannot leave two nodes with different owners of a room.    *)
 (*                                                                         *)
 (* F# counterpart: Protocol.FSharp/Placement.fs, one function per action,  *)
 (* same name in lowerCamelCase, same parameters and guard:                 *)
@@ -34,7 +35,10 @@
 (*   from a view), Join(n) (a node of Joining starts, and every live node  *)
 (*   learns of it at once), and Elect, which makes the highest live id     *)
 (*   leader in a new epoch at every live node at once, when the leader has *)
-(*   stopped or a higher node has joined.  FormalChat.tla (LCR.tla,        *)
+(*   stopped or a higher node has joined; or in the same epoch again when  *)
+(*   no live node leads, as the real election can (FormalChat.tla,         *)
+(*   MCFormalChatTwoLeaders3: a stopped leader's round finished again by   *)
+(*   the survivors).  FormalChat.tla (LCR.tla,                             *)
 (*   FailureDetector.tla) specifies the real, message-passing protocols;   *)
 (*   this module assumes the outcome they guarantee on a stable ring.      *)
 (* - Which rooms a node's clients are in is a constant, Asks: node i may   *)
@@ -87,8 +91,9 @@ Live == {i \in Node : alive[i]}
 Absent(n) == ~alive[n] /\ view[n] = {}     \* not started yet
 Crashed == {n \in Node : ~alive[n] /\ view[n] # {}}
 
-\* F#: Assignment without LastSeq.
-Assignment == [owner : Node, epoch : Nat, version : Nat \ {0}]
+\* F#: Assignment without LastSeq.  leader is the node that made it: two nodes can win one
+\* epoch (Elect), and the leader's id breaks the tie between their assignments (Newer).
+Assignment == [owner : Node, epoch : Nat, leader : Node, version : Nat \ {0}]
 
 \* F#: PeerMessage.PlacementRequested(room, requester), sent to the leader.
 PlaceMessage(to, r, requester) ==
@@ -117,7 +122,7 @@ Init ==
     /\ view = [i \in Node |-> IF i \in Joining THEN {} ELSE Node \ Joining]
     /\ leader = [i \in Node |-> NoLeader]
     /\ epoch = [i \in Node |-> 0]
-    /\ placements = [i \in Node |-> [r \in {} |-> [owner |-> NoLeader, epoch |-> 0, version |-> 0]]]
+    /\ placements = [i \in Node |-> [r \in {} |-> [owner |-> NoLeader, epoch |-> 0, leader |-> NoLeader, version |-> 0]]]
     /\ msgs = {}
 
 -----------------------------------------------------------------------------
@@ -136,8 +141,16 @@ LeastLoaded(p, V) ==
 \* (IF, not \/: in an action TLC evaluates every disjunct, and p[r] may not exist.)
 NeedsPlacement(r, p, V) == IF r \in DOMAIN p THEN p[r].owner \notin V ELSE TRUE
 
-\* F#: Placement.isNewer.  Assignments are ordered by epoch, then version.
-Newer(a, b) == a.epoch > b.epoch \/ (a.epoch = b.epoch /\ a.version > b.version)
+\* F#: Placement.isNewer.  Assignments are ordered by epoch, then version, then the leader
+\* that made them.  Two leaders of one epoch (Elect may reuse an epoch, as the real election
+\* can) may each make an assignment of a room with the same version: the higher leader's
+\* wins everywhere, so every node ends with the same one.  (The leader after the version,
+\* not before it: a later leader of the epoch may have a lower id, and its re-placement of
+\* a room the first one placed must still win.)
+Newer(a, b) ==
+    \/ a.epoch > b.epoch
+    \/ a.epoch = b.epoch /\ a.version > b.version
+    \/ a.epoch = b.epoch /\ a.version = b.version /\ a.leader > b.leader
 
 \* F#: Map.add.
 Place(p, r, a) == [x \in DOMAIN p \cup {r} |-> IF x = r THEN a ELSE p[x]]
@@ -148,6 +161,7 @@ IsLeader(i) == leader[i] = i
 NewAssignment(l, r, p) ==
     [owner |-> LeastLoaded(p, view[l]),
      epoch |-> epoch[l],
+     leader |-> l,
      version |-> IF r \in DOMAIN p THEN p[r].version + 1 ELSE 1]
 
 \* F#: the private announce: r's placement to every node of l's view but l.
@@ -262,15 +276,21 @@ Join(n) ==
 
 \* The election, as one step: when some live node follows no leader, a stopped one or one
 \* below the highest live id (a higher node has joined), the highest live id becomes leader
-\* in the next epoch, and every live node adopts it at once.  The real LCR round (LCR.tla)
+\* in the next epoch, and every live node adopts it at once.  Or in the current epoch again,
+\* when no live node leads (the leader of that epoch has stopped): LCR can finish a stopped
+\* leader's round a second time among the survivors, so two nodes win one epoch
+\* (MCFormalChatTwoLeaders3, spec/README.md).  Two live leaders of one epoch never occur
+\* (FormalChat's UniqueLiveLeaderPerEpoch), hence the guard.  The real LCR round (LCR.tla)
 \* takes many steps, during which views and leaders differ between nodes; this module does
 \* not model those intermediate states.
 Elect ==
     /\ \E i \in Live : leader[i] # Max(Live)
-    /\ LET next == Max({epoch[i] : i \in Live}) + 1
-       IN  /\ next <= MaxEpoch
-           /\ epoch' = [i \in Node |-> IF alive[i] THEN next ELSE epoch[i]]
-           /\ leader' = [i \in Node |-> IF alive[i] THEN Max(Live) ELSE leader[i]]
+    /\ LET last == Max({epoch[i] : i \in Live})
+       IN  \E next \in {last, last + 1} :
+              /\ 1 <= next /\ next <= MaxEpoch
+              /\ next = last => \A i \in Live : ~IsLeader(i)
+              /\ epoch' = [i \in Node |-> IF alive[i] THEN next ELSE epoch[i]]
+              /\ leader' = [i \in Node |-> IF alive[i] THEN Max(Live) ELSE leader[i]]
     /\ UNCHANGED <<alive, view, placements, msgs>>
 
 \* Lossy model only: the network drops a message in flight.
@@ -310,11 +330,20 @@ AssignmentsNow ==
     UNION {{<<r, placements[i][r]>> : r \in DOMAIN placements[i]} : i \in Node}
         \cup {<<m.room, m.assignment>> : m \in {x \in msgs : x.type = "placed"}}
 
-\* Two assignments of one room with the same epoch and version name the same owner.
+\* Two assignments of one room by one leader with the same epoch and version name the same
+\* owner: a leader never makes two different assignments with one (epoch, version).
 OneOwnerPerVersion ==
     \A x, y \in AssignmentsNow :
-        (x[1] = y[1] /\ x[2].epoch = y[2].epoch /\ x[2].version = y[2].version)
+        (x[1] = y[1] /\ x[2].epoch = y[2].epoch /\ x[2].leader = y[2].leader
+                    /\ x[2].version = y[2].version)
             => x[2].owner = y[2].owner
+
+\* Any two different assignments of one room, anywhere, are ordered by Newer: every node
+\* that sees both keeps the same one, so two live nodes never keep different owners of a
+\* room for good.  (Without the leader in Newer, two leaders of one epoch break this.)
+AssignmentsOrdered ==
+    \A x, y \in AssignmentsNow :
+        (x[1] = y[1] /\ x[2] # y[2]) => Newer(x[2], y[2]) \/ Newer(y[2], x[2])
 
 \* The rooms whose assignment at node l changes in a step.
 Reassigned(l) ==
@@ -326,6 +355,13 @@ LeaderPlacesOnLiveNodes ==
     [][\A l \in Node :
           ((\E m \in msgs : AssignRoom(l, m)) \/ ReassignRooms(l))
               => \A r \in Reassigned(l) : placements'[l][r].owner \in view[l]]_vars
+
+\* Only the leader makes assignments: a node that takes an assignment made by itself (the
+\* assignment's leader) is the leader.  (RecvAssignment never gives a node one of its own:
+\* it made them, and holds them or newer ones.)
+OnlyTheLeaderAssigns ==
+    [][\A i \in Node :
+          \A r \in Reassigned(i) : placements'[i][r].leader = i => IsLeader(i)]_vars
 
 \* Room r has one assignment at every node of S, and its owner is live.
 PlacedAt(r, S) ==

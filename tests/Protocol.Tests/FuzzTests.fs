@@ -27,7 +27,7 @@ let private infoOf (id: NodeId) : NodeInfo = Simulation.Nodes.infoOf id
 let private message (seq: int64) : RoomMessage =
     { Room = Rooms.lobby; Seq = seq; From = "alice"; FromNode = 1; Text = $"line {seq}"; ClientMessageId = seq }
 
-let private backup : BackupAssignment = { Backup = 2; Owner = 1; Epoch = 1; Version = 1 }
+let private backup : BackupAssignment = { Backup = 2; Owner = 1; Epoch = 1; Leader = 3; Version = 1 }
 
 let private knownUser nick node : KnownUser =
     { User = { Nick = nick; Node = node; Rooms = [ Rooms.lobby; "#dev" ] }; Session = $"session-{nick}" }
@@ -45,7 +45,7 @@ let private validPeerMessages : PeerMessage list =
       UsersListed(2, [ knownUser "dave" 2; knownUser "alice" 2 ])
       UsersRequested 3
       PlacementRequested("#dev", 2)
-      RoomAssigned("#dev", { Owner = 2; Epoch = 1; Version = 2; LastSeq = 4L })
+      RoomAssigned("#dev", { Owner = 2; Epoch = 1; Leader = 3; Version = 2; LastSeq = 4L })
       RoomPosted { Room = Rooms.lobby; From = "dave"; FromNode = 2; Text = "hello"; ClientMessageId = 5L }
       RoomSequenced(message 4L)
       BackupAssigned(Rooms.lobby, backup)
@@ -199,8 +199,8 @@ let private fuzzedNode : NodeState =
         [ heartbeat 2
           heartbeat 3
           PeerMessageReceived(LeaderAnnounced { Leader = 3; Epoch = 1 })
-          PeerMessageReceived(RoomAssigned(Rooms.lobby, { Owner = 1; Epoch = 1; Version = 1; LastSeq = 0L }))
-          PeerMessageReceived(RoomAssigned("#dev", { Owner = 2; Epoch = 1; Version = 1; LastSeq = 0L }))
+          PeerMessageReceived(RoomAssigned(Rooms.lobby, { Owner = 1; Epoch = 1; Leader = 3; Version = 1; LastSeq = 0L }))
+          PeerMessageReceived(RoomAssigned("#dev", { Owner = 2; Epoch = 1; Leader = 3; Version = 1; LastSeq = 0L }))
           PeerMessageReceived(BackupAssigned(Rooms.lobby, backup))
           PeerMessageReceived(ReplicaStored(Rooms.lobby, backup, 0L))
           yield! connect 1L "alice"

@@ -70,7 +70,7 @@ let ``a tick that resends a thousand waiting posts sends each once, in order`` (
         { NodeState.init self with
             Coordination = { Coordination.init 2 with View = Set [ 2; 3 ]; Leader = Some 3; Epoch = 1 }
             Peers = Map [ 3, { Info = owner; Load = Load.zero } ]
-            Placements = Map [ "#dev", { Owner = 3; Epoch = 1; Version = 1; LastSeq = 0L } ]
+            Placements = Map [ "#dev", { Owner = 3; Epoch = 1; Leader = 0; Version = 1; LastSeq = 0L } ]
             Unconfirmed = Map [ "#dev", posts ] }
 
     let _, effects = Node.step config state Ticked

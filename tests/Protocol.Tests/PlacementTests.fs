@@ -26,7 +26,7 @@ let private noClients (_: NodeId) = 0
 let private clientsFrom (counts: (NodeId * int) list) (node: NodeId) =
     counts |> List.tryFind (fst >> (=) node) |> Option.map snd |> Option.defaultValue 0
 
-let private placedOn (owner: NodeId) (epoch: Epoch) : Assignment = { Owner = owner; Epoch = epoch; Version = 1; LastSeq = 0L }
+let private placedOn (owner: NodeId) (epoch: Epoch) : Assignment = { Owner = owner; Epoch = epoch; Leader = 0; Version = 1; LastSeq = 0L }
 
 let private placements (rooms: (RoomName * NodeId) list) : Placement.Placements =
     rooms |> List.map (fun (room, owner) -> room, placedOn owner 1) |> Map.ofList
@@ -89,7 +89,7 @@ let ``requestRoom: the leader asks itself`` () =
 let ``assignRoom: the leader places a new room on the least-loaded node in its epoch and tells every other node`` () =
     let next, sent = Placement.assignRoom (clientsFrom [ 1, 4; 2, 1; 3, 2 ]) 17L 1 "#dev" Map.empty leader3
 
-    let placement = { Owner = 2; Epoch = 2; Version = 1; LastSeq = 17L }
+    let placement = { Owner = 2; Epoch = 2; Leader = 3; Version = 1; LastSeq = 17L }
     Assert.Equal<Placement.Placements>(Map.ofList [ "#dev", placement ], next)
     Assert.Equal<Sent list>(
         [ { To = 1; Message = RoomAssigned("#dev", placement) }; { To = 2; Message = RoomAssigned("#dev", placement) } ],
@@ -102,7 +102,7 @@ let ``assignRoom: a node that is not the leader assigns nothing`` () =
         Assert.Equal((before, []), Placement.assignRoom noClients 0L 1 "#a" before follower)
 
 let ``assignRoom: a room on a live owner is not moved, only re-announced to the node that asked`` () =
-    let before = Map.ofList [ "#dev", { Owner = 1; Epoch = 1; Version = 1; LastSeq = 0L } ]
+    let before = Map.ofList [ "#dev", { Owner = 1; Epoch = 1; Leader = 0; Version = 1; LastSeq = 0L } ]
 
     let next, sent = Placement.assignRoom noClients 40L 2 "#dev" before leader3
 
@@ -115,11 +115,11 @@ let ``assignRoom: a room on a live owner asked for by the leader itself sends no
     Assert.Equal((before, []), Placement.assignRoom noClients 0L 3 "#dev" before leader3)
 
 let ``assignRoom: a room whose owner left the view is moved, carrying the last sequence number`` () =
-    let before = Map.ofList [ "#dev", { Owner = 9; Epoch = 1; Version = 1; LastSeq = 5L } ]
+    let before = Map.ofList [ "#dev", { Owner = 9; Epoch = 1; Leader = 0; Version = 1; LastSeq = 5L } ]
 
     let next, sent = Placement.assignRoom noClients 12L 1 "#dev" before leader3
 
-    Assert.Equal({ Owner = 1; Epoch = 2; Version = 2; LastSeq = 12L }, next["#dev"])
+    Assert.Equal({ Owner = 1; Epoch = 2; Leader = 3; Version = 2; LastSeq = 12L }, next["#dev"])
     Assert.Equal<NodeId list>([ 1; 2 ], sent |> List.map _.To)
 
 // ---------------------------------------------------------------------------------------------
@@ -145,14 +145,71 @@ let ``recvAssignment: other rooms are untouched`` () =
     Assert.Equal(current["#a"], next["#a"])
 
 // ---------------------------------------------------------------------------------------------
+// Two leaders of one epoch (spec: Elect may reuse an epoch; Newer breaks the tie by leader).
+
+let ``isNewer: of two assignments with one epoch and version, the higher leader's is newer`` () =
+    let byLeader3 = { placedOn 2 1 with Leader = 3 }
+    let byLeader2 = { placedOn 1 1 with Leader = 2 }
+
+    Assert.True(Placement.isNewer byLeader3 byLeader2)
+    Assert.False(Placement.isNewer byLeader2 byLeader3)
+    // The version still comes first: a later leader of the epoch with a lower id re-places.
+    Assert.True(Placement.isNewer { byLeader2 with Version = 2 } byLeader3)
+
+/// Leader 3 wins epoch 1, places #dev and stops; the survivors finish its round again and
+/// node 2 wins epoch 1 too (spec/MCFormalChatTwoLeaders3.cfg). Node 2 has not heard of #dev
+/// and places it anew, on another owner, with the same (epoch, version).
+let private twoLeadersOfEpoch1 () =
+    let leader3 = coordination 3 [ 1; 2 ] (Some 3) 1
+    let leader2 = coordination 2 [ 1 ] (Some 2) 1
+    let by3, _ = Placement.assignRoom (clientsFrom [ 1, 5; 2, 0; 3, 9 ]) 0L 1 "#dev" Map.empty leader3
+    let by2, _ = Placement.assignRoom noClients 0L 1 "#dev" Map.empty leader2
+    by3["#dev"], by2["#dev"]
+
+let ``two leaders of one epoch assign different owners: every node ends with the higher leader's, in either order`` () =
+    let by3, by2 = twoLeadersOfEpoch1 ()
+    Assert.Equal((1, 1, 3, 2), (by3.Epoch, by3.Version, by3.Leader, by3.Owner))
+    Assert.Equal((1, 1, 2, 1), (by2.Epoch, by2.Version, by2.Leader, by2.Owner))
+
+    let receive (assignments: Assignment list) (start: Placement.Placements) =
+        assignments |> List.fold (fun placements a -> Placement.recvAssignment "#dev" a placements) start
+
+    // A follower that hears both, in either order, and leader 2 itself, which holds its own.
+    Assert.Equal(by3, (receive [ by3; by2 ] Map.empty)["#dev"])
+    Assert.Equal(by3, (receive [ by2; by3 ] Map.empty)["#dev"])
+    Assert.Equal(by3, (receive [ by3 ] (Map.ofList [ "#dev", by2 ]))["#dev"])
+    Assert.Equal(by3, (receive [ by2 ] (Map.ofList [ "#dev", by3 ]))["#dev"])
+
+let ``two leaders of one epoch: the later leader's re-placement of the first one's room still wins`` () =
+    let by3, _ = twoLeadersOfEpoch1 ()
+    // Leader 2 holds leader 3's assignment; its owner, node 2 here, is fine, but had it been a
+    // node that left the view, leader 2 moves the room with a later version, which must win
+    // over leader 3's although 2 < 3.
+    let leader2 = coordination 2 [ 1 ] (Some 2) 1
+    let gone = { by3 with Owner = 3 }
+
+    let next, _ = Placement.reassignRooms noClients (fun _ -> 0L) (Map.ofList [ "#dev", gone ]) leader2
+
+    Assert.Equal((1, 2, 2), (next["#dev"].Epoch, next["#dev"].Version, next["#dev"].Leader))
+    Assert.Equal(next["#dev"], (Placement.recvAssignment "#dev" next["#dev"] (Map.ofList [ "#dev", gone ]))["#dev"])
+
+let ``backup assignments follow the same order as placements`` () =
+    let backup leader version = { Backup = 2; Owner = 1; Epoch = 1; Leader = leader; Version = version }
+
+    Assert.True(Replication.isNewer (backup 3 1) (backup 2 1))
+    Assert.False(Replication.isNewer (backup 2 1) (backup 3 1))
+    Assert.True(Replication.isNewer (backup 2 2) (backup 3 1))
+    Assert.Equal(backup 3 1, (Replication.recvBackupAssignment "#dev" (backup 2 1) (Map.ofList [ "#dev", backup 3 1 ]))["#dev"])
+
+// ---------------------------------------------------------------------------------------------
 // ReassignRooms.
 
 let ``reassignRooms: every room whose owner left the view moves, rooms on live owners stay`` () =
     let before =
         Map.ofList
-            [ "#a", { Owner = 9; Epoch = 1; Version = 1; LastSeq = 3L }
-              "#b", { Owner = 9; Epoch = 1; Version = 1; LastSeq = 0L }
-              "#c", { Owner = 1; Epoch = 1; Version = 1; LastSeq = 8L } ]
+            [ "#a", { Owner = 9; Epoch = 1; Leader = 0; Version = 1; LastSeq = 3L }
+              "#b", { Owner = 9; Epoch = 1; Leader = 0; Version = 1; LastSeq = 0L }
+              "#c", { Owner = 1; Epoch = 1; Leader = 0; Version = 1; LastSeq = 8L } ]
     let lastSeq room = if room = "#a" then 4L else 0L
 
     let next, sent = Placement.reassignRooms noClients lastSeq before leader3
@@ -160,8 +217,8 @@ let ``reassignRooms: every room whose owner left the view moves, rooms on live o
     Assert.Equal(before["#c"], next["#c"])
     // One by one, in room order: #a to 2 (2 and 3 own nothing, 2 is the lower id), then #b to
     // 3, which now owns fewer rooms than 2.
-    Assert.Equal({ Owner = 2; Epoch = 2; Version = 2; LastSeq = 4L }, next["#a"])
-    Assert.Equal({ Owner = 3; Epoch = 2; Version = 2; LastSeq = 0L }, next["#b"])
+    Assert.Equal({ Owner = 2; Epoch = 2; Leader = 3; Version = 2; LastSeq = 4L }, next["#a"])
+    Assert.Equal({ Owner = 3; Epoch = 2; Leader = 3; Version = 2; LastSeq = 0L }, next["#b"])
     Assert.Equal(4, sent.Length)
 
 let ``reassignRooms: a follower moves nothing`` () =
@@ -248,6 +305,14 @@ let tests =
             ``recvAssignment: a newer epoch or a later version of the same epoch replaces; anything else is ignored``
         testCase "recvAssignment: other rooms are untouched"
             ``recvAssignment: other rooms are untouched``
+        testCase "isNewer: of two assignments with one epoch and version, the higher leader's is newer"
+            ``isNewer: of two assignments with one epoch and version, the higher leader's is newer``
+        testCase "two leaders of one epoch assign different owners: every node ends with the higher leader's, in either order"
+            ``two leaders of one epoch assign different owners: every node ends with the higher leader's, in either order``
+        testCase "two leaders of one epoch: the later leader's re-placement of the first one's room still wins"
+            ``two leaders of one epoch: the later leader's re-placement of the first one's room still wins``
+        testCase "backup assignments follow the same order as placements"
+            ``backup assignments follow the same order as placements``
         testCase "reassignRooms: every room whose owner left the view moves, rooms on live owners stay"
             ``reassignRooms: every room whose owner left the view moves, rooms on live owners stay``
         testCase "reassignRooms: a follower moves nothing"

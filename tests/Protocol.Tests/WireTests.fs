@@ -107,9 +107,10 @@ let private peerMessageGen : Gen<PeerMessage> =
               let! room = roomGen
               let! owner = intGen
               let! epoch = intGen
+              let! leader = intGen
               let! version = intGen
               let! lastSeq = longGen
-              return RoomAssigned(room, { Owner = owner; Epoch = epoch; Version = version; LastSeq = lastSeq })
+              return RoomAssigned(room, { Owner = owner; Epoch = epoch; Leader = leader; Version = version; LastSeq = lastSeq })
           }
           roomMessageGen
           |> Gen.map (fun message ->
@@ -472,9 +473,10 @@ let tests =
               ("{\"v\":1,\"type\":\"users\",\"node\":2,\"users\":[{\"nick\":\"alice\",\"node\":2,\"rooms\":[]}]}", "session")
               ("{\"v\":1,\"type\":\"sequenced\",\"room\":\"#lobby\",\"seq\":\"1\",\"from\":\"a\",\"fromNode\":1,\"text\":\"hi\",\"id\":0}", "seq")
               ("{\"v\":1,\"type\":\"sequenced\",\"room\":\"#lobby\",\"seq\":1,\"from\":\"a\",\"fromNode\":1,\"text\":\"hi\"}", "id")
-              ("{\"v\":1,\"type\":\"placed\",\"room\":\"#dev\",\"owner\":2,\"epoch\":1}", "version")
-              ("{\"v\":1,\"type\":\"placed\",\"room\":\"#dev\",\"owner\":2,\"epoch\":1,\"version\":1}", "lastSeq")
-              ("{\"v\":1,\"type\":\"placed\",\"room\":\"#dev\",\"owner\":2,\"epoch\":1,\"version\":1,\"lastSeq\":99999999999999999999999}", "lastSeq")
+              ("{\"v\":1,\"type\":\"placed\",\"room\":\"#dev\",\"owner\":2,\"epoch\":1}", "leader")
+              ("{\"v\":1,\"type\":\"placed\",\"room\":\"#dev\",\"owner\":2,\"epoch\":1,\"leader\":3}", "version")
+              ("{\"v\":1,\"type\":\"placed\",\"room\":\"#dev\",\"owner\":2,\"epoch\":1,\"leader\":3,\"version\":1}", "lastSeq")
+              ("{\"v\":1,\"type\":\"placed\",\"room\":\"#dev\",\"owner\":2,\"epoch\":1,\"leader\":3,\"version\":1,\"lastSeq\":99999999999999999999999}", "lastSeq")
               ("{\"v\":1,\"type\":\"users-requested\"}", "node")
               ("{\"v\":1,\"type\":\"heartbeat\",\"epoch\":1,\"leader\":null,\"known\":[],\"load\":{\"clients\":0,\"rooms\":0,\"messagesPerSecond\":0}}", "from")
               ("{\"v\":1,\"type\":\"heartbeat\",\"from\":{\"id\":2,\"client\":\"nowhere\",\"peer\":\"127.0.0.1:6002\"},\"epoch\":1,\"leader\":null,\"known\":[],\"load\":{\"clients\":0,\"rooms\":0,\"messagesPerSecond\":0}}", "client")

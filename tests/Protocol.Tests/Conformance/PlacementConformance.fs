@@ -65,10 +65,11 @@ type Cluster =
 
 let private noLeader = 0
 
-/// Spec assignment [owner, epoch, version]; LastSeq is not modelled, so it is 0.
+/// Spec assignment [owner, epoch, leader, version]; LastSeq is not modelled, so it is 0.
 let private assignmentOf (value: Value) : Assignment =
     { Owner = asInt (field "owner" value)
       Epoch = asInt (field "epoch" value)
+      Leader = asInt (field "leader" value)
       Version = asInt (field "version" value)
       LastSeq = 0L }
 
@@ -104,14 +105,14 @@ let ofTla (variables: Map<string, Value>) : Cluster =
 let private describeSent (sent: Sent) =
     match sent.Message with
     | PlacementRequested(room, requester) -> $"place {room} for {requester} -> {sent.To}"
-    | RoomAssigned(room, a) -> $"placed {room} on {a.Owner} (epoch {a.Epoch}, version {a.Version}) -> {sent.To}"
+    | RoomAssigned(room, a) -> $"placed {room} on {a.Owner} (epoch {a.Epoch}, version {a.Version}, leader {a.Leader}) -> {sent.To}"
     | other -> $"{other} -> {sent.To}"
 
 /// One line per node and one per message, so that two states can be diffed line by line.
 let describe (cluster: Cluster) : string list =
     [ for KeyValue(node, c) in cluster.Coordination do
           let placements =
-              [ for KeyValue(room, a) in cluster.Placements[node] -> $"{room}@{a.Owner}(e{a.Epoch} v{a.Version})" ]
+              [ for KeyValue(room, a) in cluster.Placements[node] -> $"{room}@{a.Owner}(e{a.Epoch} v{a.Version} l{a.Leader})" ]
           let leader = c.Leader |> Option.map string |> Option.defaultValue "none"
           let alive = if cluster.Alive[node] then "live" else "stopped"
           let placed = String.Join(" ", placements)
@@ -236,18 +237,22 @@ let join (node: NodeId) (cluster: Cluster) : Cluster option =
     else
         None
 
-let elect (model: Model) (cluster: Cluster) : Cluster option =
+/// Spec: Elect. The highest live id leads in the next epoch, or in the current one again when
+/// no live node leads (two nodes can win one epoch): one successor for each epoch allowed.
+let elect (model: Model) (cluster: Cluster) : Cluster list =
     let live = live cluster
     let winner = Set.maxElement live
-    let next = (live |> Seq.map (fun node -> cluster.Coordination[node].Epoch) |> Seq.max) + 1
-    if live |> Set.exists (fun node -> cluster.Coordination[node].Leader <> Some winner) && next <= model.MaxEpoch then
-        Some
-            { cluster with
-                Coordination =
-                    cluster.Coordination
-                    |> Map.map (fun node c -> if live.Contains node then { c with Epoch = next; Leader = Some winner } else c) }
+    let last = live |> Seq.map (fun node -> cluster.Coordination[node].Epoch) |> Seq.max
+    let noLiveLeader = live |> Set.forall (fun node -> cluster.Coordination[node].Leader <> Some node)
+    if live |> Set.exists (fun node -> cluster.Coordination[node].Leader <> Some winner) then
+        [ for next in [ last; last + 1 ] do
+              if 1 <= next && next <= model.MaxEpoch && (next <> last || noLiveLeader) then
+                  { cluster with
+                      Coordination =
+                          cluster.Coordination
+                          |> Map.map (fun node c -> if live.Contains node then { c with Epoch = next; Leader = Some winner } else c) } ]
     else
-        None
+        []
 
 let loseMessage (model: Model) (message: Sent) (cluster: Cluster) : Cluster option =
     if model.Lossy && cluster.InFlight.Contains message then Some { cluster with InFlight = cluster.InFlight.Remove message } else None
@@ -279,9 +284,8 @@ let successors (model: Model) (cluster: Cluster) : (string * Cluster) list =
           match join node cluster with
           | Some next -> $"Join({node})", next
           | None -> ()
-      match elect model cluster with
-      | Some next -> "Elect", next
-      | None -> ()
+      for next in elect model cluster do
+          "Elect", next
       for message in cluster.InFlight do
           match loseMessage model message cluster with
           | Some next -> $"LoseMessage({describeSent message})", next

@@ -88,10 +88,16 @@ let private readMessage (value: Value) : RoomMessage =
 
 let private readMessages (value: Value) : RoomMessage list = asFunction value |> List.map (snd >> readMessage)
 
+/// Replication.tla elects atomically, one leader per epoch, so its assignments carry no
+/// leader's id; F#'s do (two nodes can win one epoch: spec/Placement.tla, Newer). The harness
+/// compares them with the id erased on the F# side (withoutLeaders) and 0 on the TLA+ side.
+let private noLeaderTag = 0
+
 let private readAssignment (value: Value) : BackupAssignment =
     { Backup = asInt (field "backup" value)
       Owner = asInt (field "owner" value)
       Epoch = asInt (field "epoch" value)
+      Leader = noLeaderTag
       Version = asInt (field "version" value) }
 
 let private readPeerMessage (value: Value) : PeerMessage =
@@ -115,6 +121,7 @@ let ofTla (variables: Map<string, Value>) : Cluster =
       Placement =
         { Owner = asInt (field "owner" placement)
           Epoch = asInt (field "epoch" placement)
+          Leader = noLeaderTag
           Version = asInt (field "version" placement)
           LastSeq = int64 (asInt (field "lastSeq" placement)) }
       Backups =
@@ -462,7 +469,23 @@ let heal (model: Model) (_: NodeId) (_: Cluster) : Cluster option =
     if model.MaxPartitions = 0 then None else failwith "the harness models no partition"
 
 /// Every step from a cluster state, labelled the way TLC labels it.
-let successors (model: Model) (cluster: Cluster) : (string * Cluster) list =
+let private withoutLeaders (cluster: Cluster) : Cluster =
+    let erase (backup: BackupAssignment) = { backup with Leader = noLeaderTag }
+    let eraseIn (message: PeerMessage) =
+        match message with
+        | BackupAssigned(room, backup) -> BackupAssigned(room, erase backup)
+        | ReplicaSynced(room, backup, committed, pending) -> ReplicaSynced(room, erase backup, committed, pending)
+        | ReplicaAppended(backup, message) -> ReplicaAppended(erase backup, message)
+        | other -> other
+    { cluster with
+        Placement = { cluster.Placement with Leader = noLeaderTag }
+        Backups = cluster.Backups |> Map.map (fun _ backups -> backups |> Map.map (fun _ backup -> erase backup))
+        Links = cluster.Links |> Map.map (fun _ link -> List.map eraseIn link) }
+
+let rec successors (model: Model) (cluster: Cluster) : (string * Cluster) list =
+    successorsWithLeaders model cluster |> List.map (fun (label, next) -> label, withoutLeaders next)
+
+and private successorsWithLeaders (model: Model) (cluster: Cluster) : (string * Cluster) list =
     let nodes = model.Nodes
     let pairs = [ for a in nodes do for b in nodes do a, b ]
     [ for o in nodes do
