@@ -47,6 +47,7 @@ public static class LocalCluster
             "--data-dir", node.DataDir, "--fsync", Config.fsyncPolicyName(node.Fsync),
         };
         if (timing.MulticastGroup is { } group) arguments.AddRange(["--multicast", group.Value.ToString()]);
+        if (node.IrcPort is { } irc) arguments.AddRange(["--irc-port", irc.Value.ToString()]);
 
         var self = Environment.ProcessPath ?? throw new InvalidOperationException("cannot find this program's path");
         var start = new ProcessStartInfo(self) { UseShellExecute = false };
@@ -61,10 +62,12 @@ public static class LocalCluster
         Console.WriteLine($"FormalChat: {cluster.Nodes} nodes on 127.0.0.1, heartbeat {cluster.Timing.HeartbeatIntervalMs} ms, suspect after {cluster.Timing.SuspectAfter} missed.");
         for (var id = 1; id <= cluster.Nodes; id++)
         {
-            Console.WriteLine($"  node {id}: clients 127.0.0.1:{cluster.BasePort + id - 1}, room logs in {Config.nodeDataDir(cluster.DataDir, id)}  (pid {processes[id - 1].Id})");
+            var irc = Config.clusterNodeOptions(cluster, id).IrcPort is { } ircPort ? $", IRC 127.0.0.1:{ircPort.Value}" : "";
+            Console.WriteLine($"  node {id}: clients 127.0.0.1:{cluster.BasePort + id - 1}{irc}, room logs in {Config.nodeDataDir(cluster.DataDir, id)}  (pid {processes[id - 1].Id})");
         }
         Console.WriteLine("Connect a client from another terminal:");
         Console.WriteLine($"  dotnet run --project Client.CSharp -- --nick alice --server 127.0.0.1:{cluster.BasePort}");
+        Console.WriteLine($"or an IRC client, e.g. irssi:  /connect 127.0.0.1 {cluster.BasePort + 2000}");
         Console.WriteLine($"Kill the leader (node {cluster.Nodes}) to watch a re-election:  kill -9 {processes[^1].Id}");
         Console.WriteLine("Ctrl+C stops every node.");
     }

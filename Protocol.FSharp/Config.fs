@@ -17,7 +17,7 @@ type ClusterArgs =
         member this.Usage =
             match this with
             | Nodes _ -> "how many nodes to start (default 3)"
-            | Base_Port _ -> "client port of node 1; node i listens on base+i-1 (default 5001)"
+            | Base_Port _ -> "client port of node 1; node i listens on base+i-1, and for IRC clients on base+i-1+2000 (default 5001)"
             | Heartbeat_Ms _ -> "heartbeat interval in milliseconds (default 2000)"
             | Suspect_After _ -> "missed heartbeats before a node is suspected (default 3)"
             | Multicast _ -> "discovery group as group:port (default 239.255.77.1:5007)"
@@ -56,6 +56,7 @@ type NodeArgs =
     | Client_Rate of messages_per_second: int
     | Client_Burst of messages: int
     | Max_Client_Queue_Bytes of bytes: int
+    | Irc_Port of port: int
     | [<CliPrefix(CliPrefix.None)>] Cluster of ParseResults<ClusterArgs>
 
     interface IArgParserTemplate with
@@ -81,6 +82,7 @@ type NodeArgs =
             | Client_Rate _ -> $"frames per second a client may send before the node reads its frames more slowly; 0: no limit (default {ClientLimits.defaults.RatePerSecond})"
             | Client_Burst _ -> $"frames a client may send at once above --client-rate (default {ClientLimits.defaults.Burst})"
             | Max_Client_Queue_Bytes _ -> $"bytes waiting to be sent to one client beyond which it is too slow and is disconnected (default {ClientLimits.defaults.MaxQueueBytes})"
+            | Irc_Port _ -> "TCP port for IRC clients (RFC 1459/2812 subset, docs/IRC.md), on --host; off by default"
             | Cluster _ -> "start a local cluster: N node processes on this machine, stopped together by Ctrl+C"
 
 type ClientArgs =
@@ -133,7 +135,9 @@ type NodeOptions =
       /// Where this node keeps its room logs; no two nodes share one.
       DataDir: string
       Fsync: FsyncPolicy
-      Clients: ClientLimits }
+      Clients: ClientLimits
+      /// The port for IRC clients (docs/IRC.md); None: no IRC gateway.
+      IrcPort: int option }
 
 type ClusterOptions =
     { Nodes: int
@@ -226,7 +230,7 @@ let parseNodeCommand (argv: string array) : Result<NodeCommand, UsageError> =
             let nodes = cluster.GetResult(ClusterArgs.Nodes, defaultValue = 3)
             check (nodes >= 1 && nodes <= 64) "--nodes must be between 1 and 64"
             let basePort = validPort "--base-port" (cluster.GetResult(ClusterArgs.Base_Port, defaultValue = 5001))
-            check (basePort + nodes - 1 + 1000 < 65536) "--base-port leaves no room for the peer ports (client port + 1000)"
+            check (basePort + nodes - 1 + 2000 < 65536) "--base-port leaves no room for the peer ports (client port + 1000) and IRC ports (client port + 2000)"
             RunCluster
                 { Nodes = nodes
                   BasePort = basePort
@@ -269,6 +273,8 @@ let parseNodeCommand (argv: string array) : Result<NodeCommand, UsageError> =
             check (queueBytes >= 65536 && queueBytes <= 1024 * 1024 * 1024) "--max-client-queue-bytes must be between 65536 and 1073741824"
             let host = args.GetResult(NodeArgs.Host, defaultValue = "127.0.0.1")
             check (System.Net.IPAddress.TryParse(host) |> fst) $"--host takes an IP address, not '{host}'"
+            let ircPort = args.TryGetResult NodeArgs.Irc_Port |> Option.map (validPort "--irc-port")
+            check (ircPort <> Some port && ircPort <> Some peerPort) "--irc-port must differ from --port and --peer-port"
             RunNode
                 { Id = id.Value
                   Host = host
@@ -293,7 +299,8 @@ let parseNodeCommand (argv: string array) : Result<NodeCommand, UsageError> =
                     |> Option.map dataDir
                     |> Option.defaultValue (nodeDataDir defaultDataDir id.Value)
                   Fsync = args.TryGetResult NodeArgs.Fsync |> Option.map fsyncPolicy |> Option.defaultValue Batch
-                  Clients = { RatePerSecond = rate; Burst = burst; MaxQueueBytes = queueBytes } })
+                  Clients = { RatePerSecond = rate; Burst = burst; MaxQueueBytes = queueBytes }
+                  IrcPort = ircPort })
 
 /// `alice localhost 5001` (the prior art's form) means `--nick alice --server localhost:5001`.
 let parseClientCommand (argv: string array) : Result<ClientOptions, UsageError> =
@@ -345,7 +352,8 @@ let nodeInfoOf (options: NodeOptions) : NodeInfo =
       ClientEndpoint = { Host = options.Host; Port = options.ClientPort }
       PeerEndpoint = { Host = options.Host; Port = options.PeerPort } }
 
-/// Node i of a local cluster: client port base+i-1, peer port 1000 above it, logs in <base>/node-<i>.
+/// Node i of a local cluster: client port base+i-1, peer port 1000 above it, IRC port 2000 above
+/// it, logs in <base>/node-<i>.
 let clusterNodeOptions (cluster: ClusterOptions) (id: NodeId) : NodeOptions =
     let port = cluster.BasePort + id - 1
     { Id = id
@@ -360,4 +368,5 @@ let clusterNodeOptions (cluster: ClusterOptions) (id: NodeId) : NodeOptions =
       Rebalance = NodeState.ProtocolConfig.defaults.Rebalance
       DataDir = nodeDataDir cluster.DataDir id
       Fsync = Batch
-      Clients = ClientLimits.defaults }
+      Clients = ClientLimits.defaults
+      IrcPort = Some(port + 2000) }

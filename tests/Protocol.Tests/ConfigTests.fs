@@ -157,6 +157,15 @@ let ``cluster reads its timing flags`` () =
     Assert.Equal(2, cluster.Timing.SuspectAfter)
     Assert.Equal(Some { Host = "239.255.0.9"; Port = 7777 }, cluster.Timing.MulticastGroup)
 
+let ``--irc-port is off by default and read when given`` () =
+    Assert.Equal(None, (runNode "--id 1 --port 5001").IrcPort)
+    Assert.Equal(Some 7001, (runNode "--id 1 --port 5001 --irc-port 7001").IrcPort)
+
+let ``cluster gives node i the IRC port client port + 2000`` () =
+    let cluster = runCluster "cluster --nodes 3 --base-port 5001"
+
+    Assert.Equal<int option list>([ Some 7001; Some 7002; Some 7003 ], [ for id in 1..3 -> (clusterNodeOptions cluster id).IrcPort ])
+
 let ``a node command line that cannot run is an error that says why`` (commandLine: string, mentions: string) =
     let message = nodeError commandLine
 
@@ -256,8 +265,17 @@ let tests =
             ``cluster without flags starts three nodes from port 5001``
         testCase "cluster reads its timing flags"
             ``cluster reads its timing flags``
+        testCase "--irc-port is off by default and read when given"
+            ``--irc-port is off by default and read when given``
+        testCase "cluster gives node i the IRC port client port + 2000"
+            ``cluster gives node i the IRC port client port + 2000``
         testTheory "a node command line that cannot run is an error that says why"
-            [ ("--port 5003", "--id")
+            [ ("--id 3 --port 5003 --irc-port 0", "--irc-port")
+              ("--id 3 --port 5003 --irc-port 70000", "--irc-port")
+              ("--id 3 --port 5003 --irc-port 5003", "--irc-port")
+              ("--id 3 --port 5003 --irc-port 6003", "--irc-port")
+              ("--id 3 --port 5003 --irc-port", "--irc-port")
+              ("--port 5003", "--id")
               ("--id 3", "--port")
               ("--id 0 --port 5003", "--id")
               ("--id -4 --port 5003", "")
@@ -283,6 +301,7 @@ let tests =
               ("cluster --data-dir", "--data-dir")
               ("cluster --nodes 0", "--nodes")
               ("cluster --base-port 65000", "--base-port")
+              ("cluster --nodes 3 --base-port 63534", "--base-port")
               ("cluster --bogus", "--bogus") ]
             ``a node command line that cannot run is an error that says why``
         testCase "--help is an Error marked as help, carrying the usage text"
