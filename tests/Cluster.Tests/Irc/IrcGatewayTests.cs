@@ -64,6 +64,8 @@ public class IrcGatewayTests
         await bob.SendAsync(new JObject { ["type"] = "msg", ["to"] = "alice", ["text"] = "psst alice" });
         await alice.NextAsync(line => line == ":bob!bob@node2.formalchat PRIVMSG alice :psst alice");
         Assert.DoesNotContain(alice.Received, line => line.Contains("PRIVMSG bob :"));
+        // Each of bob's room messages reached alice once.
+        Assert.Single(alice.Received, line => line.EndsWith("PRIVMSG #dev :four"));
     }
 
     [Fact]

@@ -51,6 +51,7 @@ public class IrssiTests(ITestOutputHelper output)
         await bob.SendAsync(new JObject { ["type"] = "say", ["room"] = "#dev", ["text"] = "hello from the native client" });
         await irssi.WaitForScreenAsync(screen => screen.Contains("hello from the native client"), Deadline, "irssi shows bob's message");
         output.WriteLine(irssi.Screen);
+        Assert.Single(irssi.Screen.Split('\n'), line => line.Contains("hello from the native client"));
     }
 
     private static async Task<string?> WhyNotAvailableAsync()
@@ -91,7 +92,7 @@ public sealed class Tmux : IAsyncDisposable
     {
         await Eventually.TrueAsync(async () =>
         {
-            var (_, text) = await RunAsync("tmux", ["-L", _socket, "capture-pane", "-p", "-t", "test", "-S", "-200"], TimeSpan.FromSeconds(10));
+            var (_, text) = await RunAsync("tmux", ["-L", _socket, "capture-pane", "-p", "-t", "test"], TimeSpan.FromSeconds(10));
             _screen = text;
             return shows(text);
         }, deadline, what, () => $"screen:\n{_screen}");
