@@ -15,7 +15,7 @@ public class IrssiTests(ITestOutputHelper output)
     private static readonly TimeSpan Deadline = TimeSpan.FromSeconds(20);
 
     [Fact]
-    public async Task Irssi_on_node_1_and_a_native_client_on_node_2_chat_in_a_room()
+    public async Task Irssi_on_node_1_a_native_client_and_a_raw_irc_client_on_node_2_chat_in_a_room()
     {
         if (await WhyNotAvailableAsync() is { } reason)
         {
@@ -29,6 +29,9 @@ public class IrssiTests(ITestOutputHelper output)
         await using var bob = await TestClient.ConnectAsync(cluster.ClientPort(2), "bob");
         await bob.SendAsync(new JObject { ["type"] = "join", ["room"] = "#dev" });
         await bob.NextAsync(frame => (string?)frame["type"] == "joined");
+        await using var carol = await TestIrcClient.RegisterAsync(irc[2], "carol");
+        await carol.SendAsync("JOIN #dev");
+        await carol.NextAsync(line => line.StartsWith(":node2.formalchat 366 carol #dev "));
 
         var home = Directory.CreateTempSubdirectory("formalchat-irssi-").FullName;
         await using var irssi = await Tmux.StartAsync($"irssi --home={Tmux.Quote(home)} -n ircalice -c 127.0.0.1 -p {irc[1]}", deleteOnDispose: home);
@@ -47,9 +50,13 @@ public class IrssiTests(ITestOutputHelper output)
         var message = await bob.NextAsync(frame => (string?)frame["type"] == "message" && (string?)frame["text"] == "hello from irssi");
         Assert.Equal("ircalice", (string?)message["from"]);
         Assert.Equal("#dev", (string?)message["room"]);
+        await carol.NextAsync(line => line == ":ircalice!ircalice@node1.formalchat PRIVMSG #dev :hello from irssi");
 
         await bob.SendAsync(new JObject { ["type"] = "say", ["room"] = "#dev", ["text"] = "hello from the native client" });
         await irssi.WaitForScreenAsync(screen => screen.Contains("hello from the native client"), Deadline, "irssi shows bob's message");
+        await carol.SendAsync("PRIVMSG #dev :hello from a raw IRC client");
+        await irssi.WaitForScreenAsync(screen => screen.Contains("hello from a raw IRC client"), Deadline, "irssi shows carol's message");
+        await bob.NextAsync(frame => (string?)frame["type"] == "message" && (string?)frame["text"] == "hello from a raw IRC client");
         output.WriteLine(irssi.Screen);
         Assert.Single(irssi.Screen.Split('\n'), line => line.Contains("hello from the native client"));
     }
