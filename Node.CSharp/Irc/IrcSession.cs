@@ -38,7 +38,15 @@ public sealed class IrcSession(int nodeId, long firstMessageId)
 
     public SortedSet<string> Rooms { get; } = new(StringComparer.Ordinal);
 
+    /// <summary>Rooms asked for with JOIN and not yet confirmed: a PRIVMSG right behind the JOIN
+    /// is fine, since the core takes one connection's requests in order.</summary>
+    public HashSet<string> RoomsJoining { get; } = new(StringComparer.Ordinal);
+
     public List<PendingWho> PendingWhos { get; } = new();
+
+    /// <summary>Questions waiting at most; the core answers each at once, so more means a bug or a
+    /// flood, and the oldest is given up rather than kept.</summary>
+    public const int MaxPendingWhos = 64;
 
     /// <summary>Ids of this connection's room posts not yet seen back from the room: the core's
     /// copy of one is its acknowledgement, which IRC does not show (a client shows its own line).</summary>

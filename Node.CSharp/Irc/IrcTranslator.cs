@@ -163,7 +163,7 @@ public static class IrcTranslator
         {
             if (ValidRoom(session, name, outcome) is not { } room) continue;
             // Already in: IRC servers answer nothing, and the core would only repeat its Joined.
-            if (!session.Rooms.Contains(room)) outcome.Requests.Add(ClientRequest.NewJoin(room));
+            if (!session.Rooms.Contains(room) && session.RoomsJoining.Add(room)) outcome.Requests.Add(ClientRequest.NewJoin(room));
         }
     }
 
@@ -211,7 +211,7 @@ public static class IrcTranslator
                 continue;
             }
             var checkedRoom = Rooms.validateRoomName(target);
-            if (checkedRoom.IsError || !session.Rooms.Contains(checkedRoom.ResultValue))
+            if (checkedRoom.IsError || !(session.Rooms.Contains(checkedRoom.ResultValue) || session.RoomsJoining.Contains(checkedRoom.ResultValue)))
             {
                 if (!isNotice) Numeric(outcome, session, checkedRoom.IsError ? "403" : "404", target, checkedRoom.IsError ? "No such channel" : "Cannot send to channel (JOIN it first)");
                 continue;
@@ -297,6 +297,7 @@ public static class IrcTranslator
 
     private static void AskWho(IrcSession session, IrcOutcome outcome, WhoPurpose purpose, string? room, IReadOnlyList<string> nicks)
     {
+        if (session.PendingWhos.Count >= IrcSession.MaxPendingWhos) session.PendingWhos.RemoveAt(0);
         session.PendingWhos.Add(new PendingWho(purpose, room, nicks));
         outcome.Requests.Add(ClientRequest.NewWho(room is null ? FSharpOption<string>.None : FSharpOption<string>.Some(room)));
     }
@@ -363,6 +364,7 @@ public static class IrcTranslator
 
     private static void OnJoined(IrcSession session, string room, IrcOutcome outcome)
     {
+        session.RoomsJoining.Remove(room);
         if (!session.Rooms.Add(room)) return;
         outcome.Lines.Add($":{session.Prefix} JOIN {room}");
         Numeric(outcome, session, "331", room, "No topic is set");

@@ -158,6 +158,21 @@ public class IrcTranslatorTests
     }
 
     [Fact]
+    public void Privmsg_right_behind_a_join_goes_to_the_core_which_takes_them_in_order()
+    {
+        var session = Welcomed();
+
+        var joined = IrcTranslator.OnLine(session, "JOIN #dev");
+        var again = IrcTranslator.OnLine(session, "JOIN #dev");
+        var said = IrcTranslator.OnLine(session, "PRIVMSG #dev :first words");
+
+        Assert.IsType<ClientRequest.Join>(Assert.Single(joined.Requests));
+        Assert.Empty(again.Requests);
+        Assert.Empty(said.Lines);
+        Assert.IsType<ClientRequest.Say>(Assert.Single(said.Requests));
+    }
+
+    [Fact]
     public void Own_messages_from_an_earlier_connection_in_the_history_are_shown()
     {
         var session = Welcomed();
