@@ -77,7 +77,9 @@ public sealed class IrcGateway : IAsyncDisposable
     public void Close(long client, string reason)
     {
         if (!Owns(client) || !_connections.TryGetValue(client, out var connection)) return;
-        connection.Line.TrySend(LineConnection.Frame($"ERROR :Closing Link: {connection.Session.Target} ({reason})"));
+        string closing;
+        lock (connection.Session) closing = IrcTranslator.ClosingLine(connection.Session, reason);
+        connection.Line.TrySend(LineConnection.Frame(closing));
         _ = connection.Line.CloseAfterSendingAsync(reason);
     }
 

@@ -61,6 +61,9 @@ public sealed class IrcSession(int nodeId, long firstMessageId)
     /// <summary>The target of the last PRIVMSG to a nick, for the 401 of a NoSuchUser error.</summary>
     public string? LastPrivateTarget { get; set; }
 
+    /// <summary>What the client said with its QUIT, for the closing ERROR line.</summary>
+    public string? QuitMessage { get; set; }
+
     /// <summary>The nick as the target of a numeric: "*" until the core has welcomed one.</summary>
     public string Target => Registered && Nick is not null ? Nick : "*";
 

@@ -38,6 +38,10 @@ public static class IrcTranslator
     // -----------------------------------------------------------------------------------------
     // IRC client -> core.
 
+    /// <summary>The last line an IRC client gets before the connection closes (RFC 2812 3.7.4).</summary>
+    public static string ClosingLine(IrcSession session, string reason) =>
+        $"ERROR :Closing Link: {session.Target} ({(session.QuitMessage is { } quit ? $"Quit: {quit}" : reason)})";
+
     public static IrcOutcome OnLine(IrcSession session, string text)
     {
         var outcome = new IrcOutcome();
@@ -57,7 +61,8 @@ public static class IrcTranslator
             case "PING": OnPing(session, line, outcome); break;
             case "PONG": break;
             case "QUIT":
-                outcome.Lines.Add($"ERROR :Closing Link: {session.Target} (Quit: {line.Parameter(0)})");
+                // The core closes the connection; the gateway's ERROR line then gives this reason.
+                session.QuitMessage = line.Parameter(0);
                 outcome.Requests.Add(ClientRequest.Quit);
                 break;
             case "JOIN": OnJoin(session, line, outcome); break;

@@ -116,6 +116,11 @@ public class IrcGatewayTests
 
         await alice.SendAsync("FROBNICATE");
         await alice.NextAsync(Numeric("421", "FROBNICATE"));
+
+        await alice.SendAsync("QUIT :see you");
+        await alice.NextAsync(line => line == "ERROR :Closing Link: alice (Quit: see you)");
+        await alice.WaitClosedAsync(Deadline);
+        await bob.NextAsync(Frame("system", "alice left"));
     }
 
     [Fact]

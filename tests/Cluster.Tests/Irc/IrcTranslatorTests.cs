@@ -298,6 +298,7 @@ public class IrcTranslatorTests
         var quit = IrcTranslator.OnLine(session, "QUIT :gone");
 
         Assert.True(Assert.Single(quit.Requests).IsQuit);
-        Assert.StartsWith("ERROR :Closing Link", Assert.Single(quit.Lines));
+        Assert.Empty(quit.Lines);
+        Assert.Equal("ERROR :Closing Link: alice (Quit: gone)", IrcTranslator.ClosingLine(session, "bye"));
     }
 }
