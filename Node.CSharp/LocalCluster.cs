@@ -52,6 +52,7 @@ public static class LocalCluster
         if (timing.MulticastGroup is { } group) arguments.AddRange(["--multicast", group.Value.ToString()]);
         if (node.MetricsPort is { } metrics) arguments.AddRange(["--metrics-port", metrics.Value.ToString()]);
         if (node.ClusterKeyFile is { } keyFile) arguments.AddRange(["--cluster-key-file", keyFile.Value]);
+        if (node.IrcPort is { } irc) arguments.AddRange(["--irc-port", irc.Value.ToString()]);
 
         var self = Environment.ProcessPath ?? throw new InvalidOperationException("cannot find this program's path");
         var start = new ProcessStartInfo(self) { UseShellExecute = false };
@@ -67,11 +68,13 @@ public static class LocalCluster
         for (var id = 1; id <= cluster.Nodes; id++)
         {
             var node = Config.clusterNodeOptions(cluster, id);
-            Console.WriteLine($"  node {id}: clients 127.0.0.1:{node.ClientPort}, dashboard http://127.0.0.1:{node.MetricsPort?.Value}/ (metrics at /metrics), room logs in {node.DataDir}  (pid {processes[id - 1].Id})");
+            var irc = node.IrcPort is { } ircPort ? $", IRC 127.0.0.1:{ircPort.Value}" : "";
+            Console.WriteLine($"  node {id}: clients 127.0.0.1:{node.ClientPort}{irc}, dashboard http://127.0.0.1:{node.MetricsPort?.Value}/ (metrics at /metrics), room logs in {node.DataDir}  (pid {processes[id - 1].Id})");
         }
         Console.WriteLine($"  cluster key (peer links and heartbeats are authenticated with it): {Config.clusterKeyFile(cluster.DataDir)}");
         Console.WriteLine("Connect a client from another terminal:");
         Console.WriteLine($"  dotnet run --project Client.CSharp -- --nick alice --server 127.0.0.1:{cluster.BasePort}");
+        Console.WriteLine($"or an IRC client, e.g. irssi:  /connect 127.0.0.1 {cluster.BasePort + 2000}");
         Console.WriteLine($"Kill the leader (node {cluster.Nodes}) to watch a re-election:  kill -9 {processes[^1].Id}");
         Console.WriteLine("Ctrl+C stops every node.");
     }

@@ -3,6 +3,7 @@ using System.Net;
 using System.Runtime.InteropServices;
 using FormalChat.Node.Monitoring;
 using FormalChat.Node.Security;
+using FormalChat.Node.Irc;
 using FormalChat.Protocol;
 using Microsoft.FSharp.Collections;
 using Microsoft.Extensions.Logging;
@@ -79,7 +80,9 @@ public sealed class NodeHost
         await using var clients = new ClientGateway(new IPEndPoint(host, _options.ClientPort), _options.MaxFrameBytes, _options.Clients, _inbox, _counters, _log);
         await using var peers = new PeerNetwork(new IPEndPoint(host, _options.PeerPort), Wire.maxPeerFrameBytes, _inbox, _counters, _log, _security);
         using var discovery = OpenDiscovery();
+        await using var irc = OpenIrc(host, clients);
         clients.Start();
+        irc?.Start();
         peers.Start();
         discovery?.Start();
         await using var monitor = await StartMonitorAsync(host, clients, peers).ConfigureAwait(false);
@@ -99,7 +102,7 @@ public sealed class NodeHost
             }, TaskScheduler.Default);
         });
 
-        var effects = new EffectRunner(this, clients, peers, discovery, logs);
+        var effects = new EffectRunner(this, clients, peers, discovery, logs, irc);
         await DedicatedThread.RunAsync($"node {_options.Id} loop", () => Loop(clients, peers, logs, effects)).ConfigureAwait(false);
         ticker.Dispose();
         await peers.DrainAsync(TimeSpan.FromMilliseconds(500)).ConfigureAwait(false);
@@ -197,6 +200,15 @@ public sealed class NodeHost
             : null;
     }
 
+    /// <summary>The IRC port, when --irc-port asks for one: IRC clients count with the native
+    /// ones in the bytes the node waits on (clients.Outbound).</summary>
+    private IrcGateway? OpenIrc(IPAddress host, ClientGateway clients)
+    {
+        if (_options.IrcPort is not { } port) return null;
+        _log.LogInformation("node {Id}: IRC clients on {Host}:{IrcPort}", _options.Id, _options.Host, port.Value);
+        return new IrcGateway(new IPEndPoint(host, port.Value), _options.Id, _options.Clients, _inbox, clients.Outbound, _log);
+    }
+
     private void LogStart(RoomLogStore logs)
     {
         var timing = _options.Timing;
@@ -217,7 +229,7 @@ public sealed class NodeHost
     /// leaves the node before the writes; a send that moves after a later step's write is only
     /// later, which the protocol allows of any message.
     /// </summary>
-    private sealed class EffectRunner(NodeHost host, ClientGateway clients, PeerNetwork peers, MulticastDiscovery? discovery, RoomLogStore logs)
+    private sealed class EffectRunner(NodeHost host, ClientGateway clients, PeerNetwork peers, MulticastDiscovery? discovery, RoomLogStore logs, IrcGateway? irc)
     {
         private readonly PeerFrames _peerFrames = new();
 
@@ -266,9 +278,11 @@ public sealed class NodeHost
                     clients.Send(send.Item1, clientFrame);
                     if (send.Item2.IsWelcome) clients.MarkWelcomed(send.Item1);
                     host._metrics?.SentToClients(send.Item2, send.Item1.Count, clientFrame.Length);
+                    irc?.Send(send.Item1, send.Item2);
                     break;
                 case Effect.CloseClient close:
                     clients.Close(close.Item1, close.reason);
+                    irc?.Close(close.Item1, close.reason);
                     break;
                 case Effect.Log log:
                     host._log.Log(LevelOf(log.Item1), "{Message}", log.Item2);

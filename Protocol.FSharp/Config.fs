@@ -17,7 +17,7 @@ type ClusterArgs =
         member this.Usage =
             match this with
             | Nodes _ -> "how many nodes to start (default 3)"
-            | Base_Port _ -> "client port of node 1; node i listens on base+i-1 (default 5001)"
+            | Base_Port _ -> "client port of node 1; node i listens on base+i-1, and for IRC clients on base+i-1+2000 (default 5001)"
             | Heartbeat_Ms _ -> "heartbeat interval in milliseconds (default 2000)"
             | Suspect_After _ -> "missed heartbeats before a node is suspected (default 3)"
             | Multicast _ -> "discovery group as group:port (default 239.255.77.1:5007)"
@@ -78,6 +78,7 @@ type NodeArgs =
     | Trace_File of path: string
     | Hello_Timeout of seconds: float
     | Max_Connections_Per_Ip of count: int
+    | Irc_Port of port: int
     | [<CliPrefix(CliPrefix.None)>] Cluster of ParseResults<ClusterArgs>
 
     interface IArgParserTemplate with
@@ -109,6 +110,7 @@ type NodeArgs =
             | Trace_File _ -> "write the spec actions this node takes as NDJSON to this file, for trace validation with TLC (spec/README.md); off by default"
             | Hello_Timeout _ -> $"seconds a new connection has to be welcomed (a valid hello) before it is closed; a connection that asks for status is a monitor and may stay; 0: never (default {ClientLimits.defaults.HelloTimeoutMs / 1000})"
             | Max_Connections_Per_Ip _ -> $"connections one remote address may have open at once; more are refused with server-full; 0: no limit (default {ClientLimits.defaults.MaxConnectionsPerAddress})"
+            | Irc_Port _ -> "TCP port for IRC clients (RFC 1459/2812 subset, docs/IRC.md), on --host; off by default"
             | Cluster _ -> "start a local cluster: N node processes on this machine, stopped together by Ctrl+C"
 
 type ClientArgs =
@@ -169,7 +171,9 @@ type NodeOptions =
       /// The HTTP port of /metrics, /status.json and the dashboard; None: not served.
       MetricsPort: int option
       /// Where to write the spec actions this node takes (spec/TraceFormalChat.tla); None: no trace.
-      TraceFile: string option }
+      TraceFile: string option
+      /// The port for IRC clients (docs/IRC.md); None: no IRC gateway.
+      IrcPort: int option }
 
 type ClusterOptions =
     { Nodes: int
@@ -265,7 +269,7 @@ let parseNodeCommand (argv: string array) : Result<NodeCommand, UsageError> =
             let nodes = cluster.GetResult(ClusterArgs.Nodes, defaultValue = 3)
             check (nodes >= 1 && nodes <= 64) "--nodes must be between 1 and 64"
             let basePort = validPort "--base-port" (cluster.GetResult(ClusterArgs.Base_Port, defaultValue = 5001))
-            check (basePort + nodes - 1 + 3000 < 65536) "--base-port leaves no room for the peer ports (client port + 1000) and dashboards (client port + 3000)"
+            check (basePort + nodes - 1 + 3000 < 65536) "--base-port leaves no room for the peer ports (client port + 1000), IRC ports (+ 2000) and dashboards (+ 3000)"
             RunCluster
                 { Nodes = nodes
                   BasePort = basePort
@@ -314,6 +318,8 @@ let parseNodeCommand (argv: string array) : Result<NodeCommand, UsageError> =
             check (perAddress >= 0 && perAddress <= 1_000_000) "--max-connections-per-ip must be between 0 (no limit) and 1000000"
             let host = args.GetResult(NodeArgs.Host, defaultValue = "127.0.0.1")
             check (System.Net.IPAddress.TryParse(host) |> fst) $"--host takes an IP address, not '{host}'"
+            let ircPort = args.TryGetResult NodeArgs.Irc_Port |> Option.map (validPort "--irc-port")
+            check (ircPort <> Some port && ircPort <> Some peerPort) "--irc-port must differ from --port and --peer-port"
             RunNode
                 { Id = id.Value
                   Host = host
@@ -347,7 +353,8 @@ let parseNodeCommand (argv: string array) : Result<NodeCommand, UsageError> =
                       HelloTimeoutMs = int (System.Math.Round(helloTimeout * 1000.0))
                       MaxConnectionsPerAddress = perAddress }
                   MetricsPort = metricsPort
-                  TraceFile = args.TryGetResult NodeArgs.Trace_File })
+                  TraceFile = args.TryGetResult NodeArgs.Trace_File
+                  IrcPort = ircPort })
 
 /// `alice localhost 5001` (the prior art's form) means `--nick alice --server localhost:5001`.
 let parseClientCommand (argv: string array) : Result<ClientOptions, UsageError> =
@@ -399,8 +406,8 @@ let nodeInfoOf (options: NodeOptions) : NodeInfo =
       ClientEndpoint = { Host = options.Host; Port = options.ClientPort }
       PeerEndpoint = { Host = options.Host; Port = options.PeerPort } }
 
-/// Node i of a local cluster: client port base+i-1, peer port 1000 above it, its dashboard and
-/// metrics 3000 above it, logs in <base>/node-<i>.
+/// Node i of a local cluster: client port base+i-1, peer port 1000 above it, IRC port 2000 above
+/// it, its dashboard and metrics 3000 above it, logs in <base>/node-<i>.
 let clusterNodeOptions (cluster: ClusterOptions) (id: NodeId) : NodeOptions =
     let port = cluster.BasePort + id - 1
     { Id = id
@@ -419,4 +426,5 @@ let clusterNodeOptions (cluster: ClusterOptions) (id: NodeId) : NodeOptions =
       Fsync = Batch
       Clients = ClientLimits.defaults
       MetricsPort = Some(port + 3000)
-      TraceFile = None }
+      TraceFile = None
+      IrcPort = Some(port + 2000) }

@@ -181,6 +181,15 @@ let ``cluster reads its timing flags`` () =
     Assert.Equal(2, cluster.Timing.SuspectAfter)
     Assert.Equal(Some { Host = "239.255.0.9"; Port = 7777 }, cluster.Timing.MulticastGroup)
 
+let ``--irc-port is off by default and read when given`` () =
+    Assert.Equal(None, (runNode "--id 1 --port 5001").IrcPort)
+    Assert.Equal(Some 7001, (runNode "--id 1 --port 5001 --irc-port 7001").IrcPort)
+
+let ``cluster gives node i the IRC port client port + 2000`` () =
+    let cluster = runCluster "cluster --nodes 3 --base-port 5001"
+
+    Assert.Equal<int option list>([ Some 7001; Some 7002; Some 7003 ], [ for id in 1..3 -> (clusterNodeOptions cluster id).IrcPort ])
+
 let ``a node command line that cannot run is an error that says why`` (commandLine: string, mentions: string) =
     let message = nodeError commandLine
 
@@ -284,8 +293,17 @@ let tests =
             ``cluster without flags starts three nodes from port 5001``
         testCase "cluster reads its timing flags"
             ``cluster reads its timing flags``
+        testCase "--irc-port is off by default and read when given"
+            ``--irc-port is off by default and read when given``
+        testCase "cluster gives node i the IRC port client port + 2000"
+            ``cluster gives node i the IRC port client port + 2000``
         testTheory "a node command line that cannot run is an error that says why"
-            [ ("--port 5003", "--id")
+            [ ("--id 3 --port 5003 --irc-port 0", "--irc-port")
+              ("--id 3 --port 5003 --irc-port 70000", "--irc-port")
+              ("--id 3 --port 5003 --irc-port 5003", "--irc-port")
+              ("--id 3 --port 5003 --irc-port 6003", "--irc-port")
+              ("--id 3 --port 5003 --irc-port", "--irc-port")
+              ("--port 5003", "--id")
               ("--id 3", "--port")
               ("--id 0 --port 5003", "--id")
               ("--id -4 --port 5003", "")
@@ -316,7 +334,8 @@ let tests =
               ("--id 3 --port 5003 --hello-timeout 0.01", "--hello-timeout")
               ("--id 3 --port 5003 --hello-timeout soon", "--hello-timeout")
               ("--id 3 --port 5003 --max-connections-per-ip -1", "--max-connections-per-ip")
-              ("--id 3 --port 5003 --max-connections-per-ip many", "--max-connections-per-ip") ]
+              ("--id 3 --port 5003 --max-connections-per-ip many", "--max-connections-per-ip")
+              ("cluster --nodes 3 --base-port 63534", "--base-port") ]
             ``a node command line that cannot run is an error that says why``
         testCase "--help is an Error marked as help, carrying the usage text"
             ``--help is an Error marked as help, carrying the usage text``
