@@ -29,10 +29,9 @@ SPEC_FILES=(FailureDetector.tla LCR.tla FormalChat.tla MCFormalChatTraces.tla)
 mode=generate
 [[ "${1:-}" == "--check" ]] && mode=check
 
-JAR=""
-for candidate in "${TLA2TOOLS_JAR:-}" /opt/tlaplus/tla2tools.jar "$HOME/.cache/tlaplus/tla2tools.jar"; do
-  if [[ -n "$candidate" && -f "$candidate" ]]; then JAR="$candidate"; break; fi
-done
+# shellcheck source=ci/find-tlc.sh
+. "$(dirname "${BASH_SOURCE[0]}")/find-tlc.sh"
+JAR=$(find_jar || true)
 if [[ -z "$JAR" ]]; then
   echo "TLC not found: fixture regeneration SKIPPED"
   exit 3

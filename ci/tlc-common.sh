@@ -14,12 +14,8 @@
 #
 # and then calls `tlc_main "$@"`.
 
-find_jar() {
-  local candidate
-  for candidate in "${TLA2TOOLS_JAR:-}" /opt/tlaplus/tla2tools.jar "$HOME/.cache/tlaplus/tla2tools.jar"; do
-    if [ -n "$candidate" ] && [ -f "$candidate" ]; then echo "$(cd "$(dirname "$candidate")" && pwd)/$(basename "$candidate")"; return; fi
-  done
-}
+# shellcheck source=ci/find-tlc.sh
+. "$(dirname "${BASH_SOURCE[0]}")/find-tlc.sh"
 
 tlc() { # tlc <directory to run in> <TLC arguments...>
   local directory=$1; shift

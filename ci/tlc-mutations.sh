@@ -32,13 +32,8 @@ set -uo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 SPEC="$ROOT/spec"
 
-find_jar() {
-  local candidate
-  for candidate in "${TLA2TOOLS_JAR:-}" /opt/tlaplus/tla2tools.jar "$HOME/.cache/tlaplus/tla2tools.jar"; do
-    if [[ -n "$candidate" && -f "$candidate" ]]; then echo "$candidate"; return 0; fi
-  done
-  return 1
-}
+# shellcheck source=ci/find-tlc.sh
+. "$(dirname "${BASH_SOURCE[0]}")/find-tlc.sh"
 
 JAR=$(find_jar)
 if [[ -z "$JAR" ]]; then

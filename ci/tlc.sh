@@ -44,13 +44,8 @@ MODELS=(
   "FormalChatSim6        |MCFormalChat      |MCFormalChatSim6.cfg        |simulate:300:60 |holds"
 )
 
-find_jar() {
-  local candidate
-  for candidate in "${TLA2TOOLS_JAR:-}" /opt/tlaplus/tla2tools.jar "$HOME/.cache/tlaplus/tla2tools.jar"; do
-    if [[ -n "$candidate" && -f "$candidate" ]]; then echo "$candidate"; return 0; fi
-  done
-  return 1
-}
+# shellcheck source=ci/find-tlc.sh
+. "$(dirname "${BASH_SOURCE[0]}")/find-tlc.sh"
 
 JAR=$(find_jar)
 if [[ -z "$JAR" ]]; then
