@@ -21,12 +21,14 @@ add_counts() { # file with "N passed, N failed[, N skipped]" lines
 }
 
 # The dashboard test drives Debian's Chromium (Playwright's own browser download cannot work
-# here). Installed in the background while the build and the model checks run; without it the
-# test is skipped with a message.
-chromium_install=""
-if ! command -v chromium > /dev/null && command -v apt-get > /dev/null && [ "$(id -u)" -eq 0 ]; then
-  ( (apt-get update -qq && DEBIAN_FRONTEND=noninteractive timeout 300 apt-get install -y -qq chromium) > "$log_dir/chromium.log" 2>&1 ) &
-  chromium_install=$!
+# here), the IRC test a real irssi in tmux. Installed in the background while the build and the
+# model checks run; a test whose program is missing is skipped with a message.
+package_install=""
+missing=$(for program in chromium irssi tmux; do command -v "$program" > /dev/null || echo "$program"; done)
+if [ -n "$missing" ] && command -v apt-get > /dev/null && [ "$(id -u)" -eq 0 ]; then
+  # shellcheck disable=SC2086
+  ( (apt-get update -qq && DEBIAN_FRONTEND=noninteractive timeout 300 apt-get install -y -qq $missing) > "$log_dir/packages.log" 2>&1 ) &
+  package_install=$!
 fi
 
 echo "== build"
@@ -93,9 +95,11 @@ else
 fi
 [ "$status" -eq 0 ] || broken=1
 
-if [ -n "$chromium_install" ]; then
-  wait "$chromium_install" || true
-  command -v chromium > /dev/null || { echo "chromium could not be installed (the dashboard test is skipped):"; tail -n 3 "$log_dir/chromium.log"; }
+if [ -n "$package_install" ]; then
+  wait "$package_install" || true
+  for program in chromium irssi tmux; do
+    command -v "$program" > /dev/null || { echo "$program could not be installed (its test is skipped):"; tail -n 3 "$log_dir/packages.log"; }
+  done
 fi
 
 # The C# loopback tests (xunit).

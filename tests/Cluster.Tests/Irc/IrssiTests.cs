@@ -14,15 +14,11 @@ public class IrssiTests(ITestOutputHelper output)
 {
     private static readonly TimeSpan Deadline = TimeSpan.FromSeconds(20);
 
-    [Fact]
+    [SkippableFact]
     public async Task Irssi_on_node_1_a_native_client_and_a_raw_irc_client_on_node_2_chat_in_a_room()
     {
-        if (await WhyNotAvailableAsync() is { } reason)
-        {
-            output.WriteLine($"SKIPPED: irssi test not run: {reason}");
-            Console.WriteLine($"SKIPPED: IrssiTests: {reason}");
-            return;
-        }
+        var reason = await WhyNotAvailableAsync();
+        Skip.If(reason is not null, $"irssi test not run: {reason}");
         var (cluster, irc) = await IrcTestCluster.StartAsync(2);
         await using var _ = cluster;
         await cluster.WaitForLeaderAsync(leader: 2, nodes: [1, 2], Deadline);
