@@ -10,6 +10,7 @@
 #   why: <one line: the bug>
 #   model: <Module> <Config>      TLC model: spec/<Module>.tla with spec/<Config>.cfg
 #   catches: <Property>           the invariant or property TLC must report violated
+#                                 ("A | B": either, when several workers may meet either first)
 #   long: yes                     optional: runs only with TLC_LONG=1 (minutes on its own)
 #   timeout: <seconds>            optional: this mutation's time limit (default below)
 #   options: <TLC options>        optional: extra TLC options, e.g. -deadlock
@@ -158,7 +159,9 @@ for mutations in "$SPEC"/mutations/*.mutations; do
     seconds=$(printf '%.1f' "$(echo "$(date +%s.%N) - $started" | bc)")
     rm -rf "$copy"
     violated=$(grep -oE '(Temporal property|Invariant|Action property) [A-Za-z0-9_]+ (was|is) violated|Deadlock reached' <<<"$output" | head -1)
-    if [[ ($status -eq 12 || $status -eq 13) ]] && grep -qE "(Temporal property|Invariant|Action property) $property (was|is) violated" <<<"$output"; then
+    # "A | B": either property catches it (with several workers TLC reports whichever it meets first).
+    caught="(${property// | /|})"
+    if [[ ($status -eq 12 || $status -eq 13) ]] && grep -qE "(Temporal property|Invariant|Action property) $caught (was|is) violated" <<<"$output"; then
       passed=$((passed + 1))
       printf '  PASS  %-34s %-40s %8s  %s\n' "$name" "$label" "$seconds" "caught: $property violated"
     elif [[ $status -eq 124 ]]; then
