@@ -17,7 +17,7 @@ let private heartbeatFrom (id: NodeId) : Event =
     PeerMessageReceived(
         HeartbeatSent
             { From = infoOf id
-              Epoch = 0
+              Epoch = 0L
               Leader = None
               Load = Load.zero
               Known = [] }
@@ -42,14 +42,14 @@ let private connectAs (client: ClientId) (nick: string) : Event list =
 
 /// The leader has placed #lobby on `owner` (epoch 1, nothing sequenced yet).
 let private lobbyOn (owner: NodeId) : Event =
-    PeerMessageReceived(RoomAssigned(Rooms.lobby, { Owner = owner; Epoch = 1; Leader = 0; Version = 1; LastSeq = 0L }))
+    PeerMessageReceived(RoomAssigned(Rooms.lobby, { Owner = owner; Epoch = 1L; Leader = 0; Version = 1; LastSeq = 0L }))
 
 /// Node 1, the owner of #lobby, has a backup on `backup` that confirmed the room's state: what
 /// node 1 sequences commits once the backup confirms it (an owner with live peers never commits
 /// alone).
 let private lobbyBackedBy (backup: NodeId) : Event list =
-    [ PeerMessageReceived(BackupAssigned(Rooms.lobby, { Backup = backup; Owner = 1; Epoch = 1; Leader = 0; Version = 1 }))
-      PeerMessageReceived(ReplicaStored(Rooms.lobby, { Backup = backup; Owner = 1; Epoch = 1; Leader = 0; Version = 1 }, 0L)) ]
+    [ PeerMessageReceived(BackupAssigned(Rooms.lobby, { Backup = backup; Owner = 1; Epoch = 1L; Leader = 0; Version = 1 }))
+      PeerMessageReceived(ReplicaStored(Rooms.lobby, { Backup = backup; Owner = 1; Epoch = 1L; Leader = 0; Version = 1 }, 0L)) ]
 
 let private repliesTo (client: ClientId) (effects: Effect list) : ServerReply list =
     [ for effect in effects do
@@ -175,10 +175,10 @@ let ``a say to #lobby at its owner is sequenced, shown to every named local clie
 
     let message = { Room = Rooms.lobby; Seq = 1L; From = "alice"; FromNode = 1; Text = "hello, world"; ClientMessageId = 7L }
     // Sent to the backup only; shown once the backup has stored it.
-    Assert.Equal<(NodeId * PeerMessage) list>([ 2, ReplicaAppended({ Backup = 2; Owner = 1; Epoch = 1; Leader = 0; Version = 1 }, message) ], peerSends effects)
+    Assert.Equal<(NodeId * PeerMessage) list>([ 2, ReplicaAppended({ Backup = 2; Owner = 1; Epoch = 1L; Leader = 0; Version = 1 }, message) ], peerSends effects)
     Assert.Empty(repliesTo 10 effects)
 
-    let next, effects = step config sequenced (PeerMessageReceived(ReplicaStored(Rooms.lobby, { Backup = 2; Owner = 1; Epoch = 1; Leader = 0; Version = 1 }, 1L)))
+    let next, effects = step config sequenced (PeerMessageReceived(ReplicaStored(Rooms.lobby, { Backup = 2; Owner = 1; Epoch = 1L; Leader = 0; Version = 1 }, 1L)))
 
     let toClients =
         [ for effect in effects do
@@ -210,7 +210,7 @@ let ``a say to #lobby is not sent to a peer that left`` () =
     let state =
         nodeWithPeers () |> steps (lobbyOn 1 :: lobbyBackedBy 2 @ PeerMessageReceived(LeaveAnnounced 3) :: connectAs 10 "alice")
 
-    let _, effects = run [ ClientRequested(10, Say(Rooms.lobby, "hi", 0L)); PeerMessageReceived(ReplicaStored(Rooms.lobby, { Backup = 2; Owner = 1; Epoch = 1; Leader = 0; Version = 1 }, 1L)) ] state
+    let _, effects = run [ ClientRequested(10, Say(Rooms.lobby, "hi", 0L)); PeerMessageReceived(ReplicaStored(Rooms.lobby, { Backup = 2; Owner = 1; Epoch = 1L; Leader = 0; Version = 1 }, 1L)) ] state
 
     Assert.Equal<NodeId list>([ 2 ], peerSends effects |> List.map fst)
 
@@ -342,7 +342,7 @@ let ``a UsersRequested is answered with this node's users and its placements`` (
 
     Assert.Equal<(NodeId * PeerMessage) list>(
         [ 2, UsersListed(1, [ { User = inLobby "alice" 1; Session = sessionOf 10 } ])
-          2, RoomAssigned(Rooms.lobby, { Owner = 3; Epoch = 1; Leader = 0; Version = 1; LastSeq = 0L }) ],
+          2, RoomAssigned(Rooms.lobby, { Owner = 3; Epoch = 1L; Leader = 0; Version = 1; LastSeq = 0L }) ],
         peerSends effects)
 
 /// Two or more nodes wired together: every SendToPeer effect is delivered to its node, in order,
@@ -448,18 +448,18 @@ let ``no election while the node listens for its first intervals, an election on
     let listening = List.replicate (listenTicksBeforeElection - 1) Ticked
     let state = nodeWithPeers () |> steps listening
     Assert.False state.Coordination.Participant
-    Assert.Equal(0, state.Coordination.Epoch)
+    Assert.Equal(0L, state.Coordination.Epoch)
 
     let next, effects = step config state Ticked
 
     Assert.True next.Coordination.Participant
-    Assert.Contains((2, Election { Candidate = 1; Epoch = 1 }), peerSends effects)
+    Assert.Contains((2, Election { Candidate = 1; Epoch = 1L }), peerSends effects)
 
 let ``a node alone elects itself once it has listened`` () =
     let next = init (infoOf 4) |> steps (List.replicate listenTicksBeforeElection Ticked)
 
     Assert.Equal(Some 4, next.Coordination.Leader)
-    Assert.Equal(1, next.Coordination.Epoch)
+    Assert.Equal(1L, next.Coordination.Epoch)
     Assert.False next.Coordination.Participant
 
 let ``shutdown announces the leave to every peer, then stops, and later events do nothing`` () =

@@ -38,6 +38,20 @@ let private roomGen : Gen<RoomName> =
 let private intGen : Gen<int> =
     Gen.oneof [ Gen.choose (-5, 100); Gen.elements [ Int32.MinValue; Int32.MaxValue; 0 ]; Gen.choose (Int32.MinValue, Int32.MaxValue) ]
 
+/// Peer frames carry numbers only inside Wire's ranges (docs/PROTOCOL.md): the edges included.
+let private nodeIdGen : Gen<NodeId> =
+    Gen.oneof [ Gen.choose (1, 100); Gen.elements [ 1; Int32.MaxValue ]; Gen.choose (1, Int32.MaxValue) ]
+
+let private boundedGen (bound: int64) : Gen<int64> =
+    Gen.oneof
+        [ Gen.choose (0, 100) |> Gen.map int64
+          Gen.elements [ 0L; int64 Int32.MaxValue; int64 Int32.MaxValue + 1L; bound ]
+          Gen.map2 (fun (high: int) (low: int) -> ((int64 high <<< 32) ||| int64 (uint32 low)) % (bound + 1L)) (Gen.choose (0, Int32.MaxValue)) intGen ]
+
+let private seqGen : Gen<int64> = boundedGen Wire.maxSeq
+let private epochGen : Gen<Epoch> = boundedGen Wire.maxEpoch
+let private versionGen : Gen<int> = Gen.oneof [ Gen.choose (0, 100); Gen.elements [ 0; Wire.maxVersion ] ]
+
 let private endpointGen : Gen<Endpoint> =
     // Not "localhost": the parser maps it to 127.0.0.1 on purpose.
     Gen.map2
@@ -46,7 +60,7 @@ let private endpointGen : Gen<Endpoint> =
         (Gen.choose (1, 65535))
 
 let private nodeInfoGen : Gen<NodeInfo> =
-    Gen.map3 (fun id client peer -> { Id = id; ClientEndpoint = client; PeerEndpoint = peer }) intGen endpointGen endpointGen
+    Gen.map3 (fun id client peer -> { Id = id; ClientEndpoint = client; PeerEndpoint = peer }) nodeIdGen endpointGen endpointGen
 
 let private loadGen : Gen<Load> =
     Gen.map3 (fun clients rooms rate -> { Clients = clients; Rooms = rooms; MessagesPerSecond = rate }) intGen intGen intGen
@@ -60,7 +74,7 @@ let private longGen : Gen<int64> =
           Gen.map2 (fun (high: int) (low: int) -> (int64 high <<< 32) ||| int64 (uint32 low)) intGen intGen ]
 
 let private userEntryGen : Gen<UserEntry> =
-    Gen.map3 (fun nick node rooms -> { Nick = nick; Node = node; Rooms = rooms }) textGen intGen (smallListOf textGen)
+    Gen.map3 (fun nick node rooms -> { Nick = nick; Node = node; Rooms = rooms }) textGen nodeIdGen (smallListOf textGen)
 
 let private knownUserGen : Gen<KnownUser> =
     Gen.map2 (fun user session -> { User = user; Session = session }) userEntryGen textGen
@@ -68,7 +82,7 @@ let private knownUserGen : Gen<KnownUser> =
 let private roomMessageGen : Gen<RoomMessage> =
     gen {
         let! room = roomGen
-        let! seq = longGen
+        let! seq = seqGen
         let! from = textGen
         let! node = intGen
         let! text = textGen
@@ -80,36 +94,36 @@ let private peerMessageGen : Gen<PeerMessage> =
     Gen.oneof
         [ gen {
               let! from = nodeInfoGen
-              let! epoch = intGen
-              let! leader = Gen.optionOf intGen
+              let! epoch = epochGen
+              let! leader = Gen.optionOf nodeIdGen
               let! load = loadGen
               let! known = smallListOf nodeInfoGen
               return HeartbeatSent { From = from; Epoch = epoch; Leader = leader; Load = load; Known = known }
           }
-          Gen.map2 (fun candidate epoch -> Election { Candidate = candidate; Epoch = epoch }) intGen intGen
-          Gen.map2 (fun leader epoch -> LeaderAnnounced { Leader = leader; Epoch = epoch }) intGen intGen
-          intGen |> Gen.map LeaveAnnounced
+          Gen.map2 (fun candidate epoch -> Election { Candidate = candidate; Epoch = epoch }) nodeIdGen epochGen
+          Gen.map2 (fun leader epoch -> LeaderAnnounced { Leader = leader; Epoch = epoch }) nodeIdGen epochGen
+          nodeIdGen |> Gen.map LeaveAnnounced
           gen {
               let! from = textGen
-              let! node = intGen
+              let! node = nodeIdGen
               let! target = textGen
               let! text = textGen
               return PrivateForwarded { From = from; FromNode = node; To = target; Text = text }
           }
           knownUserGen |> Gen.map UserJoined
-          Gen.map2 (fun nick node -> UserLeft(nick, node)) textGen intGen
+          Gen.map2 (fun nick node -> UserLeft(nick, node)) textGen nodeIdGen
           Gen.map2 (fun room nick -> MemberJoined(room, nick)) roomGen textGen
           Gen.map2 (fun room nick -> MemberLeft(room, nick)) roomGen textGen
-          Gen.map2 (fun node users -> UsersListed(node, users)) intGen (smallListOf knownUserGen)
-          intGen |> Gen.map UsersRequested
-          Gen.map2 (fun room requester -> PlacementRequested(room, requester)) roomGen intGen
+          Gen.map2 (fun node users -> UsersListed(node, users)) nodeIdGen (smallListOf knownUserGen)
+          nodeIdGen |> Gen.map UsersRequested
+          Gen.map2 (fun room requester -> PlacementRequested(room, requester)) roomGen nodeIdGen
           gen {
               let! room = roomGen
-              let! owner = intGen
-              let! epoch = intGen
-              let! leader = intGen
-              let! version = intGen
-              let! lastSeq = longGen
+              let! owner = nodeIdGen
+              let! epoch = epochGen
+              let! leader = nodeIdGen
+              let! version = versionGen
+              let! lastSeq = seqGen
               return RoomAssigned(room, { Owner = owner; Epoch = epoch; Leader = leader; Version = version; LastSeq = lastSeq })
           }
           roomMessageGen
@@ -185,7 +199,7 @@ let private serverReplyGen : Gen<ServerReply> =
           gen {
               let! self = intGen
               let! leader = Gen.optionOf intGen
-              let! epoch = intGen
+              let! epoch = longGen
               let! nodes = smallListOf nodeStatusGen
               let! unreplicated = smallListOf textGen
               return StatusReported { Self = self; Leader = leader; Epoch = epoch; Nodes = nodes; Unreplicated = unreplicated }
@@ -231,7 +245,7 @@ let ``every frame carries the protocol version`` () =
 
 let ``a documented frame written by hand decodes`` () =
     Assert.Equal(Ok(Whisper("bob", "hi")), Wire.decodeClientRequest """{"v":1,"type":"msg","to":"bob","text":"hi"}""")
-    Assert.Equal(Ok(Election { Candidate = 3; Epoch = 2 }), Wire.decodePeerMessage """{"type":"election","epoch":2,"candidate":3,"v":1}""")
+    Assert.Equal(Ok(Election { Candidate = 3; Epoch = 2L }), Wire.decodePeerMessage """{"type":"election","epoch":2,"candidate":3,"v":1}""")
     Assert.Equal(Ok(Say("#dev", "hi", 7L)), Wire.decodeClientRequest """{"v":1,"type":"say","room":"#dev","text":"hi","id":7}""")
     Assert.Equal(
         Ok(Hello { Nick = "alice"; Session = Some "s3cret"; Resume = [ "#lobby", 1042L; "#dev", 7L ] }),
@@ -304,7 +318,7 @@ let ``a valid frame cut before its closing brackets is refused as BadFrame`` () 
         [ Wire.encodeClientRequest(Who None)
           Wire.encodeClientRequest(Whisper("bob", "hi"))
           Wire.encodeClientRequest(Hello { Nick = "alice"; Session = None; Resume = [ "#lobby", 3L ] })
-          Wire.encodePeerMessage(Election { Candidate = 3; Epoch = 1 })
+          Wire.encodePeerMessage(Election { Candidate = 3; Epoch = 1L })
           Wire.encodePeerMessage(UsersListed(2, [ { User = { Nick = "alice"; Node = 2; Rooms = [ "#lobby" ] }; Session = "s" } ])) ] do
         // Drop the final '}', and for the nested ones also what closes inside.
         assertRefused BadFrame (frame.Substring(0, frame.Length - 1))
@@ -396,7 +410,7 @@ let ``the UTF-8 decoders read what the encoders write, and a line ends in one ne
 let ``frames are written byte for byte as before`` () =
     Assert.Equal("""{"v":1,"type":"say","room":"#dev","text":"hi","id":7}""", Wire.encodeClientRequest(Say("#dev", "hi", 7L)))
     Assert.Equal("""{"v":1,"type":"msg","to":"bob","text":"é漢字 <>&'+ \"\\ \n\t"}""", Wire.encodeClientRequest(Whisper("bob", "é漢字 <>&'+ \"\\ \n\t")))
-    Assert.Equal("""{"v":1,"type":"election","candidate":3,"epoch":2}""", Wire.encodePeerMessage(Election { Candidate = 3; Epoch = 2 }))
+    Assert.Equal("""{"v":1,"type":"election","candidate":3,"epoch":2}""", Wire.encodePeerMessage(Election { Candidate = 3; Epoch = 2L }))
     Assert.Equal(
         """{"v":1,"type":"sequenced","room":"#lobby","seq":5,"from":"alice","fromNode":2,"text":"hi","id":9}""",
         Wire.encodePeerMessage(RoomSequenced { Room = "#lobby"; Seq = 5L; From = "alice"; FromNode = 2; Text = "hi"; ClientMessageId = 9L }))
