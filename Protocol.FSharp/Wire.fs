@@ -587,7 +587,7 @@ let private readPeerMessage : string -> JsonElement -> PeerMessage =
         | "private" ->
             PrivateForwarded
                 { From = stringField frame "from"
-                  FromNode = nodeField frame "fromNode"
+                  FromNode = intField frame "fromNode"
                   To = stringField frame "to"
                   Text = stringField frame "text" }
         | "user-joined" -> UserJoined(knownUserOf (objectField frame "user"))
@@ -610,7 +610,7 @@ let private readPeerMessage : string -> JsonElement -> PeerMessage =
             RoomPosted
                 { Room = roomField frame "room"
                   From = stringField frame "from"
-                  FromNode = nodeField frame "fromNode"
+                  FromNode = intField frame "fromNode"
                   Text = stringField frame "text"
                   ClientMessageId = longField frame "id" }
         | "sequenced" -> RoomSequenced(roomMessageOf frame "fromNode")

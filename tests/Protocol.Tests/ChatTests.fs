@@ -462,6 +462,69 @@ let ``a node alone elects itself once it has listened`` () =
     Assert.Equal(1L, next.Coordination.Epoch)
     Assert.False next.Coordination.Participant
 
+// ---------------------------------------------------------------------------------------------
+// Forged peer frames (issue 11): what Wire lets through must still not wrap, inflate or commit.
+
+let private warnings (effects: Effect list) : string list =
+    [ for effect in effects do
+          match effect with
+          | Log(Warning, line) -> line
+          | _ -> () ]
+
+let ``a leader frame at epoch 2^31-1 or Int64.MaxValue is ignored with a log line, and wraps nothing`` () =
+    let state = nodeWithPeers () |> steps (List.replicate listenTicksBeforeElection Ticked)
+    let before = state.Coordination
+    Assert.True(before.Epoch >= 1L)
+
+    for epoch in [ int64 System.Int32.MaxValue; System.Int64.MaxValue; before.Epoch + maxEpochLead + 1L ] do
+        let next, effects = step config state (PeerMessageReceived(LeaderAnnounced { Leader = 3; Epoch = epoch }))
+        Assert.Equal(before, next.Coordination)
+        Assert.Empty(peerSends effects)
+        Assert.Single(warnings effects) |> ignore
+
+    // Within the allowed lead the announcement is news, as it was.
+    let next, _ = step config state (PeerMessageReceived(LeaderAnnounced { Leader = 3; Epoch = before.Epoch + maxEpochLead }))
+    Assert.Equal(before.Epoch + maxEpochLead, next.Coordination.Epoch)
+    Assert.Equal(Some 3, next.Coordination.Leader)
+
+let ``an epoch past 2^31-1 is a positive int64: the next election does not wrap`` () =
+    let state = { Coordination.init 1 with Epoch = int64 System.Int32.MaxValue }
+
+    let next, sent = Election.startElection state
+
+    Assert.Equal(int64 System.Int32.MaxValue + 1L, next.Epoch)
+    Assert.Equal<Sent list>([ { To = 1; Message = Election { Candidate = 1; Epoch = int64 System.Int32.MaxValue + 1L } } ], sent)
+
+let ``a flood of leave frames cannot push the epoch without bound`` () =
+    let state = nodeWithPeers () |> steps (List.replicate listenTicksBeforeElection Ticked)
+    let before = state.Coordination.Epoch
+
+    // A leave for a node that is not in the view changes nothing, however many come.
+    let flooded = state |> steps (List.replicate 178 (PeerMessageReceived(LeaveAnnounced 7)))
+    Assert.Equal(state.Coordination, flooded.Coordination)
+
+    // A leave for a live node (then its next heartbeat) is a real view change, and each one may
+    // start a round: the epoch grows by at most a few per forged frame, never wraps, and only a
+    // node with an authenticated peer link can send one (docs/SECURITY.md).
+    let churned = state |> steps (List.replicate 178 [ PeerMessageReceived(LeaveAnnounced 3); heartbeatFrom 3; Ticked ] |> List.concat)
+    Assert.True(churned.Coordination.Epoch >= before)
+    Assert.True(churned.Coordination.Epoch <= before + 2L * 178L, $"epoch {churned.Coordination.Epoch} after 178 leaves from {before}")
+
+let ``a replica-stored with seq 2^62 commits nothing, and the true confirmation still does`` () =
+    let state = nodeWithPeers () |> steps (lobbyOn 1 :: lobbyBackedBy 2 @ connectAs 10 "alice")
+    let pending = state |> steps [ ClientRequested(10, Say(Rooms.lobby, "hi", 1L)) ]
+    let backup = { Backup = 2; Owner = 1; Epoch = 1L; Leader = 0; Version = 1 }
+
+    let forged, effects = step config pending (PeerMessageReceived(ReplicaStored(Rooms.lobby, backup, 1L <<< 62)))
+
+    Assert.Equal(0L, (historyOf Rooms.lobby forged).LastSeq)
+    Assert.Empty(repliesTo 10 effects)
+    Assert.Empty(peerSends effects)
+    Assert.Single(warnings effects) |> ignore
+
+    let confirmed, _ = step config forged (PeerMessageReceived(ReplicaStored(Rooms.lobby, backup, 1L)))
+    Assert.Equal(1L, (historyOf Rooms.lobby confirmed).LastSeq)
+
 let ``shutdown announces the leave to every peer, then stops, and later events do nothing`` () =
     let state = nodeWithPeers () |> steps (connectAs 10 "alice")
 
@@ -546,6 +609,14 @@ let tests =
             ``no election while the node listens for its first intervals, an election on the tick that ends them``
         testCase "a node alone elects itself once it has listened"
             ``a node alone elects itself once it has listened``
+        testCase "a leader frame at epoch 2^31-1 or Int64.MaxValue is ignored with a log line, and wraps nothing"
+            ``a leader frame at epoch 2^31-1 or Int64.MaxValue is ignored with a log line, and wraps nothing``
+        testCase "an epoch past 2^31-1 is a positive int64: the next election does not wrap"
+            ``an epoch past 2^31-1 is a positive int64: the next election does not wrap``
+        testCase "a flood of leave frames cannot push the epoch without bound"
+            ``a flood of leave frames cannot push the epoch without bound``
+        testCase "a replica-stored with seq 2^62 commits nothing, and the true confirmation still does"
+            ``a replica-stored with seq 2^62 commits nothing, and the true confirmation still does``
         testCase "shutdown announces the leave to every peer, then stops, and later events do nothing"
             ``shutdown announces the leave to every peer, then stops, and later events do nothing``
     ]

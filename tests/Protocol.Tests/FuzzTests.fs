@@ -73,11 +73,12 @@ let private validClientRequests : ClientRequest list =
 let private peerSeeds = validPeerMessages |> List.map Wire.encodePeerMessage |> Array.ofList
 let private clientSeeds = validClientRequests |> List.map Wire.encodeClientRequest |> Array.ofList
 
-/// Values that have broken parsers and nodes before: edges of int32 and int64, a non-canonical
+/// Values that have broken parsers and nodes before: edges of int32 and int64, of the peer
+/// ranges (2^53, Wire.maxSeq) and of Node.maxEpochLead (2^20), 2^62, a non-canonical
 /// room, fractions, wrong types, empty and long text, a NUL, and this node's own id.
 let private hostileValues =
     [| "0"; "-1"; "1"; "2"; "3"; "99"; "2147483647"; "-2147483648"; "2147483648"; "9223372036854775807"
-       "-9223372036854775808"; "1e3"; "1.5"; "null"; "true"; "[]"; "{}"; "[1,2]"; "\"\""; "\"#lobby\""
+       "-9223372036854775808"; "9007199254740992"; "9007199254740993"; "4611686018427387904"; "1048577"; "1e3"; "1.5"; "null"; "true"; "[]"; "{}"; "[1,2]"; "\"\""; "\"#lobby\""
        "\"#Lobby\""; "\"#dev\""; "\"lobby\""; "\"#../x\""; "\"alice\""; "\"bob\""; "\"\\u0000\""
        $"\"{String('x', 2000)}\""; "{\"backup\":2,\"owner\":1,\"epoch\":1,\"version\":1}"
        "{\"room\":\"#lobby\",\"seq\":2,\"from\":\"a\",\"fromNode\":1,\"text\":\"t\",\"id\":1}"

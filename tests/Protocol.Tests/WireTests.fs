@@ -301,6 +301,19 @@ let ``a peer frame naming a room other than by its canonical name is refused, no
         Assert.Equal(BadFrame, error.Code)
         Assert.Contains("'room'", error.Reason)
 
+let ``a peer frame with a number outside its range is refused, naming the field`` (frame: string, field: string) =
+    let error = refusedBy Wire.decodePeerMessage frame
+
+    Assert.Equal(BadFrame, error.Code)
+    Assert.Contains($"'{field}'", error.Reason)
+
+let ``the edges of the peer ranges are accepted`` () =
+    let decodes frame = Assert.True(Result.isOk (Wire.decodePeerMessage frame), frame)
+    decodes $"{{\"v\":1,\"type\":\"leader\",\"leader\":{System.Int32.MaxValue},\"epoch\":{Wire.maxEpoch}}}"
+    decodes "{\"v\":1,\"type\":\"leader\",\"leader\":1,\"epoch\":0}"
+    decodes $"{{\"v\":1,\"type\":\"history-requested\",\"room\":\"#dev\",\"after\":{Wire.maxSeq},\"requester\":1}}"
+    decodes $"{{\"v\":1,\"type\":\"placed\",\"room\":\"#dev\",\"owner\":2,\"epoch\":1,\"leader\":3,\"version\":{Wire.maxVersion},\"lastSeq\":0}}"
+
 let ``an integer beyond 64 bits is refused as out of range, naming the field`` () =
     let error = refusedBy Wire.decodePeerMessage "{\"v\":1,\"type\":\"election\",\"candidate\":99999999999999999999999,\"epoch\":1}"
 
@@ -497,6 +510,35 @@ let tests =
               ("{\"v\":1,\"type\":\"heartbeat\",\"from\":{\"id\":2,\"client\":\"127.0.0.1:5002\",\"peer\":\"127.0.0.1:6002\"},\"epoch\":1,\"leader\":null,\"known\":[],\"load\":7}", "load")
               ("{\"v\":1,\"type\":\"heartbeat\",\"from\":{\"id\":2,\"client\":\"127.0.0.1:5002\",\"peer\":\"127.0.0.1:6002\"},\"epoch\":1,\"leader\":null,\"known\":[3],\"load\":{\"clients\":0,\"rooms\":0,\"messagesPerSecond\":0}}", "") ]
             ``a peer message with a missing, mistyped or out-of-range field is refused as BadFrame``
+        testTheory "a peer frame with a number outside its range is refused, naming the field"
+            [ ("{\"v\":1,\"type\":\"leader\",\"leader\":3,\"epoch\":-1}", "epoch")
+              ("{\"v\":1,\"type\":\"leader\",\"leader\":3,\"epoch\":9007199254740993}", "epoch")
+              ("{\"v\":1,\"type\":\"leader\",\"leader\":3,\"epoch\":9223372036854775807}", "epoch")
+              ("{\"v\":1,\"type\":\"election\",\"candidate\":3,\"epoch\":-9223372036854775808}", "epoch")
+              ("{\"v\":1,\"type\":\"leader\",\"leader\":0,\"epoch\":1}", "leader")
+              ("{\"v\":1,\"type\":\"election\",\"candidate\":-3,\"epoch\":1}", "candidate")
+              ("{\"v\":1,\"type\":\"leave\",\"node\":0}", "node")
+              ("{\"v\":1,\"type\":\"leave\",\"node\":-1}", "node")
+              ("{\"v\":1,\"type\":\"users-requested\",\"node\":2147483648}", "node")
+              ("{\"v\":1,\"type\":\"place\",\"room\":\"#dev\",\"requester\":0}", "requester")
+              ("{\"v\":1,\"type\":\"sequenced\",\"room\":\"#lobby\",\"seq\":-1,\"from\":\"a\",\"fromNode\":1,\"text\":\"hi\",\"id\":0}", "seq")
+              ("{\"v\":1,\"type\":\"sequenced\",\"room\":\"#lobby\",\"seq\":9007199254740993,\"from\":\"a\",\"fromNode\":1,\"text\":\"hi\",\"id\":0}", "seq")
+              ("{\"v\":1,\"type\":\"replica-stored\",\"room\":\"#lobby\",\"backup\":{\"backup\":2,\"owner\":1,\"epoch\":1,\"leader\":1,\"version\":1},\"seq\":9223372036854775807}", "seq")
+              ("{\"v\":1,\"type\":\"replica-stored\",\"room\":\"#lobby\",\"backup\":{\"backup\":2,\"owner\":1,\"epoch\":-5,\"leader\":1,\"version\":1},\"seq\":1}", "epoch")
+              ("{\"v\":1,\"type\":\"replica-stored\",\"room\":\"#lobby\",\"backup\":{\"backup\":0,\"owner\":1,\"epoch\":1,\"leader\":1,\"version\":1},\"seq\":1}", "backup")
+              ("{\"v\":1,\"type\":\"backup-assigned\",\"room\":\"#lobby\",\"backup\":{\"backup\":2,\"owner\":1,\"epoch\":1,\"leader\":1,\"version\":2147483647}}", "version")
+              ("{\"v\":1,\"type\":\"placed\",\"room\":\"#dev\",\"owner\":2,\"epoch\":1,\"leader\":3,\"version\":-1,\"lastSeq\":0}", "version")
+              ("{\"v\":1,\"type\":\"placed\",\"room\":\"#dev\",\"owner\":-2,\"epoch\":1,\"leader\":3,\"version\":1,\"lastSeq\":0}", "owner")
+              ("{\"v\":1,\"type\":\"placed\",\"room\":\"#dev\",\"owner\":2,\"epoch\":1,\"leader\":3,\"version\":1,\"lastSeq\":-7}", "lastSeq")
+              ("{\"v\":1,\"type\":\"history-requested\",\"room\":\"#dev\",\"after\":-1,\"requester\":2}", "after")
+              ("{\"v\":1,\"type\":\"user-left\",\"nick\":\"bob\",\"node\":0}", "node")
+              ("{\"v\":1,\"type\":\"users\",\"node\":2,\"users\":[{\"nick\":\"alice\",\"node\":-1,\"rooms\":[],\"session\":\"s\"}]}", "node")
+              ("{\"v\":1,\"type\":\"heartbeat\",\"from\":{\"id\":0,\"client\":\"127.0.0.1:5002\",\"peer\":\"127.0.0.1:6002\"},\"epoch\":1,\"leader\":null,\"known\":[],\"load\":{\"clients\":0,\"rooms\":0,\"messagesPerSecond\":0}}", "id")
+              ("{\"v\":1,\"type\":\"heartbeat\",\"from\":{\"id\":2,\"client\":\"127.0.0.1:5002\",\"peer\":\"127.0.0.1:6002\"},\"epoch\":1,\"leader\":-1,\"known\":[],\"load\":{\"clients\":0,\"rooms\":0,\"messagesPerSecond\":0}}", "leader")
+              ("{\"v\":1,\"type\":\"heartbeat\",\"from\":{\"id\":2,\"client\":\"127.0.0.1:5002\",\"peer\":\"127.0.0.1:6002\"},\"epoch\":1000000000000000000,\"leader\":2,\"known\":[],\"load\":{\"clients\":0,\"rooms\":0,\"messagesPerSecond\":0}}", "epoch") ]
+            ``a peer frame with a number outside its range is refused, naming the field``
+        testCase "the edges of the peer ranges are accepted"
+            ``the edges of the peer ranges are accepted``
         testCase "an integer beyond 64 bits is refused as out of range, naming the field"
             ``an integer beyond 64 bits is refused as out of range, naming the field``
         testTheory "a server reply with an unknown code or malformed items is refused as BadFrame"
