@@ -503,9 +503,11 @@ let ``a flood of leave frames cannot push the epoch without bound`` () =
     let flooded = state |> steps (List.replicate 178 (PeerMessageReceived(LeaveAnnounced 7)))
     Assert.Equal(state.Coordination, flooded.Coordination)
 
-    // A leave for a live node (then its next heartbeat) is a real view change, and each one may
-    // start a round: the epoch grows by at most a few per forged frame, never wraps, and only a
-    // node with an authenticated peer link can send one (docs/SECURITY.md).
+    // A leave for a live node (then its next heartbeat) is a view change the core cannot tell
+    // from a real one, and each starts a round: +1 per leave here (178 leaves: epoch 1 to 181),
+    // as issue 11 saw. It never wraps, and the shell refuses a leave naming another node than
+    // the one that proved the cluster key on the link (PeerNetwork.cs), so only that node itself
+    // can send it: a real leave and rejoin (docs/SECURITY.md).
     let churned = state |> steps (List.replicate 178 [ PeerMessageReceived(LeaveAnnounced 3); heartbeatFrom 3; Ticked ] |> List.concat)
     Assert.True(churned.Coordination.Epoch >= before)
     Assert.True(churned.Coordination.Epoch <= before + 2L * 178L, $"epoch {churned.Coordination.Epoch} after 178 leaves from {before}")
