@@ -58,6 +58,8 @@ public sealed class PeerNetwork : IAsyncDisposable
 
     private async Task ServeAsync(Socket socket)
     {
+        // The node that proved the cluster key on this link, when there is a key.
+        int? linkPeer = null;
         if (_security.Links is { } authenticator)
         {
             var outcome = await authenticator.RespondAsync(socket, _stopping.Token).ConfigureAwait(false);
@@ -67,6 +69,7 @@ public sealed class PeerNetwork : IAsyncDisposable
                 socket.Dispose();
                 return;
             }
+            linkPeer = outcome.PeerId;
         }
         // This side never writes on an incoming link.
         var connection = new LineConnection(socket, maxQueuedBytes: 0);
@@ -80,6 +83,13 @@ public sealed class PeerNetwork : IAsyncDisposable
                 if (decoded.IsError)
                 {
                     refusal = decoded.ErrorValue.Reason;
+                    return false;
+                }
+                // A node announces only its own leave, on its own link: a leave naming another
+                // node is forged (each one can start an election, issue 11's epoch flood).
+                if (linkPeer is int sender && decoded.ResultValue is PeerMessage.LeaveAnnounced leave && leave.Item != sender)
+                {
+                    refusal = $"a leave for node {leave.Item} on the link of node {sender}";
                     return false;
                 }
                 var received = Event.NewPeerMessageReceived(decoded.ResultValue);

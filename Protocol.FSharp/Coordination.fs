@@ -24,7 +24,7 @@ module Coordination =
         { Self = self
           View = Set.singleton self
           Age = Map.empty
-          Epoch = 0
+          Epoch = 0L
           Participant = false
           Leader = None }
 
@@ -36,5 +36,5 @@ module Coordination =
           if state.View |> Set.exists (fun peer -> peer <> state.Self && not (state.Age.ContainsKey peer)) then
               "every peer in view has an age"
           if state.Age |> Map.exists (fun _ age -> age < 0) then "ages are never negative"
-          if state.Epoch < 0 then "epochs are never negative"
+          if state.Epoch < 0L then "epochs are never negative"
           if state.Participant && state.Leader.IsSome then "a participant has no leader yet" ]

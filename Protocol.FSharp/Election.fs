@@ -21,7 +21,7 @@ let startElection (state: Coordination) : Coordination * Sent list =
     if not (needsElection state) then
         state, []
     else
-        let epoch = state.Epoch + 1
+        let epoch = state.Epoch + 1L
         let next = { state with Epoch = epoch; Participant = true; Leader = None }
         next, [ sendToSuccessor next (Election { Candidate = state.Self; Epoch = epoch }) ]
 

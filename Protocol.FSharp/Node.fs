@@ -277,7 +277,14 @@ let private recvAppend (backup: BackupAssignment) (message: RoomMessage) (state:
 /// ignored it) and answers a later append with what it has: it is not up to date, and is sent
 /// the state again.
 let private recvStored (room: RoomName) (backup: BackupAssignment) (seq: int64) (state: NodeState) =
+    // The highest seq this owner has given out: committed, or pending. A backup's copy is exactly
+    // what the owner sent it, so an honest confirmation never goes past it; one that does is
+    // forged or broken, and taking it would commit pending messages no backup holds. Ignored.
+    let sequenced (primary: Replication.Primary) =
+        primary.Pending |> List.fold (fun highest message -> max highest message.Seq) (historyOf room state).LastSeq
     match state.Primaries.TryFind room with
+    | Some primary when seq > sequenced primary ->
+        state, [ Log(Warning, $"replica-stored for {room} confirms seq {seq}, beyond the {sequenced primary} this owner sequenced; ignored") ]
     | Some primary when primary.Synced = Some backup && seq < (historyOf room state).LastSeq ->
         replicate room { state with Primaries = state.Primaries.Add(room, { primary with Synced = None; Stored = None }) }
     | Some primary -> replicate room { state with Primaries = state.Primaries.Add(room, Replication.recvStored backup seq primary) }
@@ -306,6 +313,27 @@ let private hold (post: RoomPost) (state: NodeState) : NodeState =
     let waiting = state.Unconfirmed.TryFind post.Room |> Option.defaultValue []
     if post.FromNode = self state || List.contains post waiting then state
     else { state with Unconfirmed = state.Unconfirmed.Add(post.Room, waiting @ [ post ]) }
+
+/// How far ahead of this node's epoch a peer frame's epoch may be (2^20). Epochs grow by one per
+/// election a node starts, a few per change of the view, and every node adopts the highest it
+/// hears; a node's epoch lags the cluster's only while it was down or cut off (it restarts at
+/// epoch 0). Honestly, then, the lead is at most the elections the cluster has held since its
+/// last whole restart: 2^20 is a million of them. A frame further ahead is forged or broken,
+/// and following it would let one frame drive every epoch towards the end of its range.
+let maxEpochLead : Epoch = 1L <<< 20
+
+/// The highest epoch a peer message names, if it names one.
+let private epochNamed (message: PeerMessage) : Epoch option =
+    match message with
+    | HeartbeatSent heartbeat -> Some heartbeat.Epoch
+    | Election election -> Some election.Epoch
+    | LeaderAnnounced leader -> Some leader.Epoch
+    | RoomAssigned(_, placement) -> Some placement.Epoch
+    | BackupAssigned(_, backup)
+    | ReplicaSynced(_, backup, _, _)
+    | ReplicaAppended(backup, _)
+    | ReplicaStored(_, backup, _) -> Some backup.Epoch
+    | _ -> None
 
 let rec private routeSent (sent: Sent list) (state: NodeState) : NodeState * Effect list =
     forEach routeOne sent (state, [])
@@ -446,11 +474,19 @@ and private recvUserJoined (user: KnownUser) (state: NodeState) : NodeState * Ef
         (if isNew then presence state $"{nick} joined on node {user.User.Node}" else [])
 
 and handlePeerMessage (message: PeerMessage) (state: NodeState) : NodeState * Effect list =
+    match epochNamed message with
+    | Some epoch when epoch - state.Coordination.Epoch > maxEpochLead ->
+        state, [ Log(Warning, $"a peer frame names epoch {epoch}, implausibly far ahead of this node's {state.Coordination.Epoch}; ignored") ]
+    | _ -> handlePlausible message state
+
+and private handlePlausible (message: PeerMessage) (state: NodeState) : NodeState * Effect list =
     match message with
     | HeartbeatSent heartbeat when heartbeat.From.Id = self state -> state, []
     | HeartbeatSent heartbeat -> recvHeartbeat heartbeat state
     | Election election -> coordinate (Election.recvElection election) state
     | LeaderAnnounced leader -> coordinate (Election.recvLeader leader) state
+    | LeaveAnnounced node when node <> self state && not (state.Coordination.View.Contains node) ->
+        state, [ Log(Info, $"node {node} announced it is leaving, but it is not in this node's view; ignored") ]
     | LeaveAnnounced node ->
         coordinate (fun c -> FailureDetector.recvLeave node c, []) state
         |> then' maybeStartElection

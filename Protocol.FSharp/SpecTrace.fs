@@ -99,7 +99,7 @@ let actionsOf (suspectAfter: int) (event: Event) (before: Coordination) (after: 
                 before
             |> thenMaybeElection after |> snd
         | PeerMessageReceived(LeaveAnnounced node) ->
-            let received = { Type = "leave"; To = self; Id = node; Epoch = 0 }
+            let received = { Type = "leave"; To = self; Id = node; Epoch = 0L }
             taking "RecvLeave" (fun c -> FailureDetector.recvLeave node c, []) (fun a -> { a with Received = Some received }) before
             |> thenMaybeElection after |> snd
         | PeerMessageReceived(Election election) ->
@@ -110,7 +110,7 @@ let actionsOf (suspectAfter: int) (event: Event) (before: Coordination) (after: 
             taking "RecvLeader" (Election.recvLeader leader) (fun a -> { a with Received = Some received }) before |> snd
         | ShutdownRequested ->
             // Spec: Leave(i) tells every peer in the view (Node.shutdown sends to the live peers).
-            let told = [ for peer in before.View.Remove self -> { Type = "leave"; To = peer; Id = self; Epoch = 0 } ]
+            let told = [ for peer in before.View.Remove self -> { Type = "leave"; To = peer; Id = self; Epoch = 0L } ]
             [ { action "Leave" before with Sent = told } ]
         | _ -> []
     match List.rev replayed with

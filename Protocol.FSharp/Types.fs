@@ -5,7 +5,7 @@ namespace FormalChat.Protocol
 type NodeId = int
 
 /// An election round. Every round carries one, so messages of an older round are ignored.
-type Epoch = int
+type Epoch = int64
 
 /// A connection the shell accepted from a chat client; the shell assigns the numbers.
 type ClientId = int64

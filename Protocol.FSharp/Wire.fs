@@ -429,6 +429,31 @@ let private intField (frame: JsonElement) (name: string) : int =
     if value < int64 Int32.MinValue || value > int64 Int32.MaxValue then fail $"field '{name}' is out of range"
     int value
 
+/// Peer frames carry numbers only inside these ranges (docs/PROTOCOL.md, "Ranges"). A number
+/// outside is no honest node's: the frame is refused, and the shell closes the link it came on.
+/// 2^53 is the largest integer JSON can carry exactly (RFC 8259 §6) and far beyond any real
+/// seq or epoch (2^53 messages at a million a second take 285 years); it also leaves room to
+/// add to them without overflowing an int64.
+let maxSeq = 1L <<< 53
+let maxEpoch = 1L <<< 53
+/// Versions count one room's assignments and are ints: below 2^30, `version + 1` never wraps.
+let maxVersion = 1 <<< 30
+
+/// A node id between nodes: configured ids are positive ints (0 means "none" in the spec).
+let private nodeField (frame: JsonElement) (name: string) : NodeId =
+    let value = longField frame name
+    if value < 1L || value > int64 Int32.MaxValue then fail $"field '{name}' is not a node id: {value}"
+    int value
+
+let private boundedField (frame: JsonElement) (name: string) (bound: int64) : int64 =
+    let value = longField frame name
+    if value < 0L || value > bound then fail $"field '{name}' is out of range: {value} (0 to {bound})"
+    value
+
+let private seqField (frame: JsonElement) (name: string) : int64 = boundedField frame name maxSeq
+let private epochField (frame: JsonElement) (name: string) : Epoch = boundedField frame name maxEpoch
+let private versionField (frame: JsonElement) (name: string) : int = int (boundedField frame name (int64 maxVersion))
+
 let private optionalField (frame: JsonElement) (name: string) (read: JsonElement -> string -> 'T) : 'T option =
     match tryField frame name with
     | ValueNone -> None
@@ -441,6 +466,9 @@ let private boolField (frame: JsonElement) (name: string) : bool =
     | _ -> fail $"field '{name}' must be true or false"
 
 let private optionalNodeField (frame: JsonElement) (name: string) : NodeId option = optionalField frame name intField
+
+/// A peer frame's optional node id: when present, a positive int like every other.
+let private optionalPeerNodeField (frame: JsonElement) (name: string) : NodeId option = optionalField frame name nodeField
 
 let private objectField (frame: JsonElement) (name: string) : JsonElement =
     match required frame name with
@@ -463,7 +491,7 @@ let private asObject (token: JsonElement) : JsonElement =
 let private asString (token: JsonElement) : string = asStringNamed "an array item must be a string" token
 
 let private nodeInfoOf (frame: JsonElement) : NodeInfo =
-    { Id = intField frame "id"
+    { Id = nodeField frame "id"
       ClientEndpoint = endpointField frame "client"
       PeerEndpoint = endpointField frame "peer" }
 
@@ -515,7 +543,7 @@ let private unknownType (kind: string) = fail $"unknown message type '{kind}'"
 
 let private userOf (user: JsonElement) : UserEntry =
     { Nick = stringField user "nick"
-      Node = intField user "node"
+      Node = nodeField user "node"
       Rooms = arrayField user "rooms" |> List.map asString }
 
 let private knownUserOf (user: JsonElement) : KnownUser =
@@ -523,7 +551,7 @@ let private knownUserOf (user: JsonElement) : KnownUser =
 
 let private roomMessageOf (frame: JsonElement) (nodeField: string) : RoomMessage =
     { Room = roomField frame "room"
-      Seq = longField frame "seq"
+      Seq = seqField frame "seq"
       From = stringField frame "from"
       FromNode = intField frame nodeField
       Text = stringField frame "text"
@@ -531,11 +559,11 @@ let private roomMessageOf (frame: JsonElement) (nodeField: string) : RoomMessage
 
 let private backupOf (frame: JsonElement) : BackupAssignment =
     let backup = objectField frame "backup"
-    { Backup = intField backup "backup"
-      Owner = intField backup "owner"
-      Epoch = intField backup "epoch"
-      Leader = intField backup "leader"
-      Version = intField backup "version" }
+    { Backup = nodeField backup "backup"
+      Owner = nodeField backup "owner"
+      Epoch = epochField backup "epoch"
+      Leader = nodeField backup "leader"
+      Version = versionField backup "version" }
 
 let private messagesOf (frame: JsonElement) (name: string) : RoomMessage list =
     arrayField frame name |> List.map (fun token -> roomMessageOf (asObject token) "fromNode")
@@ -549,13 +577,13 @@ let private readPeerMessage : string -> JsonElement -> PeerMessage =
         | "heartbeat" ->
             HeartbeatSent
                 { From = nodeInfoOf (objectField frame "from")
-                  Epoch = intField frame "epoch"
-                  Leader = optionalNodeField frame "leader"
+                  Epoch = epochField frame "epoch"
+                  Leader = optionalPeerNodeField frame "leader"
                   Load = loadOf frame
                   Known = arrayField frame "known" |> List.map (asObject >> nodeInfoOf) }
-        | "election" -> Election { Candidate = intField frame "candidate"; Epoch = intField frame "epoch" }
-        | "leader" -> LeaderAnnounced { Leader = intField frame "leader"; Epoch = intField frame "epoch" }
-        | "leave" -> LeaveAnnounced(intField frame "node")
+        | "election" -> Election { Candidate = nodeField frame "candidate"; Epoch = epochField frame "epoch" }
+        | "leader" -> LeaderAnnounced { Leader = nodeField frame "leader"; Epoch = epochField frame "epoch" }
+        | "leave" -> LeaveAnnounced(nodeField frame "node")
         | "private" ->
             PrivateForwarded
                 { From = stringField frame "from"
@@ -563,20 +591,20 @@ let private readPeerMessage : string -> JsonElement -> PeerMessage =
                   To = stringField frame "to"
                   Text = stringField frame "text" }
         | "user-joined" -> UserJoined(knownUserOf (objectField frame "user"))
-        | "user-left" -> UserLeft(stringField frame "nick", intField frame "node")
+        | "user-left" -> UserLeft(stringField frame "nick", nodeField frame "node")
         | "member-joined" -> MemberJoined(roomField frame "room", stringField frame "nick")
         | "member-left" -> MemberLeft(roomField frame "room", stringField frame "nick")
-        | "users" -> UsersListed(intField frame "node", arrayField frame "users" |> List.map (asObject >> knownUserOf))
-        | "users-requested" -> UsersRequested(intField frame "node")
-        | "place" -> PlacementRequested(roomField frame "room", intField frame "requester")
+        | "users" -> UsersListed(nodeField frame "node", arrayField frame "users" |> List.map (asObject >> knownUserOf))
+        | "users-requested" -> UsersRequested(nodeField frame "node")
+        | "place" -> PlacementRequested(roomField frame "room", nodeField frame "requester")
         | "placed" ->
             RoomAssigned(
                 roomField frame "room",
-                { Owner = intField frame "owner"
-                  Epoch = intField frame "epoch"
-                  Leader = intField frame "leader"
-                  Version = intField frame "version"
-                  LastSeq = longField frame "lastSeq" }
+                { Owner = nodeField frame "owner"
+                  Epoch = epochField frame "epoch"
+                  Leader = nodeField frame "leader"
+                  Version = versionField frame "version"
+                  LastSeq = seqField frame "lastSeq" }
             )
         | "post" ->
             RoomPosted
@@ -589,8 +617,8 @@ let private readPeerMessage : string -> JsonElement -> PeerMessage =
         | "backup-assigned" -> BackupAssigned(roomField frame "room", backupOf frame)
         | "replica-sync" -> ReplicaSynced(roomField frame "room", backupOf frame, messagesOf frame "committed", messagesOf frame "pending")
         | "replica-append" -> ReplicaAppended(backupOf frame, roomMessageOf (objectField frame "message") "fromNode")
-        | "replica-stored" -> ReplicaStored(roomField frame "room", backupOf frame, longField frame "seq")
-        | "history-requested" -> HistoryRequested(roomField frame "room", longField frame "after", intField frame "requester")
+        | "replica-stored" -> ReplicaStored(roomField frame "room", backupOf frame, seqField frame "seq")
+        | "history-requested" -> HistoryRequested(roomField frame "room", seqField frame "after", nodeField frame "requester")
         | "history" -> HistoryShared(roomField frame "room", messagesOf frame "messages")
         | other -> unknownType other)
 
@@ -653,7 +681,7 @@ let private readServerReply : string -> JsonElement -> ServerReply =
             StatusReported
                 { Self = intField frame "self"
                   Leader = optionalNodeField frame "leader"
-                  Epoch = intField frame "epoch"
+                  Epoch = longField frame "epoch"
                   Nodes =
                     arrayField frame "nodes"
                     |> List.map (fun token ->

@@ -17,7 +17,7 @@ let private heartbeatFrom (id: NodeId) : Event =
     PeerMessageReceived(
         HeartbeatSent
             { From = infoOf id
-              Epoch = 0
+              Epoch = 0L
               Leader = None
               Load = Load.zero
               Known = [] }
@@ -42,14 +42,14 @@ let private connectAs (client: ClientId) (nick: string) : Event list =
 
 /// The leader has placed #lobby on `owner` (epoch 1, nothing sequenced yet).
 let private lobbyOn (owner: NodeId) : Event =
-    PeerMessageReceived(RoomAssigned(Rooms.lobby, { Owner = owner; Epoch = 1; Leader = 0; Version = 1; LastSeq = 0L }))
+    PeerMessageReceived(RoomAssigned(Rooms.lobby, { Owner = owner; Epoch = 1L; Leader = 0; Version = 1; LastSeq = 0L }))
 
 /// Node 1, the owner of #lobby, has a backup on `backup` that confirmed the room's state: what
 /// node 1 sequences commits once the backup confirms it (an owner with live peers never commits
 /// alone).
 let private lobbyBackedBy (backup: NodeId) : Event list =
-    [ PeerMessageReceived(BackupAssigned(Rooms.lobby, { Backup = backup; Owner = 1; Epoch = 1; Leader = 0; Version = 1 }))
-      PeerMessageReceived(ReplicaStored(Rooms.lobby, { Backup = backup; Owner = 1; Epoch = 1; Leader = 0; Version = 1 }, 0L)) ]
+    [ PeerMessageReceived(BackupAssigned(Rooms.lobby, { Backup = backup; Owner = 1; Epoch = 1L; Leader = 0; Version = 1 }))
+      PeerMessageReceived(ReplicaStored(Rooms.lobby, { Backup = backup; Owner = 1; Epoch = 1L; Leader = 0; Version = 1 }, 0L)) ]
 
 let private repliesTo (client: ClientId) (effects: Effect list) : ServerReply list =
     [ for effect in effects do
@@ -175,10 +175,10 @@ let ``a say to #lobby at its owner is sequenced, shown to every named local clie
 
     let message = { Room = Rooms.lobby; Seq = 1L; From = "alice"; FromNode = 1; Text = "hello, world"; ClientMessageId = 7L }
     // Sent to the backup only; shown once the backup has stored it.
-    Assert.Equal<(NodeId * PeerMessage) list>([ 2, ReplicaAppended({ Backup = 2; Owner = 1; Epoch = 1; Leader = 0; Version = 1 }, message) ], peerSends effects)
+    Assert.Equal<(NodeId * PeerMessage) list>([ 2, ReplicaAppended({ Backup = 2; Owner = 1; Epoch = 1L; Leader = 0; Version = 1 }, message) ], peerSends effects)
     Assert.Empty(repliesTo 10 effects)
 
-    let next, effects = step config sequenced (PeerMessageReceived(ReplicaStored(Rooms.lobby, { Backup = 2; Owner = 1; Epoch = 1; Leader = 0; Version = 1 }, 1L)))
+    let next, effects = step config sequenced (PeerMessageReceived(ReplicaStored(Rooms.lobby, { Backup = 2; Owner = 1; Epoch = 1L; Leader = 0; Version = 1 }, 1L)))
 
     let toClients =
         [ for effect in effects do
@@ -210,7 +210,7 @@ let ``a say to #lobby is not sent to a peer that left`` () =
     let state =
         nodeWithPeers () |> steps (lobbyOn 1 :: lobbyBackedBy 2 @ PeerMessageReceived(LeaveAnnounced 3) :: connectAs 10 "alice")
 
-    let _, effects = run [ ClientRequested(10, Say(Rooms.lobby, "hi", 0L)); PeerMessageReceived(ReplicaStored(Rooms.lobby, { Backup = 2; Owner = 1; Epoch = 1; Leader = 0; Version = 1 }, 1L)) ] state
+    let _, effects = run [ ClientRequested(10, Say(Rooms.lobby, "hi", 0L)); PeerMessageReceived(ReplicaStored(Rooms.lobby, { Backup = 2; Owner = 1; Epoch = 1L; Leader = 0; Version = 1 }, 1L)) ] state
 
     Assert.Equal<NodeId list>([ 2 ], peerSends effects |> List.map fst)
 
@@ -342,7 +342,7 @@ let ``a UsersRequested is answered with this node's users and its placements`` (
 
     Assert.Equal<(NodeId * PeerMessage) list>(
         [ 2, UsersListed(1, [ { User = inLobby "alice" 1; Session = sessionOf 10 } ])
-          2, RoomAssigned(Rooms.lobby, { Owner = 3; Epoch = 1; Leader = 0; Version = 1; LastSeq = 0L }) ],
+          2, RoomAssigned(Rooms.lobby, { Owner = 3; Epoch = 1L; Leader = 0; Version = 1; LastSeq = 0L }) ],
         peerSends effects)
 
 /// Two or more nodes wired together: every SendToPeer effect is delivered to its node, in order,
@@ -448,19 +448,84 @@ let ``no election while the node listens for its first intervals, an election on
     let listening = List.replicate (listenTicksBeforeElection - 1) Ticked
     let state = nodeWithPeers () |> steps listening
     Assert.False state.Coordination.Participant
-    Assert.Equal(0, state.Coordination.Epoch)
+    Assert.Equal(0L, state.Coordination.Epoch)
 
     let next, effects = step config state Ticked
 
     Assert.True next.Coordination.Participant
-    Assert.Contains((2, Election { Candidate = 1; Epoch = 1 }), peerSends effects)
+    Assert.Contains((2, Election { Candidate = 1; Epoch = 1L }), peerSends effects)
 
 let ``a node alone elects itself once it has listened`` () =
     let next = init (infoOf 4) |> steps (List.replicate listenTicksBeforeElection Ticked)
 
     Assert.Equal(Some 4, next.Coordination.Leader)
-    Assert.Equal(1, next.Coordination.Epoch)
+    Assert.Equal(1L, next.Coordination.Epoch)
     Assert.False next.Coordination.Participant
+
+// ---------------------------------------------------------------------------------------------
+// Forged peer frames (issue 11): what Wire lets through must still not wrap, inflate or commit.
+
+let private warnings (effects: Effect list) : string list =
+    [ for effect in effects do
+          match effect with
+          | Log(Warning, line) -> line
+          | _ -> () ]
+
+let ``a leader frame at epoch 2^31-1 or Int64.MaxValue is ignored with a log line, and wraps nothing`` () =
+    let state = nodeWithPeers () |> steps (List.replicate listenTicksBeforeElection Ticked)
+    let before = state.Coordination
+    Assert.True(before.Epoch >= 1L)
+
+    for epoch in [ int64 System.Int32.MaxValue; System.Int64.MaxValue; before.Epoch + maxEpochLead + 1L ] do
+        let next, effects = step config state (PeerMessageReceived(LeaderAnnounced { Leader = 3; Epoch = epoch }))
+        Assert.Equal(before, next.Coordination)
+        Assert.Empty(peerSends effects)
+        Assert.Single(warnings effects) |> ignore
+
+    // Within the allowed lead the announcement is news, as it was.
+    let next, _ = step config state (PeerMessageReceived(LeaderAnnounced { Leader = 3; Epoch = before.Epoch + maxEpochLead }))
+    Assert.Equal(before.Epoch + maxEpochLead, next.Coordination.Epoch)
+    Assert.Equal(Some 3, next.Coordination.Leader)
+
+let ``an epoch past 2^31-1 is a positive int64: the next election does not wrap`` () =
+    let state = { Coordination.init 1 with Epoch = int64 System.Int32.MaxValue }
+
+    let next, sent = Election.startElection state
+
+    Assert.Equal(int64 System.Int32.MaxValue + 1L, next.Epoch)
+    Assert.Equal<Sent list>([ { To = 1; Message = Election { Candidate = 1; Epoch = int64 System.Int32.MaxValue + 1L } } ], sent)
+
+let ``a flood of leave frames cannot push the epoch without bound`` () =
+    let state = nodeWithPeers () |> steps (List.replicate listenTicksBeforeElection Ticked)
+    let before = state.Coordination.Epoch
+
+    // A leave for a node that is not in the view changes nothing, however many come.
+    let flooded = state |> steps (List.replicate 178 (PeerMessageReceived(LeaveAnnounced 7)))
+    Assert.Equal(state.Coordination, flooded.Coordination)
+
+    // A leave for a live node (then its next heartbeat) is a view change the core cannot tell
+    // from a real one, and each starts a round: +1 per leave here (178 leaves: epoch 1 to 181),
+    // as issue 11 saw. It never wraps, and the shell refuses a leave naming another node than
+    // the one that proved the cluster key on the link (PeerNetwork.cs), so only that node itself
+    // can send it: a real leave and rejoin (docs/SECURITY.md).
+    let churned = state |> steps (List.replicate 178 [ PeerMessageReceived(LeaveAnnounced 3); heartbeatFrom 3; Ticked ] |> List.concat)
+    Assert.True(churned.Coordination.Epoch >= before)
+    Assert.True(churned.Coordination.Epoch <= before + 2L * 178L, $"epoch {churned.Coordination.Epoch} after 178 leaves from {before}")
+
+let ``a replica-stored with seq 2^62 commits nothing, and the true confirmation still does`` () =
+    let state = nodeWithPeers () |> steps (lobbyOn 1 :: lobbyBackedBy 2 @ connectAs 10 "alice")
+    let pending = state |> steps [ ClientRequested(10, Say(Rooms.lobby, "hi", 1L)) ]
+    let backup = { Backup = 2; Owner = 1; Epoch = 1L; Leader = 0; Version = 1 }
+
+    let forged, effects = step config pending (PeerMessageReceived(ReplicaStored(Rooms.lobby, backup, 1L <<< 62)))
+
+    Assert.Equal(0L, (historyOf Rooms.lobby forged).LastSeq)
+    Assert.Empty(repliesTo 10 effects)
+    Assert.Empty(peerSends effects)
+    Assert.Single(warnings effects) |> ignore
+
+    let confirmed, _ = step config forged (PeerMessageReceived(ReplicaStored(Rooms.lobby, backup, 1L)))
+    Assert.Equal(1L, (historyOf Rooms.lobby confirmed).LastSeq)
 
 let ``shutdown announces the leave to every peer, then stops, and later events do nothing`` () =
     let state = nodeWithPeers () |> steps (connectAs 10 "alice")
@@ -546,6 +611,14 @@ let tests =
             ``no election while the node listens for its first intervals, an election on the tick that ends them``
         testCase "a node alone elects itself once it has listened"
             ``a node alone elects itself once it has listened``
+        testCase "a leader frame at epoch 2^31-1 or Int64.MaxValue is ignored with a log line, and wraps nothing"
+            ``a leader frame at epoch 2^31-1 or Int64.MaxValue is ignored with a log line, and wraps nothing``
+        testCase "an epoch past 2^31-1 is a positive int64: the next election does not wrap"
+            ``an epoch past 2^31-1 is a positive int64: the next election does not wrap``
+        testCase "a flood of leave frames cannot push the epoch without bound"
+            ``a flood of leave frames cannot push the epoch without bound``
+        testCase "a replica-stored with seq 2^62 commits nothing, and the true confirmation still does"
+            ``a replica-stored with seq 2^62 commits nothing, and the true confirmation still does``
         testCase "shutdown announces the leave to every peer, then stops, and later events do nothing"
             ``shutdown announces the leave to every peer, then stops, and later events do nothing``
     ]

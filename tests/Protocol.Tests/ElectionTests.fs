@@ -44,23 +44,23 @@ let ``startElection: opens the next epoch as a participant and sends its own id 
 
     let next, sent = Election.startElection state
 
-    Assert.Equal(1, next.Epoch)
+    Assert.Equal(1L, next.Epoch)
     Assert.True next.Participant
     Assert.Equal(None, next.Leader)
-    Assert.Equal<Sent list>([ { To = 3; Message = Election { Candidate = 2; Epoch = 1 } } ], sent)
+    Assert.Equal<Sent list>([ { To = 3; Message = Election { Candidate = 2; Epoch = 1L } } ], sent)
     assertValid next
 
 let ``startElection: does nothing while already a participant or while following the highest id`` () =
     let participant, _ = Election.startElection (withView 2 [ 1; 3 ])
-    let following = { withView 2 [ 1; 3 ] with Epoch = 1; Leader = Some 3 }
+    let following = { withView 2 [ 1; 3 ] with Epoch = 1L; Leader = Some 3 }
 
     Assert.Equal((participant, []), Election.startElection participant)
     Assert.Equal((following, []), Election.startElection following)
 
 let ``needsElection: a leader that is not the highest id in view calls for an election`` () =
-    Assert.True(Election.needsElection { withView 2 [ 1; 3 ] with Epoch = 1; Leader = Some 2 })
-    Assert.True(Election.needsElection { withView 2 [ 1 ] with Epoch = 1; Leader = Some 3 })
-    Assert.False(Election.needsElection { withView 2 [ 1 ] with Epoch = 1; Leader = Some 2 })
+    Assert.True(Election.needsElection { withView 2 [ 1; 3 ] with Epoch = 1L; Leader = Some 2 })
+    Assert.True(Election.needsElection { withView 2 [ 1 ] with Epoch = 1L; Leader = Some 3 })
+    Assert.False(Election.needsElection { withView 2 [ 1 ] with Epoch = 1L; Leader = Some 2 })
 
 // ---------------------------------------------------------------------------------------------
 // RecvElection.
@@ -68,19 +68,19 @@ let ``needsElection: a leader that is not the highest id in view calls for an el
 let ``recvElection: a higher candidate is forwarded and makes the node a participant`` () =
     let state = withView 2 [ 1; 3; 5 ]
 
-    let next, sent = Election.recvElection { Candidate = 5; Epoch = 1 } state
+    let next, sent = Election.recvElection { Candidate = 5; Epoch = 1L } state
 
-    Assert.Equal(1, next.Epoch)
+    Assert.Equal(1L, next.Epoch)
     Assert.True next.Participant
-    Assert.Equal<Sent list>([ { To = 3; Message = Election { Candidate = 5; Epoch = 1 } } ], sent)
+    Assert.Equal<Sent list>([ { To = 3; Message = Election { Candidate = 5; Epoch = 1L } } ], sent)
 
 let ``recvElection: a lower candidate is replaced by the node's own id once per round`` () =
     let state = withView 3 [ 1; 5 ]
 
-    let next, sent = Election.recvElection { Candidate = 1; Epoch = 1 } state
-    let again, sentAgain = Election.recvElection { Candidate = 1; Epoch = 1 } next
+    let next, sent = Election.recvElection { Candidate = 1; Epoch = 1L } state
+    let again, sentAgain = Election.recvElection { Candidate = 1; Epoch = 1L } next
 
-    Assert.Equal<Sent list>([ { To = 5; Message = Election { Candidate = 3; Epoch = 1 } } ], sent)
+    Assert.Equal<Sent list>([ { To = 5; Message = Election { Candidate = 3; Epoch = 1L } } ], sent)
     Assert.True next.Participant
     Assert.Equal(next, again)
     Assert.Empty sentAgain
@@ -88,61 +88,61 @@ let ``recvElection: a lower candidate is replaced by the node's own id once per 
 let ``recvElection: the node's own id coming back wins and announces the leader`` () =
     let state, _ = Election.startElection (withView 5 [ 1; 3 ])
 
-    let next, sent = Election.recvElection { Candidate = 5; Epoch = 1 } state
+    let next, sent = Election.recvElection { Candidate = 5; Epoch = 1L } state
 
     Assert.Equal(Some 5, next.Leader)
     Assert.False next.Participant
-    Assert.Equal<Sent list>([ { To = 1; Message = LeaderAnnounced { Leader = 5; Epoch = 1 } } ], sent)
+    Assert.Equal<Sent list>([ { To = 1; Message = LeaderAnnounced { Leader = 5; Epoch = 1L } } ], sent)
     assertValid next
 
 let ``recvElection: a newer epoch supersedes the round in progress and the leader followed`` () =
-    let state = { withView 2 [ 1; 3 ] with Epoch = 3; Leader = Some 3 }
+    let state = { withView 2 [ 1; 3 ] with Epoch = 3L; Leader = Some 3 }
 
-    let next, sent = Election.recvElection { Candidate = 1; Epoch = 4 } state
+    let next, sent = Election.recvElection { Candidate = 1; Epoch = 4L } state
 
-    Assert.Equal(4, next.Epoch)
+    Assert.Equal(4L, next.Epoch)
     Assert.Equal(None, next.Leader)
     Assert.True next.Participant
-    Assert.Equal<Sent list>([ { To = 3; Message = Election { Candidate = 2; Epoch = 4 } } ], sent)
+    Assert.Equal<Sent list>([ { To = 3; Message = Election { Candidate = 2; Epoch = 4L } } ], sent)
 
 let ``recvElection: a candidate that has left the view is dropped and the node leaves the round`` () =
     // TLC's lasso (spec/README.md): 3 starts a round and leaves; 1 and 2 forwarded candidate 3
     // between them forever, both participants, and nobody was ever elected.
-    let state = { withView 2 [ 1 ] with Epoch = 1; Participant = true }
+    let state = { withView 2 [ 1 ] with Epoch = 1L; Participant = true }
 
-    let next, sent = Election.recvElection { Candidate = 3; Epoch = 1 } state
+    let next, sent = Election.recvElection { Candidate = 3; Epoch = 1L } state
 
     Assert.Empty(sent)
     Assert.False next.Participant
     Assert.True(Election.needsElection next)
 
 let ``recvElection: a newer round from a candidate not yet in the view is dropped but its epoch adopted`` () =
-    let state = { withView 1 [ 2; 3 ] with Epoch = 5; Leader = Some 3 }
+    let state = { withView 1 [ 2; 3 ] with Epoch = 5L; Leader = Some 3 }
 
-    let next, sent = Election.recvElection { Candidate = 4; Epoch = 6 } state
+    let next, sent = Election.recvElection { Candidate = 4; Epoch = 6L } state
 
     Assert.Empty(sent)
-    Assert.Equal(6, next.Epoch)
+    Assert.Equal(6L, next.Epoch)
     let _, own = Election.startElection next
-    Assert.Equal<Sent list>([ { To = 2; Message = Election { Candidate = 1; Epoch = 7 } } ], own)
+    Assert.Equal<Sent list>([ { To = 2; Message = Election { Candidate = 1; Epoch = 7L } } ], own)
 
 // ---------------------------------------------------------------------------------------------
 // RecvLeader.
 
 let ``recvLeader: a follower adopts the leader and passes the announcement on`` () =
-    let state, _ = Election.recvElection { Candidate = 5; Epoch = 1 } (withView 3 [ 1; 5 ])
+    let state, _ = Election.recvElection { Candidate = 5; Epoch = 1L } (withView 3 [ 1; 5 ])
 
-    let next, sent = Election.recvLeader { Leader = 5; Epoch = 1 } state
+    let next, sent = Election.recvLeader { Leader = 5; Epoch = 1L } state
 
     Assert.Equal(Some 5, next.Leader)
     Assert.False next.Participant
-    Assert.Equal<Sent list>([ { To = 5; Message = LeaderAnnounced { Leader = 5; Epoch = 1 } } ], sent)
+    Assert.Equal<Sent list>([ { To = 5; Message = LeaderAnnounced { Leader = 5; Epoch = 1L } } ], sent)
     assertValid next
 
 let ``recvLeader: the announcement stops when it is back at the leader`` () =
-    let state, _ = Election.recvElection { Candidate = 5; Epoch = 1 } (fst (Election.startElection (withView 5 [ 1; 3 ])))
+    let state, _ = Election.recvElection { Candidate = 5; Epoch = 1L } (fst (Election.startElection (withView 5 [ 1; 3 ])))
 
-    let next, sent = Election.recvLeader { Leader = 5; Epoch = 1 } state
+    let next, sent = Election.recvLeader { Leader = 5; Epoch = 1L } state
 
     Assert.Equal(state, next)
     Assert.Empty sent
@@ -172,7 +172,7 @@ let ``property: an election or leader message of an older epoch changes nothing 
     let caseGen =
         gen {
             let! state = coordinationGen |> Gen.filter (fun c -> c.Epoch >= 1)
-            let! epoch = Gen.choose (0, state.Epoch - 1)
+            let! epoch = Gen.choose (0, int state.Epoch - 1) |> Gen.map int64
             let! id = Gen.choose (1, 9)
             return state, epoch, id
         }
@@ -202,7 +202,7 @@ let ``property: every election transition keeps the invariants and never lowers 
         gen {
             let! state = coordinationGen
             let! id = Gen.choose (1, 9)
-            let! epoch = Gen.choose (0, 7)
+            let! epoch = Gen.choose (0, 7) |> Gen.map int64
             let! which = Gen.choose (0, 2)
             return state, id, epoch, which
         }
@@ -329,7 +329,7 @@ let ``property: with all n nodes starting in one epoch on a stable ring, at most
         let started =
             Simulation.createWithFullViews seed 3 ids
             |> Simulation.applyAll [ for id in startOrder -> Simulation.StartElection id ]
-        Assert.All(Simulation.running started, fun id -> Assert.Equal(1, (Simulation.node started id).Epoch))
+        Assert.All(Simulation.running started, fun id -> Assert.Equal(1L, (Simulation.node started id).Epoch))
 
         // Ring messages only, in random order: no ticks, heartbeats or new rounds.
         let settled = started |> Simulation.deliverAllRandomly random 10_000
@@ -353,8 +353,8 @@ let ``scenario: a stale election message arriving after the new leader is chosen
     let epoch = (Simulation.node settled 1).Epoch
     let late =
         [ for id in ids do
-              Simulation.Deliver { To = id; Message = Election { Candidate = 9; Epoch = epoch - 1 } }
-              Simulation.Deliver { To = id; Message = LeaderAnnounced { Leader = 1; Epoch = epoch - 1 } }
+              Simulation.Deliver { To = id; Message = Election { Candidate = 9; Epoch = epoch - 1L } }
+              Simulation.Deliver { To = id; Message = LeaderAnnounced { Leader = 1; Epoch = epoch - 1L } }
               Simulation.Deliver { To = id; Message = Election { Candidate = 9; Epoch = epoch } } ]
 
     let after = settled |> Simulation.applyAll late

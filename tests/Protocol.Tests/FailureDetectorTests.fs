@@ -24,7 +24,7 @@ let ``init: a node starts alone in epoch 0 with no leader and no round`` () =
     Assert.Equal(4, state.Self)
     Assert.Equal<Set<NodeId>>(Set.singleton 4, state.View)
     Assert.Empty state.Age
-    Assert.Equal(0, state.Epoch)
+    Assert.Equal(0L, state.Epoch)
     Assert.False state.Participant
     Assert.Equal(None, state.Leader)
     assertValid state
@@ -71,11 +71,11 @@ let ``recvHeartbeat: a heartbeat from a known node resets its age to 0`` () =
 
 let ``recvHeartbeat: a leader of a newer epoch is adopted, ending any round`` () =
     let state, _ = Election.startElection (knowing 1 [ 2; 3 ])
-    Assert.Equal(1, state.Epoch)
+    Assert.Equal(1L, state.Epoch)
 
     let next = FailureDetector.recvHeartbeat 2 5 (Some 3) state
 
-    Assert.Equal(5, next.Epoch)
+    Assert.Equal(5L, next.Epoch)
     Assert.Equal(Some 3, next.Leader)
     Assert.False next.Participant
     assertValid next
@@ -85,12 +85,12 @@ let ``recvHeartbeat: a newer epoch without a leader is not adopted`` () =
 
     let next = FailureDetector.recvHeartbeat 2 5 None state
 
-    Assert.Equal(0, next.Epoch)
+    Assert.Equal(0L, next.Epoch)
     Assert.Equal(None, next.Leader)
 
 let ``recvHeartbeat: a leader of an older epoch changes neither leader nor epoch`` () =
-    let following = { knowing 1 [ 2; 3 ] with Epoch = 4; Leader = Some 3 }
-    let electing = { knowing 1 [ 2; 3 ] with Epoch = 4; Participant = true }
+    let following = { knowing 1 [ 2; 3 ] with Epoch = 4L; Leader = Some 3 }
+    let electing = { knowing 1 [ 2; 3 ] with Epoch = 4L; Participant = true }
 
     for state in [ following; electing ] do
         for epoch in [ 0; 3 ] do
@@ -98,18 +98,18 @@ let ``recvHeartbeat: a leader of an older epoch changes neither leader nor epoch
             Assert.Equal({ state with Age = state.Age.Add(2, 0) }, next)
 
 let ``recvHeartbeat: a different leader of the same epoch does not replace the leader followed`` () =
-    let following = { knowing 1 [ 2; 3 ] with Epoch = 4; Leader = Some 3 }
+    let following = { knowing 1 [ 2; 3 ] with Epoch = 4L; Leader = Some 3 }
 
     let next = FailureDetector.recvHeartbeat 2 4 (Some 2) following
 
     Assert.Equal({ following with Age = following.Age.Add(2, 0) }, next)
 
 let ``recvHeartbeat: the leader of this epoch is adopted while no leader is known`` () =
-    let electing = { knowing 1 [ 2; 3 ] with Epoch = 4; Participant = true }
+    let electing = { knowing 1 [ 2; 3 ] with Epoch = 4L; Participant = true }
 
     let next = FailureDetector.recvHeartbeat 2 4 (Some 3) electing
 
-    Assert.Equal(4, next.Epoch)
+    Assert.Equal(4L, next.Epoch)
     Assert.Equal(Some 3, next.Leader)
     Assert.False next.Participant
     assertValid next
@@ -150,7 +150,7 @@ let ``tick: the K-th missed heartbeat removes the peer from view and age, and ab
     assertValid next
 
 let ``tick: suspecting the leader keeps its name until an election replaces it`` () =
-    let state = { knowing 1 [ 3 ] with Epoch = 2; Leader = Some 3 }
+    let state = { knowing 1 [ 3 ] with Epoch = 2L; Leader = Some 3 }
 
     let next = state |> FailureDetector.tick 1
 
@@ -252,7 +252,7 @@ let ``property: a heartbeat never shrinks the view, and always puts its sender i
             let! k = Gen.choose (1, 6)
             let! history = historyGen k
             let! sender = Gen.choose (2, 8)
-            let! epoch = Gen.choose (0, 5)
+            let! epoch = Gen.choose (0, 5) |> Gen.map int64
             let! leader = Gen.optionOf (Gen.choose (1, 8))
             return k, history, sender, epoch, leader
         }

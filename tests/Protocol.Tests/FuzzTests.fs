@@ -27,15 +27,15 @@ let private infoOf (id: NodeId) : NodeInfo = Simulation.Nodes.infoOf id
 let private message (seq: int64) : RoomMessage =
     { Room = Rooms.lobby; Seq = seq; From = "alice"; FromNode = 1; Text = $"line {seq}"; ClientMessageId = seq }
 
-let private backup : BackupAssignment = { Backup = 2; Owner = 1; Epoch = 1; Leader = 3; Version = 1 }
+let private backup : BackupAssignment = { Backup = 2; Owner = 1; Epoch = 1L; Leader = 3; Version = 1 }
 
 let private knownUser nick node : KnownUser =
     { User = { Nick = nick; Node = node; Rooms = [ Rooms.lobby; "#dev" ] }; Session = $"session-{nick}" }
 
 let private validPeerMessages : PeerMessage list =
-    [ HeartbeatSent { From = infoOf 2; Epoch = 1; Leader = Some 3; Load = Load.zero; Known = [ infoOf 1; infoOf 3; infoOf 4 ] }
-      Election { Candidate = 3; Epoch = 2 }
-      LeaderAnnounced { Leader = 3; Epoch = 1 }
+    [ HeartbeatSent { From = infoOf 2; Epoch = 1L; Leader = Some 3; Load = Load.zero; Known = [ infoOf 1; infoOf 3; infoOf 4 ] }
+      Election { Candidate = 3; Epoch = 2L }
+      LeaderAnnounced { Leader = 3; Epoch = 1L }
       LeaveAnnounced 2
       PrivateForwarded { From = "dave"; FromNode = 2; To = "alice"; Text = "psst" }
       UserJoined(knownUser "dave" 2)
@@ -45,7 +45,7 @@ let private validPeerMessages : PeerMessage list =
       UsersListed(2, [ knownUser "dave" 2; knownUser "alice" 2 ])
       UsersRequested 3
       PlacementRequested("#dev", 2)
-      RoomAssigned("#dev", { Owner = 2; Epoch = 1; Leader = 3; Version = 2; LastSeq = 4L })
+      RoomAssigned("#dev", { Owner = 2; Epoch = 1L; Leader = 3; Version = 2; LastSeq = 4L })
       RoomPosted { Room = Rooms.lobby; From = "dave"; FromNode = 2; Text = "hello"; ClientMessageId = 5L }
       RoomSequenced(message 4L)
       BackupAssigned(Rooms.lobby, backup)
@@ -73,11 +73,12 @@ let private validClientRequests : ClientRequest list =
 let private peerSeeds = validPeerMessages |> List.map Wire.encodePeerMessage |> Array.ofList
 let private clientSeeds = validClientRequests |> List.map Wire.encodeClientRequest |> Array.ofList
 
-/// Values that have broken parsers and nodes before: edges of int32 and int64, a non-canonical
+/// Values that have broken parsers and nodes before: edges of int32 and int64, of the peer
+/// ranges (2^53, Wire.maxSeq) and of Node.maxEpochLead (2^20), 2^62, a non-canonical
 /// room, fractions, wrong types, empty and long text, a NUL, and this node's own id.
 let private hostileValues =
     [| "0"; "-1"; "1"; "2"; "3"; "99"; "2147483647"; "-2147483648"; "2147483648"; "9223372036854775807"
-       "-9223372036854775808"; "1e3"; "1.5"; "null"; "true"; "[]"; "{}"; "[1,2]"; "\"\""; "\"#lobby\""
+       "-9223372036854775808"; "9007199254740992"; "9007199254740993"; "4611686018427387904"; "1048577"; "1e3"; "1.5"; "null"; "true"; "[]"; "{}"; "[1,2]"; "\"\""; "\"#lobby\""
        "\"#Lobby\""; "\"#dev\""; "\"lobby\""; "\"#../x\""; "\"alice\""; "\"bob\""; "\"\\u0000\""
        $"\"{String('x', 2000)}\""; "{\"backup\":2,\"owner\":1,\"epoch\":1,\"version\":1}"
        "{\"room\":\"#lobby\",\"seq\":2,\"from\":\"a\",\"fromNode\":1,\"text\":\"t\",\"id\":1}"
@@ -190,7 +191,7 @@ let private run (state: NodeState) (events: Event list) : NodeState =
 /// Node 1: peers 2 and 3, leader 3, owner of #lobby with node 2 as its confirmed backup, #dev on
 /// node 2, three users who said hello (alice, bob, carol) and one connection that did not.
 let private fuzzedNode : NodeState =
-    let heartbeat id = PeerMessageReceived(HeartbeatSent { From = infoOf id; Epoch = 1; Leader = Some 3; Load = Load.zero; Known = [] })
+    let heartbeat id = PeerMessageReceived(HeartbeatSent { From = infoOf id; Epoch = 1L; Leader = Some 3; Load = Load.zero; Known = [] })
     let connect client nick =
         [ ClientConnected(client, Simulation.Nodes.sessionOf client)
           ClientRequested(client, Hello { Nick = nick; Session = None; Resume = [] }) ]
@@ -198,9 +199,9 @@ let private fuzzedNode : NodeState =
         (NodeState.init (infoOf 1))
         [ heartbeat 2
           heartbeat 3
-          PeerMessageReceived(LeaderAnnounced { Leader = 3; Epoch = 1 })
-          PeerMessageReceived(RoomAssigned(Rooms.lobby, { Owner = 1; Epoch = 1; Leader = 3; Version = 1; LastSeq = 0L }))
-          PeerMessageReceived(RoomAssigned("#dev", { Owner = 2; Epoch = 1; Leader = 3; Version = 1; LastSeq = 0L }))
+          PeerMessageReceived(LeaderAnnounced { Leader = 3; Epoch = 1L })
+          PeerMessageReceived(RoomAssigned(Rooms.lobby, { Owner = 1; Epoch = 1L; Leader = 3; Version = 1; LastSeq = 0L }))
+          PeerMessageReceived(RoomAssigned("#dev", { Owner = 2; Epoch = 1L; Leader = 3; Version = 1; LastSeq = 0L }))
           PeerMessageReceived(BackupAssigned(Rooms.lobby, backup))
           PeerMessageReceived(ReplicaStored(Rooms.lobby, backup, 0L))
           yield! connect 1L "alice"

@@ -68,9 +68,9 @@ let ``a tick that resends a thousand waiting posts sends each once, in order`` (
     let posts = [ for id in 1L .. 1000L -> post id ]
     let state =
         { NodeState.init self with
-            Coordination = { Coordination.init 2 with View = Set [ 2; 3 ]; Leader = Some 3; Epoch = 1 }
+            Coordination = { Coordination.init 2 with View = Set [ 2; 3 ]; Leader = Some 3; Epoch = 1L }
             Peers = Map [ 3, { Info = owner; Load = Load.zero } ]
-            Placements = Map [ "#dev", { Owner = 3; Epoch = 1; Leader = 0; Version = 1; LastSeq = 0L } ]
+            Placements = Map [ "#dev", { Owner = 3; Epoch = 1L; Leader = 0; Version = 1; LastSeq = 0L } ]
             Unconfirmed = Map [ "#dev", posts ] }
 
     let _, effects = Node.step config state Ticked

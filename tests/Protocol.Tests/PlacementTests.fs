@@ -89,7 +89,7 @@ let ``requestRoom: the leader asks itself`` () =
 let ``assignRoom: the leader places a new room on the least-loaded node in its epoch and tells every other node`` () =
     let next, sent = Placement.assignRoom (clientsFrom [ 1, 4; 2, 1; 3, 2 ]) 17L 1 "#dev" Map.empty leader3
 
-    let placement = { Owner = 2; Epoch = 2; Leader = 3; Version = 1; LastSeq = 17L }
+    let placement = { Owner = 2; Epoch = 2L; Leader = 3; Version = 1; LastSeq = 17L }
     Assert.Equal<Placement.Placements>(Map.ofList [ "#dev", placement ], next)
     Assert.Equal<Sent list>(
         [ { To = 1; Message = RoomAssigned("#dev", placement) }; { To = 2; Message = RoomAssigned("#dev", placement) } ],
@@ -102,7 +102,7 @@ let ``assignRoom: a node that is not the leader assigns nothing`` () =
         Assert.Equal((before, []), Placement.assignRoom noClients 0L 1 "#a" before follower)
 
 let ``assignRoom: a room on a live owner is not moved, only re-announced to the node that asked`` () =
-    let before = Map.ofList [ "#dev", { Owner = 1; Epoch = 1; Leader = 0; Version = 1; LastSeq = 0L } ]
+    let before = Map.ofList [ "#dev", { Owner = 1; Epoch = 1L; Leader = 0; Version = 1; LastSeq = 0L } ]
 
     let next, sent = Placement.assignRoom noClients 40L 2 "#dev" before leader3
 
@@ -115,11 +115,11 @@ let ``assignRoom: a room on a live owner asked for by the leader itself sends no
     Assert.Equal((before, []), Placement.assignRoom noClients 0L 3 "#dev" before leader3)
 
 let ``assignRoom: a room whose owner left the view is moved, carrying the last sequence number`` () =
-    let before = Map.ofList [ "#dev", { Owner = 9; Epoch = 1; Leader = 0; Version = 1; LastSeq = 5L } ]
+    let before = Map.ofList [ "#dev", { Owner = 9; Epoch = 1L; Leader = 0; Version = 1; LastSeq = 5L } ]
 
     let next, sent = Placement.assignRoom noClients 12L 1 "#dev" before leader3
 
-    Assert.Equal({ Owner = 1; Epoch = 2; Leader = 3; Version = 2; LastSeq = 12L }, next["#dev"])
+    Assert.Equal({ Owner = 1; Epoch = 2L; Leader = 3; Version = 2; LastSeq = 12L }, next["#dev"])
     Assert.Equal<NodeId list>([ 1; 2 ], sent |> List.map _.To)
 
 // ---------------------------------------------------------------------------------------------
@@ -168,8 +168,8 @@ let private twoLeadersOfEpoch1 () =
 
 let ``two leaders of one epoch assign different owners: every node ends with the higher leader's, in either order`` () =
     let by3, by2 = twoLeadersOfEpoch1 ()
-    Assert.Equal((1, 1, 3, 2), (by3.Epoch, by3.Version, by3.Leader, by3.Owner))
-    Assert.Equal((1, 1, 2, 1), (by2.Epoch, by2.Version, by2.Leader, by2.Owner))
+    Assert.Equal((1L, 1, 3, 2), (by3.Epoch, by3.Version, by3.Leader, by3.Owner))
+    Assert.Equal((1L, 1, 2, 1), (by2.Epoch, by2.Version, by2.Leader, by2.Owner))
 
     let receive (assignments: Assignment list) (start: Placement.Placements) =
         assignments |> List.fold (fun placements a -> Placement.recvAssignment "#dev" a placements) start
@@ -190,11 +190,11 @@ let ``two leaders of one epoch: the later leader's re-placement of the first one
 
     let next, _ = Placement.reassignRooms noClients (fun _ -> 0L) (Map.ofList [ "#dev", gone ]) leader2
 
-    Assert.Equal((1, 2, 2), (next["#dev"].Epoch, next["#dev"].Version, next["#dev"].Leader))
+    Assert.Equal((1L, 2, 2), (next["#dev"].Epoch, next["#dev"].Version, next["#dev"].Leader))
     Assert.Equal(next["#dev"], (Placement.recvAssignment "#dev" next["#dev"] (Map.ofList [ "#dev", gone ]))["#dev"])
 
 let ``backup assignments follow the same order as placements`` () =
-    let backup leader version = { Backup = 2; Owner = 1; Epoch = 1; Leader = leader; Version = version }
+    let backup leader version = { Backup = 2; Owner = 1; Epoch = 1L; Leader = leader; Version = version }
 
     Assert.True(Replication.isNewer (backup 3 1) (backup 2 1))
     Assert.False(Replication.isNewer (backup 2 1) (backup 3 1))
@@ -207,9 +207,9 @@ let ``backup assignments follow the same order as placements`` () =
 let ``reassignRooms: every room whose owner left the view moves, rooms on live owners stay`` () =
     let before =
         Map.ofList
-            [ "#a", { Owner = 9; Epoch = 1; Leader = 0; Version = 1; LastSeq = 3L }
-              "#b", { Owner = 9; Epoch = 1; Leader = 0; Version = 1; LastSeq = 0L }
-              "#c", { Owner = 1; Epoch = 1; Leader = 0; Version = 1; LastSeq = 8L } ]
+            [ "#a", { Owner = 9; Epoch = 1L; Leader = 0; Version = 1; LastSeq = 3L }
+              "#b", { Owner = 9; Epoch = 1L; Leader = 0; Version = 1; LastSeq = 0L }
+              "#c", { Owner = 1; Epoch = 1L; Leader = 0; Version = 1; LastSeq = 8L } ]
     let lastSeq room = if room = "#a" then 4L else 0L
 
     let next, sent = Placement.reassignRooms noClients lastSeq before leader3
@@ -217,8 +217,8 @@ let ``reassignRooms: every room whose owner left the view moves, rooms on live o
     Assert.Equal(before["#c"], next["#c"])
     // One by one, in room order: #a to 2 (2 and 3 own nothing, 2 is the lower id), then #b to
     // 3, which now owns fewer rooms than 2.
-    Assert.Equal({ Owner = 2; Epoch = 2; Leader = 3; Version = 2; LastSeq = 4L }, next["#a"])
-    Assert.Equal({ Owner = 3; Epoch = 2; Leader = 3; Version = 2; LastSeq = 0L }, next["#b"])
+    Assert.Equal({ Owner = 2; Epoch = 2L; Leader = 3; Version = 2; LastSeq = 4L }, next["#a"])
+    Assert.Equal({ Owner = 3; Epoch = 2L; Leader = 3; Version = 2; LastSeq = 0L }, next["#b"])
     Assert.Equal(4, sent.Length)
 
 let ``reassignRooms: a follower moves nothing`` () =

@@ -16,11 +16,11 @@ let private message (seq: int64) (id: int64) : RoomMessage =
 let private post (id: int64) : RoomPost =
     { Room = "#dev"; From = "ann"; FromNode = 1; Text = $"post {id}"; ClientMessageId = id }
 
-let private placement = { Owner = 1; Epoch = 1; Leader = 0; Version = 1; LastSeq = 0L }
-let private backupOn (node: NodeId) (version: int) = { Backup = node; Owner = 1; Epoch = 1; Leader = 0; Version = version }
+let private placement = { Owner = 1; Epoch = 1L; Leader = 0; Version = 1; LastSeq = 0L }
+let private backupOn (node: NodeId) (version: int) = { Backup = node; Owner = 1; Epoch = 1L; Leader = 0; Version = version }
 
 let private coordination (self: NodeId) (view: NodeId list) (leader: NodeId) : Coordination =
-    { Coordination.init self with View = Set.ofList view; Leader = Some leader; Epoch = 1 }
+    { Coordination.init self with View = Set.ofList view; Leader = Some leader; Epoch = 1L }
 
 // ---------------------------------------------------------------------------------------------
 // The pure functions.
@@ -83,8 +83,8 @@ let ``syncBackup: a new backup gets the history and the pending messages once, a
 /// pending until resyncIfStalled, K ticks later.
 let ``syncBackup: a new leader's assignment with the old one's version is synced again (the stall)`` () =
     let history = Rooms.ofMessages [ message 1L 1L ]
-    let old = { Backup = 2; Owner = 1; Epoch = 1; Leader = 0; Version = 1 }
-    let renewed = { old with Epoch = 2 }
+    let old = { Backup = 2; Owner = 1; Epoch = 1L; Leader = 0; Version = 1 }
+    let renewed = { old with Epoch = 2L }
     let primary = { Replication.emptyPrimary with Pending = [ message 2L 2L; message 3L 3L ] }
 
     // init: the owner synced the old assignment; the backup never confirmed it.
@@ -122,10 +122,10 @@ let ``promoteBackup: an owner gone from the view is replaced by its live backup,
     let placements = Map.ofList [ "#dev", placement ]
     let backups = Map.ofList [ "#dev", backupOn 2 1 ]
 
-    let promoted, _ = Replication.promoteBackup 9L "#dev" placements backups { coordination 3 [ 2; 3 ] 3 with Epoch = 2 }
+    let promoted, _ = Replication.promoteBackup 9L "#dev" placements backups { coordination 3 [ 2; 3 ] 3 with Epoch = 2L }
     let unchanged, none = Replication.promoteBackup 9L "#dev" placements backups (coordination 3 [ 1; 2; 3 ] 3)
 
-    Assert.Equal({ Owner = 2; Epoch = 2; Leader = 3; Version = 2; LastSeq = 9L }, promoted["#dev"])
+    Assert.Equal({ Owner = 2; Epoch = 2L; Leader = 3; Version = 2; LastSeq = 9L }, promoted["#dev"])
     Assert.Equal<Placement.Placements>(placements, unchanged)
     Assert.Empty(none)
 

@@ -87,14 +87,14 @@ let ``alreadySequenced: id 0 means no id, and is never taken for a retry`` () =
 let ``sequence: the next number continues from the newest of the history and the assignment`` () =
     let post = { Room = "#dev"; From = "ann"; FromNode = 2; Text = "hi"; ClientMessageId = 9L }
 
-    Assert.Equal(7L, (Rooms.sequence post { Owner = 1; Epoch = 1; Leader = 0; Version = 1; LastSeq = 0L } (historyOf 1L 6L)).Seq)
-    Assert.Equal(41L, (Rooms.sequence post { Owner = 1; Epoch = 2; Leader = 0; Version = 1; LastSeq = 40L } (historyOf 1L 6L)).Seq)
-    Assert.Equal(1L, (Rooms.sequence post { Owner = 1; Epoch = 1; Leader = 0; Version = 1; LastSeq = 0L } Rooms.emptyHistory).Seq)
+    Assert.Equal(7L, (Rooms.sequence post { Owner = 1; Epoch = 1L; Leader = 0; Version = 1; LastSeq = 0L } (historyOf 1L 6L)).Seq)
+    Assert.Equal(41L, (Rooms.sequence post { Owner = 1; Epoch = 2L; Leader = 0; Version = 1; LastSeq = 40L } (historyOf 1L 6L)).Seq)
+    Assert.Equal(1L, (Rooms.sequence post { Owner = 1; Epoch = 1L; Leader = 0; Version = 1; LastSeq = 0L } Rooms.emptyHistory).Seq)
 
 let ``sequence: the message keeps the post's room, sender, node, text and id`` () =
     let post = { Room = "#dev"; From = "ann"; FromNode = 2; Text = "hi"; ClientMessageId = 9L }
 
-    let message = Rooms.sequence post { Owner = 1; Epoch = 1; Leader = 0; Version = 1; LastSeq = 0L } Rooms.emptyHistory
+    let message = Rooms.sequence post { Owner = 1; Epoch = 1L; Leader = 0; Version = 1; LastSeq = 0L } Rooms.emptyHistory
 
     Assert.Equal({ Room = "#dev"; Seq = 1L; From = "ann"; FromNode = 2; Text = "hi"; ClientMessageId = 9L }, message)
 
@@ -247,7 +247,7 @@ let ``a post that reaches the new owner before the owner's own assignment waits 
     // Node 2, following leader 3, has not heard yet that #dev is placed on it; node 1 has, and
     // sends ann's post (the links 3->2 and 1->2 race).
     let heartbeat (id: NodeId) (leader: NodeId option) =
-        PeerMessageReceived(HeartbeatSent { From = Nodes.infoOf id; Epoch = 1; Leader = leader; Load = Load.zero; Known = [] })
+        PeerMessageReceived(HeartbeatSent { From = Nodes.infoOf id; Epoch = 1L; Leader = leader; Load = Load.zero; Known = [] })
     let node2 =
         [ heartbeat 3 (Some 3); heartbeat 1 (Some 3) ]
         |> List.fold (fun state event -> fst (Node.step config state event)) (init (Nodes.infoOf 2))
@@ -258,13 +258,13 @@ let ``a post that reaches the new owner before the owner's own assignment waits 
     Assert.Contains(SendToPeer(Nodes.infoOf 3, PlacementRequested("#dev", 2)), effects)
     Assert.Equal<RoomPost list>([ post ], waiting.Unconfirmed["#dev"])
 
-    let placed, _ = Node.step config waiting (PeerMessageReceived(RoomAssigned("#dev", { Owner = 2; Epoch = 1; Leader = 0; Version = 1; LastSeq = 0L })))
+    let placed, _ = Node.step config waiting (PeerMessageReceived(RoomAssigned("#dev", { Owner = 2; Epoch = 1L; Leader = 0; Version = 1; LastSeq = 0L })))
 
     let message = { Room = "#dev"; Seq = 1L; From = "ann"; FromNode = 1; Text = "early"; ClientMessageId = 1L }
     Assert.Equal<RoomMessage list>([ message ], placed.Primaries["#dev"].Pending)
 
     // It commits once the backup the leader assigned has stored it.
-    let backup = { Backup = 3; Owner = 2; Epoch = 1; Leader = 0; Version = 1 }
+    let backup = { Backup = 3; Owner = 2; Epoch = 1L; Leader = 0; Version = 1 }
     let placed, effects =
         [ BackupAssigned("#dev", backup); ReplicaStored("#dev", backup, 1L) ]
         |> List.fold (fun (state, _) message -> Node.step config state (PeerMessageReceived message)) (placed, [])

@@ -48,8 +48,8 @@ let ``seed 3: an owner whose room has moved on without it hearing does not commi
     let state =
         inThree 2
         |> run
-            [ peer (RoomAssigned("#b", { Owner = 2; Epoch = 3; Leader = 0; Version = 3; LastSeq = 0L }))
-              peer (BackupAssigned("#b", { Backup = 2; Owner = 1; Epoch = 7; Leader = 0; Version = 6 }))
+            [ peer (RoomAssigned("#b", { Owner = 2; Epoch = 3L; Leader = 0; Version = 3; LastSeq = 0L }))
+              peer (BackupAssigned("#b", { Backup = 2; Owner = 1; Epoch = 7L; Leader = 0; Version = 6 }))
               yield! connect 10 "u5"
               ClientRequested(10, Join "#b") ]
         |> fst
@@ -64,12 +64,12 @@ let ``seed 1: an owner that stops hearing its backup while other nodes are live 
     // still works) and drops it from its view; the leader still sees node 4 and assigns nothing.
     // Node 3 used to commit alone; node 4, back in its view, then counted as up to date again
     // without those messages, so a crash of node 3 would have lost them.
-    let backup = { Backup = 4; Owner = 3; Epoch = 3; Leader = 0; Version = 2 }
+    let backup = { Backup = 4; Owner = 3; Epoch = 3L; Leader = 0; Version = 2 }
     let state =
         init (infoOf 3)
         |> run
             [ for id in [ 1; 2; 4 ] do heartbeat id 3 (Some 4)
-              peer (RoomAssigned("#b", { Owner = 3; Epoch = 1; Leader = 0; Version = 1; LastSeq = 0L }))
+              peer (RoomAssigned("#b", { Owner = 3; Epoch = 1L; Leader = 0; Version = 1; LastSeq = 0L }))
               peer (BackupAssigned("#b", backup))
               peer (ReplicaStored("#b", backup, 0L))
               yield! connect 10 "u6"
@@ -96,15 +96,15 @@ let ``seeds 9 and 13: the owner and the backup keep their copy when a stale owne
     let stale = [ message 1L "ann"; message 2L "bob" ]
     let current = stale @ [ message 3L "cy"; message 4L "dee" ]
 
-    let backup = { Backup = 2; Owner = 3; Epoch = 2; Leader = 0; Version = 3 }
+    let backup = { Backup = 2; Owner = 3; Epoch = 2L; Leader = 0; Version = 3 }
     let asBackup =
         inThree 2
-        |> run [ peer (RoomAssigned("#b", { Owner = 3; Epoch = 2; Leader = 0; Version = 2; LastSeq = 2L })); peer (ReplicaSynced("#b", backup, current, [])) ]
+        |> run [ peer (RoomAssigned("#b", { Owner = 3; Epoch = 2L; Leader = 0; Version = 2; LastSeq = 2L })); peer (ReplicaSynced("#b", backup, current, [])) ]
         |> fst
     let asOwner =
         inThree 3
         |> run
-            [ peer (RoomAssigned("#b", { Owner = 3; Epoch = 2; Leader = 0; Version = 2; LastSeq = 2L }))
+            [ peer (RoomAssigned("#b", { Owner = 3; Epoch = 2L; Leader = 0; Version = 2; LastSeq = 2L }))
               peer (BackupAssigned("#b", backup))
               peer (HistoryShared("#b", current))
               peer (ReplicaStored("#b", backup, 4L)) ]
@@ -121,7 +121,7 @@ let ``a node that neither owns nor backs up a room still takes the owner's copy 
     // What HistoryShared is for: a node that restarted holds, from its log, a message the owner
     // never committed; the owner's history replaces it.
     let logs = [ "#b", [ message 1L "ann"; { message 2L "bob" with Text = "never committed" } ] ]
-    let state = recover logs (init (infoOf 2)) |> run [ peer (RoomAssigned("#b", { Owner = 3; Epoch = 1; Leader = 0; Version = 1; LastSeq = 0L })) ] |> fst
+    let state = recover logs (init (infoOf 2)) |> run [ peer (RoomAssigned("#b", { Owner = 3; Epoch = 1L; Leader = 0; Version = 1; LastSeq = 0L })) ] |> fst
 
     let next, effects = Node.step config state (peer (HistoryShared("#b", [ message 1L "ann"; message 2L "bob" ])))
 
@@ -145,8 +145,8 @@ let ``seed 14: a leader cut off by a partition decides nothing while its view de
         |> run
             [ heartbeat 1 5 (Some 3)
               heartbeat 2 5 (Some 3)
-              peer (RoomAssigned("#a", { Owner = 2; Epoch = 5; Leader = 0; Version = 1; LastSeq = 0L }))
-              peer (BackupAssigned("#a", { Backup = 3; Owner = 2; Epoch = 5; Leader = 0; Version = 1 }))
+              peer (RoomAssigned("#a", { Owner = 2; Epoch = 5L; Leader = 0; Version = 1; LastSeq = 0L }))
+              peer (BackupAssigned("#a", { Backup = 3; Owner = 2; Epoch = 5L; Leader = 0; Version = 1 }))
               Ticked
               heartbeat 1 5 (Some 3) ]
         |> fst
@@ -165,13 +165,13 @@ let ``seed 35: a node cut off from the majority starts no election, and listens 
     // with a majority view, placed #lobby on itself over the majority's owner.
     let alone = inThree 2 |> run [ Ticked; Ticked; Ticked; Ticked; Ticked ] |> fst
     Assert.Equal<Set<NodeId>>(set [ 2 ], alone.Coordination.View)
-    Assert.Equal(1, alone.Coordination.Epoch)
+    Assert.Equal(1L, alone.Coordination.Epoch)
     Assert.False(alone.Coordination.Participant)
 
     let back, _ = all [ heartbeat 1 1 (Some 3); Ticked ] alone
 
     Assert.Equal<Set<NodeId>>(set [ 1; 2 ], back.Coordination.View)
-    Assert.Equal(1, back.Coordination.Epoch)
+    Assert.Equal(1L, back.Coordination.Epoch)
     Assert.False(back.Coordination.Participant)
     Assert.NotEqual(Some 2, back.Coordination.Leader)
 
@@ -189,8 +189,8 @@ let ``seed 3: a placement request for a room whose owner left promotes its backu
               yield! heard
               Ticked
               yield! heard
-              peer (RoomAssigned(Rooms.lobby, { Owner = 1; Epoch = 1; Leader = 0; Version = 1; LastSeq = 0L }))
-              peer (BackupAssigned(Rooms.lobby, { Backup = 3; Owner = 1; Epoch = 1; Leader = 0; Version = 1 }))
+              peer (RoomAssigned(Rooms.lobby, { Owner = 1; Epoch = 1L; Leader = 0; Version = 1; LastSeq = 0L }))
+              peer (BackupAssigned(Rooms.lobby, { Backup = 3; Owner = 1; Epoch = 1L; Leader = 0; Version = 1 }))
               peer (LeaveAnnounced 1) ]
         |> fst
     Assert.Equal(Some 3, state.Coordination.Leader)
@@ -214,7 +214,7 @@ let ``seed 166: a node back from a partition introduces itself without the histo
     let owner =
         inThree 3
         |> run
-            [ peer (RoomAssigned("#b", { Owner = 3; Epoch = 1; Leader = 0; Version = 1; LastSeq = 0L }))
+            [ peer (RoomAssigned("#b", { Owner = 3; Epoch = 1L; Leader = 0; Version = 1; LastSeq = 0L }))
               peer (HistoryShared("#b", [ message 1L "ann"; message 2L "bob" ]))
               Ticked
               Ticked ]
@@ -239,8 +239,8 @@ let ``seed 1506: a node that wins an election right after regaining a majority d
         init (infoOf 5)
         |> run
             [ for id in [ 1; 2; 3; 4 ] do heartbeat id 4 (Some 4)
-              peer (RoomAssigned(Rooms.lobby, { Owner = 2; Epoch = 1; Leader = 0; Version = 1; LastSeq = 0L }))
-              peer (BackupAssigned(Rooms.lobby, { Backup = 3; Owner = 2; Epoch = 1; Leader = 0; Version = 1 }))
+              peer (RoomAssigned(Rooms.lobby, { Owner = 2; Epoch = 1L; Leader = 0; Version = 1; LastSeq = 0L }))
+              peer (BackupAssigned(Rooms.lobby, { Backup = 3; Owner = 2; Epoch = 1L; Leader = 0; Version = 1 }))
               Ticked
               Ticked
               Ticked
@@ -249,7 +249,7 @@ let ``seed 1506: a node that wins an election right after regaining a majority d
     Assert.Equal<Set<NodeId>>(set [ 5 ], state.Coordination.View)
 
     let state, effects =
-        all [ heartbeat 3 4 (Some 4); heartbeat 4 4 (Some 4); peer (Election { Candidate = 5; Epoch = 5 }); Ticked ] state
+        all [ heartbeat 3 4 (Some 4); heartbeat 4 4 (Some 4); peer (Election { Candidate = 5; Epoch = 5L }); Ticked ] state
 
     Assert.Equal(Some 5, state.Coordination.Leader)
     Assert.Equal(2, state.Placements[Rooms.lobby].Owner)
@@ -260,12 +260,12 @@ let ``seed 583: an owner sends its state again when the backup has not confirmed
     // #a's new owner synced its backup, node 1, but the transfer reached node 1 before the
     // leader's news that node 2 owns #a, so node 1 ignored it. With nothing pending the owner
     // never sent it again, and #a stayed without an up-to-date backup.
-    let backup = { Backup = 1; Owner = 2; Epoch = 1; Leader = 0; Version = 3 }
+    let backup = { Backup = 1; Owner = 2; Epoch = 1L; Leader = 0; Version = 3 }
     let syncs (effects: Effect list) =
         effects |> List.filter (function SendToPeer(_, ReplicaSynced _) -> true | _ -> false) |> List.length
     let state, effects =
         inThree 2
-        |> all [ peer (RoomAssigned("#a", { Owner = 2; Epoch = 1; Leader = 0; Version = 1; LastSeq = 0L })); peer (BackupAssigned("#a", backup)) ]
+        |> all [ peer (RoomAssigned("#a", { Owner = 2; Epoch = 1L; Leader = 0; Version = 1; LastSeq = 0L })); peer (BackupAssigned("#a", backup)) ]
     Assert.Equal(1, syncs effects)
 
     // K ticks without a confirmation, as long as a silent peer is given (a busy backup is late).
@@ -289,11 +289,11 @@ let ``seed 3853: the owner writes a message to its log when it commits it, not w
     // #lobby's owner numbered two posts, wrote them to its log and stopped before its backup had
     // stored them; the promoted backup numbered other posts 1 and 2. The old owner restarted, read
     // its log back, and a client joining there was shown its uncommitted 1 and 2 as history.
-    let backup = { Backup = 1; Owner = 2; Epoch = 1; Leader = 0; Version = 1 }
+    let backup = { Backup = 1; Owner = 2; Epoch = 1L; Leader = 0; Version = 1 }
     let state =
         inThree 2
         |> run
-            [ peer (RoomAssigned(Rooms.lobby, { Owner = 2; Epoch = 1; Leader = 0; Version = 1; LastSeq = 0L }))
+            [ peer (RoomAssigned(Rooms.lobby, { Owner = 2; Epoch = 1L; Leader = 0; Version = 1; LastSeq = 0L }))
               peer (BackupAssigned(Rooms.lobby, backup))
               peer (ReplicaStored(Rooms.lobby, backup, 0L)) ]
         |> fst
@@ -311,11 +311,11 @@ let ``seed 7997: a backup that confirms less than the owner committed is sent th
     // it; it answered node 2's next append with "I hold up to 135". Node 2 counted that as the
     // confirmation of its transfer: a backup up to date that lacked the acknowledged #136.
     let committed = [ for seq in 1L .. 3L -> message seq "ann" ]
-    let backup = { Backup = 3; Owner = 2; Epoch = 1; Leader = 0; Version = 4 }
+    let backup = { Backup = 3; Owner = 2; Epoch = 1L; Leader = 0; Version = 4 }
     let state =
         inThree 2
         |> run
-            [ peer (RoomAssigned("#b", { Owner = 2; Epoch = 1; Leader = 0; Version = 2; LastSeq = 0L }))
+            [ peer (RoomAssigned("#b", { Owner = 2; Epoch = 1L; Leader = 0; Version = 2; LastSeq = 0L }))
               peer (HistoryShared("#b", committed))
               peer (BackupAssigned("#b", backup)) ]
         |> fst
@@ -332,15 +332,15 @@ let ``the stall (TLC, MCReplication3Fresh): an owner syncs a new leader's assign
     // 2 assigned itself at (epoch 2, version 1). Node 1 synced the first; the second came with the
     // same version, so node 1 saw nothing new to sync and its posts waited for
     // resyncIfStalled's K ticks (the spec, without that resync, stalled for ever).
-    let old = { Backup = 2; Owner = 1; Epoch = 1; Leader = 0; Version = 1 }
+    let old = { Backup = 2; Owner = 1; Epoch = 1L; Leader = 0; Version = 1 }
     let state, effects =
         inThree 1
         |> all
-            [ peer (RoomAssigned("#b", { Owner = 1; Epoch = 1; Leader = 0; Version = 1; LastSeq = 0L }))
+            [ peer (RoomAssigned("#b", { Owner = 1; Epoch = 1L; Leader = 0; Version = 1; LastSeq = 0L }))
               peer (BackupAssigned("#b", old)) ]
     Assert.Contains(effects, fun effect -> match effect with SendToPeer(_, ReplicaSynced("#b", backup, _, _)) -> backup = old | _ -> false)
 
-    let renewed = { old with Epoch = 2 }
+    let renewed = { old with Epoch = 2L }
     let state, effects = Node.step config state (peer (BackupAssigned("#b", renewed)))
 
     Assert.Contains(effects, fun effect -> match effect with SendToPeer(_, ReplicaSynced("#b", backup, _, _)) -> backup = renewed | _ -> false)

@@ -61,7 +61,7 @@ let ``a heartbeat is RecvHeartbeat with the sender, epoch and leader it carried,
     let after, actions = stepped state (heartbeatFrom 2 3 (Some 2))
 
     Assert.Equal<string list>([ "RecvHeartbeat" ], names actions)
-    Assert.Equal(Some(2, 3, 2), actions.Head.Heartbeat)
+    Assert.Equal(Some(2, 3L, 2), actions.Head.Heartbeat)
     Assert.Equal(0, actions.Head.After.Age[2])
     Assert.Equal(after.Coordination, actions.Head.After)
 
@@ -69,7 +69,7 @@ let ``an election message is RecvElection with the message and what it forwards`
     let state, _ = stepped (NodeState.init (infoOf 1)) (heartbeatFrom 2 0 None)
     let state, _ = stepped state (heartbeatFrom 3 0 None)
 
-    let _, actions = stepped state (PeerMessageReceived(Election { Candidate = 3; Epoch = 1 }))
+    let _, actions = stepped state (PeerMessageReceived(Election { Candidate = 3; Epoch = 1L }))
 
     Assert.Equal<string list>([ "RecvElection" ], names actions)
     Assert.Equal(Some(message "election" 1 3 1), actions.Head.Received)
@@ -87,7 +87,7 @@ let ``a leave is RecvLeave, and shutting down is Leave with a leave message to e
 
 let ``a client event takes no spec action, and a change no action explains is Unexplained`` () =
     let state = NodeState.init (infoOf 1)
-    let changed = { state.Coordination with Epoch = 7 }
+    let changed = { state.Coordination with Epoch = 7L }
 
     Assert.Empty(SpecTrace.actionsOf 3 (ClientDisconnected 5L) state.Coordination state.Coordination)
     Assert.Equal<string list>([ "Unexplained" ], names (SpecTrace.actionsOf 3 (ClientDisconnected 5L) state.Coordination changed))

@@ -38,6 +38,20 @@ let private roomGen : Gen<RoomName> =
 let private intGen : Gen<int> =
     Gen.oneof [ Gen.choose (-5, 100); Gen.elements [ Int32.MinValue; Int32.MaxValue; 0 ]; Gen.choose (Int32.MinValue, Int32.MaxValue) ]
 
+/// Peer frames carry numbers only inside Wire's ranges (docs/PROTOCOL.md): the edges included.
+let private nodeIdGen : Gen<NodeId> =
+    Gen.oneof [ Gen.choose (1, 100); Gen.elements [ 1; Int32.MaxValue ]; Gen.choose (1, Int32.MaxValue) ]
+
+let private boundedGen (bound: int64) : Gen<int64> =
+    Gen.oneof
+        [ Gen.choose (0, 100) |> Gen.map int64
+          Gen.elements [ 0L; int64 Int32.MaxValue; int64 Int32.MaxValue + 1L; bound ]
+          Gen.map2 (fun (high: int) (low: int) -> ((int64 high <<< 32) ||| int64 (uint32 low)) % (bound + 1L)) (Gen.choose (0, Int32.MaxValue)) intGen ]
+
+let private seqGen : Gen<int64> = boundedGen Wire.maxSeq
+let private epochGen : Gen<Epoch> = boundedGen Wire.maxEpoch
+let private versionGen : Gen<int> = Gen.oneof [ Gen.choose (0, 100); Gen.elements [ 0; Wire.maxVersion ] ]
+
 let private endpointGen : Gen<Endpoint> =
     // Not "localhost": the parser maps it to 127.0.0.1 on purpose.
     Gen.map2
@@ -46,7 +60,7 @@ let private endpointGen : Gen<Endpoint> =
         (Gen.choose (1, 65535))
 
 let private nodeInfoGen : Gen<NodeInfo> =
-    Gen.map3 (fun id client peer -> { Id = id; ClientEndpoint = client; PeerEndpoint = peer }) intGen endpointGen endpointGen
+    Gen.map3 (fun id client peer -> { Id = id; ClientEndpoint = client; PeerEndpoint = peer }) nodeIdGen endpointGen endpointGen
 
 let private loadGen : Gen<Load> =
     Gen.map3 (fun clients rooms rate -> { Clients = clients; Rooms = rooms; MessagesPerSecond = rate }) intGen intGen intGen
@@ -60,7 +74,7 @@ let private longGen : Gen<int64> =
           Gen.map2 (fun (high: int) (low: int) -> (int64 high <<< 32) ||| int64 (uint32 low)) intGen intGen ]
 
 let private userEntryGen : Gen<UserEntry> =
-    Gen.map3 (fun nick node rooms -> { Nick = nick; Node = node; Rooms = rooms }) textGen intGen (smallListOf textGen)
+    Gen.map3 (fun nick node rooms -> { Nick = nick; Node = node; Rooms = rooms }) textGen nodeIdGen (smallListOf textGen)
 
 let private knownUserGen : Gen<KnownUser> =
     Gen.map2 (fun user session -> { User = user; Session = session }) userEntryGen textGen
@@ -68,7 +82,7 @@ let private knownUserGen : Gen<KnownUser> =
 let private roomMessageGen : Gen<RoomMessage> =
     gen {
         let! room = roomGen
-        let! seq = longGen
+        let! seq = seqGen
         let! from = textGen
         let! node = intGen
         let! text = textGen
@@ -80,36 +94,36 @@ let private peerMessageGen : Gen<PeerMessage> =
     Gen.oneof
         [ gen {
               let! from = nodeInfoGen
-              let! epoch = intGen
-              let! leader = Gen.optionOf intGen
+              let! epoch = epochGen
+              let! leader = Gen.optionOf nodeIdGen
               let! load = loadGen
               let! known = smallListOf nodeInfoGen
               return HeartbeatSent { From = from; Epoch = epoch; Leader = leader; Load = load; Known = known }
           }
-          Gen.map2 (fun candidate epoch -> Election { Candidate = candidate; Epoch = epoch }) intGen intGen
-          Gen.map2 (fun leader epoch -> LeaderAnnounced { Leader = leader; Epoch = epoch }) intGen intGen
-          intGen |> Gen.map LeaveAnnounced
+          Gen.map2 (fun candidate epoch -> Election { Candidate = candidate; Epoch = epoch }) nodeIdGen epochGen
+          Gen.map2 (fun leader epoch -> LeaderAnnounced { Leader = leader; Epoch = epoch }) nodeIdGen epochGen
+          nodeIdGen |> Gen.map LeaveAnnounced
           gen {
               let! from = textGen
-              let! node = intGen
+              let! node = nodeIdGen
               let! target = textGen
               let! text = textGen
               return PrivateForwarded { From = from; FromNode = node; To = target; Text = text }
           }
           knownUserGen |> Gen.map UserJoined
-          Gen.map2 (fun nick node -> UserLeft(nick, node)) textGen intGen
+          Gen.map2 (fun nick node -> UserLeft(nick, node)) textGen nodeIdGen
           Gen.map2 (fun room nick -> MemberJoined(room, nick)) roomGen textGen
           Gen.map2 (fun room nick -> MemberLeft(room, nick)) roomGen textGen
-          Gen.map2 (fun node users -> UsersListed(node, users)) intGen (smallListOf knownUserGen)
-          intGen |> Gen.map UsersRequested
-          Gen.map2 (fun room requester -> PlacementRequested(room, requester)) roomGen intGen
+          Gen.map2 (fun node users -> UsersListed(node, users)) nodeIdGen (smallListOf knownUserGen)
+          nodeIdGen |> Gen.map UsersRequested
+          Gen.map2 (fun room requester -> PlacementRequested(room, requester)) roomGen nodeIdGen
           gen {
               let! room = roomGen
-              let! owner = intGen
-              let! epoch = intGen
-              let! leader = intGen
-              let! version = intGen
-              let! lastSeq = longGen
+              let! owner = nodeIdGen
+              let! epoch = epochGen
+              let! leader = nodeIdGen
+              let! version = versionGen
+              let! lastSeq = seqGen
               return RoomAssigned(room, { Owner = owner; Epoch = epoch; Leader = leader; Version = version; LastSeq = lastSeq })
           }
           roomMessageGen
@@ -185,7 +199,7 @@ let private serverReplyGen : Gen<ServerReply> =
           gen {
               let! self = intGen
               let! leader = Gen.optionOf intGen
-              let! epoch = intGen
+              let! epoch = longGen
               let! nodes = smallListOf nodeStatusGen
               let! unreplicated = smallListOf textGen
               return StatusReported { Self = self; Leader = leader; Epoch = epoch; Nodes = nodes; Unreplicated = unreplicated }
@@ -231,7 +245,7 @@ let ``every frame carries the protocol version`` () =
 
 let ``a documented frame written by hand decodes`` () =
     Assert.Equal(Ok(Whisper("bob", "hi")), Wire.decodeClientRequest """{"v":1,"type":"msg","to":"bob","text":"hi"}""")
-    Assert.Equal(Ok(Election { Candidate = 3; Epoch = 2 }), Wire.decodePeerMessage """{"type":"election","epoch":2,"candidate":3,"v":1}""")
+    Assert.Equal(Ok(Election { Candidate = 3; Epoch = 2L }), Wire.decodePeerMessage """{"type":"election","epoch":2,"candidate":3,"v":1}""")
     Assert.Equal(Ok(Say("#dev", "hi", 7L)), Wire.decodeClientRequest """{"v":1,"type":"say","room":"#dev","text":"hi","id":7}""")
     Assert.Equal(
         Ok(Hello { Nick = "alice"; Session = Some "s3cret"; Resume = [ "#lobby", 1042L; "#dev", 7L ] }),
@@ -287,6 +301,19 @@ let ``a peer frame naming a room other than by its canonical name is refused, no
         Assert.Equal(BadFrame, error.Code)
         Assert.Contains("'room'", error.Reason)
 
+let ``a peer frame with a number outside its range is refused, naming the field`` (frame: string, field: string) =
+    let error = refusedBy Wire.decodePeerMessage frame
+
+    Assert.Equal(BadFrame, error.Code)
+    Assert.Contains($"'{field}'", error.Reason)
+
+let ``the edges of the peer ranges are accepted`` () =
+    let decodes frame = Assert.True(Result.isOk (Wire.decodePeerMessage frame), frame)
+    decodes $"{{\"v\":1,\"type\":\"leader\",\"leader\":{System.Int32.MaxValue},\"epoch\":{Wire.maxEpoch}}}"
+    decodes "{\"v\":1,\"type\":\"leader\",\"leader\":1,\"epoch\":0}"
+    decodes $"{{\"v\":1,\"type\":\"history-requested\",\"room\":\"#dev\",\"after\":{Wire.maxSeq},\"requester\":1}}"
+    decodes $"{{\"v\":1,\"type\":\"placed\",\"room\":\"#dev\",\"owner\":2,\"epoch\":1,\"leader\":3,\"version\":{Wire.maxVersion},\"lastSeq\":0}}"
+
 let ``an integer beyond 64 bits is refused as out of range, naming the field`` () =
     let error = refusedBy Wire.decodePeerMessage "{\"v\":1,\"type\":\"election\",\"candidate\":99999999999999999999999,\"epoch\":1}"
 
@@ -304,7 +331,7 @@ let ``a valid frame cut before its closing brackets is refused as BadFrame`` () 
         [ Wire.encodeClientRequest(Who None)
           Wire.encodeClientRequest(Whisper("bob", "hi"))
           Wire.encodeClientRequest(Hello { Nick = "alice"; Session = None; Resume = [ "#lobby", 3L ] })
-          Wire.encodePeerMessage(Election { Candidate = 3; Epoch = 1 })
+          Wire.encodePeerMessage(Election { Candidate = 3; Epoch = 1L })
           Wire.encodePeerMessage(UsersListed(2, [ { User = { Nick = "alice"; Node = 2; Rooms = [ "#lobby" ] }; Session = "s" } ])) ] do
         // Drop the final '}', and for the nested ones also what closes inside.
         assertRefused BadFrame (frame.Substring(0, frame.Length - 1))
@@ -396,7 +423,7 @@ let ``the UTF-8 decoders read what the encoders write, and a line ends in one ne
 let ``frames are written byte for byte as before`` () =
     Assert.Equal("""{"v":1,"type":"say","room":"#dev","text":"hi","id":7}""", Wire.encodeClientRequest(Say("#dev", "hi", 7L)))
     Assert.Equal("""{"v":1,"type":"msg","to":"bob","text":"é漢字 <>&'+ \"\\ \n\t"}""", Wire.encodeClientRequest(Whisper("bob", "é漢字 <>&'+ \"\\ \n\t")))
-    Assert.Equal("""{"v":1,"type":"election","candidate":3,"epoch":2}""", Wire.encodePeerMessage(Election { Candidate = 3; Epoch = 2 }))
+    Assert.Equal("""{"v":1,"type":"election","candidate":3,"epoch":2}""", Wire.encodePeerMessage(Election { Candidate = 3; Epoch = 2L }))
     Assert.Equal(
         """{"v":1,"type":"sequenced","room":"#lobby","seq":5,"from":"alice","fromNode":2,"text":"hi","id":9}""",
         Wire.encodePeerMessage(RoomSequenced { Room = "#lobby"; Seq = 5L; From = "alice"; FromNode = 2; Text = "hi"; ClientMessageId = 9L }))
@@ -483,6 +510,35 @@ let tests =
               ("{\"v\":1,\"type\":\"heartbeat\",\"from\":{\"id\":2,\"client\":\"127.0.0.1:5002\",\"peer\":\"127.0.0.1:6002\"},\"epoch\":1,\"leader\":null,\"known\":[],\"load\":7}", "load")
               ("{\"v\":1,\"type\":\"heartbeat\",\"from\":{\"id\":2,\"client\":\"127.0.0.1:5002\",\"peer\":\"127.0.0.1:6002\"},\"epoch\":1,\"leader\":null,\"known\":[3],\"load\":{\"clients\":0,\"rooms\":0,\"messagesPerSecond\":0}}", "") ]
             ``a peer message with a missing, mistyped or out-of-range field is refused as BadFrame``
+        testTheory "a peer frame with a number outside its range is refused, naming the field"
+            [ ("{\"v\":1,\"type\":\"leader\",\"leader\":3,\"epoch\":-1}", "epoch")
+              ("{\"v\":1,\"type\":\"leader\",\"leader\":3,\"epoch\":9007199254740993}", "epoch")
+              ("{\"v\":1,\"type\":\"leader\",\"leader\":3,\"epoch\":9223372036854775807}", "epoch")
+              ("{\"v\":1,\"type\":\"election\",\"candidate\":3,\"epoch\":-9223372036854775808}", "epoch")
+              ("{\"v\":1,\"type\":\"leader\",\"leader\":0,\"epoch\":1}", "leader")
+              ("{\"v\":1,\"type\":\"election\",\"candidate\":-3,\"epoch\":1}", "candidate")
+              ("{\"v\":1,\"type\":\"leave\",\"node\":0}", "node")
+              ("{\"v\":1,\"type\":\"leave\",\"node\":-1}", "node")
+              ("{\"v\":1,\"type\":\"users-requested\",\"node\":2147483648}", "node")
+              ("{\"v\":1,\"type\":\"place\",\"room\":\"#dev\",\"requester\":0}", "requester")
+              ("{\"v\":1,\"type\":\"sequenced\",\"room\":\"#lobby\",\"seq\":-1,\"from\":\"a\",\"fromNode\":1,\"text\":\"hi\",\"id\":0}", "seq")
+              ("{\"v\":1,\"type\":\"sequenced\",\"room\":\"#lobby\",\"seq\":9007199254740993,\"from\":\"a\",\"fromNode\":1,\"text\":\"hi\",\"id\":0}", "seq")
+              ("{\"v\":1,\"type\":\"replica-stored\",\"room\":\"#lobby\",\"backup\":{\"backup\":2,\"owner\":1,\"epoch\":1,\"leader\":1,\"version\":1},\"seq\":9223372036854775807}", "seq")
+              ("{\"v\":1,\"type\":\"replica-stored\",\"room\":\"#lobby\",\"backup\":{\"backup\":2,\"owner\":1,\"epoch\":-5,\"leader\":1,\"version\":1},\"seq\":1}", "epoch")
+              ("{\"v\":1,\"type\":\"replica-stored\",\"room\":\"#lobby\",\"backup\":{\"backup\":0,\"owner\":1,\"epoch\":1,\"leader\":1,\"version\":1},\"seq\":1}", "backup")
+              ("{\"v\":1,\"type\":\"backup-assigned\",\"room\":\"#lobby\",\"backup\":{\"backup\":2,\"owner\":1,\"epoch\":1,\"leader\":1,\"version\":2147483647}}", "version")
+              ("{\"v\":1,\"type\":\"placed\",\"room\":\"#dev\",\"owner\":2,\"epoch\":1,\"leader\":3,\"version\":-1,\"lastSeq\":0}", "version")
+              ("{\"v\":1,\"type\":\"placed\",\"room\":\"#dev\",\"owner\":-2,\"epoch\":1,\"leader\":3,\"version\":1,\"lastSeq\":0}", "owner")
+              ("{\"v\":1,\"type\":\"placed\",\"room\":\"#dev\",\"owner\":2,\"epoch\":1,\"leader\":3,\"version\":1,\"lastSeq\":-7}", "lastSeq")
+              ("{\"v\":1,\"type\":\"history-requested\",\"room\":\"#dev\",\"after\":-1,\"requester\":2}", "after")
+              ("{\"v\":1,\"type\":\"user-left\",\"nick\":\"bob\",\"node\":0}", "node")
+              ("{\"v\":1,\"type\":\"users\",\"node\":2,\"users\":[{\"nick\":\"alice\",\"node\":-1,\"rooms\":[],\"session\":\"s\"}]}", "node")
+              ("{\"v\":1,\"type\":\"heartbeat\",\"from\":{\"id\":0,\"client\":\"127.0.0.1:5002\",\"peer\":\"127.0.0.1:6002\"},\"epoch\":1,\"leader\":null,\"known\":[],\"load\":{\"clients\":0,\"rooms\":0,\"messagesPerSecond\":0}}", "id")
+              ("{\"v\":1,\"type\":\"heartbeat\",\"from\":{\"id\":2,\"client\":\"127.0.0.1:5002\",\"peer\":\"127.0.0.1:6002\"},\"epoch\":1,\"leader\":-1,\"known\":[],\"load\":{\"clients\":0,\"rooms\":0,\"messagesPerSecond\":0}}", "leader")
+              ("{\"v\":1,\"type\":\"heartbeat\",\"from\":{\"id\":2,\"client\":\"127.0.0.1:5002\",\"peer\":\"127.0.0.1:6002\"},\"epoch\":1000000000000000000,\"leader\":2,\"known\":[],\"load\":{\"clients\":0,\"rooms\":0,\"messagesPerSecond\":0}}", "epoch") ]
+            ``a peer frame with a number outside its range is refused, naming the field``
+        testCase "the edges of the peer ranges are accepted"
+            ``the edges of the peer ranges are accepted``
         testCase "an integer beyond 64 bits is refused as out of range, naming the field"
             ``an integer beyond 64 bits is refused as out of range, naming the field``
         testTheory "a server reply with an unknown code or malformed items is refused as BadFrame"

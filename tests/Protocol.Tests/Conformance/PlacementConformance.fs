@@ -50,7 +50,7 @@ type Model =
 let private modelOf (values: Value) : Model =
     { Nodes = asSet (field "Node" values) |> List.map asInt |> List.sort
       Asks = asSet (field "Asks" values) |> List.map (fun ask -> match asSet ask with [ i; r ] -> asInt i, asString r | _ -> failwith "an ask is a pair")
-      MaxEpoch = asInt (field "MaxEpoch" values)
+      MaxEpoch = int64 (asInt (field "MaxEpoch" values))
       MaxCrashes = asInt (field "MaxCrashes" values)
       Lossy = asBool (field "Lossy" values) }
 
@@ -245,8 +245,8 @@ let elect (model: Model) (cluster: Cluster) : Cluster list =
     let last = live |> Seq.map (fun node -> cluster.Coordination[node].Epoch) |> Seq.max
     let noLiveLeader = live |> Set.forall (fun node -> cluster.Coordination[node].Leader <> Some node)
     if live |> Set.exists (fun node -> cluster.Coordination[node].Leader <> Some winner) then
-        [ for next in [ last; last + 1 ] do
-              if 1 <= next && next <= model.MaxEpoch && (next <> last || noLiveLeader) then
+        [ for next in [ last; last + 1L ] do
+              if 1L <= next && next <= model.MaxEpoch && (next <> last || noLiveLeader) then
                   { cluster with
                       Coordination =
                           cluster.Coordination

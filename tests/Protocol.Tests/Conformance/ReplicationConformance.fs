@@ -455,7 +455,7 @@ let crash (model: Model) (node: NodeId) (cluster: Cluster) : Cluster option =
         Some
             { cluster with
                 Alive = cluster.Alive.Add(node, false)
-                Epoch = if node = Set.maxElement live then cluster.Epoch + 1 else cluster.Epoch
+                Epoch = if node = Set.maxElement live then cluster.Epoch + 1L else cluster.Epoch
                 Links = cluster.Links |> Map.filter (fun (_, target) _ -> target <> node) }
     else
         None
