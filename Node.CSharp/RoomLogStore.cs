@@ -40,6 +40,12 @@ public sealed class RoomLogStore : IAsyncDisposable
 
     public string DirectoryPath => _directory.Path;
 
+    private static readonly Prometheus.Counter DamagedStretchesRead = Prometheus.Metrics.CreateCounter(
+        "formalchat_log_damaged_stretches_total", "Damaged stretches in the middle of room logs that recovery skipped.");
+
+    /// <summary>Damaged stretches in the middle of a log skipped at start (each one logged).</summary>
+    public int DamagedStretches { get; private set; }
+
     /// <summary>Every room's log as read back at start, oldest message first: NodeState.recover's input.</summary>
     public FSharpList<Tuple<string, FSharpList<RoomMessage>>> Recovered { get; private set; } = FSharpList<Tuple<string, FSharpList<RoomMessage>>>.Empty;
 
@@ -201,6 +207,14 @@ public sealed class RoomLogStore : IAsyncDisposable
                 _log.LogWarning(
                     "{Path}: dropped the last {Dropped} bytes, after {Records} whole records ({Valid} bytes), at {Reason}; the log now ends after its last whole record",
                     path, recovery.DroppedBytes, readBack.Records, readBack.ValidBytes, readBack.StoppedBecause);
+            }
+            foreach (var stretch in readBack.Damaged)
+            {
+                DamagedStretches++;
+                DamagedStretchesRead.Inc();
+                _log.LogWarning(
+                    "{Path}: room {Room} is damaged at byte {Offset}: skipped {Bytes} bytes ({Reason}); missing seqs {Missing}; the intact records after it are kept and the missing ones fetched from a replica",
+                    path, room, stretch.Offset, stretch.Bytes, stretch.Reason, stretch.MissingSeqs);
             }
             _log.LogInformation("recovered {Room}: {Count} messages (last seq {LastSeq})", room, readBack.Records, readBack.LastSeq);
             recovered.Add(Tuple.Create(room, ListModule.OfSeq(readBack.Messages)));
