@@ -90,6 +90,7 @@ public class DamagedLogOverLoopbackTests
 
         await EveryNodeServesEveryMessageAsync(cluster, nodes, "after");
         Assert.Contains($"[node {damaged}] WARN  {path}: room {Room} is damaged at byte", cluster.Output);
+        Assert.Contains($"[node {damaged}] info  room {Room}: the gap left by the damaged log is filled", cluster.Output);
         // The repaired log is rewritten whole: the next start finds no damage.
         await Eventually.TrueAsync(() =>
         {
