@@ -216,10 +216,29 @@ public sealed class RoomLogStore : IAsyncDisposable
                     "{Path}: room {Room} is damaged at byte {Offset}: skipped {Bytes} bytes ({Reason}); missing seqs {Missing}; the intact records after it are kept and the missing ones fetched from a replica",
                     path, room, stretch.Offset, stretch.Bytes, stretch.Reason, stretch.MissingSeqs);
             }
+            if (readBack.Damaged.Count > 0 && !HasGap(readBack.Messages))
+            {
+                // The damage cost no message this node keeps (bytes that were no record, or seqs
+                // older than the history it keeps): nothing to fetch, so the node would never
+                // rewrite the log (Node.repairDamaged); it is rewritten whole now instead.
+                Encode(ListModule.OfSeq(readBack.Messages));
+                log.Rewrite(_records.WrittenSpan, _directory);
+                _log.LogWarning("{Path}: rewritten without the damaged stretches; no message it keeps was missing", path);
+            }
             _log.LogInformation("recovered {Room}: {Count} messages (last seq {LastSeq})", room, readBack.Records, readBack.LastSeq);
             recovered.Add(Tuple.Create(room, ListModule.OfSeq(readBack.Messages)));
         }
         Recovered = ListModule.OfSeq(recovered);
+    }
+
+    /// <summary>Whether seqs are missing between two of these messages (oldest first).</summary>
+    private static bool HasGap(IReadOnlyList<RoomMessage> messages)
+    {
+        for (var i = 1; i < messages.Count; i++)
+        {
+            if (messages[i].Seq != messages[i - 1].Seq + 1) return true;
+        }
+        return false;
     }
 
     private void CloseFiles()

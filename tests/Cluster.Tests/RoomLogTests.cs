@@ -179,6 +179,25 @@ public sealed class RoomLogTests : IDisposable
     }
 
     [Fact]
+    public async Task Damage_that_costs_no_message_is_rewritten_away_at_once()
+    {
+        // Noise between two records (a write that was no record): nothing is missing around it.
+        byte[] noise = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10];
+        await File.WriteAllBytesAsync(LogFile("#books"),
+            [.. Record(Message("#books", 1)), .. Record(Message("#books", 2)), .. noise, .. Record(Message("#books", 3))]);
+
+        Assert.Equal(Messages("#books", 1, 3), (await ReopenAsync())["#books"]);
+        Assert.Contains(_log.Lines, line => line.Contains("missing seqs none"));
+        Assert.Contains(_log.Lines, line => line.Contains("rewritten without the damaged stretches"));
+        var before = _log.Lines.Count;
+
+        Assert.Equal(Messages("#books", 1, 3), (await ReopenAsync())["#books"]);
+
+        Assert.DoesNotContain(_log.Lines.Skip(before), line => line.Contains("damaged"));
+        Assert.Equal(Offsets("#books", 3)[3], new FileInfo(LogFile("#books")).Length);
+    }
+
+    [Fact]
     public void Two_damaged_stretches_are_both_skipped_and_reported_with_the_seqs_they_lost()
     {
         var buffer = new ArrayBufferWriter<byte>();
