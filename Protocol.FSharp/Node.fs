@@ -720,8 +720,10 @@ let private repairDamaged (state: NodeState) : NodeState * Effect list =
                 |> List.filter (fun message -> message.Seq > history.LastSeq)
                 |> List.distinctBy _.Seq
                 |> List.sortBy _.Seq
-            let state, rewritten = rewrite room history uncommitted { state with Damaged = state.Damaged.Remove room }
-            state, effects @ Log(Info, $"room {room}: the gap left by the damaged log is filled; rewriting the log") :: rewritten
+            let messages = Rooms.last Rooms.historyCapacity history @ uncommitted
+            let last = messages |> List.tryLast |> Option.map _.Seq |> Option.defaultValue 0L
+            { state with Damaged = state.Damaged.Remove room; Durable = state.Durable.Add(room, last) },
+            effects @ [ RewriteLog(room, messages); Log(Info, $"room {room}: the gap left by the damaged log is filled; rewrote the log ({messages.Length} messages)") ]
     state.Damaged |> Set.fold (fun acc room -> repair room acc) (state, [])
 
 let private tick (config: ProtocolConfig) (state: NodeState) =
