@@ -9,7 +9,8 @@ namespace FormalChat.Node;
 /// The byte format of a room log (docs/REPLICATION.md, "The log on disk"):
 /// <c>record = [length: u32 LE][crc32 of payload: u32 LE][payload: length bytes]</c>, the payload
 /// one room message as UTF-8 JSON (Wire.encodeRoomMessage). Writing appends records to a buffer;
-/// reading stops at the first record that is incomplete or corrupt and says where and why.
+/// reading skips a damaged record when a valid one frames after it, and stops at damage that has
+/// none after it (a torn tail), saying where and why.
 /// </summary>
 public static class LogRecords
 {
@@ -41,54 +42,97 @@ public static class LogRecords
     }
 
     /// <summary>
-    /// Reads records from the start of <paramref name="stream"/> until its end or the first record
-    /// that is incomplete (a torn write) or corrupt (bad length, checksum, UTF-8 or JSON, or a
-    /// message of another room). Keeps the last <paramref name="keepLast"/> messages.
+    /// Reads every record of <paramref name="stream"/> and keeps the last <paramref name="keepLast"/>
+    /// messages. A record that is corrupt (bad length, checksum, UTF-8 or JSON, a message of another
+    /// room, or a seq not after the one before it) or incomplete is skipped when a valid record
+    /// can still be framed after it: the reader resynchronises on the next offset where a whole
+    /// record frames and checks, and reports the stretch it skipped (<see cref="LogReadBack.Damaged"/>).
+    /// Only damage with no valid record after it is a torn tail: <see cref="LogReadBack.ValidBytes"/>
+    /// ends before it and <see cref="LogReadBack.StoppedBecause"/> says why.
     /// </summary>
+    /// <remarks>
+    /// The file is read whole: resynchronising means trying every offset after the damage, and a
+    /// room log is small next to memory (a node keeps the last Rooms.historyCapacity messages anyway).
+    /// Why a resync cannot easily be fooled: an offset is taken for a record only if its length
+    /// fits in the file, the CRC-32 of the next `length` bytes equals the 4 bytes before them, and
+    /// those bytes are strict UTF-8 JSON of a room message of this room with a seq after the last
+    /// one kept. Bytes inside a payload (JSON text) that happen to look like a plausible length
+    /// still pass the CRC only by chance, 1 in 2^32 per offset tried, and then must also decode as a
+    /// message of this room in order: a false record in a log of millions of bytes is negligible.
+    /// </remarks>
     public static LogReadBack ReadAll(Stream stream, string room, int keepLast)
     {
+        var bytes = ReadToEnd(stream);
         var kept = new Queue<RoomMessage>();
-        var header = new byte[HeaderBytes];
-        var payload = new byte[4096];
+        var damaged = new List<DamagedStretch>();
         long validBytes = 0;
         var records = 0;
+        long lastSeq = 0;
         string? stop = null;
-        while (stop is null)
+        var offset = 0;
+        while (offset < bytes.Length)
         {
-            var headerRead = stream.ReadAtLeast(header, HeaderBytes, throwOnEndOfStream: false);
-            if (headerRead == 0) break;
-            if (headerRead < HeaderBytes)
+            var (message, size, problem) = TryRecord(bytes, offset, room, lastSeq);
+            if (message is not null)
             {
-                stop = $"an incomplete record header ({headerRead} of {HeaderBytes} bytes): a torn write";
+                Keep(message);
+                offset += size;
+                validBytes = offset;
+                continue;
+            }
+            // Damage at `offset`: the next offset where a whole, valid record starts, if any.
+            var next = -1;
+            RoomMessage? found = null;
+            var foundSize = 0;
+            for (var candidate = offset + 1; candidate + HeaderBytes <= bytes.Length; candidate++)
+            {
+                var (resynced, resyncedSize, _) = TryRecord(bytes, candidate, room, lastSeq);
+                if (resynced is null) continue;
+                (next, found, foundSize) = (candidate, resynced, resyncedSize);
                 break;
             }
-            var length = BinaryPrimitives.ReadUInt32LittleEndian(header);
-            var checksum = BinaryPrimitives.ReadUInt32LittleEndian(header.AsSpan(4));
-            if (length > MaxPayloadBytes)
+            if (found is null)
             {
-                stop = $"a record length of {length} bytes, more than any record has";
+                stop = problem;
                 break;
             }
-            if (payload.Length < length) payload = new byte[Math.Max(length, payload.Length * 2)];
-            var body = payload.AsSpan(0, (int)length);
-            var bodyRead = stream.ReadAtLeast(body, body.Length, throwOnEndOfStream: false);
-            if (bodyRead < body.Length)
-            {
-                stop = $"an incomplete record ({bodyRead} of {length} payload bytes): a torn write";
-                break;
-            }
-            var decoded = Decode(body, checksum, room);
-            if (decoded.Message is not { } message)
-            {
-                stop = decoded.Problem;
-                break;
-            }
+            damaged.Add(new DamagedStretch(offset, next - offset, lastSeq, found.Seq, problem!));
+            Keep(found);
+            offset = next + foundSize;
+            validBytes = offset;
+        }
+        return new LogReadBack(room, kept.ToList(), records, validBytes, stop) { Damaged = damaged };
+
+        void Keep(RoomMessage message)
+        {
             kept.Enqueue(message);
             if (kept.Count > keepLast) kept.Dequeue();
             records++;
-            validBytes += HeaderBytes + length;
+            lastSeq = message.Seq;
         }
-        return new LogReadBack(room, kept.ToList(), records, validBytes, stop);
+    }
+
+    private static byte[] ReadToEnd(Stream stream)
+    {
+        using var copy = new MemoryStream();
+        stream.CopyTo(copy);
+        return copy.ToArray();
+    }
+
+    /// <summary>The record at <paramref name="offset"/> if one frames and checks there, with its size; else why not.</summary>
+    private static (RoomMessage? Message, int Size, string Problem) TryRecord(byte[] bytes, int offset, string room, long lastSeq)
+    {
+        var left = bytes.Length - offset;
+        if (left < HeaderBytes) return (null, 0, $"an incomplete record header ({left} of {HeaderBytes} bytes): a torn write");
+        var length = BinaryPrimitives.ReadUInt32LittleEndian(bytes.AsSpan(offset));
+        var checksum = BinaryPrimitives.ReadUInt32LittleEndian(bytes.AsSpan(offset + 4));
+        if (length > MaxPayloadBytes) return (null, 0, $"a record length of {length} bytes, more than any record has");
+        if (length > left - HeaderBytes) return (null, 0, $"an incomplete record ({left - HeaderBytes} of {length} payload bytes): a torn write");
+        var decoded = Decode(bytes.AsSpan(offset + HeaderBytes, (int)length), checksum, room);
+        if (decoded.Message is not { } message) return (null, 0, decoded.Problem!);
+        // Seqs only grow in a log; an older one here is no record of this log's order.
+        if (message.Seq <= lastSeq) return (null, 0, $"a record of seq {message.Seq}, not after seq {lastSeq}");
+        return (message, HeaderBytes + (int)length, "");
     }
 
     private static (RoomMessage? Message, string? Problem) Decode(ReadOnlySpan<byte> body, uint checksum, string room)
@@ -112,4 +156,18 @@ public static class LogRecords
 public sealed record LogReadBack(string Room, IReadOnlyList<RoomMessage> Messages, int Records, long ValidBytes, string? StoppedBecause)
 {
     public long LastSeq => Messages.Count == 0 ? 0 : Messages[^1].Seq;
+
+    /// <summary>Damaged stretches in the middle of the log that were skipped, in file order.</summary>
+    public IReadOnlyList<DamagedStretch> Damaged { get; init; } = [];
+}
+
+/// <summary>
+/// A skipped stretch of a log: where it starts, how long it is, why its first record was refused,
+/// and the seqs around it. The seqs missing, as far as the log can tell, are
+/// <see cref="LastSeqBefore"/>+1 to <see cref="FirstSeqAfter"/>-1 (none when they follow on: the
+/// damage hit bytes that were no record, or a record that was written twice).
+/// </summary>
+public sealed record DamagedStretch(long Offset, long Bytes, long LastSeqBefore, long FirstSeqAfter, string Reason)
+{
+    public string MissingSeqs => FirstSeqAfter - LastSeqBefore <= 1 ? "none" : $"{LastSeqBefore + 1}..{FirstSeqAfter - 1}";
 }

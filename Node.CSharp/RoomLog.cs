@@ -31,9 +31,11 @@ public sealed class RoomLog : IDisposable
     public SafeFileHandle Handle => _file;
 
     /// <summary>
-    /// Opens a room's log, creating an empty one if there is none, and reads it back. Whatever
-    /// follows the last whole record (a torn write, damage) is cut off, so appends continue from
-    /// a clean end; <see cref="Recovery.DroppedBytes"/> says how much.
+    /// Opens a room's log, creating an empty one if there is none, and reads it back. Damage in the
+    /// middle is skipped, not cut (<see cref="LogReadBack.Damaged"/>; the log is rewritten once the
+    /// node has repaired the room). Whatever follows the last whole record (a torn write, damage
+    /// with nothing valid after it) is cut off, so appends continue from a clean end;
+    /// <see cref="Recovery.DroppedBytes"/> says how much.
     /// </summary>
     public static (RoomLog Log, Recovery Recovery) Open(string room, string path, int keepLast)
     {

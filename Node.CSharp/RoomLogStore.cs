@@ -40,6 +40,12 @@ public sealed class RoomLogStore : IAsyncDisposable
 
     public string DirectoryPath => _directory.Path;
 
+    private static readonly Prometheus.Counter DamagedStretchesRead = Prometheus.Metrics.CreateCounter(
+        "formalchat_log_damaged_stretches_total", "Damaged stretches in the middle of room logs that recovery skipped.");
+
+    /// <summary>Damaged stretches in the middle of a log skipped at start (each one logged).</summary>
+    public int DamagedStretches { get; private set; }
+
     /// <summary>Every room's log as read back at start, oldest message first: NodeState.recover's input.</summary>
     public FSharpList<Tuple<string, FSharpList<RoomMessage>>> Recovered { get; private set; } = FSharpList<Tuple<string, FSharpList<RoomMessage>>>.Empty;
 
@@ -202,10 +208,37 @@ public sealed class RoomLogStore : IAsyncDisposable
                     "{Path}: dropped the last {Dropped} bytes, after {Records} whole records ({Valid} bytes), at {Reason}; the log now ends after its last whole record",
                     path, recovery.DroppedBytes, readBack.Records, readBack.ValidBytes, readBack.StoppedBecause);
             }
+            foreach (var stretch in readBack.Damaged)
+            {
+                DamagedStretches++;
+                DamagedStretchesRead.Inc();
+                _log.LogWarning(
+                    "{Path}: room {Room} is damaged at byte {Offset}: skipped {Bytes} bytes ({Reason}); missing seqs {Missing}; the intact records after it are kept and the missing ones fetched from a replica",
+                    path, room, stretch.Offset, stretch.Bytes, stretch.Reason, stretch.MissingSeqs);
+            }
+            if (readBack.Damaged.Count > 0 && !HasGap(readBack.Messages))
+            {
+                // The damage cost no message this node keeps (bytes that were no record, or seqs
+                // older than the history it keeps): nothing to fetch, so the node would never
+                // rewrite the log (Node.repairDamaged); it is rewritten whole now instead.
+                Encode(ListModule.OfSeq(readBack.Messages));
+                log.Rewrite(_records.WrittenSpan, _directory);
+                _log.LogWarning("{Path}: rewritten without the damaged stretches; no message it keeps was missing", path);
+            }
             _log.LogInformation("recovered {Room}: {Count} messages (last seq {LastSeq})", room, readBack.Records, readBack.LastSeq);
             recovered.Add(Tuple.Create(room, ListModule.OfSeq(readBack.Messages)));
         }
         Recovered = ListModule.OfSeq(recovered);
+    }
+
+    /// <summary>Whether seqs are missing between two of these messages (oldest first).</summary>
+    private static bool HasGap(IReadOnlyList<RoomMessage> messages)
+    {
+        for (var i = 1; i < messages.Count; i++)
+        {
+            if (messages[i].Seq != messages[i - 1].Seq + 1) return true;
+        }
+        return false;
     }
 
     private void CloseFiles()

@@ -125,10 +125,18 @@ let private deliverSequenced (message: RoomMessage) (state: NodeState) : NodeSta
         let state, shown = show message state
         state, written @ shown
 
+/// A room whose log was damaged takes the seqs it lacks from any node's committed copy: the
+/// messages only fill the gap (Rooms.fill), they are not shown again (members here saw them
+/// before the restart, or get them with the room's history) and are written when the repaired
+/// log is rewritten (repairDamaged).
+let private fillDamaged (room: RoomName) (messages: RoomMessage list) (state: NodeState) : NodeState =
+    if state.Damaged.Contains room then { state with Histories = state.Histories.Add(room, Rooms.fill messages (historyOf room state)) }
+    else state
+
 /// Committed messages from the owner (a reply to HistoryRequested, or a node's introduction):
 /// the ones this node lacked are delivered in order, unless this node's copy disagrees.
 let private adoptHistory (room: RoomName) (messages: RoomMessage list) (state: NodeState) : NodeState * Effect list =
-    let state = { state with FillsRequested = state.FillsRequested.Remove room }
+    let state = fillDamaged room messages { state with FillsRequested = state.FillsRequested.Remove room }
     match Rooms.adopt messages (historyOf room state) with
     | Rooms.Extends fresh -> forEach deliverSequenced fresh (state, [])
     | Rooms.Replaces history -> rewrite room history [] state
@@ -138,6 +146,7 @@ let private adoptHistory (room: RoomName) (messages: RoomMessage list) (state: N
 /// replace their copy: the sender may be an owner that lost the room while it was cut off and has
 /// not heard yet, and their own copies hold what was acknowledged since.
 let private recvShared (room: RoomName) (messages: RoomMessage list) (state: NodeState) : NodeState * Effect list =
+    let state = fillDamaged room messages state
     let isReplica =
         state.Primaries.ContainsKey room || state.Backups.TryFind room |> Option.exists (fun backup -> backup.Backup = self state)
     match Rooms.adopt messages (historyOf room state) with
@@ -731,6 +740,28 @@ let private rebalance (config: ProtocolConfig) (state: NodeState) : NodeState * 
                      CloseClient(client, $"redirected to node {info.Id}") ]
     | _ -> { state with OverloadedTicks = 0 }, []
 
+/// Every room whose log was damaged: while its history has a gap, every live peer is asked for
+/// the messages after the last seq before it (any node answers from its committed copy, and
+/// fillDamaged takes what is missing); once whole, the log is rewritten so the damage does not
+/// come back at the next start. What is written but not committed (stored as the backup, pending
+/// as the owner) is written again after the history.
+let private repairDamaged (state: NodeState) : NodeState * Effect list =
+    let repair room (state: NodeState, effects: Effect list) =
+        let history = historyOf room state
+        match Rooms.firstGap history with
+        | Some(before, _) -> state, effects @ [ for peer in livePeers state -> SendToPeer(peer, HistoryRequested(room, before, self state)) ]
+        | None ->
+            let uncommitted =
+                (state.Replicas.TryFind room |> Option.defaultValue []) @ (state.Primaries.TryFind room |> Option.map _.Pending |> Option.defaultValue [])
+                |> List.filter (fun message -> message.Seq > history.LastSeq)
+                |> List.distinctBy _.Seq
+                |> List.sortBy _.Seq
+            let messages = Rooms.last Rooms.historyCapacity history @ uncommitted
+            let last = messages |> List.tryLast |> Option.map _.Seq |> Option.defaultValue 0L
+            { state with Damaged = state.Damaged.Remove room; Durable = state.Durable.Add(room, last) },
+            effects @ [ RewriteLog(room, messages); Log(Info, $"room {room}: the gap left by the damaged log is filled; rewrote the log ({messages.Length} messages)") ]
+    state.Damaged |> Set.fold (fun acc room -> repair room acc) (state, [])
+
 let private tick (config: ProtocolConfig) (state: NodeState) =
     let load =
         { Clients = state.Chat.LocalNicks.Count
@@ -747,6 +778,7 @@ let private tick (config: ProtocolConfig) (state: NodeState) =
         |> then' maybeStartElection
         |> then' reassignRooms
         |> then' (replicateOwnedRooms config)
+        |> then' repairDamaged
         |> then' resendWaiting
         |> then' retryPlacements
         |> then' (rebalance config)

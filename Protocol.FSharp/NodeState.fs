@@ -55,6 +55,10 @@ type NodeState =
       Shown: Map<RoomName, int64>
       /// Rooms for which this node has asked the owner for messages it missed (one at a time).
       FillsRequested: Set<RoomName>
+      /// Rooms whose log was damaged in the middle: read back with a gap (Rooms.firstGap). The
+      /// node asks its peers for the missing seqs every tick until the gap is filled, then
+      /// rewrites the room's log whole (Node.repairDamaged).
+      Damaged: Set<RoomName>
       /// Posts not yet seen sequenced: of local clients, and from other nodes that arrived before
       /// this node knew a live owner. Sent again when the room's owner changes.
       Unconfirmed: Map<RoomName, RoomPost list>
@@ -118,6 +122,7 @@ let init (info: NodeInfo) : NodeState =
       Durable = Map.empty
       Shown = Map.empty
       FillsRequested = Set.empty
+      Damaged = Set.empty
       Unconfirmed = Map.empty
       TicksSinceStart = 0
       MessagesSinceTick = 0
@@ -133,7 +138,9 @@ let recover (logs: (RoomName * RoomMessage list) list) (state: NodeState) : Node
     let histories = logs |> List.map (fun (room, messages) -> room, Rooms.ofMessages messages)
     { state with
         Histories = Map.ofList histories
-        Durable = histories |> List.map (fun (room, history) -> room, history.LastSeq) |> Map.ofList }
+        Durable = histories |> List.map (fun (room, history) -> room, history.LastSeq) |> Map.ofList
+        // A log damaged in the middle keeps the intact records after the damage: a gap to fill.
+        Damaged = set [ for room, history in histories do if (Rooms.firstGap history).IsSome then room ] }
 
 let historyOf (room: RoomName) (state: NodeState) : RoomHistory =
     state.Histories.TryFind room |> Option.defaultValue emptyHistory

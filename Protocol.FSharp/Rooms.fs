@@ -97,6 +97,23 @@ let adopt (messages: RoomMessage list) (history: RoomHistory) : Adoption =
     if agrees && history.LastSeq <= ownersLast then Extends(messages |> List.filter (fun message -> message.Seq > history.LastSeq))
     else Replaces(ofMessages messages)
 
+/// The first stretch of seqs missing between two messages this history holds, as (the last seq
+/// before it, the first seq after it). A history grows in order, so only a log that was damaged
+/// in the middle and read back around the damage has one.
+let firstGap (history: RoomHistory) : (int64 * int64) option =
+    history.Recent
+    |> List.rev
+    |> List.pairwise
+    |> List.tryPick (fun (before, after) -> if after.Seq > before.Seq + 1L then Some(before.Seq, after.Seq) else None)
+
+/// The history with the messages it lacks below its last seq taken from `messages` (another
+/// node's committed copy): the repair of a gap. Messages it holds already are kept as they are.
+let fill (messages: RoomMessage list) (history: RoomHistory) : RoomHistory =
+    let mine = history.Recent |> List.map (fun message -> message.Seq, message) |> Map.ofList
+    let missing = messages |> List.filter (fun message -> message.Seq < history.LastSeq && not (mine.ContainsKey message.Seq))
+    if missing.IsEmpty then history
+    else missing |> List.fold (fun (all: Map<int64, RoomMessage>) message -> all.Add(message.Seq, message)) mine |> Map.values |> List.ofSeq |> ofMessages
+
 /// Oldest first: the messages after `seq`.
 let since (seq: int64) (history: RoomHistory) : RoomMessage list =
     if seq >= history.LastSeq then [] else history.Recent |> List.takeWhile (fun message -> message.Seq > seq) |> List.rev

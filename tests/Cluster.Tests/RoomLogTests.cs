@@ -116,20 +116,106 @@ public sealed class RoomLogTests : IDisposable
         Assert.Equal(Messages("#books", 1, 4), (await ReopenAsync())["#books"]);
     }
 
-    [Fact]
-    public async Task A_record_whose_checksum_does_not_match_ends_the_log_there()
+    /// <summary>The offset of each record of a log of <paramref name="count"/> messages written by <see cref="Messages"/>.</summary>
+    private static long[] Offsets(string room, int count)
     {
-        await using (var store = Open()) store.Append("#books", Messages("#books", 1, 3));
+        var offsets = new long[count + 1];
+        for (var seq = 1; seq <= count; seq++) offsets[seq] = offsets[seq - 1] + Record(Message(room, seq)).Length;
+        return offsets; // offsets[seq - 1] is where seq starts; offsets[count] the end
+    }
+
+    [Fact]
+    public async Task A_flipped_byte_mid_log_skips_that_record_and_keeps_every_one_after_it()
+    {
+        await using (var store = Open()) store.Append("#books", Messages("#books", 1, 10));
         var bytes = await File.ReadAllBytesAsync(LogFile("#books"));
-        var first = Record(Message("#books", 1)).Length;
-        bytes[first + 8 + 5] ^= 0x20; // one bit of the second record's payload
+        var offsets = Offsets("#books", 10);
+        bytes[offsets[4] + 8 + 5] ^= 0x20; // one bit of seq 5's payload
         await File.WriteAllBytesAsync(LogFile("#books"), bytes);
 
         var recovered = await ReopenAsync();
 
-        Assert.Equal(Messages("#books", 1, 1), recovered["#books"]);
-        Assert.Equal(first, new FileInfo(LogFile("#books")).Length);
-        Assert.Contains(_log.Lines, line => line.Contains($"dropped the last {bytes.Length - first} bytes") && line.Contains("checksum"));
+        Assert.Equal(Messages("#books", 1, 4).Concat(Messages("#books", 6, 10)), recovered["#books"]);
+        Assert.Equal(bytes.Length, new FileInfo(LogFile("#books")).Length); // nothing cut: the damage stays until the room is repaired
+        Assert.Contains(_log.Lines, line => line.Contains($"room #books is damaged at byte {offsets[4]}")
+            && line.Contains($"skipped {offsets[5] - offsets[4]} bytes") && line.Contains("checksum") && line.Contains("missing seqs 5..5"));
+        Assert.DoesNotContain(_log.Lines, line => line.Contains("dropped"));
+    }
+
+    [Fact]
+    public async Task A_flipped_byte_in_the_last_record_is_a_torn_tail_and_cut_off()
+    {
+        await using (var store = Open()) store.Append("#books", Messages("#books", 1, 3));
+        var bytes = await File.ReadAllBytesAsync(LogFile("#books"));
+        var offsets = Offsets("#books", 3);
+        bytes[offsets[2] + 8 + 5] ^= 0x20; // one bit of the last record's payload
+        await File.WriteAllBytesAsync(LogFile("#books"), bytes);
+
+        var recovered = await ReopenAsync();
+
+        Assert.Equal(Messages("#books", 1, 2), recovered["#books"]);
+        Assert.Equal(offsets[2], new FileInfo(LogFile("#books")).Length);
+        Assert.Contains(_log.Lines, line => line.Contains($"dropped the last {bytes.Length - offsets[2]} bytes") && line.Contains("checksum"));
+        Assert.DoesNotContain(_log.Lines, line => line.Contains("is damaged at"));
+    }
+
+    [Fact]
+    public async Task A_damaged_length_field_mid_log_is_skipped_by_resynchronising_on_the_next_record()
+    {
+        await using (var store = Open()) store.Append("#books", Messages("#books", 1, 10));
+        var bytes = await File.ReadAllBytesAsync(LogFile("#books"));
+        var offsets = Offsets("#books", 10);
+        bytes[offsets[3] + 3] = 0x7F; // seq 4's length becomes ~2 GiB: more than any record
+        bytes[offsets[6] + 0] ^= 0x01; // seq 7's length one off: its checksum is over the wrong bytes
+        await File.WriteAllBytesAsync(LogFile("#books"), bytes);
+
+        await using (var store = Open())
+        {
+            Assert.Equal(2, store.DamagedStretches);
+            Assert.Equal(Messages("#books", 1, 3).Concat(Messages("#books", 5, 6)).Concat(Messages("#books", 8, 10)), store.Recovered.Single().Item2);
+        }
+        Assert.Contains(_log.Lines, line => line.Contains($"damaged at byte {offsets[3]}") && line.Contains("more than any record") && line.Contains("missing seqs 4..4"));
+        Assert.Contains(_log.Lines, line => line.Contains($"damaged at byte {offsets[6]}") && line.Contains("missing seqs 7..7"));
+    }
+
+    [Fact]
+    public async Task Damage_that_costs_no_message_is_rewritten_away_at_once()
+    {
+        // Noise between two records (a write that was no record): nothing is missing around it.
+        byte[] noise = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10];
+        await File.WriteAllBytesAsync(LogFile("#books"),
+            [.. Record(Message("#books", 1)), .. Record(Message("#books", 2)), .. noise, .. Record(Message("#books", 3))]);
+
+        Assert.Equal(Messages("#books", 1, 3), (await ReopenAsync())["#books"]);
+        Assert.Contains(_log.Lines, line => line.Contains("missing seqs none"));
+        Assert.Contains(_log.Lines, line => line.Contains("rewritten without the damaged stretches"));
+        var before = _log.Lines.Count;
+
+        Assert.Equal(Messages("#books", 1, 3), (await ReopenAsync())["#books"]);
+
+        Assert.DoesNotContain(_log.Lines.Skip(before), line => line.Contains("damaged"));
+        Assert.Equal(Offsets("#books", 3)[3], new FileInfo(LogFile("#books")).Length);
+    }
+
+    [Fact]
+    public void Two_damaged_stretches_are_both_skipped_and_reported_with_the_seqs_they_lost()
+    {
+        var buffer = new ArrayBufferWriter<byte>();
+        foreach (var message in Messages("#books", 1, 20)) LogRecords.Write(buffer, message);
+        var bytes = buffer.WrittenSpan.ToArray();
+        var offsets = Offsets("#books", 20);
+        // Seqs 3 and 4 garbled across their boundary; seqs 12 to 15 overwritten with noise.
+        for (var at = offsets[3] - 6; at < offsets[3] + 12; at++) bytes[at] ^= 0x55;
+        new Random(7).NextBytes(bytes.AsSpan((int)offsets[11], (int)(offsets[15] - offsets[11])));
+
+        var readBack = LogRecords.ReadAll(new MemoryStream(bytes), "#books", keepLast: 100);
+
+        Assert.Equal(Messages("#books", 1, 2).Concat(Messages("#books", 5, 11)).Concat(Messages("#books", 16, 20)), readBack.Messages);
+        Assert.Equal(bytes.Length, readBack.ValidBytes);
+        Assert.Null(readBack.StoppedBecause);
+        Assert.Equal(2, readBack.Damaged.Count);
+        Assert.Equal((offsets[2], offsets[4] - offsets[2], "3..4"), (readBack.Damaged[0].Offset, readBack.Damaged[0].Bytes, readBack.Damaged[0].MissingSeqs));
+        Assert.Equal((offsets[11], offsets[15] - offsets[11], "12..15"), (readBack.Damaged[1].Offset, readBack.Damaged[1].Bytes, readBack.Damaged[1].MissingSeqs));
     }
 
     [Fact]

@@ -289,6 +289,39 @@ let ``a node that restarts reads its log back, and the owner's history replaces 
     Assert.Equal("committed", state.Histories["#dev"].Recent.Head.Text)
     Assert.Contains(RewriteLog("#dev", owners), effects)
 
+let ``firstGap and fill: a gap in the middle of a history is found and filled from another copy`` () =
+    let gapped = Rooms.ofMessages ([ 1L; 2L; 5L; 6L ] |> List.map (fun seq -> message seq seq))
+
+    Assert.Equal(Some(2L, 5L), Rooms.firstGap gapped)
+    Assert.Equal(None, Rooms.firstGap (Rooms.ofMessages [ message 3L 3L; message 4L 4L ]))
+    let filled = Rooms.fill ([ 1L..7L ] |> List.map (fun seq -> message seq seq)) gapped
+    Assert.Equal<int64 list>([ 1L..6L ], filled.Recent |> List.rev |> List.map _.Seq)
+    Assert.Equal(None, Rooms.firstGap filled)
+    Assert.Equal(6L, filled.LastSeq) // only the gap is filled; what comes after arrives as usual
+
+let ``a node whose log was damaged in the middle asks its peers for the missing seqs and rewrites its log once whole`` () =
+    let net = Nodes.formed config [ 1; 2; 3 ] |> Nodes.settle |> Nodes.tickAll
+    let whole = [ 1L..6L ] |> List.map (fun seq -> message seq seq)
+    let damaged = whole |> List.filter (fun message -> message.Seq <> 3L && message.Seq <> 4L)
+
+    let state = NodeState.recover [ "#dev", damaged ] net.States[2]
+
+    Assert.Equal<Set<RoomName>>(set [ "#dev" ], state.Damaged)
+    Assert.Equal(6L, state.Histories["#dev"].LastSeq) // the intact records after the damage are kept
+    let state, asked = Node.step config state Ticked
+    let asks = [ for effect in asked do match effect with SendToPeer(peer, HistoryRequested(room, after, from)) -> (peer.Id, room, after, from) | _ -> () ]
+    Assert.Equal<(NodeId * RoomName * int64 * NodeId) list>([ 1, "#dev", 2L, 2; 3, "#dev", 2L, 2 ], List.sort asks)
+    Assert.DoesNotContain(asked, fun effect -> match effect with RewriteLog _ -> true | _ -> false)
+    // A peer answers with its committed copy after seq 2: the gap is filled, nothing shown again.
+    let state, filled = Node.step config state (PeerMessageReceived(HistoryShared("#dev", whole |> List.skip 2)))
+    Assert.Equal<int64 list>([ 1L..6L ], state.Histories["#dev"].Recent |> List.rev |> List.map _.Seq)
+    Assert.DoesNotContain(filled, fun effect -> match effect with SendToClients(_, Message _) | AppendToLog _ -> true | _ -> false)
+    let state, repaired = Node.step config state Ticked
+    Assert.Contains(RewriteLog("#dev", whole), repaired)
+    Assert.True(state.Damaged.IsEmpty)
+    let _, later = Node.step config state Ticked
+    Assert.DoesNotContain(later, fun effect -> match effect with RewriteLog _ | SendToPeer(_, HistoryRequested _) -> true | _ -> false)
+
 let ``a node that missed messages asks the owner for them and shows them in order`` () =
     let net = cluster ()
     let owner, _ = roles "#dev" net
@@ -350,6 +383,10 @@ let tests =
             ``a room on a single node keeps serving and status says it has no up-to-date backup``
         testCase "a node that restarts reads its log back, and the owner's history replaces what it stored and nobody committed"
             ``a node that restarts reads its log back, and the owner's history replaces what it stored and nobody committed``
+        testCase "firstGap and fill: a gap in the middle of a history is found and filled from another copy"
+            ``firstGap and fill: a gap in the middle of a history is found and filled from another copy``
+        testCase "a node whose log was damaged in the middle asks its peers for the missing seqs and rewrites its log once whole"
+            ``a node whose log was damaged in the middle asks its peers for the missing seqs and rewrites its log once whole``
         testCase "a node that missed messages asks the owner for them and shows them in order"
             ``a node that missed messages asks the owner for them and shows them in order``
     ]
