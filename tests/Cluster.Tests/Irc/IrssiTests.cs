@@ -48,7 +48,9 @@ public class IrssiTests(ITestOutputHelper output)
         Assert.Equal("#dev", (string?)message["room"]);
         await carol.NextAsync(line => line == ":ircalice!ircalice@node1.formalchat PRIVMSG #dev :hello from irssi");
 
-        await bob.SendAsync(new JObject { ["type"] = "say", ["room"] = "#dev", ["text"] = "hello from the native client" });
+        // With a client message id, as Client.CSharp sends it: a post re-sent after an owner change
+        // (a loaded machine) is then sequenced once, which is what the single line below checks.
+        await bob.SendAsync(new JObject { ["type"] = "say", ["room"] = "#dev", ["text"] = "hello from the native client", ["id"] = 1 });
         await irssi.WaitForScreenAsync(screen => screen.Contains("hello from the native client"), Deadline, "irssi shows bob's message");
         await carol.SendAsync("PRIVMSG #dev :hello from a raw IRC client");
         await irssi.WaitForScreenAsync(screen => screen.Contains("hello from a raw IRC client"), Deadline, "irssi shows carol's message");
