@@ -25,7 +25,7 @@ public class ElectionOverLoopbackTests
         cluster.Kill(3);
 
         await cluster.WaitForLeaderAsync(leader: 2, nodes: [1, 2], Deadline);
-        Assert.Contains("node 3 left the view", cluster.Output);
+        await cluster.WaitForOutputAsync("node 3 left the view", Deadline);
     }
 
     [Fact]
@@ -38,7 +38,7 @@ public class ElectionOverLoopbackTests
 
         Assert.Equal(0, cluster.ExitCode(3));
         await cluster.WaitForLeaderAsync(leader: 2, nodes: [1, 2], Deadline);
-        Assert.Contains("node 3 announced it is leaving", cluster.Output);
+        await cluster.WaitForOutputAsync("node 3 announced it is leaving", Deadline);
     }
 
     [Fact]

@@ -166,6 +166,13 @@ public sealed class TestCluster : IAsyncDisposable
         return await probe.NextAsync(frame => (string?)frame["type"] == "status");
     }
 
+    /// <summary>
+    /// Waits until some node has logged <paramref name="line"/>. A node's output reaches the test
+    /// through its own pipe, so a line can arrive after another node's answer that it caused.
+    /// </summary>
+    public Task WaitForOutputAsync(string line, TimeSpan deadline) =>
+        Eventually.TrueAsync(() => Task.FromResult(Output.Contains(line)), deadline, $"a node logs \"{line}\"", () => Output);
+
     /// <summary>Waits until every listed node reports the same leader and the expected view.</summary>
     public async Task WaitForLeaderAsync(int leader, int[] nodes, TimeSpan deadline)
     {

@@ -24,7 +24,7 @@ public class ConnectionLimitTests
             Assert.Contains("too many connections from 127.0.0.1", (string?)error["reason"]);
             await extra.WaitClosedAsync();
         }
-        Assert.Contains("refused a client connection", cluster.Output);
+        await cluster.WaitForOutputAsync("refused a client connection", Deadline);
 
         // The refused connection never counted as a client (the node reports alice and bob only,
         // the monitor being no client of the chat), and a slot freed is a slot again.

@@ -37,7 +37,7 @@ public class ForgedHeartbeatTests
         await cluster.WaitForLeaderAsync(leader: 2, nodes: [1, 2], Deadline);
         foreach (var id in new[] { 1, 2 }) Assert.Equal(epochBefore, (int)(await cluster.StatusAsync(id))["epoch"]!);
         Assert.False(fakePeer.Pending(), "a node connected to the fake node's peer port");
-        Assert.Contains("dropped a heartbeat datagram", cluster.Output);
+        await cluster.WaitForOutputAsync("dropped a heartbeat datagram", Deadline);
         fakePeer.Stop();
     }
 

@@ -32,7 +32,7 @@ public class PeerLinkAuthenticationTests
         Assert.True(await ClosedByNodeAsync(outsider, Deadline), "the node kept a link that skipped the handshake");
         await Eventually.TrueAsync(async () => Counter(await cluster.StatusAsync(1), "refusedPeerLinks") > refusedBefore, Deadline, "the link counted as refused");
         await AssertNoMemberSawForgeryAsync(alice, bob);
-        Assert.Contains("closed incoming peer link", cluster.Output); // the log line says why
+        await cluster.WaitForOutputAsync("closed incoming peer link", Deadline); // the log line says why
     }
 
     [Fact]

@@ -65,7 +65,7 @@ public class StartupKeyTests
 
         Assert.False((bool)status["clusterSecurity"]!["authenticated"]!);
         Assert.Contains("INSECURE", (string?)status["clusterSecurity"]!["warning"]);
-        Assert.Contains("INSECURE", cluster.Output);
+        await cluster.WaitForOutputAsync("INSECURE", Deadline);
     }
 
     [Fact]
