@@ -72,6 +72,12 @@ let ``a node given only --id and --port gets the documented defaults`` () =
     Assert.Equal(5000, options.Clients.HelloTimeoutMs)
     Assert.Equal(256, options.Clients.MaxConnectionsPerAddress)
 
+let ``a node or a cluster's node given no protocol flags runs ProtocolConfig.defaults`` () =
+    let cluster = runCluster "cluster --nodes 2"
+
+    Assert.Equal(NodeState.ProtocolConfig.defaults, NodeCommandLine.protocolConfig (runNode "--id 3 --port 5003"))
+    Assert.Equal(NodeState.ProtocolConfig.defaults, NodeCommandLine.protocolConfig (ClusterCommandLine.nodeOptions cluster 2))
+
 let ``--hello-timeout and --max-connections-per-ip are read, 0 turning each off`` () =
     let options = runNode "--id 3 --port 5003 --hello-timeout 0.5 --max-connections-per-ip 8"
     Assert.Equal(500, options.Clients.HelloTimeoutMs)
@@ -268,6 +274,8 @@ let tests =
     testList "Config" [
         testCase "a node given only --id and --port gets the documented defaults"
             ``a node given only --id and --port gets the documented defaults``
+        testCase "a node or a cluster's node given no protocol flags runs ProtocolConfig.defaults"
+            ``a node or a cluster's node given no protocol flags runs ProtocolConfig.defaults``
         testCase "--hello-timeout and --max-connections-per-ip are read, 0 turning each off"
             ``--hello-timeout and --max-connections-per-ip are read, 0 turning each off``
         testCase "every node flag is read"
