@@ -1,3 +1,4 @@
+using FormalChat.CommandLine;
 using FormalChat.Protocol;
 
 namespace FormalChat.Client;
@@ -46,7 +47,7 @@ public sealed class ChatClient
     private (int Node, Endpoint Client, string Reason)? redirect;
     private bool quitting;
 
-    public ChatClient(Config.ClientOptions options, IEventPrinter printer, LineEditor? editor, long firstMessageId)
+    public ChatClient(ClientOptions options, IEventPrinter printer, LineEditor? editor, long firstMessageId)
     {
         Options = options;
         this.printer = printer;
@@ -55,7 +56,7 @@ public sealed class ChatClient
         UpdatePrompt();
     }
 
-    public Config.ClientOptions Options { get; }
+    public ClientOptions Options { get; }
 
     /// Completes with the reason when the client cannot go on: failover gave up, or the node
     /// ended the session with an error that a reconnect would meet again.
