@@ -12,10 +12,15 @@ type ClusterArgs =
     | Multicast of group: string
     | Interface of address: string
     | Data_Dir of path: string
+    // TLS on the client ports (docs/SECURITY.md): one certificate for every node.
+    | Tls_Cert of pem: string
+    | Tls_Key of pem: string
 
     interface IArgParserTemplate with
         member this.Usage =
             match this with
+            | Tls_Cert _ -> "certificate (PEM, leaf first, then any intermediates) every node presents on its client and IRC ports; with --tls-key"
+            | Tls_Key _ -> "private key (PEM, unencrypted) of --tls-cert"
             | Nodes _ -> "how many nodes to start (default 3)"
             | Base_Port _ -> "client port of node 1; node i listens on base+i-1, and for IRC clients on base+i-1+2000 (default 5001)"
             | Heartbeat_Ms _ -> "heartbeat interval in milliseconds (default 2000)"
@@ -79,11 +84,16 @@ type NodeArgs =
     | Hello_Timeout of seconds: float
     | Max_Connections_Per_Ip of count: int
     | Irc_Port of port: int
+    // TLS on the client ports (docs/SECURITY.md).
+    | Tls_Cert of pem: string
+    | Tls_Key of pem: string
     | [<CliPrefix(CliPrefix.None)>] Cluster of ParseResults<ClusterArgs>
 
     interface IArgParserTemplate with
         member this.Usage =
             match this with
+            | Tls_Cert _ -> "certificate (PEM, leaf first, then any intermediates, as nginx's ssl_certificate); with it and --tls-key the client and IRC ports accept TLS 1.2+ only"
+            | Tls_Key _ -> "private key (PEM, unencrypted, as nginx's ssl_certificate_key) of --tls-cert"
             | Id _ -> "this node's id, a positive integer; the highest live id leads"
             | Port _ -> "TCP port for chat clients"
             | Peer_Port _ -> "TCP port for other nodes (default: client port + 1000)"
@@ -120,11 +130,18 @@ type ClientArgs =
     | Multicast of group: string
     | Interface of address: string
     | Json
+    // TLS to the node's client port (docs/SECURITY.md).
+    | Tls
+    | Tls_Ca of pem: string
+    | Tls_Insecure_Skip_Verify
     | [<MainCommand; Hidden>] Positional of words: string list
 
     interface IArgParserTemplate with
         member this.Usage =
             match this with
+            | Tls -> "connect with TLS, trusting the system's certificate authorities"
+            | Tls_Ca _ -> "connect with TLS, trusting only the CA (or self-signed certificate) in this PEM file"
+            | Tls_Insecure_Skip_Verify -> "connect with TLS but accept any certificate: encrypted, NOT authenticated (anyone on the path can read everything); for tests only"
             | Nick _ -> "your nickname (letters, digits, '_' and '-')"
             | Server _ -> "node to connect to as host:port (default: discover the least-loaded node)"
             | Peer _ -> "client address host:port of any node to ask for the cluster (repeatable), instead of multicast"
@@ -148,6 +165,13 @@ type Timing =
       SuspectAfter: int
       MulticastGroup: Endpoint option
       MulticastInterface: string }
+
+/// TLS on the client ports: the certificate (chain) and its key, both PEM; the shell reads them.
+type TlsFiles = { CertFile: string; KeyFile: string }
+
+/// How the client checks the node's certificate: against CaFile when given, else the system's
+/// authorities; SkipVerify accepts any certificate (encrypted, not authenticated).
+type ClientTls = { CaFile: string option; SkipVerify: bool }
 
 type NodeOptions =
     { Id: NodeId
@@ -173,14 +197,17 @@ type NodeOptions =
       /// Where to write the spec actions this node takes (spec/TraceFormalChat.tla); None: no trace.
       TraceFile: string option
       /// The port for IRC clients (docs/IRC.md); None: no IRC gateway.
-      IrcPort: int option }
+      IrcPort: int option
+      /// TLS on the client and IRC ports; None: plain text.
+      Tls: TlsFiles option }
 
 type ClusterOptions =
     { Nodes: int
       BasePort: int
       Timing: Timing
       /// Node i keeps its logs in <DataDir>/node-<i>.
-      DataDir: string }
+      DataDir: string
+      Tls: TlsFiles option }
 
 type NodeCommand =
     | RunNode of NodeOptions
@@ -197,7 +224,9 @@ type ClientOptions =
       /// None: discover the cluster and connect to the least-loaded node.
       Server: Endpoint option
       Discovery: Discovery
-      Json: bool }
+      Json: bool
+      /// None: plain text.
+      Tls: ClientTls option }
 
 /// What to print when the command line is not usable (exit code 2), or the usage that --help
 /// asked for (printed to standard output, exit code 0).
@@ -250,6 +279,12 @@ let private dataDir (text: string) : string =
     check (not (System.String.IsNullOrWhiteSpace text)) "--data-dir takes a directory path, not an empty one"
     text
 
+let private tlsFiles (cert: string option) (key: string option) : TlsFiles option =
+    match cert, key with
+    | Some cert, Some key -> Some { CertFile = cert; KeyFile = key }
+    | None, None -> None
+    | _ -> raise (Invalid "--tls-cert and --tls-key go together: give both (PEM files) or neither")
+
 let private validPort (name: string) (port: int) =
     check (port > 0 && port < 65536) $"{name} must be a port between 1 and 65535"
     port
@@ -280,7 +315,8 @@ let parseNodeCommand (argv: string array) : Result<NodeCommand, UsageError> =
                         (cluster.GetResult(ClusterArgs.Suspect_After, defaultValue = 3))
                         (cluster.TryGetResult ClusterArgs.Multicast)
                         false
-                        (cluster.TryGetResult ClusterArgs.Interface) }
+                        (cluster.TryGetResult ClusterArgs.Interface)
+                  Tls = tlsFiles (cluster.TryGetResult ClusterArgs.Tls_Cert) (cluster.TryGetResult ClusterArgs.Tls_Key) }
         | None ->
             let id = args.TryGetResult NodeArgs.Id
             let port = args.TryGetResult NodeArgs.Port
@@ -354,7 +390,8 @@ let parseNodeCommand (argv: string array) : Result<NodeCommand, UsageError> =
                       MaxConnectionsPerAddress = perAddress }
                   MetricsPort = metricsPort
                   TraceFile = args.TryGetResult NodeArgs.Trace_File
-                  IrcPort = ircPort })
+                  IrcPort = ircPort
+                  Tls = tlsFiles (args.TryGetResult NodeArgs.Tls_Cert) (args.TryGetResult NodeArgs.Tls_Key) })
 
 /// `alice localhost 5001` (the prior art's form) means `--nick alice --server localhost:5001`.
 let parseClientCommand (argv: string array) : Result<ClientOptions, UsageError> =
@@ -391,7 +428,13 @@ let parseClientCommand (argv: string array) : Result<ClientOptions, UsageError> 
             { MulticastGroup = args.TryGetResult ClientArgs.Multicast |> Option.map multicastGroup |> Option.defaultValue defaultMulticast
               MulticastInterface = iface
               Seeds = args.GetResults ClientArgs.Peer |> List.map (endpoint "--peer") }
-          Json = args.Contains ClientArgs.Json })
+          Json = args.Contains ClientArgs.Json
+          Tls =
+            match args.TryGetResult ClientArgs.Tls_Ca, args.Contains ClientArgs.Tls_Insecure_Skip_Verify with
+            | Some _, true -> raise (Invalid "--tls-ca and --tls-insecure-skip-verify exclude each other: trust a CA, or check nothing")
+            | Some ca, false -> Some { CaFile = Some ca; SkipVerify = false }
+            | None, true -> Some { CaFile = None; SkipVerify = true }
+            | None, false -> if args.Contains ClientArgs.Tls then Some { CaFile = None; SkipVerify = false } else None })
 
 let nodeConfigOf (options: NodeOptions) : NodeState.ProtocolConfig =
     { NodeState.ProtocolConfig.defaults with
@@ -427,4 +470,5 @@ let clusterNodeOptions (cluster: ClusterOptions) (id: NodeId) : NodeOptions =
       Clients = ClientLimits.defaults
       MetricsPort = Some(port + 3000)
       TraceFile = None
-      IrcPort = Some(port + 2000) }
+      IrcPort = Some(port + 2000)
+      Tls = cluster.Tls }
