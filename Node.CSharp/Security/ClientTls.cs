@@ -68,7 +68,7 @@ public sealed class ClientTls
         {
             throw new TlsSetupException($"cannot read --tls-cert {files.CertFile} or --tls-key {files.KeyFile}: {error.Message}");
         }
-        catch (CryptographicException error)
+        catch (Exception error) when (error is CryptographicException or ArgumentException)
         {
             throw new TlsSetupException(
                 $"--tls-cert {files.CertFile} and --tls-key {files.KeyFile} are not a usable pair: {error.Message} " +
