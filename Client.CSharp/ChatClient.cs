@@ -92,7 +92,7 @@ public sealed class ChatClient
         Connection connection;
         try
         {
-            connection = await Connection.ConnectAsync(server, connectTimeout);
+            connection = await Connection.ConnectAsync(server, connectTimeout, Options.Tls?.Value);
         }
         catch (ConnectFailedException error)
         {

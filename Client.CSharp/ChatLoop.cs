@@ -34,7 +34,7 @@ public sealed class ChatLoop(ChatClient client, IEventPrinter printer, LineEdito
         }
         else
         {
-            var nodes = await Discovery.FindAsync(client.Options.Discovery, CancellationToken.None);
+            var nodes = await Discovery.FindAsync(client.Options.Discovery, client.Options.Tls?.Value, CancellationToken.None);
             if (nodes.Count == 0)
             {
                 var reason = $"no node found: {Discovery.Describe(client.Options.Discovery)}";

@@ -46,7 +46,8 @@ public sealed class ChatSession : IDisposable
 
     /// The errors a node sends just before it closes the connection itself.
     private static bool EndsSession(ErrorCode code) =>
-        code.IsNickTaken || code.IsServerFull || code.IsVersionMismatch || code.IsBadFrame || code.IsFrameTooLarge;
+        code.IsNickTaken || code.IsServerFull || code.IsVersionMismatch || code.IsBadFrame || code.IsFrameTooLarge
+        || code.IsTlsRequired || code.IsLoginThrottled;
 
     public void Start(HelloRequest hello)
     {

@@ -1,5 +1,6 @@
 using System.Net.Sockets;
 using System.Text;
+using FormalChat.CommandLine;
 using FormalChat.Protocol;
 
 namespace FormalChat.Client;
@@ -15,14 +16,14 @@ public sealed class Connection : IDisposable
     private static readonly TimeSpan DefaultConnectTimeout = TimeSpan.FromSeconds(5);
 
     private readonly TcpClient tcp;
-    private readonly NetworkStream stream;
+    private readonly Stream stream;
     private readonly Lock writeGate = new();
     private readonly TaskCompletionSource<string> closed = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
-    private Connection(TcpClient tcp)
+    private Connection(TcpClient tcp, Stream stream)
     {
         this.tcp = tcp;
-        stream = tcp.GetStream();
+        this.stream = stream;
     }
 
     /// Completes with the reason once the connection has ended, whoever ended it.
@@ -30,14 +31,22 @@ public sealed class Connection : IDisposable
 
     public static Task<Connection> ConnectAsync(Endpoint server) => ConnectAsync(server, DefaultConnectTimeout);
 
-    public static async Task<Connection> ConnectAsync(Endpoint server, TimeSpan connectTimeout)
+    /// With <paramref name="tls"/>, the connection speaks TLS (ClientTls.cs) or fails with the reason.
+    public static async Task<Connection> ConnectAsync(Endpoint server, TimeSpan connectTimeout, ClientTlsOptions? tls = null)
     {
         var tcp = new TcpClient { NoDelay = true };
         try
         {
             using var timeout = new CancellationTokenSource(connectTimeout);
             await tcp.ConnectAsync(server.Host, server.Port, timeout.Token);
-            return new Connection(tcp);
+            Stream stream = tcp.GetStream();
+            if (tls is not null) stream = await ClientTls.AuthenticateAsync(stream, server, tls, connectTimeout);
+            return new Connection(tcp, stream);
+        }
+        catch (ConnectFailedException)
+        {
+            tcp.Dispose();
+            throw;
         }
         catch (Exception error) when (error is SocketException or OperationCanceledException)
         {
@@ -78,7 +87,9 @@ public sealed class Connection : IDisposable
     /// Ends the connection with a reason; only the first reason counts.
     public void Close(string reason)
     {
-        if (closed.TrySetResult(reason)) tcp.Dispose();
+        if (!closed.TrySetResult(reason)) return;
+        tcp.Dispose();
+        stream.Dispose();
     }
 
     public void Dispose() => Close("closed by the client");

@@ -8,11 +8,12 @@ namespace FormalChat.Client;
 public static class Discovery
 {
     /// Every node found, with its load; empty when nothing answered.
-    public static async Task<IReadOnlyList<NodeCandidate>> FindAsync(DiscoveryOptions discovery, CancellationToken cancel)
+    /// Seeds are asked over TLS when <paramref name="tls"/> is given (their client ports speak it).
+    public static async Task<IReadOnlyList<NodeCandidate>> FindAsync(DiscoveryOptions discovery, ClientTlsOptions? tls, CancellationToken cancel)
     {
         if (!discovery.Seeds.IsEmpty)
         {
-            var answers = await Task.WhenAll(discovery.Seeds.Select(SeedProbe.AskAsync));
+            var answers = await Task.WhenAll(discovery.Seeds.Select(seed => SeedProbe.AskAsync(seed, tls)));
             return NodeChoice.Rank(answers.SelectMany(nodes => nodes));
         }
         return NodeChoice.Rank(await MulticastListener.ListenAsync(discovery, cancel));

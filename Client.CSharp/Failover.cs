@@ -54,7 +54,7 @@ public static class Failover
         if (rediscover || nodes.All(node => node.Id == previous))
         {
             using var budget = new CancellationTokenSource(Deadline - clock.Elapsed);
-            nodes = await Discovery.FindAsync(client.Options.Discovery, budget.Token);
+            nodes = await Discovery.FindAsync(client.Options.Discovery, client.Options.Tls?.Value, budget.Token);
             client.AddKnownNodes(nodes);
         }
         var ranked = NodeChoice.Rank(nodes, excluding: previous).Select(node => node.Client)

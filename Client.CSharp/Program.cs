@@ -16,6 +16,7 @@ public static class Program
         var parsed = ClientCommandLine.parse(argv);
         if (parsed.IsError) return Usage(parsed.ErrorValue);
         var options = parsed.ResultValue;
+        if (options.Tls?.Value.SkipVerify == true) Console.Error.WriteLine(ClientTls.SkipVerifyWarning);
 
         // The line editor needs a terminal on both sides; scripts and --json read plain lines.
         var interactive = !Console.IsInputRedirected && !Console.IsOutputRedirected && !options.Json;

@@ -1,3 +1,4 @@
+using FormalChat.CommandLine;
 using FormalChat.Protocol;
 
 namespace FormalChat.Client;
@@ -9,12 +10,12 @@ public static class SeedProbe
     private static readonly TimeSpan AnswerTimeout = TimeSpan.FromSeconds(3);
 
     /// The seed's view of the cluster; empty when the seed cannot be reached or does not answer.
-    public static async Task<IReadOnlyList<NodeCandidate>> AskAsync(Endpoint seed)
+    public static async Task<IReadOnlyList<NodeCandidate>> AskAsync(Endpoint seed, ClientTlsOptions? tls = null)
     {
         Connection connection;
         try
         {
-            connection = await Connection.ConnectAsync(seed, TimeSpan.FromSeconds(2));
+            connection = await Connection.ConnectAsync(seed, TimeSpan.FromSeconds(2), tls);
         }
         catch (ConnectFailedException)
         {

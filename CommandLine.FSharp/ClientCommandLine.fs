@@ -13,11 +13,18 @@ type ClientArgs =
     | Multicast of group: string
     | Interface of address: string
     | Json
+    // TLS to the node's client port (docs/SECURITY.md).
+    | Tls
+    | Tls_Ca of pem: string
+    | Tls_Insecure_Skip_Verify
     | [<MainCommand; Hidden>] Positional of words: string list
 
     interface IArgParserTemplate with
         member this.Usage =
             match this with
+            | Tls -> "connect with TLS, trusting the system's certificate authorities"
+            | Tls_Ca _ -> "connect with TLS, trusting only the CA (or self-signed certificate) in this PEM file"
+            | Tls_Insecure_Skip_Verify -> "connect with TLS but accept any certificate: encrypted, NOT authenticated (anyone on the path can read everything); for tests only"
             | Nick _ -> "your nickname (letters, digits, '_' and '-')"
             | Server _ -> "node to connect to as host:port (default: discover the least-loaded node)"
             | Peer _ -> "client address host:port of any node to ask for the cluster (repeatable), instead of multicast"
@@ -40,6 +47,13 @@ let private positionalForm (args: ParseResults<ClientArgs>) : string option * st
     | [ nick; server ] -> Some nick, Some server
     | _ -> raise (Invalid "expected: <nick> [<host> <port>]")
 
+let private tlsOf (args: ParseResults<ClientArgs>) : ClientTlsOptions option =
+    match args.TryGetResult ClientArgs.Tls_Ca, args.Contains ClientArgs.Tls_Insecure_Skip_Verify with
+    | Some _, true -> raise (Invalid "--tls-ca and --tls-insecure-skip-verify exclude each other: trust a CA, or check nothing")
+    | Some ca, false -> Some { CaFile = Some ca; SkipVerify = false }
+    | None, true -> Some { CaFile = None; SkipVerify = true }
+    | None, false -> if args.Contains ClientArgs.Tls then Some { CaFile = None; SkipVerify = false } else None
+
 /// `alice localhost 5001` (the prior art's form) means `--nick alice --server localhost:5001`.
 let parse (argv: string array) : Result<ClientOptions, UsageError> =
     parseWith<ClientArgs, ClientOptions> "Client.CSharp" argv (fun args ->
@@ -59,4 +73,5 @@ let parse (argv: string array) : Result<ClientOptions, UsageError> =
             { MulticastGroup = args.TryGetResult ClientArgs.Multicast |> Option.map multicastGroup |> Option.defaultValue Defaults.multicastGroup
               MulticastInterface = iface
               Seeds = args.GetResults ClientArgs.Peer |> List.map (endpoint "--peer") }
-          Json = args.Contains ClientArgs.Json })
+          Json = args.Contains ClientArgs.Json
+          Tls = tlsOf args })

@@ -23,10 +23,15 @@ type ClusterArgs =
     | Multicast of group: string
     | Interface of address: string
     | Data_Dir of path: string
+    // TLS on the client ports (docs/SECURITY.md): one certificate for every node.
+    | Tls_Cert of pem: string
+    | Tls_Key of pem: string
 
     interface IArgParserTemplate with
         member this.Usage =
             match this with
+            | Tls_Cert _ -> "certificate (PEM, leaf first, then any intermediates) every node presents on its client and IRC ports; with --tls-key"
+            | Tls_Key _ -> "private key (PEM, unencrypted) of --tls-cert"
             | Nodes _ -> $"how many nodes to start (default {defaultNodes})"
             | Base_Port _ -> $"client port of node 1; node i listens on base+i-1, and for IRC clients on base+i-1+{ircPortOffset} (default {defaultBasePort})"
             | Heartbeat_Ms _ -> $"heartbeat interval in milliseconds (default {ProtocolConfig.defaults.HeartbeatIntervalMs})"
@@ -57,7 +62,8 @@ let internal ofArguments (cluster: ParseResults<ClusterArgs>) : ClusterOptions =
             (cluster.GetResult(ClusterArgs.Suspect_After, defaultValue = ProtocolConfig.defaults.SuspectAfter))
             (cluster.TryGetResult ClusterArgs.Multicast)
             false
-            (cluster.TryGetResult ClusterArgs.Interface) }
+            (cluster.TryGetResult ClusterArgs.Interface)
+      Tls = tlsFiles (cluster.TryGetResult ClusterArgs.Tls_Cert) (cluster.TryGetResult ClusterArgs.Tls_Key) }
 
 /// Node i of a local cluster: client port base+i-1, its peer, IRC and dashboard ports at fixed
 /// offsets above it, logs in <base>/node-<i>, and every other setting at its default.
@@ -80,4 +86,5 @@ let nodeOptions (cluster: ClusterOptions) (id: NodeId) : NodeOptions =
       Clients = ClientLimits.defaults
       MetricsPort = Some(port + metricsPortOffset)
       TraceFile = None
-      IrcPort = Some(port + ircPortOffset) }
+      IrcPort = Some(port + ircPortOffset)
+      Tls = cluster.Tls }

@@ -35,6 +35,9 @@ type NodeArgs =
     | Hello_Timeout of seconds: float
     | Max_Connections_Per_Ip of count: int
     | Irc_Port of port: int
+    // TLS on the client ports (docs/SECURITY.md).
+    | Tls_Cert of pem: string
+    | Tls_Key of pem: string
     | [<CliPrefix(CliPrefix.None)>] Cluster of ParseResults<ClusterArgs>
 
     interface IArgParserTemplate with
@@ -42,6 +45,8 @@ type NodeArgs =
             let protocol = ProtocolConfig.defaults
             let clients = ClientLimits.defaults
             match this with
+            | Tls_Cert _ -> "certificate (PEM, leaf first, then any intermediates, as nginx's ssl_certificate); with it and --tls-key the client and IRC ports accept TLS 1.2+ only"
+            | Tls_Key _ -> "private key (PEM, unencrypted, as nginx's ssl_certificate_key) of --tls-cert"
             | Id _ -> "this node's id, a positive integer; the highest live id leads"
             | Port _ -> "TCP port for chat clients"
             | Peer_Port _ -> $"TCP port for other nodes (default: client port + {Defaults.peerPortOffset})"
@@ -153,7 +158,8 @@ let private nodeOf (args: ParseResults<NodeArgs>) : NodeOptions =
       Clients = clients
       MetricsPort = metricsPort
       TraceFile = args.TryGetResult NodeArgs.Trace_File
-      IrcPort = ircPort }
+      IrcPort = ircPort
+      Tls = tlsFiles (args.TryGetResult NodeArgs.Tls_Cert) (args.TryGetResult NodeArgs.Tls_Key) }
 
 let parse (argv: string array) : Result<NodeCommand, UsageError> =
     parseWith<NodeArgs, NodeCommand> "Node.CSharp" argv (fun args ->

@@ -58,6 +58,13 @@ type Timing =
       MulticastGroup: Endpoint option
       MulticastInterface: string }
 
+/// TLS on the client ports: the certificate (chain) and its key, both PEM; the shell reads them.
+type TlsFiles = { CertFile: string; KeyFile: string }
+
+/// How the client checks the node's certificate: against CaFile when given, else the system's
+/// authorities; SkipVerify accepts any certificate (encrypted, not authenticated).
+type ClientTlsOptions = { CaFile: string option; SkipVerify: bool }
+
 type NodeOptions =
     { Id: NodeId
       Host: string
@@ -82,14 +89,17 @@ type NodeOptions =
       /// Where to write the spec actions this node takes (spec/TraceFormalChat.tla); None: no trace.
       TraceFile: string option
       /// The port for IRC clients (docs/IRC.md); None: no IRC gateway.
-      IrcPort: int option }
+      IrcPort: int option
+      /// TLS on the client and IRC ports; None: plain text.
+      Tls: TlsFiles option }
 
 type ClusterOptions =
     { Nodes: int
       BasePort: int
       Timing: Timing
       /// Node i keeps its logs in <DataDir>/node-<i>.
-      DataDir: string }
+      DataDir: string
+      Tls: TlsFiles option }
 
 type NodeCommand =
     | RunNode of NodeOptions
@@ -106,7 +116,9 @@ type ClientOptions =
       /// None: discover the cluster and connect to the least-loaded node.
       Server: Endpoint option
       Discovery: DiscoveryOptions
-      Json: bool }
+      Json: bool
+      /// None: plain text.
+      Tls: ClientTlsOptions option }
 
 /// What to print when the command line is not usable (exit code 2), or the usage that --help
 /// asked for (printed to standard output, exit code 0).

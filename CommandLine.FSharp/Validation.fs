@@ -48,6 +48,12 @@ let dataDir (text: string) : string =
     check (not (System.String.IsNullOrWhiteSpace text)) "--data-dir takes a directory path, not an empty one"
     text
 
+let tlsFiles (cert: string option) (key: string option) : TlsFiles option =
+    match cert, key with
+    | Some cert, Some key -> Some { CertFile = cert; KeyFile = key }
+    | None, None -> None
+    | _ -> raise (Invalid "--tls-cert and --tls-key go together: give both (PEM files) or neither")
+
 /// Runs Argu, then `build`; a mistake either finds becomes the message to print with the usage.
 let parseWith<'T, 'R when 'T :> IArgParserTemplate> (programName: string) (argv: string array) (build: ParseResults<'T> -> 'R) : Result<'R, UsageError> =
     let parser = ArgumentParser.Create<'T>(programName = programName)

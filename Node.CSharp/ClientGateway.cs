@@ -2,6 +2,7 @@ using System.Collections.Concurrent;
 using System.Net;
 using System.Net.Sockets;
 using FormalChat.CommandLine;
+using FormalChat.Node.Security;
 using FormalChat.Protocol;
 using Microsoft.Extensions.Logging;
 using static FormalChat.Protocol.NodeState;
@@ -33,11 +34,15 @@ public sealed class ClientGateway : IAsyncDisposable
     /// <summary>Connections that need no hello timeout any more: welcomed, or monitors that asked for status.</summary>
     private readonly ConcurrentDictionary<long, byte> _greeted = new();
     private readonly ConnectionsPerAddress _perAddress;
+    private readonly ClientTls? _tls;
+    private readonly ResumeThrottle _resumes;
     private readonly CancellationTokenSource _stopping = new();
     private long _nextClientId;
 
-    public ClientGateway(IPEndPoint endpoint, int maxFrameBytes, ClientLimits limits, NodeInbox inbox, InputCounters counters, ILogger log)
+    public ClientGateway(IPEndPoint endpoint, int maxFrameBytes, ClientLimits limits, NodeInbox inbox, InputCounters counters, ILogger log, ClientTls? tls = null)
     {
+        _tls = tls;
+        _resumes = new ResumeThrottle(counters, log);
         _acceptor = new TcpAcceptor(endpoint, "client", log);
         _maxFrameBytes = maxFrameBytes;
         _limits = limits;
@@ -68,7 +73,17 @@ public sealed class ClientGateway : IAsyncDisposable
     /// <summary>The node welcomed these clients: their hello timeout no longer applies.</summary>
     public void MarkWelcomed(IEnumerable<long> clients)
     {
-        foreach (var client in clients) _greeted.TryAdd(client, 0);
+        foreach (var client in clients)
+        {
+            _greeted.TryAdd(client, 0);
+            _resumes.Welcomed(client);
+        }
+    }
+
+    /// <summary>The node refused these clients' request: a hello with a wrong session token is a failed resume (ResumeThrottle).</summary>
+    public void MarkRefused(IEnumerable<long> clients, ErrorCode code)
+    {
+        foreach (var client in clients) _resumes.Refused(client, code);
     }
 
     public void Close(long client, string reason)
@@ -84,17 +99,24 @@ public sealed class ClientGateway : IAsyncDisposable
             await RefuseExtraConnectionAsync(socket, address).ConfigureAwait(false);
             return;
         }
+        var stream = _tls is null ? new NetworkStream(socket, ownsSocket: true) : await _tls.AcceptAsync(socket, "client", ClientTlsDeadline, TlsRequired, _stopping.Token).ConfigureAwait(false);
+        if (stream is null)
+        {
+            _perAddress.Remove(address);
+            return;
+        }
         var client = Interlocked.Increment(ref _nextClientId);
-        var connection = new LineConnection(socket, _limits.MaxQueueBytes, Outbound);
+        var connection = new LineConnection(socket, stream, _limits.MaxQueueBytes, Outbound);
         _clients[client] = connection;
         _inbox.Clients.Force(Event.NewClientConnected(client, NewSessionToken()), ConnectionEventBytes);
         if (_limits.HelloTimeoutMs > 0) _ = CloseIfNotWelcomedAsync(client, connection);
         try
         {
-            await ReadRequestsAsync(client, connection).ConfigureAwait(false);
+            await ReadRequestsAsync(client, address, connection).ConfigureAwait(false);
         }
         finally
         {
+            _resumes.Disconnected(client);
             // However the connection ended, the node hears of it once.
             _clients.TryRemove(client, out _);
             _greeted.TryRemove(client, out _);
@@ -139,7 +161,13 @@ public sealed class ClientGateway : IAsyncDisposable
         await connection.CloseAfterSendingAsync($"hello-first: {reason}").ConfigureAwait(false);
     }
 
-    private async Task ReadRequestsAsync(long client, LineConnection connection)
+    /// <summary>A handshake must be done in the time a hello has (10 s without --hello-timeout).</summary>
+    private TimeSpan ClientTlsDeadline => TimeSpan.FromMilliseconds(_limits.HelloTimeoutMs > 0 ? _limits.HelloTimeoutMs : 10_000);
+
+    private static readonly ReadOnlyMemory<byte> TlsRequired = Wire.encodeServerReplyLine(ServerReply.NewError(ErrorCode.TlsRequired,
+        "this node's client port accepts TLS only (TLS 1.2 or later): connect with --tls (and --tls-ca FILE for a private CA)"));
+
+    private async Task ReadRequestsAsync(long client, IPAddress address, LineConnection connection)
     {
         var rate = new ClientRateLimit(_limits.RatePerSecond, _limits.Burst);
         string? refusal = null;
@@ -156,6 +184,13 @@ public sealed class ClientGateway : IAsyncDisposable
                 }
                 // Status may be asked without hello; it makes the connection a monitor, which the hello timeout spares.
                 if (decoded.ResultValue.IsStatus) _greeted.TryAdd(client, 0);
+                // Session-token guessing is throttled per address (Security/ResumeThrottle.cs).
+                if (decoded.ResultValue is ClientRequest.Hello { Item.Session: not null } && _resumes.Admit(client, address) is { } throttled)
+                {
+                    connection.TrySend(Wire.encodeServerReplyLine(ServerReply.NewError(ErrorCode.LoginThrottled, throttled)));
+                    refusal = $"login-throttled: {throttled}";
+                    return false;
+                }
                 var request = Event.NewClientRequested(client, decoded.ResultValue);
                 await SlowDownIfOverRate(client, connection, rate).ConfigureAwait(false);
                 if (NodeInbox.IsControl(decoded.ResultValue) && _inbox.TryControl(request)) return true;

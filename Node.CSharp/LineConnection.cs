@@ -17,7 +17,7 @@ public sealed class LineConnection : IAsyncDisposable
     private static readonly byte Newline = (byte)'\n';
 
     private readonly Socket _socket;
-    private readonly NetworkStream _stream;
+    private readonly Stream _stream;
     private readonly Channel<ReadOnlyMemory<byte>> _outbound;
     private readonly long _maxQueuedBytes;
     private readonly ByteGauge? _sharedGauge;
@@ -32,11 +32,18 @@ public sealed class LineConnection : IAsyncDisposable
     /// <param name="sharedGauge">Where the bytes waiting on this connection are also added up with
     /// those of its siblings (all clients, all peer links), so the node can tell it is falling behind.</param>
     public LineConnection(Socket socket, long maxQueuedBytes, ByteGauge? sharedGauge = null)
+        : this(socket, new NetworkStream(socket, ownsSocket: true), maxQueuedBytes, sharedGauge)
+    {
+    }
+
+    /// <param name="stream">What to read and write instead of the socket itself (TLS,
+    /// Security/ClientTls.cs); it owns the socket.</param>
+    public LineConnection(Socket socket, Stream stream, long maxQueuedBytes, ByteGauge? sharedGauge = null)
     {
         _socket = socket;
         _socket.NoDelay = true;
         Remote = socket.RemoteEndPoint?.ToString() ?? "unknown";
-        _stream = new NetworkStream(socket, ownsSocket: true);
+        _stream = stream;
         _maxQueuedBytes = maxQueuedBytes;
         _sharedGauge = sharedGauge;
         // Not single-reader: closing empties the queue while the write loop may still be reading it.

@@ -54,6 +54,7 @@ public static class LocalCluster
         if (node.MetricsPort is { } metrics) arguments.AddRange(["--metrics-port", metrics.Value.ToString()]);
         if (node.ClusterKeyFile is { } keyFile) arguments.AddRange(["--cluster-key-file", keyFile.Value]);
         if (node.IrcPort is { } irc) arguments.AddRange(["--irc-port", irc.Value.ToString()]);
+        if (node.Tls is { } tls) arguments.AddRange(["--tls-cert", tls.Value.CertFile, "--tls-key", tls.Value.KeyFile]);
 
         var self = Environment.ProcessPath ?? throw new InvalidOperationException("cannot find this program's path");
         var start = new ProcessStartInfo(self) { UseShellExecute = false };
@@ -73,9 +74,11 @@ public static class LocalCluster
             Console.WriteLine($"  node {id}: clients 127.0.0.1:{node.ClientPort}{irc}, dashboard http://127.0.0.1:{node.MetricsPort?.Value}/ (metrics at /metrics), room logs in {node.DataDir}  (pid {processes[id - 1].Id})");
         }
         Console.WriteLine($"  cluster key (peer links and heartbeats are authenticated with it): {ClusterCommandLine.keyFile(cluster.DataDir)}");
+        var tls = cluster.Tls is { } files ? $" --tls-ca {files.Value.CertFile}" : "";
+        if (tls != "") Console.WriteLine($"  client and IRC ports: TLS only, certificate {cluster.Tls!.Value.CertFile} (with a public CA's certificate, --tls is enough)");
         Console.WriteLine("Connect a client from another terminal:");
-        Console.WriteLine($"  dotnet run --project Client.CSharp -- --nick alice --server 127.0.0.1:{cluster.BasePort}");
-        Console.WriteLine($"or an IRC client, e.g. irssi:  /connect 127.0.0.1 {cluster.BasePort + ClusterCommandLine.ircPortOffset}");
+        Console.WriteLine($"  dotnet run --project Client.CSharp -- --nick alice --server 127.0.0.1:{cluster.BasePort}{tls}");
+        Console.WriteLine($"or an IRC client, e.g. irssi:  /connect{(tls == "" ? "" : " -tls")} 127.0.0.1 {cluster.BasePort + ClusterCommandLine.ircPortOffset}");
         Console.WriteLine($"Kill the leader (node {cluster.Nodes}) to watch a re-election:  kill -9 {processes[^1].Id}");
         Console.WriteLine("Ctrl+C stops every node.");
     }

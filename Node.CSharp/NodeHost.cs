@@ -47,6 +47,8 @@ public sealed class NodeHost
     private readonly NodeInbox _inbox = new();
     private readonly LoopWatch _watch;
     private readonly ClusterSecurity _security;
+    /// <summary>TLS on the client and IRC ports; null without --tls-cert.</summary>
+    private readonly ClientTls? _clientTls;
     private FormalChat.Protocol.NodeState.NodeState _state;
     /// <summary>Counted as the loop steps; null without --metrics-port (no cost then).</summary>
     private readonly NodeMetrics? _metrics;
@@ -61,6 +63,8 @@ public sealed class NodeHost
         _watch = new LoopWatch(options.Timing.HeartbeatIntervalMs, _log);
         // Throws ClusterKeyException before anything listens: no key, no node (docs/SECURITY.md).
         _security = ClusterSecurity.FromOptions(options, _counters, _log);
+        // Throws TlsSetupException likewise when --tls-cert/--tls-key cannot be used.
+        _clientTls = ClientTls.FromOptions(options, _counters, _log);
         _state = FormalChat.Protocol.NodeState.init(NodeCommandLine.nodeInfo(options));
         if (options.MetricsPort is not null) _metrics = new NodeMetrics();
         if (options.TraceFile is not null) _trace = new SpecTraceWriter(options.TraceFile.Value, options.Timing.SuspectAfter);
@@ -78,7 +82,7 @@ public sealed class NodeHost
         await using var logs = RoomLogStore.Open(_options.DataDir, _options.Fsync, _log);
         _state = FormalChat.Protocol.NodeState.recover(logs.Recovered, _state);
         var host = IPAddress.Parse(_options.Host);
-        await using var clients = new ClientGateway(new IPEndPoint(host, _options.ClientPort), _options.MaxFrameBytes, _options.Clients, _inbox, _counters, _log);
+        await using var clients = new ClientGateway(new IPEndPoint(host, _options.ClientPort), _options.MaxFrameBytes, _options.Clients, _inbox, _counters, _log, _clientTls);
         await using var peers = new PeerNetwork(new IPEndPoint(host, _options.PeerPort), Wire.maxPeerFrameBytes, _inbox, _counters, _log, _security);
         using var discovery = OpenDiscovery();
         await using var irc = OpenIrc(host, clients);
@@ -89,6 +93,7 @@ public sealed class NodeHost
         await using var monitor = await StartMonitorAsync(host, clients, peers).ConfigureAwait(false);
         LogStart(logs);
         _security.LogStart();
+        ClientTls.LogStart(_clientTls, _options, _log);
 
         // The ticker only rings; the heartbeat itself is sent by the loop when it takes the tick,
         // so a node whose loop is stuck sends none and is suspected, as it should be.
@@ -207,7 +212,7 @@ public sealed class NodeHost
     {
         if (_options.IrcPort is not { } port) return null;
         _log.LogInformation("node {Id}: IRC clients on {Host}:{IrcPort}", _options.Id, _options.Host, port.Value);
-        return new IrcGateway(new IPEndPoint(host, port.Value), _options.Id, _options.Clients, _inbox, clients.Outbound, _log);
+        return new IrcGateway(new IPEndPoint(host, port.Value), _options.Id, _options.Clients, _inbox, clients.Outbound, _log, tls: _clientTls);
     }
 
     private void LogStart(RoomLogStore logs)
@@ -274,10 +279,11 @@ public sealed class NodeHost
                 case Effect.SendToClients send:
                     // Every status says whether this node authenticates the cluster (Security/ClusterSecurity.cs).
                     var clientFrame = send.Item2.IsStatusReported
-                        ? LineConnection.Frame(host._security.AnnotateStatus(Wire.encodeServerReply(send.Item2)))
+                        ? LineConnection.Frame(StatusAnnotation.AddClientSecurity(host._security.AnnotateStatus(Wire.encodeServerReply(send.Item2)), host._clientTls is not null, host._counters))
                         : Wire.encodeServerReplyLine(send.Item2);
                     clients.Send(send.Item1, clientFrame);
                     if (send.Item2.IsWelcome) clients.MarkWelcomed(send.Item1);
+                    else if (send.Item2 is ServerReply.Error refused) clients.MarkRefused(send.Item1, refused.code);
                     host._metrics?.SentToClients(send.Item2, send.Item1.Count, clientFrame.Length);
                     irc?.Send(send.Item1, send.Item2);
                     break;

@@ -82,4 +82,20 @@ public sealed class InputCounters
 
     public long CountHelloTimeout() => Interlocked.Increment(ref _helloTimeouts);
     public long CountRefusedConnection() => Interlocked.Increment(ref _refusedConnections);
+
+    // Client security (Security/ClientTls.cs, Security/ResumeThrottle.cs).
+    private long _refusedTlsConnections;
+    private long _failedResumes;
+    private long _throttledResumes;
+
+    /// <summary>Connections to a TLS port closed before TLS was up: plain text, a failed or slow handshake.</summary>
+    public long RefusedTlsConnections => Interlocked.Read(ref _refusedTlsConnections);
+    /// <summary>Hellos whose session token was not the nickname's.</summary>
+    public long FailedResumes => Interlocked.Read(ref _failedResumes);
+    /// <summary>Hellos with a session token refused with login-throttled, their connections closed.</summary>
+    public long ThrottledResumes => Interlocked.Read(ref _throttledResumes);
+
+    public long CountRefusedTlsConnection() => Interlocked.Increment(ref _refusedTlsConnections);
+    public long CountFailedResume() => Interlocked.Increment(ref _failedResumes);
+    public long CountThrottledResume() => Interlocked.Increment(ref _throttledResumes);
 }

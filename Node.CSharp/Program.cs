@@ -36,6 +36,11 @@ try
                     Console.Error.WriteLine($"node {node.Item.Id}: a port is already in use ({node.Item.ClientPort} for clients or {node.Item.PeerPort} for peers): {error.Message}");
                     return 1;
                 }
+                catch (TlsSetupException error)
+                {
+                    Console.Error.WriteLine($"node {node.Item.Id} refuses to start: {error.Message}");
+                    return 1;
+                }
                 catch (ClusterKeyException error)
                 {
                     Console.Error.WriteLine($"node {node.Item.Id} refuses to start: {error.Message}");

@@ -196,6 +196,11 @@ type ErrorCode =
     /// The client sends faster than --client-rate allows: its frames are read more slowly (none
     /// is dropped); it is told once each time that starts.
     | RateLimited
+    /// Sent by the shell, not the core: this port speaks TLS only and the client spoke plain text.
+    | TlsRequired
+    /// Sent by the shell, not the core: too many failed resumes (wrong session token) from the
+    /// client's address; the connection is closed.
+    | LoginThrottled
 
 /// Node-to-client messages.
 type ServerReply =

@@ -291,10 +291,12 @@ let errorCodeName (code: ErrorCode) : string =
     | RoomInvalid -> "room-invalid"
     | NotInRoom -> "not-in-room"
     | RateLimited -> "rate-limited"
+    | TlsRequired -> "tls-required"
+    | LoginThrottled -> "login-throttled"
 
 let private allErrorCodes =
     [ NickTaken; NickInvalid; HelloFirst; AlreadyHello; NoSuchUser; ServerFull; TextInvalid; BadFrame; FrameTooLarge; VersionMismatch
-      RoomInvalid; NotInRoom; RateLimited ]
+      RoomInvalid; NotInRoom; RateLimited; TlsRequired; LoginThrottled ]
 
 let private serverReplyWriter (reply: ServerReply) : Utf8JsonWriter -> unit =
     (fun json ->

@@ -39,14 +39,16 @@ public sealed class IrcGateway : IAsyncDisposable
     private readonly ByteGauge _outbound;
     private readonly TimeSpan _registrationTimeout;
     private readonly ILogger _log;
+    private readonly Security.ClientTls? _tls;
     private readonly ConcurrentDictionary<long, IrcConnection> _connections = new();
     private readonly CancellationTokenSource _stopping = new();
     private long _nextClientId = FirstClientId - 1;
 
     /// <param name="outbound">The gauge of bytes waiting for clients that the node watches to push
     /// back on senders: the native gateway's, so IRC clients count in it too.</param>
-    public IrcGateway(IPEndPoint endpoint, int nodeId, ClientLimits limits, NodeInbox inbox, ByteGauge outbound, ILogger log, TimeSpan? registrationTimeout = null)
+    public IrcGateway(IPEndPoint endpoint, int nodeId, ClientLimits limits, NodeInbox inbox, ByteGauge outbound, ILogger log, TimeSpan? registrationTimeout = null, Security.ClientTls? tls = null)
     {
+        _tls = tls;
         _acceptor = new TcpAcceptor(endpoint, "IRC", log);
         _nodeId = nodeId;
         _limits = limits;
@@ -97,8 +99,10 @@ public sealed class IrcGateway : IAsyncDisposable
 
     private async Task ServeAsync(Socket socket)
     {
+        var stream = _tls is null ? new NetworkStream(socket, ownsSocket: true) : await _tls.AcceptAsync(socket, "IRC", _registrationTimeout, TlsRequired, _stopping.Token).ConfigureAwait(false);
+        if (stream is null) return;
         var client = Interlocked.Increment(ref _nextClientId);
-        var line = new LineConnection(socket, _limits.MaxQueueBytes, _outbound);
+        var line = new LineConnection(socket, stream, _limits.MaxQueueBytes, _outbound);
         var connection = new IrcConnection(line, new IrcSession(_nodeId, FirstMessageId()));
         _connections[client] = connection;
         _inbox.Clients.Force(Event.NewClientConnected(client, NewSessionToken()), ConnectionEventBytes);
@@ -114,6 +118,8 @@ public sealed class IrcGateway : IAsyncDisposable
             _inbox.Clients.Force(Event.NewClientDisconnected(client), ConnectionEventBytes);
         }
     }
+
+    private static readonly ReadOnlyMemory<byte> TlsRequired = LineConnection.Frame("ERROR :Closing Link: * (this port accepts TLS only: connect with TLS, e.g. irssi -tls or /connect -tls)\r");
 
     private async Task ReadLinesAsync(long client, IrcConnection connection)
     {

@@ -107,6 +107,9 @@ public sealed class NodeGauges(ClientGateway clients, PeerNetwork peers, NodeInb
         _rejected.WithLabels("bad-client-frame").IncTo(rejected.BadClientFrames);
         _rejected.WithLabels("bad-peer-frame").IncTo(rejected.BadPeerFrames);
         _rejected.WithLabels("bad-datagram").IncTo(rejected.BadDatagrams);
+        _rejected.WithLabels("tls-refused").IncTo(rejected.RefusedTlsConnections);
+        _rejected.WithLabels("failed-resume").IncTo(rejected.FailedResumes);
+        _rejected.WithLabels("throttled-resume").IncTo(rejected.ThrottledResumes);
         _logBytes.Set(LogBytes());
     }
 

@@ -108,18 +108,15 @@ public sealed class ClusterSecurity
     }
 
     /// <summary>Adds to a status reply how this node authenticates the cluster and what it has
-    /// refused, outside the protocol's status record: a last field spliced into the reply's JSON
-    /// object (no re-parse: every client polls status, and this runs on the node's loop).</summary>
+    /// refused (StatusAnnotation).</summary>
     public string AnnotateStatus(string statusJson)
     {
-        var end = statusJson.LastIndexOf('}');
-        if (end < 0) return statusJson;
         var warning = IsAuthenticated
             ? "null"
             : System.Text.Json.JsonSerializer.Serialize("INSECURE: this node runs with --insecure-cluster: its peer links and heartbeats are not authenticated");
         var security =
-            $",\"clusterSecurity\":{{\"authenticated\":{(IsAuthenticated ? "true" : "false")},\"warning\":{warning}," +
+            $"{{\"authenticated\":{(IsAuthenticated ? "true" : "false")},\"warning\":{warning}," +
             $"\"refusedPeerLinks\":{_counters.RefusedPeerLinks},\"forgedDatagrams\":{_counters.ForgedDatagrams},\"replayedDatagrams\":{_counters.ReplayedDatagrams}}}";
-        return string.Concat(statusJson.AsSpan(0, end), security, statusJson.AsSpan(end));
+        return StatusAnnotation.AddField(statusJson, "clusterSecurity", security);
     }
 }

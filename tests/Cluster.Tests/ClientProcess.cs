@@ -96,6 +96,14 @@ public sealed class ClientProcess : IAsyncDisposable
 
     public bool HasExited => _process.HasExited;
 
+    /// <summary>The exit code, once the client has ended by itself (within the event deadline).</summary>
+    public async Task<int> ExitCodeAsync()
+    {
+        using var deadline = new CancellationTokenSource(EventDeadline);
+        await _process.WaitForExitAsync(deadline.Token);
+        return _process.ExitCode;
+    }
+
     public async ValueTask DisposeAsync()
     {
         if (!_process.HasExited) _process.Kill(entireProcessTree: true);

@@ -230,15 +230,29 @@ let ``a client given --nick and --server connects there, as text`` () =
     let options = client "--nick alice --server 127.0.0.1:5001"
 
     Assert.Equal(
-        { Nick = "alice"; Server = Some { Host = "127.0.0.1"; Port = 5001 }; Discovery = defaultDiscovery; Json = false },
+        { Nick = "alice"; Server = Some { Host = "127.0.0.1"; Port = 5001 }; Discovery = defaultDiscovery; Json = false; Tls = None },
         options)
 
 let ``the prior-art form 'alice localhost 5001' means alice on 127.0.0.1:5001`` () =
     let options = client "alice localhost 5001"
 
     Assert.Equal(
-        { Nick = "alice"; Server = Some { Host = "127.0.0.1"; Port = 5001 }; Discovery = defaultDiscovery; Json = false },
+        { Nick = "alice"; Server = Some { Host = "127.0.0.1"; Port = 5001 }; Discovery = defaultDiscovery; Json = false; Tls = None },
         options)
+
+let ``TLS flags: the node takes a PEM certificate and key together, the client --tls with the system's trust, a CA file or no check`` () =
+    Assert.Equal(None, (runNode "--id 1 --port 5001").Tls)
+    Assert.Equal(Some { CertFile = "c.pem"; KeyFile = "k.pem" }, (runNode "--id 1 --port 5001 --tls-cert c.pem --tls-key k.pem").Tls)
+    Assert.Contains("--tls-key", nodeError "--id 1 --port 5001 --tls-cert c.pem")
+    let cluster = runCluster "cluster --nodes 2 --tls-cert c.pem --tls-key k.pem"
+    Assert.Equal(Some { CertFile = "c.pem"; KeyFile = "k.pem" }, (ClusterCommandLine.nodeOptions cluster 2).Tls)
+    Assert.Equal(None, (client "--nick alice").Tls)
+    Assert.Equal(Some { CaFile = None; SkipVerify = false }, (client "--nick alice --tls").Tls)
+    Assert.Equal(Some { CaFile = Some "ca.pem"; SkipVerify = false }, (client "--nick alice --tls-ca ca.pem").Tls)
+    Assert.Equal(Some { CaFile = None; SkipVerify = true }, (client "--nick alice --tls --tls-insecure-skip-verify").Tls)
+    match ClientCommandLine.parse (words "--nick alice --tls-ca ca.pem --tls-insecure-skip-verify") with
+    | Result.Error usage -> Assert.Contains("exclude", usage.Message)
+    | Ok options -> failwith $"expected an error, got {options}"
 
 let ``--json turns on JSON output`` () =
     Assert.True((client "--nick alice --server 127.0.0.1:5001 --json").Json)
@@ -353,6 +367,8 @@ let tests =
             ``a client given --nick and --server connects there, as text``
         testCase "the prior-art form 'alice localhost 5001' means alice on 127.0.0.1:5001"
             ``the prior-art form 'alice localhost 5001' means alice on 127.0.0.1:5001``
+        testCase "TLS flags: the node takes a PEM certificate and key together, the client --tls with the system's trust, a CA file or no check"
+            ``TLS flags: the node takes a PEM certificate and key together, the client --tls with the system's trust, a CA file or no check``
         testCase "--json turns on JSON output"
             ``--json turns on JSON output``
         testCase "a client given only a nickname discovers the cluster through the default multicast group"

@@ -160,7 +160,7 @@ let private clientRequestGen : Gen<ClientRequest> =
 let private errorCodeGen : Gen<ErrorCode> =
     Gen.elements
         [ NickTaken; NickInvalid; HelloFirst; AlreadyHello; NoSuchUser; ServerFull; TextInvalid; BadFrame; FrameTooLarge; VersionMismatch
-          RoomInvalid; NotInRoom; RateLimited ]
+          RoomInvalid; NotInRoom; RateLimited; TlsRequired; LoginThrottled ]
 
 let private nodeStatusGen : Gen<NodeStatus> =
     gen {
