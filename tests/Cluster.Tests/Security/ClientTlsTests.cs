@@ -81,9 +81,14 @@ public class ClientTlsTests
             Assert.Contains("TLS only", line);
         }
 
-        // The node is still up, and serves TLS clients.
+        // The node is still up, and serves TLS clients, native and IRC.
         await using var alice = Client("alice", cluster.ClientPort(1), cluster, "--tls-ca", certificates.AuthorityFile);
         await alice.NextAsync(e => Is(e, "welcome"), Deadline);
+        await using (var ircOverTls = await TlsLineClient.OpenAsync(ircPort, certificates.AuthorityFile))
+        {
+            await ircOverTls.SendLineAsync("NICK dave\r\nUSER dave 0 * :Dave\r");
+            await ircOverTls.NextLineAsync(line => line.Contains(" 001 dave "));
+        }
         await using var probe = await TlsLineClient.OpenAsync(cluster.ClientPort(1), certificates.AuthorityFile);
         var status = await probe.StatusAsync();
         Assert.True((long)status["clientSecurity"]!["refusedTlsConnections"]! >= 3, status.ToString());

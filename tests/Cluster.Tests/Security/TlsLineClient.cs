@@ -40,23 +40,28 @@ public sealed class TlsLineClient : IAsyncDisposable
 
     public string Protocol => _tls.SslProtocol.ToString();
 
-    public async Task SendAsync(JObject frame)
+    public Task SendAsync(JObject frame) => SendLineAsync(frame.ToString(Newtonsoft.Json.Formatting.None));
+
+    public async Task SendLineAsync(string line)
     {
-        await _tls.WriteAsync(Encoding.UTF8.GetBytes(frame.ToString(Newtonsoft.Json.Formatting.None) + "\n"));
+        await _tls.WriteAsync(Encoding.UTF8.GetBytes(line + "\n"));
         await _tls.FlushAsync();
     }
 
-    /// <summary>The next frame that matches, skipping the others.</summary>
-    public async Task<JObject> NextAsync(Func<JObject, bool> matches)
+    /// <summary>The next line that matches, skipping the others (for IRC).</summary>
+    public async Task<string> NextLineAsync(Func<string, bool> matches)
     {
         using var deadline = new CancellationTokenSource(Deadline);
         while (true)
         {
             var line = await _reader.ReadLineAsync(deadline.Token) ?? throw new IOException("the node closed the connection");
-            var frame = JObject.Parse(line);
-            if (matches(frame)) return frame;
+            if (matches(line)) return line;
         }
     }
+
+    /// <summary>The next frame that matches, skipping the others.</summary>
+    public async Task<JObject> NextAsync(Func<JObject, bool> matches) =>
+        JObject.Parse(await NextLineAsync(line => matches(JObject.Parse(line))));
 
     /// <summary>The node's status reply, with what the shell adds to it.</summary>
     public async Task<JObject> StatusAsync()
