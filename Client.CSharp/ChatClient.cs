@@ -1,3 +1,4 @@
+using FormalChat.CommandLine;
 using FormalChat.Protocol;
 using Microsoft.FSharp.Collections;
 
@@ -41,7 +42,7 @@ public sealed class ChatClient
     private TaskCompletionSource wentOnline = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private string prompt = "";
 
-    public ChatClient(Config.ClientOptions options, IEventPrinter printer, LineEditor? editor, long firstMessageId)
+    public ChatClient(ClientOptions options, IEventPrinter printer, LineEditor? editor, long firstMessageId)
     {
         Options = options;
         this.printer = printer;
@@ -50,7 +51,7 @@ public sealed class ChatClient
         UpdatePrompt();
     }
 
-    public Config.ClientOptions Options { get; }
+    public ClientOptions Options { get; }
 
     /// Completes with the reason when the client cannot go on: failover gave up, or the node
     /// ended the session with an error that a reconnect would meet again.

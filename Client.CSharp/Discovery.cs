@@ -1,3 +1,4 @@
+using FormalChat.CommandLine;
 using FormalChat.Protocol;
 
 namespace FormalChat.Client;
@@ -7,7 +8,7 @@ namespace FormalChat.Client;
 public static class Discovery
 {
     /// Every node found, with its load; empty when nothing answered.
-    public static async Task<IReadOnlyList<NodeCandidate>> FindAsync(Config.Discovery discovery, CancellationToken cancel)
+    public static async Task<IReadOnlyList<NodeCandidate>> FindAsync(DiscoveryOptions discovery, CancellationToken cancel)
     {
         if (!discovery.Seeds.IsEmpty)
         {
@@ -18,7 +19,7 @@ public static class Discovery
     }
 
     /// Where discovery looked, for the message when it found nothing.
-    public static string Describe(Config.Discovery discovery) =>
+    public static string Describe(DiscoveryOptions discovery) =>
         discovery.Seeds.IsEmpty
             ? $"no heartbeat on multicast group {discovery.MulticastGroup} (interface {discovery.MulticastInterface}) within {HeartbeatCollector.MaxWait.TotalSeconds:0.#} s"
             : $"no answer from the seeds {string.Join(", ", discovery.Seeds)}";

@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
 using System.Text;
+using FormalChat.CommandLine;
 using FormalChat.Protocol;
 
 namespace FormalChat.Client;
@@ -11,7 +12,7 @@ namespace FormalChat.Client;
 /// sends. A datagram that is not a heartbeat is ignored.
 public static class MulticastListener
 {
-    public static async Task<IReadOnlyList<NodeCandidate>> ListenAsync(Config.Discovery discovery, CancellationToken cancel)
+    public static async Task<IReadOnlyList<NodeCandidate>> ListenAsync(DiscoveryOptions discovery, CancellationToken cancel)
     {
         var group = new IPEndPoint(IPAddress.Parse(discovery.MulticastGroup.Host), discovery.MulticastGroup.Port);
         using var socket = new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp);

@@ -1,3 +1,4 @@
+using FormalChat.CommandLine;
 using FormalChat.Protocol;
 
 namespace FormalChat.Client;
@@ -12,7 +13,7 @@ public static class Program
 {
     public static async Task<int> Main(string[] argv)
     {
-        var parsed = Config.parseClientCommand(argv);
+        var parsed = ClientCommandLine.parse(argv);
         if (parsed.IsError) return Usage(parsed.ErrorValue);
         var options = parsed.ResultValue;
 
@@ -34,7 +35,7 @@ public static class Program
     private static long FirstMessageId() =>
         (DateTime.UtcNow - new DateTime(2020, 1, 1, 0, 0, 0, DateTimeKind.Utc)).Ticks / 10;
 
-    private static int Usage(Config.UsageError usage)
+    private static int Usage(UsageError usage)
     {
         (usage.IsHelp ? Console.Out : Console.Error).WriteLine(usage.Message);
         return usage.IsHelp ? 0 : 2;

@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using System.Net;
 using System.Net.Sockets;
+using FormalChat.CommandLine;
 using FormalChat.Protocol;
 using Microsoft.Extensions.Logging;
 using static FormalChat.Protocol.NodeState;
@@ -24,7 +25,7 @@ public sealed class ClientGateway : IAsyncDisposable
 
     private readonly TcpAcceptor _acceptor;
     private readonly int _maxFrameBytes;
-    private readonly Config.ClientLimits _limits;
+    private readonly ClientLimits _limits;
     private readonly NodeInbox _inbox;
     private readonly InputCounters _counters;
     private readonly ILogger _log;
@@ -35,7 +36,7 @@ public sealed class ClientGateway : IAsyncDisposable
     private readonly CancellationTokenSource _stopping = new();
     private long _nextClientId;
 
-    public ClientGateway(IPEndPoint endpoint, int maxFrameBytes, Config.ClientLimits limits, NodeInbox inbox, InputCounters counters, ILogger log)
+    public ClientGateway(IPEndPoint endpoint, int maxFrameBytes, ClientLimits limits, NodeInbox inbox, InputCounters counters, ILogger log)
     {
         _acceptor = new TcpAcceptor(endpoint, "client", log);
         _maxFrameBytes = maxFrameBytes;

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using FormalChat.Node.Security;
+using FormalChat.CommandLine;
 using FormalChat.Protocol;
 
 namespace FormalChat.Node;
@@ -10,14 +11,14 @@ namespace FormalChat.Node;
 /// </summary>
 public static class LocalCluster
 {
-    public static async Task<int> RunAsync(Config.ClusterOptions cluster, CancellationToken stop)
+    public static async Task<int> RunAsync(ClusterOptions cluster, CancellationToken stop)
     {
         // A fresh cluster key each run, so the quick start stays one command and is authenticated.
-        ClusterKey.WriteNew(Config.clusterKeyFile(cluster.DataDir));
+        ClusterKey.WriteNew(ClusterCommandLine.keyFile(cluster.DataDir));
         var processes = new List<Process>();
         for (var id = 1; id <= cluster.Nodes; id++)
         {
-            processes.Add(StartNode(Config.clusterNodeOptions(cluster, id)));
+            processes.Add(StartNode(ClusterCommandLine.nodeOptions(cluster, id)));
         }
         PrintHowToConnect(cluster, processes);
 
@@ -39,7 +40,7 @@ public static class LocalCluster
         return 0;
     }
 
-    private static Process StartNode(Config.NodeOptions node)
+    private static Process StartNode(NodeOptions node)
     {
         var timing = node.Timing;
         var arguments = new List<string>
@@ -47,7 +48,7 @@ public static class LocalCluster
             "--id", node.Id.ToString(), "--port", node.ClientPort.ToString(), "--peer-port", node.PeerPort.ToString(),
             "--heartbeat-ms", timing.HeartbeatIntervalMs.ToString(), "--suspect-after", timing.SuspectAfter.ToString(),
             "--interface", timing.MulticastInterface,
-            "--data-dir", node.DataDir, "--fsync", Config.fsyncPolicyName(node.Fsync),
+            "--data-dir", node.DataDir, "--fsync", node.Fsync.Name,
         };
         if (timing.MulticastGroup is { } group) arguments.AddRange(["--multicast", group.Value.ToString()]);
         if (node.MetricsPort is { } metrics) arguments.AddRange(["--metrics-port", metrics.Value.ToString()]);
@@ -62,19 +63,19 @@ public static class LocalCluster
         return Process.Start(start) ?? throw new InvalidOperationException($"could not start node {node.Id}");
     }
 
-    private static void PrintHowToConnect(Config.ClusterOptions cluster, List<Process> processes)
+    private static void PrintHowToConnect(ClusterOptions cluster, List<Process> processes)
     {
         Console.WriteLine($"FormalChat: {cluster.Nodes} nodes on 127.0.0.1, heartbeat {cluster.Timing.HeartbeatIntervalMs} ms, suspect after {cluster.Timing.SuspectAfter} missed.");
         for (var id = 1; id <= cluster.Nodes; id++)
         {
-            var node = Config.clusterNodeOptions(cluster, id);
+            var node = ClusterCommandLine.nodeOptions(cluster, id);
             var irc = node.IrcPort is { } ircPort ? $", IRC 127.0.0.1:{ircPort.Value}" : "";
             Console.WriteLine($"  node {id}: clients 127.0.0.1:{node.ClientPort}{irc}, dashboard http://127.0.0.1:{node.MetricsPort?.Value}/ (metrics at /metrics), room logs in {node.DataDir}  (pid {processes[id - 1].Id})");
         }
-        Console.WriteLine($"  cluster key (peer links and heartbeats are authenticated with it): {Config.clusterKeyFile(cluster.DataDir)}");
+        Console.WriteLine($"  cluster key (peer links and heartbeats are authenticated with it): {ClusterCommandLine.keyFile(cluster.DataDir)}");
         Console.WriteLine("Connect a client from another terminal:");
         Console.WriteLine($"  dotnet run --project Client.CSharp -- --nick alice --server 127.0.0.1:{cluster.BasePort}");
-        Console.WriteLine($"or an IRC client, e.g. irssi:  /connect 127.0.0.1 {cluster.BasePort + 2000}");
+        Console.WriteLine($"or an IRC client, e.g. irssi:  /connect 127.0.0.1 {cluster.BasePort + ClusterCommandLine.ircPortOffset}");
         Console.WriteLine($"Kill the leader (node {cluster.Nodes}) to watch a re-election:  kill -9 {processes[^1].Id}");
         Console.WriteLine("Ctrl+C stops every node.");
     }

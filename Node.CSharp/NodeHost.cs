@@ -4,6 +4,7 @@ using System.Runtime.InteropServices;
 using FormalChat.Node.Monitoring;
 using FormalChat.Node.Security;
 using FormalChat.Node.Irc;
+using FormalChat.CommandLine;
 using FormalChat.Protocol;
 using Microsoft.FSharp.Collections;
 using Microsoft.Extensions.Logging;
@@ -39,7 +40,7 @@ public sealed class NodeHost
     /// killed process under every --fsync policy).</summary>
     private static readonly TimeSpan StopDeadline = TimeSpan.FromMilliseconds(1900);
 
-    private readonly Config.NodeOptions _options;
+    private readonly NodeOptions _options;
     private readonly ProtocolConfig _config;
     private readonly ILogger _log;
     private readonly InputCounters _counters = new();
@@ -52,15 +53,15 @@ public sealed class NodeHost
     /// <summary>The spec actions taken, as NDJSON; null without --trace-file (no cost then).</summary>
     private readonly SpecTraceWriter? _trace;
 
-    public NodeHost(Config.NodeOptions options, ILoggerFactory logs)
+    public NodeHost(NodeOptions options, ILoggerFactory logs)
     {
         _options = options;
-        _config = Config.nodeConfigOf(options);
+        _config = NodeCommandLine.protocolConfig(options);
         _log = logs.CreateLogger($"node {options.Id}");
         _watch = new LoopWatch(options.Timing.HeartbeatIntervalMs, _log);
         // Throws ClusterKeyException before anything listens: no key, no node (docs/SECURITY.md).
         _security = ClusterSecurity.FromOptions(options, _counters, _log);
-        _state = FormalChat.Protocol.NodeState.init(Config.nodeInfoOf(options));
+        _state = FormalChat.Protocol.NodeState.init(NodeCommandLine.nodeInfo(options));
         if (options.MetricsPort is not null) _metrics = new NodeMetrics();
         if (options.TraceFile is not null) _trace = new SpecTraceWriter(options.TraceFile.Value, options.Timing.SuspectAfter);
     }
@@ -219,7 +220,7 @@ public sealed class NodeHost
         _log.LogInformation(
             "node {Id} up: clients on {Host}:{ClientPort}, peers on {Host}:{PeerPort}; {Discovery}{Seeds}; heartbeat every {Heartbeat} ms, suspect after {K} missed; room logs in {DataDir} (fsync {Fsync})",
             _options.Id, _options.Host, _options.ClientPort, _options.Host, _options.PeerPort, discovery, seeds,
-            timing.HeartbeatIntervalMs, timing.SuspectAfter, logs.DirectoryPath, Config.fsyncPolicyName(_options.Fsync));
+            timing.HeartbeatIntervalMs, timing.SuspectAfter, logs.DirectoryPath, _options.Fsync.Name);
     }
 
     /// <summary>

@@ -1,10 +1,11 @@
 using FormalChat.Node;
 using FormalChat.Node.Security;
+using FormalChat.CommandLine;
 using FormalChat.Protocol;
 using System.Net.Sockets;
 
 // A FormalChat server node, or with `cluster`, a whole local cluster of them.
-var parsed = Config.parseNodeCommand(args);
+var parsed = NodeCommandLine.parse(args);
 if (parsed.IsError)
 {
     var usage = parsed.ErrorValue;
@@ -21,9 +22,9 @@ try
 {
     switch (parsed.ResultValue)
     {
-        case Config.NodeCommand.RunCluster cluster:
+        case NodeCommand.RunCluster cluster:
             return await LocalCluster.RunAsync(cluster.Item, stopSource.Token);
-        case Config.NodeCommand.RunNode node:
+        case NodeCommand.RunNode node:
             using (var logs = NodeLog.Create(NodeLog.LevelFromEnvironment()))
             {
                 try

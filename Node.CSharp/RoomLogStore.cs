@@ -1,4 +1,5 @@
 using System.Buffers;
+using FormalChat.CommandLine;
 using FormalChat.Protocol;
 using Microsoft.Extensions.Logging;
 using Microsoft.FSharp.Collections;
@@ -22,7 +23,7 @@ namespace FormalChat.Node;
 public sealed class RoomLogStore : IAsyncDisposable
 {
     private readonly DataDirectory _directory;
-    private readonly Config.FsyncPolicy _policy;
+    private readonly FsyncPolicy _policy;
     private readonly ILogger _log;
     private readonly Dictionary<string, RoomLog> _logs = new();
     private readonly HashSet<RoomLog> _unsynced = new();
@@ -31,7 +32,7 @@ public sealed class RoomLogStore : IAsyncDisposable
     private Task _backgroundSync = Task.CompletedTask;
     private volatile StorageException? _backgroundFailure;
 
-    private RoomLogStore(DataDirectory directory, Config.FsyncPolicy policy, ILogger log)
+    private RoomLogStore(DataDirectory directory, FsyncPolicy policy, ILogger log)
     {
         _directory = directory;
         _policy = policy;
@@ -50,7 +51,7 @@ public sealed class RoomLogStore : IAsyncDisposable
     public FSharpList<Tuple<string, FSharpList<RoomMessage>>> Recovered { get; private set; } = FSharpList<Tuple<string, FSharpList<RoomMessage>>>.Empty;
 
     /// <summary>Creates and locks the data directory and reads back every room log in it.</summary>
-    public static RoomLogStore Open(string dataDirectory, Config.FsyncPolicy policy, ILogger log)
+    public static RoomLogStore Open(string dataDirectory, FsyncPolicy policy, ILogger log)
     {
         var directory = DataDirectory.Open(dataDirectory);
         var store = new RoomLogStore(directory, policy, log);

@@ -10,6 +10,9 @@ type RebalancePolicy =
     { ThresholdPercent: int
       MaxRedirectsPerTick: int }
 
+module RebalancePolicy =
+    let defaults = { ThresholdPercent = 50; MaxRedirectsPerTick = 100 }
+
 type ProtocolConfig =
     { /// K: a peer that misses this many heartbeats in a row is suspected.
       SuspectAfter: int
@@ -20,6 +23,8 @@ type ProtocolConfig =
       HistoryOnJoin: int
       Rebalance: RebalancePolicy option }
 
+/// The protocol's parameters as a node runs them unless told otherwise: the one place their
+/// defaults are written (the command line's usage text and parsing read them from here).
 module ProtocolConfig =
     let defaults =
         { SuspectAfter = 3
@@ -27,7 +32,7 @@ module ProtocolConfig =
           MaxClients = 10_000
           MaxTextLength = 4000
           HistoryOnJoin = 50
-          Rebalance = Some { ThresholdPercent = 50; MaxRedirectsPerTick = 100 } }
+          Rebalance = Some RebalancePolicy.defaults }
 
 type PeerEntry = { Info: NodeInfo; Load: Load }
 

@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using System.Net;
 using System.Net.Sockets;
+using FormalChat.CommandLine;
 using FormalChat.Protocol;
 using Microsoft.Extensions.Logging;
 using Microsoft.FSharp.Collections;
@@ -33,7 +34,7 @@ public sealed class IrcGateway : IAsyncDisposable
 
     private readonly TcpAcceptor _acceptor;
     private readonly int _nodeId;
-    private readonly Config.ClientLimits _limits;
+    private readonly ClientLimits _limits;
     private readonly NodeInbox _inbox;
     private readonly ByteGauge _outbound;
     private readonly TimeSpan _registrationTimeout;
@@ -44,7 +45,7 @@ public sealed class IrcGateway : IAsyncDisposable
 
     /// <param name="outbound">The gauge of bytes waiting for clients that the node watches to push
     /// back on senders: the native gateway's, so IRC clients count in it too.</param>
-    public IrcGateway(IPEndPoint endpoint, int nodeId, Config.ClientLimits limits, NodeInbox inbox, ByteGauge outbound, ILogger log, TimeSpan? registrationTimeout = null)
+    public IrcGateway(IPEndPoint endpoint, int nodeId, ClientLimits limits, NodeInbox inbox, ByteGauge outbound, ILogger log, TimeSpan? registrationTimeout = null)
     {
         _acceptor = new TcpAcceptor(endpoint, "IRC", log);
         _nodeId = nodeId;

@@ -1,4 +1,5 @@
 using System.Security.Cryptography;
+using FormalChat.CommandLine;
 using FormalChat.Protocol;
 using Microsoft.Extensions.Logging;
 
@@ -23,7 +24,7 @@ public sealed class ClusterSecurity
     private readonly ulong _incarnation = BitConverter.ToUInt64(RandomNumberGenerator.GetBytes(sizeof(ulong)));
     private long _heartbeatCounter;
 
-    private ClusterSecurity(ClusterKey? key, Config.NodeOptions options, InputCounters counters, ILogger log)
+    private ClusterSecurity(ClusterKey? key, NodeOptions options, InputCounters counters, ILogger log)
     {
         _key = key;
         _counters = counters;
@@ -36,7 +37,7 @@ public sealed class ClusterSecurity
 
     /// <summary>Reads the key; throws ClusterKeyException when there is none and the node was not
     /// told it may run without one, or when the key file is unusable.</summary>
-    public static ClusterSecurity FromOptions(Config.NodeOptions options, InputCounters counters, ILogger log)
+    public static ClusterSecurity FromOptions(NodeOptions options, InputCounters counters, ILogger log)
     {
         var keyFile = options.ClusterKeyFile?.Value;
         if (keyFile is not null && options.InsecureCluster)

@@ -1,6 +1,7 @@
 using System.Buffers;
 using System.Text;
 using FormalChat.Node;
+using FormalChat.CommandLine;
 using FormalChat.Protocol;
 using Microsoft.Extensions.Logging;
 using Microsoft.FSharp.Collections;
@@ -24,7 +25,7 @@ public sealed class RoomLogTests : IDisposable
     private static FSharpList<RoomMessage> Messages(string room, long first, long last) =>
         ListModule.OfSeq(Enumerable.Range((int)first, (int)(last - first + 1)).Select(seq => Message(room, seq)));
 
-    private RoomLogStore Open(Config.FsyncPolicy? policy = null) => RoomLogStore.Open(_directory, policy ?? Config.FsyncPolicy.Batch, _log);
+    private RoomLogStore Open(FsyncPolicy? policy = null) => RoomLogStore.Open(_directory, policy ?? FsyncPolicy.Batch, _log);
 
     private async Task<Dictionary<string, List<RoomMessage>>> ReopenAsync()
     {
@@ -348,7 +349,7 @@ public sealed class RoomLogTests : IDisposable
     [InlineData("never")]
     public async Task Every_policy_hands_each_append_to_the_operating_system_at_once(string policy)
     {
-        var fsync = policy switch { "always" => Config.FsyncPolicy.Always, "batch" => Config.FsyncPolicy.Batch, _ => Config.FsyncPolicy.Never };
+        var fsync = policy switch { "always" => FsyncPolicy.Always, "batch" => FsyncPolicy.Batch, _ => FsyncPolicy.Never };
         await using var store = Open(fsync);
 
         store.Append("#books", Messages("#books", 1, 2));
@@ -386,7 +387,7 @@ public sealed class RoomLogTests : IDisposable
         var file = Path.Combine(_directory, "a-file");
         File.WriteAllText(file, "in the way");
 
-        var refused = Assert.Throws<StorageException>(() => RoomLogStore.Open(Path.Combine(file, "data"), Config.FsyncPolicy.Batch, _log));
+        var refused = Assert.Throws<StorageException>(() => RoomLogStore.Open(Path.Combine(file, "data"), FsyncPolicy.Batch, _log));
 
         Assert.Contains("cannot create the data directory", refused.Message);
     }

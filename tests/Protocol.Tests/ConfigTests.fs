@@ -4,31 +4,31 @@ module FormalChat.Protocol.Tests.ConfigTests
 
 open Expecto
 open FormalChat.Protocol
-open FormalChat.Protocol.Config
+open FormalChat.CommandLine
 open Xunit
 
 let private words (commandLine: string) : string array =
     commandLine.Split(' ', System.StringSplitOptions.RemoveEmptyEntries)
 
 let private runNode (commandLine: string) : NodeOptions =
-    match parseNodeCommand (words commandLine) with
+    match NodeCommandLine.parse (words commandLine) with
     | Ok(RunNode options) -> options
     | other -> failwith $"expected a node, got {other}"
 
 let private runCluster (commandLine: string) : ClusterOptions =
-    match parseNodeCommand (words commandLine) with
+    match NodeCommandLine.parse (words commandLine) with
     | Ok(RunCluster options) -> options
     | other -> failwith $"expected a cluster, got {other}"
 
 let private nodeUsage (commandLine: string) : UsageError =
-    match parseNodeCommand (words commandLine) with
+    match NodeCommandLine.parse (words commandLine) with
     | Result.Error usage ->
         Assert.False(System.String.IsNullOrWhiteSpace usage.Message, "an error says what is wrong")
         usage
     | Ok command -> failwith $"expected an error for '{commandLine}', got {command}"
 
 let private nodeError (commandLine: string) : string =
-    match parseNodeCommand (words commandLine) with
+    match NodeCommandLine.parse (words commandLine) with
     | Result.Error usage ->
         Assert.False(System.String.IsNullOrWhiteSpace usage.Message, "an error says what is wrong")
         Assert.False(usage.IsHelp, "a mistake is not a request for help")
@@ -36,12 +36,12 @@ let private nodeError (commandLine: string) : string =
     | Ok command -> failwith $"expected an error for '{commandLine}', got {command}"
 
 let private client (commandLine: string) : ClientOptions =
-    match parseClientCommand (words commandLine) with
+    match ClientCommandLine.parse (words commandLine) with
     | Ok options -> options
     | Result.Error usage -> failwith $"expected client options for '{commandLine}', got: {usage.Message}"
 
 let private clientError (commandLine: string) : string =
-    match parseClientCommand (words commandLine) with
+    match ClientCommandLine.parse (words commandLine) with
     | Result.Error usage ->
         Assert.False(System.String.IsNullOrWhiteSpace usage.Message, "an error says what is wrong")
         Assert.False(usage.IsHelp, "a mistake is not a request for help")
@@ -71,6 +71,12 @@ let ``a node given only --id and --port gets the documented defaults`` () =
     Assert.Equal(Batch, options.Fsync)
     Assert.Equal(5000, options.Clients.HelloTimeoutMs)
     Assert.Equal(256, options.Clients.MaxConnectionsPerAddress)
+
+let ``a node or a cluster's node given no protocol flags runs ProtocolConfig.defaults`` () =
+    let cluster = runCluster "cluster --nodes 2"
+
+    Assert.Equal(NodeState.ProtocolConfig.defaults, NodeCommandLine.protocolConfig (runNode "--id 3 --port 5003"))
+    Assert.Equal(NodeState.ProtocolConfig.defaults, NodeCommandLine.protocolConfig (ClusterCommandLine.nodeOptions cluster 2))
 
 let ``--hello-timeout and --max-connections-per-ip are read, 0 turning each off`` () =
     let options = runNode "--id 3 --port 5003 --hello-timeout 0.5 --max-connections-per-ip 8"
@@ -102,10 +108,10 @@ let ``every node flag is read`` () =
 let ``--fsync takes each policy by name`` (name: string) =
     let policy = (runNode $"--id 1 --port 5001 --fsync {name}").Fsync
 
-    Assert.Equal(name.ToLowerInvariant(), fsyncPolicyName policy)
+    Assert.Equal(name.ToLowerInvariant(), policy.Name)
 
 let ``an empty --data-dir is an error that says why`` () =
-    match parseNodeCommand [| "--id"; "1"; "--port"; "5001"; "--data-dir"; " " |] with
+    match NodeCommandLine.parse [| "--id"; "1"; "--port"; "5001"; "--data-dir"; " " |] with
     | Result.Error usage ->
         Assert.False usage.IsHelp
         Assert.Contains("--data-dir", usage.Message)
@@ -130,14 +136,14 @@ let ``--cluster-key-file and --insecure-cluster are read, and a cluster gives ev
     Assert.True insecure.InsecureCluster
     // Whether a node may start without a key is the shell's to decide (it reads the file).
     Assert.Equal(None, (runNode "--id 1 --port 5001").ClusterKeyFile)
-    Assert.Equal(Some(clusterKeyFile "/tmp/fc"), (clusterNodeOptions cluster 2).ClusterKeyFile)
-    Assert.False (clusterNodeOptions cluster 2).InsecureCluster
+    Assert.Equal(Some(ClusterCommandLine.keyFile "/tmp/fc"), (ClusterCommandLine.nodeOptions cluster 2).ClusterKeyFile)
+    Assert.False (ClusterCommandLine.nodeOptions cluster 2).InsecureCluster
 
 let ``the node's protocol config and addresses come from its options`` () =
     let options = runNode "--id 2 --port 5002 --heartbeat-ms 100 --suspect-after 4 --max-clients 9 --history 12 --no-rebalance"
 
-    let config = nodeConfigOf options
-    let info = nodeInfoOf options
+    let config = NodeCommandLine.protocolConfig options
+    let info = NodeCommandLine.nodeInfo options
 
     Assert.Equal(4, config.SuspectAfter)
     Assert.Equal(100, config.HeartbeatIntervalMs)
@@ -153,8 +159,8 @@ let ``cluster --nodes 3 --base-port 5001 starts three nodes on consecutive ports
     Assert.Equal(5001, cluster.BasePort)
     Assert.Equal(2000, cluster.Timing.HeartbeatIntervalMs)
     Assert.Equal(3, cluster.Timing.SuspectAfter)
-    Assert.Equal(Some defaultMulticast, cluster.Timing.MulticastGroup)
-    let nodes = [ for id in 1..3 -> clusterNodeOptions cluster id ]
+    Assert.Equal(Some Defaults.multicastGroup, cluster.Timing.MulticastGroup)
+    let nodes = [ for id in 1..3 -> ClusterCommandLine.nodeOptions cluster id ]
     Assert.Equal<int list>([ 5001; 5002; 5003 ], nodes |> List.map (fun node -> node.ClientPort))
     Assert.Equal<int list>([ 6001; 6002; 6003 ], nodes |> List.map (fun node -> node.PeerPort))
     Assert.All(nodes, fun node -> Assert.Equal("127.0.0.1", node.Host))
@@ -165,7 +171,7 @@ let ``cluster --data-dir gives each node its own directory under it`` () =
     let cluster = runCluster "cluster --nodes 2 --data-dir /tmp/chat"
 
     Assert.Equal("/tmp/chat", cluster.DataDir)
-    Assert.Equal<string list>([ "/tmp/chat/node-1"; "/tmp/chat/node-2" ], [ for id in 1..2 -> (clusterNodeOptions cluster id).DataDir ])
+    Assert.Equal<string list>([ "/tmp/chat/node-1"; "/tmp/chat/node-2" ], [ for id in 1..2 -> (ClusterCommandLine.nodeOptions cluster id).DataDir ])
 
 let ``cluster without flags starts three nodes from port 5001`` () =
     let cluster = runCluster "cluster"
@@ -188,7 +194,7 @@ let ``--irc-port is off by default and read when given`` () =
 let ``cluster gives node i the IRC port client port + 2000`` () =
     let cluster = runCluster "cluster --nodes 3 --base-port 5001"
 
-    Assert.Equal<int option list>([ Some 7001; Some 7002; Some 7003 ], [ for id in 1..3 -> (clusterNodeOptions cluster id).IrcPort ])
+    Assert.Equal<int option list>([ Some 7001; Some 7002; Some 7003 ], [ for id in 1..3 -> (ClusterCommandLine.nodeOptions cluster id).IrcPort ])
 
 let ``a node command line that cannot run is an error that says why`` (commandLine: string, mentions: string) =
     let message = nodeError commandLine
@@ -208,7 +214,7 @@ let ``--help is an Error marked as help, carrying the usage text`` () =
     Assert.Contains("--data-dir", (nodeUsage "cluster --help").Message)
 
 let ``the client's --help is an Error marked as help, carrying the usage text`` () =
-    match parseClientCommand [| "--help" |] with
+    match ClientCommandLine.parse [| "--help" |] with
     | Result.Error usage ->
         Assert.True usage.IsHelp
         Assert.Contains("--nick", usage.Message)
@@ -218,7 +224,7 @@ let ``the client's --help is an Error marked as help, carrying the usage text`` 
 // ---------------------------------------------------------------------------------------------
 // Client.
 
-let private defaultDiscovery = { MulticastGroup = defaultMulticast; MulticastInterface = "127.0.0.1"; Seeds = [] }
+let private defaultDiscovery = { MulticastGroup = Defaults.multicastGroup; MulticastInterface = "127.0.0.1"; Seeds = [] }
 
 let ``a client given --nick and --server connects there, as text`` () =
     let options = client "--nick alice --server 127.0.0.1:5001"
@@ -268,6 +274,8 @@ let tests =
     testList "Config" [
         testCase "a node given only --id and --port gets the documented defaults"
             ``a node given only --id and --port gets the documented defaults``
+        testCase "a node or a cluster's node given no protocol flags runs ProtocolConfig.defaults"
+            ``a node or a cluster's node given no protocol flags runs ProtocolConfig.defaults``
         testCase "--hello-timeout and --max-connections-per-ip are read, 0 turning each off"
             ``--hello-timeout and --max-connections-per-ip are read, 0 turning each off``
         testCase "every node flag is read"

@@ -89,6 +89,28 @@ public class PeerLinkAuthenticationTests
         await cluster.WaitForLeaderAsync(leader: 3, nodes: [3], Deadline);
     }
 
+    [Fact]
+    public async Task A_member_of_the_cluster_cannot_announce_another_nodes_leave()
+    {
+        // Issue 11: 178 forged `leave` frames in 5 s pushed the epoch from 5 to 153. Even a process
+        // holding the cluster key may announce only its own leave, on its own authenticated link.
+        var nodes = new[] { 1, 2, 3 };
+        await using var cluster = await TestCluster.StartAsync(3);
+        await cluster.WaitForLeaderAsync(leader: 3, nodes, Deadline);
+        var epochBefore = (long)(await cluster.StatusAsync(1))["epoch"]!;
+
+        using var insider = await ConnectAsync(cluster.PeerPort(1));
+        var authenticator = new PeerLinkAuthenticator(ClusterKey.Load(cluster.ClusterKeyFile), 7, "127.0.0.1:1");
+        var outcome = await authenticator.InitiateAsync(insider, $"127.0.0.1:{cluster.PeerPort(1)}", CancellationToken.None);
+        Assert.True(outcome.Succeeded, outcome.Failure);
+        await insider.SendAsync(Encoding.UTF8.GetBytes("{\"type\":\"leave\",\"node\":3}\n"), SocketFlags.None);
+
+        Assert.True(await ClosedByNodeAsync(insider, Deadline), "the node kept a link that announced another node's leave");
+        await cluster.WaitForOutputAsync("a leave for node 3 on the link of node 7", Deadline);
+        await cluster.WaitForLeaderAsync(leader: 3, nodes, Deadline);
+        Assert.Equal(epochBefore, (long)(await cluster.StatusAsync(1))["epoch"]!);
+    }
+
     /// <summary>Connects once the port listens: a node opens its client port before its peer port.</summary>
     private static async Task<Socket> ConnectAsync(int port)
     {
