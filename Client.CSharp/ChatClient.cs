@@ -1,5 +1,6 @@
 using FormalChat.CommandLine;
 using FormalChat.Protocol;
+using Microsoft.FSharp.Collections;
 
 namespace FormalChat.Client;
 
@@ -17,10 +18,12 @@ public enum AttemptOutcome
 
 public sealed record Attempt(AttemptOutcome Outcome, string Reason, ChatSession? Session = null);
 
-/// The chat client across connections: what the user has joined and seen (ResumeState), who
-/// and which nodes it knows, and the one connection in use. Every reply from every connection
-/// passes through OnReply under one lock, so printing and bookkeeping stay in order. Failover
-/// (Failover.cs) replaces the connection when it dies; the user's commands come in by Submit.
+/// The chat client across connections. What the user has joined and seen, what is not yet
+/// acknowledged, which connection is in use and where to fail over are the F# session
+/// (Protocol.FSharp/ClientSession.fs); this class only owns the connections and carries out the
+/// session's effects. Every event from every connection is stepped under one lock, so printing
+/// and bookkeeping stay in order. Failover (Failover.cs) finds the next node when the session
+/// says so; the user's commands come in by Submit.
 public sealed class ChatClient
 {
     private static readonly TimeSpan StatusInterval = TimeSpan.FromSeconds(3);
@@ -30,29 +33,21 @@ public sealed class ChatClient
     private readonly IEventPrinter printer;
     private readonly LineEditor? editor;
     private readonly Lock gate = new();
-    private readonly ResumeState resume;
-    private readonly HashSet<string> knownNicks = new(StringComparer.Ordinal);
-    /// Rooms whose `joined` answers the resume hello; the reconnect line already told the user.
-    private readonly HashSet<string> quietJoins = new(StringComparer.Ordinal);
+    /// The open connections by the ids the session knows them by: the one in use, an attempt.
+    private readonly Dictionary<long, ChatSession> links = new();
     private readonly TaskCompletionSource<string> gaveUp = new(TaskCreationOptions.RunContinuationsAsynchronously);
-    private IReadOnlyList<NodeCandidate> knownNodes = [];
-    private ChatSession? current;
-    private ChatSession? attempting;
-    private int currentNode;
-    /// Set while a failover is under way: the report to print when the new node welcomes us.
-    private ReconnectReport? reconnecting;
-    private IReadOnlyList<(string Room, long Seq)> attemptedResume = [];
-    /// Between a resume's welcome and the re-sending of unconfirmed messages: new sends wait.
-    private bool catchingUp;
-    private (int Node, Endpoint Client, string Reason)? redirect;
-    private bool quitting;
+    private ClientSessionState session;
+    private long nextLinkId;
+    /// Completed (and replaced) each time the session goes online: the catch-up after a welcome is over.
+    private TaskCompletionSource wentOnline = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private string prompt = "";
 
     public ChatClient(ClientOptions options, IEventPrinter printer, LineEditor? editor, long firstMessageId)
     {
         Options = options;
         this.printer = printer;
         this.editor = editor;
-        resume = new ResumeState(options.Nick, firstMessageId);
+        session = ClientSession.create(options.Nick, firstMessageId);
         UpdatePrompt();
     }
 
@@ -64,29 +59,34 @@ public sealed class ChatClient
 
     public string CurrentRoom
     {
-        get { lock (gate) return resume.CurrentRoom; }
+        get { lock (gate) return session.CurrentRoom; }
     }
 
     public bool IsKnownNick(string nick)
     {
-        lock (gate) return knownNicks.Contains(nick);
+        lock (gate) return session.KnownNicks.Contains(nick);
     }
 
     public IReadOnlyList<NodeCandidate> KnownNodes
     {
-        get { lock (gate) return knownNodes; }
+        get { lock (gate) return session.Candidates.ToList(); }
     }
 
     public void AddKnownNodes(IEnumerable<NodeCandidate> nodes)
     {
-        lock (gate) knownNodes = NodeChoice.Rank(nodes.Concat(knownNodes));
+        lock (gate) Step(ClientSessionEvent.NewNodesDiscovered(ListModule.OfSeq(nodes)));
+    }
+
+    public bool IsQuitting
+    {
+        get { lock (gate) return session.Quitting; }
     }
 
     // -----------------------------------------------------------------------------------------
     // Connecting.
 
-    /// Connects and says hello (resuming if the client has a session); the attempt's welcome
-    /// is handled by OnReply, which makes the connection the current one.
+    /// Connects and says the session's hello (resuming if it has a token); the welcome, stepped
+    /// through the session like every reply, makes the connection the one in use.
     public async Task<Attempt> TryConnectAsync(Endpoint server, TimeSpan connectTimeout, TimeSpan welcomeTimeout)
     {
         Connection connection;
@@ -98,20 +98,18 @@ public sealed class ChatClient
         {
             return new Attempt(AttemptOutcome.Unreachable, $"cannot connect to {server}: {error.Message}");
         }
-        var session = new ChatSession(connection, server, OnReply);
-        HelloRequest hello;
+        ChatSession chat;
         lock (gate)
         {
-            attempting = session;
-            hello = resume.Hello();
-            attemptedResume = resume.SessionToken is null ? [] : resume.ResumePoints();
+            chat = new ChatSession(++nextLinkId, connection, server, OnReply);
+            links[chat.Id] = chat;
+            Step(ClientSessionEvent.NewConnectionOpened(chat.Id));
         }
-        _ = session.Closed.ContinueWith(closed => OnClosed(session), TaskScheduler.Default);
-        session.Start(hello);
+        _ = chat.Closed.ContinueWith(closed => OnClosed(chat), TaskScheduler.Default);
         ServerReply? answer;
         try
         {
-            answer = await session.Welcomed.WaitAsync(welcomeTimeout);
+            answer = await chat.Welcomed.WaitAsync(welcomeTimeout);
         }
         catch (TimeoutException)
         {
@@ -119,30 +117,32 @@ public sealed class ChatClient
         }
         lock (gate)
         {
-            if (attempting == session) attempting = null;
-            if (current == session) return new Attempt(AttemptOutcome.Welcomed, "", session);
+            if (InUse() == chat) return new Attempt(AttemptOutcome.Welcomed, "", chat);
         }
-        session.Dispose();
+        chat.Dispose();
         return answer switch
         {
             ServerReply.Error { code.IsNickTaken: true } error => new Attempt(AttemptOutcome.NickTaken, error.reason),
             ServerReply.Error error => new Attempt(AttemptOutcome.Refused, error.reason),
-            null when session.Closed.IsCompleted => new Attempt(AttemptOutcome.Unreachable, $"{server}: {session.Closed.Result}"),
+            null when chat.Closed.IsCompleted => new Attempt(AttemptOutcome.Unreachable, $"{server}: {chat.Closed.Result}"),
             _ => new Attempt(AttemptOutcome.Unreachable, $"{server}: no welcome within {welcomeTimeout.TotalSeconds:0.#} s"),
         };
     }
 
-    /// After a welcome: re-send what was not confirmed (once the node's replay has been read,
-    /// so what the replay confirmed is not sent again), then keep the node list fresh.
-    public async Task AfterWelcomeAsync(ChatSession session)
+    /// After a welcome: waits until the node has answered the session's sync and the session has
+    /// re-sent what was not confirmed (or the connection is gone).
+    public async Task AfterWelcomeAsync(ChatSession chat)
     {
-        _ = session.StatusAsync();
-        await Task.WhenAny(session.SyncAsync(), session.Closed);
-        lock (gate)
+        while (true)
         {
-            if (current != session) return;
-            foreach (var pending in resume.Unconfirmed) session.Send(pending.Request);
-            catchingUp = false;
+            Task online;
+            lock (gate)
+            {
+                if (InUse() != chat || ClientSession.isOnline(session)) return;
+                online = wentOnline.Task;
+            }
+            await Task.WhenAny(online, chat.Closed);
+            if (chat.Closed.IsCompleted) return;
         }
     }
 
@@ -152,16 +152,21 @@ public sealed class ChatClient
     {
         while (!gaveUp.Task.IsCompleted)
         {
-            ChatSession? session;
-            // AfterWelcomeAsync asked once already; from then on, every StatusInterval.
+            ChatSession? chat;
+            int node;
+            // The welcome asked once already; from then on, every StatusInterval.
             await Task.WhenAny(Task.Delay(StatusInterval), gaveUp.Task);
-            lock (gate) session = quitting ? null : current;
-            if (session is not null)
+            lock (gate)
             {
-                var status = session.StatusAsync();
-                await Task.WhenAny(status, session.Closed, Task.Delay(StatusDeadline));
-                if (!status.IsCompleted && !session.Closed.IsCompleted)
-                    session.Close($"node {currentNode} left a status request unanswered for {StatusDeadline.TotalSeconds:0} s");
+                chat = session.Quitting ? null : InUse();
+                node = session.Node is { } known ? known.Value : 0;
+            }
+            if (chat is not null)
+            {
+                var status = chat.StatusAsync();
+                await Task.WhenAny(status, chat.Closed, Task.Delay(StatusDeadline));
+                if (!status.IsCompleted && !chat.Closed.IsCompleted)
+                    chat.Close($"node {node} left a status request unanswered for {StatusDeadline.TotalSeconds:0} s");
             }
         }
     }
@@ -175,30 +180,14 @@ public sealed class ChatClient
         {
             switch (command)
             {
-                case Speak speak when !resume.CanSpeakIn(speak.Room):
-                    printer.ClientError("bad-command", $"you are not in {speak.Room}; /join {speak.Room} first");
-                    break;
                 case Speak speak:
-                    // Kept until it comes back sequenced; while reconnecting it waits for the resume.
-                    var pending = resume.Sent(speak.Room, speak.Text);
-                    if (current is not null && !catchingUp) current.Send(pending.Request);
+                    Step(ClientSessionEvent.NewSayRequested(speak.Room, speak.Text));
                     break;
                 case SwitchRoom switchRoom:
-                    if (!resume.SwitchTo(switchRoom.Room))
-                        printer.ClientError("bad-command", $"you are not in {switchRoom.Room}; /join {switchRoom.Room} first");
-                    else printer.RoomSwitched(switchRoom.Room);
-                    UpdatePrompt();
-                    break;
-                case SendRequest send when current is null:
-                    printer.ClientError("not-connected", "reconnecting to the cluster; try again in a moment");
+                    Step(ClientSessionEvent.NewRoomSwitchRequested(switchRoom.Room));
                     break;
                 case SendRequest send:
-                    if (send.Request is ClientRequest.Join join)
-                    {
-                        resume.JoinAsked(join.room);
-                        UpdatePrompt();
-                    }
-                    current.Send(send.Request);
+                    Step(ClientSessionEvent.NewRequestSubmitted(send.Request));
                     break;
             }
         }
@@ -210,16 +199,16 @@ public sealed class ChatClient
         var deadline = DateTime.UtcNow + timeout;
         while (DateTime.UtcNow < deadline && !gaveUp.Task.IsCompleted)
         {
-            ChatSession? session;
-            lock (gate) session = current is not null && !catchingUp && resume.Unconfirmed.Count == 0 ? current : null;
-            if (session is not null)
+            ChatSession? chat;
+            lock (gate) chat = ClientSession.isSettled(session) ? InUse() : null;
+            if (chat is not null)
             {
-                var answered = session.SyncAsync();
+                var answered = chat.SyncAsync();
                 var remaining = deadline - DateTime.UtcNow;
-                await Task.WhenAny(answered, session.Closed, Task.Delay(remaining > TimeSpan.Zero ? remaining : TimeSpan.Zero));
+                await Task.WhenAny(answered, chat.Closed, Task.Delay(remaining > TimeSpan.Zero ? remaining : TimeSpan.Zero));
                 lock (gate)
                 {
-                    if (answered.IsCompleted && resume.Unconfirmed.Count == 0) return true;
+                    if (answered.IsCompleted && ClientSession.isSettled(session)) return true;
                 }
             }
             await Task.Delay(50);
@@ -231,165 +220,107 @@ public sealed class ChatClient
     /// nothing it sent before is cut off.
     public async Task QuitAsync(TimeSpan goodbyeTimeout)
     {
-        ChatSession? session;
+        ChatSession? chat;
         lock (gate)
         {
-            quitting = true;
-            session = current;
+            chat = InUse();
+            Step(ClientSessionEvent.QuitRequested);
         }
-        if (session is null || session.Closed.IsCompleted) return;
-        session.Send(ClientRequest.Quit);
-        await Task.WhenAny(session.Closed, Task.Delay(goodbyeTimeout));
+        if (chat is null || chat.Closed.IsCompleted) return;
+        await Task.WhenAny(chat.Closed, Task.Delay(goodbyeTimeout));
     }
 
-    public bool IsQuitting
-    {
-        get { lock (gate) return quitting; }
-    }
-
-    // -----------------------------------------------------------------------------------------
-    // Failover bookkeeping (Failover.cs drives it).
-
-    /// Taken when the current connection is lost: the node to avoid, the redirect (if any), why.
-    public (int Previous, (int Node, Endpoint Client, string Reason)? Redirect) BeginReconnect(string reason)
-    {
-        lock (gate)
-        {
-            var redirected = redirect;
-            redirect = null;
-            reconnecting = new ReconnectReport(0, currentNode, redirected is not null, redirected?.Reason ?? reason, []);
-            UpdatePrompt();
-            return (currentNode, redirected);
-        }
-    }
-
+    /// Failover found no node before its deadline.
     public void GiveUp(string reason)
     {
-        lock (gate) reconnecting = null;
-        gaveUp.TrySetResult(reason);
+        lock (gate) Step(ClientSessionEvent.NewFailoverAbandoned(reason));
     }
 
     // -----------------------------------------------------------------------------------------
-    // Replies, from whichever connection sent them.
+    // Events from the connections, and the session's effects.
 
-    private void OnReply(ChatSession session, ServerReply reply, bool silent)
+    private void OnReply(ChatSession chat, ServerReply reply, bool silent)
+    {
+        lock (gate) Step(ClientSessionEvent.NewReplyReceived(chat.Id, reply, silent));
+    }
+
+    private void OnClosed(ChatSession chat)
     {
         lock (gate)
         {
-            if (session != current)
-            {
-                if (session == attempting) OnAttemptReply(session, reply);
-                return;
-            }
-            Show(reply, silent);
+            links.Remove(chat.Id);
+            Step(ClientSessionEvent.NewConnectionClosed(chat.Id, chat.CloseReason, chat.EndedByError));
         }
     }
 
-    /// Before the welcome: the welcome makes the attempt the current connection. A refusal is
-    /// shown only on the first connection; a failover tries again or elsewhere.
-    private void OnAttemptReply(ChatSession session, ServerReply reply)
+    /// The connection the session is on once welcomed; callers hold the gate.
+    private ChatSession? InUse()
     {
-        switch (reply)
+        var link = ClientSession.connectedLink(session);
+        return link is not null && links.TryGetValue(link.Value, out var chat) ? chat : null;
+    }
+
+    /// Callers hold the gate.
+    private void Step(ClientSessionEvent input)
+    {
+        var wasOnline = ClientSession.isOnline(session);
+        var (next, effects) = ClientSession.step(input, session);
+        session = next;
+        foreach (var effect in effects) CarryOut(effect);
+        if (!wasOnline && ClientSession.isOnline(session))
         {
-            case ServerReply.Welcome welcome:
-                current = session;
-                attempting = null;
-                currentNode = welcome.node;
-                resume.Welcomed(welcome.session);
-                knownNicks.Add(welcome.nick);
-                var report = reconnecting;
-                reconnecting = null;
-                UpdatePrompt();
-                if (report is null)
-                {
-                    printer.Reply(reply);
-                    break;
-                }
-                catchingUp = true;
-                quietJoins.UnionWith(attemptedResume.Select(point => point.Room));
-                printer.Reconnected(report with { Node = welcome.node, Resumed = attemptedResume });
-                break;
-            case ServerReply.Error when resume.SessionToken is null:
-                printer.Reply(reply);
-                break;
+            wentOnline.TrySetResult();
+            wentOnline = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         }
+        UpdatePrompt();
     }
 
-    private void Show(ServerReply reply, bool silent)
+    private void CarryOut(ClientSessionEffect effect)
     {
-        switch (reply)
+        switch (effect)
         {
-            case ServerReply.Message { Item: var message }:
-                var delivery = resume.Received(message);
-                knownNicks.Add(message.From);
-                if (delivery.Show) printer.Reply(reply);
-                if (delivery.Acknowledged) printer.Acknowledged(message);
-                return;
-            case ServerReply.Joined joined:
-                resume.RoomJoined(joined.room);
-                if (!quietJoins.Remove(joined.room)) printer.Reply(reply);
-                return;
-            case ServerReply.LeftRoom left:
-                resume.RoomLeft(left.room);
-                UpdatePrompt();
-                printer.Reply(reply);
-                return;
-            case ServerReply.WhoListed who:
-                if (who.room is null)
-                {
-                    knownNicks.Clear();
-                    knownNicks.Add(resume.Nick);
-                }
-                foreach (var user in who.users) knownNicks.Add(user.Nick);
+            case ClientSessionEffect.Send { request: ClientRequest.Hello hello } send:
+                if (links.TryGetValue(send.link, out var greeting)) greeting.Start(hello.Item);
                 break;
-            case ServerReply.StatusReported { Item: var status }:
-                knownNodes = NodeChoice.Rank(NodeChoice.FromStatus(status));
+            case ClientSessionEffect.Send send:
+                if (links.TryGetValue(send.link, out var chat)) chat.Send(send.request);
                 break;
-            case ServerReply.Redirected redirected:
-                // The node closes the connection next; Failover goes to this node first.
-                redirect = (redirected.node, redirected.client, redirected.reason);
+            case ClientSessionEffect.RefreshCandidates refresh:
+                if (links.TryGetValue(refresh.link, out var polled)) _ = polled.StatusAsync();
                 break;
-            case ServerReply.Private { Item: var line }:
-                knownNicks.Add(line.From);
+            case ClientSessionEffect.Sync sync:
+                // The answer comes back as a silent reply, which the session takes as the sync's.
+                if (links.TryGetValue(sync.link, out var synced)) _ = synced.SyncAsync();
                 break;
-            case ServerReply.Notice notice:
-                RememberPresence(notice.text);
+            case ClientSessionEffect.Show show:
+                printer.Reply(show.Item);
+                break;
+            case ClientSessionEffect.ShowAcknowledged acknowledged:
+                printer.Acknowledged(acknowledged.Item);
+                break;
+            case ClientSessionEffect.ShowReconnected reconnected:
+                printer.Reconnected(reconnected.Item);
+                break;
+            case ClientSessionEffect.ShowRoomSwitched switched:
+                printer.RoomSwitched(switched.room);
+                break;
+            case ClientSessionEffect.ShowError error:
+                printer.ClientError(error.code, error.reason);
+                break;
+            case ClientSessionEffect.FailOver failOver:
+                _ = Task.Run(() => Failover.RunAsync(this, failOver.Item));
+                break;
+            case ClientSessionEffect.End end:
+                gaveUp.TrySetResult(end.reason);
                 break;
         }
-        if (!silent) printer.Reply(reply);
-    }
-
-    /// Presence notices read "<nick> joined ..." and "<nick> left ..." (Node.fs).
-    private void RememberPresence(string text)
-    {
-        var words = text.Split(' ', 3);
-        if (words.Length < 2 || Chat.validateNick(words[0]).IsError) return;
-        if (words[1] == "joined") knownNicks.Add(words[0]);
-        else if (words[1] == "left") knownNicks.Remove(words[0]);
-    }
-
-    /// The current connection ended. After /quit that is the end; after an error from the node
-    /// it is too (the node meant it); otherwise the client fails over.
-    private void OnClosed(ChatSession session)
-    {
-        lock (gate)
-        {
-            if (session != current) return;
-            current = null;
-            catchingUp = false;
-            if (quitting) return;
-            if (session.EndedByError && redirect is null)
-            {
-                gaveUp.TrySetResult(session.CloseReason);
-                return;
-            }
-        }
-        _ = Task.Run(() => Failover.RunAsync(this, session.CloseReason));
     }
 
     private void UpdatePrompt()
     {
-        var state = reconnecting is not null ? " (reconnecting)" : "";
-        editor?.SetPrompt($"{resume.Nick} {resume.CurrentRoom}{state}> ");
+        var next = ClientSession.prompt(session);
+        if (next == prompt) return;
+        prompt = next;
+        editor?.SetPrompt(next);
     }
 }

@@ -20,13 +20,17 @@ public sealed class ChatSession : IDisposable
     private readonly TaskCompletionSource<ServerReply?> welcomed = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private string? lastErrorReason;
 
-    public ChatSession(Connection connection, Endpoint server, ReplyHandler onReply)
+    public ChatSession(long id, Connection connection, Endpoint server, ReplyHandler onReply)
     {
+        Id = id;
         this.connection = connection;
         this.onReply = onReply;
         Server = server;
         connection.Closed.ContinueWith(_ => welcomed.TrySetResult(null), TaskScheduler.Default);
     }
+
+    /// How the client's session (ClientSession.fs) names this connection.
+    public long Id { get; }
 
     public Endpoint Server { get; }
 

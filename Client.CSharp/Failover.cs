@@ -3,11 +3,12 @@ using FormalChat.Protocol;
 
 namespace FormalChat.Client;
 
-/// Carries the client over to another node when its connection is lost or the node redirects
-/// it: the redirect target first, then the least-loaded known live node other than the one that
-/// failed, then whatever discovery finds, round after round with a short backoff until the
-/// deadline. The hello carries the session token and every room's last shown sequence number;
-/// ChatClient prints the one line that tells the user and re-sends what was unconfirmed.
+/// Carries the client over to another node when its session (ClientSession.fs) says so: tries
+/// the targets the session orders (ClientSession.failoverTargets: the redirect target first, the
+/// least-loaded known node other than the one that failed, that one last), then whatever
+/// discovery finds, round after round with a short backoff until the deadline. The session
+/// writes the resuming hello, tells the user and re-sends what was unconfirmed; this is the
+/// part with sockets and clocks.
 public static class Failover
 {
     public static readonly TimeSpan Deadline = TimeSpan.FromSeconds(15);
@@ -18,15 +19,14 @@ public static class Failover
     private static readonly TimeSpan FirstBackoff = TimeSpan.FromMilliseconds(100);
     private static readonly TimeSpan LongestBackoff = TimeSpan.FromSeconds(1);
 
-    public static async Task RunAsync(ChatClient client, string reason)
+    public static async Task RunAsync(ChatClient client, FailoverPlan plan)
     {
-        var (previous, redirect) = client.BeginReconnect(reason);
         var clock = Stopwatch.StartNew();
         var backoff = FirstBackoff;
-        var lastFailure = reason;
+        var lastFailure = plan.Reason;
         for (var round = 0; clock.Elapsed < Deadline && !client.IsQuitting; round++)
         {
-            foreach (var server in await CandidatesAsync(client, previous, redirect?.Client, rediscover: round > 0, clock))
+            foreach (var server in await CandidatesAsync(client, plan, rediscover: round > 0, clock))
             {
                 if (clock.Elapsed >= Deadline || client.IsQuitting) break;
                 var attempt = await AttemptAsync(client, server, clock);
@@ -41,26 +41,22 @@ public static class Failover
             backoff = backoff * 2 < LongestBackoff ? backoff * 2 : LongestBackoff;
         }
         if (client.IsQuitting) return;
-        var what = redirect is { } moved ? $"the redirect to node {moved.Node}" : $"node {previous} failed ({reason})";
+        var what = plan.Redirect is { } moved ? $"the redirect to node {moved.Value.Node}" : $"node {plan.Previous} failed ({plan.Reason})";
         client.GiveUp($"could not reconnect within {Deadline.TotalSeconds:0} s after {what}; last attempt: {lastFailure}");
     }
 
     /// Where to try, best first. The first round uses the nodes the client already knows; later
     /// rounds ask discovery again. The failed node comes last, and only if discovery still hears it.
-    private static async Task<IReadOnlyList<Endpoint>> CandidatesAsync(
-        ChatClient client, int previous, Endpoint? redirectTarget, bool rediscover, Stopwatch clock)
+    private static async Task<IReadOnlyList<Endpoint>> CandidatesAsync(ChatClient client, FailoverPlan plan, bool rediscover, Stopwatch clock)
     {
         IReadOnlyList<NodeCandidate> nodes = client.KnownNodes;
-        if (rediscover || nodes.All(node => node.Id == previous))
+        if (rediscover || nodes.All(node => node.Id == plan.Previous))
         {
             using var budget = new CancellationTokenSource(Deadline - clock.Elapsed);
             nodes = await Discovery.FindAsync(client.Options.Discovery, client.Options.Tls?.Value, budget.Token);
             client.AddKnownNodes(nodes);
         }
-        var ranked = NodeChoice.Rank(nodes, excluding: previous).Select(node => node.Client)
-            .Concat(nodes.Where(node => node.Id == previous).Select(node => node.Client));
-        var first = redirectTarget is null ? [] : new[] { redirectTarget };
-        return first.Concat(ranked).Distinct().ToList();
+        return ClientSession.failoverTargets(plan, nodes).ToList();
     }
 
     /// One node: connect and resume, saying hello again while the nickname is still taken.

@@ -5,8 +5,9 @@ using Microsoft.FSharp.Core;
 
 namespace FormalChat.Cluster.Tests;
 
-/// The client's pure parts (Client.CSharp): the command grammar, the resume state that carries
-/// a client across a failover, the choice of node, discovery's stop rule. No sockets.
+/// The client's pure parts (Client.CSharp): the command grammar, the reconnect line, the choice
+/// of node, discovery's stop rule. No sockets. (The session across a failover is
+/// Protocol.FSharp/ClientSession.fs, tested in Protocol.Tests.)
 public class ClientCommandTests
 {
     private static readonly Func<string, bool> BobIsOnline = nick => nick == "bob";
@@ -14,9 +15,6 @@ public class ClientCommandTests
     private static Command Parse(string line, string currentRoom = "#lobby") => CommandParser.Parse(line, currentRoom, BobIsOnline);
 
     private static ClientRequest RequestOf(Command command) => Assert.IsType<SendRequest>(command).Request;
-
-    private static RoomMessage Message(string room, long seq, string from = "bob", long id = 0) =>
-        new(room, seq, from, 1, $"text {seq}", id);
 
     // -----------------------------------------------------------------------------------------
     // Commands.
@@ -106,105 +104,14 @@ public class ClientCommandTests
     public void An_empty_line_does_nothing(string line) => Assert.IsType<NoCommand>(Parse(line));
 
     // -----------------------------------------------------------------------------------------
-    // Resume state: what crosses a failover.
-
-    [Fact]
-    public void A_replay_after_a_resume_shows_nothing_twice()
-    {
-        var state = new ResumeState("alice", firstMessageId: 1);
-        Assert.True(state.Received(Message("#lobby", 41)).Show);
-        Assert.True(state.Received(Message("#lobby", 42)).Show);
-        // The new node replays from the resume point; what was shown already stays hidden.
-        Assert.False(state.Received(Message("#lobby", 41)).Show);
-        Assert.False(state.Received(Message("#lobby", 42)).Show);
-        Assert.True(state.Received(Message("#lobby", 43)).Show);
-        Assert.Equal(43, state.LastSeqShown("#lobby"));
-    }
-
-    [Fact]
-    public void Sequence_numbers_are_per_room()
-    {
-        var state = new ResumeState("alice", firstMessageId: 1);
-        state.RoomJoined("#dev");
-        Assert.True(state.Received(Message("#lobby", 10)).Show);
-        Assert.True(state.Received(Message("#dev", 3)).Show);
-        Assert.Equal([("#dev", 3L), ("#lobby", 10L)], state.ResumePoints());
-    }
-
-    [Fact]
-    public void A_send_is_unconfirmed_until_it_comes_back_with_its_id()
-    {
-        var state = new ResumeState("alice", firstMessageId: 1);
-        var first = state.Sent("#lobby", "one");
-        var second = state.Sent("#lobby", "two");
-        Assert.Equal((1L, 2L), (first.Id, second.Id));
-        Assert.Equal(ClientRequest.NewSay("#lobby", "one", 1L), first.Request);
-
-        // Someone else's message with the same id confirms nothing.
-        Assert.False(state.Received(Message("#lobby", 7, from: "bob", id: 1)).Acknowledged);
-        Assert.True(state.Received(Message("#lobby", 8, from: "alice", id: 1)).Acknowledged);
-        Assert.Equal([second], state.Unconfirmed);
-        // A replay of the same message neither shows nor acknowledges it again.
-        Assert.Equal(new Delivery(false, false), state.Received(Message("#lobby", 8, from: "alice", id: 1)));
-    }
-
-    [Fact]
-    public void A_send_whose_echo_was_already_shown_is_still_confirmed()
-    {
-        // After a failover the replay may bring the own message back: it confirms even if hidden.
-        var state = new ResumeState("alice", firstMessageId: 5);
-        var pending = state.Sent("#lobby", "in flight");
-        state.Received(Message("#lobby", 20));
-        var delivery = state.Received(Message("#lobby", 20, from: "alice", id: pending.Id));
-        Assert.Equal(new Delivery(false, true), delivery);
-        Assert.Empty(state.Unconfirmed);
-    }
-
-    [Fact]
-    public void The_first_hello_resumes_nothing_and_later_ones_carry_the_session_and_every_room()
-    {
-        var state = new ResumeState("alice", firstMessageId: 1);
-        var first = state.Hello();
-        Assert.True(first.Session is null);
-        Assert.True(first.Resume.IsEmpty);
-
-        state.Welcomed("token-1");
-        state.RoomJoined("#dev");
-        state.Received(Message("#lobby", 1042));
-        state.Received(Message("#dev", 7));
-        var again = state.Hello();
-        Assert.Equal("token-1", again.Session!.Value);
-        Assert.Equal(ListModule.OfSeq([Tuple.Create("#dev", 7L), Tuple.Create("#lobby", 1042L)]), again.Resume);
-    }
-
-    [Fact]
-    public void Leaving_a_room_forgets_its_position_and_the_lobby_cannot_be_left()
-    {
-        var state = new ResumeState("alice", firstMessageId: 1);
-        state.RoomJoined("#dev");
-        Assert.True(state.SwitchTo("#dev"));
-        state.Received(Message("#dev", 9));
-        state.RoomLeft("#dev");
-        Assert.Equal("#lobby", state.CurrentRoom);
-        Assert.Equal(0, state.LastSeqShown("#dev"));
-        Assert.False(state.SwitchTo("#dev"));
-        state.RoomLeft("#lobby");
-        Assert.True(state.IsJoined("#lobby"));
-    }
-
-    [Fact]
-    public void Message_ids_start_where_told_and_never_at_zero()
-    {
-        Assert.Equal(1_000, new ResumeState("alice", firstMessageId: 1_000).Sent("#lobby", "x").Id);
-        Assert.Throws<ArgumentOutOfRangeException>(() => new ResumeState("alice", firstMessageId: 0));
-    }
+    // The reconnect line.
 
     [Fact]
     public void The_reconnect_line_names_the_nodes_and_every_resumed_room()
     {
-        var failed = new ReconnectReport(2, 3, false, "connection lost", [("#lobby", 1042L), ("#dev", 7L)]);
+        var failed = new ReconnectReport(2, 3, false, "connection lost", ListModule.OfSeq([Tuple.Create("#lobby", 1042L), Tuple.Create("#dev", 7L)]));
         Assert.Equal("reconnected to node 2 after node 3 failed; resumed #lobby from 1042, #dev from 7", failed.Describe());
-        var moved = new ReconnectReport(2, 1, true, "node 2 has 0 clients, this node 9", [("#lobby", 5L)]);
+        var moved = new ReconnectReport(2, 1, true, "node 2 has 0 clients, this node 9", ListModule.OfSeq([Tuple.Create("#lobby", 5L)]));
         Assert.Equal("moved to node 2 (redirected: node 2 has 0 clients, this node 9); resumed #lobby from 5", moved.Describe());
     }
 

@@ -13,7 +13,7 @@
 ///
 /// A step is one event taken from the queue: a tick, a peer message or heartbeat arriving, a
 /// client request or reply arriving, a client's timer. The network, disks and clients are in
-/// SimNetwork.fs and SimClients.fs; the invariants, checked after every step, in SimChecks.fs.
+/// SimNetwork.fs and SimClientShell.fs (round Protocol.FSharp/ClientSession.fs); the invariants, checked after every step, in SimChecks.fs.
 ///
 /// The fault budget. The promise of docs/REPLICATION.md is for ONE failure, so a run has at most
 /// one faulty node at a time, of one of these kinds:
@@ -59,7 +59,7 @@ open FormalChat.Protocol
 open FormalChat.Protocol.NodeState
 open FormalChat.Protocol.Tests.SimNetwork
 open FormalChat.Protocol.Tests.SimChecks
-open FormalChat.Protocol.Tests.SimClients
+open FormalChat.Protocol.Tests.SimClientShell
 open Xunit
 
 type FaultKind =
@@ -191,7 +191,7 @@ let run (settings: Settings) (seed: int) : RunResult =
                 | _ -> []
             let client = createClient index extra stats
             client.Redirect <- Some home
-            client.Phase <- Idle(int64 (between random 0 (3 * timing.IntervalMs)))
+            client.RetryAt <- int64 (between random 0 (3 * timing.IntervalMs))
             client)
         |> Array.ofList
     let ledger = newLedger ()
@@ -332,7 +332,7 @@ let run (settings: Settings) (seed: int) : RunResult =
             header
             @ [ for n in net.Nodes -> describeNode n ]
             @ [ "clients:" ]
-            @ [ for client in clients -> SimClients.describe client ]
+            @ [ for client in clients -> SimClientShell.describe client ]
             @ [ "most recent events, oldest first:" ]
             @ describeTrace net settings.TraceLength
         )
