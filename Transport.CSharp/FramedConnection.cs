@@ -25,6 +25,9 @@ public sealed class FramedConnection : IFrameConnection
     private readonly TaskCompletionSource _readingEnded = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly TaskCompletionSource<string> _closed = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private long _queuedBytes;
+    /// <summary>Senders waiting for room in the queue (SendAsync); null while none waits, so the
+    /// write loop pays nothing for them.</summary>
+    private TaskCompletionSource? _roomMade;
     private int _closedFlag;
     private int _readingStarted;
 
@@ -67,11 +70,40 @@ public sealed class FramedConnection : IFrameConnection
             _ = CloseAsync($"{Frames.TooSlowPrefix}: more than {_maxQueuedBytes} bytes were waiting to be sent");
             return false;
         }
+        return Enqueue(frame);
+    }
+
+    private bool Enqueue(ReadOnlyMemory<byte> frame)
+    {
         Count(frame.Length);
         if (_outbound.Writer.TryWrite(frame)) return true;
         Count(-frame.Length);
         return false;
     }
+
+    public async ValueTask<bool> SendAsync(ReadOnlyMemory<byte> frame, CancellationToken cancel = default)
+    {
+        while (true)
+        {
+            if (Volatile.Read(ref _closedFlag) != 0) return false;
+            if (HasRoomFor(frame.Length)) return Enqueue(frame);
+            var waiter = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            var roomMade = Interlocked.CompareExchange(ref _roomMade, waiter, null) ?? waiter;
+            // Checked again once registered: the write loop takes bytes off before it looks for
+            // waiters, so either this sees the room or the write loop sees this waiter.
+            if (HasRoomFor(frame.Length) || Volatile.Read(ref _closedFlag) != 0) continue;
+            await roomMade.Task.WaitAsync(cancel).ConfigureAwait(false);
+        }
+    }
+
+    // A frame larger than the whole bound still goes out, alone.
+    private bool HasRoomFor(int frameBytes)
+    {
+        var queued = Interlocked.Read(ref _queuedBytes);
+        return queued == 0 || queued + frameBytes <= _maxQueuedBytes;
+    }
+
+    private void WakeSenders() => Interlocked.Exchange(ref _roomMade, null)?.TrySetResult();
 
     private void Count(long bytes)
     {
@@ -97,6 +129,7 @@ public sealed class FramedConnection : IFrameConnection
         _outbound.Writer.TryComplete();
         while (_outbound.Reader.TryRead(out var dropped)) Count(-dropped.Length);
         _closing.Cancel();
+        WakeSenders();
         // Nobody reads: the input is completed here, so the other side's writes end too.
         if (Interlocked.Exchange(ref _readingStarted, 1) == 0) CompleteInput();
         _transport.Abort();
@@ -183,6 +216,7 @@ public sealed class FramedConnection : IFrameConnection
                     writer.Write(frame.Span);
                     Count(-frame.Length);
                 }
+                if (Volatile.Read(ref _roomMade) is not null) WakeSenders();
                 var flushed = await writer.FlushAsync(_closing.Token).ConfigureAwait(false);
                 if (flushed.IsCompleted)
                 {

@@ -26,6 +26,11 @@ public interface IFrameConnection : IAsyncDisposable
     /// connection is closed, or when it now closes because the frame would pass the byte bound.</summary>
     bool TrySend(ReadOnlyMemory<byte> frame);
 
+    /// <summary>Queues a whole frame, waiting while the queue is at its bound instead of closing:
+    /// for a sender that would rather slow down than be disconnected (a flood in a test). False
+    /// when the connection is closed; cancelling the wait throws OperationCanceledException.</summary>
+    ValueTask<bool> SendAsync(ReadOnlyMemory<byte> frame, CancellationToken cancel = default);
+
     /// <summary>
     /// Reads frames until the connection ends or <paramref name="onFrame"/> returns false (after it
     /// has queued its own error reply), handing each one over as its bytes without the newline or a

@@ -142,6 +142,30 @@ public sealed class FramedConnectionTests
     }
 
     [Fact]
+    public async Task ASenderThatWaitsIsHeldAtTheBoundInsteadOfDisconnected()
+    {
+        var (left, right) = InMemoryConnection.CreatePair(maxQueuedBytes: 8 * 1024, transportBufferBytes: 1024);
+        await using var _ = left;
+        await using var __ = right;
+        var frame = Frames.Of(new string('x', 1023));
+
+        // Nobody reads yet: the sender fills the transport and the queue, then waits.
+        var sending = Task.Run(async () =>
+        {
+            for (var n = 0; n < 200; n++) Assert.True(await left.SendAsync(frame));
+        });
+        await Eventually.TrueAsync(() => Task.FromResult(left.QueuedBytes + frame.Length > 8 * 1024), Deadline, "the queue reached its bound");
+        Assert.False(sending.IsCompleted);
+        Assert.Null(left.CloseReason);
+
+        var received = 0;
+        var reading = right.ReadFramesAsync(2048, _ => Interlocked.Increment(ref received) > 0);
+        await sending.WaitAsync(Deadline);
+        await Eventually.TrueAsync(() => Task.FromResult(Volatile.Read(ref received) == 200), Deadline, "every frame arrived");
+        Assert.Null(left.CloseReason);
+    }
+
+    [Fact]
     public async Task EveryEndHasOneReasonAndTheFirstWins()
     {
         var (left, right) = InMemoryConnection.CreatePair(maxQueuedBytes: 1024);
