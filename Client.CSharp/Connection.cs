@@ -2,61 +2,63 @@ using System.Net.Sockets;
 using System.Text;
 using FormalChat.CommandLine;
 using FormalChat.Protocol;
+using FormalChat.Transport;
 
 namespace FormalChat.Client;
 
 /// The connection could not be opened; Message is the text to show after "cannot connect to ...".
 public sealed class ConnectFailedException(string reason) : Exception(reason);
 
-/// One TCP connection to a node, speaking newline-delimited frames (docs/PROTOCOL.md: "one JSON
-/// object per line"). A read loop hands every line to the caller; every way the connection can
-/// end completes Closed once, with a reason. Disposal is idempotent.
+/// One connection to a node: the framed connection of Transport.CSharp (docs/PROTOCOL.md: "one
+/// JSON object per line") with the client's requests encoded and the node's frames handed over as
+/// text. Every way the connection can end completes Closed once, with a reason. Disposal is idempotent.
 public sealed class Connection : IDisposable
 {
     private static readonly TimeSpan DefaultConnectTimeout = TimeSpan.FromSeconds(5);
 
-    private readonly TcpClient tcp;
-    private readonly Stream stream;
-    private readonly Lock writeGate = new();
-    private readonly TaskCompletionSource<string> closed = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    /// What may wait to be sent before the node counts as not reading: a chat client sends
+    /// little, so only a node that has stopped reading gets this far, and the client fails over.
+    private const long MaxQueuedBytes = 4L * 1024 * 1024;
 
-    private Connection(TcpClient tcp, Stream stream)
-    {
-        this.tcp = tcp;
-        this.stream = stream;
-    }
+    /// The welcome does not say the node's --max-frame, so the client reads frames up to the
+    /// node's default, the one constant both share.
+    private static readonly int MaxFrameBytes = Wire.defaultMaxFrameBytes;
+
+    private readonly IFrameConnection frames;
+
+    public Connection(IFrameConnection frames) => this.frames = frames;
 
     /// Completes with the reason once the connection has ended, whoever ended it.
-    public Task<string> Closed => closed.Task;
+    public Task<string> Closed => frames.Closed;
 
     public static Task<Connection> ConnectAsync(Endpoint server) => ConnectAsync(server, DefaultConnectTimeout);
 
     /// With <paramref name="tls"/>, the connection speaks TLS (ClientTls.cs) or fails with the reason.
     public static async Task<Connection> ConnectAsync(Endpoint server, TimeSpan connectTimeout, ClientTlsOptions? tls = null)
     {
-        var tcp = new TcpClient { NoDelay = true };
+        var socket = new Socket(SocketType.Stream, ProtocolType.Tcp);
         try
         {
             using var timeout = new CancellationTokenSource(connectTimeout);
-            await tcp.ConnectAsync(server.Host, server.Port, timeout.Token);
-            Stream stream = tcp.GetStream();
-            if (tls is not null) stream = await ClientTls.AuthenticateAsync(stream, server, tls, connectTimeout);
-            return new Connection(tcp, stream);
+            await socket.ConnectAsync(server.Host, server.Port, timeout.Token);
+            if (tls is null) return new Connection(FramedConnection.Open(socket, MaxQueuedBytes));
+            var stream = await ClientTls.AuthenticateAsync(new NetworkStream(socket, ownsSocket: true), server, tls, connectTimeout);
+            return new Connection(FramedConnection.Open(stream, $"{server.Host}:{server.Port}", MaxQueuedBytes));
         }
         catch (ConnectFailedException)
         {
-            tcp.Dispose();
+            socket.Dispose();
             throw;
         }
         catch (Exception error) when (error is SocketException or OperationCanceledException)
         {
-            tcp.Dispose();
+            socket.Dispose();
             throw new ConnectFailedException(error switch
             {
                 SocketException { SocketErrorCode: SocketError.ConnectionRefused } => "connection refused",
                 SocketException { SocketErrorCode: SocketError.HostNotFound or SocketError.NoData } => "host not found",
                 SocketException { SocketErrorCode: SocketError.NetworkUnreachable or SocketError.HostUnreachable } => "unreachable",
-                SocketException socket => socket.Message,
+                SocketException other => other.Message,
                 _ => $"no answer within {connectTimeout.TotalSeconds:0.#} s",
             });
         }
@@ -65,78 +67,29 @@ public sealed class Connection : IDisposable
     /// Starts the read loop; onLine runs on the loop's thread, one line at a time.
     public void Start(Action<string> onLine) => _ = Task.Run(() => ReadLoopAsync(onLine));
 
-    /// Writes one frame. Writes are synchronous under a lock so frames leave in the order the
-    /// caller sent them (the session relies on that to match /who answers to requests); a
-    /// chat client sends little, and a node that stops reading slows its typist, not memory.
-    public void Send(ClientRequest request)
-    {
-        var frame = Wire.encodeClientRequestLine(request);
-        lock (writeGate)
-        {
-            try
-            {
-                stream.Write(frame);
-            }
-            catch (Exception error) when (error is IOException or ObjectDisposedException or SocketException)
-            {
-                Close($"connection lost while sending ({error.Message})");
-            }
-        }
-    }
+    /// Queues one frame. Frames leave in the order they were queued (the session relies on that to
+    /// match /who answers to requests); a node that stops reading ends the connection.
+    public void Send(ClientRequest request) => frames.TrySend(Wire.encodeClientRequestLine(request));
 
     /// Ends the connection with a reason; only the first reason counts.
-    public void Close(string reason)
-    {
-        if (!closed.TrySetResult(reason)) return;
-        tcp.Dispose();
-        stream.Dispose();
-    }
+    public void Close(string reason) => _ = frames.CloseAsync(reason);
 
     public void Dispose() => Close("closed by the client");
 
     private async Task ReadLoopAsync(Action<string> onLine)
     {
-        var buffer = new byte[16 * 1024];
-        var pending = new MemoryStream();
-        try
-        {
-            while (!closed.Task.IsCompleted)
+        var reason = await frames.ReadFramesAsync(
+            MaxFrameBytes,
+            frame =>
             {
-                var count = await stream.ReadAsync(buffer);
-                if (count == 0)
-                {
-                    Close("the server closed the connection");
-                    return;
-                }
-                if (!SplitLines(buffer.AsSpan(0, count), pending, onLine)) return;
-            }
-        }
-        catch (Exception error) when (error is IOException or ObjectDisposedException or SocketException)
+                if (frame.Length > 0) onLine(Encoding.UTF8.GetString(frame.Span));
+                return frames.CloseReason is null;
+            });
+        Close(reason switch
         {
-            Close($"connection lost ({error.Message})");
-        }
-    }
-
-    /// Hands every complete line in `received` to onLine and keeps the unfinished tail in
-    /// `pending`. A frame longer than the protocol's maximum ends the connection.
-    private bool SplitLines(ReadOnlySpan<byte> received, MemoryStream pending, Action<string> onLine)
-    {
-        while (!received.IsEmpty && !closed.Task.IsCompleted)
-        {
-            var newline = received.IndexOf((byte)'\n');
-            var part = newline < 0 ? received : received[..newline];
-            if (pending.Length + part.Length > Wire.defaultMaxFrameBytes)
-            {
-                Close($"the server sent a frame over {Wire.defaultMaxFrameBytes} bytes");
-                return false;
-            }
-            pending.Write(part);
-            if (newline < 0) return true;
-            var line = Encoding.UTF8.GetString(pending.GetBuffer(), 0, (int)pending.Length).TrimEnd('\r');
-            pending.SetLength(0);
-            if (line.Length > 0) onLine(line);
-            received = received[(newline + 1)..];
-        }
-        return !closed.Task.IsCompleted;
+            Frames.ClosedByOtherSide => "the server closed the connection",
+            _ when reason == Frames.Oversized(MaxFrameBytes) => $"the server sent a frame over {MaxFrameBytes} bytes",
+            _ => reason,
+        });
     }
 }

@@ -4,23 +4,21 @@ using System.Net.Sockets;
 using System.Text;
 using FormalChat.CommandLine;
 using FormalChat.Protocol;
+using FormalChat.Transport;
 
 namespace FormalChat.Client;
 
 /// Listens to the nodes' multicast heartbeats for a moment and reports the nodes heard. It only
-/// listens: it joins the group on the configured interface (127.0.0.1 by default) and never
-/// sends. A datagram that is not a heartbeat is ignored.
+/// listens: it joins the group on the configured interface (127.0.0.1 by default; the socket
+/// is set up as the nodes' is, by Transport.CSharp's MulticastSocket) and never sends. A
+/// datagram that is not a heartbeat is ignored.
 public static class MulticastListener
 {
     public static async Task<IReadOnlyList<NodeCandidate>> ListenAsync(DiscoveryOptions discovery, CancellationToken cancel)
     {
         var group = new IPEndPoint(IPAddress.Parse(discovery.MulticastGroup.Host), discovery.MulticastGroup.Port);
-        using var socket = new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp);
-        // The nodes on this host hold the same group and port; ReuseAddress lets us listen beside them.
-        socket.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
-        socket.Bind(group);
-        socket.SetSocketOption(SocketOptionLevel.IP, SocketOptionName.AddMembership,
-            new MulticastOption(group.Address, IPAddress.Parse(discovery.MulticastInterface)));
+        // The nodes on this host hold the same group and port; the shared setup lets us listen beside them.
+        using var socket = MulticastSocket.Open(group, IPAddress.Parse(discovery.MulticastInterface));
 
         var collector = new HeartbeatCollector();
         var clock = Stopwatch.StartNew();

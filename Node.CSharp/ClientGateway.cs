@@ -4,6 +4,7 @@ using System.Net.Sockets;
 using FormalChat.CommandLine;
 using FormalChat.Node.Security;
 using FormalChat.Protocol;
+using FormalChat.Transport;
 using Microsoft.Extensions.Logging;
 using static FormalChat.Protocol.NodeState;
 
@@ -30,7 +31,7 @@ public sealed class ClientGateway : IAsyncDisposable
     private readonly NodeInbox _inbox;
     private readonly InputCounters _counters;
     private readonly ILogger _log;
-    private readonly ConcurrentDictionary<long, LineConnection> _clients = new();
+    private readonly ConcurrentDictionary<long, IFrameConnection> _clients = new();
     /// <summary>Connections that need no hello timeout any more: welcomed, or monitors that asked for status.</summary>
     private readonly ConcurrentDictionary<long, byte> _greeted = new();
     private readonly ConnectionsPerAddress _perAddress;
@@ -99,14 +100,13 @@ public sealed class ClientGateway : IAsyncDisposable
             await RefuseExtraConnectionAsync(socket, address).ConfigureAwait(false);
             return;
         }
-        var stream = _tls is null ? new NetworkStream(socket, ownsSocket: true) : await _tls.AcceptAsync(socket, "client", ClientTlsDeadline, TlsRequired, _stopping.Token).ConfigureAwait(false);
-        if (stream is null)
+        var connection = await ClientTls.OpenAsync(_tls, socket, "client", ClientTlsDeadline, TlsRequired, _limits.MaxQueueBytes, Outbound, _stopping.Token).ConfigureAwait(false);
+        if (connection is null)
         {
             _perAddress.Remove(address);
             return;
         }
         var client = Interlocked.Increment(ref _nextClientId);
-        var connection = new LineConnection(socket, stream, _limits.MaxQueueBytes, Outbound);
         _clients[client] = connection;
         _inbox.Clients.Force(Event.NewClientConnected(client, NewSessionToken()), ConnectionEventBytes);
         if (_limits.HelloTimeoutMs > 0) _ = CloseIfNotWelcomedAsync(client, connection);
@@ -134,10 +134,10 @@ public sealed class ClientGateway : IAsyncDisposable
         var count = _counters.CountRefusedConnection();
         var reason = $"too many connections from {address}: at most {_limits.MaxConnectionsPerAddress} at once";
         _log.LogWarning("refused a client connection: {Reason} ({Count} refused so far)", reason, count);
-        await using var connection = new LineConnection(socket, maxQueuedBytes: 64 * 1024);
+        await using var connection = FramedConnection.Open(socket, maxQueuedBytes: 64 * 1024);
         connection.TrySend(Wire.encodeServerReplyLine(ServerReply.NewError(ErrorCode.ServerFull, reason)));
         // Read (and drop) what it sends meanwhile, so the close is a FIN after the error, not an RST.
-        var reading = connection.ReadLinesAsync(_maxFrameBytes, _ => ValueTask.FromResult(true));
+        var reading = connection.ReadFramesAsync(_maxFrameBytes, _ => true);
         await connection.CloseAfterSendingAsync(reason).ConfigureAwait(false);
         await reading.ConfigureAwait(false);
     }
@@ -147,7 +147,7 @@ public sealed class ClientGateway : IAsyncDisposable
     /// timeout ends, unless it asked for status. An unwelcomed connection still holds a slot of
     /// --max-clients, and 5,000 silent ones once locked every real user out.
     /// </summary>
-    private async Task CloseIfNotWelcomedAsync(long client, LineConnection connection)
+    private async Task CloseIfNotWelcomedAsync(long client, IFrameConnection connection)
     {
         try { await Task.Delay(_limits.HelloTimeoutMs, _stopping.Token).ConfigureAwait(false); }
         catch (OperationCanceledException) { return; }
@@ -167,11 +167,11 @@ public sealed class ClientGateway : IAsyncDisposable
     private static readonly ReadOnlyMemory<byte> TlsRequired = Wire.encodeServerReplyLine(ServerReply.NewError(ErrorCode.TlsRequired,
         "this node's client port accepts TLS only (TLS 1.2 or later): connect with --tls (and --tls-ca FILE for a private CA)"));
 
-    private async Task ReadRequestsAsync(long client, IPAddress address, LineConnection connection)
+    private async Task ReadRequestsAsync(long client, IPAddress address, IFrameConnection connection)
     {
         var rate = new ClientRateLimit(_limits.RatePerSecond, _limits.Burst);
         string? refusal = null;
-        var reason = await connection.ReadLinesAsync(
+        var reason = await connection.ReadFramesAsync(
             _maxFrameBytes,
             async line =>
             {
@@ -197,17 +197,17 @@ public sealed class ClientGateway : IAsyncDisposable
                 await _inbox.Clients.WriteAsync(request, line.Length, _stopping.Token).ConfigureAwait(false);
                 return true;
             },
-            length => { refusal = Refuse(client, connection, ErrorCode.FrameTooLarge, $"a frame has at most {_maxFrameBytes} bytes"); return false; }
+            length => { refusal = Refuse(client, connection, ErrorCode.FrameTooLarge, $"a frame has at most {_maxFrameBytes} bytes"); }
         ).ConfigureAwait(false);
         if (refusal is not null) await connection.CloseAfterSendingAsync(refusal).ConfigureAwait(false);
         else await connection.CloseAsync(reason).ConfigureAwait(false);
-        if (reason.StartsWith("too slow", StringComparison.Ordinal))
+        if (reason.StartsWith(Frames.TooSlowPrefix, StringComparison.Ordinal))
         {
             _log.LogWarning("client {Client} ({Remote}) disconnected: {Reason}", client, connection.Remote, reason);
         }
     }
 
-    private async Task SlowDownIfOverRate(long client, LineConnection connection, ClientRateLimit rate)
+    private async Task SlowDownIfOverRate(long client, IFrameConnection connection, ClientRateLimit rate)
     {
         var wasSlowing = rate.IsSlowing;
         var wait = rate.Take();
@@ -224,7 +224,7 @@ public sealed class ClientGateway : IAsyncDisposable
     /// <summary>The token a client shows to take its nickname over after a failover: random, so it cannot be guessed.</summary>
     private static string NewSessionToken() => Convert.ToHexString(System.Security.Cryptography.RandomNumberGenerator.GetBytes(16)).ToLowerInvariant();
 
-    private string Refuse(long client, LineConnection connection, ErrorCode code, string reason)
+    private string Refuse(long client, IFrameConnection connection, ErrorCode code, string reason)
     {
         var count = _counters.CountBadClientFrame();
         _log.LogWarning("client {Client} ({Remote}) sent a bad frame, closing it: {Reason} ({Count} refused so far)",

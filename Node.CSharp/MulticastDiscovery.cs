@@ -2,6 +2,7 @@ using System.Net;
 using System.Net.Sockets;
 using FormalChat.Node.Security;
 using FormalChat.Protocol;
+using FormalChat.Transport;
 using Microsoft.Extensions.Logging;
 using static FormalChat.Protocol.NodeState;
 
@@ -9,7 +10,8 @@ namespace FormalChat.Node;
 
 /// <summary>
 /// UDP multicast for discovery and heartbeats. Sends leave through the configured interface
-/// (127.0.0.1 by default) with TTL 1, so they never go past this host's first hop. A datagram
+/// (127.0.0.1 by default) with TTL 1, so they never go past this host's first hop (the socket
+/// setup is Transport.CSharp's MulticastSocket, shared with the client). A datagram
 /// that is not a valid heartbeat is dropped and counted. With a cluster key, every datagram is
 /// sealed with an HMAC and a counter (Security/HeartbeatSeal.cs), and one that is forged or
 /// replayed is dropped before it is decoded.
@@ -31,15 +33,8 @@ public sealed class MulticastDiscovery : IDisposable
         _inbox = inbox;
         _counters = counters;
         _log = log;
-        var outgoing = IPAddress.Parse(interfaceAddress);
-        _socket = new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp);
-        _socket.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
         // Bound to the group address itself: only this group's datagrams arrive here.
-        _socket.Bind(_group);
-        _socket.SetSocketOption(SocketOptionLevel.IP, SocketOptionName.AddMembership, new MulticastOption(_group.Address, outgoing));
-        _socket.SetSocketOption(SocketOptionLevel.IP, SocketOptionName.MulticastInterface, outgoing.GetAddressBytes());
-        _socket.SetSocketOption(SocketOptionLevel.IP, SocketOptionName.MulticastTimeToLive, 1);
-        _socket.SetSocketOption(SocketOptionLevel.IP, SocketOptionName.MulticastLoopback, true);
+        _socket = MulticastSocket.Open(_group, IPAddress.Parse(interfaceAddress));
     }
 
     /// <summary>Heartbeats are received on a thread of their own (see DedicatedThread).</summary>

@@ -7,6 +7,7 @@ using FormalChat.Node.Irc;
 using FormalChat.CommandLine;
 using FormalChat.Protocol;
 using Microsoft.FSharp.Collections;
+using FormalChat.Transport;
 using Microsoft.Extensions.Logging;
 using static FormalChat.Protocol.NodeState;
 using LogLevel = Microsoft.Extensions.Logging.LogLevel;
@@ -279,7 +280,7 @@ public sealed class NodeHost
                 case Effect.SendToClients send:
                     // Every status says whether this node authenticates the cluster (Security/ClusterSecurity.cs).
                     var clientFrame = send.Item2.IsStatusReported
-                        ? LineConnection.Frame(StatusAnnotation.AddClientSecurity(host._security.AnnotateStatus(Wire.encodeServerReply(send.Item2)), host._clientTls is not null, host._counters))
+                        ? Frames.Of(StatusAnnotation.AddClientSecurity(host._security.AnnotateStatus(Wire.encodeServerReply(send.Item2)), host._clientTls is not null, host._counters))
                         : Wire.encodeServerReplyLine(send.Item2);
                     clients.Send(send.Item1, clientFrame);
                     if (send.Item2.IsWelcome) clients.MarkWelcomed(send.Item1);

@@ -4,6 +4,7 @@ using System.Net.Sockets;
 using System.Threading.Channels;
 using FormalChat.Node.Security;
 using FormalChat.Protocol;
+using FormalChat.Transport;
 using Microsoft.Extensions.Logging;
 using static FormalChat.Protocol.NodeState;
 
@@ -32,7 +33,7 @@ public sealed class PeerNetwork : IAsyncDisposable
     private readonly ILogger _log;
     private readonly ClusterSecurity _security;
     private readonly ConcurrentDictionary<string, PeerLink> _links = new();
-    private readonly ConcurrentDictionary<LineConnection, byte> _incoming = new();
+    private readonly ConcurrentDictionary<IFrameConnection, byte> _incoming = new();
     private readonly CancellationTokenSource _stopping = new();
 
     public PeerNetwork(IPEndPoint endpoint, int maxFrameBytes, NodeInbox inbox, InputCounters counters, ILogger log, ClusterSecurity security)
@@ -72,10 +73,10 @@ public sealed class PeerNetwork : IAsyncDisposable
             linkPeer = outcome.PeerId;
         }
         // This side never writes on an incoming link.
-        var connection = new LineConnection(socket, maxQueuedBytes: 0);
+        var connection = FramedConnection.Open(socket, maxQueuedBytes: 0);
         _incoming[connection] = 0;
         string? refusal = null;
-        await connection.ReadLinesAsync(
+        await connection.ReadFramesAsync(
             _maxFrameBytes,
             async line =>
             {
@@ -97,7 +98,7 @@ public sealed class PeerNetwork : IAsyncDisposable
                 await _inbox.Peers.WriteAsync(received, line.Length, _stopping.Token).ConfigureAwait(false);
                 return true;
             },
-            length => { refusal = $"frame of {length} bytes is over the limit"; return false; }
+            length => { refusal = $"frame of {length} bytes is over the limit"; }
         ).ConfigureAwait(false);
         if (refusal is not null)
         {
@@ -144,7 +145,7 @@ public sealed class PeerNetwork : IAsyncDisposable
         // whose queue is bounded in bytes.
         private readonly Channel<ReadOnlyMemory<byte>> _queue = Channel.CreateUnbounded<ReadOnlyMemory<byte>>();
         private readonly Task _sender;
-        private LineConnection? _connection;
+        private IFrameConnection? _connection;
         private long _waitingBytes;
 
         public PeerLink(Endpoint peer, ByteGauge outbound, ILogger log, ClusterSecurity security, CancellationToken stopping)
@@ -211,7 +212,7 @@ public sealed class PeerNetwork : IAsyncDisposable
             catch (OperationCanceledException) { }
         }
 
-        private async Task<LineConnection?> ConnectAsync()
+        private async Task<IFrameConnection?> ConnectAsync()
         {
             var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
             using var timeout = CancellationTokenSource.CreateLinkedTokenSource(_stopping);
@@ -238,9 +239,9 @@ public sealed class PeerNetwork : IAsyncDisposable
                     return null;
                 }
             }
-            var connection = new LineConnection(socket, MaxQueuedBytesPerPeer, _outbound);
+            var connection = FramedConnection.Open(socket, MaxQueuedBytesPerPeer, _outbound);
             // The other side never writes on this link; reading only notices when it goes away.
-            _ = connection.ReadLinesAsync(1024, _ => ValueTask.FromResult(true)).ContinueWith(read => connection.CloseAsync(read.Result), TaskScheduler.Default);
+            _ = connection.ReadFramesUntilClosedAsync(1024, _ => true);
             return connection;
         }
 

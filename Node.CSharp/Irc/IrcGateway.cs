@@ -3,6 +3,7 @@ using System.Net;
 using System.Net.Sockets;
 using FormalChat.CommandLine;
 using FormalChat.Protocol;
+using FormalChat.Transport;
 using Microsoft.Extensions.Logging;
 using Microsoft.FSharp.Collections;
 using static FormalChat.Protocol.NodeState;
@@ -82,7 +83,7 @@ public sealed class IrcGateway : IAsyncDisposable
         if (!Owns(client) || !_connections.TryGetValue(client, out var connection)) return;
         string closing;
         lock (connection.Session) closing = IrcTranslator.ClosingLine(connection.Session, reason);
-        connection.Line.TrySend(LineConnection.Frame(closing));
+        connection.Line.TrySend(Frames.Of(closing));
         _ = connection.Line.CloseAfterSendingAsync(reason);
     }
 
@@ -90,7 +91,7 @@ public sealed class IrcGateway : IAsyncDisposable
     {
         IrcOutcome outcome;
         lock (connection.Session) outcome = IrcTranslator.OnReply(connection.Session, reply);
-        foreach (var line in outcome.Lines) connection.Line.TrySend(LineConnection.Frame(line));
+        foreach (var line in outcome.Lines) connection.Line.TrySend(Frames.Of(line));
         // Follow-up questions (the NAMES after a JOIN, a hello for a NICK sent meanwhile) come from
         // the loop's own thread, which must never wait: they skip the lane's bound; there is at
         // most one per reply.
@@ -99,10 +100,9 @@ public sealed class IrcGateway : IAsyncDisposable
 
     private async Task ServeAsync(Socket socket)
     {
-        var stream = _tls is null ? new NetworkStream(socket, ownsSocket: true) : await _tls.AcceptAsync(socket, "IRC", _registrationTimeout, TlsRequired, _stopping.Token).ConfigureAwait(false);
-        if (stream is null) return;
+        var line = await ClientTls.OpenAsync(_tls, socket, "IRC", _registrationTimeout, TlsRequired, _limits.MaxQueueBytes, _outbound, _stopping.Token).ConfigureAwait(false);
+        if (line is null) return;
         var client = Interlocked.Increment(ref _nextClientId);
-        var line = new LineConnection(socket, stream, _limits.MaxQueueBytes, _outbound);
         var connection = new IrcConnection(line, new IrcSession(_nodeId, FirstMessageId()));
         _connections[client] = connection;
         _inbox.Clients.Force(Event.NewClientConnected(client, NewSessionToken()), ConnectionEventBytes);
@@ -119,14 +119,14 @@ public sealed class IrcGateway : IAsyncDisposable
         }
     }
 
-    private static readonly ReadOnlyMemory<byte> TlsRequired = LineConnection.Frame("ERROR :Closing Link: * (this port accepts TLS only: connect with TLS, e.g. irssi -tls or /connect -tls)\r");
+    private static readonly ReadOnlyMemory<byte> TlsRequired = Frames.Of("ERROR :Closing Link: * (this port accepts TLS only: connect with TLS, e.g. irssi -tls or /connect -tls)\r");
 
     private async Task ReadLinesAsync(long client, IrcConnection connection)
     {
         var rate = new ClientRateLimit(_limits.RatePerSecond, _limits.Burst);
         var line = connection.Line;
         string? refusal = null;
-        var reason = await line.ReadLinesAsync(
+        var reason = await line.ReadFramesAsync(
             MaxLineBytesWithoutLf,
             async bytes =>
             {
@@ -135,7 +135,7 @@ public sealed class IrcGateway : IAsyncDisposable
                 await SlowDownIfOverRate(client, connection, rate).ConfigureAwait(false);
                 IrcOutcome outcome;
                 lock (connection.Session) outcome = IrcTranslator.OnLine(connection.Session, text);
-                foreach (var reply in outcome.Lines) line.TrySend(LineConnection.Frame(reply));
+                foreach (var reply in outcome.Lines) line.TrySend(Frames.Of(reply));
                 foreach (var request in outcome.Requests)
                 {
                     await _inbox.Clients.WriteAsync(Event.NewClientRequested(client, request), text.Length, _stopping.Token).ConfigureAwait(false);
@@ -146,14 +146,13 @@ public sealed class IrcGateway : IAsyncDisposable
             {
                 // Documented choice (docs/IRC.md): a line over 512 bytes ends the connection, since
                 // the reader cannot find where the next line starts without reading the rest.
-                line.TrySend(LineConnection.Frame($":{connection.Session.ServerName} 417 {connection.Session.Target} :Input line was too long"));
+                line.TrySend(Frames.Of($":{connection.Session.ServerName} 417 {connection.Session.Target} :Input line was too long"));
                 refusal = $"line longer than {IrcLine.MaxBytes} bytes";
-                line.TrySend(LineConnection.Frame($"ERROR :Closing Link: {connection.Session.Target} ({refusal})"));
-                return false;
+                line.TrySend(Frames.Of($"ERROR :Closing Link: {connection.Session.Target} ({refusal})"));
             }).ConfigureAwait(false);
         if (refusal is not null) await line.CloseAfterSendingAsync(refusal).ConfigureAwait(false);
         else await line.CloseAsync(reason).ConfigureAwait(false);
-        if (refusal is not null || reason.StartsWith("too slow", StringComparison.Ordinal))
+        if (refusal is not null || reason.StartsWith(Frames.TooSlowPrefix, StringComparison.Ordinal))
         {
             _log.LogWarning("IRC client {Client} ({Remote}) disconnected: {Reason}", client, line.Remote, refusal ?? reason);
         }
@@ -168,7 +167,7 @@ public sealed class IrcGateway : IAsyncDisposable
         {
             _log.LogInformation("IRC client {Client} ({Remote}) sends faster than {Rate} lines/s: reading it more slowly", client, connection.Line.Remote, _limits.RatePerSecond);
             var session = connection.Session;
-            connection.Line.TrySend(LineConnection.Frame($":{session.ServerName} NOTICE {session.Target} :you send more than {_limits.RatePerSecond} lines a second: they are read more slowly from now on; none is lost"));
+            connection.Line.TrySend(Frames.Of($":{session.ServerName} NOTICE {session.Target} :you send more than {_limits.RatePerSecond} lines a second: they are read more slowly from now on; none is lost"));
         }
         await Task.Delay(wait, _stopping.Token).ConfigureAwait(false);
     }
@@ -181,7 +180,7 @@ public sealed class IrcGateway : IAsyncDisposable
         lock (connection.Session) registered = connection.Session.Registered;
         if (registered || connection.Line.CloseReason is not null) return;
         var reason = $"registration timed out: NICK and USER within {_registrationTimeout.TotalSeconds:0.#} s";
-        connection.Line.TrySend(LineConnection.Frame($"ERROR :Closing Link: {connection.Session.Target} ({reason})"));
+        connection.Line.TrySend(Frames.Of($"ERROR :Closing Link: {connection.Session.Target} ({reason})"));
         await connection.Line.CloseAfterSendingAsync(reason).ConfigureAwait(false);
     }
 
@@ -200,5 +199,5 @@ public sealed class IrcGateway : IAsyncDisposable
         _stopping.Dispose();
     }
 
-    private sealed record IrcConnection(LineConnection Line, IrcSession Session);
+    private sealed record IrcConnection(IFrameConnection Line, IrcSession Session);
 }

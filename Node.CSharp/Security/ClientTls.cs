@@ -6,6 +6,7 @@ using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
 using FormalChat.CommandLine;
 using FormalChat.Protocol;
+using FormalChat.Transport;
 using Microsoft.Extensions.Logging;
 
 namespace FormalChat.Node.Security;
@@ -103,6 +104,19 @@ public sealed class ClientTls
             log.LogWarning("PLAIN TEXT on a network address: clients connect to {Host}:{Port} without TLS, so anyone on the path can read their chat and session tokens; give --tls-cert and --tls-key (docs/SECURITY.md)",
                 options.Host, options.ClientPort);
         }
+    }
+
+    /// <summary>
+    /// A framed connection over an accepted socket: plain TCP when <paramref name="tls"/> is null,
+    /// else over the TLS stream once its handshake is done; null when TLS refused the socket.
+    /// </summary>
+    public static async Task<FramedConnection?> OpenAsync(ClientTls? tls, Socket socket, string port, TimeSpan deadline,
+        ReadOnlyMemory<byte> plainTextRefusal, long maxQueuedBytes, ByteGauge gauge, CancellationToken stop)
+    {
+        if (tls is null) return FramedConnection.Open(socket, maxQueuedBytes, gauge);
+        var remote = socket.RemoteEndPoint?.ToString() ?? "unknown";
+        var stream = await tls.AcceptAsync(socket, port, deadline, plainTextRefusal, stop).ConfigureAwait(false);
+        return stream is null ? null : FramedConnection.Open(stream, remote, maxQueuedBytes, gauge);
     }
 
     /// <summary>

@@ -6,7 +6,7 @@ namespace FormalChat.Node.Security;
 
 /// <summary>
 /// Runs the peer-link handshake (PeerHandshake) on a freshly connected socket, before the socket
-/// becomes a LineConnection. Each side sends nothing beyond its line until the other has answered,
+/// becomes a framed connection (Transport.CSharp). Each side sends nothing beyond its line until the other has answered,
 /// so any byte past the expected line is a protocol violation and nothing is left buffered here
 /// when the link goes on to frames. The whole exchange has a deadline: a link that stays silent
 /// holds no slot for long.

@@ -1,6 +1,7 @@
 using System.Net;
 using System.Net.Sockets;
 using System.Text;
+using FormalChat.Transport;
 
 namespace FormalChat.Cluster.Tests;
 
@@ -77,10 +78,8 @@ public class ElectionOverLoopbackTests
         var status = await cluster.StatusAsync(1);
         var group = GroupOf(cluster);
 
-        using (var sender = new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp))
+        using (var sender = MulticastSocket.Open(group, IPAddress.Loopback))
         {
-            sender.SetSocketOption(SocketOptionLevel.IP, SocketOptionName.MulticastInterface, IPAddress.Loopback.GetAddressBytes());
-            sender.SetSocketOption(SocketOptionLevel.IP, SocketOptionName.MulticastTimeToLive, 1);
             foreach (var junk in new[] { "garbage", "{\"v\":1,\"type\":\"heartbeat\"}", "{\"v\":1,\"type\":\"election\",\"candidate\":99,\"epoch\":1}", "[1,2,3]" })
             {
                 sender.SendTo(Encoding.UTF8.GetBytes(junk), group);

@@ -2,6 +2,8 @@ using System.Net;
 using System.Net.Sockets;
 using System.Text;
 using System.Threading.Channels;
+using FormalChat.Protocol;
+using FormalChat.Transport;
 using Newtonsoft.Json;
 using Newtonsoft.Json.Linq;
 
@@ -12,28 +14,32 @@ public sealed class TestClient : IAsyncDisposable
 {
     private static readonly TimeSpan ReplyDeadline = TimeSpan.FromSeconds(10);
 
-    private readonly TcpClient _tcp;
-    private readonly NetworkStream _stream;
+    /// <summary>Tests send a few frames, some of them oversized on purpose.</summary>
+    private const long MaxQueuedBytes = 64L * 1024 * 1024;
+
+    private readonly IFrameConnection _connection;
     private readonly Channel<JObject> _frames = Channel.CreateUnbounded<JObject>();
     private readonly Task _reader;
 
-    private TestClient(TcpClient tcp)
+    private TestClient(IFrameConnection connection)
     {
-        _tcp = tcp;
-        _stream = tcp.GetStream();
+        _connection = connection;
         _reader = Task.Run(ReadLoopAsync);
     }
 
     public bool Closed { get; private set; }
+
+    /// <summary>Why the connection ended, once it has.</summary>
+    public string? CloseReason => _connection.CloseReason;
 
     /// <summary>The welcome frame of this connection's hello, with the session token.</summary>
     public JObject? Welcome { get; private set; }
 
     public static async Task<TestClient> OpenAsync(int port)
     {
-        var tcp = new TcpClient { NoDelay = true };
-        await tcp.ConnectAsync(IPAddress.Loopback, port);
-        return new TestClient(tcp);
+        var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        await socket.ConnectAsync(IPAddress.Loopback, port);
+        return new TestClient(FramedConnection.Open(socket, MaxQueuedBytes));
     }
 
     /// <summary>Connects and says hello; fails unless the node welcomes the nickname.</summary>
@@ -51,9 +57,11 @@ public sealed class TestClient : IAsyncDisposable
 
     public Task SendAsync(JObject frame) => SendRawAsync(frame.ToString(Formatting.None) + "\n");
 
-    public async Task SendRawAsync(string text) => await _stream.WriteAsync(Encoding.UTF8.GetBytes(text));
+    /// <summary>Queues bytes as they are, framed or not (tests send malformed input on purpose).</summary>
+    public Task SendRawAsync(string text) => SendBytesAsync(Encoding.UTF8.GetBytes(text));
 
-    public async Task SendBytesAsync(byte[] bytes) => await _stream.WriteAsync(bytes);
+    public Task SendBytesAsync(byte[] bytes) =>
+        _connection.TrySend(bytes) ? Task.CompletedTask : Task.FromException(new IOException($"connection closed: {_connection.CloseReason}"));
 
     /// <summary>The next frame that matches, skipping the others.</summary>
     public async Task<JObject> NextAsync(Func<JObject, bool> matches, TimeSpan? within = null, CancellationToken stop = default)
@@ -79,22 +87,23 @@ public sealed class TestClient : IAsyncDisposable
         await _reader.WaitAsync(deadline.Token);
     }
 
+    // Frames up to the largest a node writes at all; a frame that is not JSON ends the reading.
     private async Task ReadLoopAsync()
     {
-        using var reader = new StreamReader(_stream, Encoding.UTF8);
-        try
+        await _connection.ReadFramesUntilClosedAsync(Wire.maxPeerFrameBytes, frame =>
         {
-            while (await reader.ReadLineAsync() is { } line) _frames.Writer.TryWrite(JObject.Parse(line));
-        }
-        catch (IOException) { }
-        catch (ObjectDisposedException) { }
+            if (frame.Length == 0) return true;
+            try { _frames.Writer.TryWrite(JObject.Parse(Encoding.UTF8.GetString(frame.Span))); }
+            catch (JsonReaderException) { return false; }
+            return true;
+        });
         Closed = true;
         _frames.Writer.TryComplete();
     }
 
     public async ValueTask DisposeAsync()
     {
-        _tcp.Dispose();
+        await _connection.DisposeAsync();
         await _reader.ContinueWith(_ => { }, TaskScheduler.Default);
     }
 }

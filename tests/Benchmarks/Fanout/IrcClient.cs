@@ -16,7 +16,7 @@ public sealed class IrcClient : RawLineClient
     private readonly DeliveryLog? _log;
     private volatile string? _problem;
 
-    private IrcClient(System.Net.Sockets.Socket socket, string nick, DeliveryLog? log) : base(socket)
+    private IrcClient(ConnectedSocket socket, string nick, DeliveryLog? log) : base(socket)
     {
         Nick = nick;
         _log = log;

@@ -2,6 +2,7 @@ using System.Net;
 using System.Net.Sockets;
 using System.Text;
 using System.Threading.Channels;
+using FormalChat.Transport;
 
 namespace FormalChat.Cluster.Tests.Irc;
 
@@ -11,16 +12,14 @@ public sealed class TestIrcClient : IAsyncDisposable
 {
     private static readonly TimeSpan ReplyDeadline = TimeSpan.FromSeconds(10);
 
-    private readonly TcpClient _tcp;
-    private readonly NetworkStream _stream;
+    private readonly IFrameConnection _connection;
     private readonly Channel<string> _lines = Channel.CreateUnbounded<string>();
     private readonly List<string> _received = new();
     private readonly Task _reader;
 
-    private TestIrcClient(TcpClient tcp)
+    private TestIrcClient(IFrameConnection connection)
     {
-        _tcp = tcp;
-        _stream = tcp.GetStream();
+        _connection = connection;
         _reader = Task.Run(ReadLoopAsync);
     }
 
@@ -31,9 +30,9 @@ public sealed class TestIrcClient : IAsyncDisposable
 
     public static async Task<TestIrcClient> OpenAsync(int port)
     {
-        var tcp = new TcpClient { NoDelay = true };
-        await tcp.ConnectAsync(IPAddress.Loopback, port);
-        return new TestIrcClient(tcp);
+        var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        await socket.ConnectAsync(IPAddress.Loopback, port);
+        return new TestIrcClient(FramedConnection.Open(socket, maxQueuedBytes: 1024 * 1024));
     }
 
     /// <summary>Connects, registers, and waits for the welcome and the lobby's NAMES.</summary>
@@ -52,10 +51,12 @@ public sealed class TestIrcClient : IAsyncDisposable
     /// <summary>Sends each line with CR LF, as RFC 1459 asks.</summary>
     public async Task SendAsync(params string[] lines)
     {
-        foreach (var line in lines) await _stream.WriteAsync(Encoding.UTF8.GetBytes(line + "\r\n"));
+        foreach (var line in lines) await SendRawAsync(line + "\r\n");
     }
 
-    public async Task SendRawAsync(string text) => await _stream.WriteAsync(Encoding.UTF8.GetBytes(text));
+    /// <summary>Queues text as it is, framed or not (tests send overlong lines on purpose).</summary>
+    public Task SendRawAsync(string text) =>
+        _connection.TrySend(Encoding.UTF8.GetBytes(text)) ? Task.CompletedTask : Task.FromException(new IOException($"connection closed: {_connection.CloseReason}"));
 
     public async Task<string> NextAsync(Func<string, bool> matches, TimeSpan? within = null)
     {
@@ -80,24 +81,21 @@ public sealed class TestIrcClient : IAsyncDisposable
 
     private async Task ReadLoopAsync()
     {
-        using var reader = new StreamReader(_stream, Encoding.UTF8);
-        try
+        // Generous: the tests check what the node sends, not that a client limits it.
+        await _connection.ReadFramesUntilClosedAsync(64 * 1024, frame =>
         {
-            while (await reader.ReadLineAsync() is { } line)
-            {
-                lock (_received) _received.Add(line);
-                _lines.Writer.TryWrite(line);
-            }
-        }
-        catch (IOException) { }
-        catch (ObjectDisposedException) { }
+            var line = Encoding.UTF8.GetString(frame.Span);
+            lock (_received) _received.Add(line);
+            _lines.Writer.TryWrite(line);
+            return true;
+        });
         Closed = true;
         _lines.Writer.TryComplete();
     }
 
     public async ValueTask DisposeAsync()
     {
-        _tcp.Dispose();
+        await _connection.DisposeAsync();
         await _reader.ContinueWith(_ => { }, TaskScheduler.Default);
     }
 }

@@ -20,7 +20,7 @@ public sealed class RawChatClient : RawLineClient
     private readonly MessageHandler? _onMessage;
     private volatile string? _problem;
 
-    private RawChatClient(System.Net.Sockets.Socket socket, string room, MessageHandler? onMessage) : base(socket)
+    private RawChatClient(ConnectedSocket socket, string room, MessageHandler? onMessage) : base(socket)
     {
         Room = room;
         _room = Encoding.UTF8.GetBytes(room);

@@ -1,38 +1,47 @@
 using System.Net;
 using System.Net.Sockets;
 using System.Text;
+using FormalChat.Protocol;
+using FormalChat.Transport;
 
 namespace FormalChat.Cluster.Tests.RawClients;
 
 /// <summary>
-/// A bare TCP client for line protocols under load: one read loop splits lines straight out of
-/// the receive buffer and hands each to <see cref="OnLine"/> without allocating, so a hundred
-/// of them in one process leave the CPU to the servers being measured. Rare lines (replies to
-/// a handshake) are offered to waiters as strings. Sends are plain socket writes: a blocking
-/// one for a sender thread, bounded by a send timeout so a server that stops reading cannot
-/// hang the caller.
+/// A bare client for line protocols under load, over Transport.CSharp's framed connection: the
+/// read loop hands each line to <see cref="OnLine"/> straight out of the pipe's buffer without
+/// allocating, so a hundred of them in one process leave the CPU to the servers being measured.
+/// Rare lines (replies to a handshake) are offered to waiters as strings. Sends wait while the
+/// send queue is full (a server that reads slowly slows the sender, as a socket write would); a
+/// blocking one for a sender thread gives up after a send timeout, so a server that stops
+/// reading cannot hang the caller.
 /// </summary>
 public abstract class RawLineClient : IAsyncDisposable
 {
-    private readonly Socket _socket;
+    /// <summary>What may wait to be sent: about what a socket's send buffer holds.</summary>
+    private const long MaxQueuedBytes = 1024 * 1024;
+
+    private readonly IFrameConnection _connection;
+    private readonly TimeSpan _sendTimeout;
     private readonly List<(Func<string, bool> Matches, TaskCompletionSource<string> Reply)> _waiters = new();
     private Task _reader = Task.CompletedTask;
-    private volatile string? _closeReason;
 
-    protected RawLineClient(Socket socket) => _socket = socket;
+    protected RawLineClient(ConnectedSocket socket)
+    {
+        _connection = FramedConnection.Open(socket.Socket, MaxQueuedBytes);
+        _sendTimeout = socket.SendTimeout;
+    }
 
     /// <summary>Why the connection ended (the server closed it, a read failed); null while open.</summary>
-    public string? CloseReason => _closeReason;
+    public string? CloseReason => _connection.CloseReason;
 
-    protected static async Task<Socket> ConnectSocketAsync(int port, TimeSpan sendTimeout)
+    /// <summary>A connected socket and how long a blocking send may wait for room.</summary>
+    protected sealed record ConnectedSocket(Socket Socket, TimeSpan SendTimeout);
+
+    protected static async Task<ConnectedSocket> ConnectSocketAsync(int port, TimeSpan sendTimeout)
     {
-        var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp)
-        {
-            NoDelay = true,
-            SendTimeout = (int)sendTimeout.TotalMilliseconds,
-        };
+        var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
         await socket.ConnectAsync(IPAddress.Loopback, port);
-        return socket;
+        return new ConnectedSocket(socket, sendTimeout);
     }
 
     /// <summary>Starts reading; called by the subclass once its own fields are set.</summary>
@@ -78,64 +87,39 @@ public abstract class RawLineClient : IAsyncDisposable
         }
     }
 
-    public async Task SendAsync(string text) => await _socket.SendAsync(Encoding.UTF8.GetBytes(text));
+    public async Task SendAsync(string text)
+    {
+        if (!await _connection.SendAsync(Encoding.UTF8.GetBytes(text))) throw new IOException($"connection ended: {CloseReason}");
+    }
 
-    /// <summary>A blocking write for a sender thread; throws SocketException once the send timeout passes.</summary>
+    /// <summary>A blocking send for a sender thread; throws SocketException once the send timeout
+    /// passes or the connection has ended.</summary>
     public void Send(string text)
     {
-        var bytes = Encoding.UTF8.GetBytes(text);
-        var sent = 0;
-        while (sent < bytes.Length) sent += _socket.Send(bytes, sent, bytes.Length - sent, SocketFlags.None);
+        using var timeout = new CancellationTokenSource(_sendTimeout);
+        bool queued;
+        try { queued = _connection.SendAsync(Encoding.UTF8.GetBytes(text), timeout.Token).AsTask().GetAwaiter().GetResult(); }
+        catch (OperationCanceledException) { throw new SocketException((int)SocketError.TimedOut); }
+        if (!queued) throw new SocketException((int)SocketError.ConnectionReset);
     }
 
     private async Task ReadLoopAsync()
     {
-        var buffer = new byte[64 * 1024];
-        var filled = 0;
-        try
+        var reason = await _connection.ReadFramesUntilClosedAsync(Wire.maxPeerFrameBytes, frame =>
         {
-            while (true)
-            {
-                if (filled == buffer.Length) Array.Resize(ref buffer, buffer.Length * 2);
-                var read = await _socket.ReceiveAsync(buffer.AsMemory(filled), SocketFlags.None);
-                if (read == 0)
-                {
-                    _closeReason ??= "closed by the server";
-                    break;
-                }
-                filled += read;
-                var consumed = SplitLines(buffer.AsSpan(0, filled));
-                buffer.AsSpan(consumed, filled - consumed).CopyTo(buffer);
-                filled -= consumed;
-            }
-        }
-        catch (SocketException error) { _closeReason ??= $"socket error: {error.SocketErrorCode}"; }
-        catch (ObjectDisposedException) { _closeReason ??= "disposed"; }
+            if (frame.Length > 0) OnLine(frame.Span);
+            return true;
+        });
         lock (_waiters)
         {
-            foreach (var waiter in _waiters) waiter.Reply.TrySetException(new IOException($"connection ended: {_closeReason}"));
+            foreach (var waiter in _waiters) waiter.Reply.TrySetException(new IOException($"connection ended: {reason}"));
             _waiters.Clear();
-        }
-    }
-
-    /// <summary>Hands every complete line to OnLine; returns how many bytes were used.</summary>
-    private int SplitLines(ReadOnlySpan<byte> data)
-    {
-        var start = 0;
-        while (true)
-        {
-            var newline = data[start..].IndexOf((byte)'\n');
-            if (newline < 0) return start;
-            var line = data.Slice(start, newline);
-            if (line.Length > 0 && line[^1] == (byte)'\r') line = line[..^1];
-            if (line.Length > 0) OnLine(line);
-            start += newline + 1;
         }
     }
 
     public async ValueTask DisposeAsync()
     {
-        _socket.Dispose();
+        await _connection.DisposeAsync();
         await _reader.ContinueWith(_ => { }, TaskScheduler.Default);
         GC.SuppressFinalize(this);
     }

@@ -2,6 +2,7 @@ using System.Net;
 using System.Net.Sockets;
 using System.Text;
 using FormalChat.Protocol;
+using FormalChat.Transport;
 using Microsoft.FSharp.Core;
 using Newtonsoft.Json.Linq;
 
@@ -19,20 +20,16 @@ public static class SecurityProbe
 
     public static void SendDatagram(TestCluster cluster, byte[] datagram)
     {
-        using var sender = new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp);
-        sender.SetSocketOption(SocketOptionLevel.IP, SocketOptionName.MulticastInterface, IPAddress.Loopback.GetAddressBytes());
-        sender.SetSocketOption(SocketOptionLevel.IP, SocketOptionName.MulticastTimeToLive, 1);
-        sender.SendTo(datagram, GroupOf(cluster));
+        var group = GroupOf(cluster);
+        using var sender = MulticastSocket.Open(group, IPAddress.Loopback);
+        sender.SendTo(datagram, group);
     }
 
     /// <summary>The next sealed heartbeat a node of the cluster multicasts, as it went on the wire.</summary>
     public static async Task<byte[]> CaptureHeartbeatAsync(TestCluster cluster, TimeSpan deadline)
     {
         var group = GroupOf(cluster);
-        using var listener = new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp);
-        listener.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
-        listener.Bind(group);
-        listener.SetSocketOption(SocketOptionLevel.IP, SocketOptionName.AddMembership, new MulticastOption(group.Address, IPAddress.Loopback));
+        using var listener = MulticastSocket.Open(group, IPAddress.Loopback);
         using var timeout = new CancellationTokenSource(deadline);
         var buffer = new byte[64 * 1024];
         while (true)
