@@ -28,20 +28,23 @@ let usage =
                     rows (regenerated into a temporary directory and compared), the freshness of
                     every fixture set and the spec mutations; one line per suite
                     "tlc-<suite>: N passed, N failed", then "tlc: N passed, N failed"
-  --only NAMES      only the models, sets or mutations so named ("replication", "MCLCR3", ...)
+  --only NAMES      only the models, sets or mutations so named ("replication", "MCLCR3",
+                    "sany", "mutations", "lcr-replace-twice", ...)
   --fixtures [SET]  regenerate spec/fixtures/<SET>/ (all sets when none is named): commit the result
   --check           freshness only: every fixture set's sources still have the hashes in its
                     manifest (needs no TLC)
 
   TLA2TOOLS_JAR, /opt/tlaplus/tla2tools.jar or ~/.cache/tlaplus/tla2tools.jar is the jar; without
   one (or without java) TLC runs are SKIPPED with a notice. TLC_WORKERS (default 2) workers for
-  exhaustive checks; TLC_LONG=1 also the long models and mutations."""
+  exhaustive checks; TLC_LONG=1 also the long models and mutations; TLC_BUDGET_SCALE multiplies
+  every model's time budget."""
 
 let root = Path.GetFullPath(Path.Combine(__SOURCE_DIRECTORY__, ".."))
 let specDir = Path.Combine(root, "spec")
 let environment name = Environment.GetEnvironmentVariable name |> Option.ofObj |> Option.filter ((<>) "")
 let runLong = environment "TLC_LONG" = Some "1"
 let workers = environment "TLC_WORKERS" |> Option.defaultValue "2"
+let budgetScale = environment "TLC_BUDGET_SCALE" |> Option.map float |> Option.defaultValue 1.0
 
 // ---------------------------------------------------------------------------------------------
 // Finding and running TLC.
@@ -129,7 +132,7 @@ let describe (expect: Expect) =
 let judge (model: Model) (run: Run) : bool * string =
     let found = violations run.Output
     match run.ExitCode, model.Expect with
-    | None, _ -> false, $"TIME-OUT after {model.BudgetSeconds} s (expected: {describe model.Expect})"
+    | None, _ -> false, $"TIME-OUT after {run.Seconds:F0} s (expected: {describe model.Expect})"
     | Some 0, Holds -> true, "holds"
     | Some code, Holds -> false, "UNEXPECTED: " + (if found.IsEmpty then sprintf "exit %d" code else found.Head + " violated")
     | Some code, Violates expected when code <> 0 && found |> List.exists (fun p -> List.contains p expected) ->
@@ -174,15 +177,29 @@ let header () = printfn "        %-34s %-9s %11s %6s %13s %s" "model" "mode" "di
 // ---------------------------------------------------------------------------------------------
 // SANY.
 
+/// One JVM parses every module; its output has one part per module, each opening with SANY's banner.
 let sany (tally: Tally) =
-    for path in Directory.GetFiles(specDir, "*.tla") |> Array.sort do
-        let name = Path.GetFileName path
-        let run = java specDir 120 [ "tla2sany.SANY"; name ]
-        if run.ExitCode = Some 0 && not (Regex.IsMatch(run.Output, @"\*\*\* Errors|Semantic errors|Fatal errors|Parse Error|Lexical error")) then
+    let names = Directory.GetFiles(specDir, "*.tla") |> Array.sort |> Array.map Path.GetFileName |> List.ofArray
+    let run = java specDir 600 ("tla2sany.SANY" :: names)
+    let parts = Regex.Split(run.Output, @"(?m)^\*+ SANY2 Version.*$") |> Array.skip 1
+    let mutable flagged = false
+    for index, name in List.indexed names do
+        let part = if index < parts.Length then Some parts[index] else None
+        match part with
+        | Some part when not (Regex.IsMatch(part, @"\*\*\* Errors|Semantic errors|Fatal errors|Parse Error|Lexical error|Could not")) ->
             tally.Pass $"sany {name}"
-        else
+        | Some part ->
+            flagged <- true
+            tally.Fail $"sany {name}"
+            showTail part
+        | None when flagged -> printfn "  SKIP  sany %s (SANY stops at the first module in error)" name
+        | None ->
+            flagged <- true
             tally.Fail $"sany {name}"
             showTail run.Output
+    if run.ExitCode <> Some 0 && not flagged then
+        tally.Fail $"sany: exit {run.ExitCode}"
+        showTail run.Output
 
 // ---------------------------------------------------------------------------------------------
 // Models.
@@ -204,7 +221,7 @@ let runModel (spec: string) (seed: int) (fingerprintIndex: int) (model: Model) :
         simulationArguments model.Mode seed fingerprintIndex
         @ model.Options
         @ [ "-config"; Path.Combine(spec, model.Config + ".cfg"); Path.Combine(spec, model.Module + ".tla") ]
-    tlc directory model.BudgetSeconds arguments, directory
+    tlc directory (int (float model.BudgetSeconds * budgetScale)) arguments, directory
 
 // ---------------------------------------------------------------------------------------------
 // Fixtures.
@@ -559,11 +576,11 @@ let main () =
             if total.Failed = 0 then 0 else 1
         | Some jar ->
             printfn "tlc: %s (%s)" tlcVersion.Value jar
-            if only.IsNone then
+            let watch = Stopwatch.StartNew()
+            if only.IsNone || only |> Option.exists (List.contains "sany") then
                 let tally = Tally()
                 sany tally
                 suiteLine "sany" tally
-            let watch = Stopwatch.StartNew()
             for set in fixtureSets do
                 let tally = Tally()
                 let rows = models |> List.filter (fun model -> model.Set = set.Name && selected only model)
