@@ -49,12 +49,18 @@ let budgetScale = environment "TLC_BUDGET_SCALE" |> Option.map float |> Option.d
 // ---------------------------------------------------------------------------------------------
 // Finding and running TLC.
 
+let javaFound =
+    (defaultArg (environment "PATH") "").Split(Path.PathSeparator)
+    |> Array.exists (fun directory -> directory <> "" && File.Exists(Path.Combine(directory, "java")))
+
+/// The jar, when there is one and java to run it.
 let jar =
     [ environment "TLA2TOOLS_JAR"
       Some "/opt/tlaplus/tla2tools.jar"
       Some(Path.Combine(Environment.GetFolderPath Environment.SpecialFolder.UserProfile, ".cache/tlaplus/tla2tools.jar")) ]
     |> List.choose id
     |> List.tryFind File.Exists
+    |> Option.filter (fun _ -> javaFound)
     |> Option.map Path.GetFullPath
 
 let newDirectory () =
