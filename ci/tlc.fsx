@@ -421,23 +421,24 @@ let compareFixture (tally: Tally) (fixtureSet: FixtureSet) (model: Model) =
             else
                 None
         let made = if ok then Some(fixtureOf model directory run.Output) else None
-        let fixtureProblem =
+        /// Ok note (printed under the row) or Error (the row fails).
+        let fixtureVerdict =
             match made, recorded with
             | Some(Ok(_, content, _)), Some(version, Some sha) ->
                 if sha256Hex (Encoding.UTF8.GetBytes content) = sha then
-                    printfn "        fixture identical to spec/fixtures/%s" fixtureSet.Name
-                    None
+                    Ok $"fixture identical to spec/fixtures/{fixtureSet.Name}"
                 elif revisionOf version <> revisionOf tlcVersion.Value then
-                    printfn "        fixture differs, but the committed one was made by another TLC revision (%s): not compared" version
-                    None
+                    Ok $"fixture differs, but the committed one was made by another TLC revision ({version}): not compared"
                 else
-                    Some $"FIXTURE DIFFERS from spec/fixtures/{fixtureSet.Name}: run bash ci/tlc.sh --fixtures {fixtureSet.Name}"
-            | Some(Ok _), _ -> Some $"no committed fixture: run bash ci/tlc.sh --fixtures {fixtureSet.Name}"
-            | Some(Error reason), _ -> Some reason
-            | None, _ -> None
-        match fixtureProblem with
-        | None -> report tally model.Config (modeName model.Mode) model run |> ignore
-        | Some problem -> tally.Fail $"{model.Config}: {problem}"
+                    Error $"FIXTURE DIFFERS from spec/fixtures/{fixtureSet.Name}: run bash ci/tlc.sh --fixtures {fixtureSet.Name}"
+            | Some(Ok _), _ -> Error $"no committed fixture: run bash ci/tlc.sh --fixtures {fixtureSet.Name}"
+            | Some(Error reason), _ -> Error reason
+            | None, _ -> Ok ""
+        match fixtureVerdict with
+        | Ok note ->
+            report tally model.Config (modeName model.Mode) model run |> ignore
+            if note <> "" then printfn "        %s" note
+        | Error problem -> tally.Fail $"{model.Config}: {problem}"
     finally
         Directory.Delete(directory, true)
 
