@@ -1,6 +1,6 @@
 -------------------------- MODULE MCFormalChatTraces --------------------------
 (***************************************************************************)
-(* Trace generator for the conformance tests (ci/fixtures.sh): run in TLC  *)
+(* Trace generator for the conformance tests (ci/tlc.sh): run in TLC      *)
 (* simulation mode, the invariant WriteBehaviour writes every behaviour,   *)
 (* when it ends, as one NDJSON file under TraceDirectory, one state per    *)
 (* line.  TLC adds an "_action" field (the action's name) to each state.   *)

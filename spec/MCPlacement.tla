@@ -57,7 +57,7 @@ ASSUME EpochBoundSuffices == MaxEpoch >= 1 + Cardinality(Joining)
 
 -----------------------------------------------------------------------------
 (* Witnesses: deliberately false properties.  TLC must violate each one (the *)
-(* expected violations in ci/tlc-placement.sh), which shows that the states   *)
+(* expected violations in ci/tlc-models.fsx), which shows that the states    *)
 (* the real properties are about are reached in that model.                   *)
 
 \* False when two leaders of one epoch have both placed rooms.

@@ -1,7 +1,7 @@
 --------------------------- MODULE MCPlacementTraces ---------------------------
 (***************************************************************************)
-(* Trace generator for the conformance tests (ci/tlc-placement.sh          *)
-(* --fixtures): run in TLC simulation mode, the invariant WriteBehaviour   *)
+(* Trace generator for the conformance tests (ci/tlc.sh --fixtures         *)
+(* placement): run in TLC simulation mode, the invariant WriteBehaviour   *)
 (* writes every behaviour, when it ends, as one NDJSON file under          *)
 (* TraceDirectory (relative to TLC's working directory), one state per     *)
 (* line.  TLC adds an "_action" field (the action's name) to each state.   *)

@@ -1,7 +1,7 @@
 /// Conformance of Protocol.FSharp with spec/FormalChat.tla, on fixtures TLC made
-/// (ci/fixtures.sh) and that are committed, so these tests run with or without TLC.
-/// Regenerating the fixtures needs TLC and is checked by ci/fixtures.sh --check (run from
-/// ci/tlc.sh), not here: without TLC that check reports itself SKIPPED.
+/// (bash ci/tlc.sh --fixtures formalchat) and that are committed under spec/fixtures/formalchat/,
+/// so these tests run with or without TLC. Regenerating them needs TLC and is checked by
+/// bash ci/tlc.sh, not here.
 module FormalChat.Protocol.Tests.Conformance.ConformanceTests
 
 open System
@@ -13,6 +13,8 @@ open Xunit
 open Expecto
 open FormalChat.Protocol
 open FormalChat.Protocol.Tests.Conformance.Harness
+open FormalChat.Protocol.Tests.Conformance.PlacementFixtures
+open FormalChat.Protocol.Tests.Conformance.SpecFixtures
 
 /// Actions of Next that no F# function implements: the C# shell or the world performs them.
 let environmentActions = set [ "Crash"; "Leave"; "LoseMessage" ]
@@ -82,7 +84,18 @@ let stepOf (step: Tla.TraceStep) : Step =
     | "LoseMessage" -> LoseMessage(message ())
     | other -> failwithf "unknown action %s" other
 
-let traceSets = [ "TracesLossy3"; "TracesSync4"; "TracesLossy5" ]
+let traceSets = [ "MCFormalChatTracesLossy3"; "MCFormalChatTracesSync4"; "MCFormalChatTracesLossy5" ]
+
+/// A state of a fixture behaviour as a step: the action's name, its parameters and the state.
+let private traceStepOf (state: TraceState) : Tla.TraceStep =
+    let parameters =
+        match state.Action with
+        | Tla.Record fields ->
+            match fields.TryFind "context" with
+            | Some(Tla.Record context) -> context
+            | _ -> Map.empty
+        | _ -> Map.empty
+    { Action = Tla.asString (Tla.field "name" state.Action); Parameters = parameters; State = state.Variables }
 
 let ``trace replay: every step of every TLC behaviour is the F# function of the same action`` () =
     let mutable behaviours = 0
@@ -91,10 +104,11 @@ let ``trace replay: every step of every TLC behaviour is the F# function of the 
     let failures = ResizeArray<string>()
     for set in traceSets do
         let model = modelOf set
-        let files = Directory.GetFiles(specPath $"traces/{set}", "*.ndjson") |> Array.sort
-        Assert.True(files.Length > 0, $"no behaviours under spec/traces/{set}")
-        for file in files do
-            let trace = Tla.readBehaviour file
+        let traces = readBehaviours (fixturePath "formalchat" $"{set}.ndjson.gz")
+        Assert.True(traces.Length > 0, $"no behaviours in spec/fixtures/formalchat/{set}.ndjson.gz")
+        for number, states in List.indexed traces do
+            let trace = states |> List.map traceStepOf
+            let file = $"{set} behaviour {number + 1}"
             behaviours <- behaviours + 1
             Assert.True(trace.Length >= 31, $"{file}: {trace.Length - 1} steps, fewer than 30")
             Assert.Equal("Init", trace.Head.Action)
@@ -110,33 +124,34 @@ let ``trace replay: every step of every TLC behaviour is the F# function of the 
                     | Some actual when actual = expected -> ()
                     | Some actual ->
                         failures.Add(
-                            $"{Path.GetFileName file} step {index}: {showStep step}\nfrom:\n{showCluster current}\n"
+                            $"{file} step {index}: {showStep step}\nfrom:\n{showCluster current}\n"
                             + $"F# reached:\n{showCluster actual}\nTLC reached:\n{showCluster expected}")
                     | None ->
                         failures.Add(
-                            $"{Path.GetFileName file} step {index}: {showStep step} is not enabled in F#, TLC took it\n"
+                            $"{file} step {index}: {showStep step} is not enabled in F#, TLC took it\n"
                             + $"from:\n{showCluster current}\nTLC reached:\n{showCluster expected}")
                     current <- expected
                     index <- index + 1
     Console.WriteLine($"replayed {behaviours} behaviours, {steps} steps; actions covered: %A{List.ofSeq covered}")
     Assert.True(failures.Count = 0, String.Join("\n\n", failures))
-    Assert.True(behaviours >= 200, $"only {behaviours} behaviours under spec/traces")
+    Assert.True(behaviours >= 200, $"only {behaviours} behaviours in spec/fixtures/formalchat")
     let uncovered = specActions () |> List.filter (fun action -> not (covered.Contains action))
     Assert.True(List.isEmpty uncovered, $"actions never taken in the behaviours: %A{uncovered}")
 
 // ---------------------------------------------------------------------------------------
 
-let graphs = [ "GraphSync3"; "GraphJoin2"; "GraphLossy2" ]
+let graphs = [ "MCFormalChatGraphSync3"; "MCFormalChatGraphJoin2"; "MCFormalChatGraphLossy2" ]
 
 let private checkStateGraph (name: string) =
     let model = modelOf name
-    let graph = Tla.readGraph (specPath $"fixtures/graphs/{name}.txt")
-    let clusters = graph.States |> Map.map (fun _ text -> abstractState (Tla.parseState text))
+    let graph = readDotGraph (fixturePath "formalchat" $"{name}.dot.gz")
+    let clusters = graph.States |> Map.map (fun _ state -> abstractState state)
+    let edgesFrom = graph.Edges |> List.groupBy (fun (from, _, _) -> from) |> Map.ofList
     let failures = ResizeArray<string>()
     let mutable edges = 0
     for KeyValue(id, cluster) in clusters do
         let tlc =
-            graph.Edges.TryFind id |> Option.defaultValue [] |> List.map (fun (label, target) -> label, clusters[target])
+            edgesFrom.TryFind id |> Option.defaultValue [] |> List.map (fun (_, target, label) -> label, clusters[target])
         edges <- edges + tlc.Length
         let fsharp = successors model cluster
         let tlcStates = tlc |> List.map snd |> Set.ofList
@@ -155,35 +170,25 @@ let private checkStateGraph (name: string) =
     Assert.True(failures.Count = 0, String.Join("\n\n", failures))
     Assert.True(clusters.Count > 1000, $"{name}: only {clusters.Count} states")
 
-let ``successor sets: 3 nodes, synchronous, formed cluster`` () = checkStateGraph "GraphSync3"
+let ``successor sets: 3 nodes, synchronous, formed cluster`` () = checkStateGraph "MCFormalChatGraphSync3"
 
-let ``successor sets: 2 nodes starting alone, one crash or leave`` () = checkStateGraph "GraphJoin2"
+let ``successor sets: 2 nodes starting alone, one crash or leave`` () = checkStateGraph "MCFormalChatGraphJoin2"
 
-let ``successor sets: 2 nodes, lossy, one crash or leave`` () = checkStateGraph "GraphLossy2"
+let ``successor sets: 2 nodes, lossy, one crash or leave`` () = checkStateGraph "MCFormalChatGraphLossy2"
 
 // ---------------------------------------------------------------------------------------
 
 let ``freshness: the fixtures were made from the spec and configuration files as they are now`` () =
-    let files = manifestRoot.GetProperty "files"
-    let stale =
-        [ for entry in files.EnumerateObject() do
-              let path = Path.Combine(repositoryRoot, entry.Name)
-              let actual =
-                  if File.Exists path then Convert.ToHexStringLower(SHA256.HashData(File.ReadAllBytes path)) else "missing"
-              let recorded = entry.Value.GetString() |> Option.ofObj |> Option.defaultValue ""
-              if actual <> recorded then entry.Name ]
-    Assert.True(
-        List.isEmpty stale,
-        $"changed since the fixtures were made: %A{stale}; run ci/fixtures.sh (needs TLC) and commit spec/fixtures and spec/traces")
+    let manifest = readManifest "formalchat"
+    assertFresh "formalchat" manifest "spec/FormalChat.tla"
+    let configs = [ for fixture in Tla.asSet (Tla.field "fixtures" manifest) -> Tla.asString (Tla.field "config" fixture) ]
     for name in graphs @ traceSets do
-        Assert.True(manifestRoot.GetProperty("constants").TryGetProperty(name) |> fst, $"manifest has no constants for {name}")
-    let version = manifestRoot.GetProperty("tlc").GetString() |> Option.ofObj |> Option.defaultValue ""
-    Assert.StartsWith("TLC2 Version", version)
+        Assert.Contains(name + ".cfg", configs)
 
 let ``freshness: every spec module the fixtures depend on is in the manifest`` () =
-    let files = manifestRoot.GetProperty "files"
+    let sources = asFunction (Tla.field "sources" (readManifest "formalchat")) |> List.map (fst >> Tla.asString)
     for required in [ "spec/FailureDetector.tla"; "spec/LCR.tla"; "spec/FormalChat.tla"; "spec/MCFormalChatTraces.tla" ] do
-        Assert.True(files.TryGetProperty(required) |> fst, $"{required} missing from spec/fixtures/manifest.json")
+        Assert.True(List.contains required sources, $"{required} missing from spec/fixtures/formalchat/manifest.json")
 
 // ---------------------------------------------------------------------------------------------
 

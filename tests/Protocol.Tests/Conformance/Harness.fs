@@ -249,13 +249,16 @@ let repositoryRoot: string =
 let specPath (relative: string) : string = Path.Combine(repositoryRoot, "spec", relative)
 
 let private manifest: JsonDocument =
-    JsonDocument.Parse(File.ReadAllText(specPath "fixtures/manifest.json"))
+    JsonDocument.Parse(File.ReadAllText(specPath "fixtures/formalchat/manifest.json"))
 
 let manifestRoot: JsonElement = manifest.RootElement
 
-/// The constants of a fixture configuration (GraphSync3, TracesLossy5, ...) from the manifest.
+/// The constants of a fixture configuration (MCFormalChatGraphSync3, ...) from the manifest.
 let modelOf (name: string) : Model =
-    let constants = manifestRoot.GetProperty("constants").GetProperty name
+    let constants =
+        manifestRoot.GetProperty("fixtures").EnumerateArray()
+        |> Seq.find (fun fixture -> fixture.GetProperty("config").GetString() = name + ".cfg")
+        |> fun fixture -> fixture.GetProperty "constants"
     let text (key: string) = constants.GetProperty(key).GetString() |> Option.ofObj |> Option.defaultValue ""
     { Node = Tla.parseValue (text "Node") |> Tla.asSet |> List.map Tla.asInt |> Set.ofList
       SuspectAfter = int (text "K")

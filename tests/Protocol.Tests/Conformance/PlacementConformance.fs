@@ -1,5 +1,5 @@
 /// Conformance of Protocol.FSharp/Placement.fs with spec/Placement.tla, on fixtures that TLC
-/// made (bash ci/tlc-placement.sh --fixtures) and that are committed under
+/// made (bash ci/tlc.sh --fixtures placement) and that are committed under
 /// spec/fixtures/placement/, so these tests need neither Java nor TLC:
 ///   1. action map: every action of the spec's Next is an F# function of module Placement
 ///      (same name in lowerCamelCase) or a listed environment action, and back;

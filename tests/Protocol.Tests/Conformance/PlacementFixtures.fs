@@ -1,4 +1,4 @@
-/// Reading the placement fixtures (spec/fixtures/placement/, made by ci/tlc-placement.sh) into
+/// Reading the fixtures (spec/fixtures/<set>/, made by bash ci/tlc.sh --fixtures) into
 /// the TLA+ values of Tla.fs, which the election conformance tests use too: gzipped NDJSON of
 /// simulated behaviours written one after another, and TLC's own `-dump dot,actionlabels`
 /// state graphs, whose node labels are states in TLA+ text.

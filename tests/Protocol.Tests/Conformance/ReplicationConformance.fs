@@ -1,5 +1,5 @@
 /// Conformance of Protocol.FSharp/Replication.fs with spec/Replication.tla, on fixtures that
-/// TLC made (bash ci/tlc-replication.sh --fixtures) and that are committed under
+/// TLC made (bash ci/tlc.sh --fixtures replication) and that are committed under
 /// spec/fixtures/replication/, so these tests need neither Java nor TLC:
 ///   1. action map: every action of the spec's Next is a function of module Replication (or
 ///      Placement) of the same name in lowerCamelCase, or a listed piece of Node.fs glue or

@@ -1,6 +1,6 @@
 /// Where the specs and their committed fixtures are, and the freshness check, for the
-/// placement and replication conformance tests: each fixture set lives in
-/// spec/fixtures/<set>/ with a manifest.json written by ci/tlc-<set>.sh --fixtures.
+/// conformance tests: each fixture set lives in spec/fixtures/<set>/ with a manifest.json
+/// written by bash ci/tlc.sh --fixtures <set>.
 module FormalChat.Protocol.Tests.Conformance.SpecFixtures
 
 open System
@@ -29,7 +29,10 @@ let readManifest (set: string) : Value = parseJson (File.ReadAllText(fixturePath
 /// The fixtures of one kind ("traces" or "graph") in a manifest, with the values of their constants.
 let fixturesOf (manifest: Value) (kind: string) : (string * Value) list =
     [ for fixture in asSet (field "fixtures" manifest) do
-          if asString (field "kind" fixture) = kind then asString (field "file" fixture), field "values" fixture ]
+          if asString (field "kind" fixture) = kind then
+              // "values": the constants as TLC evaluated them, where the trace module wrote them.
+              let values = match fixture with Record fields -> fields.TryFind "values" | _ -> None
+              asString (field "file" fixture), defaultArg values (Record Map.empty) ]
 
 let private sha256Hex (path: string) =
     let text = File.ReadAllText(path).Replace("\r", "")
@@ -44,7 +47,7 @@ let assertFresh (set: string) (manifest: Value) (spec: string) =
         [ for path, hash in sources do
               let path = asString path
               if sha256Hex (Path.Combine(repositoryRoot, path)) <> asString hash then path ]
-    Assert.True(stale.IsEmpty, $"changed since the fixtures were made: {stale}; run bash ci/tlc-{set}.sh --fixtures")
+    Assert.True(stale.IsEmpty, $"changed since the fixtures were made: {stale}; run bash ci/tlc.sh --fixtures {set}")
     let fixtureFiles = fixturesOf manifest "traces" @ fixturesOf manifest "graph" |> List.map fst
     Assert.All(fixtureFiles, fun file -> Assert.True(File.Exists(fixturePath set file), $"missing fixture {file}"))
     Assert.StartsWith("TLC2 Version", asString (field "tlc" manifest))
