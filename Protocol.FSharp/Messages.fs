@@ -197,6 +197,30 @@ type ErrorCode =
     /// is dropped); it is told once each time that starts.
     | RateLimited
 
+module ErrorCode =
+    /// Every code and its name on the wire, in declaration order: the one list that the codec
+    /// (both ways), docs/PROTOCOL.md's list and the tests are checked against.
+    let names : (ErrorCode * string) list =
+        [ NickTaken, "nick-taken"
+          NickInvalid, "nick-invalid"
+          HelloFirst, "hello-first"
+          AlreadyHello, "already-hello"
+          NoSuchUser, "no-such-user"
+          ServerFull, "server-full"
+          TextInvalid, "text-invalid"
+          BadFrame, "bad-frame"
+          FrameTooLarge, "frame-too-large"
+          VersionMismatch, "version-mismatch"
+          RoomInvalid, "room-invalid"
+          NotInRoom, "not-in-room"
+          RateLimited, "rate-limited" ]
+
+    let all : ErrorCode list = List.map fst names
+
+    let name (code: ErrorCode) : string = names |> List.find (fst >> (=) code) |> snd
+
+    let tryParse (name: string) : ErrorCode option = names |> List.tryFind (snd >> (=) name) |> Option.map fst
+
 /// Node-to-client messages.
 type ServerReply =
     | Welcome of nick: string * node: NodeId * leader: NodeId option * session: string
