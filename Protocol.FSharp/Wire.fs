@@ -39,9 +39,7 @@ let errorCodeName (code: ErrorCode) : string = ErrorCode.name code
 
 let private seq : Value<int64> = bounded maxSeq
 let private epoch : Value<Epoch> = bounded maxEpoch
-let private version : Value<int> =
-    let value = bounded (int64 maxVersion)
-    { WriteAs = (fun json name item -> value.WriteAs json name (int64 item)); ReadFrom = fun frame name -> int (value.ReadFrom frame name) }
+let private version : Value<int> = boundedInt32 maxVersion
 
 let private endpoint : Value<Endpoint> =
     textAs string (fun name text ->
@@ -65,18 +63,17 @@ let private errorCode : Value<ErrorCode> =
 
 /// Rooms to resume, as an object of room: last sequence number, in the client's order.
 let private resumePoints : Value<(RoomName * int64) list> =
-    { WriteAs =
+    value
         (fun json name rooms ->
             json.WritePropertyName name.Encoded
             json.WriteStartObject()
             for room, seq in rooms do json.WriteNumber(room, seq)
             json.WriteEndObject())
-      ReadFrom =
-        fun frame name ->
+        (fun frame name ->
             match required frame name with
             | rooms when rooms.ValueKind = JsonValueKind.Object ->
                 [ for property in rooms.EnumerateObject() -> property.Name, integer name.Text property.Value ]
-            | _ -> fail $"field '{name.Text}' must be an object of room: last sequence number" }
+            | _ -> fail $"field '{name.Text}' must be an object of room: last sequence number")
 
 // ---------------------------------------------------------------------------------------------
 // Records that appear in more than one frame.
@@ -208,10 +205,10 @@ let private clientRequests : Table<ClientRequest> =
               (function Whisper(target, text) -> ValueSome(struct (target, text)) | _ -> ValueNone)
           case "join" anyRoom Join (function Join room -> ValueSome room | _ -> ValueNone)
           case "leave" anyRoom Leave (function Leave room -> ValueSome room | _ -> ValueNone)
-          case "rooms" noFields (fun () -> Rooms) (function Rooms -> ValueSome() | _ -> ValueNone)
+          constant "rooms" Rooms
           case "who" (field "room" (omittedWhenNone text)) Who (function Who room -> ValueSome room | _ -> ValueNone)
-          case "status" noFields (fun () -> Status) (function Status -> ValueSome() | _ -> ValueNone)
-          case "quit" noFields (fun () -> Quit) (function Quit -> ValueSome() | _ -> ValueNone) ]
+          constant "status" Status
+          constant "quit" Quit ]
 
 let private roomSummary : Fields<RoomSummary> =
     fields4 (field "room" text) (field "owner" (nullable int32Value)) (field "backup" (nullable int32Value)) (field "members" int32Value)

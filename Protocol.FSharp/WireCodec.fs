@@ -85,99 +85,157 @@ let readArray (frame: JsonElement) (name: Name) : JsonElement list =
     | _ -> fail $"field '{name.Text}' must be an array"
 
 // ---------------------------------------------------------------------------------------------
-// Values: how one kind of value is written under a name and read back from an object.
+// Fields: some properties of one object, written and read together. A named value, a record, a
+// case's payload and a nested object are all Fields; fieldsN puts several side by side as a
+// struct tuple. Abstract classes rather than records of functions: this is the hot path, and a
+// virtual call is cheaper than F#'s curried closure calls.
 
-[<NoComparison; NoEquality>]
-type Value<'T> =
-    { WriteAs: Utf8JsonWriter -> Name -> 'T -> unit
-      ReadFrom: JsonElement -> Name -> 'T }
+[<AbstractClass>]
+type Fields<'T>() =
+    abstract Write: json: Utf8JsonWriter * item: 'T -> unit
+    abstract Read: frame: JsonElement -> 'T
 
-let text : Value<string> = { WriteAs = (fun json name value -> json.WriteString(name.Encoded, value)); ReadFrom = readString }
-let int64Value : Value<int64> = { WriteAs = (fun json name value -> json.WriteNumber(name.Encoded, value)); ReadFrom = readLong }
-let int32Value : Value<int> = { WriteAs = (fun json name value -> json.WriteNumber(name.Encoded, value)); ReadFrom = readInt }
-let flag : Value<bool> = { WriteAs = (fun json name value -> json.WriteBoolean(name.Encoded, value)); ReadFrom = readBool }
-let nodeId : Value<NodeId> = { int32Value with ReadFrom = readNodeId }
+/// A kind of value: given a property name, the one field that holds it. Each kind bakes the
+/// name into its field, so writing a scalar is one virtual call to the JSON writer.
+type Value<'T> = Name -> Fields<'T>
+
+let field (text: string) (value: Value<'T>) : Fields<'T> = value (name text)
+
+/// A value with its writer and its reader side by side.
+let value (writeAs: Utf8JsonWriter -> Name -> 'T -> unit) (readFrom: JsonElement -> Name -> 'T) : Value<'T> =
+    fun name ->
+        { new Fields<'T>() with
+            member _.Write(json, item) = writeAs json name item
+            member _.Read frame = readFrom frame name }
+
+let text : Value<string> =
+    fun name ->
+        { new Fields<string>() with
+            member _.Write(json, item) = json.WriteString(name.Encoded, item)
+            member _.Read frame = readString frame name }
+
+/// An int64 read by `read` (which checks its range).
+let private int64Read (read: JsonElement -> Name -> int64) : Value<int64> =
+    fun name ->
+        { new Fields<int64>() with
+            member _.Write(json, item) = json.WriteNumber(name.Encoded, item)
+            member _.Read frame = read frame name }
+
+let private int32Read (read: JsonElement -> Name -> int) : Value<int> =
+    fun name ->
+        { new Fields<int>() with
+            member _.Write(json, item) = json.WriteNumber(name.Encoded, item)
+            member _.Read frame = read frame name }
+
+let int64Value : Value<int64> = int64Read readLong
+let int32Value : Value<int> = int32Read readInt
+let nodeId : Value<NodeId> = int32Read readNodeId
 
 /// A number of a peer frame that must lie in 0..bound (docs/PROTOCOL.md, "Ranges").
-let bounded (bound: int64) : Value<int64> = { int64Value with ReadFrom = readBounded bound }
+let bounded (bound: int64) : Value<int64> = int64Read (readBounded bound)
+
+/// An int that must lie in 0..bound.
+let boundedInt32 (bound: int) : Value<int> = int32Read (fun frame name -> int (readBounded (int64 bound) frame name))
+
+let flag : Value<bool> = value (fun json name item -> json.WriteBoolean(name.Encoded, item)) readBool
 
 /// A value carried as a string: `parse` says what it is, or why not.
 let textAs (format: 'T -> string) (parse: Name -> string -> 'T) : Value<'T> =
-    { WriteAs = (fun json name value -> json.WriteString(name.Encoded, format value))
-      ReadFrom = (fun frame name -> parse name (readString frame name)) }
+    value (fun json name item -> json.WriteString(name.Encoded, format item)) (fun frame name -> parse name (readString frame name))
 
 /// Present and not null: Some; missing or null: None.
-let private readOptional (value: Value<'T>) (frame: JsonElement) (name: Name) : 'T option =
+let private readOptional (inner: Fields<'T>) (frame: JsonElement) (name: Name) : 'T option =
     match tryField frame name with
     | ValueNone -> None
-    | ValueSome _ -> Some(value.ReadFrom frame name)
+    | ValueSome _ -> Some(inner.Read frame)
 
 /// An optional value written as null when there is none.
-let nullable (value: Value<'T>) : Value<'T option> =
-    { WriteAs =
-        (fun json name item ->
+let nullable (inner: Value<'T>) : Value<'T option> =
+    fun name ->
+        let inner = inner name
+        let writeAs (json: Utf8JsonWriter) (name: Name) (item: 'T option) =
             match item with
-            | Some item -> value.WriteAs json name item
-            | None -> json.WriteNull name.Encoded)
-      ReadFrom = readOptional value }
+            | Some item -> inner.Write(json, item)
+            | None -> json.WriteNull name.Encoded
+        value writeAs (readOptional inner) name
 
 /// An optional value left out when there is none.
-let omittedWhenNone (value: Value<'T>) : Value<'T option> =
-    { WriteAs = (fun json name item -> item |> Option.iter (value.WriteAs json name)); ReadFrom = readOptional value }
+let omittedWhenNone (inner: Value<'T>) : Value<'T option> =
+    fun name ->
+        let inner = inner name
+        value (fun json _ item -> item |> Option.iter (fun item -> inner.Write(json, item))) (readOptional inner) name
 
 /// Always written; read as `fallback` when missing or null.
-let orDefault (fallback: 'T) (value: Value<'T>) : Value<'T> =
-    { value with ReadFrom = fun frame name -> readOptional value frame name |> Option.defaultValue fallback }
+let orDefault (fallback: 'T) (inner: Value<'T>) : Value<'T> =
+    fun name ->
+        let inner = inner name
+        value (fun json _ item -> inner.Write(json, item)) (fun frame name -> readOptional inner frame name |> Option.defaultValue fallback) name
 
 /// Left out when it is `fallback`, and read as `fallback` when missing or null.
-let omittedAt (fallback: 'T) (value: Value<'T>) : Value<'T> when 'T: equality =
-    { orDefault fallback value with WriteAs = fun json name item -> if item <> fallback then value.WriteAs json name item }
-
-// ---------------------------------------------------------------------------------------------
-// Fields: some properties of one object, written and read together. A record, a case's payload
-// and a nested object are all Fields; fieldsN puts several side by side as a struct tuple.
-
-[<NoComparison; NoEquality>]
-type Fields<'T> =
-    { Write: Utf8JsonWriter -> 'T -> unit
-      Read: JsonElement -> 'T }
-
-let field (text: string) (value: Value<'T>) : Fields<'T> =
-    let name = name text
-    { Write = (fun json item -> value.WriteAs json name item); Read = fun frame -> value.ReadFrom frame name }
+let omittedAt (fallback: 'T) (inner: Value<'T>) : Value<'T> when 'T: equality =
+    fun name ->
+        let inner = inner name
+        let readFrom frame name = readOptional inner frame name |> Option.defaultValue fallback
+        value (fun json _ item -> if item <> fallback then inner.Write(json, item)) readFrom name
 
 /// The same properties, for a type made of them and taken apart into them.
 let mapFields (make: 'A -> 'B) (parts: 'B -> 'A) (fields: Fields<'A>) : Fields<'B> =
-    { Write = (fun json item -> fields.Write json (parts item)); Read = fun frame -> make (fields.Read frame) }
+    { new Fields<'B>() with
+        member _.Write(json, item) = fields.Write(json, parts item)
+        member _.Read frame = make (fields.Read frame) }
 
-let noFields : Fields<unit> = { Write = (fun _ () -> ()); Read = fun _ -> () }
+/// No properties: a case without a payload.
+[<Struct>]
+type NoFields = NoFields
+
+let private noFields : Fields<NoFields> =
+    { new Fields<NoFields>() with
+        member _.Write(_, _) = ()
+        member _.Read _ = NoFields }
 
 // Fields are read in the order they are written, so of two bad fields the first one is named.
 let fields2 (a: Fields<'A>) (b: Fields<'B>) : Fields<struct ('A * 'B)> =
-    { Write = (fun json (struct (x, y)) -> a.Write json x; b.Write json y)
-      Read = fun frame -> let x = a.Read frame in struct (x, b.Read frame) }
+    { new Fields<struct ('A * 'B)>() with
+        member _.Write(json, struct (x, y)) =
+            a.Write(json, x)
+            b.Write(json, y)
+        member _.Read frame =
+            let x = a.Read frame
+            struct (x, b.Read frame) }
 
 let fields3 (a: Fields<'A>) (b: Fields<'B>) (c: Fields<'C>) : Fields<struct ('A * 'B * 'C)> =
-    { Write = (fun json (struct (x, y, z)) -> a.Write json x; b.Write json y; c.Write json z)
-      Read =
-        fun frame ->
+    { new Fields<struct ('A * 'B * 'C)>() with
+        member _.Write(json, struct (x, y, z)) =
+            a.Write(json, x)
+            b.Write(json, y)
+            c.Write(json, z)
+        member _.Read frame =
             let x = a.Read frame
             let y = b.Read frame
             struct (x, y, c.Read frame) }
 
 let fields4 (a: Fields<'A>) (b: Fields<'B>) (c: Fields<'C>) (d: Fields<'D>) : Fields<struct ('A * 'B * 'C * 'D)> =
-    { Write = (fun json (struct (x, y, z, w)) -> a.Write json x; b.Write json y; c.Write json z; d.Write json w)
-      Read =
-        fun frame ->
+    { new Fields<struct ('A * 'B * 'C * 'D)>() with
+        member _.Write(json, struct (x, y, z, w)) =
+            a.Write(json, x)
+            b.Write(json, y)
+            c.Write(json, z)
+            d.Write(json, w)
+        member _.Read frame =
             let x = a.Read frame
             let y = b.Read frame
             let z = c.Read frame
             struct (x, y, z, d.Read frame) }
 
 let fields5 (a: Fields<'A>) (b: Fields<'B>) (c: Fields<'C>) (d: Fields<'D>) (e: Fields<'E>) : Fields<struct ('A * 'B * 'C * 'D * 'E)> =
-    { Write = (fun json (struct (x, y, z, w, v)) -> a.Write json x; b.Write json y; c.Write json z; d.Write json w; e.Write json v)
-      Read =
-        fun frame ->
+    { new Fields<struct ('A * 'B * 'C * 'D * 'E)>() with
+        member _.Write(json, struct (x, y, z, w, v)) =
+            a.Write(json, x)
+            b.Write(json, y)
+            c.Write(json, z)
+            d.Write(json, w)
+            e.Write(json, v)
+        member _.Read frame =
             let x = a.Read frame
             let y = b.Read frame
             let z = c.Read frame
@@ -185,9 +243,15 @@ let fields5 (a: Fields<'A>) (b: Fields<'B>) (c: Fields<'C>) (d: Fields<'D>) (e: 
             struct (x, y, z, w, e.Read frame) }
 
 let fields6 (a: Fields<'A>) (b: Fields<'B>) (c: Fields<'C>) (d: Fields<'D>) (e: Fields<'E>) (f: Fields<'F>) : Fields<struct ('A * 'B * 'C * 'D * 'E * 'F)> =
-    { Write = (fun json (struct (x, y, z, w, v, u)) -> a.Write json x; b.Write json y; c.Write json z; d.Write json w; e.Write json v; f.Write json u)
-      Read =
-        fun frame ->
+    { new Fields<struct ('A * 'B * 'C * 'D * 'E * 'F)>() with
+        member _.Write(json, struct (x, y, z, w, v, u)) =
+            a.Write(json, x)
+            b.Write(json, y)
+            c.Write(json, z)
+            d.Write(json, w)
+            e.Write(json, v)
+            f.Write(json, u)
+        member _.Read frame =
             let x = a.Read frame
             let y = b.Read frame
             let z = c.Read frame
@@ -206,7 +270,7 @@ type Item<'T> =
 
 let private writeObject (fields: Fields<'T>) (json: Utf8JsonWriter) (item: 'T) =
     json.WriteStartObject()
-    fields.Write json item
+    fields.Write(json, item)
     json.WriteEndObject()
 
 let objectItem (fields: Fields<'T>) : Item<'T> =
@@ -219,43 +283,45 @@ let stringItem : Item<string> =
 
 /// An object nested under a name.
 let objectOf (fields: Fields<'T>) : Value<'T> =
-    { WriteAs = (fun json name item -> json.WritePropertyName name.Encoded; writeObject fields json item)
-      ReadFrom = fun frame name -> fields.Read(readObject frame name) }
+    value (fun json name item -> json.WritePropertyName name.Encoded; writeObject fields json item) (fun frame name -> fields.Read(readObject frame name))
 
 let listOf (item: Item<'T>) : Value<'T list> =
-    { WriteAs =
+    value
         (fun json name items ->
             json.WritePropertyName name.Encoded
             json.WriteStartArray()
             for each in items do item.WriteItem json each
             json.WriteEndArray())
-      ReadFrom = fun frame name -> readArray frame name |> List.map item.ReadItem }
+        (fun frame name -> readArray frame name |> List.map item.ReadItem)
 
 // ---------------------------------------------------------------------------------------------
 // A union's table: one case per union case, each its "type" tag and its fields.
 
-[<NoComparison; NoEquality>]
-type Case<'Union> =
-    { Tag: string
-      /// Writes the "type" and the fields; false when the value is another case.
-      TryWrite: Utf8JsonWriter -> 'Union -> bool
-      Read: JsonElement -> 'Union }
+[<AbstractClass>]
+type Case<'Union>(tag: string) =
+    member _.Tag = tag
+    /// Writes the "type" and the fields; false when the value is another case.
+    abstract TryWrite: json: Utf8JsonWriter * value: 'Union -> bool
+    abstract Read: frame: JsonElement -> 'Union
 
 let private typeName = JsonEncodedText.Encode "type"
 
 /// One case: its tag, its fields, how the case is made of them, and taken apart into them.
 let case (tag: string) (fields: Fields<'T>) (make: 'T -> 'Union) (parts: 'Union -> 'T voption) : Case<'Union> =
     let encodedTag = JsonEncodedText.Encode tag
-    { Tag = tag
-      TryWrite =
-        fun json value ->
+    { new Case<'Union>(tag) with
+        member _.TryWrite(json, value) =
             match parts value with
             | ValueSome payload ->
                 json.WriteString(typeName, encodedTag)
-                fields.Write json payload
+                fields.Write(json, payload)
                 true
             | ValueNone -> false
-      Read = fields.Read >> make }
+        member _.Read frame = make (fields.Read frame) }
+
+/// A case without fields: F# keeps one instance of it, so it is found by reference.
+let constant (tag: string) (value: 'Union) : Case<'Union> =
+    case tag noFields (fun NoFields -> value) (fun other -> if LanguagePrimitives.PhysicalEquality other value then ValueSome NoFields else ValueNone)
 
 /// The compiled union's own Tag (its case's position in the declaration), read without boxing.
 let private tagReader<'Union> () : Func<'Union, int> =
@@ -287,7 +353,7 @@ let table (cases: Case<'Union> list) : Table<'Union> =
 let write (table: Table<'Union>) (json: Utf8JsonWriter) (value: 'Union) =
     let case = table.ByPosition.[table.TagOf.Invoke value]
     // Only a table listed out of the union's order gets here: the round-trip tests catch it.
-    if not (case.TryWrite json value) then invalidOp $"the wire table of {typeof<'Union>.Name} is not in declaration order at '{case.Tag}'"
+    if not (case.TryWrite(json, value)) then invalidOp $"the wire table of {typeof<'Union>.Name} is not in declaration order at '{case.Tag}'"
 
 let read (table: Table<'Union>) (tag: string) (frame: JsonElement) : 'Union =
     match table.ByTag.TryGetValue tag with
