@@ -73,10 +73,6 @@ let private clientSamples : ClientRequest list =
       Status
       Quit ]
 
-let private errorCodes : ErrorCode list =
-    [ NickTaken; NickInvalid; HelloFirst; AlreadyHello; NoSuchUser; ServerFull; TextInvalid; BadFrame; FrameTooLarge; VersionMismatch
-      RoomInvalid; NotInRoom; RateLimited ]
-
 let private serverSamples : ServerReply list =
     [ Welcome("alice", 2, None, "s")
       Welcome("alice", 2, Some 3, "s")
@@ -100,7 +96,7 @@ let private serverSamples : ServerReply list =
       StatusReported { Self = 1; Leader = None; Epoch = 0L; Nodes = []; Unreplicated = [] }
       Redirected(3, { Host = "127.0.0.1"; Port = 7003 }, "shedding load")
       Notice awkward ]
-    @ [ for code in errorCodes -> Error(code, $"because {code}") ]
+    @ [ for code in ErrorCode.all -> Error(code, $"because {code}") ]
 
 // ---------------------------------------------------------------------------------------------
 // The files.
@@ -217,6 +213,43 @@ let ``hostile variants of every frame are accepted or refused, with the same rea
     let frames = encodings |> List.collect (snd >> variants) |> List.distinct
     checkGolden "wire-decodings.txt.gz" [ for frame in frames -> $"{frame}\t{decodeAll frame}" ]
 
+// ---------------------------------------------------------------------------------------------
+// The samples cover every case, and the error codes are one list.
+
+let private casesOf<'Union> (values: 'Union list) : Set<string> =
+    let tagOf = Microsoft.FSharp.Reflection.FSharpValue.PreComputeUnionTagReader(typeof<'Union>)
+    let cases = Microsoft.FSharp.Reflection.FSharpType.GetUnionCases(typeof<'Union>)
+    values |> List.map (fun value -> cases.[tagOf (box value)].Name) |> Set.ofList
+
+let private allCasesOf<'Union> () : Set<string> =
+    Microsoft.FSharp.Reflection.FSharpType.GetUnionCases(typeof<'Union>) |> Array.map _.Name |> Set.ofArray
+
+let ``the golden samples hold every case of every union`` () =
+    Assert.Equal<Set<string>>(allCasesOf<PeerMessage> (), casesOf peerSamples)
+    Assert.Equal<Set<string>>(allCasesOf<ClientRequest> (), casesOf clientSamples)
+    Assert.Equal<Set<string>>(allCasesOf<ServerReply> (), casesOf serverSamples)
+
+let ``every error code has one distinct name, which reads back as that code`` () =
+    Assert.Equal<Set<string>>(allCasesOf<ErrorCode> (), casesOf ErrorCode.all)
+    Assert.Equal(ErrorCode.names.Length, ErrorCode.names |> List.map snd |> List.distinct |> List.length)
+    for code, name in ErrorCode.names do
+        Assert.Equal(name, Wire.errorCodeName code)
+        Assert.Equal(Some code, ErrorCode.tryParse name)
+        match Wire.decodeServerReply $"{{\"v\":1,\"type\":\"error\",\"code\":\"{name}\",\"reason\":\"r\"}}" with
+        | Ok(Error(decoded, "r")) -> Assert.Equal(code, decoded)
+        | other -> failwith $"%A{other}"
+
+let ``docs/PROTOCOL.md lists exactly the error codes`` () =
+    let protocol = File.ReadAllText(Path.Combine(__SOURCE_DIRECTORY__, "..", "..", "docs", "PROTOCOL.md"))
+    let start = protocol.IndexOf "Error codes:"
+    let paragraph = protocol.Substring(start, protocol.IndexOf("\n\n", start) - start)
+    let listed =
+        RegularExpressions.Regex.Matches(paragraph, "`([a-z-]+)`")
+        |> Seq.map _.Groups.[1].Value
+        |> Seq.filter (fun name -> not (name.StartsWith "--"))
+        |> Set.ofSeq
+    Assert.Equal<Set<string>>(ErrorCode.names |> List.map snd |> Set.ofList, listed)
+
 [<Tests>]
 let tests =
     testList "WireGolden" [
@@ -224,4 +257,10 @@ let tests =
             ``every case of every union is encoded exactly as before``
         testCase "hostile variants of every frame are accepted or refused, with the same reason, as before"
             ``hostile variants of every frame are accepted or refused, with the same reason, as before``
+        testCase "the golden samples hold every case of every union"
+            ``the golden samples hold every case of every union``
+        testCase "every error code has one distinct name, which reads back as that code"
+            ``every error code has one distinct name, which reads back as that code``
+        testCase "docs/PROTOCOL.md lists exactly the error codes"
+            ``docs/PROTOCOL.md lists exactly the error codes``
     ]
