@@ -257,10 +257,7 @@ let private serverReplies : Table<ServerReply> =
           case "system" (field "text" text) Notice (function Notice text -> ValueSome text | _ -> ValueNone) ]
 
 /// The on-disk log: one room message per record, tagged "logged" (the tag is not checked on reading).
-let private loggedMessages : Table<RoomMessage> =
-    { ByPosition = [| case "logged" peerRoomMessage id ValueSome |]
-      ByTag = Collections.Generic.Dictionary()
-      TagOf = Func<RoomMessage, int>(fun _ -> 0) }
+let private loggedMessages : Table<RoomMessage> = single (case "logged" peerRoomMessage id ValueSome)
 
 // ---------------------------------------------------------------------------------------------
 // Encoding: a Utf8JsonWriter, so a frame costs its UTF-8 bytes and no intermediate tree.

@@ -350,6 +350,12 @@ let table (cases: Case<'Union> list) : Table<'Union> =
       ByTag = Dictionary(cases |> List.map (fun case -> KeyValuePair(case.Tag, case)), StringComparer.Ordinal)
       TagOf = tagReader<'Union> () }
 
+/// A table of one case for a type that is not a union (the log's records).
+let single (case: Case<'T>) : Table<'T> =
+    { ByPosition = [| case |]
+      ByTag = Dictionary([ KeyValuePair(case.Tag, case) ], StringComparer.Ordinal)
+      TagOf = Func<'T, int>(fun _ -> 0) }
+
 let write (table: Table<'Union>) (json: Utf8JsonWriter) (value: 'Union) =
     let case = table.ByPosition.[table.TagOf.Invoke value]
     // Only a table listed out of the union's order gets here: the round-trip tests catch it.
