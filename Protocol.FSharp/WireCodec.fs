@@ -5,7 +5,6 @@
 module internal FormalChat.Protocol.WireCodec
 
 open System
-open System.Collections.Generic
 open System.Text.Json
 open Microsoft.FSharp.Reflection
 
@@ -338,7 +337,6 @@ let private tagReader<'Union> () : Func<'Union, int> =
 [<NoComparison; NoEquality>]
 type Table<'Union> =
     { ByPosition: Case<'Union> array
-      ByTag: Dictionary<string, Case<'Union>>
       TagOf: Func<'Union, int> }
 
 /// The cases in the union's declaration order, so a value finds its case by position.
@@ -346,22 +344,25 @@ let table (cases: Case<'Union> list) : Table<'Union> =
     let declared = FSharpType.GetUnionCases(typeof<'Union>, true)
     if declared.Length <> cases.Length then
         invalidOp $"the wire table of {typeof<'Union>.Name} has {cases.Length} cases for {declared.Length}"
-    { ByPosition = Array.ofList cases
-      ByTag = Dictionary(cases |> List.map (fun case -> KeyValuePair(case.Tag, case)), StringComparer.Ordinal)
-      TagOf = tagReader<'Union> () }
+    let tags = cases |> List.map _.Tag
+    if List.distinct tags <> tags then invalidOp $"the wire table of {typeof<'Union>.Name} repeats a tag"
+    { ByPosition = Array.ofList cases; TagOf = tagReader<'Union> () }
 
 /// A table of one case for a type that is not a union (the log's records).
 let single (case: Case<'T>) : Table<'T> =
-    { ByPosition = [| case |]
-      ByTag = Dictionary([ KeyValuePair(case.Tag, case) ], StringComparer.Ordinal)
-      TagOf = Func<'T, int>(fun _ -> 0) }
+    { ByPosition = [| case |]; TagOf = Func<'T, int>(fun _ -> 0) }
 
 let write (table: Table<'Union>) (json: Utf8JsonWriter) (value: 'Union) =
     let case = table.ByPosition.[table.TagOf.Invoke value]
     // Only a table listed out of the union's order gets here: the round-trip tests catch it.
     if not (case.TryWrite(json, value)) then invalidOp $"the wire table of {typeof<'Union>.Name} is not in declaration order at '{case.Tag}'"
 
+/// A scan, not a dictionary: tables are short, and comparing a few short strings (length first)
+/// costs less than hashing one.
 let read (table: Table<'Union>) (tag: string) (frame: JsonElement) : 'Union =
-    match table.ByTag.TryGetValue tag with
-    | true, case -> case.Read frame
-    | false, _ -> fail $"unknown message type '{tag}'"
+    let cases = table.ByPosition
+    let mutable index = 0
+    while index < cases.Length && not (String.Equals(cases.[index].Tag, tag)) do
+        index <- index + 1
+    if index = cases.Length then fail $"unknown message type '{tag}'"
+    cases.[index].Read frame
