@@ -202,6 +202,36 @@ type ErrorCode =
     /// client's address; the connection is closed.
     | LoginThrottled
 
+module ErrorCode =
+    /// Each code's name on the wire: the one mapping, used both ways and by docs/PROTOCOL.md's
+    /// test. A match, so a code added without a name does not compile (warnings are errors).
+    let name (code: ErrorCode) : string =
+        match code with
+        | NickTaken -> "nick-taken"
+        | NickInvalid -> "nick-invalid"
+        | HelloFirst -> "hello-first"
+        | AlreadyHello -> "already-hello"
+        | NoSuchUser -> "no-such-user"
+        | ServerFull -> "server-full"
+        | TextInvalid -> "text-invalid"
+        | BadFrame -> "bad-frame"
+        | FrameTooLarge -> "frame-too-large"
+        | VersionMismatch -> "version-mismatch"
+        | RoomInvalid -> "room-invalid"
+        | NotInRoom -> "not-in-room"
+        | RateLimited -> "rate-limited"
+        | TlsRequired -> "tls-required"
+        | LoginThrottled -> "login-throttled"
+
+    /// Every code, in declaration order, read off the union itself.
+    let all : ErrorCode list =
+        [ for case in Microsoft.FSharp.Reflection.FSharpType.GetUnionCases typeof<ErrorCode> ->
+              unbox<ErrorCode> (Microsoft.FSharp.Reflection.FSharpValue.MakeUnion(case, [||])) ]
+
+    let names : (ErrorCode * string) list = all |> List.map (fun code -> code, name code)
+
+    let tryParse (text: string) : ErrorCode option = names |> List.tryFind (snd >> (=) text) |> Option.map fst
+
 /// Node-to-client messages.
 type ServerReply =
     | Welcome of nick: string * node: NodeId * leader: NodeId option * session: string

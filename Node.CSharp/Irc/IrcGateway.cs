@@ -2,6 +2,7 @@ using System.Collections.Concurrent;
 using System.Net;
 using System.Net.Sockets;
 using FormalChat.CommandLine;
+using FormalChat.Node.Security;
 using FormalChat.Protocol;
 using FormalChat.Transport;
 using Microsoft.Extensions.Logging;
