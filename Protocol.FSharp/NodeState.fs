@@ -71,6 +71,9 @@ type NodeState =
       /// K of them: by then every peer's heartbeat shows its real load, so a burst of connections
       /// or clients still on their way after a redirect do not look like an imbalance.
       OverloadedTicks: int
+      /// Messages this node sent itself in this step, oldest first: Node.step handles them
+      /// before it returns, so the inbox is empty between steps.
+      Inbox: PeerMessage list
       Stopped: bool }
 
 type Event =
@@ -128,6 +131,7 @@ let init (info: NodeInfo) : NodeState =
       MessagesSinceTick = 0
       Load = Load.zero
       OverloadedTicks = 0
+      Inbox = []
       Stopped = false }
 
 let self (state: NodeState) = state.Info.Id
