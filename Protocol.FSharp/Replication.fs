@@ -189,11 +189,14 @@ let private persist (messages: RoomMessage list) (replica: Replica) : Replica * 
     | [] -> replica, []
     | fresh -> { replica with Durable = (List.last fresh).Seq }, [ LogAppended fresh ]
 
-/// The log becomes the history: what the node wrote and was never committed goes.
-let private rewrite (history: Rooms.RoomHistory) (replica: Replica) : Replica * ReplicaOutput list =
-    let messages = Rooms.last Rooms.historyCapacity history
+/// The log becomes the history and then `stored`: what the node wrote and was never committed
+/// goes.
+let private rewriteWith (history: Rooms.RoomHistory) (stored: RoomMessage list) (replica: Replica) : Replica * ReplicaOutput list =
+    let messages = Rooms.last Rooms.historyCapacity history @ stored
     let last = messages |> List.tryLast |> Option.map _.Seq |> Option.defaultValue 0L
     { replica with History = history; Durable = last }, [ LogReplaced messages ]
+
+let private rewrite (history: Rooms.RoomHistory) (replica: Replica) = rewriteWith history [] replica
 
 /// `next` for each item in turn, with the outputs in order.
 let private forEach (next: 'T -> Replica -> Replica * ReplicaOutput list) (items: 'T list) (replica: Replica) =
@@ -409,13 +412,19 @@ let private confirmStored (room: RoomName) (backup: BackupAssignment) (replica: 
 
 /// Spec: RecvSync(b, o), for the backup `current` says this node is. Its copy of the room
 /// becomes the owner's: the committed history (what it lacked is delivered, a disagreeing copy
-/// replaced) and the pending messages, written before it confirms what it holds.
+/// replaced) and the pending messages, written before it confirms what it holds. A copy it
+/// stored earlier that the owner does not send again was never committed (its owner died
+/// first, and this owner never had it): the log is rewritten without it, or a restart would
+/// read it back as history (TLC found this with NoUncommittedInLog).
 let recvSync (current: bool) (room: RoomName) (backup: BackupAssignment) (committed: RoomMessage list) (pending: RoomMessage list) (replica: Replica) : Replica * ReplicaOutput list =
     if not current then replica, []
     else
         let replica, adopted = adoptHistory committed replica
         let pending = pending |> List.filter (fun message -> message.Seq > replica.History.LastSeq)
-        let replica, written = persist pending { replica with Stored = pending }
+        let dropped = replica.Stored |> List.exists (fun stored -> stored.Seq > replica.History.LastSeq && not (List.contains stored pending))
+        let replica, written =
+            if dropped then rewriteWith replica.History pending { replica with Stored = pending }
+            else persist pending { replica with Stored = pending }
         replica, adopted @ written @ [ confirmStored room backup replica ]
 
 /// Spec: StoreReplica(b, o), for the backup `current` says this node is. The backup stores

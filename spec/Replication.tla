@@ -383,7 +383,12 @@ IsCurrentBackup(b, a, assigned) == a.backup = b /\ assigned = a /\ placement.own
 \* F#: Replication.recvSync (after Replication.recvBackupAssignment).  The assignment the
 \* sync carries is taken if newer.  If b is that backup, its copy of the room becomes the
 \* owner's: the committed history (extended, or replaced where b's copy disagrees) and the
-\* pending messages, written, and b confirms what it holds; it no longer waits for a fill.
+\* pending messages, written (the log rewritten if it held a copy the owner does not send
+\* again), and b confirms what it holds; it no longer waits for a fill.
+\* F#: the dropped copies of Replication.recvSync: b stored a message beyond its history that
+\* the owner does not send again; it was never committed, and the log is rewritten without it.
+Dropped(r, stored) == \E k \in DOMAIN r[2] : r[2][k].seq > LastSeq(r[1]) /\ r[2][k] \notin Range(stored)
+
 RecvSync(b, o) ==
     /\ Receivable(o, b, "sync")
     /\ LET m == First(o, b)
@@ -395,7 +400,7 @@ RecvSync(b, o) ==
            /\ IF IsCurrentBackup(b, a, assigned)
               THEN /\ history' = [history EXCEPT ![b] = r[1]]
                    /\ replicas' = [replicas EXCEPT ![b] = stored]
-                   /\ disk' = [disk EXCEPT ![b] = Persist(r[3], stored)]
+                   /\ disk' = [disk EXCEPT ![b] = IF Dropped(r, stored) THEN r[1] \o stored ELSE Persist(r[3], stored)]
                    /\ missing' = missing \ {b}
                    /\ chan' = Send(Pop(o, b), b, a.owner, StoredMsg(a, Held(r[1], stored)))
               ELSE /\ chan' = Pop(o, b)

@@ -173,6 +173,25 @@ let ``takeOwnership: a node that stops owning a room with pending messages rewri
     Assert.Equal<Replication.ReplicaOutput list>([ Replication.LogReplaced [ message 1L 1L ] ], outputs)
     Assert.Equal(1L, released.Durable)
 
+/// What TLC found with NoUncommittedInLog (MCReplication3LeaderOwns): the backup stored 1@1 of
+/// an owner that died before committing it; the new owner never had it and syncs the backup with
+/// nothing. Keeping 1@1 in the log would make a restart read it back as committed history.
+let ``recvSync: a stored copy the new owner does not send again is rewritten out of the log`` () =
+    let backup = { backupOn 1 2 with Owner = 2; Epoch = 2L }
+    let replica = { Replication.emptyReplica with Stored = [ message 1L 1L ]; Durable = 1L }
+
+    let synced, outputs = Replication.recvSync true "#dev" backup [] [] replica
+    let kept, written = Replication.recvSync true "#dev" backup [] [ message 1L 1L; message 2L 2L ] replica
+
+    Assert.Empty(synced.Stored)
+    Assert.Equal<Replication.ReplicaOutput list>(
+        [ Replication.LogReplaced []; Replication.SentTo { To = 2; Message = ReplicaStored("#dev", backup, 0L) } ], outputs)
+    Assert.Equal(0L, synced.Durable)
+    // The owner sends the copy again: only what is new is appended.
+    Assert.Equal<Replication.ReplicaOutput list>(
+        [ Replication.LogAppended [ message 2L 2L ]; Replication.SentTo { To = 2; Message = ReplicaStored("#dev", backup, 2L) } ], written)
+    Assert.Equal<RoomMessage list>([ message 1L 1L; message 2L 2L ], kept.Stored)
+
 let ``recvSequenced: a message that skips numbers is held back and the owner asked once`` () =
     let replica = { Replication.emptyReplica with History = Rooms.ofMessages [ message 1L 1L ]; Durable = 1L }
 
@@ -445,6 +464,8 @@ let tests =
             ``deliverSequenced: a committed message that differs from the stored copy rewrites the log without that copy``
         testCase "takeOwnership: a node that stops owning a room with pending messages rewrites its log without them"
             ``takeOwnership: a node that stops owning a room with pending messages rewrites its log without them``
+        testCase "recvSync: a stored copy the new owner does not send again is rewritten out of the log"
+            ``recvSync: a stored copy the new owner does not send again is rewritten out of the log``
         testCase "recvSequenced: a message that skips numbers is held back and the owner asked once"
             ``recvSequenced: a message that skips numbers is held back and the owner asked once``
         testCase "assignBackup: the leader picks the least-loaded other live node and never the owner"

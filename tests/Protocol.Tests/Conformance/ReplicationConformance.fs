@@ -12,7 +12,7 @@
 ///   4. freshness: the spec and configuration files still have the SHA-256 the fixtures were
 ///      made from.
 /// One abstraction function (`ofTla`) maps a TLA+ state to F# values. Every replica rule is the
-/// Replication.fs function Node.fs calls (Node.onReplica); the harness only carries out its
+/// Replication.fs function Node.fs calls (RoomReplica.onReplica); the harness only carries out its
 /// outputs on the modelled state (a write on the node's log, a message on a link).
 module FormalChat.Protocol.Tests.Conformance.ReplicationConformance
 
@@ -296,7 +296,7 @@ let private isCurrentBackup (node: NodeId) (backup: BackupAssignment) (cluster: 
 // ---------------------------------------------------------------------------------------------
 // The spec's actions, each through its F# function. None: not enabled.
 
-/// Spec: SequencePost(o, id). Replication.sequencePost (Node.sequenceAsOwner).
+/// Spec: SequencePost(o, id). Replication.sequencePost (RoomReplica.sequenceAsOwner).
 let sequencePost (owner: NodeId) (id: int) (cluster: Cluster) : Cluster option =
     if not cluster.Alive[owner] || cluster.Placement.Owner <> owner || cluster.Primaries[owner].IsNone then None
     else
@@ -304,7 +304,7 @@ let sequencePost (owner: NodeId) (id: int) (cluster: Cluster) : Cluster option =
         | replica, Replication.Sequenced _, outputs -> Some(applyReplica owner (replica, outputs) cluster)
         | _ -> None
 
-/// Spec: SyncBackup(o). Replication.syncBackup (Node.replicate).
+/// Spec: SyncBackup(o). Replication.syncBackup (RoomReplica.replicate).
 let syncBackup (owner: NodeId) (cluster: Cluster) : Cluster option =
     if not cluster.Alive[owner] then None
     else
@@ -312,7 +312,7 @@ let syncBackup (owner: NodeId) (cluster: Cluster) : Cluster option =
         | _, [] -> None
         | result -> Some(applyReplica owner result cluster)
 
-/// Spec: RecvSync(b, o). Replication.recvSync (Node.recvSync).
+/// Spec: RecvSync(b, o). Replication.recvSync (RoomReplica.recvSync).
 let recvSync (node: NodeId) (from: NodeId) (cluster: Cluster) : Cluster option =
     match head from node cluster with
     | Some(ReplicaSynced(_, backup, committed, pending)) ->
@@ -321,7 +321,7 @@ let recvSync (node: NodeId) (from: NodeId) (cluster: Cluster) : Cluster option =
         Some(applyReplica node (Replication.recvSync current room backup committed pending (replicaOf node cluster)) cluster)
     | _ -> None
 
-/// Spec: StoreReplica(b, o). Replication.storeReplica (Node.recvAppend).
+/// Spec: StoreReplica(b, o). Replication.storeReplica (RoomReplica.recvAppend).
 let storeReplica (node: NodeId) (from: NodeId) (cluster: Cluster) : Cluster option =
     match head from node cluster with
     | Some(ReplicaAppended(backup, message)) ->
@@ -330,7 +330,7 @@ let storeReplica (node: NodeId) (from: NodeId) (cluster: Cluster) : Cluster opti
         Some(applyReplica node (Replication.storeReplica current backup message (replicaOf node cluster)) cluster)
     | _ -> None
 
-/// Spec: RecvStored(o, b). Replication.recvStored (Node.recvStored).
+/// Spec: RecvStored(o, b). Replication.recvStored (RoomReplica.recvStored).
 let recvStored (owner: NodeId) (from: NodeId) (cluster: Cluster) : Cluster option =
     match head from owner cluster with
     | Some(ReplicaStored(_, backup, seq)) ->
@@ -338,7 +338,7 @@ let recvStored (owner: NodeId) (from: NodeId) (cluster: Cluster) : Cluster optio
         Some(applyReplica owner (Replication.recvStored backup seq (replicaOf owner cluster)) cluster)
     | _ -> None
 
-/// Spec: Commit(o). Replication.commit as Node.replicate uses it (alone: the view is the owner
+/// Spec: Commit(o). Replication.commit as RoomReplica.replicate uses it (alone: the view is the owner
 /// only): each committed message is written and delivered at the owner, then sent to every
 /// other live node; it is acknowledged.
 let commit (owner: NodeId) (cluster: Cluster) : Cluster option =
