@@ -157,10 +157,7 @@ let private coordinate (transition: Coordination -> Coordination * Sent list) (s
     let state = { state with Coordination = after }
     let viewLogs, state = reportViewChange before state
     let electionLogs =
-        [ if after.Participant && after.Epoch > before.Epoch
-             && sent |> List.exists (fun m -> m.Message = Election { Candidate = self state; Epoch = after.Epoch }) then
-              Log(Info, $"election started for epoch {after.Epoch}: node {self state} is a candidate")
-          if after.Leader <> before.Leader || after.Epoch <> before.Epoch then
+        [ if after.Leader <> before.Leader || after.Epoch <> before.Epoch then
               match after.Leader with
               | Some leader when leader = self state -> Log(Info, $"election won: node {leader} is the leader for epoch {after.Epoch}")
               | Some leader -> Log(Info, $"leader is node {leader} (epoch {after.Epoch})")
@@ -177,7 +174,10 @@ let private coordinate (transition: Coordination -> Coordination * Sent list) (s
 /// everyone (its view grows one heartbeat at a time when the partition heals).
 let private maybeStartElection (state: NodeState) : NodeState * Effect list =
     if state.TicksSinceStart >= listenTicksBeforeElection && hasQuorum state && Election.needsElection state.Coordination then
-        coordinate Election.startElection state
+        // Spec: StartElection. Its messages to this node wait in the inbox, so the state here is
+        // the candidate's, and the log says so before anything the election sends.
+        let state, effects = coordinate Election.startElection state
+        state, Log(Info, $"election started for epoch {state.Coordination.Epoch}: node {self state} is a candidate") :: effects
     else
         state, []
 
