@@ -306,12 +306,7 @@ public sealed class NodeHost
         private void SendHeartbeat(ReadOnlyMemory<byte> frame)
         {
             discovery?.Send(frame);
-            var targets = new HashSet<Endpoint>(host._options.Seeds);
-            if (discovery is null)
-            {
-                foreach (var peer in host._state.Peers) targets.Add(peer.Value.Info.PeerEndpoint);
-            }
-            foreach (var target in targets) peers.Send(target, frame);
+            foreach (var target in ProtocolNode.heartbeatTargets(host._options.Seeds, discovery is not null, host._state)) peers.Send(target, frame);
         }
 
         private static LogLevel LevelOf(ProtocolLogLevel level) =>

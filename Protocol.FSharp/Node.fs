@@ -6,6 +6,7 @@ module FormalChat.Protocol.Node
 
 open FormalChat.Protocol.Chat
 open FormalChat.Protocol.NodeState
+open FormalChat.Protocol.RoomReplica
 
 let private reply client message = SendToClients(Set.singleton client, message)
 let private refuse client code reason = reply client (Error(code, reason))
@@ -21,29 +22,21 @@ let private presenceExcept (excluded: ClientId option) (state: NodeState) (text:
     else [ SendToClients(excluded |> Option.fold (fun clients client -> Set.remove client clients) everyone, Notice text) ]
 
 let private presence = presenceExcept None
-let private toEveryPeer (state: NodeState) message = [ for info in livePeers state -> SendToPeer(info, message) ]
-
-/// A message to one node by id. A node this one has no address for (never heard of, or named
-/// only by a frame) gets nothing and the log says so: a lookup must never take the node down.
-let private toPeer (state: NodeState) (node: NodeId) (message: PeerMessage) : Effect =
-    match state.Peers.TryFind node with
-    | Some peer -> SendToPeer(peer.Info, message)
-    | None -> Log(Warning, $"no address for node {node}; dropped {message}")
 
 /// What a node that has just appeared needs to know from this one: who is online here, and
 /// where every room is placed.
 /// The owner shares its rooms' history only once it has had a majority for a while (see
 /// maybeStartElection): a node back from a partition may still believe it owns a room the
 /// leader has moved meanwhile, and its history then lacks what was acknowledged since.
-let private introduceTo (info: NodeInfo) (state: NodeState) =
+let private introduction (state: NodeState) : PeerMessage list =
     let sharesHistory = state.TicksSinceStart >= listenTicksBeforeElection && hasQuorum state
-    SendToPeer(info, UsersListed(self state, [ for user in localUsers state.Chat -> knownUser (self state) user ]))
+    UsersListed(self state, [ for user in localUsers state.Chat -> knownUser (self state) user ])
     :: [ for KeyValue(room, placement) in state.Placements do
-             yield SendToPeer(info, RoomAssigned(room, placement))
+             yield RoomAssigned(room, placement)
              if placement.Owner = self state && sharesHistory then
-                 yield SendToPeer(info, HistoryShared(room, Rooms.lastWithin Rooms.transferBudgetChars (Rooms.last Rooms.historyCapacity (historyOf room state))))
+                 yield HistoryShared(room, Rooms.lastWithin Rooms.transferBudgetChars (Rooms.last Rooms.historyCapacity (historyOf room state)))
          for KeyValue(room, backup) in state.Backups do
-             yield SendToPeer(info, BackupAssigned(room, backup)) ]
+             yield BackupAssigned(room, backup) ]
 
 /// The sender's addresses and load, and the nodes it introduces that this node has not met.
 let private rememberPeers (heartbeat: Heartbeat) (state: NodeState) : Map<NodeId, PeerEntry> =
@@ -53,275 +46,6 @@ let private rememberPeers (heartbeat: Heartbeat) (state: NodeState) : Map<NodeId
         introduced
         |> List.fold (fun (peers: Map<NodeId, PeerEntry>) (info: NodeInfo) -> peers.Add(info.Id, { Info = info; Load = Load.zero })) state.Peers
     peers.Add(heartbeat.From.Id, { Info = heartbeat.From; Load = heartbeat.Load })
-
-let private then' (next: NodeState -> NodeState * Effect list) (state: NodeState, effects: Effect list) =
-    let state, more = next state
-    state, effects @ more
-
-/// `next` for each item in turn, threading the state, with the effects in order. They are joined
-/// once at the end: appending as it goes (then' in a fold) costs the square of the number of
-/// items, and under load that is thousands of posts or messages in one step.
-let private forEach (next: 'T -> NodeState -> NodeState * Effect list) (items: 'T seq) (state: NodeState, effects: Effect list) =
-    let mutable state = state
-    let batches = ResizeArray<Effect list>()
-    batches.Add effects
-    for item in items do
-        let after, more = next item state
-        state <- after
-        if not more.IsEmpty then batches.Add more
-    state, List.concat batches
-
-// ---------------------------------------------------------------------------------------------
-// Rooms: sequencing at the owner, delivery everywhere, placement by the leader.
-
-/// A post waiting here is done once its sequenced message is known here: as it arrives, or
-/// already in the history (a retry of a message sequenced before). Nicknames are unique, so a
-/// sender and a client message id name one message, whichever node the retry went through;
-/// without an id (0) the text and the sender's node must match too.
-let private confirm (message: RoomMessage) (state: NodeState) : NodeState =
-    let waiting = state.Unconfirmed.TryFind message.Room |> Option.defaultValue []
-    let isThis (post: RoomPost) =
-        post.From = message.From
-        && (if message.ClientMessageId = 0L then post.Text = message.Text && post.FromNode = message.FromNode
-            else post.ClientMessageId = message.ClientMessageId)
-    match List.tryFindIndex isThis waiting with
-    | Some index -> { state with Unconfirmed = state.Unconfirmed.Add(message.Room, List.removeAt index waiting) }
-    | None -> state
-
-/// Writes to this node's log what it holds of a room and has not written yet.
-let private persist (room: RoomName) (messages: RoomMessage list) (state: NodeState) : NodeState * Effect list =
-    let durable = state.Durable.TryFind room |> Option.defaultValue 0L
-    match messages |> List.filter (fun message -> message.Seq > durable) with
-    | [] -> state, []
-    | fresh -> { state with Durable = state.Durable.Add(room, (List.last fresh).Seq) }, [ AppendToLog(room, fresh) ]
-
-/// The owner's word replaces what this node held of a room (see Rooms.adopt), on disk too.
-let private rewrite (room: RoomName) (history: Rooms.RoomHistory) (extra: RoomMessage list) (state: NodeState) : NodeState * Effect list =
-    let messages = Rooms.last Rooms.historyCapacity history @ extra
-    let last = messages |> List.tryLast |> Option.map _.Seq |> Option.defaultValue 0L
-    { state with Histories = state.Histories.Add(room, history); Durable = state.Durable.Add(room, last) },
-    [ RewriteLog(room, messages); Log(Info, $"room {room}: replaced this node's copy with the owner's ({messages.Length} messages)") ]
-
-/// A committed message goes to the room's members here, unless they have been shown its number.
-let private show (message: RoomMessage) (state: NodeState) : NodeState * Effect list =
-    let shown = state.Shown.TryFind message.Room |> Option.defaultValue 0L
-    if message.Seq <= shown then state, []
-    else { state with Shown = state.Shown.Add(message.Room, message.Seq) }, [ SendToClients(localMembers message.Room state.Chat, Message message) ]
-
-/// A committed message reaches this node: kept in the room's history and log, shown to local
-/// members, no longer waiting for confirmation here, and no longer only a backup's copy.
-let private deliverSequenced (message: RoomMessage) (state: NodeState) : NodeState * Effect list =
-    let stored = state.Replicas.TryFind message.Room |> Option.defaultValue []
-    // A stored copy that differs was never committed (its owner died first): the log drops it
-    // and everything stored after it.
-    let superseded = stored |> List.exists (fun held -> held.Seq = message.Seq && held <> message)
-    let stored = if superseded then [] else stored |> List.filter (fun held -> held.Seq > message.Seq)
-    let state = if stored.IsEmpty then { state with Replicas = state.Replicas.Remove message.Room } else { state with Replicas = state.Replicas.Add(message.Room, stored) }
-    match Rooms.record message (historyOf message.Room state) with
-    | None -> confirm message state, []
-    | Some history ->
-        let state = confirm message { state with Histories = state.Histories.Add(message.Room, history) }
-        let state, written = if superseded then rewrite message.Room history [] state else persist message.Room [ message ] state
-        let state, shown = show message state
-        state, written @ shown
-
-/// A room whose log was damaged takes the seqs it lacks from any node's committed copy: the
-/// messages only fill the gap (Rooms.fill), they are not shown again (members here saw them
-/// before the restart, or get them with the room's history) and are written when the repaired
-/// log is rewritten (repairDamaged).
-let private fillDamaged (room: RoomName) (messages: RoomMessage list) (state: NodeState) : NodeState =
-    if state.Damaged.Contains room then { state with Histories = state.Histories.Add(room, Rooms.fill messages (historyOf room state)) }
-    else state
-
-/// Committed messages from the owner (a reply to HistoryRequested, or a node's introduction):
-/// the ones this node lacked are delivered in order, unless this node's copy disagrees.
-let private adoptHistory (room: RoomName) (messages: RoomMessage list) (state: NodeState) : NodeState * Effect list =
-    let state = fillDamaged room messages { state with FillsRequested = state.FillsRequested.Remove room }
-    match Rooms.adopt messages (historyOf room state) with
-    | Rooms.Extends fresh -> forEach deliverSequenced fresh (state, [])
-    | Rooms.Replaces history -> rewrite room history [] state
-
-/// Committed messages another node shares as the room's owner (a reply to HistoryRequested, or
-/// its introduction when a node joins its view). The room's owner and its backup never let them
-/// replace their copy: the sender may be an owner that lost the room while it was cut off and has
-/// not heard yet, and their own copies hold what was acknowledged since.
-let private recvShared (room: RoomName) (messages: RoomMessage list) (state: NodeState) : NodeState * Effect list =
-    let state = fillDamaged room messages state
-    let isReplica =
-        state.Primaries.ContainsKey room || state.Backups.TryFind room |> Option.exists (fun backup -> backup.Backup = self state)
-    match Rooms.adopt messages (historyOf room state) with
-    | Rooms.Replaces _ when isReplica ->
-        { state with FillsRequested = state.FillsRequested.Remove room },
-        [ Log(Warning, $"room {room}: ignored a shared history that disagrees with this node's copy (it owns or backs up the room)") ]
-    | _ -> adoptHistory room messages state
-
-/// Asks the room's live owner for the committed messages after the last one this node has.
-let private askForMissing (room: RoomName) (state: NodeState) : Effect list =
-    match state.Placements.TryFind room with
-    | Some placement when placement.Owner <> self state && state.Coordination.View.Contains placement.Owner ->
-        [ toPeer state placement.Owner (HistoryRequested(room, (historyOf room state).LastSeq, self state)) ]
-    | _ -> []
-
-/// A committed message from another node. One that skips numbers means this node missed some
-/// (a broken link, or an owner that died while sending): it asks the owner for them, and the
-/// answer brings this one too, in order. Until the answer comes, later ones wait the same way.
-let private recvSequenced (message: RoomMessage) (state: NodeState) : NodeState * Effect list =
-    let history = historyOf message.Room state
-    if message.Seq <= history.LastSeq + 1L then
-        deliverSequenced message state
-    elif state.FillsRequested.Contains message.Room then
-        state, []
-    else
-        { state with FillsRequested = state.FillsRequested.Add message.Room }, askForMissing message.Room state
-
-/// A leader decides (places rooms, promotes backups, assigns them) only with a majority it has
-/// heard from within about an interval (age 0 or 1), not merely one still in its view: a leader
-/// cut off by a partition loses its peers from the view one tick at a time, and for a tick or two
-/// its view still holds a majority that is already gone. Nor before it has listened since it
-/// started or regained a majority (see maybeStartElection): a node back from a partition, or
-/// restarted, can win an election others start before it has heard everyone, and would take the
-/// nodes it has not heard yet for dead.
-let private decidesWithQuorum (state: NodeState) : bool =
-    let heard = state.Coordination.Age |> Seq.filter (fun (KeyValue(_, age)) -> age <= 1) |> Seq.length
-    let known = state.Peers.Count + 1
-    hasQuorum state && state.TicksSinceStart >= listenTicksBeforeElection && (known <= 2 || 2 * (heard + 1) > known)
-
-let private primaryOf (room: RoomName) (state: NodeState) =
-    state.Primaries.TryFind room |> Option.defaultValue Replication.emptyPrimary
-
-let private backupTarget (room: RoomName) (state: NodeState) =
-    Replication.backupTarget room state.Placements state.Backups state.Coordination
-
-/// The owner's replication step for a room: a backup that has not had the room's state gets
-/// it, and what the backup has stored (everything, when the owner is alone in its view) is
-/// committed: delivered here and sent to every node.
-let private replicate (room: RoomName) (state: NodeState) : NodeState * Effect list =
-    if not (state.Primaries.ContainsKey room) then
-        state, []
-    else
-        let target = backupTarget room state
-        let primary, sync = Replication.syncBackup target room (historyOf room state) (primaryOf room state)
-        let committed, primary = Replication.commit (hasQuorum state) (state.Coordination.View.Count = 1) target primary
-        let state = { state with Primaries = state.Primaries.Add(room, primary) }
-        let syncs = [ for sent in sync do toPeer state sent.To sent.Message ]
-        let commitOne message state =
-            deliverSequenced message state |> then' (fun state -> state, toEveryPeer state (RoomSequenced message))
-        forEach commitOne committed (state, syncs)
-
-/// The owner gives a post the room's next number, stores it and sends it to the backup; it is
-/// committed when the backup confirms. A retry of a committed message is only sent again to
-/// the node that retried; a retry of a pending one waits with it.
-let private sequenceAsOwner (post: RoomPost) (placement: Assignment) (state: NodeState) : NodeState * Effect list =
-    let history = historyOf post.Room state
-    match Replication.sequencePost post placement history (primaryOf post.Room state) with
-    | _, Replication.AlreadyCommitted message ->
-        let state = confirm message state
-        match state.Peers.TryFind post.FromNode with
-        | Some peer when post.FromNode <> self state -> state, [ SendToPeer(peer.Info, RoomSequenced message) ]
-        | _ -> state, []
-    | _, Replication.AlreadyPending -> state, []
-    | primary, Replication.Sequenced message ->
-        // Written to this node's log when it commits (deliverSequenced), not now: a log read back
-        // after a crash must not hold, as history, a message this owner never committed.
-        let state = { state with Primaries = state.Primaries.Add(post.Room, primary); MessagesSinceTick = state.MessagesSinceTick + 1 }
-        let toBackup =
-            match backupTarget post.Room state with
-            | Some backup when primary.Synced = Some backup ->
-                [ toPeer state backup.Backup (ReplicaAppended(backup, message)) ]
-            | _ -> []
-        then' (replicate post.Room) (state, toBackup)
-
-/// The room's backup assignment changed here: the owner sends its state to a new backup.
-let private applyBackup (room: RoomName) (backup: BackupAssignment) (state: NodeState) : NodeState * Effect list =
-    let backups = Replication.recvBackupAssignment room backup state.Backups
-    if backups = state.Backups then state, []
-    else replicate room { state with Backups = backups }
-
-/// The backup tells the owner everything up to `held` is stored here.
-let private confirmStored (backup: BackupAssignment) (room: RoomName) (held: int64) (state: NodeState) : Effect option =
-    state.Peers.TryFind backup.Owner |> Option.map (fun owner -> SendToPeer(owner.Info, ReplicaStored(room, backup, held)))
-
-/// This node stores for that owner only while it is the room's backup for it and the owner still
-/// owns the room here: a node just promoted must not store for the owner it replaced.
-let private isCurrentBackup (backup: BackupAssignment) (room: RoomName) (state: NodeState) =
-    backup.Backup = self state
-    && state.Backups.TryFind room = Some backup
-    && (state.Placements.TryFind room |> Option.map _.Owner) = Some backup.Owner
-
-/// Spec: SyncBackup, on the backup. Its copy of the room becomes the owner's: the committed
-/// history (what it lacked is delivered, a disagreeing copy replaced) and the pending messages.
-let private recvSync (room: RoomName) (backup: BackupAssignment) (committed: RoomMessage list) (pending: RoomMessage list) (state: NodeState) =
-    let state, effects = applyBackup room backup state
-    if not (isCurrentBackup backup room state) then
-        state, effects
-    else
-        let state, adopted = adoptHistory room committed state
-        let pending = pending |> List.filter (fun message -> message.Seq > (historyOf room state).LastSeq)
-        let state, written = persist room pending { state with Replicas = state.Replicas.Add(room, pending) }
-        let held = Replication.held (historyOf room state) pending
-        let reply = confirmStored backup room held state
-        state, effects @ adopted @ written @ Option.toList reply
-
-/// Spec: StoreReplica, on the backup: stored (and written) before it is confirmed.
-let private recvAppend (backup: BackupAssignment) (message: RoomMessage) (state: NodeState) =
-    let room = message.Room
-    let state, effects = applyBackup room backup state
-    if not (isCurrentBackup backup room state) then
-        state, effects
-    else
-        let stored = state.Replicas.TryFind room |> Option.defaultValue []
-        let held = Replication.held (historyOf room state) stored
-        let state, written, held =
-            match Replication.storeReplica message held stored with
-            | Some stored ->
-                let state, written = persist room [ message ] { state with Replicas = state.Replicas.Add(room, stored) }
-                state, written, message.Seq
-            | None -> state, [], held
-        let reply = confirmStored backup room held state
-        state, effects @ written @ Option.toList reply
-
-/// Spec: RecvStored, on the owner.
-/// A backup that confirms less than this owner has committed never took the state it was sent
-/// (the transfer was lost, or reached it before the news that this node owns the room, and it
-/// ignored it) and answers a later append with what it has: it is not up to date, and is sent
-/// the state again.
-let private recvStored (room: RoomName) (backup: BackupAssignment) (seq: int64) (state: NodeState) =
-    // The highest seq this owner has given out: committed, or pending. A backup's copy is exactly
-    // what the owner sent it, so an honest confirmation never goes past it; one that does is
-    // forged or broken, and taking it would commit pending messages no backup holds. Ignored.
-    let sequenced (primary: Replication.Primary) =
-        primary.Pending |> List.fold (fun highest message -> max highest message.Seq) (historyOf room state).LastSeq
-    match state.Primaries.TryFind room with
-    | Some primary when seq > sequenced primary ->
-        state, [ Log(Warning, $"replica-stored for {room} confirms seq {seq}, beyond the {sequenced primary} this owner sequenced; ignored") ]
-    | Some primary when primary.Synced = Some backup && seq < (historyOf room state).LastSeq ->
-        replicate room { state with Primaries = state.Primaries.Add(room, { primary with Synced = None; Stored = None }) }
-    | Some primary -> replicate room { state with Primaries = state.Primaries.Add(room, Replication.recvStored backup seq primary) }
-    | None -> state, []
-
-/// This node has just become a room's owner: what it stored as the backup is now pending here
-/// (it is committed by the next replication step); a node that stops owning a room forgets
-/// what was pending (the senders' nodes send those posts to the new owner).
-let private takeOwnership (room: RoomName) (owner: NodeId) (state: NodeState) : NodeState * Effect list =
-    if owner = self state && not (state.Primaries.ContainsKey room) then
-        let stored = state.Replicas.TryFind room |> Option.defaultValue []
-        let pending = stored |> List.filter (fun message -> message.Seq > (historyOf room state).LastSeq)
-        replicate room { state with Primaries = state.Primaries.Add(room, { Replication.emptyPrimary with Pending = pending }); Replicas = state.Replicas.Remove room }
-    elif owner <> self state && state.Primaries.ContainsKey room then
-        // What was pending here was never committed; the log must not keep it.
-        let pending = (primaryOf room state).Pending
-        let state = { state with Primaries = state.Primaries.Remove room }
-        if pending.IsEmpty then state, [] else rewrite room (historyOf room state) [] state
-    else
-        state, []
-
-/// A post from another node that this node cannot place yet (the owner's assignment has not
-/// arrived here, or names a node that has left) waits here like a local one, and goes on when
-/// the assignment arrives: the sender sends it only once.
-let private hold (post: RoomPost) (state: NodeState) : NodeState =
-    let waiting = state.Unconfirmed.TryFind post.Room |> Option.defaultValue []
-    if post.FromNode = self state || List.contains post waiting then state
-    else { state with Unconfirmed = state.Unconfirmed.Add(post.Room, waiting @ [ post ]) }
 
 /// How far ahead of this node's epoch a peer frame's epoch may be (2^20). Epochs grow by one per
 /// election a node starts, a few per change of the view, and every node adopts the highest it
@@ -344,27 +68,29 @@ let private epochNamed (message: PeerMessage) : Epoch option =
     | ReplicaStored(_, backup, _) -> Some backup.Epoch
     | _ -> None
 
-let rec private routeSent (sent: Sent list) (state: NodeState) : NodeState * Effect list =
-    forEach routeOne sent (state, [])
-
-and private routeOne (message: Sent) (state: NodeState) : NodeState * Effect list =
+/// A message this node addresses to itself (it leads, or it is alone on the ring) waits in its
+/// inbox until the step drains it (as etcd-raft does with local messages); any other goes out.
+let private routeOne (message: Sent) (state: NodeState) : NodeState * Effect list =
     if message.To = self state then
-        handlePeerMessage message.Message state
+        { state with Inbox = state.Inbox @ [ message.Message ] }, []
     else
-        state, [ toPeer state message.To message.Message ]
+        state, toPeer state message.To message.Message
+
+let private routeSent (sent: Sent list) (state: NodeState) : NodeState * Effect list =
+    forEach routeOne sent (state, [])
 
 /// A post goes to its room's owner; without a live owner this node asks the leader for one
 /// and the post waits in Unconfirmed until the placement arrives.
-and private routePost (post: RoomPost) (state: NodeState) : NodeState * Effect list =
+let private routePost (post: RoomPost) (state: NodeState) : NodeState * Effect list =
     match state.Placements.TryFind post.Room with
     | Some placement when placement.Owner = self state -> sequenceAsOwner post placement state
     | Some placement when state.Coordination.View.Contains placement.Owner ->
-        state, [ toPeer state placement.Owner (RoomPosted post) ]
+        state, toPeer state placement.Owner (RoomPosted post)
     | _ -> routeSent (Placement.requestRoom post.Room state.Placements state.Coordination) (hold post state)
 
 /// Spec: RecvAssignment on this node. When a room changes owner, the posts still waiting for
 /// it go to the new owner, and its members are told.
-and private applyAssignment (room: RoomName) (placement: Assignment) (state: NodeState) : NodeState * Effect list =
+let private applyAssignment (room: RoomName) (placement: Assignment) (state: NodeState) : NodeState * Effect list =
     let before = state.Placements.TryFind room
     let placements = Placement.recvAssignment room placement state.Placements
     let after = placements.TryFind room
@@ -384,7 +110,7 @@ and private applyAssignment (room: RoomName) (placement: Assignment) (state: Nod
 
 /// The leader's decisions (placements, backups): announced first, then applied here, so a post
 /// this node forwards to a new owner reaches it after the news that it owns the room.
-and private applyDecisions<'T when 'T: equality>
+let private applyDecisions<'T when 'T: equality>
     (current: Map<RoomName, 'T>)
     (apply: RoomName -> 'T -> NodeState -> NodeState * Effect list)
     (decided: Map<RoomName, 'T>, sent: Sent list)
@@ -393,10 +119,10 @@ and private applyDecisions<'T when 'T: equality>
     let changed = decided |> Map.filter (fun room decision -> current.TryFind room <> Some decision)
     changed |> Map.fold (fun progress room decision -> then' (apply room decision) progress) (routeSent sent state)
 
-and private applyPlacements decided (state: NodeState) = applyDecisions state.Placements applyAssignment decided state
+let private applyPlacements decided (state: NodeState) = applyDecisions state.Placements applyAssignment decided state
 
 /// The leader's standing duty: every room with a live owner and no live backup gets one.
-and private assignBackups (state: NodeState) : NodeState * Effect list =
+let private assignBackups (state: NodeState) : NodeState * Effect list =
     if not (decidesWithQuorum state) then state, [] else
     let decided = Replication.assignBackups (clientsOn state) state.Placements state.Backups state.Coordination
     applyDecisions state.Backups applyBackup decided state
@@ -404,29 +130,9 @@ and private assignBackups (state: NodeState) : NodeState * Effect list =
 // ---------------------------------------------------------------------------------------------
 // Coordination: run the spec's transitions and report, in words, what changed.
 
-and private coordinate (transition: Coordination -> Coordination * Sent list) (state: NodeState) : NodeState * Effect list =
-    let before = state.Coordination
-    let after, sent = transition before
-    let state = { state with Coordination = after }
-    let viewLogs, state = reportViewChange before state
-    let electionLogs =
-        [ if after.Participant && after.Epoch > before.Epoch
-             && sent |> List.exists (fun m -> m.Message = Election { Candidate = self state; Epoch = after.Epoch }) then
-              Log(Info, $"election started for epoch {after.Epoch}: node {self state} is a candidate")
-          if after.Leader <> before.Leader || after.Epoch <> before.Epoch then
-              match after.Leader with
-              | Some leader when leader = self state -> Log(Info, $"election won: node {leader} is the leader for epoch {after.Epoch}")
-              | Some leader -> Log(Info, $"leader is node {leader} (epoch {after.Epoch})")
-              | None -> ()
-          match after.Leader with
-          | Some leader when after.Leader <> before.Leader ->
-              toEveryLocal state (Notice $"leader is now node {leader} (epoch {after.Epoch})")
-          | _ -> () ]
-    then' (routeSent sent) (state, viewLogs @ electionLogs)
-
 /// Nodes that joined or left the view are logged; users of departed nodes are forgotten, and a
 /// node that just appeared is told who is online here and where the rooms are.
-and private reportViewChange (before: Coordination) (state: NodeState) : Effect list * NodeState =
+let private reportViewChange (before: Coordination) (state: NodeState) : Effect list * NodeState =
     let after = state.Coordination
     let joined = Set.difference after.View before.View
     let departed = Set.difference before.View after.View
@@ -438,33 +144,49 @@ and private reportViewChange (before: Coordination) (state: NodeState) : Effect 
         let effects =
             [ for id in joined do
                   Log(Info, $"node {id} joined the view {Set.toList after.View}")
-                  match state.Peers.TryFind id with
-                  | Some peer ->
-                      yield! introduceTo peer.Info state
-                      SendToPeer(peer.Info, UsersRequested(self state))
-                  | None -> ()
+                  yield! toPeerAll state id (introduction state @ [ UsersRequested(self state) ])
               for id in departed do
                   Log(Warning, $"node {id} left the view {Set.toList after.View}")
               for user in goneUsers do
                   yield! presence state $"{user.Nick} left (node {user.Node} is gone)" ]
         effects, state
 
+let private coordinate (transition: Coordination -> Coordination * Sent list) (state: NodeState) : NodeState * Effect list =
+    let before = state.Coordination
+    let after, sent = transition before
+    let state = { state with Coordination = after }
+    let viewLogs, state = reportViewChange before state
+    let electionLogs =
+        [ if after.Leader <> before.Leader || after.Epoch <> before.Epoch then
+              match after.Leader with
+              | Some leader when leader = self state -> Log(Info, $"election won: node {leader} is the leader for epoch {after.Epoch}")
+              | Some leader -> Log(Info, $"leader is node {leader} (epoch {after.Epoch})")
+              | None -> ()
+          match after.Leader with
+          | Some leader when after.Leader <> before.Leader ->
+              toEveryLocal state (Notice $"leader is now node {leader} (epoch {after.Epoch})")
+          | _ -> () ]
+    then' (routeSent sent) (state, viewLogs @ electionLogs)
+
 /// No election without a majority, and none before this node has listened for a while since it
 /// started or last regained a majority: a node cut off by a partition would otherwise come back
 /// leading a newer epoch than the majority's leader, and decide over it before it has heard
 /// everyone (its view grows one heartbeat at a time when the partition heals).
-and private maybeStartElection (state: NodeState) : NodeState * Effect list =
+let private maybeStartElection (state: NodeState) : NodeState * Effect list =
     if state.TicksSinceStart >= listenTicksBeforeElection && hasQuorum state && Election.needsElection state.Coordination then
-        coordinate Election.startElection state
+        // Spec: StartElection. Its messages to this node wait in the inbox, so the state here is
+        // the candidate's, and the log says so before anything the election sends.
+        let state, effects = coordinate Election.startElection state
+        state, Log(Info, $"election started for epoch {state.Coordination.Epoch}: node {self state} is a candidate") :: effects
     else
         state, []
 
-and private recvHeartbeat (heartbeat: Heartbeat) (state: NodeState) : NodeState * Effect list =
+let private recvHeartbeat (heartbeat: Heartbeat) (state: NodeState) : NodeState * Effect list =
     let state = { state with Peers = rememberPeers heartbeat state }
     coordinate (fun c -> FailureDetector.recvHeartbeat heartbeat.From.Id heartbeat.Epoch heartbeat.Leader c, []) state
     |> then' maybeStartElection
 
-and private recvUserJoined (user: KnownUser) (state: NodeState) : NodeState * Effect list =
+let private recvUserJoined (user: KnownUser) (state: NodeState) : NodeState * Effect list =
     let nick = user.User.Nick
     match state.Chat.LocalNicks.TryFind nick with
     | Some client when user.Session = (state.Chat.Directory.TryFind nick |> Option.map _.Session |> Option.defaultValue "") ->
@@ -482,13 +204,7 @@ and private recvUserJoined (user: KnownUser) (state: NodeState) : NodeState * Ef
         { state with Chat = remember user state.Chat },
         (if isNew then presence state $"{nick} joined on node {user.User.Node}" else [])
 
-and handlePeerMessage (message: PeerMessage) (state: NodeState) : NodeState * Effect list =
-    match epochNamed message with
-    | Some epoch when epoch - state.Coordination.Epoch > maxEpochLead ->
-        state, [ Log(Warning, $"a peer frame names epoch {epoch}, implausibly far ahead of this node's {state.Coordination.Epoch}; ignored") ]
-    | _ -> handlePlausible message state
-
-and private handlePlausible (message: PeerMessage) (state: NodeState) : NodeState * Effect list =
+let private handlePlausible (message: PeerMessage) (state: NodeState) : NodeState * Effect list =
     match message with
     | HeartbeatSent heartbeat when heartbeat.From.Id = self state -> state, []
     | HeartbeatSent heartbeat -> recvHeartbeat heartbeat state
@@ -515,9 +231,7 @@ and private handlePlausible (message: PeerMessage) (state: NodeState) : NodeStat
     | MemberLeft(room, nick) -> { state with Chat = updateRemoteRooms nick (Set.remove room) state.Chat }, []
     | UsersListed(node, users) -> { state with Chat = replaceUsersOf node users state.Chat }, []
     | UsersRequested node ->
-        match state.Peers.TryFind node with
-        | Some peer -> state, introduceTo peer.Info state
-        | None -> state, []
+        state, toPeerAll state node (introduction state)
     | PlacementRequested _ when not (decidesWithQuorum state) -> state, []
     | PlacementRequested(room, requester) ->
         // A room whose owner has left gets its backup promoted first, as on the leader's tick: a
@@ -528,16 +242,41 @@ and private handlePlausible (message: PeerMessage) (state: NodeState) : NodeStat
         |> then' assignBackups
     | RoomAssigned(room, placement) -> applyAssignment room placement state
     | RoomPosted post -> routePost post state
-    | RoomSequenced roomMessage -> recvSequenced roomMessage state
+    | RoomSequenced message -> onReplica message.Room (Replication.recvSequenced message) state
     | BackupAssigned(room, backup) -> applyBackup room backup state
     | ReplicaSynced(room, backup, committed, pending) -> recvSync room backup committed pending state
     | ReplicaAppended(backup, message) -> recvAppend backup message state
     | ReplicaStored(room, backup, seq) -> recvStored room backup seq state
     | HistoryRequested(room, after, requester) ->
-        match state.Peers.TryFind requester with
-        | Some peer -> state, [ SendToPeer(peer.Info, HistoryShared(room, Rooms.lastWithin Rooms.transferBudgetChars (Rooms.since after (historyOf room state)))) ]
-        | None -> state, []
+        state, toPeer state requester (HistoryShared(room, Rooms.lastWithin Rooms.transferBudgetChars (Rooms.since after (historyOf room state))))
     | HistoryShared(room, messages) -> recvShared room messages state
+
+
+let handlePeerMessage (message: PeerMessage) (state: NodeState) : NodeState * Effect list =
+    match epochNamed message with
+    | Some epoch when epoch - state.Coordination.Epoch > maxEpochLead ->
+        state, [ Log(Warning, $"a peer frame names epoch {epoch}, implausibly far ahead of this node's {state.Coordination.Epoch}; ignored") ]
+    | _ -> handlePlausible message state
+
+/// Messages a node sends itself can lead to more (a node alone on the ring: its election
+/// message, then its leader announcement); far more than that many in one step is a bug.
+let maxInboxPerStep = 10_000
+
+/// Handles the messages this node sent itself, oldest first, until none is left.
+let private drainInbox (state: NodeState) : NodeState * Effect list =
+    let mutable state = state
+    let effects = ResizeArray<Effect list>()
+    let mutable handled = 0
+    while not state.Inbox.IsEmpty && handled < maxInboxPerStep do
+        let message = state.Inbox.Head
+        let after, more = handlePeerMessage message { state with Inbox = state.Inbox.Tail }
+        state <- after
+        effects.Add more
+        handled <- handled + 1
+    if not state.Inbox.IsEmpty then
+        effects.Add [ Log(Warning, $"{state.Inbox.Length} message(s) this node sent itself dropped after {maxInboxPerStep} in one step") ]
+        state <- { state with Inbox = [] }
+    state, List.concat effects
 
 // ---------------------------------------------------------------------------------------------
 // Clients.
@@ -642,9 +381,7 @@ let private whisper (config: ProtocolConfig) (client: ClientId) (nick: string) (
                 [ for recipient in Option.toList (state.Chat.LocalNicks.TryFind target) do
                       if recipient <> client then reply recipient (Private line) ]
             else
-                match state.Peers.TryFind entry.Node with
-                | Some peer -> [ SendToPeer(peer.Info, PrivateForwarded line) ]
-                | None -> []
+                toPeer state entry.Node (PrivateForwarded line)
         { state with MessagesSinceTick = state.MessagesSinceTick + 1 }, delivery @ [ reply client (Private line) ]
 
 let private roomList (state: NodeState) : RoomSummary list =
@@ -776,6 +513,8 @@ let private tick (config: ProtocolConfig) (state: NodeState) =
         coordinate (fun c -> FailureDetector.tick config.SuspectAfter c, []) state
         |> then' (fun state -> (if hasQuorum state then state else { state with TicksSinceStart = 0 }), [])
         |> then' maybeStartElection
+        // A node alone on the ring elects itself by messages to itself: leader before it decides.
+        |> then' drainInbox
         |> then' reassignRooms
         |> then' (replicateOwnedRooms config)
         |> then' repairDamaged
@@ -788,6 +527,13 @@ let private shutdown (state: NodeState) =
     { state with Stopped = true },
     Log(Info, $"node {self state} is leaving the cluster") :: toEveryPeer state (LeaveAnnounced(self state)) @ [ Stop ]
 
+/// Where the shell sends this node's heartbeat over TCP, besides the multicast group: to the
+/// seeds always, and to every node it knows when there is no group (`hasGroup` false), so
+/// seed-only clusters still see heartbeats.
+let heartbeatTargets (seeds: Endpoint list) (hasGroup: bool) (state: NodeState) : Endpoint list =
+    let known = if hasGroup then [] else [ for KeyValue(_, peer) in state.Peers -> peer.Info.PeerEndpoint ]
+    List.distinct (seeds @ known)
+
 /// Posts of this node's clients that may wait for their owners at once. Beyond it the shell reads
 /// no client requests until some are sequenced: every waiting post is sent again each tick
 /// (resendWaiting), so their number is work per tick, and a flood would make it unbounded.
@@ -799,18 +545,20 @@ let acceptsClientRequests (state: NodeState) : bool =
     for KeyValue(_, posts) in state.Unconfirmed do waiting <- waiting + posts.Length
     waiting < maxPostsInFlight
 
-/// The one entry point: the next state and the effects to carry out, in order.
+let private handle (config: ProtocolConfig) (state: NodeState) (event: Event) : NodeState * Effect list =
+    match event with
+    | Ticked -> tick config state
+    | PeerMessageReceived message -> handlePeerMessage message state
+    | ClientConnected(client, _) when state.Chat.Sessions.Count >= config.MaxClients ->
+        state, [ refuse client ServerFull $"node {self state} has its maximum of {config.MaxClients} clients"; CloseClient(client, "server full") ]
+    | ClientConnected(client, session) ->
+        { state with Chat = { state.Chat with Sessions = state.Chat.Sessions.Add(client, Anonymous session) } }, []
+    | ClientRequested(client, message) -> request config client message state
+    | ClientDisconnected client -> disconnect client state
+    | ShutdownRequested -> shutdown state
+
+/// The one entry point: the next state and the effects to carry out, in order. The messages
+/// the node sent itself on the way are handled before it returns.
 let step (config: ProtocolConfig) (state: NodeState) (event: Event) : NodeState * Effect list =
-    if state.Stopped then
-        state, []
-    else
-        match event with
-        | Ticked -> tick config state
-        | PeerMessageReceived message -> handlePeerMessage message state
-        | ClientConnected(client, _) when state.Chat.Sessions.Count >= config.MaxClients ->
-            state, [ refuse client ServerFull $"node {self state} has its maximum of {config.MaxClients} clients"; CloseClient(client, "server full") ]
-        | ClientConnected(client, session) ->
-            { state with Chat = { state.Chat with Sessions = state.Chat.Sessions.Add(client, Anonymous session) } }, []
-        | ClientRequested(client, message) -> request config client message state
-        | ClientDisconnected client -> disconnect client state
-        | ShutdownRequested -> shutdown state
+    if state.Stopped then state, []
+    else then' drainInbox (handle config state event)

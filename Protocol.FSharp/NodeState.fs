@@ -76,6 +76,9 @@ type NodeState =
       /// K of them: by then every peer's heartbeat shows its real load, so a burst of connections
       /// or clients still on their way after a redirect do not look like an imbalance.
       OverloadedTicks: int
+      /// Messages this node sent itself in this step, oldest first: Node.step handles them
+      /// before it returns, so the inbox is empty between steps.
+      Inbox: PeerMessage list
       Stopped: bool }
 
 type Event =
@@ -133,6 +136,7 @@ let init (info: NodeInfo) : NodeState =
       MessagesSinceTick = 0
       Load = Load.zero
       OverloadedTicks = 0
+      Inbox = []
       Stopped = false }
 
 let self (state: NodeState) = state.Info.Id
@@ -196,3 +200,19 @@ let clusterStatus (state: NodeState) : ClusterStatus =
                   match state.Peers.TryFind id with
                   | Some peer -> row id peer.Info peer.Load
                   | None -> () ] }
+
+/// What must hold of a node's state after every step (TigerBeetle-style: the simulator checks it
+/// after each one and stops at the first violation, with the event that broke it): the
+/// coordination invariants; no message a node sent itself left unhandled; every room's log
+/// reaching as far as its history (what a restart reads back holds what was delivered); and a
+/// node acting as a room's owner only while its placement names it.
+let invariantViolations (state: NodeState) : string list =
+    [ yield! Coordination.invariantViolations state.Coordination
+      if not state.Inbox.IsEmpty then $"{state.Inbox.Length} message(s) this node sent itself were left unhandled"
+      for KeyValue(room, history) in state.Histories do
+          let durable = state.Durable.TryFind room |> Option.defaultValue 0L
+          if durable < history.LastSeq then $"room {room}: the log ends at {durable}, the history at {history.LastSeq}"
+      for room in state.Primaries.Keys do
+          match state.Placements.TryFind room with
+          | Some placement when placement.Owner = self state -> ()
+          | placement -> $"room {room}: acts as the owner, but the placement names {placement |> Option.map _.Owner}" ]

@@ -137,6 +137,137 @@ let promoteBackups (lastSeq: RoomName -> int64) (placements: Placement.Placement
         (placements, [])
 
 // ---------------------------------------------------------------------------------------------
+// One node's replica of one room, and the rules every node follows for it: the owner's, the
+// backup's and every node's. Each rule is a spec action (or the operator of one) and returns
+// the replica and what the node must do, in order: its writes go before its sends (NodeHost
+// makes a turn's writes durable before any send leaves).
+
+/// What one node holds of one room (spec: history[i], replicas[i], primary[i], disk[i], and
+/// i \in missing).
+type Replica =
+    { /// The committed messages this node holds.
+      History: Rooms.RoomHistory
+      /// Stored as the room's backup and not yet seen committed, oldest first.
+      Stored: RoomMessage list
+      /// The owner's side, while this node owns the room.
+      Primary: Primary option
+      /// The last sequence number written to this node's log: what a restart reads back ends
+      /// there (spec: LastOf(disk[i])).
+      Durable: int64
+      /// This node has asked the owner for committed messages it missed (one request at a time).
+      AwaitingFill: bool }
+
+let emptyReplica =
+    { History = Rooms.emptyHistory; Stored = []; Primary = None; Durable = 0L; AwaitingFill = false }
+
+/// What a replica rule asks of the node, in order.
+type ReplicaOutput =
+    /// Append these messages to the room's log.
+    | LogAppended of RoomMessage list
+    /// The room's log becomes exactly these messages: this node held something the owner never
+    /// committed, and a log read back after a restart must not hold it.
+    | LogReplaced of RoomMessage list
+    /// A committed message this node did not hold: its members are shown it, and the post it
+    /// answers is acknowledged.
+    | Delivered of RoomMessage
+    /// A committed message this node held already: the post it answers is acknowledged.
+    | AlreadyDelivered of RoomMessage
+    | SentTo of Sent
+    /// To every other live node.
+    | Broadcast of PeerMessage
+    /// Committed messages missed: ask the room's owner for those after the last one held.
+    | FillRequested
+    /// A shared history that disagrees with this node's copy, ignored: this node owns or backs
+    /// up the room, and its copy holds what was acknowledged since.
+    | SharedHistoryRefused
+    /// A confirmation beyond what this owner sequenced (forged or broken), ignored.
+    | StoredBeyondSequenced of confirmed: int64 * sequenced: int64
+
+/// Spec: Persist(d, ms). Writes what the node holds and has not written yet.
+let private persist (messages: RoomMessage list) (replica: Replica) : Replica * ReplicaOutput list =
+    match messages |> List.filter (fun message -> message.Seq > replica.Durable) with
+    | [] -> replica, []
+    | fresh -> { replica with Durable = (List.last fresh).Seq }, [ LogAppended fresh ]
+
+/// The log becomes the history and then `stored`: what the node wrote and was never committed
+/// goes.
+let private rewriteWith (history: Rooms.RoomHistory) (stored: RoomMessage list) (replica: Replica) : Replica * ReplicaOutput list =
+    let messages = Rooms.last Rooms.historyCapacity history @ stored
+    let last = messages |> List.tryLast |> Option.map _.Seq |> Option.defaultValue 0L
+    { replica with History = history; Durable = last }, [ LogReplaced messages ]
+
+let private rewrite (history: Rooms.RoomHistory) (replica: Replica) = rewriteWith history [] replica
+
+/// `next` for each item in turn, with the outputs in order.
+let private forEach (next: 'T -> Replica -> Replica * ReplicaOutput list) (items: 'T list) (replica: Replica) =
+    let mutable replica = replica
+    let outputs = ResizeArray<ReplicaOutput list>()
+    for item in items do
+        let after, more = next item replica
+        replica <- after
+        outputs.Add more
+    replica, List.concat outputs
+
+/// The highest sequence number a node holds of a room: committed, or stored as a backup.
+let held (history: Rooms.RoomHistory) (stored: RoomMessage list) : int64 =
+    stored |> List.tryLast |> Option.map _.Seq |> Option.defaultValue 0L |> max history.LastSeq
+
+/// Spec: DeliverSequenced(h, stored, d, m). A committed message reaches this node: kept in the
+/// history and the log, and no longer only a backup's copy. A stored copy that differs was
+/// never committed (its owner died first): it goes, with everything stored after it, and the
+/// log is rewritten so that a restart cannot read it back.
+let deliverSequenced (message: RoomMessage) (replica: Replica) : Replica * ReplicaOutput list =
+    let superseded = replica.Stored |> List.exists (fun stored -> stored.Seq = message.Seq && stored <> message)
+    let stored = if superseded then [] else replica.Stored |> List.filter (fun stored -> stored.Seq > message.Seq)
+    let replica = { replica with Stored = stored }
+    match Rooms.record message replica.History with
+    | None -> replica, [ AlreadyDelivered message ]
+    | Some history ->
+        let replica, written = if superseded then rewrite history replica else persist [ message ] { replica with History = history }
+        replica, written @ [ Delivered message ]
+
+/// Spec: Adopt(h, stored, d, committed). Committed messages from the owner: the ones this node
+/// lacked are delivered in order, unless this node's copy disagrees; then the owner's replaces it.
+/// Either way it no longer waits for a fill.
+let adoptHistory (committed: RoomMessage list) (replica: Replica) : Replica * ReplicaOutput list =
+    let replica = { replica with AwaitingFill = false }
+    match Rooms.adopt committed replica.History with
+    | Rooms.Extends fresh -> forEach deliverSequenced fresh replica
+    | Rooms.Replaces history -> rewrite history replica
+
+/// Committed messages another node shares as the room's owner (a reply to HistoryRequested, or
+/// its introduction). A node that owns or backs up the room never lets them replace its copy:
+/// the sender may be an owner that lost the room while it was cut off, and this node's copy
+/// holds what was acknowledged since. Spec: FillGap (a fill only extends).
+let recvShared (backsUp: bool) (committed: RoomMessage list) (replica: Replica) : Replica * ReplicaOutput list =
+    let replica = { replica with AwaitingFill = false }
+    match Rooms.adopt committed replica.History with
+    | Rooms.Replaces _ when backsUp || replica.Primary.IsSome -> replica, [ SharedHistoryRefused ]
+    | _ -> adoptHistory committed replica
+
+/// Spec: RecvSequenced(i, j). A committed message from the owner. One that skips numbers means
+/// this node missed some (a broken link, or an owner that died while sending): it is held back
+/// (the fill brings it again, in order) and the owner is asked for the missing ones, once.
+let recvSequenced (message: RoomMessage) (replica: Replica) : Replica * ReplicaOutput list =
+    if message.Seq <= replica.History.LastSeq + 1L then deliverSequenced message replica
+    elif replica.AwaitingFill then replica, []
+    else { replica with AwaitingFill = true }, [ FillRequested ]
+
+/// Spec: TakeOwnership(n). A node that has just become the room's owner makes what it stored
+/// as the backup pending (the next Commit commits it); a node that stops owning the room forgets
+/// what was pending (the senders' nodes send those posts to the new owner), and its log, which
+/// may hold them (stored as the backup before it was promoted), is rewritten without them.
+let takeOwnership (owns: bool) (replica: Replica) : Replica * ReplicaOutput list =
+    match replica.Primary with
+    | None when owns ->
+        let pending = replica.Stored |> List.filter (fun message -> message.Seq > replica.History.LastSeq)
+        { replica with Primary = Some { emptyPrimary with Pending = pending }; Stored = [] }, []
+    | Some primary when not owns ->
+        let replica = { replica with Primary = None }
+        if primary.Pending.IsEmpty then replica, [] else rewrite replica.History replica
+    | _ -> replica, []
+
+// ---------------------------------------------------------------------------------------------
 // The owner.
 
 /// The backup this node, as the room's owner, replicates to: assigned for it, and live.
@@ -146,57 +277,101 @@ let backupTarget (room: RoomName) (placements: Placement.Placements) (backups: B
 
 /// What the owner makes of a post.
 type Sequencing =
-    /// A new message, with the next sequence number: stored here, not yet committed.
+    /// A new message, with the next sequence number: pending here, not yet committed.
     | Sequenced of RoomMessage
     /// A retry of a committed message.
     | AlreadyCommitted of RoomMessage
     /// A retry of a message still waiting for the backup: it is committed once, later.
     | AlreadyPending
+    /// This node does not act as the room's owner.
+    | NotOwner
 
 let private samePost (post: RoomPost) (message: RoomMessage) =
     post.ClientMessageId <> 0L && message.ClientMessageId = post.ClientMessageId && message.From = post.From
 
 /// Spec: SequencePost(o, m). The next number continues after everything this node holds:
-/// committed, pending, and what the placement says the previous owner reached.
-let sequencePost (post: RoomPost) (placement: Assignment) (history: Rooms.RoomHistory) (primary: Primary) : Primary * Sequencing =
-    match Rooms.alreadySequenced post history, List.exists (samePost post) primary.Pending with
-    | Some message, _ -> primary, AlreadyCommitted message
-    | None, true -> primary, AlreadyPending
+/// committed, pending, and what the placement says the previous owner reached. Not written to
+/// the log now but when it commits (deliverSequenced): a log read back after a crash must not
+/// hold, as history, a message this owner never committed. It goes to the backup at once if
+/// the backup has been sent the owner's state.
+let sequencePost (post: RoomPost) (placement: Assignment) (target: BackupAssignment option) (replica: Replica) : Replica * Sequencing * ReplicaOutput list =
+    match replica.Primary with
+    | None -> replica, NotOwner, []
+    | Some primary ->
+    match Rooms.alreadySequenced post replica.History, List.exists (samePost post) primary.Pending with
+    | Some message, _ -> replica, AlreadyCommitted message, []
+    | None, true -> replica, AlreadyPending, []
     | None, false ->
         let lastPending = primary.Pending |> List.tryLast |> Option.map _.Seq |> Option.defaultValue 0L
-        let message = Rooms.sequence post { placement with LastSeq = max placement.LastSeq lastPending } history
-        { primary with Pending = primary.Pending @ [ message ] }, Sequenced message
+        let message = Rooms.sequence post { placement with LastSeq = max placement.LastSeq lastPending } replica.History
+        let primary = { primary with Pending = primary.Pending @ [ message ] }
+        let toBackup =
+            match target with
+            | Some backup when primary.Synced = Some backup -> [ SentTo { To = backup.Backup; Message = ReplicaAppended(backup, message) } ]
+            | _ -> []
+        { replica with Primary = Some primary }, Sequenced message, toBackup
 
-/// Spec: SyncBackup(o, r). A backup the owner has not sent its state to gets the room's
+/// Spec: SyncBackup(o). A backup the owner has not sent its state to gets the room's
 /// committed history and every pending message; until it confirms, nothing commits.
-let syncBackup (target: BackupAssignment option) (room: RoomName) (history: Rooms.RoomHistory) (primary: Primary) : Primary * Sent list =
-    match target with
-    | Some backup when primary.Synced <> Some backup ->
-        { primary with Synced = Some backup; Stored = None; PendingAtLastTick = None; StalledTicks = 0 },
-        [ { To = backup.Backup; Message = ReplicaSynced(room, backup, Rooms.lastWithin Rooms.transferBudgetChars (Rooms.last Rooms.historyCapacity history), primary.Pending) } ]
-    | _ -> primary, []
+let syncBackup (target: BackupAssignment option) (room: RoomName) (replica: Replica) : Replica * ReplicaOutput list =
+    match target, replica.Primary with
+    | Some backup, Some primary when primary.Synced <> Some backup ->
+        let committed = Rooms.lastWithin Rooms.transferBudgetChars (Rooms.last Rooms.historyCapacity replica.History)
+        { replica with Primary = Some { primary with Synced = Some backup; Stored = None; PendingAtLastTick = None; StalledTicks = 0 } },
+        [ SentTo { To = backup.Backup; Message = ReplicaSynced(room, backup, committed, primary.Pending) } ]
+    | _ -> replica, []
 
-/// Spec: RecvStored(o, n). The backup confirms it holds everything up to `seq`, for the
-/// assignment `backup`; a confirmation for any other than the one last synced is stale.
-let recvStored (backup: BackupAssignment) (seq: int64) (primary: Primary) : Primary =
-    if primary.Synced <> Some backup then primary
-    else { primary with Stored = Some(max seq (primary.Stored |> Option.defaultValue 0L)) }
+/// Spec: RecvStored(o, b). The backup confirms it holds everything up to `seq`, for the
+/// assignment `backup`; a confirmation for any other than the one last synced is stale. A
+/// backup that confirms less than this owner has committed never took the state it was sent
+/// (the transfer was lost, or reached it before the news that this node owns the room, and it
+/// ignored it): it is not up to date, and is sent the state again. A backup's copy is exactly
+/// what the owner sent it, so an honest confirmation never goes past what the owner sequenced;
+/// one that does is forged or broken, and taking it would commit what no backup holds.
+let recvStored (backup: BackupAssignment) (seq: int64) (replica: Replica) : Replica * ReplicaOutput list =
+    match replica.Primary with
+    | None -> replica, []
+    | Some primary ->
+        let sequenced = primary.Pending |> List.fold (fun highest message -> max highest message.Seq) replica.History.LastSeq
+        if seq > sequenced then replica, [ StoredBeyondSequenced(seq, sequenced) ]
+        elif primary.Synced <> Some backup then replica, []
+        elif seq < replica.History.LastSeq then { replica with Primary = Some { primary with Synced = None; Stored = None } }, []
+        else { replica with Primary = Some { primary with Stored = Some(max seq (primary.Stored |> Option.defaultValue 0L)) } }, []
+
+/// How far the owner may commit (spec: CommitUpTo(o)).
+type private CommitLimit =
+    | Nothing
+    | Everything
+    | UpTo of int64
 
 /// Spec: Commit(o). With a quorum: the pending messages the backup has stored; without a backup
 /// to wait for, all of them only when the owner is `alone` in its view (a cluster of one, or the
 /// survivor of two). With other nodes live it waits for the leader's backup: committing alone
 /// then would leave an acknowledged message on one node (a brand-new room before its backup
-/// assignment arrives, or a room whose backup just died), and one crash would lose it.
-let commit (quorum: bool) (alone: bool) (target: BackupAssignment option) (primary: Primary) : RoomMessage list * Primary =
-    let stored =
-        match target, primary.Stored with
-        | _ when not quorum -> 0L
-        | None, _ when alone -> System.Int64.MaxValue
-        | None, _ -> 0L
-        | Some backup, Some seq when primary.Synced = Some backup -> seq
-        | Some _, _ -> 0L
-    let committed, pending = primary.Pending |> List.partition (fun message -> message.Seq <= stored)
-    committed, { primary with Pending = pending }
+/// assignment arrives, or a room whose backup just died), and one crash would lose it. Each
+/// committed message is delivered (and written) here, then sent to every other node.
+let commit (quorum: bool) (alone: bool) (target: BackupAssignment option) (replica: Replica) : Replica * ReplicaOutput list =
+    match replica.Primary with
+    | None -> replica, []
+    | Some primary ->
+        let limit =
+            match target, primary.Stored with
+            | _ when not quorum -> Nothing
+            | None, _ when alone -> Everything
+            | None, _ -> Nothing
+            | Some backup, Some seq when primary.Synced = Some backup -> UpTo seq
+            | Some _, _ -> Nothing
+        let isCommitted (message: RoomMessage) =
+            match limit with
+            | Nothing -> false
+            | Everything -> true
+            | UpTo seq -> message.Seq <= seq
+        let committed, pending = primary.Pending |> List.partition isCommitted
+        let replica = { replica with Primary = Some { primary with Pending = pending } }
+        let commitOne message replica =
+            let replica, delivered = deliverSequenced message replica
+            replica, delivered @ [ Broadcast(RoomSequenced message) ]
+        forEach commitOne committed replica
 
 /// A backup that has not moved the oldest pending message on for `afterTicks` ticks is sent the
 /// state again (a message to it was lost with a broken link), and so is one that has not
@@ -226,12 +401,40 @@ let isUpToDate (target: BackupAssignment option) (primary: Primary) : bool =
 // ---------------------------------------------------------------------------------------------
 // The backup.
 
-/// Spec: StoreReplica(b, m). The backup stores the owner's next message when it follows
-/// directly on what it holds (`held`, committed or not); otherwise it keeps what it has and its
-/// reply shows the owner that it fell behind.
-let storeReplica (message: RoomMessage) (held: int64) (stored: RoomMessage list) : RoomMessage list option =
-    if message.Seq = held + 1L then Some(stored @ [ message ]) else None
+/// Spec: IsCurrentBackup(b, a, assigned). This node stores for that owner only while it is the
+/// room's backup for it and the owner still owns the room here: a node just promoted must not
+/// store for the owner it replaced.
+let isCurrentBackup (self: NodeId) (backup: BackupAssignment) (room: RoomName) (placements: Placement.Placements) (backups: Backups) : bool =
+    backup.Backup = self && backups.TryFind room = Some backup && ownerOf room placements = Some backup.Owner
 
-/// The highest sequence number a node holds of a room: committed, or stored as a backup.
-let held (history: Rooms.RoomHistory) (stored: RoomMessage list) : int64 =
-    stored |> List.tryLast |> Option.map _.Seq |> Option.defaultValue 0L |> max history.LastSeq
+let private confirmStored (room: RoomName) (backup: BackupAssignment) (replica: Replica) : ReplicaOutput =
+    SentTo { To = backup.Owner; Message = ReplicaStored(room, backup, held replica.History replica.Stored) }
+
+/// Spec: RecvSync(b, o), for the backup `current` says this node is. Its copy of the room
+/// becomes the owner's: the committed history (what it lacked is delivered, a disagreeing copy
+/// replaced) and the pending messages, written before it confirms what it holds. A copy it
+/// stored earlier that the owner does not send again was never committed (its owner died
+/// first, and this owner never had it): the log is rewritten without it, or a restart would
+/// read it back as history (TLC found this with NoUncommittedInLog).
+let recvSync (current: bool) (room: RoomName) (backup: BackupAssignment) (committed: RoomMessage list) (pending: RoomMessage list) (replica: Replica) : Replica * ReplicaOutput list =
+    if not current then replica, []
+    else
+        let replica, adopted = adoptHistory committed replica
+        let pending = pending |> List.filter (fun message -> message.Seq > replica.History.LastSeq)
+        let dropped = replica.Stored |> List.exists (fun stored -> stored.Seq > replica.History.LastSeq && not (List.contains stored pending))
+        let replica, written =
+            if dropped then rewriteWith replica.History pending { replica with Stored = pending }
+            else persist pending { replica with Stored = pending }
+        replica, adopted @ written @ [ confirmStored room backup replica ]
+
+/// Spec: StoreReplica(b, o), for the backup `current` says this node is. The backup stores
+/// (and writes) the owner's next message when it follows directly on what it holds, committed
+/// or not; otherwise it keeps what it has. Either way it confirms what it holds, so an owner
+/// whose append did not follow on learns that this backup fell behind.
+let storeReplica (current: bool) (backup: BackupAssignment) (message: RoomMessage) (replica: Replica) : Replica * ReplicaOutput list =
+    if not current then replica, []
+    elif message.Seq = held replica.History replica.Stored + 1L then
+        let replica, written = persist [ message ] { replica with Stored = replica.Stored @ [ message ] }
+        replica, written @ [ confirmStored message.Room backup replica ]
+    else
+        replica, [ confirmStored message.Room backup replica ]

@@ -1,7 +1,7 @@
 ------------------------- MODULE MCReplicationTraces -------------------------
 (***************************************************************************)
 (* Fixture generator for the replication conformance tests                 *)
-(* (ci/tlc-replication.sh --fixtures): in TLC simulation mode the          *)
+(* (ci/tlc.sh --fixtures replication): in TLC simulation mode the         *)
 (* invariant WriteBehaviour writes every behaviour, when it ends, as one   *)
 (* NDJSON file under TraceDirectory (relative to TLC's working directory), *)
 (* one state per line, with TLC's "_action" field.  The state graphs       *)

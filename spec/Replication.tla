@@ -11,23 +11,25 @@
 (* F# counterparts (Protocol.FSharp/Replication.fs unless said otherwise;  *)
 (* spec/README.md, section Replication, has the table with parameters):    *)
 (*                                                                         *)
-(*   SequencePost(o, id)       Replication.sequencePost (+ Node's append)  *)
+(*   SequencePost(o, id)       Replication.sequencePost                    *)
 (*   SyncBackup(o)             Replication.syncBackup                      *)
-(*   RecvSync(b, o)            Node.recvSync: Rooms.adopt, Replication.held*)
-(*   StoreReplica(b, o)        Replication.storeReplica (Node.recvAppend)  *)
+(*   RecvSync(b, o)            Replication.recvSync                        *)
+(*   StoreReplica(b, o)        Replication.storeReplica                    *)
 (*   RecvStored(o, b)          Replication.recvStored                      *)
-(*   Commit(o)                 Replication.commit (+ Node.replicate's      *)
-(*                             delivery here and broadcast)                *)
-(*   RecvSequenced(i, j)       Node.recvSequenced / deliverSequenced       *)
+(*   Commit(o)                 Replication.commit (delivers and writes     *)
+(*                             here, then sends to every node)             *)
+(*   RecvSequenced(i, j)       Replication.recvSequenced                   *)
 (*   FillGap(i)                Node.askForMissing, HistoryRequested's      *)
-(*                             answer and Node.adoptHistory                *)
+(*                             answer and Replication.recvShared           *)
 (*   AssignBackup(l)           Replication.assignBackup                    *)
 (*   RecvBackupAssignment(i,j) Replication.recvBackupAssignment            *)
-(*   PromoteBackup(l)          Replication.promoteBackup (+ Node's         *)
-(*                             takeOwnership at the new owner)             *)
+(*   PromoteBackup(l)          Replication.promoteBackup (+ the new        *)
+(*                             owner's Replication.takeOwnership)          *)
 (*   ReassignRooms(l)          Placement.reassignRooms, as Node's          *)
 (*                             reassignRooms calls it: after               *)
 (*                             promoteBackups found nothing to promote     *)
+(*   Operators DeliverSequenced, AdoptHistory, TakeOwnership and           *)
+(*   IsCurrentBackup are the Replication functions of the same names.      *)
 (*   Crash(n)                  environment                                 *)
 (*   Partition(n), Heal(n)     environment                                 *)
 (*                                                                         *)
@@ -42,7 +44,7 @@
 (*   real protocols.                                                       *)
 (* - The placement is one global value: a leader's placement takes effect *)
 (*   at every node at once (Placement.tla specifies its delivery), and the *)
-(*   new owner takes the room over in the same step (Node.takeOwnership).  *)
+(*   new owner takes the room over in the same step (takeOwnership).       *)
 (* - The network is reliable and FIFO per link (TCP).  Crash-stop: what   *)
 (*   was in flight to the crashed node is gone; what it had sent stays in  *)
 (*   flight and may still arrive, however late.  A partition empties the   *)
@@ -55,8 +57,9 @@
 (*   time the owner does not hold it (a retry is a post of the same id).   *)
 (*   A message is [seq, id]; F# fills the other RoomMessage fields with    *)
 (*   constants.  Retries of held messages change no modelled state.        *)
-(* - Not modelled: the on-disk log (every node writes what it holds; no    *)
-(*   node restarts here), resyncIfStalled (no message is lost), clients.   *)
+(* - The on-disk log is disk[i], what node i would read back after a      *)
+(*   restart; no node restarts here.  Not modelled: resyncIfStalled (no    *)
+(*   message is lost), clients.                                            *)
 (***************************************************************************)
 EXTENDS Naturals, Integers, FiniteSets, Sequences
 
@@ -93,12 +96,15 @@ VARIABLES
     primary,     \* primary[i]: the owner's side, [pending, synced, stored], or
                  \* NoPrimary (F#: NodeState.Primaries, Replication.Primary)
     chan,        \* chan[i][j]: the messages in flight from i to j, oldest first
+    disk,        \* disk[i]: node i's log of the room, oldest first: what it would read back
+                 \* after a restart (F#: the AppendToLog and RewriteLog effects;
+                 \* Replica.Durable is LastOf(disk[i]))
     missing,     \* the nodes that saw a gap in the committed messages and wait for the
                  \* owner to send the missing ones (F#: NodeState.FillsRequested)
     acked        \* every message some owner has committed (acknowledged), with its
                  \* position: a history variable, never read by an action
 
-vars == <<alive, isolated, partitions, epoch, placement, backups, history, replicas, primary, chan, missing, acked>>
+vars == <<alive, isolated, partitions, epoch, placement, backups, history, replicas, primary, chan, disk, missing, acked>>
 
 None == -1      \* F#: Primary.Stored = None
 
@@ -157,6 +163,7 @@ TypeOK ==
     /\ backups \in [Node -> Assignment \cup {NoBackup}]
     /\ history \in [Node -> Seq(Message)]
     /\ replicas \in [Node -> Seq(Message)]
+    /\ disk \in [Node -> Seq(Message)]
     /\ primary \in [Node -> PrimaryState \cup {NoPrimary}]
     /\ chan \in [Node -> [Node -> Seq(PeerMessage)]]
     /\ missing \subseteq Node
@@ -231,30 +238,57 @@ First(i, j) == chan[i][j][1]
 Pop(i, j) == [chan EXCEPT ![i][j] = Tail(@)]
 Receivable(i, j, type) == alive[j] /\ chan[i][j] # <<>> /\ First(i, j).type = type
 
-\* F#: Node.deliverSequenced, for the modelled state: a committed message reaches node i.
-\* A stored copy that differs was never committed and goes, with everything stored after
-\* it; the stored copies up to it are done.
-DeliveredReplicas(stored, m) ==
-    IF \E k \in DOMAIN stored : stored[k].seq = m.seq /\ stored[k] # m THEN <<>> ELSE After(stored, m.seq)
+\* F#: Replication.persist.  A log is appended the messages newer than its last one.
+Persist(d, ms) == d \o SelectSeq(ms, LAMBDA m : m.seq > LastOf(d))
 
-RECURSIVE DeliverAll(_, _, _)
-\* <<history, replicas>> of a node after it delivers the messages ms in order.
-DeliverAll(h, stored, ms) ==
-    IF ms = <<>> THEN <<h, stored>>
-    ELSE DeliverAll(Record(h, Head(ms)), DeliveredReplicas(stored, Head(ms)), Tail(ms))
+\* A node's replica of the room, F# Replication.Replica: <<history, stored, disk>>.
+\* F#: Replication.deliverSequenced: a committed message reaches a node.  A stored copy that
+\* differs was never committed and goes, with everything stored after it, and the log is
+\* rewritten as the history (a restart must not read that copy back); otherwise the stored
+\* copies up to it are done and the message is written.
+Superseded(stored, m) == \E k \in DOMAIN stored : stored[k].seq = m.seq /\ stored[k] # m
 
-\* F#: Node.takeOwnership at node n, the new owner: what it stored as the backup (after
-\* its history) is now pending; it is committed by a later Commit.  The old owner, if it
-\* is live (cut off by a partition), stops acting as the owner and forgets what was pending
-\* (F#: a node that stops owning a room; the posts' nodes send them to the new owner).
+DeliverSequenced(r, m) ==
+    LET h == r[1]
+        gone == Superseded(r[2], m)
+        stored == IF gone THEN <<>> ELSE After(r[2], m.seq)
+    IN  IF m.seq <= LastSeq(h) THEN <<h, stored, r[3]>>
+        ELSE IF gone THEN <<Append(h, m), stored, Append(h, m)>>
+        ELSE <<Append(h, m), stored, Persist(r[3], <<m>>)>>
+
+RECURSIVE DeliverAll(_, _)
+\* A replica after it delivers the messages ms in order.
+DeliverAll(r, ms) == IF ms = <<>> THEN r ELSE DeliverAll(DeliverSequenced(r, Head(ms)), Tail(ms))
+
+Replica(i) == <<history[i], replicas[i], disk[i]>>
+
+\* F#: Replication.adoptHistory.  The owner's committed messages extend an agreeing history
+\* (the ones it lacked are delivered) or replace a disagreeing one, on disk too.
+AdoptHistory(r, committed) ==
+    LET h == r[1]
+        agrees == \A k \in DOMAIN committed : \A x \in DOMAIN h :
+                      h[x].seq = committed[k].seq => h[x] = committed[k]
+        ownersLast == IF committed = <<>> THEN LastSeq(h) ELSE LastOf(committed)
+    IN  IF agrees /\ LastSeq(h) <= ownersLast
+        THEN DeliverAll(r, After(committed, LastSeq(h)))
+        ELSE <<committed, r[2], committed>>
+
+\* F#: Replication.takeOwnership at node n, the new owner: what it stored as the backup
+\* (after its history) is now pending; it is committed by a later Commit.  The old owner, if
+\* it is live (cut off by a partition), stops acting as the owner and forgets what was
+\* pending (the posts' nodes send them to the new owner); if anything was, its log is
+\* rewritten as its history (what was pending may be on disk: stored as the backup before).
 TakeOwnership(n) ==
     LET old == placement.owner
-        released == IF old # n /\ alive[old] THEN [primary EXCEPT ![old] = NoPrimary] ELSE primary
-    IN  IF primary[n] = NoPrimary
-        THEN /\ primary' = [released EXCEPT ![n] = [EmptyPrimary EXCEPT !.pending = After(replicas[n], LastSeq(history[n]))]]
-             /\ replicas' = [replicas EXCEPT ![n] = <<>>]
-        ELSE /\ primary' = released
-             /\ UNCHANGED replicas
+        releases == old # n /\ alive[old]
+        released == IF releases THEN [primary EXCEPT ![old] = NoPrimary] ELSE primary
+    IN  /\ disk' = IF releases /\ primary[old] # NoPrimary /\ primary[old].pending # <<>>
+                   THEN [disk EXCEPT ![old] = history[old]] ELSE disk
+        /\ IF primary[n] = NoPrimary
+           THEN /\ primary' = [released EXCEPT ![n] = [EmptyPrimary EXCEPT !.pending = After(replicas[n], LastSeq(history[n]))]]
+                /\ replicas' = [replicas EXCEPT ![n] = <<>>]
+           ELSE /\ primary' = released
+                /\ UNCHANGED replicas
 
 -----------------------------------------------------------------------------
 (* The owner. *)
@@ -272,7 +306,7 @@ SequencePost(o, id) ==
            t == BackupTarget(o)
        IN  /\ primary' = [primary EXCEPT ![o].pending = Append(@, m)]
            /\ chan' = IF t # NoBackup /\ t = p.synced THEN Send(chan, o, t.backup, AppendMsg(t, m)) ELSE chan
-    /\ UNCHANGED <<alive, isolated, partitions, epoch, placement, backups, history, replicas, missing, acked>>
+    /\ UNCHANGED <<alive, isolated, partitions, epoch, placement, backups, history, replicas, missing, disk, acked>>
 
 \* F#: Replication.syncBackup.  A backup the owner has not sent its state to gets the
 \* committed history and every pending message; nothing commits until it confirms.
@@ -285,18 +319,26 @@ SyncBackup(o) ==
        IN  /\ t # NoBackup /\ t # primary[o].synced
            /\ primary' = [primary EXCEPT ![o] = [@ EXCEPT !.synced = t, !.stored = None]]
            /\ chan' = Send(chan, o, t.backup, SyncMsg(t, history[o], primary[o].pending))
-    /\ UNCHANGED <<alive, isolated, partitions, epoch, placement, backups, history, replicas, missing, acked>>
+    /\ UNCHANGED <<alive, isolated, partitions, epoch, placement, backups, history, replicas, missing, disk, acked>>
 
-\* F#: Node.recvStored with Replication.recvStored.  The backup holds everything up to seq,
-\* for the assignment the owner last sent its state to (an older one's confirmation is stale).
+\* F#: Replication.recvStored.  The backup holds everything up to seq, for the assignment
+\* the owner last sent its state to (an older one's confirmation is stale).  One that holds
+\* less than the owner has committed never took the state it was sent: the owner sends it
+\* again (SyncBackup is enabled once more).  One beyond what o has sequenced is ignored: F#
+\* takes it for forged or broken, yet an honest one gets there too, when the backup holds a
+\* committed message of the previous owner that has not reached o yet; the next confirmation
+\* counts instead.
 RecvStored(o, b) ==
     /\ Receivable(b, o, "stored")
     /\ LET m == First(b, o)
            p == primary[o]
-       IN  primary' = IF p = NoPrimary \/ m.assignment # p.synced THEN primary
+           sequenced == Max({LastSeq(history[o]), LastOf(p.pending)})
+       IN  primary' = IF p = NoPrimary \/ m.assignment # p.synced \/ m.seq > sequenced THEN primary
+                      ELSE IF m.seq < LastSeq(history[o])
+                      THEN [primary EXCEPT ![o] = [@ EXCEPT !.synced = NoBackup, !.stored = None]]
                       ELSE [primary EXCEPT ![o].stored = IF m.seq > p.stored THEN m.seq ELSE p.stored]
     /\ chan' = Pop(b, o)
-    /\ UNCHANGED <<alive, isolated, partitions, epoch, placement, backups, history, replicas, missing, acked>>
+    /\ UNCHANGED <<alive, isolated, partitions, epoch, placement, backups, history, replicas, missing, disk, acked>>
 
 \* F#: Replication.commit, as Node.replicate uses it: with a quorum, the pending messages
 \* the backup has stored; with no backup serving this owner, all of them only when o is
@@ -320,11 +362,12 @@ Commit(o) ==
     /\ alive[o] /\ primary[o] # NoPrimary
     /\ LET p == primary[o]
            committed == UpTo(p.pending, CommitUpTo(o))
-           delivered == DeliverAll(history[o], replicas[o], committed)
+           delivered == DeliverAll(Replica(o), committed)
        IN  /\ committed # <<>>
            /\ primary' = [primary EXCEPT ![o].pending = After(p.pending, CommitUpTo(o))]
            /\ history' = [history EXCEPT ![o] = delivered[1]]
            /\ replicas' = [replicas EXCEPT ![o] = delivered[2]]
+           /\ disk' = [disk EXCEPT ![o] = delivered[3]]
            /\ chan' = BroadcastAll(chan, o, committed)
            /\ acked' = acked \cup Range(committed)
     /\ UNCHANGED <<alive, isolated, partitions, epoch, placement, backups, missing>>
@@ -337,36 +380,36 @@ Commit(o) ==
 \* the owner it replaced).
 IsCurrentBackup(b, a, assigned) == a.backup = b /\ assigned = a /\ placement.owner = a.owner
 
-\* F#: Node.recvSync (Replication.recvBackupAssignment, Rooms.adopt, Replication.held).
-\* The assignment the sync carries is taken if newer.  If b is that backup, its copy of the
-\* room becomes the owner's: the committed history (extended, or replaced where b's copy
-\* disagrees) and the pending messages, and b confirms what it holds.
-Adopt(h, committed) ==
-    LET agrees == \A k \in DOMAIN committed : \A x \in DOMAIN h :
-                      h[x].seq = committed[k].seq => h[x] = committed[k]
-        ownersLast == IF committed = <<>> THEN LastSeq(h) ELSE LastOf(committed)
-    IN  IF agrees /\ LastSeq(h) <= ownersLast
-        THEN h \o After(committed, LastSeq(h))
-        ELSE committed
+\* F#: Replication.recvSync (after Replication.recvBackupAssignment).  The assignment the
+\* sync carries is taken if newer.  If b is that backup, its copy of the room becomes the
+\* owner's: the committed history (extended, or replaced where b's copy disagrees) and the
+\* pending messages, written (the log rewritten if it held a copy the owner does not send
+\* again), and b confirms what it holds; it no longer waits for a fill.
+\* F#: the dropped copies of Replication.recvSync: b stored a message beyond its history that
+\* the owner does not send again; it was never committed, and the log is rewritten without it.
+Dropped(r, stored) == \E k \in DOMAIN r[2] : r[2][k].seq > LastSeq(r[1]) /\ r[2][k] \notin Range(stored)
 
 RecvSync(b, o) ==
     /\ Receivable(o, b, "sync")
     /\ LET m == First(o, b)
            a == m.assignment
            assigned == Adopted(backups[b], a)
-           h == Adopt(history[b], m.committed)
-           stored == After(m.pending, LastSeq(h))
+           r == AdoptHistory(Replica(b), m.committed)
+           stored == After(m.pending, LastSeq(r[1]))
        IN  /\ backups' = [backups EXCEPT ![b] = assigned]
            /\ IF IsCurrentBackup(b, a, assigned)
-              THEN /\ history' = [history EXCEPT ![b] = h]
+              THEN /\ history' = [history EXCEPT ![b] = r[1]]
                    /\ replicas' = [replicas EXCEPT ![b] = stored]
-                   /\ chan' = Send(Pop(o, b), b, a.owner, StoredMsg(a, Held(h, stored)))
+                   /\ disk' = [disk EXCEPT ![b] = IF Dropped(r, stored) THEN r[1] \o stored ELSE Persist(r[3], stored)]
+                   /\ missing' = missing \ {b}
+                   /\ chan' = Send(Pop(o, b), b, a.owner, StoredMsg(a, Held(r[1], stored)))
               ELSE /\ chan' = Pop(o, b)
-                   /\ UNCHANGED <<history, replicas>>
-    /\ UNCHANGED <<alive, isolated, partitions, epoch, placement, primary, missing, acked>>
+                   /\ UNCHANGED <<history, replicas, disk, missing>>
+    /\ UNCHANGED <<alive, isolated, partitions, epoch, placement, primary, acked>>
 
-\* F#: Node.recvAppend with Replication.storeReplica.  The backup stores the owner's next
-\* message when it follows directly on what it holds, and confirms what it holds.
+\* F#: Replication.storeReplica (after Replication.recvBackupAssignment).  The backup stores
+\* and writes the owner's next message when it follows directly on what it holds, and
+\* confirms what it holds.
 StoreReplica(b, o) ==
     /\ Receivable(o, b, "append")
     /\ LET m == First(o, b)
@@ -377,11 +420,12 @@ StoreReplica(b, o) ==
            /\ IF IsCurrentBackup(b, a, assigned)
               THEN IF m.message.seq = held + 1
                    THEN /\ replicas' = [replicas EXCEPT ![b] = Append(@, m.message)]
+                        /\ disk' = [disk EXCEPT ![b] = Persist(@, <<m.message>>)]
                         /\ chan' = Send(Pop(o, b), b, a.owner, StoredMsg(a, m.message.seq))
                    ELSE /\ chan' = Send(Pop(o, b), b, a.owner, StoredMsg(a, held))
-                        /\ UNCHANGED replicas
+                        /\ UNCHANGED <<replicas, disk>>
               ELSE /\ chan' = Pop(o, b)
-                   /\ UNCHANGED replicas
+                   /\ UNCHANGED <<replicas, disk>>
     /\ UNCHANGED <<alive, isolated, partitions, epoch, placement, history, primary, missing, acked>>
 
 \* F#: Node.recvSequenced.  A committed message that follows on what node i holds is
@@ -391,12 +435,13 @@ RecvSequenced(i, j) ==
     /\ Receivable(j, i, "sequenced")
     /\ LET m == First(j, i).message
        IN  IF m.seq <= LastSeq(history[i]) + 1
-           THEN LET delivered == DeliverAll(history[i], replicas[i], <<m>>)
+           THEN LET delivered == DeliverAll(Replica(i), <<m>>)
                 IN  /\ history' = [history EXCEPT ![i] = delivered[1]]
                     /\ replicas' = [replicas EXCEPT ![i] = delivered[2]]
+                    /\ disk' = [disk EXCEPT ![i] = delivered[3]]
                     /\ UNCHANGED missing
            ELSE /\ missing' = missing \cup {i}
-                /\ UNCHANGED <<history, replicas>>
+                /\ UNCHANGED <<history, replicas, disk>>
     /\ chan' = Pop(j, i)
     /\ UNCHANGED <<alive, isolated, partitions, epoch, placement, backups, primary, acked>>
 
@@ -409,12 +454,13 @@ FillGap(i) ==
     /\ LET o == placement.owner
        IN  IF o = i
            THEN /\ missing' = missing \ {i}
-                /\ UNCHANGED <<history, replicas>>
+                /\ UNCHANGED <<history, replicas, disk>>
            ELSE LET fill == After(history[o], LastSeq(history[i]))
-                    delivered == DeliverAll(history[i], replicas[i], fill)
+                    delivered == DeliverAll(Replica(i), fill)
                 IN  /\ o \in View(i)
                     /\ history' = [history EXCEPT ![i] = delivered[1]]
                     /\ replicas' = [replicas EXCEPT ![i] = delivered[2]]
+                    /\ disk' = [disk EXCEPT ![i] = delivered[3]]
                     /\ missing' = missing \ {i}
     /\ UNCHANGED <<alive, isolated, partitions, epoch, placement, backups, primary, chan, acked>>
 
@@ -433,14 +479,14 @@ AssignBackup(l) ==
                     version |-> IF backups[l] # NoBackup THEN backups[l].version + 1 ELSE 1]
           IN  /\ backups' = [backups EXCEPT ![l] = a]
               /\ chan' = Broadcast(chan, l, BackupMsg(a))
-    /\ UNCHANGED <<alive, isolated, partitions, epoch, placement, history, replicas, primary, missing, acked>>
+    /\ UNCHANGED <<alive, isolated, partitions, epoch, placement, history, replicas, primary, missing, disk, acked>>
 
 \* F#: Node.applyBackup with Replication.recvBackupAssignment.
 RecvBackupAssignment(i, j) ==
     /\ Receivable(j, i, "backup")
     /\ backups' = [backups EXCEPT ![i] = Adopted(@, First(j, i).assignment)]
     /\ chan' = Pop(j, i)
-    /\ UNCHANGED <<alive, isolated, partitions, epoch, placement, history, replicas, primary, missing, acked>>
+    /\ UNCHANGED <<alive, isolated, partitions, epoch, placement, history, replicas, primary, missing, disk, acked>>
 
 \* F#: Replication.promoteBackup (Node.reassignRooms: only with a quorum; lastSeq is the
 \* leader's history's).  The owner has died and its backup is live: the backup becomes the
@@ -483,7 +529,7 @@ Crash(n) ==
     /\ alive' = [alive EXCEPT ![n] = FALSE]
     /\ epoch' = IF n = Leader THEN epoch + 1 ELSE epoch
     /\ chan' = [i \in Node |-> [j \in Node |-> IF j = n THEN <<>> ELSE chan[i][j]]]
-    /\ UNCHANGED <<isolated, partitions, placement, backups, history, replicas, primary, missing, acked>>
+    /\ UNCHANGED <<isolated, partitions, placement, backups, history, replicas, primary, missing, disk, acked>>
 
 \* A partition cuts live node n off from every other node, at most MaxPartitions times in
 \* a behaviour (one fault, like one crash: a node healed with messages the others lack,
@@ -499,7 +545,7 @@ Partition(n) ==
     /\ partitions' = partitions + 1
     /\ epoch' = IF n = Leader THEN epoch + 1 ELSE epoch
     /\ chan' = [i \in Node |-> [j \in Node |-> IF i = n \/ j = n THEN <<>> ELSE chan[i][j]]]
-    /\ UNCHANGED <<alive, placement, backups, history, replicas, primary, missing, acked>>
+    /\ UNCHANGED <<alive, placement, backups, history, replicas, primary, missing, disk, acked>>
 
 \* The partition around n heals: n and the rest see each other again; if n has the highest
 \* id, it is elected leader in the next epoch.
@@ -507,7 +553,7 @@ Heal(n) ==
     /\ n \in isolated
     /\ isolated' = isolated \ {n}
     /\ epoch' = IF alive[n] /\ n > Leader THEN epoch + 1 ELSE epoch
-    /\ UNCHANGED <<alive, partitions, placement, backups, history, replicas, primary, chan, missing, acked>>
+    /\ UNCHANGED <<alive, partitions, placement, backups, history, replicas, primary, chan, missing, disk, acked>>
 
 -----------------------------------------------------------------------------
 
@@ -522,6 +568,7 @@ Init ==
     /\ epoch = 1
     /\ history = [n \in Node |-> <<>>]
     /\ replicas = [n \in Node |-> <<>>]
+    /\ disk = [n \in Node |-> <<>>]
     /\ chan = [i \in Node |-> [j \in Node |-> <<>>]]
     /\ missing = {}
     /\ acked = {}
@@ -627,6 +674,20 @@ Contiguous == \A i \in Node : \A k \in DOMAIN history[i] : history[i][k].seq = k
 \* A history holds only acknowledged messages: nothing a node delivers was never committed.
 HistoryAcked == \A i \in Node : Range(history[i]) \subseteq acked
 
+\* A log is written in order, each record newer than the one before: a restart reads back
+\* every record, and at most one message per position.
+LogInOrder == \A i \in Node : \A k \in DOMAIN disk[i] : k > 1 => disk[i][k - 1].seq < disk[i][k].seq
+
+\* Once a node has learned what was committed at a position (its history holds it), its log,
+\* what it would read back after a restart, holds exactly that message there.
+LogHoldsCommitted == \A i \in Node : Range(history[i]) \subseteq Range(disk[i])
+
+\* A live node that does not own the room keeps in its log only what was committed and what
+\* it stores as the backup now: nothing it held pending as an owner, nor a copy it stored and
+\* the owner never committed, survives in its log.
+NoUncommittedInLog ==
+    \A i \in Live : primary[i] = NoPrimary => Range(disk[i]) \subseteq acked \cup Range(replicas[i])
+
 \* An action property: a new placement of the room starts numbering after everything the
 \* leader (of the nodes not cut off) has seen committed.
 NewPlacementKnowsHistory ==
@@ -660,7 +721,7 @@ Everywhere == \A m \in acked : \A i \in Live : m \in Range(history[i])
 EventuallyEverywhere == <>[]Everywhere
 -----------------------------------------------------------------------------
 (* Witnesses: deliberately false properties that a model must violate, to show that it  *)
-(* reaches the states the properties above are about (ci/tlc-replication.sh expects each *)
+(* reaches the states the properties above are about (ci/tlc-models.fsx expects each   *)
 (* violation).                                                                           *)
 
 \* After a failover the new owner commits a message it sequenced itself: acknowledged,

@@ -32,48 +32,64 @@ let ``hasQuorum: a majority of the known nodes, or a cluster of at most two`` ()
     Assert.True(Replication.hasQuorum 2 (coordination 1 [ 1 ] 1))
     Assert.True(Replication.hasQuorum 1 (coordination 1 [ 1 ] 1))
 
+/// A replica of #dev holding `history`, owning the room with `primary`.
+let private owning (history: RoomMessage list) (primary: Replication.Primary) : Replication.Replica =
+    { Replication.emptyReplica with History = Rooms.ofMessages history; Primary = Some primary }
+
+let private primaryOf (replica: Replication.Replica) = replica.Primary.Value
+
+let private committedBy (outputs: Replication.ReplicaOutput list) : RoomMessage list =
+    outputs |> List.choose (function Replication.Broadcast(RoomSequenced message) -> Some message | _ -> None)
+
+let private sentBy (outputs: Replication.ReplicaOutput list) : Sent list =
+    outputs |> List.choose (function Replication.SentTo sent -> Some sent | _ -> None)
+
 let ``sequencePost: numbers continue after history and pending, and a retry is recognised either way`` () =
-    let history = Rooms.ofMessages [ message 1L 11L; message 2L 12L ]
+    let replica = owning [ message 1L 11L; message 2L 12L ] Replication.emptyPrimary
 
-    let primary, first = Replication.sequencePost (post 21L) placement history Replication.emptyPrimary
-    let primary, second = Replication.sequencePost (post 22L) placement history primary
-    let _, retryPending = Replication.sequencePost (post 21L) placement history primary
-    let _, retryCommitted = Replication.sequencePost { post 12L with Text = "m2" } placement history primary
+    let replica, first, _ = Replication.sequencePost (post 21L) placement None replica
+    let replica, second, _ = Replication.sequencePost (post 22L) placement None replica
+    let _, retryPending, _ = Replication.sequencePost (post 21L) placement None replica
+    let _, retryCommitted, _ = Replication.sequencePost { post 12L with Text = "m2" } placement None replica
 
-    Assert.Equal<int64 list>([ 3L; 4L ], primary.Pending |> List.map _.Seq)
+    Assert.Equal<int64 list>([ 3L; 4L ], (primaryOf replica).Pending |> List.map _.Seq)
     Assert.True(match first, second with Replication.Sequenced a, Replication.Sequenced b -> a.Seq = 3L && b.Seq = 4L | _ -> false)
     Assert.Equal(Replication.AlreadyPending, retryPending)
     Assert.Equal(Replication.AlreadyCommitted(message 2L 12L), retryCommitted)
 
 let ``commit: everything without a backup only when alone, what the backup stored with one, nothing without a quorum`` () =
-    let primary = { Replication.emptyPrimary with Pending = [ message 1L 1L; message 2L 2L; message 3L 3L ] }
-    let synced = { primary with Synced = Some(backupOn 2 4); Stored = Some 2L }
+    let replica = owning [] { Replication.emptyPrimary with Pending = [ message 1L 1L; message 2L 2L; message 3L 3L ] }
+    let synced = owning [] { primaryOf replica with Synced = Some(backupOn 2 4); Stored = Some 2L }
 
-    Assert.Equal(3, (fst (Replication.commit true true None primary)).Length)
+    Assert.Equal(3, (committedBy (snd (Replication.commit true true None replica))).Length)
     // Other nodes live and no backup yet (a new room, or its backup just died): wait for one.
-    let waiting, kept = Replication.commit true false None primary
-    Assert.Empty(waiting)
-    Assert.Equal<int64 list>([ 1L; 2L; 3L ], kept.Pending |> List.map _.Seq)
-    Assert.Empty(fst (Replication.commit false true None primary))
-    Assert.Empty(fst (Replication.commit true false (Some(backupOn 2 4)) primary))
-    let committed, rest = Replication.commit true false (Some(backupOn 2 4)) synced
-    Assert.Equal<int64 list>([ 1L; 2L ], committed |> List.map _.Seq)
-    Assert.Equal<int64 list>([ 3L ], rest.Pending |> List.map _.Seq)
+    let kept, waiting = Replication.commit true false None replica
+    Assert.Empty(committedBy waiting)
+    Assert.Equal<int64 list>([ 1L; 2L; 3L ], (primaryOf kept).Pending |> List.map _.Seq)
+    Assert.Empty(committedBy (snd (Replication.commit false true None replica)))
+    Assert.Empty(committedBy (snd (Replication.commit true false (Some(backupOn 2 4)) replica)))
+    let rest, outputs = Replication.commit true false (Some(backupOn 2 4)) synced
+    Assert.Equal<int64 list>([ 1L; 2L ], committedBy outputs |> List.map _.Seq)
+    Assert.Equal<int64 list>([ 3L ], (primaryOf rest).Pending |> List.map _.Seq)
+    // The owner writes what it commits, and only that.
+    Assert.Equal<Replication.ReplicaOutput list>(
+        [ Replication.LogAppended [ message 1L 1L ]; Replication.Delivered(message 1L 1L); Replication.Broadcast(RoomSequenced(message 1L 1L))
+          Replication.LogAppended [ message 2L 2L ]; Replication.Delivered(message 2L 2L); Replication.Broadcast(RoomSequenced(message 2L 2L)) ],
+        outputs)
     // A confirmation for an earlier backup counts for nothing.
-    Assert.Empty(fst (Replication.commit true false (Some(backupOn 3 5)) synced))
+    Assert.Empty(committedBy (snd (Replication.commit true false (Some(backupOn 3 5)) synced)))
 
 let ``syncBackup: a new backup gets the history and the pending messages once, and nothing commits until it confirms`` () =
-    let history = Rooms.ofMessages [ message 1L 1L ]
-    let primary = { Replication.emptyPrimary with Pending = [ message 2L 2L ] }
+    let replica = owning [ message 1L 1L ] { Replication.emptyPrimary with Pending = [ message 2L 2L ] }
 
-    let synced, sent = Replication.syncBackup (Some(backupOn 2 1)) "#dev" history primary
-    let _, again = Replication.syncBackup (Some(backupOn 2 1)) "#dev" history synced
+    let synced, sent = Replication.syncBackup (Some(backupOn 2 1)) "#dev" replica
+    let _, again = Replication.syncBackup (Some(backupOn 2 1)) "#dev" synced
 
-    Assert.Equal<Sent list>([ { To = 2; Message = ReplicaSynced("#dev", backupOn 2 1, [ message 1L 1L ], [ message 2L 2L ]) } ], sent)
+    Assert.Equal<Sent list>([ { To = 2; Message = ReplicaSynced("#dev", backupOn 2 1, [ message 1L 1L ], [ message 2L 2L ]) } ], sentBy sent)
     Assert.Empty(again)
-    Assert.False(Replication.isUpToDate (Some(backupOn 2 1)) synced)
-    Assert.True(Replication.isUpToDate (Some(backupOn 2 1)) (Replication.recvStored (backupOn 2 1) 2L synced))
-    Assert.False(Replication.isUpToDate (Some(backupOn 2 1)) (Replication.recvStored (backupOn 2 7) 2L synced))
+    Assert.False(Replication.isUpToDate (Some(backupOn 2 1)) (primaryOf synced))
+    Assert.True(Replication.isUpToDate (Some(backupOn 2 1)) (primaryOf (fst (Replication.recvStored (backupOn 2 1) 2L synced))))
+    Assert.False(Replication.isUpToDate (Some(backupOn 2 1)) (primaryOf (fst (Replication.recvStored (backupOn 2 7) 2L synced))))
 
 /// The stall TLC found in MCReplication3Fresh (EventuallyDrained, spec/README.md, Replication):
 /// the dying leader assigned owner 1's backup 2 at (epoch 1, version 1), and the owner sent it
@@ -82,30 +98,112 @@ let ``syncBackup: a new backup gets the history and the pending messages once, a
 /// must send the state again: comparing versions only, it saw nothing new and its posts stayed
 /// pending until resyncIfStalled, K ticks later.
 let ``syncBackup: a new leader's assignment with the old one's version is synced again (the stall)`` () =
-    let history = Rooms.ofMessages [ message 1L 1L ]
     let old = { Backup = 2; Owner = 1; Epoch = 1L; Leader = 0; Version = 1 }
     let renewed = { old with Epoch = 2L }
-    let primary = { Replication.emptyPrimary with Pending = [ message 2L 2L; message 3L 3L ] }
+    let replica = owning [ message 1L 1L ] { Replication.emptyPrimary with Pending = [ message 2L 2L; message 3L 3L ] }
 
     // init: the owner synced the old assignment; the backup never confirmed it.
-    let synced, _ = Replication.syncBackup (Some old) "#dev" history primary
+    let synced, _ = Replication.syncBackup (Some old) "#dev" replica
     // act: the owner's backup target is now the new leader's assignment.
-    let resynced, sent = Replication.syncBackup (Some renewed) "#dev" history synced
+    let resynced, sent = Replication.syncBackup (Some renewed) "#dev" synced
 
     // check: the state goes to the backup again, under the new assignment ...
-    Assert.Equal<Sent list>([ { To = 2; Message = ReplicaSynced("#dev", renewed, [ message 1L 1L ], [ message 2L 2L; message 3L 3L ]) } ], sent)
-    Assert.Equal(Some renewed, resynced.Synced)
+    Assert.Equal<Sent list>([ { To = 2; Message = ReplicaSynced("#dev", renewed, [ message 1L 1L ], [ message 2L 2L; message 3L 3L ]) } ], sentBy sent)
+    Assert.Equal(Some renewed, (primaryOf resynced).Synced)
     // ... a late confirmation for the old assignment counts for nothing ...
-    let stale = Replication.recvStored old 3L resynced
-    Assert.Empty(fst (Replication.commit true false (Some renewed) stale))
+    let stale, _ = Replication.recvStored old 3L resynced
+    Assert.Empty(committedBy (snd (Replication.commit true false (Some renewed) stale)))
     // ... and the backup's confirmation of the new one commits both pending posts at once.
-    let confirmed = Replication.recvStored renewed 3L stale
-    Assert.Equal<int64 list>([ 2L; 3L ], fst (Replication.commit true false (Some renewed) confirmed) |> List.map _.Seq)
+    let confirmed, _ = Replication.recvStored renewed 3L stale
+    Assert.Equal<int64 list>([ 2L; 3L ], committedBy (snd (Replication.commit true false (Some renewed) confirmed)) |> List.map _.Seq)
 
-let ``storeReplica: only the message right after what the backup holds`` () =
-    Assert.Equal(Some [ message 3L 3L ], Replication.storeReplica (message 3L 3L) 2L [])
-    Assert.Equal(None, Replication.storeReplica (message 5L 5L) 2L [])
-    Assert.Equal(None, Replication.storeReplica (message 2L 2L) 2L [])
+let ``recvStored: a backup confirming less than the owner committed is sent the state again; one beyond what it sequenced is ignored`` () =
+    let replica = owning [ message 1L 1L; message 2L 2L ] { Replication.emptyPrimary with Pending = [ message 3L 3L ]; Synced = Some(backupOn 2 1); Stored = Some 2L }
+
+    let behind, none = Replication.recvStored (backupOn 2 1) 1L replica
+    let beyond, warned = Replication.recvStored (backupOn 2 1) 9L replica
+
+    Assert.Empty(none)
+    Assert.Equal(None, (primaryOf behind).Synced)
+    Assert.Equal(replica, beyond)
+    Assert.Equal<Replication.ReplicaOutput list>([ Replication.StoredBeyondSequenced(9L, 3L) ], warned)
+
+let ``storeReplica: only the message right after what the backup holds, written before it is confirmed`` () =
+    let backup = { backupOn 2 1 with Owner = 1 }
+    let replica = { Replication.emptyReplica with History = Rooms.ofMessages [ message 1L 1L; message 2L 2L ]; Durable = 2L }
+
+    let stored, outputs = Replication.storeReplica true backup (message 3L 3L) replica
+    let skipped, refused = Replication.storeReplica true backup (message 5L 5L) replica
+    let _, stale = Replication.storeReplica false backup (message 3L 3L) replica
+
+    Assert.Equal<RoomMessage list>([ message 3L 3L ], stored.Stored)
+    Assert.Equal<Replication.ReplicaOutput list>(
+        [ Replication.LogAppended [ message 3L 3L ]; Replication.SentTo { To = 1; Message = ReplicaStored("#dev", backup, 3L) } ], outputs)
+    Assert.Equal(replica, skipped)
+    Assert.Equal<Replication.ReplicaOutput list>([ Replication.SentTo { To = 1; Message = ReplicaStored("#dev", backup, 2L) } ], refused)
+    Assert.Empty(stale)
+
+/// Mutant (b) of issue 9: a backup that kept its own never-committed copy on disk instead of the
+/// owner's committed message would read it back, as history, after a restart.
+let ``deliverSequenced: a committed message that differs from the stored copy rewrites the log without that copy`` () =
+    let mine = { message 3L 3L with Text = "never committed" }
+    let replica = { Replication.emptyReplica with History = Rooms.ofMessages [ message 1L 1L; message 2L 2L ]; Stored = [ mine ]; Durable = 3L }
+
+    let delivered, outputs = Replication.deliverSequenced (message 3L 4L) replica
+
+    Assert.Empty(delivered.Stored)
+    Assert.Equal<Replication.ReplicaOutput list>(
+        [ Replication.LogReplaced [ message 1L 1L; message 2L 2L; message 3L 4L ]; Replication.Delivered(message 3L 4L) ], outputs)
+
+/// Mutant (a) of issue 9: a node that stops owning a room while it held pending messages (stored
+/// as the backup before it was promoted, so on disk) must rewrite its log without them.
+let ``takeOwnership: a node that stops owning a room with pending messages rewrites its log without them`` () =
+    let replica =
+        { Replication.emptyReplica with
+            History = Rooms.ofMessages [ message 1L 1L ]
+            Stored = [ message 2L 2L ]
+            Durable = 2L }
+
+    let owner, _ = Replication.takeOwnership true replica
+    let released, outputs = Replication.takeOwnership false owner
+
+    Assert.Equal<RoomMessage list>([ message 2L 2L ], (primaryOf owner).Pending)
+    Assert.Empty(owner.Stored)
+    Assert.Equal(None, released.Primary)
+    Assert.Equal<Replication.ReplicaOutput list>([ Replication.LogReplaced [ message 1L 1L ] ], outputs)
+    Assert.Equal(1L, released.Durable)
+
+/// What TLC found with NoUncommittedInLog (MCReplication3LeaderOwns): the backup stored 1@1 of
+/// an owner that died before committing it; the new owner never had it and syncs the backup with
+/// nothing. Keeping 1@1 in the log would make a restart read it back as committed history.
+let ``recvSync: a stored copy the new owner does not send again is rewritten out of the log`` () =
+    let backup = { backupOn 1 2 with Owner = 2; Epoch = 2L }
+    let replica = { Replication.emptyReplica with Stored = [ message 1L 1L ]; Durable = 1L }
+
+    let synced, outputs = Replication.recvSync true "#dev" backup [] [] replica
+    let kept, written = Replication.recvSync true "#dev" backup [] [ message 1L 1L; message 2L 2L ] replica
+
+    Assert.Empty(synced.Stored)
+    Assert.Equal<Replication.ReplicaOutput list>(
+        [ Replication.LogReplaced []; Replication.SentTo { To = 2; Message = ReplicaStored("#dev", backup, 0L) } ], outputs)
+    Assert.Equal(0L, synced.Durable)
+    // The owner sends the copy again: only what is new is appended.
+    Assert.Equal<Replication.ReplicaOutput list>(
+        [ Replication.LogAppended [ message 2L 2L ]; Replication.SentTo { To = 2; Message = ReplicaStored("#dev", backup, 2L) } ], written)
+    Assert.Equal<RoomMessage list>([ message 1L 1L; message 2L 2L ], kept.Stored)
+
+let ``recvSequenced: a message that skips numbers is held back and the owner asked once`` () =
+    let replica = { Replication.emptyReplica with History = Rooms.ofMessages [ message 1L 1L ]; Durable = 1L }
+
+    let waiting, asked = Replication.recvSequenced (message 3L 3L) replica
+    let stillWaiting, again = Replication.recvSequenced (message 4L 4L) waiting
+    let filled, _ = Replication.adoptHistory [ message 2L 2L; message 3L 3L; message 4L 4L ] stillWaiting
+
+    Assert.Equal<Replication.ReplicaOutput list>([ Replication.FillRequested ], asked)
+    Assert.Empty(again)
+    Assert.Equal(1L, stillWaiting.History.LastSeq)
+    Assert.False(filled.AwaitingFill)
+    Assert.Equal(4L, filled.History.LastSeq)
 
 let ``assignBackup: the leader picks the least-loaded other live node and never the owner`` () =
     let placements = Map.ofList [ "#dev", placement; "#ops", { placement with Owner = 2 } ]
@@ -143,7 +241,8 @@ let ``a state transfer of a full history of the longest messages fits in one pee
     let long = String.replicate ProtocolConfig.defaults.MaxTextLength "\u0001"
     let history = Rooms.ofMessages [ for seq in 1L .. int64 Rooms.historyCapacity -> { message seq seq with Text = long } ]
 
-    let primary, sent = Replication.syncBackup (Some(backupOn 2 1)) "#dev" history Replication.emptyPrimary
+    let replica, outputs = Replication.syncBackup (Some(backupOn 2 1)) "#dev" (owning [] Replication.emptyPrimary |> fun replica -> { replica with History = history })
+    let sent = sentBy outputs
 
     let frame = Wire.encodePeerMessage sent.Head.Message
     Assert.True(frame.Length < Wire.maxPeerFrameBytes, $"{frame.Length} bytes")
@@ -152,7 +251,7 @@ let ``a state transfer of a full history of the longest messages fits in one pee
         Assert.Equal(Rooms.transferBudgetChars / ProtocolConfig.defaults.MaxTextLength, committed.Length)
         Assert.Equal(int64 Rooms.historyCapacity, (List.last committed).Seq)
     | other -> failwith $"expected a sync, got {other}"
-    Assert.Equal(Some(backupOn 2 1), primary.Synced)
+    Assert.Equal(Some(backupOn 2 1), (primaryOf replica).Synced)
 
 // ---------------------------------------------------------------------------------------------
 // Whole nodes.
@@ -357,8 +456,18 @@ let tests =
             ``syncBackup: a new backup gets the history and the pending messages once, and nothing commits until it confirms``
         testCase "syncBackup: a new leader's assignment with the old one's version is synced again (the stall)"
             ``syncBackup: a new leader's assignment with the old one's version is synced again (the stall)``
-        testCase "storeReplica: only the message right after what the backup holds"
-            ``storeReplica: only the message right after what the backup holds``
+        testCase "recvStored: a backup confirming less than the owner committed is sent the state again; one beyond what it sequenced is ignored"
+            ``recvStored: a backup confirming less than the owner committed is sent the state again; one beyond what it sequenced is ignored``
+        testCase "storeReplica: only the message right after what the backup holds, written before it is confirmed"
+            ``storeReplica: only the message right after what the backup holds, written before it is confirmed``
+        testCase "deliverSequenced: a committed message that differs from the stored copy rewrites the log without that copy"
+            ``deliverSequenced: a committed message that differs from the stored copy rewrites the log without that copy``
+        testCase "takeOwnership: a node that stops owning a room with pending messages rewrites its log without them"
+            ``takeOwnership: a node that stops owning a room with pending messages rewrites its log without them``
+        testCase "recvSync: a stored copy the new owner does not send again is rewritten out of the log"
+            ``recvSync: a stored copy the new owner does not send again is rewritten out of the log``
+        testCase "recvSequenced: a message that skips numbers is held back and the owner asked once"
+            ``recvSequenced: a message that skips numbers is held back and the owner asked once``
         testCase "assignBackup: the leader picks the least-loaded other live node and never the owner"
             ``assignBackup: the leader picks the least-loaded other live node and never the owner``
         testCase "promoteBackup: an owner gone from the view is replaced by its live backup, with a newer placement"

@@ -309,6 +309,9 @@ let crash (net: Net) (n: SimNode) (drainOutgoing: bool) : unit =
 /// Runs one event through the node's Node.step and carries out the effects in order.
 let stepNode (net: Net) (n: SimNode) (event: Event) : unit =
     let next, effects = Node.step net.Config n.State event
+    match NodeState.invariantViolations next with
+    | [] -> ()
+    | violations -> failwith $"invariant broken at node {n.Id} after {event}: {violations}"
     n.State <- next
     n.Steps <- n.Steps + 1
     // The replies of one step to one connection leave together, in order.

@@ -331,7 +331,7 @@ module Nodes =
             net
         else
             let next, effects = Node.step net.Config net.States[id] event
-            for violation in Coordination.invariantViolations next.Coordination do
+            for violation in NodeState.invariantViolations next do
                 failwith $"invariant broken at node {id} after {event}: {violation}"
             carryOut id effects { net with States = net.States.Add(id, next) }
 

@@ -11,11 +11,9 @@
 ///      TLC's successors;
 ///   4. freshness: the spec and configuration files still have the SHA-256 the fixtures were
 ///      made from.
-/// One abstraction function (`ofTla`) maps a TLA+ state to F# values. The glue between the
-/// Replication.fs functions that Node.fs performs (delivering a committed message, taking a
-/// room over, the backup's side of a sync) is written out here the way Node.fs does it,
-/// from the same pure functions (Rooms.record, Rooms.adopt, Replication.held); Node.fs keeps
-/// those private.
+/// One abstraction function (`ofTla`) maps a TLA+ state to F# values. Every replica rule is the
+/// Replication.fs function Node.fs calls (RoomReplica.onReplica); the harness only carries out its
+/// outputs on the modelled state (a write on the node's log, a message on a link).
 module FormalChat.Protocol.Tests.Conformance.ReplicationConformance
 
 open System
@@ -69,6 +67,8 @@ type Cluster =
       Backups: Map<NodeId, Replication.Backups>
       Histories: Map<NodeId, Rooms.RoomHistory>
       Replicas: Map<NodeId, RoomMessage list>
+      /// Each node's log of the room, oldest first: what it would read back after a restart.
+      Disks: Map<NodeId, RoomMessage list>
       Primaries: Map<NodeId, Replication.Primary option>
       Links: Map<NodeId * NodeId, PeerMessage list>
       /// The nodes waiting for missing committed messages (NodeState.FillsRequested).
@@ -128,6 +128,7 @@ let ofTla (variables: Map<string, Value>) : Cluster =
         perNode "backups" (fun value -> if asInt (field "backup" value) = 0 then Map.empty else Map.ofList [ room, readAssignment value ])
       Histories = perNode "history" (readMessages >> Rooms.ofMessages)
       Replicas = perNode "replicas" readMessages
+      Disks = perNode "disk" readMessages
       Primaries =
         perNode "primary" (fun value ->
             // synced: NotOwner (backup -1) at a node that is not the owner, NoBackup (backup 0)
@@ -177,7 +178,7 @@ let describe (cluster: Cluster) : string list =
               | None -> ""
           let history = Rooms.last Rooms.historyCapacity cluster.Histories[node]
           let status = if alive then "live" else "stopped"
-          yield $"node {node} {status}: {backup}, history {showMessages history}, replicas {showMessages cluster.Replicas[node]}{primary}"
+          yield $"node {node} {status}: {backup}, history {showMessages history}, replicas {showMessages cluster.Replicas[node]}, disk {showMessages cluster.Disks[node]}{primary}"
       for KeyValue((from, target), messages) in cluster.Links do
           yield $"link {from}->{target}: " + String.Join(" | ", messages |> List.map showPeerMessage) ]
 
@@ -251,146 +252,117 @@ let private pop (from: NodeId) (target: NodeId) (cluster: Cluster) : Cluster =
     | _ -> cluster
 
 // ---------------------------------------------------------------------------------------------
-// Node.fs glue, written as Node.fs does it.
+// A node's replica of the room, and the outputs of the replica rules carried out on the cluster.
 
-/// Node.deliverSequenced, for the modelled state: the stored copies up to the message are
-/// done (all of them, if one differs: it was never committed), and the message joins the
-/// history if it is newer.
-let private deliverSequenced (node: NodeId) (message: RoomMessage) (cluster: Cluster) : Cluster =
-    let stored = cluster.Replicas[node]
-    let superseded = stored |> List.exists (fun held -> held.Seq = message.Seq && held <> message)
-    let stored = if superseded then [] else stored |> List.filter (fun held -> held.Seq > message.Seq)
-    let history =
-        match Rooms.record message cluster.Histories[node] with
-        | Some history -> history
-        | None -> cluster.Histories[node]
-    { cluster with Replicas = cluster.Replicas.Add(node, stored); Histories = cluster.Histories.Add(node, history) }
+/// Node i's Replication.Replica, as Node.replicaOf builds it from the node's state.
+let private replicaOf (node: NodeId) (cluster: Cluster) : Replication.Replica =
+    { History = cluster.Histories[node]
+      Stored = cluster.Replicas[node]
+      Primary = cluster.Primaries[node]
+      Durable = cluster.Disks[node] |> List.tryLast |> Option.map _.Seq |> Option.defaultValue 0L
+      AwaitingFill = cluster.Missing.Contains node }
 
-/// Node.adoptHistory: the owner's committed messages, extending this node's copy or
-/// replacing it.
-let private adoptHistory (node: NodeId) (messages: RoomMessage list) (cluster: Cluster) : Cluster =
-    match Rooms.adopt messages cluster.Histories[node] with
-    | Rooms.Extends fresh -> fresh |> List.fold (fun cluster message -> deliverSequenced node message cluster) cluster
-    | Rooms.Replaces history -> { cluster with Histories = cluster.Histories.Add(node, history) }
-
-/// Node.takeOwnership at the new owner: what it stored as the backup is now pending.
-let private takeOwnership (node: NodeId) (cluster: Cluster) : Cluster =
-    if cluster.Primaries[node].IsSome then
-        cluster
-    else
-        let pending = cluster.Replicas[node] |> List.filter (fun message -> message.Seq > cluster.Histories[node].LastSeq)
+/// A replica rule's result at node i: its replica, then its writes and its sends in order.
+let private applyReplica (node: NodeId) (replica: Replication.Replica, outputs: Replication.ReplicaOutput list) (cluster: Cluster) : Cluster =
+    let cluster =
         { cluster with
-            Primaries = cluster.Primaries.Add(node, Some { Replication.emptyPrimary with Pending = pending })
-            Replicas = cluster.Replicas.Add(node, []) }
+            Histories = cluster.Histories.Add(node, replica.History)
+            Replicas = cluster.Replicas.Add(node, replica.Stored)
+            Primaries = cluster.Primaries.Add(node, replica.Primary)
+            Missing = if replica.AwaitingFill then cluster.Missing.Add node else cluster.Missing.Remove node }
+    let carryOut (cluster: Cluster) (output: Replication.ReplicaOutput) =
+        match output with
+        | Replication.LogAppended messages -> { cluster with Disks = cluster.Disks.Add(node, cluster.Disks[node] @ messages) }
+        | Replication.LogReplaced messages -> { cluster with Disks = cluster.Disks.Add(node, messages) }
+        | Replication.SentTo sent -> send node sent.To sent.Message cluster
+        | Replication.Broadcast message -> live cluster |> Set.remove node |> Seq.fold (fun cluster peer -> send node peer message cluster) cluster
+        | Replication.Delivered _ | Replication.AlreadyDelivered _ | Replication.FillRequested
+        | Replication.SharedHistoryRefused | Replication.StoredBeyondSequenced _ -> cluster
+    outputs |> List.fold carryOut cluster
+
+/// Spec: TakeOwnership(n), at every live node (the spec's placement takes effect everywhere
+/// at once): Replication.takeOwnership, as Node.applyAssignment calls it.
+let private takeOwnership (owner: NodeId) (cluster: Cluster) : Cluster =
+    live cluster
+    |> Seq.fold (fun cluster node -> applyReplica node (Replication.takeOwnership (node = owner) (replicaOf node cluster)) cluster) cluster
 
 /// Node.applyBackup's part that the spec models: Replication.recvBackupAssignment.
 let private applyBackup (node: NodeId) (backup: BackupAssignment) (cluster: Cluster) : Cluster =
     { cluster with Backups = cluster.Backups.Add(node, Replication.recvBackupAssignment room backup cluster.Backups[node]) }
 
-/// Node.isCurrentBackup: the node's own assignment, for the owner that still owns the room.
 let private isCurrentBackup (node: NodeId) (backup: BackupAssignment) (cluster: Cluster) =
-    backup.Backup = node && cluster.Backups[node].TryFind room = Some backup && cluster.Placement.Owner = backup.Owner
+    Replication.isCurrentBackup node backup room (placements cluster) cluster.Backups[node]
 
 // ---------------------------------------------------------------------------------------------
 // The spec's actions, each through its F# function. None: not enabled.
 
-/// Spec: SequencePost(o, id). Node.sequenceAsOwner with Replication.sequencePost.
+/// Spec: SequencePost(o, id). Replication.sequencePost (RoomReplica.sequenceAsOwner).
 let sequencePost (owner: NodeId) (id: int) (cluster: Cluster) : Cluster option =
-    match cluster.Primaries[owner] with
-    | Some primary when cluster.Alive[owner] && cluster.Placement.Owner = owner ->
-        match Replication.sequencePost (postOf id) cluster.Placement cluster.Histories[owner] primary with
-        | primary, Replication.Sequenced message ->
-            let cluster = { cluster with Primaries = cluster.Primaries.Add(owner, Some primary) }
-            match target cluster owner with
-            | Some backup when primary.Synced = Some backup -> Some(send owner backup.Backup (ReplicaAppended(backup, message)) cluster)
-            | _ -> Some cluster
-        | _, (Replication.AlreadyCommitted _ | Replication.AlreadyPending) -> None
-    | _ -> None
+    if not cluster.Alive[owner] || cluster.Placement.Owner <> owner || cluster.Primaries[owner].IsNone then None
+    else
+        match Replication.sequencePost (postOf id) cluster.Placement (target cluster owner) (replicaOf owner cluster) with
+        | replica, Replication.Sequenced _, outputs -> Some(applyReplica owner (replica, outputs) cluster)
+        | _ -> None
 
-/// Spec: SyncBackup(o). Replication.syncBackup (Node.replicate).
+/// Spec: SyncBackup(o). Replication.syncBackup (RoomReplica.replicate).
 let syncBackup (owner: NodeId) (cluster: Cluster) : Cluster option =
-    match cluster.Primaries[owner] with
-    | Some primary when cluster.Alive[owner] ->
-        match Replication.syncBackup (target cluster owner) room cluster.Histories[owner] primary with
+    if not cluster.Alive[owner] then None
+    else
+        match Replication.syncBackup (target cluster owner) room (replicaOf owner cluster) with
         | _, [] -> None
-        | primary, sent -> Some(sendAll owner sent { cluster with Primaries = cluster.Primaries.Add(owner, Some primary) })
-    | _ -> None
+        | result -> Some(applyReplica owner result cluster)
 
-/// Spec: RecvSync(b, o). Node.recvSync.
+/// Spec: RecvSync(b, o). Replication.recvSync (RoomReplica.recvSync).
 let recvSync (node: NodeId) (from: NodeId) (cluster: Cluster) : Cluster option =
     match head from node cluster with
     | Some(ReplicaSynced(_, backup, committed, pending)) ->
         let cluster = applyBackup node backup (pop from node cluster)
-        if not (isCurrentBackup node backup cluster) then
-            Some cluster
-        else
-            let cluster = adoptHistory node committed cluster
-            let history = cluster.Histories[node]
-            let pending = pending |> List.filter (fun message -> message.Seq > history.LastSeq)
-            let cluster = { cluster with Replicas = cluster.Replicas.Add(node, pending) }
-            Some(send node backup.Owner (ReplicaStored(room, backup, Replication.held history pending)) cluster)
+        let current = isCurrentBackup node backup cluster
+        Some(applyReplica node (Replication.recvSync current room backup committed pending (replicaOf node cluster)) cluster)
     | _ -> None
 
-/// Spec: StoreReplica(b, o). Node.recvAppend with Replication.storeReplica.
+/// Spec: StoreReplica(b, o). Replication.storeReplica (RoomReplica.recvAppend).
 let storeReplica (node: NodeId) (from: NodeId) (cluster: Cluster) : Cluster option =
     match head from node cluster with
     | Some(ReplicaAppended(backup, message)) ->
         let cluster = applyBackup node backup (pop from node cluster)
-        if not (isCurrentBackup node backup cluster) then
-            Some cluster
-        else
-            let stored = cluster.Replicas[node]
-            let held = Replication.held cluster.Histories[node] stored
-            let cluster, held =
-                match Replication.storeReplica message held stored with
-                | Some stored -> { cluster with Replicas = cluster.Replicas.Add(node, stored) }, message.Seq
-                | None -> cluster, held
-            Some(send node backup.Owner (ReplicaStored(room, backup, held)) cluster)
+        let current = isCurrentBackup node backup cluster
+        Some(applyReplica node (Replication.storeReplica current backup message (replicaOf node cluster)) cluster)
     | _ -> None
 
-/// Spec: RecvStored(o, b). Node.recvStored with Replication.recvStored.
+/// Spec: RecvStored(o, b). Replication.recvStored (RoomReplica.recvStored).
 let recvStored (owner: NodeId) (from: NodeId) (cluster: Cluster) : Cluster option =
     match head from owner cluster with
     | Some(ReplicaStored(_, backup, seq)) ->
         let cluster = pop from owner cluster
-        match cluster.Primaries[owner] with
-        | Some primary -> Some { cluster with Primaries = cluster.Primaries.Add(owner, Some(Replication.recvStored backup seq primary)) }
-        | None -> Some cluster
+        Some(applyReplica owner (Replication.recvStored backup seq (replicaOf owner cluster)) cluster)
     | _ -> None
 
-/// Spec: Commit(o). Replication.commit as Node.replicate uses it (alone: the view is the owner
-/// only): each committed message is
-/// delivered at the owner, then sent to every other live node; it is acknowledged.
+/// Spec: Commit(o). Replication.commit as RoomReplica.replicate uses it (alone: the view is the owner
+/// only): each committed message is written and delivered at the owner, then sent to every
+/// other live node; it is acknowledged.
 let commit (owner: NodeId) (cluster: Cluster) : Cluster option =
-    match cluster.Primaries[owner] with
-    | Some primary when cluster.Alive[owner] ->
-        match Replication.commit (quorum cluster owner) ((coordination cluster owner).View.Count = 1) (target cluster owner) primary with
-        | [], _ -> None
-        | committed, primary ->
-            let cluster = { cluster with Primaries = cluster.Primaries.Add(owner, Some primary) }
-            committed
-            |> List.fold
-                (fun cluster message ->
-                    let cluster = deliverSequenced owner message cluster
-                    let peers = live cluster |> Set.remove owner
-                    let cluster = peers |> Seq.fold (fun cluster peer -> send owner peer (RoomSequenced message) cluster) cluster
-                    { cluster with Acked = cluster.Acked.Add message })
-                cluster
-            |> Some
-    | _ -> None
+    if not cluster.Alive[owner] then None
+    else
+        let alone = (coordination cluster owner).View.Count = 1
+        match Replication.commit (quorum cluster owner) alone (target cluster owner) (replicaOf owner cluster) with
+        | _, [] -> None
+        | replica, outputs ->
+            let committed = outputs |> List.choose (function Replication.Broadcast(RoomSequenced message) -> Some message | _ -> None)
+            let cluster = applyReplica owner (replica, outputs) cluster
+            Some { cluster with Acked = Set.union cluster.Acked (Set.ofList committed) }
 
-/// Spec: RecvSequenced(i, j). Node.recvSequenced: a message that skips numbers is held back
-/// and the node asks the owner for the missing ones (FillsRequested).
+/// Spec: RecvSequenced(i, j). Replication.recvSequenced: a message that skips numbers is held
+/// back and the node asks the owner for the missing ones.
 let recvSequenced (node: NodeId) (from: NodeId) (cluster: Cluster) : Cluster option =
     match head from node cluster with
     | Some(RoomSequenced message) ->
         let cluster = pop from node cluster
-        if message.Seq <= cluster.Histories[node].LastSeq + 1L then Some(deliverSequenced node message cluster)
-        else Some { cluster with Missing = cluster.Missing.Add node }
+        Some(applyReplica node (Replication.recvSequenced message (replicaOf node cluster)) cluster)
     | _ -> None
 
 /// Spec: FillGap(i). Node.askForMissing, the owner's answer to HistoryRequested (Rooms.since)
-/// and Node.adoptHistory, as one step; an owner forgets its own request (replicateOwnedRooms).
+/// and Replication.recvShared, as one step; an owner forgets its own request (replicateOwnedRooms).
 let fillGap (node: NodeId) (cluster: Cluster) : Cluster option =
     let owner = cluster.Placement.Owner
     if not cluster.Alive[node] || not (cluster.Missing.Contains node) then None
@@ -398,7 +370,8 @@ let fillGap (node: NodeId) (cluster: Cluster) : Cluster option =
     elif not cluster.Alive[owner] then None
     else
         let answer = Rooms.since cluster.Histories[node].LastSeq cluster.Histories[owner]
-        Some(adoptHistory node answer { cluster with Missing = cluster.Missing.Remove node })
+        let backsUp = cluster.Backups[node].TryFind room |> Option.exists (fun backup -> backup.Backup = node)
+        Some(applyReplica node (Replication.recvShared backsUp answer (replicaOf node cluster)) cluster)
 
 /// Spec: AssignBackup(l). Replication.assignBackup (Node.assignBackups: only with a quorum),
 /// once for each choice among tied nodes.
@@ -537,10 +510,10 @@ let private nextActions () : string list =
     |> Array.map (fun line -> Regex.Matches(line, @"([A-Z][A-Za-z]*)\(") |> Seq.map (fun m -> m.Groups[1].Value) |> Seq.last)
     |> List.ofArray
 
-/// Spec actions carried out by Node.fs around the Replication.fs functions (private there,
-/// written out above), and by the environment.
+/// Spec actions carried out by Node.fs around the Replication.fs functions, and by the
+/// environment.
 let private nodeGlue =
-    [ "RecvSync", "Node.recvSync"; "RecvSequenced", "Node.recvSequenced"; "FillGap", "Node.askForMissing, adoptHistory" ]
+    [ "FillGap", "Node.askForMissing, then Replication.recvShared" ]
 let private environmentActions = [ "Crash"; "Partition"; "Heal" ]
 /// Spec actions whose function lives in module Placement.
 let private placementActions = [ "ReassignRooms" ]
@@ -556,12 +529,17 @@ let private helperOperators =
       "isNewer", "Newer"
       "backupTarget", "BackupTarget"
       "isUpToDate", "IsUpToDate"
-      "held", "Held" ]
+      "held", "Held"
+      "deliverSequenced", "DeliverSequenced"
+      "adoptHistory", "AdoptHistory"
+      "takeOwnership", "TakeOwnership"
+      "isCurrentBackup", "IsCurrentBackup" ]
 
 let private notModelled =
     [ "assignBackups", "assignBackup for every room: the spec has one room"
       "promoteBackups", "promoteBackup for every room: the spec has one room"
-      "resyncIfStalled", "recovery from a lost message: the spec's network loses none" ]
+      "resyncIfStalled", "recovery from a lost message: the spec's network loses none"
+      "recvShared", "FillGap's answer, which only extends; a node's introduction of its rooms is not modelled" ]
 
 let private lowerFirst (name: string) = string (Char.ToLowerInvariant name[0]) + name.Substring 1
 

@@ -1,0 +1,222 @@
+/// A node's rooms: the replica rules of Replication.fs applied to the node's state (onReplica,
+/// carryOut), the owner's sequencing, the backup's side, taking a room over, and the
+/// acknowledgement of a client's post (acknowledgePost). Node.fs routes room traffic here.
+module FormalChat.Protocol.RoomReplica
+
+open FormalChat.Protocol.Chat
+open FormalChat.Protocol.NodeState
+
+// ---------------------------------------------------------------------------------------------
+// Effects on peers, and threading a step's state through several changes.
+
+let toEveryPeer (state: NodeState) message = [ for info in livePeers state -> SendToPeer(info, message) ]
+
+/// Every message to one node by id goes through here. A node this one has no address for
+/// (never heard of, or named only by a frame) gets nothing and the log says so: a lookup must
+/// never take the node down.
+let toPeerAll (state: NodeState) (node: NodeId) (messages: PeerMessage list) : Effect list =
+    match state.Peers.TryFind node with
+    | Some peer -> [ for message in messages -> SendToPeer(peer.Info, message) ]
+    | None -> [ Log(Warning, $"no address for node {node}; dropped {messages.Length} message(s)") ]
+
+let toPeer (state: NodeState) (node: NodeId) (message: PeerMessage) : Effect list = toPeerAll state node [ message ]
+
+let then' (next: NodeState -> NodeState * Effect list) (state: NodeState, effects: Effect list) =
+    let state, more = next state
+    state, effects @ more
+
+/// `next` for each item in turn, threading the state, with the effects in order. They are joined
+/// once at the end: appending as it goes (then' in a fold) costs the square of the number of
+/// items, and under load that is thousands of posts or messages in one step.
+let forEach (next: 'T -> NodeState -> NodeState * Effect list) (items: 'T seq) (state: NodeState, effects: Effect list) =
+    let mutable state = state
+    let batches = ResizeArray<Effect list>()
+    batches.Add effects
+    for item in items do
+        let after, more = next item state
+        state <- after
+        if not more.IsEmpty then batches.Add more
+    state, List.concat batches
+
+// ---------------------------------------------------------------------------------------------
+// Rooms: the replica rules (Replication.fs) applied to this node's state, and their outputs
+// turned into effects.
+
+/// The acknowledgement of a client's post: the post's sequenced message has come back to the
+/// node the client posted through (committed by the owner, so its backup holds it), and the post
+/// stops waiting there; the client sees the message itself, with its number, as its answer. A
+/// post waiting here is done once its message is known here: as it arrives, or already in the
+/// history (a retry of a message sequenced before). Nicknames are unique, so a sender and a
+/// client message id name one message, whichever node the retry went through; without an id (0)
+/// the text and the sender's node must match too.
+let acknowledgePost (message: RoomMessage) (state: NodeState) : NodeState =
+    let waiting = state.Unconfirmed.TryFind message.Room |> Option.defaultValue []
+    let isThis (post: RoomPost) =
+        post.From = message.From
+        && (if message.ClientMessageId = 0L then post.Text = message.Text && post.FromNode = message.FromNode
+            else post.ClientMessageId = message.ClientMessageId)
+    match List.tryFindIndex isThis waiting with
+    | Some index -> { state with Unconfirmed = state.Unconfirmed.Add(message.Room, List.removeAt index waiting) }
+    | None -> state
+
+/// A committed message goes to the room's members here, unless they have been shown its number.
+let show (message: RoomMessage) (state: NodeState) : NodeState * Effect list =
+    let shown = state.Shown.TryFind message.Room |> Option.defaultValue 0L
+    if message.Seq <= shown then state, []
+    else { state with Shown = state.Shown.Add(message.Room, message.Seq) }, [ SendToClients(localMembers message.Room state.Chat, Message message) ]
+
+/// Asks the room's live owner for the committed messages after the last one this node has.
+let askForMissing (room: RoomName) (state: NodeState) : Effect list =
+    match state.Placements.TryFind room with
+    | Some placement when placement.Owner <> self state && state.Coordination.View.Contains placement.Owner ->
+        toPeer state placement.Owner (HistoryRequested(room, (historyOf room state).LastSeq, self state))
+    | _ -> []
+
+/// What this node holds of a room, as the replica rules see it.
+let replicaOf (room: RoomName) (state: NodeState) : Replication.Replica =
+    { History = historyOf room state
+      Stored = state.Replicas.TryFind room |> Option.defaultValue []
+      Primary = state.Primaries.TryFind room
+      Durable = state.Durable.TryFind room |> Option.defaultValue 0L
+      AwaitingFill = state.FillsRequested.Contains room }
+
+/// The replica back into the state, each map touched only where the replica changed it.
+let withReplica (room: RoomName) (before: Replication.Replica) (replica: Replication.Replica) (state: NodeState) : NodeState =
+    let changed (a: 'T) (b: 'T) = not (LanguagePrimitives.PhysicalEquality a b)
+    let state = if changed before.History replica.History then { state with Histories = state.Histories.Add(room, replica.History) } else state
+    let state =
+        if not (changed before.Stored replica.Stored) then state
+        elif replica.Stored.IsEmpty then { state with Replicas = state.Replicas.Remove room }
+        else { state with Replicas = state.Replicas.Add(room, replica.Stored) }
+    let state =
+        match replica.Primary with
+        | _ when not (changed before.Primary replica.Primary) -> state
+        | Some primary -> { state with Primaries = state.Primaries.Add(room, primary) }
+        | None -> { state with Primaries = state.Primaries.Remove room }
+    let state = if before.Durable <> replica.Durable then { state with Durable = state.Durable.Add(room, replica.Durable) } else state
+    if before.AwaitingFill = replica.AwaitingFill then state
+    elif replica.AwaitingFill then { state with FillsRequested = state.FillsRequested.Add room }
+    else { state with FillsRequested = state.FillsRequested.Remove room }
+
+/// One replica output as effects on this node, in order.
+let carryOut (room: RoomName) (output: Replication.ReplicaOutput) (state: NodeState) : NodeState * Effect list =
+    match output with
+    | Replication.LogAppended messages -> state, [ AppendToLog(room, messages) ]
+    | Replication.LogReplaced messages ->
+        state, [ RewriteLog(room, messages); Log(Info, $"room {room}: replaced this node's copy with the owner's ({messages.Length} messages)") ]
+    | Replication.Delivered message -> show message (acknowledgePost message state)
+    | Replication.AlreadyDelivered message -> acknowledgePost message state, []
+    | Replication.SentTo sent -> state, toPeer state sent.To sent.Message
+    | Replication.Broadcast message -> state, toEveryPeer state message
+    | Replication.FillRequested -> state, askForMissing room state
+    | Replication.SharedHistoryRefused ->
+        state, [ Log(Warning, $"room {room}: ignored a shared history that disagrees with this node's copy (it owns or backs up the room)") ]
+    | Replication.StoredBeyondSequenced(confirmed, sequenced) ->
+        state, [ Log(Warning, $"replica-stored for {room} confirms seq {confirmed}, beyond the {sequenced} this owner sequenced; ignored") ]
+
+/// Runs one replica rule on a room of this node and carries out what it asks.
+let onReplica (room: RoomName) (rule: Replication.Replica -> Replication.Replica * Replication.ReplicaOutput list) (state: NodeState) : NodeState * Effect list =
+    let before = replicaOf room state
+    let after, outputs = rule before
+    forEach (carryOut room) outputs (withReplica room before after state, [])
+
+/// A room whose log was damaged takes the seqs it lacks from any node's committed copy: the
+/// messages only fill the gap (Rooms.fill), they are not shown again (members here saw them
+/// before the restart, or get them with the room's history) and are written when the repaired
+/// log is rewritten (repairDamaged).
+let fillDamaged (room: RoomName) (messages: RoomMessage list) (state: NodeState) : NodeState =
+    if state.Damaged.Contains room then { state with Histories = state.Histories.Add(room, Rooms.fill messages (historyOf room state)) }
+    else state
+
+/// Committed messages another node shares as the room's owner (Replication.recvShared).
+let recvShared (room: RoomName) (messages: RoomMessage list) (state: NodeState) : NodeState * Effect list =
+    let backsUp = state.Backups.TryFind room |> Option.exists (fun backup -> backup.Backup = self state)
+    onReplica room (Replication.recvShared backsUp messages) (fillDamaged room messages state)
+
+/// A leader decides (places rooms, promotes backups, assigns them) only with a majority it has
+/// heard from within about an interval (age 0 or 1), not merely one still in its view: a leader
+/// cut off by a partition loses its peers from the view one tick at a time, and for a tick or two
+/// its view still holds a majority that is already gone. Nor before it has listened since it
+/// started or regained a majority (see maybeStartElection): a node back from a partition, or
+/// restarted, can win an election others start before it has heard everyone, and would take the
+/// nodes it has not heard yet for dead.
+let decidesWithQuorum (state: NodeState) : bool =
+    let heard = state.Coordination.Age |> Seq.filter (fun (KeyValue(_, age)) -> age <= 1) |> Seq.length
+    let known = state.Peers.Count + 1
+    hasQuorum state && state.TicksSinceStart >= listenTicksBeforeElection && (known <= 2 || 2 * (heard + 1) > known)
+
+let backupTarget (room: RoomName) (state: NodeState) =
+    Replication.backupTarget room state.Placements state.Backups state.Coordination
+
+/// The owner's replication step for a room: a backup that has not had the room's state gets
+/// it (SyncBackup), and what the backup has stored (everything, when the owner is alone in its
+/// view) is committed: written and delivered here and sent to every node (Commit).
+let replicate (room: RoomName) (state: NodeState) : NodeState * Effect list =
+    if not (state.Primaries.ContainsKey room) then
+        state, []
+    else
+        let target = backupTarget room state
+        let alone = state.Coordination.View.Count = 1
+        onReplica room (Replication.syncBackup target room) state
+        |> then' (onReplica room (Replication.commit (hasQuorum state) alone target))
+
+/// The owner gives a post the room's next number and sends it to the backup; it is committed
+/// when the backup confirms. A retry of a committed message is only sent again to the node that
+/// retried; a retry of a pending one waits with it.
+let sequenceAsOwner (post: RoomPost) (placement: Assignment) (state: NodeState) : NodeState * Effect list =
+    // The placement names this node: it acts as the owner even before it has taken the room over.
+    let before = replicaOf post.Room state
+    let before = { before with Primary = Some(before.Primary |> Option.defaultValue Replication.emptyPrimary) }
+    match Replication.sequencePost post placement (backupTarget post.Room state) before with
+    | _, Replication.AlreadyCommitted message, _ ->
+        let state = acknowledgePost message state
+        if post.FromNode <> self state then state, toPeer state post.FromNode (RoomSequenced message)
+        else state, []
+    | _, (Replication.AlreadyPending | Replication.NotOwner), _ -> state, []
+    | after, Replication.Sequenced _, outputs ->
+        let state = { withReplica post.Room before after state with MessagesSinceTick = state.MessagesSinceTick + 1 }
+        forEach (carryOut post.Room) outputs (state, []) |> then' (replicate post.Room)
+
+/// The room's backup assignment changed here: the owner sends its state to a new backup.
+let applyBackup (room: RoomName) (backup: BackupAssignment) (state: NodeState) : NodeState * Effect list =
+    let backups = Replication.recvBackupAssignment room backup state.Backups
+    if backups = state.Backups then state, []
+    else replicate room { state with Backups = backups }
+
+let isCurrentBackup (backup: BackupAssignment) (room: RoomName) (state: NodeState) =
+    Replication.isCurrentBackup (self state) backup room state.Placements state.Backups
+
+/// Spec: RecvSync, on the backup (Replication.recvSync), after the assignment it carries.
+let recvSync (room: RoomName) (backup: BackupAssignment) (committed: RoomMessage list) (pending: RoomMessage list) (state: NodeState) =
+    let state, effects = applyBackup room backup state
+    let current = isCurrentBackup backup room state
+    let state = if current then fillDamaged room committed state else state
+    then' (onReplica room (Replication.recvSync current room backup committed pending)) (state, effects)
+
+/// Spec: StoreReplica, on the backup (Replication.storeReplica), after the assignment it carries.
+let recvAppend (backup: BackupAssignment) (message: RoomMessage) (state: NodeState) =
+    let state, effects = applyBackup message.Room backup state
+    let current = isCurrentBackup backup message.Room state
+    then' (onReplica message.Room (Replication.storeReplica current backup message)) (state, effects)
+
+/// Spec: RecvStored, on the owner (Replication.recvStored), then what can commit does.
+let recvStored (room: RoomName) (backup: BackupAssignment) (seq: int64) (state: NodeState) =
+    if not (state.Primaries.ContainsKey room) then state, []
+    else
+        let state, effects = onReplica room (Replication.recvStored backup seq) state
+        if effects.IsEmpty then replicate room state else state, effects
+
+/// Spec: TakeOwnership (Replication.takeOwnership); a new owner then commits what it can.
+let takeOwnership (room: RoomName) (owner: NodeId) (state: NodeState) : NodeState * Effect list =
+    let owns = owner = self state
+    let becomesOwner = owns && not (state.Primaries.ContainsKey room)
+    let state, effects = onReplica room (Replication.takeOwnership owns) state
+    if becomesOwner then then' (replicate room) (state, effects) else state, effects
+
+/// A post from another node that this node cannot place yet (the owner's assignment has not
+/// arrived here, or names a node that has left) waits here like a local one, and goes on when
+/// the assignment arrives: the sender sends it only once.
+let hold (post: RoomPost) (state: NodeState) : NodeState =
+    let waiting = state.Unconfirmed.TryFind post.Room |> Option.defaultValue []
+    if post.FromNode = self state || List.contains post waiting then state
+    else { state with Unconfirmed = state.Unconfirmed.Add(post.Room, waiting @ [ post ]) }
