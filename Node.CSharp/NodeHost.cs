@@ -282,9 +282,10 @@ public sealed class NodeHost
                     var clientFrame = send.Item2.IsStatusReported
                         ? Frames.Of(StatusAnnotation.AddClientSecurity(host._security.AnnotateStatus(Wire.encodeServerReply(send.Item2)), host._clientTls is not null, host._counters))
                         : Wire.encodeServerReplyLine(send.Item2);
-                    clients.Send(send.Item1, clientFrame);
+                    // Marked before it is sent: a client that answers at once must find its last hello settled.
                     if (send.Item2.IsWelcome) clients.MarkWelcomed(send.Item1);
                     else if (send.Item2 is ServerReply.Error refused) clients.MarkRefused(send.Item1, refused.code);
+                    clients.Send(send.Item1, clientFrame);
                     host._metrics?.SentToClients(send.Item2, send.Item1.Count, clientFrame.Length);
                     irc?.Send(send.Item1, send.Item2);
                     break;
