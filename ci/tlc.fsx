@@ -443,7 +443,7 @@ let compareFixture (tally: Tally) (fixtureSet: FixtureSet) (model: Model) =
         Directory.Delete(directory, true)
 
 // ---------------------------------------------------------------------------------------------
-// Mutations: spec/mutations/<Module>.mutations (format: spec/README.md, "Spec mutations").
+// Mutations: spec/mutations/<Module>.mutations (format: spec/README.md, "Spec mutation check").
 
 type Mutation = { Name: string; Target: string; Before: string; After: string; Model: Model; Problem: string option }
 
