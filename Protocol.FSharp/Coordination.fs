@@ -28,6 +28,14 @@ module Coordination =
           Participant = false
           Leader = None }
 
+    /// Spec: IsLeader(i). Only the leader decides placements and backups.
+    let isLeader (state: Coordination) : bool = state.Leader = Some state.Self
+
+    /// Spec: a leader's decision, sent to every other node in its view.
+    let announce (state: Coordination) (message: PeerMessage) : Sent list =
+        [ for node in state.View do
+              if node <> state.Self then { To = node; Message = message } ]
+
     /// Spec: TypeOK and the shape the functions rely on. Broken invariants fail loudly.
     let invariantViolations (state: Coordination) : string list =
         [ if not (state.View.Contains state.Self) then "view must contain self"

@@ -6,8 +6,6 @@ module FormalChat.Protocol.Placement
 
 type Placements = Map<RoomName, Assignment>
 
-let private isLeader (state: Coordination) = state.Leader = Some state.Self
-
 /// Spec: RoomsOwned(p, n).
 let roomsOwned (placements: Placements) (node: NodeId) : int =
     placements |> Seq.sumBy (fun (KeyValue(_, placement)) -> if placement.Owner = node then 1 else 0)
@@ -31,15 +29,14 @@ let requestRoom (room: RoomName) (placements: Placements) (state: Coordination) 
     | _ -> []
 
 let private announce (state: Coordination) (room: RoomName) (placement: Assignment) : Sent list =
-    [ for node in state.View do
-          if node <> state.Self then { To = node; Message = RoomAssigned(room, placement) } ]
+    Coordination.announce state (RoomAssigned(room, placement))
 
 /// Spec: AssignRoom(l, r). The leader places a room that needs it and announces the placement
 /// to every node in its view; a room already placed on a live node is only re-announced to
 /// the node that asked. `lastSeq` is the room's last sequence number the leader has seen, so a
 /// new owner continues the sequence.
 let assignRoom (clients: NodeId -> int) (lastSeq: int64) (requester: NodeId) (room: RoomName) (placements: Placements) (state: Coordination) : Placements * Sent list =
-    if not (isLeader state) then
+    if not (Coordination.isLeader state) then
         placements, []
     elif needsPlacement room placements state then
         let version = placements.TryFind room |> Option.map (fun current -> current.Version + 1) |> Option.defaultValue 1
@@ -70,7 +67,7 @@ let recvAssignment (room: RoomName) (placement: Assignment) (placements: Placeme
 /// Spec: ReassignRooms(l). The leader moves every room whose owner has left its view, one by
 /// one, so the load counts see each earlier move.
 let reassignRooms (clients: NodeId -> int) (lastSeq: RoomName -> int64) (placements: Placements) (state: Coordination) : Placements * Sent list =
-    if not (isLeader state) then
+    if not (Coordination.isLeader state) then
         placements, []
     else
         placements

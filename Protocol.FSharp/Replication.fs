@@ -32,18 +32,12 @@ let emptyPrimary =
       PendingAtLastTick = None
       StalledTicks = 0 }
 
-let private isLeader (state: Coordination) = state.Leader = Some state.Self
-
 /// Spec: HasQuorum(i). The node sees a majority of the nodes it knows (`known` counts itself),
 /// or the cluster has at most two nodes. Without it a node commits nothing and, as leader,
 /// decides nothing: a node cut off by a partition cannot give a room a second history.
 /// (Two nodes cannot tell a crash from a partition; there the survivor keeps serving.)
 let hasQuorum (known: int) (state: Coordination) : bool =
     known <= 2 || 2 * state.View.Count > known
-
-let private announce (state: Coordination) (message: PeerMessage) : Sent list =
-    [ for node in state.View do
-          if node <> state.Self then { To = node; Message = message } ]
 
 let private ownerOf (room: RoomName) (placements: Placement.Placements) =
     placements.TryFind room |> Option.map (fun placement -> placement.Owner)
@@ -78,7 +72,7 @@ let isNewer (assignment: BackupAssignment) (than: BackupAssignment) : bool =
 
 /// Spec: AssignBackup(l, r). The leader gives a room that needs one a backup and tells every node.
 let assignBackup (clients: NodeId -> int) (room: RoomName) (placements: Placement.Placements) (backups: Backups) (state: Coordination) : Backups * Sent list =
-    if not (isLeader state) || not (needsBackup room placements backups state) then
+    if not (Coordination.isLeader state) || not (needsBackup room placements backups state) then
         backups, []
     else
         let owner = placements[room].Owner
@@ -89,7 +83,7 @@ let assignBackup (clients: NodeId -> int) (room: RoomName) (placements: Placemen
               Epoch = state.Epoch
               Leader = state.Self
               Version = version }
-        backups.Add(room, backup), announce state (BackupAssigned(room, backup))
+        backups.Add(room, backup), Coordination.announce state (BackupAssigned(room, backup))
 
 /// Every room that needs a backup gets one, one after the other, so the counts see each choice.
 let assignBackups (clients: NodeId -> int) (placements: Placement.Placements) (backups: Backups) (state: Coordination) : Backups * Sent list =
@@ -113,7 +107,7 @@ let recvBackupAssignment (room: RoomName) (backup: BackupAssignment) (backups: B
 let promoteBackup (lastSeq: int64) (room: RoomName) (placements: Placement.Placements) (backups: Backups) (state: Coordination) : Placement.Placements * Sent list =
     match placements.TryFind room, backups.TryFind room with
     | Some placement, Some backup when
-        isLeader state
+        Coordination.isLeader state
         && not (state.View.Contains placement.Owner)
         && backup.Owner = placement.Owner
         && state.View.Contains backup.Backup
@@ -124,7 +118,7 @@ let promoteBackup (lastSeq: int64) (room: RoomName) (placements: Placement.Place
               Leader = state.Self
               Version = placement.Version + 1
               LastSeq = max lastSeq placement.LastSeq }
-        placements.Add(room, promoted), announce state (RoomAssigned(room, promoted))
+        placements.Add(room, promoted), Coordination.announce state (RoomAssigned(room, promoted))
     | _ -> placements, []
 
 let promoteBackups (lastSeq: RoomName -> int64) (placements: Placement.Placements) (backups: Backups) (state: Coordination) : Placement.Placements * Sent list =
