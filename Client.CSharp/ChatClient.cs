@@ -122,8 +122,8 @@ public sealed class ChatClient
         chat.Dispose();
         return answer switch
         {
-            ServerReply.Error { code.IsNickTaken: true } error => new Attempt(AttemptOutcome.NickTaken, error.reason),
-            ServerReply.Error error => new Attempt(AttemptOutcome.Refused, error.reason),
+            ServerReply.ErrorReply { code.IsNickTaken: true } error => new Attempt(AttemptOutcome.NickTaken, error.reason),
+            ServerReply.ErrorReply error => new Attempt(AttemptOutcome.Refused, error.reason),
             null when chat.Closed.IsCompleted => new Attempt(AttemptOutcome.Unreachable, $"{server}: {chat.Closed.Result}"),
             _ => new Attempt(AttemptOutcome.Unreachable, $"{server}: no welcome within {welcomeTimeout.TotalSeconds:0.#} s"),
         };

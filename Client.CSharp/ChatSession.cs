@@ -106,15 +106,15 @@ public sealed class ChatSession : IDisposable
         {
             var reason = $"malformed frame from the server: {decoded.ErrorValue.Reason}";
             Volatile.Write(ref lastErrorReason, reason);
-            onReply(this, ServerReply.NewError(ErrorCode.BadFrame, reason), false);
+            onReply(this, ServerReply.NewErrorReply(ErrorCode.BadFrame, reason), false);
             connection.Close(reason);
             return;
         }
         var reply = decoded.ResultValue;
-        Volatile.Write(ref lastErrorReason, reply is ServerReply.Error error && EndsSession(error.code) ? error.reason : null);
+        Volatile.Write(ref lastErrorReason, reply is ServerReply.ErrorReply error && EndsSession(error.code) ? error.reason : null);
         onReply(this, reply, IsSilent(reply));
         // Before the welcome, an error can only be the node refusing our hello.
-        if (reply.IsWelcome || reply.IsError) welcomed.TrySetResult(reply);
+        if (reply.IsWelcome || reply.IsErrorReply) welcomed.TrySetResult(reply);
     }
 
     /// Matches a /who or /status answer with its request; true when the client asked silently.

@@ -42,7 +42,7 @@ public sealed class HumanPrinter(IConsoleSink sink, Palette palette, string ownN
             case ServerReply.Redirected:
                 // Told in one line once the client has moved (Reconnected).
                 break;
-            case ServerReply.Error error:
+            case ServerReply.ErrorReply error:
                 Write(palette.Error($"error ({Wire.errorCodeName(error.code)}): {error.reason}"));
                 break;
             case ServerReply.Notice notice:

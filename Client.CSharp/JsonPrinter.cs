@@ -45,7 +45,7 @@ public sealed class JsonPrinter(IConsoleSink sink) : IEventPrinter
             case ServerReply.Redirected redirected:
                 Write(new JObject { ["event"] = "redirect", ["node"] = redirected.node, ["client"] = redirected.client.ToString(), ["reason"] = redirected.reason });
                 break;
-            case ServerReply.Error error:
+            case ServerReply.ErrorReply error:
                 ClientError(Wire.errorCodeName(error.code), error.reason);
                 break;
             case ServerReply.Notice notice:

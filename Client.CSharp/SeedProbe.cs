@@ -29,7 +29,7 @@ public static class SeedProbe
                 var decoded = Wire.decodeServerReply(line);
                 if (decoded.IsError) status.TrySetResult(null);
                 else if (decoded.ResultValue is ServerReply.StatusReported { Item: var report }) status.TrySetResult(report);
-                else if (decoded.ResultValue.IsError) status.TrySetResult(null);
+                else if (decoded.ResultValue.IsErrorReply) status.TrySetResult(null);
             });
             _ = connection.Closed.ContinueWith(_ => status.TrySetResult(null), TaskScheduler.Default);
             connection.Send(ClientRequest.Status);

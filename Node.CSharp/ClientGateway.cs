@@ -135,7 +135,7 @@ public sealed class ClientGateway : IAsyncDisposable
         var reason = $"too many connections from {address}: at most {_limits.MaxConnectionsPerAddress} at once";
         _log.LogWarning("refused a client connection: {Reason} ({Count} refused so far)", reason, count);
         await using var connection = FramedConnection.Open(socket, maxQueuedBytes: 64 * 1024);
-        connection.TrySend(Wire.encodeServerReplyLine(ServerReply.NewError(ErrorCode.ServerFull, reason)));
+        connection.TrySend(Wire.encodeServerReplyLine(ServerReply.NewErrorReply(ErrorCode.ServerFull, reason)));
         // Read (and drop) what it sends meanwhile, so the close is a FIN after the error, not an RST.
         var reading = connection.ReadFramesAsync(_maxFrameBytes, _ => true);
         await connection.CloseAfterSendingAsync(reason).ConfigureAwait(false);
@@ -157,14 +157,14 @@ public sealed class ClientGateway : IAsyncDisposable
         _log.LogInformation("client {Client} ({Remote}) was not welcomed within {Seconds} s, closing it ({Count} so far)",
             client, connection.Remote, seconds, count);
         var reason = $"no valid hello within {seconds} s: say hello first (or ask for status)";
-        connection.TrySend(Wire.encodeServerReplyLine(ServerReply.NewError(ErrorCode.HelloFirst, reason)));
+        connection.TrySend(Wire.encodeServerReplyLine(ServerReply.NewErrorReply(ErrorCode.HelloFirst, reason)));
         await connection.CloseAfterSendingAsync($"hello-first: {reason}").ConfigureAwait(false);
     }
 
     /// <summary>A handshake must be done in the time a hello has (10 s without --hello-timeout).</summary>
     private TimeSpan ClientTlsDeadline => TimeSpan.FromMilliseconds(_limits.HelloTimeoutMs > 0 ? _limits.HelloTimeoutMs : 10_000);
 
-    private static readonly ReadOnlyMemory<byte> TlsRequired = Wire.encodeServerReplyLine(ServerReply.NewError(ErrorCode.TlsRequired,
+    private static readonly ReadOnlyMemory<byte> TlsRequired = Wire.encodeServerReplyLine(ServerReply.NewErrorReply(ErrorCode.TlsRequired,
         "this node's client port accepts TLS only (TLS 1.2 or later): connect with --tls (and --tls-ca FILE for a private CA)"));
 
     private async Task ReadRequestsAsync(long client, IPAddress address, IFrameConnection connection)
@@ -187,7 +187,7 @@ public sealed class ClientGateway : IAsyncDisposable
                 // Session-token guessing is throttled per address (Security/ResumeThrottle.cs).
                 if (decoded.ResultValue is ClientRequest.Hello { Item.Session: not null } && _resumes.Admit(client, address) is { } throttled)
                 {
-                    connection.TrySend(Wire.encodeServerReplyLine(ServerReply.NewError(ErrorCode.LoginThrottled, throttled)));
+                    connection.TrySend(Wire.encodeServerReplyLine(ServerReply.NewErrorReply(ErrorCode.LoginThrottled, throttled)));
                     refusal = $"login-throttled: {throttled}";
                     return false;
                 }
@@ -216,7 +216,7 @@ public sealed class ClientGateway : IAsyncDisposable
         {
             _log.LogInformation("client {Client} ({Remote}) sends faster than {Rate} frames/s: reading it more slowly", client, connection.Remote, _limits.RatePerSecond);
             var notice = $"you send more than {_limits.RatePerSecond} messages a second: they are read more slowly from now on; none is lost";
-            connection.TrySend(Wire.encodeServerReplyLine(ServerReply.NewError(ErrorCode.RateLimited, notice)));
+            connection.TrySend(Wire.encodeServerReplyLine(ServerReply.NewErrorReply(ErrorCode.RateLimited, notice)));
         }
         await Task.Delay(wait, _stopping.Token).ConfigureAwait(false);
     }
@@ -229,7 +229,7 @@ public sealed class ClientGateway : IAsyncDisposable
         var count = _counters.CountBadClientFrame();
         _log.LogWarning("client {Client} ({Remote}) sent a bad frame, closing it: {Reason} ({Count} refused so far)",
             client, connection.Remote, reason, count);
-        connection.TrySend(Wire.encodeServerReplyLine(ServerReply.NewError(code, reason)));
+        connection.TrySend(Wire.encodeServerReplyLine(ServerReply.NewErrorReply(code, reason)));
         return $"{Wire.errorCodeName(code)}: {reason}";
     }
 

@@ -284,7 +284,7 @@ public sealed class NodeHost
                         : Wire.encodeServerReplyLine(send.Item2);
                     // Marked before it is sent: a client that answers at once must find its last hello settled.
                     if (send.Item2.IsWelcome) clients.MarkWelcomed(send.Item1);
-                    else if (send.Item2 is ServerReply.Error refused) clients.MarkRefused(send.Item1, refused.code);
+                    else if (send.Item2 is ServerReply.ErrorReply refused) clients.MarkRefused(send.Item1, refused.code);
                     clients.Send(send.Item1, clientFrame);
                     host._metrics?.SentToClients(send.Item2, send.Item1.Count, clientFrame.Length);
                     irc?.Send(send.Item1, send.Item2);

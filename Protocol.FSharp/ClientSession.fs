@@ -328,7 +328,7 @@ module ClientSession =
                 let resumed = session.AttemptedResume
                 { welcomed with QuietJoins = Set.union welcomed.QuietJoins (resumed |> List.map fst |> Set.ofList) },
                 [ ShowReconnected { report with Node = node; Resumed = resumed }; RefreshCandidates link; Sync link ]
-        | Error _ when session.Token.IsNone -> session, [ Show reply ]
+        | ErrorReply _ when session.Token.IsNone -> session, [ Show reply ]
         | _ -> session, []
 
     /// The connection in use ended. After /quit that is the end; after an error from the node

@@ -244,5 +244,5 @@ type ServerReply =
     | StatusReported of ClusterStatus
     /// This node is shedding load: reconnect to that node and resume there.
     | Redirected of node: NodeId * client: Endpoint * reason: string
-    | Error of code: ErrorCode * reason: string
+    | ErrorReply of code: ErrorCode * reason: string
     | Notice of text: string

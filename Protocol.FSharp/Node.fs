@@ -9,7 +9,7 @@ open FormalChat.Protocol.NodeState
 open FormalChat.Protocol.RoomReplica
 
 let private reply client message = SendToClients(Set.singleton client, message)
-let private refuse client code reason = reply client (Error(code, reason))
+let private refuse client code reason = reply client (ErrorReply(code, reason))
 let private toEveryLocal (state: NodeState) message = SendToClients(namedClients state.Chat, message)
 
 /// Presence notices ("alice joined") go to everyone while the lobby is small; in a crowd they

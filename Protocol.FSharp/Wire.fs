@@ -252,8 +252,8 @@ let private serverReplies : Table<ServerReply> =
               (fun struct (node, client, reason) -> Redirected(node, client, reason))
               (function Redirected(node, client, reason) -> ValueSome(struct (node, client, reason)) | _ -> ValueNone)
           case "error" (fields2 (field "code" errorCode) (field "reason" text))
-              (fun struct (code, reason) -> Error(code, reason))
-              (function Error(code, reason) -> ValueSome(struct (code, reason)) | _ -> ValueNone)
+              (fun struct (code, reason) -> ErrorReply(code, reason))
+              (function ErrorReply(code, reason) -> ValueSome(struct (code, reason)) | _ -> ValueNone)
           case "system" (field "text" text) Notice (function Notice text -> ValueSome text | _ -> ValueNone) ]
 
 /// The on-disk log: one room message per record, tagged "logged" (the tag is not checked on reading).

@@ -25,7 +25,7 @@ public static partial class IrcTranslator
                 // An IRC client cannot follow a redirect: it is told where to go, then closed.
                 ServerNotice(outcome, session, $"This node is shedding load ({redirected.reason}): node {redirected.node} (clients on {redirected.client.Host}:{redirected.client.Port}) has room for you; reconnect to its IRC port");
                 break;
-            case ServerReply.Error error: OnError(session, error.code, error.reason, outcome); break;
+            case ServerReply.ErrorReply error: OnError(session, error.code, error.reason, outcome); break;
             case ServerReply.Notice notice: ServerNotice(outcome, session, notice.text); break;
             default: break; // StatusReported: IRC never asks for it.
         }

@@ -60,7 +60,7 @@ let private repliesTo (client: ClientId) (effects: Effect list) : ServerReply li
 let private errorCodes (client: ClientId) (effects: Effect list) : ErrorCode list =
     [ for reply in repliesTo client effects do
           match reply with
-          | Error(code, reason) ->
+          | ErrorReply(code, reason) ->
               Assert.False(System.String.IsNullOrWhiteSpace reason, "every error has a reason")
               code
           | _ -> () ]

@@ -193,12 +193,12 @@ let ``a connection the node ended with an error ends the session, and after quit
     Assert.Empty closed
 
 let ``an attempt that is refused or closed changes nothing but the link, and a refusal is shown only the first time`` () =
-    let fresh, refused = ClientSession.create "alice" 1L |> run [ ConnectionOpened 1L; ReplyReceived(1L, Error(NickTaken, "taken"), false) ]
-    Assert.Contains(Show(Error(NickTaken, "taken")), refused)
+    let fresh, refused = ClientSession.create "alice" 1L |> run [ ConnectionOpened 1L; ReplyReceived(1L, ErrorReply(NickTaken, "taken"), false) ]
+    Assert.Contains(Show(ErrorReply(NickTaken, "taken")), refused)
     let fresh, _ = fresh |> ClientSession.step (ConnectionClosed(1L, "refused", true))
     Assert.Equal(Offline, fresh.Link)
     let session, _ = onlineOn 2 |> ClientSession.step (ConnectionClosed(1L, "reset", false))
-    let session, again = session |> run [ ConnectionOpened 2L; ReplyReceived(2L, Error(NickTaken, "taken"), false); ConnectionClosed(2L, "refused", true) ]
+    let session, again = session |> run [ ConnectionOpened 2L; ReplyReceived(2L, ErrorReply(NickTaken, "taken"), false); ConnectionClosed(2L, "refused", true) ]
     Assert.Equal<ClientRequest list>([ Hello(ClientSession.hello session) ], sent again)
     Assert.Equal(Offline, session.Link)
     Assert.True(session.Reconnecting.IsSome)

@@ -123,7 +123,7 @@ let private shownTexts (client: ClientId) (room: RoomName) (net: Nodes.Net) : (i
 let private errorsOf (client: ClientId) (net: Nodes.Net) : ErrorCode list =
     [ for reply in Nodes.inbox client net do
           match reply with
-          | Error(code, _) -> code
+          | ErrorReply(code, _) -> code
           | _ -> () ]
 
 /// Nodes 1, 2, 3 led by 3; ann on node 1 (client 10) owns #lobby, ben on 2 (20), cat on 3 (30).

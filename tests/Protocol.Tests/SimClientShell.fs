@@ -255,7 +255,7 @@ let private replied (net: Net) (ledger: Ledger) (client: SimClient) (conn: Conn)
         let resent = effects |> List.filter (function Send(_, Say _) -> true | _ -> false) |> List.length
         client.Stats.Resent <- client.Stats.Resent + resent
         carryOut net client effects
-    | Error(code, reason) ->
+    | ErrorReply(code, reason) ->
         client.Stats.Refusals <- client.Stats.Refusals + 1
         note net $"client {client.Index} refused by node {conn.Node}: {code} {reason}"
         let greeting = (match client.Session.Link with Greeting _ -> true | _ -> false)

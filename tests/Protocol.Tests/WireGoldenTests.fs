@@ -96,7 +96,7 @@ let private serverSamples : ServerReply list =
       StatusReported { Self = 1; Leader = None; Epoch = 0L; Nodes = []; Unreplicated = [] }
       Redirected(3, { Host = "127.0.0.1"; Port = 7003 }, "shedding load")
       Notice awkward ]
-    @ [ for code in ErrorCode.all -> Error(code, $"because {code}") ]
+    @ [ for code in ErrorCode.all -> ErrorReply(code, $"because {code}") ]
 
 // ---------------------------------------------------------------------------------------------
 // The files.
@@ -236,7 +236,7 @@ let ``every error code has one distinct name, which reads back as that code`` ()
         Assert.Equal(name, Wire.errorCodeName code)
         Assert.Equal(Some code, ErrorCode.tryParse name)
         match Wire.decodeServerReply $"{{\"v\":1,\"type\":\"error\",\"code\":\"{name}\",\"reason\":\"r\"}}" with
-        | Ok(Error(decoded, "r")) -> Assert.Equal(code, decoded)
+        | Ok(ErrorReply(decoded, "r")) -> Assert.Equal(code, decoded)
         | other -> failwith $"%A{other}"
 
 let ``docs/PROTOCOL.md lists exactly the error codes`` () =

@@ -205,7 +205,7 @@ let private serverReplyGen : Gen<ServerReply> =
               return StatusReported { Self = self; Leader = leader; Epoch = epoch; Nodes = nodes; Unreplicated = unreplicated }
           }
           Gen.map3 (fun node client reason -> Redirected(node, client, reason)) intGen endpointGen textGen
-          Gen.map2 (fun code reason -> Error(code, reason)) errorCodeGen textGen
+          Gen.map2 (fun code reason -> ErrorReply(code, reason)) errorCodeGen textGen
           textGen |> Gen.map Notice ]
 
 // ---------------------------------------------------------------------------------------------

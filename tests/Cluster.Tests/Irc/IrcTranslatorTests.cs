@@ -111,7 +111,7 @@ public class IrcTranslatorTests
         IrcTranslator.OnLine(session, "NICK alice");
         IrcTranslator.OnLine(session, "USER alice 0 * :Alice");
 
-        var refused = IrcTranslator.OnReply(session, ServerReply.NewError(ErrorCode.NickTaken, "the nickname alice is already in use on node 2"));
+        var refused = IrcTranslator.OnReply(session, ServerReply.NewErrorReply(ErrorCode.NickTaken, "the nickname alice is already in use on node 2"));
         var retry = IrcTranslator.OnLine(session, "NICK alice_");
 
         Assert.StartsWith(":node1.formalchat 433 * alice :Nickname is already in use", Assert.Single(refused.Lines));
@@ -126,7 +126,7 @@ public class IrcTranslatorTests
         IrcTranslator.OnLine(session, "NICK al|ce");
         IrcTranslator.OnLine(session, "USER alice 0 * :Alice");
 
-        var refused = IrcTranslator.OnReply(session, ServerReply.NewError(ErrorCode.NickInvalid, "a nickname uses only letters"));
+        var refused = IrcTranslator.OnReply(session, ServerReply.NewErrorReply(ErrorCode.NickInvalid, "a nickname uses only letters"));
 
         Assert.StartsWith(":node1.formalchat 432 * al|ce :Erroneous nickname", Assert.Single(refused.Lines));
     }
@@ -201,7 +201,7 @@ public class IrcTranslatorTests
         var receipt = IrcTranslator.OnReply(session, ServerReply.NewPrivate(new PrivateLine("alice", 1, "bob", "psst")));
         var incoming = IrcTranslator.OnReply(session, ServerReply.NewPrivate(new PrivateLine("bob", 2, "alice", "yes?")));
         IrcTranslator.OnLine(session, "PRIVMSG nobody :hello?");
-        var unknown = IrcTranslator.OnReply(session, ServerReply.NewError(ErrorCode.NoSuchUser, "nobody called nobody is online"));
+        var unknown = IrcTranslator.OnReply(session, ServerReply.NewErrorReply(ErrorCode.NoSuchUser, "nobody called nobody is online"));
 
         var whisper = Assert.IsType<ClientRequest.Whisper>(Assert.Single(sent.Requests));
         Assert.Equal(("bob", "psst"), (whisper.toNick, whisper.text));
