@@ -7,6 +7,15 @@ module FormalChat.Protocol.Replication
 type Backups = Map<RoomName, BackupAssignment>
 
 /// The owner's side of one room.
+/// What the owner was waiting on its backup for at the last tick: the same thing for K ticks
+/// means the backup missed something (a broken link), and the owner sends its state again.
+type Awaiting =
+    | Idle
+    /// The oldest pending message, to be confirmed stored.
+    | OldestPending of seq: int64
+    /// Nothing is pending, but the backup has not confirmed the state it was sent.
+    | SyncConfirmation
+
 type Primary =
     { /// Sequenced here and not yet committed, oldest first.
       Pending: RoomMessage list
@@ -18,18 +27,16 @@ type Primary =
       Synced: BackupAssignment option
       /// The highest sequence number that backup has confirmed; None until it confirmed the sync.
       Stored: int64 option
-      /// The oldest pending message at the last tick: unchanged for K ticks means the backup
-      /// missed something (a broken link), and the owner sends its state again. Some 0 when
-      /// nothing was pending but the backup had not confirmed the state it was sent.
-      PendingAtLastTick: int64 option
-      /// Ticks in a row the oldest pending message has been the same one.
+      /// What the owner waited on at the last tick.
+      AwaitingAtLastTick: Awaiting
+      /// Ticks in a row the owner has waited on the same thing.
       StalledTicks: int }
 
 let emptyPrimary =
     { Pending = []
       Synced = None
       Stored = None
-      PendingAtLastTick = None
+      AwaitingAtLastTick = Idle
       StalledTicks = 0 }
 
 /// Spec: HasQuorum(i). The node sees a majority of the nodes it knows (`known` counts itself),
@@ -311,7 +318,7 @@ let syncBackup (target: BackupAssignment option) (room: RoomName) (replica: Repl
     match target, replica.Primary with
     | Some backup, Some primary when primary.Synced <> Some backup ->
         let committed = Rooms.lastWithin Rooms.transferBudgetChars (Rooms.last Rooms.historyCapacity replica.History)
-        { replica with Primary = Some { primary with Synced = Some backup; Stored = None; PendingAtLastTick = None; StalledTicks = 0 } },
+        { replica with Primary = Some { primary with Synced = Some backup; Stored = None; AwaitingAtLastTick = Idle; StalledTicks = 0 } },
         [ SentTo { To = backup.Backup; Message = ReplicaSynced(room, backup, committed, primary.Pending) } ]
     | _ -> replica, []
 
@@ -375,16 +382,16 @@ let commit (quorum: bool) (alone: bool) (target: BackupAssignment option) (repli
 /// ticks, as long as it gives a silent peer: under load a busy backup confirms later than one
 /// tick, and sending it the whole room again then only makes it later.
 let resyncIfStalled (afterTicks: int) (primary: Primary) : Primary =
-    let oldest =
+    let awaiting =
         match primary.Pending with
-        | first :: _ -> Some first.Seq
-        | [] when primary.Synced.IsSome && primary.Stored.IsNone -> Some 0L
-        | [] -> None
-    if oldest.IsSome && oldest = primary.PendingAtLastTick then
-        if primary.StalledTicks + 1 >= afterTicks then { primary with Synced = None; PendingAtLastTick = None; StalledTicks = 0 }
+        | first :: _ -> OldestPending first.Seq
+        | [] when primary.Synced.IsSome && primary.Stored.IsNone -> SyncConfirmation
+        | [] -> Idle
+    if awaiting <> Idle && awaiting = primary.AwaitingAtLastTick then
+        if primary.StalledTicks + 1 >= afterTicks then { primary with Synced = None; AwaitingAtLastTick = Idle; StalledTicks = 0 }
         else { primary with StalledTicks = primary.StalledTicks + 1 }
     else
-        { primary with PendingAtLastTick = oldest; StalledTicks = 0 }
+        { primary with AwaitingAtLastTick = awaiting; StalledTicks = 0 }
 
 /// Whether the owner's backup has confirmed the state it was sent.
 let isUpToDate (target: BackupAssignment option) (primary: Primary) : bool =
