@@ -31,6 +31,11 @@ module Coordination =
     /// Spec: IsLeader(i). Only the leader decides placements and backups.
     let isLeader (state: Coordination) : bool = state.Leader = Some state.Self
 
+    /// Spec: news of a leader (RecvLeader, and the leader a heartbeat reports): a newer epoch, or
+    /// this epoch while no leader is known. Anything else is of a round already decided or past.
+    let isLeaderNews (epoch: Epoch) (state: Coordination) : bool =
+        epoch > state.Epoch || (epoch = state.Epoch && state.Leader.IsNone)
+
     /// Spec: a leader's decision, sent to every other node in its view.
     let announce (state: Coordination) (message: PeerMessage) : Sent list =
         [ for node in state.View do

@@ -27,7 +27,7 @@ let startElection (state: Coordination) : Coordination * Sent list =
 
 /// A message of an older round, or of a round this node already saw decided, changes nothing.
 let private isStaleElection (message: ElectionMessage) (state: Coordination) : bool =
-    message.Epoch < state.Epoch || (message.Epoch = state.Epoch && state.Leader.IsSome)
+    not (Coordination.isLeaderNews message.Epoch state)
 
 /// Spec: RecvElection(i, m).
 let recvElection (message: ElectionMessage) (state: Coordination) : Coordination * Sent list =
@@ -59,9 +59,7 @@ let recvElection (message: ElectionMessage) (state: Coordination) : Coordination
 /// Spec: RecvLeader(i, m). Followers adopt the announced leader and pass the announcement on;
 /// it stops when it is back at the leader.
 let recvLeader (message: LeaderMessage) (state: Coordination) : Coordination * Sent list =
-    let isNews =
-        message.Epoch > state.Epoch || (message.Epoch = state.Epoch && state.Leader.IsNone)
-    if message.Leader = state.Self || not isNews then
+    if message.Leader = state.Self || not (Coordination.isLeaderNews message.Epoch state) then
         state, []
     else
         let following =

@@ -3,12 +3,16 @@
 /// whose age reaches K has missed K heartbeats and is suspected.
 module FormalChat.Protocol.FailureDetector
 
+/// The peers the next Tick suspects: those whose age reaches `suspectAfter` with this tick.
+let suspects (suspectAfter: int) (state: Coordination) : Set<NodeId> =
+    state.Age |> Map.filter (fun _ age -> age + 1 >= suspectAfter) |> Map.keys |> Set.ofSeq
+
 /// Spec: Tick(i). Ages every peer by one interval and removes from the view (and so from the
 /// ring) each peer that has now missed `suspectAfter` heartbeats. A changed view abandons the
 /// election round in progress, because its ring no longer exists.
 let tick (suspectAfter: int) (state: Coordination) : Coordination =
     let aged = state.Age |> Map.map (fun _ age -> age + 1)
-    let suspected = aged |> Map.filter (fun _ age -> age >= suspectAfter) |> Map.keys |> Set.ofSeq
+    let suspected = suspects suspectAfter state
     { state with
         Age = aged |> Map.filter (fun peer _ -> not (suspected.Contains peer))
         View = Set.difference state.View suspected
@@ -31,7 +35,7 @@ let recvHeartbeat (from: NodeId) (epoch: Epoch) (leader: NodeId option) (state: 
                 Age = state.Age.Add(from, 0)
                 Participant = state.Participant && not joined }
         match leader with
-        | Some _ when epoch > seen.Epoch || (epoch = seen.Epoch && seen.Leader.IsNone) ->
+        | Some _ when Coordination.isLeaderNews epoch seen ->
             { seen with Epoch = epoch; Leader = leader; Participant = false }
         | _ -> seen
 

@@ -1,0 +1,144 @@
+/// What a client asks of this node: hello, quit, status, room list, say, whisper, join, leave,
+/// who; and its connection opening and closing.
+module FormalChat.Protocol.ClientRequests
+
+open FormalChat.Protocol.Chat
+open FormalChat.Protocol.NodeState
+open FormalChat.Protocol.RoomReplica
+open FormalChat.Protocol.ClientReplies
+open FormalChat.Protocol.RoomPlacement
+
+let private joinedReply (room: RoomName) (state: NodeState) : ServerReply =
+    Joined(room, state.Placements.TryFind room |> Option.map (fun a -> a.Owner), memberCount room state.Chat)
+
+/// The session token a hello may use: the one it proves it owns, or this connection's own.
+let private sessionFor (hello: HelloRequest) (token: string) (state: NodeState) : Result<string, string> =
+    match state.Chat.Directory.TryFind hello.Nick with
+    | Some entry when hello.Session = Some entry.Session -> Ok entry.Session
+    | Some entry -> Result.Error $"the nickname {hello.Nick} is already in use on node {entry.Node}"
+    | None -> Ok(hello.Session |> Option.defaultValue token)
+
+let private hello (config: ProtocolConfig) (client: ClientId) (hello: HelloRequest) (state: NodeState) =
+    match state.Chat.Sessions.TryFind client with
+    | Some(Named current) -> state, [ refuse client AlreadyHello $"you are already {current.Nick}" ]
+    | None -> state, []
+    | Some(Anonymous token) ->
+    match validateNick hello.Nick, sessionFor hello token state with
+    | Result.Error reason, _ -> state, [ refuse client NickInvalid reason ]
+    | _, Result.Error reason -> state, [ refuse client NickTaken reason ]
+    | Ok _, Ok _ when state.Chat.LocalNicks.Count >= config.MaxClients && not (state.Chat.LocalNicks.ContainsKey hello.Nick) ->
+        state, [ refuse client ServerFull $"node {self state} has its maximum of {config.MaxClients} users"; CloseClient(client, "server full") ]
+    | Ok nick, Ok session ->
+        // A reconnecting client may still have its old connection here: that one is replaced.
+        let replaced = state.Chat.LocalNicks.TryFind nick
+        let chat = replaced |> Option.fold (fun chat old -> forget old (self state) chat) state.Chat
+        let resume = hello.Resume |> List.choose (fun (room, seq) -> Rooms.validateRoomName room |> Result.toOption |> Option.map (fun room -> room, seq)) |> Map.ofList
+        let rooms = resume |> Map.keys |> Set.ofSeq |> Set.add Rooms.lobby
+        let named = { Nick = nick; Session = session; Rooms = rooms }
+        let state = { state with Chat = name client (self state) named chat }
+        let catchUp room =
+            match resume.TryFind room with
+            | Some seq -> Rooms.since seq (historyOf room state)
+            | None -> Rooms.last config.HistoryOnJoin (historyOf room state)
+        let welcome =
+            [ for old in Option.toList replaced do CloseClient(old, "replaced by a new connection of the same user")
+              reply client (Welcome(nick, self state, state.Coordination.Leader, session))
+              for room in rooms do
+                  reply client (joinedReply room state)
+                  for message in catchUp room do reply client (Message message)
+              if resume.IsEmpty then yield! presenceExcept (Some client) state $"{nick} joined"
+              let resuming = if resume.IsEmpty then "" else $", resuming {resume.Count} room(s)"
+              Log(Info, $"{nick} connected (client {client}){resuming}") ]
+            @ toEveryPeer state (UserJoined(knownUser (self state) named))
+        then' (needPlacements rooms) (state, welcome)
+
+let disconnect (client: ClientId) (state: NodeState) =
+    let stillHere = state.Chat.LocalNicks |> Map.tryFindKey (fun _ c -> c = client)
+    let state' = { state with Chat = forget client (self state) state.Chat }
+    match stillHere, namedSession client state.Chat with
+    | Some _, Some session when (state.Chat.Directory.TryFind session.Nick |> Option.map _.Node) = Some(self state) ->
+        state',
+        presence state' $"{session.Nick} left" @ [ Log(Info, $"{session.Nick} disconnected (client {client})") ]
+        @ toEveryPeer state' (UserLeft(session.Nick, self state))
+    | _ -> state', []
+
+let private join (config: ProtocolConfig) (client: ClientId) (session: NamedSession) (room: RoomName) (state: NodeState) =
+    if session.Rooms.Contains room then
+        state, [ reply client (joinedReply room state) ]
+    else
+        let state = { state with Chat = joinRoom client (self state) room state.Chat }
+        let effects =
+            reply client (joinedReply room state)
+            :: [ for message in Rooms.last config.HistoryOnJoin (historyOf room state) -> reply client (Message message) ]
+            @ toEveryPeer state (MemberJoined(room, session.Nick))
+        then' (needPlacements [ room ]) (state, effects)
+
+let private leave (client: ClientId) (session: NamedSession) (room: RoomName) (state: NodeState) =
+    if room = Rooms.lobby then state, [ refuse client NotInRoom "everyone stays in #lobby" ]
+    elif not (session.Rooms.Contains room) then state, [ refuse client NotInRoom $"you are not in {room}" ]
+    else
+        { state with Chat = leaveRoom client (self state) room state.Chat },
+        reply client (LeftRoom room) :: toEveryPeer state (MemberLeft(room, session.Nick))
+
+let private say (config: ProtocolConfig) (client: ClientId) (session: NamedSession) (room: RoomName) (text: string) (id: int64) (state: NodeState) =
+    match validateText config.MaxTextLength text with
+    | Result.Error reason -> state, [ refuse client TextInvalid reason ]
+    | Ok _ when not (session.Rooms.Contains room) -> state, [ refuse client NotInRoom $"join {room} first" ]
+    | Ok text ->
+        let post = { Room = room; From = session.Nick; FromNode = self state; Text = text; ClientMessageId = id }
+        let waiting = state.Unconfirmed.TryFind room |> Option.defaultValue []
+        let alreadyWaiting = id <> 0L && waiting |> List.exists (fun p -> p.From = post.From && p.ClientMessageId = id)
+        let state = if alreadyWaiting then state else { state with Unconfirmed = state.Unconfirmed.Add(room, waiting @ [ post ]) }
+        routePost post state
+
+let private whisper (config: ProtocolConfig) (client: ClientId) (nick: string) (target: string) (text: string) (state: NodeState) =
+    match validateText config.MaxTextLength text, state.Chat.Directory.TryFind target with
+    | Result.Error reason, _ -> state, [ refuse client TextInvalid reason ]
+    | _, None -> state, [ refuse client NoSuchUser $"nobody called {target} is online" ]
+    | Ok text, Some entry ->
+        let line = { PrivateLine.From = nick; FromNode = self state; To = target; Text = text }
+        let delivery =
+            if entry.Node = self state then
+                [ for recipient in Option.toList (state.Chat.LocalNicks.TryFind target) do
+                      if recipient <> client then reply recipient (Private line) ]
+            else
+                toPeer state entry.Node (PrivateForwarded line)
+        { state with MessagesSinceTick = state.MessagesSinceTick + 1 }, delivery @ [ reply client (Private line) ]
+
+let private roomList (state: NodeState) : RoomSummary list =
+    let rooms = Set.union (occupiedRooms state.Chat) (state.Placements |> Map.keys |> Set.ofSeq)
+    [ for room in rooms ->
+          { Room = room
+            Owner = state.Placements.TryFind room |> Option.map (fun a -> a.Owner)
+            Backup =
+              if Replication.hasBackup room state.Placements state.Backups state.Coordination then Some state.Backups[room].Backup
+              else None
+            Members = memberCount room state.Chat } ]
+
+let private withRoom client (room: RoomName) (action: RoomName -> NodeState * Effect list) (state: NodeState) =
+    match Rooms.validateRoomName room with
+    | Ok room -> action room
+    | Result.Error reason -> state, [ refuse client RoomInvalid reason ]
+
+/// A new connection is anonymous until its hello; beyond MaxClients it is refused and closed.
+let connect (config: ProtocolConfig) (client: ClientId) (session: string) (state: NodeState) : NodeState * Effect list =
+    if state.Chat.Sessions.Count >= config.MaxClients then
+        state, [ refuse client ServerFull $"node {self state} has its maximum of {config.MaxClients} clients"; CloseClient(client, "server full") ]
+    else
+        { state with Chat = { state.Chat with Sessions = state.Chat.Sessions.Add(client, Anonymous session) } }, []
+
+let request (config: ProtocolConfig) (client: ClientId) (request: ClientRequest) (state: NodeState) : NodeState * Effect list =
+    match request, namedSession client state.Chat with
+    | Hello greeting, _ -> hello config client greeting state
+    | Quit, _ -> disconnect client state |> then' (fun state -> state, [ CloseClient(client, "bye") ])
+    // Answered before hello, so a client choosing a node can look without joining.
+    | Status, _ -> state, [ reply client (StatusReported(clusterStatus state)) ]
+    | Rooms, _ -> state, [ reply client (RoomsListed(roomList state)) ]
+    | _, None -> state, [ refuse client HelloFirst "say hello with a nickname first" ]
+    | Say(room, text, id), Some session -> withRoom client room (fun room -> say config client session room text id state) state
+    | Whisper(target, text), Some session -> whisper config client session.Nick target text state
+    | Join room, Some session -> withRoom client room (fun room -> join config client session room state) state
+    | Leave room, Some session -> withRoom client room (fun room -> leave client session room state) state
+    | Who None, Some _ -> state, [ reply client (WhoListed(None, userEntries None state.Chat)) ]
+    | Who(Some room), Some _ ->
+        withRoom client room (fun room -> state, [ reply client (WhoListed(Some room, userEntries (Some room) state.Chat)) ]) state

@@ -1,0 +1,92 @@
+/// Room placement on a node: the leader's decisions of Placement.fs (owners) and Replication.fs
+/// (backups) announced and applied here, and the posts that wait for a room's owner sent on to it.
+module FormalChat.Protocol.RoomPlacement
+
+open FormalChat.Protocol.Chat
+open FormalChat.Protocol.NodeState
+open FormalChat.Protocol.RoomReplica
+
+/// A post goes to its room's owner; without a live owner this node asks the leader for one
+/// and the post waits in Unconfirmed until the placement arrives.
+let routePost (post: RoomPost) (state: NodeState) : NodeState * Effect list =
+    match state.Placements.TryFind post.Room with
+    | Some placement when placement.Owner = self state -> sequenceAsOwner post placement state
+    | Some placement when state.Coordination.View.Contains placement.Owner ->
+        state, toPeer state placement.Owner (RoomPosted post)
+    | _ -> Inbox.route (Placement.requestRoom post.Room state.Placements state.Coordination) (hold post state)
+
+/// Spec: RecvAssignment on this node. When a room changes owner, the posts still waiting for
+/// it go to the new owner, and its members are told.
+let applyAssignment (room: RoomName) (placement: Assignment) (state: NodeState) : NodeState * Effect list =
+    let before = state.Placements.TryFind room
+    let placements = Placement.recvAssignment room placement state.Placements
+    let after = placements.TryFind room
+    let state = { state with Placements = placements }
+    let ownerOf (assignment: Assignment option) = assignment |> Option.map (fun a -> a.Owner)
+    if ownerOf before = ownerOf after then
+        state, []
+    else
+        let owner = after.Value.Owner
+        let told =
+            [ Log(Info, $"room {room} is placed on node {owner} (epoch {after.Value.Epoch})")
+              match before with
+              | Some earlier -> SendToClients(localMembers room state.Chat, Notice $"{room} moved to node {owner} (node {earlier.Owner} is gone)")
+              | None -> () ]
+        let waiting = state.Unconfirmed.TryFind room |> Option.defaultValue []
+        forEach routePost waiting (then' (takeOwnership room owner) (state, told))
+
+/// The leader's decisions (placements, backups): announced first, then applied here, so a post
+/// this node forwards to a new owner reaches it after the news that it owns the room.
+let private applyDecisions<'T when 'T: equality>
+    (current: Map<RoomName, 'T>)
+    (apply: RoomName -> 'T -> NodeState -> NodeState * Effect list)
+    (decided: Map<RoomName, 'T>, sent: Sent list)
+    (state: NodeState)
+    : NodeState * Effect list =
+    let changed = decided |> Map.filter (fun room decision -> current.TryFind room <> Some decision)
+    changed |> Map.fold (fun progress room decision -> then' (apply room decision) progress) (Inbox.route sent state)
+
+let private applyPlacements decided (state: NodeState) = applyDecisions state.Placements applyAssignment decided state
+
+/// The leader's standing duty: every room with a live owner and no live backup gets one.
+let private assignBackups (state: NodeState) : NodeState * Effect list =
+    if not (decidesWithQuorum state) then state, [] else
+    let decided = Replication.assignBackups (clientsOn state) state.Placements state.Backups state.Coordination
+    applyDecisions state.Backups applyBackup decided state
+
+/// Spec: AssignRoom on the leader, for a node that asked. A room whose owner has left gets its
+/// backup promoted first, as on the leader's tick: a fresh placement would start the room again
+/// without what only the backup holds.
+let recvPlacementRequest (room: RoomName) (requester: NodeId) (state: NodeState) : NodeState * Effect list =
+    if not (decidesWithQuorum state) then state, [] else
+    let lastSeq = (historyOf room state).LastSeq
+    applyPlacements (Replication.promoteBackup lastSeq room state.Placements state.Backups state.Coordination) state
+    |> then' (fun state -> applyPlacements (Placement.assignRoom (clientsOn state) lastSeq requester room state.Placements state.Coordination) state)
+    |> then' assignBackups
+
+/// The leader's standing duties when owners leave: a room's backup is promoted where it has a
+/// live one, the other rooms are placed afresh, and every room gets a live backup.
+let reassignRooms (state: NodeState) : NodeState * Effect list =
+    let lastSeq room = (historyOf room state).LastSeq
+    if not (decidesWithQuorum state) then state, [] else
+    applyPlacements (Replication.promoteBackups lastSeq state.Placements state.Backups state.Coordination) state
+    |> then' (fun state -> applyPlacements (Placement.reassignRooms (clientsOn state) lastSeq state.Placements state.Coordination) state)
+    |> then' assignBackups
+
+/// Asks the leader to place each of these rooms that needs it (Spec: RequestRoom).
+let needPlacements (rooms: RoomName seq) (state: NodeState) : NodeState * Effect list =
+    rooms
+    |> Seq.fold
+        (fun progress room -> then' (Inbox.route (Placement.requestRoom room state.Placements state.Coordination)) progress)
+        (state, [])
+
+/// Rooms this node needs placed (members here, or posts waiting) and still has no live owner for.
+let retryPlacements (state: NodeState) : NodeState * Effect list =
+    let wanted = Set.union (state.Chat.LocalMembers |> Map.keys |> Set.ofSeq) (state.Unconfirmed |> Map.filter (fun _ posts -> not posts.IsEmpty) |> Map.keys |> Set.ofSeq)
+    needPlacements (wanted |> Set.filter (fun room -> Placement.needsPlacement room state.Placements state.Coordination)) state
+
+/// Every post still waiting goes to its room's owner again: a post can be lost on a broken link,
+/// or reach a node that did not yet know the room had moved. The owner recognises a retry
+/// (Replication.sequencePost), so a post is sequenced once however often it is sent.
+let resendWaiting (state: NodeState) : NodeState * Effect list =
+    forEach routePost (state.Unconfirmed.Values |> Seq.concat) (state, [])
