@@ -3,7 +3,7 @@
 /// whose age reaches K has missed K heartbeats and is suspected.
 module FormalChat.Protocol.FailureDetector
 
-/// The peers the next Tick suspects: those whose age reaches `suspectAfter` with this tick.
+/// Spec: Suspects(i). The peers the next Tick removes: those whose age reaches `suspectAfter` with it.
 let suspects (suspectAfter: int) (state: Coordination) : Set<NodeId> =
     state.Age |> Map.filter (fun _ age -> age + 1 >= suspectAfter) |> Map.keys |> Set.ofSeq
 
