@@ -62,7 +62,7 @@ type NodeState =
       FillsRequested: Set<RoomName>
       /// Rooms whose log was damaged in the middle: read back with a gap (Rooms.firstGap). The
       /// node asks its peers for the missing seqs every tick until the gap is filled, then
-      /// rewrites the room's log whole (Node.repairDamaged).
+      /// rewrites the room's log whole (LogRepair.repairDamaged).
       Damaged: Set<RoomName>
       /// Posts not yet seen sequenced: of local clients, and from other nodes that arrived before
       /// this node knew a live owner. Sent again when the room's owner changes.

@@ -4,8 +4,8 @@
 /// node against the spec. Pure: the shell adds the step counter and the clock.
 ///
 /// One event can take several spec actions: a tick or a heartbeat can be followed by
-/// StartElection (Node.maybeStartElection), and a node alone in its view is its own successor, so
-/// the messages it sends itself are received in the same step (Node.routeSent). The derivation
+/// StartElection (NodeCoordination.maybeStartElection), and a node alone in its view is its own successor, so
+/// the messages it sends itself are received in the same step (Inbox.route). The derivation
 /// replays the same F# transitions in the same order; only the guards that live outside the
 /// Coordination (a quorum, the listening period before an election) are read off the result: an
 /// election was started exactly when the epoch grew past what the first action left.
@@ -43,7 +43,7 @@ let private specMessage (sent: Sent) : SpecMessage option =
 let private action name (after: Coordination) =
     { Action = name; Node = after.Self; Received = None; Heartbeat = None; Sent = []; After = after }
 
-/// The messages a node sends itself are received at once, depth first, as Node.routeSent does.
+/// The messages a node sends itself are received at once, depth first (Node.step drains its inbox in the same step).
 let rec private deliverLocally (state: Coordination) (sent: Sent list) : Coordination * SpecAction list =
     sent
     |> List.fold
