@@ -10,12 +10,7 @@ open FsCheck
 open FsCheck.FSharp
 open Xunit
 
-/// Node `self` whose view is `everyone`, every peer just heard from.
-let private withView (self: NodeId) (everyone: NodeId list) : Coordination =
-    let view = Set.ofList (self :: everyone)
-    { Coordination.init self with
-        View = view
-        Age = view.Remove self |> Seq.map (fun peer -> peer, 0) |> Map.ofSeq }
+let private withView = ElectionTests.withView
 
 let ``tick: a peer that missed K heartbeats raises a suspicion and leaves the view`` () =
     let state = { withView 2 [ 1; 3 ] with Age = Map.ofList [ 1, 2; 3, 0 ] }
@@ -43,23 +38,7 @@ let ``startElection then recvElection: a node alone starts a round and wins it w
     let _, _, events = step (RecvElection message) started
     Assert.Equal<CoordinationEvent list>([ LeaderChanged(3, 1L, None) ], events)
 
-/// Any state the invariants allow: node 1..9, a view of ids 1..9, ages below K, any epoch.
-let private coordinationGen : Gen<Coordination> =
-    gen {
-        let! self = Gen.choose (1, 9)
-        let! peers = Gen.subListOf [ 1..9 ] |> Gen.map (List.filter ((<>) self))
-        let! ages = Gen.listOfLength peers.Length (Gen.choose (0, 5))
-        let! epoch = Gen.choose (0, 6)
-        let! participant = Gen.elements [ true; false ]
-        let! leader = if participant then Gen.constant None else Gen.optionOf (Gen.choose (1, 9))
-        return
-            { Self = self
-              View = Set.ofList (self :: peers)
-              Age = List.zip peers ages |> Map.ofList
-              Epoch = epoch
-              Participant = participant
-              Leader = leader }
-    }
+let private coordinationGen = ElectionTests.coordinationGen
 
 let private actionGen : Gen<CoordinationAction> =
     let node = Gen.choose (1, 9)

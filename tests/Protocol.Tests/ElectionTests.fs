@@ -14,7 +14,7 @@ let private assertValid (state: Coordination) =
     Assert.Equal<string list>([], Coordination.invariantViolations state)
 
 /// Node `self` whose view is `everyone`, every peer just heard from.
-let private withView (self: NodeId) (everyone: NodeId list) : Coordination =
+let withView (self: NodeId) (everyone: NodeId list) : Coordination =
     let view = Set.ofList (self :: everyone)
     { Coordination.init self with
         View = view
@@ -151,7 +151,7 @@ let ``recvLeader: the announcement stops when it is back at the leader`` () =
 // Properties over single transitions.
 
 /// Any state the invariants allow: node 1..9, a view of ids 1..9, ages below K, any epoch.
-let private coordinationGen : Gen<Coordination> =
+let coordinationGen : Gen<Coordination> =
     gen {
         let! self = Gen.choose (1, 9)
         let! peers = Gen.subListOf [ 1..9 ] |> Gen.map (List.filter ((<>) self))
