@@ -221,7 +221,7 @@ public sealed class RoomLogStore : IAsyncDisposable
             {
                 // The damage cost no message this node keeps (bytes that were no record, or seqs
                 // older than the history it keeps): nothing to fetch, so the node would never
-                // rewrite the log (Node.repairDamaged); it is rewritten whole now instead.
+                // rewrite the log (LogRepair.repairDamaged); it is rewritten whole now instead.
                 Encode(ListModule.OfSeq(readBack.Messages));
                 log.Rewrite(_records.WrittenSpan, _directory);
                 _log.LogWarning("{Path}: rewritten without the damaged stretches; no message it keeps was missing", path);

@@ -281,7 +281,7 @@ let private applyReplica (node: NodeId) (replica: Replication.Replica, outputs: 
     outputs |> List.fold carryOut cluster
 
 /// Spec: TakeOwnership(n), at every live node (the spec's placement takes effect everywhere
-/// at once): Replication.takeOwnership, as Node.applyAssignment calls it.
+/// at once): Replication.takeOwnership, as RoomPlacement.applyAssignment calls it.
 let private takeOwnership (owner: NodeId) (cluster: Cluster) : Cluster =
     live cluster
     |> Seq.fold (fun cluster node -> applyReplica node (Replication.takeOwnership (node = owner) (replicaOf node cluster)) cluster) cluster
@@ -373,7 +373,7 @@ let fillGap (node: NodeId) (cluster: Cluster) : Cluster option =
         let backsUp = cluster.Backups[node].TryFind room |> Option.exists (fun backup -> backup.Backup = node)
         Some(applyReplica node (Replication.recvShared backsUp answer (replicaOf node cluster)) cluster)
 
-/// Spec: AssignBackup(l). Replication.assignBackup (Node.assignBackups: only with a quorum),
+/// Spec: AssignBackup(l). Replication.assignBackup (RoomPlacement.assignBackups: only with a quorum),
 /// once for each choice among tied nodes.
 let assignBackup (leader: NodeId) (cluster: Cluster) : Cluster list =
     if not cluster.Alive[leader] || not (quorum cluster leader) then
@@ -398,7 +398,7 @@ let private promoted (leader: NodeId) (cluster: Cluster) : Assignment option =
     | placed, _ when placed[room] <> cluster.Placement -> Some placed[room]
     | _ -> None
 
-/// Spec: PromoteBackup(l). Replication.promoteBackup (Node.reassignRooms: only with a
+/// Spec: PromoteBackup(l). Replication.promoteBackup (RoomPlacement.reassignRooms: only with a
 /// quorum); the new owner takes the room over.
 let promoteBackup (leader: NodeId) (cluster: Cluster) : Cluster option =
     if not cluster.Alive[leader] || not (quorum cluster leader) then
@@ -406,7 +406,7 @@ let promoteBackup (leader: NodeId) (cluster: Cluster) : Cluster option =
     else
         promoted leader cluster |> Option.map (fun placement -> takeOwnership placement.Owner { cluster with Placement = placement })
 
-/// Spec: ReassignRooms(l). Placement.reassignRooms as Node.reassignRooms calls it: after
+/// Spec: ReassignRooms(l). Placement.reassignRooms as RoomPlacement.reassignRooms calls it: after
 /// promoteBackups found nothing to promote; once for each choice among tied nodes.
 let reassignRooms (leader: NodeId) (cluster: Cluster) : Cluster list =
     if not cluster.Alive[leader] || not (quorum cluster leader) || (promoted leader cluster).IsSome then
