@@ -186,10 +186,10 @@ let private recvHeartbeat (heartbeat: Heartbeat) (state: NodeState) : NodeState 
     coordinate (fun c -> FailureDetector.recvHeartbeat heartbeat.From.Id heartbeat.Epoch heartbeat.Leader c, []) state
     |> then' maybeStartElection
 
-let private recvUserJoined (user: KnownUser) (state: NodeState) : NodeState * Effect list =
+let private recvUserJoined (user: KnownUser) (previous: string option) (state: NodeState) : NodeState * Effect list =
     let nick = user.User.Nick
     match state.Chat.LocalNicks.TryFind nick with
-    | Some client when user.Session = (state.Chat.Directory.TryFind nick |> Option.map _.Session |> Option.defaultValue "") ->
+    | Some client when (state.Chat.Directory.TryFind nick |> Option.exists (fun entry -> entry.Session = user.Session || Some entry.Session = previous)) ->
         // The same user carried on from another node (failover or redirect): this connection is stale.
         let chat = remember user state.Chat |> forget client (self state)
         { state with Chat = chat }, [ CloseClient(client, $"continued on node {user.User.Node}") ]
@@ -220,7 +220,7 @@ let private handlePlausible (message: PeerMessage) (state: NodeState) : NodeStat
         match state.Chat.LocalNicks.TryFind line.To with
         | Some client -> state, [ reply client (Private line) ]
         | None -> state, [ Log(Debug, $"private message for {line.To}, who is not here; dropped") ]
-    | UserJoined user -> recvUserJoined user state
+    | UserJoined(user, previous) -> recvUserJoined user previous state
     | UserLeft(nick, node) ->
         match state.Chat.Directory.TryFind nick with
         | Some entry when entry.Node = node ->
@@ -290,12 +290,20 @@ let private needPlacements (rooms: RoomName seq) (state: NodeState) : NodeState 
 let private joinedReply (room: RoomName) (state: NodeState) : ServerReply =
     Joined(room, state.Placements.TryFind room |> Option.map (fun a -> a.Owner), memberCount room state.Chat)
 
-/// The session token a hello may use: the one it proves it owns, or this connection's own.
+/// The session token a hello gets: always this connection's own, drawn by the shell. A resume
+/// proves the nick's current token and gets a fresh one (tokens rotate, so a token that leaked
+/// or belonged to a session that has ended opens nothing); a token the client chose is never used.
 let private sessionFor (hello: HelloRequest) (token: string) (state: NodeState) : Result<string, string> =
     match state.Chat.Directory.TryFind hello.Nick with
-    | Some entry when hello.Session = Some entry.Session -> Ok entry.Session
+    | Some entry when hello.Session = Some entry.Session -> Ok token
     | Some entry -> Result.Error $"the nickname {hello.Nick} is already in use on node {entry.Node}"
-    | None -> Ok(hello.Session |> Option.defaultValue token)
+    | None -> Ok token
+
+/// Accounts.checkPassword for this hello: a registered nick needs its password, unless the hello
+/// resumes the session the directory holds for it.
+let private passwordCheck (hello: HelloRequest) (state: NodeState) : Result<unit, ErrorCode * string> =
+    let resumesLiveSession = state.Chat.Directory.TryFind hello.Nick |> Option.exists (fun entry -> hello.Session = Some entry.Session)
+    Accounts.checkPassword hello.Nick (Accounts.recordOf hello.Nick (historyOf Accounts.room state)) resumesLiveSession hello.Password
 
 let private hello (config: ProtocolConfig) (client: ClientId) (hello: HelloRequest) (state: NodeState) =
     match state.Chat.Sessions.TryFind client with
@@ -308,6 +316,9 @@ let private hello (config: ProtocolConfig) (client: ClientId) (hello: HelloReque
     | Ok _, Ok _ when state.Chat.LocalNicks.Count >= config.MaxClients && not (state.Chat.LocalNicks.ContainsKey hello.Nick) ->
         state, [ refuse client ServerFull $"node {self state} has its maximum of {config.MaxClients} users"; CloseClient(client, "server full") ]
     | Ok nick, Ok session ->
+        match passwordCheck hello state with
+        | Result.Error(code, reason) -> state, [ refuse client code reason ]
+        | Ok() ->
         // A reconnecting client may still have its old connection here: that one is replaced.
         let replaced = state.Chat.LocalNicks.TryFind nick
         let chat = replaced |> Option.fold (fun chat old -> forget old (self state) chat) state.Chat
@@ -328,7 +339,7 @@ let private hello (config: ProtocolConfig) (client: ClientId) (hello: HelloReque
               if resume.IsEmpty then yield! presenceExcept (Some client) state $"{nick} joined"
               let resuming = if resume.IsEmpty then "" else $", resuming {resume.Count} room(s)"
               Log(Info, $"{nick} connected (client {client}){resuming}") ]
-            @ toEveryPeer state (UserJoined(knownUser (self state) named))
+            @ toEveryPeer state (UserJoined(knownUser (self state) named, hello.Session))
         then' (needPlacements rooms) (state, welcome)
 
 let private disconnect (client: ClientId) (state: NodeState) =
@@ -384,8 +395,17 @@ let private whisper (config: ProtocolConfig) (client: ClientId) (nick: string) (
                 toPeer state entry.Node (PrivateForwarded line)
         { state with MessagesSinceTick = state.MessagesSinceTick + 1 }, delivery @ [ reply client (Private line) ]
 
+/// `/register`: the account is a post to the accounts room (Accounts.fs), acknowledged like any
+/// post once the room's owner and its backup hold it (RoomReplica.show then tells the client).
+let private register (client: ClientId) (session: NamedSession) (password: Password) (state: NodeState) =
+    match Accounts.registration (self state) session.Nick password with
+    | Result.Error(code, reason) -> state, [ refuse client code reason ]
+    | Ok post ->
+        let waiting = state.Unconfirmed.TryFind post.Room |> Option.defaultValue []
+        routePost post { state with Unconfirmed = state.Unconfirmed.Add(post.Room, waiting @ [ post ]) }
+
 let private roomList (state: NodeState) : RoomSummary list =
-    let rooms = Set.union (occupiedRooms state.Chat) (state.Placements |> Map.keys |> Set.ofSeq)
+    let rooms = Set.union (occupiedRooms state.Chat) (state.Placements |> Map.keys |> Set.ofSeq) |> Set.remove Accounts.room
     [ for room in rooms ->
           { Room = room
             Owner = state.Placements.TryFind room |> Option.map (fun a -> a.Owner)
@@ -414,6 +434,7 @@ let private request (config: ProtocolConfig) (client: ClientId) (request: Client
     | Who None, Some _ -> state, [ reply client (WhoListed(None, userEntries None state.Chat)) ]
     | Who(Some room), Some _ ->
         withRoom client room (fun room -> state, [ reply client (WhoListed(Some room, userEntries (Some room) state.Chat)) ]) state
+    | Register password, Some session -> register client session password state
 
 // ---------------------------------------------------------------------------------------------
 // Time.
