@@ -317,7 +317,7 @@ let private hello (config: ProtocolConfig) (client: ClientId) (hello: HelloReque
         state, [ refuse client ServerFull $"node {self state} has its maximum of {config.MaxClients} users"; CloseClient(client, "server full") ]
     | Ok nick, Ok session ->
         match passwordCheck hello state with
-        | Result.Error(code, reason) -> state, [ refuse client code reason ]
+        | Result.Error(code, reason) -> state, [ refuse client code reason; CloseClient(client, ErrorCode.name code) ]
         | Ok() ->
         // A reconnecting client may still have its old connection here: that one is replaced.
         let replaced = state.Chat.LocalNicks.TryFind nick
