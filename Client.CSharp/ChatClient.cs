@@ -1,6 +1,7 @@
 using FormalChat.CommandLine;
 using FormalChat.Protocol;
 using Microsoft.FSharp.Collections;
+using Microsoft.FSharp.Core;
 
 namespace FormalChat.Client;
 
@@ -48,10 +49,18 @@ public sealed class ChatClient
         this.printer = printer;
         this.editor = editor;
         session = ClientSession.create(options.Nick, firstMessageId);
+        AccountPassword = options.Password?.Value;
         UpdatePrompt();
     }
 
     public ClientOptions Options { get; }
+
+    /// The registered nickname's password (--password, --ask-password, or the last /register),
+    /// sent with every hello so a failover to a node that no longer knows the session still gets in.
+    public string? AccountPassword { get; set; }
+
+    private HelloRequest WithPassword(HelloRequest hello) =>
+        AccountPassword is null ? hello : new HelloRequest(hello.Nick, hello.Session, hello.Resume, FSharpOption<Password>.Some(Password.NewGiven(AccountPassword)));
 
     /// Completes with the reason when the client cannot go on: failover gave up, or the node
     /// ended the session with an error that a reconnect would meet again.
@@ -187,6 +196,8 @@ public sealed class ChatClient
                     Step(ClientSessionEvent.NewRoomSwitchRequested(switchRoom.Room));
                     break;
                 case SendRequest send:
+                    // The new password is the one every later hello (a failover) sends.
+                    if (send.Request is ClientRequest.Register { password: Password.Given given }) AccountPassword = given.password;
                     Step(ClientSessionEvent.NewRequestSubmitted(send.Request));
                     break;
             }
@@ -280,7 +291,7 @@ public sealed class ChatClient
         switch (effect)
         {
             case ClientSessionEffect.Send { request: ClientRequest.Hello hello } send:
-                if (links.TryGetValue(send.link, out var greeting)) greeting.Start(hello.Item);
+                if (links.TryGetValue(send.link, out var greeting)) greeting.Start(WithPassword(hello.Item));
                 break;
             case ClientSessionEffect.Send send:
                 if (links.TryGetValue(send.link, out var chat)) chat.Send(send.request);

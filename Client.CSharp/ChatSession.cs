@@ -51,7 +51,7 @@ public sealed class ChatSession : IDisposable
     /// The errors a node sends just before it closes the connection itself.
     private static bool EndsSession(ErrorCode code) =>
         code.IsNickTaken || code.IsServerFull || code.IsVersionMismatch || code.IsBadFrame || code.IsFrameTooLarge
-        || code.IsTlsRequired || code.IsLoginThrottled;
+        || code.IsTlsRequired || code.IsLoginThrottled || code.IsPasswordRequired || code.IsPasswordWrong;
 
     public void Start(HelloRequest hello)
     {

@@ -41,6 +41,8 @@ public static class CommandParser
           /who [#room]         who is online (or in #room), on which node, in which rooms
           /msg <nick> <text>   private message to <nick>, on any node
           /status              the cluster: nodes, leader, epoch, loads
+          /register <password> set a password for your nickname: from then on, hello needs it
+                               (--password or --ask-password), on every node
           /help                this text
           /quit                leave (also: quit, Ctrl+C, Ctrl+D)
           //<text>             say a line that starts with '/'
@@ -105,6 +107,11 @@ public static class CommandParser
                         ? new LocalError("usage: /who [#room]")
                         : WithRoom(first, room => new SendRequest(ClientRequest.NewWho(FSharpOption<string>.Some(room))));
             case "/status": return new SendRequest(ClientRequest.Status);
+            case "/register":
+                // The password is the rest of the line, spaces and all.
+                return rest.Length == 0
+                    ? new LocalError("usage: /register <password>")
+                    : new SendRequest(ClientRequest.NewRegister(Password.NewGiven(rest)));
             case "/help": return new ShowHelp();
             case "/quit": return new QuitChat();
             default: return new LocalError($"unknown command {word}; /help lists the commands");

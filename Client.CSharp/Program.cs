@@ -26,6 +26,7 @@ public static class Program
             ? new JsonPrinter(sink)
             : new HumanPrinter(sink, new Palette(Palette.TerminalWantsColour()), options.Nick);
         var client = new ChatClient(options, printer, editor, FirstMessageId());
+        if (options.AskPassword) client.AccountPassword = AskPassword(options.Nick);
         return await new ChatLoop(client, printer, editor).RunAsync();
     }
 
@@ -35,6 +36,21 @@ public static class Program
     /// so scripts reading the JSON keep them exact).
     private static long FirstMessageId() =>
         (DateTime.UtcNow - new DateTime(2020, 1, 1, 0, 0, 0, DateTimeKind.Utc)).Ticks / 10;
+
+    /// Read from the terminal without echo; from a redirected input, the first line.
+    private static string AskPassword(string nick)
+    {
+        Console.Error.Write($"password for {nick}: ");
+        if (Console.IsInputRedirected) return Console.ReadLine() ?? "";
+        var password = new System.Text.StringBuilder();
+        for (var key = Console.ReadKey(intercept: true); key.Key != ConsoleKey.Enter; key = Console.ReadKey(intercept: true))
+        {
+            if (key.Key == ConsoleKey.Backspace) { if (password.Length > 0) password.Length--; }
+            else if (!char.IsControl(key.KeyChar)) password.Append(key.KeyChar);
+        }
+        Console.Error.WriteLine();
+        return password.ToString();
+    }
 
     private static int Usage(UsageError usage)
     {

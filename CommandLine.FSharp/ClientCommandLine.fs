@@ -17,6 +17,9 @@ type ClientArgs =
     | Tls
     | Tls_Ca of pem: string
     | Tls_Insecure_Skip_Verify
+    // Accounts (docs/SECURITY.md): a registered nickname needs its password to say hello.
+    | Password of password: string
+    | Ask_Password
     | [<MainCommand; Hidden>] Positional of words: string list
 
     interface IArgParserTemplate with
@@ -25,6 +28,8 @@ type ClientArgs =
             | Tls -> "connect with TLS, trusting the system's certificate authorities"
             | Tls_Ca _ -> "connect with TLS, trusting only the CA (or self-signed certificate) in this PEM file"
             | Tls_Insecure_Skip_Verify -> "connect with TLS but accept any certificate: encrypted, NOT authenticated (anyone on the path can read everything); for tests only"
+            | Password _ -> "the password of your registered nickname (see /register); visible to other local users in the process list, so prefer --ask-password"
+            | Ask_Password -> "ask for the password of your registered nickname before connecting (not echoed)"
             | Nick _ -> "your nickname (letters, digits, '_' and '-')"
             | Server _ -> "node to connect to as host:port (default: discover the least-loaded node)"
             | Peer _ -> "client address host:port of any node to ask for the cluster (repeatable), instead of multicast"
@@ -74,4 +79,6 @@ let parse (argv: string array) : Result<ClientOptions, UsageError> =
               MulticastInterface = iface
               Seeds = args.GetResults ClientArgs.Peer |> List.map (endpoint "--peer") }
           Json = args.Contains ClientArgs.Json
-          Tls = tlsOf args })
+          Tls = tlsOf args
+          Password = args.TryGetResult ClientArgs.Password
+          AskPassword = args.Contains ClientArgs.Ask_Password })

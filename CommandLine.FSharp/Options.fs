@@ -118,7 +118,11 @@ type ClientOptions =
       Discovery: DiscoveryOptions
       Json: bool
       /// None: plain text.
-      Tls: ClientTlsOptions option }
+      Tls: ClientTlsOptions option
+      /// The password of a registered nickname, sent with every hello (docs/SECURITY.md).
+      Password: string option
+      /// Ask for the password on the terminal before connecting.
+      AskPassword: bool }
 
 /// What to print when the command line is not usable (exit code 2), or the usage that --help
 /// asked for (printed to standard output, exit code 0).

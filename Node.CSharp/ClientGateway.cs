@@ -40,10 +40,16 @@ public sealed class ClientGateway : IAsyncDisposable
     private readonly CancellationTokenSource _stopping = new();
     private long _nextClientId;
 
-    public ClientGateway(IPEndPoint endpoint, int maxFrameBytes, ClientLimits limits, NodeInbox inbox, InputCounters counters, ILogger log, ClientTls? tls = null)
+    /// <summary>Passwords become records (register) or are checked against one (hello) here, not in the core.</summary>
+    private readonly PasswordGate _passwords;
+
+    /// <param name="accountRecord">The nick's account record in the node's current state, or null (Protocol.FSharp/Accounts.fs).</param>
+    public ClientGateway(IPEndPoint endpoint, int maxFrameBytes, ClientLimits limits, NodeInbox inbox, InputCounters counters, ILogger log, ClientTls? tls = null,
+        Func<string, string?>? accountRecord = null)
     {
         _tls = tls;
         _resumes = new ResumeThrottle(counters, log);
+        _passwords = new PasswordGate(accountRecord ?? (_ => null));
         _acceptor = new TcpAcceptor(endpoint, "client", log);
         _maxFrameBytes = maxFrameBytes;
         _limits = limits;
@@ -184,16 +190,24 @@ public sealed class ClientGateway : IAsyncDisposable
                 }
                 // Status may be asked without hello; it makes the connection a monitor, which the hello timeout spares.
                 if (decoded.ResultValue.IsStatus) _greeted.TryAdd(client, 0);
-                // Session-token guessing is throttled per address (Security/ResumeThrottle.cs).
-                if (decoded.ResultValue is ClientRequest.Hello { Item.Session: not null } && _resumes.Admit(client, address) is { } throttled)
+                // Session-token and password guessing is throttled per address and per nick (Security/ResumeThrottle.cs).
+                if (decoded.ResultValue is ClientRequest.Hello hello && (hello.Item.Session is not null || hello.Item.Password is not null)
+                    && _resumes.Admit(client, address, hello.Item.Password is null ? null : hello.Item.Nick) is { } throttled)
                 {
                     connection.TrySend(Wire.encodeServerReplyLine(ServerReply.NewErrorReply(ErrorCode.LoginThrottled, throttled)));
                     refusal = $"login-throttled: {throttled}";
                     return false;
                 }
-                var request = Event.NewClientRequested(client, decoded.ResultValue);
+                // Passwords stop here: the core sees records (Security/PasswordGate.cs).
+                var checkedRequest = _passwords.Check(decoded.ResultValue, out var invalid);
+                if (checkedRequest is null)
+                {
+                    connection.TrySend(Wire.encodeServerReplyLine(ServerReply.NewErrorReply(ErrorCode.PasswordInvalid, invalid!)));
+                    return true;
+                }
+                var request = Event.NewClientRequested(client, checkedRequest);
                 await SlowDownIfOverRate(client, connection, rate).ConfigureAwait(false);
-                if (NodeInbox.IsControl(decoded.ResultValue) && _inbox.TryControl(request)) return true;
+                if (NodeInbox.IsControl(checkedRequest) && _inbox.TryControl(request)) return true;
                 await _inbox.Clients.WriteAsync(request, line.Length, _stopping.Token).ConfigureAwait(false);
                 return true;
             },

@@ -58,7 +58,7 @@ public sealed class DataDirectory : IDisposable
         return new DataDirectory(full, lockFile);
     }
 
-    /// <summary>The log of a room: its name without the '#', which the core has already limited to [a-z0-9_-].</summary>
+    /// <summary>The log of a room: its name without the '#', which the core has already limited to [a-z0-9_-] (or the accounts room's '@accounts').</summary>
     public string LogPath(string room)
     {
         // A broken invariant fails loudly: a room name must never reach outside this directory.
@@ -88,6 +88,8 @@ public sealed class DataDirectory : IDisposable
     {
         if (!fileName.EndsWith(LogExtension, StringComparison.Ordinal)) return null;
         var room = "#" + fileName[..^LogExtension.Length];
+        // The accounts room (Protocol.FSharp/Accounts.fs) is the one name with '@': its log is @accounts.log.
+        if (Accounts.isAccountsRoom(room)) return room;
         var valid = Rooms.validateRoomName(room);
         // A name the core would have changed (upper case) is no log this node wrote.
         return valid.IsOk && valid.ResultValue == room ? room : null;

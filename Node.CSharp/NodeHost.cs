@@ -83,7 +83,7 @@ public sealed class NodeHost
         await using var logs = RoomLogStore.Open(_options.DataDir, _options.Fsync, _log);
         _state = FormalChat.Protocol.NodeState.recover(logs.Recovered, _state);
         var host = IPAddress.Parse(_options.Host);
-        await using var clients = new ClientGateway(new IPEndPoint(host, _options.ClientPort), _options.MaxFrameBytes, _options.Clients, _inbox, _counters, _log, _clientTls);
+        await using var clients = new ClientGateway(new IPEndPoint(host, _options.ClientPort), _options.MaxFrameBytes, _options.Clients, _inbox, _counters, _log, _clientTls, AccountRecord);
         await using var peers = new PeerNetwork(new IPEndPoint(host, _options.PeerPort), Wire.maxPeerFrameBytes, _inbox, _counters, _log, _security);
         using var discovery = OpenDiscovery();
         await using var irc = OpenIrc(host, clients);
@@ -114,6 +114,14 @@ public sealed class NodeHost
         ticker.Dispose();
         await peers.DrainAsync(TimeSpan.FromMilliseconds(500)).ConfigureAwait(false);
         _log.LogInformation("node {Id} stopped", _options.Id);
+    }
+
+    /// <summary>The nick's account record as of the last step, for the client gateway to check a password against.</summary>
+    private string? AccountRecord(string nick)
+    {
+        var state = Volatile.Read(ref _state);
+        var record = Accounts.recordOf(nick, FormalChat.Protocol.NodeState.historyOf(Accounts.room, state));
+        return record is null ? null : record.Value;
     }
 
     /// <summary>

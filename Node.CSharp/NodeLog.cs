@@ -98,4 +98,16 @@ public sealed class InputCounters
     public long CountRefusedTlsConnection() => Interlocked.Increment(ref _refusedTlsConnections);
     public long CountFailedResume() => Interlocked.Increment(ref _failedResumes);
     public long CountThrottledResume() => Interlocked.Increment(ref _throttledResumes);
+
+    // Accounts (Security/PasswordGate.cs): hellos for a registered nick, throttled by ResumeThrottle too.
+    private long _failedLogins;
+    private long _throttledLogins;
+
+    /// <summary>Hellos whose password did not match the nick's account.</summary>
+    public long FailedLogins => Interlocked.Read(ref _failedLogins);
+    /// <summary>Hellos with a password refused with login-throttled (per address or per nick), their connections closed.</summary>
+    public long ThrottledLogins => Interlocked.Read(ref _throttledLogins);
+
+    public long CountFailedLogin() => Interlocked.Increment(ref _failedLogins);
+    public long CountThrottledLogin() => Interlocked.Increment(ref _throttledLogins);
 }

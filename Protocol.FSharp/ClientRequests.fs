@@ -11,12 +11,20 @@ open FormalChat.Protocol.RoomPlacement
 let private joinedReply (room: RoomName) (state: NodeState) : ServerReply =
     Joined(room, state.Placements.TryFind room |> Option.map (fun a -> a.Owner), memberCount room state.Chat)
 
-/// The session token a hello may use: the one it proves it owns, or this connection's own.
+/// The session token a hello gets: always this connection's own, drawn by the shell. A resume
+/// proves the nick's current token and gets a fresh one (tokens rotate, so a token that leaked
+/// or belonged to a session that has ended opens nothing); a token the client chose is never used.
 let private sessionFor (hello: HelloRequest) (token: string) (state: NodeState) : Result<string, string> =
     match state.Chat.Directory.TryFind hello.Nick with
-    | Some entry when hello.Session = Some entry.Session -> Ok entry.Session
+    | Some entry when hello.Session = Some entry.Session -> Ok token
     | Some entry -> Result.Error $"the nickname {hello.Nick} is already in use on node {entry.Node}"
-    | None -> Ok(hello.Session |> Option.defaultValue token)
+    | None -> Ok token
+
+/// Accounts.checkPassword for this hello: a registered nick needs its password, unless the hello
+/// resumes the session the directory holds for it.
+let private passwordCheck (hello: HelloRequest) (state: NodeState) : Result<unit, ErrorCode * string> =
+    let resumesLiveSession = state.Chat.Directory.TryFind hello.Nick |> Option.exists (fun entry -> hello.Session = Some entry.Session)
+    Accounts.checkPassword hello.Nick (Accounts.recordOf hello.Nick (historyOf Accounts.room state)) resumesLiveSession hello.Password
 
 let private hello (config: ProtocolConfig) (client: ClientId) (hello: HelloRequest) (state: NodeState) =
     match state.Chat.Sessions.TryFind client with
@@ -29,6 +37,9 @@ let private hello (config: ProtocolConfig) (client: ClientId) (hello: HelloReque
     | Ok _, Ok _ when state.Chat.LocalNicks.Count >= config.MaxClients && not (state.Chat.LocalNicks.ContainsKey hello.Nick) ->
         state, [ refuse client ServerFull $"node {self state} has its maximum of {config.MaxClients} users"; CloseClient(client, "server full") ]
     | Ok nick, Ok session ->
+        match passwordCheck hello state with
+        | Result.Error(code, reason) -> state, [ refuse client code reason; CloseClient(client, ErrorCode.name code) ]
+        | Ok() ->
         // A reconnecting client may still have its old connection here: that one is replaced.
         let replaced = state.Chat.LocalNicks.TryFind nick
         let chat = replaced |> Option.fold (fun chat old -> forget old (self state) chat) state.Chat
@@ -49,7 +60,7 @@ let private hello (config: ProtocolConfig) (client: ClientId) (hello: HelloReque
               if resume.IsEmpty then yield! presenceExcept (Some client) state $"{nick} joined"
               let resuming = if resume.IsEmpty then "" else $", resuming {resume.Count} room(s)"
               Log(Info, $"{nick} connected (client {client}){resuming}") ]
-            @ toEveryPeer state (UserJoined(knownUser (self state) named))
+            @ toEveryPeer state (UserJoined(knownUser (self state) named, hello.Session))
         then' (needPlacements rooms) (state, welcome)
 
 let disconnect (client: ClientId) (state: NodeState) =
@@ -105,8 +116,17 @@ let private whisper (config: ProtocolConfig) (client: ClientId) (nick: string) (
                 toPeer state entry.Node (PrivateForwarded line)
         { state with MessagesSinceTick = state.MessagesSinceTick + 1 }, delivery @ [ reply client (Private line) ]
 
+/// `/register`: the account is a post to the accounts room (Accounts.fs), acknowledged like any
+/// post once the room's owner and its backup hold it (RoomReplica.show then tells the client).
+let private register (client: ClientId) (session: NamedSession) (password: Password) (state: NodeState) =
+    match Accounts.registration (self state) session.Nick password with
+    | Result.Error(code, reason) -> state, [ refuse client code reason ]
+    | Ok post ->
+        let waiting = state.Unconfirmed.TryFind post.Room |> Option.defaultValue []
+        routePost post { state with Unconfirmed = state.Unconfirmed.Add(post.Room, waiting @ [ post ]) }
+
 let private roomList (state: NodeState) : RoomSummary list =
-    let rooms = Set.union (occupiedRooms state.Chat) (state.Placements |> Map.keys |> Set.ofSeq)
+    let rooms = Set.union (occupiedRooms state.Chat) (state.Placements |> Map.keys |> Set.ofSeq) |> Set.remove Accounts.room
     [ for room in rooms ->
           { Room = room
             Owner = state.Placements.TryFind room |> Option.map (fun a -> a.Owner)
@@ -142,3 +162,4 @@ let request (config: ProtocolConfig) (client: ClientId) (request: ClientRequest)
     | Who None, Some _ -> state, [ reply client (WhoListed(None, userEntries None state.Chat)) ]
     | Who(Some room), Some _ ->
         withRoom client room (fun room -> state, [ reply client (WhoListed(Some room, userEntries (Some room) state.Chat)) ]) state
+    | Register password, Some session -> register client session password state

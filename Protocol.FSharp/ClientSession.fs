@@ -174,8 +174,8 @@ module ClientSession =
     /// node shows each room's recent history; later ones carry the token and every position.
     let hello (session: ClientSessionState) : HelloRequest =
         match session.Token with
-        | None -> { Nick = session.Nick; Session = None; Resume = [] }
-        | Some token -> { Nick = session.Nick; Session = Some token; Resume = resumePoints session }
+        | None -> { Nick = session.Nick; Session = None; Resume = []; Password = None }
+        | Some token -> { Nick = session.Nick; Session = Some token; Resume = resumePoints session; Password = None }
 
     let prompt (session: ClientSessionState) : string =
         let state = if session.Reconnecting.IsSome then " (reconnecting)" else ""

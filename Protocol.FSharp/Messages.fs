@@ -101,7 +101,9 @@ type PeerMessage =
     /// A node shutting down on purpose, so peers need not wait for K missed heartbeats.
     | LeaveAnnounced of NodeId
     | PrivateForwarded of PrivateLine
-    | UserJoined of KnownUser
+    /// A user welcomed on a node; `previous` is the session token the hello proved when it
+    /// resumed (tokens rotate on every resume), so the node of a stale connection knows it.
+    | UserJoined of user: KnownUser * previous: string option
     | UserLeft of nick: string * node: NodeId
     | MemberJoined of room: RoomName * nick: string
     | MemberLeft of room: RoomName * nick: string
@@ -134,6 +136,17 @@ type PeerMessage =
     /// history a node that has just appeared is given.
     | HistoryShared of room: RoomName * messages: RoomMessage list
 
+/// A password as the core sees it: never the password itself. The wire carries Given; the shell
+/// (Node.CSharp) replaces it before the request reaches the core, with the PBKDF2 record it
+/// computed (register) or matched the password against (hello), or with Mismatched.
+type Password =
+    /// As read from the wire; the core takes it for no proof at all.
+    | Given of password: string
+    /// The account record (Accounts.fs) the shell computed or verified the password against.
+    | Hashed of record: string
+    /// Hello: the shell checked the password against the nick's record, and it did not match.
+    | Mismatched
+
 type HelloRequest =
     { Nick: string
       /// The session token of an earlier welcome: a reconnecting client proves it owns the
@@ -141,7 +154,9 @@ type HelloRequest =
       Session: string option
       /// Rooms to rejoin, each with the last sequence number the client showed: the node
       /// replays what came after it, so the client sees no gap and no duplicate.
-      Resume: (RoomName * int64) list }
+      Resume: (RoomName * int64) list
+      /// Needed once the nick has an account (Accounts.fs), unless the hello resumes a live session.
+      Password: Password option }
 
 /// Client-to-node requests.
 type ClientRequest =
@@ -154,6 +169,8 @@ type ClientRequest =
     | Who of room: RoomName option
     | Status
     | Quit
+    /// Sets (or changes) the password of the caller's nick (Accounts.fs).
+    | Register of password: Password
 
 type RoomSummary =
     { Room: RoomName
@@ -201,6 +218,12 @@ type ErrorCode =
     /// Sent by the shell, not the core: too many failed resumes (wrong session token) from the
     /// client's address; the connection is closed.
     | LoginThrottled
+    /// The nick has an account: its hello needs the password (or a live session's token).
+    | PasswordRequired
+    /// The password does not match the nick's account.
+    | PasswordWrong
+    /// Sent by the shell: a password is 1 to Accounts.maxPasswordLength characters.
+    | PasswordInvalid
 
 module ErrorCode =
     /// Each code's name on the wire: the one mapping, used both ways and by docs/PROTOCOL.md's
@@ -222,6 +245,9 @@ module ErrorCode =
         | RateLimited -> "rate-limited"
         | TlsRequired -> "tls-required"
         | LoginThrottled -> "login-throttled"
+        | PasswordRequired -> "password-required"
+        | PasswordWrong -> "password-wrong"
+        | PasswordInvalid -> "password-invalid"
 
     /// Every code, in declaration order, read off the union itself.
     let all : ErrorCode list =

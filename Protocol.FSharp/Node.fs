@@ -38,7 +38,7 @@ let private handlePlausible (message: PeerMessage) (state: NodeState) : NodeStat
     | LeaderAnnounced leader -> NodeCoordination.coordinate (Coordinator.RecvLeader leader) state
     | LeaveAnnounced node -> NodeCoordination.recvLeave node state
     | PrivateForwarded line -> PeerChat.recvPrivate line state
-    | UserJoined user -> PeerChat.recvUserJoined user state
+    | UserJoined(user, previous) -> PeerChat.recvUserJoined user previous state
     | UserLeft(nick, node) -> PeerChat.recvUserLeft nick node state
     | MemberJoined(room, nick) -> PeerChat.recvMemberJoined room nick state
     | MemberLeft(room, nick) -> PeerChat.recvMemberLeft room nick state

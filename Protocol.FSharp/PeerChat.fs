@@ -11,10 +11,10 @@ let recvPrivate (line: PrivateLine) (state: NodeState) : NodeState * Effect list
     | Some client -> state, [ reply client (Private line) ]
     | None -> state, [ Log(Debug, $"private message for {line.To}, who is not here; dropped") ]
 
-let recvUserJoined (user: KnownUser) (state: NodeState) : NodeState * Effect list =
+let recvUserJoined (user: KnownUser) (previous: string option) (state: NodeState) : NodeState * Effect list =
     let nick = user.User.Nick
     match state.Chat.LocalNicks.TryFind nick with
-    | Some client when user.Session = (state.Chat.Directory.TryFind nick |> Option.map _.Session |> Option.defaultValue "") ->
+    | Some client when (state.Chat.Directory.TryFind nick |> Option.exists (fun entry -> entry.Session = user.Session || Some entry.Session = previous)) ->
         // The same user carried on from another node (failover or redirect): this connection is stale.
         let chat = remember user state.Chat |> forget client (self state)
         { state with Chat = chat }, [ CloseClient(client, $"continued on node {user.User.Node}") ]

@@ -59,11 +59,20 @@ let acknowledgePost (message: RoomMessage) (state: NodeState) : NodeState =
     | Some index -> { state with Unconfirmed = state.Unconfirmed.Add(message.Room, List.removeAt index waiting) }
     | None -> state
 
+/// The accounts room has no members; the client that registered, if it is here, is told.
+let private accountCommitted (message: RoomMessage) (state: NodeState) : Effect list =
+    match state.Chat.LocalNicks.TryFind message.From with
+    | Some client when message.FromNode = self state -> [ SendToClients(Set.singleton client, Notice(Accounts.registered message.From)) ]
+    | _ -> []
+
 /// A committed message goes to the room's members here, unless they have been shown its number.
 let show (message: RoomMessage) (state: NodeState) : NodeState * Effect list =
     let shown = state.Shown.TryFind message.Room |> Option.defaultValue 0L
     if message.Seq <= shown then state, []
-    else { state with Shown = state.Shown.Add(message.Room, message.Seq) }, [ SendToClients(localMembers message.Room state.Chat, Message message) ]
+    else
+        let state = { state with Shown = state.Shown.Add(message.Room, message.Seq) }
+        if Accounts.isAccountsRoom message.Room then state, accountCommitted message state
+        else state, [ SendToClients(localMembers message.Room state.Chat, Message message) ]
 
 /// Asks the room's live owner for the committed messages after the last one this node has.
 let askForMissing (room: RoomName) (state: NodeState) : Effect list =

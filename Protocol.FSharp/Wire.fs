@@ -53,6 +53,7 @@ let private room : Value<RoomName> =
     textAs id (fun name text ->
         match Rooms.validateRoomName text with
         | Ok room when room = text -> room
+        | _ when Accounts.isAccountsRoom text -> text
         | _ -> fail $"'{name.Text}' is not a room name: '{text}'")
 
 let private errorCode : Value<ErrorCode> =
@@ -60,6 +61,16 @@ let private errorCode : Value<ErrorCode> =
         match ErrorCode.tryParse text with
         | Some code -> code
         | None -> fail $"unknown error code '{text}'")
+
+/// A password travels only from a client to its node (over TLS off loopback); the shell turns it
+/// into a record before the core sees it (Messages.Password), and a record is never written out.
+let private password : Value<Password> =
+    textAs
+        (function
+         | Given password -> password
+         | Hashed _
+         | Mismatched -> "")
+        (fun _ text -> Given text)
 
 /// Rooms to resume, as an object of room: last sequence number, in the client's order.
 let private resumePoints : Value<(RoomName * int64) list> =
@@ -146,7 +157,9 @@ let private peerMessages : Table<PeerMessage> =
               (function LeaderAnnounced leader -> ValueSome(struct (leader.Leader, leader.Epoch)) | _ -> ValueNone)
           case "leave" (field "node" nodeId) LeaveAnnounced (function LeaveAnnounced node -> ValueSome node | _ -> ValueNone)
           case "private" (privateLine "fromNode") PrivateForwarded (function PrivateForwarded line -> ValueSome line | _ -> ValueNone)
-          case "user-joined" (field "user" (objectOf knownUser)) UserJoined (function UserJoined known -> ValueSome known | _ -> ValueNone)
+          case "user-joined" (fields2 (field "user" (objectOf knownUser)) (field "previous" (omittedWhenNone text)))
+              (fun struct (known, previous) -> UserJoined(known, previous))
+              (function UserJoined(known, previous) -> ValueSome(struct (known, previous)) | _ -> ValueNone)
           case "user-left" (fields2 (field "nick" text) (field "node" nodeId))
               (fun struct (nick, node) -> UserLeft(nick, node))
               (function UserLeft(nick, node) -> ValueSome(struct (nick, node)) | _ -> ValueNone)
@@ -193,9 +206,9 @@ let private peerMessages : Table<PeerMessage> =
 let private clientRequests : Table<ClientRequest> =
     let anyRoom = field "room" text
     table
-        [ case "hello" (fields3 (field "nick" text) (field "session" (omittedWhenNone text)) (field "resume" (omittedAt [] resumePoints)))
-              (fun struct (nick, session, resume) -> Hello { Nick = nick; Session = session; Resume = resume })
-              (function Hello hello -> ValueSome(struct (hello.Nick, hello.Session, hello.Resume)) | _ -> ValueNone)
+        [ case "hello" (fields4 (field "nick" text) (field "session" (omittedWhenNone text)) (field "resume" (omittedAt [] resumePoints)) (field "password" (omittedWhenNone password)))
+              (fun struct (nick, session, resume, password) -> Hello { Nick = nick; Session = session; Resume = resume; Password = password })
+              (function Hello hello -> ValueSome(struct (hello.Nick, hello.Session, hello.Resume, hello.Password)) | _ -> ValueNone)
           // Without a room, a say is a broadcast to #lobby; without an id (0), no retry is recognised.
           case "say" (fields3 (field "room" (orDefault Rooms.lobby text)) (field "text" text) (field "id" (omittedAt 0L int64Value)))
               (fun struct (room, text, id) -> Say(room, text, id))
@@ -208,7 +221,8 @@ let private clientRequests : Table<ClientRequest> =
           constant "rooms" Rooms
           case "who" (field "room" (omittedWhenNone text)) Who (function Who room -> ValueSome room | _ -> ValueNone)
           constant "status" Status
-          constant "quit" Quit ]
+          constant "quit" Quit
+          case "register" (field "password" password) Register (function Register password -> ValueSome password | _ -> ValueNone) ]
 
 let private roomSummary : Fields<RoomSummary> =
     fields4 (field "room" text) (field "owner" (nullable int32Value)) (field "backup" (nullable int32Value)) (field "members" int32Value)

@@ -91,7 +91,7 @@ public static partial class IrcTranslator
     {
         if (session.Nick is null || session.User is null || session.HelloPending is not null) return;
         session.HelloPending = session.Nick;
-        outcome.Requests.Add(ClientRequest.NewHello(new HelloRequest(session.Nick, FSharpOption<string>.None, FSharpList<Tuple<string, long>>.Empty)));
+        outcome.Requests.Add(ClientRequest.NewHello(new HelloRequest(session.Nick, FSharpOption<string>.None, FSharpList<Tuple<string, long>>.Empty, FSharpOption<Password>.None)));
     }
 
     private static void OnCap(IrcSession session, IrcLine line, IrcOutcome outcome)

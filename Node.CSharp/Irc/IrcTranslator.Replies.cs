@@ -165,11 +165,13 @@ public static partial class IrcTranslator
     /// unregistered: the client may try another NICK, as on any IRC server.</summary>
     private static void OnError(IrcSession session, ErrorCode code, string reason, IrcOutcome outcome)
     {
-        if (code.IsNickTaken || code.IsNickInvalid)
+        // A registered nick needs its password, which IRC clients here cannot give (no PASS yet): to
+        // them it is a nick in use, so they pick another.
+        if (code.IsNickTaken || code.IsNickInvalid || code.IsPasswordRequired || code.IsPasswordWrong)
         {
             var refused = session.HelloPending ?? session.Nick ?? "*";
             session.HelloPending = null;
-            Numeric(outcome, session, code.IsNickTaken ? "433" : "432", refused, code.IsNickTaken ? $"Nickname is already in use ({reason})" : $"Erroneous nickname ({reason})");
+            Numeric(outcome, session, code.IsNickInvalid ? "432" : "433", refused, !code.IsNickInvalid ? $"Nickname is already in use ({reason})" : $"Erroneous nickname ({reason})");
             // A NICK that came while the core was deciding gets its own hello now.
             if (!session.Registered && session.Nick != refused) SayHelloWhenReady(session, outcome);
             else if (!session.Registered) session.Nick = null;

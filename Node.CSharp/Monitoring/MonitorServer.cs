@@ -110,6 +110,8 @@ public sealed class NodeGauges(ClientGateway clients, PeerNetwork peers, NodeInb
         _rejected.WithLabels("tls-refused").IncTo(rejected.RefusedTlsConnections);
         _rejected.WithLabels("failed-resume").IncTo(rejected.FailedResumes);
         _rejected.WithLabels("throttled-resume").IncTo(rejected.ThrottledResumes);
+        _rejected.WithLabels("failed-login").IncTo(rejected.FailedLogins);
+        _rejected.WithLabels("throttled-login").IncTo(rejected.ThrottledLogins);
         _logBytes.Set(LogBytes());
     }
 

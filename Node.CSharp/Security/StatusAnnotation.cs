@@ -19,5 +19,6 @@ public static class StatusAnnotation
     public static string AddClientSecurity(string statusJson, bool tls, InputCounters counters) =>
         AddField(statusJson, "clientSecurity",
             $"{{\"tls\":{(tls ? "true" : "false")},\"refusedTlsConnections\":{counters.RefusedTlsConnections}," +
-            $"\"failedResumes\":{counters.FailedResumes},\"throttledResumes\":{counters.ThrottledResumes}}}");
+            $"\"failedResumes\":{counters.FailedResumes},\"throttledResumes\":{counters.ThrottledResumes}," +
+            $"\"failedLogins\":{counters.FailedLogins},\"throttledLogins\":{counters.ThrottledLogins}}}");
 }

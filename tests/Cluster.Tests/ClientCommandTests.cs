@@ -54,6 +54,13 @@ public class ClientCommandTests
         Assert.Equal(ClientRequest.Status, RequestOf(Parse("/STATUS")));
     }
 
+    [Fact]
+    public void Register_sends_the_rest_of_the_line_as_the_password()
+    {
+        Assert.Equal(ClientRequest.NewRegister(Password.NewGiven("correct horse  battery")), RequestOf(Parse("/register correct horse  battery")));
+        Assert.IsType<LocalError>(Parse("/register"));
+    }
+
     [Theory]
     [InlineData("/join #dev", "#dev")]
     [InlineData("/join #Dev", "#dev")]

@@ -35,7 +35,7 @@ let private nodeWithPeers () : NodeState =
 
 let private sessionOf (client: ClientId) = Simulation.Nodes.sessionOf client
 
-let private helloAs (nick: string) = Hello { Nick = nick; Session = None; Resume = [] }
+let private helloAs (nick: string) = Hello { Nick = nick; Session = None; Resume = []; Password = None }
 
 let private connectAs (client: ClientId) (nick: string) : Event list =
     [ ClientConnected(client, sessionOf client); ClientRequested(client, helloAs nick) ]
@@ -113,7 +113,7 @@ let ``hello announces the new user, with its rooms and session, to every live pe
     let _, effects = run (connectAs 10 "alice") state
 
     let alice = { User = inLobby "alice" 1; Session = sessionOf 10 }
-    Assert.Equal<(NodeId * PeerMessage) list>([ 2, UserJoined alice; 3, UserJoined alice ], peerSends effects)
+    Assert.Equal<(NodeId * PeerMessage) list>([ 2, UserJoined(alice, None); 3, UserJoined(alice, None) ], peerSends effects)
 
 let ``hello with a nickname already used on this node is refused with NickTaken`` () =
     let state = init (infoOf 1) |> steps (connectAs 10 "alice" @ [ ClientConnected(11, sessionOf 11) ])
@@ -126,7 +126,7 @@ let ``hello with a nickname already used on this node is refused with NickTaken`
 
 let ``hello with a nickname known on another node is refused with NickTaken`` () =
     let state =
-        nodeWithPeers () |> steps [ PeerMessageReceived(UserJoined(known "bob" 2)); ClientConnected(10, sessionOf 10) ]
+        nodeWithPeers () |> steps [ PeerMessageReceived(UserJoined(known "bob" 2, None)); ClientConnected(10, sessionOf 10) ]
 
     let _, effects = step config state (ClientRequested(10, helloAs "bob"))
 
@@ -233,7 +233,7 @@ let ``say with empty or multi-line text is refused with TextInvalid`` (text: str
 
 let ``whisper to a user on another node is forwarded to that node only and echoed to the sender`` () =
     let state =
-        nodeWithPeers () |> steps (PeerMessageReceived(UserJoined(known "bob" 3)) :: connectAs 10 "alice")
+        nodeWithPeers () |> steps (PeerMessageReceived(UserJoined(known "bob" 3, None)) :: connectAs 10 "alice")
 
     let _, effects = step config state (ClientRequested(10, Whisper("bob", "psst")))
 
@@ -293,7 +293,7 @@ let ``quit says goodbye to the peers and closes the connection last`` () =
 let ``who lists users of this node and of peers, and a peer's departed user disappears`` () =
     let state =
         nodeWithPeers ()
-        |> steps (PeerMessageReceived(UserJoined(known "bob" 2)) :: PeerMessageReceived(UserJoined(known "dave" 3)) :: connectAs 10 "alice")
+        |> steps (PeerMessageReceived(UserJoined(known "bob" 2, None)) :: PeerMessageReceived(UserJoined(known "dave" 3, None)) :: connectAs 10 "alice")
 
     let users = whoFor 10 state
     let afterLeft = steps [ PeerMessageReceived(UserLeft("bob", 2)) ] state
@@ -304,7 +304,7 @@ let ``who lists users of this node and of peers, and a peer's departed user disa
     Assert.DoesNotContain(inLobby "bob" 2, whoFor 10 afterLeft)
 
 let ``a UserLeft naming another node than the directory's does not remove the user`` () =
-    let state = nodeWithPeers () |> steps (PeerMessageReceived(UserJoined(known "bob" 2)) :: connectAs 10 "alice")
+    let state = nodeWithPeers () |> steps (PeerMessageReceived(UserJoined(known "bob" 2, None)) :: connectAs 10 "alice")
 
     let next = steps [ PeerMessageReceived(UserLeft("bob", 3)) ] state
 
@@ -313,7 +313,7 @@ let ``a UserLeft naming another node than the directory's does not remove the us
 let ``the users of a suspected node disappear from who`` () =
     let state =
         nodeWithPeers ()
-        |> steps (PeerMessageReceived(UserJoined(known "bob" 2)) :: PeerMessageReceived(UserJoined(known "dave" 3)) :: connectAs 10 "alice")
+        |> steps (PeerMessageReceived(UserJoined(known "bob" 2, None)) :: PeerMessageReceived(UserJoined(known "dave" 3, None)) :: connectAs 10 "alice")
 
     // Node 3 keeps heartbeating, node 2 falls silent for K ticks.
     let suspected =

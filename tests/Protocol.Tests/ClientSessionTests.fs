@@ -95,7 +95,7 @@ let ``a post whose echo was already shown is still acknowledged`` () =
 
 let ``the first hello resumes nothing and later ones carry the token and every room`` () =
     let _, first = ClientSession.create "alice" 1L |> ClientSession.step (ConnectionOpened 1L)
-    Assert.Equal<ClientRequest list>([ Hello { Nick = "alice"; Session = None; Resume = [] } ], sent first)
+    Assert.Equal<ClientRequest list>([ Hello { Nick = "alice"; Session = None; Resume = []; Password = None } ], sent first)
     let session, _ =
         onlineOn 2
         |> run
@@ -106,7 +106,7 @@ let ``the first hello resumes nothing and later ones carry the token and every r
               ConnectionClosed(1L, "connection reset", false) ]
     let _, again = session |> ClientSession.step (ConnectionOpened 2L)
     Assert.Equal<ClientRequest list>(
-        [ Hello { Nick = "alice"; Session = Some "token-1"; Resume = [ "#dev", 7L; "#lobby", 1042L ] } ],
+        [ Hello { Nick = "alice"; Session = Some "token-1"; Resume = [ "#dev", 7L; "#lobby", 1042L ]; Password = None } ],
         sent again
     )
 
@@ -147,7 +147,7 @@ let ``a failover resumes every room and re-sends what the replay did not acknowl
     let session, effects = session |> ClientSession.step (SayRequested("#lobby", "four"))
     Assert.Empty effects
     let session, hello = session |> ClientSession.step (ConnectionOpened 2L)
-    Assert.Equal<ClientRequest list>([ Hello { Nick = "alice"; Session = Some "token-1"; Resume = [ "#lobby", 5L ] } ], sent hello)
+    Assert.Equal<ClientRequest list>([ Hello { Nick = "alice"; Session = Some "token-1"; Resume = [ "#lobby", 5L ]; Password = None } ], sent hello)
     let session, welcomed = session |> ClientSession.step (ReplyReceived(2L, welcome 1 "token-2", false))
     let report = { Node = 1; Previous = 3; Redirected = false; Reason = "connection reset"; Resumed = [ "#lobby", 5L ] }
     Assert.Equal<ClientSessionEffect list>([ ShowReconnected report; RefreshCandidates 2L; Sync 2L ], welcomed)

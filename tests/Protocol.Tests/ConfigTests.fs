@@ -230,14 +230,14 @@ let ``a client given --nick and --server connects there, as text`` () =
     let options = client "--nick alice --server 127.0.0.1:5001"
 
     Assert.Equal(
-        { Nick = "alice"; Server = Some { Host = "127.0.0.1"; Port = 5001 }; Discovery = defaultDiscovery; Json = false; Tls = None },
+        { Nick = "alice"; Server = Some { Host = "127.0.0.1"; Port = 5001 }; Discovery = defaultDiscovery; Json = false; Tls = None; Password = None; AskPassword = false },
         options)
 
 let ``the prior-art form 'alice localhost 5001' means alice on 127.0.0.1:5001`` () =
     let options = client "alice localhost 5001"
 
     Assert.Equal(
-        { Nick = "alice"; Server = Some { Host = "127.0.0.1"; Port = 5001 }; Discovery = defaultDiscovery; Json = false; Tls = None },
+        { Nick = "alice"; Server = Some { Host = "127.0.0.1"; Port = 5001 }; Discovery = defaultDiscovery; Json = false; Tls = None; Password = None; AskPassword = false },
         options)
 
 let ``TLS flags: the node takes a PEM certificate and key together, the client --tls with the system's trust, a CA file or no check`` () =

@@ -38,7 +38,7 @@ let private validPeerMessages : PeerMessage list =
       LeaderAnnounced { Leader = 3; Epoch = 1L }
       LeaveAnnounced 2
       PrivateForwarded { From = "dave"; FromNode = 2; To = "alice"; Text = "psst" }
-      UserJoined(knownUser "dave" 2)
+      UserJoined(knownUser "dave" 2, None)
       UserLeft("bob", 1)
       MemberJoined("#dev", "dave")
       MemberLeft(Rooms.lobby, "alice")
@@ -56,8 +56,8 @@ let private validPeerMessages : PeerMessage list =
       HistoryShared(Rooms.lobby, [ message 1L; message 2L; message 3L ]) ]
 
 let private validClientRequests : ClientRequest list =
-    [ Hello { Nick = "erin"; Session = None; Resume = [] }
-      Hello { Nick = "alice"; Session = Some "session-alice"; Resume = [ Rooms.lobby, 1L; "#dev", 0L ] }
+    [ Hello { Nick = "erin"; Session = None; Resume = []; Password = None }
+      Hello { Nick = "alice"; Session = Some "session-alice"; Resume = [ Rooms.lobby, 1L; "#dev", 0L ]; Password = None }
       Say(Rooms.lobby, "hi all", 7L)
       Say("#dev", "hi dev", 0L)
       Whisper("bob", "psst")
@@ -194,7 +194,7 @@ let private fuzzedNode : NodeState =
     let heartbeat id = PeerMessageReceived(HeartbeatSent { From = infoOf id; Epoch = 1L; Leader = Some 3; Load = Load.zero; Known = [] })
     let connect client nick =
         [ ClientConnected(client, Simulation.Nodes.sessionOf client)
-          ClientRequested(client, Hello { Nick = nick; Session = None; Resume = [] }) ]
+          ClientRequested(client, Hello { Nick = nick; Session = None; Resume = []; Password = None }) ]
     run
         (NodeState.init (infoOf 1))
         [ heartbeat 2

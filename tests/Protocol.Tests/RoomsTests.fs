@@ -213,10 +213,11 @@ let ``hello with a resume replays exactly the messages after the given seq, room
     let net =
         net
         |> Nodes.apply 3 (ClientConnected(31, "a-new-token"))
-        |> Nodes.request 3 31 (Hello { Nick = "ann"; Session = Some(Nodes.sessionOf 10); Resume = [ Rooms.lobby, 4L; "#dev", 1L ] })
+        |> Nodes.request 3 31 (Hello { Nick = "ann"; Session = Some(Nodes.sessionOf 10); Resume = [ Rooms.lobby, 4L; "#dev", 1L ]; Password = None })
         |> Nodes.settle
 
-    Assert.Equal(Welcome("ann", 3, Some 3, Nodes.sessionOf 10), (Nodes.inbox 31 net).Head)
+    // The token rotates on a resume: the connection's own replaces the one it proved.
+    Assert.Equal(Welcome("ann", 3, Some 3, "a-new-token"), (Nodes.inbox 31 net).Head)
     Assert.Equal<(int64 * string) list>([ 5L, "lobby 5"; 6L, "lobby 6" ], shownTexts 31 Rooms.lobby net)
     Assert.Equal<(int64 * string) list>([ 2L, "dev 2" ], shownTexts 31 "#dev" net)
     Assert.Equal<Set<RoomName>>(set [ Rooms.lobby; "#dev" ], (Chat.namedSession 31 net.States[3].Chat).Value.Rooms)
@@ -233,7 +234,7 @@ let ``a retried post with the same client message id is shown once, also when re
         |> Nodes.apply 3 (ClientDisconnected 30)
         |> Nodes.settle
         |> Nodes.apply 2 (ClientConnected(21, "another-token"))
-        |> Nodes.request 2 21 (Hello { Nick = "cat"; Session = Some(Nodes.sessionOf 30); Resume = [ Rooms.lobby, 0L ] })
+        |> Nodes.request 2 21 (Hello { Nick = "cat"; Session = Some(Nodes.sessionOf 30); Resume = [ Rooms.lobby, 0L ]; Password = None })
         |> say 2 21 Rooms.lobby "once" 42L
         |> Nodes.settle
 
@@ -359,7 +360,7 @@ let ``redirected clients that reconnect to the target leave the cluster balanced
                 net
                 |> Nodes.apply 1 (ClientDisconnected client)
                 |> Nodes.apply 2 (ClientConnected(client + 1000L, $"new-{client}"))
-                |> Nodes.request 2 (client + 1000L) (Hello { Nick = $"user{client}"; Session = Some(Nodes.sessionOf client); Resume = [ Rooms.lobby, 0L ] }))
+                |> Nodes.request 2 (client + 1000L) (Hello { Nick = $"user{client}"; Session = Some(Nodes.sessionOf client); Resume = [ Rooms.lobby, 0L ]; Password = None }))
             net
         |> Nodes.settle
     let later = [ 1..10 ] |> List.fold (fun net _ -> Nodes.tickAll net) net
@@ -370,12 +371,12 @@ let ``redirected clients that reconnect to the target leave the cluster balanced
 
 let ``hello with the session token of a connection still open on this node takes the nickname over and closes the old one`` () =
     let net = threeWithUsers () |> Nodes.apply 1 (ClientConnected(11, "token-11"))
-    let hello = Hello { Nick = "ann"; Session = Some(Nodes.sessionOf 10); Resume = [] }
+    let hello = Hello { Nick = "ann"; Session = Some(Nodes.sessionOf 10); Resume = []; Password = None }
 
     let next, effects = Node.step config net.States[1] (ClientRequested(11, hello))
 
     let closeAt = effects |> List.findIndex (fun effect -> effect = CloseClient(10, "replaced by a new connection of the same user"))
-    let welcomeAt = effects |> List.findIndex (fun effect -> effect = SendToClients(set [ 11L ], Welcome("ann", 1, Some 3, Nodes.sessionOf 10)))
+    let welcomeAt = effects |> List.findIndex (fun effect -> effect = SendToClients(set [ 11L ], Welcome("ann", 1, Some 3, "token-11")))
     Assert.True(closeAt < welcomeAt, "the old connection is closed before the new one is welcomed")
     Assert.Equal(Some 11L, next.Chat.LocalNicks.TryFind "ann")
     Assert.False(next.Chat.Sessions.ContainsKey 10)
@@ -385,7 +386,7 @@ let ``hello with the session token on another node closes the old connection whe
     let net =
         threeWithUsers ()
         |> Nodes.apply 2 (ClientConnected(21, "token-21"))
-        |> Nodes.request 2 21 (Hello { Nick = "ann"; Session = Some(Nodes.sessionOf 10); Resume = [] })
+        |> Nodes.request 2 21 (Hello { Nick = "ann"; Session = Some(Nodes.sessionOf 10); Resume = []; Password = None })
         |> Nodes.settle
 
     Assert.Equal(Some "continued on node 2", net.Closed.TryFind 10)
@@ -398,9 +399,9 @@ let ``hello with a wrong session token for a nickname in use is refused with Nic
     let net =
         threeWithUsers ()
         |> Nodes.apply 2 (ClientConnected(21, "token-21"))
-        |> Nodes.request 2 21 (Hello { Nick = "ann"; Session = Some "forged"; Resume = [] })
+        |> Nodes.request 2 21 (Hello { Nick = "ann"; Session = Some "forged"; Resume = []; Password = None })
         |> Nodes.apply 1 (ClientConnected(11, "token-11"))
-        |> Nodes.request 1 11 (Hello { Nick = "ann"; Session = Some "forged"; Resume = [] })
+        |> Nodes.request 1 11 (Hello { Nick = "ann"; Session = Some "forged"; Resume = []; Password = None })
         |> Nodes.settle
 
     Assert.Equal<ErrorCode list>([ NickTaken ], errorsOf 21 net)

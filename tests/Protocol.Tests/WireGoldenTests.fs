@@ -39,7 +39,8 @@ let private peerSamples : PeerMessage list =
       LeaderAnnounced { Leader = 3; Epoch = 9007199254740992L }
       LeaveAnnounced 2
       PrivateForwarded { From = "dave"; FromNode = 2; To = "alice"; Text = awkward }
-      UserJoined(known "dave" 2)
+      UserJoined(known "dave" 2, None)
+      UserJoined(known "dave" 2, Some "session-before")
       UserLeft("bob", 1)
       MemberJoined("#dev", "dave")
       MemberLeft("#lobby", "alice")
@@ -60,8 +61,9 @@ let private peerSamples : PeerMessage list =
       HistoryShared("#lobby", [ message 1L "a"; message 2L "b" ]) ]
 
 let private clientSamples : ClientRequest list =
-    [ Hello { Nick = "erin"; Session = None; Resume = [] }
-      Hello { Nick = "alice"; Session = Some "session-alice"; Resume = [ "#lobby", 1L; "#dev", 0L ] }
+    [ Hello { Nick = "erin"; Session = None; Resume = []; Password = None }
+      Hello { Nick = "alice"; Session = Some "session-alice"; Resume = [ "#lobby", 1L; "#dev", 0L ]; Password = None }
+      Hello { Nick = "alice"; Session = None; Resume = []; Password = Some(Given awkward) }
       Say("#dev", awkward, 7L)
       Say("#lobby", "no id", 0L)
       Whisper("bob", "psst")
@@ -71,7 +73,8 @@ let private clientSamples : ClientRequest list =
       Who None
       Who(Some "#dev")
       Status
-      Quit ]
+      Quit
+      Register(Given awkward) ]
 
 let private serverSamples : ServerReply list =
     [ Welcome("alice", 2, None, "s")

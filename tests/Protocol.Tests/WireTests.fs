@@ -110,7 +110,7 @@ let private peerMessageGen : Gen<PeerMessage> =
               let! text = textGen
               return PrivateForwarded { From = from; FromNode = node; To = target; Text = text }
           }
-          knownUserGen |> Gen.map UserJoined
+          knownUserGen |> Gen.map (fun known -> UserJoined(known, None))
           Gen.map2 (fun nick node -> UserLeft(nick, node)) textGen nodeIdGen
           Gen.map2 (fun room nick -> MemberJoined(room, nick)) roomGen textGen
           Gen.map2 (fun room nick -> MemberLeft(room, nick)) roomGen textGen
@@ -142,7 +142,8 @@ let private helloGen : Gen<HelloRequest> =
         let! session = Gen.optionOf textGen
         // A JSON object keeps one value per name: the rooms of a resume are distinct.
         let! resume = smallListOf (Gen.zip textGen longGen) |> Gen.map (List.distinctBy fst)
-        return { Nick = nick; Session = session; Resume = resume }
+        let! password = Gen.optionOf (textGen |> Gen.map Given)
+        return { Nick = nick; Session = session; Resume = resume; Password = password }
     }
 
 let private clientRequestGen : Gen<ClientRequest> =
@@ -155,12 +156,13 @@ let private clientRequestGen : Gen<ClientRequest> =
           Gen.constant Rooms
           Gen.optionOf textGen |> Gen.map Who
           Gen.constant Status
-          Gen.constant Quit ]
+          Gen.constant Quit
+          textGen |> Gen.map (Given >> Register) ]
 
 let private errorCodeGen : Gen<ErrorCode> =
     Gen.elements
         [ NickTaken; NickInvalid; HelloFirst; AlreadyHello; NoSuchUser; ServerFull; TextInvalid; BadFrame; FrameTooLarge; VersionMismatch
-          RoomInvalid; NotInRoom; RateLimited; TlsRequired; LoginThrottled ]
+          RoomInvalid; NotInRoom; RateLimited; TlsRequired; LoginThrottled; PasswordRequired; PasswordWrong; PasswordInvalid ]
 
 let private nodeStatusGen : Gen<NodeStatus> =
     gen {
@@ -248,7 +250,7 @@ let ``a documented frame written by hand decodes`` () =
     Assert.Equal(Ok(Election { Candidate = 3; Epoch = 2L }), Wire.decodePeerMessage """{"type":"election","epoch":2,"candidate":3,"v":1}""")
     Assert.Equal(Ok(Say("#dev", "hi", 7L)), Wire.decodeClientRequest """{"v":1,"type":"say","room":"#dev","text":"hi","id":7}""")
     Assert.Equal(
-        Ok(Hello { Nick = "alice"; Session = Some "s3cret"; Resume = [ "#lobby", 1042L; "#dev", 7L ] }),
+        Ok(Hello { Nick = "alice"; Session = Some "s3cret"; Resume = [ "#lobby", 1042L; "#dev", 7L ]; Password = None }),
         Wire.decodeClientRequest """{"v":1,"type":"hello","nick":"alice","session":"s3cret","resume":{"#lobby":1042,"#dev":7}}""")
 
 let ``a say without a room is a broadcast to #lobby, and without an id has id 0`` () =
@@ -330,7 +332,7 @@ let ``a valid frame cut before its closing brackets is refused as BadFrame`` () 
     for frame in
         [ Wire.encodeClientRequest(Who None)
           Wire.encodeClientRequest(Whisper("bob", "hi"))
-          Wire.encodeClientRequest(Hello { Nick = "alice"; Session = None; Resume = [ "#lobby", 3L ] })
+          Wire.encodeClientRequest(Hello { Nick = "alice"; Session = None; Resume = [ "#lobby", 3L ]; Password = None })
           Wire.encodePeerMessage(Election { Candidate = 3; Epoch = 1L })
           Wire.encodePeerMessage(UsersListed(2, [ { User = { Nick = "alice"; Node = 2; Rooms = [ "#lobby" ] }; Session = "s" } ])) ] do
         // Drop the final '}', and for the nested ones also what closes inside.

@@ -24,7 +24,7 @@ let private all (events: Event list) (state: NodeState) : NodeState * Effect lis
 let private peer (message: PeerMessage) : Event = PeerMessageReceived message
 
 let private connect (client: ClientId) (nick: string) : Event list =
-    [ ClientConnected(client, $"session-{client}"); ClientRequested(client, Hello { Nick = nick; Session = None; Resume = [] }) ]
+    [ ClientConnected(client, $"session-{client}"); ClientRequested(client, Hello { Nick = nick; Session = None; Resume = []; Password = None }) ]
 
 let private message (seq: int64) (from: string) : RoomMessage =
     { Room = "#b"; Seq = seq; From = from; FromNode = 1; Text = $"{from} {seq}"; ClientMessageId = seq }

@@ -389,7 +389,7 @@ module Nodes =
     let connect (id: NodeId) (client: ClientId) (nick: string) (net: Net) : Net =
         net
         |> apply id (ClientConnected(client, sessionOf client))
-        |> apply id (ClientRequested(client, Hello { Nick = nick; Session = None; Resume = [] }))
+        |> apply id (ClientRequested(client, Hello { Nick = nick; Session = None; Resume = []; Password = None }))
 
     let request (id: NodeId) (client: ClientId) (request: ClientRequest) (net: Net) : Net =
         apply id (ClientRequested(client, request)) net
