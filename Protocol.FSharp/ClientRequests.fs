@@ -86,9 +86,9 @@ let private say (config: ProtocolConfig) (client: ClientId) (session: NamedSessi
     | Ok _ when not (session.Rooms.Contains room) -> state, [ refuse client NotInRoom $"join {room} first" ]
     | Ok text ->
         let post = { Room = room; From = session.Nick; FromNode = self state; Text = text; ClientMessageId = id }
-        let waiting = state.Unconfirmed.TryFind room |> Option.defaultValue []
-        let alreadyWaiting = id <> 0L && waiting |> List.exists (fun p -> p.From = post.From && p.ClientMessageId = id)
-        let state = if alreadyWaiting then state else { state with Unconfirmed = state.Unconfirmed.Add(room, waiting @ [ post ]) }
+        let waiting = state.Unconfirmed.TryFind room |> Option.defaultValue WaitingPosts.empty
+        let alreadyWaiting = WaitingPosts.containsId post.From id waiting
+        let state = if alreadyWaiting then state else { state with Unconfirmed = state.Unconfirmed.Add(room, WaitingPosts.add post waiting) }
         routePost post state
 
 let private whisper (config: ProtocolConfig) (client: ClientId) (nick: string) (target: string) (text: string) (state: NodeState) =

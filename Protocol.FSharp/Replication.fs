@@ -17,8 +17,8 @@ type Awaiting =
     | SyncConfirmation
 
 type Primary =
-    { /// Sequenced here and not yet committed, oldest first.
-      Pending: RoomMessage list
+    { /// Sequenced here and not yet committed.
+      Pending: Uncommitted
       /// The backup assignment the owner has sent its state to; None for none. The whole
       /// assignment, not its version: a new leader's assignment can repeat the version of the
       /// old leader's in a newer epoch, and comparing versions only then never sent the
@@ -33,7 +33,7 @@ type Primary =
       StalledTicks: int }
 
 let emptyPrimary =
-    { Pending = []
+    { Pending = Uncommitted.empty
       Synced = None
       Stored = None
       AwaitingAtLastTick = Idle
@@ -148,8 +148,8 @@ let promoteBackups (lastSeq: RoomName -> int64) (placements: Placement.Placement
 type Replica =
     { /// The committed messages this node holds.
       History: Rooms.RoomHistory
-      /// Stored as the room's backup and not yet seen committed, oldest first.
-      Stored: RoomMessage list
+      /// Stored as the room's backup and not yet seen committed.
+      Stored: Uncommitted
       /// The owner's side, while this node owns the room.
       Primary: Primary option
       /// The last sequence number written to this node's log: what a restart reads back ends
@@ -159,7 +159,7 @@ type Replica =
       AwaitingFill: bool }
 
 let emptyReplica =
-    { History = Rooms.emptyHistory; Stored = []; Primary = None; Durable = 0L; AwaitingFill = false }
+    { History = Rooms.emptyHistory; Stored = Uncommitted.empty; Primary = None; Durable = 0L; AwaitingFill = false }
 
 /// What a replica rule asks of the node, in order.
 type ReplicaOutput =
@@ -210,16 +210,16 @@ let private forEach (next: 'T -> Replica -> Replica * ReplicaOutput list) (items
     replica, List.concat outputs
 
 /// The highest sequence number a node holds of a room: committed, or stored as a backup.
-let held (history: Rooms.RoomHistory) (stored: RoomMessage list) : int64 =
-    stored |> List.tryLast |> Option.map _.Seq |> Option.defaultValue 0L |> max history.LastSeq
+let held (history: Rooms.RoomHistory) (stored: Uncommitted) : int64 =
+    max stored.LastSeq history.LastSeq
 
 /// Spec: DeliverSequenced(h, stored, d, m). A committed message reaches this node: kept in the
 /// history and the log, and no longer only a backup's copy. A stored copy that differs was
 /// never committed (its owner died first): it goes, with everything stored after it, and the
 /// log is rewritten so that a restart cannot read it back.
 let deliverSequenced (message: RoomMessage) (replica: Replica) : Replica * ReplicaOutput list =
-    let superseded = replica.Stored |> List.exists (fun stored -> stored.Seq = message.Seq && stored <> message)
-    let stored = if superseded then [] else replica.Stored |> List.filter (fun stored -> stored.Seq > message.Seq)
+    let superseded = Uncommitted.tryFind message.Seq replica.Stored |> Option.exists (fun stored -> stored <> message)
+    let stored = if superseded then Uncommitted.empty else Uncommitted.after message.Seq replica.Stored
     let replica = { replica with Stored = stored }
     match Rooms.record message replica.History with
     | None -> replica, [ AlreadyDelivered message ]
@@ -261,8 +261,8 @@ let recvSequenced (message: RoomMessage) (replica: Replica) : Replica * ReplicaO
 let takeOwnership (owns: bool) (replica: Replica) : Replica * ReplicaOutput list =
     match replica.Primary with
     | None when owns ->
-        let pending = replica.Stored |> List.filter (fun message -> message.Seq > replica.History.LastSeq)
-        { replica with Primary = Some { emptyPrimary with Pending = pending }; Stored = [] }, []
+        let pending = Uncommitted.after replica.History.LastSeq replica.Stored
+        { replica with Primary = Some { emptyPrimary with Pending = pending }; Stored = Uncommitted.empty }, []
     | Some primary when not owns ->
         let replica = { replica with Primary = None }
         if primary.Pending.IsEmpty then replica, [] else rewrite replica.History replica
@@ -287,10 +287,9 @@ type Sequencing =
     /// This node does not act as the room's owner.
     | NotOwner
 
-let private samePost (post: RoomPost) (message: RoomMessage) =
-    post.ClientMessageId <> 0L && message.ClientMessageId = post.ClientMessageId && message.From = post.From
-
-/// Spec: SequencePost(o, m). The next number continues after everything this node holds:
+/// Spec: SequencePost(o, m). A retry (the same sender and client message id) is found by that
+/// key among the committed and the pending messages. The next number continues after
+/// everything this node holds:
 /// committed, pending, and what the placement says the previous owner reached. Not written to
 /// the log now but when it commits (deliverSequenced): a log read back after a crash must not
 /// hold, as history, a message this owner never committed. It goes to the backup at once if
@@ -299,13 +298,12 @@ let sequencePost (post: RoomPost) (placement: Assignment) (target: BackupAssignm
     match replica.Primary with
     | None -> replica, NotOwner, []
     | Some primary ->
-    match Rooms.alreadySequenced post replica.History, List.exists (samePost post) primary.Pending with
+    match Rooms.alreadySequenced post replica.History, (Uncommitted.tryFindPost post primary.Pending).IsSome with
     | Some message, _ -> replica, AlreadyCommitted message, []
     | None, true -> replica, AlreadyPending, []
     | None, false ->
-        let lastPending = primary.Pending |> List.tryLast |> Option.map _.Seq |> Option.defaultValue 0L
-        let message = Rooms.sequence post { placement with LastSeq = max placement.LastSeq lastPending } replica.History
-        let primary = { primary with Pending = primary.Pending @ [ message ] }
+        let message = Rooms.sequence post { placement with LastSeq = max placement.LastSeq primary.Pending.LastSeq } replica.History
+        let primary = { primary with Pending = Uncommitted.add message primary.Pending }
         let toBackup =
             match target with
             | Some backup when primary.Synced = Some backup -> [ SentTo { To = backup.Backup; Message = ReplicaAppended(backup, message) } ]
@@ -319,7 +317,7 @@ let syncBackup (target: BackupAssignment option) (room: RoomName) (replica: Repl
     | Some backup, Some primary when primary.Synced <> Some backup ->
         let committed = Rooms.lastWithin Rooms.transferBudgetChars (Rooms.last Rooms.historyCapacity replica.History)
         { replica with Primary = Some { primary with Synced = Some backup; Stored = None; AwaitingAtLastTick = Idle; StalledTicks = 0 } },
-        [ SentTo { To = backup.Backup; Message = ReplicaSynced(room, backup, committed, primary.Pending) } ]
+        [ SentTo { To = backup.Backup; Message = ReplicaSynced(room, backup, committed, primary.Pending.Messages) } ]
     | _ -> replica, []
 
 /// Spec: RecvStored(o, b). The backup confirms it holds everything up to `seq`, for the
@@ -333,7 +331,7 @@ let recvStored (backup: BackupAssignment) (seq: int64) (replica: Replica) : Repl
     match replica.Primary with
     | None -> replica, []
     | Some primary ->
-        let sequenced = primary.Pending |> List.fold (fun highest message -> max highest message.Seq) replica.History.LastSeq
+        let sequenced = max primary.Pending.LastSeq replica.History.LastSeq
         if seq > sequenced then replica, [ StoredBeyondSequenced(seq, sequenced) ]
         elif primary.Synced <> Some backup then replica, []
         elif seq < replica.History.LastSeq then { replica with Primary = Some { primary with Synced = None; Stored = None } }, []
@@ -362,12 +360,11 @@ let commit (quorum: bool) (alone: bool) (target: BackupAssignment option) (repli
             | None, _ -> Nothing
             | Some backup, Some seq when primary.Synced = Some backup -> UpTo seq
             | Some _, _ -> Nothing
-        let isCommitted (message: RoomMessage) =
+        let committed, pending =
             match limit with
-            | Nothing -> false
-            | Everything -> true
-            | UpTo seq -> message.Seq <= seq
-        let committed, pending = primary.Pending |> List.partition isCommitted
+            | Nothing -> [], primary.Pending
+            | Everything -> primary.Pending.Messages, Uncommitted.empty
+            | UpTo seq -> Uncommitted.upTo seq primary.Pending
         let replica = { replica with Primary = Some { primary with Pending = pending } }
         let commitOne message replica =
             let replica, delivered = deliverSequenced message replica
@@ -383,10 +380,10 @@ let commit (quorum: bool) (alone: bool) (target: BackupAssignment option) (repli
 /// tick, and sending it the whole room again then only makes it later.
 let resyncIfStalled (afterTicks: int) (primary: Primary) : Primary =
     let awaiting =
-        match primary.Pending with
-        | first :: _ -> OldestPending first.Seq
-        | [] when primary.Synced.IsSome && primary.Stored.IsNone -> SyncConfirmation
-        | [] -> Idle
+        match Uncommitted.tryFirst primary.Pending with
+        | Some first -> OldestPending first.Seq
+        | None when primary.Synced.IsSome && primary.Stored.IsNone -> SyncConfirmation
+        | None -> Idle
     if awaiting <> Idle && awaiting = primary.AwaitingAtLastTick then
         if primary.StalledTicks + 1 >= afterTicks then { primary with Synced = None; AwaitingAtLastTick = Idle; StalledTicks = 0 }
         else { primary with StalledTicks = primary.StalledTicks + 1 }
@@ -422,10 +419,11 @@ let recvSync (current: bool) (room: RoomName) (backup: BackupAssignment) (commit
     else
         let replica, adopted = adoptHistory committed replica
         let pending = pending |> List.filter (fun message -> message.Seq > replica.History.LastSeq)
-        let dropped = replica.Stored |> List.exists (fun stored -> stored.Seq > replica.History.LastSeq && not (List.contains stored pending))
+        let sent = Uncommitted.ofList pending
+        let dropped = replica.Stored |> Seq.exists (fun stored -> stored.Seq > replica.History.LastSeq && not (Uncommitted.contains stored sent))
         let replica, written =
-            if dropped then rewriteWith replica.History pending { replica with Stored = pending }
-            else persist pending { replica with Stored = pending }
+            if dropped then rewriteWith replica.History pending { replica with Stored = sent }
+            else persist pending { replica with Stored = sent }
         replica, adopted @ written @ [ confirmStored room backup replica ]
 
 /// Spec: StoreReplica(b, o), for the backup `current` says this node is. The backup stores
@@ -435,7 +433,7 @@ let recvSync (current: bool) (room: RoomName) (backup: BackupAssignment) (commit
 let storeReplica (current: bool) (backup: BackupAssignment) (message: RoomMessage) (replica: Replica) : Replica * ReplicaOutput list =
     if not current then replica, []
     elif message.Seq = held replica.History replica.Stored + 1L then
-        let replica, written = persist [ message ] { replica with Stored = replica.Stored @ [ message ] }
+        let replica, written = persist [ message ] { replica with Stored = Uncommitted.add message replica.Stored }
         replica, written @ [ confirmStored message.Room backup replica ]
     else
         replica, [ confirmStored message.Room backup replica ]

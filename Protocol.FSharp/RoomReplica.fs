@@ -50,13 +50,8 @@ let forEach (next: 'T -> NodeState -> NodeState * Effect list) (items: 'T seq) (
 /// client message id name one message, whichever node the retry went through; without an id (0)
 /// the text and the sender's node must match too.
 let acknowledgePost (message: RoomMessage) (state: NodeState) : NodeState =
-    let waiting = state.Unconfirmed.TryFind message.Room |> Option.defaultValue []
-    let isThis (post: RoomPost) =
-        post.From = message.From
-        && (if message.ClientMessageId = 0L then post.Text = message.Text && post.FromNode = message.FromNode
-            else post.ClientMessageId = message.ClientMessageId)
-    match List.tryFindIndex isThis waiting with
-    | Some index -> { state with Unconfirmed = state.Unconfirmed.Add(message.Room, List.removeAt index waiting) }
+    match state.Unconfirmed.TryFind message.Room |> Option.bind (WaitingPosts.tryRemoveAnswered message) with
+    | Some waiting -> { state with Unconfirmed = state.Unconfirmed.Add(message.Room, waiting) }
     | None -> state
 
 /// A committed message goes to the room's members here, unless they have been shown its number.
@@ -75,7 +70,7 @@ let askForMissing (room: RoomName) (state: NodeState) : Effect list =
 /// What this node holds of a room, as the replica rules see it.
 let replicaOf (room: RoomName) (state: NodeState) : Replication.Replica =
     { History = historyOf room state
-      Stored = state.Replicas.TryFind room |> Option.defaultValue []
+      Stored = state.Replicas.TryFind room |> Option.defaultValue Uncommitted.empty
       Primary = state.Primaries.TryFind room
       Durable = state.Durable.TryFind room |> Option.defaultValue 0L
       AwaitingFill = state.FillsRequested.Contains room }
@@ -217,6 +212,6 @@ let takeOwnership (room: RoomName) (owner: NodeId) (state: NodeState) : NodeStat
 /// arrived here, or names a node that has left) waits here like a local one, and goes on when
 /// the assignment arrives: the sender sends it only once.
 let hold (post: RoomPost) (state: NodeState) : NodeState =
-    let waiting = state.Unconfirmed.TryFind post.Room |> Option.defaultValue []
-    if post.FromNode = self state || List.contains post waiting then state
-    else { state with Unconfirmed = state.Unconfirmed.Add(post.Room, waiting @ [ post ]) }
+    let waiting = state.Unconfirmed.TryFind post.Room |> Option.defaultValue WaitingPosts.empty
+    if post.FromNode = self state || WaitingPosts.contains post waiting then state
+    else { state with Unconfirmed = state.Unconfirmed.Add(post.Room, WaitingPosts.add post waiting) }

@@ -197,7 +197,7 @@ let ``a say to #lobby at another node than its owner goes to the owner only and 
     let post = { Room = Rooms.lobby; From = "alice"; FromNode = 1; Text = "hi all"; ClientMessageId = 7L }
     Assert.Equal<(NodeId * PeerMessage) list>([ 2, RoomPosted post ], peerSends effects)
     Assert.Empty(repliesTo 10 effects)
-    Assert.Equal<RoomPost list>([ post ], posted.Unconfirmed[Rooms.lobby])
+    Assert.Equal<RoomPost list>([ post ], posted.Unconfirmed[Rooms.lobby].Posts)
 
     let message = { Room = Rooms.lobby; Seq = 1L; From = "alice"; FromNode = 1; Text = "hi all"; ClientMessageId = 7L }
     let confirmed, effects = step config posted (PeerMessageReceived(RoomSequenced message))

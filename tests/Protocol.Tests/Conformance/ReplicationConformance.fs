@@ -140,7 +140,7 @@ let ofTla (variables: Map<string, Value>) : Cluster =
                 let stored = asInt (field "stored" value)
                 Some
                     { Replication.emptyPrimary with
-                        Pending = readMessages (field "pending" value)
+                        Pending = Uncommitted.ofList (readMessages (field "pending" value))
                         Synced = if asInt (field "backup" synced) = 0 then None else Some(readAssignment synced)
                         Stored = if stored = none then None else Some(int64 stored) })
       Links =
@@ -174,7 +174,7 @@ let describe (cluster: Cluster) : string list =
           let backup = cluster.Backups[node].TryFind room |> Option.map showAssignment |> Option.defaultValue "no backup"
           let primary =
               match cluster.Primaries[node] with
-              | Some p -> $", primary: pending {showMessages p.Pending}, synced {p.Synced |> Option.map showAssignment}, stored {p.Stored}"
+              | Some p -> $", primary: pending {showMessages p.Pending.Messages}, synced {p.Synced |> Option.map showAssignment}, stored {p.Stored}"
               | None -> ""
           let history = Rooms.last Rooms.historyCapacity cluster.Histories[node]
           let status = if alive then "live" else "stopped"
@@ -257,7 +257,7 @@ let private pop (from: NodeId) (target: NodeId) (cluster: Cluster) : Cluster =
 /// Node i's Replication.Replica, as Node.replicaOf builds it from the node's state.
 let private replicaOf (node: NodeId) (cluster: Cluster) : Replication.Replica =
     { History = cluster.Histories[node]
-      Stored = cluster.Replicas[node]
+      Stored = Uncommitted.ofList cluster.Replicas[node]
       Primary = cluster.Primaries[node]
       Durable = cluster.Disks[node] |> List.tryLast |> Option.map _.Seq |> Option.defaultValue 0L
       AwaitingFill = cluster.Missing.Contains node }
@@ -267,7 +267,7 @@ let private applyReplica (node: NodeId) (replica: Replication.Replica, outputs: 
     let cluster =
         { cluster with
             Histories = cluster.Histories.Add(node, replica.History)
-            Replicas = cluster.Replicas.Add(node, replica.Stored)
+            Replicas = cluster.Replicas.Add(node, replica.Stored.Messages)
             Primaries = cluster.Primaries.Add(node, replica.Primary)
             Missing = if replica.AwaitingFill then cluster.Missing.Add node else cluster.Missing.Remove node }
     let carryOut (cluster: Cluster) (output: Replication.ReplicaOutput) =
@@ -636,7 +636,7 @@ let private cover (coverage: Coverage) (label: string) (from: Cluster) (next: Cl
             && (match head second first from with
                 | Some(ReplicaAppended(backup, message)) ->
                     isCurrentBackup first backup (applyBackup first backup from)
-                    && message.Seq <> Replication.held from.Histories[first] from.Replicas[first] + 1L
+                    && message.Seq <> Replication.held from.Histories[first] (Uncommitted.ofList from.Replicas[first]) + 1L
                 | _ -> false))
       WithoutQuorum = coverage.WithoutQuorum + count (not (quorum from first)) }
 

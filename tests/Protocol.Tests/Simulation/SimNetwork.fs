@@ -479,11 +479,11 @@ let describeNode (n: SimNode) : string =
                   match s.Primaries.TryFind room with
                   | Some p ->
                       let synced = p.Synced |> Option.map (fun x -> $"e{x.Epoch}v{x.Version}->{x.Backup}") |> Option.defaultValue "none"
-                      $" PRIMARY pending [{String.Join(',', p.Pending |> List.map _.Seq)}] synced {synced} stored {p.Stored}"
+                      $" PRIMARY pending [{String.Join(',', p.Pending |> Seq.map _.Seq)}] synced {synced} stored {p.Stored}"
                   | None -> ""
               let replicas =
                   match s.Replicas.TryFind room with
-                  | Some r -> $" replicas [{String.Join(',', r |> List.map _.Seq)}]"
+                  | Some r -> $" replicas [{String.Join(',', r |> Seq.map _.Seq)}]"
                   | None -> ""
               $"{room}: owner {a.Owner} e{a.Epoch}v{a.Version} last {a.LastSeq}{backup}; history to {(historyOf room s).LastSeq}{primary}{replicas}" ]
     let status = if n.Up then "up" else "DOWN"
