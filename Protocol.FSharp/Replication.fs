@@ -27,6 +27,9 @@ type Primary =
       Synced: BackupAssignment option
       /// The highest sequence number that backup has confirmed; None until it confirmed the sync.
       Stored: int64 option
+      /// The last sequence number of each append in flight to that backup and not yet
+      /// confirmed, oldest first: at most the window (sendAppends).
+      InFlight: int64 list
       /// What the owner waited on at the last tick.
       AwaitingAtLastTick: Awaiting
       /// Ticks in a row the owner has waited on the same thing.
@@ -36,6 +39,7 @@ let emptyPrimary =
     { Pending = Uncommitted.empty
       Synced = None
       Stored = None
+      InFlight = []
       AwaitingAtLastTick = Idle
       StalledTicks = 0 }
 
@@ -292,9 +296,9 @@ type Sequencing =
 /// everything this node holds:
 /// committed, pending, and what the placement says the previous owner reached. Not written to
 /// the log now but when it commits (deliverSequenced): a log read back after a crash must not
-/// hold, as history, a message this owner never committed. It goes to the backup at once if
-/// the backup has been sent the owner's state.
-let sequencePost (post: RoomPost) (placement: Assignment) (target: BackupAssignment option) (replica: Replica) : Replica * Sequencing * ReplicaOutput list =
+/// hold, as history, a message this owner never committed. It goes to the backup with the next
+/// append (sendAppends).
+let sequencePost (post: RoomPost) (placement: Assignment) (replica: Replica) : Replica * Sequencing * ReplicaOutput list =
     match replica.Primary with
     | None -> replica, NotOwner, []
     | Some primary ->
@@ -304,11 +308,7 @@ let sequencePost (post: RoomPost) (placement: Assignment) (target: BackupAssignm
     | None, false ->
         let message = Rooms.sequence post { placement with LastSeq = max placement.LastSeq primary.Pending.LastSeq } replica.History
         let primary = { primary with Pending = Uncommitted.add message primary.Pending }
-        let toBackup =
-            match target with
-            | Some backup when primary.Synced = Some backup -> [ SentTo { To = backup.Backup; Message = ReplicaAppended(backup, message) } ]
-            | _ -> []
-        { replica with Primary = Some primary }, Sequenced message, toBackup
+        { replica with Primary = Some primary }, Sequenced message, []
 
 /// Spec: SyncBackup(o). A backup the owner has not sent its state to gets the room's
 /// committed history and every pending message; until it confirms, nothing commits.
@@ -316,12 +316,34 @@ let syncBackup (target: BackupAssignment option) (room: RoomName) (replica: Repl
     match target, replica.Primary with
     | Some backup, Some primary when primary.Synced <> Some backup ->
         let committed = Rooms.lastWithin Rooms.transferBudgetChars (Rooms.last Rooms.historyCapacity replica.History)
-        { replica with Primary = Some { primary with Synced = Some backup; Stored = None; AwaitingAtLastTick = Idle; StalledTicks = 0 } },
+        { replica with Primary = Some { primary with Synced = Some backup; Stored = None; InFlight = []; AwaitingAtLastTick = Idle; StalledTicks = 0 } },
         [ SentTo { To = backup.Backup; Message = ReplicaSynced(room, backup, committed, primary.Pending.Messages) } ]
     | _ -> replica, []
 
+/// Appends an owner keeps in flight to its backup, unconfirmed, at most (spec: Window). Under a
+/// flood the posts that arrive while the window is full go together in the next append, so a
+/// backup's confirmation frees room for a whole batch: one peer frame, one write and one fsync
+/// at the backup for many messages (group commit).
+let appendWindow = 4
+
+/// Spec: SendAppends(o). Once the backup has confirmed the state it was sent, the pending
+/// messages not sent to it yet go in one append, while fewer than `window` appends are in
+/// flight. A batch ends at Rooms.transferBudgetChars of text, so a frame stays far below the
+/// peer frame limit (the spec's models never reach it).
+let sendAppends (window: int) (target: BackupAssignment option) (room: RoomName) (replica: Replica) : Replica * ReplicaOutput list =
+    match target, replica.Primary with
+    | Some backup, Some({ Stored = Some stored } as primary) when primary.Synced = Some backup && primary.InFlight.Length < window ->
+        let lastSent = primary.InFlight |> List.tryLast |> Option.defaultValue stored
+        match Uncommitted.takeAfter lastSent Rooms.transferBudgetChars primary.Pending with
+        | [] -> replica, []
+        | batch ->
+            let primary = { primary with InFlight = primary.InFlight @ [ (List.last batch).Seq ] }
+            { replica with Primary = Some primary }, [ SentTo { To = backup.Backup; Message = ReplicaAppended(room, backup, batch) } ]
+    | _ -> replica, []
+
 /// Spec: RecvStored(o, b). The backup confirms it holds everything up to `seq`, for the
-/// assignment `backup`; a confirmation for any other than the one last synced is stale. A
+/// assignment `backup`; a confirmation for any other than the one last synced is stale. It is
+/// cumulative: every append in flight up to `seq` is done, and the window has room again. A
 /// backup that confirms less than this owner has committed never took the state it was sent
 /// (the transfer was lost, or reached it before the news that this node owns the room, and it
 /// ignored it): it is not up to date, and is sent the state again. A backup's copy is exactly
@@ -334,8 +356,10 @@ let recvStored (backup: BackupAssignment) (seq: int64) (replica: Replica) : Repl
         let sequenced = max primary.Pending.LastSeq replica.History.LastSeq
         if seq > sequenced then replica, [ StoredBeyondSequenced(seq, sequenced) ]
         elif primary.Synced <> Some backup then replica, []
-        elif seq < replica.History.LastSeq then { replica with Primary = Some { primary with Synced = None; Stored = None } }, []
-        else { replica with Primary = Some { primary with Stored = Some(max seq (primary.Stored |> Option.defaultValue 0L)) } }, []
+        elif seq < replica.History.LastSeq then { replica with Primary = Some { primary with Synced = None; Stored = None; InFlight = [] } }, []
+        else
+            let stored = max seq (primary.Stored |> Option.defaultValue 0L)
+            { replica with Primary = Some { primary with Stored = Some stored; InFlight = primary.InFlight |> List.filter (fun last -> last > seq) } }, []
 
 /// How far the owner may commit (spec: CommitUpTo(o)).
 type private CommitLimit =
@@ -426,14 +450,23 @@ let recvSync (current: bool) (room: RoomName) (backup: BackupAssignment) (commit
             else persist pending { replica with Stored = sent }
         replica, adopted @ written @ [ confirmStored room backup replica ]
 
+/// The messages that follow one another from the first on, each one number after the last.
+let private consecutive (messages: RoomMessage list) : RoomMessage list =
+    match messages with
+    | [] -> []
+    | first :: _ ->
+        messages |> List.mapi (fun index message -> index, message) |> List.takeWhile (fun (index, message) -> message.Seq = first.Seq + int64 index) |> List.map snd
+
 /// Spec: StoreReplica(b, o), for the backup `current` says this node is. The backup stores
-/// (and writes) the owner's next message when it follows directly on what it holds, committed
-/// or not; otherwise it keeps what it has. Either way it confirms what it holds, so an owner
-/// whose append did not follow on learns that this backup fell behind.
-let storeReplica (current: bool) (backup: BackupAssignment) (message: RoomMessage) (replica: Replica) : Replica * ReplicaOutput list =
-    if not current then replica, []
-    elif message.Seq = held replica.History replica.Stored + 1L then
-        let replica, written = persist [ message ] { replica with Stored = Uncommitted.add message replica.Stored }
-        replica, written @ [ confirmStored message.Room backup replica ]
-    else
-        replica, [ confirmStored message.Room backup replica ]
+/// (and writes, in one write) the owner's batch when it follows directly on what it holds,
+/// committed or not; otherwise it keeps what it has. Either way it confirms what it holds, so
+/// an owner whose append did not follow on learns that this backup fell behind. (An owner's
+/// batch is consecutive; of one that is not, only the consecutive start is stored.)
+let storeReplica (current: bool) (room: RoomName) (backup: BackupAssignment) (messages: RoomMessage list) (replica: Replica) : Replica * ReplicaOutput list =
+    match consecutive messages with
+    | _ when not current -> replica, []
+    | first :: _ as batch when first.Room = room && first.Seq = held replica.History replica.Stored + 1L ->
+        let stored = batch |> List.fold (fun stored message -> Uncommitted.add message stored) replica.Stored
+        let replica, written = persist batch { replica with Stored = stored }
+        replica, written @ [ confirmStored room backup replica ]
+    | _ -> replica, [ confirmStored room backup replica ]

@@ -144,7 +144,8 @@ let backupTarget (room: RoomName) (state: NodeState) =
     Replication.backupTarget room state.Placements state.Backups state.Coordination
 
 /// The owner's replication step for a room: a backup that has not had the room's state gets
-/// it (SyncBackup), and what the backup has stored (everything, when the owner is alone in its
+/// it (SyncBackup), the pending messages not sent yet go to it in one append while the window
+/// has room (SendAppends), and what the backup has stored (everything, when the owner is alone in its
 /// view) is committed: written and delivered here and sent to every node (Commit).
 let replicate (room: RoomName) (state: NodeState) : NodeState * Effect list =
     if not (state.Primaries.ContainsKey room) then
@@ -153,16 +154,17 @@ let replicate (room: RoomName) (state: NodeState) : NodeState * Effect list =
         let target = backupTarget room state
         let alone = state.Coordination.View.Count = 1
         onReplica room (Replication.syncBackup target room) state
+        |> then' (onReplica room (Replication.sendAppends Replication.appendWindow target room))
         |> then' (onReplica room (Replication.commit (hasQuorum state) alone target))
 
-/// The owner gives a post the room's next number and sends it to the backup; it is committed
-/// when the backup confirms. A retry of a committed message is only sent again to the node that
+/// The owner gives a post the room's next number; it goes to the backup with the next append
+/// (replicate) and is committed when the backup confirms. A retry of a committed message is only sent again to the node that
 /// retried; a retry of a pending one waits with it.
 let sequenceAsOwner (post: RoomPost) (placement: Assignment) (state: NodeState) : NodeState * Effect list =
     // The placement names this node: it acts as the owner even before it has taken the room over.
     let before = replicaOf post.Room state
     let before = { before with Primary = Some(before.Primary |> Option.defaultValue Replication.emptyPrimary) }
-    match Replication.sequencePost post placement (backupTarget post.Room state) before with
+    match Replication.sequencePost post placement before with
     | _, Replication.AlreadyCommitted message, _ ->
         let state = acknowledgePost message state
         if post.FromNode <> self state then state, toPeer state post.FromNode (RoomSequenced message)
@@ -189,10 +191,10 @@ let recvSync (room: RoomName) (backup: BackupAssignment) (committed: RoomMessage
     then' (onReplica room (Replication.recvSync current room backup committed pending)) (state, effects)
 
 /// Spec: StoreReplica, on the backup (Replication.storeReplica), after the assignment it carries.
-let recvAppend (backup: BackupAssignment) (message: RoomMessage) (state: NodeState) =
-    let state, effects = applyBackup message.Room backup state
-    let current = isCurrentBackup backup message.Room state
-    then' (onReplica message.Room (Replication.storeReplica current backup message)) (state, effects)
+let recvAppend (room: RoomName) (backup: BackupAssignment) (messages: RoomMessage list) (state: NodeState) =
+    let state, effects = applyBackup room backup state
+    let current = isCurrentBackup backup room state
+    then' (onReplica room (Replication.storeReplica current room backup messages)) (state, effects)
 
 /// Spec: RecvStored, on the owner (Replication.recvStored), then what can commit does.
 let recvStored (room: RoomName) (backup: BackupAssignment) (seq: int64) (state: NodeState) =

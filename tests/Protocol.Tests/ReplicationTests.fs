@@ -47,10 +47,10 @@ let private sentBy (outputs: Replication.ReplicaOutput list) : Sent list =
 let ``sequencePost: numbers continue after history and pending, and a retry is recognised either way`` () =
     let replica = owning [ message 1L 11L; message 2L 12L ] Replication.emptyPrimary
 
-    let replica, first, _ = Replication.sequencePost (post 21L) placement None replica
-    let replica, second, _ = Replication.sequencePost (post 22L) placement None replica
-    let _, retryPending, _ = Replication.sequencePost (post 21L) placement None replica
-    let _, retryCommitted, _ = Replication.sequencePost { post 12L with Text = "m2" } placement None replica
+    let replica, first, _ = Replication.sequencePost (post 21L) placement replica
+    let replica, second, _ = Replication.sequencePost (post 22L) placement replica
+    let _, retryPending, _ = Replication.sequencePost (post 21L) placement replica
+    let _, retryCommitted, _ = Replication.sequencePost { post 12L with Text = "m2" } placement replica
 
     Assert.Equal<int64 list>([ 3L; 4L ], (primaryOf replica).Pending.Messages |> List.map _.Seq)
     Assert.True(match first, second with Replication.Sequenced a, Replication.Sequenced b -> a.Seq = 3L && b.Seq = 4L | _ -> false)
@@ -132,9 +132,9 @@ let ``storeReplica: only the message right after what the backup holds, written 
     let backup = { backupOn 2 1 with Owner = 1 }
     let replica = { Replication.emptyReplica with History = Rooms.ofMessages [ message 1L 1L; message 2L 2L ]; Durable = 2L }
 
-    let stored, outputs = Replication.storeReplica true backup (message 3L 3L) replica
-    let skipped, refused = Replication.storeReplica true backup (message 5L 5L) replica
-    let _, stale = Replication.storeReplica false backup (message 3L 3L) replica
+    let stored, outputs = Replication.storeReplica true "#dev" backup [ message 3L 3L ] replica
+    let skipped, refused = Replication.storeReplica true "#dev" backup [ message 5L 5L ] replica
+    let _, stale = Replication.storeReplica false "#dev" backup [ message 3L 3L ] replica
 
     Assert.Equal<RoomMessage list>([ message 3L 3L ], stored.Stored.Messages)
     Assert.Equal<Replication.ReplicaOutput list>(
@@ -142,6 +142,41 @@ let ``storeReplica: only the message right after what the backup holds, written 
     Assert.Equal(replica, skipped)
     Assert.Equal<Replication.ReplicaOutput list>([ Replication.SentTo { To = 1; Message = ReplicaStored("#dev", backup, 2L) } ], refused)
     Assert.Empty(stale)
+
+let ``storeReplica: a batch is stored with one write and confirmed once, up to its last message`` () =
+    let backup = { backupOn 2 1 with Owner = 1 }
+    let replica = { Replication.emptyReplica with History = Rooms.ofMessages [ message 1L 1L ]; Durable = 1L }
+
+    let stored, outputs = Replication.storeReplica true "#dev" backup [ message 2L 2L; message 3L 3L; message 4L 4L ] replica
+
+    Assert.Equal<int64 list>([ 2L; 3L; 4L ], stored.Stored.Messages |> List.map _.Seq)
+    Assert.Equal<Replication.ReplicaOutput list>(
+        [ Replication.LogAppended [ message 2L 2L; message 3L 3L; message 4L 4L ]
+          Replication.SentTo { To = 1; Message = ReplicaStored("#dev", backup, 4L) } ],
+        outputs)
+
+let ``sendAppends: the owner keeps at most the window in flight, and what arrives meanwhile goes in one append`` () =
+    let backup = backupOn 2 1
+    let synced = { Replication.emptyPrimary with Synced = Some backup; Stored = Some 0L }
+    let replica = owning [] synced
+    let sequence (id: int64) replica =
+        let replica, _, _ = Replication.sequencePost (post id) placement replica
+        replica
+    let appended (outputs: Replication.ReplicaOutput list) =
+        sentBy outputs |> List.map (fun sent -> match sent.Message with ReplicaAppended(_, _, messages) -> messages |> List.map _.Seq | other -> failwith $"{other}")
+
+    let first, sentFirst = Replication.sendAppends 1 (Some backup) "#dev" (sequence 21L replica)
+    let full, whileFull = Replication.sendAppends 1 (Some backup) "#dev" (first |> sequence 22L |> sequence 23L)
+    let confirmed, _ = Replication.recvStored backup 1L full
+    let _, batch = Replication.sendAppends 1 (Some backup) "#dev" confirmed
+
+    Assert.Equal<int64 list list>([ [ 1L ] ], appended sentFirst)
+    Assert.Equal<int64 list>([ 1L ], (primaryOf first).InFlight)
+    Assert.Empty(whileFull)
+    Assert.Equal<int64 list list>([ [ 2L; 3L ] ], appended batch)
+    // Nothing goes before the backup has confirmed the state it was sent.
+    let _, unsynced = Replication.sendAppends 1 (Some backup) "#dev" (owning [] { synced with Stored = None } |> sequence 21L)
+    Assert.Empty(unsynced)
 
 /// Mutant (b) of issue 9: a backup that kept its own never-committed copy on disk instead of the
 /// owner's committed message would read it back, as history, after a restart.
@@ -460,6 +495,10 @@ let tests =
             ``recvStored: a backup confirming less than the owner committed is sent the state again; one beyond what it sequenced is ignored``
         testCase "storeReplica: only the message right after what the backup holds, written before it is confirmed"
             ``storeReplica: only the message right after what the backup holds, written before it is confirmed``
+        testCase "storeReplica: a batch is stored with one write and confirmed once, up to its last message"
+            ``storeReplica: a batch is stored with one write and confirmed once, up to its last message``
+        testCase "sendAppends: the owner keeps at most the window in flight, and what arrives meanwhile goes in one append"
+            ``sendAppends: the owner keeps at most the window in flight, and what arrives meanwhile goes in one append``
         testCase "deliverSequenced: a committed message that differs from the stored copy rewrites the log without that copy"
             ``deliverSequenced: a committed message that differs from the stored copy rewrites the log without that copy``
         testCase "takeOwnership: a node that stops owning a room with pending messages rewrites its log without them"

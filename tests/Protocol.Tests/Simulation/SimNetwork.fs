@@ -438,7 +438,7 @@ let describePeerMessage (message: PeerMessage) : string =
     | RoomSequenced x -> $"RoomSequenced {m x}"
     | BackupAssigned(room, x) -> $"BackupAssigned {room} {b x}"
     | ReplicaSynced(room, x, committed, pending) -> $"ReplicaSynced {room} {b x} committed {ms committed} pending {ms pending}"
-    | ReplicaAppended(x, message) -> $"ReplicaAppended {b x} {m message}"
+    | ReplicaAppended(room, x, messages) -> $"ReplicaAppended {room} {b x} {ms messages}"
     | ReplicaStored(room, x, seq) -> $"ReplicaStored {room} {b x} up to {seq}"
     | HistoryRequested(room, after, requester) -> $"HistoryRequested {room} after {after} by {requester}"
     | HistoryShared(room, messages) -> $"HistoryShared {room} {ms messages}"
