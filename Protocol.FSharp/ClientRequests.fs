@@ -91,16 +91,20 @@ let private leave (client: ClientId) (session: NamedSession) (room: RoomName) (s
         { state with Chat = leaveRoom client (self state) room state.Chat },
         reply client (LeftRoom room) :: toEveryPeer state (MemberLeft(room, session.Nick))
 
+/// A post from a client here waits (for its acknowledgement, or for a re-send after an owner
+/// change) unless a retry of it already does, and goes to the room's owner.
+let private postAndWait (post: RoomPost) (state: NodeState) =
+    let waiting = state.Unconfirmed.TryFind post.Room |> Option.defaultValue WaitingPosts.empty
+    let alreadyWaiting = WaitingPosts.containsId post.From post.ClientMessageId waiting
+    let state = if alreadyWaiting then state else { state with Unconfirmed = state.Unconfirmed.Add(post.Room, WaitingPosts.add post waiting) }
+    routePost post state
+
 let private say (config: ProtocolConfig) (client: ClientId) (session: NamedSession) (room: RoomName) (text: string) (id: int64) (state: NodeState) =
     match validateText config.MaxTextLength text with
     | Result.Error reason -> state, [ refuse client TextInvalid reason ]
     | Ok _ when not (session.Rooms.Contains room) -> state, [ refuse client NotInRoom $"join {room} first" ]
     | Ok text ->
-        let post = { Room = room; From = session.Nick; FromNode = self state; Text = text; ClientMessageId = id }
-        let waiting = state.Unconfirmed.TryFind room |> Option.defaultValue []
-        let alreadyWaiting = id <> 0L && waiting |> List.exists (fun p -> p.From = post.From && p.ClientMessageId = id)
-        let state = if alreadyWaiting then state else { state with Unconfirmed = state.Unconfirmed.Add(room, waiting @ [ post ]) }
-        routePost post state
+        postAndWait { Room = room; From = session.Nick; FromNode = self state; Text = text; ClientMessageId = id } state
 
 let private whisper (config: ProtocolConfig) (client: ClientId) (nick: string) (target: string) (text: string) (state: NodeState) =
     match validateText config.MaxTextLength text, state.Chat.Directory.TryFind target with
@@ -121,9 +125,7 @@ let private whisper (config: ProtocolConfig) (client: ClientId) (nick: string) (
 let private register (client: ClientId) (session: NamedSession) (password: Password) (state: NodeState) =
     match Accounts.registration (self state) session.Nick password with
     | Result.Error(code, reason) -> state, [ refuse client code reason ]
-    | Ok post ->
-        let waiting = state.Unconfirmed.TryFind post.Room |> Option.defaultValue []
-        routePost post { state with Unconfirmed = state.Unconfirmed.Add(post.Room, waiting @ [ post ]) }
+    | Ok post -> postAndWait post state
 
 let private roomList (state: NodeState) : RoomSummary list =
     let rooms = Set.union (occupiedRooms state.Chat) (state.Placements |> Map.keys |> Set.ofSeq) |> Set.remove Accounts.room

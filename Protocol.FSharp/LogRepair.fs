@@ -16,7 +16,8 @@ let repairDamaged (state: NodeState) : NodeState * Effect list =
         | Some(before, _) -> state, effects @ [ for peer in livePeers state -> SendToPeer(peer, HistoryRequested(room, before, self state)) ]
         | None ->
             let uncommitted =
-                (state.Replicas.TryFind room |> Option.defaultValue []) @ (state.Primaries.TryFind room |> Option.map _.Pending |> Option.defaultValue [])
+                (state.Replicas.TryFind room |> Option.map _.Messages |> Option.defaultValue [])
+                @ (state.Primaries.TryFind room |> Option.map _.Pending.Messages |> Option.defaultValue [])
                 |> List.filter (fun message -> message.Seq > history.LastSeq)
                 |> List.distinctBy _.Seq
                 |> List.sortBy _.Seq

@@ -126,7 +126,7 @@ type PeerMessage =
     /// messages not yet committed (spec: SyncBackup). The backup's copy becomes exactly this.
     | ReplicaSynced of room: RoomName * backup: BackupAssignment * committed: RoomMessage list * pending: RoomMessage list
     /// The owner's next message, for the backup to store (spec: StoreReplica).
-    | ReplicaAppended of backup: BackupAssignment * message: RoomMessage
+    | ReplicaAppended of room: RoomName * backup: BackupAssignment * messages: RoomMessage list
     /// The backup holds every message of the room up to `seq`, as the backup of `backup`
     /// (spec: RecvStored): the whole assignment, as the owner compares it.
     | ReplicaStored of room: RoomName * backup: BackupAssignment * seq: int64

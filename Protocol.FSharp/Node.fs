@@ -25,7 +25,7 @@ let private epochNamed (message: PeerMessage) : Epoch option =
     | RoomAssigned(_, placement) -> Some placement.Epoch
     | BackupAssigned(_, backup)
     | ReplicaSynced(_, backup, _, _)
-    | ReplicaAppended(backup, _)
+    | ReplicaAppended(_, backup, _)
     | ReplicaStored(_, backup, _) -> Some backup.Epoch
     | _ -> None
 
@@ -50,7 +50,7 @@ let private handlePlausible (message: PeerMessage) (state: NodeState) : NodeStat
     | RoomSequenced message -> onReplica message.Room (Replication.recvSequenced message) state
     | BackupAssigned(room, backup) -> applyBackup room backup state
     | ReplicaSynced(room, backup, committed, pending) -> recvSync room backup committed pending state
-    | ReplicaAppended(backup, message) -> recvAppend backup message state
+    | ReplicaAppended(room, backup, messages) -> recvAppend room backup messages state
     | ReplicaStored(room, backup, seq) -> recvStored room backup seq state
     | HistoryRequested(room, after, requester) ->
         state, toPeer state requester (HistoryShared(room, Rooms.lastWithin Rooms.transferBudgetChars (Rooms.since after (historyOf room state))))

@@ -50,8 +50,8 @@ type NodeState =
       Backups: Replication.Backups
       /// The rooms this node owns: what waits for the backup.
       Primaries: Map<RoomName, Replication.Primary>
-      /// The rooms this node backs up: messages stored and not yet seen committed, oldest first.
-      Replicas: Map<RoomName, RoomMessage list>
+      /// The rooms this node backs up: messages stored and not yet seen committed.
+      Replicas: Map<RoomName, Uncommitted>
       /// The last sequence number of each room written to this node's log on disk.
       Durable: Map<RoomName, int64>
       /// The newest sequence number of each room shown to its members here. A member sees each
@@ -66,7 +66,7 @@ type NodeState =
       Damaged: Set<RoomName>
       /// Posts not yet seen sequenced: of local clients, and from other nodes that arrived before
       /// this node knew a live owner. Sent again when the room's owner changes.
-      Unconfirmed: Map<RoomName, RoomPost list>
+      Unconfirmed: Map<RoomName, WaitingPosts>
       /// Heartbeat intervals since start, or since the node last lacked a majority (up to
       /// listenTicksBeforeElection).
       TicksSinceStart: int

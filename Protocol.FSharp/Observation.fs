@@ -51,9 +51,7 @@ let replicationLag (state: NodeState) (room: RoomName) : int64 =
     | None -> -1L
     | Some primary ->
         let sequenced =
-            match List.tryLast primary.Pending with
-            | Some newest -> newest.Seq
-            | None -> (historyOf room state).LastSeq
+            if primary.Pending.IsEmpty then (historyOf room state).LastSeq else primary.Pending.LastSeq
         let confirmed = primary.Stored |> Option.defaultValue 0L
         max 0L (sequenced - confirmed)
 

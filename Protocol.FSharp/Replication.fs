@@ -17,8 +17,8 @@ type Awaiting =
     | SyncConfirmation
 
 type Primary =
-    { /// Sequenced here and not yet committed, oldest first.
-      Pending: RoomMessage list
+    { /// Sequenced here and not yet committed.
+      Pending: Uncommitted
       /// The backup assignment the owner has sent its state to; None for none. The whole
       /// assignment, not its version: a new leader's assignment can repeat the version of the
       /// old leader's in a newer epoch, and comparing versions only then never sent the
@@ -27,15 +27,19 @@ type Primary =
       Synced: BackupAssignment option
       /// The highest sequence number that backup has confirmed; None until it confirmed the sync.
       Stored: int64 option
+      /// The last sequence number of each append in flight to that backup and not yet
+      /// confirmed, oldest first: at most the window (sendAppends).
+      InFlight: int64 list
       /// What the owner waited on at the last tick.
       AwaitingAtLastTick: Awaiting
       /// Ticks in a row the owner has waited on the same thing.
       StalledTicks: int }
 
 let emptyPrimary =
-    { Pending = []
+    { Pending = Uncommitted.empty
       Synced = None
       Stored = None
+      InFlight = []
       AwaitingAtLastTick = Idle
       StalledTicks = 0 }
 
@@ -148,8 +152,8 @@ let promoteBackups (lastSeq: RoomName -> int64) (placements: Placement.Placement
 type Replica =
     { /// The committed messages this node holds.
       History: Rooms.RoomHistory
-      /// Stored as the room's backup and not yet seen committed, oldest first.
-      Stored: RoomMessage list
+      /// Stored as the room's backup and not yet seen committed.
+      Stored: Uncommitted
       /// The owner's side, while this node owns the room.
       Primary: Primary option
       /// The last sequence number written to this node's log: what a restart reads back ends
@@ -159,7 +163,7 @@ type Replica =
       AwaitingFill: bool }
 
 let emptyReplica =
-    { History = Rooms.emptyHistory; Stored = []; Primary = None; Durable = 0L; AwaitingFill = false }
+    { History = Rooms.emptyHistory; Stored = Uncommitted.empty; Primary = None; Durable = 0L; AwaitingFill = false }
 
 /// What a replica rule asks of the node, in order.
 type ReplicaOutput =
@@ -210,16 +214,16 @@ let private forEach (next: 'T -> Replica -> Replica * ReplicaOutput list) (items
     replica, List.concat outputs
 
 /// The highest sequence number a node holds of a room: committed, or stored as a backup.
-let held (history: Rooms.RoomHistory) (stored: RoomMessage list) : int64 =
-    stored |> List.tryLast |> Option.map _.Seq |> Option.defaultValue 0L |> max history.LastSeq
+let held (history: Rooms.RoomHistory) (stored: Uncommitted) : int64 =
+    max stored.LastSeq history.LastSeq
 
 /// Spec: DeliverSequenced(h, stored, d, m). A committed message reaches this node: kept in the
 /// history and the log, and no longer only a backup's copy. A stored copy that differs was
 /// never committed (its owner died first): it goes, with everything stored after it, and the
 /// log is rewritten so that a restart cannot read it back.
 let deliverSequenced (message: RoomMessage) (replica: Replica) : Replica * ReplicaOutput list =
-    let superseded = replica.Stored |> List.exists (fun stored -> stored.Seq = message.Seq && stored <> message)
-    let stored = if superseded then [] else replica.Stored |> List.filter (fun stored -> stored.Seq > message.Seq)
+    let superseded = Uncommitted.tryFind message.Seq replica.Stored |> Option.exists (fun stored -> stored <> message)
+    let stored = if superseded then Uncommitted.empty else Uncommitted.after message.Seq replica.Stored
     let replica = { replica with Stored = stored }
     match Rooms.record message replica.History with
     | None -> replica, [ AlreadyDelivered message ]
@@ -261,8 +265,8 @@ let recvSequenced (message: RoomMessage) (replica: Replica) : Replica * ReplicaO
 let takeOwnership (owns: bool) (replica: Replica) : Replica * ReplicaOutput list =
     match replica.Primary with
     | None when owns ->
-        let pending = replica.Stored |> List.filter (fun message -> message.Seq > replica.History.LastSeq)
-        { replica with Primary = Some { emptyPrimary with Pending = pending }; Stored = [] }, []
+        let pending = Uncommitted.after replica.History.LastSeq replica.Stored
+        { replica with Primary = Some { emptyPrimary with Pending = pending }; Stored = Uncommitted.empty }, []
     | Some primary when not owns ->
         let replica = { replica with Primary = None }
         if primary.Pending.IsEmpty then replica, [] else rewrite replica.History replica
@@ -287,30 +291,24 @@ type Sequencing =
     /// This node does not act as the room's owner.
     | NotOwner
 
-let private samePost (post: RoomPost) (message: RoomMessage) =
-    post.ClientMessageId <> 0L && message.ClientMessageId = post.ClientMessageId && message.From = post.From
-
-/// Spec: SequencePost(o, m). The next number continues after everything this node holds:
+/// Spec: SequencePost(o, m). A retry (the same sender and client message id) is found by that
+/// key among the committed and the pending messages. The next number continues after
+/// everything this node holds:
 /// committed, pending, and what the placement says the previous owner reached. Not written to
 /// the log now but when it commits (deliverSequenced): a log read back after a crash must not
-/// hold, as history, a message this owner never committed. It goes to the backup at once if
-/// the backup has been sent the owner's state.
-let sequencePost (post: RoomPost) (placement: Assignment) (target: BackupAssignment option) (replica: Replica) : Replica * Sequencing * ReplicaOutput list =
+/// hold, as history, a message this owner never committed. It goes to the backup with the next
+/// append (sendAppends).
+let sequencePost (post: RoomPost) (placement: Assignment) (replica: Replica) : Replica * Sequencing * ReplicaOutput list =
     match replica.Primary with
     | None -> replica, NotOwner, []
     | Some primary ->
-    match Rooms.alreadySequenced post replica.History, List.exists (samePost post) primary.Pending with
+    match Rooms.alreadySequenced post replica.History, (Uncommitted.tryFindPost post primary.Pending).IsSome with
     | Some message, _ -> replica, AlreadyCommitted message, []
     | None, true -> replica, AlreadyPending, []
     | None, false ->
-        let lastPending = primary.Pending |> List.tryLast |> Option.map _.Seq |> Option.defaultValue 0L
-        let message = Rooms.sequence post { placement with LastSeq = max placement.LastSeq lastPending } replica.History
-        let primary = { primary with Pending = primary.Pending @ [ message ] }
-        let toBackup =
-            match target with
-            | Some backup when primary.Synced = Some backup -> [ SentTo { To = backup.Backup; Message = ReplicaAppended(backup, message) } ]
-            | _ -> []
-        { replica with Primary = Some primary }, Sequenced message, toBackup
+        let message = Rooms.sequence post { placement with LastSeq = max placement.LastSeq primary.Pending.LastSeq } replica.History
+        let primary = { primary with Pending = Uncommitted.add message primary.Pending }
+        { replica with Primary = Some primary }, Sequenced message, []
 
 /// Spec: SyncBackup(o). A backup the owner has not sent its state to gets the room's
 /// committed history and every pending message; until it confirms, nothing commits.
@@ -318,12 +316,34 @@ let syncBackup (target: BackupAssignment option) (room: RoomName) (replica: Repl
     match target, replica.Primary with
     | Some backup, Some primary when primary.Synced <> Some backup ->
         let committed = Rooms.lastWithin Rooms.transferBudgetChars (Rooms.last Rooms.historyCapacity replica.History)
-        { replica with Primary = Some { primary with Synced = Some backup; Stored = None; AwaitingAtLastTick = Idle; StalledTicks = 0 } },
-        [ SentTo { To = backup.Backup; Message = ReplicaSynced(room, backup, committed, primary.Pending) } ]
+        { replica with Primary = Some { primary with Synced = Some backup; Stored = None; InFlight = []; AwaitingAtLastTick = Idle; StalledTicks = 0 } },
+        [ SentTo { To = backup.Backup; Message = ReplicaSynced(room, backup, committed, primary.Pending.Messages) } ]
+    | _ -> replica, []
+
+/// Appends an owner keeps in flight to its backup, unconfirmed, at most (spec: Window). Under a
+/// flood the posts that arrive while the window is full go together in the next append, so a
+/// backup's confirmation frees room for a whole batch: one peer frame, one write and one fsync
+/// at the backup for many messages (group commit).
+let appendWindow = 4
+
+/// Spec: SendAppends(o). Once the backup has confirmed the state it was sent, the pending
+/// messages not sent to it yet go in one append, while fewer than `window` appends are in
+/// flight. A batch ends at Rooms.transferBudgetChars of text, so a frame stays far below the
+/// peer frame limit (the spec's models never reach it).
+let sendAppends (window: int) (target: BackupAssignment option) (room: RoomName) (replica: Replica) : Replica * ReplicaOutput list =
+    match target, replica.Primary with
+    | Some backup, Some({ Stored = Some stored } as primary) when primary.Synced = Some backup && primary.InFlight.Length < window ->
+        let lastSent = primary.InFlight |> List.tryLast |> Option.defaultValue stored
+        match Uncommitted.takeAfter lastSent Rooms.transferBudgetChars primary.Pending with
+        | [] -> replica, []
+        | batch ->
+            let primary = { primary with InFlight = primary.InFlight @ [ (List.last batch).Seq ] }
+            { replica with Primary = Some primary }, [ SentTo { To = backup.Backup; Message = ReplicaAppended(room, backup, batch) } ]
     | _ -> replica, []
 
 /// Spec: RecvStored(o, b). The backup confirms it holds everything up to `seq`, for the
-/// assignment `backup`; a confirmation for any other than the one last synced is stale. A
+/// assignment `backup`; a confirmation for any other than the one last synced is stale. It is
+/// cumulative: every append in flight up to `seq` is done, and the window has room again. A
 /// backup that confirms less than this owner has committed never took the state it was sent
 /// (the transfer was lost, or reached it before the news that this node owns the room, and it
 /// ignored it): it is not up to date, and is sent the state again. A backup's copy is exactly
@@ -333,11 +353,13 @@ let recvStored (backup: BackupAssignment) (seq: int64) (replica: Replica) : Repl
     match replica.Primary with
     | None -> replica, []
     | Some primary ->
-        let sequenced = primary.Pending |> List.fold (fun highest message -> max highest message.Seq) replica.History.LastSeq
+        let sequenced = max primary.Pending.LastSeq replica.History.LastSeq
         if seq > sequenced then replica, [ StoredBeyondSequenced(seq, sequenced) ]
         elif primary.Synced <> Some backup then replica, []
-        elif seq < replica.History.LastSeq then { replica with Primary = Some { primary with Synced = None; Stored = None } }, []
-        else { replica with Primary = Some { primary with Stored = Some(max seq (primary.Stored |> Option.defaultValue 0L)) } }, []
+        elif seq < replica.History.LastSeq then { replica with Primary = Some { primary with Synced = None; Stored = None; InFlight = [] } }, []
+        else
+            let stored = max seq (primary.Stored |> Option.defaultValue 0L)
+            { replica with Primary = Some { primary with Stored = Some stored; InFlight = primary.InFlight |> List.filter (fun last -> last > seq) } }, []
 
 /// How far the owner may commit (spec: CommitUpTo(o)).
 type private CommitLimit =
@@ -362,12 +384,11 @@ let commit (quorum: bool) (alone: bool) (target: BackupAssignment option) (repli
             | None, _ -> Nothing
             | Some backup, Some seq when primary.Synced = Some backup -> UpTo seq
             | Some _, _ -> Nothing
-        let isCommitted (message: RoomMessage) =
+        let committed, pending =
             match limit with
-            | Nothing -> false
-            | Everything -> true
-            | UpTo seq -> message.Seq <= seq
-        let committed, pending = primary.Pending |> List.partition isCommitted
+            | Nothing -> [], primary.Pending
+            | Everything -> primary.Pending.Messages, Uncommitted.empty
+            | UpTo seq -> Uncommitted.upTo seq primary.Pending
         let replica = { replica with Primary = Some { primary with Pending = pending } }
         let commitOne message replica =
             let replica, delivered = deliverSequenced message replica
@@ -383,10 +404,10 @@ let commit (quorum: bool) (alone: bool) (target: BackupAssignment option) (repli
 /// tick, and sending it the whole room again then only makes it later.
 let resyncIfStalled (afterTicks: int) (primary: Primary) : Primary =
     let awaiting =
-        match primary.Pending with
-        | first :: _ -> OldestPending first.Seq
-        | [] when primary.Synced.IsSome && primary.Stored.IsNone -> SyncConfirmation
-        | [] -> Idle
+        match Uncommitted.tryFirst primary.Pending with
+        | Some first -> OldestPending first.Seq
+        | None when primary.Synced.IsSome && primary.Stored.IsNone -> SyncConfirmation
+        | None -> Idle
     if awaiting <> Idle && awaiting = primary.AwaitingAtLastTick then
         if primary.StalledTicks + 1 >= afterTicks then { primary with Synced = None; AwaitingAtLastTick = Idle; StalledTicks = 0 }
         else { primary with StalledTicks = primary.StalledTicks + 1 }
@@ -422,20 +443,30 @@ let recvSync (current: bool) (room: RoomName) (backup: BackupAssignment) (commit
     else
         let replica, adopted = adoptHistory committed replica
         let pending = pending |> List.filter (fun message -> message.Seq > replica.History.LastSeq)
-        let dropped = replica.Stored |> List.exists (fun stored -> stored.Seq > replica.History.LastSeq && not (List.contains stored pending))
+        let sent = Uncommitted.ofList pending
+        let dropped = replica.Stored |> Seq.exists (fun stored -> stored.Seq > replica.History.LastSeq && not (Uncommitted.contains stored sent))
         let replica, written =
-            if dropped then rewriteWith replica.History pending { replica with Stored = pending }
-            else persist pending { replica with Stored = pending }
+            if dropped then rewriteWith replica.History pending { replica with Stored = sent }
+            else persist pending { replica with Stored = sent }
         replica, adopted @ written @ [ confirmStored room backup replica ]
 
+/// The messages that follow one another from the first on, each one number after the last.
+let private consecutive (messages: RoomMessage list) : RoomMessage list =
+    match messages with
+    | [] -> []
+    | first :: _ ->
+        messages |> List.mapi (fun index message -> index, message) |> List.takeWhile (fun (index, message) -> message.Seq = first.Seq + int64 index) |> List.map snd
+
 /// Spec: StoreReplica(b, o), for the backup `current` says this node is. The backup stores
-/// (and writes) the owner's next message when it follows directly on what it holds, committed
-/// or not; otherwise it keeps what it has. Either way it confirms what it holds, so an owner
-/// whose append did not follow on learns that this backup fell behind.
-let storeReplica (current: bool) (backup: BackupAssignment) (message: RoomMessage) (replica: Replica) : Replica * ReplicaOutput list =
-    if not current then replica, []
-    elif message.Seq = held replica.History replica.Stored + 1L then
-        let replica, written = persist [ message ] { replica with Stored = replica.Stored @ [ message ] }
-        replica, written @ [ confirmStored message.Room backup replica ]
-    else
-        replica, [ confirmStored message.Room backup replica ]
+/// (and writes, in one write) the owner's batch when it follows directly on what it holds,
+/// committed or not; otherwise it keeps what it has. Either way it confirms what it holds, so
+/// an owner whose append did not follow on learns that this backup fell behind. (An owner's
+/// batch is consecutive; of one that is not, only the consecutive start is stored.)
+let storeReplica (current: bool) (room: RoomName) (backup: BackupAssignment) (messages: RoomMessage list) (replica: Replica) : Replica * ReplicaOutput list =
+    match consecutive messages with
+    | _ when not current -> replica, []
+    | first :: _ as batch when first.Room = room && first.Seq = held replica.History replica.Stored + 1L ->
+        let stored = batch |> List.fold (fun stored message -> Uncommitted.add message stored) replica.Stored
+        let replica, written = persist batch { replica with Stored = stored }
+        replica, written @ [ confirmStored room backup replica ]
+    | _ -> replica, [ confirmStored room backup replica ]

@@ -32,8 +32,8 @@ let applyAssignment (room: RoomName) (placement: Assignment) (state: NodeState) 
               match before with
               | Some earlier -> SendToClients(localMembers room state.Chat, Notice $"{room} moved to node {owner} (node {earlier.Owner} is gone)")
               | None -> () ]
-        let waiting = state.Unconfirmed.TryFind room |> Option.defaultValue []
-        forEach routePost waiting (then' (takeOwnership room owner) (state, told))
+        let waiting = state.Unconfirmed.TryFind room |> Option.defaultValue WaitingPosts.empty
+        forEach routePost waiting.Posts (then' (takeOwnership room owner) (state, told))
 
 /// The leader's decisions (placements, backups): announced first, then applied here, so a post
 /// this node forwards to a new owner reaches it after the news that it owns the room.
@@ -89,4 +89,4 @@ let retryPlacements (state: NodeState) : NodeState * Effect list =
 /// or reach a node that did not yet know the room had moved. The owner recognises a retry
 /// (Replication.sequencePost), so a post is sequenced once however often it is sent.
 let resendWaiting (state: NodeState) : NodeState * Effect list =
-    forEach routePost (state.Unconfirmed.Values |> Seq.concat) (state, [])
+    forEach routePost (state.Unconfirmed.Values |> Seq.collect _.Posts |> List.ofSeq) (state, [])

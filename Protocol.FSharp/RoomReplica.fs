@@ -50,13 +50,8 @@ let forEach (next: 'T -> NodeState -> NodeState * Effect list) (items: 'T seq) (
 /// client message id name one message, whichever node the retry went through; without an id (0)
 /// the text and the sender's node must match too.
 let acknowledgePost (message: RoomMessage) (state: NodeState) : NodeState =
-    let waiting = state.Unconfirmed.TryFind message.Room |> Option.defaultValue []
-    let isThis (post: RoomPost) =
-        post.From = message.From
-        && (if message.ClientMessageId = 0L then post.Text = message.Text && post.FromNode = message.FromNode
-            else post.ClientMessageId = message.ClientMessageId)
-    match List.tryFindIndex isThis waiting with
-    | Some index -> { state with Unconfirmed = state.Unconfirmed.Add(message.Room, List.removeAt index waiting) }
+    match state.Unconfirmed.TryFind message.Room |> Option.bind (WaitingPosts.tryRemoveAnswered message) with
+    | Some waiting -> { state with Unconfirmed = state.Unconfirmed.Add(message.Room, waiting) }
     | None -> state
 
 /// The accounts room has no members; the client that registered, if it is here, is told.
@@ -84,7 +79,7 @@ let askForMissing (room: RoomName) (state: NodeState) : Effect list =
 /// What this node holds of a room, as the replica rules see it.
 let replicaOf (room: RoomName) (state: NodeState) : Replication.Replica =
     { History = historyOf room state
-      Stored = state.Replicas.TryFind room |> Option.defaultValue []
+      Stored = state.Replicas.TryFind room |> Option.defaultValue Uncommitted.empty
       Primary = state.Primaries.TryFind room
       Durable = state.Durable.TryFind room |> Option.defaultValue 0L
       AwaitingFill = state.FillsRequested.Contains room }
@@ -158,7 +153,8 @@ let backupTarget (room: RoomName) (state: NodeState) =
     Replication.backupTarget room state.Placements state.Backups state.Coordination
 
 /// The owner's replication step for a room: a backup that has not had the room's state gets
-/// it (SyncBackup), and what the backup has stored (everything, when the owner is alone in its
+/// it (SyncBackup), the pending messages not sent yet go to it in one append while the window
+/// has room (SendAppends), and what the backup has stored (everything, when the owner is alone in its
 /// view) is committed: written and delivered here and sent to every node (Commit).
 let replicate (room: RoomName) (state: NodeState) : NodeState * Effect list =
     if not (state.Primaries.ContainsKey room) then
@@ -167,16 +163,17 @@ let replicate (room: RoomName) (state: NodeState) : NodeState * Effect list =
         let target = backupTarget room state
         let alone = state.Coordination.View.Count = 1
         onReplica room (Replication.syncBackup target room) state
+        |> then' (onReplica room (Replication.sendAppends Replication.appendWindow target room))
         |> then' (onReplica room (Replication.commit (hasQuorum state) alone target))
 
-/// The owner gives a post the room's next number and sends it to the backup; it is committed
-/// when the backup confirms. A retry of a committed message is only sent again to the node that
+/// The owner gives a post the room's next number; it goes to the backup with the next append
+/// (replicate) and is committed when the backup confirms. A retry of a committed message is only sent again to the node that
 /// retried; a retry of a pending one waits with it.
 let sequenceAsOwner (post: RoomPost) (placement: Assignment) (state: NodeState) : NodeState * Effect list =
     // The placement names this node: it acts as the owner even before it has taken the room over.
     let before = replicaOf post.Room state
     let before = { before with Primary = Some(before.Primary |> Option.defaultValue Replication.emptyPrimary) }
-    match Replication.sequencePost post placement (backupTarget post.Room state) before with
+    match Replication.sequencePost post placement before with
     | _, Replication.AlreadyCommitted message, _ ->
         let state = acknowledgePost message state
         if post.FromNode <> self state then state, toPeer state post.FromNode (RoomSequenced message)
@@ -203,10 +200,10 @@ let recvSync (room: RoomName) (backup: BackupAssignment) (committed: RoomMessage
     then' (onReplica room (Replication.recvSync current room backup committed pending)) (state, effects)
 
 /// Spec: StoreReplica, on the backup (Replication.storeReplica), after the assignment it carries.
-let recvAppend (backup: BackupAssignment) (message: RoomMessage) (state: NodeState) =
-    let state, effects = applyBackup message.Room backup state
-    let current = isCurrentBackup backup message.Room state
-    then' (onReplica message.Room (Replication.storeReplica current backup message)) (state, effects)
+let recvAppend (room: RoomName) (backup: BackupAssignment) (messages: RoomMessage list) (state: NodeState) =
+    let state, effects = applyBackup room backup state
+    let current = isCurrentBackup backup room state
+    then' (onReplica room (Replication.storeReplica current room backup messages)) (state, effects)
 
 /// Spec: RecvStored, on the owner (Replication.recvStored), then what can commit does.
 let recvStored (room: RoomName) (backup: BackupAssignment) (seq: int64) (state: NodeState) =
@@ -226,6 +223,6 @@ let takeOwnership (room: RoomName) (owner: NodeId) (state: NodeState) : NodeStat
 /// arrived here, or names a node that has left) waits here like a local one, and goes on when
 /// the assignment arrives: the sender sends it only once.
 let hold (post: RoomPost) (state: NodeState) : NodeState =
-    let waiting = state.Unconfirmed.TryFind post.Room |> Option.defaultValue []
-    if post.FromNode = self state || List.contains post waiting then state
-    else { state with Unconfirmed = state.Unconfirmed.Add(post.Room, waiting @ [ post ]) }
+    let waiting = state.Unconfirmed.TryFind post.Room |> Option.defaultValue WaitingPosts.empty
+    if post.FromNode = self state || WaitingPosts.contains post waiting then state
+    else { state with Unconfirmed = state.Unconfirmed.Add(post.Room, WaitingPosts.add post waiting) }

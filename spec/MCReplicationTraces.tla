@@ -15,7 +15,7 @@ CONSTANT TraceDirectory
 ASSUME ConstantsWritten ==
     JsonSerialize(TraceDirectory \o "/constants.json",
                   <<[Node |-> Node, Msg |-> Msg, MaxCrashes |-> MaxCrashes, Start |-> Start,
-                     InitialOwner |-> InitialOwner, MaxPartitions |-> MaxPartitions]>>)
+                     InitialOwner |-> InitialOwner, MaxPartitions |-> MaxPartitions, Window |-> Window]>>)
 
 WriteBehaviour ==
     (TLCGet("level") = TLCGet("config").depth + 1 \/ ~ENABLED Next) =>

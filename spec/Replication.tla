@@ -13,6 +13,7 @@
 (*                                                                         *)
 (*   SequencePost(o, id)       Replication.sequencePost                    *)
 (*   SyncBackup(o)             Replication.syncBackup                      *)
+(*   SendAppends(o)            Replication.sendAppends                     *)
 (*   RecvSync(b, o)            Replication.recvSync                        *)
 (*   StoreReplica(b, o)        Replication.storeReplica                    *)
 (*   RecvStored(o, b)          Replication.recvStored                      *)
@@ -70,8 +71,10 @@ CONSTANTS
     Start,       \* "backed": the room starts with an up-to-date backup;
                  \* "fresh": the room has just been placed, with no backup yet
     InitialOwner,\* the nodes the room may start on (Node for every choice)
-    MaxPartitions\* model bound: at most this many partitions in a behaviour, each cutting
+    MaxPartitions,\* model bound: at most this many partitions in a behaviour, each cutting
                  \* one node off (0: none, every live node's view is the live nodes)
+    Window       \* the appends an owner keeps in flight to its backup, unconfirmed, at most
+                 \* (F#: Replication.appendWindow)
 
 ASSUME /\ Node \subseteq Nat \ {0} /\ Cardinality(Node) >= 2
        /\ Msg \subseteq Nat \ {0}
@@ -79,6 +82,7 @@ ASSUME /\ Node \subseteq Nat \ {0} /\ Cardinality(Node) >= 2
        /\ Start \in {"backed", "fresh"}
        /\ InitialOwner \subseteq Node /\ InitialOwner # {}
        /\ MaxPartitions \in Nat
+       /\ Window \in Nat \ {0}
 
 VARIABLES
     alive,       \* alive[n]: the environment's truth
@@ -133,24 +137,26 @@ Placement == [owner : Node, epoch : Nat, version : Nat \ {0}, lastSeq : Nat]
 
 \* F# Replication.Primary (PendingAtLastTick is not modelled).  synced is the whole backup
 \* assignment the owner sent its state to (NoBackup: none yet), compared whole: two
-\* assignments of different epochs can share a version (F# Primary.Synced).
+\* assignments of different epochs can share a version (F# Primary.Synced).  inflight holds,
+\* for each append in flight to that backup and not yet confirmed, its last sequence number,
+\* oldest first (F# Primary.InFlight): at most Window of them.
 \* NoPrimary marks a node that does not act as the owner; its synced is no assignment.
-PrimaryState == [pending : Seq(Message), synced : Assignment \cup {NoBackup}, stored : Nat \cup {None}]
+PrimaryState == [pending : Seq(Message), synced : Assignment \cup {NoBackup}, stored : Nat \cup {None}, inflight : Seq(Nat)]
 NotOwner == [backup |-> None, owner |-> None, epoch |-> None, version |-> None]
-NoPrimary == [pending |-> <<>>, synced |-> NotOwner, stored |-> None]
-EmptyPrimary == [pending |-> <<>>, synced |-> NoBackup, stored |-> None]
+NoPrimary == [pending |-> <<>>, synced |-> NotOwner, stored |-> None, inflight |-> <<>>]
+EmptyPrimary == [pending |-> <<>>, synced |-> NoBackup, stored |-> None, inflight |-> <<>>]
 
 \* The peer messages of Messages.fs that this module models.
 BackupMsg(a) == [type |-> "backup", assignment |-> a]                    \* BackupAssigned
 SyncMsg(a, c, p) == [type |-> "sync", assignment |-> a, committed |-> c, pending |-> p]  \* ReplicaSynced
-AppendMsg(a, m) == [type |-> "append", assignment |-> a, message |-> m]  \* ReplicaAppended
+AppendMsg(a, ms) == [type |-> "append", assignment |-> a, messages |-> ms]  \* ReplicaAppended
 StoredMsg(a, s) == [type |-> "stored", assignment |-> a, seq |-> s]      \* ReplicaStored
 SequencedMsg(m) == [type |-> "sequenced", message |-> m]                 \* RoomSequenced
 
 PeerMessage ==
     [type : {"backup"}, assignment : Assignment]
         \cup [type : {"sync"}, assignment : Assignment, committed : Seq(Message), pending : Seq(Message)]
-        \cup [type : {"append"}, assignment : Assignment, message : Message]
+        \cup [type : {"append"}, assignment : Assignment, messages : Seq(Message)]
         \cup [type : {"stored"}, assignment : Assignment, seq : Nat]
         \cup [type : {"sequenced"}, message : Message]
 
@@ -295,7 +301,7 @@ TakeOwnership(n) ==
 
 \* F#: Replication.sequencePost returning Sequenced (Node.sequenceAsOwner).  The next number
 \* continues after everything the owner holds and what the placement says the room reached.
-\* The message goes to the backup at once if the backup has been sent the owner's state.
+\* The message goes to the backup with the next append (SendAppends).
 \* (A retry of a committed or pending message changes nothing modelled.)
 SequencePost(o, id) ==
     /\ alive[o] /\ placement.owner = o /\ primary[o] # NoPrimary
@@ -303,10 +309,8 @@ SequencePost(o, id) ==
     /\ LET p == primary[o]
            last == Max({LastSeq(history[o]), placement.lastSeq, LastOf(p.pending)})
            m == [seq |-> last + 1, id |-> id]
-           t == BackupTarget(o)
-       IN  /\ primary' = [primary EXCEPT ![o].pending = Append(@, m)]
-           /\ chan' = IF t # NoBackup /\ t = p.synced THEN Send(chan, o, t.backup, AppendMsg(t, m)) ELSE chan
-    /\ UNCHANGED <<alive, isolated, partitions, epoch, placement, backups, history, replicas, missing, disk, acked>>
+       IN  primary' = [primary EXCEPT ![o].pending = Append(@, m)]
+    /\ UNCHANGED <<alive, isolated, partitions, epoch, placement, backups, history, replicas, chan, missing, disk, acked>>
 
 \* F#: Replication.syncBackup.  A backup the owner has not sent its state to gets the
 \* committed history and every pending message; nothing commits until it confirms.
@@ -317,8 +321,28 @@ SyncBackup(o) ==
     /\ alive[o] /\ primary[o] # NoPrimary
     /\ LET t == BackupTarget(o)
        IN  /\ t # NoBackup /\ t # primary[o].synced
-           /\ primary' = [primary EXCEPT ![o] = [@ EXCEPT !.synced = t, !.stored = None]]
+           /\ primary' = [primary EXCEPT ![o] = [@ EXCEPT !.synced = t, !.stored = None, !.inflight = <<>>]]
            /\ chan' = Send(chan, o, t.backup, SyncMsg(t, history[o], primary[o].pending))
+    /\ UNCHANGED <<alive, isolated, partitions, epoch, placement, backups, history, replicas, missing, disk, acked>>
+
+\* F#: Replication.sendAppends.  Once the backup has confirmed the state it was sent, the
+\* owner sends it, in one append, every pending message it has not sent yet (a batch: one
+\* peer frame, one write and one fsync at the backup for all of them), while fewer than Window
+\* appends are in flight unconfirmed.  Under load the messages that arrive while the window is
+\* full go together in the next append.  (F# also ends a batch at a size budget, which no
+\* model reaches.)
+LastSent(p) == IF p.inflight = <<>> THEN p.stored ELSE p.inflight[Len(p.inflight)]
+
+SendAppends(o) ==
+    /\ alive[o] /\ primary[o] # NoPrimary
+    /\ LET p == primary[o]
+           t == BackupTarget(o)
+           batch == After(p.pending, LastSent(p))
+       IN  /\ t # NoBackup /\ t = p.synced /\ p.stored # None
+           /\ Len(p.inflight) < Window
+           /\ batch # <<>>
+           /\ primary' = [primary EXCEPT ![o].inflight = Append(@, LastOf(batch))]
+           /\ chan' = Send(chan, o, t.backup, AppendMsg(t, batch))
     /\ UNCHANGED <<alive, isolated, partitions, epoch, placement, backups, history, replicas, missing, disk, acked>>
 
 \* F#: Replication.recvStored.  The backup holds everything up to seq, for the assignment
@@ -327,7 +351,7 @@ SyncBackup(o) ==
 \* again (SyncBackup is enabled once more).  One beyond what o has sequenced is ignored: F#
 \* takes it for forged or broken, yet an honest one gets there too, when the backup holds a
 \* committed message of the previous owner that has not reached o yet; the next confirmation
-\* counts instead.
+\* counts instead.  A confirmation is cumulative: it frees every append in flight up to seq.
 RecvStored(o, b) ==
     /\ Receivable(b, o, "stored")
     /\ LET m == First(b, o)
@@ -335,8 +359,9 @@ RecvStored(o, b) ==
            sequenced == Max({LastSeq(history[o]), LastOf(p.pending)})
        IN  primary' = IF p = NoPrimary \/ m.assignment # p.synced \/ m.seq > sequenced THEN primary
                       ELSE IF m.seq < LastSeq(history[o])
-                      THEN [primary EXCEPT ![o] = [@ EXCEPT !.synced = NoBackup, !.stored = None]]
-                      ELSE [primary EXCEPT ![o].stored = IF m.seq > p.stored THEN m.seq ELSE p.stored]
+                      THEN [primary EXCEPT ![o] = [@ EXCEPT !.synced = NoBackup, !.stored = None, !.inflight = <<>>]]
+                      ELSE [primary EXCEPT ![o] = [@ EXCEPT !.stored = IF m.seq > p.stored THEN m.seq ELSE p.stored,
+                                                            !.inflight = SelectSeq(p.inflight, LAMBDA s : s > m.seq)]]
     /\ chan' = Pop(b, o)
     /\ UNCHANGED <<alive, isolated, partitions, epoch, placement, backups, history, replicas, missing, disk, acked>>
 
@@ -408,7 +433,7 @@ RecvSync(b, o) ==
     /\ UNCHANGED <<alive, isolated, partitions, epoch, placement, primary, acked>>
 
 \* F#: Replication.storeReplica (after Replication.recvBackupAssignment).  The backup stores
-\* and writes the owner's next message when it follows directly on what it holds, and
+\* and writes the owner's batch (one write) when it follows directly on what it holds, and
 \* confirms what it holds.
 StoreReplica(b, o) ==
     /\ Receivable(o, b, "append")
@@ -418,10 +443,10 @@ StoreReplica(b, o) ==
            held == Held(history[b], replicas[b])
        IN  /\ backups' = [backups EXCEPT ![b] = assigned]
            /\ IF IsCurrentBackup(b, a, assigned)
-              THEN IF m.message.seq = held + 1
-                   THEN /\ replicas' = [replicas EXCEPT ![b] = Append(@, m.message)]
-                        /\ disk' = [disk EXCEPT ![b] = Persist(@, <<m.message>>)]
-                        /\ chan' = Send(Pop(o, b), b, a.owner, StoredMsg(a, m.message.seq))
+              THEN IF m.messages[1].seq = held + 1
+                   THEN /\ replicas' = [replicas EXCEPT ![b] = @ \o m.messages]
+                        /\ disk' = [disk EXCEPT ![b] = Persist(@, m.messages)]
+                        /\ chan' = Send(Pop(o, b), b, a.owner, StoredMsg(a, LastOf(m.messages)))
                    ELSE /\ chan' = Send(Pop(o, b), b, a.owner, StoredMsg(a, held))
                         /\ UNCHANGED <<replicas, disk>>
               ELSE /\ chan' = Pop(o, b)
@@ -586,6 +611,7 @@ Init ==
 Next ==
     \/ \E o \in Node : \E id \in Msg : SequencePost(o, id)
     \/ \E o \in Node : SyncBackup(o)
+    \/ \E o \in Node : SendAppends(o)
     \/ \E b, o \in Node : RecvSync(b, o)
     \/ \E b, o \in Node : StoreReplica(b, o)
     \/ \E o, b \in Node : RecvStored(o, b)
@@ -607,7 +633,7 @@ Spec == Init /\ [][Next]_vars
 \* (clients are not obliged to post).  Per node and per link, so that one busy node or link
 \* cannot starve another.
 Fairness ==
-    /\ \A o \in Node : WF_vars(SyncBackup(o)) /\ WF_vars(Commit(o)) /\ WF_vars(FillGap(o))
+    /\ \A o \in Node : WF_vars(SyncBackup(o)) /\ WF_vars(SendAppends(o)) /\ WF_vars(Commit(o)) /\ WF_vars(FillGap(o))
     /\ \A l \in Node : WF_vars(AssignBackup(l)) /\ WF_vars(PromoteBackup(l)) /\ WF_vars(ReassignRooms(l))
     /\ \A i, j \in Node : /\ WF_vars(RecvSync(i, j)) /\ WF_vars(StoreReplica(i, j)) /\ WF_vars(RecvStored(i, j))
                          /\ WF_vars(RecvSequenced(i, j)) /\ WF_vars(RecvBackupAssignment(i, j))

@@ -175,7 +175,7 @@ let ``a say to #lobby at its owner is sequenced, shown to every named local clie
 
     let message = { Room = Rooms.lobby; Seq = 1L; From = "alice"; FromNode = 1; Text = "hello, world"; ClientMessageId = 7L }
     // Sent to the backup only; shown once the backup has stored it.
-    Assert.Equal<(NodeId * PeerMessage) list>([ 2, ReplicaAppended({ Backup = 2; Owner = 1; Epoch = 1L; Leader = 0; Version = 1 }, message) ], peerSends effects)
+    Assert.Equal<(NodeId * PeerMessage) list>([ 2, ReplicaAppended(Rooms.lobby, { Backup = 2; Owner = 1; Epoch = 1L; Leader = 0; Version = 1 }, [ message ]) ], peerSends effects)
     Assert.Empty(repliesTo 10 effects)
 
     let next, effects = step config sequenced (PeerMessageReceived(ReplicaStored(Rooms.lobby, { Backup = 2; Owner = 1; Epoch = 1L; Leader = 0; Version = 1 }, 1L)))
@@ -197,7 +197,7 @@ let ``a say to #lobby at another node than its owner goes to the owner only and 
     let post = { Room = Rooms.lobby; From = "alice"; FromNode = 1; Text = "hi all"; ClientMessageId = 7L }
     Assert.Equal<(NodeId * PeerMessage) list>([ 2, RoomPosted post ], peerSends effects)
     Assert.Empty(repliesTo 10 effects)
-    Assert.Equal<RoomPost list>([ post ], posted.Unconfirmed[Rooms.lobby])
+    Assert.Equal<RoomPost list>([ post ], posted.Unconfirmed[Rooms.lobby].Posts)
 
     let message = { Room = Rooms.lobby; Seq = 1L; From = "alice"; FromNode = 1; Text = "hi all"; ClientMessageId = 7L }
     let confirmed, effects = step config posted (PeerMessageReceived(RoomSequenced message))

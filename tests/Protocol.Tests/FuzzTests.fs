@@ -50,7 +50,7 @@ let private validPeerMessages : PeerMessage list =
       RoomSequenced(message 4L)
       BackupAssigned(Rooms.lobby, backup)
       ReplicaSynced(Rooms.lobby, backup, [ message 1L; message 2L ], [ message 3L ])
-      ReplicaAppended(backup, message 4L)
+      ReplicaAppended(Rooms.lobby, backup, [ message 4L; message 5L ])
       ReplicaStored(Rooms.lobby, backup, 3L)
       HistoryRequested(Rooms.lobby, 1L, 2)
       HistoryShared(Rooms.lobby, [ message 1L; message 2L; message 3L ]) ]

@@ -36,7 +36,7 @@ let ``a number already shown to the members is not shown again after the node's 
     Assert.Equal<int64 list>([ 4L ], shownSeqs next)
 
 let ``the shell may read client requests until maxPostsInFlight posts wait for their owners`` () =
-    let waiting count = { NodeState.init { Id = 2; ClientEndpoint = { Host = "127.0.0.1"; Port = 5002 }; PeerEndpoint = { Host = "127.0.0.1"; Port = 6002 } } with Unconfirmed = Map [ "#dev", [ for id in 1L .. int64 count -> post id ] ] }
+    let waiting count = { NodeState.init { Id = 2; ClientEndpoint = { Host = "127.0.0.1"; Port = 5002 }; PeerEndpoint = { Host = "127.0.0.1"; Port = 6002 } } with Unconfirmed = Map [ "#dev", WaitingPosts.ofList [ for id in 1L .. int64 count -> post id ] ] }
 
     Assert.True(Node.acceptsClientRequests (waiting (Node.maxPostsInFlight - 1)))
     Assert.False(Node.acceptsClientRequests (waiting Node.maxPostsInFlight))
@@ -71,7 +71,7 @@ let ``a tick that resends a thousand waiting posts sends each once, in order`` (
             Coordination = { Coordination.init 2 with View = Set [ 2; 3 ]; Leader = Some 3; Epoch = 1L }
             Peers = Map [ 3, { Info = owner; Load = Load.zero } ]
             Placements = Map [ "#dev", { Owner = 3; Epoch = 1L; Leader = 0; Version = 1; LastSeq = 0L } ]
-            Unconfirmed = Map [ "#dev", posts ] }
+            Unconfirmed = Map [ "#dev", WaitingPosts.ofList posts ] }
 
     let _, effects = Node.step config state Ticked
 

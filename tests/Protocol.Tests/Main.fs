@@ -2,6 +2,7 @@
 /// after it), in parallel except where a list is sequenced. Its options follow `--`, e.g.
 ///     dotnet run --project tests/Protocol.Tests -c Release -- --filter Conformance
 ///     dotnet run --project tests/Protocol.Tests -c Release -- --list-tests
+/// and `-- flood [posts] [burst]` runs the replicated-throughput measurement (FloodMeasure.fs).
 module FormalChat.Protocol.Tests.Main
 
 open System.Reflection
@@ -30,4 +31,9 @@ let tests =
     ]
 
 [<EntryPoint>]
-let main argv = Tests.runTestsInAssemblyWithCLIArgs [] argv
+let main argv =
+    match argv with
+    | [| "flood" |] -> FloodMeasure.run 20_000 1000
+    | [| "flood"; posts |] -> FloodMeasure.run (int posts) 1000
+    | [| "flood"; posts; burst |] -> FloodMeasure.run (int posts) (int burst)
+    | _ -> Tests.runTestsInAssemblyWithCLIArgs [] argv

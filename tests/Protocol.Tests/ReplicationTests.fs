@@ -47,30 +47,30 @@ let private sentBy (outputs: Replication.ReplicaOutput list) : Sent list =
 let ``sequencePost: numbers continue after history and pending, and a retry is recognised either way`` () =
     let replica = owning [ message 1L 11L; message 2L 12L ] Replication.emptyPrimary
 
-    let replica, first, _ = Replication.sequencePost (post 21L) placement None replica
-    let replica, second, _ = Replication.sequencePost (post 22L) placement None replica
-    let _, retryPending, _ = Replication.sequencePost (post 21L) placement None replica
-    let _, retryCommitted, _ = Replication.sequencePost { post 12L with Text = "m2" } placement None replica
+    let replica, first, _ = Replication.sequencePost (post 21L) placement replica
+    let replica, second, _ = Replication.sequencePost (post 22L) placement replica
+    let _, retryPending, _ = Replication.sequencePost (post 21L) placement replica
+    let _, retryCommitted, _ = Replication.sequencePost { post 12L with Text = "m2" } placement replica
 
-    Assert.Equal<int64 list>([ 3L; 4L ], (primaryOf replica).Pending |> List.map _.Seq)
+    Assert.Equal<int64 list>([ 3L; 4L ], (primaryOf replica).Pending.Messages |> List.map _.Seq)
     Assert.True(match first, second with Replication.Sequenced a, Replication.Sequenced b -> a.Seq = 3L && b.Seq = 4L | _ -> false)
     Assert.Equal(Replication.AlreadyPending, retryPending)
     Assert.Equal(Replication.AlreadyCommitted(message 2L 12L), retryCommitted)
 
 let ``commit: everything without a backup only when alone, what the backup stored with one, nothing without a quorum`` () =
-    let replica = owning [] { Replication.emptyPrimary with Pending = [ message 1L 1L; message 2L 2L; message 3L 3L ] }
+    let replica = owning [] { Replication.emptyPrimary with Pending = Uncommitted.ofList [ message 1L 1L; message 2L 2L; message 3L 3L ] }
     let synced = owning [] { primaryOf replica with Synced = Some(backupOn 2 4); Stored = Some 2L }
 
     Assert.Equal(3, (committedBy (snd (Replication.commit true true None replica))).Length)
     // Other nodes live and no backup yet (a new room, or its backup just died): wait for one.
     let kept, waiting = Replication.commit true false None replica
     Assert.Empty(committedBy waiting)
-    Assert.Equal<int64 list>([ 1L; 2L; 3L ], (primaryOf kept).Pending |> List.map _.Seq)
+    Assert.Equal<int64 list>([ 1L; 2L; 3L ], (primaryOf kept).Pending.Messages |> List.map _.Seq)
     Assert.Empty(committedBy (snd (Replication.commit false true None replica)))
     Assert.Empty(committedBy (snd (Replication.commit true false (Some(backupOn 2 4)) replica)))
     let rest, outputs = Replication.commit true false (Some(backupOn 2 4)) synced
     Assert.Equal<int64 list>([ 1L; 2L ], committedBy outputs |> List.map _.Seq)
-    Assert.Equal<int64 list>([ 3L ], (primaryOf rest).Pending |> List.map _.Seq)
+    Assert.Equal<int64 list>([ 3L ], (primaryOf rest).Pending.Messages |> List.map _.Seq)
     // The owner writes what it commits, and only that.
     Assert.Equal<Replication.ReplicaOutput list>(
         [ Replication.LogAppended [ message 1L 1L ]; Replication.Delivered(message 1L 1L); Replication.Broadcast(RoomSequenced(message 1L 1L))
@@ -80,7 +80,7 @@ let ``commit: everything without a backup only when alone, what the backup store
     Assert.Empty(committedBy (snd (Replication.commit true false (Some(backupOn 3 5)) synced)))
 
 let ``syncBackup: a new backup gets the history and the pending messages once, and nothing commits until it confirms`` () =
-    let replica = owning [ message 1L 1L ] { Replication.emptyPrimary with Pending = [ message 2L 2L ] }
+    let replica = owning [ message 1L 1L ] { Replication.emptyPrimary with Pending = Uncommitted.ofList [ message 2L 2L ] }
 
     let synced, sent = Replication.syncBackup (Some(backupOn 2 1)) "#dev" replica
     let _, again = Replication.syncBackup (Some(backupOn 2 1)) "#dev" synced
@@ -100,7 +100,7 @@ let ``syncBackup: a new backup gets the history and the pending messages once, a
 let ``syncBackup: a new leader's assignment with the old one's version is synced again (the stall)`` () =
     let old = { Backup = 2; Owner = 1; Epoch = 1L; Leader = 0; Version = 1 }
     let renewed = { old with Epoch = 2L }
-    let replica = owning [ message 1L 1L ] { Replication.emptyPrimary with Pending = [ message 2L 2L; message 3L 3L ] }
+    let replica = owning [ message 1L 1L ] { Replication.emptyPrimary with Pending = Uncommitted.ofList [ message 2L 2L; message 3L 3L ] }
 
     // init: the owner synced the old assignment; the backup never confirmed it.
     let synced, _ = Replication.syncBackup (Some old) "#dev" replica
@@ -118,7 +118,7 @@ let ``syncBackup: a new leader's assignment with the old one's version is synced
     Assert.Equal<int64 list>([ 2L; 3L ], committedBy (snd (Replication.commit true false (Some renewed) confirmed)) |> List.map _.Seq)
 
 let ``recvStored: a backup confirming less than the owner committed is sent the state again; one beyond what it sequenced is ignored`` () =
-    let replica = owning [ message 1L 1L; message 2L 2L ] { Replication.emptyPrimary with Pending = [ message 3L 3L ]; Synced = Some(backupOn 2 1); Stored = Some 2L }
+    let replica = owning [ message 1L 1L; message 2L 2L ] { Replication.emptyPrimary with Pending = Uncommitted.ofList [ message 3L 3L ]; Synced = Some(backupOn 2 1); Stored = Some 2L }
 
     let behind, none = Replication.recvStored (backupOn 2 1) 1L replica
     let beyond, warned = Replication.recvStored (backupOn 2 1) 9L replica
@@ -132,22 +132,57 @@ let ``storeReplica: only the message right after what the backup holds, written 
     let backup = { backupOn 2 1 with Owner = 1 }
     let replica = { Replication.emptyReplica with History = Rooms.ofMessages [ message 1L 1L; message 2L 2L ]; Durable = 2L }
 
-    let stored, outputs = Replication.storeReplica true backup (message 3L 3L) replica
-    let skipped, refused = Replication.storeReplica true backup (message 5L 5L) replica
-    let _, stale = Replication.storeReplica false backup (message 3L 3L) replica
+    let stored, outputs = Replication.storeReplica true "#dev" backup [ message 3L 3L ] replica
+    let skipped, refused = Replication.storeReplica true "#dev" backup [ message 5L 5L ] replica
+    let _, stale = Replication.storeReplica false "#dev" backup [ message 3L 3L ] replica
 
-    Assert.Equal<RoomMessage list>([ message 3L 3L ], stored.Stored)
+    Assert.Equal<RoomMessage list>([ message 3L 3L ], stored.Stored.Messages)
     Assert.Equal<Replication.ReplicaOutput list>(
         [ Replication.LogAppended [ message 3L 3L ]; Replication.SentTo { To = 1; Message = ReplicaStored("#dev", backup, 3L) } ], outputs)
     Assert.Equal(replica, skipped)
     Assert.Equal<Replication.ReplicaOutput list>([ Replication.SentTo { To = 1; Message = ReplicaStored("#dev", backup, 2L) } ], refused)
     Assert.Empty(stale)
 
+let ``storeReplica: a batch is stored with one write and confirmed once, up to its last message`` () =
+    let backup = { backupOn 2 1 with Owner = 1 }
+    let replica = { Replication.emptyReplica with History = Rooms.ofMessages [ message 1L 1L ]; Durable = 1L }
+
+    let stored, outputs = Replication.storeReplica true "#dev" backup [ message 2L 2L; message 3L 3L; message 4L 4L ] replica
+
+    Assert.Equal<int64 list>([ 2L; 3L; 4L ], stored.Stored.Messages |> List.map _.Seq)
+    Assert.Equal<Replication.ReplicaOutput list>(
+        [ Replication.LogAppended [ message 2L 2L; message 3L 3L; message 4L 4L ]
+          Replication.SentTo { To = 1; Message = ReplicaStored("#dev", backup, 4L) } ],
+        outputs)
+
+let ``sendAppends: the owner keeps at most the window in flight, and what arrives meanwhile goes in one append`` () =
+    let backup = backupOn 2 1
+    let synced = { Replication.emptyPrimary with Synced = Some backup; Stored = Some 0L }
+    let replica = owning [] synced
+    let sequence (id: int64) replica =
+        let replica, _, _ = Replication.sequencePost (post id) placement replica
+        replica
+    let appended (outputs: Replication.ReplicaOutput list) =
+        sentBy outputs |> List.map (fun sent -> match sent.Message with ReplicaAppended(_, _, messages) -> messages |> List.map _.Seq | other -> failwith $"{other}")
+
+    let first, sentFirst = Replication.sendAppends 1 (Some backup) "#dev" (sequence 21L replica)
+    let full, whileFull = Replication.sendAppends 1 (Some backup) "#dev" (first |> sequence 22L |> sequence 23L)
+    let confirmed, _ = Replication.recvStored backup 1L full
+    let _, batch = Replication.sendAppends 1 (Some backup) "#dev" confirmed
+
+    Assert.Equal<int64 list list>([ [ 1L ] ], appended sentFirst)
+    Assert.Equal<int64 list>([ 1L ], (primaryOf first).InFlight)
+    Assert.Empty(whileFull)
+    Assert.Equal<int64 list list>([ [ 2L; 3L ] ], appended batch)
+    // Nothing goes before the backup has confirmed the state it was sent.
+    let _, unsynced = Replication.sendAppends 1 (Some backup) "#dev" (owning [] { synced with Stored = None } |> sequence 21L)
+    Assert.Empty(unsynced)
+
 /// Mutant (b) of issue 9: a backup that kept its own never-committed copy on disk instead of the
 /// owner's committed message would read it back, as history, after a restart.
 let ``deliverSequenced: a committed message that differs from the stored copy rewrites the log without that copy`` () =
     let mine = { message 3L 3L with Text = "never committed" }
-    let replica = { Replication.emptyReplica with History = Rooms.ofMessages [ message 1L 1L; message 2L 2L ]; Stored = [ mine ]; Durable = 3L }
+    let replica = { Replication.emptyReplica with History = Rooms.ofMessages [ message 1L 1L; message 2L 2L ]; Stored = Uncommitted.ofList [ mine ]; Durable = 3L }
 
     let delivered, outputs = Replication.deliverSequenced (message 3L 4L) replica
 
@@ -161,13 +196,13 @@ let ``takeOwnership: a node that stops owning a room with pending messages rewri
     let replica =
         { Replication.emptyReplica with
             History = Rooms.ofMessages [ message 1L 1L ]
-            Stored = [ message 2L 2L ]
+            Stored = Uncommitted.ofList [ message 2L 2L ]
             Durable = 2L }
 
     let owner, _ = Replication.takeOwnership true replica
     let released, outputs = Replication.takeOwnership false owner
 
-    Assert.Equal<RoomMessage list>([ message 2L 2L ], (primaryOf owner).Pending)
+    Assert.Equal<RoomMessage list>([ message 2L 2L ], (primaryOf owner).Pending.Messages)
     Assert.Empty(owner.Stored)
     Assert.Equal(None, released.Primary)
     Assert.Equal<Replication.ReplicaOutput list>([ Replication.LogReplaced [ message 1L 1L ] ], outputs)
@@ -178,7 +213,7 @@ let ``takeOwnership: a node that stops owning a room with pending messages rewri
 /// nothing. Keeping 1@1 in the log would make a restart read it back as committed history.
 let ``recvSync: a stored copy the new owner does not send again is rewritten out of the log`` () =
     let backup = { backupOn 1 2 with Owner = 2; Epoch = 2L }
-    let replica = { Replication.emptyReplica with Stored = [ message 1L 1L ]; Durable = 1L }
+    let replica = { Replication.emptyReplica with Stored = Uncommitted.ofList [ message 1L 1L ]; Durable = 1L }
 
     let synced, outputs = Replication.recvSync true "#dev" backup [] [] replica
     let kept, written = Replication.recvSync true "#dev" backup [] [ message 1L 1L; message 2L 2L ] replica
@@ -190,7 +225,7 @@ let ``recvSync: a stored copy the new owner does not send again is rewritten out
     // The owner sends the copy again: only what is new is appended.
     Assert.Equal<Replication.ReplicaOutput list>(
         [ Replication.LogAppended [ message 2L 2L ]; Replication.SentTo { To = 2; Message = ReplicaStored("#dev", backup, 2L) } ], written)
-    Assert.Equal<RoomMessage list>([ message 1L 1L; message 2L 2L ], kept.Stored)
+    Assert.Equal<RoomMessage list>([ message 1L 1L; message 2L 2L ], kept.Stored.Messages)
 
 let ``recvSequenced: a message that skips numbers is held back and the owner asked once`` () =
     let replica = { Replication.emptyReplica with History = Rooms.ofMessages [ message 1L 1L ]; Durable = 1L }
@@ -460,6 +495,10 @@ let tests =
             ``recvStored: a backup confirming less than the owner committed is sent the state again; one beyond what it sequenced is ignored``
         testCase "storeReplica: only the message right after what the backup holds, written before it is confirmed"
             ``storeReplica: only the message right after what the backup holds, written before it is confirmed``
+        testCase "storeReplica: a batch is stored with one write and confirmed once, up to its last message"
+            ``storeReplica: a batch is stored with one write and confirmed once, up to its last message``
+        testCase "sendAppends: the owner keeps at most the window in flight, and what arrives meanwhile goes in one append"
+            ``sendAppends: the owner keeps at most the window in flight, and what arrives meanwhile goes in one append``
         testCase "deliverSequenced: a committed message that differs from the stored copy rewrites the log without that copy"
             ``deliverSequenced: a committed message that differs from the stored copy rewrites the log without that copy``
         testCase "takeOwnership: a node that stops owning a room with pending messages rewrites its log without them"

@@ -257,12 +257,12 @@ let ``a post that reaches the new owner before the owner's own assignment waits 
     let waiting, effects = Node.step config node2 (PeerMessageReceived(RoomPosted post))
 
     Assert.Contains(SendToPeer(Nodes.infoOf 3, PlacementRequested("#dev", 2)), effects)
-    Assert.Equal<RoomPost list>([ post ], waiting.Unconfirmed["#dev"])
+    Assert.Equal<RoomPost list>([ post ], waiting.Unconfirmed["#dev"].Posts)
 
     let placed, _ = Node.step config waiting (PeerMessageReceived(RoomAssigned("#dev", { Owner = 2; Epoch = 1L; Leader = 0; Version = 1; LastSeq = 0L })))
 
     let message = { Room = "#dev"; Seq = 1L; From = "ann"; FromNode = 1; Text = "early"; ClientMessageId = 1L }
-    Assert.Equal<RoomMessage list>([ message ], placed.Primaries["#dev"].Pending)
+    Assert.Equal<RoomMessage list>([ message ], placed.Primaries["#dev"].Pending.Messages)
 
     // It commits once the backup the leader assigned has stored it.
     let backup = { Backup = 3; Owner = 2; Epoch = 1L; Leader = 0; Version = 1 }

@@ -55,7 +55,7 @@ let private peerSamples : PeerMessage list =
       BackupAssigned("#lobby", backup)
       ReplicaSynced("#lobby", backup, [ message 1L "a"; message 2L "b" ], [ message 3L "c" ])
       ReplicaSynced("#lobby", backup, [], [])
-      ReplicaAppended(backup, message 4L "d")
+      ReplicaAppended("#lobby", backup, [ message 4L "d"; message 5L "e" ])
       ReplicaStored("#lobby", backup, 3L)
       HistoryRequested("#lobby", 1L, 2)
       HistoryShared("#lobby", [ message 1L "a"; message 2L "b" ]) ]

@@ -46,13 +46,16 @@ type Model =
       Msgs: int list
       MaxCrashes: int
       /// Partitions the model allows; the fixture models allow none (every view is the live nodes).
-      MaxPartitions: int }
+      MaxPartitions: int
+      /// Appends an owner keeps in flight (spec: Window).
+      Window: int }
 
 let private modelOf (values: Value) : Model =
     { Nodes = asSet (field "Node" values) |> List.map asInt |> List.sort
       Msgs = asSet (field "Msg" values) |> List.map asInt |> List.sort
       MaxCrashes = asInt (field "MaxCrashes" values)
-      MaxPartitions = asInt (field "MaxPartitions" values) }
+      MaxPartitions = asInt (field "MaxPartitions" values)
+      Window = asInt (field "Window" values) }
 
 /// The one room the spec models.
 let room: RoomName = "#a"
@@ -104,7 +107,7 @@ let private readPeerMessage (value: Value) : PeerMessage =
     match asString (field "type" value) with
     | "backup" -> BackupAssigned(room, readAssignment (field "assignment" value))
     | "sync" -> ReplicaSynced(room, readAssignment (field "assignment" value), readMessages (field "committed" value), readMessages (field "pending" value))
-    | "append" -> ReplicaAppended(readAssignment (field "assignment" value), readMessage (field "message" value))
+    | "append" -> ReplicaAppended(room, readAssignment (field "assignment" value), readMessages (field "messages" value))
     | "stored" -> ReplicaStored(room, readAssignment (field "assignment" value), int64 (asInt (field "seq" value)))
     | "sequenced" -> RoomSequenced(readMessage (field "message" value))
     | other -> failwith $"unknown message type {other}"
@@ -140,9 +143,10 @@ let ofTla (variables: Map<string, Value>) : Cluster =
                 let stored = asInt (field "stored" value)
                 Some
                     { Replication.emptyPrimary with
-                        Pending = readMessages (field "pending" value)
+                        Pending = Uncommitted.ofList (readMessages (field "pending" value))
                         Synced = if asInt (field "backup" synced) = 0 then None else Some(readAssignment synced)
-                        Stored = if stored = none then None else Some(int64 stored) })
+                        Stored = if stored = none then None else Some(int64 stored)
+                        InFlight = asFunction (field "inflight" value) |> List.map (snd >> asInt >> int64) })
       Links =
         [ for from, row in asFunction variables["chan"] do
               for target, link in asFunction row do
@@ -161,7 +165,7 @@ let private showPeerMessage (message: PeerMessage) =
     match message with
     | BackupAssigned(_, a) -> $"backup: {showAssignment a}"
     | ReplicaSynced(_, a, committed, pending) -> $"sync {showAssignment a}: committed {showMessages committed}, pending {showMessages pending}"
-    | ReplicaAppended(a, m) -> $"append {showMessage m} to {showAssignment a}"
+    | ReplicaAppended(_, a, ms) -> $"append {showMessages ms} to {showAssignment a}"
     | ReplicaStored(_, a, seq) -> $"stored {showAssignment a} up to {seq}"
     | RoomSequenced m -> $"sequenced {showMessage m}"
     | other -> $"{other}"
@@ -174,7 +178,7 @@ let describe (cluster: Cluster) : string list =
           let backup = cluster.Backups[node].TryFind room |> Option.map showAssignment |> Option.defaultValue "no backup"
           let primary =
               match cluster.Primaries[node] with
-              | Some p -> $", primary: pending {showMessages p.Pending}, synced {p.Synced |> Option.map showAssignment}, stored {p.Stored}"
+              | Some p -> $", primary: pending {showMessages p.Pending.Messages}, synced {p.Synced |> Option.map showAssignment}, stored {p.Stored}"
               | None -> ""
           let history = Rooms.last Rooms.historyCapacity cluster.Histories[node]
           let status = if alive then "live" else "stopped"
@@ -257,7 +261,7 @@ let private pop (from: NodeId) (target: NodeId) (cluster: Cluster) : Cluster =
 /// Node i's Replication.Replica, as Node.replicaOf builds it from the node's state.
 let private replicaOf (node: NodeId) (cluster: Cluster) : Replication.Replica =
     { History = cluster.Histories[node]
-      Stored = cluster.Replicas[node]
+      Stored = Uncommitted.ofList cluster.Replicas[node]
       Primary = cluster.Primaries[node]
       Durable = cluster.Disks[node] |> List.tryLast |> Option.map _.Seq |> Option.defaultValue 0L
       AwaitingFill = cluster.Missing.Contains node }
@@ -267,7 +271,7 @@ let private applyReplica (node: NodeId) (replica: Replication.Replica, outputs: 
     let cluster =
         { cluster with
             Histories = cluster.Histories.Add(node, replica.History)
-            Replicas = cluster.Replicas.Add(node, replica.Stored)
+            Replicas = cluster.Replicas.Add(node, replica.Stored.Messages)
             Primaries = cluster.Primaries.Add(node, replica.Primary)
             Missing = if replica.AwaitingFill then cluster.Missing.Add node else cluster.Missing.Remove node }
     let carryOut (cluster: Cluster) (output: Replication.ReplicaOutput) =
@@ -300,7 +304,7 @@ let private isCurrentBackup (node: NodeId) (backup: BackupAssignment) (cluster: 
 let sequencePost (owner: NodeId) (id: int) (cluster: Cluster) : Cluster option =
     if not cluster.Alive[owner] || cluster.Placement.Owner <> owner || cluster.Primaries[owner].IsNone then None
     else
-        match Replication.sequencePost (postOf id) cluster.Placement (target cluster owner) (replicaOf owner cluster) with
+        match Replication.sequencePost (postOf id) cluster.Placement (replicaOf owner cluster) with
         | replica, Replication.Sequenced _, outputs -> Some(applyReplica owner (replica, outputs) cluster)
         | _ -> None
 
@@ -309,6 +313,14 @@ let syncBackup (owner: NodeId) (cluster: Cluster) : Cluster option =
     if not cluster.Alive[owner] then None
     else
         match Replication.syncBackup (target cluster owner) room (replicaOf owner cluster) with
+        | _, [] -> None
+        | result -> Some(applyReplica owner result cluster)
+
+/// Spec: SendAppends(o). Replication.sendAppends (RoomReplica.replicate), with the model's window.
+let sendAppends (model: Model) (owner: NodeId) (cluster: Cluster) : Cluster option =
+    if not cluster.Alive[owner] then None
+    else
+        match Replication.sendAppends model.Window (target cluster owner) room (replicaOf owner cluster) with
         | _, [] -> None
         | result -> Some(applyReplica owner result cluster)
 
@@ -324,10 +336,10 @@ let recvSync (node: NodeId) (from: NodeId) (cluster: Cluster) : Cluster option =
 /// Spec: StoreReplica(b, o). Replication.storeReplica (RoomReplica.recvAppend).
 let storeReplica (node: NodeId) (from: NodeId) (cluster: Cluster) : Cluster option =
     match head from node cluster with
-    | Some(ReplicaAppended(backup, message)) ->
+    | Some(ReplicaAppended(_, backup, messages)) ->
         let cluster = applyBackup node backup (pop from node cluster)
         let current = isCurrentBackup node backup cluster
-        Some(applyReplica node (Replication.storeReplica current backup message (replicaOf node cluster)) cluster)
+        Some(applyReplica node (Replication.storeReplica current room backup messages (replicaOf node cluster)) cluster)
     | _ -> None
 
 /// Spec: RecvStored(o, b). Replication.recvStored (RoomReplica.recvStored).
@@ -448,7 +460,7 @@ let private withoutLeaders (cluster: Cluster) : Cluster =
         match message with
         | BackupAssigned(room, backup) -> BackupAssigned(room, erase backup)
         | ReplicaSynced(room, backup, committed, pending) -> ReplicaSynced(room, erase backup, committed, pending)
-        | ReplicaAppended(backup, message) -> ReplicaAppended(erase backup, message)
+        | ReplicaAppended(room, backup, messages) -> ReplicaAppended(room, erase backup, messages)
         | other -> other
     { cluster with
         Placement = { cluster.Placement with Leader = noLeaderTag }
@@ -466,6 +478,8 @@ and private successorsWithLeaders (model: Model) (cluster: Cluster) : (string * 
               match sequencePost o id cluster with Some next -> $"SequencePost({o},{id})", next | None -> ()
       for o in nodes do
           match syncBackup o cluster with Some next -> $"SyncBackup({o})", next | None -> ()
+      for o in nodes do
+          match sendAppends model o cluster with Some next -> $"SendAppends({o})", next | None -> ()
       for b, o in pairs do
           match recvSync b o cluster with Some next -> $"RecvSync({b},{o})", next | None -> ()
       for b, o in pairs do
@@ -555,7 +569,7 @@ let private functionsOf (moduleName: string) : string list =
 let ``action map: every action of Next is a Replication function of the same name, Node glue or the environment`` () =
     let actions = nextActions ()
     Assert.Equal<string list>(
-        [ "SequencePost"; "SyncBackup"; "RecvSync"; "StoreReplica"; "RecvStored"; "Commit"; "RecvSequenced"; "FillGap"
+        [ "SequencePost"; "SyncBackup"; "SendAppends"; "RecvSync"; "StoreReplica"; "RecvStored"; "Commit"; "RecvSequenced"; "FillGap"
           "AssignBackup"; "RecvBackupAssignment"; "PromoteBackup"; "ReassignRooms"; "Crash"; "Partition"; "Heal" ],
         actions
     )
@@ -634,9 +648,9 @@ let private cover (coverage: Coverage) (label: string) (from: Cluster) (next: Cl
         + count (
             action = "StoreReplica"
             && (match head second first from with
-                | Some(ReplicaAppended(backup, message)) ->
+                | Some(ReplicaAppended(_, backup, messages)) ->
                     isCurrentBackup first backup (applyBackup first backup from)
-                    && message.Seq <> Replication.held from.Histories[first] from.Replicas[first] + 1L
+                    && messages.Head.Seq <> Replication.held from.Histories[first] (Uncommitted.ofList from.Replicas[first]) + 1L
                 | _ -> false))
       WithoutQuorum = coverage.WithoutQuorum + count (not (quorum from first)) }
 

@@ -37,7 +37,7 @@ type Ledger =
       /// Bumped on each acknowledgement in a room: part of the replica check's cache key.
       AckVersion: Dictionary<RoomName, int>
       /// The replica check's cache: (node, room) -> what it last verified there.
-      Verified: Dictionary<struct (NodeId * RoomName), struct (Rooms.RoomHistory * RoomMessage list * RoomMessage list * int)>
+      Verified: Dictionary<struct (NodeId * RoomName), struct (Rooms.RoomHistory * Uncommitted * Uncommitted * int)>
       /// Per room, the last (owner, backup) an owner reported up to date.
       LastUpToDate: Dictionary<RoomName, struct (NodeId * NodeId)> }
 
@@ -134,8 +134,8 @@ let upToDateBackup (owner: SimNode) (room: RoomName) : NodeId option =
 let private holdsAll (ledger: Ledger) (role: string) (n: SimNode) (room: RoomName) (acked: SortedDictionary<int64, RoomMessage>) : unit =
     let s = n.State
     let history = historyOf room s
-    let pending = match s.Primaries.TryFind room with | Some p -> p.Pending | None -> []
-    let replicas = s.Replicas.TryFind room |> Option.defaultValue []
+    let pending = match s.Primaries.TryFind room with | Some p -> p.Pending | None -> Uncommitted.empty
+    let replicas = s.Replicas.TryFind room |> Option.defaultValue Uncommitted.empty
     let version = ledger.AckVersion[room]
     let key = struct (n.Id, room)
     let current = struct (history, pending, replicas, version)
@@ -155,16 +155,16 @@ let private holdsAll (ledger: Ledger) (role: string) (n: SimNode) (room: RoomNam
                 match inHistory.TryGetValue seq with
                 | true, held -> Some held
                 | _ ->
-                    match List.tryFind (fun (x: RoomMessage) -> x.Seq = seq) pending with
+                    match Uncommitted.tryFind seq pending with
                     | Some held -> Some held
-                    | None -> List.tryFind (fun (x: RoomMessage) -> x.Seq = seq) replicas
+                    | None -> Uncommitted.tryFind seq replicas
             match found with
             | Some held when held = m -> ()
             | Some held ->
                 broken $"(2) replicas: node {n.Id} ({role} of {room}) holds {describeMessage held} where {describeMessage m} was acknowledged"
             | None when seq < oldestKept -> ()
             | None ->
-                broken $"(2) replicas: node {n.Id} ({role} of {room}) lacks the acknowledged {describeMessage m} (history to {history.LastSeq}, pending {pending |> List.map _.Seq}, replicas {replicas |> List.map _.Seq})"
+                broken $"(2) replicas: node {n.Id} ({role} of {room}) lacks the acknowledged {describeMessage m} (history to {history.LastSeq}, pending {pending |> Seq.map _.Seq |> List.ofSeq}, replicas {replicas |> Seq.map _.Seq |> List.ofSeq})"
         ledger.Verified[key] <- current
 
 let checkReplicas (net: Net) (ledger: Ledger) : unit =

@@ -438,7 +438,7 @@ let describePeerMessage (message: PeerMessage) : string =
     | RoomSequenced x -> $"RoomSequenced {m x}"
     | BackupAssigned(room, x) -> $"BackupAssigned {room} {b x}"
     | ReplicaSynced(room, x, committed, pending) -> $"ReplicaSynced {room} {b x} committed {ms committed} pending {ms pending}"
-    | ReplicaAppended(x, message) -> $"ReplicaAppended {b x} {m message}"
+    | ReplicaAppended(room, x, messages) -> $"ReplicaAppended {room} {b x} {ms messages}"
     | ReplicaStored(room, x, seq) -> $"ReplicaStored {room} {b x} up to {seq}"
     | HistoryRequested(room, after, requester) -> $"HistoryRequested {room} after {after} by {requester}"
     | HistoryShared(room, messages) -> $"HistoryShared {room} {ms messages}"
@@ -479,11 +479,11 @@ let describeNode (n: SimNode) : string =
                   match s.Primaries.TryFind room with
                   | Some p ->
                       let synced = p.Synced |> Option.map (fun x -> $"e{x.Epoch}v{x.Version}->{x.Backup}") |> Option.defaultValue "none"
-                      $" PRIMARY pending [{String.Join(',', p.Pending |> List.map _.Seq)}] synced {synced} stored {p.Stored}"
+                      $" PRIMARY pending [{String.Join(',', p.Pending |> Seq.map _.Seq)}] synced {synced} stored {p.Stored}"
                   | None -> ""
               let replicas =
                   match s.Replicas.TryFind room with
-                  | Some r -> $" replicas [{String.Join(',', r |> List.map _.Seq)}]"
+                  | Some r -> $" replicas [{String.Join(',', r |> Seq.map _.Seq)}]"
                   | None -> ""
               $"{room}: owner {a.Owner} e{a.Epoch}v{a.Version} last {a.LastSeq}{backup}; history to {(historyOf room s).LastSeq}{primary}{replicas}" ]
     let status = if n.Up then "up" else "DOWN"
