@@ -539,7 +539,8 @@ let private helperOperators =
       "deliverSequenced", "DeliverSequenced"
       "adoptHistory", "AdoptHistory"
       "takeOwnership", "TakeOwnership"
-      "isCurrentBackup", "IsCurrentBackup" ]
+      "isCurrentBackup", "IsCurrentBackup"
+      "interestedNodes", "Interested" ]
 
 let private notModelled =
     [ "assignBackups", "assignBackup for every room: the spec has one room"
