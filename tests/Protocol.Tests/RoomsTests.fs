@@ -259,6 +259,23 @@ let ``a post is acknowledged at its node also when the sender left the room befo
     Assert.Equal<string list>([ "bye" ], shownTexts 10 "#dev" net |> List.map snd)
     Assert.Empty(net.States[outsider].Unconfirmed.TryFind "#dev" |> Option.defaultValue [])
 
+let ``a room placed afresh on a node with no member in it continues with the history the leader hands over`` () =
+    let net, outsider = fiveWithDev ()
+    let net = [ 1..3 ] |> List.fold (fun net n -> say 1 10 "#dev" $"dev {n}" (int64 n) net |> Nodes.settle) net
+    let owner = net.States[1].Placements["#dev"].Owner
+    let backup = net.States[owner].Backups["#dev"].Backup
+    Assert.Equal(0L, (NodeState.historyOf "#dev" net.States[outsider]).LastSeq)
+
+    // Owner and backup both die (two faults; five nodes keep a majority): nothing to promote, the
+    // leader places #dev afresh on a live node, maybe one that was sent none of it.
+    let mutable net = net |> Nodes.crash owner |> Nodes.crash backup
+    for _ in 1 .. 2 * config.SuspectAfter do
+        net <- Nodes.tickAll net
+    let placed = net.States[5].Placements["#dev"].Owner
+    Assert.NotEqual(owner, placed)
+
+    Assert.Equal<int64 list>([ 1L; 2L; 3L ], (NodeState.historyOf "#dev" net.States[placed]).Recent |> List.rev |> List.map _.Seq)
+
 let ``hello with a resume replays exactly the messages after the given seq, room by room`` () =
     let net = threeWithUsers () |> Nodes.request 1 10 (Join "#dev") |> Nodes.settle
     let net = [ 1..6 ] |> List.fold (fun net n -> say 1 10 Rooms.lobby $"lobby {n}" (int64 n) net |> Nodes.settle) net
@@ -565,6 +582,8 @@ let tests =
             ``a client resuming on a node with no member in the room is shown exactly the messages after its resume point``
         testCase "a post is acknowledged at its node also when the sender left the room before it was committed"
             ``a post is acknowledged at its node also when the sender left the room before it was committed``
+        testCase "a room placed afresh on a node with no member in it continues with the history the leader hands over"
+            ``a room placed afresh on a node with no member in it continues with the history the leader hands over``
         testCase "hello with a resume replays exactly the messages after the given seq, room by room"
             ``hello with a resume replays exactly the messages after the given seq, room by room``
         testCase "a retried post with the same client message id is shown once, also when retried through another node"
