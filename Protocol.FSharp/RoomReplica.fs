@@ -156,10 +156,14 @@ let release (room: RoomName) (state: NodeState) : NodeState * Effect list =
     | Some waiting ->
         let history = historyOf room state
         let shown = state.Shown.TryFind room |> Option.defaultValue 0L
+        // With no other member here, what was shown before (to members since gone) no longer
+        // counts: a copy the owner's replaced can end below it, and the numbers it takes back
+        // must reach the clients released now when they come again.
+        let shown = if (showingTo room state).IsEmpty then history.LastSeq else max shown history.LastSeq
         let wanted = function
             | Since seq -> Rooms.since seq history
             | Last count -> Rooms.last count history
-        { state with CatchingUp = state.CatchingUp.Remove room; Shown = state.Shown.Add(room, max shown history.LastSeq) },
+        { state with CatchingUp = state.CatchingUp.Remove room; Shown = state.Shown.Add(room, shown) },
         [ for KeyValue(client, want) in waiting do
               for message in wanted want do
                   SendToClients(Set.singleton client, Message message) ]
