@@ -21,6 +21,9 @@ type ChatState =
     { Sessions: Map<ClientId, Session>
       /// Every online user in the cluster: the node it is on, its session, its rooms.
       Directory: Map<string, DirectoryEntry>
+      /// The directory by room: how many of a room's members each node has, kept with the
+      /// directory (setEntry), so a room's message finds its nodes without a pass over every user.
+      MemberNodes: Map<RoomName, Map<NodeId, int>>
       /// Indexes of the local sessions, kept with them, for delivery without a scan.
       LocalMembers: Map<RoomName, Set<ClientId>>
       LocalNicks: Map<string, ClientId> }
@@ -28,6 +31,7 @@ type ChatState =
 let empty =
     { Sessions = Map.empty
       Directory = Map.empty
+      MemberNodes = Map.empty
       LocalMembers = Map.empty
       LocalNicks = Map.empty }
 
@@ -81,6 +85,35 @@ let memberCount (room: RoomName) (chat: ChatState) : int =
 let occupiedRooms (chat: ChatState) : Set<RoomName> =
     chat.Directory |> Seq.fold (fun rooms (KeyValue(_, entry)) -> Set.union rooms entry.Rooms) Set.empty
 
+/// The nodes with members in the room (Replication.interestedNodes sends its messages there).
+let memberNodes (room: RoomName) (chat: ChatState) : Set<NodeId> =
+    match chat.MemberNodes.TryFind room with
+    | Some nodes -> nodes |> Map.keys |> Set.ofSeq
+    | None -> Set.empty
+
+let private countMembers (entry: DirectoryEntry) (delta: int) (index: Map<RoomName, Map<NodeId, int>>) =
+    entry.Rooms
+    |> Set.fold
+        (fun (index: Map<RoomName, Map<NodeId, int>>) room ->
+            let nodes = index.TryFind room |> Option.defaultValue Map.empty
+            let count = (nodes.TryFind entry.Node |> Option.defaultValue 0) + delta
+            let nodes = if count <= 0 then nodes.Remove entry.Node else nodes.Add(entry.Node, count)
+            if nodes.IsEmpty then index.Remove room else index.Add(room, nodes))
+        index
+
+/// Every change to the directory goes through here, so that MemberNodes stays its index.
+let private setEntry (nick: string) (entry: DirectoryEntry option) (chat: ChatState) : ChatState =
+    let index =
+        match chat.Directory.TryFind nick with
+        | Some old -> countMembers old -1 chat.MemberNodes
+        | None -> chat.MemberNodes
+    match entry with
+    | Some entry -> { chat with Directory = chat.Directory.Add(nick, entry); MemberNodes = countMembers entry 1 index }
+    | None -> { chat with Directory = chat.Directory.Remove nick; MemberNodes = index }
+
+/// A user is gone from the directory.
+let removeEntry (nick: string) (chat: ChatState) : ChatState = setEntry nick None chat
+
 let private addMember room client (members: Map<RoomName, Set<ClientId>>) =
     members.Add(room, (members.TryFind room |> Option.defaultValue Set.empty).Add client)
 
@@ -92,24 +125,25 @@ let private removeMember room client (members: Map<RoomName, Set<ClientId>>) =
 
 /// A local client has said hello: it is named, in the directory, and in its rooms.
 let name (client: ClientId) (self: NodeId) (session: NamedSession) (chat: ChatState) : ChatState =
-    { Sessions = chat.Sessions.Add(client, Named session)
-      Directory = chat.Directory.Add(session.Nick, { Node = self; Session = session.Session; Rooms = session.Rooms })
-      LocalMembers = session.Rooms |> Set.fold (fun members room -> addMember room client members) chat.LocalMembers
-      LocalNicks = chat.LocalNicks.Add(session.Nick, client) }
+    let chat = setEntry session.Nick (Some { Node = self; Session = session.Session; Rooms = session.Rooms }) chat
+    { chat with
+        Sessions = chat.Sessions.Add(client, Named session)
+        LocalMembers = session.Rooms |> Set.fold (fun members room -> addMember room client members) chat.LocalMembers
+        LocalNicks = chat.LocalNicks.Add(session.Nick, client) }
 
 /// A local connection is gone. Its directory entry goes too, unless the user has already moved
 /// to another node (a failover or a redirect) and the entry is that node's now.
 let forget (client: ClientId) (self: NodeId) (chat: ChatState) : ChatState =
     match chat.Sessions.TryFind client with
     | Some(Named session) ->
-        let directory =
+        let chat =
             match chat.Directory.TryFind session.Nick with
-            | Some entry when entry.Node = self -> chat.Directory.Remove session.Nick
-            | _ -> chat.Directory
-        { Sessions = chat.Sessions.Remove client
-          Directory = directory
-          LocalMembers = session.Rooms |> Set.fold (fun members room -> removeMember room client members) chat.LocalMembers
-          LocalNicks = chat.LocalNicks.Remove session.Nick }
+            | Some entry when entry.Node = self -> removeEntry session.Nick chat
+            | _ -> chat
+        { chat with
+            Sessions = chat.Sessions.Remove client
+            LocalMembers = session.Rooms |> Set.fold (fun members room -> removeMember room client members) chat.LocalMembers
+            LocalNicks = chat.LocalNicks.Remove session.Nick }
     | _ -> { chat with Sessions = chat.Sessions.Remove client }
 
 let joinRoom (client: ClientId) (self: NodeId) (room: RoomName) (chat: ChatState) : ChatState =
@@ -126,25 +160,21 @@ let leaveRoom (client: ClientId) (self: NodeId) (room: RoomName) (chat: ChatStat
 
 /// A remote user's directory entry changed (joined the cluster, a room, or left a room).
 let remember (user: KnownUser) (chat: ChatState) : ChatState =
-    { chat with
-        Directory =
-            chat.Directory.Add(user.User.Nick, { Node = user.User.Node; Session = user.Session; Rooms = Set.ofList user.User.Rooms }) }
+    setEntry user.User.Nick (Some { Node = user.User.Node; Session = user.Session; Rooms = Set.ofList user.User.Rooms }) chat
 
 let updateRemoteRooms (nick: string) (change: Set<RoomName> -> Set<RoomName>) (chat: ChatState) : ChatState =
     match chat.Directory.TryFind nick with
-    | Some entry -> { chat with Directory = chat.Directory.Add(nick, { entry with Rooms = change entry.Rooms }) }
+    | Some entry -> setEntry nick (Some { entry with Rooms = change entry.Rooms }) chat
     | None -> chat
 
 /// Forgets the users of nodes no longer in the view; returns them so they can be announced.
 let forgetNodesOutside (view: Set<NodeId>) (chat: ChatState) : ChatState * UserEntry list =
     let gone = userEntries None chat |> List.filter (fun user -> not (view.Contains user.Node))
-    let directory = gone |> List.fold (fun directory user -> Map.remove user.Nick directory) chat.Directory
-    { chat with Directory = directory }, gone
+    gone |> List.fold (fun chat user -> removeEntry user.Nick chat) chat, gone
 
 /// Replaces what this node knew of another node's users with that node's own list.
 let replaceUsersOf (node: NodeId) (users: KnownUser list) (chat: ChatState) : ChatState =
-    let others = chat.Directory |> Map.filter (fun _ entry -> entry.Node <> node)
+    let theirs = chat.Directory |> Seq.filter (fun (KeyValue(_, entry)) -> entry.Node = node) |> Seq.map _.Key |> List.ofSeq
+    let others = theirs |> List.fold (fun chat nick -> removeEntry nick chat) chat
     users
-    |> List.fold
-        (fun chat user -> if others.ContainsKey user.User.Nick then chat else remember user chat)
-        { chat with Directory = others }
+    |> List.fold (fun chat user -> if others.Directory.ContainsKey user.User.Nick then chat else remember user chat) others

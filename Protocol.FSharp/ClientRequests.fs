@@ -46,26 +46,36 @@ let private hello (config: ProtocolConfig) (client: ClientId) (hello: HelloReque
         let resume = hello.Resume |> List.choose (fun (room, seq) -> Rooms.validateRoomName room |> Result.toOption |> Option.map (fun room -> room, seq)) |> Map.ofList
         let rooms = resume |> Map.keys |> Set.ofSeq |> Set.add Rooms.lobby
         let named = { Nick = nick; Session = session; Rooms = rooms }
-        let state = { state with Chat = name client (self state) named chat }
-        let catchUp room =
+        let wanted room =
             match resume.TryFind room with
-            | Some seq -> Rooms.since seq (historyOf room state)
-            | None -> Rooms.last config.HistoryOnJoin (historyOf room state)
+            | Some seq -> Since seq
+            | None -> Last config.HistoryOnJoin
+        let history room =
+            match wanted room with
+            | Since seq -> Rooms.since seq (historyOf room state)
+            | Last count -> Rooms.last count (historyOf room state)
+        // Decided before this client counts as a member here.
+        let waits = rooms |> Set.filter (fun room -> needsCatchUp room { state with Chat = chat })
+        let state = { state with Chat = name client (self state) named chat }
         let welcome =
             [ for old in Option.toList replaced do CloseClient(old, "replaced by a new connection of the same user")
               reply client (Welcome(nick, self state, state.Coordination.Leader, session))
               for room in rooms do
                   reply client (joinedReply room state)
-                  for message in catchUp room do reply client (Message message)
+                  if not (waits.Contains room) then
+                      for message in history room do reply client (Message message)
               if resume.IsEmpty then yield! presenceExcept (Some client) state $"{nick} joined"
               let resuming = if resume.IsEmpty then "" else $", resuming {resume.Count} room(s)"
               Log(Info, $"{nick} connected (client {client}){resuming}") ]
             @ toEveryPeer state (UserJoined(knownUser (self state) named, hello.Session))
-        then' (needPlacements rooms) (state, welcome)
+        forEach (fun room -> catchUp room client (wanted room)) waits (state, welcome)
+        |> then' (needPlacements rooms)
 
 let disconnect (client: ClientId) (state: NodeState) =
     let stillHere = state.Chat.LocalNicks |> Map.tryFindKey (fun _ c -> c = client)
-    let state' = { state with Chat = forget client (self state) state.Chat }
+    let rooms = namedSession client state.Chat |> Option.map _.Rooms |> Option.defaultValue Set.empty
+    let state' = rooms |> Set.fold (fun state room -> stopWaiting client room state) state
+    let state' = { state' with Chat = forget client (self state) state.Chat }
     match stillHere, namedSession client state.Chat with
     | Some _, Some session when (state.Chat.Directory.TryFind session.Nick |> Option.map _.Node) = Some(self state) ->
         state',
@@ -77,18 +87,21 @@ let private join (config: ProtocolConfig) (client: ClientId) (session: NamedSess
     if session.Rooms.Contains room then
         state, [ reply client (joinedReply room state) ]
     else
+        let waits = needsCatchUp room state
         let state = { state with Chat = joinRoom client (self state) room state.Chat }
         let effects =
             reply client (joinedReply room state)
-            :: [ for message in Rooms.last config.HistoryOnJoin (historyOf room state) -> reply client (Message message) ]
+            :: [ if not waits then for message in Rooms.last config.HistoryOnJoin (historyOf room state) -> reply client (Message message) ]
             @ toEveryPeer state (MemberJoined(room, session.Nick))
-        then' (needPlacements [ room ]) (state, effects)
+        (if waits then catchUp room client (Last config.HistoryOnJoin) state else state, [])
+        |> fun (state, asked) -> state, effects @ asked
+        |> then' (needPlacements [ room ])
 
 let private leave (client: ClientId) (session: NamedSession) (room: RoomName) (state: NodeState) =
     if room = Rooms.lobby then state, [ refuse client NotInRoom "everyone stays in #lobby" ]
     elif not (session.Rooms.Contains room) then state, [ refuse client NotInRoom $"you are not in {room}" ]
     else
-        { state with Chat = leaveRoom client (self state) room state.Chat },
+        { stopWaiting client room state with Chat = leaveRoom client (self state) room state.Chat },
         reply client (LeftRoom room) :: toEveryPeer state (MemberLeft(room, session.Nick))
 
 /// A post from a client here waits (for its acknowledgement, or for a re-send after an owner

@@ -84,6 +84,7 @@ let private tick (config: ProtocolConfig) (state: NodeState) =
         |> then' drainInbox
         |> then' RoomPlacement.reassignRooms
         |> then' (ReplicationTick.replicateOwnedRooms config)
+        |> then' catchUpAgain
         |> then' LogRepair.repairDamaged
         |> then' RoomPlacement.resendWaiting
         |> then' RoomPlacement.retryPlacements

@@ -36,6 +36,12 @@ module ProtocolConfig =
 
 type PeerEntry = { Info: NodeInfo; Load: Load }
 
+/// What a client that joined a room is shown of its history once this node's copy is current:
+/// the messages after the one it saw last (a resume), or the last few (a join).
+type HistoryWanted =
+    | Since of int64
+    | Last of int
+
 type NodeState =
     { Info: NodeInfo
       Coordination: Coordination
@@ -44,7 +50,8 @@ type NodeState =
       Peers: Map<NodeId, PeerEntry>
       Chat: ChatState
       Placements: Placement.Placements
-      /// The recent committed messages of every room, kept by every node (see Rooms.fs for why).
+      /// The recent committed messages of rooms: current where this node has members, owns or
+      /// backs up the room (or leads); any other copy may be stale (RoomReplica.catchUp).
       Histories: Map<RoomName, RoomHistory>
       /// The leader's choice of backup for each room (Replication.fs).
       Backups: Replication.Backups
@@ -60,6 +67,11 @@ type NodeState =
       Shown: Map<RoomName, int64>
       /// Rooms for which this node has asked the owner for messages it missed (one at a time).
       FillsRequested: Set<RoomName>
+      /// Clients that joined a room while this node had no member in it, and what history they
+      /// want: committed messages go only to nodes with members (Replication.interestedNodes), so
+      /// this node's copy may be stale. They are shown nothing of the room until the owner's
+      /// answer to this node's request for the history arrives (RoomReplica.catchUp, release).
+      CatchingUp: Map<RoomName, Map<ClientId, HistoryWanted>>
       /// Rooms whose log was damaged in the middle: read back with a gap (Rooms.firstGap). The
       /// node asks its peers for the missing seqs every tick until the gap is filled, then
       /// rewrites the room's log whole (LogRepair.repairDamaged).
@@ -130,6 +142,7 @@ let init (info: NodeInfo) : NodeState =
       Durable = Map.empty
       Shown = Map.empty
       FillsRequested = Set.empty
+      CatchingUp = Map.empty
       Damaged = Set.empty
       Unconfirmed = Map.empty
       TicksSinceStart = 0

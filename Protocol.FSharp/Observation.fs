@@ -25,7 +25,8 @@ type RoomRow =
       Owner: NodeId
       /// 0 without a backup.
       Backup: NodeId
-      /// The newest sequence number this node holds of the room.
+      /// The newest sequence number this node holds of the room (where it has no member, and is
+      /// neither the owner, the backup nor the leader, it is not sent the room's messages: it may lag).
       LastSeq: int64
       LocalMembers: int
       /// On the owner only: messages it has sequenced that its backup has not confirmed

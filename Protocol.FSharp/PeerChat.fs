@@ -32,7 +32,7 @@ let recvUserJoined (user: KnownUser) (previous: string option) (state: NodeState
 let recvUserLeft (nick: string) (node: NodeId) (state: NodeState) : NodeState * Effect list =
     match state.Chat.Directory.TryFind nick with
     | Some entry when entry.Node = node ->
-        { state with Chat = { state.Chat with Directory = state.Chat.Directory.Remove nick } },
+        { state with Chat = removeEntry nick state.Chat },
         presence state $"{nick} left"
     | _ -> state, []
 

@@ -178,8 +178,8 @@ type ReplicaOutput =
     /// A committed message this node held already: the post it answers is acknowledged.
     | AlreadyDelivered of RoomMessage
     | SentTo of Sent
-    /// To every other live node.
-    | Broadcast of PeerMessage
+    /// A committed message, to every live node of interestedNodes (as RoomSequenced).
+    | SentToInterested of RoomMessage
     /// Committed messages missed: ask the room's owner for those after the last one held.
     | FillRequested
     /// A shared history that disagrees with this node's copy, ignored: this node owns or backs
@@ -372,7 +372,7 @@ type private CommitLimit =
 /// survivor of two). With other nodes live it waits for the leader's backup: committing alone
 /// then would leave an acknowledged message on one node (a brand-new room before its backup
 /// assignment arrives, or a room whose backup just died), and one crash would lose it. Each
-/// committed message is delivered (and written) here, then sent to every other node.
+/// committed message is delivered (and written) here, then sent to the interested nodes.
 let commit (quorum: bool) (alone: bool) (target: BackupAssignment option) (replica: Replica) : Replica * ReplicaOutput list =
     match replica.Primary with
     | None -> replica, []
@@ -392,8 +392,21 @@ let commit (quorum: bool) (alone: bool) (target: BackupAssignment option) (repli
         let replica = { replica with Primary = Some { primary with Pending = pending } }
         let commitOne message replica =
             let replica, delivered = deliverSequenced message replica
-            replica, delivered @ [ Broadcast(RoomSequenced message) ]
+            replica, delivered @ [ SentToInterested message ]
         forEach commitOne committed replica
+
+/// Spec: Interested(o). Where the owner sends a committed message: the nodes with members in the
+/// room (they show it), the room's backup as the owner knows it (it must hold every committed
+/// message, to be promoted), and the leader (its history gives a new placement's lastSeq); of
+/// those, the ones in the owner's view, not the owner. Any other node's copy may grow stale: it
+/// catches up when it gains a member (RoomReplica.catchUp). The caller counts the node a post came
+/// through among the member nodes (its post waits there for this message, the acknowledgement,
+/// even after the sender left the room); the spec, which has no clients, does not.
+let interestedNodes (owner: NodeId) (memberNodes: Set<NodeId>) (backup: BackupAssignment option) (coordination: Coordination) : Set<NodeId> =
+    let backupNodes = backup |> Option.map (fun assignment -> assignment.Backup) |> Option.toList
+    let leaders = coordination.Leader |> Option.toList
+    Set.union memberNodes (Set.ofList (backupNodes @ leaders))
+    |> Set.filter (fun node -> node <> owner && coordination.View.Contains node)
 
 /// A backup that has not moved the oldest pending message on for `afterTicks` ticks is sent the
 /// state again (a message to it was lost with a broken link), and so is one that has not

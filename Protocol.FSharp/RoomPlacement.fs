@@ -46,7 +46,23 @@ let private applyDecisions<'T when 'T: equality>
     let changed = decided |> Map.filter (fun room decision -> current.TryFind room <> Some decision)
     changed |> Map.fold (fun progress room decision -> then' (apply room decision) progress) (Inbox.route sent state)
 
-let private applyPlacements decided (state: NodeState) = applyDecisions state.Placements applyAssignment decided state
+/// The leader's copy of each room it places on another node, to the new owner ahead of the
+/// placement (the same link, so it arrives first): committed messages go only to the nodes
+/// interested in a room (Replication.interestedNodes), the leader among them, and a new owner
+/// that was not (a room placed afresh, or again after a full restart) would otherwise continue
+/// the sequence after lastSeq without the history before it. A promoted backup holds it already.
+let private handOverHistory (decided: Placement.Placements) (state: NodeState) : Effect list =
+    [ for KeyValue(room, placement) in decided do
+          let history = historyOf room state
+          let isBackup = state.Backups.TryFind room |> Option.exists (fun backup -> backup.Backup = placement.Owner)
+          let changed = state.Placements.TryFind room <> Some placement
+          if changed && placement.Owner <> self state && not isBackup && history.LastSeq > 0L then
+              yield! toPeer state placement.Owner (HistoryShared(room, Rooms.lastWithin Rooms.transferBudgetChars (Rooms.last Rooms.historyCapacity history))) ]
+
+let private applyPlacements (decided: Placement.Placements * Sent list) (state: NodeState) =
+    let handedOver = handOverHistory (fst decided) state
+    let state, effects = applyDecisions state.Placements applyAssignment decided state
+    state, handedOver @ effects
 
 /// The leader's standing duty: every room with a live owner and no live backup gets one.
 let private assignBackups (state: NodeState) : NodeState * Effect list =

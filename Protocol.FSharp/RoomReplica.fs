@@ -60,6 +60,12 @@ let private accountCommitted (message: RoomMessage) (state: NodeState) : Effect 
     | Some client when message.FromNode = self state -> [ SendToClients(Set.singleton client, Notice(Accounts.registered message.From)) ]
     | _ -> []
 
+/// The room's members here that see its messages: all but those still waiting for its history.
+let showingTo (room: RoomName) (state: NodeState) : Set<ClientId> =
+    match state.CatchingUp.TryFind room with
+    | None -> localMembers room state.Chat
+    | Some waiting -> localMembers room state.Chat |> Set.filter (fun client -> not (waiting.ContainsKey client))
+
 /// A committed message goes to the room's members here, unless they have been shown its number.
 let show (message: RoomMessage) (state: NodeState) : NodeState * Effect list =
     let shown = state.Shown.TryFind message.Room |> Option.defaultValue 0L
@@ -67,7 +73,21 @@ let show (message: RoomMessage) (state: NodeState) : NodeState * Effect list =
     else
         let state = { state with Shown = state.Shown.Add(message.Room, message.Seq) }
         if Accounts.isAccountsRoom message.Room then state, accountCommitted message state
-        else state, [ SendToClients(localMembers message.Room state.Chat, Message message) ]
+        else state, [ SendToClients(showingTo message.Room state, Message message) ]
+
+/// Spec: Interested(o), at this node, the owner: where a committed message goes. The node the
+/// post came through counts as a member node: the post waits there for this message (its
+/// acknowledgement), also when the sender has since left the room or disconnected. The accounts
+/// room has no members but every node checks passwords against it: it goes to every node.
+let interestedPeers (message: RoomMessage) (state: NodeState) : NodeInfo list =
+    if Accounts.isAccountsRoom message.Room then livePeers state
+    else
+        let memberNodes = memberNodes message.Room state.Chat |> Set.add message.FromNode
+        let interested = Replication.interestedNodes (self state) memberNodes (state.Backups.TryFind message.Room) state.Coordination
+        [ for node in interested do
+              match state.Peers.TryFind node with
+              | Some peer -> peer.Info
+              | None -> () ]
 
 /// Asks the room's live owner for the committed messages after the last one this node has.
 let askForMissing (room: RoomName) (state: NodeState) : Effect list =
@@ -111,7 +131,9 @@ let carryOut (room: RoomName) (output: Replication.ReplicaOutput) (state: NodeSt
     | Replication.Delivered message -> show message (acknowledgePost message state)
     | Replication.AlreadyDelivered message -> acknowledgePost message state, []
     | Replication.SentTo sent -> state, toPeer state sent.To sent.Message
-    | Replication.Broadcast message -> state, toEveryPeer state message
+    | Replication.SentToInterested message ->
+        let sequenced = RoomSequenced message
+        state, [ for peer in interestedPeers message state -> SendToPeer(peer, sequenced) ]
     | Replication.FillRequested -> state, askForMissing room state
     | Replication.SharedHistoryRefused ->
         state, [ Log(Warning, $"room {room}: ignored a shared history that disagrees with this node's copy (it owns or backs up the room)") ]
@@ -132,10 +154,71 @@ let fillDamaged (room: RoomName) (messages: RoomMessage list) (state: NodeState)
     if state.Damaged.Contains room then { state with Histories = state.Histories.Add(room, Rooms.fill messages (historyOf room state)) }
     else state
 
-/// Committed messages another node shares as the room's owner (Replication.recvShared).
+/// The clients waiting for a room's history get it, from this node's copy, now current: the owner
+/// has answered this node's request (or this node owns the room now, or it has no owner). They
+/// have seen nothing of the room yet; from here on they see its messages with the others.
+let release (room: RoomName) (state: NodeState) : NodeState * Effect list =
+    match state.CatchingUp.TryFind room with
+    | None -> state, []
+    | Some waiting ->
+        let history = historyOf room state
+        let shown = state.Shown.TryFind room |> Option.defaultValue 0L
+        // With no other member here, what was shown before (to members since gone) no longer
+        // counts: a copy the owner's replaced can end below it, and the numbers it takes back
+        // must reach the clients released now when they come again.
+        let shown = if (showingTo room state).IsEmpty then history.LastSeq else max shown history.LastSeq
+        let wanted = function
+            | Since seq -> Rooms.since seq history
+            | Last count -> Rooms.last count history
+        { state with CatchingUp = state.CatchingUp.Remove room; Shown = state.Shown.Add(room, shown) },
+        [ for KeyValue(client, want) in waiting do
+              for message in wanted want do
+                  SendToClients(Set.singleton client, Message message) ]
+
+/// Whether a client joining the room here must wait for its history first: another node owns the
+/// room and this node has no member in it yet (or is already catching up). Committed messages
+/// are sent only to nodes with members (Replication.interestedNodes): this node's copy may have
+/// grown stale meanwhile, and must not be shown as current.
+let needsCatchUp (room: RoomName) (state: NodeState) : bool =
+    match state.Placements.TryFind room with
+    | Some placement when placement.Owner <> self state ->
+        state.CatchingUp.ContainsKey room || (localMembers room state.Chat).IsEmpty
+    | _ -> false
+
+/// Spec: Join(n). A client joins a room this node must catch up on (needsCatchUp): it waits, and
+/// the owner is asked for the messages after this node's last one (after the news of the
+/// member, on the same link, so the owner sends this node the later ones). Asked again every
+/// tick while it waits (catchUpAgain).
+let catchUp (room: RoomName) (client: ClientId) (wanted: HistoryWanted) (state: NodeState) : NodeState * Effect list =
+    let waiting = state.CatchingUp.TryFind room
+    let state = { state with CatchingUp = state.CatchingUp.Add(room, (waiting |> Option.defaultValue Map.empty).Add(client, wanted)) }
+    state, (if waiting.IsSome then [] else askForMissing room state)
+
+/// Every room with clients waiting for its history: released if this node owns it now or it has
+/// no owner (its copy is all there is), else the owner is asked again (it may have died, or the
+/// request was lost with a link).
+let catchUpAgain (state: NodeState) : NodeState * Effect list =
+    let rooms = List.ofSeq state.CatchingUp.Keys
+    let again room (state: NodeState) =
+        match state.Placements.TryFind room with
+        | Some placement when placement.Owner <> self state -> state, askForMissing room state
+        | _ -> release room state
+    forEach again rooms (state, [])
+
+/// A client gone from a room (or from the node) stops waiting for its history.
+let stopWaiting (client: ClientId) (room: RoomName) (state: NodeState) : NodeState =
+    match state.CatchingUp.TryFind room with
+    | Some waiting when waiting.ContainsKey client ->
+        let waiting = waiting.Remove client
+        { state with CatchingUp = if waiting.IsEmpty then state.CatchingUp.Remove room else state.CatchingUp.Add(room, waiting) }
+    | _ -> state
+
+/// Committed messages another node shares as the room's owner (Replication.recvShared); clients
+/// waiting for the room's history get it.
 let recvShared (room: RoomName) (messages: RoomMessage list) (state: NodeState) : NodeState * Effect list =
     let backsUp = state.Backups.TryFind room |> Option.exists (fun backup -> backup.Backup = self state)
     onReplica room (Replication.recvShared backsUp messages) (fillDamaged room messages state)
+    |> then' (release room)
 
 /// A leader decides (places rooms, promotes backups, assigns them) only with a majority it has
 /// heard from within about an interval (age 0 or 1), not merely one still in its view: a leader

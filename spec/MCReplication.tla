@@ -7,5 +7,6 @@ EXTENDS Replication
 
 \* The epoch grows only with leader crashes, sequence numbers only with posts (each id is
 \* sequenced at most once per owner), so the state space is finite without a constraint:
-\* the models bound Msg and MaxCrashes only.
+\* the models bound Msg and MaxCrashes only.  Models of MembersSpec bound the joins and leaves.
+MemberChangesAtMost2 == memberChanges <= 2
 =============================================================================

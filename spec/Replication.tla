@@ -18,7 +18,7 @@
 (*   StoreReplica(b, o)        Replication.storeReplica                    *)
 (*   RecvStored(o, b)          Replication.recvStored                      *)
 (*   Commit(o)                 Replication.commit (delivers and writes     *)
-(*                             here, then sends to every node)             *)
+(*                             here, then sends to Interested(o))          *)
 (*   RecvSequenced(i, j)       Replication.recvSequenced                   *)
 (*   FillGap(i)                Node.askForMissing, HistoryRequested's      *)
 (*                             answer and Replication.recvShared           *)
@@ -31,6 +31,9 @@
 (*                             promoteBackups found nothing to promote     *)
 (*   Operators DeliverSequenced, AdoptHistory, TakeOwnership and           *)
 (*   IsCurrentBackup are the Replication functions of the same names.      *)
+(*   Interested(o)             Replication.interestedNodes                 *)
+(*   Join(n), Leave(n)         environment (Node.join / leave: a node gains *)
+(*                             its first member, or loses its last)        *)
 (*   Crash(n)                  environment                                 *)
 (*   Partition(n), Heal(n)     environment                                 *)
 (*                                                                         *)
@@ -58,6 +61,13 @@
 (*   time the owner does not hold it (a retry is a post of the same id).   *)
 (*   A message is [seq, id]; F# fills the other RoomMessage fields with    *)
 (*   constants.  Retries of held messages change no modelled state.        *)
+(* - Members: members is the set of nodes with members in the room, one   *)
+(*   global value the owner reads when it commits (F#: the user directory, *)
+(*   Chat.memberNodes; a join reaches the owner before the joining node's  *)
+(*   request for the history, on the same FIFO link).  Spec keeps it Node; *)
+(*   MembersSpec adds Join and Leave.  The node a post came through (F#:   *)
+(*   RoomMessage.FromNode, where the post waits for its acknowledgement)   *)
+(*   is not modelled: clients are not.                                     *)
 (* - The on-disk log is disk[i], what node i would read back after a      *)
 (*   restart; no node restarts here.  Not modelled: resyncIfStalled (no    *)
 (*   message is lost), clients.                                            *)
@@ -105,10 +115,12 @@ VARIABLES
                  \* Replica.Durable is LastOf(disk[i]))
     missing,     \* the nodes that saw a gap in the committed messages and wait for the
                  \* owner to send the missing ones (F#: NodeState.FillsRequested)
-    acked        \* every message some owner has committed (acknowledged), with its
+    acked,       \* every message some owner has committed (acknowledged), with its
                  \* position: a history variable, never read by an action
+    members,     \* the nodes with members in the room (F#: Chat.memberNodes): the environment's
+    memberChanges\* how many joins and leaves there have been: a model bound (MCReplication)
 
-vars == <<alive, isolated, partitions, epoch, placement, backups, history, replicas, primary, chan, disk, missing, acked>>
+vars == <<alive, isolated, partitions, epoch, placement, backups, history, replicas, primary, chan, disk, missing, acked, members, memberChanges>>
 
 None == -1      \* F#: Primary.Stored = None
 
@@ -174,6 +186,8 @@ TypeOK ==
     /\ chan \in [Node -> [Node -> Seq(PeerMessage)]]
     /\ missing \subseteq Node
     /\ acked \subseteq Message
+    /\ members \subseteq Node
+    /\ memberChanges \in Nat
 
 -----------------------------------------------------------------------------
 (* Helpers. *)
@@ -240,6 +254,9 @@ BackupTarget(o) == IF placement.owner = o /\ HasBackup(o, backups[o]) THEN backu
 Send(c, i, j, m) == IF alive[j] /\ Connected(i, j) THEN [c EXCEPT ![i][j] = Append(@, m)] ELSE c
 Broadcast(c, i, m) == [x \in Node |-> IF x = i THEN [y \in Node |-> IF y # i /\ alive[y] /\ Connected(i, y) THEN Append(c[i][y], m) ELSE c[i][y]]
                                       ELSE c[x]]
+\* m to each node of S other than i that is alive and not cut off from i.
+SendToAll(c, i, S, m) == [x \in Node |-> IF x = i THEN [y \in Node |-> IF y \in S /\ y # i /\ alive[y] /\ Connected(i, y) THEN Append(c[i][y], m) ELSE c[i][y]]
+                                          ELSE c[x]]
 First(i, j) == chan[i][j][1]
 Pop(i, j) == [chan EXCEPT ![i][j] = Tail(@)]
 Receivable(i, j, type) == alive[j] /\ chan[i][j] # <<>> /\ First(i, j).type = type
@@ -310,7 +327,7 @@ SequencePost(o, id) ==
            last == Max({LastSeq(history[o]), placement.lastSeq, LastOf(p.pending)})
            m == [seq |-> last + 1, id |-> id]
        IN  primary' = [primary EXCEPT ![o].pending = Append(@, m)]
-    /\ UNCHANGED <<alive, isolated, partitions, epoch, placement, backups, history, replicas, chan, missing, disk, acked>>
+    /\ UNCHANGED <<alive, isolated, partitions, epoch, placement, backups, history, replicas, chan, missing, disk, acked, members, memberChanges>>
 
 \* F#: Replication.syncBackup.  A backup the owner has not sent its state to gets the
 \* committed history and every pending message; nothing commits until it confirms.
@@ -323,7 +340,7 @@ SyncBackup(o) ==
        IN  /\ t # NoBackup /\ t # primary[o].synced
            /\ primary' = [primary EXCEPT ![o] = [@ EXCEPT !.synced = t, !.stored = None, !.inflight = <<>>]]
            /\ chan' = Send(chan, o, t.backup, SyncMsg(t, history[o], primary[o].pending))
-    /\ UNCHANGED <<alive, isolated, partitions, epoch, placement, backups, history, replicas, missing, disk, acked>>
+    /\ UNCHANGED <<alive, isolated, partitions, epoch, placement, backups, history, replicas, missing, disk, acked, members, memberChanges>>
 
 \* F#: Replication.sendAppends.  Once the backup has confirmed the state it was sent, the
 \* owner sends it, in one append, every pending message it has not sent yet (a batch: one
@@ -343,7 +360,7 @@ SendAppends(o) ==
            /\ batch # <<>>
            /\ primary' = [primary EXCEPT ![o].inflight = Append(@, LastOf(batch))]
            /\ chan' = Send(chan, o, t.backup, AppendMsg(t, batch))
-    /\ UNCHANGED <<alive, isolated, partitions, epoch, placement, backups, history, replicas, missing, disk, acked>>
+    /\ UNCHANGED <<alive, isolated, partitions, epoch, placement, backups, history, replicas, missing, disk, acked, members, memberChanges>>
 
 \* F#: Replication.recvStored.  The backup holds everything up to seq, for the assignment
 \* the owner last sent its state to (an older one's confirmation is stale).  One that holds
@@ -363,13 +380,13 @@ RecvStored(o, b) ==
                       ELSE [primary EXCEPT ![o] = [@ EXCEPT !.stored = IF m.seq > p.stored THEN m.seq ELSE p.stored,
                                                             !.inflight = SelectSeq(p.inflight, LAMBDA s : s > m.seq)]]
     /\ chan' = Pop(b, o)
-    /\ UNCHANGED <<alive, isolated, partitions, epoch, placement, backups, history, replicas, missing, disk, acked>>
+    /\ UNCHANGED <<alive, isolated, partitions, epoch, placement, backups, history, replicas, missing, disk, acked, members, memberChanges>>
 
 \* F#: Replication.commit, as Node.replicate uses it: with a quorum, the pending messages
 \* the backup has stored; with no backup serving this owner, all of them only when o is
 \* alone in its view (Alone(o): the only node it sees, a cluster of one or the survivor of
 \* two), and none otherwise (o waits for the leader's backup).  Each committed message is
-\* delivered here and sent to every other live node it can reach.
+\* delivered here and sent to the live nodes it can reach of Interested(o).
 Alone(o) == View(o) = {o}
 
 CommitUpTo(o) ==
@@ -380,8 +397,15 @@ CommitUpTo(o) ==
         ELSE IF p.stored # None /\ t = p.synced THEN p.stored
         ELSE 0
 
-RECURSIVE BroadcastAll(_, _, _)
-BroadcastAll(c, o, ms) == IF ms = <<>> THEN c ELSE BroadcastAll(Broadcast(c, o, SequencedMsg(Head(ms))), o, Tail(ms))
+\* F#: Replication.interestedNodes, at owner o: where a committed message goes.  The nodes
+\* with members in the room (they show it), the room's backup as o knows it (it must hold
+\* every committed message, to be promoted), and the leader o sees (its history is the
+\* lastSeq of a new placement).  Any other node may keep a copy that grows stale: it asks
+\* for the history when it gains a member (Join).
+Interested(o) == (members \cup {backups[o].backup, Max(View(o))}) \ {o}
+
+RECURSIVE SendAllTo(_, _, _, _)
+SendAllTo(c, o, S, ms) == IF ms = <<>> THEN c ELSE SendAllTo(SendToAll(c, o, S, SequencedMsg(Head(ms))), o, S, Tail(ms))
 
 Commit(o) ==
     /\ alive[o] /\ primary[o] # NoPrimary
@@ -393,9 +417,9 @@ Commit(o) ==
            /\ history' = [history EXCEPT ![o] = delivered[1]]
            /\ replicas' = [replicas EXCEPT ![o] = delivered[2]]
            /\ disk' = [disk EXCEPT ![o] = delivered[3]]
-           /\ chan' = BroadcastAll(chan, o, committed)
+           /\ chan' = SendAllTo(chan, o, Interested(o), committed)
            /\ acked' = acked \cup Range(committed)
-    /\ UNCHANGED <<alive, isolated, partitions, epoch, placement, backups, missing>>
+    /\ UNCHANGED <<alive, isolated, partitions, epoch, placement, backups, missing, members, memberChanges>>
 
 -----------------------------------------------------------------------------
 (* The backup, and every node. *)
@@ -430,7 +454,7 @@ RecvSync(b, o) ==
                    /\ chan' = Send(Pop(o, b), b, a.owner, StoredMsg(a, Held(r[1], stored)))
               ELSE /\ chan' = Pop(o, b)
                    /\ UNCHANGED <<history, replicas, disk, missing>>
-    /\ UNCHANGED <<alive, isolated, partitions, epoch, placement, primary, acked>>
+    /\ UNCHANGED <<alive, isolated, partitions, epoch, placement, primary, acked, members, memberChanges>>
 
 \* F#: Replication.storeReplica (after Replication.recvBackupAssignment).  The backup stores
 \* and writes the owner's batch (one write) when it follows directly on what it holds, and
@@ -451,7 +475,7 @@ StoreReplica(b, o) ==
                         /\ UNCHANGED <<replicas, disk>>
               ELSE /\ chan' = Pop(o, b)
                    /\ UNCHANGED <<replicas, disk>>
-    /\ UNCHANGED <<alive, isolated, partitions, epoch, placement, history, primary, missing, acked>>
+    /\ UNCHANGED <<alive, isolated, partitions, epoch, placement, history, primary, missing, acked, members, memberChanges>>
 
 \* F#: Node.recvSequenced.  A committed message that follows on what node i holds is
 \* delivered (deliverSequenced).  One that skips numbers is held back (dropped: the fill
@@ -468,7 +492,7 @@ RecvSequenced(i, j) ==
            ELSE /\ missing' = missing \cup {i}
                 /\ UNCHANGED <<history, replicas, disk>>
     /\ chan' = Pop(j, i)
-    /\ UNCHANGED <<alive, isolated, partitions, epoch, placement, backups, primary, acked>>
+    /\ UNCHANGED <<alive, isolated, partitions, epoch, placement, backups, primary, acked, members, memberChanges>>
 
 \* F#: Node.askForMissing, the owner's HistoryRequested answer (Rooms.since) and
 \* Node.adoptHistory, as one step: node i, waiting for missing messages, gets the live
@@ -487,7 +511,7 @@ FillGap(i) ==
                     /\ replicas' = [replicas EXCEPT ![i] = delivered[2]]
                     /\ disk' = [disk EXCEPT ![i] = delivered[3]]
                     /\ missing' = missing \ {i}
-    /\ UNCHANGED <<alive, isolated, partitions, epoch, placement, backups, primary, chan, acked>>
+    /\ UNCHANGED <<alive, isolated, partitions, epoch, placement, backups, primary, chan, acked, members, memberChanges>>
 
 -----------------------------------------------------------------------------
 (* The leader. *)
@@ -504,14 +528,14 @@ AssignBackup(l) ==
                     version |-> IF backups[l] # NoBackup THEN backups[l].version + 1 ELSE 1]
           IN  /\ backups' = [backups EXCEPT ![l] = a]
               /\ chan' = Broadcast(chan, l, BackupMsg(a))
-    /\ UNCHANGED <<alive, isolated, partitions, epoch, placement, history, replicas, primary, missing, disk, acked>>
+    /\ UNCHANGED <<alive, isolated, partitions, epoch, placement, history, replicas, primary, missing, disk, acked, members, memberChanges>>
 
 \* F#: Node.applyBackup with Replication.recvBackupAssignment.
 RecvBackupAssignment(i, j) ==
     /\ Receivable(j, i, "backup")
     /\ backups' = [backups EXCEPT ![i] = Adopted(@, First(j, i).assignment)]
     /\ chan' = Pop(j, i)
-    /\ UNCHANGED <<alive, isolated, partitions, epoch, placement, history, replicas, primary, missing, disk, acked>>
+    /\ UNCHANGED <<alive, isolated, partitions, epoch, placement, history, replicas, primary, missing, disk, acked, members, memberChanges>>
 
 \* F#: Replication.promoteBackup (Node.reassignRooms: only with a quorum; lastSeq is the
 \* leader's history's).  The owner has died and its backup is live: the backup becomes the
@@ -526,7 +550,7 @@ PromoteBackup(l) ==
        IN  /\ placement' = [owner |-> n, epoch |-> epoch, version |-> placement.version + 1,
                             lastSeq |-> Max({LastSeq(history[l]), placement.lastSeq})]
            /\ TakeOwnership(n)
-    /\ UNCHANGED <<alive, isolated, partitions, epoch, backups, history, chan, missing, acked>>
+    /\ UNCHANGED <<alive, isolated, partitions, epoch, backups, history, chan, missing, acked, members, memberChanges>>
 
 \* F#: Placement.reassignRooms, as Node.reassignRooms calls it (with a quorum, after
 \* promoteBackups, so only when there is no backup to promote; lastSeq is the leader's
@@ -538,7 +562,7 @@ ReassignRooms(l) ==
            /\ placement' = [owner |-> n, epoch |-> epoch, version |-> placement.version + 1,
                             lastSeq |-> LastSeq(history[l])]
            /\ TakeOwnership(n)
-    /\ UNCHANGED <<alive, isolated, partitions, epoch, backups, history, chan, missing, acked>>
+    /\ UNCHANGED <<alive, isolated, partitions, epoch, backups, history, chan, missing, acked, members, memberChanges>>
 
 -----------------------------------------------------------------------------
 (* The environment. *)
@@ -554,7 +578,7 @@ Crash(n) ==
     /\ alive' = [alive EXCEPT ![n] = FALSE]
     /\ epoch' = IF n = Leader THEN epoch + 1 ELSE epoch
     /\ chan' = [i \in Node |-> [j \in Node |-> IF j = n THEN <<>> ELSE chan[i][j]]]
-    /\ UNCHANGED <<isolated, partitions, placement, backups, history, replicas, primary, missing, disk, acked>>
+    /\ UNCHANGED <<isolated, partitions, placement, backups, history, replicas, primary, missing, disk, acked, members, memberChanges>>
 
 \* A partition cuts live node n off from every other node, at most MaxPartitions times in
 \* a behaviour (one fault, like one crash: a node healed with messages the others lack,
@@ -570,7 +594,7 @@ Partition(n) ==
     /\ partitions' = partitions + 1
     /\ epoch' = IF n = Leader THEN epoch + 1 ELSE epoch
     /\ chan' = [i \in Node |-> [j \in Node |-> IF i = n \/ j = n THEN <<>> ELSE chan[i][j]]]
-    /\ UNCHANGED <<alive, placement, backups, history, replicas, primary, missing, disk, acked>>
+    /\ UNCHANGED <<alive, placement, backups, history, replicas, primary, missing, disk, acked, members, memberChanges>>
 
 \* The partition around n heals: n and the rest see each other again; if n has the highest
 \* id, it is elected leader in the next epoch.
@@ -578,7 +602,25 @@ Heal(n) ==
     /\ n \in isolated
     /\ isolated' = isolated \ {n}
     /\ epoch' = IF alive[n] /\ n > Leader THEN epoch + 1 ELSE epoch
-    /\ UNCHANGED <<alive, partitions, placement, backups, history, replicas, primary, chan, missing, disk, acked>>
+    /\ UNCHANGED <<alive, partitions, placement, backups, history, replicas, primary, chan, missing, disk, acked, members, memberChanges>>
+
+\* A node gains its first member in the room (F#: Node.join, or a hello naming the room): it
+\* asks the owner for the history first (F#: RoomReplica.catchUp; FillGap here), since its copy
+\* may have grown stale while no message was sent to it.  The owner needs nothing.
+Join(n) ==
+    /\ alive[n] /\ n \notin members
+    /\ members' = members \cup {n}
+    /\ memberChanges' = memberChanges + 1
+    /\ missing' = IF n = placement.owner THEN missing ELSE missing \cup {n}
+    /\ UNCHANGED <<alive, isolated, partitions, epoch, placement, backups, history, replicas, primary, chan, disk, acked>>
+
+\* A node loses its last member in the room: committed messages stop coming to it (unless it
+\* is the backup or the leader), and it keeps its copy, which may grow stale.
+Leave(n) ==
+    /\ alive[n] /\ n \in members
+    /\ members' = members \ {n}
+    /\ memberChanges' = memberChanges + 1
+    /\ UNCHANGED <<alive, isolated, partitions, epoch, placement, backups, history, replicas, primary, chan, disk, missing, acked>>
 
 -----------------------------------------------------------------------------
 
@@ -597,6 +639,8 @@ Init ==
     /\ chan = [i \in Node |-> [j \in Node |-> <<>>]]
     /\ missing = {}
     /\ acked = {}
+    /\ members = Node
+    /\ memberChanges = 0
     /\ \E o \in InitialOwner :
           /\ placement = [owner |-> o, epoch |-> 1, version |-> 1, lastSeq |-> 0]
           /\ IF Start = "backed"
@@ -627,6 +671,15 @@ Next ==
     \/ \E n \in Node : Heal(n)
 
 Spec == Init /\ [][Next]_vars
+
+\* Members come and go (the environment).  Spec keeps every node a member node, where the
+\* committed messages go everywhere; MCReplication bounds memberChanges.
+MembersNext ==
+    \/ Next
+    \/ \E n \in Node : Join(n)
+    \/ \E n \in Node : Leave(n)
+
+MembersSpec == Init /\ [][MembersNext]_vars
 
 \* Weak fairness of every node action: a node that can take a step keeps taking it (its
 \* event loop runs).  Not of Crash (faults are not obliged to happen) nor of SequencePost
@@ -696,6 +749,19 @@ NoDupInHistory ==
 \* No history has a hole: its k-th message has number k, so nothing below the highest
 \* delivered number is missing (a message that skips numbers waits for the fill).
 Contiguous == \A i \in Node : \A k \in DOMAIN history[i] : history[i][k].seq = k
+
+\* A node with members shows no gap: unless it waits for a fill (it saw a gap, or gained its
+\* first member and asked for the history), it holds every acknowledged message or is about
+\* to: in flight to it, or pending at the owner (a promoted backup's, committed and sent
+\* again).  Without a partition: a node cut off misses messages and learns of the gap only
+\* from the next one (MCReplication3WitnessGap), with or without routing.
+InFlightTo(i, m) == \E j \in Node : SequencedMsg(m) \in Range(chan[j][i])
+MembersCaughtUp ==
+    partitions = 0 =>
+        \A i \in members \cap Live : i \notin missing =>
+            \A m \in acked : \/ m \in Range(history[i])
+                           \/ InFlightTo(i, m)
+                           \/ m \in Range(primary[placement.owner].pending)
 
 \* A history holds only acknowledged messages: nothing a node delivers was never committed.
 HistoryAcked == \A i \in Node : Range(history[i]) \subseteq acked

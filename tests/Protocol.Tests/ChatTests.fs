@@ -83,6 +83,10 @@ let private whoFor (client: ClientId) (state: NodeState) : UserEntry list =
     | [ WhoListed(None, users) ] -> users
     | other -> failwith $"expected one WhoListed, got {other}"
 
+/// The owner's answer to this node's request for #lobby's history (nothing sequenced yet): the
+/// clients that said hello while this node had no member there see the room from here on.
+let private lobbyHistoryShared : Event = PeerMessageReceived(HistoryShared(Rooms.lobby, []))
+
 let private inLobby (nick: string) (node: NodeId) : UserEntry = { Nick = nick; Node = node; Rooms = [ Rooms.lobby ] }
 
 let private known (nick: string) (node: NodeId) : KnownUser = { User = inLobby nick node; Session = $"session-of-{nick}" }
@@ -167,9 +171,10 @@ let ``status and rooms are answered before hello, so a client can look before it
 // ---------------------------------------------------------------------------------------------
 // Say (to #lobby: broadcast) and Whisper.
 
-let ``a say to #lobby at its owner is sequenced, shown to every named local client and sent to every live peer`` () =
+let ``a say to #lobby at its owner is sequenced, shown to every named local client and sent to the backup and the nodes with members`` () =
     let state =
-        nodeWithPeers () |> steps (lobbyOn 1 :: lobbyBackedBy 2 @ connectAs 10 "alice" @ connectAs 11 "carol" @ [ ClientConnected(12, sessionOf 12) ])
+        nodeWithPeers ()
+        |> steps (lobbyOn 1 :: lobbyBackedBy 2 @ PeerMessageReceived(UserJoined(known "bob" 3)) :: connectAs 10 "alice" @ connectAs 11 "carol" @ [ ClientConnected(12, sessionOf 12) ])
 
     let sequenced, effects = step config state (ClientRequested(10, Say(Rooms.lobby, "hello, world", 7L)))
 
@@ -190,7 +195,7 @@ let ``a say to #lobby at its owner is sequenced, shown to every named local clie
     Assert.Equal(1L, (historyOf Rooms.lobby next).LastSeq)
 
 let ``a say to #lobby at another node than its owner goes to the owner only and is shown when it comes back sequenced`` () =
-    let state = nodeWithPeers () |> steps (lobbyOn 2 :: connectAs 10 "alice" @ connectAs 11 "carol")
+    let state = nodeWithPeers () |> steps (lobbyOn 2 :: connectAs 10 "alice" @ connectAs 11 "carol" @ [ lobbyHistoryShared ])
 
     let posted, effects = step config state (ClientRequested(10, Say(Rooms.lobby, "hi all", 7L)))
 
@@ -206,6 +211,13 @@ let ``a say to #lobby at another node than its owner goes to the owner only and 
     Assert.Equal<Effect list>([ AppendToLog(Rooms.lobby, [ message ]); SendToClients(set [ 10L; 11L ], Message message) ], effects)
     Assert.Empty(confirmed.Unconfirmed[Rooms.lobby])
 
+let ``a committed message is not sent to a node with no member in the room, unless it backs the room up`` () =
+    let state = nodeWithPeers () |> steps (lobbyOn 1 :: lobbyBackedBy 2 @ connectAs 10 "alice")
+
+    let _, effects = run [ ClientRequested(10, Say(Rooms.lobby, "hi", 0L)); PeerMessageReceived(ReplicaStored(Rooms.lobby, { Backup = 2; Owner = 1; Epoch = 1L; Leader = 0; Version = 1 }, 1L)) ] state
+
+    Assert.Equal<NodeId list>([ 2 ], peerSends effects |> List.map fst)
+
 let ``a say to #lobby is not sent to a peer that left`` () =
     let state =
         nodeWithPeers () |> steps (lobbyOn 1 :: lobbyBackedBy 2 @ PeerMessageReceived(LeaveAnnounced 3) :: connectAs 10 "alice")
@@ -215,7 +227,7 @@ let ``a say to #lobby is not sent to a peer that left`` () =
     Assert.Equal<NodeId list>([ 2 ], peerSends effects |> List.map fst)
 
 let ``a sequenced #lobby message from its owner is delivered to every named local client`` () =
-    let state = nodeWithPeers () |> steps (lobbyOn 2 :: connectAs 10 "alice" @ connectAs 11 "carol" @ [ ClientConnected(12, sessionOf 12) ])
+    let state = nodeWithPeers () |> steps (lobbyOn 2 :: connectAs 10 "alice" @ connectAs 11 "carol" @ [ lobbyHistoryShared; ClientConnected(12, sessionOf 12) ])
     let message = { Room = Rooms.lobby; Seq = 1L; From = "bob"; FromNode = 2; Text = "hi all"; ClientMessageId = 3L }
 
     let _, effects = step config state (PeerMessageReceived(RoomSequenced message))
@@ -564,8 +576,10 @@ let tests =
             ``every request but hello, quit, status and rooms before hello is refused with HelloFirst``
         testCase "status and rooms are answered before hello, so a client can look before it joins"
             ``status and rooms are answered before hello, so a client can look before it joins``
-        testCase "a say to #lobby at its owner is sequenced, shown to every named local client and sent to every live peer"
-            ``a say to #lobby at its owner is sequenced, shown to every named local client and sent to every live peer``
+        testCase "a say to #lobby at its owner is sequenced, shown to every named local client and sent to the backup and the nodes with members"
+            ``a say to #lobby at its owner is sequenced, shown to every named local client and sent to the backup and the nodes with members``
+        testCase "a committed message is not sent to a node with no member in the room, unless it backs the room up"
+            ``a committed message is not sent to a node with no member in the room, unless it backs the room up``
         testCase "a say to #lobby at another node than its owner goes to the owner only and is shown when it comes back sequenced"
             ``a say to #lobby at another node than its owner goes to the owner only and is shown when it comes back sequenced``
         testCase "a say to #lobby is not sent to a peer that left"

@@ -39,7 +39,7 @@ let private owning (history: RoomMessage list) (primary: Replication.Primary) : 
 let private primaryOf (replica: Replication.Replica) = replica.Primary.Value
 
 let private committedBy (outputs: Replication.ReplicaOutput list) : RoomMessage list =
-    outputs |> List.choose (function Replication.Broadcast(RoomSequenced message) -> Some message | _ -> None)
+    outputs |> List.choose (function Replication.SentToInterested message -> Some message | _ -> None)
 
 let private sentBy (outputs: Replication.ReplicaOutput list) : Sent list =
     outputs |> List.choose (function Replication.SentTo sent -> Some sent | _ -> None)
@@ -73,8 +73,8 @@ let ``commit: everything without a backup only when alone, what the backup store
     Assert.Equal<int64 list>([ 3L ], (primaryOf rest).Pending.Messages |> List.map _.Seq)
     // The owner writes what it commits, and only that.
     Assert.Equal<Replication.ReplicaOutput list>(
-        [ Replication.LogAppended [ message 1L 1L ]; Replication.Delivered(message 1L 1L); Replication.Broadcast(RoomSequenced(message 1L 1L))
-          Replication.LogAppended [ message 2L 2L ]; Replication.Delivered(message 2L 2L); Replication.Broadcast(RoomSequenced(message 2L 2L)) ],
+        [ Replication.LogAppended [ message 1L 1L ]; Replication.Delivered(message 1L 1L); Replication.SentToInterested(message 1L 1L)
+          Replication.LogAppended [ message 2L 2L ]; Replication.Delivered(message 2L 2L); Replication.SentToInterested(message 2L 2L) ],
         outputs)
     // A confirmation for an earlier backup counts for nothing.
     Assert.Empty(committedBy (snd (Replication.commit true false (Some(backupOn 3 5)) synced)))

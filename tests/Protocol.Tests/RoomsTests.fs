@@ -203,6 +203,79 @@ let ``join shows the last HistoryOnJoin messages of the room, oldest first`` () 
         Assert.Equal<(int64 * string) list>([ 3L, "dev 3"; 4L, "dev 4"; 5L, "dev 5" ], shownTexts 20 "#dev" net)
     | other -> failwith $"expected Joined then the history, got {other}"
 
+/// Nodes 1..5 led by 5, one user on each (ann on 1 is client 10, ..., node n's client is n * 10);
+/// ann has joined #dev. The outsider is a node with a user that neither owns nor backs up #dev
+/// nor leads: committed #dev messages go there only while it has a member in #dev.
+let private fiveWithDev () : Nodes.Net * NodeId =
+    let net = Nodes.formed config [ 1..5 ] |> Nodes.connect 1 10 "ann" |> Nodes.settle
+    let net = [ 2..5 ] |> List.fold (fun net node -> Nodes.connect node (int64 (node * 10)) $"user{node}" net) net |> Nodes.settle
+    let net = net |> Nodes.request 1 10 (Join "#dev") |> Nodes.settle |> Nodes.tickAll |> Nodes.tickAll
+    let owner = net.States[1].Placements["#dev"].Owner
+    let backup = net.States[owner].Backups["#dev"].Backup
+    net, [ 2..4 ] |> List.find (fun node -> node <> owner && node <> backup)
+
+let ``a node with no member in a room is sent none of its messages, and its first member is shown the current history, not its stale copy`` () =
+    let net, outsider = fiveWithDev ()
+    let client = int64 (outsider * 10)
+    let net = net |> Nodes.request outsider client (Join "#dev") |> Nodes.settle
+    let net = [ 1..2 ] |> List.fold (fun net n -> say 1 10 "#dev" $"dev {n}" (int64 n) net |> Nodes.settle) net
+    let net = net |> Nodes.request outsider client (ClientRequest.Leave "#dev") |> Nodes.settle
+    let net = [ 3..5 ] |> List.fold (fun net n -> say 1 10 "#dev" $"dev {n}" (int64 n) net |> Nodes.settle) net
+    Assert.Equal(2L, (NodeState.historyOf "#dev" net.States[outsider]).LastSeq) // its copy has grown stale
+
+    let net = net |> Nodes.clearInboxes |> Nodes.request outsider client (Join "#dev")
+    Assert.Empty(Nodes.shown client "#dev" net) // nothing of the room before the owner answers
+    let net = net |> Nodes.settle |> say 1 10 "#dev" "dev 6" 6L |> Nodes.settle
+
+    match Nodes.inbox client net with
+    | Joined("#dev", _, 2) :: _ -> ()
+    | other -> failwith $"expected Joined first, got {other}"
+    Assert.Equal<(int64 * string) list>([ 3L, "dev 3"; 4L, "dev 4"; 5L, "dev 5"; 6L, "dev 6" ], shownTexts client "#dev" net)
+
+let ``a client resuming on a node with no member in the room is shown exactly the messages after its resume point`` () =
+    let net, outsider = fiveWithDev ()
+    let net = [ 1..6 ] |> List.fold (fun net n -> say 1 10 "#dev" $"dev {n}" (int64 n) net |> Nodes.settle) net
+    Assert.Equal(0L, (NodeState.historyOf "#dev" net.States[outsider]).LastSeq)
+
+    let net =
+        net
+        |> Nodes.apply outsider (ClientConnected(99, "eve-token"))
+        |> Nodes.request outsider 99 (Hello { Nick = "eve"; Session = None; Resume = [ "#dev", 4L ] })
+        |> Nodes.settle
+        |> say 1 10 "#dev" "dev 7" 7L
+        |> Nodes.settle
+
+    Assert.Equal<(int64 * string) list>([ 5L, "dev 5"; 6L, "dev 6"; 7L, "dev 7" ], shownTexts 99 "#dev" net)
+
+let ``a post is acknowledged at its node also when the sender left the room before it was committed`` () =
+    let net, outsider = fiveWithDev ()
+    let client = int64 (outsider * 10)
+    let net = net |> Nodes.request outsider client (Join "#dev") |> Nodes.settle
+
+    // The post is on its way to the owner when its sender leaves: by the time the owner commits
+    // it, the outsider has no member in #dev any more.
+    let net = say outsider client "#dev" "bye" 1L net |> Nodes.request outsider client (ClientRequest.Leave "#dev") |> Nodes.settle
+
+    Assert.Equal<string list>([ "bye" ], shownTexts 10 "#dev" net |> List.map snd)
+    Assert.Empty(net.States[outsider].Unconfirmed.TryFind "#dev" |> Option.defaultValue [])
+
+let ``a room placed afresh on a node with no member in it continues with the history the leader hands over`` () =
+    let net, outsider = fiveWithDev ()
+    let net = [ 1..3 ] |> List.fold (fun net n -> say 1 10 "#dev" $"dev {n}" (int64 n) net |> Nodes.settle) net
+    let owner = net.States[1].Placements["#dev"].Owner
+    let backup = net.States[owner].Backups["#dev"].Backup
+    Assert.Equal(0L, (NodeState.historyOf "#dev" net.States[outsider]).LastSeq)
+
+    // Owner and backup both die (two faults; five nodes keep a majority): nothing to promote, the
+    // leader places #dev afresh on a live node, maybe one that was sent none of it.
+    let mutable net = net |> Nodes.crash owner |> Nodes.crash backup
+    for _ in 1 .. 2 * config.SuspectAfter do
+        net <- Nodes.tickAll net
+    let placed = net.States[5].Placements["#dev"].Owner
+    Assert.NotEqual(owner, placed)
+
+    Assert.Equal<int64 list>([ 1L; 2L; 3L ], (NodeState.historyOf "#dev" net.States[placed]).Recent |> List.rev |> List.map _.Seq)
+
 let ``hello with a resume replays exactly the messages after the given seq, room by room`` () =
     let net = threeWithUsers () |> Nodes.request 1 10 (Join "#dev") |> Nodes.settle
     let net = [ 1..6 ] |> List.fold (fun net n -> say 1 10 Rooms.lobby $"lobby {n}" (int64 n) net |> Nodes.settle) net
@@ -504,6 +577,14 @@ let tests =
             ``members on three nodes see one order, with the same seqs and texts, under interleaved senders``
         testCase "join shows the last HistoryOnJoin messages of the room, oldest first"
             ``join shows the last HistoryOnJoin messages of the room, oldest first``
+        testCase "a node with no member in a room is sent none of its messages, and its first member is shown the current history, not its stale copy"
+            ``a node with no member in a room is sent none of its messages, and its first member is shown the current history, not its stale copy``
+        testCase "a client resuming on a node with no member in the room is shown exactly the messages after its resume point"
+            ``a client resuming on a node with no member in the room is shown exactly the messages after its resume point``
+        testCase "a post is acknowledged at its node also when the sender left the room before it was committed"
+            ``a post is acknowledged at its node also when the sender left the room before it was committed``
+        testCase "a room placed afresh on a node with no member in it continues with the history the leader hands over"
+            ``a room placed afresh on a node with no member in it continues with the history the leader hands over``
         testCase "hello with a resume replays exactly the messages after the given seq, room by room"
             ``hello with a resume replays exactly the messages after the given seq, room by room``
         testCase "a retried post with the same client message id is shown once, also when retried through another node"

@@ -76,7 +76,10 @@ type Cluster =
       Links: Map<NodeId * NodeId, PeerMessage list>
       /// The nodes waiting for missing committed messages (NodeState.FillsRequested).
       Missing: Set<NodeId>
-      Acked: Set<RoomMessage> }
+      Acked: Set<RoomMessage>
+      /// The nodes with members in the room (Chat.memberNodes): where, with the backup and the
+      /// leader, a committed message goes (Replication.interestedNodes).
+      Members: Set<NodeId> }
 
 /// Spec message [seq, id]: the F# RoomMessage, its other fields fixed by the id.
 let messageOf (seq: int64) (id: int) : RoomMessage =
@@ -155,7 +158,8 @@ let ofTla (variables: Map<string, Value>) : Cluster =
                   | messages -> (asInt from, asInt target), messages |> List.map (snd >> readPeerMessage) ]
         |> Map.ofList
       Missing = asSet variables["missing"] |> List.map asInt |> Set.ofList
-      Acked = asSet variables["acked"] |> List.map readMessage |> Set.ofList }
+      Acked = asSet variables["acked"] |> List.map readMessage |> Set.ofList
+      Members = asSet variables["members"] |> List.map asInt |> Set.ofList }
 
 let private showMessage (m: RoomMessage) = $"{m.ClientMessageId}@{m.Seq}"
 let private showMessages (ms: RoomMessage list) = "[" + String.Join(" ", ms |> List.map showMessage) + "]"
@@ -279,7 +283,9 @@ let private applyReplica (node: NodeId) (replica: Replication.Replica, outputs: 
         | Replication.LogAppended messages -> { cluster with Disks = cluster.Disks.Add(node, cluster.Disks[node] @ messages) }
         | Replication.LogReplaced messages -> { cluster with Disks = cluster.Disks.Add(node, messages) }
         | Replication.SentTo sent -> send node sent.To sent.Message cluster
-        | Replication.Broadcast message -> live cluster |> Set.remove node |> Seq.fold (fun cluster peer -> send node peer message cluster) cluster
+        | Replication.SentToInterested message ->
+            let interested = Replication.interestedNodes node cluster.Members (cluster.Backups[node].TryFind room) (coordination cluster node)
+            interested |> Seq.fold (fun cluster peer -> send node peer (RoomSequenced message) cluster) cluster
         | Replication.Delivered _ | Replication.AlreadyDelivered _ | Replication.FillRequested
         | Replication.SharedHistoryRefused | Replication.StoredBeyondSequenced _ -> cluster
     outputs |> List.fold carryOut cluster
@@ -351,8 +357,8 @@ let recvStored (owner: NodeId) (from: NodeId) (cluster: Cluster) : Cluster optio
     | _ -> None
 
 /// Spec: Commit(o). Replication.commit as RoomReplica.replicate uses it (alone: the view is the owner
-/// only): each committed message is written and delivered at the owner, then sent to every
-/// other live node; it is acknowledged.
+/// only): each committed message is written and delivered at the owner, then sent to the
+/// interested nodes (Replication.interestedNodes); it is acknowledged.
 let commit (owner: NodeId) (cluster: Cluster) : Cluster option =
     if not cluster.Alive[owner] then None
     else
@@ -360,7 +366,7 @@ let commit (owner: NodeId) (cluster: Cluster) : Cluster option =
         match Replication.commit (quorum cluster owner) alone (target cluster owner) (replicaOf owner cluster) with
         | _, [] -> None
         | replica, outputs ->
-            let committed = outputs |> List.choose (function Replication.Broadcast(RoomSequenced message) -> Some message | _ -> None)
+            let committed = outputs |> List.choose (function Replication.SentToInterested message -> Some message | _ -> None)
             let cluster = applyReplica owner (replica, outputs) cluster
             Some { cluster with Acked = Set.union cluster.Acked (Set.ofList committed) }
 
@@ -547,7 +553,8 @@ let private helperOperators =
       "deliverSequenced", "DeliverSequenced"
       "adoptHistory", "AdoptHistory"
       "takeOwnership", "TakeOwnership"
-      "isCurrentBackup", "IsCurrentBackup" ]
+      "isCurrentBackup", "IsCurrentBackup"
+      "interestedNodes", "Interested" ]
 
 let private notModelled =
     [ "assignBackups", "assignBackup for every room: the spec has one room"
