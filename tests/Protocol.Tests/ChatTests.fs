@@ -174,7 +174,7 @@ let ``status and rooms are answered before hello, so a client can look before it
 let ``a say to #lobby at its owner is sequenced, shown to every named local client and sent to the backup and the nodes with members`` () =
     let state =
         nodeWithPeers ()
-        |> steps (lobbyOn 1 :: lobbyBackedBy 2 @ PeerMessageReceived(UserJoined(known "bob" 3)) :: connectAs 10 "alice" @ connectAs 11 "carol" @ [ ClientConnected(12, sessionOf 12) ])
+        |> steps (lobbyOn 1 :: lobbyBackedBy 2 @ PeerMessageReceived(UserJoined(known "bob" 3, None)) :: connectAs 10 "alice" @ connectAs 11 "carol" @ [ ClientConnected(12, sessionOf 12) ])
 
     let sequenced, effects = step config state (ClientRequested(10, Say(Rooms.lobby, "hello, world", 7L)))
 

@@ -240,7 +240,7 @@ let ``a client resuming on a node with no member in the room is shown exactly th
     let net =
         net
         |> Nodes.apply outsider (ClientConnected(99, "eve-token"))
-        |> Nodes.request outsider 99 (Hello { Nick = "eve"; Session = None; Resume = [ "#dev", 4L ] })
+        |> Nodes.request outsider 99 (Hello { Nick = "eve"; Session = None; Resume = [ "#dev", 4L ]; Password = None })
         |> Nodes.settle
         |> say 1 10 "#dev" "dev 7" 7L
         |> Nodes.settle
@@ -257,7 +257,7 @@ let ``a post is acknowledged at its node also when the sender left the room befo
     let net = say outsider client "#dev" "bye" 1L net |> Nodes.request outsider client (ClientRequest.Leave "#dev") |> Nodes.settle
 
     Assert.Equal<string list>([ "bye" ], shownTexts 10 "#dev" net |> List.map snd)
-    Assert.Empty(net.States[outsider].Unconfirmed.TryFind "#dev" |> Option.defaultValue [])
+    Assert.True(net.States[outsider].Unconfirmed.TryFind "#dev" |> Option.forall _.IsEmpty)
 
 let ``a room placed afresh on a node with no member in it continues with the history the leader hands over`` () =
     let net, outsider = fiveWithDev ()
