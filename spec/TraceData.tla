@@ -7,5 +7,7 @@
 (* a copy of spec/; this one is a placeholder, an empty run of two nodes,  *)
 (* so that the modules that extend it parse.                               *)
 (***************************************************************************)
+EXTENDS Integers  \* a line may hold a negative number (-1 for none)
+
 TraceLog == << [nodes |-> <<1, 2>>, suspectAfter |-> 3] >>
 =============================================================================

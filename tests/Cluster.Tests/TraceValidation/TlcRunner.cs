@@ -85,11 +85,22 @@ public static class TlcRunner
             throw new TimeoutException($"TLC did not finish within {Budget.TotalMinutes} min on {tracePath}");
         }
         var text = await output + await errors;
-        // "The depth of the complete state graph search is D.": D states, the initial one and
-        // one per line TLC could follow (TraceAccepted in the trace modules).
+        var steps = lines.Count - 1;
+        // TraceReplication: TLC reports TraceMatchedAll violated when it matched every line, and
+        // prints <<"matched line", n>> for each line it matched.
+        if (text.Contains("Invariant TraceMatchedAll is violated", StringComparison.Ordinal))
+        {
+            return new Result(true, steps, steps, text, clock.Elapsed);
+        }
+        var printed = Regex.Matches(text, @"<<""matched line"", (\d+)>>").Select(found => int.Parse(found.Groups[1].Value, CultureInfo.InvariantCulture)).ToList();
+        if (printed.Count > 0 || traceModule != "TraceFormalChat")
+        {
+            return new Result(false, printed.DefaultIfEmpty(0).Max(), steps, text, clock.Elapsed);
+        }
+        // TraceFormalChat: "The depth of the complete state graph search is D.": D states, the
+        // initial one and one per line TLC could follow (TraceAccepted).
         var depth = Regex.Match(text, @"depth of the complete state graph search is (\d+)");
         var matched = depth.Success ? int.Parse(depth.Groups[1].Value, CultureInfo.InvariantCulture) - 1 : 0;
-        var steps = lines.Count - 1;
         return new Result(process.ExitCode == 0 && depth.Success && matched == steps, matched, steps, text, clock.Elapsed);
     }
 
@@ -98,7 +109,7 @@ public static class TlcRunner
     /// sequences).</summary>
     public static string TraceDataModule(IEnumerable<JToken> lines)
     {
-        var text = new StringBuilder("---- MODULE TraceData ----\nTraceLog == <<\n");
+        var text = new StringBuilder("---- MODULE TraceData ----\nEXTENDS Integers\nTraceLog == <<\n");
         var first = true;
         foreach (var line in lines)
         {

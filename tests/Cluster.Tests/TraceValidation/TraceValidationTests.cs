@@ -66,6 +66,50 @@ public class TraceValidationTests(ITestOutputHelper output)
         }
     }
 
+    /// <summary>Replication (spec/TraceReplication.tla): a settled 3-node cluster places a room,
+    /// the leader gives it a backup, and the owner sequences, replicates and commits a few posts
+    /// that reach every node. TLC must find Replication.tla actions of each logged node that
+    /// lead to the variables it logged, line after line.</summary>
+    [SkippableFact]
+    public async Task A_real_run_placing_and_replicating_a_room_follows_Replication()
+    {
+        var jar = RequireTlc();
+        var directory = Directory.CreateTempSubdirectory("formalchat-trace-replication-").FullName;
+        long[] posted = [1, 2, 3, 4];
+        try
+        {
+            var traces = new Dictionary<int, List<JObject>>();
+            await using (var cluster = await TestCluster.StartTracedAsync(3, directory))
+            {
+                await cluster.WaitForLeaderAsync(leader: 3, nodes: [1, 2, 3], Deadline);
+                await using var alice = await TestClient.ConnectAsync(cluster.ClientPort(1), "alice");
+                await alice.SendAsync(new JObject { ["type"] = "join", ["room"] = "#trace" });
+                await alice.NextAsync(Frame("joined", "#trace"));
+                await SayAsync(alice, posted.Select(id => (int)id).ToArray());
+                bool EveryNodeHoldsAll() => Enumerable.Range(1, 3).All(id =>
+                    ReplicationTraceMerger.ReadNode(cluster.TracePath(id), "#trace").LastOrDefault()?["history"] is JArray history
+                    && history.Count == posted.Length);
+                await Eventually.TrueAsync(() => Task.FromResult(EveryNodeHoldsAll()), Deadline,
+                    "every node logged the room's history with every post", () => cluster.Output);
+                for (var id = 1; id <= 3; id++) traces[id] = ReplicationTraceMerger.ReadNode(cluster.TracePath(id), "#trace");
+            }
+
+            var merged = Path.Combine(directory, "merged-replication.ndjson");
+            var lines = ReplicationTraceMerger.Merge(traces, posted, merged);
+            var result = await TlcRunner.ValidateAsync(jar, "TraceReplication", merged, directory);
+            var verdict = result.Accepted ? "accepted" : $"rejected line {result.Matched + 1} of {result.Steps}: {(result.Matched < lines.Count ? lines[result.Matched].ToString(Newtonsoft.Json.Formatting.None) : "-")}";
+            output.WriteLine($"{lines.Count} replication trace lines ({string.Join(", ", traces.Select(node => $"node {node.Key}: {node.Value.Count}"))}); TLC {verdict} in {result.Elapsed.TotalSeconds:0.0} s");
+
+            Assert.True(result.Accepted, $"TLC rejected the replication trace (kept in {directory}): {verdict}\n{Tail(result.Output)}");
+            Discard(directory);
+        }
+        catch
+        {
+            output.WriteLine($"traces kept in {directory}");
+            throw;
+        }
+    }
+
     /// <summary>Node 1 is wrong on purpose (FORMALCHAT_TEST_FAULT, Node.CSharp/TestFault.cs): TLC
     /// must reject the trace at one of node 1's lines of the action the fault breaks. The run
     /// goes on until node 1 has logged a wrong step (with a kill -9 of the leader, if the first
