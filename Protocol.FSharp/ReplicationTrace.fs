@@ -93,3 +93,8 @@ let linesOf (step: int64) (clock: int64) (event: Event) (before: NodeState) (aft
               |> String.concat ","
           $"{{\"node\":{after.Info.Id},\"step\":{step},\"clock\":{clock},\"room\":{json room},\"received\":[{receivedJson}],\"sent\":[{sentJson}],"
           + replicaJson room after + "}" ]
+
+/// For the shell's test-only faults (Node.CSharp/TestFault.cs): the same state with other
+/// backup copies. F# records have no `with` in C#.
+let withReplicas (replicas: Map<RoomName, RoomMessage list>) (state: NodeState) : NodeState =
+    { state with Replicas = replicas }

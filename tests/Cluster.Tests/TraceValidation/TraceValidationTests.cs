@@ -73,13 +73,39 @@ public class TraceValidationTests(ITestOutputHelper output)
     [SkippableFact]
     public async Task A_real_run_placing_and_replicating_a_room_follows_Replication()
     {
+        var (result, lines, directory) = await ValidateReplicationRunAsync(fault: null);
+
+        Assert.True(result.Accepted, $"TLC rejected the replication trace (kept in {directory}):\n{Tail(result.Output)}");
+        Discard(directory);
+    }
+
+    /// <summary>The backup confirms appends it does not keep (FORMALCHAT_TEST_FAULT
+    /// skip-replica-store, on every node: only the backup receives appends): TLC must reject the
+    /// trace at the backup's line that received an append.</summary>
+    [SkippableFact]
+    public async Task A_backup_that_confirms_what_it_did_not_store_is_rejected()
+    {
+        var (result, lines, directory) = await ValidateReplicationRunAsync(fault: "skip-replica-store");
+
+        Assert.False(result.Accepted, $"TLC accepted the wrong backup's trace:\n{Tail(result.Output)}");
+        Assert.True(result.Matched < lines.Count, $"TLC followed no line short of the end:\n{Tail(result.Output)}");
+        var rejected = lines[result.Matched];
+        Assert.Contains(rejected["received"]!.Values<string>(), key => key!.StartsWith("append/", StringComparison.Ordinal));
+        Discard(directory);
+    }
+
+    /// <summary>A settled 3-node cluster, a room joined on node 1 and four posts that every node
+    /// ends up holding; the nodes' replication traces of the room merged and checked by TLC.</summary>
+    private async Task<(TlcRunner.Result Result, List<JObject> Lines, string Directory)> ValidateReplicationRunAsync(string? fault)
+    {
         var jar = RequireTlc();
-        var directory = Directory.CreateTempSubdirectory("formalchat-trace-replication-").FullName;
+        var directory = Directory.CreateTempSubdirectory($"formalchat-trace-replication-{fault ?? "run"}-").FullName;
         long[] posted = [1, 2, 3, 4];
         try
         {
             var traces = new Dictionary<int, List<JObject>>();
-            await using (var cluster = await TestCluster.StartTracedAsync(3, directory))
+            await using (var cluster = await TestCluster.StartTracedAsync(3, directory, _ =>
+                             fault is null ? new Dictionary<string, string>() : new Dictionary<string, string> { ["FORMALCHAT_TEST_FAULT"] = fault }))
             {
                 await cluster.WaitForLeaderAsync(leader: 3, nodes: [1, 2, 3], Deadline);
                 await using var alice = await TestClient.ConnectAsync(cluster.ClientPort(1), "alice");
@@ -99,9 +125,7 @@ public class TraceValidationTests(ITestOutputHelper output)
             var result = await TlcRunner.ValidateAsync(jar, "TraceReplication", merged, directory);
             var verdict = result.Accepted ? "accepted" : $"rejected line {result.Matched + 1} of {result.Steps}: {(result.Matched < lines.Count ? lines[result.Matched].ToString(Newtonsoft.Json.Formatting.None) : "-")}";
             output.WriteLine($"{lines.Count} replication trace lines ({string.Join(", ", traces.Select(node => $"node {node.Key}: {node.Value.Count}"))}); TLC {verdict} in {result.Elapsed.TotalSeconds:0.0} s");
-
-            Assert.True(result.Accepted, $"TLC rejected the replication trace (kept in {directory}): {verdict}\n{Tail(result.Output)}");
-            Discard(directory);
+            return (result, lines, directory);
         }
         catch
         {
