@@ -35,7 +35,8 @@ let usage =
                     manifest (needs no TLC)
 
   TLA2TOOLS_JAR, /opt/tlaplus/tla2tools.jar or ~/.cache/tlaplus/tla2tools.jar is the jar; without
-  one (or without java) TLC runs are SKIPPED with a notice. TLC_WORKERS (default 2) workers for
+  one (or without java) TLC runs are SKIPPED with a notice, and so are the rows whose modules
+  need a standard module the jar lacks (v1.7.4, hosted CI's: Json, TLCExt). TLC_WORKERS (default 2) workers for
   exhaustive checks; TLC_LONG=1 also the long models and mutations; TLC_BUDGET_SCALE multiplies
   every model's time budget."""
 
