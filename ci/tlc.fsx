@@ -179,6 +179,23 @@ let violations (output: string) =
     [ for found in Regex.Matches(output, @"(?:Temporal property|Invariant|Action property|Property) (\w+) (?:is|was) violated") -> found.Groups[1].Value ]
     @ (if output.Contains "Deadlock reached" then [ "Deadlock" ] else [])
 
+/// The PROPERTY names of a model's .cfg.
+let propertiesOf (config: string) : string list =
+    let path = Path.Combine(specDir, config + ".cfg")
+    let keywords = set [ "CONSTANT"; "CONSTANTS"; "INIT"; "NEXT"; "SPECIFICATION"; "INVARIANT"; "INVARIANTS"; "PROPERTY"; "PROPERTIES"
+                         "CHECK_DEADLOCK"; "SYMMETRY"; "VIEW"; "CONSTRAINT"; "CONSTRAINTS"; "ACTION_CONSTRAINT"; "ACTION_CONSTRAINTS"; "ALIAS"; "POSTCONDITION" ]
+    if not (File.Exists path) then []
+    else
+        let words = Regex.Replace(File.ReadAllText path, @"\\\*[^\n]*", "").Split([| ' '; '\t'; '\r'; '\n' |], StringSplitOptions.RemoveEmptyEntries)
+        [ let mutable inProperties = false
+          for word in words do
+              if keywords.Contains word then inProperties <- (word = "PROPERTY" || word = "PROPERTIES")
+              elif inProperties then word ]
+
+/// TLC v1.7.4 reports a liveness counterexample as "Temporal properties were violated." without
+/// naming the property (TLC 1.8 names it).
+let unnamedTemporalViolation (output: string) = output.Contains "Temporal properties were violated."
+
 let describe (expect: Expect) =
     match expect with
     | Holds -> "holds"
@@ -193,6 +210,10 @@ let judge (model: Model) (run: Run) : bool * string =
     | Some code, Holds -> false, "UNEXPECTED: " + (if found.IsEmpty then sprintf "exit %d" code else found.Head + " violated")
     | Some code, Violates expected when code <> 0 && found |> List.exists (fun p -> List.contains p expected) ->
         true, $"violates {found |> List.find (fun p -> List.contains p expected)} (expected)"
+    | Some code, Violates expected when
+        code <> 0 && found.IsEmpty && unnamedTemporalViolation run.Output
+        && expected |> List.exists (fun p -> List.contains p (propertiesOf model.Config)) ->
+        true, $"violates a temporal property this TLC does not name (expected: {describe model.Expect}, a PROPERTY of the model)"
     | Some 0, Violates _ -> false, $"NOT FOUND: the model holds (expected: {describe model.Expect})"
     | Some code, Violates _ ->
         let what = if found.IsEmpty then sprintf "TLC error, exit %d" code else found.Head + " violated"
