@@ -70,7 +70,7 @@ type NodeArgs =
             | Client_Burst _ -> $"frames a client may send at once above --client-rate (default {clients.Burst})"
             | Max_Client_Queue_Bytes _ -> $"bytes waiting to be sent to one client beyond which it is too slow and is disconnected (default {clients.MaxQueueBytes})"
             | Metrics_Port _ -> $"HTTP port (on --host) for /metrics (Prometheus), /status.json and the live dashboard at /; off by default (cluster: client port + {metricsPortOffset})"
-            | Trace_File _ -> "write the spec actions this node takes as NDJSON to this file, for trace validation with TLC (spec/README.md); off by default"
+            | Trace_File _ -> "write the spec actions this node takes as NDJSON to this file (its replication variables to FILE.replication), for trace validation with TLC (spec/README.md); off by default"
             | Hello_Timeout _ -> $"seconds a new connection has to be welcomed (a valid hello) before it is closed; a connection that asks for status is a monitor and may stay; 0: never (default {clients.HelloTimeoutMs / 1000})"
             | Max_Connections_Per_Ip _ -> $"connections one remote address may have open at once; more are refused with server-full; 0: no limit (default {clients.MaxConnectionsPerAddress})"
             | Irc_Port _ -> "TCP port for IRC clients (RFC 1459/2812 subset, docs/IRC.md), on --host; off by default"

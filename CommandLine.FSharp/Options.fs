@@ -86,7 +86,8 @@ type NodeOptions =
       Clients: ClientLimits
       /// The HTTP port of /metrics, /status.json and the dashboard; None: not served.
       MetricsPort: int option
-      /// Where to write the spec actions this node takes (spec/TraceFormalChat.tla); None: no trace.
+      /// Where to write the spec actions this node takes (spec/TraceFormalChat.tla; its replication
+      /// variables go to this path + ".replication", spec/TraceReplication.tla); None: no trace.
       TraceFile: string option
       /// The port for IRC clients (docs/IRC.md); None: no IRC gateway.
       IrcPort: int option

@@ -171,7 +171,7 @@ public sealed class NodeHost
             var before = _state;
             var (state, toDo) = ProtocolNode.step(_config, _state, next);
             if (TestFault.Active) state = TestFault.Apply(next, before, state);
-            _trace?.Stepped(next, before, state);
+            _trace?.Stepped(next, before, state, toDo);
             // Published for the monitor's thread: a reference to an immutable state.
             Volatile.Write(ref _state, state);
             if (_metrics is not null)

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Text;
+using Microsoft.FSharp.Collections;
 using FormalChat.Protocol;
 using static FormalChat.Protocol.NodeState;
 using State = FormalChat.Protocol.NodeState.NodeState;
@@ -11,10 +12,13 @@ namespace FormalChat.Node;
 /// validation with TLC (spec/TraceFormalChat.tla, spec/README.md). Written through a buffer that
 /// the loop flushes at the end of each turn, before the turn's effects are carried out: a
 /// message a peer receives has its send on disk even if this node is killed right after.
+/// The replication lines (ReplicationTrace.linesOf, spec/TraceReplication.tla) go to a file of
+/// their own beside it, PATH.replication, written the same way.
 /// </summary>
 internal sealed class SpecTraceWriter : IDisposable
 {
     private readonly StreamWriter _writer;
+    private readonly StreamWriter _replication;
     private readonly int _suspectAfter;
     private long _steps;
 
@@ -22,13 +26,18 @@ internal sealed class SpecTraceWriter : IDisposable
     {
         _suspectAfter = suspectAfter;
         _writer = new StreamWriter(path, append: false, new UTF8Encoding(encoderShouldEmitUTF8Identifier: false), bufferSize: 1 << 16);
+        _replication = new StreamWriter(path + ".replication", append: false, new UTF8Encoding(encoderShouldEmitUTF8Identifier: false), bufferSize: 1 << 16);
     }
 
     /// <summary>One step of the loop: counted always, written when it took spec actions.</summary>
-    public void Stepped(Event next, State before, State after)
+    public void Stepped(Event next, State before, State after, FSharpList<Effect> effects)
     {
         _steps++;
         if (before.Stopped) return;
+        foreach (var line in ReplicationTrace.linesOf(_steps, Stopwatch.GetTimestamp(), next, before, after, effects))
+        {
+            _replication.WriteLine(line);
+        }
         // Client events never take a spec action (only coordinate changes the Coordination).
         if (!(next.IsTicked || next.IsPeerMessageReceived || next.IsShutdownRequested)
             && ReferenceEquals(before.Coordination, after.Coordination)) return;
@@ -39,7 +48,15 @@ internal sealed class SpecTraceWriter : IDisposable
         }
     }
 
-    public void Flush() => _writer.Flush();
+    public void Flush()
+    {
+        _writer.Flush();
+        _replication.Flush();
+    }
 
-    public void Dispose() => _writer.Dispose();
+    public void Dispose()
+    {
+        _writer.Dispose();
+        _replication.Dispose();
+    }
 }

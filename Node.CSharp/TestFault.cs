@@ -13,13 +13,15 @@ namespace FormalChat.Node;
 /// it at 0 (FailureDetector.tla, RecvHeartbeat): the node goes on suspecting live peers.</item>
 /// <item>forget-participant: a node that forwards a candidate does not count itself a participant
 /// of the round (LCR.tla, RecvElection), so it may later put itself forward in the same round.</item>
+/// <item>skip-replica-store: a backup confirms the owner's next message without keeping it
+/// (Replication.tla, StoreReplica): the owner then acknowledges a message its backup lacks.</item>
 /// </list>
 /// </summary>
 internal static class TestFault
 {
     private static readonly string? Fault = Environment.GetEnvironmentVariable("FORMALCHAT_TEST_FAULT");
 
-    public static readonly bool Active = Fault is "skip-age-reset" or "forget-participant";
+    public static readonly bool Active = Fault is "skip-age-reset" or "forget-participant" or "skip-replica-store";
 
     public static State Apply(Event next, State before, State after)
     {
@@ -32,6 +34,8 @@ internal static class TestFault
                 return With(coordination.Age.Add(from, age), coordination.Participant);
             case ("forget-participant", Event.PeerMessageReceived { Item: PeerMessage.Election }):
                 return coordination.Participant ? With(coordination.Age, participant: false) : after;
+            case ("skip-replica-store", Event.PeerMessageReceived { Item: PeerMessage.ReplicaAppended }):
+                return ReplicationTrace.withReplicas(before.Replicas, after);
             default:
                 return after;
         }

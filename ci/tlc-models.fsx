@@ -14,7 +14,7 @@
 ///                                  property is about); several names: either one
 ///   Budget seconds this model may take (it fails past that): generous, as this 2-core machine
 ///          is shared and loaded; TLC_BUDGET_SCALE multiplies every budget
-///   Long   runs only with TLC_LONG=1 (hosted CI sets it, but has no jar): minutes on its own
+///   Long   runs only with TLC_LONG=1 (hosted CI: on a manual run only): minutes on its own
 ///
 /// The spec mutations (spec/mutations/*.mutations) are rows of the same kind, read from there.
 module TlcModels

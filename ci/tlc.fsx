@@ -35,7 +35,8 @@ let usage =
                     manifest (needs no TLC)
 
   TLA2TOOLS_JAR, /opt/tlaplus/tla2tools.jar or ~/.cache/tlaplus/tla2tools.jar is the jar; without
-  one (or without java) TLC runs are SKIPPED with a notice. TLC_WORKERS (default 2) workers for
+  one (or without java) TLC runs are SKIPPED with a notice, and so are the rows whose modules
+  need a standard module the jar lacks (v1.7.4, hosted CI's: Json, TLCExt). TLC_WORKERS (default 2) workers for
   exhaustive checks; TLC_LONG=1 also the long models and mutations; TLC_BUDGET_SCALE multiplies
   every model's time budget."""
 
@@ -89,18 +90,63 @@ let java (directory: string) (budgetSeconds: int) (arguments: string list) : Run
     proc.WaitForExit()
     { ExitCode = (if finished then Some proc.ExitCode else None); Output = lock output (fun () -> output.ToString()); Seconds = watch.Elapsed.TotalSeconds }
 
-let tlc (directory: string) (budgetSeconds: int) (arguments: string list) : Run =
-    let metadir = Path.Combine(directory, "states")
-    java directory budgetSeconds ([ "tlc2.TLC"; "-metadir"; metadir; "-noGenerateSpecTE"; "-cleanup" ] @ arguments)
+/// TLC run with these arguments on a module that does not exist: its banner and option errors.
+let probe (arguments: string list) =
+    let directory = newDirectory ()
+    let run = java directory 60 ([ "tlc2.TLC"; "-metadir"; Path.Combine(directory, "states") ] @ arguments @ [ "NoSuchModule" ])
+    Directory.Delete(directory, true)
+    run.Output
 
-/// "TLC2 Version 2026.04.29.164809 (rev: cc6b616)": information only.
+/// "TLC2 Version 2026.04.29.164809 (rev: cc6b616)", "TLC2 Version 2.19 of 08 August 2024 (rev:
+/// 5a47802)" (v1.7.4): information only.
 let tlcVersion =
     lazy
-        (let directory = newDirectory ()
-         let run = java directory 60 [ "tlc2.TLC"; "-metadir"; Path.Combine(directory, "states"); "NoSuchModule" ]
-         Directory.Delete(directory, true)
-         let found = Regex.Match(run.Output, @"TLC2 Version[^\r\n]*")
+        (let found = Regex.Match(probe [], @"TLC2 Version[^\r\n]*")
          if found.Success then found.Value else "TLC2 Version unknown")
+
+/// TLC 1.8 writes a SpecTE module for every counterexample unless told not to; v1.7.4 writes
+/// none and rejects the option.
+let specTEOption =
+    lazy (if (probe [ "-noGenerateSpecTE" ]).Contains "unrecognized option" then [] else [ "-noGenerateSpecTE" ])
+
+let tlc (directory: string) (budgetSeconds: int) (arguments: string list) : Run =
+    let metadir = Path.Combine(directory, "states")
+    java directory budgetSeconds ([ "tlc2.TLC"; "-metadir"; metadir ] @ specTEOption.Value @ [ "-cleanup" ] @ arguments)
+
+/// The standard modules this TLC has (its jar's tla2sany/StandardModules/). v1.7.4, the release
+/// hosted CI pins, has neither Json nor TLCExt: the rows whose modules extend them are SKIPPED.
+let standardModules =
+    lazy
+        (use zip = ZipFile.OpenRead jar.Value
+         zip.Entries
+         |> Seq.filter (fun entry -> entry.FullName.StartsWith "tla2sany/StandardModules/" && entry.Name.EndsWith ".tla")
+         |> Seq.map (fun entry -> Path.GetFileNameWithoutExtension entry.Name)
+         |> Set.ofSeq)
+
+/// The modules a spec/ module EXTENDS or INSTANCEs, directly or through other spec/ modules,
+/// that are neither in spec/ nor standard modules of this TLC.
+let missingModules (moduleName: string) : string list =
+    let importsOf (name: string) =
+        let path = Path.Combine(specDir, name + ".tla")
+        if not (File.Exists path) then []
+        else
+            let text = Regex.Replace(File.ReadAllText path, @"\(\*[\s\S]*?\*\)|\\\*[^\n]*", "")
+            [ for found in Regex.Matches(text, @"\bEXTENDS\s+(\w+(?:\s*,\s*\w+)*)") do
+                  yield! found.Groups[1].Value.Split(',') |> Array.map (fun name -> name.Trim())
+              for found in Regex.Matches(text, @"\bINSTANCE\s+(\w+)") -> found.Groups[1].Value ]
+    let rec visit (seen: Set<string>) (name: string) =
+        if seen.Contains name then seen else importsOf name |> List.fold visit (seen.Add name)
+    visit Set.empty moduleName
+    |> Set.filter (fun name -> not (File.Exists(Path.Combine(specDir, name + ".tla"))) && not (standardModules.Value.Contains name))
+    |> Set.toList
+
+/// Why this TLC cannot run a row, if it cannot.
+let unsupported (moduleName: string) : string option =
+    match missingModules moduleName with
+    | [] -> None
+    | missing ->
+        let names = String.Join(", ", missing)
+        Some $"this TLC ({tlcVersion.Value}) has no standard module {names}"
 
 let revisionOf (version: string) =
     let found = Regex.Match(version, @"\(rev: ([0-9a-f]+)\)")
@@ -114,12 +160,16 @@ type Tally() =
     member val Failed = 0 with get, set
     member this.Pass(line: string) = this.Passed <- this.Passed + 1; printfn "  PASS  %s" line
     member this.Fail(line: string) = this.Failed <- this.Failed + 1; printfn "  FAIL  %s" line
+    member val Skipped = 0 with get, set
+    /// Not run, never counted as passed: a long row without TLC_LONG=1, or a row this TLC cannot run.
+    member this.Skip(line: string) = this.Skipped <- this.Skipped + 1; printfn "  SKIP  %s" line
 
 let total = Tally()
 let suiteLine (suite: string) (tally: Tally) =
-    printfn "tlc-%s: %d passed, %d failed" suite tally.Passed tally.Failed
+    printfn "tlc-%s: %d passed, %d failed, %d skipped" suite tally.Passed tally.Failed tally.Skipped
     total.Passed <- total.Passed + tally.Passed
     total.Failed <- total.Failed + tally.Failed
+    total.Skipped <- total.Skipped + tally.Skipped
 
 let lastNumber (pattern: string) (output: string) =
     let found = Regex.Matches(output, pattern)
@@ -128,6 +178,23 @@ let lastNumber (pattern: string) (output: string) =
 let violations (output: string) =
     [ for found in Regex.Matches(output, @"(?:Temporal property|Invariant|Action property|Property) (\w+) (?:is|was) violated") -> found.Groups[1].Value ]
     @ (if output.Contains "Deadlock reached" then [ "Deadlock" ] else [])
+
+/// The PROPERTY names of a model's .cfg.
+let propertiesOf (config: string) : string list =
+    let path = Path.Combine(specDir, config + ".cfg")
+    let keywords = set [ "CONSTANT"; "CONSTANTS"; "INIT"; "NEXT"; "SPECIFICATION"; "INVARIANT"; "INVARIANTS"; "PROPERTY"; "PROPERTIES"
+                         "CHECK_DEADLOCK"; "SYMMETRY"; "VIEW"; "CONSTRAINT"; "CONSTRAINTS"; "ACTION_CONSTRAINT"; "ACTION_CONSTRAINTS"; "ALIAS"; "POSTCONDITION" ]
+    if not (File.Exists path) then []
+    else
+        let words = Regex.Replace(File.ReadAllText path, @"\\\*[^\n]*", "").Split([| ' '; '\t'; '\r'; '\n' |], StringSplitOptions.RemoveEmptyEntries)
+        [ let mutable inProperties = false
+          for word in words do
+              if keywords.Contains word then inProperties <- (word = "PROPERTY" || word = "PROPERTIES")
+              elif inProperties then word ]
+
+/// TLC v1.7.4 reports a liveness counterexample as "Temporal properties were violated." without
+/// naming the property (TLC 1.8 names it).
+let unnamedTemporalViolation (output: string) = output.Contains "Temporal properties were violated."
 
 let describe (expect: Expect) =
     match expect with
@@ -143,6 +210,10 @@ let judge (model: Model) (run: Run) : bool * string =
     | Some code, Holds -> false, "UNEXPECTED: " + (if found.IsEmpty then sprintf "exit %d" code else found.Head + " violated")
     | Some code, Violates expected when code <> 0 && found |> List.exists (fun p -> List.contains p expected) ->
         true, $"violates {found |> List.find (fun p -> List.contains p expected)} (expected)"
+    | Some code, Violates expected when
+        code <> 0 && found.IsEmpty && unnamedTemporalViolation run.Output
+        && expected |> List.exists (fun p -> List.contains p (propertiesOf model.Config)) ->
+        true, $"violates a temporal property this TLC does not name (expected: {describe model.Expect}, a PROPERTY of the model)"
     | Some 0, Violates _ -> false, $"NOT FOUND: the model holds (expected: {describe model.Expect})"
     | Some code, Violates _ ->
         let what = if found.IsEmpty then sprintf "TLC error, exit %d" code else found.Head + " violated"
@@ -185,7 +256,11 @@ let header () = printfn "        %-34s %-9s %11s %6s %13s %s" "model" "mode" "di
 
 /// One JVM parses every module; its output has one part per module, each opening with SANY's banner.
 let sany (tally: Tally) =
-    let names = Directory.GetFiles(specDir, "*.tla") |> Array.sort |> Array.map Path.GetFileName |> List.ofArray
+    let all = Directory.GetFiles(specDir, "*.tla") |> Array.sort |> Array.map Path.GetFileName |> List.ofArray
+    let names = [ for name in all do
+                      match unsupported (Path.GetFileNameWithoutExtension name) with
+                      | Some reason -> tally.Skip $"sany {name}: {reason}"
+                      | None -> name ]
     let run = java specDir 600 ("tla2sany.SANY" :: names)
     let parts = Regex.Split(run.Output, @"(?m)^\*+ SANY2 Version.*$") |> Array.skip 1
     let mutable flagged = false
@@ -568,7 +643,10 @@ let main () =
         let tally = Tally()
         header ()
         for set in fixtureSets do
-            if named.IsEmpty || List.contains set.Name named then writeFixtures set tally
+            if named.IsEmpty || List.contains set.Name named then
+                match rowsOf set.Name |> List.tryPick (fun model -> unsupported model.Module) with
+                | Some reason -> tally.Fail $"fixtures {set.Name}: cannot be made: {reason}"
+                | None -> writeFixtures set tally
         suiteLine "fixtures" tally
         if tally.Failed = 0 then 0 else 1
     | Ok(only, _, _) ->
@@ -579,7 +657,7 @@ let main () =
         | None ->
             printfn "TLC not found: model checking SKIPPED"
             suiteLine "fixtures" fresh
-            printfn "tlc: %d passed, %d failed" total.Passed total.Failed
+            printfn "tlc: %d passed, %d failed, %d skipped" total.Passed total.Failed total.Skipped
             if total.Failed = 0 then 0 else 1
         | Some jar ->
             printfn "tlc: %s (%s)" tlcVersion.Value jar
@@ -595,9 +673,11 @@ let main () =
                     printfn "== %s" set.Name
                     header ()
                     for model in rows do
-                        if model.Long && not runLong then printfn "  SKIP  %-34s (long: set TLC_LONG=1)" model.Config
-                        elif isFixtureRow model then compareFixture tally set model
-                        else
+                        match unsupported model.Module with
+                        | _ when model.Long && not runLong -> tally.Skip(sprintf "%-34s (long: set TLC_LONG=1)" model.Config)
+                        | Some reason -> tally.Skip(sprintf "%-34s %s" model.Config reason)
+                        | None when isFixtureRow model -> compareFixture tally set model
+                        | None ->
                             let run, directory = runModel specDir set.Seed set.FingerprintIndex model
                             Directory.Delete(directory, true)
                             report tally model.Config (modeName model.Mode) model run |> ignore
@@ -617,11 +697,13 @@ let main () =
                 printfn "== mutations (spec/mutations)"
                 header ()
                 for mutation in mutations do
-                    if mutation.Model.Long && not runLong then printfn "  SKIP  %-34s (long: set TLC_LONG=1)" mutation.Name
-                    else runMutation tally mutation
+                    match unsupported mutation.Model.Module with
+                    | _ when mutation.Model.Long && not runLong -> tally.Skip(sprintf "%-34s (long: set TLC_LONG=1)" mutation.Name)
+                    | Some reason -> tally.Skip(sprintf "%-34s %s" mutation.Name reason)
+                    | None -> runMutation tally mutation
                 suiteLine "mutations" tally
             printfn "tlc: TLC ran for %.0f s" watch.Elapsed.TotalSeconds
-            printfn "tlc: %d passed, %d failed" total.Passed total.Failed
+            printfn "tlc: %d passed, %d failed, %d skipped" total.Passed total.Failed total.Skipped
             if total.Failed = 0 then 0 else 1
 
 exit (main ())

@@ -9,7 +9,9 @@
 #   bash ci/tlc.sh --check             fixture freshness only (no TLC needed)
 #
 # tla2tools.jar: $TLA2TOOLS_JAR, /opt/tlaplus/tla2tools.jar or ~/.cache/tlaplus/tla2tools.jar;
-# without one the TLC runs print "TLC not found: model checking SKIPPED". TLC_LONG=1 adds the
+# without one the TLC runs print "TLC not found: model checking SKIPPED" (hosted CI fetches the
+# pinned v1.7.4 release first: ci/tlc-jar.sh). Rows whose modules need a standard module the
+# jar lacks (v1.7.4: Json, TLCExt) are SKIPPED with the reason. TLC_LONG=1 adds the
 # long models and mutations, TLC_WORKERS sets the workers of exhaustive checks (default 2).
 set -uo pipefail
 export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1

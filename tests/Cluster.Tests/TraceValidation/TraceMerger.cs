@@ -83,9 +83,10 @@ public static class TraceMerger
                 return !held.TryGetValue(from, out var states)
                        || states.Contains(((int)line["msg"]!["epoch"]!, (int)line["msg"]!["leader"]!));
             }
-            if (action == "Crash")
+            if (action is "Crash" or "Leave")
             {
-                // Every receipt of its heartbeats goes first: the spec reads a live sender.
+                // Every receipt of its heartbeats goes first: the spec reads a live sender (a
+                // heartbeat sent before a graceful stop can arrive after it).
                 return !nodes.Where(other => other.Key != node).Any(other =>
                     other.Value.Skip(next[other.Key]).Any(later =>
                         (string)later["action"]! == "RecvHeartbeat" && (int)later["msg"]!["id"]! == node));
