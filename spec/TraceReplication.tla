@@ -31,8 +31,9 @@ TraceNode == Range(Header.nodes)
 TraceMsg == Range(Header.msgs)
 TraceInitialOwner == {Header.owner}
 
-\* More than one step of a node takes: a receipt, then the owner's SyncBackup or Commit.
-MaxActionsPerLine == 4
+\* More than one step of a node takes: a receipt, then the owner's SyncBackup, SendAppends and
+\* Commit.
+MaxActionsPerLine == 5
 
 VARIABLES
     l,      \* the index in Steps of the next line to match
@@ -54,6 +55,7 @@ LoggedIds == {Line.history[k].id : k \in DOMAIN Line.history} \cup {Line.pending
 NodeActions(i) ==
     \/ \E id \in LoggedIds : SequencePost(i, id)
     \/ SyncBackup(i)
+    \/ SendAppends(i)
     \/ \E o \in Node : RecvSync(i, o)
     \/ \E o \in Node : StoreReplica(i, o)
     \/ \E b \in Node : RecvStored(i, b)
