@@ -16,8 +16,8 @@ let roomOf (message: PeerMessage) : RoomName option =
     | RoomSequenced sequenced -> Some sequenced.Room
     | BackupAssigned(room, _)
     | ReplicaSynced(room, _, _, _)
-    | ReplicaStored(room, _, _) -> Some room
-    | ReplicaAppended(_, appended) -> Some appended.Room
+    | ReplicaStored(room, _, _)
+    | ReplicaAppended(room, _, _) -> Some room
     | _ -> None
 
 let private assignmentKey (a: BackupAssignment) = $"{a.Backup}.{a.Owner}.{a.Epoch}.{a.Leader}.{a.Version}"
@@ -31,7 +31,7 @@ let messageKey (message: PeerMessage) : string =
     | BackupAssigned(_, a) -> $"backup/{assignmentKey a}"
     | ReplicaSynced(_, a, committed, pending) ->
         $"sync/{assignmentKey a}/{lastSeqOf committed}/{committed.Length}/{lastSeqOf pending}/{pending.Length}"
-    | ReplicaAppended(a, m) -> $"append/{assignmentKey a}/{m.Seq}"
+    | ReplicaAppended(_, a, batch) -> $"append/{assignmentKey a}/{lastSeqOf batch}/{batch.Length}"
     | ReplicaStored(_, a, seq) -> $"stored/{assignmentKey a}/{seq}"
     | _ -> ""
 
@@ -52,11 +52,11 @@ let private replicaJson (room: RoomName) (state: NodeState) =
         | Some p ->
             let synced = p.Synced |> Option.map (fun a -> a.Backup) |> Option.defaultValue 0
             let confirmed = p.Stored |> Option.defaultValue -1L
-            $"\"owner\":true,\"pending\":[{messagesJson p.Pending}],\"synced\":{synced},\"confirmed\":{confirmed}"
+            $"\"owner\":true,\"pending\":[{messagesJson p.Pending.Messages}],\"synced\":{synced},\"confirmed\":{confirmed}"
         | None -> "\"owner\":false,\"pending\":[],\"synced\":0,\"confirmed\":-1"
     let history = replica.History.Recent |> List.rev
     let missing = if replica.AwaitingFill then "true" else "false"
-    $"\"history\":[{messagesJson history}],\"stored\":[{messagesJson replica.Stored}],{primary},\"backup\":{backup},"
+    $"\"history\":[{messagesJson history}],\"stored\":[{messagesJson replica.Stored.Messages}],{primary},\"backup\":{backup},"
     + $"\"durable\":{replica.Durable},\"missing\":{missing}"
 
 /// The step's trace lines, one per room whose replica or backup assignment changed or whose
@@ -96,5 +96,5 @@ let linesOf (step: int64) (clock: int64) (event: Event) (before: NodeState) (aft
 
 /// For the shell's test-only faults (Node.CSharp/TestFault.cs): the same state with other
 /// backup copies. F# records have no `with` in C#.
-let withReplicas (replicas: Map<RoomName, RoomMessage list>) (state: NodeState) : NodeState =
+let withReplicas (replicas: Map<RoomName, Uncommitted>) (state: NodeState) : NodeState =
     { state with Replicas = replicas }
