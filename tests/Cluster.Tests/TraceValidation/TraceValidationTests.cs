@@ -42,6 +42,15 @@ public class TraceValidationTests(ITestOutputHelper output)
                 await using var alice = await TestClient.ConnectAsync(cluster.ClientPort(1), "alice");
                 await alice.SendAsync(new JObject { ["type"] = "join", ["room"] = "#trace" });
                 await alice.NextAsync(Frame("joined", "#trace"));
+                // A member on every node: committed messages go only to nodes with members (plus the
+                // backup and the leader), and the test checks every node's whole history.
+                await using var bob = await TestClient.ConnectAsync(cluster.ClientPort(2), "bob");
+                await using var carol = await TestClient.ConnectAsync(cluster.ClientPort(3), "carol");
+                foreach (var member in new[] { bob, carol })
+                {
+                    await member.SendAsync(new JObject { ["type"] = "join", ["room"] = "#trace" });
+                    await member.NextAsync(Frame("joined", "#trace"));
+                }
                 await SayAsync(alice, 1, 2, 3);
                 cluster.Kill(3);
                 var crashed = Stopwatch.GetTimestamp();
@@ -94,7 +103,7 @@ public class TraceValidationTests(ITestOutputHelper output)
         Discard(directory);
     }
 
-    /// <summary>A settled 3-node cluster, a room joined on node 1 and four posts that every node
+    /// <summary>A settled 3-node cluster, a room joined on every node and four posts that every node
     /// ends up holding; the nodes' replication traces of the room merged and checked by TLC.</summary>
     private async Task<(TlcRunner.Result Result, List<JObject> Lines, string Directory)> ValidateReplicationRunAsync(string? fault)
     {
@@ -111,6 +120,15 @@ public class TraceValidationTests(ITestOutputHelper output)
                 await using var alice = await TestClient.ConnectAsync(cluster.ClientPort(1), "alice");
                 await alice.SendAsync(new JObject { ["type"] = "join", ["room"] = "#trace" });
                 await alice.NextAsync(Frame("joined", "#trace"));
+                // A member on every node: committed messages go only to nodes with members (plus the
+                // backup and the leader), and the test checks every node's whole history.
+                await using var bob = await TestClient.ConnectAsync(cluster.ClientPort(2), "bob");
+                await using var carol = await TestClient.ConnectAsync(cluster.ClientPort(3), "carol");
+                foreach (var member in new[] { bob, carol })
+                {
+                    await member.SendAsync(new JObject { ["type"] = "join", ["room"] = "#trace" });
+                    await member.NextAsync(Frame("joined", "#trace"));
+                }
                 await SayAsync(alice, posted.Select(id => (int)id).ToArray());
                 bool EveryNodeHoldsAll() => Enumerable.Range(1, 3).All(id =>
                     ReplicationTraceMerger.ReadNode(cluster.TracePath(id), "#trace").LastOrDefault()?["history"] is JArray history
