@@ -42,15 +42,6 @@ public class TraceValidationTests(ITestOutputHelper output)
                 await using var alice = await TestClient.ConnectAsync(cluster.ClientPort(1), "alice");
                 await alice.SendAsync(new JObject { ["type"] = "join", ["room"] = "#trace" });
                 await alice.NextAsync(Frame("joined", "#trace"));
-                // A member on every node: committed messages go only to nodes with members (plus the
-                // backup and the leader), and the test checks every node's whole history.
-                await using var bob = await TestClient.ConnectAsync(cluster.ClientPort(2), "bob");
-                await using var carol = await TestClient.ConnectAsync(cluster.ClientPort(3), "carol");
-                foreach (var member in new[] { bob, carol })
-                {
-                    await member.SendAsync(new JObject { ["type"] = "join", ["room"] = "#trace" });
-                    await member.NextAsync(Frame("joined", "#trace"));
-                }
                 await SayAsync(alice, 1, 2, 3);
                 cluster.Kill(3);
                 var crashed = Stopwatch.GetTimestamp();
@@ -122,13 +113,8 @@ public class TraceValidationTests(ITestOutputHelper output)
                 await alice.NextAsync(Frame("joined", "#trace"));
                 // A member on every node: committed messages go only to nodes with members (plus the
                 // backup and the leader), and the test checks every node's whole history.
-                await using var bob = await TestClient.ConnectAsync(cluster.ClientPort(2), "bob");
-                await using var carol = await TestClient.ConnectAsync(cluster.ClientPort(3), "carol");
-                foreach (var member in new[] { bob, carol })
-                {
-                    await member.SendAsync(new JObject { ["type"] = "join", ["room"] = "#trace" });
-                    await member.NextAsync(Frame("joined", "#trace"));
-                }
+                await using var bob = await JoinedAsync(cluster.ClientPort(2), "bob");
+                await using var carol = await JoinedAsync(cluster.ClientPort(3), "carol");
                 await SayAsync(alice, posted.Select(id => (int)id).ToArray());
                 bool EveryNodeHoldsAll() => Enumerable.Range(1, 3).All(id =>
                     ReplicationTraceMerger.ReadNode(cluster.TracePath(id), "#trace").LastOrDefault()?["history"] is JArray history
@@ -242,6 +228,15 @@ public class TraceValidationTests(ITestOutputHelper output)
 
     private static Func<JObject, bool> Frame(string type, string room) =>
         frame => (string?)frame["type"] == type && (string?)frame["room"] == room;
+
+    /// <summary>A client of the node at <paramref name="port"/> that has joined #trace.</summary>
+    private static async Task<TestClient> JoinedAsync(int port, string nick)
+    {
+        var client = await TestClient.ConnectAsync(port, nick);
+        await client.SendAsync(new JObject { ["type"] = "join", ["room"] = "#trace" });
+        await client.NextAsync(Frame("joined", "#trace"));
+        return client;
+    }
 
     /// <summary>Posts each message to #trace and waits until it comes back sequenced.</summary>
     private static async Task SayAsync(TestClient client, params int[] ids)
