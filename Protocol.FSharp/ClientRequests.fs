@@ -91,10 +91,11 @@ let private leave (client: ClientId) (session: NamedSession) (room: RoomName) (s
         { state with Chat = leaveRoom client (self state) room state.Chat },
         reply client (LeftRoom room) :: toEveryPeer state (MemberLeft(room, session.Nick))
 
-/// A post sent without an id gets one from this node (negative, so no client's own; see
-/// NodeState.NextPostId): a re-send after an owner change must be recognised as the same post.
+/// A post sent without an id gets one from this node (see NodeState.NextPostId): a re-send after
+/// an owner change must be recognised as the same post. Node ids are negative; a client's own
+/// are positive (docs/PROTOCOL.md), and one that is not counts as none.
 let private numbered (post: RoomPost) (state: NodeState) : RoomPost * NodeState =
-    if post.ClientMessageId <> 0L then post, state
+    if post.ClientMessageId > 0L then post, state
     else { post with ClientMessageId = -state.NextPostId }, { state with NextPostId = state.NextPostId + 1L }
 
 /// A post from a client here waits (for its acknowledgement, or for a re-send after an owner

@@ -202,9 +202,6 @@ let private peerMessages : Table<PeerMessage> =
               (fun struct (room, messages) -> HistoryShared(room, messages))
               (function HistoryShared(room, messages) -> ValueSome(struct (room, messages)) | _ -> ValueNone) ]
 
-/// A client's own message ids are positive (0: none); the negative ones are the nodes' (Rooms.idKey).
-let private clientMessageId : Value<int64> = bounded System.Int64.MaxValue
-
 /// Client rooms are read as typed; the node checks and canonicalises them (Rooms.validateRoomName).
 let private clientRequests : Table<ClientRequest> =
     let anyRoom = field "room" text
@@ -212,8 +209,8 @@ let private clientRequests : Table<ClientRequest> =
         [ case "hello" (fields4 (field "nick" text) (field "session" (omittedWhenNone text)) (field "resume" (omittedAt [] resumePoints)) (field "password" (omittedWhenNone password)))
               (fun struct (nick, session, resume, password) -> Hello { Nick = nick; Session = session; Resume = resume; Password = password })
               (function Hello hello -> ValueSome(struct (hello.Nick, hello.Session, hello.Resume, hello.Password)) | _ -> ValueNone)
-          // Without a room, a say is a broadcast to #lobby; without an id (0), the node gives it one.
-          case "say" (fields3 (field "room" (orDefault Rooms.lobby text)) (field "text" text) (field "id" (omittedAt 0L clientMessageId)))
+          // Without a room, a say is a broadcast to #lobby; without an id (0) the node gives it one (ClientRequests).
+          case "say" (fields3 (field "room" (orDefault Rooms.lobby text)) (field "text" text) (field "id" (omittedAt 0L int64Value)))
               (fun struct (room, text, id) -> Say(room, text, id))
               (function Say(room, text, id) -> ValueSome(struct (room, text, id)) | _ -> ValueNone)
           case "msg" (fields2 (field "to" text) (field "text" text))

@@ -273,8 +273,9 @@ let ``a post without an id sent again after an owner change is sequenced once`` 
     for client in [ 20L; 30L ] do
         Assert.Equal<(int64 * string) list>([ 1L, "four" ], shownTexts client Rooms.lobby net)
 
-let ``posts without an id get this node's ids: negative, distinct, and told apart from another node's`` () =
-    let net = threeWithUsers () |> say 3 30 Rooms.lobby "same" 0L |> say 3 30 Rooms.lobby "same" 0L |> Nodes.settle
+let ``posts without an id (or with a negative one) get this node's ids: negative, distinct, and told apart from another node's`` () =
+    // A client's ids are positive: a negative one counts as none, so it cannot pose as the node's.
+    let net = threeWithUsers () |> say 3 30 Rooms.lobby "same" 0L |> say 3 30 Rooms.lobby "same" -1L |> Nodes.settle
     // Cat moves to node 2, whose counter gives the same numbers as node 3's did.
     let net =
         net
@@ -555,8 +556,8 @@ let tests =
             ``a retried post with the same client message id is shown once, also when retried through another node``
         testCase "a post without an id sent again after an owner change is sequenced once"
             ``a post without an id sent again after an owner change is sequenced once``
-        testCase "posts without an id get this node's ids: negative, distinct, and told apart from another node's"
-            ``posts without an id get this node's ids: negative, distinct, and told apart from another node's``
+        testCase "posts without an id (or with a negative one) get this node's ids: negative, distinct, and told apart from another node's"
+            ``posts without an id (or with a negative one) get this node's ids: negative, distinct, and told apart from another node's``
         testCase "a post that reaches the new owner before the owner's own assignment waits there and is sequenced when it arrives"
             ``a post that reaches the new owner before the owner's own assignment waits there and is sequenced when it arrives``
         testCase "when the owner crashes the leader reassigns its rooms, and the new owner continues the sequence"
