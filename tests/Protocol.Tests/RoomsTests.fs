@@ -253,15 +253,17 @@ let private settleLosing (lost: Nodes.InFlight -> bool) (net: Nodes.Net) : Nodes
         | message :: rest -> loop (remaining - 1) (Nodes.apply message.To (PeerMessageReceived message.Message) { net with InFlight = rest })
     loop 10_000 net
 
-let ``a post without an id sent again after an owner change is sequenced once`` () =
+/// Owner 1 sequences cat's id-less post, but its commit does not reach `losers`; then node 1
+/// crashes and node 2 takes #lobby over, holding the message committed or only as the backup's copy.
+let private idlessPostResentAfterOwnerChange (losers: Set<NodeId>) () =
     let net = threeWithUsers ()
     Assert.Equal(Some 1, ownerOf Rooms.lobby net 3)
+    Assert.Equal(2, net.States[1].Backups[Rooms.lobby].Backup)
 
-    // Owner 1 sequences cat's id-less post, but its answer to node 3 is lost; then node 1 crashes.
-    let answerToNode3 (message: Nodes.InFlight) =
-        message.To = 3 && (match message.Message with RoomSequenced _ -> true | _ -> false)
-    let net = net |> say 3 30 Rooms.lobby "four" 0L |> settleLosing answerToNode3
-    Assert.Equal(1L, (NodeState.historyOf Rooms.lobby net.States[2]).LastSeq)
+    let commitLost (message: Nodes.InFlight) =
+        losers.Contains message.To && (match message.Message with RoomSequenced _ -> true | _ -> false)
+    let net = net |> say 3 30 Rooms.lobby "four" 0L |> settleLosing commitLost
+    Assert.Equal((if losers.Contains 2 then 0L else 1L), (NodeState.historyOf Rooms.lobby net.States[2]).LastSeq)
     Assert.Equal(1, net.States[3].Unconfirmed[Rooms.lobby].Length)
     let net = [ 1 .. config.SuspectAfter ] |> List.fold (fun net _ -> Nodes.tickAll net) (Nodes.crash 1 net)
 
@@ -554,8 +556,10 @@ let tests =
             ``hello with a resume replays exactly the messages after the given seq, room by room``
         testCase "a retried post with the same client message id is shown once, also when retried through another node"
             ``a retried post with the same client message id is shown once, also when retried through another node``
-        testCase "a post without an id sent again after an owner change is sequenced once"
-            ``a post without an id sent again after an owner change is sequenced once``
+        testCase "a post without an id sent again after an owner change is sequenced once (new owner had it committed)"
+            (idlessPostResentAfterOwnerChange (set [ 3 ]))
+        testCase "a post without an id sent again after an owner change is sequenced once (new owner had the backup's copy)"
+            (idlessPostResentAfterOwnerChange (set [ 2; 3 ]))
         testCase "posts without an id (or with a negative one) get this node's ids: negative, distinct, and told apart from another node's"
             ``posts without an id (or with a negative one) get this node's ids: negative, distinct, and told apart from another node's``
         testCase "a post that reaches the new owner before the owner's own assignment waits there and is sequenced when it arrives"
