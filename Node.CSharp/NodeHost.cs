@@ -66,12 +66,20 @@ public sealed class NodeHost
         _security = ClusterSecurity.FromOptions(options, _counters, _log);
         // Throws TlsSetupException likewise when --tls-cert/--tls-key cannot be used.
         _clientTls = ClientTls.FromOptions(options, _counters, _log);
-        _state = FormalChat.Protocol.NodeState.init(NodeCommandLine.nodeInfo(options));
+        _state = FormalChat.Protocol.NodeState.startNumberingPosts(FirstPostId(), FormalChat.Protocol.NodeState.init(NodeCommandLine.nodeInfo(options)));
         if (options.MetricsPort is not null) _metrics = new NodeMetrics();
         if (options.TraceFile is not null) _trace = new SpecTraceWriter(options.TraceFile.Value, options.Timing.SuspectAfter);
     }
 
     public InputCounters Counters => _counters;
+
+    /// <summary>
+    /// The ids this run gives posts sent without one count up from here (NodeState.NextPostId):
+    /// microseconds since 2020, as Client.CSharp numbers its own, so a restarted node starts past
+    /// every id its earlier run gave (it never gives a million a second) and stays under 2^53.
+    /// </summary>
+    private static long FirstPostId() =>
+        (DateTime.UtcNow - new DateTime(2020, 1, 1, 0, 0, 0, DateTimeKind.Utc)).Ticks / 10;
 
     /// <summary>
     /// Reads the room logs back, then runs until <paramref name="stop"/> fires; then announces the

@@ -104,11 +104,19 @@ let private leave (client: ClientId) (session: NamedSession) (room: RoomName) (s
         { stopWaiting client room state with Chat = leaveRoom client (self state) room state.Chat },
         reply client (LeftRoom room) :: toEveryPeer state (MemberLeft(room, session.Nick))
 
+/// A post sent without an id gets one from this node (see NodeState.NextPostId): a re-send after
+/// an owner change must be recognised as the same post. Node ids are negative; a client's own
+/// are positive (docs/PROTOCOL.md), and one that is not counts as none.
+let private numbered (post: RoomPost) (state: NodeState) : RoomPost * NodeState =
+    if post.ClientMessageId > 0L then post, state
+    else { post with ClientMessageId = -state.NextPostId }, { state with NextPostId = state.NextPostId + 1L }
+
 /// A post from a client here waits (for its acknowledgement, or for a re-send after an owner
 /// change) unless a retry of it already does, and goes to the room's owner.
 let private postAndWait (post: RoomPost) (state: NodeState) =
+    let post, state = numbered post state
     let waiting = state.Unconfirmed.TryFind post.Room |> Option.defaultValue WaitingPosts.empty
-    let alreadyWaiting = WaitingPosts.containsId post.From post.ClientMessageId waiting
+    let alreadyWaiting = WaitingPosts.containsId post.From post.FromNode post.ClientMessageId waiting
     let state = if alreadyWaiting then state else { state with Unconfirmed = state.Unconfirmed.Add(post.Room, WaitingPosts.add post waiting) }
     routePost post state
 

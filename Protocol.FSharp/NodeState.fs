@@ -79,6 +79,11 @@ type NodeState =
       /// Posts not yet seen sequenced: of local clients, and from other nodes that arrived before
       /// this node knew a live owner. Sent again when the room's owner changes.
       Unconfirmed: Map<RoomName, WaitingPosts>
+      /// The id this node gives the next post a client sends without one, negated (Rooms.idKey):
+      /// so the room's owner recognises it when it is sent again after an owner change. The
+      /// shell starts it from its clock (startNumberingPosts), so a restarted node never repeats
+      /// an earlier run's ids; the node is part of the key, so other nodes' ids never collide.
+      NextPostId: int64
       /// Heartbeat intervals since start, or since the node last lacked a majority (up to
       /// listenTicksBeforeElection).
       TicksSinceStart: int
@@ -145,6 +150,7 @@ let init (info: NodeInfo) : NodeState =
       CatchingUp = Map.empty
       Damaged = Set.empty
       Unconfirmed = Map.empty
+      NextPostId = 1L
       TicksSinceStart = 0
       MessagesSinceTick = 0
       Load = Load.zero
@@ -153,6 +159,12 @@ let init (info: NodeInfo) : NodeState =
       Stopped = false }
 
 let self (state: NodeState) = state.Info.Id
+
+/// The shell's starting point for the ids this node gives posts sent without one: above every
+/// id an earlier run of this node gave (the shell uses its clock in microseconds).
+let startNumberingPosts (firstPostId: int64) (state: NodeState) : NodeState =
+    if firstPostId < 1L || firstPostId >= (1L <<< 53) then invalidArg (nameof firstPostId) "must be in 1..2^53"
+    { state with NextPostId = firstPostId }
 
 /// A node that starts again reads its logs back (oldest first per room): the history of every
 /// room it held survives a restart of the whole cluster.

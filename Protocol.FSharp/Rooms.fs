@@ -49,10 +49,12 @@ let emptyHistory =
     { Last = 0L; Newer = []; Older = []; Count = 0; ByClientId = Map.empty }
 
 /// A sender and a client message id as one string key: a map compares strings far faster than
-/// tuples, and a nick holds no newline.
-let idKey (from: string) (id: int64) : string = from + "\n" + string id
+/// tuples, and a nick holds no newline. A negative id is one the sender's node gave a post sent
+/// without an id (NodeState.NextPostId): unique per node, so the node is part of its key.
+let idKey (from: string) (node: NodeId) (id: int64) : string =
+    if id < 0L then from + "\n" + string id + "\n" + string node else from + "\n" + string id
 
-let private clientKey (message: RoomMessage) = idKey message.From message.ClientMessageId
+let private clientKey (message: RoomMessage) = idKey message.From message.FromNode message.ClientMessageId
 
 let private withoutOldest (history: RoomHistory) : RoomHistory =
     let older = if history.Older.IsEmpty then List.rev history.Newer else history.Older
@@ -145,7 +147,7 @@ let alreadySequenced (post: RoomPost) (history: RoomHistory) : RoomMessage optio
     if post.ClientMessageId = 0L then
         None
     else
-        history.ByClientId.TryFind(idKey post.From post.ClientMessageId)
+        history.ByClientId.TryFind(idKey post.From post.FromNode post.ClientMessageId)
 
 /// The owner's step: the next sequence number continues from the newest the node knows of.
 let sequence (post: RoomPost) (placement: Assignment) (history: RoomHistory) : RoomMessage =

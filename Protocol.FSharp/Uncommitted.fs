@@ -30,7 +30,7 @@ type Uncommitted =
 module Uncommitted =
     let empty = { BySeq = Map.empty; ByClientId = Map.empty }
 
-    let private clientKey (message: RoomMessage) = Rooms.idKey message.From message.ClientMessageId
+    let private clientKey (message: RoomMessage) = Rooms.idKey message.From message.FromNode message.ClientMessageId
 
     /// The message joins at its sequence number.
     let add (message: RoomMessage) (messages: Uncommitted) : Uncommitted =
@@ -48,7 +48,7 @@ module Uncommitted =
 
     /// The message a post already became (a retry); never for a post without a client message id.
     let tryFindPost (post: RoomPost) (messages: Uncommitted) : RoomMessage option =
-        if post.ClientMessageId = 0L then None else messages.ByClientId.TryFind(Rooms.idKey post.From post.ClientMessageId)
+        if post.ClientMessageId = 0L then None else messages.ByClientId.TryFind(Rooms.idKey post.From post.FromNode post.ClientMessageId)
 
     /// The messages up to `seq`, oldest first, and the rest. The same queue when none is that old.
     let upTo (seq: int64) (messages: Uncommitted) : RoomMessage list * Uncommitted =

@@ -71,10 +71,11 @@ public sealed class NodeMetrics
             case Event.ClientRequested request:
                 _clientFramesIn[request.Item2.Tag].Inc();
                 if (request.Item2 is ClientRequest.Say say
-                    && Chat.namedSession(request.Item1, after.Chat) is { } session)
+                    && Chat.namedSession(request.Item1, after.Chat) is { } session
+                    && PostId(say.clientMessageId, before, after) is var id and not 0)
                 {
                     if (_postedAt.Count >= MaxPostsTimed) _postedAt.Clear();
-                    _postedAt.TryAdd((session.Value.Nick, say.room, say.clientMessageId), Stopwatch.GetTimestamp());
+                    _postedAt.TryAdd((session.Value.Nick, say.room, id), Stopwatch.GetTimestamp());
                 }
                 break;
             case Event.ClientConnected:
@@ -91,6 +92,11 @@ public sealed class NodeMetrics
         _ticks.Inc();
         _suspicions.Inc(was.View.Count(id => !now.View.Contains(id)));
     }
+
+    /// <summary>The id the post will come back with: the client's, or the one the node gave a
+    /// post sent without (NodeState.NextPostId; 0 when the say was refused).</summary>
+    private static long PostId(long clientMessageId, ProtocolState before, ProtocolState after) =>
+        clientMessageId > 0 ? clientMessageId : after.NextPostId != before.NextPostId ? -before.NextPostId : 0;
 
     /// <summary>Called once per step, after <see cref="Stepped"/>: a leader change to this node is
     /// an election won, whatever message completed it.</summary>

@@ -317,6 +317,54 @@ let ``a retried post with the same client message id is shown once, also when re
         Assert.Equal(1L, (NodeState.historyOf Rooms.lobby net.States[node]).LastSeq)
         Assert.True(net.States[node].Unconfirmed |> Map.forall (fun _ posts -> posts.IsEmpty), $"node {node} still waits")
 
+/// Delivers everything in flight in the order sent, as Nodes.settle, but loses what `lost` picks.
+let private settleLosing (lost: Nodes.InFlight -> bool) (net: Nodes.Net) : Nodes.Net =
+    let rec loop (remaining: int) (net: Nodes.Net) =
+        match net.InFlight |> List.filter (lost >> not) with
+        | [] -> { net with InFlight = [] }
+        | _ when remaining = 0 -> failwith "peer messages still flowing after 10000 deliveries"
+        | message :: rest -> loop (remaining - 1) (Nodes.apply message.To (PeerMessageReceived message.Message) { net with InFlight = rest })
+    loop 10_000 net
+
+/// Owner 1 sequences cat's id-less post, but its commit does not reach `losers`; then node 1
+/// crashes and node 2 takes #lobby over, holding the message committed or only as the backup's copy.
+let private idlessPostResentAfterOwnerChange (losers: Set<NodeId>) () =
+    let net = threeWithUsers ()
+    Assert.Equal(Some 1, ownerOf Rooms.lobby net 3)
+    Assert.Equal(2, net.States[1].Backups[Rooms.lobby].Backup)
+
+    let commitLost (message: Nodes.InFlight) =
+        losers.Contains message.To && (match message.Message with RoomSequenced _ -> true | _ -> false)
+    let net = net |> say 3 30 Rooms.lobby "four" 0L |> settleLosing commitLost
+    Assert.Equal((if losers.Contains 2 then 0L else 1L), (NodeState.historyOf Rooms.lobby net.States[2]).LastSeq)
+    Assert.Equal(1, net.States[3].Unconfirmed[Rooms.lobby].Length)
+    let net = [ 1 .. config.SuspectAfter ] |> List.fold (fun net _ -> Nodes.tickAll net) (Nodes.crash 1 net)
+
+    // Node 3 sent the waiting post again to the new owner, which knew it by node 3's id for it.
+    Assert.Equal(Some 2, ownerOf Rooms.lobby net 3)
+    for node in [ 2; 3 ] do
+        Assert.Equal(1L, (NodeState.historyOf Rooms.lobby net.States[node]).LastSeq)
+        Assert.True(net.States[node].Unconfirmed |> Map.forall (fun _ posts -> posts.IsEmpty), $"node {node} still waits")
+    for client in [ 20L; 30L ] do
+        Assert.Equal<(int64 * string) list>([ 1L, "four" ], shownTexts client Rooms.lobby net)
+
+let ``posts without an id (or with a negative one) get this node's ids: negative, distinct, and told apart from another node's`` () =
+    // A client's ids are positive: a negative one counts as none, so it cannot pose as the node's.
+    let net = threeWithUsers () |> say 3 30 Rooms.lobby "same" 0L |> say 3 30 Rooms.lobby "same" -1L |> Nodes.settle
+    // Cat moves to node 2, whose counter gives the same numbers as node 3's did.
+    let net =
+        net
+        |> Nodes.apply 3 (ClientDisconnected 30)
+        |> Nodes.apply 2 (ClientConnected(21, "another-token"))
+        |> Nodes.request 2 21 (Hello { Nick = "cat"; Session = Some(Nodes.sessionOf 30); Resume = [ Rooms.lobby, 2L ]; Password = None })
+        |> say 2 21 Rooms.lobby "same" 0L
+        |> Nodes.settle
+
+    let messages = (NodeState.historyOf Rooms.lobby net.States[1]).Recent |> List.rev
+    Assert.Equal<(int64 * NodeId * int64) list>(
+        [ 1L, 3, -1L; 2L, 3, -2L; 3L, 2, -1L ],
+        messages |> List.map (fun message -> message.Seq, message.FromNode, message.ClientMessageId))
+
 let ``a post that reaches the new owner before the owner's own assignment waits there and is sequenced when it arrives`` () =
     // Node 2, following leader 3, has not heard yet that #dev is placed on it; node 1 has, and
     // sends ann's post (the links 3->2 and 1->2 race).
@@ -589,6 +637,12 @@ let tests =
             ``hello with a resume replays exactly the messages after the given seq, room by room``
         testCase "a retried post with the same client message id is shown once, also when retried through another node"
             ``a retried post with the same client message id is shown once, also when retried through another node``
+        testCase "a post without an id sent again after an owner change is sequenced once (new owner had it committed)"
+            (idlessPostResentAfterOwnerChange (set [ 3 ]))
+        testCase "a post without an id sent again after an owner change is sequenced once (new owner had the backup's copy)"
+            (idlessPostResentAfterOwnerChange (set [ 2; 3 ]))
+        testCase "posts without an id (or with a negative one) get this node's ids: negative, distinct, and told apart from another node's"
+            ``posts without an id (or with a negative one) get this node's ids: negative, distinct, and told apart from another node's``
         testCase "a post that reaches the new owner before the owner's own assignment waits there and is sequenced when it arrives"
             ``a post that reaches the new owner before the owner's own assignment waits there and is sequenced when it arrives``
         testCase "when the owner crashes the leader reassigns its rooms, and the new owner continues the sequence"

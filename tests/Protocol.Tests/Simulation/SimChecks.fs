@@ -33,7 +33,7 @@ type Ledger =
       /// Per room, the message some client showed or had acknowledged at each seq.
       Seen: Dictionary<RoomName, Dictionary<int64, RoomMessage>>
       /// (sender, client message id) -> the message that post became, as first seen.
-      Posts: Dictionary<struct (string * int64), RoomMessage>
+      Posts: Dictionary<string, RoomMessage>
       /// Bumped on each acknowledgement in a room: part of the replica check's cache key.
       AckVersion: Dictionary<RoomName, int>
       /// The replica check's cache: (node, room) -> what it last verified there.
@@ -64,7 +64,7 @@ let seen (ledger: Ledger) (who: string) (m: RoomMessage) : unit =
     | true, _ -> ()
     | _ -> bySeq[m.Seq] <- m
     if m.ClientMessageId <> 0L then
-        let key = struct (m.From, m.ClientMessageId)
+        let key = Rooms.idKey m.From m.FromNode m.ClientMessageId
         match ledger.Posts.TryGetValue key with
         | true, other when other <> m ->
             broken $"(4) duplicate: the post {m.From}/{m.ClientMessageId} became two messages, {describeMessage other} and {describeMessage m} (seen by {who})"

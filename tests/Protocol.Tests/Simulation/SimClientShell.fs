@@ -71,8 +71,8 @@ type SimClient =
       /// A redirect's target, for the next connection.
       mutable Redirect: NodeId option
       mutable LastNode: NodeId option
-      /// (sender, client message id) of every message shown: (4).
-      ShownPosts: HashSet<struct (string * int64)>
+      /// Rooms.idKey (sender, node, message id) of every message shown: (4).
+      ShownPosts: HashSet<string>
       Stats: ClientStats }
 
     member client.Phase: Phase =
@@ -226,7 +226,7 @@ let private received (net: Net) (ledger: Ledger) (client: SimClient) (conn: Conn
         match effect with
         | Show(Message m) ->
             shown <- true
-            if not (client.ShownPosts.Add(struct (m.From, m.ClientMessageId))) then
+            if not (client.ShownPosts.Add(Rooms.idKey m.From m.FromNode m.ClientMessageId)) then
                 broken $"(4) duplicate: {who} shows {describeMessage m}, a message it has already shown"
             seen ledger who m
             if last > 0L && m.Seq > last + 1L then client.Stats.Gaps <- client.Stats.Gaps + 1

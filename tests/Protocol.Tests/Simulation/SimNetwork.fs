@@ -358,7 +358,8 @@ let stepNode (net: Net) (n: SimNode) (event: Event) : unit =
 /// A node starts again: a fresh state with its logs read back, as the real node starts.
 let restart (net: Net) (n: SimNode) : unit =
     let logs = [ for KeyValue(room, log) in n.Disk -> room, List.ofSeq log ]
-    n.State <- recover logs (init n.Info)
+    // As the shell: this run's ids for id-less posts start from its clock, in microseconds.
+    n.State <- recover logs (init n.Info) |> startNumberingPosts (net.Now * 1000L + 1L)
     n.Up <- true
     breakLinksOf net n.Id true
     scheduleTick net n
