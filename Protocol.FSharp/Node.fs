@@ -66,6 +66,12 @@ let private epochNamed (message: PeerMessage) : Epoch option =
     | ReplicaSynced(_, backup, _, _)
     | ReplicaAppended(backup, _)
     | ReplicaStored(_, backup, _) -> Some backup.Epoch
+    | NickClaimed claim
+    | NickGranted claim
+    | NickRefused(claim, _)
+    | NickReleased claim -> Some claim.Term.Epoch
+    | NicksReported(_, term, _)
+    | NicksRequested term -> Some term.Epoch
     | _ -> None
 
 /// A message this node addresses to itself (it leads, or it is alone on the ring) waits in its
@@ -127,6 +133,66 @@ let private assignBackups (state: NodeState) : NodeState * Effect list =
     let decided = Replication.assignBackups (clientsOn state) state.Placements state.Backups state.Coordination
     applyDecisions state.Backups applyBackup decided state
 
+let private needPlacements (rooms: RoomName seq) (state: NodeState) : NodeState * Effect list =
+    rooms
+    |> Seq.fold
+        (fun progress room -> then' (routeSent (Placement.requestRoom room state.Placements state.Coordination)) progress)
+        (state, [])
+
+let private joinedReply (room: RoomName) (state: NodeState) : ServerReply =
+    Joined(room, state.Placements.TryFind room |> Option.map (fun a -> a.Owner), memberCount room state.Chat)
+
+// ---------------------------------------------------------------------------------------------
+// Nicknames: a hello is welcomed only on the registrar's grant (NickRegistry.fs).
+
+/// The registrar granted a hello's nickname: the client is welcomed, unless it has gone or
+/// been welcomed since.
+let private welcome (waiting: NickRegistry.Waiting) (state: NodeState) =
+    let client, hello, session = waiting.Client, waiting.Hello, waiting.Session
+    match state.Chat.Sessions.TryFind client with
+    | Some(Anonymous _) ->
+        let nick = hello.Nick
+        // A reconnecting client may still have its old connection here: that one is replaced.
+        let replaced = state.Chat.LocalNicks.TryFind nick
+        let chat = replaced |> Option.fold (fun chat old -> forget old (self state) chat) state.Chat
+        let resume = hello.Resume |> List.choose (fun (room, seq) -> Rooms.validateRoomName room |> Result.toOption |> Option.map (fun room -> room, seq)) |> Map.ofList
+        let rooms = resume |> Map.keys |> Set.ofSeq |> Set.add Rooms.lobby
+        let named = { Nick = nick; Session = session; Rooms = rooms }
+        let state = { state with Chat = name client (self state) named chat }
+        let catchUp room =
+            match resume.TryFind room with
+            | Some seq -> Rooms.since seq (historyOf room state)
+            | None -> Rooms.last waiting.HistoryOnJoin (historyOf room state)
+        let welcome =
+            [ for old in Option.toList replaced do CloseClient(old, "replaced by a new connection of the same user")
+              reply client (Welcome(nick, self state, state.Coordination.Leader, session))
+              for room in rooms do
+                  reply client (joinedReply room state)
+                  for message in catchUp room do reply client (Message message)
+              if resume.IsEmpty then yield! presenceExcept (Some client) state $"{nick} joined"
+              let resuming = if resume.IsEmpty then "" else $", resuming {resume.Count} room(s)"
+              Log(Info, $"{nick} connected (client {client}){resuming}") ]
+            @ toEveryPeer state (UserJoined(knownUser (self state) named))
+        then' (needPlacements rooms) (state, welcome)
+    | _ -> state, []
+
+let private nickContext (state: NodeState) : NickRegistry.Context =
+    { Self = self state
+      View = state.Coordination.View
+      Decides = decidesWithQuorum state
+      Held = fun () -> [ for user in localUsers state.Chat -> user.Nick, user.Session ] }
+
+/// Steps the nickname registry and carries out what it asks, in order.
+let private nicks (event: NickRegistry.Event) (state: NodeState) : NodeState * Effect list =
+    let registry, outputs = NickRegistry.step (nickContext state) state.Nicks event
+    let carryOut output (state: NodeState) =
+        match output with
+        | NickRegistry.Send sent -> routeSent [ sent ] state
+        | NickRegistry.Welcome waiting -> welcome waiting state
+        | NickRegistry.Refuse(waiting, code, reason) -> state, [ refuse waiting.Client code reason ]
+        | NickRegistry.Note text -> state, [ Log(Debug, text) ]
+    forEach carryOut outputs ({ state with Nicks = registry }, [])
+
 // ---------------------------------------------------------------------------------------------
 // Coordination: run the spec's transitions and report, in words, what changed.
 
@@ -166,7 +232,12 @@ let private coordinate (transition: Coordination -> Coordination * Sent list) (s
           | Some leader when after.Leader <> before.Leader ->
               toEveryLocal state (Notice $"leader is now node {leader} (epoch {after.Epoch})")
           | _ -> () ]
-    then' (routeSent sent) (state, viewLogs @ electionLogs)
+    let followRegistrar (state: NodeState) =
+        match after.Leader with
+        | Some leader when after.Leader <> before.Leader || after.Epoch <> before.Epoch ->
+            nicks (NickRegistry.LeaderFollowed { Epoch = after.Epoch; Leader = leader }) state
+        | _ -> state, []
+    then' (routeSent sent) (state, viewLogs @ electionLogs) |> then' followRegistrar
 
 /// No election without a majority, and none before this node has listened for a while since it
 /// started or last regained a majority: a node cut off by a partition would otherwise come back
@@ -250,6 +321,8 @@ let private handlePlausible (message: PeerMessage) (state: NodeState) : NodeStat
     | HistoryRequested(room, after, requester) ->
         state, toPeer state requester (HistoryShared(room, Rooms.lastWithin Rooms.transferBudgetChars (Rooms.since after (historyOf room state))))
     | HistoryShared(room, messages) -> recvShared room messages state
+    | NickClaimed _ | NickGranted _ | NickRefused _ | NickReleased _ | NicksReported _ | NicksRequested _ ->
+        nicks (NickRegistry.Received message) state
 
 
 let handlePeerMessage (message: PeerMessage) (state: NodeState) : NodeState * Effect list =
@@ -281,15 +354,6 @@ let private drainInbox (state: NodeState) : NodeState * Effect list =
 // ---------------------------------------------------------------------------------------------
 // Clients.
 
-let private needPlacements (rooms: RoomName seq) (state: NodeState) : NodeState * Effect list =
-    rooms
-    |> Seq.fold
-        (fun progress room -> then' (routeSent (Placement.requestRoom room state.Placements state.Coordination)) progress)
-        (state, [])
-
-let private joinedReply (room: RoomName) (state: NodeState) : ServerReply =
-    Joined(room, state.Placements.TryFind room |> Option.map (fun a -> a.Owner), memberCount room state.Chat)
-
 /// The session token a hello may use: the one it proves it owns, or this connection's own.
 let private sessionFor (hello: HelloRequest) (token: string) (state: NodeState) : Result<string, string> =
     match state.Chat.Directory.TryFind hello.Nick with
@@ -308,38 +372,22 @@ let private hello (config: ProtocolConfig) (client: ClientId) (hello: HelloReque
     | Ok _, Ok _ when state.Chat.LocalNicks.Count >= config.MaxClients && not (state.Chat.LocalNicks.ContainsKey hello.Nick) ->
         state, [ refuse client ServerFull $"node {self state} has its maximum of {config.MaxClients} users"; CloseClient(client, "server full") ]
     | Ok nick, Ok session ->
-        // A reconnecting client may still have its old connection here: that one is replaced.
-        let replaced = state.Chat.LocalNicks.TryFind nick
-        let chat = replaced |> Option.fold (fun chat old -> forget old (self state) chat) state.Chat
-        let resume = hello.Resume |> List.choose (fun (room, seq) -> Rooms.validateRoomName room |> Result.toOption |> Option.map (fun room -> room, seq)) |> Map.ofList
-        let rooms = resume |> Map.keys |> Set.ofSeq |> Set.add Rooms.lobby
-        let named = { Nick = nick; Session = session; Rooms = rooms }
-        let state = { state with Chat = name client (self state) named chat }
-        let catchUp room =
-            match resume.TryFind room with
-            | Some seq -> Rooms.since seq (historyOf room state)
-            | None -> Rooms.last config.HistoryOnJoin (historyOf room state)
-        let welcome =
-            [ for old in Option.toList replaced do CloseClient(old, "replaced by a new connection of the same user")
-              reply client (Welcome(nick, self state, state.Coordination.Leader, session))
-              for room in rooms do
-                  reply client (joinedReply room state)
-                  for message in catchUp room do reply client (Message message)
-              if resume.IsEmpty then yield! presenceExcept (Some client) state $"{nick} joined"
-              let resuming = if resume.IsEmpty then "" else $", resuming {resume.Count} room(s)"
-              Log(Info, $"{nick} connected (client {client}){resuming}") ]
-            @ toEveryPeer state (UserJoined(knownUser (self state) named))
-        then' (needPlacements rooms) (state, welcome)
+        // Welcomed only on the registrar's grant (NickRegistry.fs): one winner per nickname.
+        let waiting : NickRegistry.Waiting =
+            { Client = client; Hello = { hello with Nick = nick }; Session = session; HistoryOnJoin = config.HistoryOnJoin
+              Term = { Epoch = 0L; Leader = self state }; TicksWaited = 0 }
+        nicks (NickRegistry.HelloReceived waiting) state
 
 let private disconnect (client: ClientId) (state: NodeState) =
     let stillHere = state.Chat.LocalNicks |> Map.tryFindKey (fun _ c -> c = client)
     let state' = { state with Chat = forget client (self state) state.Chat }
     match stillHere, namedSession client state.Chat with
     | Some _, Some session when (state.Chat.Directory.TryFind session.Nick |> Option.map _.Node) = Some(self state) ->
-        state',
-        presence state' $"{session.Nick} left" @ [ Log(Info, $"{session.Nick} disconnected (client {client})") ]
-        @ toEveryPeer state' (UserLeft(session.Nick, self state))
-    | _ -> state', []
+        (state',
+         presence state' $"{session.Nick} left" @ [ Log(Info, $"{session.Nick} disconnected (client {client})") ]
+         @ toEveryPeer state' (UserLeft(session.Nick, self state)))
+        |> then' (nicks (NickRegistry.UserLeft(session.Nick, session.Session)))
+    | _ -> nicks (NickRegistry.ClientLeft client) state'
 
 let private join (config: ProtocolConfig) (client: ClientId) (session: NamedSession) (room: RoomName) (state: NodeState) =
     if session.Rooms.Contains room then
@@ -521,6 +569,7 @@ let private tick (config: ProtocolConfig) (state: NodeState) =
         |> then' resendWaiting
         |> then' retryPlacements
         |> then' (rebalance config)
+        |> then' (nicks (NickRegistry.Ticked(NickRegistry.maxTicksWaited config.SuspectAfter)))
     state, Multicast(HeartbeatSent(heartbeatOf state)) :: effects
 
 let private shutdown (state: NodeState) =
