@@ -142,11 +142,12 @@ ClaimAgain(n, k, s, t) ==
     /\ Send(n, term[n].leader, [type |-> "claim", nick |-> k, session |-> s, term |-> term[n]])
     /\ UNCHANGED <<alive, crashes, claims, nextEpoch, term, lead, registry, reported, held>>
 
-(* F# askForReports: a registrar that lacks a node's report asks for it    *)
-(* (F#: a node that joined its view); any node, again, in this model.      *)
+(* F# tick: a registrar asks a node in view that has not reported (a node   *)
+(* that joined its view, or one whose report is still on its way).         *)
 AskForReport(l, n) ==
     /\ l \in alive
     /\ lead[l] # NoTerm
+    /\ n \notin reported[l]
     /\ \A i \in 1..Len(chan[<<l, n>>]) : chan[<<l, n>>][i].type # "requested"
     /\ Send(l, n, [type |-> "requested", term |-> lead[l]])
     /\ UNCHANGED <<alive, crashes, claims, nextEpoch, term, lead, registry, reported, held, pending>>
