@@ -21,7 +21,8 @@
 (***************************************************************************)
 EXTENDS Naturals, Sequences, FiniteSets
 
-CONSTANTS Node, Nick, Session, MaxEpoch, MaxCrashes, MaxQueue, MaxClaims
+CONSTANTS Node, Nick, Session, MaxEpoch, MaxCrashes, MaxQueue, MaxClaims,
+          AnyLeader   \* FALSE: only the highest live id wins an election, as LCR's does
 
 NoLeader == 0
 NoTerm == [epoch |-> 0, leader |-> NoLeader]
@@ -97,6 +98,7 @@ LiveHolders(l, k) == {h \in registry[l] : h[1] = k /\ h[2] \in alive}
 (* more leader of the newest epoch) and starts with an empty registry.     *)
 Elect(l) ==
     /\ l \in alive
+    /\ AnyLeader \/ \A n \in alive : n <= l
     /\ nextEpoch < MaxEpoch
     /\ nextEpoch' = nextEpoch + 1
     /\ lead' = [lead EXCEPT ![l] = [epoch |-> nextEpoch + 1, leader |-> l]]
