@@ -125,9 +125,11 @@ let claimNick (context: Context) (waiting: Waiting) (state: State) : State * Out
         { state with Waiting = state.Waiting.Add(waiting.Hello.Nick, waiting) }, [ sendClaim context term waiting ]
     | None -> { state with Waiting = state.Waiting.Add(waiting.Hello.Nick, waiting) }, []
 
-/// Spec: RecvReport(l, n). The node's entries become exactly what it reports.
+/// Spec: RecvReport(l, n). The node's entries become exactly what it reports, once a term: a
+/// second report (an answer to an earlier request) can be older than a grant this registrar has
+/// made the node since, and taking it would forget that grant.
 let recvReport (node: NodeId) (term: NickTerm) (nicks: (string * string) list) (state: State) : State =
-    if state.Leading <> Some term then state
+    if state.Leading <> Some term || state.Reported.Contains node then state
     else
         let others = state.Registry |> Map.filter (fun _ holder -> holder.Node <> node)
         let registry = nicks |> List.fold (fun registry (nick, session) -> Map.add nick { Node = node; Session = session } registry) others

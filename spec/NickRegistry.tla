@@ -169,14 +169,15 @@ RecvReportRequest(n, l) ==
             /\ UNCHANGED term
     /\ UNCHANGED <<alive, crashes, claims, nextEpoch, lead, registry, reported, held, pending>>
 
-(* F# recvReport: the holder's entries become exactly what it reports.     *)
+(* F# recvReport: the holder's entries become exactly what it reports, once *)
+(* a term: a second report can be older than a grant made to it since.    *)
 RecvReport(l, n) ==
     /\ l \in alive
     /\ chan[<<n, l>>] # <<>>
     /\ First(n, l).type = "report"
     /\ Receive(n, l)
     /\ LET m == First(n, l) IN
-       IF m.term = lead[l]
+       IF m.term = lead[l] /\ n \notin reported[l]
        THEN /\ registry' = [registry EXCEPT ![l] =
                   {h \in @ : h[2] # n} \cup {<<x[1], n, x[2]>> : x \in m.nicks}]
             /\ reported' = [reported EXCEPT ![l] = @ \cup {n}]
