@@ -48,7 +48,9 @@ type FixtureSet = { Name: string; Seed: int; FingerprintIndex: int }
 let fixtureSets =
     [ { Name = "formalchat"; Seed = 20260425; FingerprintIndex = 7 }
       { Name = "placement"; Seed = 1; FingerprintIndex = 1 }
-      { Name = "replication"; Seed = 1; FingerprintIndex = 1 } ]
+      { Name = "replication"; Seed = 1; FingerprintIndex = 1 }
+      // No fixtures yet: its models are checks only.
+      { Name = "nicks"; Seed = 1; FingerprintIndex = 1 } ]
 
 let private row set modul config mode expect budget =
     { Set = set; Module = modul; Config = config; Mode = mode; Expect = expect; BudgetSeconds = budget; Long = false; Options = [] }
@@ -109,6 +111,11 @@ let models: Model list =
       row "placement" "MCPlacementTraces" "MCPlacementGraph3x1" Graph Holds 600
       row "placement" "MCPlacementTraces" "MCPlacementGraph3x1Join" Graph Holds 600
       row "placement" "MCPlacementTraces" "MCPlacementGraph3x2" Graph Holds 900
+
+      // Exactly one winner per nickname (NickRegistry.tla); the AnyLeader model lets any live
+      // node win an election, so old and new registrars run side by side (long: not run to the end here).
+      row "nicks" "MCNickRegistry" "MCNickRegistry3" Check Holds 1800
+      row "nicks" "MCNickRegistry" "MCNickRegistry3AnyLeader" Check Holds 3600 |> long
 
       // Primary-backup replication (Replication.tla).
       row "replication" "MCReplication" "MCReplication3" Check Holds 600
