@@ -114,7 +114,10 @@ let models: Model list =
 
       // Exactly one winner per nickname (NickRegistry.tla); the AnyLeader model lets any live
       // node win an election, so old and new registrars run side by side (long: not run to the end here).
-      row "nicks" "MCNickRegistry" "MCNickRegistry3" Check Holds 1800
+      // MCNickRegistry2 (11.6k states, 9 s) is CI's, and its mutations'; MCNickRegistry3 took
+      // 13.5 min on a loaded machine, past CI's 15 minutes with the rest.
+      row "nicks" "MCNickRegistry" "MCNickRegistry2" Check Holds 300
+      row "nicks" "MCNickRegistry" "MCNickRegistry3" Check Holds 1800 |> long
       row "nicks" "MCNickRegistry" "MCNickRegistry3AnyLeader" Check Holds 3600 |> long
 
       // Primary-backup replication (Replication.tla).
