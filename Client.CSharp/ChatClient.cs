@@ -131,7 +131,9 @@ public sealed class ChatClient
         chat.Dispose();
         return answer switch
         {
-            ServerReply.ErrorReply { code.IsNickTaken: true } error => new Attempt(AttemptOutcome.NickTaken, error.reason),
+            // try-again (the nickname registrar is being elected) is retried like a nickname still held.
+            ServerReply.ErrorReply { code.IsNickTaken: true } or ServerReply.ErrorReply { code.IsTryAgain: true } =>
+                new Attempt(AttemptOutcome.NickTaken, ((ServerReply.ErrorReply)answer).reason),
             ServerReply.ErrorReply error => new Attempt(AttemptOutcome.Refused, error.reason),
             null when chat.Closed.IsCompleted => new Attempt(AttemptOutcome.Unreachable, $"{server}: {chat.Closed.Result}"),
             _ => new Attempt(AttemptOutcome.Unreachable, $"{server}: no welcome within {welcomeTimeout.TotalSeconds:0.#} s"),

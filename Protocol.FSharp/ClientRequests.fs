@@ -7,9 +7,7 @@ open FormalChat.Protocol.NodeState
 open FormalChat.Protocol.RoomReplica
 open FormalChat.Protocol.ClientReplies
 open FormalChat.Protocol.RoomPlacement
-
-let private joinedReply (room: RoomName) (state: NodeState) : ServerReply =
-    Joined(room, state.Placements.TryFind room |> Option.map (fun a -> a.Owner), memberCount room state.Chat)
+open FormalChat.Protocol.NickClaims
 
 /// The session token a hello gets: always this connection's own, drawn by the shell. A resume
 /// proves the nick's current token and gets a fresh one (tokens rotate, so a token that leaked
@@ -40,36 +38,11 @@ let private hello (config: ProtocolConfig) (client: ClientId) (hello: HelloReque
         match passwordCheck hello state with
         | Result.Error(code, reason) -> state, [ refuse client code reason; CloseClient(client, ErrorCode.name code) ]
         | Ok() ->
-        // A reconnecting client may still have its old connection here: that one is replaced.
-        let replaced = state.Chat.LocalNicks.TryFind nick
-        let chat = replaced |> Option.fold (fun chat old -> forget old (self state) chat) state.Chat
-        let resume = hello.Resume |> List.choose (fun (room, seq) -> Rooms.validateRoomName room |> Result.toOption |> Option.map (fun room -> room, seq)) |> Map.ofList
-        let rooms = resume |> Map.keys |> Set.ofSeq |> Set.add Rooms.lobby
-        let named = { Nick = nick; Session = session; Rooms = rooms }
-        let wanted room =
-            match resume.TryFind room with
-            | Some seq -> Since seq
-            | None -> Last config.HistoryOnJoin
-        let history room =
-            match wanted room with
-            | Since seq -> Rooms.since seq (historyOf room state)
-            | Last count -> Rooms.last count (historyOf room state)
-        // Decided before this client counts as a member here.
-        let waits = rooms |> Set.filter (fun room -> needsCatchUp room { state with Chat = chat })
-        let state = { state with Chat = name client (self state) named chat }
-        let welcome =
-            [ for old in Option.toList replaced do CloseClient(old, "replaced by a new connection of the same user")
-              reply client (Welcome(nick, self state, state.Coordination.Leader, session))
-              for room in rooms do
-                  reply client (joinedReply room state)
-                  if not (waits.Contains room) then
-                      for message in history room do reply client (Message message)
-              if resume.IsEmpty then yield! presenceExcept (Some client) state $"{nick} joined"
-              let resuming = if resume.IsEmpty then "" else $", resuming {resume.Count} room(s)"
-              Log(Info, $"{nick} connected (client {client}){resuming}") ]
-            @ toEveryPeer state (UserJoined(knownUser (self state) named, hello.Session))
-        forEach (fun room -> catchUp room client (wanted room)) waits (state, welcome)
-        |> then' (needPlacements rooms)
+        // Welcomed only on the registrar's grant (NickClaims.welcome): one winner per nickname.
+        let waiting : NickRegistry.Waiting =
+            { Client = client; Hello = { hello with Nick = nick }; Session = session; HistoryOnJoin = config.HistoryOnJoin
+              Term = { Epoch = 0L; Leader = self state }; TicksWaited = 0 }
+        nicks (NickRegistry.HelloReceived waiting) state
 
 let disconnect (client: ClientId) (state: NodeState) =
     let stillHere = state.Chat.LocalNicks |> Map.tryFindKey (fun _ c -> c = client)
@@ -78,10 +51,11 @@ let disconnect (client: ClientId) (state: NodeState) =
     let state' = { state' with Chat = forget client (self state) state.Chat }
     match stillHere, namedSession client state.Chat with
     | Some _, Some session when (state.Chat.Directory.TryFind session.Nick |> Option.map _.Node) = Some(self state) ->
-        state',
-        presence state' $"{session.Nick} left" @ [ Log(Info, $"{session.Nick} disconnected (client {client})") ]
-        @ toEveryPeer state' (UserLeft(session.Nick, self state))
-    | _ -> state', []
+        (state',
+         presence state' $"{session.Nick} left" @ [ Log(Info, $"{session.Nick} disconnected (client {client})") ]
+         @ toEveryPeer state' (UserLeft(session.Nick, self state)))
+        |> then' (nicks (NickRegistry.UserLeft(session.Nick, session.Session)))
+    | _ -> nicks (NickRegistry.ClientLeft client) state'
 
 let private join (config: ProtocolConfig) (client: ClientId) (session: NamedSession) (room: RoomName) (state: NodeState) =
     if session.Rooms.Contains room then

@@ -93,6 +93,21 @@ type UserEntry = { Nick: string; Node: NodeId; Rooms: RoomName list }
 /// client take its nickname over on another node after a failover.
 type KnownUser = { User: UserEntry; Session: string }
 
+/// A nickname registrar's term (spec/NickRegistry.tla): the leader that registers nicknames
+/// and the epoch it won. Terms are ordered by epoch, then leader (two nodes can lead one epoch).
+type NickTerm = { Epoch: Epoch; Leader: NodeId }
+
+/// A nickname claim and its answers (spec/NickRegistry.tla): the nickname, the user's session,
+/// the node that claims or holds it, and the registrar's term the message belongs to. Session
+/// tokens rotate on every resume, so a resuming hello's claim also names the token it proves
+/// (`Previous`): the registry may still hold the nickname under that one.
+type NickClaim =
+    { Nick: string
+      Session: string
+      Previous: string option
+      Node: NodeId
+      Term: NickTerm }
+
 /// Node-to-node messages, over multicast (heartbeats) and the TCP peer links (the rest).
 type PeerMessage =
     | HeartbeatSent of Heartbeat
@@ -135,6 +150,17 @@ type PeerMessage =
     /// Committed messages from the owner, oldest first: a reply to HistoryRequested, or the
     /// history a node that has just appeared is given.
     | HistoryShared of room: RoomName * messages: RoomMessage list
+    /// A node asks the registrar (the leader) for a nickname before it welcomes anyone with it
+    /// (spec: ClaimNick); the registrar grants it or refuses it, naming the holder.
+    | NickClaimed of NickClaim
+    | NickGranted of NickClaim
+    | NickRefused of claim: NickClaim * holder: NodeId
+    /// A user has left; its node gives the nickname back (spec: ReleaseNick).
+    | NickReleased of NickClaim
+    /// A node's nicknames and sessions, to the registrar of `term` (spec: FollowRegistrar).
+    | NicksReported of node: NodeId * term: NickTerm * nicks: (string * string) list
+    /// A registrar asks for a node's report (spec: AskForReport).
+    | NicksRequested of NickTerm
 
 /// A password as the core sees it: never the password itself. The wire carries Given; the shell
 /// (Node.CSharp) replaces it before the request reaches the core, with the PBKDF2 record it
@@ -224,6 +250,9 @@ type ErrorCode =
     | PasswordWrong
     /// Sent by the shell: a password is 1 to Accounts.maxPasswordLength characters.
     | PasswordInvalid
+    /// The nickname registrar (the leader) did not answer in time, as while the cluster elects
+    /// a leader: say hello again in a moment (NickRegistry.fs).
+    | TryAgain
 
 module ErrorCode =
     /// Each code's name on the wire: the one mapping, used both ways and by docs/PROTOCOL.md's
@@ -248,6 +277,7 @@ module ErrorCode =
         | PasswordRequired -> "password-required"
         | PasswordWrong -> "password-wrong"
         | PasswordInvalid -> "password-invalid"
+        | TryAgain -> "try-again"
 
     /// Every code, in declaration order, read off the union itself.
     let all : ErrorCode list =

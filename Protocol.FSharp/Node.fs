@@ -1,6 +1,6 @@
 /// One node: the single entry point `step` that the C# shell calls for every event. It routes
 /// each event to the sub-protocol that handles it (NodeCoordination, RoomPlacement, RoomReplica,
-/// PeerChat, ClientRequests), drains the messages the node sent itself, and runs the tick's
+/// PeerChat, ClientRequests, NickClaims), drains the messages the node sent itself, and runs the tick's
 /// duties in order. Nothing here reads a clock or touches a socket: time arrives as Ticked events
 /// and randomness (session tokens) with the events that need it.
 module FormalChat.Protocol.Node
@@ -27,6 +27,12 @@ let private epochNamed (message: PeerMessage) : Epoch option =
     | ReplicaSynced(_, backup, _, _)
     | ReplicaAppended(_, backup, _)
     | ReplicaStored(_, backup, _) -> Some backup.Epoch
+    | NickClaimed claim
+    | NickGranted claim
+    | NickRefused(claim, _)
+    | NickReleased claim -> Some claim.Term.Epoch
+    | NicksReported(_, term, _)
+    | NicksRequested term -> Some term.Epoch
     | _ -> None
 
 /// Every peer message kind, to the sub-protocol that handles it.
@@ -55,6 +61,8 @@ let private handlePlausible (message: PeerMessage) (state: NodeState) : NodeStat
     | HistoryRequested(room, after, requester) ->
         state, toPeer state requester (HistoryShared(room, Rooms.lastWithin Rooms.transferBudgetChars (Rooms.since after (historyOf room state))))
     | HistoryShared(room, messages) -> recvShared room messages state
+    | NickClaimed _ | NickGranted _ | NickRefused _ | NickReleased _ | NicksReported _ | NicksRequested _ ->
+        NickClaims.nicks (NickRegistry.Received message) state
 
 let handlePeerMessage (message: PeerMessage) (state: NodeState) : NodeState * Effect list =
     match epochNamed message with
@@ -89,6 +97,7 @@ let private tick (config: ProtocolConfig) (state: NodeState) =
         |> then' RoomPlacement.resendWaiting
         |> then' RoomPlacement.retryPlacements
         |> then' (Rebalance.rebalance config)
+        |> then' (NickClaims.nicks (NickRegistry.Ticked(NickRegistry.maxTicksWaited config.SuspectAfter)))
     state, Multicast(HeartbeatSent(heartbeatOf state)) :: effects
 
 let private shutdown (state: NodeState) =

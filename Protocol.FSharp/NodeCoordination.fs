@@ -47,7 +47,10 @@ let private onLeaderChanged (leader: NodeId) (epoch: Epoch) (previous: NodeId op
 let private react (event: CoordinationEvent) (state: NodeState) : NodeState * Effect list =
     match event with
     | ViewChanged(gained, lost) -> onViewChanged gained lost state
-    | LeaderChanged(leader, epoch, previous) -> state, onLeaderChanged leader epoch previous state
+    | LeaderChanged(leader, epoch, previous) ->
+        // The new leader is the nickname registrar: this node reports to it and claims again.
+        NickClaims.nicks (NickRegistry.LeaderFollowed { Epoch = epoch; Leader = leader }) state
+        |> fun (state, effects) -> state, onLeaderChanged leader epoch previous state @ effects
     | ElectionStarted epoch -> state, [ Log(Info, $"election started for epoch {epoch}: node {self state} is a candidate") ]
     | LeaveReceived node -> state, [ Log(Info, $"node {node} announced it is leaving") ]
     // The view change that follows names the suspected node ("left the view").

@@ -96,6 +96,8 @@ type NodeState =
       /// Messages this node sent itself in this step, oldest first: Node.step handles them
       /// before it returns, so the inbox is empty between steps.
       Inbox: PeerMessage list
+      /// Nicknames: this node's claims, and the registry while it leads (NickRegistry.fs).
+      Nicks: NickRegistry.State
       Stopped: bool }
 
 type Event =
@@ -156,6 +158,7 @@ let init (info: NodeInfo) : NodeState =
       Load = Load.zero
       OverloadedTicks = 0
       Inbox = []
+      Nicks = NickRegistry.empty
       Stopped = false }
 
 let self (state: NodeState) = state.Info.Id

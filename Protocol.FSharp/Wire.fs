@@ -140,6 +140,20 @@ let private assignment : Fields<Assignment> =
 
 let private roomField = field "room" room
 
+let private nickTerm : Fields<NickTerm> =
+    fields2 (field "epoch" epoch) (field "leader" nodeId)
+    |> mapFields (fun struct (epoch, leader) -> { Epoch = epoch; Leader = leader }) (fun term -> struct (term.Epoch, term.Leader))
+
+let private nickClaim : Fields<NickClaim> =
+    fields5 (field "nick" text) (field "session" text) (field "previous" (omittedWhenNone text)) (field "node" nodeId) (field "term" (objectOf nickTerm))
+    |> mapFields
+        (fun struct (nick, session, previous, node, term) -> { Nick = nick; Session = session; Previous = previous; Node = node; Term = term })
+        (fun claim -> struct (claim.Nick, claim.Session, claim.Previous, claim.Node, claim.Term))
+
+let private nickHeld : Fields<string * string> =
+    fields2 (field "nick" text) (field "session" text)
+    |> mapFields (fun struct (nick, session) -> nick, session) (fun (nick, session) -> struct (nick, session))
+
 // ---------------------------------------------------------------------------------------------
 // The tables, one per union, each in its union's declaration order (docs/PROTOCOL.md).
 
@@ -200,7 +214,17 @@ let private peerMessages : Table<PeerMessage> =
               (function HistoryRequested(room, after, requester) -> ValueSome(struct (room, after, requester)) | _ -> ValueNone)
           case "history" (fields2 roomField (field "messages" peerRoomMessages))
               (fun struct (room, messages) -> HistoryShared(room, messages))
-              (function HistoryShared(room, messages) -> ValueSome(struct (room, messages)) | _ -> ValueNone) ]
+              (function HistoryShared(room, messages) -> ValueSome(struct (room, messages)) | _ -> ValueNone)
+          case "nick-claimed" nickClaim NickClaimed (function NickClaimed claim -> ValueSome claim | _ -> ValueNone)
+          case "nick-granted" nickClaim NickGranted (function NickGranted claim -> ValueSome claim | _ -> ValueNone)
+          case "nick-refused" (fields2 nickClaim (field "holder" nodeId))
+              (fun struct (claim, holder) -> NickRefused(claim, holder))
+              (function NickRefused(claim, holder) -> ValueSome(struct (claim, holder)) | _ -> ValueNone)
+          case "nick-released" nickClaim NickReleased (function NickReleased claim -> ValueSome claim | _ -> ValueNone)
+          case "nicks-reported" (fields3 (field "node" nodeId) (field "term" (objectOf nickTerm)) (field "nicks" (listOf (objectItem nickHeld))))
+              (fun struct (node, term, nicks) -> NicksReported(node, term, nicks))
+              (function NicksReported(node, term, nicks) -> ValueSome(struct (node, term, nicks)) | _ -> ValueNone)
+          case "nicks-requested" (field "term" (objectOf nickTerm)) NicksRequested (function NicksRequested term -> ValueSome term | _ -> ValueNone) ]
 
 /// Client rooms are read as typed; the node checks and canonicalises them (Rooms.validateRoomName).
 let private clientRequests : Table<ClientRequest> =

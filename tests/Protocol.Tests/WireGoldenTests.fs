@@ -58,7 +58,14 @@ let private peerSamples : PeerMessage list =
       ReplicaAppended("#lobby", backup, [ message 4L "d"; message 5L "e" ])
       ReplicaStored("#lobby", backup, 3L)
       HistoryRequested("#lobby", 1L, 2)
-      HistoryShared("#lobby", [ message 1L "a"; message 2L "b" ]) ]
+      HistoryShared("#lobby", [ message 1L "a"; message 2L "b" ])
+      NickClaimed { Nick = "dave"; Session = "session-dave"; Previous = Some "session-old"; Node = 2; Term = { Epoch = 7L; Leader = 3 } }
+      NickGranted { Nick = "dave"; Session = "session-dave"; Previous = None; Node = 2; Term = { Epoch = 7L; Leader = 3 } }
+      NickRefused({ Nick = "dave"; Session = "session-x"; Previous = None; Node = 1; Term = { Epoch = 7L; Leader = 3 } }, 2)
+      NickReleased { Nick = "dave"; Session = "session-dave"; Previous = None; Node = 2; Term = { Epoch = 7L; Leader = 3 } }
+      NicksReported(2, { Epoch = 7L; Leader = 3 }, [ "dave", "session-dave"; "alice", "session-alice" ])
+      NicksReported(2, { Epoch = 7L; Leader = 3 }, [])
+      NicksRequested { Epoch = 7L; Leader = 3 } ]
 
 let private clientSamples : ClientRequest list =
     [ Hello { Nick = "erin"; Session = None; Resume = []; Password = None }

@@ -23,8 +23,15 @@ let private all (events: Event list) (state: NodeState) : NodeState * Effect lis
 
 let private peer (message: PeerMessage) : Event = PeerMessageReceived message
 
+/// The nickname registrar these regressions' nodes follow (NickRegistry.fs), newer than any
+/// epoch they reach, told by its request for a report; the hello is welcomed on its grant.
+let private registrarTerm : NickTerm = { Epoch = 1_000L; Leader = 3 }
+
 let private connect (client: ClientId) (nick: string) : Event list =
-    [ ClientConnected(client, $"session-{client}"); ClientRequested(client, Hello { Nick = nick; Session = None; Resume = []; Password = None }) ]
+    [ ClientConnected(client, $"session-{client}")
+      PeerMessageReceived(NicksRequested registrarTerm)
+      ClientRequested(client, Hello { Nick = nick; Session = None; Resume = []; Password = None })
+      PeerMessageReceived(NickGranted { Nick = nick; Session = $"session-{client}"; Previous = None; Node = 0; Term = registrarTerm }) ]
 
 let private message (seq: int64) (from: string) : RoomMessage =
     { Room = "#b"; Seq = seq; From = from; FromNode = 1; Text = $"{from} {seq}"; ClientMessageId = seq }
