@@ -23,15 +23,16 @@ public class DamagedLogOverLoopbackTests
     {
         await using var reader = await TestClient.ConnectAsync(port, nick);
         await reader.SendAsync(new JObject { ["type"] = "join", ["room"] = Room });
-        // The node answers in order: once the rooms list arrives, the join's history has too.
-        await reader.SendAsync(new JObject { ["type"] = "rooms" });
+        // Read until the whole history has come, or no more comes within the reply deadline: a node
+        // with no member in the room yet shows it only once the owner has sent what it missed
+        // (RoomReplica.catchUp), so no later reply marks its end.
         var seqs = new List<long>();
-        while (true)
+        try
         {
-            var frame = await reader.NextAsync(frame => Frame("message", Room)(frame) || Frame("rooms")(frame));
-            if ((string?)frame["type"] == "rooms") return seqs;
-            seqs.Add((long)frame["seq"]!);
+            while (seqs.Count < Total) seqs.Add((long)(await reader.NextAsync(Frame("message", Room)))["seq"]!);
         }
+        catch (TimeoutException) { }
+        return seqs;
     }
 
     private static async Task EveryNodeServesEveryMessageAsync(TestCluster cluster, int[] nodes, string when)
