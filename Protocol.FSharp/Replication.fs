@@ -463,12 +463,15 @@ let recvSync (current: bool) (room: RoomName) (backup: BackupAssignment) (commit
             else persist pending { replica with Stored = sent }
         replica, adopted @ written @ [ confirmStored room backup replica ]
 
-/// The messages that follow one another from the first on, each one number after the last.
+/// The messages that follow one another from the first on, each one number after the last and
+/// of the first one's room: a frame naming another room further on (forged or broken) stores
+/// nothing of it in this room's copy.
 let private consecutive (messages: RoomMessage list) : RoomMessage list =
     match messages with
     | [] -> []
     | first :: _ ->
-        messages |> List.mapi (fun index message -> index, message) |> List.takeWhile (fun (index, message) -> message.Seq = first.Seq + int64 index) |> List.map snd
+        let follows index (message: RoomMessage) = message.Room = first.Room && message.Seq = first.Seq + int64 index
+        messages |> List.mapi (fun index message -> index, message) |> List.takeWhile (fun (index, message) -> follows index message) |> List.map snd
 
 /// Spec: StoreReplica(b, o), for the backup `current` says this node is. The backup stores
 /// (and writes, in one write) the owner's batch when it follows directly on what it holds,
