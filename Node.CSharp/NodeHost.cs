@@ -224,12 +224,13 @@ public sealed class NodeHost
     }
 
     /// <summary>The IRC port, when --irc-port asks for one: IRC clients count with the native
-    /// ones in the bytes the node waits on (clients.Outbound).</summary>
+    /// ones in the bytes the node waits on (clients.Outbound), and their PASS logins in the same
+    /// throttle and password gate.</summary>
     private IrcGateway? OpenIrc(IPAddress host, ClientGateway clients)
     {
         if (_options.IrcPort is not { } port) return null;
         _log.LogInformation("node {Id}: IRC clients on {Host}:{IrcPort}", _options.Id, _options.Host, port.Value);
-        return new IrcGateway(new IPEndPoint(host, port.Value), _options.Id, _options.Clients, _inbox, clients.Outbound, _log, tls: _clientTls);
+        return new IrcGateway(new IPEndPoint(host, port.Value), _options.Id, _options.Clients, _inbox, clients.Outbound, clients.Logins, clients.Passwords, _log, tls: _clientTls);
     }
 
     private void LogStart(RoomLogStore logs)
