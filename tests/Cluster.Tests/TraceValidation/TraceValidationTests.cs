@@ -49,7 +49,7 @@ public class TraceValidationTests(ITestOutputHelper output)
                 await SayAsync(alice, 4);
                 await cluster.StopGracefullyAsync(1);
                 await cluster.StopGracefullyAsync(2);
-                for (var id = 1; id <= 3; id++) traces[id] = TraceMerger.ReadNode(cluster.TracePath(id));
+                for (var id = 1; id <= 3; id++) traces[id] = CausalMerger.ReadNode(cluster.TracePath(id));
                 traces[3].Add(TraceMerger.CrashLine(3, crashed));
             }
 
@@ -70,10 +70,13 @@ public class TraceValidationTests(ITestOutputHelper output)
     /// the leader gives it a backup, and the owner sequences, replicates and commits a few posts
     /// that reach every node. TLC must find Replication.tla actions of each logged node that
     /// lead to the variables it logged, line after line.</summary>
-    [SkippableFact]
-    public async Task A_real_run_placing_and_replicating_a_room_follows_Replication()
+    [SkippableTheory]
+    [InlineData(1)]
+    [InlineData(2)]
+    [InlineData(3)]
+    public async Task A_real_run_placing_and_replicating_a_room_follows_Replication(int run)
     {
-        var (result, lines, directory) = await ValidateReplicationRunAsync(fault: null);
+        var (result, lines, directory) = await ValidateReplicationRunAsync(fault: null, run);
 
         Assert.True(result.Accepted, $"TLC rejected the replication trace (kept in {directory}):\n{Tail(result.Output)}");
         Discard(directory);
@@ -85,7 +88,7 @@ public class TraceValidationTests(ITestOutputHelper output)
     [SkippableFact]
     public async Task A_backup_that_confirms_what_it_did_not_store_is_rejected()
     {
-        var (result, lines, directory) = await ValidateReplicationRunAsync(fault: "skip-replica-store");
+        var (result, lines, directory) = await ValidateReplicationRunAsync(fault: "skip-replica-store", run: 1);
 
         Assert.False(result.Accepted, $"TLC accepted the wrong backup's trace:\n{Tail(result.Output)}");
         Assert.True(result.Matched < lines.Count, $"TLC followed no line short of the end:\n{Tail(result.Output)}");
@@ -96,10 +99,10 @@ public class TraceValidationTests(ITestOutputHelper output)
 
     /// <summary>A settled 3-node cluster, a room joined on every node and four posts that every node
     /// ends up holding; the nodes' replication traces of the room merged and checked by TLC.</summary>
-    private async Task<(TlcRunner.Result Result, List<JObject> Lines, string Directory)> ValidateReplicationRunAsync(string? fault)
+    private async Task<(TlcRunner.Result Result, List<JObject> Lines, string Directory)> ValidateReplicationRunAsync(string? fault, int run)
     {
         var jar = RequireTlc();
-        var directory = Directory.CreateTempSubdirectory($"formalchat-trace-replication-{fault ?? "run"}-").FullName;
+        var directory = Directory.CreateTempSubdirectory($"formalchat-trace-replication-{fault ?? "run"}-{run}-").FullName;
         long[] posted = [1, 2, 3, 4];
         try
         {
@@ -128,7 +131,112 @@ public class TraceValidationTests(ITestOutputHelper output)
             var lines = ReplicationTraceMerger.Merge(traces, posted, merged);
             var result = await TlcRunner.ValidateAsync(jar, "TraceReplication", merged, directory);
             var verdict = result.Accepted ? "accepted" : $"rejected line {result.Matched + 1} of {result.Steps}: {(result.Matched < lines.Count ? lines[result.Matched].ToString(Newtonsoft.Json.Formatting.None) : "-")}";
-            output.WriteLine($"{lines.Count} replication trace lines ({string.Join(", ", traces.Select(node => $"node {node.Key}: {node.Value.Count}"))}); TLC {verdict} in {result.Elapsed.TotalSeconds:0.0} s");
+            output.WriteLine($"run {run}: {lines.Count} replication trace lines ({string.Join(", ", traces.Select(node => $"node {node.Key}: {node.Value.Count}"))}); TLC {verdict} in {result.Elapsed.TotalSeconds:0.0} s");
+            return (result, lines, directory);
+        }
+        catch
+        {
+            output.WriteLine($"traces kept in {directory}");
+            throw;
+        }
+    }
+
+    /// <summary>Placement (spec/TracePlacement.tla): three rooms placed by the first leader, one on
+    /// each node (fewest rooms first), kill -9 of the leader, re-election, and the new leader
+    /// giving the dead leader's room to another node. TLC must find Placement.tla actions of each
+    /// logged node that lead to the placements it logged, line after line.</summary>
+    [SkippableTheory]
+    [InlineData(1)]
+    [InlineData(2)]
+    [InlineData(3)]
+    public async Task A_real_run_placing_rooms_and_reassigning_the_crashed_leaders_room_follows_Placement(int run)
+    {
+        var (result, lines, directory) = await ValidatePlacementRunAsync(fault: null, run);
+
+        Assert.True(result.Accepted, $"TLC rejected run {run}'s placement trace (kept in {directory}):\n{Tail(result.Output)}");
+        Discard(directory);
+    }
+
+    /// <summary>The leader keeps each placement it makes with the room's previous version
+    /// (FORMALCHAT_TEST_FAULT stale-placement-version, on every node: only the leader places):
+    /// TLC must reject the trace at the leader's line that placed a room.</summary>
+    [SkippableFact]
+    public async Task A_leader_that_places_a_room_with_a_stale_version_is_rejected()
+    {
+        var (result, lines, directory) = await ValidatePlacementRunAsync(fault: "stale-placement-version", run: 1);
+
+        Assert.False(result.Accepted, $"TLC accepted the wrong leader's trace:\n{Tail(result.Output)}");
+        Assert.True(result.Matched < lines.Count, $"TLC followed no line short of the end:\n{Tail(result.Output)}");
+        var rejected = lines[result.Matched];
+        Assert.Equal(3, (int)rejected["node"]!);
+        Assert.Contains(rejected["placements"]!, placement => (int)placement["version"]! == 0);
+        Discard(directory);
+    }
+
+    private static readonly string[] PlacedRooms = ["#a", "#b", "#c"];
+
+    /// <summary>The room a node's last placement line places on <paramref name="owner"/>, if any.</summary>
+    private static string? RoomOwnedBy(List<JObject> lines, int owner) =>
+        lines.LastOrDefault()?["placements"]?.FirstOrDefault(placement => (int)placement["owner"]! == owner)?["room"]?.Value<string>();
+
+    /// <summary>A settled 3-node cluster; alice on node 1 joins three rooms, which the leader (3)
+    /// puts one on each node. Without a fault: kill -9 of node 3, and the new leader (2) moves
+    /// node 3's room to a live node, which nodes 1 and 2 log. With one: the run ends once the
+    /// leader has logged a placement. The nodes' placement traces merged and checked by TLC.</summary>
+    private async Task<(TlcRunner.Result Result, List<JObject> Lines, string Directory)> ValidatePlacementRunAsync(string? fault, int run)
+    {
+        var jar = RequireTlc();
+        var directory = Directory.CreateTempSubdirectory($"formalchat-trace-placement-{fault ?? "run"}-{run}-").FullName;
+        try
+        {
+            var traces = new Dictionary<int, List<JObject>>();
+            long? crashed = null;
+            await using (var cluster = await TestCluster.StartTracedAsync(3, directory, _ =>
+                             fault is null ? new Dictionary<string, string>() : new Dictionary<string, string> { ["FORMALCHAT_TEST_FAULT"] = fault }))
+            {
+                await cluster.WaitForLeaderAsync(leader: 3, nodes: [1, 2, 3], Deadline);
+                await using var alice = await TestClient.ConnectAsync(cluster.ClientPort(1), "alice");
+                foreach (var room in fault is null ? PlacedRooms : PlacedRooms.Take(1))
+                {
+                    await alice.SendAsync(new JObject { ["type"] = "join", ["room"] = room });
+                    await alice.NextAsync(Frame("joined", room));
+                }
+                List<JObject> Lines(int id) => PlacementTraceMerger.ReadNode(cluster.TracePath(id));
+                if (fault is null)
+                {
+                    bool PlacedEverywhere() => Enumerable.Range(1, 3).All(id =>
+                        Lines(id).LastOrDefault()?["placements"] is JArray placements && placements.Count == PlacedRooms.Length
+                        && placements.Select(placement => (int)placement["owner"]!).Distinct().Count() == 3);
+                    await Eventually.TrueAsync(() => Task.FromResult(PlacedEverywhere()), Deadline,
+                        "every node logged the three rooms, one on each node", () => cluster.Output);
+                    var moved = RoomOwnedBy(Lines(1), owner: 3)!;
+                    cluster.Kill(3);
+                    crashed = Stopwatch.GetTimestamp();
+                    await cluster.WaitForLeaderAsync(leader: 2, nodes: [1, 2], Deadline);
+                    bool MovedOnBoth() => new[] { 1, 2 }.All(id =>
+                        Lines(id).LastOrDefault()?["placements"]?.Any(placement => (string)placement["room"]! == moved && (int)placement["owner"]! != 3) == true);
+                    await Eventually.TrueAsync(() => Task.FromResult(MovedOnBoth()), Deadline,
+                        $"nodes 1 and 2 logged {moved} moved off node 3", () => cluster.Output);
+                }
+                else
+                {
+                    bool WrongStepLogged() => Lines(3).Any(line => line["placements"]!.Any(placement => (int)placement["version"]! == 0));
+                    await Eventually.TrueAsync(() => Task.FromResult(WrongStepLogged()), Deadline,
+                        "the leader logged a placement with a stale version", () => cluster.Output);
+                }
+                for (var id = 1; id <= 3; id++)
+                {
+                    if (!cluster.HasExited(id)) await cluster.StopGracefullyAsync(id);
+                }
+                for (var id = 1; id <= 3; id++) traces[id] = Lines(id);
+                if (crashed is { } clock) traces[3].Add(PlacementTraceMerger.CrashLine(3, clock));
+            }
+
+            var merged = Path.Combine(directory, "merged-placement.ndjson");
+            var lines = PlacementTraceMerger.Merge(traces, merged);
+            var result = await TlcRunner.ValidateAsync(jar, "TracePlacement", merged, directory);
+            var verdict = result.Accepted ? "accepted" : $"rejected line {result.Matched + 1} of {result.Steps}: {(result.Matched < lines.Count ? lines[result.Matched].ToString(Newtonsoft.Json.Formatting.None) : "-")}";
+            output.WriteLine($"run {run}: {lines.Count} placement trace lines ({string.Join(", ", traces.Select(node => $"node {node.Key}: {node.Value.Count}"))}); TLC {verdict} in {result.Elapsed.TotalSeconds:0.0} s");
             return (result, lines, directory);
         }
         catch
@@ -153,7 +261,7 @@ public class TraceValidationTests(ITestOutputHelper output)
         await using (var cluster = await TestCluster.StartTracedAsync(3, directory, id =>
                          id == 1 ? new Dictionary<string, string> { ["FORMALCHAT_TEST_FAULT"] = fault } : new()))
         {
-            bool WrongStepLogged() => TraceMerger.ReadNode(cluster.TracePath(1)).Any(line => IsWrong(fault, line));
+            bool WrongStepLogged() => CausalMerger.ReadNode(cluster.TracePath(1)).Any(line => IsWrong(fault, line));
             long? crashed = null;
             if (fault == "forget-participant")
             {
@@ -170,7 +278,7 @@ public class TraceValidationTests(ITestOutputHelper output)
             {
                 if (!cluster.HasExited(id)) await cluster.StopGracefullyAsync(id);
             }
-            for (var id = 1; id <= 3; id++) traces[id] = TraceMerger.ReadNode(cluster.TracePath(id));
+            for (var id = 1; id <= 3; id++) traces[id] = CausalMerger.ReadNode(cluster.TracePath(id));
             if (crashed is { } clock) traces[3].Add(TraceMerger.CrashLine(3, clock));
         }
 
