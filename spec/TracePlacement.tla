@@ -143,12 +143,17 @@ LoggedState(i) ==
     /\ leader[i] = Line.leader
     /\ epoch[i] = Line.epoch
     /\ \A m \in LoggedSent : alive[m.to] => m \in msgs
+    \* A message the line received is gone (taken, or never in flight), and so is the leader's
+    \* request to itself (the node receives its own messages in the same step).
+    /\ \A m \in LoggedReceived : m \notin msgs
+    /\ \A m \in msgs : ~(m.type = "place" /\ m.to = i /\ m.requester = i)
 
 Acting ==
     /\ l <= Len(Steps)
     /\ ~IsCrash
     /\ taken < MaxActionsPerLine
     /\ NodeActions(Line.node)
+    /\ vars' # vars    \* a step that changes nothing only multiplies the states
     /\ taken' = taken + 1
     /\ UNCHANGED <<l, backupsOf>>
 
