@@ -118,15 +118,21 @@ TracePromoteBackup(ld, r) ==
                  /\ msgs' = msgs \cup Deliverable(Announce(ld, r, a))
     /\ UNCHANGED environmentVars
 
+\* The messages node i may take in this line: one the line logged as received, or the
+\* leader's request to itself (received in the same step, so never logged).
+Receivable(i) ==
+    {m \in msgs : m \in LoggedReceived \/ (m.type = "place" /\ m.to = i /\ m.requester = i)}
+
 \* Node i's own actions, by their names in Placement.tla.  A request is one the line sent, or
-\* the leader's to itself (received in the same step, so never logged); a received message is
-\* one the line logged, or the leader's own request.
+\* the leader's to itself.  A message the node took and ignored for a guard Placement.tla does
+\* not have (the leader decides only with a quorum, RoomReplica.decidesWithQuorum) is, to the
+\* spec, a message the network lost (LoseMessage: TracePlacement.cfg makes the model lossy).
 NodeActions(i) ==
     \/ \E r \in Room : /\ PlaceMessage(leader[i], r, i) \in LoggedSent \/ leader[i] = i
                        /\ RequestRoom(i, r)
-    \/ \E m \in msgs : /\ m \in LoggedReceived \/ (m.type = "place" /\ m.requester = i)
-                       /\ AssignRoom(i, m)
-    \/ \E m \in msgs \cap LoggedReceived : RecvAssignment(i, m)
+    \/ \E m \in Receivable(i) : AssignRoom(i, m)
+    \/ \E m \in Receivable(i) : RecvAssignment(i, m)
+    \/ \E m \in Receivable(i) : LoseMessage(m)
     \/ ReassignRooms(i)
     \/ \E r \in Room : TracePromoteBackup(i, r)
     \/ \E n \in Node : TraceIntroduce(i, n)

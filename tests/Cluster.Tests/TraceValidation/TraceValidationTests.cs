@@ -7,7 +7,9 @@ namespace FormalChat.Cluster.Tests.TraceValidation;
 /// <summary>
 /// Validation of real runs (spec/README.md, "Trace validation"): a 3-node cluster on loopback
 /// writes the spec actions it takes (--trace-file); the test merges the three traces in causal
-/// order and TLC checks that FormalChat.tla can take exactly those steps (TraceFormalChat.tla).
+/// order and TLC checks that FormalChat.tla can take exactly those steps (TraceFormalChat.tla),
+/// and likewise their Replication.tla and Placement.tla variables (TraceReplication.tla,
+/// TracePlacement.tla). Each spec is checked on 3 runs, and a node wrong on purpose is rejected.
 /// Skipped, with the reason, where TLC or java is missing.
 /// </summary>
 public class TraceValidationTests(ITestOutputHelper output)
@@ -90,48 +92,61 @@ public class TraceValidationTests(ITestOutputHelper output)
     {
         var (result, lines, directory) = await ValidateReplicationRunAsync(fault: "skip-replica-store", run: 1);
 
-        Assert.False(result.Accepted, $"TLC accepted the wrong backup's trace:\n{Tail(result.Output)}");
-        Assert.True(result.Matched < lines.Count, $"TLC followed no line short of the end:\n{Tail(result.Output)}");
-        var rejected = lines[result.Matched];
+        var rejected = RejectedLine(result, lines, "the wrong backup's trace");
         Assert.Contains(rejected["received"]!.Values<string>(), key => key!.StartsWith("append/", StringComparison.Ordinal));
         Discard(directory);
     }
 
     /// <summary>A settled 3-node cluster, a room joined on every node and four posts that every node
     /// ends up holding; the nodes' replication traces of the room merged and checked by TLC.</summary>
-    private async Task<(TlcRunner.Result Result, List<JObject> Lines, string Directory)> ValidateReplicationRunAsync(string? fault, int run)
+    private Task<(TlcRunner.Result Result, List<JObject> Lines, string Directory)> ValidateReplicationRunAsync(string? fault, int run)
+    {
+        long[] posted = [1, 2, 3, 4];
+        return ValidateRunAsync("replication", fault, run, "TraceReplication", async cluster =>
+        {
+            await cluster.WaitForLeaderAsync(leader: 3, nodes: [1, 2, 3], Deadline);
+            await using var alice = await TestClient.ConnectAsync(cluster.ClientPort(1), "alice");
+            await alice.SendAsync(new JObject { ["type"] = "join", ["room"] = "#trace" });
+            await alice.NextAsync(Frame("joined", "#trace"));
+            // A member on every node: committed messages go only to nodes with members (plus the
+            // backup and the leader), and the test checks every node's whole history.
+            await using var bob = await JoinedAsync(cluster.ClientPort(2), "bob");
+            await using var carol = await JoinedAsync(cluster.ClientPort(3), "carol");
+            await SayAsync(alice, posted.Select(id => (int)id).ToArray());
+            bool EveryNodeHoldsAll() => Enumerable.Range(1, 3).All(id =>
+                ReplicationTraceMerger.ReadNode(cluster.TracePath(id), "#trace").LastOrDefault()?["history"] is JArray history
+                && history.Count == posted.Length);
+            await Eventually.TrueAsync(() => Task.FromResult(EveryNodeHoldsAll()), Deadline,
+                "every node logged the room's history with every post", () => cluster.Output);
+            return Enumerable.Range(1, 3).ToDictionary(id => id, id => ReplicationTraceMerger.ReadNode(cluster.TracePath(id), "#trace"));
+        }, (traces, merged) => ReplicationTraceMerger.Merge(traces, posted, merged));
+    }
+
+    /// <summary>A traced 3-node cluster (every node with <paramref name="fault"/>, if any) taken
+    /// through <paramref name="scenario"/>, which returns each node's trace lines; the lines merged
+    /// by <paramref name="merge"/> and checked by TLC against spec/<paramref name="module"/>.tla.
+    /// The traces are kept, and their directory printed, when the run fails.</summary>
+    private async Task<(TlcRunner.Result Result, List<JObject> Lines, string Directory)> ValidateRunAsync(
+        string kind, string? fault, int run, string module,
+        Func<TestCluster, Task<Dictionary<int, List<JObject>>>> scenario,
+        Func<Dictionary<int, List<JObject>>, string, List<JObject>> merge)
     {
         var jar = RequireTlc();
-        var directory = Directory.CreateTempSubdirectory($"formalchat-trace-replication-{fault ?? "run"}-{run}-").FullName;
-        long[] posted = [1, 2, 3, 4];
+        var directory = Directory.CreateTempSubdirectory($"formalchat-trace-{kind}-{fault ?? "run"}-{run}-").FullName;
         try
         {
-            var traces = new Dictionary<int, List<JObject>>();
+            Dictionary<int, List<JObject>> traces;
             await using (var cluster = await TestCluster.StartTracedAsync(3, directory, _ =>
                              fault is null ? new Dictionary<string, string>() : new Dictionary<string, string> { ["FORMALCHAT_TEST_FAULT"] = fault }))
             {
-                await cluster.WaitForLeaderAsync(leader: 3, nodes: [1, 2, 3], Deadline);
-                await using var alice = await TestClient.ConnectAsync(cluster.ClientPort(1), "alice");
-                await alice.SendAsync(new JObject { ["type"] = "join", ["room"] = "#trace" });
-                await alice.NextAsync(Frame("joined", "#trace"));
-                // A member on every node: committed messages go only to nodes with members (plus the
-                // backup and the leader), and the test checks every node's whole history.
-                await using var bob = await JoinedAsync(cluster.ClientPort(2), "bob");
-                await using var carol = await JoinedAsync(cluster.ClientPort(3), "carol");
-                await SayAsync(alice, posted.Select(id => (int)id).ToArray());
-                bool EveryNodeHoldsAll() => Enumerable.Range(1, 3).All(id =>
-                    ReplicationTraceMerger.ReadNode(cluster.TracePath(id), "#trace").LastOrDefault()?["history"] is JArray history
-                    && history.Count == posted.Length);
-                await Eventually.TrueAsync(() => Task.FromResult(EveryNodeHoldsAll()), Deadline,
-                    "every node logged the room's history with every post", () => cluster.Output);
-                for (var id = 1; id <= 3; id++) traces[id] = ReplicationTraceMerger.ReadNode(cluster.TracePath(id), "#trace");
+                traces = await scenario(cluster);
             }
 
-            var merged = Path.Combine(directory, "merged-replication.ndjson");
-            var lines = ReplicationTraceMerger.Merge(traces, posted, merged);
-            var result = await TlcRunner.ValidateAsync(jar, "TraceReplication", merged, directory);
+            var merged = Path.Combine(directory, $"merged-{kind}.ndjson");
+            var lines = merge(traces, merged);
+            var result = await TlcRunner.ValidateAsync(jar, module, merged, directory);
             var verdict = result.Accepted ? "accepted" : $"rejected line {result.Matched + 1} of {result.Steps}: {(result.Matched < lines.Count ? lines[result.Matched].ToString(Newtonsoft.Json.Formatting.None) : "-")}";
-            output.WriteLine($"run {run}: {lines.Count} replication trace lines ({string.Join(", ", traces.Select(node => $"node {node.Key}: {node.Value.Count}"))}); TLC {verdict} in {result.Elapsed.TotalSeconds:0.0} s");
+            output.WriteLine($"run {run}: {lines.Count} {kind} trace lines ({string.Join(", ", traces.Select(node => $"node {node.Key}: {node.Value.Count}"))}); TLC {verdict} in {result.Elapsed.TotalSeconds:0.0} s");
             return (result, lines, directory);
         }
         catch
@@ -165,9 +180,7 @@ public class TraceValidationTests(ITestOutputHelper output)
     {
         var (result, lines, directory) = await ValidatePlacementRunAsync(fault: "stale-placement-version", run: 1);
 
-        Assert.False(result.Accepted, $"TLC accepted the wrong leader's trace:\n{Tail(result.Output)}");
-        Assert.True(result.Matched < lines.Count, $"TLC followed no line short of the end:\n{Tail(result.Output)}");
-        var rejected = lines[result.Matched];
+        var rejected = RejectedLine(result, lines, "the wrong leader's trace");
         Assert.Equal(3, (int)rejected["node"]!);
         Assert.Contains(rejected["placements"]!, placement => (int)placement["version"]! == 0);
         Discard(directory);
@@ -183,25 +196,19 @@ public class TraceValidationTests(ITestOutputHelper output)
     /// spreads over the nodes. Without a fault: kill -9 of node 3, and the new leader (2) moves
     /// node 3's room to a live node, which nodes 1 and 2 log. With one: the run ends once the
     /// leader has logged a placement. The nodes' placement traces merged and checked by TLC.</summary>
-    private async Task<(TlcRunner.Result Result, List<JObject> Lines, string Directory)> ValidatePlacementRunAsync(string? fault, int run)
-    {
-        var jar = RequireTlc();
-        var directory = Directory.CreateTempSubdirectory($"formalchat-trace-placement-{fault ?? "run"}-{run}-").FullName;
-        try
+    private Task<(TlcRunner.Result Result, List<JObject> Lines, string Directory)> ValidatePlacementRunAsync(string? fault, int run) =>
+        ValidateRunAsync("placement", fault, run, "TracePlacement", async cluster =>
         {
-            var traces = new Dictionary<int, List<JObject>>();
+            List<JObject> Lines(int id) => PlacementTraceMerger.ReadNode(cluster.TracePath(id));
             long? crashed = null;
-            await using (var cluster = await TestCluster.StartTracedAsync(3, directory, _ =>
-                             fault is null ? new Dictionary<string, string>() : new Dictionary<string, string> { ["FORMALCHAT_TEST_FAULT"] = fault }))
+            await cluster.WaitForLeaderAsync(leader: 3, nodes: [1, 2, 3], Deadline);
+            await using (var alice = await TestClient.ConnectAsync(cluster.ClientPort(1), "alice"))
             {
-                await cluster.WaitForLeaderAsync(leader: 3, nodes: [1, 2, 3], Deadline);
-                await using var alice = await TestClient.ConnectAsync(cluster.ClientPort(1), "alice");
                 foreach (var room in fault is null ? PlacedRooms : PlacedRooms.Take(1))
                 {
                     await alice.SendAsync(new JObject { ["type"] = "join", ["room"] = room });
                     await alice.NextAsync(Frame("joined", room));
                 }
-                List<JObject> Lines(int id) => PlacementTraceMerger.ReadNode(cluster.TracePath(id));
                 if (fault is null)
                 {
                     // The same placements at every node, with every room joined, and one room on
@@ -228,27 +235,15 @@ public class TraceValidationTests(ITestOutputHelper output)
                     await Eventually.TrueAsync(() => Task.FromResult(WrongStepLogged()), Deadline,
                         "the leader logged a placement with a stale version", () => cluster.Output);
                 }
-                for (var id = 1; id <= 3; id++)
-                {
-                    if (!cluster.HasExited(id)) await cluster.StopGracefullyAsync(id);
-                }
-                for (var id = 1; id <= 3; id++) traces[id] = Lines(id);
-                if (crashed is { } clock) traces[3].Add(PlacementTraceMerger.CrashLine(3, clock));
             }
-
-            var merged = Path.Combine(directory, "merged-placement.ndjson");
-            var lines = PlacementTraceMerger.Merge(traces, merged);
-            var result = await TlcRunner.ValidateAsync(jar, "TracePlacement", merged, directory);
-            var verdict = result.Accepted ? "accepted" : $"rejected line {result.Matched + 1} of {result.Steps}: {(result.Matched < lines.Count ? lines[result.Matched].ToString(Newtonsoft.Json.Formatting.None) : "-")}";
-            output.WriteLine($"run {run}: {lines.Count} placement trace lines ({string.Join(", ", traces.Select(node => $"node {node.Key}: {node.Value.Count}"))}); TLC {verdict} in {result.Elapsed.TotalSeconds:0.0} s");
-            return (result, lines, directory);
-        }
-        catch
-        {
-            output.WriteLine($"traces kept in {directory}");
-            throw;
-        }
-    }
+            for (var id = 1; id <= 3; id++)
+            {
+                if (!cluster.HasExited(id)) await cluster.StopGracefullyAsync(id);
+            }
+            var traces = Enumerable.Range(1, 3).ToDictionary(id => id, Lines);
+            if (crashed is { } clock) traces[3].Add(PlacementTraceMerger.CrashLine(3, clock));
+            return traces;
+        }, PlacementTraceMerger.Merge);
 
     /// <summary>Node 1 is wrong on purpose (FORMALCHAT_TEST_FAULT, Node.CSharp/TestFault.cs): TLC
     /// must reject the trace at one of node 1's lines of the action the fault breaks. The run
@@ -288,9 +283,7 @@ public class TraceValidationTests(ITestOutputHelper output)
 
         var (result, lines) = await ValidateAsync(jar, directory, traces);
 
-        Assert.False(result.Accepted, $"TLC accepted the wrong node's trace:\n{Tail(result.Output)}");
-        Assert.True(result.Matched < lines.Count, $"TLC followed no line short of the end:\n{Tail(result.Output)}");
-        var rejected = lines[result.Matched];
+        var rejected = RejectedLine(result, lines, "the wrong node's trace");
         Assert.Equal(brokenAction, (string)rejected["action"]!);
         Assert.Equal(1, (int)rejected["node"]!);
         Discard(directory);
@@ -338,6 +331,35 @@ public class TraceValidationTests(ITestOutputHelper output)
         finally { File.Delete(path); }
     }
 
+    /// <summary>The placement merge, by the same causal merge: a receipt after its send whatever the
+    /// clocks say, the rooms in the header in ordinal order, a crash line kept as it is.</summary>
+    [Fact]
+    public void The_placement_merge_puts_a_receipt_after_its_send_and_names_the_rooms_in_ordinal_order()
+    {
+        var placed = JObject.Parse("""{"type":"placed","to":1,"room":"#b","assignment":{"owner":1,"epoch":2,"leader":3,"version":1}}""");
+        JObject Line(int node, long clock, JObject[] received, JObject[] sent, params string[] rooms) => new()
+        {
+            ["node"] = node, ["step"] = 1, ["clock"] = clock,
+            ["received"] = new JArray(received.Cast<object>().ToArray()), ["sent"] = new JArray(sent.Cast<object>().ToArray()),
+            ["placements"] = new JArray(rooms.Select(room => new JObject { ["room"] = room }).Cast<object>().ToArray()),
+        };
+        var nodes = new Dictionary<int, List<JObject>>
+        {
+            [1] = [Line(1, 10, [placed], [], "#b")],
+            [3] = [Line(3, 20, [], [placed], "#b", "#B"), PlacementTraceMerger.CrashLine(3, 30)],
+        };
+        var path = Path.GetTempFileName();
+        try
+        {
+            var merged = PlacementTraceMerger.Merge(nodes, path);
+            Assert.Equal([3, 1, 3], merged.Select(line => (int)line["node"]!));
+            var header = JObject.Parse(File.ReadLines(path).First());
+            Assert.Equal(["#B", "#b"], header["rooms"]!.Values<string>());
+            Assert.True((bool)merged[2]["crash"]!);
+        }
+        finally { File.Delete(path); }
+    }
+
     private static Func<JObject, bool> Frame(string type, string room) =>
         frame => (string?)frame["type"] == type && (string?)frame["room"] == room;
 
@@ -369,6 +391,14 @@ public class TraceValidationTests(ITestOutputHelper output)
         var verdict = result.Accepted ? "accepted" : $"rejected line {result.Matched + 1} of {result.Steps}: {(result.Matched < lines.Count ? lines[result.Matched].ToString(Newtonsoft.Json.Formatting.None) : "-")}";
         output.WriteLine($"{lines.Count} trace lines ({string.Join(", ", traces.Select(node => $"node {node.Key}: {node.Value.Count}"))}); TLC {verdict} in {result.Elapsed.TotalSeconds:0.0} s");
         return (result, lines);
+    }
+
+    /// <summary>The line TLC could not follow, once it has rejected the trace short of its end.</summary>
+    private static JObject RejectedLine(TlcRunner.Result result, List<JObject> lines, string what)
+    {
+        Assert.False(result.Accepted, $"TLC accepted {what}:\n{Tail(result.Output)}");
+        Assert.True(result.Matched < lines.Count, $"TLC followed no line short of the end:\n{Tail(result.Output)}");
+        return lines[result.Matched];
     }
 
     /// <summary>FORMALCHAT_TRACE_KEEP=1 keeps the traces and TLC's files of passing runs too.</summary>
