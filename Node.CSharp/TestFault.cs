@@ -40,17 +40,19 @@ internal static class TestFault
             case ("skip-replica-store", Event.PeerMessageReceived { Item: PeerMessage.ReplicaAppended }):
                 return ReplicationTrace.withReplicas(before.Replicas, after);
             case ("stale-placement-version", _):
-                return PlacementTrace.withPlacements(StaleVersions(before, after), after);
+                return PlacementTrace.withPlacements(StaleVersions(before.Placements, after.Placements, after.Info.Id), after);
             default:
                 return after;
         }
 
-        static FSharpMap<string, Assignment> StaleVersions(State before, State after)
+        // Generic in the room's type, which this file need not name.
+        static FSharpMap<TRoom, Assignment> StaleVersions<TRoom>(FSharpMap<TRoom, Assignment> before, FSharpMap<TRoom, Assignment> after, int self)
+            where TRoom : notnull
         {
-            var placements = after.Placements;
-            foreach (var (room, placement) in after.Placements)
+            var placements = after;
+            foreach (var (room, placement) in after)
             {
-                var made = placement.Leader == after.Info.Id && !Equals(before.Placements.TryFind(room)?.Value, placement);
+                var made = placement.Leader == self && !Equals(before.TryFind(room)?.Value, placement);
                 if (made) placements = placements.Add(room, new Assignment(placement.Owner, placement.Epoch, placement.Leader, placement.Version - 1, placement.LastSeq));
             }
             return placements;
