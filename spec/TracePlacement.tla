@@ -28,7 +28,7 @@
 (* FormalChat.tla's trace validation checks how they came about.  What is  *)
 (* checked here is what the node's placement actions did with them.        *)
 (*                                                                         *)
-(* Two things real nodes do that Placement.tla leaves to other modules:    *)
+(* What real nodes do that Placement.tla leaves out, or to other modules:  *)
 (*  - LeastLoaded breaks ties by the clients on each node (F#:             *)
 (*    Placement.leastLoaded), which Placement.tla takes to be 0:           *)
 (*    TracePlacement.cfg replaces it by TraceLeastLoaded, with the loads   *)
@@ -38,7 +38,9 @@
 (*    and a node that appears is sent the placements this one knows        *)
 (*    (F#: NodeCoordination.introduction; Placement.tla's Join does it for *)
 (*    every node at once): TracePromoteBackup and TraceIntroduce, written  *)
-(*    with Placement.tla's own operators.                                  *)
+(*    with Placement.tla's own operators;                                  *)
+(*  - a leader without a quorum ignores a request (RoomReplica.            *)
+(*    decidesWithQuorum): to the spec, a lost message (LoseMessage).       *)
 (***************************************************************************)
 EXTENDS Placement, TLC, TraceData
 
