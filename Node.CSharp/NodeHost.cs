@@ -256,6 +256,8 @@ public sealed class NodeHost
     private sealed class EffectRunner(NodeHost host, ClientGateway clients, PeerNetwork peers, MulticastDiscovery? discovery, RoomLogStore logs, IrcGateway? irc)
     {
         private readonly PeerFrames _peerFrames = new();
+        private readonly ClientFrameRuns _clientRuns = new(clients.Send);
+        private readonly PeerFrameBatches _peerBatches = new(peers.Send);
 
         public bool Run(List<FSharpList<Effect>> turn)
         {
@@ -279,6 +281,8 @@ public sealed class NodeHost
             {
                 foreach (var effect in effects) stopped |= Run(effect);
             }
+            _clientRuns.Flush();
+            _peerBatches.Flush();
             return stopped;
         }
 
@@ -288,7 +292,7 @@ public sealed class NodeHost
             {
                 case Effect.SendToPeer send:
                     var peerFrame = _peerFrames.Encode(send.Item2);
-                    peers.Send(send.Item1.PeerEndpoint, peerFrame);
+                    _peerBatches.Add(send.Item1.PeerEndpoint, peerFrame);
                     host._metrics?.SentToPeer(send.Item2, peerFrame.Length);
                     break;
                 case Effect.Multicast multicast:
@@ -302,11 +306,13 @@ public sealed class NodeHost
                     // Marked before it is sent: a client that answers at once must find its last hello settled.
                     if (send.Item2.IsWelcome) clients.MarkWelcomed(send.Item1);
                     else if (send.Item2 is ServerReply.ErrorReply refused) clients.MarkRefused(send.Item1, refused.code);
-                    clients.Send(send.Item1, clientFrame);
+                    _clientRuns.Add(send.Item1, clientFrame);
                     host._metrics?.SentToClients(send.Item2, send.Item1.Count, clientFrame.Length);
                     irc?.Send(send.Item1, send.Item2);
                     break;
                 case Effect.CloseClient close:
+                    // What the client was sent before it is closed goes first.
+                    _clientRuns.Flush();
                     clients.Close(close.Item1, close.reason);
                     irc?.Close(close.Item1, close.reason);
                     break;
