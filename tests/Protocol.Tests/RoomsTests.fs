@@ -468,17 +468,29 @@ let ``a node with 10 clients and a peer with none redirects the excess after K h
     let after = Nodes.tickAll cooling
     Assert.True(after.Closed.Count > moved.Length, "an imbalance that lasts once the redirected clients cannot be on their way any more is acted on again")
 
+let private balancing = { config with Rebalance = Some { ThresholdPercent = 50; MaxRedirectsPerTick = 100 } }
+
+/// Nodes 1 and 2 with these clients all on node 1, after the K heartbeats that make node 1
+/// redirect some: the net, and the clients it redirected (closed, not yet disconnected).
+let private redirectedAfterK (clients: ClientId list) : Nodes.Net * ClientId list =
+    let net =
+        clients
+        |> List.fold (fun net client -> Nodes.connect 1 client $"user{client}" net) (Nodes.formed balancing [ 1; 2 ])
+        |> Nodes.settle
+    let net = [ 1 .. balancing.SuspectAfter ] |> List.fold (fun net _ -> Nodes.tickAll net) net
+    net, net.Closed |> Map.keys |> List.ofSeq
+
+/// A redirected client reconnects to node 2 with its session, as the real client does.
+let private reconnectToNode2 (resume: (RoomName * int64) list) (client: ClientId) (net: Nodes.Net) : Nodes.Net =
+    net
+    |> Nodes.apply 2 (ClientConnected(client + 1000L, $"new-{client}"))
+    |> Nodes.request 2 (client + 1000L) (Hello { Nick = $"user{client}"; Session = Some(Nodes.sessionOf client); Resume = resume; Password = None })
+
 /// Flaky loopback test (RoomsOverLoopbackTests.A_node_joining_an_unbalanced_cluster_takes_clients_by_redirect):
 /// redirected clients are counted at their target only once the registrar grants their nicknames,
 /// which took longer than K heartbeats there, and node 1 sent node 2 more, falling to 2 of 8.
 let ``rebalance: redirected clients count at their target until its heartbeats show them, so a slow target is sent no more`` () =
-    let balancing = { config with Rebalance = Some { ThresholdPercent = 50; MaxRedirectsPerTick = 100 } }
-    let net =
-        [ 100L .. 107L ]
-        |> List.fold (fun net client -> Nodes.connect 1 client $"user{client}" net) (Nodes.formed balancing [ 1; 2 ])
-        |> Nodes.settle
-    let net = [ 1 .. balancing.SuspectAfter ] |> List.fold (fun net _ -> Nodes.tickAll net) net
-    let moved = net.Closed |> Map.keys |> List.ofSeq
+    let net, moved = redirectedAfterK [ 100L .. 107L ]
     Assert.Equal(4, moved.Length)
     Assert.Equal(Some { Target = 2; Expected = 4; TicksLeft = Rebalance.redirectArrivalTicks balancing }, net.States[1].Redirected)
     let net = moved |> List.fold (fun net client -> Nodes.apply 1 (ClientDisconnected client) net) net |> Nodes.settle
@@ -492,12 +504,7 @@ let ``rebalance: redirected clients count at their target until its heartbeats s
     // They arrive; node 2's heartbeats show them, and node 1 stops counting them itself.
     let arrived =
         moved
-        |> List.fold
-            (fun net client ->
-                net
-                |> Nodes.apply 2 (ClientConnected(client + 1000L, $"new-{client}"))
-                |> Nodes.request 2 (client + 1000L) (Hello { Nick = $"user{client}"; Session = Some(Nodes.sessionOf client); Resume = []; Password = None }))
-            slow
+        |> List.fold (fun net client -> reconnectToNode2 [] client net) slow
         |> Nodes.settle
         |> Nodes.tickAll
         |> Nodes.tickAll
@@ -505,24 +512,12 @@ let ``rebalance: redirected clients count at their target until its heartbeats s
     Assert.Equal(moved.Length, arrived.Closed.Count)
 
 let ``redirected clients that reconnect to the target leave the cluster balanced, with no further redirects`` () =
-    let balancing = { config with Rebalance = Some { ThresholdPercent = 50; MaxRedirectsPerTick = 100 } }
-    let net =
-        [ 100L .. 109L ]
-        |> List.fold (fun net client -> Nodes.connect 1 client $"user{client}" net) (Nodes.formed balancing [ 1; 2 ])
-        |> Nodes.settle
-    let net = [ 1 .. balancing.SuspectAfter ] |> List.fold (fun net _ -> Nodes.tickAll net) net
-    let moved = net.Closed |> Map.keys |> List.ofSeq
+    let net, moved = redirectedAfterK [ 100L .. 109L ]
     Assert.NotEmpty(moved)
 
     let net =
         moved
-        |> List.fold
-            (fun net client ->
-                net
-                |> Nodes.apply 1 (ClientDisconnected client)
-                |> Nodes.apply 2 (ClientConnected(client + 1000L, $"new-{client}"))
-                |> Nodes.request 2 (client + 1000L) (Hello { Nick = $"user{client}"; Session = Some(Nodes.sessionOf client); Resume = [ Rooms.lobby, 0L ]; Password = None }))
-            net
+        |> List.fold (fun net client -> net |> Nodes.apply 1 (ClientDisconnected client) |> reconnectToNode2 [ Rooms.lobby, 0L ] client) net
         |> Nodes.settle
     let later = [ 1..10 ] |> List.fold (fun net _ -> Nodes.tickAll net) net
 
