@@ -36,6 +36,13 @@ module ProtocolConfig =
 
 type PeerEntry = { Info: NodeInfo; Load: Load }
 
+/// Clients this node redirected to Target that Target's heartbeats may not show yet: a
+/// redirected client reconnects there and is counted only once the registrar grants its nickname
+/// (NickClaims), which can take longer than K heartbeats. Target counts as holding at least
+/// Expected clients until it reports them, for at most TicksLeft more ticks (a client may go
+/// elsewhere, or give up).
+type RedirectInFlight = { Target: NodeId; Expected: int; TicksLeft: int }
+
 /// What a client that joined a room is shown of its history once this node's copy is current:
 /// the messages after the one it saw last (a resume), or the last few (a join).
 type HistoryWanted =
@@ -93,6 +100,8 @@ type NodeState =
       /// K of them: by then every peer's heartbeat shows its real load, so a burst of connections
       /// or clients still on their way after a redirect do not look like an imbalance.
       OverloadedTicks: int
+      /// The clients of this node's last redirect, until the target's heartbeats show them.
+      Redirected: RedirectInFlight option
       /// Messages this node sent itself in this step, oldest first: Node.step handles them
       /// before it returns, so the inbox is empty between steps.
       Inbox: PeerMessage list
@@ -157,6 +166,7 @@ let init (info: NodeInfo) : NodeState =
       MessagesSinceTick = 0
       Load = Load.zero
       OverloadedTicks = 0
+      Redirected = None
       Inbox = []
       Nicks = NickRegistry.empty
       Stopped = false }

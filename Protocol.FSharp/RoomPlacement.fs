@@ -34,6 +34,7 @@ let applyAssignment (room: RoomName) (placement: Assignment) (state: NodeState) 
               | None -> () ]
         let waiting = state.Unconfirmed.TryFind room |> Option.defaultValue WaitingPosts.empty
         forEach routePost waiting.Posts (then' (takeOwnership room owner) (state, told))
+        |> then' (askNewOwner room)
 
 /// The leader's decisions (placements, backups): announced first, then applied here, so a post
 /// this node forwards to a new owner reaches it after the news that it owns the room.

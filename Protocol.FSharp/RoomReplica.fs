@@ -207,6 +207,19 @@ let catchUpAgain (state: NodeState) : NodeState * Effect list =
         | _ -> release room state
     forEach again rooms (state, [])
 
+/// The room's owner changed here: what this node waits for from the owner (its history, or the
+/// committed messages after a gap) is asked of the new one at once. The request may have gone
+/// nowhere (askForMissing sends nothing while the placement is unknown: the owner's first
+/// messages to a new member node can arrive before the leader's placement does), or to an owner
+/// now gone; and the gap rule asks only once (Replication.recvSequenced), so without this the
+/// room's later messages would wait for the next tick.
+let askNewOwner (room: RoomName) (state: NodeState) : NodeState * Effect list =
+    match state.Placements.TryFind room with
+    | Some placement when placement.Owner <> self state && (state.CatchingUp.ContainsKey room || state.FillsRequested.Contains room) ->
+        state, askForMissing room state
+    | Some _ when state.CatchingUp.ContainsKey room -> release room state
+    | _ -> state, []
+
 /// A client gone from a room (or from the node) stops waiting for its history.
 let stopWaiting (client: ClientId) (room: RoomName) (state: NodeState) : NodeState =
     match state.CatchingUp.TryFind room with

@@ -433,7 +433,7 @@ let ``when the owner leaves on purpose a later post gets the room placed again a
             [ 1L, "before 1"; 2L, "before 2"; 3L, "before 3"; 4L, "after" ],
             shownTexts client Rooms.lobby net)
 
-let ``a node with 10 clients and a peer with none redirects the excess after K heartbeats, then waits K more`` () =
+let ``a node with 10 clients and a peer with none redirects the excess after K heartbeats, then waits for them to arrive`` () =
     let policy = { ThresholdPercent = 50; MaxRedirectsPerTick = 100 }
     let balancing = { config with Rebalance = Some policy }
     let clients = [ 100L .. 109L ]
@@ -458,33 +458,66 @@ let ``a node with 10 clients and a peer with none redirects the excess after K h
         | other -> failwith $"expected a redirect to node 2 last, got {other}"
     Assert.Equal(0, net.States[1].OverloadedTicks)
 
-    // The shell closes them; they never reach node 2, so node 1 still looks loaded.
+    // The shell closes them; they never reach node 2, so node 1 still looks loaded. They count at
+    // node 2 while they may still be on their way; then the imbalance must last K heartbeats again.
     let net = moved |> List.fold (fun net client -> Nodes.apply 1 (ClientDisconnected client) net) net |> Nodes.settle
-    let cooling = [ 1 .. balancing.SuspectAfter - 1 ] |> List.fold (fun net _ -> Nodes.tickAll net) net
+    let patience = Rebalance.redirectArrivalTicks balancing + balancing.SuspectAfter
+    let cooling = [ 1 .. patience - 1 ] |> List.fold (fun net _ -> Nodes.tickAll net) net
     Assert.Equal(moved.Length, cooling.Closed.Count)
 
     let after = Nodes.tickAll cooling
-    Assert.True(after.Closed.Count > moved.Length, "an imbalance that lasts K more heartbeats is acted on again")
+    Assert.True(after.Closed.Count > moved.Length, "an imbalance that lasts once the redirected clients cannot be on their way any more is acted on again")
 
-let ``redirected clients that reconnect to the target leave the cluster balanced, with no further redirects`` () =
-    let balancing = { config with Rebalance = Some { ThresholdPercent = 50; MaxRedirectsPerTick = 100 } }
+let private balancing = { config with Rebalance = Some { ThresholdPercent = 50; MaxRedirectsPerTick = 100 } }
+
+/// Nodes 1 and 2 with these clients all on node 1, after the K heartbeats that make node 1
+/// redirect some: the net, and the clients it redirected (closed, not yet disconnected).
+let private redirectedAfterK (clients: ClientId list) : Nodes.Net * ClientId list =
     let net =
-        [ 100L .. 109L ]
+        clients
         |> List.fold (fun net client -> Nodes.connect 1 client $"user{client}" net) (Nodes.formed balancing [ 1; 2 ])
         |> Nodes.settle
     let net = [ 1 .. balancing.SuspectAfter ] |> List.fold (fun net _ -> Nodes.tickAll net) net
-    let moved = net.Closed |> Map.keys |> List.ofSeq
+    net, net.Closed |> Map.keys |> List.ofSeq
+
+/// A redirected client reconnects to node 2 with its session, as the real client does.
+let private reconnectToNode2 (resume: (RoomName * int64) list) (client: ClientId) (net: Nodes.Net) : Nodes.Net =
+    net
+    |> Nodes.apply 2 (ClientConnected(client + 1000L, $"new-{client}"))
+    |> Nodes.request 2 (client + 1000L) (Hello { Nick = $"user{client}"; Session = Some(Nodes.sessionOf client); Resume = resume; Password = None })
+
+/// Flaky loopback test (RoomsOverLoopbackTests.A_node_joining_an_unbalanced_cluster_takes_clients_by_redirect):
+/// redirected clients are counted at their target only once the registrar grants their nicknames,
+/// which took longer than K heartbeats there, and node 1 sent node 2 more, falling to 2 of 8.
+let ``rebalance: redirected clients count at their target until its heartbeats show them, so a slow target is sent no more`` () =
+    let net, moved = redirectedAfterK [ 100L .. 107L ]
+    Assert.Equal(4, moved.Length)
+    Assert.Equal(Some { Target = 2; Expected = 4; TicksLeft = Rebalance.redirectArrivalTicks balancing }, net.States[1].Redirected)
+    let net = moved |> List.fold (fun net client -> Nodes.apply 1 (ClientDisconnected client) net) net |> Nodes.settle
+
+    // Still on their way (not yet welcomed at node 2) for more than K heartbeats: node 1, with its
+    // fair share of 4, redirects no one else.
+    let slow = [ 1 .. 2 * balancing.SuspectAfter ] |> List.fold (fun net _ -> Nodes.tickAll net) net
+    Assert.Equal(moved.Length, slow.Closed.Count)
+    Assert.Equal(4, slow.States[1].Chat.LocalNicks.Count)
+
+    // They arrive; node 2's heartbeats show them, and node 1 stops counting them itself.
+    let arrived =
+        moved
+        |> List.fold (fun net client -> reconnectToNode2 [] client net) slow
+        |> Nodes.settle
+        |> Nodes.tickAll
+        |> Nodes.tickAll
+    Assert.Equal(None, arrived.States[1].Redirected)
+    Assert.Equal(moved.Length, arrived.Closed.Count)
+
+let ``redirected clients that reconnect to the target leave the cluster balanced, with no further redirects`` () =
+    let net, moved = redirectedAfterK [ 100L .. 109L ]
     Assert.NotEmpty(moved)
 
     let net =
         moved
-        |> List.fold
-            (fun net client ->
-                net
-                |> Nodes.apply 1 (ClientDisconnected client)
-                |> Nodes.apply 2 (ClientConnected(client + 1000L, $"new-{client}"))
-                |> Nodes.request 2 (client + 1000L) (Hello { Nick = $"user{client}"; Session = Some(Nodes.sessionOf client); Resume = [ Rooms.lobby, 0L ]; Password = None }))
-            net
+        |> List.fold (fun net client -> net |> Nodes.apply 1 (ClientDisconnected client) |> reconnectToNode2 [ Rooms.lobby, 0L ] client) net
         |> Nodes.settle
     let later = [ 1..10 ] |> List.fold (fun net _ -> Nodes.tickAll net) net
 
@@ -550,6 +583,23 @@ let ``hello with a wrong session token for a nickname in use is refused with Nic
     Assert.Equal<Map<ClientId, string>>(Map.ofList [ 11L, "nick-taken"; 21L, "nick-taken" ], net.Closed)
     Assert.Equal(Some 10L, net.States[1].Chat.LocalNicks.TryFind "ann")
 
+/// Seed 167448822: node 1 gained its first #dev member before the leader's placement of the new
+/// room reached it, and the owner's first committed message to it skipped numbers. The gap rule
+/// marked a fill as asked (Replication.recvSequenced asks once), but with no owner known nothing
+/// was sent; when the placement came, no one asked, and every later message waited behind the gap.
+let ``applyAssignment: a fill marked as asked before the room's owner was known is asked of the owner once it is`` () =
+    let state = (Nodes.formed config [ 1; 2; 3 ]).States[1]
+    let skipping = { messageOf "#dev" 3L "ben" 3L with FromNode = 2 }
+
+    let state, asked = RoomReplica.onReplica "#dev" (Replication.recvSequenced skipping) state
+    Assert.True(state.FillsRequested.Contains "#dev")
+    Assert.Empty(asked |> List.filter (function SendToPeer _ -> true | _ -> false))
+
+    let placement = { Owner = 2; Epoch = state.Coordination.Epoch; Leader = 3; Version = 1; LastSeq = 0L }
+    let _, effects = RoomPlacement.applyAssignment "#dev" placement state
+
+    Assert.Contains(SendToPeer(Nodes.infoOf 2, HistoryRequested("#dev", 0L, 1)), effects)
+
 // ---------------------------------------------------------------------------------------------
 // Property: one order per room at every node, under random interleavings.
 
@@ -603,16 +653,17 @@ let private interleavedHistories =
     property
 
 /// 300 seeds drawn the same way every run, as the simulator's seeds are: a failure names its seed
-/// and replays. (Random seeds found 167448822, below, which this stop leaves open.)
+/// and replays. (Random seeds found 167448822, below.)
 let ``property: under random interleavings every node keeps the same history of every room, and every member sees a gapless tail of it`` () =
     let seeds = Random 7
     for _ in 1..300 do
         interleavedHistories (seeds.Next())
 
-/// Known bug, found by the property above with random seeds (about one seed in 2,700): node 1 ends
-/// with no history of #dev and ann's three posts still waiting, while nodes 2 and 3 hold all nine
-/// messages, ann's among them. Left open by the stop that merged room routing (catch-up on join),
-/// the nick registry and node-assigned ids together; see the closing note of issue 10.
+/// Found by the property above with random seeds (rarely: none of 10,000 others failed so):
+/// node 1 ended with no history of #dev and ann's three posts still waiting, while nodes 2 and 3
+/// held all nine messages. The owner's first message to node 1 skipped numbers before the leader's placement
+/// reached node 1, so the fill it marked as asked went nowhere, and the placement's arrival did
+/// not ask it (RoomPlacement.applyAssignment, RoomReplica.askNewOwner).
 let ``regression seed 167448822: a member's node holds the history its own posts were committed into`` () =
     interleavedHistories 167448822
 
@@ -683,8 +734,10 @@ let tests =
             ``when the owner crashes the leader reassigns its rooms, and the new owner continues the sequence``
         testCase "when the owner leaves on purpose a later post gets the room placed again and sequenced by the new owner"
             ``when the owner leaves on purpose a later post gets the room placed again and sequenced by the new owner``
-        testCase "a node with 10 clients and a peer with none redirects the excess after K heartbeats, then waits K more"
-            ``a node with 10 clients and a peer with none redirects the excess after K heartbeats, then waits K more``
+        testCase "a node with 10 clients and a peer with none redirects the excess after K heartbeats, then waits for them to arrive"
+            ``a node with 10 clients and a peer with none redirects the excess after K heartbeats, then waits for them to arrive``
+        testCase "rebalance: redirected clients count at their target until its heartbeats show them, so a slow target is sent no more"
+            ``rebalance: redirected clients count at their target until its heartbeats show them, so a slow target is sent no more``
         testCase "redirected clients that reconnect to the target leave the cluster balanced, with no further redirects"
             ``redirected clients that reconnect to the target leave the cluster balanced, with no further redirects``
         testCase "hello with the session token of a connection still open on this node takes the nickname over and closes the old one"
@@ -695,6 +748,8 @@ let tests =
             ``hello with a wrong session token for a nickname in use is refused with NickTaken``
         testCase "property: under random interleavings every node keeps the same history of every room, and every member sees a gapless tail of it"
             ``property: under random interleavings every node keeps the same history of every room, and every member sees a gapless tail of it``
-        ptestCase "regression seed 167448822: a member's node holds the history its own posts were committed into"
+        testCase "applyAssignment: a fill marked as asked before the room's owner was known is asked of the owner once it is"
+            ``applyAssignment: a fill marked as asked before the room's owner was known is asked of the owner once it is``
+        testCase "regression seed 167448822: a member's node holds the history its own posts were committed into"
             ``regression seed 167448822: a member's node holds the history its own posts were committed into``
     ]
