@@ -30,7 +30,7 @@ public sealed class RoomLogTests : IDisposable
     private async Task<Dictionary<string, List<RoomMessage>>> ReopenAsync()
     {
         await using var store = Open();
-        return store.Recovered.ToDictionary(log => log.Item1, log => log.Item2.ToList());
+        return store.Recovered.ToDictionary(log => log.Item1.Value, log => log.Item2.ToList());
     }
 
     private string LogFile(string room) => Path.Combine(_directory, room[1..] + ".log");
