@@ -91,8 +91,8 @@ public sealed class NodeGauges(ClientGateway clients, PeerNetwork peers, NodeInb
         var owned = new HashSet<string>();
         foreach (var room in view.Rooms.Where(room => room.ReplicationLag >= 0))
         {
-            _lag.WithLabels(room.Room.Value).Set(room.ReplicationLag);
-            owned.Add(room.Room.Value);
+            _lag.WithLabels(room.Room).Set(room.ReplicationLag);
+            owned.Add(room.Room);
         }
         // A room this node no longer owns has no lag to report here.
         foreach (var gone in _lagRooms.Except(owned)) _lag.RemoveLabelled(gone);
