@@ -27,10 +27,9 @@ type Heartbeat =
 /// A chat room's name: '#' and 1–32 letters, digits, '_' or '-', in lower case. Every client is
 /// in #lobby. What a user typed becomes one through Rooms.validateRoomName (the one check); the
 /// case itself wraps a name already checked (a literal, a peer frame the codec checked, a log).
-/// A Map and Set key on the hot path: equal and ordered as its ordinal string, which is as fast
-/// as the string itself; F#'s structural comparison of a union is several times slower. A
-/// class, not a struct: FSharp.Core compares keys through the non-generic IComparable, which
-/// would box a struct on every comparison.
+/// A Map and Set key on the hot path, so equal and ordered as its ordinal string (the order the
+/// string alias had), not by F#'s structural comparison. A class, not a struct: Map and Set
+/// compare keys through the non-generic IComparable, which boxes a struct on every comparison.
 [<CustomEquality; CustomComparison>]
 type RoomName =
     | RoomName of string
