@@ -60,7 +60,7 @@ public sealed class JsonPrinter(IConsoleSink sink) : IEventPrinter
     public void Reconnected(ReconnectReport report)
     {
         var resumed = new JObject();
-        foreach (var (room, seq) in report.Resumed) resumed[room] = seq;
+        foreach (var (room, seq) in report.Resumed) resumed[room.Value] = seq;
         Write(new JObject
         {
             ["event"] = "reconnected", ["node"] = report.Node, ["previous"] = report.Previous,
