@@ -68,7 +68,7 @@ public sealed class ChatClient
 
     public string CurrentRoom
     {
-        get { lock (gate) return session.CurrentRoom; }
+        get { lock (gate) return session.CurrentRoom.Value; }
     }
 
     public bool IsKnownNick(string nick)
@@ -192,10 +192,10 @@ public sealed class ChatClient
             switch (command)
             {
                 case Speak speak:
-                    Step(ClientSessionEvent.NewSayRequested(speak.Room, speak.Text));
+                    Step(ClientSessionEvent.NewSayRequested(RoomName.NewRoomName(speak.Room), speak.Text));
                     break;
                 case SwitchRoom switchRoom:
-                    Step(ClientSessionEvent.NewRoomSwitchRequested(switchRoom.Room));
+                    Step(ClientSessionEvent.NewRoomSwitchRequested(RoomName.NewRoomName(switchRoom.Room)));
                     break;
                 case SendRequest send:
                     // The new password is the one every later hello (a failover) sends.
@@ -315,7 +315,7 @@ public sealed class ChatClient
                 printer.Reconnected(reconnected.Item);
                 break;
             case ClientSessionEffect.ShowRoomSwitched switched:
-                printer.RoomSwitched(switched.room);
+                printer.RoomSwitched(switched.room.Value);
                 break;
             case ClientSessionEffect.ShowError error:
                 printer.ClientError(error.code, error.reason);

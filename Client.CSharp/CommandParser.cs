@@ -125,14 +125,14 @@ public static class CommandParser
         var (target, message) = SplitWord(rest);
         return message.Length > 0 && isKnownNick(target)
             ? new SendRequest(ClientRequest.NewWhisper(target, message))
-            : Say(Rooms.lobby, rest);
+            : Say(Rooms.lobby.Value, rest);
     }
 
     /// "#Dev" and "dev" both name #dev; a name the node would refuse is refused here.
     private static Command WithRoom(string word, Func<string, Command> command)
     {
         var validated = Rooms.validateRoomName(word.StartsWith('#') ? word : "#" + word);
-        return validated.IsOk ? command(validated.ResultValue) : new LocalError(validated.ErrorValue);
+        return validated.IsOk ? command(validated.ResultValue.Value) : new LocalError(validated.ErrorValue);
     }
 
     /// "first rest of line" → ("first", "rest of line"); the rest is trimmed.

@@ -34,7 +34,7 @@ public sealed class HumanPrinter(IConsoleSink sink, Palette palette, string ownN
                 Write(RoomsTable(rooms));
                 break;
             case ServerReply.WhoListed who:
-                Write(WhoText(who.room?.Value, who.users));
+                Write(WhoText(who.room?.Value.Value, who.users));
                 break;
             case ServerReply.StatusReported status:
                 Write(StatusTable(status.Item));
@@ -85,7 +85,7 @@ public sealed class HumanPrinter(IConsoleSink sink, Palette palette, string ownN
 
     private static string RoomsTable(IEnumerable<RoomSummary> rooms)
     {
-        var sorted = rooms.OrderBy(room => room.Room, StringComparer.Ordinal).ToList();
+        var sorted = rooms.OrderBy(room => room.Room.Value, StringComparer.Ordinal).ToList();
         var text = new StringBuilder($"{sorted.Count} room(s):\n  {"room",-34}  {"members",7}  {"owner",-7}  backup");
         foreach (var room in sorted)
         {

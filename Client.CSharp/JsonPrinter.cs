@@ -19,7 +19,7 @@ public sealed class JsonPrinter(IConsoleSink sink) : IEventPrinter
             case ServerReply.Message { Item: var line }:
                 Write(new JObject
                 {
-                    ["event"] = "message", ["room"] = line.Room, ["seq"] = line.Seq, ["from"] = line.From,
+                    ["event"] = "message", ["room"] = line.Room.Value, ["seq"] = line.Seq, ["from"] = line.From,
                     ["node"] = line.FromNode, ["text"] = line.Text, ["id"] = line.ClientMessageId,
                 });
                 break;
@@ -27,17 +27,17 @@ public sealed class JsonPrinter(IConsoleSink sink) : IEventPrinter
                 Write(new JObject { ["event"] = "private", ["from"] = line.From, ["to"] = line.To, ["node"] = line.FromNode, ["text"] = line.Text });
                 break;
             case ServerReply.Joined joined:
-                Write(new JObject { ["event"] = "joined", ["room"] = joined.room, ["owner"] = NodeOrNull(joined.owner), ["members"] = joined.members });
+                Write(new JObject { ["event"] = "joined", ["room"] = joined.room.Value, ["owner"] = NodeOrNull(joined.owner), ["members"] = joined.members });
                 break;
             case ServerReply.LeftRoom left:
-                Write(new JObject { ["event"] = "left", ["room"] = left.room });
+                Write(new JObject { ["event"] = "left", ["room"] = left.room.Value });
                 break;
             case ServerReply.RoomsListed { Item: var rooms }:
-                var list = new JArray(rooms.Select(room => new JObject { ["room"] = room.Room, ["owner"] = NodeOrNull(room.Owner), ["backup"] = NodeOrNull(room.Backup), ["members"] = room.Members }));
+                var list = new JArray(rooms.Select(room => new JObject { ["room"] = room.Room.Value, ["owner"] = NodeOrNull(room.Owner), ["backup"] = NodeOrNull(room.Backup), ["members"] = room.Members }));
                 Write(new JObject { ["event"] = "rooms", ["rooms"] = list });
                 break;
             case ServerReply.WhoListed who:
-                Write(WhoObject(who.room?.Value, who.users));
+                Write(WhoObject(who.room?.Value.Value, who.users));
                 break;
             case ServerReply.StatusReported { Item: var status }:
                 Write(StatusObject(status));
@@ -55,12 +55,12 @@ public sealed class JsonPrinter(IConsoleSink sink) : IEventPrinter
     }
 
     public void Acknowledged(RoomMessage message) =>
-        Write(new JObject { ["event"] = "ack", ["room"] = message.Room, ["seq"] = message.Seq, ["id"] = message.ClientMessageId });
+        Write(new JObject { ["event"] = "ack", ["room"] = message.Room.Value, ["seq"] = message.Seq, ["id"] = message.ClientMessageId });
 
     public void Reconnected(ReconnectReport report)
     {
         var resumed = new JObject();
-        foreach (var (room, seq) in report.Resumed) resumed[room] = seq;
+        foreach (var (room, seq) in report.Resumed) resumed[room.Value] = seq;
         Write(new JObject
         {
             ["event"] = "reconnected", ["node"] = report.Node, ["previous"] = report.Previous,
@@ -91,7 +91,7 @@ public sealed class JsonPrinter(IConsoleSink sink) : IEventPrinter
 
     private static JObject WhoObject(string? room, IEnumerable<UserEntry> users)
     {
-        var list = new JArray(users.Select(user => new JObject { ["nick"] = user.Nick, ["node"] = user.Node, ["rooms"] = new JArray(user.Rooms) }));
+        var list = new JArray(users.Select(user => new JObject { ["nick"] = user.Nick, ["node"] = user.Node, ["rooms"] = new JArray(user.Rooms.Select(room => room.Value)) }));
         var who = new JObject { ["event"] = "who" };
         if (room is not null) who["room"] = room;
         who["users"] = list;
@@ -117,7 +117,7 @@ public sealed class JsonPrinter(IConsoleSink sink) : IEventPrinter
             ["leader"] = NodeOrNull(status.Leader),
             ["epoch"] = status.Epoch,
             ["nodes"] = nodes,
-            ["unreplicated"] = new JArray(status.Unreplicated),
+            ["unreplicated"] = new JArray(status.Unreplicated.Select(room => room.Value)),
         };
     }
 }

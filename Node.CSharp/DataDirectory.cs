@@ -89,10 +89,10 @@ public sealed class DataDirectory : IDisposable
         if (!fileName.EndsWith(LogExtension, StringComparison.Ordinal)) return null;
         var room = "#" + fileName[..^LogExtension.Length];
         // The accounts room (Protocol.FSharp/Accounts.fs) is the one name with '@': its log is @accounts.log.
-        if (Accounts.isAccountsRoom(room)) return room;
+        if (room == Accounts.room.Value) return room;
         var valid = Rooms.validateRoomName(room);
         // A name the core would have changed (upper case) is no log this node wrote.
-        return valid.IsOk && valid.ResultValue == room ? room : null;
+        return valid.IsOk && valid.ResultValue.Value == room ? room : null;
     }
 
     public void Dispose() => _lock.Dispose();

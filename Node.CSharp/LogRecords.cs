@@ -143,7 +143,7 @@ public static class LogRecords
         catch (DecoderFallbackException) { return (null, "a record whose payload is not UTF-8"); }
         var decoded = Wire.decodeRoomMessage(json);
         if (decoded.IsError) return (null, $"a record that is not a room message ({decoded.ErrorValue.Reason})");
-        if (decoded.ResultValue.Room != room) return (null, $"a record of room {decoded.ResultValue.Room}, not {room}");
+        if (decoded.ResultValue.Room.Value != room) return (null, $"a record of room {decoded.ResultValue.Room}, not {room}");
         return (decoded.ResultValue, null);
     }
 }

@@ -267,10 +267,10 @@ public sealed class NodeHost
                 {
                     if (effect is Effect.AppendToLog append)
                     {
-                        logs.Append(append.Item1, append.Item2);
+                        logs.Append(append.Item1.Value, append.Item2);
                         host._metrics?.Logged(append.Item2.Length);
                     }
-                    else if (effect is Effect.RewriteLog rewrite) logs.Rewrite(rewrite.Item1, rewrite.Item2);
+                    else if (effect is Effect.RewriteLog rewrite) logs.Rewrite(rewrite.Item1.Value, rewrite.Item2);
                 }
             }
             var syncStarted = Stopwatch.GetTimestamp();

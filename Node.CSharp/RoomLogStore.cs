@@ -53,7 +53,7 @@ public sealed class RoomLogStore : IAsyncDisposable
     public int DamagedStretches { get; private set; }
 
     /// <summary>Every room's log as read back at start, oldest message first: NodeState.recover's input.</summary>
-    public FSharpList<Tuple<string, FSharpList<RoomMessage>>> Recovered { get; private set; } = FSharpList<Tuple<string, FSharpList<RoomMessage>>>.Empty;
+    public FSharpList<Tuple<RoomName, FSharpList<RoomMessage>>> Recovered { get; private set; } = FSharpList<Tuple<RoomName, FSharpList<RoomMessage>>>.Empty;
 
     /// <summary>Creates and locks the data directory and reads back every room log in it.</summary>
     public static RoomLogStore Open(string dataDirectory, FsyncPolicy policy, ILogger log)
@@ -227,7 +227,7 @@ public sealed class RoomLogStore : IAsyncDisposable
             File.Delete(leftover);
             _log.LogWarning("removed {File}: a log rewrite that did not finish before the node stopped (the log it was to replace is intact)", leftover);
         }
-        var recovered = new List<Tuple<string, FSharpList<RoomMessage>>>();
+        var recovered = new List<Tuple<RoomName, FSharpList<RoomMessage>>>();
         foreach (var (room, path) in _directory.Logs())
         {
             // Only the newest messages can be in a room's history (Rooms.historyCapacity), so
@@ -259,7 +259,7 @@ public sealed class RoomLogStore : IAsyncDisposable
                 _log.LogWarning("{Path}: rewritten without the damaged stretches; no message it keeps was missing", path);
             }
             _log.LogInformation("recovered {Room}: {Count} messages (last seq {LastSeq})", room, readBack.Records, readBack.LastSeq);
-            recovered.Add(Tuple.Create(room, ListModule.OfSeq(readBack.Messages)));
+            recovered.Add(Tuple.Create(RoomName.NewRoomName(room), ListModule.OfSeq(readBack.Messages)));
         }
         Recovered = ListModule.OfSeq(recovered);
     }

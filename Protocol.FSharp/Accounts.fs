@@ -9,7 +9,7 @@ module FormalChat.Protocol.Accounts
 /// The room whose messages are the accounts: From is the nick, Text its record, the newest one
 /// winning. '@' is not allowed in a room name a client gives (Rooms.validateRoomName), so no
 /// client can join it, post to it or ask who is in it.
-let room: RoomName = "#@accounts"
+let room = RoomName "#@accounts"
 
 let isAccountsRoom (name: RoomName) : bool = name = room
 

@@ -132,7 +132,7 @@ let private roomList (state: NodeState) : RoomSummary list =
               else None
             Members = memberCount room state.Chat } ]
 
-let private withRoom client (room: RoomName) (action: RoomName -> NodeState * Effect list) (state: NodeState) =
+let private withRoom client (room: string) (action: RoomName -> NodeState * Effect list) (state: NodeState) =
     match Rooms.validateRoomName room with
     | Ok room -> action room
     | Result.Error reason -> state, [ refuse client RoomInvalid reason ]

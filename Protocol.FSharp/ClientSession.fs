@@ -175,7 +175,9 @@ module ClientSession =
     let hello (session: ClientSessionState) : HelloRequest =
         match session.Token with
         | None -> { Nick = session.Nick; Session = None; Resume = []; Password = None }
-        | Some token -> { Nick = session.Nick; Session = Some token; Resume = resumePoints session; Password = None }
+        | Some token ->
+            let resume = resumePoints session |> List.map (fun (room, seq) -> room.Value, seq)
+            { Nick = session.Nick; Session = Some token; Resume = resume; Password = None }
 
     let prompt (session: ClientSessionState) : string =
         let state = if session.Reconnecting.IsSome then " (reconnecting)" else ""
@@ -223,7 +225,7 @@ module ClientSession =
                     NextMessageId = pending.Id + 1L
                     Unconfirmed = session.Unconfirmed.Add(pending.Id, pending) }
             match session.Link with
-            | Online(link, _) -> session, [ Send(link, Say(room, text, pending.Id)) ]
+            | Online(link, _) -> session, [ Send(link, Say(room.Value, text, pending.Id)) ]
             | _ -> session, []
 
     /// A join makes the room the current one at once, so the lines typed (or piped) after
@@ -232,6 +234,8 @@ module ClientSession =
         match connectedLink session, request with
         | None, _ -> session, [ ShowError("not-connected", "reconnecting to the cluster; try again in a moment") ]
         | Some link, Join room ->
+            // The command parser has checked and canonicalised the name (CommandParser.cs).
+            let room = RoomName room
             let joining = if session.Joined.Contains room then session.Joining else session.Joining.Add room
             { session with Joining = joining; CurrentRoom = room }, [ Send(link, request) ]
         | Some link, _ -> session, [ Send(link, request) ]
@@ -286,7 +290,7 @@ module ClientSession =
     /// not sent again; the rest goes again with the same ids, in the order first sent.
     let private caughtUp (link: LinkId) (node: NodeId) (session: ClientSessionState) =
         { session with Link = Online(link, node) },
-        [ for KeyValue(id, pending) in session.Unconfirmed -> Send(link, Say(pending.Room, pending.Text, id)) ]
+        [ for KeyValue(id, pending) in session.Unconfirmed -> Send(link, Say(pending.Room.Value, pending.Text, id)) ]
 
     /// A reply on the connection in use.
     let private replied (link: LinkId) (reply: ServerReply) (silent: bool) (session: ClientSessionState) =

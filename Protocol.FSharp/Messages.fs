@@ -24,8 +24,39 @@ type Heartbeat =
       /// Nodes the sender knows, so seeds can introduce nodes that have no multicast.
       Known: NodeInfo list }
 
-/// A chat room's name: '#' and 1–32 letters, digits, '_' or '-'. Every client is in #lobby.
-type RoomName = string
+/// A chat room's name: '#' and 1–32 letters, digits, '_' or '-', in lower case. Every client is
+/// in #lobby. What a user typed becomes one through Rooms.validateRoomName (the one check); the
+/// case itself wraps a name already checked (a literal, a peer frame the codec checked, a log).
+/// A Map and Set key on the hot path, so equal and ordered as its ordinal string (the order the
+/// string alias had), not by F#'s structural comparison. A class, not a struct: Map and Set
+/// compare keys through the non-generic IComparable, which boxes a struct on every comparison.
+[<CustomEquality; CustomComparison>]
+type RoomName =
+    | RoomName of string
+
+    member this.Value = let (RoomName name) = this in name
+    override this.ToString() = this.Value
+    static member private TextOf(name: RoomName | null) : string | null =
+        match name with
+        | null -> null
+        | name -> name.Value
+    override this.Equals(other) =
+        match other with
+        | :? RoomName as other -> System.String.Equals(this.Value, other.Value)
+        | _ -> false
+    override this.GetHashCode() = this.Value.GetHashCode()
+
+    interface System.IEquatable<RoomName> with
+        member this.Equals(other) = System.String.Equals(this.Value, RoomName.TextOf other)
+
+    interface System.IComparable<RoomName> with
+        member this.CompareTo(other) = System.String.CompareOrdinal(this.Value, RoomName.TextOf other)
+
+    interface System.IComparable with
+        member this.CompareTo(other) =
+            match other with
+            | :? RoomName as other -> System.String.CompareOrdinal(this.Value, other.Value)
+            | _ -> invalidArg "other" "not a RoomName"
 
 /// A message a member's node sends to the room's owner to be sequenced.
 type RoomPost =
@@ -180,19 +211,20 @@ type HelloRequest =
       Session: string option
       /// Rooms to rejoin, each with the last sequence number the client showed: the node
       /// replays what came after it, so the client sees no gap and no duplicate.
-      Resume: (RoomName * int64) list
+      Resume: (string * int64) list
       /// Needed once the nick has an account (Accounts.fs), unless the hello resumes a live session.
       Password: Password option }
 
-/// Client-to-node requests.
+/// Client-to-node requests. Rooms are as the client typed them: the node checks and
+/// canonicalises each one (Rooms.validateRoomName) before it becomes a RoomName.
 type ClientRequest =
     | Hello of HelloRequest
-    | Say of room: RoomName * text: string * clientMessageId: int64
+    | Say of room: string * text: string * clientMessageId: int64
     | Whisper of toNick: string * text: string
-    | Join of room: RoomName
-    | Leave of room: RoomName
+    | Join of room: string
+    | Leave of room: string
     | Rooms
-    | Who of room: RoomName option
+    | Who of room: string option
     | Status
     | Quit
     /// Sets (or changes) the password of the caller's nick (Accounts.fs).

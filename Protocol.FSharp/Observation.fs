@@ -20,7 +20,8 @@ type NodeRow =
       MessagesPerSecond: int }
 
 type RoomRow =
-    { Room: RoomName
+    { /// Text, as /status.json shows it.
+      Room: string
       /// 0 while the room is not placed.
       Owner: NodeId
       /// 0 without a backup.
@@ -79,7 +80,7 @@ let ofState (config: ProtocolConfig) (state: NodeState) : NodeView =
     let rooms =
         Set.union (state.Placements |> Map.keys |> Set.ofSeq) (state.Histories |> Map.keys |> Set.ofSeq)
         |> Seq.map (fun room ->
-            { Room = room
+            { Room = room.Value
               Owner = state.Placements.TryFind room |> Option.map (fun placement -> placement.Owner) |> Option.defaultValue 0
               Backup = state.Backups.TryFind room |> Option.map (fun backup -> backup.Backup) |> Option.defaultValue 0
               LastSeq = (historyOf room state).LastSeq

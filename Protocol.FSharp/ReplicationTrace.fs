@@ -91,7 +91,7 @@ let linesOf (step: int64) (clock: int64) (event: Event) (before: NodeState) (aft
               |> List.filter (fst >> (=) room)
               |> List.map (fun (_, (peer, key)) -> $"{{\"to\":{peer},\"key\":{json key}}}")
               |> String.concat ","
-          $"{{\"node\":{after.Info.Id},\"step\":{step},\"clock\":{clock},\"room\":{json room},\"received\":[{receivedJson}],\"sent\":[{sentJson}],"
+          $"{{\"node\":{after.Info.Id},\"step\":{step},\"clock\":{clock},\"room\":{json room.Value},\"received\":[{receivedJson}],\"sent\":[{sentJson}],"
           + replicaJson room after + "}" ]
 
 /// For the shell's test-only faults (Node.CSharp/TestFault.cs): the same state with other

@@ -3,7 +3,7 @@
 /// missed, recognise a retried message, and continue the sequence if it becomes the owner.
 module FormalChat.Protocol.Rooms
 
-let lobby: RoomName = "#lobby"
+let lobby = RoomName "#lobby"
 
 /// Messages kept per room: enough to resume a client that was away for a failover.
 let historyCapacity = 2000
@@ -73,7 +73,7 @@ let validateRoomName (room: string) : Result<RoomName, string> =
     if System.String.IsNullOrEmpty room || room.[0] <> '#' then Result.Error "a room name starts with '#', e.g. #general"
     elif room.Length < 2 || room.Length > 33 then Result.Error "a room name has 1 to 32 characters after '#'"
     elif not (Seq.forall allowed (room.Substring 1)) then Result.Error "a room name uses only letters, digits, '_' and '-'"
-    else Ok(room.ToLowerInvariant())
+    else Ok(RoomName(room.ToLowerInvariant()))
 
 /// Adds a sequenced message; None when it is not newer than what this node already has.
 let record (message: RoomMessage) (history: RoomHistory) : RoomHistory option =

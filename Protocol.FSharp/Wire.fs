@@ -50,11 +50,19 @@ let private endpoint : Value<Endpoint> =
 /// A room name between nodes is always the canonical one (lower case, checked): anything else is
 /// a forged or broken frame, refused here rather than met deep in the node (a log file name).
 let private room : Value<RoomName> =
-    textAs id (fun name text ->
+    textAs _.Value (fun name text ->
         match Rooms.validateRoomName text with
-        | Ok room when room = text -> room
-        | _ when Accounts.isAccountsRoom text -> text
+        | Ok room when room.Value = text -> room
+        | _ when text = Accounts.room.Value -> Accounts.room
         | _ -> fail $"'{name.Text}' is not a room name: '{text}'")
+
+/// A room name in a user entry or a node's reply to its client, taken as written, unchecked
+/// (as a client takes it from its node).
+let private roomAsWritten : Value<RoomName> = textAs _.Value (fun _ text -> RoomName text)
+
+let private roomItem : Item<RoomName> =
+    { WriteItem = (fun json room -> stringItem.WriteItem json room.Value)
+      ReadItem = stringItem.ReadItem >> RoomName }
 
 let private errorCode : Value<ErrorCode> =
     textAs ErrorCode.name (fun _ text ->
@@ -73,7 +81,7 @@ let private password : Value<Password> =
         (fun _ text -> Given text)
 
 /// Rooms to resume, as an object of room: last sequence number, in the client's order.
-let private resumePoints : Value<(RoomName * int64) list> =
+let private resumePoints : Value<(string * int64) list> =
     value
         (fun json name rooms ->
             json.WritePropertyName name.Encoded
@@ -115,7 +123,7 @@ let private privateLine (nodeName: string) : Fields<PrivateLine> =
         struct (line.From, line.FromNode, line.To, line.Text))
 
 let private user : Fields<UserEntry> =
-    fields3 (field "nick" text) (field "node" nodeId) (field "rooms" (listOf stringItem))
+    fields3 (field "nick" text) (field "node" nodeId) (field "rooms" (listOf roomItem))
     |> mapFields (fun struct (nick, node, rooms) -> { Nick = nick; Node = node; Rooms = rooms }) (fun user -> struct (user.Nick, user.Node, user.Rooms))
 
 /// What nodes tell each other about a user: the user's fields and the session token.
@@ -234,7 +242,7 @@ let private clientRequests : Table<ClientRequest> =
               (fun struct (nick, session, resume, password) -> Hello { Nick = nick; Session = session; Resume = resume; Password = password })
               (function Hello hello -> ValueSome(struct (hello.Nick, hello.Session, hello.Resume, hello.Password)) | _ -> ValueNone)
           // Without a room, a say is a broadcast to #lobby; without an id (0) the node gives it one (ClientRequests).
-          case "say" (fields3 (field "room" (orDefault Rooms.lobby text)) (field "text" text) (field "id" (omittedAt 0L positive)))
+          case "say" (fields3 (field "room" (orDefault Rooms.lobby.Value text)) (field "text" text) (field "id" (omittedAt 0L positive)))
               (fun struct (room, text, id) -> Say(room, text, id))
               (function Say(room, text, id) -> ValueSome(struct (room, text, id)) | _ -> ValueNone)
           case "msg" (fields2 (field "to" text) (field "text" text))
@@ -249,7 +257,7 @@ let private clientRequests : Table<ClientRequest> =
           case "register" (field "password" password) Register (function Register password -> ValueSome password | _ -> ValueNone) ]
 
 let private roomSummary : Fields<RoomSummary> =
-    fields4 (field "room" text) (field "owner" (nullable int32Value)) (field "backup" (nullable int32Value)) (field "members" int32Value)
+    fields4 (field "room" roomAsWritten) (field "owner" (nullable int32Value)) (field "backup" (nullable int32Value)) (field "members" int32Value)
     |> mapFields (fun struct (room, owner, backup, members) -> { Room = room; Owner = owner; Backup = backup; Members = members }) (fun summary ->
         struct (summary.Room, summary.Owner, summary.Backup, summary.Members))
 
@@ -265,7 +273,7 @@ let private clusterStatus : Fields<ClusterStatus> =
         (field "leader" (nullable int32Value))
         (field "epoch" int64Value)
         (field "nodes" (listOf (objectItem nodeStatus)))
-        (field "unreplicated" (orDefault [] (listOf stringItem)))
+        (field "unreplicated" (orDefault [] (listOf roomItem)))
     |> mapFields
         (fun struct (self, leader, epoch, nodes, unreplicated) -> { Self = self; Leader = leader; Epoch = epoch; Nodes = nodes; Unreplicated = unreplicated })
         (fun status -> struct (status.Self, status.Leader, status.Epoch, status.Nodes, status.Unreplicated))
@@ -277,12 +285,12 @@ let private serverReplies : Table<ServerReply> =
               (function Welcome(nick, node, leader, session) -> ValueSome(struct (nick, node, leader, session)) | _ -> ValueNone)
           case "message" (roomMessage "node") Message (function Message message -> ValueSome message | _ -> ValueNone)
           case "private" (privateLine "node") Private (function Private line -> ValueSome line | _ -> ValueNone)
-          case "joined" (fields3 (field "room" text) (field "owner" (nullable int32Value)) (field "members" int32Value))
+          case "joined" (fields3 (field "room" roomAsWritten) (field "owner" (nullable int32Value)) (field "members" int32Value))
               (fun struct (room, owner, members) -> Joined(room, owner, members))
               (function Joined(room, owner, members) -> ValueSome(struct (room, owner, members)) | _ -> ValueNone)
-          case "left" (field "room" text) LeftRoom (function LeftRoom room -> ValueSome room | _ -> ValueNone)
+          case "left" (field "room" roomAsWritten) LeftRoom (function LeftRoom room -> ValueSome room | _ -> ValueNone)
           case "rooms" (field "rooms" (listOf (objectItem roomSummary))) RoomsListed (function RoomsListed rooms -> ValueSome rooms | _ -> ValueNone)
-          case "who" (fields2 (field "room" (omittedWhenNone text)) (field "users" (listOf (objectItem user))))
+          case "who" (fields2 (field "room" (omittedWhenNone roomAsWritten)) (field "users" (listOf (objectItem user))))
               (fun struct (room, users) -> WhoListed(room, users))
               (function WhoListed(room, users) -> ValueSome(struct (room, users)) | _ -> ValueNone)
           case "status" clusterStatus StatusReported (function StatusReported status -> ValueSome status | _ -> ValueNone)

@@ -148,7 +148,7 @@ public static partial class IrcTranslator
         if (line.Parameter(0) == "0")
         {
             // RFC 2812 3.2.1: JOIN 0 leaves every channel; #lobby cannot be left.
-            foreach (var room in session.Rooms.Where(room => room != Rooms.lobby)) outcome.Requests.Add(ClientRequest.NewLeave(room));
+            foreach (var room in session.Rooms.Where(room => room != Rooms.lobby.Value)) outcome.Requests.Add(ClientRequest.NewLeave(room));
             return;
         }
         foreach (var name in Channels(line.Parameter(0)))
@@ -169,7 +169,7 @@ public static partial class IrcTranslator
         foreach (var name in Channels(line.Parameter(0)))
         {
             if (ValidRoom(session, name, outcome) is not { } room) continue;
-            if (room == Rooms.lobby) Numeric(outcome, session, "442", room, "Everyone stays in #lobby in FormalChat");
+            if (room == Rooms.lobby.Value) Numeric(outcome, session, "442", room, "Everyone stays in #lobby in FormalChat");
             else if (!session.Rooms.Contains(room)) Numeric(outcome, session, "442", room, "You're not on that channel");
             else outcome.Requests.Add(ClientRequest.NewLeave(room));
         }
@@ -203,14 +203,14 @@ public static partial class IrcTranslator
                 continue;
             }
             var checkedRoom = Rooms.validateRoomName(target);
-            if (checkedRoom.IsError || !(session.Rooms.Contains(checkedRoom.ResultValue) || session.RoomsJoining.Contains(checkedRoom.ResultValue)))
+            if (checkedRoom.IsError || !(session.Rooms.Contains(checkedRoom.ResultValue.Value) || session.RoomsJoining.Contains(checkedRoom.ResultValue.Value)))
             {
                 if (!isNotice) Numeric(outcome, session, checkedRoom.IsError ? "403" : "404", target, checkedRoom.IsError ? "No such channel" : "Cannot send to channel (JOIN it first)");
                 continue;
             }
             var id = session.NextMessageId();
             if (session.UnacknowledgedPosts.Count < IrcSession.MaxUnacknowledgedPosts) session.UnacknowledgedPosts.Add(id);
-            outcome.Requests.Add(ClientRequest.NewSay(checkedRoom.ResultValue, text, id));
+            outcome.Requests.Add(ClientRequest.NewSay(checkedRoom.ResultValue.Value, text, id));
         }
     }
 
@@ -223,7 +223,7 @@ public static partial class IrcTranslator
         }
         foreach (var name in Channels(line.Parameter(0)))
         {
-            if (Rooms.validateRoomName(name) is { IsOk: true } room) AskWho(session, outcome, WhoPurpose.Names, room.ResultValue, []);
+            if (Rooms.validateRoomName(name) is { IsOk: true } room) AskWho(session, outcome, WhoPurpose.Names, room.ResultValue.Value, []);
             else Numeric(outcome, session, "366", name, "End of NAMES list");
         }
     }
@@ -233,7 +233,7 @@ public static partial class IrcTranslator
         var mask = line.Parameter(0);
         if (mask.StartsWith('#'))
         {
-            if (Rooms.validateRoomName(mask) is { IsOk: true } room) AskWho(session, outcome, WhoPurpose.Who, room.ResultValue, []);
+            if (Rooms.validateRoomName(mask) is { IsOk: true } room) AskWho(session, outcome, WhoPurpose.Who, room.ResultValue.Value, []);
             else Numeric(outcome, session, "315", mask, "End of WHO list");
             return;
         }
@@ -299,7 +299,7 @@ public static partial class IrcTranslator
     private static string? ValidRoom(IrcSession session, string name, IrcOutcome outcome)
     {
         var room = Rooms.validateRoomName(name);
-        if (room.IsOk) return room.ResultValue;
+        if (room.IsOk) return room.ResultValue.Value;
         Numeric(outcome, session, "403", name, $"No such channel: {room.ErrorValue}");
         return null;
     }

@@ -13,9 +13,9 @@ public static partial class IrcTranslator
         switch (reply)
         {
             case ServerReply.Welcome welcome: OnWelcome(session, welcome, outcome); break;
-            case ServerReply.Joined joined: OnJoined(session, joined.room, outcome); break;
+            case ServerReply.Joined joined: OnJoined(session, joined.room.Value, outcome); break;
             case ServerReply.LeftRoom left:
-                if (session.Rooms.Remove(left.room)) outcome.Lines.Add($":{session.Prefix} PART {left.room}");
+                if (session.Rooms.Remove(left.room.Value)) outcome.Lines.Add($":{session.Prefix} PART {left.room}");
                 break;
             case ServerReply.Message message: OnMessage(session, message.Item, outcome); break;
             case ServerReply.Private line: OnPrivate(session, line.Item, outcome); break;
@@ -69,7 +69,7 @@ public static partial class IrcTranslator
         // The room's copy of our own post is the core's acknowledgement; IRC clients show their
         // own line when they send it, so it is not shown twice.
         if (message.From == session.Nick && session.UnacknowledgedPosts.Remove(message.ClientMessageId)) return;
-        AddText(outcome, UserPrefix(message.From, message.FromNode), "PRIVMSG", message.Room, message.Text);
+        AddText(outcome, UserPrefix(message.From, message.FromNode), "PRIVMSG", message.Room.Value, message.Text);
     }
 
     private static void OnPrivate(IrcSession session, PrivateLine line, IrcOutcome outcome)
@@ -86,14 +86,14 @@ public static partial class IrcTranslator
         {
             var owner = room.Owner is { } node ? $"owned by node {node.Value}" : "not placed yet";
             var backup = room.Backup is { } copy ? $", backup on node {copy.Value}" : "";
-            Numeric(outcome, session, "322", room.Room, room.Members.ToString(), $"{owner}{backup}");
+            Numeric(outcome, session, "322", room.Room.Value, room.Members.ToString(), $"{owner}{backup}");
         }
         Numeric(outcome, session, "323", "End of LIST");
     }
 
-    private static void OnWhoListed(IrcSession session, FSharpOption<string>? room, FSharpList<UserEntry> users, IrcOutcome outcome)
+    private static void OnWhoListed(IrcSession session, FSharpOption<RoomName>? room, FSharpList<UserEntry> users, IrcOutcome outcome)
     {
-        var key = room?.Value;
+        var key = room?.Value.Value;
         var index = session.PendingWhos.FindIndex(pending => pending.Room == key);
         if (index < 0) return; // Nobody asked: nothing to say.
         var pending = session.PendingWhos[index];

@@ -117,7 +117,7 @@ public sealed class NodeMetrics
         _clientFramesOut[reply.Tag].Inc(clients);
         _clientBytesOut.Inc((double)bytes * clients);
         if (reply is ServerReply.Message { Item: var message }
-            && _postedAt.Remove((message.From, message.Room, message.ClientMessageId), out var postedAt))
+            && _postedAt.Remove((message.From, message.Room.Value, message.ClientMessageId), out var postedAt))
         {
             _acknowledged.Inc();
             _postToAck.Observe(Stopwatch.GetElapsedTime(postedAt).TotalSeconds);

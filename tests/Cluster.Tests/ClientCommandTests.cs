@@ -116,9 +116,9 @@ public class ClientCommandTests
     [Fact]
     public void The_reconnect_line_names_the_nodes_and_every_resumed_room()
     {
-        var failed = new ReconnectReport(2, 3, false, "connection lost", ListModule.OfSeq([Tuple.Create("#lobby", 1042L), Tuple.Create("#dev", 7L)]));
+        var failed = new ReconnectReport(2, 3, false, "connection lost", ListModule.OfSeq([Tuple.Create(RoomName.NewRoomName("#lobby"), 1042L), Tuple.Create(RoomName.NewRoomName("#dev"), 7L)]));
         Assert.Equal("reconnected to node 2 after node 3 failed; resumed #lobby from 1042, #dev from 7", failed.Describe());
-        var moved = new ReconnectReport(2, 1, true, "node 2 has 0 clients, this node 9", ListModule.OfSeq([Tuple.Create("#lobby", 5L)]));
+        var moved = new ReconnectReport(2, 1, true, "node 2 has 0 clients, this node 9", ListModule.OfSeq([Tuple.Create(RoomName.NewRoomName("#lobby"), 5L)]));
         Assert.Equal("moved to node 2 (redirected: node 2 has 0 clients, this node 9); resumed #lobby from 5", moved.Describe());
     }
 
@@ -153,7 +153,7 @@ public class ClientCommandTests
         {
             new NodeStatus(1, new Endpoint("127.0.0.1", 5001), new Load(3, 0, 0), false, true),
             new NodeStatus(2, new Endpoint("127.0.0.1", 5002), new Load(2, 1, 0), true, false),
-        }), ListModule.Empty<string>());
+        }), ListModule.Empty<RoomName>());
         Assert.Equal([3, 2], NodeChoice.FromStatus(status).Select(node => node.Clients));
     }
 

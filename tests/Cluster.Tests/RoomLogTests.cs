@@ -20,7 +20,7 @@ public sealed class RoomLogTests : IDisposable
     public void Dispose() => Directory.Delete(_directory, recursive: true);
 
     private static RoomMessage Message(string room, long seq, string text = "", string from = "alice") =>
-        new(room, seq, from, 1, text.Length > 0 ? text : $"message {seq}", seq);
+        new(RoomName.NewRoomName(room), seq, from, 1, text.Length > 0 ? text : $"message {seq}", seq);
 
     private static FSharpList<RoomMessage> Messages(string room, long first, long last) =>
         ListModule.OfSeq(Enumerable.Range((int)first, (int)(last - first + 1)).Select(seq => Message(room, seq)));
@@ -30,7 +30,7 @@ public sealed class RoomLogTests : IDisposable
     private async Task<Dictionary<string, List<RoomMessage>>> ReopenAsync()
     {
         await using var store = Open();
-        return store.Recovered.ToDictionary(log => log.Item1, log => log.Item2.ToList());
+        return store.Recovered.ToDictionary(log => log.Item1.Value, log => log.Item2.ToList());
     }
 
     private string LogFile(string room) => Path.Combine(_directory, room[1..] + ".log");

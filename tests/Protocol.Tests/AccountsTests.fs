@@ -111,7 +111,7 @@ let ``the accounts come back from the log after a full restart`` () =
 
 let ``the accounts room cannot be joined, posted to or listed by clients`` () =
     let net = annRegistered () |> Nodes.clearInboxes
-    let net = net |> Nodes.request 2 20 (Join Accounts.room) |> Nodes.request 2 20 (Say(Accounts.room, "hi", 1L)) |> Nodes.request 2 20 Rooms
+    let net = net |> Nodes.request 2 20 (Join Accounts.room.Value) |> Nodes.request 2 20 (Say(Accounts.room.Value, "hi", 1L)) |> Nodes.request 2 20 Rooms
     Assert.Equal<ErrorCode list>([ RoomInvalid; RoomInvalid ], errorsOf 20 net)
     let listed = Nodes.inbox 20 net |> List.pick (function RoomsListed rooms -> Some rooms | _ -> None)
     Assert.DoesNotContain(Accounts.room, listed |> List.map _.Room)

@@ -170,7 +170,7 @@ let ``a second hello on the same connection is refused with AlreadyHello`` () =
 let ``every request but hello, quit, status and rooms before hello is refused with HelloFirst`` () =
     let state = init (infoOf 1) |> steps [ ClientConnected(10, sessionOf 10) ]
 
-    for request in [ Say(Rooms.lobby, "hi", 0L); Whisper("bob", "hi"); Who None; Who(Some "#dev"); Join "#dev"; Leave "#dev" ] do
+    for request in [ Say(Rooms.lobby.Value, "hi", 0L); Whisper("bob", "hi"); Who None; Who(Some "#dev"); Join "#dev"; Leave "#dev" ] do
         let next, effects = step config state (ClientRequested(10, request))
         Assert.Equal<ErrorCode list>([ HelloFirst ], errorCodes 10 effects)
         Assert.Equal(state, next)
@@ -192,7 +192,7 @@ let ``a say to #lobby at its owner is sequenced, shown to every named local clie
         nodeWithPeers ()
         |> steps (lobbyOn 1 :: lobbyBackedBy 2 @ PeerMessageReceived(UserJoined(known "bob" 3, None)) :: connectAs 10 "alice" @ connectAs 11 "carol" @ [ ClientConnected(12, sessionOf 12) ])
 
-    let sequenced, effects = step config state (ClientRequested(10, Say(Rooms.lobby, "hello, world", 7L)))
+    let sequenced, effects = step config state (ClientRequested(10, Say(Rooms.lobby.Value, "hello, world", 7L)))
 
     let message = { Room = Rooms.lobby; Seq = 1L; From = "alice"; FromNode = 1; Text = "hello, world"; ClientMessageId = 7L }
     // Sent to the backup only; shown once the backup has stored it.
@@ -213,7 +213,7 @@ let ``a say to #lobby at its owner is sequenced, shown to every named local clie
 let ``a say to #lobby at another node than its owner goes to the owner only and is shown when it comes back sequenced`` () =
     let state = nodeWithPeers () |> steps (lobbyOn 2 :: connectAs 10 "alice" @ connectAs 11 "carol" @ [ lobbyHistoryShared ])
 
-    let posted, effects = step config state (ClientRequested(10, Say(Rooms.lobby, "hi all", 7L)))
+    let posted, effects = step config state (ClientRequested(10, Say(Rooms.lobby.Value, "hi all", 7L)))
 
     let post = { Room = Rooms.lobby; From = "alice"; FromNode = 1; Text = "hi all"; ClientMessageId = 7L }
     Assert.Equal<(NodeId * PeerMessage) list>([ 2, RoomPosted post ], peerSends effects)
@@ -230,7 +230,7 @@ let ``a say to #lobby at another node than its owner goes to the owner only and 
 let ``a committed message is not sent to a node with no member in the room, unless it backs the room up`` () =
     let state = nodeWithPeers () |> steps (lobbyOn 1 :: lobbyBackedBy 2 @ connectAs 10 "alice")
 
-    let _, effects = run [ ClientRequested(10, Say(Rooms.lobby, "hi", 0L)); PeerMessageReceived(ReplicaStored(Rooms.lobby, { Backup = 2; Owner = 1; Epoch = 1L; Leader = 0; Version = 1 }, 1L)) ] state
+    let _, effects = run [ ClientRequested(10, Say(Rooms.lobby.Value, "hi", 0L)); PeerMessageReceived(ReplicaStored(Rooms.lobby, { Backup = 2; Owner = 1; Epoch = 1L; Leader = 0; Version = 1 }, 1L)) ] state
 
     Assert.Equal<NodeId list>([ 2 ], peerSends effects |> List.map fst)
 
@@ -238,7 +238,7 @@ let ``a say to #lobby is not sent to a peer that left`` () =
     let state =
         nodeWithPeers () |> steps (lobbyOn 1 :: lobbyBackedBy 2 @ PeerMessageReceived(LeaveAnnounced 3) :: connectAs 10 "alice")
 
-    let _, effects = run [ ClientRequested(10, Say(Rooms.lobby, "hi", 0L)); PeerMessageReceived(ReplicaStored(Rooms.lobby, { Backup = 2; Owner = 1; Epoch = 1L; Leader = 0; Version = 1 }, 1L)) ] state
+    let _, effects = run [ ClientRequested(10, Say(Rooms.lobby.Value, "hi", 0L)); PeerMessageReceived(ReplicaStored(Rooms.lobby, { Backup = 2; Owner = 1; Epoch = 1L; Leader = 0; Version = 1 }, 1L)) ] state
 
     Assert.Equal<NodeId list>([ 2 ], peerSends effects |> List.map fst)
 
@@ -254,7 +254,7 @@ let ``a sequenced #lobby message from its owner is delivered to every named loca
 let ``say with empty or multi-line text is refused with TextInvalid`` (text: string) =
     let state = nodeWithPeers () |> steps (lobbyOn 2 :: connectAs 10 "alice")
 
-    let _, effects = step config state (ClientRequested(10, Say(Rooms.lobby, text, 0L)))
+    let _, effects = step config state (ClientRequested(10, Say(Rooms.lobby.Value, text, 0L)))
 
     Assert.Equal<ErrorCode list>([ TextInvalid ], errorCodes 10 effects)
     Assert.Empty(peerSends effects)
@@ -543,7 +543,7 @@ let ``a flood of leave frames cannot push the epoch without bound`` () =
 
 let ``a replica-stored with seq 2^62 commits nothing, and the true confirmation still does`` () =
     let state = nodeWithPeers () |> steps (lobbyOn 1 :: lobbyBackedBy 2 @ connectAs 10 "alice")
-    let pending = state |> steps [ ClientRequested(10, Say(Rooms.lobby, "hi", 1L)) ]
+    let pending = state |> steps [ ClientRequested(10, Say(Rooms.lobby.Value, "hi", 1L)) ]
     let backup = { Backup = 2; Owner = 1; Epoch = 1L; Leader = 0; Version = 1 }
 
     let forged, effects = step config pending (PeerMessageReceived(ReplicaStored(Rooms.lobby, backup, 1L <<< 62)))
@@ -566,7 +566,7 @@ let ``shutdown announces the leave to every peer, then stops, and later events d
     let lastLeave = effects |> List.findIndexBack (fun effect -> match effect with SendToPeer _ -> true | _ -> false)
     Assert.True(lastLeave < List.length effects - 1)
     for event in
-        [ Ticked; heartbeatFrom 2; ClientConnected(11, sessionOf 11); ClientRequested(10, Say(Rooms.lobby, "hi", 0L)); ShutdownRequested ] do
+        [ Ticked; heartbeatFrom 2; ClientConnected(11, sessionOf 11); ClientRequested(10, Say(Rooms.lobby.Value, "hi", 0L)); ShutdownRequested ] do
         Assert.Equal((stopped, []), step config stopped event)
 
 // ---------------------------------------------------------------------------------------------

@@ -45,38 +45,38 @@ let private sent (effects: ClientSessionEffect list) : ClientRequest list =
 
 let ``a replay after a resume shows nothing twice, and an older frame is not shown`` () =
     let session = onlineOn 2
-    let session, first = session |> deliver (message "#lobby" 41L "bob" 0L)
-    let session, _ = session |> deliver (message "#lobby" 42L "bob" 0L)
-    Assert.Equal<ClientSessionEffect list>([ Show(Message(message "#lobby" 41L "bob" 0L)) ], first)
+    let session, first = session |> deliver (message (RoomName "#lobby") 41L "bob" 0L)
+    let session, _ = session |> deliver (message (RoomName "#lobby") 42L "bob" 0L)
+    Assert.Equal<ClientSessionEffect list>([ Show(Message(message (RoomName "#lobby") 41L "bob" 0L)) ], first)
     // The new node replays from the resume point; what was shown already stays hidden.
-    let session, replayed = session |> run [ for seq in [ 41L; 42L ] -> ReplyReceived(1L, Message(message "#lobby" seq "bob" 0L), false) ]
+    let session, replayed = session |> run [ for seq in [ 41L; 42L ] -> ReplyReceived(1L, Message(message (RoomName "#lobby") seq "bob" 0L), false) ]
     Assert.Empty replayed
     // Out of order: 40 after 42 is not shown either.
-    let session, older = session |> deliver (message "#lobby" 40L "bob" 0L)
+    let session, older = session |> deliver (message (RoomName "#lobby") 40L "bob" 0L)
     Assert.Empty older
-    let session, next = session |> deliver (message "#lobby" 43L "bob" 0L)
+    let session, next = session |> deliver (message (RoomName "#lobby") 43L "bob" 0L)
     Assert.Equal(1, next.Length)
-    Assert.Equal(43L, ClientSession.lastSeqShown "#lobby" session)
+    Assert.Equal(43L, ClientSession.lastSeqShown (RoomName "#lobby") session)
 
 let ``sequence numbers are per room, and the resume points name every room joined or being joined`` () =
     let session, _ =
         onlineOn 2
         |> run
             [ RequestSubmitted(Join "#dev")
-              ReplyReceived(1L, Joined("#dev", Some 2, 1), false)
+              ReplyReceived(1L, Joined((RoomName "#dev"), Some 2, 1), false)
               RequestSubmitted(Join "#ops")
-              ReplyReceived(1L, Message(message "#lobby" 10L "bob" 0L), false)
-              ReplyReceived(1L, Message(message "#dev" 3L "bob" 0L), false) ]
-    Assert.Equal<(RoomName * int64) list>([ "#dev", 3L; "#lobby", 10L; "#ops", 0L ], ClientSession.resumePoints session)
-    Assert.Equal("#ops", session.CurrentRoom)
+              ReplyReceived(1L, Message(message (RoomName "#lobby") 10L "bob" 0L), false)
+              ReplyReceived(1L, Message(message (RoomName "#dev") 3L "bob" 0L), false) ]
+    Assert.Equal<(RoomName * int64) list>([ (RoomName "#dev"), 3L; (RoomName "#lobby"), 10L; (RoomName "#ops"), 0L ], ClientSession.resumePoints session)
+    Assert.Equal((RoomName "#ops"), session.CurrentRoom)
 
 let ``a post is unconfirmed until it comes back with its id, and only alice's own id confirms it`` () =
-    let session, effects = onlineOn 2 |> run [ SayRequested("#lobby", "one"); SayRequested("#lobby", "two") ]
+    let session, effects = onlineOn 2 |> run [ SayRequested((RoomName "#lobby"), "one"); SayRequested((RoomName "#lobby"), "two") ]
     Assert.Equal<ClientRequest list>([ Say("#lobby", "one", 1L); Say("#lobby", "two", 2L) ], sent effects)
     // Someone else's message with the same id confirms nothing.
-    let session, effects = session |> deliver (message "#lobby" 7L "bob" 1L)
+    let session, effects = session |> deliver (message (RoomName "#lobby") 7L "bob" 1L)
     Assert.False(effects |> List.exists (function ShowAcknowledged _ -> true | _ -> false))
-    let mine = message "#lobby" 8L "alice" 1L
+    let mine = message (RoomName "#lobby") 8L "alice" 1L
     let session, effects = session |> deliver mine
     Assert.Equal<ClientSessionEffect list>([ Show(Message mine); ShowAcknowledged mine ], effects)
     Assert.Equal<int64 list>([ 2L ], session.Unconfirmed |> Map.keys |> List.ofSeq)
@@ -86,9 +86,9 @@ let ``a post is unconfirmed until it comes back with its id, and only alice's ow
 
 let ``a post whose echo was already shown is still acknowledged`` () =
     // After a failover the replay may bring the own message back: it confirms even if hidden.
-    let session, _ = onlineOn 2 |> run [ SayRequested("#lobby", "in flight") ]
-    let session, _ = session |> deliver (message "#lobby" 20L "bob" 0L)
-    let echo = message "#lobby" 20L "alice" 1L
+    let session, _ = onlineOn 2 |> run [ SayRequested((RoomName "#lobby"), "in flight") ]
+    let session, _ = session |> deliver (message (RoomName "#lobby") 20L "bob" 0L)
+    let echo = message (RoomName "#lobby") 20L "alice" 1L
     let session, effects = session |> deliver echo
     Assert.Equal<ClientSessionEffect list>([ ShowAcknowledged echo ], effects)
     Assert.True(ClientSession.isSettled session)
@@ -100,9 +100,9 @@ let ``the first hello resumes nothing and later ones carry the token and every r
         onlineOn 2
         |> run
             [ RequestSubmitted(Join "#dev")
-              ReplyReceived(1L, Joined("#dev", Some 2, 1), false)
-              ReplyReceived(1L, Message(message "#lobby" 1042L "bob" 0L), false)
-              ReplyReceived(1L, Message(message "#dev" 7L "bob" 0L), false)
+              ReplyReceived(1L, Joined((RoomName "#dev"), Some 2, 1), false)
+              ReplyReceived(1L, Message(message (RoomName "#lobby") 1042L "bob" 0L), false)
+              ReplyReceived(1L, Message(message (RoomName "#dev") 7L "bob" 0L), false)
               ConnectionClosed(1L, "connection reset", false) ]
     let _, again = session |> ClientSession.step (ConnectionOpened 2L)
     Assert.Equal<ClientRequest list>(
@@ -115,20 +115,20 @@ let ``leaving a room forgets its position and its posts, and the lobby cannot be
         onlineOn 2
         |> run
             [ RequestSubmitted(Join "#dev")
-              ReplyReceived(1L, Joined("#dev", Some 2, 1), false)
-              ReplyReceived(1L, Message(message "#dev" 9L "bob" 0L), false)
-              SayRequested("#dev", "bye")
-              ReplyReceived(1L, LeftRoom "#dev", false) ]
-    Assert.Equal("#lobby", session.CurrentRoom)
-    Assert.Equal(0L, ClientSession.lastSeqShown "#dev" session)
+              ReplyReceived(1L, Joined((RoomName "#dev"), Some 2, 1), false)
+              ReplyReceived(1L, Message(message (RoomName "#dev") 9L "bob" 0L), false)
+              SayRequested((RoomName "#dev"), "bye")
+              ReplyReceived(1L, LeftRoom (RoomName "#dev"), false) ]
+    Assert.Equal((RoomName "#lobby"), session.CurrentRoom)
+    Assert.Equal(0L, ClientSession.lastSeqShown (RoomName "#dev") session)
     Assert.True(session.Unconfirmed.IsEmpty)
-    let session, effects = session |> ClientSession.step (RoomSwitchRequested "#dev")
+    let session, effects = session |> ClientSession.step (RoomSwitchRequested (RoomName "#dev"))
     Assert.Equal<ClientSessionEffect list>([ ShowError("bad-command", "you are not in #dev; /join #dev first") ], effects)
-    let session, _ = session |> ClientSession.step (ReplyReceived(1L, LeftRoom "#lobby", false))
-    Assert.True(session.Joined.Contains "#lobby")
+    let session, _ = session |> ClientSession.step (ReplyReceived(1L, LeftRoom (RoomName "#lobby"), false))
+    Assert.True(session.Joined.Contains (RoomName "#lobby"))
 
 let ``message ids start where told and never at zero`` () =
-    let _, effects = { onlineOn 2 with NextMessageId = 1_000L } |> ClientSession.step (SayRequested("#lobby", "x"))
+    let _, effects = { onlineOn 2 with NextMessageId = 1_000L } |> ClientSession.step (SayRequested((RoomName "#lobby"), "x"))
     Assert.Equal<ClientRequest list>([ Say("#lobby", "x", 1_000L) ], sent effects)
     Assert.Throws<System.ArgumentException>(fun () -> ClientSession.create "alice" 0L |> ignore) |> ignore
 
@@ -136,29 +136,29 @@ let ``a failover resumes every room and re-sends what the replay did not acknowl
     let session, _ =
         onlineOn 3
         |> run
-            [ ReplyReceived(1L, Message(message "#lobby" 5L "bob" 0L), false)
-              SayRequested("#lobby", "one")
-              SayRequested("#lobby", "two")
-              SayRequested("#lobby", "three") ]
+            [ ReplyReceived(1L, Message(message (RoomName "#lobby") 5L "bob" 0L), false)
+              SayRequested((RoomName "#lobby"), "one")
+              SayRequested((RoomName "#lobby"), "two")
+              SayRequested((RoomName "#lobby"), "three") ]
     let session, lost = session |> ClientSession.step (ConnectionClosed(1L, "connection reset", false))
     Assert.Equal<ClientSessionEffect list>([ FailOver { Previous = 3; Redirect = None; Reason = "connection reset" } ], lost)
     Assert.Equal("alice #lobby (reconnecting)> ", ClientSession.prompt session)
     // Said while reconnecting: kept, sent later.
-    let session, effects = session |> ClientSession.step (SayRequested("#lobby", "four"))
+    let session, effects = session |> ClientSession.step (SayRequested((RoomName "#lobby"), "four"))
     Assert.Empty effects
     let session, hello = session |> ClientSession.step (ConnectionOpened 2L)
     Assert.Equal<ClientRequest list>([ Hello { Nick = "alice"; Session = Some "token-1"; Resume = [ "#lobby", 5L ]; Password = None } ], sent hello)
     let session, welcomed = session |> ClientSession.step (ReplyReceived(2L, welcome 1 "token-2", false))
-    let report = { Node = 1; Previous = 3; Redirected = false; Reason = "connection reset"; Resumed = [ "#lobby", 5L ] }
+    let report = { Node = 1; Previous = 3; Redirected = false; Reason = "connection reset"; Resumed = [ (RoomName "#lobby"), 5L ] }
     Assert.Equal<ClientSessionEffect list>([ ShowReconnected report; RefreshCandidates 2L; Sync 2L ], welcomed)
     Assert.Equal("reconnected to node 1 after node 3 failed; resumed #lobby from 5", report.Describe())
     // The replay: "two" was sequenced before the crash; said while catching up waits too.
-    let session, replay = session |> ClientSession.step (ReplyReceived(2L, Message { message "#lobby" 6L "alice" 2L with Text = "two" }, false))
+    let session, replay = session |> ClientSession.step (ReplyReceived(2L, Message { message (RoomName "#lobby") 6L "alice" 2L with Text = "two" }, false))
     Assert.Equal(2, replay.Length)
-    let session, effects = session |> ClientSession.step (SayRequested("#lobby", "five"))
+    let session, effects = session |> ClientSession.step (SayRequested((RoomName "#lobby"), "five"))
     Assert.Empty effects
     // A frame from the dead connection changes nothing.
-    let session, stale = session |> ClientSession.step (ReplyReceived(1L, Message(message "#lobby" 9L "bob" 0L), false))
+    let session, stale = session |> ClientSession.step (ReplyReceived(1L, Message(message (RoomName "#lobby") 9L "bob" 0L), false))
     Assert.Empty stale
     let session, resent = session |> ClientSession.step (ReplyReceived(2L, WhoListed(None, []), true))
     Assert.Equal<ClientRequest list>(
@@ -206,7 +206,7 @@ let ``an attempt that is refused or closed changes nothing but the link, and a r
 let ``requests other than a say need a connection, and a join makes its room the current one`` () =
     let _, offline = ClientSession.create "alice" 1L |> ClientSession.step (RequestSubmitted(Who None))
     Assert.Equal<ClientSessionEffect list>([ ShowError("not-connected", "reconnecting to the cluster; try again in a moment") ], offline)
-    let session, effects = onlineOn 2 |> run [ RequestSubmitted(Join "#dev"); SayRequested("#dev", "hi") ]
+    let session, effects = onlineOn 2 |> run [ RequestSubmitted(Join "#dev"); SayRequested((RoomName "#dev"), "hi") ]
     Assert.Equal<ClientRequest list>([ Join "#dev"; Say("#dev", "hi", 1L) ], sent effects)
     Assert.Equal("alice #dev> ", ClientSession.prompt session)
 
@@ -223,7 +223,7 @@ let ``property: whatever frames arrive, a room's shown seqs only rise and each p
             let! frames =
                 Gen.listOf (
                     gen {
-                        let! room = Gen.elements [ "#lobby"; "#dev" ]
+                        let! room = Gen.elements [ (RoomName "#lobby"); (RoomName "#dev") ]
                         let! seq = Gen.choose (1, 12)
                         let! mine = Gen.elements [ true; false ]
                         let! id = Gen.choose (0, 8)
@@ -234,10 +234,10 @@ let ``property: whatever frames arrive, a room's shown seqs only rise and each p
         }
 
     let property (posts: int, frames: RoomMessage list) =
-        let said, _ = onlineOn 2 |> run (RequestSubmitted(Join "#dev") :: [ for n in 1..posts -> SayRequested("#lobby", $"post {n}") ])
+        let said, _ = onlineOn 2 |> run (RequestSubmitted(Join "#dev") :: [ for n in 1..posts -> SayRequested((RoomName "#lobby"), $"post {n}") ])
         let final, effects = said |> run [ for frame in frames -> ReplyReceived(1L, Message frame, false) ]
         let shown = effects |> List.choose (function Show(Message m) -> Some m | _ -> None)
-        for room in [ "#lobby"; "#dev" ] do
+        for room in [ (RoomName "#lobby"); (RoomName "#dev") ] do
             let seqs = shown |> List.filter (fun m -> m.Room = room) |> List.map _.Seq
             Assert.Equal<int64 list>(List.sort seqs |> List.distinct, seqs)
         let acknowledged = effects |> List.choose (function ShowAcknowledged m -> Some m.ClientMessageId | _ -> None)
@@ -259,13 +259,13 @@ let ``property: after a failover every unacknowledged post is sent again once, w
         }
 
     let property (posts: int, acknowledged: int64 list, replayed: int64 list) =
-        let echo (id: int64) = ReplyReceived(1L, Message(message "#lobby" id "alice" id), false)
+        let echo (id: int64) = ReplyReceived(1L, Message(message (RoomName "#lobby") id "alice" id), false)
         let before, _ =
             onlineOn 2
-            |> run [ for n in 1..posts -> SayRequested("#lobby", $"post {n}") ]
+            |> run [ for n in 1..posts -> SayRequested((RoomName "#lobby"), $"post {n}") ]
             |> fst
             |> run [ for id in acknowledged -> echo id ]
-        let replay = [ for id in replayed -> ReplyReceived(2L, Message(message "#lobby" id "alice" id), false) ]
+        let replay = [ for id in replayed -> ReplyReceived(2L, Message(message (RoomName "#lobby") id "alice" id), false) ]
         let after, effects =
             before
             |> run ([ ConnectionClosed(1L, "reset", false); ConnectionOpened 2L; ReplyReceived(2L, welcome 1 "token-2", false) ] @ replay @ [ ReplyReceived(2L, WhoListed(None, []), true) ])

@@ -30,7 +30,7 @@ let private message (seq: int64) : RoomMessage =
 let private backup : BackupAssignment = { Backup = 2; Owner = 1; Epoch = 1L; Leader = 3; Version = 1 }
 
 let private knownUser nick node : KnownUser =
-    { User = { Nick = nick; Node = node; Rooms = [ Rooms.lobby; "#dev" ] }; Session = $"session-{nick}" }
+    { User = { Nick = nick; Node = node; Rooms = [ Rooms.lobby; (RoomName "#dev") ] }; Session = $"session-{nick}" }
 
 let private validPeerMessages : PeerMessage list =
     [ HeartbeatSent { From = infoOf 2; Epoch = 1L; Leader = Some 3; Load = Load.zero; Known = [ infoOf 1; infoOf 3; infoOf 4 ] }
@@ -40,12 +40,12 @@ let private validPeerMessages : PeerMessage list =
       PrivateForwarded { From = "dave"; FromNode = 2; To = "alice"; Text = "psst" }
       UserJoined(knownUser "dave" 2, None)
       UserLeft("bob", 1)
-      MemberJoined("#dev", "dave")
+      MemberJoined((RoomName "#dev"), "dave")
       MemberLeft(Rooms.lobby, "alice")
       UsersListed(2, [ knownUser "dave" 2; knownUser "alice" 2 ])
       UsersRequested 3
-      PlacementRequested("#dev", 2)
-      RoomAssigned("#dev", { Owner = 2; Epoch = 1L; Leader = 3; Version = 2; LastSeq = 4L })
+      PlacementRequested((RoomName "#dev"), 2)
+      RoomAssigned((RoomName "#dev"), { Owner = 2; Epoch = 1L; Leader = 3; Version = 2; LastSeq = 4L })
       RoomPosted { Room = Rooms.lobby; From = "dave"; FromNode = 2; Text = "hello"; ClientMessageId = 5L }
       RoomSequenced(message 4L)
       BackupAssigned(Rooms.lobby, backup)
@@ -57,8 +57,8 @@ let private validPeerMessages : PeerMessage list =
 
 let private validClientRequests : ClientRequest list =
     [ Hello { Nick = "erin"; Session = None; Resume = []; Password = None }
-      Hello { Nick = "alice"; Session = Some "session-alice"; Resume = [ Rooms.lobby, 1L; "#dev", 0L ]; Password = None }
-      Say(Rooms.lobby, "hi all", 7L)
+      Hello { Nick = "alice"; Session = Some "session-alice"; Resume = [ Rooms.lobby.Value, 1L; "#dev", 0L ]; Password = None }
+      Say(Rooms.lobby.Value, "hi all", 7L)
       Say("#dev", "hi dev", 0L)
       Whisper("bob", "psst")
       Join "#dev"
@@ -66,7 +66,7 @@ let private validClientRequests : ClientRequest list =
       Leave "#dev"
       Rooms
       Who None
-      Who(Some Rooms.lobby)
+      Who(Some Rooms.lobby.Value)
       Status
       Quit ]
 
@@ -201,14 +201,14 @@ let private fuzzedNode : NodeState =
           heartbeat 3
           PeerMessageReceived(LeaderAnnounced { Leader = 3; Epoch = 1L })
           PeerMessageReceived(RoomAssigned(Rooms.lobby, { Owner = 1; Epoch = 1L; Leader = 3; Version = 1; LastSeq = 0L }))
-          PeerMessageReceived(RoomAssigned("#dev", { Owner = 2; Epoch = 1L; Leader = 3; Version = 1; LastSeq = 0L }))
+          PeerMessageReceived(RoomAssigned((RoomName "#dev"), { Owner = 2; Epoch = 1L; Leader = 3; Version = 1; LastSeq = 0L }))
           PeerMessageReceived(BackupAssigned(Rooms.lobby, backup))
           PeerMessageReceived(ReplicaStored(Rooms.lobby, backup, 0L))
           yield! connect 1L "alice"
           yield! connect 2L "bob"
           yield! connect 3L "carol"
           ClientConnected(4L, Simulation.Nodes.sessionOf 4L)
-          ClientRequested(1L, Say(Rooms.lobby, "first", 1L))
+          ClientRequested(1L, Say(Rooms.lobby.Value, "first", 1L))
           ClientRequested(1L, Join "#dev")
           Ticked ]
 

@@ -11,10 +11,10 @@ open Xunit
 let private config = ProtocolConfig.defaults
 
 let private message (seq: int64) (text: string) : RoomMessage =
-    { Room = "#dev"; Seq = seq; From = "ann"; FromNode = 1; Text = text; ClientMessageId = seq }
+    { Room = (RoomName "#dev"); Seq = seq; From = "ann"; FromNode = 1; Text = text; ClientMessageId = seq }
 
 let private post (id: int64) : RoomPost =
-    { Room = "#dev"; From = "ann"; FromNode = 2; Text = $"post {id}"; ClientMessageId = id }
+    { Room = (RoomName "#dev"); From = "ann"; FromNode = 2; Text = $"post {id}"; ClientMessageId = id }
 
 let private shownSeqs (effects: Effect list) : int64 list =
     [ for effect in effects do
@@ -26,8 +26,8 @@ let ``a number already shown to the members is not shown again after the node's 
     // This node showed 1..3, then the owner's copy (1..2, its 3 never committed) replaced its own.
     let state =
         { NodeState.init { Id = 2; ClientEndpoint = { Host = "127.0.0.1"; Port = 5002 }; PeerEndpoint = { Host = "127.0.0.1"; Port = 6002 } } with
-            Histories = Map [ "#dev", Rooms.ofMessages [ message 1L "one"; message 2L "two" ] ]
-            Shown = Map [ "#dev", 3L ] }
+            Histories = Map [ (RoomName "#dev"), Rooms.ofMessages [ message 1L "one"; message 2L "two" ] ]
+            Shown = Map [ (RoomName "#dev"), 3L ] }
 
     let state, again = Node.step config state (PeerMessageReceived(RoomSequenced(message 3L "the owner's three")))
     let _, next = Node.step config state (PeerMessageReceived(RoomSequenced(message 4L "four")))
@@ -36,7 +36,7 @@ let ``a number already shown to the members is not shown again after the node's 
     Assert.Equal<int64 list>([ 4L ], shownSeqs next)
 
 let ``the shell may read client requests until maxPostsInFlight posts wait for their owners`` () =
-    let waiting count = { NodeState.init { Id = 2; ClientEndpoint = { Host = "127.0.0.1"; Port = 5002 }; PeerEndpoint = { Host = "127.0.0.1"; Port = 6002 } } with Unconfirmed = Map [ "#dev", WaitingPosts.ofList [ for id in 1L .. int64 count -> post id ] ] }
+    let waiting count = { NodeState.init { Id = 2; ClientEndpoint = { Host = "127.0.0.1"; Port = 5002 }; PeerEndpoint = { Host = "127.0.0.1"; Port = 6002 } } with Unconfirmed = Map [ (RoomName "#dev"), WaitingPosts.ofList [ for id in 1L .. int64 count -> post id ] ] }
 
     Assert.True(Node.acceptsClientRequests (waiting (Node.maxPostsInFlight - 1)))
     Assert.False(Node.acceptsClientRequests (waiting Node.maxPostsInFlight))
@@ -70,8 +70,8 @@ let ``a tick that resends a thousand waiting posts sends each once, in order`` (
         { NodeState.init self with
             Coordination = { Coordination.init 2 with View = Set [ 2; 3 ]; Leader = Some 3; Epoch = 1L }
             Peers = Map [ 3, { Info = owner; Load = Load.zero } ]
-            Placements = Map [ "#dev", { Owner = 3; Epoch = 1L; Leader = 0; Version = 1; LastSeq = 0L } ]
-            Unconfirmed = Map [ "#dev", WaitingPosts.ofList posts ] }
+            Placements = Map [ (RoomName "#dev"), { Owner = 3; Epoch = 1L; Leader = 0; Version = 1; LastSeq = 0L } ]
+            Unconfirmed = Map [ (RoomName "#dev"), WaitingPosts.ofList posts ] }
 
     let _, effects = Node.step config state Ticked
 

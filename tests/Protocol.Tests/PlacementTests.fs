@@ -35,7 +35,7 @@ let private placements (rooms: (RoomName * NodeId) list) : Placement.Placements 
 // LeastLoaded.
 
 let ``leastLoaded: the node owning the fewest rooms wins, whatever its clients`` () =
-    let owned = placements [ "#a", 1; "#b", 1; "#c", 3 ]
+    let owned = placements [ (RoomName "#a"), 1; (RoomName "#b"), 1; (RoomName "#c"), 3 ]
 
     let chosen = Placement.leastLoaded (clientsFrom [ 1, 0; 2, 50; 3, 0 ]) owned leader3
 
@@ -43,7 +43,7 @@ let ``leastLoaded: the node owning the fewest rooms wins, whatever its clients``
     Assert.Equal(2, chosen)
 
 let ``leastLoaded: with equal rooms the node with the fewest clients wins`` () =
-    let owned = placements [ "#a", 1; "#b", 2; "#c", 3 ]
+    let owned = placements [ (RoomName "#a"), 1; (RoomName "#b"), 2; (RoomName "#c"), 3 ]
 
     Assert.Equal(2, Placement.leastLoaded (clientsFrom [ 1, 5; 2, 1; 3, 4 ]) owned leader3)
 
@@ -52,7 +52,7 @@ let ``leastLoaded: with equal rooms and clients the lowest id wins`` () =
     Assert.Equal(2, Placement.leastLoaded (clientsFrom [ 1, 3; 2, 2; 3, 2 ]) Map.empty leader3)
 
 let ``leastLoaded: only nodes in the view count, and rooms on departed nodes load nobody`` () =
-    let owned = placements [ "#a", 1; "#b", 2; "#c", 9; "#d", 9 ]
+    let owned = placements [ (RoomName "#a"), 1; (RoomName "#b"), 2; (RoomName "#c"), 9; (RoomName "#d"), 9 ]
 
     Assert.Equal(3, Placement.leastLoaded noClients owned leader3)
 
@@ -62,87 +62,87 @@ let ``leastLoaded: only nodes in the view count, and rooms on departed nodes loa
 let ``requestRoom: a room nobody owns is asked of the leader`` () =
     let follower = coordination 1 [ 2; 3 ] (Some 3) 2
 
-    let sent = Placement.requestRoom "#dev" Map.empty follower
+    let sent = Placement.requestRoom (RoomName "#dev") Map.empty follower
 
-    Assert.Equal<Sent list>([ { To = 3; Message = PlacementRequested("#dev", 1) } ], sent)
+    Assert.Equal<Sent list>([ { To = 3; Message = PlacementRequested((RoomName "#dev"), 1) } ], sent)
 
 let ``requestRoom: a room whose owner left the view is asked of the leader`` () =
     let follower = coordination 1 [ 3 ] (Some 3) 2
 
-    let sent = Placement.requestRoom "#dev" (placements [ "#dev", 2 ]) follower
+    let sent = Placement.requestRoom (RoomName "#dev") (placements [ (RoomName "#dev"), 2 ]) follower
 
-    Assert.Equal<Sent list>([ { To = 3; Message = PlacementRequested("#dev", 1) } ], sent)
+    Assert.Equal<Sent list>([ { To = 3; Message = PlacementRequested((RoomName "#dev"), 1) } ], sent)
 
 let ``requestRoom: nothing is sent for a room on a live owner, or while there is no leader`` () =
     let follower = coordination 1 [ 2; 3 ] (Some 3) 2
     let electing = coordination 1 [ 2; 3 ] None 2
 
-    Assert.Empty(Placement.requestRoom "#dev" (placements [ "#dev", 2 ]) follower)
-    Assert.Empty(Placement.requestRoom "#dev" Map.empty electing)
+    Assert.Empty(Placement.requestRoom (RoomName "#dev") (placements [ (RoomName "#dev"), 2 ]) follower)
+    Assert.Empty(Placement.requestRoom (RoomName "#dev") Map.empty electing)
 
 let ``requestRoom: the leader asks itself`` () =
-    Assert.Equal<Sent list>([ { To = 3; Message = PlacementRequested("#dev", 3) } ], Placement.requestRoom "#dev" Map.empty leader3)
+    Assert.Equal<Sent list>([ { To = 3; Message = PlacementRequested((RoomName "#dev"), 3) } ], Placement.requestRoom (RoomName "#dev") Map.empty leader3)
 
 // ---------------------------------------------------------------------------------------------
 // AssignRoom.
 
 let ``assignRoom: the leader places a new room on the least-loaded node in its epoch and tells every other node`` () =
-    let next, sent = Placement.assignRoom (clientsFrom [ 1, 4; 2, 1; 3, 2 ]) 17L 1 "#dev" Map.empty leader3
+    let next, sent = Placement.assignRoom (clientsFrom [ 1, 4; 2, 1; 3, 2 ]) 17L 1 (RoomName "#dev") Map.empty leader3
 
     let placement = { Owner = 2; Epoch = 2L; Leader = 3; Version = 1; LastSeq = 17L }
-    Assert.Equal<Placement.Placements>(Map.ofList [ "#dev", placement ], next)
+    Assert.Equal<Placement.Placements>(Map.ofList [ (RoomName "#dev"), placement ], next)
     Assert.Equal<Sent list>(
-        [ { To = 1; Message = RoomAssigned("#dev", placement) }; { To = 2; Message = RoomAssigned("#dev", placement) } ],
+        [ { To = 1; Message = RoomAssigned((RoomName "#dev"), placement) }; { To = 2; Message = RoomAssigned((RoomName "#dev"), placement) } ],
         sent)
 
 let ``assignRoom: a node that is not the leader assigns nothing`` () =
     for follower in [ coordination 1 [ 2; 3 ] (Some 3) 2; coordination 1 [ 2; 3 ] None 2 ] do
-        let before = placements [ "#a", 9 ]
-        Assert.Equal((before, []), Placement.assignRoom noClients 0L 1 "#dev" before follower)
-        Assert.Equal((before, []), Placement.assignRoom noClients 0L 1 "#a" before follower)
+        let before = placements [ (RoomName "#a"), 9 ]
+        Assert.Equal((before, []), Placement.assignRoom noClients 0L 1 (RoomName "#dev") before follower)
+        Assert.Equal((before, []), Placement.assignRoom noClients 0L 1 (RoomName "#a") before follower)
 
 let ``assignRoom: a room on a live owner is not moved, only re-announced to the node that asked`` () =
-    let before = Map.ofList [ "#dev", { Owner = 1; Epoch = 1L; Leader = 0; Version = 1; LastSeq = 0L } ]
+    let before = Map.ofList [ (RoomName "#dev"), { Owner = 1; Epoch = 1L; Leader = 0; Version = 1; LastSeq = 0L } ]
 
-    let next, sent = Placement.assignRoom noClients 40L 2 "#dev" before leader3
+    let next, sent = Placement.assignRoom noClients 40L 2 (RoomName "#dev") before leader3
 
     Assert.Equal<Placement.Placements>(before, next)
-    Assert.Equal<Sent list>([ { To = 2; Message = RoomAssigned("#dev", before["#dev"]) } ], sent)
+    Assert.Equal<Sent list>([ { To = 2; Message = RoomAssigned((RoomName "#dev"), before[(RoomName "#dev")]) } ], sent)
 
 let ``assignRoom: a room on a live owner asked for by the leader itself sends nothing`` () =
-    let before = placements [ "#dev", 1 ]
+    let before = placements [ (RoomName "#dev"), 1 ]
 
-    Assert.Equal((before, []), Placement.assignRoom noClients 0L 3 "#dev" before leader3)
+    Assert.Equal((before, []), Placement.assignRoom noClients 0L 3 (RoomName "#dev") before leader3)
 
 let ``assignRoom: a room whose owner left the view is moved, carrying the last sequence number`` () =
-    let before = Map.ofList [ "#dev", { Owner = 9; Epoch = 1L; Leader = 0; Version = 1; LastSeq = 5L } ]
+    let before = Map.ofList [ (RoomName "#dev"), { Owner = 9; Epoch = 1L; Leader = 0; Version = 1; LastSeq = 5L } ]
 
-    let next, sent = Placement.assignRoom noClients 12L 1 "#dev" before leader3
+    let next, sent = Placement.assignRoom noClients 12L 1 (RoomName "#dev") before leader3
 
-    Assert.Equal({ Owner = 1; Epoch = 2L; Leader = 3; Version = 2; LastSeq = 12L }, next["#dev"])
+    Assert.Equal({ Owner = 1; Epoch = 2L; Leader = 3; Version = 2; LastSeq = 12L }, next[(RoomName "#dev")])
     Assert.Equal<NodeId list>([ 1; 2 ], sent |> List.map _.To)
 
 // ---------------------------------------------------------------------------------------------
 // RecvAssignment.
 
 let ``recvAssignment: a room not placed yet takes the assignment`` () =
-    Assert.Equal(Some(placedOn 2 1), (Placement.recvAssignment "#dev" (placedOn 2 1) Map.empty).TryFind "#dev")
+    Assert.Equal(Some(placedOn 2 1), (Placement.recvAssignment (RoomName "#dev") (placedOn 2 1) Map.empty).TryFind (RoomName "#dev"))
 
 let ``recvAssignment: a newer epoch or a later version of the same epoch replaces; anything else is ignored`` () =
-    let current = Map.ofList [ "#dev", placedOn 2 5 ]
+    let current = Map.ofList [ (RoomName "#dev"), placedOn 2 5 ]
     let later = { placedOn 1 5 with Version = 2 }
 
-    Assert.Equal(placedOn 3 6, (Placement.recvAssignment "#dev" (placedOn 3 6) current)["#dev"])
-    Assert.Equal(placedOn 2 5, (Placement.recvAssignment "#dev" (placedOn 3 4) current)["#dev"])
-    Assert.Equal(placedOn 2 5, (Placement.recvAssignment "#dev" (placedOn 1 5) current)["#dev"])
-    Assert.Equal(later, (Placement.recvAssignment "#dev" later current)["#dev"])
+    Assert.Equal(placedOn 3 6, (Placement.recvAssignment (RoomName "#dev") (placedOn 3 6) current)[(RoomName "#dev")])
+    Assert.Equal(placedOn 2 5, (Placement.recvAssignment (RoomName "#dev") (placedOn 3 4) current)[(RoomName "#dev")])
+    Assert.Equal(placedOn 2 5, (Placement.recvAssignment (RoomName "#dev") (placedOn 1 5) current)[(RoomName "#dev")])
+    Assert.Equal(later, (Placement.recvAssignment (RoomName "#dev") later current)[(RoomName "#dev")])
 
 let ``recvAssignment: other rooms are untouched`` () =
-    let current = placements [ "#a", 1; "#b", 2 ]
+    let current = placements [ (RoomName "#a"), 1; (RoomName "#b"), 2 ]
 
-    let next = Placement.recvAssignment "#b" (placedOn 3 2) current
+    let next = Placement.recvAssignment (RoomName "#b") (placedOn 3 2) current
 
-    Assert.Equal(current["#a"], next["#a"])
+    Assert.Equal(current[(RoomName "#a")], next[(RoomName "#a")])
 
 // ---------------------------------------------------------------------------------------------
 // Two leaders of one epoch (spec: Elect may reuse an epoch; Newer breaks the tie by leader).
@@ -162,9 +162,9 @@ let ``isNewer: of two assignments with one epoch and version, the higher leader'
 let private twoLeadersOfEpoch1 () =
     let leader3 = coordination 3 [ 1; 2 ] (Some 3) 1
     let leader2 = coordination 2 [ 1 ] (Some 2) 1
-    let by3, _ = Placement.assignRoom (clientsFrom [ 1, 5; 2, 0; 3, 9 ]) 0L 1 "#dev" Map.empty leader3
-    let by2, _ = Placement.assignRoom noClients 0L 1 "#dev" Map.empty leader2
-    by3["#dev"], by2["#dev"]
+    let by3, _ = Placement.assignRoom (clientsFrom [ 1, 5; 2, 0; 3, 9 ]) 0L 1 (RoomName "#dev") Map.empty leader3
+    let by2, _ = Placement.assignRoom noClients 0L 1 (RoomName "#dev") Map.empty leader2
+    by3[(RoomName "#dev")], by2[(RoomName "#dev")]
 
 let ``two leaders of one epoch assign different owners: every node ends with the higher leader's, in either order`` () =
     let by3, by2 = twoLeadersOfEpoch1 ()
@@ -172,13 +172,13 @@ let ``two leaders of one epoch assign different owners: every node ends with the
     Assert.Equal((1L, 1, 2, 1), (by2.Epoch, by2.Version, by2.Leader, by2.Owner))
 
     let receive (assignments: Assignment list) (start: Placement.Placements) =
-        assignments |> List.fold (fun placements a -> Placement.recvAssignment "#dev" a placements) start
+        assignments |> List.fold (fun placements a -> Placement.recvAssignment (RoomName "#dev") a placements) start
 
     // A follower that hears both, in either order, and leader 2 itself, which holds its own.
-    Assert.Equal(by3, (receive [ by3; by2 ] Map.empty)["#dev"])
-    Assert.Equal(by3, (receive [ by2; by3 ] Map.empty)["#dev"])
-    Assert.Equal(by3, (receive [ by3 ] (Map.ofList [ "#dev", by2 ]))["#dev"])
-    Assert.Equal(by3, (receive [ by2 ] (Map.ofList [ "#dev", by3 ]))["#dev"])
+    Assert.Equal(by3, (receive [ by3; by2 ] Map.empty)[(RoomName "#dev")])
+    Assert.Equal(by3, (receive [ by2; by3 ] Map.empty)[(RoomName "#dev")])
+    Assert.Equal(by3, (receive [ by3 ] (Map.ofList [ (RoomName "#dev"), by2 ]))[(RoomName "#dev")])
+    Assert.Equal(by3, (receive [ by2 ] (Map.ofList [ (RoomName "#dev"), by3 ]))[(RoomName "#dev")])
 
 let ``two leaders of one epoch: the later leader's re-placement of the first one's room still wins`` () =
     let by3, _ = twoLeadersOfEpoch1 ()
@@ -188,10 +188,10 @@ let ``two leaders of one epoch: the later leader's re-placement of the first one
     let leader2 = coordination 2 [ 1 ] (Some 2) 1
     let gone = { by3 with Owner = 3 }
 
-    let next, _ = Placement.reassignRooms noClients (fun _ -> 0L) (Map.ofList [ "#dev", gone ]) leader2
+    let next, _ = Placement.reassignRooms noClients (fun _ -> 0L) (Map.ofList [ (RoomName "#dev"), gone ]) leader2
 
-    Assert.Equal((1L, 2, 2), (next["#dev"].Epoch, next["#dev"].Version, next["#dev"].Leader))
-    Assert.Equal(next["#dev"], (Placement.recvAssignment "#dev" next["#dev"] (Map.ofList [ "#dev", gone ]))["#dev"])
+    Assert.Equal((1L, 2, 2), (next[(RoomName "#dev")].Epoch, next[(RoomName "#dev")].Version, next[(RoomName "#dev")].Leader))
+    Assert.Equal(next[(RoomName "#dev")], (Placement.recvAssignment (RoomName "#dev") next[(RoomName "#dev")] (Map.ofList [ (RoomName "#dev"), gone ]))[(RoomName "#dev")])
 
 let ``backup assignments follow the same order as placements`` () =
     let backup leader version = { Backup = 2; Owner = 1; Epoch = 1L; Leader = leader; Version = version }
@@ -199,7 +199,7 @@ let ``backup assignments follow the same order as placements`` () =
     Assert.True(Replication.isNewer (backup 3 1) (backup 2 1))
     Assert.False(Replication.isNewer (backup 2 1) (backup 3 1))
     Assert.True(Replication.isNewer (backup 2 2) (backup 3 1))
-    Assert.Equal(backup 3 1, (Replication.recvBackupAssignment "#dev" (backup 2 1) (Map.ofList [ "#dev", backup 3 1 ]))["#dev"])
+    Assert.Equal(backup 3 1, (Replication.recvBackupAssignment (RoomName "#dev") (backup 2 1) (Map.ofList [ (RoomName "#dev"), backup 3 1 ]))[(RoomName "#dev")])
 
 // ---------------------------------------------------------------------------------------------
 // ReassignRooms.
@@ -207,23 +207,23 @@ let ``backup assignments follow the same order as placements`` () =
 let ``reassignRooms: every room whose owner left the view moves, rooms on live owners stay`` () =
     let before =
         Map.ofList
-            [ "#a", { Owner = 9; Epoch = 1L; Leader = 0; Version = 1; LastSeq = 3L }
-              "#b", { Owner = 9; Epoch = 1L; Leader = 0; Version = 1; LastSeq = 0L }
-              "#c", { Owner = 1; Epoch = 1L; Leader = 0; Version = 1; LastSeq = 8L } ]
-    let lastSeq room = if room = "#a" then 4L else 0L
+            [ (RoomName "#a"), { Owner = 9; Epoch = 1L; Leader = 0; Version = 1; LastSeq = 3L }
+              (RoomName "#b"), { Owner = 9; Epoch = 1L; Leader = 0; Version = 1; LastSeq = 0L }
+              (RoomName "#c"), { Owner = 1; Epoch = 1L; Leader = 0; Version = 1; LastSeq = 8L } ]
+    let lastSeq room = if room = (RoomName "#a") then 4L else 0L
 
     let next, sent = Placement.reassignRooms noClients lastSeq before leader3
 
-    Assert.Equal(before["#c"], next["#c"])
+    Assert.Equal(before[(RoomName "#c")], next[(RoomName "#c")])
     // One by one, in room order: #a to 2 (2 and 3 own nothing, 2 is the lower id), then #b to
     // 3, which now owns fewer rooms than 2.
-    Assert.Equal({ Owner = 2; Epoch = 2L; Leader = 3; Version = 2; LastSeq = 4L }, next["#a"])
-    Assert.Equal({ Owner = 3; Epoch = 2L; Leader = 3; Version = 2; LastSeq = 0L }, next["#b"])
+    Assert.Equal({ Owner = 2; Epoch = 2L; Leader = 3; Version = 2; LastSeq = 4L }, next[(RoomName "#a")])
+    Assert.Equal({ Owner = 3; Epoch = 2L; Leader = 3; Version = 2; LastSeq = 0L }, next[(RoomName "#b")])
     Assert.Equal(4, sent.Length)
 
 let ``reassignRooms: a follower moves nothing`` () =
     let follower = coordination 1 [ 2 ] (Some 2) 2
-    let before = placements [ "#a", 9 ]
+    let before = placements [ (RoomName "#a"), 9 ]
 
     Assert.Equal((before, []), Placement.reassignRooms noClients (fun _ -> 0L) before follower)
 
@@ -240,7 +240,7 @@ let private reassignCaseGen (allDeparted: bool) : Gen<ReassignCase> =
         let! owners =
             if allDeparted then Gen.listOfLength count (Gen.choose (20, 23))
             else Gen.listOfLength count (Gen.oneof [ Gen.elements view; Gen.choose (20, 23) ])
-        return { View = view; Rooms = owners |> List.mapi (fun index owner -> $"#r{index}", owner) }
+        return { View = view; Rooms = owners |> List.mapi (fun index owner -> RoomName $"#r{index}", owner) }
     }
 
 let private leaderOf (case: ReassignCase) = coordination 8 case.View (Some 8) 3

@@ -11,10 +11,10 @@ open FormalChat.Protocol.Tests.Simulation
 open Xunit
 
 let private message (seq: int64) (id: int64) : RoomMessage =
-    { Room = "#dev"; Seq = seq; From = "ann"; FromNode = 1; Text = $"m{seq}"; ClientMessageId = id }
+    { Room = (RoomName "#dev"); Seq = seq; From = "ann"; FromNode = 1; Text = $"m{seq}"; ClientMessageId = id }
 
 let private post (id: int64) : RoomPost =
-    { Room = "#dev"; From = "ann"; FromNode = 1; Text = $"post {id}"; ClientMessageId = id }
+    { Room = (RoomName "#dev"); From = "ann"; FromNode = 1; Text = $"post {id}"; ClientMessageId = id }
 
 let private placement = { Owner = 1; Epoch = 1L; Leader = 0; Version = 1; LastSeq = 0L }
 let private backupOn (node: NodeId) (version: int) = { Backup = node; Owner = 1; Epoch = 1L; Leader = 0; Version = version }
@@ -82,10 +82,10 @@ let ``commit: everything without a backup only when alone, what the backup store
 let ``syncBackup: a new backup gets the history and the pending messages once, and nothing commits until it confirms`` () =
     let replica = owning [ message 1L 1L ] { Replication.emptyPrimary with Pending = Uncommitted.ofList [ message 2L 2L ] }
 
-    let synced, sent = Replication.syncBackup (Some(backupOn 2 1)) "#dev" replica
-    let _, again = Replication.syncBackup (Some(backupOn 2 1)) "#dev" synced
+    let synced, sent = Replication.syncBackup (Some(backupOn 2 1)) (RoomName "#dev") replica
+    let _, again = Replication.syncBackup (Some(backupOn 2 1)) (RoomName "#dev") synced
 
-    Assert.Equal<Sent list>([ { To = 2; Message = ReplicaSynced("#dev", backupOn 2 1, [ message 1L 1L ], [ message 2L 2L ]) } ], sentBy sent)
+    Assert.Equal<Sent list>([ { To = 2; Message = ReplicaSynced((RoomName "#dev"), backupOn 2 1, [ message 1L 1L ], [ message 2L 2L ]) } ], sentBy sent)
     Assert.Empty(again)
     Assert.False(Replication.isUpToDate (Some(backupOn 2 1)) (primaryOf synced))
     Assert.True(Replication.isUpToDate (Some(backupOn 2 1)) (primaryOf (fst (Replication.recvStored (backupOn 2 1) 2L synced))))
@@ -103,12 +103,12 @@ let ``syncBackup: a new leader's assignment with the old one's version is synced
     let replica = owning [ message 1L 1L ] { Replication.emptyPrimary with Pending = Uncommitted.ofList [ message 2L 2L; message 3L 3L ] }
 
     // init: the owner synced the old assignment; the backup never confirmed it.
-    let synced, _ = Replication.syncBackup (Some old) "#dev" replica
+    let synced, _ = Replication.syncBackup (Some old) (RoomName "#dev") replica
     // act: the owner's backup target is now the new leader's assignment.
-    let resynced, sent = Replication.syncBackup (Some renewed) "#dev" synced
+    let resynced, sent = Replication.syncBackup (Some renewed) (RoomName "#dev") synced
 
     // check: the state goes to the backup again, under the new assignment ...
-    Assert.Equal<Sent list>([ { To = 2; Message = ReplicaSynced("#dev", renewed, [ message 1L 1L ], [ message 2L 2L; message 3L 3L ]) } ], sentBy sent)
+    Assert.Equal<Sent list>([ { To = 2; Message = ReplicaSynced((RoomName "#dev"), renewed, [ message 1L 1L ], [ message 2L 2L; message 3L 3L ]) } ], sentBy sent)
     Assert.Equal(Some renewed, (primaryOf resynced).Synced)
     // ... a late confirmation for the old assignment counts for nothing ...
     let stale, _ = Replication.recvStored old 3L resynced
@@ -132,27 +132,27 @@ let ``storeReplica: only the message right after what the backup holds, written 
     let backup = { backupOn 2 1 with Owner = 1 }
     let replica = { Replication.emptyReplica with History = Rooms.ofMessages [ message 1L 1L; message 2L 2L ]; Durable = 2L }
 
-    let stored, outputs = Replication.storeReplica true "#dev" backup [ message 3L 3L ] replica
-    let skipped, refused = Replication.storeReplica true "#dev" backup [ message 5L 5L ] replica
-    let _, stale = Replication.storeReplica false "#dev" backup [ message 3L 3L ] replica
+    let stored, outputs = Replication.storeReplica true (RoomName "#dev") backup [ message 3L 3L ] replica
+    let skipped, refused = Replication.storeReplica true (RoomName "#dev") backup [ message 5L 5L ] replica
+    let _, stale = Replication.storeReplica false (RoomName "#dev") backup [ message 3L 3L ] replica
 
     Assert.Equal<RoomMessage list>([ message 3L 3L ], stored.Stored.Messages)
     Assert.Equal<Replication.ReplicaOutput list>(
-        [ Replication.LogAppended [ message 3L 3L ]; Replication.SentTo { To = 1; Message = ReplicaStored("#dev", backup, 3L) } ], outputs)
+        [ Replication.LogAppended [ message 3L 3L ]; Replication.SentTo { To = 1; Message = ReplicaStored((RoomName "#dev"), backup, 3L) } ], outputs)
     Assert.Equal(replica, skipped)
-    Assert.Equal<Replication.ReplicaOutput list>([ Replication.SentTo { To = 1; Message = ReplicaStored("#dev", backup, 2L) } ], refused)
+    Assert.Equal<Replication.ReplicaOutput list>([ Replication.SentTo { To = 1; Message = ReplicaStored((RoomName "#dev"), backup, 2L) } ], refused)
     Assert.Empty(stale)
 
 let ``storeReplica: a batch is stored with one write and confirmed once, up to its last message`` () =
     let backup = { backupOn 2 1 with Owner = 1 }
     let replica = { Replication.emptyReplica with History = Rooms.ofMessages [ message 1L 1L ]; Durable = 1L }
 
-    let stored, outputs = Replication.storeReplica true "#dev" backup [ message 2L 2L; message 3L 3L; message 4L 4L ] replica
+    let stored, outputs = Replication.storeReplica true (RoomName "#dev") backup [ message 2L 2L; message 3L 3L; message 4L 4L ] replica
 
     Assert.Equal<int64 list>([ 2L; 3L; 4L ], stored.Stored.Messages |> List.map _.Seq)
     Assert.Equal<Replication.ReplicaOutput list>(
         [ Replication.LogAppended [ message 2L 2L; message 3L 3L; message 4L 4L ]
-          Replication.SentTo { To = 1; Message = ReplicaStored("#dev", backup, 4L) } ],
+          Replication.SentTo { To = 1; Message = ReplicaStored((RoomName "#dev"), backup, 4L) } ],
         outputs)
 
 let ``sendAppends: the owner keeps at most the window in flight, and what arrives meanwhile goes in one append`` () =
@@ -165,17 +165,17 @@ let ``sendAppends: the owner keeps at most the window in flight, and what arrive
     let appended (outputs: Replication.ReplicaOutput list) =
         sentBy outputs |> List.map (fun sent -> match sent.Message with ReplicaAppended(_, _, messages) -> messages |> List.map _.Seq | other -> failwith $"{other}")
 
-    let first, sentFirst = Replication.sendAppends 1 (Some backup) "#dev" (sequence 21L replica)
-    let full, whileFull = Replication.sendAppends 1 (Some backup) "#dev" (first |> sequence 22L |> sequence 23L)
+    let first, sentFirst = Replication.sendAppends 1 (Some backup) (RoomName "#dev") (sequence 21L replica)
+    let full, whileFull = Replication.sendAppends 1 (Some backup) (RoomName "#dev") (first |> sequence 22L |> sequence 23L)
     let confirmed, _ = Replication.recvStored backup 1L full
-    let _, batch = Replication.sendAppends 1 (Some backup) "#dev" confirmed
+    let _, batch = Replication.sendAppends 1 (Some backup) (RoomName "#dev") confirmed
 
     Assert.Equal<int64 list list>([ [ 1L ] ], appended sentFirst)
     Assert.Equal<int64 list>([ 1L ], (primaryOf first).InFlight)
     Assert.Empty(whileFull)
     Assert.Equal<int64 list list>([ [ 2L; 3L ] ], appended batch)
     // Nothing goes before the backup has confirmed the state it was sent.
-    let _, unsynced = Replication.sendAppends 1 (Some backup) "#dev" (owning [] { synced with Stored = None } |> sequence 21L)
+    let _, unsynced = Replication.sendAppends 1 (Some backup) (RoomName "#dev") (owning [] { synced with Stored = None } |> sequence 21L)
     Assert.Empty(unsynced)
 
 /// Mutant (b) of issue 9: a backup that kept its own never-committed copy on disk instead of the
@@ -215,16 +215,16 @@ let ``recvSync: a stored copy the new owner does not send again is rewritten out
     let backup = { backupOn 1 2 with Owner = 2; Epoch = 2L }
     let replica = { Replication.emptyReplica with Stored = Uncommitted.ofList [ message 1L 1L ]; Durable = 1L }
 
-    let synced, outputs = Replication.recvSync true "#dev" backup [] [] replica
-    let kept, written = Replication.recvSync true "#dev" backup [] [ message 1L 1L; message 2L 2L ] replica
+    let synced, outputs = Replication.recvSync true (RoomName "#dev") backup [] [] replica
+    let kept, written = Replication.recvSync true (RoomName "#dev") backup [] [ message 1L 1L; message 2L 2L ] replica
 
     Assert.Empty(synced.Stored)
     Assert.Equal<Replication.ReplicaOutput list>(
-        [ Replication.LogReplaced []; Replication.SentTo { To = 2; Message = ReplicaStored("#dev", backup, 0L) } ], outputs)
+        [ Replication.LogReplaced []; Replication.SentTo { To = 2; Message = ReplicaStored((RoomName "#dev"), backup, 0L) } ], outputs)
     Assert.Equal(0L, synced.Durable)
     // The owner sends the copy again: only what is new is appended.
     Assert.Equal<Replication.ReplicaOutput list>(
-        [ Replication.LogAppended [ message 2L 2L ]; Replication.SentTo { To = 2; Message = ReplicaStored("#dev", backup, 2L) } ], written)
+        [ Replication.LogAppended [ message 2L 2L ]; Replication.SentTo { To = 2; Message = ReplicaStored((RoomName "#dev"), backup, 2L) } ], written)
     Assert.Equal<RoomMessage list>([ message 1L 1L; message 2L 2L ], kept.Stored.Messages)
 
 let ``recvSequenced: a message that skips numbers is held back and the owner asked once`` () =
@@ -241,24 +241,24 @@ let ``recvSequenced: a message that skips numbers is held back and the owner ask
     Assert.Equal(4L, filled.History.LastSeq)
 
 let ``assignBackup: the leader picks the least-loaded other live node and never the owner`` () =
-    let placements = Map.ofList [ "#dev", placement; "#ops", { placement with Owner = 2 } ]
+    let placements = Map.ofList [ (RoomName "#dev"), placement; (RoomName "#ops"), { placement with Owner = 2 } ]
     let leader = coordination 3 [ 1; 2; 3 ] 3
 
     let backups, sent = Replication.assignBackups (fun _ -> 0) placements Map.empty leader
 
-    Assert.Equal(3, backups["#dev"].Backup)
-    Assert.Equal(1, backups["#ops"].Backup)
+    Assert.Equal(3, backups[(RoomName "#dev")].Backup)
+    Assert.Equal(1, backups[(RoomName "#ops")].Backup)
     Assert.Equal(4, sent.Length)
     Assert.True(backups |> Map.forall (fun room backup -> backup.Owner = placements[room].Owner && backup.Owner <> backup.Backup))
 
 let ``promoteBackup: an owner gone from the view is replaced by its live backup, with a newer placement`` () =
-    let placements = Map.ofList [ "#dev", placement ]
-    let backups = Map.ofList [ "#dev", backupOn 2 1 ]
+    let placements = Map.ofList [ (RoomName "#dev"), placement ]
+    let backups = Map.ofList [ (RoomName "#dev"), backupOn 2 1 ]
 
-    let promoted, _ = Replication.promoteBackup 9L "#dev" placements backups { coordination 3 [ 2; 3 ] 3 with Epoch = 2L }
-    let unchanged, none = Replication.promoteBackup 9L "#dev" placements backups (coordination 3 [ 1; 2; 3 ] 3)
+    let promoted, _ = Replication.promoteBackup 9L (RoomName "#dev") placements backups { coordination 3 [ 2; 3 ] 3 with Epoch = 2L }
+    let unchanged, none = Replication.promoteBackup 9L (RoomName "#dev") placements backups (coordination 3 [ 1; 2; 3 ] 3)
 
-    Assert.Equal({ Owner = 2; Epoch = 2L; Leader = 3; Version = 2; LastSeq = 9L }, promoted["#dev"])
+    Assert.Equal({ Owner = 2; Epoch = 2L; Leader = 3; Version = 2; LastSeq = 9L }, promoted[(RoomName "#dev")])
     Assert.Equal<Placement.Placements>(placements, unchanged)
     Assert.Empty(none)
 
@@ -276,7 +276,7 @@ let ``a state transfer of a full history of the longest messages fits in one pee
     let long = String.replicate ProtocolConfig.defaults.MaxTextLength "\u0001"
     let history = Rooms.ofMessages [ for seq in 1L .. int64 Rooms.historyCapacity -> { message seq seq with Text = long } ]
 
-    let replica, outputs = Replication.syncBackup (Some(backupOn 2 1)) "#dev" (owning [] Replication.emptyPrimary |> fun replica -> { replica with History = history })
+    let replica, outputs = Replication.syncBackup (Some(backupOn 2 1)) (RoomName "#dev") (owning [] Replication.emptyPrimary |> fun replica -> { replica with History = history })
     let sent = sentBy outputs
 
     let frame = Wire.encodePeerMessage sent.Head.Message
@@ -313,7 +313,7 @@ let private nickOn (node: NodeId) = [| ""; "ann"; "ben"; "cat" |].[node]
 let private say (node: NodeId) (text: string) (id: int64) (net: Nodes.Net) =
     Nodes.request node (clientOn node) (Say("#dev", text, id)) net
 
-let private shown (node: NodeId) (net: Nodes.Net) = Nodes.shown (clientOn node) "#dev" net |> List.map _.Text
+let private shown (node: NodeId) (net: Nodes.Net) = Nodes.shown (clientOn node) (RoomName "#dev") net |> List.map _.Text
 
 /// Delivers the oldest message in flight that matches, leaving the rest where they are.
 let private deliverFirst (matches: Nodes.InFlight -> bool) (net: Nodes.Net) : Nodes.Net =
@@ -324,7 +324,7 @@ let private deliverFirst (matches: Nodes.InFlight -> bool) (net: Nodes.Net) : No
 let ``every room gets a backup on another node, and every node knows it`` () =
     let net = cluster ()
 
-    for room in [ Rooms.lobby; "#dev" ] do
+    for room in [ Rooms.lobby; (RoomName "#dev") ] do
         let owner, backup = roles room net
         Assert.NotEqual(owner, backup)
         for node in [ 1; 2; 3 ] do
@@ -333,7 +333,7 @@ let ``every room gets a backup on another node, and every node knows it`` () =
 
 let ``a message is shown to nobody, its sender included, until the backup has stored it`` () =
     let net = cluster ()
-    let owner, backup = roles "#dev" net
+    let owner, backup = roles (RoomName "#dev") net
 
     let net = say owner "hello" 1L net
 
@@ -345,14 +345,14 @@ let ``a message is shown to nobody, its sender included, until the backup has st
 
 let ``the backup writes a message to its log before it confirms it`` () =
     let net = cluster ()
-    let owner, backup = roles "#dev" net
+    let owner, backup = roles (RoomName "#dev") net
     let net = say owner "hello" 1L net
     let append = net.InFlight |> List.find (fun m -> m.To = backup && (match m.Message with ReplicaAppended _ -> true | _ -> false))
 
     let _, effects = Node.step config net.States[backup] (PeerMessageReceived append.Message)
 
     match effects with
-    | [ AppendToLog("#dev", [ stored ]); SendToPeer(info, ReplicaStored("#dev", _, seq)) ] ->
+    | [ AppendToLog((RoomName "#dev"), [ stored ]); SendToPeer(info, ReplicaStored((RoomName "#dev"), _, seq)) ] ->
         Assert.Equal("hello", stored.Text)
         Assert.Equal(owner, info.Id)
         Assert.Equal(stored.Seq, seq)
@@ -360,7 +360,7 @@ let ``the backup writes a message to its log before it confirms it`` () =
 
 let ``when the owner dies after its backup stored a message, the promoted backup commits it and nothing is lost`` () =
     let net = cluster ()
-    let owner, backup = roles "#dev" net
+    let owner, backup = roles (RoomName "#dev") net
     let witness = [ 1; 2; 3 ] |> List.find (fun node -> node <> owner && node <> backup)
     let net = say owner "acked before" 1L net |> Nodes.settle
     let net = say owner "stored, then the owner died" 2L net
@@ -370,18 +370,18 @@ let ``when the owner dies after its backup stored a message, the promoted backup
 
     let net = [ 1 .. config.SuspectAfter + 1 ] |> List.fold (fun net _ -> Nodes.tickAll net) net
 
-    Assert.Equal(backup, net.States[witness].Placements["#dev"].Owner)
+    Assert.Equal(backup, net.States[witness].Placements[(RoomName "#dev")].Owner)
     for node in [ backup; witness ] do
         Assert.Equal<string list>([ "acked before"; "stored, then the owner died" ], shown node net)
     // The new owner has a new backup, brought up to date.
-    let newBackup = net.States[witness].Backups["#dev"]
+    let newBackup = net.States[witness].Backups[(RoomName "#dev")]
     Assert.Equal(backup, newBackup.Owner)
     Assert.Equal(witness, newBackup.Backup)
-    Assert.True(Replication.isUpToDate (Some newBackup) net.States[backup].Primaries["#dev"])
+    Assert.True(Replication.isUpToDate (Some newBackup) net.States[backup].Primaries[(RoomName "#dev")])
 
 let ``a retry through another node after a failover is sequenced once`` () =
     let net = cluster ()
-    let owner, _ = roles "#dev" net
+    let owner, _ = roles (RoomName "#dev") net
     let other = [ 1; 2; 3 ] |> List.find (fun node -> node <> owner)
     let net = say other "once" 5L net |> Nodes.settle
 
@@ -391,7 +391,7 @@ let ``a retry through another node after a failover is sequenced once`` () =
 
 let ``a node cut off from the majority commits nothing, and decides nothing as leader`` () =
     let net = cluster ()
-    let owner, _ = roles "#dev" net
+    let owner, _ = roles (RoomName "#dev") net
     let others = [ 1; 2; 3 ] |> List.filter (fun node -> node <> owner)
     // The other two are unreachable from the owner: it suspects both and leads a view of one.
     let net = others |> List.fold (fun net node -> Nodes.crash node net) net
@@ -401,27 +401,27 @@ let ``a node cut off from the majority commits nothing, and decides nothing as l
     let net = say owner "alone" 9L net |> Nodes.settle
 
     Assert.Empty(shown owner net)
-    Assert.Equal(1, net.States[owner].Primaries["#dev"].Pending.Length)
-    Assert.Contains("#dev", (clusterStatus net.States[owner]).Unreplicated)
+    Assert.Equal(1, net.States[owner].Primaries[(RoomName "#dev")].Pending.Length)
+    Assert.Contains((RoomName "#dev"), (clusterStatus net.States[owner]).Unreplicated)
 
 let ``a room on a single node keeps serving and status says it has no up-to-date backup`` () =
     let net = Nodes.formed config [ 1 ] |> Nodes.connect 1 10 "ann" |> Nodes.settle |> Nodes.tickAll
 
-    let net = Nodes.request 1 10 (Say(Rooms.lobby, "solo", 1L)) net |> Nodes.settle
+    let net = Nodes.request 1 10 (Say(Rooms.lobby.Value, "solo", 1L)) net |> Nodes.settle
 
     Assert.Equal<string list>([ "solo" ], Nodes.shown 10 Rooms.lobby net |> List.map _.Text)
     Assert.Equal<RoomName list>([ Rooms.lobby ], (clusterStatus net.States[1]).Unreplicated)
 
 let ``a node that restarts reads its log back, and the owner's history replaces what it stored and nobody committed`` () =
-    let logs = [ "#dev", [ message 1L 1L; message 2L 2L; { message 3L 3L with Text = "never committed" } ] ]
+    let logs = [ (RoomName "#dev"), [ message 1L 1L; message 2L 2L; { message 3L 3L with Text = "never committed" } ] ]
 
     let state = NodeState.recover logs (NodeState.init (Nodes.infoOf 2))
 
-    Assert.Equal(3L, state.Histories["#dev"].LastSeq)
+    Assert.Equal(3L, state.Histories[(RoomName "#dev")].LastSeq)
     let owners = [ message 1L 1L; message 2L 2L; { message 3L 3L with Text = "committed" } ]
-    let state, effects = Node.step config state (PeerMessageReceived(HistoryShared("#dev", owners)))
-    Assert.Equal("committed", state.Histories["#dev"].Recent.Head.Text)
-    Assert.Contains(RewriteLog("#dev", owners), effects)
+    let state, effects = Node.step config state (PeerMessageReceived(HistoryShared((RoomName "#dev"), owners)))
+    Assert.Equal("committed", state.Histories[(RoomName "#dev")].Recent.Head.Text)
+    Assert.Contains(RewriteLog((RoomName "#dev"), owners), effects)
 
 let ``firstGap and fill: a gap in the middle of a history is found and filled from another copy`` () =
     let gapped = Rooms.ofMessages ([ 1L; 2L; 5L; 6L ] |> List.map (fun seq -> message seq seq))
@@ -438,41 +438,41 @@ let ``a node whose log was damaged in the middle asks its peers for the missing 
     let whole = [ 1L..6L ] |> List.map (fun seq -> message seq seq)
     let damaged = whole |> List.filter (fun message -> message.Seq <> 3L && message.Seq <> 4L)
 
-    let state = NodeState.recover [ "#dev", damaged ] net.States[2]
+    let state = NodeState.recover [ (RoomName "#dev"), damaged ] net.States[2]
 
-    Assert.Equal<Set<RoomName>>(set [ "#dev" ], state.Damaged)
-    Assert.Equal(6L, state.Histories["#dev"].LastSeq) // the intact records after the damage are kept
+    Assert.Equal<Set<RoomName>>(set [ (RoomName "#dev") ], state.Damaged)
+    Assert.Equal(6L, state.Histories[(RoomName "#dev")].LastSeq) // the intact records after the damage are kept
     let state, asked = Node.step config state Ticked
     let asks = [ for effect in asked do match effect with SendToPeer(peer, HistoryRequested(room, after, from)) -> (peer.Id, room, after, from) | _ -> () ]
-    Assert.Equal<(NodeId * RoomName * int64 * NodeId) list>([ 1, "#dev", 2L, 2; 3, "#dev", 2L, 2 ], List.sort asks)
+    Assert.Equal<(NodeId * RoomName * int64 * NodeId) list>([ 1, (RoomName "#dev"), 2L, 2; 3, (RoomName "#dev"), 2L, 2 ], List.sort asks)
     Assert.DoesNotContain(asked, fun effect -> match effect with RewriteLog _ -> true | _ -> false)
     // A peer answers with its committed copy after seq 2: the gap is filled, nothing shown again.
-    let state, filled = Node.step config state (PeerMessageReceived(HistoryShared("#dev", whole |> List.skip 2)))
-    Assert.Equal<int64 list>([ 1L..6L ], state.Histories["#dev"].Recent |> List.rev |> List.map _.Seq)
+    let state, filled = Node.step config state (PeerMessageReceived(HistoryShared((RoomName "#dev"), whole |> List.skip 2)))
+    Assert.Equal<int64 list>([ 1L..6L ], state.Histories[(RoomName "#dev")].Recent |> List.rev |> List.map _.Seq)
     Assert.DoesNotContain(filled, fun effect -> match effect with SendToClients(_, Message _) | AppendToLog _ -> true | _ -> false)
     let state, repaired = Node.step config state Ticked
-    Assert.Contains(RewriteLog("#dev", whole), repaired)
+    Assert.Contains(RewriteLog((RoomName "#dev"), whole), repaired)
     Assert.True(state.Damaged.IsEmpty)
     let _, later = Node.step config state Ticked
     Assert.DoesNotContain(later, fun effect -> match effect with RewriteLog _ | SendToPeer(_, HistoryRequested _) -> true | _ -> false)
 
 let ``a node that missed messages asks the owner for them and shows them in order`` () =
     let net = cluster ()
-    let owner, _ = roles "#dev" net
+    let owner, _ = roles (RoomName "#dev") net
     let other = [ 1; 2; 3 ] |> List.find (fun node -> node <> owner)
     let net = say owner "one" 1L net |> Nodes.settle
     let net = say owner "two" 2L net |> Nodes.settle
-    let two, three = (Nodes.shown (clientOn owner) "#dev" net).[1], { (Nodes.shown (clientOn owner) "#dev" net).[1] with Seq = 3L; Text = "three"; ClientMessageId = 3L }
+    let two, three = (Nodes.shown (clientOn owner) (RoomName "#dev") net).[1], { (Nodes.shown (clientOn owner) (RoomName "#dev") net).[1] with Seq = 3L; Text = "three"; ClientMessageId = 3L }
     // Node `other` lost "two" (a broken link) and now hears of "three".
     let state =
         { net.States[other] with
-            Histories = net.States[other].Histories.Add("#dev", Rooms.ofMessages (Nodes.shown (clientOn other) "#dev" net |> List.take 1))
-            Shown = net.States[other].Shown.Add("#dev", 1L) }
+            Histories = net.States[other].Histories.Add((RoomName "#dev"), Rooms.ofMessages (Nodes.shown (clientOn other) (RoomName "#dev") net |> List.take 1))
+            Shown = net.States[other].Shown.Add((RoomName "#dev"), 1L) }
 
     let waiting, asked = Node.step config state (PeerMessageReceived(RoomSequenced three))
-    let _, shownNow = Node.step config waiting (PeerMessageReceived(HistoryShared("#dev", [ two; three ])))
+    let _, shownNow = Node.step config waiting (PeerMessageReceived(HistoryShared((RoomName "#dev"), [ two; three ])))
 
-    Assert.Equal<Effect list>([ SendToPeer(Nodes.infoOf owner, HistoryRequested("#dev", 1L, other)) ], asked)
+    Assert.Equal<Effect list>([ SendToPeer(Nodes.infoOf owner, HistoryRequested((RoomName "#dev"), 1L, other)) ], asked)
     let texts = [ for effect in shownNow do match effect with SendToClients(_, Message m) -> m.Text | _ -> () ]
     Assert.Equal<string list>([ "two"; "three" ], texts)
 

@@ -22,7 +22,7 @@ let private linesOf (state: NodeState) (event: Event) =
 let ``a backup assignment received is one line of its room, with the message and the node's new assignment`` () =
     let state = NodeState.init (infoOf 1)
     let assignment = { Backup = 1; Owner = 2; Epoch = 3L; Leader = 3; Version = 1 }
-    let received = BackupAssigned("#r", assignment)
+    let received = BackupAssigned((RoomName "#r"), assignment)
 
     let lines = linesOf state (PeerMessageReceived received)
 
@@ -45,8 +45,8 @@ let ``a step that touches no room gives no line`` () =
 let ``a message has one key at its sender and its receiver, and two messages two keys`` () =
     let assignment = { Backup = 1; Owner = 2; Epoch = 3L; Leader = 3; Version = 1 }
 
-    Assert.Equal(ReplicationTrace.messageKey (ReplicaStored("#r", assignment, 4L)), ReplicationTrace.messageKey (ReplicaStored("#r", assignment, 4L)))
-    Assert.NotEqual<string>(ReplicationTrace.messageKey (ReplicaStored("#r", assignment, 4L)), ReplicationTrace.messageKey (ReplicaStored("#r", assignment, 5L)))
+    Assert.Equal(ReplicationTrace.messageKey (ReplicaStored((RoomName "#r"), assignment, 4L)), ReplicationTrace.messageKey (ReplicaStored((RoomName "#r"), assignment, 4L)))
+    Assert.NotEqual<string>(ReplicationTrace.messageKey (ReplicaStored((RoomName "#r"), assignment, 4L)), ReplicationTrace.messageKey (ReplicaStored((RoomName "#r"), assignment, 5L)))
 
 [<Tests>]
 let tests =

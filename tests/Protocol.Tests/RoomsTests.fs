@@ -19,7 +19,7 @@ let private messageOf (room: RoomName) (seq: int64) (from: string) (id: int64) :
 /// A history holding seqs first..last of #dev, each from "ann" with client message id = seq.
 let private historyOf (first: int64) (last: int64) : Rooms.RoomHistory =
     [ first..last ]
-    |> List.fold (fun history seq -> (Rooms.record (messageOf "#dev" seq "ann" seq) history).Value) Rooms.emptyHistory
+    |> List.fold (fun history seq -> (Rooms.record (messageOf (RoomName "#dev") seq "ann" seq) history).Value) Rooms.emptyHistory
 
 let private seqs (messages: RoomMessage list) : int64 list = messages |> List.map _.Seq
 
@@ -29,7 +29,7 @@ let private seqs (messages: RoomMessage list) : int64 list = messages |> List.ma
 let ``record: a newer message is kept and becomes LastSeq`` () =
     let history = historyOf 1L 2L
 
-    let next = Rooms.record (messageOf "#dev" 3L "bob" 0L) history
+    let next = Rooms.record (messageOf (RoomName "#dev") 3L "bob" 0L) history
 
     Assert.Equal(Some 3L, next |> Option.map _.LastSeq)
     Assert.Equal<int64 list>([ 3L; 2L; 1L ], next.Value.Recent |> seqs)
@@ -37,11 +37,11 @@ let ``record: a newer message is kept and becomes LastSeq`` () =
 let ``record: a message not newer than LastSeq is refused`` () =
     let history = historyOf 1L 5L
 
-    Assert.Equal(None, Rooms.record (messageOf "#dev" 5L "bob" 0L) history)
-    Assert.Equal(None, Rooms.record (messageOf "#dev" 2L "bob" 0L) history)
+    Assert.Equal(None, Rooms.record (messageOf (RoomName "#dev") 5L "bob" 0L) history)
+    Assert.Equal(None, Rooms.record (messageOf (RoomName "#dev") 2L "bob" 0L) history)
 
 let ``record: a gap is accepted, the sequence goes on from the newest`` () =
-    let next = Rooms.record (messageOf "#dev" 9L "bob" 0L) (historyOf 1L 2L)
+    let next = Rooms.record (messageOf (RoomName "#dev") 9L "bob" 0L) (historyOf 1L 2L)
 
     Assert.Equal(Some 9L, next |> Option.map _.LastSeq)
 
@@ -72,7 +72,7 @@ let ``last: the last n messages, oldest first`` () =
 
 let ``alreadySequenced: a retry is found by sender and client message id`` () =
     let history = historyOf 1L 6L
-    let retry = { Room = "#dev"; From = "ann"; FromNode = 2; Text = "ann 4"; ClientMessageId = 4L }
+    let retry = { Room = (RoomName "#dev"); From = "ann"; FromNode = 2; Text = "ann 4"; ClientMessageId = 4L }
 
     Assert.Equal(Some 4L, Rooms.alreadySequenced retry history |> Option.map _.Seq)
     Assert.Equal(None, Rooms.alreadySequenced { retry with From = "bob" } history)
@@ -80,26 +80,26 @@ let ``alreadySequenced: a retry is found by sender and client message id`` () =
 
 let ``alreadySequenced: id 0 means no id, and is never taken for a retry`` () =
     let history =
-        (Rooms.record { messageOf "#dev" 1L "ann" 0L with Text = "hi" } Rooms.emptyHistory).Value
+        (Rooms.record { messageOf (RoomName "#dev") 1L "ann" 0L with Text = "hi" } Rooms.emptyHistory).Value
 
-    Assert.Equal(None, Rooms.alreadySequenced { Room = "#dev"; From = "ann"; FromNode = 1; Text = "hi"; ClientMessageId = 0L } history)
+    Assert.Equal(None, Rooms.alreadySequenced { Room = (RoomName "#dev"); From = "ann"; FromNode = 1; Text = "hi"; ClientMessageId = 0L } history)
 
 let ``sequence: the next number continues from the newest of the history and the assignment`` () =
-    let post = { Room = "#dev"; From = "ann"; FromNode = 2; Text = "hi"; ClientMessageId = 9L }
+    let post = { Room = (RoomName "#dev"); From = "ann"; FromNode = 2; Text = "hi"; ClientMessageId = 9L }
 
     Assert.Equal(7L, (Rooms.sequence post { Owner = 1; Epoch = 1L; Leader = 0; Version = 1; LastSeq = 0L } (historyOf 1L 6L)).Seq)
     Assert.Equal(41L, (Rooms.sequence post { Owner = 1; Epoch = 2L; Leader = 0; Version = 1; LastSeq = 40L } (historyOf 1L 6L)).Seq)
     Assert.Equal(1L, (Rooms.sequence post { Owner = 1; Epoch = 1L; Leader = 0; Version = 1; LastSeq = 0L } Rooms.emptyHistory).Seq)
 
 let ``sequence: the message keeps the post's room, sender, node, text and id`` () =
-    let post = { Room = "#dev"; From = "ann"; FromNode = 2; Text = "hi"; ClientMessageId = 9L }
+    let post = { Room = (RoomName "#dev"); From = "ann"; FromNode = 2; Text = "hi"; ClientMessageId = 9L }
 
     let message = Rooms.sequence post { Owner = 1; Epoch = 1L; Leader = 0; Version = 1; LastSeq = 0L } Rooms.emptyHistory
 
-    Assert.Equal({ Room = "#dev"; Seq = 1L; From = "ann"; FromNode = 2; Text = "hi"; ClientMessageId = 9L }, message)
+    Assert.Equal({ Room = (RoomName "#dev"); Seq = 1L; From = "ann"; FromNode = 2; Text = "hi"; ClientMessageId = 9L }, message)
 
 let ``validateRoomName: a valid name is accepted, in lower case`` (name: string, expected: string) =
-    Assert.Equal(Ok expected, Rooms.validateRoomName name)
+    Assert.Equal(Ok(RoomName expected), Rooms.validateRoomName name)
 
 let ``validateRoomName: an invalid name is refused with a reason`` (name: string) =
     match Rooms.validateRoomName name with
@@ -112,7 +112,7 @@ let ``validateRoomName: an invalid name is refused with a reason`` (name: string
 let private config = { ProtocolConfig.defaults with SuspectAfter = 3; Rebalance = None; HistoryOnJoin = 3 }
 
 let private say (id: NodeId) (client: ClientId) (room: RoomName) (text: string) (messageId: int64) (net: Nodes.Net) =
-    Nodes.request id client (Say(room, text, messageId)) net
+    Nodes.request id client (Say(room.Value, text, messageId)) net
 
 let private ownerOf (room: RoomName) (net: Nodes.Net) (node: NodeId) : NodeId option =
     net.States[node].Placements.TryFind room |> Option.map _.Owner
@@ -146,13 +146,13 @@ let ``a new room is placed by the leader on the node with the fewest rooms, then
     // Nodes 2 and 3 own no room; node 2 has one client, node 3 two.
     let net = net |> Nodes.request 1 10 (Join "#dev") |> Nodes.settle
     for node in [ 1; 2; 3 ] do
-        Assert.Equal(Some 2, ownerOf "#dev" net node)
+        Assert.Equal(Some 2, ownerOf (RoomName "#dev") net node)
 
     // Now node 3 is the only node without a room, though it has the most clients but one.
     let net = net |> Nodes.request 2 20 (Join "#ops") |> Nodes.settle
     for node in [ 1; 2; 3 ] do
-        Assert.Equal(Some 3, ownerOf "#ops" net node)
-        Assert.Equal(net.States[3].Coordination.Epoch, net.States[node].Placements["#ops"].Epoch)
+        Assert.Equal(Some 3, ownerOf (RoomName "#ops") net node)
+        Assert.Equal(net.States[3].Coordination.Epoch, net.States[node].Placements[(RoomName "#ops")].Epoch)
 
 let ``rooms lists every room with its owner and members`` () =
     let net = threeWithUsers () |> Nodes.request 2 20 (Join "#dev") |> Nodes.settle |> Nodes.clearInboxes
@@ -162,7 +162,7 @@ let ``rooms lists every room with its owner and members`` () =
     match Nodes.inbox 30 net with
     | [ RoomsListed rooms ] ->
         Assert.Equal<RoomSummary list>(
-            [ { Room = "#dev"; Owner = ownerOf "#dev" net 3; Backup = (rooms |> List.find (fun r -> r.Room = "#dev")).Backup; Members = 1 }
+            [ { Room = (RoomName "#dev"); Owner = ownerOf (RoomName "#dev") net 3; Backup = (rooms |> List.find (fun r -> r.Room = (RoomName "#dev"))).Backup; Members = 1 }
               { Room = Rooms.lobby; Owner = Some 1; Backup = (rooms |> List.find (fun r -> r.Room = Rooms.lobby)).Backup; Members = 3 } ],
             rooms |> List.sortBy _.Room)
     | other -> failwith $"expected one RoomsListed, got {other}"
@@ -192,15 +192,15 @@ let ``join shows the last HistoryOnJoin messages of the room, oldest first`` () 
         threeWithUsers ()
         |> Nodes.request 1 10 (Join "#dev")
         |> Nodes.settle
-    let net = [ 1..5 ] |> List.fold (fun net n -> say 1 10 "#dev" $"dev {n}" (int64 n) net |> Nodes.settle) net
+    let net = [ 1..5 ] |> List.fold (fun net n -> say 1 10 (RoomName "#dev") $"dev {n}" (int64 n) net |> Nodes.settle) net
 
     let net = net |> Nodes.clearInboxes |> Nodes.request 2 20 (Join "#dev") |> Nodes.settle
 
     match Nodes.inbox 20 net with
-    | Joined("#dev", owner, 2) :: rest ->
-        Assert.Equal(ownerOf "#dev" net 2, owner)
-        Assert.Equal<ServerReply list>([ for message in Nodes.shown 20 "#dev" net -> Message message ], rest)
-        Assert.Equal<(int64 * string) list>([ 3L, "dev 3"; 4L, "dev 4"; 5L, "dev 5" ], shownTexts 20 "#dev" net)
+    | Joined((RoomName "#dev"), owner, 2) :: rest ->
+        Assert.Equal(ownerOf (RoomName "#dev") net 2, owner)
+        Assert.Equal<ServerReply list>([ for message in Nodes.shown 20 (RoomName "#dev") net -> Message message ], rest)
+        Assert.Equal<(int64 * string) list>([ 3L, "dev 3"; 4L, "dev 4"; 5L, "dev 5" ], shownTexts 20 (RoomName "#dev") net)
     | other -> failwith $"expected Joined then the history, got {other}"
 
 /// Nodes 1..5 led by 5, one user on each (ann on 1 is client 10, ..., node n's client is n * 10);
@@ -210,42 +210,42 @@ let private fiveWithDev () : Nodes.Net * NodeId =
     let net = Nodes.formed config [ 1..5 ] |> Nodes.connect 1 10 "ann" |> Nodes.settle
     let net = [ 2..5 ] |> List.fold (fun net node -> Nodes.connect node (int64 (node * 10)) $"user{node}" net) net |> Nodes.settle
     let net = net |> Nodes.request 1 10 (Join "#dev") |> Nodes.settle |> Nodes.tickAll |> Nodes.tickAll
-    let owner = net.States[1].Placements["#dev"].Owner
-    let backup = net.States[owner].Backups["#dev"].Backup
+    let owner = net.States[1].Placements[(RoomName "#dev")].Owner
+    let backup = net.States[owner].Backups[(RoomName "#dev")].Backup
     net, [ 2..4 ] |> List.find (fun node -> node <> owner && node <> backup)
 
 let ``a node with no member in a room is sent none of its messages, and its first member is shown the current history, not its stale copy`` () =
     let net, outsider = fiveWithDev ()
     let client = int64 (outsider * 10)
     let net = net |> Nodes.request outsider client (Join "#dev") |> Nodes.settle
-    let net = [ 1..2 ] |> List.fold (fun net n -> say 1 10 "#dev" $"dev {n}" (int64 n) net |> Nodes.settle) net
+    let net = [ 1..2 ] |> List.fold (fun net n -> say 1 10 (RoomName "#dev") $"dev {n}" (int64 n) net |> Nodes.settle) net
     let net = net |> Nodes.request outsider client (ClientRequest.Leave "#dev") |> Nodes.settle
-    let net = [ 3..5 ] |> List.fold (fun net n -> say 1 10 "#dev" $"dev {n}" (int64 n) net |> Nodes.settle) net
-    Assert.Equal(2L, (NodeState.historyOf "#dev" net.States[outsider]).LastSeq) // its copy has grown stale
+    let net = [ 3..5 ] |> List.fold (fun net n -> say 1 10 (RoomName "#dev") $"dev {n}" (int64 n) net |> Nodes.settle) net
+    Assert.Equal(2L, (NodeState.historyOf (RoomName "#dev") net.States[outsider]).LastSeq) // its copy has grown stale
 
     let net = net |> Nodes.clearInboxes |> Nodes.request outsider client (Join "#dev")
-    Assert.Empty(Nodes.shown client "#dev" net) // nothing of the room before the owner answers
-    let net = net |> Nodes.settle |> say 1 10 "#dev" "dev 6" 6L |> Nodes.settle
+    Assert.Empty(Nodes.shown client (RoomName "#dev") net) // nothing of the room before the owner answers
+    let net = net |> Nodes.settle |> say 1 10 (RoomName "#dev") "dev 6" 6L |> Nodes.settle
 
     match Nodes.inbox client net with
-    | Joined("#dev", _, 2) :: _ -> ()
+    | Joined((RoomName "#dev"), _, 2) :: _ -> ()
     | other -> failwith $"expected Joined first, got {other}"
-    Assert.Equal<(int64 * string) list>([ 3L, "dev 3"; 4L, "dev 4"; 5L, "dev 5"; 6L, "dev 6" ], shownTexts client "#dev" net)
+    Assert.Equal<(int64 * string) list>([ 3L, "dev 3"; 4L, "dev 4"; 5L, "dev 5"; 6L, "dev 6" ], shownTexts client (RoomName "#dev") net)
 
 let ``a client resuming on a node with no member in the room is shown exactly the messages after its resume point`` () =
     let net, outsider = fiveWithDev ()
-    let net = [ 1..6 ] |> List.fold (fun net n -> say 1 10 "#dev" $"dev {n}" (int64 n) net |> Nodes.settle) net
-    Assert.Equal(0L, (NodeState.historyOf "#dev" net.States[outsider]).LastSeq)
+    let net = [ 1..6 ] |> List.fold (fun net n -> say 1 10 (RoomName "#dev") $"dev {n}" (int64 n) net |> Nodes.settle) net
+    Assert.Equal(0L, (NodeState.historyOf (RoomName "#dev") net.States[outsider]).LastSeq)
 
     let net =
         net
         |> Nodes.apply outsider (ClientConnected(99, "eve-token"))
         |> Nodes.request outsider 99 (Hello { Nick = "eve"; Session = None; Resume = [ "#dev", 4L ]; Password = None })
         |> Nodes.settle
-        |> say 1 10 "#dev" "dev 7" 7L
+        |> say 1 10 (RoomName "#dev") "dev 7" 7L
         |> Nodes.settle
 
-    Assert.Equal<(int64 * string) list>([ 5L, "dev 5"; 6L, "dev 6"; 7L, "dev 7" ], shownTexts 99 "#dev" net)
+    Assert.Equal<(int64 * string) list>([ 5L, "dev 5"; 6L, "dev 6"; 7L, "dev 7" ], shownTexts 99 (RoomName "#dev") net)
 
 let ``a post is acknowledged at its node also when the sender left the room before it was committed`` () =
     let net, outsider = fiveWithDev ()
@@ -254,46 +254,46 @@ let ``a post is acknowledged at its node also when the sender left the room befo
 
     // The post is on its way to the owner when its sender leaves: by the time the owner commits
     // it, the outsider has no member in #dev any more.
-    let net = say outsider client "#dev" "bye" 1L net |> Nodes.request outsider client (ClientRequest.Leave "#dev") |> Nodes.settle
+    let net = say outsider client (RoomName "#dev") "bye" 1L net |> Nodes.request outsider client (ClientRequest.Leave "#dev") |> Nodes.settle
 
-    Assert.Equal<string list>([ "bye" ], shownTexts 10 "#dev" net |> List.map snd)
-    Assert.True(net.States[outsider].Unconfirmed.TryFind "#dev" |> Option.forall _.IsEmpty)
+    Assert.Equal<string list>([ "bye" ], shownTexts 10 (RoomName "#dev") net |> List.map snd)
+    Assert.True(net.States[outsider].Unconfirmed.TryFind (RoomName "#dev") |> Option.forall _.IsEmpty)
 
 let ``a room placed afresh on a node with no member in it continues with the history the leader hands over`` () =
     let net, outsider = fiveWithDev ()
-    let net = [ 1..3 ] |> List.fold (fun net n -> say 1 10 "#dev" $"dev {n}" (int64 n) net |> Nodes.settle) net
-    let owner = net.States[1].Placements["#dev"].Owner
-    let backup = net.States[owner].Backups["#dev"].Backup
-    Assert.Equal(0L, (NodeState.historyOf "#dev" net.States[outsider]).LastSeq)
+    let net = [ 1..3 ] |> List.fold (fun net n -> say 1 10 (RoomName "#dev") $"dev {n}" (int64 n) net |> Nodes.settle) net
+    let owner = net.States[1].Placements[(RoomName "#dev")].Owner
+    let backup = net.States[owner].Backups[(RoomName "#dev")].Backup
+    Assert.Equal(0L, (NodeState.historyOf (RoomName "#dev") net.States[outsider]).LastSeq)
 
     // Owner and backup both die (two faults; five nodes keep a majority): nothing to promote, the
     // leader places #dev afresh on a live node, maybe one that was sent none of it.
     let mutable net = net |> Nodes.crash owner |> Nodes.crash backup
     for _ in 1 .. 2 * config.SuspectAfter do
         net <- Nodes.tickAll net
-    let placed = net.States[5].Placements["#dev"].Owner
+    let placed = net.States[5].Placements[(RoomName "#dev")].Owner
     Assert.NotEqual(owner, placed)
 
-    Assert.Equal<int64 list>([ 1L; 2L; 3L ], (NodeState.historyOf "#dev" net.States[placed]).Recent |> List.rev |> List.map _.Seq)
+    Assert.Equal<int64 list>([ 1L; 2L; 3L ], (NodeState.historyOf (RoomName "#dev") net.States[placed]).Recent |> List.rev |> List.map _.Seq)
 
 let ``hello with a resume replays exactly the messages after the given seq, room by room`` () =
     let net = threeWithUsers () |> Nodes.request 1 10 (Join "#dev") |> Nodes.settle
     let net = [ 1..6 ] |> List.fold (fun net n -> say 1 10 Rooms.lobby $"lobby {n}" (int64 n) net |> Nodes.settle) net
-    let net = [ 1..2 ] |> List.fold (fun net n -> say 1 10 "#dev" $"dev {n}" (int64 (10 + n)) net |> Nodes.settle) net
+    let net = [ 1..2 ] |> List.fold (fun net n -> say 1 10 (RoomName "#dev") $"dev {n}" (int64 (10 + n)) net |> Nodes.settle) net
     // Ann's node connection drops; her client had shown up to #lobby 4 and #dev 1.
     let net = net |> Nodes.apply 1 (ClientDisconnected 10) |> Nodes.settle
 
     let net =
         net
         |> Nodes.apply 3 (ClientConnected(31, "a-new-token"))
-        |> Nodes.request 3 31 (Hello { Nick = "ann"; Session = Some(Nodes.sessionOf 10); Resume = [ Rooms.lobby, 4L; "#dev", 1L ]; Password = None })
+        |> Nodes.request 3 31 (Hello { Nick = "ann"; Session = Some(Nodes.sessionOf 10); Resume = [ Rooms.lobby.Value, 4L; "#dev", 1L ]; Password = None })
         |> Nodes.settle
 
     // The token rotates on a resume: the connection's own replaces the one it proved.
     Assert.Equal(Welcome("ann", 3, Some 3, "a-new-token"), (Nodes.inbox 31 net).Head)
     Assert.Equal<(int64 * string) list>([ 5L, "lobby 5"; 6L, "lobby 6" ], shownTexts 31 Rooms.lobby net)
-    Assert.Equal<(int64 * string) list>([ 2L, "dev 2" ], shownTexts 31 "#dev" net)
-    Assert.Equal<Set<RoomName>>(set [ Rooms.lobby; "#dev" ], (Chat.namedSession 31 net.States[3].Chat).Value.Rooms)
+    Assert.Equal<(int64 * string) list>([ 2L, "dev 2" ], shownTexts 31 (RoomName "#dev") net)
+    Assert.Equal<Set<RoomName>>(set [ Rooms.lobby; (RoomName "#dev") ], (Chat.namedSession 31 net.States[3].Chat).Value.Rooms)
 
 let ``a retried post with the same client message id is shown once, also when retried through another node`` () =
     let net = threeWithUsers ()
@@ -307,7 +307,7 @@ let ``a retried post with the same client message id is shown once, also when re
         |> Nodes.apply 3 (ClientDisconnected 30)
         |> Nodes.settle
         |> Nodes.apply 2 (ClientConnected(21, "another-token"))
-        |> Nodes.request 2 21 (Hello { Nick = "cat"; Session = Some(Nodes.sessionOf 30); Resume = [ Rooms.lobby, 0L ]; Password = None })
+        |> Nodes.request 2 21 (Hello { Nick = "cat"; Session = Some(Nodes.sessionOf 30); Resume = [ Rooms.lobby.Value, 0L ]; Password = None })
         |> say 2 21 Rooms.lobby "once" 42L
         |> Nodes.settle
 
@@ -356,7 +356,7 @@ let ``posts without an id (or with a negative one) get this node's ids: negative
         net
         |> Nodes.apply 3 (ClientDisconnected 30)
         |> Nodes.apply 2 (ClientConnected(21, "another-token"))
-        |> Nodes.request 2 21 (Hello { Nick = "cat"; Session = Some(Nodes.sessionOf 30); Resume = [ Rooms.lobby, 2L ]; Password = None })
+        |> Nodes.request 2 21 (Hello { Nick = "cat"; Session = Some(Nodes.sessionOf 30); Resume = [ Rooms.lobby.Value, 2L ]; Password = None })
         // The welcome waits for the leader's grant of the nick (NickRegistry).
         |> Nodes.settle
         |> say 2 21 Rooms.lobby "same" 0L
@@ -375,26 +375,26 @@ let ``a post that reaches the new owner before the owner's own assignment waits 
     let node2 =
         [ heartbeat 3 (Some 3); heartbeat 1 (Some 3) ]
         |> List.fold (fun state event -> fst (Node.step config state event)) (init (Nodes.infoOf 2))
-    let post = { Room = "#dev"; From = "ann"; FromNode = 1; Text = "early"; ClientMessageId = 1L }
+    let post = { Room = (RoomName "#dev"); From = "ann"; FromNode = 1; Text = "early"; ClientMessageId = 1L }
 
     let waiting, effects = Node.step config node2 (PeerMessageReceived(RoomPosted post))
 
-    Assert.Contains(SendToPeer(Nodes.infoOf 3, PlacementRequested("#dev", 2)), effects)
-    Assert.Equal<RoomPost list>([ post ], waiting.Unconfirmed["#dev"].Posts)
+    Assert.Contains(SendToPeer(Nodes.infoOf 3, PlacementRequested((RoomName "#dev"), 2)), effects)
+    Assert.Equal<RoomPost list>([ post ], waiting.Unconfirmed[(RoomName "#dev")].Posts)
 
-    let placed, _ = Node.step config waiting (PeerMessageReceived(RoomAssigned("#dev", { Owner = 2; Epoch = 1L; Leader = 0; Version = 1; LastSeq = 0L })))
+    let placed, _ = Node.step config waiting (PeerMessageReceived(RoomAssigned((RoomName "#dev"), { Owner = 2; Epoch = 1L; Leader = 0; Version = 1; LastSeq = 0L })))
 
-    let message = { Room = "#dev"; Seq = 1L; From = "ann"; FromNode = 1; Text = "early"; ClientMessageId = 1L }
-    Assert.Equal<RoomMessage list>([ message ], placed.Primaries["#dev"].Pending.Messages)
+    let message = { Room = (RoomName "#dev"); Seq = 1L; From = "ann"; FromNode = 1; Text = "early"; ClientMessageId = 1L }
+    Assert.Equal<RoomMessage list>([ message ], placed.Primaries[(RoomName "#dev")].Pending.Messages)
 
     // It commits once the backup the leader assigned has stored it.
     let backup = { Backup = 3; Owner = 2; Epoch = 1L; Leader = 0; Version = 1 }
     let placed, effects =
-        [ BackupAssigned("#dev", backup); ReplicaStored("#dev", backup, 1L) ]
+        [ BackupAssigned((RoomName "#dev"), backup); ReplicaStored((RoomName "#dev"), backup, 1L) ]
         |> List.fold (fun (state, _) message -> Node.step config state (PeerMessageReceived message)) (placed, [])
     Assert.Contains(SendToPeer(Nodes.infoOf 1, RoomSequenced message), effects)
     Assert.Contains(SendToPeer(Nodes.infoOf 3, RoomSequenced message), effects)
-    Assert.Empty(placed.Unconfirmed["#dev"])
+    Assert.Empty(placed.Unconfirmed[(RoomName "#dev")])
 
 let ``when the owner crashes the leader reassigns its rooms, and the new owner continues the sequence`` () =
     let net = threeWithUsers ()
@@ -481,7 +481,7 @@ let private redirectedAfterK (clients: ClientId list) : Nodes.Net * ClientId lis
     net, net.Closed |> Map.keys |> List.ofSeq
 
 /// A redirected client reconnects to node 2 with its session, as the real client does.
-let private reconnectToNode2 (resume: (RoomName * int64) list) (client: ClientId) (net: Nodes.Net) : Nodes.Net =
+let private reconnectToNode2 (resume: (string * int64) list) (client: ClientId) (net: Nodes.Net) : Nodes.Net =
     net
     |> Nodes.apply 2 (ClientConnected(client + 1000L, $"new-{client}"))
     |> Nodes.request 2 (client + 1000L) (Hello { Nick = $"user{client}"; Session = Some(Nodes.sessionOf client); Resume = resume; Password = None })
@@ -517,7 +517,7 @@ let ``redirected clients that reconnect to the target leave the cluster balanced
 
     let net =
         moved
-        |> List.fold (fun net client -> net |> Nodes.apply 1 (ClientDisconnected client) |> reconnectToNode2 [ Rooms.lobby, 0L ] client) net
+        |> List.fold (fun net client -> net |> Nodes.apply 1 (ClientDisconnected client) |> reconnectToNode2 [ Rooms.lobby.Value, 0L ] client) net
         |> Nodes.settle
     let later = [ 1..10 ] |> List.fold (fun net _ -> Nodes.tickAll net) net
 
@@ -606,7 +606,7 @@ let ``applyAssignment: a fill marked as asked before the room's owner was known 
 /// Each client's script, in order: join #dev, then say alternately in #dev and #lobby.
 let private scriptOf (node: NodeId) (client: ClientId) (nick: string) (count: int) : (NodeId * ClientId * ClientRequest) list =
     (node, client, Join "#dev")
-    :: [ for n in 1..count -> node, client, Say((if n % 2 = 0 then Rooms.lobby else "#dev"), $"{nick} {n}", int64 n) ]
+    :: [ for n in 1..count -> node, client, Say((if n % 2 = 0 then Rooms.lobby.Value else "#dev"), $"{nick} {n}", int64 n) ]
 
 let private interleavedHistories =
     let property (seed: int) =
@@ -628,7 +628,7 @@ let private interleavedHistories =
                 net <- Nodes.deliverOneRandomly random net
         net <- Nodes.settleRandomly random net
 
-        for room, total in [ Rooms.lobby, 3 * (count / 2); "#dev", 3 * (count - count / 2) ] do
+        for room, total in [ Rooms.lobby, 3 * (count / 2); (RoomName "#dev"), 3 * (count - count / 2) ] do
             let describe (messages: RoomMessage list) =
                 messages |> List.map (fun message -> $"{message.Seq}:{message.Text}") |> String.concat ", "
             let histories = [ for node in 1..3 -> Rooms.since 0L (NodeState.historyOf room net.States[node]) ]

@@ -22,7 +22,7 @@ open Xunit
 let private awkward = "é漢字 😀 <>&'+ \"\\ \n\t\u0000\u001f\u2028"
 
 let private message (seq: int64) (text: string) : RoomMessage =
-    { Room = "#lobby"; Seq = seq; From = "alice"; FromNode = 2; Text = text; ClientMessageId = seq + 100L }
+    { Room = (RoomName "#lobby"); Seq = seq; From = "alice"; FromNode = 2; Text = text; ClientMessageId = seq + 100L }
 
 let private backup : BackupAssignment = { Backup = 2; Owner = 1; Epoch = 7L; Leader = 3; Version = 4 }
 
@@ -30,7 +30,7 @@ let private info (id: NodeId) : NodeInfo =
     { Id = id; ClientEndpoint = { Host = "127.0.0.1"; Port = 7000 + id }; PeerEndpoint = { Host = "127.0.0.1"; Port = 8000 + id } }
 
 let private known (nick: string) (node: NodeId) : KnownUser =
-    { User = { Nick = nick; Node = node; Rooms = [ "#lobby"; "#dev" ] }; Session = $"session-{nick}" }
+    { User = { Nick = nick; Node = node; Rooms = [ (RoomName "#lobby"); (RoomName "#dev") ] }; Session = $"session-{nick}" }
 
 let private peerSamples : PeerMessage list =
     [ HeartbeatSent { From = info 2; Epoch = 1L; Leader = Some 3; Load = { Clients = 4; Rooms = 5; MessagesPerSecond = 6 }; Known = [ info 1; info 3 ] }
@@ -42,23 +42,23 @@ let private peerSamples : PeerMessage list =
       UserJoined(known "dave" 2, None)
       UserJoined(known "dave" 2, Some "session-before")
       UserLeft("bob", 1)
-      MemberJoined("#dev", "dave")
-      MemberLeft("#lobby", "alice")
+      MemberJoined((RoomName "#dev"), "dave")
+      MemberLeft((RoomName "#lobby"), "alice")
       UsersListed(2, [ known "dave" 2; known "alice" 2 ])
       UsersListed(2, [])
       UsersRequested 3
-      PlacementRequested("#dev", 2)
-      RoomAssigned("#dev", { Owner = 2; Epoch = 1L; Leader = 3; Version = 2; LastSeq = 4L })
-      RoomPosted { Room = "#lobby"; From = "dave"; FromNode = 2; Text = "hello"; ClientMessageId = 5L }
+      PlacementRequested((RoomName "#dev"), 2)
+      RoomAssigned((RoomName "#dev"), { Owner = 2; Epoch = 1L; Leader = 3; Version = 2; LastSeq = 4L })
+      RoomPosted { Room = (RoomName "#lobby"); From = "dave"; FromNode = 2; Text = "hello"; ClientMessageId = 5L }
       RoomSequenced(message 4L "hello everyone")
       RoomSequenced(message 0L awkward)
-      BackupAssigned("#lobby", backup)
-      ReplicaSynced("#lobby", backup, [ message 1L "a"; message 2L "b" ], [ message 3L "c" ])
-      ReplicaSynced("#lobby", backup, [], [])
-      ReplicaAppended("#lobby", backup, [ message 4L "d"; message 5L "e" ])
-      ReplicaStored("#lobby", backup, 3L)
-      HistoryRequested("#lobby", 1L, 2)
-      HistoryShared("#lobby", [ message 1L "a"; message 2L "b" ])
+      BackupAssigned((RoomName "#lobby"), backup)
+      ReplicaSynced((RoomName "#lobby"), backup, [ message 1L "a"; message 2L "b" ], [ message 3L "c" ])
+      ReplicaSynced((RoomName "#lobby"), backup, [], [])
+      ReplicaAppended((RoomName "#lobby"), backup, [ message 4L "d"; message 5L "e" ])
+      ReplicaStored((RoomName "#lobby"), backup, 3L)
+      HistoryRequested((RoomName "#lobby"), 1L, 2)
+      HistoryShared((RoomName "#lobby"), [ message 1L "a"; message 2L "b" ])
       NickClaimed { Nick = "dave"; Session = "session-dave"; Previous = Some "session-old"; Node = 2; Term = { Epoch = 7L; Leader = 3 } }
       NickGranted { Nick = "dave"; Session = "session-dave"; Previous = None; Node = 2; Term = { Epoch = 7L; Leader = 3 } }
       NickRefused({ Nick = "dave"; Session = "session-x"; Previous = None; Node = 1; Term = { Epoch = 7L; Leader = 3 } }, 2)
@@ -88,13 +88,13 @@ let private serverSamples : ServerReply list =
       Welcome("alice", 2, Some 3, "s")
       Message(message 5L awkward)
       Private { From = "bob"; FromNode = 1; To = "alice"; Text = "psst" }
-      Joined("#dev", Some 2, 3)
-      Joined("#dev", None, 0)
-      LeftRoom "#dev"
-      RoomsListed [ { Room = "#dev"; Owner = Some 2; Backup = None; Members = 1 }; { Room = "#lobby"; Owner = None; Backup = Some 1; Members = 0 } ]
+      Joined((RoomName "#dev"), Some 2, 3)
+      Joined((RoomName "#dev"), None, 0)
+      LeftRoom (RoomName "#dev")
+      RoomsListed [ { Room = (RoomName "#dev"); Owner = Some 2; Backup = None; Members = 1 }; { Room = (RoomName "#lobby"); Owner = None; Backup = Some 1; Members = 0 } ]
       RoomsListed []
       WhoListed(None, [ (known "dave" 2).User ])
-      WhoListed(Some "#dev", [])
+      WhoListed(Some (RoomName "#dev"), [])
       StatusReported
           { Self = 1
             Leader = Some 3
@@ -102,7 +102,7 @@ let private serverSamples : ServerReply list =
             Nodes =
               [ { Id = 1; ClientEndpoint = { Host = "127.0.0.1"; Port = 7001 }; Load = Load.zero; IsLeader = false; IsSelf = true }
                 { Id = 3; ClientEndpoint = { Host = "::1"; Port = 7003 }; Load = { Clients = 1; Rooms = 2; MessagesPerSecond = 3 }; IsLeader = true; IsSelf = false } ]
-            Unreplicated = [ "#dev" ] }
+            Unreplicated = [ (RoomName "#dev") ] }
       StatusReported { Self = 1; Leader = None; Epoch = 0L; Nodes = []; Unreplicated = [] }
       Redirected(3, { Host = "127.0.0.1"; Port = 7003 }, "shedding load")
       Notice awkward ]

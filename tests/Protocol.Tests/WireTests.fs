@@ -28,12 +28,15 @@ let private textGen : Gen<string> =
               1, Gen.choose (0x20, 0xD7FF) |> Gen.map (fun code -> string (char code)) ]
     Gen.listOf piece |> Gen.map String.Concat
 
+/// Rooms a node's reply names are read as written, whatever they hold.
+let private roomTextGen : Gen<RoomName> = textGen |> Gen.map RoomName
+
 /// Rooms between nodes are canonical names (Wire refuses any other on a peer link).
 let private roomGen : Gen<RoomName> =
     let allowed = [ 'a' .. 'z' ] @ [ '0' .. '9' ] @ [ '_'; '-' ]
     Gen.choose (1, 32)
     |> Gen.bind (fun length -> Gen.listOfLength length (Gen.elements allowed))
-    |> Gen.map (fun chars -> "#" + String(Array.ofList chars))
+    |> Gen.map (fun chars -> RoomName("#" + String(Array.ofList chars)))
 
 let private intGen : Gen<int> =
     Gen.oneof [ Gen.choose (-5, 100); Gen.elements [ Int32.MinValue; Int32.MaxValue; 0 ]; Gen.choose (Int32.MinValue, Int32.MaxValue) ]
@@ -74,7 +77,7 @@ let private longGen : Gen<int64> =
           Gen.map2 (fun (high: int) (low: int) -> (int64 high <<< 32) ||| int64 (uint32 low)) intGen intGen ]
 
 let private userEntryGen : Gen<UserEntry> =
-    Gen.map3 (fun nick node rooms -> { Nick = nick; Node = node; Rooms = rooms }) textGen nodeIdGen (smallListOf textGen)
+    Gen.map3 (fun nick node rooms -> { Nick = nick; Node = node; Rooms = rooms }) textGen nodeIdGen (smallListOf roomTextGen)
 
 let private knownUserGen : Gen<KnownUser> =
     Gen.map2 (fun user session -> { User = user; Session = session }) userEntryGen textGen
@@ -176,7 +179,7 @@ let private nodeStatusGen : Gen<NodeStatus> =
     }
 
 let private roomSummaryGen : Gen<RoomSummary> =
-    Gen.map4 (fun room owner backup members -> { Room = room; Owner = owner; Backup = backup; Members = members }) textGen (Gen.optionOf intGen) (Gen.optionOf intGen) intGen
+    Gen.map4 (fun room owner backup members -> { Room = room; Owner = owner; Backup = backup; Members = members }) roomTextGen (Gen.optionOf intGen) (Gen.optionOf intGen) intGen
 
 let private serverReplyGen : Gen<ServerReply> =
     Gen.oneof
@@ -195,16 +198,16 @@ let private serverReplyGen : Gen<ServerReply> =
               let! text = textGen
               return Private { From = from; FromNode = node; To = target; Text = text }
           }
-          Gen.map3 (fun room owner members -> Joined(room, owner, members)) textGen (Gen.optionOf intGen) intGen
-          textGen |> Gen.map LeftRoom
+          Gen.map3 (fun room owner members -> Joined(room, owner, members)) roomTextGen (Gen.optionOf intGen) intGen
+          roomTextGen |> Gen.map LeftRoom
           smallListOf roomSummaryGen |> Gen.map RoomsListed
-          Gen.map2 (fun room users -> WhoListed(room, users)) (Gen.optionOf textGen) (smallListOf userEntryGen)
+          Gen.map2 (fun room users -> WhoListed(room, users)) (Gen.optionOf roomTextGen) (smallListOf userEntryGen)
           gen {
               let! self = intGen
               let! leader = Gen.optionOf intGen
               let! epoch = longGen
               let! nodes = smallListOf nodeStatusGen
-              let! unreplicated = smallListOf textGen
+              let! unreplicated = smallListOf roomTextGen
               return StatusReported { Self = self; Leader = leader; Epoch = epoch; Nodes = nodes; Unreplicated = unreplicated }
           }
           Gen.map3 (fun node client reason -> Redirected(node, client, reason)) intGen endpointGen textGen
@@ -255,7 +258,7 @@ let ``a documented frame written by hand decodes`` () =
         Wire.decodeClientRequest """{"v":1,"type":"hello","nick":"alice","session":"s3cret","resume":{"#lobby":1042,"#dev":7}}""")
 
 let ``a say without a room is a broadcast to #lobby, and without an id has id 0`` () =
-    Assert.Equal(Ok(Say(Rooms.lobby, "hi", 0L)), Wire.decodeClientRequest """{"v":1,"type":"say","text":"hi"}""")
+    Assert.Equal(Ok(Say(Rooms.lobby.Value, "hi", 0L)), Wire.decodeClientRequest """{"v":1,"type":"say","text":"hi"}""")
 
 // ---------------------------------------------------------------------------------------------
 // Malformed frames.
@@ -341,7 +344,7 @@ let ``a valid frame cut before its closing brackets is refused as BadFrame`` () 
           Wire.encodeClientRequest(Whisper("bob", "hi"))
           Wire.encodeClientRequest(Hello { Nick = "alice"; Session = None; Resume = [ "#lobby", 3L ]; Password = None })
           Wire.encodePeerMessage(Election { Candidate = 3; Epoch = 1L })
-          Wire.encodePeerMessage(UsersListed(2, [ { User = { Nick = "alice"; Node = 2; Rooms = [ "#lobby" ] }; Session = "s" } ])) ] do
+          Wire.encodePeerMessage(UsersListed(2, [ { User = { Nick = "alice"; Node = 2; Rooms = [ (RoomName "#lobby") ] }; Session = "s" } ])) ] do
         // Drop the final '}', and for the nested ones also what closes inside.
         assertRefused BadFrame (frame.Substring(0, frame.Length - 1))
         assertRefused BadFrame (frame.Substring(0, frame.Length - 2))
@@ -415,7 +418,7 @@ let ``invalid UTF-8 is refused, not turned into U+FFFD`` () =
         assertRefusedBytes frame "UTF-8"
 
 let ``the UTF-8 decoders read what the encoders write, and a line ends in one newline`` () =
-    let message = { Room = "#dev"; Seq = 7L; From = "alice"; FromNode = 2; Text = "héllo 漢字 😀"; ClientMessageId = 9L }
+    let message = { Room = (RoomName "#dev"); Seq = 7L; From = "alice"; FromNode = 2; Text = "héllo 漢字 😀"; ClientMessageId = 9L }
     let line = Wire.encodePeerMessageLine(RoomSequenced message)
     Assert.Equal(byte '\n', line.[line.Length - 1])
     Assert.Equal(1, line |> Array.filter ((=) (byte '\n')) |> Array.length)
@@ -435,7 +438,7 @@ let ``frames are written byte for byte as before`` () =
     Assert.Equal("""{"v":1,"type":"election","candidate":3,"epoch":2}""", Wire.encodePeerMessage(Election { Candidate = 3; Epoch = 2L }))
     Assert.Equal(
         """{"v":1,"type":"sequenced","room":"#lobby","seq":5,"from":"alice","fromNode":2,"text":"hi","id":9}""",
-        Wire.encodePeerMessage(RoomSequenced { Room = "#lobby"; Seq = 5L; From = "alice"; FromNode = 2; Text = "hi"; ClientMessageId = 9L }))
+        Wire.encodePeerMessage(RoomSequenced { Room = (RoomName "#lobby"); Seq = 5L; From = "alice"; FromNode = 2; Text = "hi"; ClientMessageId = 9L }))
     Assert.Equal(
         """{"v":1,"type":"welcome","nick":"alice","node":2,"leader":null,"session":"s"}""",
         Wire.encodeServerReply(Welcome("alice", 2, None, "s")))

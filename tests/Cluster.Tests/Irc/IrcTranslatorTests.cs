@@ -25,7 +25,7 @@ public class IrcTranslatorTests
         return session;
     }
 
-    private static UserEntry User(string nick, int node, params string[] rooms) => new(nick, node, ListModule.OfSeq(rooms.Prepend(Rooms.lobby)));
+    private static UserEntry User(string nick, int node, params string[] rooms) => new(nick, node, ListModule.OfSeq(rooms.Select(RoomName.NewRoomName).Prepend(Rooms.lobby)));
 
     private static FSharpList<UserEntry> Users(params UserEntry[] users) => ListModule.OfSeq(users);
 
@@ -95,12 +95,12 @@ public class IrcTranslatorTests
         IrcTranslator.OnReply(session, ServerReply.NewWelcome("alice", Node, FSharpOption<int>.None, "token"));
 
         var joined = IrcTranslator.OnReply(session, ServerReply.NewJoined(Rooms.lobby, FSharpOption<int>.Some(3), 1));
-        var names = IrcTranslator.OnReply(session, ServerReply.NewWhoListed(FSharpOption<string>.Some(Rooms.lobby), Users(User("alice", 1), User("bob", 2))));
+        var names = IrcTranslator.OnReply(session, ServerReply.NewWhoListed(FSharpOption<RoomName>.Some(Rooms.lobby), Users(User("alice", 1), User("bob", 2))));
 
         Assert.Equal(":alice!alice@node1.formalchat JOIN #lobby", joined.Lines[0]);
         Assert.Equal(":node1.formalchat 331 alice #lobby :No topic is set", joined.Lines[1]);
         var who = Assert.IsType<ClientRequest.Who>(Assert.Single(joined.Requests));
-        Assert.Equal(Rooms.lobby, who.room!.Value);
+        Assert.Equal(Rooms.lobby.Value, who.room!.Value);
         Assert.Equal([":node1.formalchat 353 alice = #lobby :alice bob", ":node1.formalchat 366 alice #lobby :End of NAMES list"], names.Lines);
     }
 
@@ -184,12 +184,12 @@ public class IrcTranslatorTests
     public void Privmsg_to_a_joined_room_is_a_say_and_its_own_copy_is_not_shown()
     {
         var session = Welcomed();
-        IrcTranslator.OnReply(session, ServerReply.NewJoined("#dev", FSharpOption<int>.Some(2), 2));
+        IrcTranslator.OnReply(session, ServerReply.NewJoined(RoomName.NewRoomName("#dev"), FSharpOption<int>.Some(2), 2));
 
         var sent = IrcTranslator.OnLine(session, "PRIVMSG #Dev :hello all");
         var say = Assert.IsType<ClientRequest.Say>(Assert.Single(sent.Requests));
-        var own = IrcTranslator.OnReply(session, ServerReply.NewMessage(new RoomMessage("#dev", 7, "alice", 1, "hello all", say.clientMessageId)));
-        var other = IrcTranslator.OnReply(session, ServerReply.NewMessage(new RoomMessage("#dev", 8, "bob", 2, "hi alice", 55)));
+        var own = IrcTranslator.OnReply(session, ServerReply.NewMessage(new RoomMessage(RoomName.NewRoomName("#dev"), 7, "alice", 1, "hello all", say.clientMessageId)));
+        var other = IrcTranslator.OnReply(session, ServerReply.NewMessage(new RoomMessage(RoomName.NewRoomName("#dev"), 8, "bob", 2, "hi alice", 55)));
 
         Assert.Equal("#dev", say.room);
         Assert.Equal("hello all", say.text);
@@ -217,7 +217,7 @@ public class IrcTranslatorTests
     {
         var session = Welcomed();
 
-        var history = IrcTranslator.OnReply(session, ServerReply.NewMessage(new RoomMessage("#lobby", 3, "alice", 2, "said before", 12)));
+        var history = IrcTranslator.OnReply(session, ServerReply.NewMessage(new RoomMessage(RoomName.NewRoomName("#lobby"), 3, "alice", 2, "said before", 12)));
 
         Assert.Equal(":alice!alice@node2.formalchat PRIVMSG #lobby :said before", Assert.Single(history.Lines));
     }
@@ -254,11 +254,11 @@ public class IrcTranslatorTests
     public void Part_leaves_a_room_but_never_the_lobby()
     {
         var session = Welcomed();
-        IrcTranslator.OnReply(session, ServerReply.NewJoined("#dev", FSharpOption<int>.Some(2), 2));
+        IrcTranslator.OnReply(session, ServerReply.NewJoined(RoomName.NewRoomName("#dev"), FSharpOption<int>.Some(2), 2));
 
         var lobby = IrcTranslator.OnLine(session, "PART #lobby");
         var dev = IrcTranslator.OnLine(session, "PART #dev :bye");
-        var left = IrcTranslator.OnReply(session, ServerReply.NewLeftRoom("#dev"));
+        var left = IrcTranslator.OnReply(session, ServerReply.NewLeftRoom(RoomName.NewRoomName("#dev")));
 
         Assert.StartsWith(":node1.formalchat 442 alice #lobby ", Assert.Single(lobby.Lines));
         Assert.Equal("#dev", Assert.IsType<ClientRequest.Leave>(Assert.Single(dev.Requests)).room);
@@ -271,7 +271,7 @@ public class IrcTranslatorTests
         var session = Welcomed();
 
         var asked = IrcTranslator.OnLine(session, "WHO #lobby");
-        var answer = IrcTranslator.OnReply(session, ServerReply.NewWhoListed(FSharpOption<string>.Some(Rooms.lobby), Users(User("alice", 1), User("bob", 2))));
+        var answer = IrcTranslator.OnReply(session, ServerReply.NewWhoListed(FSharpOption<RoomName>.Some(Rooms.lobby), Users(User("alice", 1), User("bob", 2))));
 
         Assert.IsType<ClientRequest.Who>(Assert.Single(asked.Requests));
         Assert.Equal(
@@ -287,7 +287,7 @@ public class IrcTranslatorTests
         var session = Welcomed();
 
         IrcTranslator.OnLine(session, "ISON bob carol dave");
-        var answer = IrcTranslator.OnReply(session, ServerReply.NewWhoListed(FSharpOption<string>.None, Users(User("alice", 1), User("bob", 2), User("dave", 3))));
+        var answer = IrcTranslator.OnReply(session, ServerReply.NewWhoListed(FSharpOption<RoomName>.None, Users(User("alice", 1), User("bob", 2), User("dave", 3))));
 
         Assert.Equal(":node1.formalchat 303 alice :bob dave", Assert.Single(answer.Lines));
     }
@@ -298,7 +298,7 @@ public class IrcTranslatorTests
         var session = Welcomed();
 
         Assert.True(Assert.Single(IrcTranslator.OnLine(session, "LIST").Requests).IsRooms);
-        var rooms = ListModule.OfSeq([new RoomSummary("#dev", FSharpOption<int>.Some(2), FSharpOption<int>.Some(3), 4)]);
+        var rooms = ListModule.OfSeq([new RoomSummary(RoomName.NewRoomName("#dev"), FSharpOption<int>.Some(2), FSharpOption<int>.Some(3), 4)]);
         var lines = IrcTranslator.OnReply(session, ServerReply.NewRoomsListed(rooms)).Lines;
 
         Assert.Equal(":node1.formalchat 321 alice Channel :Users  Name", lines[0]);

@@ -49,7 +49,7 @@ type Model =
 
 let private modelOf (values: Value) : Model =
     { Nodes = asSet (field "Node" values) |> List.map asInt |> List.sort
-      Asks = asSet (field "Asks" values) |> List.map (fun ask -> match asSet ask with [ i; r ] -> asInt i, asString r | _ -> failwith "an ask is a pair")
+      Asks = asSet (field "Asks" values) |> List.map (fun ask -> match asSet ask with [ i; r ] -> asInt i, RoomName(asString r) | _ -> failwith "an ask is a pair")
       MaxEpoch = int64 (asInt (field "MaxEpoch" values))
       MaxCrashes = asInt (field "MaxCrashes" values)
       Lossy = asBool (field "Lossy" values) }
@@ -75,7 +75,7 @@ let private assignmentOf (value: Value) : Assignment =
 
 let private sentOf (message: Value) : Sent =
     let target = asInt (field "to" message)
-    let room = asString (field "room" message)
+    let room = RoomName(asString (field "room" message))
     match asString (field "type" message) with
     | "place" -> { To = target; Message = PlacementRequested(room, asInt (field "requester" message)) }
     | "placed" -> { To = target; Message = RoomAssigned(room, assignmentOf (field "assignment" message)) }
@@ -99,7 +99,7 @@ let ofTla (variables: Map<string, Value>) : Cluster =
           Leader = if leaders[node] = noLeader then None else Some leaders[node] }
     { Alive = perNode "alive" asBool
       Coordination = views |> Map.map (fun node _ -> coordination node)
-      Placements = perNode "placements" (fun placements -> asFunction placements |> List.map (fun (room, a) -> asString room, assignmentOf a) |> Map.ofList)
+      Placements = perNode "placements" (fun placements -> asFunction placements |> List.map (fun (room, a) -> RoomName(asString room), assignmentOf a) |> Map.ofList)
       InFlight = asSet variables["msgs"] |> List.map sentOf |> Set.ofList }
 
 let private describeSent (sent: Sent) =

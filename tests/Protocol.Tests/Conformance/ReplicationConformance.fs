@@ -58,7 +58,7 @@ let private modelOf (values: Value) : Model =
       Window = asInt (field "Window" values) }
 
 /// The one room the spec models.
-let room: RoomName = "#a"
+let room: RoomName = (RoomName "#a")
 
 /// Spec variables alive, epoch, placement, backups, history, replicas, primary, chan and
 /// acked as F# values. The placement is one value in the spec (every node holds the same);

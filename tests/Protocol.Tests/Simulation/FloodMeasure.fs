@@ -56,7 +56,7 @@ let run (posts: int) (burst: int) : int =
                 apply node (ClientRequested(int64 node * 10L, Say("#dev", $"message {sent}", int64 sent)))
         drain states inFlight frames shown |> ignore
     let seconds = clock.Elapsed.TotalSeconds
-    let committed = (states[net.States[3].Placements["#dev"].Owner].Histories["#dev"]).LastSeq
+    let committed = (states[net.States[3].Placements[(RoomName "#dev")].Owner].Histories[(RoomName "#dev")]).LastSeq
     printfn "flood: %d posts in bursts of %d per node, 3 nodes: %.2f s, %.0f messages/s, %.1f peer frames per message, %d committed, %d shown to the 3 members"
         posts burst seconds (float posts / seconds) (float frames.Value / float posts) committed shown.Value
     if committed = int64 posts then 0 else 1

@@ -186,8 +186,8 @@ let run (settings: Settings) (seed: int) : RunResult =
         |> List.mapi (fun index home ->
             let extra =
                 match random.Next 4 with
-                | 0 -> [ "#a" ]
-                | 1 -> [ "#b" ]
+                | 0 -> [ (RoomName "#a") ]
+                | 1 -> [ (RoomName "#b") ]
                 | _ -> []
             let client = createClient index extra stats
             client.Redirect <- Some home

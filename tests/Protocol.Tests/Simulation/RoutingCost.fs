@@ -12,7 +12,7 @@ open Xunit
 
 let private config = { ProtocolConfig.defaults with SuspectAfter = 3; Rebalance = None }
 
-let private room: RoomName = "#dev"
+let private room: RoomName = (RoomName "#dev")
 
 /// Nodes whose users are members of #dev; the other nodes have no user at all.
 let private memberNodes = [ 1; 2; 3 ]
@@ -43,7 +43,7 @@ let private clusterOf (size: int) : Nodes.Net =
         |> List.fold (fun net node -> Nodes.connect node (int64 (node * 10)) $"user{node}" net |> Nodes.settle) net
     let net =
         memberNodes
-        |> List.fold (fun net node -> Nodes.request node (int64 (node * 10)) (Join room) net |> Nodes.settle) net
+        |> List.fold (fun net node -> Nodes.request node (int64 (node * 10)) (Join room.Value) net |> Nodes.settle) net
     net |> Nodes.tickAll |> Nodes.tickAll
 
 /// Peer messages per chat message (posted on the first member node), averaged over `count`.
@@ -53,7 +53,7 @@ let private costAt (size: int) (count: int) : float * Map<string, int> * string 
     let roles = $"owner {owner}, backup {net.States[owner].Backups[room].Backup}, leader {size}"
     let mutable total = Map.empty
     for n in 1..count do
-        let posted = Nodes.request 1 10L (Say(room, $"message {n}", int64 n)) net
+        let posted = Nodes.request 1 10L (Say(room.Value, $"message {n}", int64 n)) net
         let settled, counts = settleCounting posted
         net <- settled
         total <- counts |> Map.fold (fun (total: Map<string, int>) kind c -> total.Add(kind, (total.TryFind kind |> Option.defaultValue 0) + c)) total

@@ -42,7 +42,7 @@ type Ledger =
       LastUpToDate: Dictionary<RoomName, struct (NodeId * NodeId)> }
 
 let newLedger () : Ledger =
-    { Acked = SortedDictionary(StringComparer.Ordinal)
+    { Acked = SortedDictionary()
       Seen = Dictionary()
       Posts = Dictionary()
       AckVersion = Dictionary()

@@ -150,7 +150,7 @@ let rec private carryOut (net: Net) (client: SimClient) (effects: ClientSessionE
             let joins = client.JoinsAfterWelcome
             client.JoinsAfterWelcome <- []
             for room in joins do
-                stepSession net client (RequestSubmitted(Join room))
+                stepSession net client (RequestSubmitted(Join room.Value))
             sendToNode net conn (Request(Who None))
         | FailOver plan, _ -> client.Redirect <- plan.Redirect |> Option.map _.Node
         | End reason, _ -> broken $"client {client.Index} ({client.Nick}) ended its session: {reason}"

@@ -150,7 +150,7 @@ let createNet (seed: int) (random: Random) (config: ProtocolConfig) (timing: Tim
                  State = init (nodeInfo id)
                  Up = true
                  Incarnation = 0
-                 Disk = SortedDictionary(StringComparer.Ordinal)
+                 Disk = SortedDictionary()
                  HeartbeatLoss = 0.0
                  OpenConns = SortedSet()
                  Steps = 0 } |]

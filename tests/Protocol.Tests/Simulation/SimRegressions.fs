@@ -34,7 +34,7 @@ let private connect (client: ClientId) (nick: string) : Event list =
       PeerMessageReceived(NickGranted { Nick = nick; Session = $"session-{client}"; Previous = None; Node = 0; Term = registrarTerm }) ]
 
 let private message (seq: int64) (from: string) : RoomMessage =
-    { Room = "#b"; Seq = seq; From = from; FromNode = 1; Text = $"{from} {seq}"; ClientMessageId = seq }
+    { Room = (RoomName "#b"); Seq = seq; From = from; FromNode = 1; Text = $"{from} {seq}"; ClientMessageId = seq }
 
 let private committedOnes (effects: Effect list) : RoomMessage list =
     [ for effect in effects do
@@ -55,8 +55,8 @@ let ``seed 3: an owner whose room has moved on without it hearing does not commi
     let state =
         inThree 2
         |> run
-            [ peer (RoomAssigned("#b", { Owner = 2; Epoch = 3L; Leader = 0; Version = 3; LastSeq = 0L }))
-              peer (BackupAssigned("#b", { Backup = 2; Owner = 1; Epoch = 7L; Leader = 0; Version = 6 }))
+            [ peer (RoomAssigned((RoomName "#b"), { Owner = 2; Epoch = 3L; Leader = 0; Version = 3; LastSeq = 0L }))
+              peer (BackupAssigned((RoomName "#b"), { Backup = 2; Owner = 1; Epoch = 7L; Leader = 0; Version = 6 }))
               yield! connect 10 "u5"
               ClientRequested(10, Join "#b") ]
         |> fst
@@ -64,7 +64,7 @@ let ``seed 3: an owner whose room has moved on without it hearing does not commi
     let state, effects = Node.step config state (ClientRequested(10, Say("#b", "u5 says 20", 20L)))
 
     Assert.Empty(committedOnes effects)
-    Assert.Equal(1, state.Primaries["#b"].Pending.Length)
+    Assert.Equal(1, state.Primaries[(RoomName "#b")].Pending.Length)
 
 let ``seed 1: an owner that stops hearing its backup while other nodes are live waits for a new one`` () =
     // Node 3 owns #b with backup 4, up to date. Node 3 loses node 4's heartbeats (its TCP link
@@ -76,19 +76,19 @@ let ``seed 1: an owner that stops hearing its backup while other nodes are live 
         init (infoOf 3)
         |> run
             [ for id in [ 1; 2; 4 ] do heartbeat id 3 (Some 4)
-              peer (RoomAssigned("#b", { Owner = 3; Epoch = 1L; Leader = 0; Version = 1; LastSeq = 0L }))
-              peer (BackupAssigned("#b", backup))
-              peer (ReplicaStored("#b", backup, 0L))
+              peer (RoomAssigned((RoomName "#b"), { Owner = 3; Epoch = 1L; Leader = 0; Version = 1; LastSeq = 0L }))
+              peer (BackupAssigned((RoomName "#b"), backup))
+              peer (ReplicaStored((RoomName "#b"), backup, 0L))
               yield! connect 10 "u6"
               ClientRequested(10, Join "#b") ]
         |> fst
-    Assert.True(Replication.isUpToDate (Replication.backupTarget "#b" state.Placements state.Backups state.Coordination) state.Primaries["#b"])
+    Assert.True(Replication.isUpToDate (Replication.backupTarget (RoomName "#b") state.Placements state.Backups state.Coordination) state.Primaries[(RoomName "#b")])
 
     let state = { state with Coordination = { state.Coordination with View = state.Coordination.View.Remove 4; Age = state.Coordination.Age.Remove 4 } }
     let state, effects = all [ ClientRequested(10, Say("#b", "u6 says 21", 21L)); Ticked ] state
 
     Assert.Empty(committedOnes effects)
-    Assert.Equal(1, state.Primaries["#b"].Pending.Length)
+    Assert.Equal(1, state.Primaries[(RoomName "#b")].Pending.Length)
 
 let private isRewrite (effect: Effect) =
     match effect with
@@ -106,33 +106,33 @@ let ``seeds 9 and 13: the owner and the backup keep their copy when a stale owne
     let backup = { Backup = 2; Owner = 3; Epoch = 2L; Leader = 0; Version = 3 }
     let asBackup =
         inThree 2
-        |> run [ peer (RoomAssigned("#b", { Owner = 3; Epoch = 2L; Leader = 0; Version = 2; LastSeq = 2L })); peer (ReplicaSynced("#b", backup, current, [])) ]
+        |> run [ peer (RoomAssigned((RoomName "#b"), { Owner = 3; Epoch = 2L; Leader = 0; Version = 2; LastSeq = 2L })); peer (ReplicaSynced((RoomName "#b"), backup, current, [])) ]
         |> fst
     let asOwner =
         inThree 3
         |> run
-            [ peer (RoomAssigned("#b", { Owner = 3; Epoch = 2L; Leader = 0; Version = 2; LastSeq = 2L }))
-              peer (BackupAssigned("#b", backup))
-              peer (HistoryShared("#b", current))
-              peer (ReplicaStored("#b", backup, 4L)) ]
+            [ peer (RoomAssigned((RoomName "#b"), { Owner = 3; Epoch = 2L; Leader = 0; Version = 2; LastSeq = 2L }))
+              peer (BackupAssigned((RoomName "#b"), backup))
+              peer (HistoryShared((RoomName "#b"), current))
+              peer (ReplicaStored((RoomName "#b"), backup, 4L)) ]
         |> fst
-    Assert.True(asOwner.Primaries.ContainsKey "#b")
+    Assert.True(asOwner.Primaries.ContainsKey (RoomName "#b"))
 
     for state in [ asBackup; asOwner ] do
-        Assert.Equal(4L, (historyOf "#b" state).LastSeq)
-        let next, effects = Node.step config state (peer (HistoryShared("#b", stale)))
-        Assert.Equal(4L, (historyOf "#b" next).LastSeq)
+        Assert.Equal(4L, (historyOf (RoomName "#b") state).LastSeq)
+        let next, effects = Node.step config state (peer (HistoryShared((RoomName "#b"), stale)))
+        Assert.Equal(4L, (historyOf (RoomName "#b") next).LastSeq)
         Assert.DoesNotContain(effects, isRewrite)
 
 let ``a node that neither owns nor backs up a room still takes the owner's copy over a disagreeing one`` () =
     // What HistoryShared is for: a node that restarted holds, from its log, a message the owner
     // never committed; the owner's history replaces it.
-    let logs = [ "#b", [ message 1L "ann"; { message 2L "bob" with Text = "never committed" } ] ]
-    let state = recover logs (init (infoOf 2)) |> run [ peer (RoomAssigned("#b", { Owner = 3; Epoch = 1L; Leader = 0; Version = 1; LastSeq = 0L })) ] |> fst
+    let logs = [ (RoomName "#b"), [ message 1L "ann"; { message 2L "bob" with Text = "never committed" } ] ]
+    let state = recover logs (init (infoOf 2)) |> run [ peer (RoomAssigned((RoomName "#b"), { Owner = 3; Epoch = 1L; Leader = 0; Version = 1; LastSeq = 0L })) ] |> fst
 
-    let next, effects = Node.step config state (peer (HistoryShared("#b", [ message 1L "ann"; message 2L "bob" ])))
+    let next, effects = Node.step config state (peer (HistoryShared((RoomName "#b"), [ message 1L "ann"; message 2L "bob" ])))
 
-    Assert.Equal("bob 2", (historyOf "#b" next).Recent.Head.Text)
+    Assert.Equal("bob 2", (historyOf (RoomName "#b") next).Recent.Head.Text)
     Assert.Contains(effects, isRewrite)
 
 let private placedEffects (effects: Effect list) : (RoomName * Assignment) list =
@@ -152,8 +152,8 @@ let ``seed 14: a leader cut off by a partition decides nothing while its view de
         |> run
             [ heartbeat 1 5 (Some 3)
               heartbeat 2 5 (Some 3)
-              peer (RoomAssigned("#a", { Owner = 2; Epoch = 5L; Leader = 0; Version = 1; LastSeq = 0L }))
-              peer (BackupAssigned("#a", { Backup = 3; Owner = 2; Epoch = 5L; Leader = 0; Version = 1 }))
+              peer (RoomAssigned((RoomName "#a"), { Owner = 2; Epoch = 5L; Leader = 0; Version = 1; LastSeq = 0L }))
+              peer (BackupAssigned((RoomName "#a"), { Backup = 3; Owner = 2; Epoch = 5L; Leader = 0; Version = 1 }))
               Ticked
               heartbeat 1 5 (Some 3) ]
         |> fst
@@ -163,7 +163,7 @@ let ``seed 14: a leader cut off by a partition decides nothing while its view de
     let state, effects = all [ Ticked; Ticked ] state
 
     Assert.Equal<Set<NodeId>>(set [ 1; 3 ], state.Coordination.View)
-    Assert.Equal(2, state.Placements["#a"].Owner)
+    Assert.Equal(2, state.Placements[(RoomName "#a")].Owner)
     Assert.Empty(placedEffects effects)
 
 let ``seed 35: a node cut off from the majority starts no election, and listens again when it is back`` () =
@@ -221,13 +221,13 @@ let ``seed 166: a node back from a partition introduces itself without the histo
     let owner =
         inThree 3
         |> run
-            [ peer (RoomAssigned("#b", { Owner = 3; Epoch = 1L; Leader = 0; Version = 1; LastSeq = 0L }))
-              peer (HistoryShared("#b", [ message 1L "ann"; message 2L "bob" ]))
+            [ peer (RoomAssigned((RoomName "#b"), { Owner = 3; Epoch = 1L; Leader = 0; Version = 1; LastSeq = 0L }))
+              peer (HistoryShared((RoomName "#b"), [ message 1L "ann"; message 2L "bob" ]))
               Ticked
               Ticked ]
         |> fst
     let _, effects = Node.step config owner (peer (UsersRequested 2))
-    Assert.Equal<RoomName list>([ "#b" ], sharedHistories effects)
+    Assert.Equal<RoomName list>([ (RoomName "#b") ], sharedHistories effects)
 
     let cutOff = owner |> run [ Ticked; Ticked; Ticked; Ticked ] |> fst
     Assert.Equal<Set<NodeId>>(set [ 3 ], cutOff.Coordination.View)
@@ -236,7 +236,7 @@ let ``seed 166: a node back from a partition introduces itself without the histo
 
     Assert.Equal<Set<NodeId>>(set [ 1; 2; 3 ], back.Coordination.View)
     Assert.Empty(sharedHistories effects)
-    Assert.Equal(3, back.Placements["#b"].Owner)
+    Assert.Equal(3, back.Placements[(RoomName "#b")].Owner)
 
 let ``seed 1506: a node that wins an election right after regaining a majority decides nothing before it has listened`` () =
     // Node 5 was cut off and is back; it has heard nodes 3 and 4, not yet node 2, #lobby's owner.
@@ -272,7 +272,7 @@ let ``seed 583: an owner sends its state again when the backup has not confirmed
         effects |> List.filter (function SendToPeer(_, ReplicaSynced _) -> true | _ -> false) |> List.length
     let state, effects =
         inThree 2
-        |> all [ peer (RoomAssigned("#a", { Owner = 2; Epoch = 1L; Leader = 0; Version = 1; LastSeq = 0L })); peer (BackupAssigned("#a", backup)) ]
+        |> all [ peer (RoomAssigned((RoomName "#a"), { Owner = 2; Epoch = 1L; Leader = 0; Version = 1; LastSeq = 0L })); peer (BackupAssigned((RoomName "#a"), backup)) ]
     Assert.Equal(1, syncs effects)
 
     // K ticks without a confirmation, as long as a silent peer is given (a busy backup is late).
@@ -322,17 +322,17 @@ let ``seed 7997: a backup that confirms less than the owner committed is sent th
     let state =
         inThree 2
         |> run
-            [ peer (RoomAssigned("#b", { Owner = 2; Epoch = 1L; Leader = 0; Version = 2; LastSeq = 0L }))
-              peer (HistoryShared("#b", committed))
-              peer (BackupAssigned("#b", backup)) ]
+            [ peer (RoomAssigned((RoomName "#b"), { Owner = 2; Epoch = 1L; Leader = 0; Version = 2; LastSeq = 0L }))
+              peer (HistoryShared((RoomName "#b"), committed))
+              peer (BackupAssigned((RoomName "#b"), backup)) ]
         |> fst
-    Assert.Equal(3L, (historyOf "#b" state).LastSeq)
-    let target = Replication.backupTarget "#b" state.Placements state.Backups state.Coordination
+    Assert.Equal(3L, (historyOf (RoomName "#b") state).LastSeq)
+    let target = Replication.backupTarget (RoomName "#b") state.Placements state.Backups state.Coordination
 
-    let state, effects = Node.step config state (peer (ReplicaStored("#b", backup, 2L)))
+    let state, effects = Node.step config state (peer (ReplicaStored((RoomName "#b"), backup, 2L)))
 
-    Assert.False(Replication.isUpToDate target state.Primaries["#b"])
-    Assert.Contains(effects, fun effect -> match effect with SendToPeer(_, ReplicaSynced("#b", _, sent, _)) -> sent.Length = 3 | _ -> false)
+    Assert.False(Replication.isUpToDate target state.Primaries[(RoomName "#b")])
+    Assert.Contains(effects, fun effect -> match effect with SendToPeer(_, ReplicaSynced((RoomName "#b"), _, sent, _)) -> sent.Length = 3 | _ -> false)
 
 let ``the stall (TLC, MCReplication3Fresh): an owner syncs a new leader's assignment that repeats the old one's version at once, not K ticks later`` () =
     // Node 1 owns #b. Leader 3 assigned backup 2 at (epoch 1, version 1) and died; the new leader
@@ -343,15 +343,15 @@ let ``the stall (TLC, MCReplication3Fresh): an owner syncs a new leader's assign
     let state, effects =
         inThree 1
         |> all
-            [ peer (RoomAssigned("#b", { Owner = 1; Epoch = 1L; Leader = 0; Version = 1; LastSeq = 0L }))
-              peer (BackupAssigned("#b", old)) ]
-    Assert.Contains(effects, fun effect -> match effect with SendToPeer(_, ReplicaSynced("#b", backup, _, _)) -> backup = old | _ -> false)
+            [ peer (RoomAssigned((RoomName "#b"), { Owner = 1; Epoch = 1L; Leader = 0; Version = 1; LastSeq = 0L }))
+              peer (BackupAssigned((RoomName "#b"), old)) ]
+    Assert.Contains(effects, fun effect -> match effect with SendToPeer(_, ReplicaSynced((RoomName "#b"), backup, _, _)) -> backup = old | _ -> false)
 
     let renewed = { old with Epoch = 2L }
-    let state, effects = Node.step config state (peer (BackupAssigned("#b", renewed)))
+    let state, effects = Node.step config state (peer (BackupAssigned((RoomName "#b"), renewed)))
 
-    Assert.Contains(effects, fun effect -> match effect with SendToPeer(_, ReplicaSynced("#b", backup, _, _)) -> backup = renewed | _ -> false)
-    Assert.Equal(Some renewed, state.Primaries["#b"].Synced)
+    Assert.Contains(effects, fun effect -> match effect with SendToPeer(_, ReplicaSynced((RoomName "#b"), backup, _, _)) -> backup = renewed | _ -> false)
+    Assert.Equal(Some renewed, state.Primaries[(RoomName "#b")].Synced)
 
 // ---------------------------------------------------------------------------------------------
 
