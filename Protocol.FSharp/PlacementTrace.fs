@@ -22,9 +22,9 @@ let private assignmentJson (a: Assignment) = $"{{{assignmentFields a}}}"
 let messageJson (receiver: NodeId) (message: PeerMessage) : string option =
     match message with
     | PlacementRequested(room, requester) ->
-        Some $"{{\"type\":\"place\",\"to\":{receiver},\"room\":{json room},\"requester\":{requester}}}"
+        Some $"{{\"type\":\"place\",\"to\":{receiver},\"room\":{json room.Value},\"requester\":{requester}}}"
     | RoomAssigned(room, placement) ->
-        Some $"{{\"type\":\"placed\",\"to\":{receiver},\"room\":{json room},\"assignment\":{assignmentJson placement}}}"
+        Some $"{{\"type\":\"placed\",\"to\":{receiver},\"room\":{json room.Value},\"assignment\":{assignmentJson placement}}}"
     | _ -> None
 
 /// The step's trace line, if it touched placement. `step` is the node's local step counter,
@@ -45,11 +45,11 @@ let linesOf (step: int64) (clock: int64) (event: Event) (before: NodeState) (aft
         let clients = coordination.View |> Seq.map (fun node -> $"[{node},{clientsOn after node}]") |> String.concat ","
         let placements =
             after.Placements
-            |> Seq.map (fun (KeyValue(room, a)) -> $"{{\"room\":{json room},{assignmentFields a}}}")
+            |> Seq.map (fun (KeyValue(room, a)) -> $"{{\"room\":{json room.Value},{assignmentFields a}}}")
             |> String.concat ","
         let backups =
             after.Backups
-            |> Seq.map (fun (KeyValue(room, b)) -> $"{{\"room\":{json room},\"backup\":{b.Backup},\"owner\":{b.Owner}}}")
+            |> Seq.map (fun (KeyValue(room, b)) -> $"{{\"room\":{json room.Value},\"backup\":{b.Backup},\"owner\":{b.Owner}}}")
             |> String.concat ","
         let leader = coordination.Leader |> Option.defaultValue 0
         let received = String.concat "," received

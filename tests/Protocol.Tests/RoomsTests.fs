@@ -589,16 +589,16 @@ let ``hello with a wrong session token for a nickname in use is refused with Nic
 /// was sent; when the placement came, no one asked, and every later message waited behind the gap.
 let ``applyAssignment: a fill marked as asked before the room's owner was known is asked of the owner once it is`` () =
     let state = (Nodes.formed config [ 1; 2; 3 ]).States[1]
-    let skipping = { messageOf "#dev" 3L "ben" 3L with FromNode = 2 }
+    let skipping = { messageOf (RoomName "#dev") 3L "ben" 3L with FromNode = 2 }
 
-    let state, asked = RoomReplica.onReplica "#dev" (Replication.recvSequenced skipping) state
-    Assert.True(state.FillsRequested.Contains "#dev")
+    let state, asked = RoomReplica.onReplica (RoomName "#dev") (Replication.recvSequenced skipping) state
+    Assert.True(state.FillsRequested.Contains(RoomName "#dev"))
     Assert.Empty(asked |> List.filter (function SendToPeer _ -> true | _ -> false))
 
     let placement = { Owner = 2; Epoch = state.Coordination.Epoch; Leader = 3; Version = 1; LastSeq = 0L }
-    let _, effects = RoomPlacement.applyAssignment "#dev" placement state
+    let _, effects = RoomPlacement.applyAssignment (RoomName "#dev") placement state
 
-    Assert.Contains(SendToPeer(Nodes.infoOf 2, HistoryRequested("#dev", 0L, 1)), effects)
+    Assert.Contains(SendToPeer(Nodes.infoOf 2, HistoryRequested(RoomName "#dev", 0L, 1)), effects)
 
 // ---------------------------------------------------------------------------------------------
 // Property: one order per room at every node, under random interleavings.
