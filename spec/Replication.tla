@@ -29,7 +29,7 @@
 (*   ReassignRooms(l)          Placement.reassignRooms, as Node's          *)
 (*                             reassignRooms calls it: after               *)
 (*                             promoteBackups found nothing to promote     *)
-(*   AssignRoom(l)             Placement.assignRoom for a room the leader  *)
+(*   AssignUnplaced(l)         Placement.assignUnplaced: a room the leader *)
 (*                             has no placement of (after a restart), on   *)
 (*                             the reports of RoomPlacement.recvRoomsHeld  *)
 (*   Operators DeliverSequenced, AdoptHistory, TakeOwnership and           *)
@@ -76,8 +76,8 @@
 (* - The on-disk log is disk[i], what node i would read back after a      *)
 (*   restart.  Spec has no restart; RestartSpec adds one of the whole      *)
 (*   cluster (Restart), after which the room has no placement until the    *)
-(*   leader places it (AssignRoom).  Not modelled: resyncIfStalled (no     *)
-(*   message is lost), clients.                                            *)
+(*   leader places it (AssignUnplaced).  Not modelled: resyncIfStalled    *)
+(*   (no message is lost), clients.                                        *)
 (***************************************************************************)
 EXTENDS Naturals, Integers, FiniteSets, Sequences
 
@@ -156,7 +156,7 @@ Assignment == [backup : Node, owner : Node, epoch : Nat, version : Nat \ {0}]
 NoBackup == [backup |-> 0, owner |-> 0, epoch |-> 0, version |-> 0]
 
 \* F# Assignment (the placement).  NoPlacement: after a whole-cluster restart no node knows
-\* one (F#: NodeState.Placements starts empty) until the leader places the room (AssignRoom).
+\* one (F#: NodeState.Placements starts empty) until the leader places the room (AssignUnplaced).
 Placement == [owner : Node, epoch : Nat, version : Nat \ {0}, lastSeq : Nat]
 NoPlacement == [owner |-> 0, epoch |-> 0, version |-> 0, lastSeq |-> 0]
 
@@ -580,24 +580,25 @@ ReassignRooms(l) ==
            /\ TakeOwnership(n)
     /\ UNCHANGED <<alive, isolated, partitions, epoch, backups, history, chan, missing, acked, members, memberChanges, restarts, recovered>>
 
-\* F#: Replication.held, as node n reports it to the leader (RoomsHeld): the highest sequence
+\* F#: NodeState.heldOf, as node n reports it (RoomsHeld): the highest sequence
 \* number n holds of the room, committed or stored.
 HeldBy(n) == Held(history[n], replicas[n])
 
-\* The nodes of l's view that hold the most of the room.  The reports are one step here: in
-\* F# a node reports what it holds of every room to each new leader it learns of, and the
-\* leader places a room it has no placement of only once every node of its view has reported
-\* (RoomPlacement.recvRoomsHeld); nothing changes a room without an owner meanwhile.
+\* F#: Placement.highest.  The nodes of l's view that hold the most of the room.  The reports
+\* are one step here: in F# every node reports what it holds of every room in its
+\* introduction (rooms-held), and the leader places a room it has no placement of only once
+\* every node of its view has reported (RoomPlacement.recvRoomsHeld); nothing changes a room
+\* without an owner meanwhile.
 Highest(l) == {n \in View(l) : \A k \in View(l) : HeldBy(n) >= HeldBy(k)}
 
-\* F#: Placement.assignRoom for a room the leader has no placement of: after a whole-cluster
+\* F#: Placement.assignUnplaced: a room the leader has no placement of, after a whole-cluster
 \* restart (F#: also a brand-new room; every node then reports nothing held).  The room goes to
 \* a node holding the most of it, the least-loaded of those (one room: any), and the sequence
 \* continues after what that node holds.  Raft's rule that a shorter log never wins: by load
 \* alone (LeastLoaded) the owner could be a node that was down while messages committed, and
 \* it would number new messages at positions already acknowledged (TLC: AckedDurable,
 \* OnePerPosition; the mutation assign-room-by-load).
-AssignRoom(l) ==
+AssignUnplaced(l) ==
     /\ IsLeader(l) /\ HasQuorum(l) /\ placement = NoPlacement
     /\ \E n \in Highest(l) :
            /\ placement' = [owner |-> n, epoch |-> epoch, version |-> 1, lastSeq |-> HeldBy(n)]
@@ -731,7 +732,6 @@ Next ==
     \/ \E i, j \in Node : RecvBackupAssignment(i, j)
     \/ \E l \in Node : PromoteBackup(l)
     \/ \E l \in Node : ReassignRooms(l)
-    \/ \E l \in Node : AssignRoom(l)
     \/ \E n \in Node : Crash(n)
     \/ \E n \in Node : Partition(n)
     \/ \E n \in Node : Heal(n)
@@ -786,6 +786,7 @@ LiveReplicas == ({placement.owner} \cap Live) \cup UpToDateBackups
 RestartNext ==
     \/ Next /\ (restarts = 0 \/ UNCHANGED alive)
     \/ Restart
+    \/ \E l \in Node : AssignUnplaced(l)
 
 RestartSpec == Init /\ [][RestartNext]_vars
 
