@@ -96,7 +96,13 @@ let recvPlacementRequest (room: RoomName) (requester: NodeId) (state: NodeState)
     if not (decidesWithQuorum state) then state, []
     elif not (state.Placements.ContainsKey room) then
         match heldInView room state with
-        | None -> state, [ Log(Debug, $"room {room}: placed once every node of the view has reported what it holds of it") ]
+        | None ->
+            // A report lost with a link would hold the room back for good: the silent nodes are asked
+            // for their introduction again, as often as the room is asked for.
+            let silent = state.Coordination.View |> Set.filter (fun node -> node <> self state && not (state.HeldReports.ContainsKey node))
+            state,
+            Log(Debug, $"room {room}: placed once nodes {Set.toList silent} have reported what they hold of it")
+            :: [ for node in silent do yield! toPeer state node (UsersRequested(self state)) ]
         | Some held ->
             applyPlacements (Placement.assignUnplaced (clientsOn state) held room state.Placements state.Coordination) state
             |> then' assignBackups

@@ -454,8 +454,10 @@ let ``the leader places a room it has no placement of only once every node of it
     let net = restartedWithShortLeader ()
     let leader = { net.States[3] with HeldReports = net.States[3].HeldReports.Remove 2 }
 
-    let waiting, _ = Node.step config leader (PeerMessageReceived(PlacementRequested("#dev", 1)))
+    let waiting, asked = Node.step config leader (PeerMessageReceived(PlacementRequested("#dev", 1)))
     Assert.False(waiting.Placements.ContainsKey "#dev")
+    // The silent node is asked for its introduction again, which ends with its report.
+    Assert.Contains(asked, fun effect -> match effect with SendToPeer(peer, UsersRequested 3) -> peer.Id = 2 | _ -> false)
 
     let reported, _ = Node.step config waiting (PeerMessageReceived(RoomsHeld(2, [ "#dev", 5L ])))
     let placed, effects = Node.step config reported (PeerMessageReceived(PlacementRequested("#dev", 1)))
