@@ -110,14 +110,7 @@ public class DamagedLogOverLoopbackTests
         string[] arguments = ["--history", "500"];
         await using var cluster = await TestCluster.StartAsync(3, arguments);
         await cluster.WaitForLeaderAsync(leader: 3, nodes, Deadline);
-        await using (var alice = await TestClient.ConnectAsync(cluster.ClientPort(1), "alice"))
-        {
-            await alice.SendAsync(new JObject { ["type"] = "join", ["room"] = Room });
-            await alice.NextAsync(Frame("joined", Room));
-            for (var n = 1; n <= Total; n++) await alice.SendAsync(new JObject { ["type"] = "say", ["room"] = Room, ["text"] = $"line {n}", ["id"] = n });
-            // A message shown to its sender is committed: acknowledged.
-            for (var n = 1; n <= Total; n++) await alice.NextAsync(Frame("message", Room));
-        }
+        await PostAcknowledgedAsync(cluster.ClientPort(1), 1, Total);
         await EveryNodeServesEveryMessageAsync(cluster, nodes, "before");
 
         foreach (var id in nodes) await cluster.StopGracefullyAsync(id);
