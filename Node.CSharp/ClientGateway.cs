@@ -61,6 +61,12 @@ public sealed class ClientGateway : IAsyncDisposable
 
     public int ConnectedClients => _clients.Count;
 
+    /// <summary>The login throttle, shared with the IRC port (Irc/IrcGateway.cs): guesses through either door count together.</summary>
+    public ResumeThrottle Logins => _resumes;
+
+    /// <summary>The password gate, shared with the IRC port, whose PASS is checked as a hello's password is here.</summary>
+    public PasswordGate Passwords => _passwords;
+
     /// <summary>Bytes waiting to be sent to all clients together.</summary>
     public ByteGauge Outbound { get; } = new();
 
@@ -82,7 +88,8 @@ public sealed class ClientGateway : IAsyncDisposable
     {
         foreach (var client in clients)
         {
-            _greeted.TryAdd(client, 0);
+            // IRC clients are welcomed through here too (the throttle is shared); only ours need a hello timeout.
+            if (_clients.ContainsKey(client)) _greeted.TryAdd(client, 0);
             _resumes.Welcomed(client);
         }
     }

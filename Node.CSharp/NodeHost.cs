@@ -224,12 +224,13 @@ public sealed class NodeHost
     }
 
     /// <summary>The IRC port, when --irc-port asks for one: IRC clients count with the native
-    /// ones in the bytes the node waits on (clients.Outbound).</summary>
+    /// ones in the bytes the node waits on (clients.Outbound), and their PASS logins in the same
+    /// throttle and password gate.</summary>
     private IrcGateway? OpenIrc(IPAddress host, ClientGateway clients)
     {
         if (_options.IrcPort is not { } port) return null;
         _log.LogInformation("node {Id}: IRC clients on {Host}:{IrcPort}", _options.Id, _options.Host, port.Value);
-        return new IrcGateway(new IPEndPoint(host, port.Value), _options.Id, _options.Clients, _inbox, clients.Outbound, _log, tls: _clientTls);
+        return new IrcGateway(new IPEndPoint(host, port.Value), _options.Id, _options.Clients, _inbox, clients.Outbound, clients.Logins, clients.Passwords, _log, tls: _clientTls);
     }
 
     private void LogStart(RoomLogStore logs)
@@ -255,6 +256,8 @@ public sealed class NodeHost
     private sealed class EffectRunner(NodeHost host, ClientGateway clients, PeerNetwork peers, MulticastDiscovery? discovery, RoomLogStore logs, IrcGateway? irc)
     {
         private readonly PeerFrames _peerFrames = new();
+        private readonly ClientFrameRuns _clientRuns = new(clients.Send);
+        private readonly PeerFrameBatches _peerBatches = new(peers.Send);
 
         public bool Run(List<FSharpList<Effect>> turn)
         {
@@ -278,6 +281,8 @@ public sealed class NodeHost
             {
                 foreach (var effect in effects) stopped |= Run(effect);
             }
+            _clientRuns.Flush();
+            _peerBatches.Flush();
             return stopped;
         }
 
@@ -287,7 +292,7 @@ public sealed class NodeHost
             {
                 case Effect.SendToPeer send:
                     var peerFrame = _peerFrames.Encode(send.Item2);
-                    peers.Send(send.Item1.PeerEndpoint, peerFrame);
+                    _peerBatches.Add(send.Item1.PeerEndpoint, peerFrame);
                     host._metrics?.SentToPeer(send.Item2, peerFrame.Length);
                     break;
                 case Effect.Multicast multicast:
@@ -301,11 +306,13 @@ public sealed class NodeHost
                     // Marked before it is sent: a client that answers at once must find its last hello settled.
                     if (send.Item2.IsWelcome) clients.MarkWelcomed(send.Item1);
                     else if (send.Item2 is ServerReply.ErrorReply refused) clients.MarkRefused(send.Item1, refused.code);
-                    clients.Send(send.Item1, clientFrame);
+                    _clientRuns.Add(send.Item1, clientFrame);
                     host._metrics?.SentToClients(send.Item2, send.Item1.Count, clientFrame.Length);
                     irc?.Send(send.Item1, send.Item2);
                     break;
                 case Effect.CloseClient close:
+                    // What the client was sent before it is closed goes first.
+                    _clientRuns.Flush();
                     clients.Close(close.Item1, close.reason);
                     irc?.Close(close.Item1, close.reason);
                     break;

@@ -13,12 +13,15 @@ namespace FormalChat.Node;
 /// RewriteLog here, and asks for durability before anything leaves the node:
 /// <list type="bullet">
 /// <item>always: every log written since the last send is fsynced before the next send;</item>
-/// <item>batch: each write reaches the operating system at once (a killed process loses
-/// nothing), and the logs written since the last heartbeat are fsynced on a background task,
-/// so a slow disk never stalls the loop; at shutdown everything is fsynced;</item>
+/// <item>batch: each write reaches the operating system before anything leaves the node (a
+/// killed process loses nothing it acknowledged), and the logs written since the last heartbeat
+/// are fsynced on a background task, so a slow disk never stalls the loop; at shutdown
+/// everything is fsynced;</item>
 /// <item>never: the operating system decides.</item>
 /// </list>
-/// Everything but the batch fsync runs on the event loop, and only there.
+/// Everything but the batch fsync runs on the event loop, and only there. Appends are gathered per
+/// room until <see cref="MakeWritesDurable"/>, which the loop calls once a turn before its sends:
+/// a turn's messages for one room are one write, not one write (a system call) each.
 /// </summary>
 public sealed class RoomLogStore : IAsyncDisposable
 {
@@ -28,6 +31,8 @@ public sealed class RoomLogStore : IAsyncDisposable
     private readonly Dictionary<string, RoomLog> _logs = new();
     private readonly HashSet<RoomLog> _unsynced = new();
     private readonly ArrayBufferWriter<byte> _records = new(64 * 1024);
+    /// <summary>Records appended since the last MakeWritesDurable, per room, in order; written then.</summary>
+    private readonly Dictionary<RoomLog, ArrayBufferWriter<byte>> _pending = new();
     private bool _directoryUnsynced;
     private Task _backgroundSync = Task.CompletedTask;
     private volatile StorageException? _backgroundFailure;
@@ -72,15 +77,38 @@ public sealed class RoomLogStore : IAsyncDisposable
         }
     }
 
-    /// <summary>Appends the messages, in order, to the room's log: one write.</summary>
+    /// <summary>Appends the messages, in order, to the room's log. They reach the file with the
+    /// turn's other appends to the room, in one write, at the next <see cref="MakeWritesDurable"/>.</summary>
     public void Append(string room, FSharpList<RoomMessage> messages)
     {
         ThrowIfBackgroundSyncFailed();
         var log = LogOf(room);
-        Encode(messages);
+        if (!_pending.TryGetValue(log, out var records))
+        {
+            records = new ArrayBufferWriter<byte>(4 * 1024);
+            _pending[log] = records;
+        }
+        foreach (var message in messages) LogRecords.Write(records, message);
+    }
+
+    /// <summary>Hands every gathered append to the operating system: one write per room.</summary>
+    private void WritePending()
+    {
+        foreach (var (log, records) in _pending)
+        {
+            if (records.WrittenCount == 0) continue;
+            WriteAppended(log, records.WrittenSpan);
+            records.ResetWrittenCount();
+        }
+        // Kept for the next turn while few rooms were written; a node serving many rooms frees them.
+        if (_pending.Count > 64) _pending.Clear();
+    }
+
+    private void WriteAppended(RoomLog log, ReadOnlySpan<byte> records)
+    {
         try
         {
-            log.Append(_records.WrittenSpan);
+            log.Append(records);
         }
         catch (IOException error)
         {
@@ -94,6 +122,8 @@ public sealed class RoomLogStore : IAsyncDisposable
     {
         ThrowIfBackgroundSyncFailed();
         var log = LogOf(room);
+        // Appends before the rewrite go first, as they came (the rewrite then replaces them).
+        WritePending();
         Encode(messages);
         try
         {
@@ -107,12 +137,14 @@ public sealed class RoomLogStore : IAsyncDisposable
     }
 
     /// <summary>
-    /// Called before anything leaves the node and at the end of every step: under --fsync always,
-    /// fsyncs every log written since the last call, so no acknowledgement goes out for a message
-    /// that is not on the disk. Under the other policies there is nothing to do here.
+    /// Called before anything leaves the node, once a turn: writes the turn's appends (one write
+    /// per room), and under --fsync always fsyncs every log written since the last call, so no
+    /// acknowledgement goes out for a message that is not on the disk (group commit).
     /// </summary>
     public void MakeWritesDurable()
     {
+        ThrowIfBackgroundSyncFailed();
+        WritePending();
         if (!_policy.IsAlways || (_unsynced.Count == 0 && !_directoryUnsynced)) return;
         try
         {
@@ -256,15 +288,16 @@ public sealed class RoomLogStore : IAsyncDisposable
         if (_backgroundFailure is { } failure) _log.LogError("{Reason}", failure.Message);
         try
         {
+            WritePending();
             if (!_policy.IsNever)
             {
                 if (_directoryUnsynced) _directory.Sync();
                 foreach (var log in _unsynced) log.Sync();
             }
         }
-        catch (IOException error)
+        catch (Exception error) when (error is IOException or StorageException)
         {
-            _log.LogError("the last fsync of the room logs in {Directory} failed: {Reason}", _directory.Path, error.Message);
+            _log.LogError("the last write or fsync of the room logs in {Directory} failed: {Reason}", _directory.Path, error.Message);
         }
         _unsynced.Clear();
         CloseFiles();

@@ -13,20 +13,23 @@ namespace FormalChat.Node;
 /// the loop flushes at the end of each turn, before the turn's effects are carried out: a
 /// message a peer receives has its send on disk even if this node is killed right after.
 /// The replication lines (ReplicationTrace.linesOf, spec/TraceReplication.tla) go to a file of
-/// their own beside it, PATH.replication, written the same way.
+/// their own beside it, PATH.replication, written the same way; the placement lines
+/// (PlacementTrace.linesOf, spec/TracePlacement.tla) to PATH.placement.
 /// </summary>
 internal sealed class SpecTraceWriter : IDisposable
 {
     private readonly StreamWriter _writer;
     private readonly StreamWriter _replication;
+    private readonly StreamWriter _placement;
     private readonly int _suspectAfter;
     private long _steps;
 
     public SpecTraceWriter(string path, int suspectAfter)
     {
         _suspectAfter = suspectAfter;
-        _writer = new StreamWriter(path, append: false, new UTF8Encoding(encoderShouldEmitUTF8Identifier: false), bufferSize: 1 << 16);
-        _replication = new StreamWriter(path + ".replication", append: false, new UTF8Encoding(encoderShouldEmitUTF8Identifier: false), bufferSize: 1 << 16);
+        _writer = Open(path);
+        _replication = Open(path + ".replication");
+        _placement = Open(path + ".placement");
     }
 
     /// <summary>One step of the loop: counted always, written when it took spec actions.</summary>
@@ -37,6 +40,10 @@ internal sealed class SpecTraceWriter : IDisposable
         foreach (var line in ReplicationTrace.linesOf(_steps, Stopwatch.GetTimestamp(), next, before, after, effects))
         {
             _replication.WriteLine(line);
+        }
+        foreach (var line in PlacementTrace.linesOf(_steps, Stopwatch.GetTimestamp(), next, before, after, effects))
+        {
+            _placement.WriteLine(line);
         }
         // Client events never take a spec action (only coordinate changes the Coordination).
         if (!(next.IsTicked || next.IsPeerMessageReceived || next.IsShutdownRequested)
@@ -52,11 +59,16 @@ internal sealed class SpecTraceWriter : IDisposable
     {
         _writer.Flush();
         _replication.Flush();
+        _placement.Flush();
     }
 
     public void Dispose()
     {
         _writer.Dispose();
         _replication.Dispose();
+        _placement.Dispose();
     }
+
+    private static StreamWriter Open(string path) =>
+        new(path, append: false, new UTF8Encoding(encoderShouldEmitUTF8Identifier: false), bufferSize: 1 << 16);
 }

@@ -15,13 +15,16 @@ namespace FormalChat.Node;
 /// of the round (LCR.tla, RecvElection), so it may later put itself forward in the same round.</item>
 /// <item>skip-replica-store: a backup confirms the owner's next message without keeping it
 /// (Replication.tla, StoreReplica): the owner then acknowledges a message its backup lacks.</item>
+/// <item>stale-placement-version: the leader keeps each placement it makes with the room's
+/// previous version (Placement.tla, NewAssignment: version + 1), so a later assignment of the
+/// room could lose to one it replaced.</item>
 /// </list>
 /// </summary>
 internal static class TestFault
 {
     private static readonly string? Fault = Environment.GetEnvironmentVariable("FORMALCHAT_TEST_FAULT");
 
-    public static readonly bool Active = Fault is "skip-age-reset" or "forget-participant" or "skip-replica-store";
+    public static readonly bool Active = Fault is "skip-age-reset" or "forget-participant" or "skip-replica-store" or "stale-placement-version";
 
     public static State Apply(Event next, State before, State after)
     {
@@ -36,8 +39,23 @@ internal static class TestFault
                 return coordination.Participant ? With(coordination.Age, participant: false) : after;
             case ("skip-replica-store", Event.PeerMessageReceived { Item: PeerMessage.ReplicaAppended }):
                 return ReplicationTrace.withReplicas(before.Replicas, after);
+            case ("stale-placement-version", _):
+                return PlacementTrace.withPlacements(StaleVersions(before.Placements, after.Placements, after.Info.Id), after);
             default:
                 return after;
+        }
+
+        // Generic in the room's type, which this file need not name.
+        static FSharpMap<TRoom, Assignment> StaleVersions<TRoom>(FSharpMap<TRoom, Assignment> before, FSharpMap<TRoom, Assignment> after, int self)
+            where TRoom : notnull
+        {
+            var placements = after;
+            foreach (var (room, placement) in after)
+            {
+                var made = placement.Leader == self && !Equals(before.TryFind(room)?.Value, placement);
+                if (made) placements = placements.Add(room, new Assignment(placement.Owner, placement.Epoch, placement.Leader, placement.Version - 1, placement.LastSeq));
+            }
+            return placements;
         }
 
         State With(FSharpMap<int, int> ages, bool participant) =>

@@ -88,7 +88,7 @@ let occupiedRooms (chat: ChatState) : Set<RoomName> =
 /// The nodes with members in the room (Replication.interestedNodes sends its messages there).
 let memberNodes (room: RoomName) (chat: ChatState) : Set<NodeId> =
     match chat.MemberNodes.TryFind room with
-    | Some nodes -> nodes |> Map.keys |> Set.ofSeq
+    | Some nodes -> Map.fold (fun (set: Set<NodeId>) node _ -> set.Add node) Set.empty nodes
     | None -> Set.empty
 
 let private countMembers (entry: DirectoryEntry) (delta: int) (index: Map<RoomName, Map<NodeId, int>>) =

@@ -31,7 +31,7 @@ let private hello (config: ProtocolConfig) (client: ClientId) (hello: HelloReque
     | Some(Anonymous token) ->
     match validateNick hello.Nick, sessionFor hello token state with
     | Result.Error reason, _ -> state, [ refuse client NickInvalid reason ]
-    | _, Result.Error reason -> state, [ refuse client NickTaken reason ]
+    | _, Result.Error reason -> state, [ refuse client NickTaken reason; CloseClient(client, ErrorCode.name NickTaken) ]
     | Ok _, Ok _ when state.Chat.LocalNicks.Count >= config.MaxClients && not (state.Chat.LocalNicks.ContainsKey hello.Nick) ->
         state, [ refuse client ServerFull $"node {self state} has its maximum of {config.MaxClients} users"; CloseClient(client, "server full") ]
     | Ok nick, Ok session ->
@@ -80,7 +80,7 @@ let private leave (client: ClientId) (session: NamedSession) (room: RoomName) (s
 
 /// A post sent without an id gets one from this node (see NodeState.NextPostId): a re-send after
 /// an owner change must be recognised as the same post. Node ids are negative; a client's own
-/// are positive (docs/PROTOCOL.md), and one that is not counts as none.
+/// are positive (docs/PROTOCOL.md; the wire refuses any other as bad-frame), and 0 is none.
 let private numbered (post: RoomPost) (state: NodeState) : RoomPost * NodeState =
     if post.ClientMessageId > 0L then post, state
     else { post with ClientMessageId = -state.NextPostId }, { state with NextPostId = state.NextPostId + 1L }

@@ -52,6 +52,13 @@ let private welcome (waiting: NickRegistry.Waiting) (state: NodeState) : NodeSta
         |> then' (needPlacements rooms)
     | _ -> state, []
 
+/// A hello the registrar refused. nick-taken closes the connection, as every other refusal of a
+/// hello for a nickname does (docs/PROTOCOL.md; Client.CSharp connects afresh to try again);
+/// try-again keeps it open, since it asks for the same hello again.
+let private refused (client: ClientId) (code: ErrorCode) (reason: string) : Effect list =
+    [ refuse client code reason
+      if code = NickTaken then CloseClient(client, ErrorCode.name code) ]
+
 let private nickContext (state: NodeState) : NickRegistry.Context =
     { Self = self state
       View = state.Coordination.View
@@ -65,6 +72,6 @@ let nicks (event: NickRegistry.Event) (state: NodeState) : NodeState * Effect li
         match output with
         | NickRegistry.Send sent -> Inbox.route [ sent ] state
         | NickRegistry.Welcome waiting -> welcome waiting state
-        | NickRegistry.Refuse(waiting, code, reason) -> state, [ refuse waiting.Client code reason ]
+        | NickRegistry.Refuse(waiting, code, reason) -> state, refused waiting.Client code reason
         | NickRegistry.Note text -> state, [ Log(Debug, text) ]
     forEach carryOut outputs ({ state with Nicks = registry }, [])

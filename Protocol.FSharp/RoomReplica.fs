@@ -80,7 +80,9 @@ let show (message: RoomMessage) (state: NodeState) : NodeState * Effect list =
 /// acknowledgement), also when the sender has since left the room or disconnected. The accounts
 /// room has no members but every node checks passwords against it: it goes to every node.
 let interestedPeers (message: RoomMessage) (state: NodeState) : NodeInfo list =
-    if Accounts.isAccountsRoom message.Room then livePeers state
+    // A node alone has nobody to send to: no sets built per committed message.
+    if state.Peers.IsEmpty then []
+    elif Accounts.isAccountsRoom message.Room then livePeers state
     else
         let memberNodes = memberNodes message.Room state.Chat |> Set.add message.FromNode
         let interested = Replication.interestedNodes (self state) memberNodes (state.Backups.TryFind message.Room) state.Coordination

@@ -241,7 +241,7 @@ let private clientRequests : Table<ClientRequest> =
               (fun struct (nick, session, resume, password) -> Hello { Nick = nick; Session = session; Resume = resume; Password = password })
               (function Hello hello -> ValueSome(struct (hello.Nick, hello.Session, hello.Resume, hello.Password)) | _ -> ValueNone)
           // Without a room, a say is a broadcast to #lobby; without an id (0) the node gives it one (ClientRequests).
-          case "say" (fields3 (field "room" (orDefault Rooms.lobby text)) (field "text" text) (field "id" (omittedAt 0L int64Value)))
+          case "say" (fields3 (field "room" (orDefault Rooms.lobby text)) (field "text" text) (field "id" (omittedAt 0L positive)))
               (fun struct (room, text, id) -> Say(room, text, id))
               (function Say(room, text, id) -> ValueSome(struct (room, text, id)) | _ -> ValueNone)
           case "msg" (fields2 (field "to" text) (field "text" text))

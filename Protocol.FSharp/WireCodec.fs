@@ -67,6 +67,11 @@ let readBounded (bound: int64) (frame: JsonElement) (name: Name) : int64 =
     if value < 0L || value > bound then fail $"field '{name.Text}' is out of range: {value} (0 to {bound})"
     value
 
+let readPositive (frame: JsonElement) (name: Name) : int64 =
+    let value = readLong frame name
+    if value < 1L then fail $"field '{name.Text}' must be a positive integer, or left out: {value}"
+    value
+
 let readBool (frame: JsonElement) (name: Name) : bool =
     match (required frame name).ValueKind with
     | JsonValueKind.True -> true
@@ -132,6 +137,9 @@ let nodeId : Value<NodeId> = int32Read readNodeId
 
 /// A number of a peer frame that must lie in 0..bound (docs/PROTOCOL.md, "Ranges").
 let bounded (bound: int64) : Value<int64> = int64Read (readBounded bound)
+
+/// A number of a client frame that must be at least 1 (a `say`'s id: docs/PROTOCOL.md).
+let positive : Value<int64> = int64Read readPositive
 
 /// An int that must lie in 0..bound.
 let boundedInt32 (bound: int) : Value<int> = int32Read (fun frame name -> int (readBounded (int64 bound) frame name))

@@ -16,7 +16,9 @@ namespace FormalChat.Node.Irc;
 /// is a client of the core like a native one (ClientConnected, ClientRequested, ClientDisconnected
 /// in the inbox's client lane), with ids from a range of its own, so the effect runner can hand
 /// every SendToClients to both gateways and each takes only its own. The same limits as the
-/// native port: the rate limit, the bounded send queue, and a registration timeout.
+/// native port: the rate limit, the bounded send queue, and a registration timeout. A PASS goes
+/// through the native port's login throttle and password gate (Security/ResumeThrottle.cs,
+/// Security/PasswordGate.cs) before its hello reaches the core.
 /// </summary>
 public sealed class IrcGateway : IAsyncDisposable
 {
@@ -39,6 +41,8 @@ public sealed class IrcGateway : IAsyncDisposable
     private readonly ClientLimits _limits;
     private readonly NodeInbox _inbox;
     private readonly ByteGauge _outbound;
+    private readonly ResumeThrottle _logins;
+    private readonly PasswordGate _passwords;
     private readonly TimeSpan _registrationTimeout;
     private readonly ILogger _log;
     private readonly Security.ClientTls? _tls;
@@ -48,8 +52,13 @@ public sealed class IrcGateway : IAsyncDisposable
 
     /// <param name="outbound">The gauge of bytes waiting for clients that the node watches to push
     /// back on senders: the native gateway's, so IRC clients count in it too.</param>
-    public IrcGateway(IPEndPoint endpoint, int nodeId, ClientLimits limits, NodeInbox inbox, ByteGauge outbound, ILogger log, TimeSpan? registrationTimeout = null, Security.ClientTls? tls = null)
+    /// <param name="logins">The native gateway's login throttle: failed PASS logins count with failed native ones.</param>
+    /// <param name="passwords">The native gateway's password gate: a PASS becomes a verdict there, as a hello's password does.</param>
+    public IrcGateway(IPEndPoint endpoint, int nodeId, ClientLimits limits, NodeInbox inbox, ByteGauge outbound, ResumeThrottle logins, PasswordGate passwords,
+        ILogger log, TimeSpan? registrationTimeout = null, Security.ClientTls? tls = null)
     {
+        _logins = logins;
+        _passwords = passwords;
         _tls = tls;
         _acceptor = new TcpAcceptor(endpoint, "IRC", log);
         _nodeId = nodeId;
@@ -83,7 +92,14 @@ public sealed class IrcGateway : IAsyncDisposable
     {
         if (!Owns(client) || !_connections.TryGetValue(client, out var connection)) return;
         string closing;
-        lock (connection.Session) closing = IrcTranslator.ClosingLine(connection.Session, reason);
+        lock (connection.Session)
+        {
+            // The core closes a connection whose hello it refused with nick-taken; IRC lets the
+            // client send another NICK instead (433, RFC 2812 3.1.2), and the core's session of the
+            // connection stays anonymous until then.
+            if (!connection.Session.Registered && reason == Wire.errorCodeName(ErrorCode.NickTaken)) return;
+            closing = IrcTranslator.ClosingLine(connection.Session, reason);
+        }
         connection.Line.TrySend(Frames.Of(closing));
         _ = connection.Line.CloseAfterSendingAsync(reason);
     }
@@ -95,8 +111,43 @@ public sealed class IrcGateway : IAsyncDisposable
         foreach (var line in outcome.Lines) connection.Line.TrySend(Frames.Of(line));
         // Follow-up questions (the NAMES after a JOIN, a hello for a NICK sent meanwhile) come from
         // the loop's own thread, which must never wait: they skip the lane's bound; there is at
-        // most one per reply.
-        foreach (var request in outcome.Requests) _inbox.Clients.Force(Event.NewClientRequested(client, request), ConnectionEventBytes);
+        // most one per reply. A hello with a PASS is checked first, which takes tens of
+        // milliseconds: off the loop's thread.
+        foreach (var request in outcome.Requests)
+        {
+            if (CarriesPassword(request)) _ = Task.Run(() => ForceChecked(client, connection, request));
+            else _inbox.Clients.Force(Event.NewClientRequested(client, request), ConnectionEventBytes);
+        }
+    }
+
+    private void ForceChecked(long client, IrcConnection connection, ClientRequest request)
+    {
+        if (Checked(client, connection, request, out var refusal) is { } admitted) _inbox.Clients.Force(Event.NewClientRequested(client, admitted), ConnectionEventBytes);
+        else _ = connection.Line.CloseAfterSendingAsync(refusal!);
+    }
+
+    private static bool CarriesPassword(ClientRequest request) => request is ClientRequest.Hello { Item.Password: not null };
+
+    /// <summary>
+    /// A hello with a PASS as the core is to see it: throttled as a native login is (per address
+    /// and per nick), and its password turned into a verdict (Security/PasswordGate.cs). Null when
+    /// the login is throttled: the client has been told why (<paramref name="refusal"/>), and the
+    /// caller closes the connection.
+    /// </summary>
+    private ClientRequest? Checked(long client, IrcConnection connection, ClientRequest request, out string? refusal)
+    {
+        refusal = null;
+        if (!CarriesPassword(request)) return request;
+        var nick = ((ClientRequest.Hello)request).Item.Nick;
+        if (_logins.Admit(client, connection.Address, nick) is { } throttled)
+        {
+            refusal = $"login throttled: {throttled}";
+            connection.Line.TrySend(Frames.Of($":{connection.Session.ServerName} 464 * :Password incorrect ({throttled})"));
+            connection.Line.TrySend(Frames.Of($"ERROR :Closing Link: * ({refusal})"));
+            return null;
+        }
+        // IRC has no register, so the gate's only refusal (a bad new password) cannot happen here.
+        return _passwords.Check(request, out _) ?? request;
     }
 
     private async Task ServeAsync(Socket socket)
@@ -104,7 +155,8 @@ public sealed class IrcGateway : IAsyncDisposable
         var line = await ClientTls.OpenAsync(_tls, socket, "IRC", _registrationTimeout, TlsRequired, _limits.MaxQueueBytes, _outbound, _stopping.Token).ConfigureAwait(false);
         if (line is null) return;
         var client = Interlocked.Increment(ref _nextClientId);
-        var connection = new IrcConnection(line, new IrcSession(_nodeId, FirstMessageId()));
+        var address = (socket.RemoteEndPoint as IPEndPoint)?.Address ?? IPAddress.None;
+        var connection = new IrcConnection(line, new IrcSession(_nodeId, FirstMessageId()), address);
         _connections[client] = connection;
         _inbox.Clients.Force(Event.NewClientConnected(client, NewSessionToken()), ConnectionEventBytes);
         _ = CloseUnlessRegisteredAsync(connection);
@@ -115,6 +167,7 @@ public sealed class IrcGateway : IAsyncDisposable
         finally
         {
             // However the connection ended, the node hears of it once.
+            _logins.Disconnected(client);
             _connections.TryRemove(client, out _);
             _inbox.Clients.Force(Event.NewClientDisconnected(client), ConnectionEventBytes);
         }
@@ -139,7 +192,12 @@ public sealed class IrcGateway : IAsyncDisposable
                 foreach (var reply in outcome.Lines) line.TrySend(Frames.Of(reply));
                 foreach (var request in outcome.Requests)
                 {
-                    await _inbox.Clients.WriteAsync(Event.NewClientRequested(client, request), text.Length, _stopping.Token).ConfigureAwait(false);
+                    if (Checked(client, connection, request, out var throttled) is not { } admitted)
+                    {
+                        refusal = throttled;
+                        return false;
+                    }
+                    await _inbox.Clients.WriteAsync(Event.NewClientRequested(client, admitted), text.Length, _stopping.Token).ConfigureAwait(false);
                 }
                 return true;
             },
@@ -200,5 +258,5 @@ public sealed class IrcGateway : IAsyncDisposable
         _stopping.Dispose();
     }
 
-    private sealed record IrcConnection(IFrameConnection Line, IrcSession Session);
+    private sealed record IrcConnection(IFrameConnection Line, IrcSession Session, IPAddress Address);
 }

@@ -30,6 +30,14 @@ public sealed class IrcSession(int nodeId, long firstMessageId)
 
     public string? User { get; set; }
 
+    /// <summary>The password of a PASS sent before the registration (RFC 2812 3.1.1): every hello
+    /// of this connection carries it; null when none was given.</summary>
+    public string? Password { get; set; }
+
+    /// <summary>Why the core refused the hello for good (a registered nick's password), as the
+    /// closing ERROR line gives it; null otherwise.</summary>
+    public string? Refusal { get; set; }
+
     /// <summary>The nickname of a hello the core has not answered yet; null when none is waiting.</summary>
     public string? HelloPending { get; set; }
 

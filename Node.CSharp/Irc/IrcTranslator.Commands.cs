@@ -22,7 +22,7 @@ public static partial class IrcTranslator
         {
             case "NICK": OnNick(session, line, outcome); break;
             case "USER": OnUser(session, line, outcome); break;
-            case "PASS": break; // FormalChat has no accounts yet: any password is accepted, and ignored.
+            case "PASS": OnPass(session, line, outcome); break;
             case "CAP": OnCap(session, line, outcome); break;
             case "PING": OnPing(session, line, outcome); break;
             case "PONG": break;
@@ -69,6 +69,26 @@ public static partial class IrcTranslator
         SayHelloWhenReady(session, outcome);
     }
 
+    /// <summary>
+    /// RFC 2812 3.1.1: PASS comes before NICK and USER, and is the password of a registered nick
+    /// (docs/SECURITY.md, "Accounts"): it goes with the hello, and the node checks it as it checks
+    /// a native client's. Once the hello has gone it is too late, as on any IRC server.
+    /// </summary>
+    private static void OnPass(IrcSession session, IrcLine line, IrcOutcome outcome)
+    {
+        if (session.Registered || session.HelloPending is not null)
+        {
+            Numeric(outcome, session, "462", "You may not reregister");
+            return;
+        }
+        if (line.Parameters.Count == 0 || line.Parameter(0).Length == 0)
+        {
+            Numeric(outcome, session, "461", "PASS", "Not enough parameters");
+            return;
+        }
+        session.Password = line.Parameter(0);
+    }
+
     private static void OnUser(IrcSession session, IrcLine line, IrcOutcome outcome)
     {
         if (session.Registered || session.User is not null)
@@ -91,7 +111,8 @@ public static partial class IrcTranslator
     {
         if (session.Nick is null || session.User is null || session.HelloPending is not null) return;
         session.HelloPending = session.Nick;
-        outcome.Requests.Add(ClientRequest.NewHello(new HelloRequest(session.Nick, FSharpOption<string>.None, FSharpList<Tuple<string, long>>.Empty, FSharpOption<Password>.None)));
+        var password = session.Password is { } given ? FSharpOption<Password>.Some(Password.NewGiven(given)) : FSharpOption<Password>.None;
+        outcome.Requests.Add(ClientRequest.NewHello(new HelloRequest(session.Nick, FSharpOption<string>.None, FSharpList<Tuple<string, long>>.Empty, password)));
     }
 
     private static void OnCap(IrcSession session, IrcLine line, IrcOutcome outcome)

@@ -161,17 +161,24 @@ public static partial class IrcTranslator
         Numeric(outcome, session, "318", nick, "End of WHOIS list");
     }
 
-    /// <summary>The core's refusals in IRC's words. A refusal of the hello leaves the connection
-    /// unregistered: the client may try another NICK, as on any IRC server.</summary>
+    /// <summary>The core's refusals in IRC's words. A nick in use or invalid leaves the connection
+    /// unregistered: the client may try another NICK, as on any IRC server. A registered nick's
+    /// password missing or wrong is 464, and the core closes the connection (the ERROR line says
+    /// "Password incorrect"), as IRC servers do.</summary>
     private static void OnError(IrcSession session, ErrorCode code, string reason, IrcOutcome outcome)
     {
-        // A registered nick needs its password, which IRC clients here cannot give (no PASS yet): to
-        // them it is a nick in use, so they pick another.
-        if (code.IsNickTaken || code.IsNickInvalid || code.IsPasswordRequired || code.IsPasswordWrong)
+        if (code.IsPasswordRequired || code.IsPasswordWrong)
+        {
+            session.HelloPending = null;
+            session.Refusal = "Password incorrect";
+            Numeric(outcome, session, "464", code.IsPasswordRequired ? $"Password incorrect: {reason} (send PASS before NICK and USER)" : "Password incorrect");
+            return;
+        }
+        if (code.IsNickTaken || code.IsNickInvalid)
         {
             var refused = session.HelloPending ?? session.Nick ?? "*";
             session.HelloPending = null;
-            Numeric(outcome, session, code.IsNickInvalid ? "432" : "433", refused, !code.IsNickInvalid ? $"Nickname is already in use ({reason})" : $"Erroneous nickname ({reason})");
+            Numeric(outcome, session, code.IsNickInvalid ? "432" : "433", refused, code.IsNickTaken ? $"Nickname is already in use ({reason})" : $"Erroneous nickname ({reason})");
             // A NICK that came while the core was deciding gets its own hello now.
             if (!session.Registered && session.Nick != refused) SayHelloWhenReady(session, outcome);
             else if (!session.Registered) session.Nick = null;

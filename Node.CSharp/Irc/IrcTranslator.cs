@@ -35,7 +35,7 @@ public static partial class IrcTranslator
 
     /// <summary>The last line an IRC client gets before the connection closes (RFC 2812 3.7.4).</summary>
     public static string ClosingLine(IrcSession session, string reason) =>
-        $"ERROR :Closing Link: {session.Target} ({(session.QuitMessage is { } quit ? $"Quit: {quit}" : reason)})";
+        $"ERROR :Closing Link: {session.Target} ({(session.QuitMessage is { } quit ? $"Quit: {quit}" : session.Refusal ?? reason)})";
 
     private static string HostOf(int node) => $"node{node}.formalchat";
 

@@ -60,6 +60,9 @@ public class ChatOverLoopbackTests
         var reply = await other.NextAsync(frame => (string?)frame["type"] is "error" or "welcome");
         Assert.Equal("nick-taken", (string?)reply["code"]);
         Assert.Contains("alice", (string?)reply["reason"]);
+        // Then the node closes the connection, as after any refused hello for a nickname (docs/PROTOCOL.md).
+        await other.WaitClosedAsync();
+        Assert.False(alice.Closed, "the nickname's own connection stays");
     }
 
     [Fact]
@@ -81,6 +84,7 @@ public class ChatOverLoopbackTests
         { "not an object", "[1, 2, 3]\n" },
         { "unknown type", "{\"v\":1,\"type\":\"launch-missiles\"}\n" },
         { "wrong field type", "{\"v\":1,\"type\":\"say\",\"text\":42}\n" },
+        { "say id not positive", "{\"v\":1,\"type\":\"say\",\"text\":\"hi\",\"id\":-5}\n" },
         { "other version", "{\"v\":99,\"type\":\"who\"}\n" },
         { "oversized line", new string('x', 70_000) + "\n" },
         { "oversized without newline", new string('y', 70_000) },

@@ -139,6 +139,8 @@ let ``hello with a nickname already used on this node is refused with NickTaken`
     let next, effects = step config state (ClientRequested(11, helloAs "alice"))
 
     Assert.Equal<ErrorCode list>([ NickTaken ], errorCodes 11 effects)
+    // Closed after the refusal, as the other refused hellos for a nickname are (docs/PROTOCOL.md).
+    Assert.Equal(CloseClient(11, "nick-taken"), List.last effects)
     Assert.Equal(None, nickOf 11 next)
     Assert.Equal(Some "alice", nickOf 10 next)
 

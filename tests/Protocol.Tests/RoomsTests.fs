@@ -492,14 +492,30 @@ let ``redirected clients that reconnect to the target leave the cluster balanced
     Assert.Equal(5, later.States[1].Chat.LocalNicks.Count)
     Assert.Equal(5, later.States[2].Chat.LocalNicks.Count)
 
+/// Delivers what is in flight, in order, until a step at `node` welcomes `client`: that step's effects.
+let rec private effectsOfWelcome (node: NodeId) (client: ClientId) (net: Nodes.Net) : Effect list * Nodes.Net =
+    match net.InFlight with
+    | [] -> failwith $"client {client} was never welcomed at node {node}"
+    | message :: rest ->
+        let event = PeerMessageReceived message.Message
+        let _, effects = Node.step net.Config net.States[message.To] event
+        let net = { net with InFlight = rest } |> Nodes.apply message.To event
+        let welcomes = effects |> List.exists (function SendToClients(clients, Welcome _) -> clients.Contains client | _ -> false)
+        if message.To = node && welcomes then effects, Nodes.settle net else effectsOfWelcome node client net
+
 let ``hello with the session token of a connection still open on this node takes the nickname over and closes the old one`` () =
     let net = threeWithUsers () |> Nodes.apply 1 (ClientConnected(11, "token-11"))
     let hello = Hello { Nick = "ann"; Session = Some(Nodes.sessionOf 10); Resume = []; Password = None }
 
     // Welcomed on the registrar's grant (NickRegistry.fs), which the old connection's session already holds.
-    let net = net |> Nodes.request 1 11 hello |> Nodes.settle
+    let net = net |> Nodes.request 1 11 hello
+    Assert.False(net.Closed.ContainsKey 10, "the old connection stays until the grant")
+    let effects, net = effectsOfWelcome 1 11 net
     let next = net.States[1]
 
+    let closeAt = effects |> List.findIndex (fun effect -> effect = CloseClient(10, "replaced by a new connection of the same user"))
+    let welcomeAt = effects |> List.findIndex (fun effect -> effect = SendToClients(set [ 11L ], Welcome("ann", 1, Some 3, "token-11")))
+    Assert.True(closeAt < welcomeAt, "the old connection is closed before the new one is welcomed")
     Assert.Equal(Some "replaced by a new connection of the same user", net.Closed.TryFind 10)
     Assert.Contains(Welcome("ann", 1, Some 3, "token-11"), net.Inbox[11])
     Assert.Equal(Some 11L, next.Chat.LocalNicks.TryFind "ann")
@@ -530,7 +546,8 @@ let ``hello with a wrong session token for a nickname in use is refused with Nic
 
     Assert.Equal<ErrorCode list>([ NickTaken ], errorsOf 21 net)
     Assert.Equal<ErrorCode list>([ NickTaken ], errorsOf 11 net)
-    Assert.True(net.Closed.IsEmpty)
+    // The refused connections are closed; the nickname's own stays.
+    Assert.Equal<Map<ClientId, string>>(Map.ofList [ 11L, "nick-taken"; 21L, "nick-taken" ], net.Closed)
     Assert.Equal(Some 10L, net.States[1].Chat.LocalNicks.TryFind "ann")
 
 // ---------------------------------------------------------------------------------------------

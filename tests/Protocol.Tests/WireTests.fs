@@ -149,7 +149,8 @@ let private helloGen : Gen<HelloRequest> =
 let private clientRequestGen : Gen<ClientRequest> =
     Gen.oneof
         [ helloGen |> Gen.map Hello
-          Gen.map3 (fun room text id -> Say(room, text, id)) textGen textGen longGen
+          // A say's id is positive, or 0 for none (left out): the decoder refuses any other.
+          Gen.map3 (fun room text id -> Say(room, text, id)) textGen textGen (longGen |> Gen.map (fun id -> if id < 0L then 0L else id))
           Gen.map2 (fun target text -> Whisper(target, text)) textGen textGen
           textGen |> Gen.map Join
           textGen |> Gen.map Leave
@@ -288,6 +289,12 @@ let ``a client request with a missing or mistyped field names the field`` (frame
 
     Assert.Equal(BadFrame, error.Code)
     Assert.Contains($"'{field}'", error.Reason)
+
+let ``a say whose id is not a positive integer is refused as BadFrame naming the id`` (frame: string) =
+    let error = refusedBy Wire.decodeClientRequest frame
+
+    Assert.Equal(BadFrame, error.Code)
+    Assert.Contains("'id'", error.Reason)
 
 let ``a peer message with a missing, mistyped or out-of-range field is refused as BadFrame`` (frame: string, field: string) =
     let error = refusedBy Wire.decodePeerMessage frame
@@ -489,6 +496,12 @@ let tests =
               ("{\"v\":1,\"type\":\"say\",\"text\":{\"a\":1}}", "text")
               ("{\"v\":1,\"type\":\"msg\",\"text\":\"hi\"}", "to") ]
             ``a client request with a missing or mistyped field names the field``
+        testTheory "a say whose id is not a positive integer is refused as BadFrame naming the id"
+            [ "{\"v\":1,\"type\":\"say\",\"text\":\"hi\",\"id\":0}"
+              "{\"v\":1,\"type\":\"say\",\"text\":\"hi\",\"id\":-1}"
+              "{\"v\":1,\"type\":\"say\",\"text\":\"hi\",\"id\":-9223372036854775808}"
+              "{\"v\":1,\"type\":\"say\",\"text\":\"hi\",\"id\":\"7\"}" ]
+            ``a say whose id is not a positive integer is refused as BadFrame naming the id``
         testTheory "a peer message with a missing, mistyped or out-of-range field is refused as BadFrame"
             [ ("{\"v\":1,\"type\":\"election\",\"candidate\":3}", "epoch")
               ("{\"v\":1,\"type\":\"election\",\"candidate\":\"3\",\"epoch\":1}", "candidate")

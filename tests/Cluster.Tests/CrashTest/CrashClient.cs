@@ -27,12 +27,16 @@ public sealed class CrashClient : IAsyncDisposable
     private readonly Dictionary<string, long> _lastSeq = new(StringComparer.Ordinal);
     private readonly HashSet<string> _joined = new(StringComparer.Ordinal);
     private readonly SemaphoreSlim _stdin = new(1, 1);
+    /// <summary>Room for lines typed and not yet acknowledged: a line takes one, its first ack gives it back.</summary>
+    private readonly SemaphoreSlim _window;
+    private readonly HashSet<long> _ackedIds = new();
     private int _acks;
     private bool _welcomed;
     private bool _inputBroken;
 
-    private CrashClient(string nick, IReadOnlyList<string> rooms, Process process, Stopwatch clock)
+    private CrashClient(string nick, IReadOnlyList<string> rooms, Process process, Stopwatch clock, int window)
     {
+        _window = new SemaphoreSlim(window);
         Nick = nick;
         Rooms = rooms;
         _process = process;
@@ -51,10 +55,10 @@ public sealed class CrashClient : IAsyncDisposable
     /// <summary>The node given as --server; failover may take the client elsewhere.</summary>
     public int FirstNode { get; private init; }
 
-    public static CrashClient Start(string nick, IReadOnlyList<string> rooms, int node, int clientPort, string multicastGroup, Stopwatch clock)
+    public static CrashClient Start(string nick, IReadOnlyList<string> rooms, int node, int clientPort, string multicastGroup, Stopwatch clock, int window)
     {
         var process = ClientProcess.Launch(["--nick", nick, "--server", $"127.0.0.1:{clientPort}", "--multicast", multicastGroup]);
-        return new CrashClient(nick, rooms, process, clock) { FirstNode = node };
+        return new CrashClient(nick, rooms, process, clock, window) { FirstNode = node };
     }
 
     private void Record(string? text)
@@ -84,6 +88,7 @@ public sealed class CrashClient : IAsyncDisposable
                     break;
                 case "ack":
                     _acks++;
+                    if (_ackedIds.Add((long)json["id"]!)) _window.Release();
                     break;
                 case "message":
                     var room = (string)json["room"]!;
@@ -115,9 +120,20 @@ public sealed class CrashClient : IAsyncDisposable
 
     public Task JoinAsync(string room) => TypeAsync($"/join {room}");
 
-    /// <summary>Types one chat line for a room; false when the client can no longer take input.</summary>
-    public async Task<bool> SayAsync(string room, string text)
+    /// <summary>
+    /// Types one chat line for a room once fewer than the window's lines await their ack; false
+    /// when the client can no longer take input, or <paramref name="stop"/> came first.
+    /// </summary>
+    public async Task<bool> SayAsync(string room, string text, CancellationToken stop)
     {
+        try
+        {
+            await _window.WaitAsync(stop);
+        }
+        catch (OperationCanceledException)
+        {
+            return false;
+        }
         // Recorded before it is typed: an ack can come back before the write returns.
         lock (_sent) _sent.Add(new SentLine(_clock.Elapsed, room, text));
         if (await TypeAsync($"/say {room} {text}")) return true;
@@ -152,5 +168,6 @@ public sealed class CrashClient : IAsyncDisposable
         await _process.WaitForExitAsync();
         _process.Dispose();
         _stdin.Dispose();
+        _window.Dispose();
     }
 }

@@ -61,7 +61,9 @@ public sealed class CrashReport(CrashTestOptions options, IReadOnlyList<KillReco
     {
         var text = new StringBuilder();
         var rooms = Options.ExtraRooms.Prepend("#lobby");
+        var pause = Options.SendPauseMax <= TimeSpan.Zero ? "no pause" : $"a pause of {Options.SendPauseMin.TotalMilliseconds:0}-{Options.SendPauseMax.TotalMilliseconds:0} ms";
         text.AppendLine($"crash test: seed {Options.Seed}, {Options.Nodes} nodes, {Options.Clients} clients in {string.Join(" ", rooms)}, " +
+                        $"window {Options.Window} unacknowledged lines per client with {pause} between lines, " +
                         $"heartbeat {TestCluster.HeartbeatMs} ms, K {TestCluster.SuspectAfter}, " +
                         $"sending for {(Times.SendingStopped - Times.SendingStarted).TotalSeconds:0.0} s (asked {Options.Duration.TotalSeconds:0} s)" +
                         (Options.NodeArguments.Count > 0 ? $", nodes with {string.Join(" ", Options.NodeArguments)}" : ""));

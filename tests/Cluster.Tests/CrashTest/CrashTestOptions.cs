@@ -20,9 +20,14 @@ public sealed record CrashTestOptions
     /// Every client is in #lobby and in one of these, in turn; it sends to its rooms in turn.
     public IReadOnlyList<string> ExtraRooms { get; init; } = ["#dev", "#ops"];
 
-    /// A client types its next line after a random pause in this range.
+    /// A client types its next line after a random pause in this range (0: as soon as its window allows).
     public TimeSpan SendPauseMin { get; init; } = TimeSpan.FromMilliseconds(20);
     public TimeSpan SendPauseMax { get; init; } = TimeSpan.FromMilliseconds(50);
+
+    /// The most lines a client has typed and not yet seen acknowledged; the next one waits for an
+    /// ack. The client session retries every unacknowledged line after a failover, in the order
+    /// typed, so a window only changes how many are in doubt at once.
+    public int Window { get; init; } = 16;
 
     /// After a killed node has rejoined (and every room has an up-to-date backup again), the
     /// next kill comes after a random pause in this range.

@@ -17,7 +17,7 @@ public static class CrashTestRun
         var nodes = Enumerable.Range(1, options.Nodes).ToArray();
         var rooms = options.ExtraRooms.Prepend("#lobby").ToList();
         options.Progress($"crash test: seed {options.Seed} (FORMALCHAT_CRASH_SEED={options.Seed} replays the schedule), {options.Nodes} nodes, " +
-                         $"{options.Clients} clients, {options.Duration.TotalSeconds:0} s, heartbeat {TestCluster.HeartbeatMs} ms, K {TestCluster.SuspectAfter}" +
+                         $"{options.Clients} clients with a window of {options.Window} unacknowledged lines each, {options.Duration.TotalSeconds:0} s, heartbeat {TestCluster.HeartbeatMs} ms, K {TestCluster.SuspectAfter}" +
                          (options.NodeArguments.Count > 0 ? $", nodes with {string.Join(" ", options.NodeArguments)}" : ""));
 
         await using var cluster = await TestCluster.StartAsync(options.Nodes, options.NodeArguments.ToArray());
@@ -28,7 +28,7 @@ public static class CrashTestRun
             for (var i = 0; i < options.Clients; i++)
             {
                 var node = nodes[i % nodes.Length];
-                clients.Add(CrashClient.Start($"c{i}", options.RoomsOf(i), node, cluster.ClientPort(node), cluster.MulticastGroup, clock));
+                clients.Add(CrashClient.Start($"c{i}", options.RoomsOf(i), node, cluster.ClientPort(node), cluster.MulticastGroup, clock, options.Window));
             }
             await Eventually.TrueAsync(() => Task.FromResult(clients.All(c => c.Welcomed)), options.StepDeadline, "every client welcomed",
                 () => string.Join("\n", clients.Select(c => $"{c.Nick}: {c.Diagnostics}")));
@@ -65,14 +65,16 @@ public static class CrashTestRun
         }
     }
 
-    /// <summary>The workload of one client: a line every SendPauseMin..Max, its rooms in turn.</summary>
+    /// <summary>The workload of one client: a line every SendPauseMin..Max while fewer than Window
+    /// await their ack, its rooms in turn.</summary>
     private static async Task SendAsync(CrashClient client, Random random, CrashTestOptions options, CancellationToken stop)
     {
         for (var n = 1; !stop.IsCancellationRequested; n++)
         {
             var room = client.Rooms[n % client.Rooms.Count];
-            if (!await client.SayAsync(room, $"{client.Nick} m{n}")) return;
+            if (!await client.SayAsync(room, $"{client.Nick} m{n}", stop)) return;
             var pause = options.SendPauseMin + (options.SendPauseMax - options.SendPauseMin) * random.NextDouble();
+            if (pause <= TimeSpan.Zero) continue;
             try
             {
                 await Task.Delay(pause, stop);

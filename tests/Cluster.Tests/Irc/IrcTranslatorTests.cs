@@ -120,6 +120,46 @@ public class IrcTranslatorTests
     }
 
     [Fact]
+    public void Pass_before_nick_and_user_goes_with_the_hello_and_too_late_is_462()
+    {
+        var session = Fresh();
+
+        var pass = IrcTranslator.OnLine(session, "PASS :correct horse");
+        IrcTranslator.OnLine(session, "NICK alice");
+        var hello = Assert.IsType<ClientRequest.Hello>(Assert.Single(IrcTranslator.OnLine(session, "USER alice 0 * :Alice").Requests));
+        var late = IrcTranslator.OnLine(session, "PASS other");
+
+        Assert.Empty(pass.Lines);
+        Assert.Equal(Password.NewGiven("correct horse"), hello.Item.Password!.Value);
+        // RFC 2812 3.1.1: once registration has started, PASS is 462.
+        Assert.StartsWith(":node1.formalchat 462 * :", Assert.Single(late.Lines));
+        Assert.StartsWith(":node1.formalchat 461 * PASS :", Assert.Single(IrcTranslator.OnLine(Fresh(), "PASS").Lines));
+        // Without PASS the hello carries no password.
+        var plain = Fresh();
+        IrcTranslator.OnLine(plain, "NICK bob");
+        Assert.Null(Assert.IsType<ClientRequest.Hello>(Assert.Single(IrcTranslator.OnLine(plain, "USER bob 0 * :Bob").Requests)).Item.Password);
+    }
+
+    [Fact]
+    public void A_wrong_or_missing_password_is_464_and_the_closing_line_says_password_incorrect()
+    {
+        foreach (var code in new[] { ErrorCode.PasswordWrong, ErrorCode.PasswordRequired })
+        {
+            var session = Fresh();
+            IrcTranslator.OnLine(session, "NICK alice");
+            IrcTranslator.OnLine(session, "USER alice 0 * :Alice");
+
+            var refused = IrcTranslator.OnReply(session, ServerReply.NewErrorReply(code, "wrong password for alice"));
+
+            Assert.StartsWith(":node1.formalchat 464 * :Password incorrect", Assert.Single(refused.Lines));
+            Assert.Empty(refused.Requests);
+            Assert.False(session.Registered);
+            // The core closes the connection next (CloseClient with the code's name).
+            Assert.Equal("ERROR :Closing Link: * (Password incorrect)", IrcTranslator.ClosingLine(session, Wire.errorCodeName(code)));
+        }
+    }
+
+    [Fact]
     public void An_erroneous_nick_is_432()
     {
         var session = Fresh();

@@ -80,14 +80,16 @@ public class ResumeThrottleTests
     {
         await using var cluster = await TestCluster.StartAsync(1);
         await using var alice = await TestClient.ConnectAsync(cluster.ClientPort(1), "alice");
-        await using var guesser = await TestClient.OpenAsync(cluster.ClientPort(1));
 
+        // nick-taken closes the connection, so each guess comes on a new one: the bucket is the address's.
         var failures = 0;
         JObject answer;
         while (true)
         {
+            await using var guesser = await TestClient.OpenAsync(cluster.ClientPort(1));
             await guesser.SendAsync(new JObject { ["v"] = 1, ["type"] = "hello", ["nick"] = "alice", ["session"] = $"{failures:x32}" });
             answer = await guesser.NextAsync(frame => (string?)frame["type"] is "error" or "welcome");
+            await guesser.WaitClosedAsync();
             if ((string?)answer["code"] != "nick-taken") break;
             failures++;
             Assert.True(failures <= ResumeThrottle.Burst + 5, "the guesses are throttled");
@@ -95,7 +97,6 @@ public class ResumeThrottleTests
         Assert.Equal("login-throttled", (string?)answer["code"]);
         Assert.Contains("too many failed resumes", (string?)answer["reason"]);
         Assert.InRange(failures, ResumeThrottle.Burst, ResumeThrottle.Burst + 5);
-        await guesser.WaitClosedAsync();
 
         // A new connection from the same address is refused at once; a hello without a token is not a guess.
         await using (var again = await TestClient.OpenAsync(cluster.ClientPort(1)))

@@ -7,7 +7,7 @@ using Newtonsoft.Json.Linq;
 namespace FormalChat.Cluster.Tests.TraceValidation;
 
 /// <summary>
-/// Runs TLC on a trace-validation module of spec/ (TraceFormalChat.tla, TraceReplication.tla) for
+/// Runs TLC on a trace-validation module of spec/ (TraceFormalChat.tla, TraceReplication.tla, TracePlacement.tla) for
 /// one merged trace. TLC is the jar at $TLA2TOOLS_JAR, /opt/tlaplus/tla2tools.jar or
 /// ~/.cache/tlaplus/tla2tools.jar (ci/tlc.sh looks in the same places), run by `java` with one
 /// worker: the machines these tests run on are shared. Any TLC will do, the v1.7.4 release that
@@ -86,7 +86,7 @@ public static class TlcRunner
         }
         var text = await output + await errors;
         var steps = lines.Count - 1;
-        // TraceReplication: TLC reports TraceMatchedAll violated when it matched every line, and
+        // TraceReplication, TracePlacement: TLC reports TraceMatchedAll violated when it matched every line, and
         // prints <<"matched line", n>> for each line it matched.
         if (text.Contains("Invariant TraceMatchedAll is violated", StringComparison.Ordinal))
         {

@@ -1,35 +1,17 @@
-using Newtonsoft.Json;
 using Newtonsoft.Json.Linq;
 
 namespace FormalChat.Cluster.Tests.TraceValidation;
 
 /// <summary>
-/// Merges the nodes' --trace-file traces into one behaviour for spec/TraceFormalChat.tla. The
-/// order respects causality: each node's own lines stay in order, a receive comes after a send
-/// of the same message, a heartbeat's receipt after the sender has held the epoch and leader the
-/// heartbeat carries, and a crash after the last receipt of the crashed node's heartbeats. Among
-/// the lines that may come next, the one with the earliest clock goes first: the nodes run on one
-/// host and log a monotonic clock, so this is close to the real order. A receive whose message
-/// was never sent cannot wait for ever: when nothing else may go, it goes, and TLC rejects it.
+/// Merges the nodes' --trace-file traces into one behaviour for spec/TraceFormalChat.tla, by
+/// the causal merge of CausalMerger: a receive (RecvElection, RecvLeader, RecvLeave) comes after
+/// a send of the same message. Two waits of its own: a heartbeat's receipt after the sender has
+/// held the epoch and leader the heartbeat carries, and a crash or a graceful leave after the
+/// last receipt of that node's heartbeats (the spec reads a live sender).
 /// </summary>
 public static class TraceMerger
 {
     private static readonly HashSet<string> Receives = ["RecvElection", "RecvLeader", "RecvLeave"];
-
-    /// <summary>The lines of one node's trace. A line cut short by kill -9 is dropped: its turn's
-    /// effects never ran (the trace is flushed before them), so nothing it sent was seen.</summary>
-    public static List<JObject> ReadNode(string path)
-    {
-        var lines = new List<JObject>();
-        if (!File.Exists(path)) return lines;
-        foreach (var text in File.ReadAllLines(path))
-        {
-            if (string.IsNullOrWhiteSpace(text)) continue;
-            try { lines.Add(JObject.Parse(text)); }
-            catch (JsonReaderException) { break; }
-        }
-        return lines;
-    }
 
     /// <summary>The line a test appends to a node it killed with -9: the environment's Crash(i).</summary>
     public static JObject CrashLine(int node, long clock) => new()
@@ -44,39 +26,27 @@ public static class TraceMerger
     /// Returns the merged lines, for the test's messages.</summary>
     public static List<JObject> Merge(IReadOnlyDictionary<int, List<JObject>> nodes, int suspectAfter, string mergedPath)
     {
-        var merged = Order(nodes);
-        using var writer = new StreamWriter(mergedPath);
-        var header = new JObject { ["nodes"] = new JArray(nodes.Keys.OrderBy(id => id)), ["suspectAfter"] = suspectAfter };
-        writer.WriteLine(header.ToString(Formatting.None));
-        foreach (var line in merged)
-        {
-            // TLC's integers are 32 bits: the clock only served the merge.
-            var copy = (JObject)line.DeepClone();
-            copy.Remove("clock");
-            writer.WriteLine(copy.ToString(Formatting.None));
-        }
+        var merged = CausalMerger.Order(nodes, Rules(nodes.Keys));
+        CausalMerger.Write(new JObject { ["nodes"] = new JArray(nodes.Keys.OrderBy(id => id)), ["suspectAfter"] = suspectAfter }, merged, mergedPath);
         return merged;
     }
 
     private static string MessageKey(JToken message, int to) =>
         $"{(string)message["type"]!}/{to}/{(int)message["id"]!}/{(int)message["epoch"]!}";
 
-    private static List<JObject> Order(IReadOnlyDictionary<int, List<JObject>> nodes)
+    private static CausalMerger.Rules Rules(IEnumerable<int> nodes)
     {
-        var next = nodes.Keys.ToDictionary(id => id, _ => 0);
-        var sent = new Dictionary<string, int>();
-        var received = new Dictionary<string, int>();
-        var held = nodes.Keys.ToDictionary(id => id, _ => new HashSet<(int, int)> { (0, 0) });
-        var merged = new List<JObject>();
+        // held[j]: the (epoch, leader) pairs node j has logged so far, which its heartbeats may carry.
+        var held = nodes.ToDictionary(id => id, _ => new HashSet<(int, int)> { (0, 0) });
 
-        bool MayGo(int node, JObject line)
+        IEnumerable<string> Received(int node, JObject line) =>
+            Receives.Contains((string)line["action"]!) ? [MessageKey(line["msg"]!, node)] : [];
+
+        IEnumerable<string> Sent(JObject line) => line["sent"]!.Select(message => MessageKey(message, (int)message["to"]!));
+
+        bool MayAlsoGo(int node, JObject line, Func<int, IEnumerable<JObject>> remaining)
         {
             var action = (string)line["action"]!;
-            if (Receives.Contains(action))
-            {
-                var key = MessageKey(line["msg"]!, node);
-                return sent.GetValueOrDefault(key) > received.GetValueOrDefault(key);
-            }
             if (action == "RecvHeartbeat")
             {
                 var from = (int)line["msg"]!["id"]!;
@@ -87,36 +57,17 @@ public static class TraceMerger
             {
                 // Every receipt of its heartbeats goes first: the spec reads a live sender (a
                 // heartbeat sent before a graceful stop can arrive after it).
-                return !nodes.Where(other => other.Key != node).Any(other =>
-                    other.Value.Skip(next[other.Key]).Any(later =>
-                        (string)later["action"]! == "RecvHeartbeat" && (int)later["msg"]!["id"]! == node));
+                return !held.Keys.Where(other => other != node).Any(other =>
+                    remaining(other).Any(later => (string)later["action"]! == "RecvHeartbeat" && (int)later["msg"]!["id"]! == node));
             }
             return true;
         }
 
-        while (true)
+        void Went(int node, JObject line)
         {
-            var heads = nodes.Keys.Where(id => next[id] < nodes[id].Count)
-                .Select(id => (Node: id, Line: nodes[id][next[id]]))
-                .OrderBy(head => (long)head.Line["clock"]!).ThenBy(head => head.Node)
-                .ToList();
-            if (heads.Count == 0) return merged;
-            var (node, line) = heads.FirstOrDefault(head => MayGo(head.Node, head.Line));
-            if (line is null) (node, line) = heads[0];
-            next[node]++;
-            merged.Add(line);
-            var action = (string)line["action"]!;
-            if (Receives.Contains(action))
-            {
-                var key = MessageKey(line["msg"]!, node);
-                received[key] = received.GetValueOrDefault(key) + 1;
-            }
-            foreach (var message in line["sent"]!)
-            {
-                var key = MessageKey(message, (int)message["to"]!);
-                sent[key] = sent.GetValueOrDefault(key) + 1;
-            }
-            if (action != "Crash") held[node].Add(((int)line["epoch"]!, (int)line["leader"]!));
+            if ((string)line["action"]! != "Crash") held[node].Add(((int)line["epoch"]!, (int)line["leader"]!));
         }
+
+        return new CausalMerger.Rules(Received, Sent, MayAlsoGo, Went);
     }
 }

@@ -7,7 +7,9 @@ namespace FormalChat.Cluster.Tests.TraceValidation;
 /// <summary>
 /// Validation of real runs (spec/README.md, "Trace validation"): a 3-node cluster on loopback
 /// writes the spec actions it takes (--trace-file); the test merges the three traces in causal
-/// order and TLC checks that FormalChat.tla can take exactly those steps (TraceFormalChat.tla).
+/// order and TLC checks that FormalChat.tla can take exactly those steps (TraceFormalChat.tla),
+/// and likewise their Replication.tla and Placement.tla variables (TraceReplication.tla,
+/// TracePlacement.tla). Each spec is checked on 3 runs, and a node wrong on purpose is rejected.
 /// Skipped, with the reason, where TLC or java is missing.
 /// </summary>
 public class TraceValidationTests(ITestOutputHelper output)
@@ -49,7 +51,7 @@ public class TraceValidationTests(ITestOutputHelper output)
                 await SayAsync(alice, 4);
                 await cluster.StopGracefullyAsync(1);
                 await cluster.StopGracefullyAsync(2);
-                for (var id = 1; id <= 3; id++) traces[id] = TraceMerger.ReadNode(cluster.TracePath(id));
+                for (var id = 1; id <= 3; id++) traces[id] = CausalMerger.ReadNode(cluster.TracePath(id));
                 traces[3].Add(TraceMerger.CrashLine(3, crashed));
             }
 
@@ -70,10 +72,13 @@ public class TraceValidationTests(ITestOutputHelper output)
     /// the leader gives it a backup, and the owner sequences, replicates and commits a few posts
     /// that reach every node. TLC must find Replication.tla actions of each logged node that
     /// lead to the variables it logged, line after line.</summary>
-    [SkippableFact]
-    public async Task A_real_run_placing_and_replicating_a_room_follows_Replication()
+    [SkippableTheory]
+    [InlineData(1)]
+    [InlineData(2)]
+    [InlineData(3)]
+    public async Task A_real_run_placing_and_replicating_a_room_follows_Replication(int run)
     {
-        var (result, lines, directory) = await ValidateReplicationRunAsync(fault: null);
+        var (result, lines, directory) = await ValidateReplicationRunAsync(fault: null, run);
 
         Assert.True(result.Accepted, $"TLC rejected the replication trace (kept in {directory}):\n{Tail(result.Output)}");
         Discard(directory);
@@ -85,50 +90,63 @@ public class TraceValidationTests(ITestOutputHelper output)
     [SkippableFact]
     public async Task A_backup_that_confirms_what_it_did_not_store_is_rejected()
     {
-        var (result, lines, directory) = await ValidateReplicationRunAsync(fault: "skip-replica-store");
+        var (result, lines, directory) = await ValidateReplicationRunAsync(fault: "skip-replica-store", run: 1);
 
-        Assert.False(result.Accepted, $"TLC accepted the wrong backup's trace:\n{Tail(result.Output)}");
-        Assert.True(result.Matched < lines.Count, $"TLC followed no line short of the end:\n{Tail(result.Output)}");
-        var rejected = lines[result.Matched];
+        var rejected = RejectedLine(result, lines, "the wrong backup's trace");
         Assert.Contains(rejected["received"]!.Values<string>(), key => key!.StartsWith("append/", StringComparison.Ordinal));
         Discard(directory);
     }
 
     /// <summary>A settled 3-node cluster, a room joined on every node and four posts that every node
     /// ends up holding; the nodes' replication traces of the room merged and checked by TLC.</summary>
-    private async Task<(TlcRunner.Result Result, List<JObject> Lines, string Directory)> ValidateReplicationRunAsync(string? fault)
+    private Task<(TlcRunner.Result Result, List<JObject> Lines, string Directory)> ValidateReplicationRunAsync(string? fault, int run)
+    {
+        long[] posted = [1, 2, 3, 4];
+        return ValidateRunAsync("replication", fault, run, "TraceReplication", async cluster =>
+        {
+            await cluster.WaitForLeaderAsync(leader: 3, nodes: [1, 2, 3], Deadline);
+            await using var alice = await TestClient.ConnectAsync(cluster.ClientPort(1), "alice");
+            await alice.SendAsync(new JObject { ["type"] = "join", ["room"] = "#trace" });
+            await alice.NextAsync(Frame("joined", "#trace"));
+            // A member on every node: committed messages go only to nodes with members (plus the
+            // backup and the leader), and the test checks every node's whole history.
+            await using var bob = await JoinedAsync(cluster.ClientPort(2), "bob");
+            await using var carol = await JoinedAsync(cluster.ClientPort(3), "carol");
+            await SayAsync(alice, posted.Select(id => (int)id).ToArray());
+            bool EveryNodeHoldsAll() => Enumerable.Range(1, 3).All(id =>
+                ReplicationTraceMerger.ReadNode(cluster.TracePath(id), "#trace").LastOrDefault()?["history"] is JArray history
+                && history.Count == posted.Length);
+            await Eventually.TrueAsync(() => Task.FromResult(EveryNodeHoldsAll()), Deadline,
+                "every node logged the room's history with every post", () => cluster.Output);
+            return Enumerable.Range(1, 3).ToDictionary(id => id, id => ReplicationTraceMerger.ReadNode(cluster.TracePath(id), "#trace"));
+        }, (traces, merged) => ReplicationTraceMerger.Merge(traces, posted, merged));
+    }
+
+    /// <summary>A traced 3-node cluster (every node with <paramref name="fault"/>, if any) taken
+    /// through <paramref name="scenario"/>, which returns each node's trace lines; the lines merged
+    /// by <paramref name="merge"/> and checked by TLC against spec/<paramref name="module"/>.tla.
+    /// The traces are kept, and their directory printed, when the run fails.</summary>
+    private async Task<(TlcRunner.Result Result, List<JObject> Lines, string Directory)> ValidateRunAsync(
+        string kind, string? fault, int run, string module,
+        Func<TestCluster, Task<Dictionary<int, List<JObject>>>> scenario,
+        Func<Dictionary<int, List<JObject>>, string, List<JObject>> merge)
     {
         var jar = RequireTlc();
-        var directory = Directory.CreateTempSubdirectory($"formalchat-trace-replication-{fault ?? "run"}-").FullName;
-        long[] posted = [1, 2, 3, 4];
+        var directory = Directory.CreateTempSubdirectory($"formalchat-trace-{kind}-{fault ?? "run"}-{run}-").FullName;
         try
         {
-            var traces = new Dictionary<int, List<JObject>>();
+            Dictionary<int, List<JObject>> traces;
             await using (var cluster = await TestCluster.StartTracedAsync(3, directory, _ =>
                              fault is null ? new Dictionary<string, string>() : new Dictionary<string, string> { ["FORMALCHAT_TEST_FAULT"] = fault }))
             {
-                await cluster.WaitForLeaderAsync(leader: 3, nodes: [1, 2, 3], Deadline);
-                await using var alice = await TestClient.ConnectAsync(cluster.ClientPort(1), "alice");
-                await alice.SendAsync(new JObject { ["type"] = "join", ["room"] = "#trace" });
-                await alice.NextAsync(Frame("joined", "#trace"));
-                // A member on every node: committed messages go only to nodes with members (plus the
-                // backup and the leader), and the test checks every node's whole history.
-                await using var bob = await JoinedAsync(cluster.ClientPort(2), "bob");
-                await using var carol = await JoinedAsync(cluster.ClientPort(3), "carol");
-                await SayAsync(alice, posted.Select(id => (int)id).ToArray());
-                bool EveryNodeHoldsAll() => Enumerable.Range(1, 3).All(id =>
-                    ReplicationTraceMerger.ReadNode(cluster.TracePath(id), "#trace").LastOrDefault()?["history"] is JArray history
-                    && history.Count == posted.Length);
-                await Eventually.TrueAsync(() => Task.FromResult(EveryNodeHoldsAll()), Deadline,
-                    "every node logged the room's history with every post", () => cluster.Output);
-                for (var id = 1; id <= 3; id++) traces[id] = ReplicationTraceMerger.ReadNode(cluster.TracePath(id), "#trace");
+                traces = await scenario(cluster);
             }
 
-            var merged = Path.Combine(directory, "merged-replication.ndjson");
-            var lines = ReplicationTraceMerger.Merge(traces, posted, merged);
-            var result = await TlcRunner.ValidateAsync(jar, "TraceReplication", merged, directory);
+            var merged = Path.Combine(directory, $"merged-{kind}.ndjson");
+            var lines = merge(traces, merged);
+            var result = await TlcRunner.ValidateAsync(jar, module, merged, directory);
             var verdict = result.Accepted ? "accepted" : $"rejected line {result.Matched + 1} of {result.Steps}: {(result.Matched < lines.Count ? lines[result.Matched].ToString(Newtonsoft.Json.Formatting.None) : "-")}";
-            output.WriteLine($"{lines.Count} replication trace lines ({string.Join(", ", traces.Select(node => $"node {node.Key}: {node.Value.Count}"))}); TLC {verdict} in {result.Elapsed.TotalSeconds:0.0} s");
+            output.WriteLine($"run {run}: {lines.Count} {kind} trace lines ({string.Join(", ", traces.Select(node => $"node {node.Key}: {node.Value.Count}"))}); TLC {verdict} in {result.Elapsed.TotalSeconds:0.0} s");
             return (result, lines, directory);
         }
         catch
@@ -137,6 +155,95 @@ public class TraceValidationTests(ITestOutputHelper output)
             throw;
         }
     }
+
+    /// <summary>Placement (spec/TracePlacement.tla): three rooms (and #lobby) placed by the first
+    /// leader, spread over the nodes (fewest rooms first), kill -9 of the leader, re-election, and the new leader
+    /// giving the dead leader's room to another node. TLC must find Placement.tla actions of each
+    /// logged node that lead to the placements it logged, line after line.</summary>
+    [SkippableTheory]
+    [InlineData(1)]
+    [InlineData(2)]
+    [InlineData(3)]
+    public async Task A_real_run_placing_rooms_and_reassigning_the_crashed_leaders_room_follows_Placement(int run)
+    {
+        var (result, lines, directory) = await ValidatePlacementRunAsync(fault: null, run);
+
+        Assert.True(result.Accepted, $"TLC rejected run {run}'s placement trace (kept in {directory}):\n{Tail(result.Output)}");
+        Discard(directory);
+    }
+
+    /// <summary>The leader keeps each placement it makes with the room's previous version
+    /// (FORMALCHAT_TEST_FAULT stale-placement-version, on every node: only the leader places):
+    /// TLC must reject the trace at the leader's line that placed a room.</summary>
+    [SkippableFact]
+    public async Task A_leader_that_places_a_room_with_a_stale_version_is_rejected()
+    {
+        var (result, lines, directory) = await ValidatePlacementRunAsync(fault: "stale-placement-version", run: 1);
+
+        var rejected = RejectedLine(result, lines, "the wrong leader's trace");
+        Assert.Equal(3, (int)rejected["node"]!);
+        Assert.Contains(rejected["placements"]!, placement => (int)placement["version"]! == 0);
+        Discard(directory);
+    }
+
+    private static readonly string[] PlacedRooms = ["#a", "#b", "#c"];
+
+    /// <summary>The room a node's last placement line places on <paramref name="owner"/>, if any.</summary>
+    private static string? RoomOwnedBy(List<JObject> lines, int owner) =>
+        lines.LastOrDefault()?["placements"]?.FirstOrDefault(placement => (int)placement["owner"]! == owner)?["room"]?.Value<string>();
+
+    /// <summary>A settled 3-node cluster; alice on node 1 joins three rooms, which the leader (3)
+    /// spreads over the nodes. Without a fault: kill -9 of node 3, and the new leader (2) moves
+    /// node 3's room to a live node, which nodes 1 and 2 log. With one: the run ends once the
+    /// leader has logged a placement. The nodes' placement traces merged and checked by TLC.</summary>
+    private Task<(TlcRunner.Result Result, List<JObject> Lines, string Directory)> ValidatePlacementRunAsync(string? fault, int run) =>
+        ValidateRunAsync("placement", fault, run, "TracePlacement", async cluster =>
+        {
+            List<JObject> Lines(int id) => PlacementTraceMerger.ReadNode(cluster.TracePath(id));
+            long? crashed = null;
+            await cluster.WaitForLeaderAsync(leader: 3, nodes: [1, 2, 3], Deadline);
+            await using (var alice = await TestClient.ConnectAsync(cluster.ClientPort(1), "alice"))
+            {
+                foreach (var room in fault is null ? PlacedRooms : PlacedRooms.Take(1))
+                {
+                    await alice.SendAsync(new JObject { ["type"] = "join", ["room"] = room });
+                    await alice.NextAsync(Frame("joined", room));
+                }
+                if (fault is null)
+                {
+                    // The same placements at every node, with every room joined, and one room on
+                    // the leader (fewest rooms first: 3 rooms or more give every node one).
+                    bool PlacedEverywhere() =>
+                        Enumerable.Range(1, 3).Select(id => Lines(id).LastOrDefault()?["placements"]?.ToString(Newtonsoft.Json.Formatting.None)).Distinct().Count() == 1
+                        && Lines(1).LastOrDefault()?["placements"] is JArray placements
+                        && PlacedRooms.All(room => placements.Any(placement => (string)placement["room"]! == room))
+                        && RoomOwnedBy(Lines(1), owner: 3) is not null;
+                    await Eventually.TrueAsync(() => Task.FromResult(PlacedEverywhere()), Deadline,
+                        "every node logged the same placements, with the three rooms and one on node 3", () => cluster.Output);
+                    var moved = RoomOwnedBy(Lines(1), owner: 3)!;
+                    cluster.Kill(3);
+                    crashed = Stopwatch.GetTimestamp();
+                    await cluster.WaitForLeaderAsync(leader: 2, nodes: [1, 2], Deadline);
+                    bool MovedOnBoth() => new[] { 1, 2 }.All(id =>
+                        Lines(id).LastOrDefault()?["placements"]?.Any(placement => (string)placement["room"]! == moved && (int)placement["owner"]! != 3) == true);
+                    await Eventually.TrueAsync(() => Task.FromResult(MovedOnBoth()), Deadline,
+                        $"nodes 1 and 2 logged {moved} moved off node 3", () => cluster.Output);
+                }
+                else
+                {
+                    bool WrongStepLogged() => Lines(3).Any(line => line["placements"]!.Any(placement => (int)placement["version"]! == 0));
+                    await Eventually.TrueAsync(() => Task.FromResult(WrongStepLogged()), Deadline,
+                        "the leader logged a placement with a stale version", () => cluster.Output);
+                }
+            }
+            for (var id = 1; id <= 3; id++)
+            {
+                if (!cluster.HasExited(id)) await cluster.StopGracefullyAsync(id);
+            }
+            var traces = Enumerable.Range(1, 3).ToDictionary(id => id, Lines);
+            if (crashed is { } clock) traces[3].Add(PlacementTraceMerger.CrashLine(3, clock));
+            return traces;
+        }, PlacementTraceMerger.Merge);
 
     /// <summary>Node 1 is wrong on purpose (FORMALCHAT_TEST_FAULT, Node.CSharp/TestFault.cs): TLC
     /// must reject the trace at one of node 1's lines of the action the fault breaks. The run
@@ -153,7 +260,7 @@ public class TraceValidationTests(ITestOutputHelper output)
         await using (var cluster = await TestCluster.StartTracedAsync(3, directory, id =>
                          id == 1 ? new Dictionary<string, string> { ["FORMALCHAT_TEST_FAULT"] = fault } : new()))
         {
-            bool WrongStepLogged() => TraceMerger.ReadNode(cluster.TracePath(1)).Any(line => IsWrong(fault, line));
+            bool WrongStepLogged() => CausalMerger.ReadNode(cluster.TracePath(1)).Any(line => IsWrong(fault, line));
             long? crashed = null;
             if (fault == "forget-participant")
             {
@@ -170,15 +277,13 @@ public class TraceValidationTests(ITestOutputHelper output)
             {
                 if (!cluster.HasExited(id)) await cluster.StopGracefullyAsync(id);
             }
-            for (var id = 1; id <= 3; id++) traces[id] = TraceMerger.ReadNode(cluster.TracePath(id));
+            for (var id = 1; id <= 3; id++) traces[id] = CausalMerger.ReadNode(cluster.TracePath(id));
             if (crashed is { } clock) traces[3].Add(TraceMerger.CrashLine(3, clock));
         }
 
         var (result, lines) = await ValidateAsync(jar, directory, traces);
 
-        Assert.False(result.Accepted, $"TLC accepted the wrong node's trace:\n{Tail(result.Output)}");
-        Assert.True(result.Matched < lines.Count, $"TLC followed no line short of the end:\n{Tail(result.Output)}");
-        var rejected = lines[result.Matched];
+        var rejected = RejectedLine(result, lines, "the wrong node's trace");
         Assert.Equal(brokenAction, (string)rejected["action"]!);
         Assert.Equal(1, (int)rejected["node"]!);
         Discard(directory);
@@ -226,6 +331,35 @@ public class TraceValidationTests(ITestOutputHelper output)
         finally { File.Delete(path); }
     }
 
+    /// <summary>The placement merge, by the same causal merge: a receipt after its send whatever the
+    /// clocks say, the rooms in the header in ordinal order, a crash line kept as it is.</summary>
+    [Fact]
+    public void The_placement_merge_puts_a_receipt_after_its_send_and_names_the_rooms_in_ordinal_order()
+    {
+        var placed = JObject.Parse("""{"type":"placed","to":1,"room":"#b","assignment":{"owner":1,"epoch":2,"leader":3,"version":1}}""");
+        JObject Line(int node, long clock, JObject[] received, JObject[] sent, params string[] rooms) => new()
+        {
+            ["node"] = node, ["step"] = 1, ["clock"] = clock,
+            ["received"] = new JArray(received.Cast<object>().ToArray()), ["sent"] = new JArray(sent.Cast<object>().ToArray()),
+            ["placements"] = new JArray(rooms.Select(room => new JObject { ["room"] = room }).Cast<object>().ToArray()),
+        };
+        var nodes = new Dictionary<int, List<JObject>>
+        {
+            [1] = [Line(1, 10, [placed], [], "#b")],
+            [3] = [Line(3, 20, [], [placed], "#b", "#B"), PlacementTraceMerger.CrashLine(3, 30)],
+        };
+        var path = Path.GetTempFileName();
+        try
+        {
+            var merged = PlacementTraceMerger.Merge(nodes, path);
+            Assert.Equal([3, 1, 3], merged.Select(line => (int)line["node"]!));
+            var header = JObject.Parse(File.ReadLines(path).First());
+            Assert.Equal(["#B", "#b"], header["rooms"]!.Values<string>());
+            Assert.True((bool)merged[2]["crash"]!);
+        }
+        finally { File.Delete(path); }
+    }
+
     private static Func<JObject, bool> Frame(string type, string room) =>
         frame => (string?)frame["type"] == type && (string?)frame["room"] == room;
 
@@ -257,6 +391,14 @@ public class TraceValidationTests(ITestOutputHelper output)
         var verdict = result.Accepted ? "accepted" : $"rejected line {result.Matched + 1} of {result.Steps}: {(result.Matched < lines.Count ? lines[result.Matched].ToString(Newtonsoft.Json.Formatting.None) : "-")}";
         output.WriteLine($"{lines.Count} trace lines ({string.Join(", ", traces.Select(node => $"node {node.Key}: {node.Value.Count}"))}); TLC {verdict} in {result.Elapsed.TotalSeconds:0.0} s");
         return (result, lines);
+    }
+
+    /// <summary>The line TLC could not follow, once it has rejected the trace short of its end.</summary>
+    private static JObject RejectedLine(TlcRunner.Result result, List<JObject> lines, string what)
+    {
+        Assert.False(result.Accepted, $"TLC accepted {what}:\n{Tail(result.Output)}");
+        Assert.True(result.Matched < lines.Count, $"TLC followed no line short of the end:\n{Tail(result.Output)}");
+        return lines[result.Matched];
     }
 
     /// <summary>FORMALCHAT_TRACE_KEEP=1 keeps the traces and TLC's files of passing runs too.</summary>

@@ -121,11 +121,7 @@ let describe (cluster: Cluster) : string list =
 
 /// The lines of `left` that `right` lacks and the reverse, each tagged with its side's name.
 let private diffWith (leftName: string) (left: Cluster) (rightName: string) (right: Cluster) : string =
-    let leftLines = describe left
-    let rightLines = describe right
-    let onlyLeft = leftLines |> List.filter (fun line -> not (List.contains line rightLines))
-    let onlyRight = rightLines |> List.filter (fun line -> not (List.contains line leftLines))
-    String.Join("\n", [ for line in onlyLeft -> $"  {leftName}: {line}" ] @ [ for line in onlyRight -> $"  {rightName}: {line}" ])
+    SuccessorSets.diffLines leftName (describe left) rightName (describe right)
 
 let private diff (expected: Cluster) (actual: Cluster) : string = diffWith "TLC" expected "F# " actual
 
@@ -296,19 +292,7 @@ let successors (model: Model) (cluster: Cluster) : (string * Cluster) list =
 
 let private specText = lazy (File.ReadAllLines(specPath "Placement.tla"))
 
-/// The actions named in the spec's Next: the identifiers applied in its disjuncts.
-let private nextActions () : string list =
-    let lines = specText.Value
-    let start = lines |> Array.findIndex (fun line -> line.StartsWith("Next ==", StringComparison.Ordinal))
-    lines
-    |> Array.skip (start + 1)
-    |> Array.takeWhile (fun line -> line.StartsWith("    ", StringComparison.Ordinal))
-    |> Array.map (fun line -> line.Trim())
-    |> Array.filter (fun line -> line.StartsWith("\\/", StringComparison.Ordinal))
-    |> Array.map (fun line ->
-        let applied = Regex.Matches(line, @"([A-Z][A-Za-z]*)(\(|$)") |> Seq.map (fun m -> m.Groups[1].Value) |> Seq.last
-        applied)
-    |> List.ofArray
+let private nextActions () : string list = nextActions "Placement.tla"
 
 let private environmentActions = [ "Crash"; "Suspect"; "Join"; "Elect"; "LoseMessage" ]
 
@@ -318,8 +302,6 @@ let private helperOperators = [ "roomsOwned", "RoomsOwned"; "leastLoaded", "Leas
 /// Placement.fs functions whose spec is Replication.tla's RestartSpec (a whole-cluster restart,
 /// which Placement.tla does not model), with their action or operator there.
 let private inReplicationSpec = [ "highest", "Highest"; "assignUnplaced", "AssignUnplaced" ]
-
-let private lowerFirst (name: string) = string (Char.ToLowerInvariant name[0]) + name.Substring 1
 
 let private placementFunctions () : string list =
     let placementModule =
@@ -464,45 +446,17 @@ let ``trace replay: every step of TLC's simulated behaviours is reached by the F
 // ---------------------------------------------------------------------------------------------
 // 3. Successor sets.
 
-let private checkSuccessorSets (file: string) (model: Model) : int * int =
-    let graph = readDotGraph (fixturePath file)
-    let clusters = graph.States |> Map.map (fun _ variables -> ofTla variables)
-    let tlcSuccessors =
-        graph.Edges
-        |> List.groupBy (fun (source, _, _) -> source)
-        |> List.map (fun (source, edges) -> source, edges |> List.map (fun (_, target, label) -> clusters[target], label))
-        |> Map.ofList
-    let failures = ResizeArray<string>()
-    for KeyValue(id, cluster) in clusters do
-        let fromTlc = tlcSuccessors.TryFind id |> Option.defaultValue []
-        let fromFSharp = successors model cluster
-        let tlcSet = fromTlc |> List.map fst |> Set.ofList
-        let fsharpSet = fromFSharp |> List.map snd |> Set.ofList
-        if tlcSet <> fsharpSet && failures.Count < 3 then
-            let onlyTlc = fromTlc |> List.filter (fun (next, _) -> not (fsharpSet.Contains next))
-            let onlyFSharp = fromFSharp |> List.filter (fun (_, next) -> not (tlcSet.Contains next))
-            failures.Add(
-                String.Join(
-                    "\n",
-                    [ $"{file}: state {id} has different successors"
-                      yield! describe cluster |> List.map (fun line -> "  " + line)
-                      for next, label in onlyTlc do
-                          $" successor only TLC has (TLC's label {label}):"
-                          diffWith "after " next "before" cluster
-                      for label, next in onlyFSharp do
-                          $" successor only F# has ({label}):"
-                          diffWith "after " next "before" cluster ]
-                )
-            )
-    Assert.True(failures.Count = 0, String.Join("\n\n", failures))
-    clusters.Count, graph.Edges.Length
+let private checkSuccessorSets (file: string) (model: Model) : SuccessorSets.Compared =
+    let suite: SuccessorSets.Suite<Cluster, string> =
+        { OfTla = ofTla; Successors = successors model; ShowStep = id; Describe = describe }
+    SuccessorSets.compare suite file (readDotGraph (fixturePath file))
 
 let ``successor sets: from every state of TLC's state graph the F# functions reach exactly TLC's successors`` () =
     let graphs = fixtures "graph"
     Assert.NotEmpty graphs
     for file, values in graphs do
-        let states, edges = checkSuccessorSets file (modelOf values)
-        Assert.True(states > 1000 && edges > states, $"{file}: a graph of {states} states and {edges} edges is too small to say much")
+        let compared = checkSuccessorSets file (modelOf values)
+        Assert.True(compared.States > 1000 && compared.Edges > compared.States, $"{file}: a graph of {compared.States} states and {compared.Edges} edges is too small to say much")
 
 // ---------------------------------------------------------------------------------------------
 // 4. Freshness.

@@ -191,11 +191,7 @@ let describe (cluster: Cluster) : string list =
           yield $"link {from}->{target}: " + String.Join(" | ", messages |> List.map showPeerMessage) ]
 
 let private diffWith (leftName: string) (left: Cluster) (rightName: string) (right: Cluster) : string =
-    let leftLines = describe left
-    let rightLines = describe right
-    let onlyLeft = leftLines |> List.filter (fun line -> not (List.contains line rightLines))
-    let onlyRight = rightLines |> List.filter (fun line -> not (List.contains line leftLines))
-    String.Join("\n", [ for line in onlyLeft -> $"  {leftName}: {line}" ] @ [ for line in onlyRight -> $"  {rightName}: {line}" ])
+    SuccessorSets.diffLines leftName (describe left) rightName (describe right)
 
 // ---------------------------------------------------------------------------------------------
 // Node state as the F# functions see it.
@@ -518,17 +514,7 @@ and private successorsWithLeaders (model: Model) (cluster: Cluster) : (string * 
 
 let private specText = lazy (File.ReadAllLines(specPath "Replication.tla"))
 
-/// The actions named in the spec's Next: the last identifier applied in each disjunct.
-let private nextActions () : string list =
-    let lines = specText.Value
-    let start = lines |> Array.findIndex (fun line -> line.StartsWith("Next ==", StringComparison.Ordinal))
-    lines
-    |> Array.skip (start + 1)
-    |> Array.takeWhile (fun line -> line.StartsWith("    ", StringComparison.Ordinal))
-    |> Array.map (fun line -> line.Trim())
-    |> Array.filter (fun line -> line.StartsWith("\\/", StringComparison.Ordinal))
-    |> Array.map (fun line -> Regex.Matches(line, @"([A-Z][A-Za-z]*)\(") |> Seq.map (fun m -> m.Groups[1].Value) |> Seq.last)
-    |> List.ofArray
+let private nextActions () : string list = nextActions "Replication.tla"
 
 /// Spec actions carried out by Node.fs around the Replication.fs functions, and by the
 /// environment.
@@ -561,8 +547,6 @@ let private notModelled =
       "promoteBackups", "promoteBackup for every room: the spec has one room"
       "resyncIfStalled", "recovery from a lost message: the spec's network loses none"
       "recvShared", "FillGap's answer, which only extends; a node's introduction of its rooms is not modelled" ]
-
-let private lowerFirst (name: string) = string (Char.ToLowerInvariant name[0]) + name.Substring 1
 
 let private functionsOf (moduleName: string) : string list =
     let fsharpModule =
@@ -716,49 +700,21 @@ let ``trace replay: every step of TLC's simulated behaviours is reached by the F
 // ---------------------------------------------------------------------------------------------
 // 3. Successor sets.
 
-let private checkSuccessorSets (file: string) (model: Model) : int * int * Coverage =
-    let graph = readDotGraph (fixturePath file)
-    let clusters = graph.States |> Map.map (fun _ variables -> ofTla variables)
-    let tlcSuccessors =
-        graph.Edges
-        |> List.groupBy (fun (source, _, _) -> source)
-        |> List.map (fun (source, edges) -> source, edges |> List.map (fun (_, target, label) -> clusters[target], label))
-        |> Map.ofList
-    let failures = ResizeArray<string>()
-    let mutable coverage = noCoverage
-    for KeyValue(id, cluster) in clusters do
-        let fromTlc = tlcSuccessors.TryFind id |> Option.defaultValue []
-        let fromFSharp = successors model cluster
-        for label, next in fromFSharp do
-            coverage <- cover coverage label cluster next
-        let tlcSet = fromTlc |> List.map fst |> Set.ofList
-        let fsharpSet = fromFSharp |> List.map snd |> Set.ofList
-        if tlcSet <> fsharpSet && failures.Count < 3 then
-            let onlyTlc = fromTlc |> List.filter (fun (next, _) -> not (fsharpSet.Contains next))
-            let onlyFSharp = fromFSharp |> List.filter (fun (_, next) -> not (tlcSet.Contains next))
-            failures.Add(
-                String.Join(
-                    "\n",
-                    [ $"{file}: state {id} has different successors"
-                      yield! describe cluster |> List.map (fun line -> "  " + line)
-                      for next, label in onlyTlc do
-                          $" successor only TLC has (TLC's label {label}):"
-                          diffWith "after " next "before" cluster
-                      for label, next in onlyFSharp do
-                          $" successor only F# has ({label}):"
-                          diffWith "after " next "before" cluster ]
-                )
-            )
-    Assert.True(failures.Count = 0, String.Join("\n\n", failures))
-    clusters.Count, graph.Edges.Length, coverage
+let private checkSuccessorSets (file: string) (model: Model) : SuccessorSets.Compared * Coverage =
+    let suite: SuccessorSets.Suite<Cluster, string> =
+        { OfTla = ofTla; Successors = successors model; ShowStep = id; Describe = describe }
+    let coverage = ref noCoverage
+    let observe from label next = coverage.Value <- cover coverage.Value label from next
+    let compared = SuccessorSets.compareObserving suite observe file (readDotGraph (fixturePath file))
+    compared, coverage.Value
 
 let ``successor sets: from every state of TLC's state graph the F# functions reach exactly TLC's successors`` () =
     let graphs = fixtures "graph"
     Assert.Equal(4, graphs.Length)
     let mutable total = noCoverage
     for file, values in graphs do
-        let states, edges, coverage = checkSuccessorSets file (modelOf values)
-        Assert.True(states > 1000 && edges > states, $"{file}: a graph of {states} states and {edges} edges is too small to say much")
+        let compared, coverage = checkSuccessorSets file (modelOf values)
+        Assert.True(compared.States > 1000 && compared.Edges > compared.States, $"{file}: a graph of {compared.States} states and {compared.Edges} edges is too small to say much")
         total <- add total coverage
     // A gap needs a third node to receive the new owner's commit before the dead owner's copy;
     // the new owner commits only once its new backup confirmed the sync, so with at most one

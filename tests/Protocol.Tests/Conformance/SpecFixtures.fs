@@ -24,6 +24,22 @@ let specPath (name: string) = Path.Combine(repositoryRoot, "spec", name)
 /// A file of the fixture set `set` (spec/fixtures/<set>/).
 let fixturePath (set: string) (name: string) = Path.Combine(repositoryRoot, "spec", "fixtures", set, name)
 
+/// The actions named in the Next of spec/<specFile>: the last identifier applied in each of its
+/// disjuncts (an action without parameters ends its line).
+let nextActions (specFile: string) : string list =
+    let lines = File.ReadAllLines(specPath specFile)
+    let start = lines |> Array.findIndex (fun line -> line.StartsWith("Next ==", StringComparison.Ordinal))
+    lines
+    |> Array.skip (start + 1)
+    |> Array.takeWhile (fun line -> line.StartsWith("    ", StringComparison.Ordinal))
+    |> Array.map (fun line -> line.Trim())
+    |> Array.filter (fun line -> line.StartsWith("\\/", StringComparison.Ordinal))
+    |> Array.map (fun line -> RegularExpressions.Regex.Matches(line, @"([A-Z][A-Za-z]*)(\(|$)") |> Seq.map (fun m -> m.Groups[1].Value) |> Seq.last)
+    |> List.ofArray
+
+/// A spec name as its F# function is named: lowerCamelCase.
+let lowerFirst (name: string) = string (Char.ToLowerInvariant name[0]) + name.Substring 1
+
 let readManifest (set: string) : Value = parseJson (File.ReadAllText(fixturePath set "manifest.json"))
 
 /// The fixtures of one kind ("traces" or "graph") in a manifest, with the values of their constants.
