@@ -181,6 +181,10 @@ type PeerMessage =
     /// Committed messages from the owner, oldest first: a reply to HistoryRequested, or the
     /// history a node that has just appeared is given.
     | HistoryShared of room: RoomName * messages: RoomMessage list
+    /// The highest sequence number a node holds of each room it has (committed or stored), in
+    /// its introduction: a leader places a room it has no placement of only once every node of
+    /// its view has reported, on one holding the most (spec/Replication.tla: AssignRoom).
+    | RoomsHeld of node: NodeId * rooms: (RoomName * int64) list
     /// A node asks the registrar (the leader) for a nickname before it welcomes anyone with it
     /// (spec: ClaimNick); the registrar grants it or refuses it, naming the holder.
     | NickClaimed of NickClaim

@@ -61,6 +61,7 @@ let private handlePlausible (message: PeerMessage) (state: NodeState) : NodeStat
     | HistoryRequested(room, after, requester) ->
         state, toPeer state requester (HistoryShared(room, Rooms.lastWithin Rooms.transferBudgetChars (Rooms.since after (historyOf room state))))
     | HistoryShared(room, messages) -> recvShared room messages state
+    | RoomsHeld(node, rooms) -> RoomPlacement.recvRoomsHeld node rooms state
     | NickClaimed _ | NickGranted _ | NickRefused _ | NickReleased _ | NicksReported _ | NicksRequested _ ->
         NickClaims.nicks (NickRegistry.Received message) state
 

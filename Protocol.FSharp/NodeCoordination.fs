@@ -22,14 +22,17 @@ let introduction (state: NodeState) : PeerMessage list =
              if placement.Owner = self state && sharesHistory then
                  yield HistoryShared(room, Rooms.lastWithin Rooms.transferBudgetChars (Rooms.last Rooms.historyCapacity (historyOf room state)))
          for KeyValue(room, backup) in state.Backups do
-             yield BackupAssigned(room, backup) ]
+             yield BackupAssigned(room, backup)
+         // Last, after the placements: a leader that has every report knows the placed rooms.
+         yield RoomsHeld(self state, roomsHeld state) ]
 
 /// Nodes that joined or left the view are logged; users of departed nodes are forgotten, and a
 /// node that just appeared is told who is online here and where the rooms are.
 let private onViewChanged (gained: Set<NodeId>) (lost: Set<NodeId>) (state: NodeState) : NodeState * Effect list =
     let view = state.Coordination.View
     let chat, goneUsers = forgetNodesOutside view state.Chat
-    let state = { state with Chat = chat }
+    // A node back in the view reports again (its introduction): it may have restarted meanwhile.
+    let state = { state with Chat = chat; HeldReports = state.HeldReports |> Map.filter (fun node _ -> not (lost.Contains node)) }
     state,
     [ for id in gained do
           Log(Info, $"node {id} joined the view {Set.toList view}")

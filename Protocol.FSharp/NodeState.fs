@@ -79,6 +79,10 @@ type NodeState =
       /// this node's copy may be stale. They are shown nothing of the room until the owner's
       /// answer to this node's request for the history arrives (RoomReplica.catchUp, release).
       CatchingUp: Map<RoomName, Map<ClientId, HistoryWanted>>
+      /// What each other node reported it holds of each room (RoomsHeld, in its introduction),
+      /// while it stays in this node's view: a leader places a room it has no placement of only
+      /// once every node of its view has reported, on one holding the most (RoomPlacement).
+      HeldReports: Map<NodeId, Map<RoomName, int64>>
       /// Rooms whose log was damaged in the middle: read back with a gap (Rooms.firstGap). The
       /// node asks its peers for the missing seqs every tick until the gap is filled, then
       /// rewrites the room's log whole (LogRepair.repairDamaged).
@@ -159,6 +163,7 @@ let init (info: NodeInfo) : NodeState =
       Shown = Map.empty
       FillsRequested = Set.empty
       CatchingUp = Map.empty
+      HeldReports = Map.empty
       Damaged = Set.empty
       Unconfirmed = Map.empty
       NextPostId = 1L
@@ -191,6 +196,14 @@ let recover (logs: (RoomName * RoomMessage list) list) (state: NodeState) : Node
 
 let historyOf (room: RoomName) (state: NodeState) : RoomHistory =
     state.Histories.TryFind room |> Option.defaultValue emptyHistory
+
+/// The highest sequence number this node holds of a room, committed or stored as the backup.
+let heldOf (room: RoomName) (state: NodeState) : int64 =
+    Replication.held (historyOf room state) (state.Replicas.TryFind room |> Option.defaultValue Uncommitted.empty)
+
+/// This node's report to the others (RoomsHeld): what it holds of every room it has.
+let roomsHeld (state: NodeState) : (RoomName * int64) list =
+    [ for room in Set.union (Set.ofSeq state.Histories.Keys) (Set.ofSeq state.Replicas.Keys) -> room, heldOf room state ]
 
 /// Clients on a node: live for this node, as of the last heartbeat for the others.
 let clientsOn (state: NodeState) (node: NodeId) : int =

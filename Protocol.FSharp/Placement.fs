@@ -10,10 +10,15 @@ type Placements = Map<RoomName, Assignment>
 let roomsOwned (placements: Placements) (node: NodeId) : int =
     placements |> Seq.sumBy (fun (KeyValue(_, placement)) -> if placement.Owner = node then 1 else 0)
 
+/// The rooms a node owns, then its clients (from heartbeats), then its id: the lowest is least
+/// loaded, so every replica of the rule picks the same node.
+let private load (clients: NodeId -> int) (placements: Placements) (node: NodeId) =
+    roomsOwned placements node, clients node, node
+
 /// Spec: LeastLoaded(l). The live node owning the fewest rooms, then with the fewest clients
 /// (from heartbeats), then the lowest id, so every replica of this rule picks the same node.
 let leastLoaded (clients: NodeId -> int) (placements: Placements) (state: Coordination) : NodeId =
-    state.View |> Seq.minBy (fun node -> roomsOwned placements node, clients node, node)
+    state.View |> Seq.minBy (load clients placements)
 
 /// A room needs a placement when nobody owns it, or its owner has left this node's view.
 let needsPlacement (room: RoomName) (placements: Placements) (state: Coordination) : bool =
@@ -51,6 +56,26 @@ let assignRoom (clients: NodeId -> int) (lastSeq: int64) (requester: NodeId) (ro
         placements, [ { To = requester; Message = RoomAssigned(room, placements[room]) } ]
     else
         placements, []
+
+/// Spec (Replication.tla): Highest(l). The nodes of the view that hold the most of a room, as
+/// they reported it (`held`).
+let highest (held: NodeId -> int64) (state: Coordination) : NodeId list =
+    let most = state.View |> Seq.map held |> Seq.max
+    state.View |> Seq.filter (fun node -> held node = most) |> List.ofSeq
+
+/// Spec (Replication.tla): AssignRoom(l). The leader places a room it has no placement of (a new
+/// room, or any room after a whole-cluster restart) on the least-loaded of the nodes that hold
+/// the most of it, and the sequence continues after what that node holds. `held` is what each
+/// node of the view reported (RoomsHeld). Raft's rule that a shorter log never wins: by load
+/// alone the owner could be a node that was down while messages committed, which would number
+/// new messages at positions already acknowledged.
+let assignUnplaced (clients: NodeId -> int) (held: NodeId -> int64) (room: RoomName) (placements: Placements) (state: Coordination) : Placements * Sent list =
+    if not (Coordination.isLeader state) || placements.ContainsKey room then
+        placements, []
+    else
+        let owner = highest held state |> List.minBy (load clients placements)
+        let placement = { Owner = owner; Epoch = state.Epoch; Leader = state.Self; Version = 1; LastSeq = held owner }
+        placements.Add(room, placement), announce state room placement
 
 /// Spec: Newer(a, b). Assignments are ordered by epoch, then version, then leader, so that
 /// of two leaders of one epoch the same assignment wins at every node.

@@ -57,7 +57,9 @@ let private handOverHistory (decided: Placement.Placements) (state: NodeState) :
           let history = historyOf room state
           let isBackup = state.Backups.TryFind room |> Option.exists (fun backup -> backup.Backup = placement.Owner)
           let changed = state.Placements.TryFind room <> Some placement
-          if changed && placement.Owner <> self state && not isBackup && history.LastSeq > 0L then
+          // A new owner that reported holding as much never has its copy replaced by a shorter one.
+          let reported = state.HeldReports.TryFind placement.Owner |> Option.bind (Map.tryFind room) |> Option.defaultValue 0L
+          if changed && placement.Owner <> self state && not isBackup && history.LastSeq > reported then
               yield! toPeer state placement.Owner (HistoryShared(room, Rooms.lastWithin Rooms.transferBudgetChars (Rooms.last Rooms.historyCapacity history))) ]
 
 let private applyPlacements (decided: Placement.Placements * Sent list) (state: NodeState) =
@@ -71,15 +73,45 @@ let private assignBackups (state: NodeState) : NodeState * Effect list =
     let decided = Replication.assignBackups (clientsOn state) state.Placements state.Backups state.Coordination
     applyDecisions state.Backups applyBackup decided state
 
-/// Spec: AssignRoom on the leader, for a node that asked. A room whose owner has left gets its
-/// backup promoted first, as on the leader's tick: a fresh placement would start the room again
+/// A node's report of what it holds of each room (its introduction's RoomsHeld), kept while it
+/// stays in this node's view (NodeCoordination forgets the reports of nodes that leave).
+let recvRoomsHeld (node: NodeId) (rooms: (RoomName * int64) list) (state: NodeState) : NodeState * Effect list =
+    if node = self state then state, []
+    else { state with HeldReports = state.HeldReports.Add(node, Map.ofList rooms) }, []
+
+/// Spec (Replication.tla): the reports AssignRoom(l) waits for. What each node of the view
+/// holds of the room (this node's own copy for itself), once every one of them has reported;
+/// None until then. In a running cluster every node has reported in its introduction, so a new
+/// room waits for nothing; after a whole-cluster restart a room waits until all have.
+let private heldInView (room: RoomName) (state: NodeState) : (NodeId -> int64) option =
+    let reported node = node = self state || state.HeldReports.ContainsKey node
+    if not (Seq.forall reported state.Coordination.View) then None
+    else Some(fun node -> if node = self state then heldOf room state else state.HeldReports[node].TryFind room |> Option.defaultValue 0L)
+
+/// Spec: AssignRoom on the leader, for a node that asked. A room the leader has no placement of
+/// goes to a node holding the most of it, once every node of the view has reported (the
+/// requester asks again every tick until then). A room whose owner has left gets its backup
+/// promoted first, as on the leader's tick: a fresh placement would start the room again
 /// without what only the backup holds.
 let recvPlacementRequest (room: RoomName) (requester: NodeId) (state: NodeState) : NodeState * Effect list =
-    if not (decidesWithQuorum state) then state, [] else
-    let lastSeq = (historyOf room state).LastSeq
-    applyPlacements (Replication.promoteBackup lastSeq room state.Placements state.Backups state.Coordination) state
-    |> then' (fun state -> applyPlacements (Placement.assignRoom (clientsOn state) lastSeq requester room state.Placements state.Coordination) state)
-    |> then' assignBackups
+    if not (decidesWithQuorum state) then state, []
+    elif not (state.Placements.ContainsKey room) then
+        match heldInView room state with
+        | None ->
+            // A report lost with a link would hold the room back for good: the silent nodes are asked
+            // for their introduction again, as often as the room is asked for.
+            let silent = state.Coordination.View |> Set.filter (fun node -> node <> self state && not (state.HeldReports.ContainsKey node))
+            state,
+            Log(Debug, $"room {room}: placed once nodes {Set.toList silent} have reported what they hold of it")
+            :: [ for node in silent do yield! toPeer state node (UsersRequested(self state)) ]
+        | Some held ->
+            applyPlacements (Placement.assignUnplaced (clientsOn state) held room state.Placements state.Coordination) state
+            |> then' assignBackups
+    else
+        let lastSeq = (historyOf room state).LastSeq
+        applyPlacements (Replication.promoteBackup lastSeq room state.Placements state.Backups state.Coordination) state
+        |> then' (fun state -> applyPlacements (Placement.assignRoom (clientsOn state) lastSeq requester room state.Placements state.Coordination) state)
+        |> then' assignBackups
 
 /// The leader's standing duties when owners leave: a room's backup is promoted where it has a
 /// live one, the other rooms are placed afresh, and every room gets a live backup.

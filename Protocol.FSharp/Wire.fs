@@ -158,6 +158,10 @@ let private nickClaim : Fields<NickClaim> =
         (fun struct (nick, session, previous, node, term) -> { Nick = nick; Session = session; Previous = previous; Node = node; Term = term })
         (fun claim -> struct (claim.Nick, claim.Session, claim.Previous, claim.Node, claim.Term))
 
+let private roomHeld : Fields<RoomName * int64> =
+    fields2 roomField (field "seq" seq)
+    |> mapFields (fun struct (room, seq) -> room, seq) (fun (room, seq) -> struct (room, seq))
+
 let private nickHeld : Fields<string * string> =
     fields2 (field "nick" text) (field "session" text)
     |> mapFields (fun struct (nick, session) -> nick, session) (fun (nick, session) -> struct (nick, session))
@@ -223,6 +227,9 @@ let private peerMessages : Table<PeerMessage> =
           case "history" (fields2 roomField (field "messages" peerRoomMessages))
               (fun struct (room, messages) -> HistoryShared(room, messages))
               (function HistoryShared(room, messages) -> ValueSome(struct (room, messages)) | _ -> ValueNone)
+          case "rooms-held" (fields2 (field "node" nodeId) (field "rooms" (listOf (objectItem roomHeld))))
+              (fun struct (node, rooms) -> RoomsHeld(node, rooms))
+              (function RoomsHeld(node, rooms) -> ValueSome(struct (node, rooms)) | _ -> ValueNone)
           case "nick-claimed" nickClaim NickClaimed (function NickClaimed claim -> ValueSome claim | _ -> ValueNone)
           case "nick-granted" nickClaim NickGranted (function NickGranted claim -> ValueSome claim | _ -> ValueNone)
           case "nick-refused" (fields2 nickClaim (field "holder" nodeId))

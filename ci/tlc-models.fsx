@@ -128,6 +128,7 @@ let models: Model list =
       row "replication" "MCReplication" "MCReplication3TwoPartitions" Check Holds 600
       row "replication" "MCReplication" "MCReplication3Members" Check Holds 900 |> long
       row "replication" "MCReplication" "MCReplication4" Check Holds 1800 |> long
+      row "replication" "MCReplication" "MCReplication3Restart" Check Holds 600
       row "replication" "MCReplication" "MCReplication3TwoCrashes" Check (Violates [ "AckedDurable" ]) 600
       row "replication" "MCReplication" "MCReplication3FreshLeaderOwns" Check (Violates [ "AckedDurable" ]) 600
       // Witnesses: deliberately false properties, violated where the states that matter are reached.

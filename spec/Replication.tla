@@ -29,12 +29,17 @@
 (*   ReassignRooms(l)          Placement.reassignRooms, as Node's          *)
 (*                             reassignRooms calls it: after               *)
 (*                             promoteBackups found nothing to promote     *)
+(*   AssignUnplaced(l)         Placement.assignUnplaced: a room the leader *)
+(*                             has no placement of (after a restart), on   *)
+(*                             the reports of RoomPlacement.recvRoomsHeld  *)
 (*   Operators DeliverSequenced, AdoptHistory, TakeOwnership and           *)
 (*   IsCurrentBackup are the Replication functions of the same names.      *)
 (*   Interested(o)             Replication.interestedNodes                 *)
 (*   Join(n), Leave(n)         environment (Node.join / leave: a node gains *)
 (*                             its first member, or loses its last)        *)
 (*   Crash(n)                  environment                                 *)
+(*   Restart                   environment (every node starts again and    *)
+(*                             reads its log back: NodeState.recover)      *)
 (*   Partition(n), Heal(n)     environment                                 *)
 (*                                                                         *)
 (* Abstractions (each stated again where it is used):                      *)
@@ -69,8 +74,10 @@
 (*   RoomMessage.FromNode, where the post waits for its acknowledgement)   *)
 (*   is not modelled: clients are not.                                     *)
 (* - The on-disk log is disk[i], what node i would read back after a      *)
-(*   restart; no node restarts here.  Not modelled: resyncIfStalled (no    *)
-(*   message is lost), clients.                                            *)
+(*   restart.  Spec has no restart; RestartSpec adds one of the whole      *)
+(*   cluster (Restart), after which the room has no placement until the    *)
+(*   leader places it (AssignUnplaced).  Not modelled: resyncIfStalled    *)
+(*   (no message is lost), clients.                                        *)
 (***************************************************************************)
 EXTENDS Naturals, Integers, FiniteSets, Sequences
 
@@ -118,9 +125,13 @@ VARIABLES
     acked,       \* every message some owner has committed (acknowledged), with its
                  \* position: a history variable, never read by an action
     members,     \* the nodes with members in the room (F#: Chat.memberNodes): the environment's
-    memberChanges\* how many joins and leaves there have been: a model bound (MCReplication)
+    memberChanges,\* how many joins and leaves there have been: a model bound (MCReplication)
+    restarts,    \* how many whole-cluster restarts there have been: a model bound (MCReplication)
+    recovered    \* the messages a restart read back from a log that no owner had committed
+                 \* (stored by a backup): history from then on, never acknowledged; a history
+                 \* variable, never read by an action
 
-vars == <<alive, isolated, partitions, epoch, placement, backups, history, replicas, primary, chan, disk, missing, acked, members, memberChanges>>
+vars == <<alive, isolated, partitions, epoch, placement, backups, history, replicas, primary, chan, disk, missing, acked, members, memberChanges, restarts, recovered>>
 
 None == -1      \* F#: Primary.Stored = None
 
@@ -144,8 +155,10 @@ Message == [seq : Nat \ {0}, id : Msg]
 Assignment == [backup : Node, owner : Node, epoch : Nat, version : Nat \ {0}]
 NoBackup == [backup |-> 0, owner |-> 0, epoch |-> 0, version |-> 0]
 
-\* F# Assignment (the placement).
+\* F# Assignment (the placement).  NoPlacement: after a whole-cluster restart no node knows
+\* one (F#: NodeState.Placements starts empty) until the leader places the room (AssignUnplaced).
 Placement == [owner : Node, epoch : Nat, version : Nat \ {0}, lastSeq : Nat]
+NoPlacement == [owner |-> 0, epoch |-> 0, version |-> 0, lastSeq |-> 0]
 
 \* F# Replication.Primary (PendingAtLastTick is not modelled).  synced is the whole backup
 \* assignment the owner sent its state to (NoBackup: none yet), compared whole: two
@@ -177,7 +190,7 @@ TypeOK ==
     /\ isolated \subseteq Node
     /\ partitions \in Nat
     /\ epoch \in Nat
-    /\ placement \in Placement
+    /\ placement \in Placement \cup {NoPlacement}
     /\ backups \in [Node -> Assignment \cup {NoBackup}]
     /\ history \in [Node -> Seq(Message)]
     /\ replicas \in [Node -> Seq(Message)]
@@ -188,6 +201,8 @@ TypeOK ==
     /\ acked \subseteq Message
     /\ members \subseteq Node
     /\ memberChanges \in Nat
+    /\ restarts \in Nat
+    /\ recovered \subseteq Message
 
 -----------------------------------------------------------------------------
 (* Helpers. *)
@@ -303,7 +318,7 @@ AdoptHistory(r, committed) ==
 \* rewritten as its history (what was pending may be on disk: stored as the backup before).
 TakeOwnership(n) ==
     LET old == placement.owner
-        releases == old # n /\ alive[old]
+        releases == old # n /\ old \in Node /\ alive[old]
         released == IF releases THEN [primary EXCEPT ![old] = NoPrimary] ELSE primary
     IN  /\ disk' = IF releases /\ primary[old] # NoPrimary /\ primary[old].pending # <<>>
                    THEN [disk EXCEPT ![old] = history[old]] ELSE disk
@@ -327,7 +342,7 @@ SequencePost(o, id) ==
            last == Max({LastSeq(history[o]), placement.lastSeq, LastOf(p.pending)})
            m == [seq |-> last + 1, id |-> id]
        IN  primary' = [primary EXCEPT ![o].pending = Append(@, m)]
-    /\ UNCHANGED <<alive, isolated, partitions, epoch, placement, backups, history, replicas, chan, missing, disk, acked, members, memberChanges>>
+    /\ UNCHANGED <<alive, isolated, partitions, epoch, placement, backups, history, replicas, chan, missing, disk, acked, members, memberChanges, restarts, recovered>>
 
 \* F#: Replication.syncBackup.  A backup the owner has not sent its state to gets the
 \* committed history and every pending message; nothing commits until it confirms.
@@ -340,7 +355,7 @@ SyncBackup(o) ==
        IN  /\ t # NoBackup /\ t # primary[o].synced
            /\ primary' = [primary EXCEPT ![o] = [@ EXCEPT !.synced = t, !.stored = None, !.inflight = <<>>]]
            /\ chan' = Send(chan, o, t.backup, SyncMsg(t, history[o], primary[o].pending))
-    /\ UNCHANGED <<alive, isolated, partitions, epoch, placement, backups, history, replicas, missing, disk, acked, members, memberChanges>>
+    /\ UNCHANGED <<alive, isolated, partitions, epoch, placement, backups, history, replicas, missing, disk, acked, members, memberChanges, restarts, recovered>>
 
 \* F#: Replication.sendAppends.  Once the backup has confirmed the state it was sent, the
 \* owner sends it, in one append, every pending message it has not sent yet (a batch: one
@@ -360,7 +375,7 @@ SendAppends(o) ==
            /\ batch # <<>>
            /\ primary' = [primary EXCEPT ![o].inflight = Append(@, LastOf(batch))]
            /\ chan' = Send(chan, o, t.backup, AppendMsg(t, batch))
-    /\ UNCHANGED <<alive, isolated, partitions, epoch, placement, backups, history, replicas, missing, disk, acked, members, memberChanges>>
+    /\ UNCHANGED <<alive, isolated, partitions, epoch, placement, backups, history, replicas, missing, disk, acked, members, memberChanges, restarts, recovered>>
 
 \* F#: Replication.recvStored.  The backup holds everything up to seq, for the assignment
 \* the owner last sent its state to (an older one's confirmation is stale).  One that holds
@@ -380,7 +395,7 @@ RecvStored(o, b) ==
                       ELSE [primary EXCEPT ![o] = [@ EXCEPT !.stored = IF m.seq > p.stored THEN m.seq ELSE p.stored,
                                                             !.inflight = SelectSeq(p.inflight, LAMBDA s : s > m.seq)]]
     /\ chan' = Pop(b, o)
-    /\ UNCHANGED <<alive, isolated, partitions, epoch, placement, backups, history, replicas, missing, disk, acked, members, memberChanges>>
+    /\ UNCHANGED <<alive, isolated, partitions, epoch, placement, backups, history, replicas, missing, disk, acked, members, memberChanges, restarts, recovered>>
 
 \* F#: Replication.commit, as Node.replicate uses it: with a quorum, the pending messages
 \* the backup has stored; with no backup serving this owner, all of them only when o is
@@ -419,7 +434,7 @@ Commit(o) ==
            /\ disk' = [disk EXCEPT ![o] = delivered[3]]
            /\ chan' = SendAllTo(chan, o, Interested(o), committed)
            /\ acked' = acked \cup Range(committed)
-    /\ UNCHANGED <<alive, isolated, partitions, epoch, placement, backups, missing, members, memberChanges>>
+    /\ UNCHANGED <<alive, isolated, partitions, epoch, placement, backups, missing, members, memberChanges, restarts, recovered>>
 
 -----------------------------------------------------------------------------
 (* The backup, and every node. *)
@@ -454,7 +469,7 @@ RecvSync(b, o) ==
                    /\ chan' = Send(Pop(o, b), b, a.owner, StoredMsg(a, Held(r[1], stored)))
               ELSE /\ chan' = Pop(o, b)
                    /\ UNCHANGED <<history, replicas, disk, missing>>
-    /\ UNCHANGED <<alive, isolated, partitions, epoch, placement, primary, acked, members, memberChanges>>
+    /\ UNCHANGED <<alive, isolated, partitions, epoch, placement, primary, acked, members, memberChanges, restarts, recovered>>
 
 \* F#: Replication.storeReplica (after Replication.recvBackupAssignment).  The backup stores
 \* and writes the owner's batch (one write) when it follows directly on what it holds, and
@@ -475,7 +490,7 @@ StoreReplica(b, o) ==
                         /\ UNCHANGED <<replicas, disk>>
               ELSE /\ chan' = Pop(o, b)
                    /\ UNCHANGED <<replicas, disk>>
-    /\ UNCHANGED <<alive, isolated, partitions, epoch, placement, history, primary, missing, acked, members, memberChanges>>
+    /\ UNCHANGED <<alive, isolated, partitions, epoch, placement, history, primary, missing, acked, members, memberChanges, restarts, recovered>>
 
 \* F#: Node.recvSequenced.  A committed message that follows on what node i holds is
 \* delivered (deliverSequenced).  One that skips numbers is held back (dropped: the fill
@@ -492,7 +507,7 @@ RecvSequenced(i, j) ==
            ELSE /\ missing' = missing \cup {i}
                 /\ UNCHANGED <<history, replicas, disk>>
     /\ chan' = Pop(j, i)
-    /\ UNCHANGED <<alive, isolated, partitions, epoch, placement, backups, primary, acked, members, memberChanges>>
+    /\ UNCHANGED <<alive, isolated, partitions, epoch, placement, backups, primary, acked, members, memberChanges, restarts, recovered>>
 
 \* F#: Node.askForMissing, the owner's HistoryRequested answer (Rooms.since) and
 \* Node.adoptHistory, as one step: node i, waiting for missing messages, gets the live
@@ -511,7 +526,7 @@ FillGap(i) ==
                     /\ replicas' = [replicas EXCEPT ![i] = delivered[2]]
                     /\ disk' = [disk EXCEPT ![i] = delivered[3]]
                     /\ missing' = missing \ {i}
-    /\ UNCHANGED <<alive, isolated, partitions, epoch, placement, backups, primary, chan, acked, members, memberChanges>>
+    /\ UNCHANGED <<alive, isolated, partitions, epoch, placement, backups, primary, chan, acked, members, memberChanges, restarts, recovered>>
 
 -----------------------------------------------------------------------------
 (* The leader. *)
@@ -528,14 +543,14 @@ AssignBackup(l) ==
                     version |-> IF backups[l] # NoBackup THEN backups[l].version + 1 ELSE 1]
           IN  /\ backups' = [backups EXCEPT ![l] = a]
               /\ chan' = Broadcast(chan, l, BackupMsg(a))
-    /\ UNCHANGED <<alive, isolated, partitions, epoch, placement, history, replicas, primary, missing, disk, acked, members, memberChanges>>
+    /\ UNCHANGED <<alive, isolated, partitions, epoch, placement, history, replicas, primary, missing, disk, acked, members, memberChanges, restarts, recovered>>
 
 \* F#: Node.applyBackup with Replication.recvBackupAssignment.
 RecvBackupAssignment(i, j) ==
     /\ Receivable(j, i, "backup")
     /\ backups' = [backups EXCEPT ![i] = Adopted(@, First(j, i).assignment)]
     /\ chan' = Pop(j, i)
-    /\ UNCHANGED <<alive, isolated, partitions, epoch, placement, history, replicas, primary, missing, disk, acked, members, memberChanges>>
+    /\ UNCHANGED <<alive, isolated, partitions, epoch, placement, history, replicas, primary, missing, disk, acked, members, memberChanges, restarts, recovered>>
 
 \* F#: Replication.promoteBackup (Node.reassignRooms: only with a quorum; lastSeq is the
 \* leader's history's).  The owner has died and its backup is live: the backup becomes the
@@ -550,19 +565,45 @@ PromoteBackup(l) ==
        IN  /\ placement' = [owner |-> n, epoch |-> epoch, version |-> placement.version + 1,
                             lastSeq |-> Max({LastSeq(history[l]), placement.lastSeq})]
            /\ TakeOwnership(n)
-    /\ UNCHANGED <<alive, isolated, partitions, epoch, backups, history, chan, missing, acked, members, memberChanges>>
+    /\ UNCHANGED <<alive, isolated, partitions, epoch, backups, history, chan, missing, acked, members, memberChanges, restarts, recovered>>
 
 \* F#: Placement.reassignRooms, as Node.reassignRooms calls it (with a quorum, after
 \* promoteBackups, so only when there is no backup to promote; lastSeq is the leader's
 \* history's).  The room's owner has died with no live backup: the least-loaded live node
 \* becomes the owner.
 ReassignRooms(l) ==
-    /\ IsLeader(l) /\ HasQuorum(l) /\ placement.owner \notin View(l) /\ ~CanPromote(l)
+    /\ IsLeader(l) /\ HasQuorum(l) /\ placement # NoPlacement
+    /\ placement.owner \notin View(l) /\ ~CanPromote(l)
     /\ \E n \in LeastLoaded(l) :
            /\ placement' = [owner |-> n, epoch |-> epoch, version |-> placement.version + 1,
                             lastSeq |-> LastSeq(history[l])]
            /\ TakeOwnership(n)
-    /\ UNCHANGED <<alive, isolated, partitions, epoch, backups, history, chan, missing, acked, members, memberChanges>>
+    /\ UNCHANGED <<alive, isolated, partitions, epoch, backups, history, chan, missing, acked, members, memberChanges, restarts, recovered>>
+
+\* F#: NodeState.heldOf, as node n reports it (RoomsHeld): the highest sequence
+\* number n holds of the room, committed or stored.
+HeldBy(n) == Held(history[n], replicas[n])
+
+\* F#: Placement.highest.  The nodes of l's view that hold the most of the room.  The reports
+\* are one step here: in F# every node reports what it holds of every room in its
+\* introduction (rooms-held), and the leader places a room it has no placement of only once
+\* every node of its view has reported (RoomPlacement.recvRoomsHeld); nothing changes a room
+\* without an owner meanwhile.
+Highest(l) == {n \in View(l) : \A k \in View(l) : HeldBy(n) >= HeldBy(k)}
+
+\* F#: Placement.assignUnplaced: a room the leader has no placement of, after a whole-cluster
+\* restart (F#: also a brand-new room; every node then reports nothing held).  The room goes to
+\* a node holding the most of it, the least-loaded of those (one room: any), and the sequence
+\* continues after what that node holds.  Raft's rule that a shorter log never wins: by load
+\* alone (LeastLoaded) the owner could be a node that was down while messages committed, and
+\* it would number new messages at positions already acknowledged (TLC: AckedDurable,
+\* OnePerPosition; the mutation assign-room-by-load).
+AssignUnplaced(l) ==
+    /\ IsLeader(l) /\ HasQuorum(l) /\ placement = NoPlacement
+    /\ \E n \in Highest(l) :
+           /\ placement' = [owner |-> n, epoch |-> epoch, version |-> 1, lastSeq |-> HeldBy(n)]
+           /\ TakeOwnership(n)
+    /\ UNCHANGED <<alive, isolated, partitions, epoch, backups, history, chan, missing, acked, members, memberChanges, restarts, recovered>>
 
 -----------------------------------------------------------------------------
 (* The environment. *)
@@ -578,7 +619,7 @@ Crash(n) ==
     /\ alive' = [alive EXCEPT ![n] = FALSE]
     /\ epoch' = IF n = Leader THEN epoch + 1 ELSE epoch
     /\ chan' = [i \in Node |-> [j \in Node |-> IF j = n THEN <<>> ELSE chan[i][j]]]
-    /\ UNCHANGED <<isolated, partitions, placement, backups, history, replicas, primary, missing, disk, acked, members, memberChanges>>
+    /\ UNCHANGED <<isolated, partitions, placement, backups, history, replicas, primary, missing, disk, acked, members, memberChanges, restarts, recovered>>
 
 \* A partition cuts live node n off from every other node, at most MaxPartitions times in
 \* a behaviour (one fault, like one crash: a node healed with messages the others lack,
@@ -594,7 +635,7 @@ Partition(n) ==
     /\ partitions' = partitions + 1
     /\ epoch' = IF n = Leader THEN epoch + 1 ELSE epoch
     /\ chan' = [i \in Node |-> [j \in Node |-> IF i = n \/ j = n THEN <<>> ELSE chan[i][j]]]
-    /\ UNCHANGED <<alive, placement, backups, history, replicas, primary, missing, disk, acked, members, memberChanges>>
+    /\ UNCHANGED <<alive, placement, backups, history, replicas, primary, missing, disk, acked, members, memberChanges, restarts, recovered>>
 
 \* The partition around n heals: n and the rest see each other again; if n has the highest
 \* id, it is elected leader in the next epoch.
@@ -602,7 +643,7 @@ Heal(n) ==
     /\ n \in isolated
     /\ isolated' = isolated \ {n}
     /\ epoch' = IF alive[n] /\ n > Leader THEN epoch + 1 ELSE epoch
-    /\ UNCHANGED <<alive, partitions, placement, backups, history, replicas, primary, chan, missing, disk, acked, members, memberChanges>>
+    /\ UNCHANGED <<alive, partitions, placement, backups, history, replicas, primary, chan, missing, disk, acked, members, memberChanges, restarts, recovered>>
 
 \* A node gains its first member in the room (F#: Node.join, or a hello naming the room): it
 \* asks the owner for the history first (F#: RoomReplica.catchUp; FillGap here), since its copy
@@ -612,7 +653,7 @@ Join(n) ==
     /\ members' = members \cup {n}
     /\ memberChanges' = memberChanges + 1
     /\ missing' = IF n = placement.owner THEN missing ELSE missing \cup {n}
-    /\ UNCHANGED <<alive, isolated, partitions, epoch, placement, backups, history, replicas, primary, chan, disk, acked>>
+    /\ UNCHANGED <<alive, isolated, partitions, epoch, placement, backups, history, replicas, primary, chan, disk, acked, restarts, recovered>>
 
 \* A node loses its last member in the room: committed messages stop coming to it (unless it
 \* is the backup or the leader), and it keeps its copy, which may grow stale.
@@ -620,7 +661,30 @@ Leave(n) ==
     /\ alive[n] /\ n \in members
     /\ members' = members \ {n}
     /\ memberChanges' = memberChanges + 1
-    /\ UNCHANGED <<alive, isolated, partitions, epoch, placement, backups, history, replicas, primary, chan, disk, missing, acked>>
+    /\ UNCHANGED <<alive, isolated, partitions, epoch, placement, backups, history, replicas, primary, chan, disk, missing, acked, restarts, recovered>>
+
+\* Every node stops and starts again (a power cut, or an upgrade of the whole cluster), while
+\* the room has a placement.  A node reads its log back as its history (F#: NodeState.recover)
+\* and knows nothing else: no placement, no backup, nothing pending or stored, no link.  The
+\* nodes elect the highest id (epoch 1 again: every node starts at epoch 0).  A log may hold
+\* a message the node stored as the backup and its owner never committed: read back, it is
+\* history (recovered), and a node that owns the room next treats it as committed (the
+\* client, never acknowledged, retries it and the owner recognises its id).
+Restart ==
+    /\ placement # NoPlacement
+    /\ alive' = [n \in Node |-> TRUE]
+    /\ isolated' = {}
+    /\ epoch' = 1
+    /\ placement' = NoPlacement
+    /\ backups' = [n \in Node |-> NoBackup]
+    /\ history' = disk
+    /\ replicas' = [n \in Node |-> <<>>]
+    /\ primary' = [n \in Node |-> NoPrimary]
+    /\ chan' = [i \in Node |-> [j \in Node |-> <<>>]]
+    /\ missing' = {}
+    /\ restarts' = restarts + 1
+    /\ recovered' = recovered \cup (UNION {Range(disk[n]) : n \in Node} \ acked)
+    /\ UNCHANGED <<partitions, disk, acked, members, memberChanges>>
 
 -----------------------------------------------------------------------------
 
@@ -641,6 +705,8 @@ Init ==
     /\ acked = {}
     /\ members = Node
     /\ memberChanges = 0
+    /\ restarts = 0
+    /\ recovered = {}
     /\ \E o \in InitialOwner :
           /\ placement = [owner |-> o, epoch |-> 1, version |-> 1, lastSeq |-> 0]
           /\ IF Start = "backed"
@@ -706,11 +772,23 @@ IsUpToDate(t, p) == t # NoBackup /\ t = p.synced /\ p.stored # None
 
 UpToDateBackups ==
     LET o == placement.owner
-        t == BackupTarget(o)
-    IN  IF primary[o] # NoPrimary /\ IsUpToDate(t, primary[o]) THEN {t.backup} ELSE {}
+    IN  IF o \in Node /\ primary[o] # NoPrimary /\ IsUpToDate(BackupTarget(o), primary[o])
+        THEN {BackupTarget(o).backup} ELSE {}
 
 \* The live replicas of the room: its owner if live, and its up-to-date backup.
 LiveReplicas == ({placement.owner} \cap Live) \cup UpToDateBackups
+
+\* Whole-cluster restarts (the environment) besides Spec's actions.  One fault at a time: the
+\* restart, with the node that was down before it, is the one; no node crashes after it.  A
+\* room placed afresh after a restart is a fresh room: a crash then can lose what was
+\* acknowledged before it exactly as MCReplication3FreshLeaderOwns shows for any fresh room
+\* owned by the leader (ReassignRooms places by load; spec/README.md).
+RestartNext ==
+    \/ Next /\ (restarts = 0 \/ UNCHANGED alive)
+    \/ Restart
+    \/ \E l \in Node : AssignUnplaced(l)
+
+RestartSpec == Init /\ [][RestartNext]_vars
 
 \* The promise, in two parts.  Every acknowledged message is in the log of every live
 \* replica at the same position ...
@@ -761,10 +839,11 @@ MembersCaughtUp ==
         \A i \in members \cap Live : i \notin missing =>
             \A m \in acked : \/ m \in Range(history[i])
                            \/ InFlightTo(i, m)
-                           \/ m \in Range(primary[placement.owner].pending)
+                           \/ (placement.owner \in Node /\ m \in Range(primary[placement.owner].pending))
 
-\* A history holds only acknowledged messages: nothing a node delivers was never committed.
-HistoryAcked == \A i \in Node : Range(history[i]) \subseteq acked
+\* A history holds only acknowledged messages: nothing a node delivers was never committed
+\* (or, after a restart, read back from a log as history: recovered).
+HistoryAcked == \A i \in Node : Range(history[i]) \subseteq acked \cup recovered
 
 \* A log is written in order, each record newer than the one before: a restart reads back
 \* every record, and at most one message per position.
@@ -778,12 +857,12 @@ LogHoldsCommitted == \A i \in Node : Range(history[i]) \subseteq Range(disk[i])
 \* it stores as the backup now: nothing it held pending as an owner, nor a copy it stored and
 \* the owner never committed, survives in its log.
 NoUncommittedInLog ==
-    \A i \in Live : primary[i] = NoPrimary => Range(disk[i]) \subseteq acked \cup Range(replicas[i])
+    \A i \in Live : primary[i] = NoPrimary => Range(disk[i]) \subseteq acked \cup recovered \cup Range(replicas[i])
 
 \* An action property: a new placement of the room starts numbering after everything the
 \* leader (of the nodes not cut off) has seen committed.
 NewPlacementKnowsHistory ==
-    [][placement' # placement => placement'.lastSeq >= LastSeq(history[Leader])]_vars
+    [][placement' \notin {placement, NoPlacement} => placement'.lastSeq >= LastSeq(history[Leader])]_vars
 
 \* An action property: a node stores a message as the backup (its replicas gain one) only
 \* on receiving it from the room's current owner, under the very assignment it holds after
@@ -805,7 +884,7 @@ StoresOnlyForOwner ==
 \* The room ends with a live owner and nothing pending there: every post it sequenced is
 \* committed (not stuck waiting for a backup that will never confirm).
 Drained == LET o == placement.owner
-           IN  alive[o] /\ primary[o] # NoPrimary /\ primary[o].pending = <<>>
+           IN  o \in Node /\ alive[o] /\ primary[o] # NoPrimary /\ primary[o].pending = <<>>
 EventuallyDrained == <>[]Drained
 
 \* Every acknowledged message ends up in the history of every live node.

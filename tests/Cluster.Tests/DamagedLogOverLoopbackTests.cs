@@ -57,6 +57,52 @@ public class DamagedLogOverLoopbackTests
         return LogRecords.ReadAll(reading, Room, keepLast: Total * 2);
     }
 
+    /// <summary>Alice posts lines first..last to the room through a node and waits until each is acknowledged.</summary>
+    private static async Task PostAcknowledgedAsync(int port, int first, int last)
+    {
+        await using var alice = await TestClient.ConnectAsync(port, "alice");
+        await alice.SendAsync(new JObject { ["type"] = "join", ["room"] = Room });
+        await alice.NextAsync(Frame("joined", Room));
+        for (var n = first; n <= last; n++) await alice.SendAsync(new JObject { ["type"] = "say", ["room"] = Room, ["text"] = $"line {n}", ["id"] = n });
+        // A message shown to its sender is committed: acknowledged.
+        long seq = 0;
+        while (seq < last) seq = (long)(await alice.NextAsync(Frame("message", Room)))["seq"]!;
+    }
+
+    /// <summary>
+    /// Raft's rule that a shorter log never wins (docs/REPLICATION.md, "A whole-cluster restart").
+    /// Node 3 is down while seqs 101..200 commit; after a whole-cluster restart it leads again, with
+    /// the shortest log. It used to place the room by load and hand the new owner its own shorter
+    /// history, which replaced the owner's longer copy: 101..200 were lost and new messages
+    /// numbered from 101 again.
+    /// </summary>
+    [Fact]
+    public async Task A_leader_that_was_down_while_messages_committed_loses_none_of_them_after_a_whole_cluster_restart()
+    {
+        var nodes = new[] { 1, 2, 3 };
+        string[] arguments = ["--history", "500"];
+        await using var cluster = await TestCluster.StartAsync(3, arguments);
+        await cluster.WaitForLeaderAsync(leader: 3, nodes, Deadline);
+        await PostAcknowledgedAsync(cluster.ClientPort(1), 1, Total / 2);
+        await cluster.StopGracefullyAsync(3);
+        await cluster.WaitForLeaderAsync(leader: 2, [1, 2], Deadline);
+        await PostAcknowledgedAsync(cluster.ClientPort(1), Total / 2 + 1, Total);
+
+        foreach (var id in new[] { 1, 2 }) await cluster.StopGracefullyAsync(id);
+        foreach (var id in nodes) cluster.StartNode(id, arguments);
+        await cluster.WaitUntilListeningAsync();
+        await cluster.WaitForLeaderAsync(leader: 3, nodes, Deadline);
+
+        await EveryNodeServesEveryMessageAsync(cluster, nodes, "after");
+        // The sequence goes on after the last acknowledged message, not after node 3's last one.
+        await using var bob = await TestClient.ConnectAsync(cluster.ClientPort(3), "bob");
+        await bob.SendAsync(new JObject { ["type"] = "join", ["room"] = Room });
+        await bob.NextAsync(Frame("joined", Room));
+        await bob.SendAsync(new JObject { ["type"] = "say", ["room"] = Room, ["text"] = "after the restart", ["id"] = 1 });
+        var next = await bob.NextAsync(frame => Frame("message", Room)(frame) && (string?)frame["text"] == "after the restart", Deadline);
+        Assert.Equal(Total + 1, (long)next["seq"]!);
+    }
+
     [Fact]
     public async Task A_byte_flipped_mid_log_on_one_node_loses_no_acknowledged_message_after_a_whole_cluster_restart()
     {
@@ -64,14 +110,7 @@ public class DamagedLogOverLoopbackTests
         string[] arguments = ["--history", "500"];
         await using var cluster = await TestCluster.StartAsync(3, arguments);
         await cluster.WaitForLeaderAsync(leader: 3, nodes, Deadline);
-        await using (var alice = await TestClient.ConnectAsync(cluster.ClientPort(1), "alice"))
-        {
-            await alice.SendAsync(new JObject { ["type"] = "join", ["room"] = Room });
-            await alice.NextAsync(Frame("joined", Room));
-            for (var n = 1; n <= Total; n++) await alice.SendAsync(new JObject { ["type"] = "say", ["room"] = Room, ["text"] = $"line {n}", ["id"] = n });
-            // A message shown to its sender is committed: acknowledged.
-            for (var n = 1; n <= Total; n++) await alice.NextAsync(Frame("message", Room));
-        }
+        await PostAcknowledgedAsync(cluster.ClientPort(1), 1, Total);
         await EveryNodeServesEveryMessageAsync(cluster, nodes, "before");
 
         foreach (var id in nodes) await cluster.StopGracefullyAsync(id);

@@ -360,10 +360,10 @@ let ``a node that joins the view is sent the list of local users and asked for i
     let _, effects = step config state (heartbeatFrom 2)
 
     match peerSends effects with
-    | [ 2, UsersListed(1, users); 2, UsersRequested 1 ] ->
+    | [ 2, UsersListed(1, users); 2, RoomsHeld(1, []); 2, UsersRequested 1 ] ->
         Assert.Equal<string list>([ "alice"; "carol" ], users |> List.map (fun user -> user.User.Nick) |> List.sort)
         Assert.All(users, fun user -> Assert.Equal(1, user.User.Node))
-    | other -> failwith $"expected a UsersListed and a UsersRequested to node 2, got {other}"
+    | other -> failwith $"expected a UsersListed, a RoomsHeld and a UsersRequested to node 2, got {other}"
 
 let ``a UsersRequested is answered with this node's users and its placements`` () =
     let state = nodeWithPeers () |> steps (lobbyOn 3 :: connectAs 10 "alice")
@@ -372,7 +372,8 @@ let ``a UsersRequested is answered with this node's users and its placements`` (
 
     Assert.Equal<(NodeId * PeerMessage) list>(
         [ 2, UsersListed(1, [ { User = inLobby "alice" 1; Session = sessionOf 10 } ])
-          2, RoomAssigned(Rooms.lobby, { Owner = 3; Epoch = 1L; Leader = 0; Version = 1; LastSeq = 0L }) ],
+          2, RoomAssigned(Rooms.lobby, { Owner = 3; Epoch = 1L; Leader = 0; Version = 1; LastSeq = 0L })
+          2, RoomsHeld(1, []) ],
         peerSends effects)
 
 /// Two or more nodes wired together: every SendToPeer effect is delivered to its node, in order,

@@ -423,6 +423,49 @@ let ``a node that restarts reads its log back, and the owner's history replaces 
     Assert.Equal("committed", state.Histories[(RoomName "#dev")].Recent.Head.Text)
     Assert.Contains(RewriteLog((RoomName "#dev"), owners), effects)
 
+/// A whole-cluster restart (docs/REPLICATION.md, "A whole-cluster restart"): nodes 1 and 2 hold
+/// #dev's acknowledged seqs 1..5 in their logs; node 3 was down while 3..5 committed and holds
+/// 1..2. After the restart node 3 leads and places #dev, which no node has a placement of.
+let private restartedWithShortLeader () : Nodes.Net =
+    let whole = [ 1L..5L ] |> List.map (fun seq -> message seq seq)
+    let logs = Map.ofList [ 1, whole; 2, whole; 3, List.take 2 whole ]
+    let net = Nodes.create config [ 1; 2; 3 ]
+    let recovered = net.States |> Map.map (fun id state -> NodeState.recover [ "#dev", logs[id] ] state)
+    let net = { net with States = recovered } |> Nodes.tickAll |> Nodes.tickAll |> Nodes.tickAll
+    Assert.True(net.States |> Map.forall (fun _ state -> state.Coordination.Leader = Some 3), "node 3 leads after the restart")
+    net
+
+let ``after a whole-cluster restart the leader places a room on a node holding the most of it, and nothing acknowledged is lost`` () =
+    let net = restartedWithShortLeader ()
+
+    // Ann joins #dev on node 1 and posts: the room is placed, and the post numbered after seq 5.
+    let net = Nodes.connect 1 10 "ann" net |> Nodes.settle |> Nodes.request 1 10 (Join "#dev") |> Nodes.settle |> Nodes.tickAll
+    let net = Nodes.request 1 10 (Say("#dev", "after the restart", 6L)) net |> Nodes.settle |> Nodes.tickAll
+
+    let placement = net.States[3].Placements["#dev"]
+    Assert.Contains(placement.Owner, [ 1; 2 ])
+    Assert.Equal(5L, placement.LastSeq)
+    let posted = Nodes.shown 10 "#dev" net |> List.filter (fun shown -> shown.Text = "after the restart")
+    Assert.Equal<int64 list>([ 6L ], posted |> List.map _.Seq)
+    for id in [ 1; 2 ] do
+        Assert.Equal<int64 list>([ 1L..6L ], net.States[id].Histories["#dev"].Recent |> List.rev |> List.map _.Seq)
+
+let ``the leader places a room it has no placement of only once every node of its view has reported what it holds`` () =
+    let net = restartedWithShortLeader ()
+    let leader = { net.States[3] with HeldReports = net.States[3].HeldReports.Remove 2 }
+
+    let waiting, asked = Node.step config leader (PeerMessageReceived(PlacementRequested("#dev", 1)))
+    Assert.False(waiting.Placements.ContainsKey "#dev")
+    // The silent node is asked for its introduction again, which ends with its report.
+    Assert.Contains(asked, fun effect -> match effect with SendToPeer(peer, UsersRequested 3) -> peer.Id = 2 | _ -> false)
+
+    let reported, _ = Node.step config waiting (PeerMessageReceived(RoomsHeld(2, [ "#dev", 5L ])))
+    let placed, effects = Node.step config reported (PeerMessageReceived(PlacementRequested("#dev", 1)))
+    Assert.Contains(placed.Placements["#dev"].Owner, [ 1; 2 ])
+    Assert.Equal(5L, placed.Placements["#dev"].LastSeq)
+    // The new owner holds more than the leader: it is not handed the leader's shorter history.
+    Assert.DoesNotContain(effects, fun effect -> match effect with SendToPeer(_, HistoryShared _) -> true | _ -> false)
+
 let ``firstGap and fill: a gap in the middle of a history is found and filled from another copy`` () =
     let gapped = Rooms.ofMessages ([ 1L; 2L; 5L; 6L ] |> List.map (fun seq -> message seq seq))
 
@@ -529,6 +572,10 @@ let tests =
             ``a node cut off from the majority commits nothing, and decides nothing as leader``
         testCase "a room on a single node keeps serving and status says it has no up-to-date backup"
             ``a room on a single node keeps serving and status says it has no up-to-date backup``
+        testCase "after a whole-cluster restart the leader places a room on a node holding the most of it, and nothing acknowledged is lost"
+            ``after a whole-cluster restart the leader places a room on a node holding the most of it, and nothing acknowledged is lost``
+        testCase "the leader places a room it has no placement of only once every node of its view has reported what it holds"
+            ``the leader places a room it has no placement of only once every node of its view has reported what it holds``
         testCase "a node that restarts reads its log back, and the owner's history replaces what it stored and nobody committed"
             ``a node that restarts reads its log back, and the owner's history replaces what it stored and nobody committed``
         testCase "firstGap and fill: a gap in the middle of a history is found and filled from another copy"

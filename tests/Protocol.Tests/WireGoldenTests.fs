@@ -65,6 +65,8 @@ let private peerSamples : PeerMessage list =
       NickReleased { Nick = "dave"; Session = "session-dave"; Previous = None; Node = 2; Term = { Epoch = 7L; Leader = 3 } }
       NicksReported(2, { Epoch = 7L; Leader = 3 }, [ "dave", "session-dave"; "alice", "session-alice" ])
       NicksReported(2, { Epoch = 7L; Leader = 3 }, [])
+      RoomsHeld(2, [ "#lobby", 200L; "#story", 0L ])
+      RoomsHeld(2, [])
       NicksRequested { Epoch = 7L; Leader = 3 } ]
 
 let private clientSamples : ClientRequest list =

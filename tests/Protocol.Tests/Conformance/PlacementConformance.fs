@@ -299,6 +299,10 @@ let private environmentActions = [ "Crash"; "Suspect"; "Join"; "Elect"; "LoseMes
 /// Placement.fs functions that are spec operators rather than actions, with the operator.
 let private helperOperators = [ "roomsOwned", "RoomsOwned"; "leastLoaded", "LeastLoaded"; "needsPlacement", "NeedsPlacement"; "isNewer", "Newer" ]
 
+/// Placement.fs functions whose spec is Replication.tla's RestartSpec (a whole-cluster restart,
+/// which Placement.tla does not model), with their action or operator there.
+let private inReplicationSpec = [ "highest", "Highest"; "assignUnplaced", "AssignUnplaced" ]
+
 let private placementFunctions () : string list =
     let placementModule =
         typeof<Coordination>.Assembly.GetTypes()
@@ -327,7 +331,10 @@ let ``action map: every public Placement function is a spec action or a spec ope
             let isAction = actions |> List.exists (fun action -> lowerFirst action = name)
             let isOperator =
                 helperOperators |> List.exists (fun (fsharp, operator) -> fsharp = name && text.Contains(operator + "(", StringComparison.Ordinal))
-            not isAction && not isOperator)
+            let isReplications =
+                inReplicationSpec
+                |> List.exists (fun (fsharp, operator) -> fsharp = name && File.ReadAllText(specPath "Replication.tla").Contains(operator + "(l) ==", StringComparison.Ordinal))
+            not isAction && not isOperator && not isReplications)
     Assert.True(unmatched.IsEmpty, $"Placement functions with no spec action or operator: {unmatched}")
 
 // ---------------------------------------------------------------------------------------------
