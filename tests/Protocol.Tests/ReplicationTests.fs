@@ -430,7 +430,7 @@ let private restartedWithShortLeader () : Nodes.Net =
     let whole = [ 1L..5L ] |> List.map (fun seq -> message seq seq)
     let logs = Map.ofList [ 1, whole; 2, whole; 3, List.take 2 whole ]
     let net = Nodes.create config [ 1; 2; 3 ]
-    let recovered = net.States |> Map.map (fun id state -> NodeState.recover [ "#dev", logs[id] ] state)
+    let recovered = net.States |> Map.map (fun id state -> NodeState.recover [ (RoomName "#dev"), logs[id] ] state)
     let net = { net with States = recovered } |> Nodes.tickAll |> Nodes.tickAll |> Nodes.tickAll
     Assert.True(net.States |> Map.forall (fun _ state -> state.Coordination.Leader = Some 3), "node 3 leads after the restart")
     net
@@ -442,27 +442,27 @@ let ``after a whole-cluster restart the leader places a room on a node holding t
     let net = Nodes.connect 1 10 "ann" net |> Nodes.settle |> Nodes.request 1 10 (Join "#dev") |> Nodes.settle |> Nodes.tickAll
     let net = Nodes.request 1 10 (Say("#dev", "after the restart", 6L)) net |> Nodes.settle |> Nodes.tickAll
 
-    let placement = net.States[3].Placements["#dev"]
+    let placement = net.States[3].Placements[(RoomName "#dev")]
     Assert.Contains(placement.Owner, [ 1; 2 ])
     Assert.Equal(5L, placement.LastSeq)
-    let posted = Nodes.shown 10 "#dev" net |> List.filter (fun shown -> shown.Text = "after the restart")
+    let posted = Nodes.shown 10 (RoomName "#dev") net |> List.filter (fun shown -> shown.Text = "after the restart")
     Assert.Equal<int64 list>([ 6L ], posted |> List.map _.Seq)
     for id in [ 1; 2 ] do
-        Assert.Equal<int64 list>([ 1L..6L ], net.States[id].Histories["#dev"].Recent |> List.rev |> List.map _.Seq)
+        Assert.Equal<int64 list>([ 1L..6L ], net.States[id].Histories[(RoomName "#dev")].Recent |> List.rev |> List.map _.Seq)
 
 let ``the leader places a room it has no placement of only once every node of its view has reported what it holds`` () =
     let net = restartedWithShortLeader ()
     let leader = { net.States[3] with HeldReports = net.States[3].HeldReports.Remove 2 }
 
-    let waiting, asked = Node.step config leader (PeerMessageReceived(PlacementRequested("#dev", 1)))
-    Assert.False(waiting.Placements.ContainsKey "#dev")
+    let waiting, asked = Node.step config leader (PeerMessageReceived(PlacementRequested((RoomName "#dev"), 1)))
+    Assert.False(waiting.Placements.ContainsKey (RoomName "#dev"))
     // The silent node is asked for its introduction again, which ends with its report.
     Assert.Contains(asked, fun effect -> match effect with SendToPeer(peer, UsersRequested 3) -> peer.Id = 2 | _ -> false)
 
-    let reported, _ = Node.step config waiting (PeerMessageReceived(RoomsHeld(2, [ "#dev", 5L ])))
-    let placed, effects = Node.step config reported (PeerMessageReceived(PlacementRequested("#dev", 1)))
-    Assert.Contains(placed.Placements["#dev"].Owner, [ 1; 2 ])
-    Assert.Equal(5L, placed.Placements["#dev"].LastSeq)
+    let reported, _ = Node.step config waiting (PeerMessageReceived(RoomsHeld(2, [ (RoomName "#dev"), 5L ])))
+    let placed, effects = Node.step config reported (PeerMessageReceived(PlacementRequested((RoomName "#dev"), 1)))
+    Assert.Contains(placed.Placements[(RoomName "#dev")].Owner, [ 1; 2 ])
+    Assert.Equal(5L, placed.Placements[(RoomName "#dev")].LastSeq)
     // The new owner holds more than the leader: it is not handed the leader's shorter history.
     Assert.DoesNotContain(effects, fun effect -> match effect with SendToPeer(_, HistoryShared _) -> true | _ -> false)
 

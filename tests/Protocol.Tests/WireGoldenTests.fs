@@ -65,7 +65,7 @@ let private peerSamples : PeerMessage list =
       NickReleased { Nick = "dave"; Session = "session-dave"; Previous = None; Node = 2; Term = { Epoch = 7L; Leader = 3 } }
       NicksReported(2, { Epoch = 7L; Leader = 3 }, [ "dave", "session-dave"; "alice", "session-alice" ])
       NicksReported(2, { Epoch = 7L; Leader = 3 }, [])
-      RoomsHeld(2, [ "#lobby", 200L; "#story", 0L ])
+      RoomsHeld(2, [ RoomName "#lobby", 200L; RoomName "#story", 0L ])
       RoomsHeld(2, [])
       NicksRequested { Epoch = 7L; Leader = 3 } ]
 
