@@ -8,6 +8,12 @@ module FormalChat.Protocol.Tests.NodeDriver
 open FormalChat.Protocol
 open FormalChat.Protocol.NodeState
 
+/// A node's address card, the same in every simulated cluster; nothing here opens a socket.
+let infoOf (id: NodeId) : NodeInfo =
+    { Id = id
+      ClientEndpoint = { Host = "127.0.0.1"; Port = 5000 + id }
+      PeerEndpoint = { Host = "127.0.0.1"; Port = 6000 + id } }
+
 /// What a driver does with each kind of effect of one node's step, in the order the step
 /// produced them. `'net` is the driver's world: an immutable value threaded through, or a
 /// mutable one passed along unchanged.

@@ -132,11 +132,6 @@ type Net =
       mutable TraceNext: int
       Counters: Counters }
 
-let nodeInfo (id: NodeId) : NodeInfo =
-    { Id = id
-      ClientEndpoint = { Host = "10.0.0." + string id; Port = 7000 }
-      PeerEndpoint = { Host = "10.0.0." + string id; Port = 7001 } }
-
 let createNet (seed: int) (random: Random) (config: ProtocolConfig) (timing: Timing) (nodeCount: int) (traceLength: int) : Net =
     let size = nodeCount + 1
     { Seed = seed
@@ -146,8 +141,8 @@ let createNet (seed: int) (random: Random) (config: ProtocolConfig) (timing: Tim
       Nodes =
         [| for id in 1..nodeCount ->
                { Id = id
-                 Info = nodeInfo id
-                 State = init (nodeInfo id)
+                 Info = NodeDriver.infoOf id
+                 State = init (NodeDriver.infoOf id)
                  Up = true
                  Incarnation = 0
                  Disk = SortedDictionary()

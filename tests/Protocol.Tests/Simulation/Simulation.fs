@@ -264,7 +264,8 @@ let runUntilSettled (random: Random) (maxRounds: int) (cluster: Cluster) : Clust
 // ---------------------------------------------------------------------------------------------
 // Whole nodes through Node.step.
 
-/// A few NodeStates wired together by a relay. Peer messages travel on FIFO links, one per
+/// A few NodeStates wired together by a relay: NodeDriver steps them, and this module is the
+/// synchronous delivery policy. Peer messages travel on FIFO links, one per
 /// (sender, receiver) pair, as over the TCP peer links; a multicast goes to every other node
 /// that is up. Client replies and closes are kept per client, in the order they were sent.
 module Nodes =
@@ -285,10 +286,7 @@ module Nodes =
           Closed: Map<ClientId, string>
           Deliveries: int }
 
-    let infoOf (id: NodeId) : NodeInfo =
-        { Id = id
-          ClientEndpoint = { Host = "127.0.0.1"; Port = 5000 + id }
-          PeerEndpoint = { Host = "127.0.0.1"; Port = 6000 + id } }
+    let infoOf (id: NodeId) : NodeInfo = NodeDriver.infoOf id
 
     let create (config: ProtocolConfig) (ids: NodeId list) : Net =
         { Config = config
