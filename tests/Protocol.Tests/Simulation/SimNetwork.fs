@@ -1,5 +1,6 @@
 /// The simulated world of ReplicationSimulation.fs: whole NodeStates driven through Node.step,
 /// a seeded network between them and their clients, simulated disks, crashes and partitions.
+/// Nodes step through NodeDriver, as Simulation.Nodes's do; this file is the timed delivery policy.
 /// Everything here is deterministic given the run's one System.Random: virtual time, a single
 /// event queue ordered by (time, insertion number), and no iteration over hash-ordered sets.
 ///
