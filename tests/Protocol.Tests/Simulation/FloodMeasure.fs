@@ -16,17 +16,20 @@ let private config = { ProtocolConfig.defaults with SuspectAfter = 3; Rebalance 
 
 /// Delivers every peer message in flight, and those they cause, in the order sent.
 let private drain (states: Dictionary<NodeId, NodeState>) (inFlight: Queue<NodeId * PeerMessage>) (count: int ref) (shown: int ref) =
-    let carryOut (from: NodeId) (effects: Effect list) =
-        for effect in effects do
-            match effect with
-            | SendToPeer(info, message) -> inFlight.Enqueue((info.Id, message))
-            | Multicast message -> for KeyValue(other, _) in states do if other <> from then inFlight.Enqueue((other, message))
-            | SendToClients(clients, Message _) -> shown.Value <- shown.Value + clients.Count
-            | _ -> ()
+    let delivery: NodeDriver.Delivery<unit> =
+        { NodeDriver.ignoring with
+            Peer = fun _ dest message () -> inFlight.Enqueue((dest, message))
+            Multicast = fun from message () -> for KeyValue(other, _) in states do if other <> from then inFlight.Enqueue((other, message))
+            Reply =
+                fun _ _ reply () ->
+                    match reply with
+                    | Message _ -> shown.Value <- shown.Value + 1
+                    | _ -> () }
+    // Node.step alone, without NodeDriver.step's invariant checks: this measures the node, not the checks.
     let apply (id: NodeId) (event: Event) =
         let next, effects = Node.step config states[id] event
         states[id] <- next
-        carryOut id effects
+        NodeDriver.carryOut delivery id effects ()
     while inFlight.Count > 0 do
         let target, message = inFlight.Dequeue()
         count.Value <- count.Value + 1

@@ -1,5 +1,6 @@
 /// The simulated world of ReplicationSimulation.fs: whole NodeStates driven through Node.step,
 /// a seeded network between them and their clients, simulated disks, crashes and partitions.
+/// Nodes step through NodeDriver, as Simulation.Nodes's do; this file is the timed delivery policy.
 /// Everything here is deterministic given the run's one System.Random: virtual time, a single
 /// event queue ordered by (time, insertion number), and no iteration over hash-ordered sets.
 ///
@@ -132,11 +133,6 @@ type Net =
       mutable TraceNext: int
       Counters: Counters }
 
-let nodeInfo (id: NodeId) : NodeInfo =
-    { Id = id
-      ClientEndpoint = { Host = "10.0.0." + string id; Port = 7000 }
-      PeerEndpoint = { Host = "10.0.0." + string id; Port = 7001 } }
-
 let createNet (seed: int) (random: Random) (config: ProtocolConfig) (timing: Timing) (nodeCount: int) (traceLength: int) : Net =
     let size = nodeCount + 1
     { Seed = seed
@@ -146,8 +142,8 @@ let createNet (seed: int) (random: Random) (config: ProtocolConfig) (timing: Tim
       Nodes =
         [| for id in 1..nodeCount ->
                { Id = id
-                 Info = nodeInfo id
-                 State = init (nodeInfo id)
+                 Info = NodeDriver.infoOf id
+                 State = init (NodeDriver.infoOf id)
                  Up = true
                  Incarnation = 0
                  Disk = SortedDictionary()
@@ -306,15 +302,13 @@ let crash (net: Net) (n: SimNode) (drainOutgoing: bool) : unit =
         if not conn.ClosedAtClient then after net (between net.Random 1 (net.Timing.IntervalMs * 3 / 2)) (ConnectionLost conn)
     n.OpenConns.Clear()
 
-/// Runs one event through the node's Node.step and carries out the effects in order.
+/// Runs one event through the node's Node.step (NodeDriver.step) and carries out the effects in
+/// order with the timed policy: peer messages and heartbeats get seeded delays, the disk keeps the
+/// writes, and the replies of one step to one connection leave together after the step.
 let stepNode (net: Net) (n: SimNode) (event: Event) : unit =
-    let next, effects = Node.step net.Config n.State event
-    match NodeState.invariantViolations next with
-    | [] -> ()
-    | violations -> failwith $"invariant broken at node {n.Id} after {event}: {violations}"
+    let next, effects = NodeDriver.step net.Config n.Id n.State event
     n.State <- next
     n.Steps <- n.Steps + 1
-    // The replies of one step to one connection leave together, in order.
     let batches = Dictionary<ClientId, ResizeArray<ToClient>>()
     let order = ResizeArray<ClientId>()
     let toClient (id: ClientId) (item: ToClient) =
@@ -326,32 +320,38 @@ let stepNode (net: Net) (n: SimNode) (event: Event) : unit =
                 batches[id] <- ResizeArray [ item ]
                 order.Add id
         | _ -> ()
-    let mutable stopped = false
-    for effect in effects do
-        match effect with
-        | SendToPeer(info, message) -> if info.Id <> n.Id then sendPeer net n.Id info.Id message
-        | Multicast message -> multicast net n.Id message
-        | SendToClients(clients, reply) -> for id in clients do toClient id (Reply reply)
-        | CloseClient(id, reason) ->
-            toClient id (Closed reason)
-            match net.Conns.TryGetValue id with
-            | true, conn when conn.Node = n.Id && not conn.ClosedAtNode ->
-                conn.ClosedAtNode <- true
-                n.OpenConns.Remove id |> ignore
-                after net 1 (ShellDisconnects conn)
-            | _ -> ()
-        | AppendToLog(room, messages) ->
-            match n.Disk.TryGetValue room with
-            | true, log -> log.AddRange messages
-            | _ -> n.Disk[room] <- ResizeArray messages
-        | RewriteLog(room, messages) -> n.Disk[room] <- ResizeArray messages
-        | Log(level, text) ->
-            if level = Warning then net.Counters.NodeWarnings <- net.Counters.NodeWarnings + 1
-            if level <> Debug then trace net (NodeLog(net.Now, n.Id, text))
-        | Stop -> stopped <- true
+    let stopped = ref false
+    let delivery: NodeDriver.Delivery<unit> =
+        { Peer = fun from dest message () -> if dest <> from then sendPeer net from dest message
+          Multicast = fun from message () -> multicast net from message
+          Reply = fun _ id reply () -> toClient id (Reply reply)
+          Close =
+            fun _ id reason () ->
+                toClient id (Closed reason)
+                match net.Conns.TryGetValue id with
+                | true, conn when conn.Node = n.Id && not conn.ClosedAtNode ->
+                    conn.ClosedAtNode <- true
+                    n.OpenConns.Remove id |> ignore
+                    after net 1 (ShellDisconnects conn)
+                | _ -> ()
+          Disk =
+            fun _ write () ->
+                match write with
+                | AppendToLog(room, messages) ->
+                    match n.Disk.TryGetValue room with
+                    | true, log -> log.AddRange messages
+                    | _ -> n.Disk[room] <- ResizeArray messages
+                | RewriteLog(room, messages) -> n.Disk[room] <- ResizeArray messages
+                | _ -> ()
+          Log =
+            fun _ level text () ->
+                if level = Warning then net.Counters.NodeWarnings <- net.Counters.NodeWarnings + 1
+                if level <> Debug then trace net (NodeLog(net.Now, n.Id, text))
+          Stop = fun _ () -> stopped.Value <- true }
+    NodeDriver.carryOut delivery n.Id effects ()
     for id in order do
         sendToClient net net.Conns[id] (List.ofSeq batches[id])
-    if stopped then
+    if stopped.Value then
         note net $"node {n.Id} stopped after saying goodbye"
         crash net n true
 

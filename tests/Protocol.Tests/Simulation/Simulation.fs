@@ -264,7 +264,8 @@ let runUntilSettled (random: Random) (maxRounds: int) (cluster: Cluster) : Clust
 // ---------------------------------------------------------------------------------------------
 // Whole nodes through Node.step.
 
-/// A few NodeStates wired together by a relay. Peer messages travel on FIFO links, one per
+/// A few NodeStates wired together by a relay: NodeDriver steps them, and this module is the
+/// synchronous delivery policy. Peer messages travel on FIFO links, one per
 /// (sender, receiver) pair, as over the TCP peer links; a multicast goes to every other node
 /// that is up. Client replies and closes are kept per client, in the order they were sent.
 module Nodes =
@@ -285,10 +286,7 @@ module Nodes =
           Closed: Map<ClientId, string>
           Deliveries: int }
 
-    let infoOf (id: NodeId) : NodeInfo =
-        { Id = id
-          ClientEndpoint = { Host = "127.0.0.1"; Port = 5000 + id }
-          PeerEndpoint = { Host = "127.0.0.1"; Port = 6000 + id } }
+    let infoOf (id: NodeId) : NodeInfo = NodeDriver.infoOf id
 
     let create (config: ProtocolConfig) (ids: NodeId list) : Net =
         { Config = config
@@ -301,39 +299,26 @@ module Nodes =
 
     let isUp (net: Net) (id: NodeId) = net.States.ContainsKey id && not (net.Down.Contains id)
 
-    let private carryOut (id: NodeId) (effects: Effect list) (net: Net) : Net =
-        effects
-        |> List.fold
-            (fun net effect ->
-                match effect with
-                | SendToPeer(info, message) -> { net with InFlight = net.InFlight @ [ { From = id; To = info.Id; Message = message } ] }
-                | Multicast message ->
-                    let copies = [ for KeyValue(other, _) in net.States do if other <> id && isUp net other then { From = id; To = other; Message = message } ]
-                    { net with InFlight = net.InFlight @ copies }
-                | SendToClients(clients, reply) ->
-                    let inbox =
-                        clients
-                        |> Set.fold
-                            (fun (inbox: Map<ClientId, ServerReply list>) client ->
-                                inbox.Add(client, (inbox.TryFind client |> Option.defaultValue []) @ [ reply ]))
-                            net.Inbox
-                    { net with Inbox = inbox }
-                | CloseClient(client, reason) -> { net with Closed = net.Closed.Add(client, reason) }
-                | AppendToLog _
-                | RewriteLog _
-                | Log _
-                | Stop -> net)
-            net
+    let private enqueue (messages: InFlight list) (net: Net) : Net = { net with InFlight = net.InFlight @ messages }
+
+    /// The synchronous policy: peer messages and heartbeats queue on FIFO links until a test
+    /// delivers them; replies and closes are recorded per client; disk, logs and Stop are ignored.
+    let private delivery: NodeDriver.Delivery<Net> =
+        { NodeDriver.ignoring with
+            Peer = fun from dest message net -> enqueue [ { From = from; To = dest; Message = message } ] net
+            Multicast =
+                fun from message net ->
+                    enqueue [ for KeyValue(other, _) in net.States do if other <> from && isUp net other then { From = from; To = other; Message = message } ] net
+            Reply = fun _ client reply net -> { net with Inbox = net.Inbox.Add(client, (net.Inbox.TryFind client |> Option.defaultValue []) @ [ reply ]) }
+            Close = fun _ client reason net -> { net with Closed = net.Closed.Add(client, reason) } }
 
     /// One event at one node; its effects are queued or recorded, nothing is delivered yet.
     let apply (id: NodeId) (event: Event) (net: Net) : Net =
         if not (isUp net id) then
             net
         else
-            let next, effects = Node.step net.Config net.States[id] event
-            for violation in NodeState.invariantViolations next do
-                failwith $"invariant broken at node {id} after {event}: {violation}"
-            carryOut id effects { net with States = net.States.Add(id, next) }
+            let next, effects = NodeDriver.step net.Config id net.States[id] event
+            NodeDriver.carryOut delivery id effects { net with States = net.States.Add(id, next) }
 
     let private deliver (index: int) (net: Net) : Net =
         let message = net.InFlight[index]
