@@ -58,10 +58,11 @@ type RoomName =
             | :? RoomName as other -> System.String.CompareOrdinal(this.Value, other.Value)
             | _ -> invalidArg "other" "not a RoomName"
 
-/// A user's nickname: 1–32 letters, digits, '_' or '-' (Chat.validateNick, the one check of what
-/// a user typed); the case itself wraps a nick already checked (a peer frame, a log, a test).
-/// Its own type so a nick and a room name cannot be mixed up. Equal and ordered as its ordinal
-/// string, and a class, for the reasons RoomName gives: both are Map and Set keys.
+/// A user's nickname: 1–32 letters, digits, '_' or '-'. What a client typed (a hello's nick, a
+/// whisper's target) becomes one through Chat.validateNick, the one check; the case itself wraps
+/// a nick a node already checked, as frames and logs carry it. Its own type so that a nick and a
+/// room name cannot be mixed up; equal and ordered as its ordinal string, and a class, for the
+/// reasons RoomName gives: both are Map and Set keys.
 [<CustomEquality; CustomComparison>]
 type Nick =
     | Nick of string
