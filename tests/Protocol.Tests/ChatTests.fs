@@ -295,6 +295,20 @@ let ``whisper to an unknown nickname is refused with NoSuchUser`` () =
     Assert.Equal<ErrorCode list>([ NoSuchUser ], errorCodes 10 effects)
     Assert.Empty(peerSends effects)
 
+let ``whisper to a target that is no valid nickname is refused with NoSuchUser`` () =
+    let state = nodeWithPeers () |> steps (connectAs 10 "alice")
+
+    let _, effects = step config state (ClientRequested(10, Whisper("no body", "psst")))
+
+    Assert.Equal<ErrorCode list>([ NoSuchUser ], errorCodes 10 effects)
+    Assert.Empty(peerSends effects)
+
+let ``a Nick is equal and ordered as its ordinal string`` () =
+    Assert.Equal(Nick "alice", Nick "alice")
+    Assert.NotEqual(Nick "alice", Nick "Alice")
+    let texts = [ "bob"; "Bob"; "alice"; "_x"; "a-1"; "Zed" ]
+    Assert.Equal<string list>(List.sortWith (fun a b -> System.String.CompareOrdinal(a, b)) texts, texts |> List.map Nick |> List.sort |> List.map _.Value)
+
 // ---------------------------------------------------------------------------------------------
 // The directory: disconnects, peers' users, suspicion.
 
@@ -615,6 +629,9 @@ let tests =
             ``a forwarded private message reaches only its addressee``
         testCase "whisper to an unknown nickname is refused with NoSuchUser"
             ``whisper to an unknown nickname is refused with NoSuchUser``
+        testCase "whisper to a target that is no valid nickname is refused with NoSuchUser"
+            ``whisper to a target that is no valid nickname is refused with NoSuchUser``
+        testCase "a Nick is equal and ordered as its ordinal string" ``a Nick is equal and ordered as its ordinal string``
         testCase "disconnect tells every peer the user left and removes the user from the directory"
             ``disconnect tells every peer the user left and removes the user from the directory``
         testCase "quit says goodbye to the peers and closes the connection last"
