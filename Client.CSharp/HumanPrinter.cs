@@ -13,14 +13,14 @@ public sealed class HumanPrinter(IConsoleSink sink, Palette palette, string ownN
         {
             case ServerReply.Welcome welcome:
                 var leader = welcome.leader.ToNullable() is { } id ? $"node {id}" : "not elected yet";
-                Write(palette.System($"* connected to node {welcome.node} as {welcome.nick}; leader: {leader}. /help lists the commands."));
+                Write(palette.System($"* connected to node {welcome.node} as {welcome.nick.Value}; leader: {leader}. /help lists the commands."));
                 break;
             case ServerReply.Message { Item: var line }:
-                var from = line.From == ownNick ? palette.Own(line.From) : line.From;
+                var from = line.From.Value == ownNick ? palette.Own(line.From.Value) : line.From.Value;
                 Write($"{palette.Dim($"[{line.Room}]")} {from}: {line.Text}");
                 break;
             case ServerReply.Private { Item: var line }:
-                var header = line.From == ownNick ? $"you -> {line.To} (private)" : $"{line.From} -> you (private)";
+                var header = line.From.Value == ownNick ? $"you -> {line.To.Value} (private)" : $"{line.From.Value} -> you (private)";
                 Write($"{palette.Dim($"[{line.FromNode}]")} {palette.Private(header)}: {line.Text}");
                 break;
             case ServerReply.Joined joined:
@@ -77,9 +77,9 @@ public sealed class HumanPrinter(IConsoleSink sink, Palette palette, string ownN
 
     private static string WhoText(string? room, IEnumerable<UserEntry> users)
     {
-        var sorted = users.OrderBy(user => user.Nick, StringComparer.Ordinal).ToList();
+        var sorted = users.OrderBy(user => user.Nick.Value, StringComparer.Ordinal).ToList();
         var text = new StringBuilder(room is null ? $"{sorted.Count} online:" : $"{sorted.Count} in {room}:");
-        foreach (var user in sorted) text.Append($"\n  {user.Nick,-20} node {user.Node,-3} {string.Join(" ", user.Rooms)}");
+        foreach (var user in sorted) text.Append($"\n  {user.Nick.Value,-20} node {user.Node,-3} {string.Join(" ", user.Rooms)}");
         return text.ToString();
     }
 

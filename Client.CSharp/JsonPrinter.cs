@@ -14,17 +14,17 @@ public sealed class JsonPrinter(IConsoleSink sink) : IEventPrinter
         switch (reply)
         {
             case ServerReply.Welcome welcome:
-                Write(new JObject { ["event"] = "welcome", ["nick"] = welcome.nick, ["node"] = welcome.node, ["leader"] = NodeOrNull(welcome.leader) });
+                Write(new JObject { ["event"] = "welcome", ["nick"] = welcome.nick.Value, ["node"] = welcome.node, ["leader"] = NodeOrNull(welcome.leader) });
                 break;
             case ServerReply.Message { Item: var line }:
                 Write(new JObject
                 {
-                    ["event"] = "message", ["room"] = line.Room.Value, ["seq"] = line.Seq, ["from"] = line.From,
+                    ["event"] = "message", ["room"] = line.Room.Value, ["seq"] = line.Seq, ["from"] = line.From.Value,
                     ["node"] = line.FromNode, ["text"] = line.Text, ["id"] = line.ClientMessageId,
                 });
                 break;
             case ServerReply.Private { Item: var line }:
-                Write(new JObject { ["event"] = "private", ["from"] = line.From, ["to"] = line.To, ["node"] = line.FromNode, ["text"] = line.Text });
+                Write(new JObject { ["event"] = "private", ["from"] = line.From.Value, ["to"] = line.To.Value, ["node"] = line.FromNode, ["text"] = line.Text });
                 break;
             case ServerReply.Joined joined:
                 Write(new JObject { ["event"] = "joined", ["room"] = joined.room.Value, ["owner"] = NodeOrNull(joined.owner), ["members"] = joined.members });
@@ -91,7 +91,7 @@ public sealed class JsonPrinter(IConsoleSink sink) : IEventPrinter
 
     private static JObject WhoObject(string? room, IEnumerable<UserEntry> users)
     {
-        var list = new JArray(users.Select(user => new JObject { ["nick"] = user.Nick, ["node"] = user.Node, ["rooms"] = new JArray(user.Rooms.Select(room => room.Value)) }));
+        var list = new JArray(users.Select(user => new JObject { ["nick"] = user.Nick.Value, ["node"] = user.Node, ["rooms"] = new JArray(user.Rooms.Select(room => room.Value)) }));
         var who = new JObject { ["event"] = "who" };
         if (room is not null) who["room"] = room;
         who["users"] = list;

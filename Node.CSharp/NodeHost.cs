@@ -124,11 +124,13 @@ public sealed class NodeHost
         _log.LogInformation("node {Id} stopped", _options.Id);
     }
 
-    /// <summary>The nick's account record as of the last step, for the client gateway to check a password against.</summary>
+    /// <summary>The nick's account record as of the last step, for the client gateway to check a password against.
+    /// The nick is as the client typed it: one that is no valid nickname has no account (the core refuses it).</summary>
     private string? AccountRecord(string nick)
     {
+        if (Chat.validateNick(nick) is not { IsOk: true } valid) return null;
         var state = Volatile.Read(ref _state);
-        var record = Accounts.recordOf(nick, FormalChat.Protocol.NodeState.historyOf(Accounts.room, state));
+        var record = Accounts.recordOf(valid.ResultValue, FormalChat.Protocol.NodeState.historyOf(Accounts.room, state));
         return record is null ? null : record.Value;
     }
 

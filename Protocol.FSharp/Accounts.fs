@@ -18,13 +18,13 @@ let maxPasswordLength = 1024
 
 /// The nick's record: the text of its newest message in the accounts room, if any. The room
 /// keeps Rooms.historyCapacity messages, so at most that many account changes are remembered.
-let recordOf (nick: string) (accounts: Rooms.RoomHistory) : string option =
+let recordOf (nick: Nick) (accounts: Rooms.RoomHistory) : string option =
     accounts.Recent |> List.tryFind (fun message -> message.From = nick) |> Option.map _.Text
 
 /// Whether a hello may take `nick` as far as its account goes. A hello that resumes a live
 /// session (it shows the token the directory holds) was welcomed with the password before; any
 /// other needs the shell's verdict that the password matches the record the nick has now.
-let checkPassword (nick: string) (record: string option) (resumesLiveSession: bool) (password: Password option) : Result<unit, ErrorCode * string> =
+let checkPassword (nick: Nick) (record: string option) (resumesLiveSession: bool) (password: Password option) : Result<unit, ErrorCode * string> =
     match record, password with
     | None, _ -> Ok()
     | Some _, _ when resumesLiveSession -> Ok()
@@ -36,11 +36,11 @@ let checkPassword (nick: string) (record: string option) (resumesLiveSession: bo
 
 /// The post that registers (or changes) the password of `nick`, to be sequenced in the accounts
 /// room like any post: the shell has already turned the password into a record.
-let registration (node: NodeId) (nick: string) (password: Password) : Result<RoomPost, ErrorCode * string> =
+let registration (node: NodeId) (nick: Nick) (password: Password) : Result<RoomPost, ErrorCode * string> =
     match password with
     | Hashed record -> Ok { Room = room; From = nick; FromNode = node; Text = record; ClientMessageId = 0L }
     | Given _
     | Mismatched -> Result.Error(PasswordInvalid, "the password was not hashed")
 
 /// What the registering client is told once its account is committed (on the owner and its backup).
-let registered (nick: string) : string = $"registered: {nick} now needs its password to say hello, on every node"
+let registered (nick: Nick) : string = $"registered: {nick} now needs its password to say hello, on every node"

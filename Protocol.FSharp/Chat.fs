@@ -3,7 +3,7 @@
 module FormalChat.Protocol.Chat
 
 type NamedSession =
-    { Nick: string
+    { Nick: Nick
       Session: string
       Rooms: Set<RoomName> }
 
@@ -20,13 +20,13 @@ type DirectoryEntry =
 type ChatState =
     { Sessions: Map<ClientId, Session>
       /// Every online user in the cluster: the node it is on, its session, its rooms.
-      Directory: Map<string, DirectoryEntry>
+      Directory: Map<Nick, DirectoryEntry>
       /// The directory by room: how many of a room's members each node has, kept with the
       /// directory (setEntry), so a room's message finds its nodes without a pass over every user.
       MemberNodes: Map<RoomName, Map<NodeId, int>>
       /// Indexes of the local sessions, kept with them, for delivery without a scan.
       LocalMembers: Map<RoomName, Set<ClientId>>
-      LocalNicks: Map<string, ClientId> }
+      LocalNicks: Map<Nick, ClientId> }
 
 let empty =
     { Sessions = Map.empty
@@ -38,12 +38,12 @@ let empty =
 let maxNickLength = 32
 
 /// Nicknames are 1–32 letters, digits, '_' or '-', so they read well in every log and prompt.
-let validateNick (nick: string) : Result<string, string> =
+let validateNick (nick: string) : Result<Nick, string> =
     let allowed (c: char) = System.Char.IsAsciiLetterOrDigit c || c = '_' || c = '-'
     if System.String.IsNullOrEmpty nick then Result.Error "a nickname is required"
     elif nick.Length > maxNickLength then Result.Error $"a nickname has at most {maxNickLength} characters"
     elif not (Seq.forall allowed nick) then Result.Error "a nickname uses only letters, digits, '_' and '-'"
-    else Ok nick
+    else Ok(Nick nick)
 
 let validateText (maxTextLength: int) (text: string) : Result<string, string> =
     if System.String.IsNullOrWhiteSpace text then Result.Error "a message needs some text"
@@ -102,7 +102,7 @@ let private countMembers (entry: DirectoryEntry) (delta: int) (index: Map<RoomNa
         index
 
 /// Every change to the directory goes through here, so that MemberNodes stays its index.
-let private setEntry (nick: string) (entry: DirectoryEntry option) (chat: ChatState) : ChatState =
+let private setEntry (nick: Nick) (entry: DirectoryEntry option) (chat: ChatState) : ChatState =
     let index =
         match chat.Directory.TryFind nick with
         | Some old -> countMembers old -1 chat.MemberNodes
@@ -112,7 +112,7 @@ let private setEntry (nick: string) (entry: DirectoryEntry option) (chat: ChatSt
     | None -> { chat with Directory = chat.Directory.Remove nick; MemberNodes = index }
 
 /// A user is gone from the directory.
-let removeEntry (nick: string) (chat: ChatState) : ChatState = setEntry nick None chat
+let removeEntry (nick: Nick) (chat: ChatState) : ChatState = setEntry nick None chat
 
 let private addMember room client (members: Map<RoomName, Set<ClientId>>) =
     members.Add(room, (members.TryFind room |> Option.defaultValue Set.empty).Add client)
@@ -162,7 +162,7 @@ let leaveRoom (client: ClientId) (self: NodeId) (room: RoomName) (chat: ChatStat
 let remember (user: KnownUser) (chat: ChatState) : ChatState =
     setEntry user.User.Nick (Some { Node = user.User.Node; Session = user.Session; Rooms = Set.ofList user.User.Rooms }) chat
 
-let updateRemoteRooms (nick: string) (change: Set<RoomName> -> Set<RoomName>) (chat: ChatState) : ChatState =
+let updateRemoteRooms (nick: Nick) (change: Set<RoomName> -> Set<RoomName>) (chat: ChatState) : ChatState =
     match chat.Directory.TryFind nick with
     | Some entry -> setEntry nick (Some { entry with Rooms = change entry.Rooms }) chat
     | None -> chat

@@ -12,35 +12,38 @@ open FormalChat.Protocol.NickClaims
 /// The session token a hello gets: always this connection's own, drawn by the shell. A resume
 /// proves the nick's current token and gets a fresh one (tokens rotate, so a token that leaked
 /// or belonged to a session that has ended opens nothing); a token the client chose is never used.
-let private sessionFor (hello: HelloRequest) (token: string) (state: NodeState) : Result<string, string> =
-    match state.Chat.Directory.TryFind hello.Nick with
+let private sessionFor (nick: Nick) (hello: HelloRequest) (token: string) (state: NodeState) : Result<string, string> =
+    match state.Chat.Directory.TryFind nick with
     | Some entry when hello.Session = Some entry.Session -> Ok token
-    | Some entry -> Result.Error $"the nickname {hello.Nick} is already in use on node {entry.Node}"
+    | Some entry -> Result.Error $"the nickname {nick} is already in use on node {entry.Node}"
     | None -> Ok token
 
 /// Accounts.checkPassword for this hello: a registered nick needs its password, unless the hello
 /// resumes the session the directory holds for it.
-let private passwordCheck (hello: HelloRequest) (state: NodeState) : Result<unit, ErrorCode * string> =
-    let resumesLiveSession = state.Chat.Directory.TryFind hello.Nick |> Option.exists (fun entry -> hello.Session = Some entry.Session)
-    Accounts.checkPassword hello.Nick (Accounts.recordOf hello.Nick (historyOf Accounts.room state)) resumesLiveSession hello.Password
+let private passwordCheck (nick: Nick) (hello: HelloRequest) (state: NodeState) : Result<unit, ErrorCode * string> =
+    let resumesLiveSession = state.Chat.Directory.TryFind nick |> Option.exists (fun entry -> hello.Session = Some entry.Session)
+    Accounts.checkPassword nick (Accounts.recordOf nick (historyOf Accounts.room state)) resumesLiveSession hello.Password
 
 let private hello (config: ProtocolConfig) (client: ClientId) (hello: HelloRequest) (state: NodeState) =
     match state.Chat.Sessions.TryFind client with
     | Some(Named current) -> state, [ refuse client AlreadyHello $"you are already {current.Nick}" ]
     | None -> state, []
     | Some(Anonymous token) ->
-    match validateNick hello.Nick, sessionFor hello token state with
-    | Result.Error reason, _ -> state, [ refuse client NickInvalid reason ]
-    | _, Result.Error reason -> state, [ refuse client NickTaken reason; CloseClient(client, ErrorCode.name NickTaken) ]
-    | Ok _, Ok _ when state.Chat.LocalNicks.Count >= config.MaxClients && not (state.Chat.LocalNicks.ContainsKey hello.Nick) ->
+    // The one place a hello's nickname, as typed, becomes a Nick.
+    match validateNick hello.Nick with
+    | Result.Error reason -> state, [ refuse client NickInvalid reason ]
+    | Ok nick ->
+    match sessionFor nick hello token state with
+    | Result.Error reason -> state, [ refuse client NickTaken reason; CloseClient(client, ErrorCode.name NickTaken) ]
+    | Ok _ when state.Chat.LocalNicks.Count >= config.MaxClients && not (state.Chat.LocalNicks.ContainsKey nick) ->
         state, [ refuse client ServerFull $"node {self state} has its maximum of {config.MaxClients} users"; CloseClient(client, "server full") ]
-    | Ok nick, Ok session ->
-        match passwordCheck hello state with
+    | Ok session ->
+        match passwordCheck nick hello state with
         | Result.Error(code, reason) -> state, [ refuse client code reason; CloseClient(client, ErrorCode.name code) ]
         | Ok() ->
         // Welcomed only on the registrar's grant (NickClaims.welcome): one winner per nickname.
         let waiting : NickRegistry.Waiting =
-            { Client = client; Hello = { hello with Nick = nick }; Session = session; HistoryOnJoin = config.HistoryOnJoin
+            { Client = client; Nick = nick; Hello = hello; Session = session; HistoryOnJoin = config.HistoryOnJoin
               Term = { Epoch = 0L; Leader = self state }; TicksWaited = 0 }
         nicks (NickRegistry.HelloReceived waiting) state
 
@@ -101,11 +104,13 @@ let private say (config: ProtocolConfig) (client: ClientId) (session: NamedSessi
     | Ok text ->
         postAndWait { Room = room; From = session.Nick; FromNode = self state; Text = text; ClientMessageId = id } state
 
-let private whisper (config: ProtocolConfig) (client: ClientId) (nick: string) (target: string) (text: string) (state: NodeState) =
-    match validateText config.MaxTextLength text, state.Chat.Directory.TryFind target with
+/// The target is as the client typed it: one that is no valid nickname is nobody online.
+let private whisper (config: ProtocolConfig) (client: ClientId) (nick: Nick) (typed: string) (text: string) (state: NodeState) =
+    let found = validateNick typed |> Result.toOption |> Option.bind (fun target -> state.Chat.Directory.TryFind target |> Option.map (fun entry -> target, entry))
+    match validateText config.MaxTextLength text, found with
     | Result.Error reason, _ -> state, [ refuse client TextInvalid reason ]
-    | _, None -> state, [ refuse client NoSuchUser $"nobody called {target} is online" ]
-    | Ok text, Some entry ->
+    | _, None -> state, [ refuse client NoSuchUser $"nobody called {typed} is online" ]
+    | Ok text, Some(target, entry) ->
         let line = { PrivateLine.From = nick; FromNode = self state; To = target; Text = text }
         let delivery =
             if entry.Node = self state then

@@ -253,12 +253,12 @@ module ClientSession =
     let received (message: RoomMessage) (session: ClientSessionState) : ClientSessionState * ClientSessionEffect list =
         let show = message.Seq > lastSeqShown message.Room session
         let acknowledged =
-            message.From = session.Nick && message.ClientMessageId <> 0L && session.Unconfirmed.ContainsKey message.ClientMessageId
+            message.From.Value = session.Nick && message.ClientMessageId <> 0L && session.Unconfirmed.ContainsKey message.ClientMessageId
         let session =
             { session with
                 LastSeqShown = if show then session.LastSeqShown.Add(message.Room, message.Seq) else session.LastSeqShown
                 Unconfirmed = if acknowledged then session.Unconfirmed.Remove message.ClientMessageId else session.Unconfirmed
-                KnownNicks = session.KnownNicks.Add message.From }
+                KnownNicks = session.KnownNicks.Add message.From.Value }
         session,
         [ if show then Show(Message message)
           if acknowledged then ShowAcknowledged message ]
@@ -304,13 +304,13 @@ module ClientSession =
         | LeftRoom room -> left room session, [ Show reply ]
         | WhoListed(room, users) ->
             let known = if room.IsNone then Set.singleton session.Nick else session.KnownNicks
-            let session = { session with KnownNicks = users |> List.fold (fun nicks user -> Set.add user.Nick nicks) known }
+            let session = { session with KnownNicks = users |> List.fold (fun nicks user -> Set.add user.Nick.Value nicks) known }
             match session.Link with
             | CatchingUp(_, node) when silent && room.IsNone -> caughtUp link node session
             | _ -> session, shown
         | StatusReported status -> { session with Candidates = rank (candidatesOf status) }, shown
         | Redirected(node, client, reason) -> { session with Redirect = Some { Node = node; Client = client; Reason = reason } }, shown
-        | Private line -> { session with KnownNicks = session.KnownNicks.Add line.From }, shown
+        | Private line -> { session with KnownNicks = session.KnownNicks.Add line.From.Value }, shown
         | Notice text -> { session with KnownNicks = presence text session.KnownNicks }, shown
         | _ -> session, shown
 
@@ -324,7 +324,7 @@ module ClientSession =
                     Link = CatchingUp(link, node)
                     Node = Some node
                     Token = Some token
-                    KnownNicks = session.KnownNicks.Add nick
+                    KnownNicks = session.KnownNicks.Add nick.Value
                     Reconnecting = None }
             match session.Reconnecting with
             | None -> welcomed, [ Show reply; RefreshCandidates link; Sync link ]

@@ -58,10 +58,43 @@ type RoomName =
             | :? RoomName as other -> System.String.CompareOrdinal(this.Value, other.Value)
             | _ -> invalidArg "other" "not a RoomName"
 
+/// A user's nickname: 1–32 letters, digits, '_' or '-'. What a client typed (a hello's nick, a
+/// whisper's target) becomes one through Chat.validateNick, the one check; the case itself wraps
+/// a nick a node already checked, as frames and logs carry it. Its own type so that a nick and a
+/// room name cannot be mixed up; equal and ordered as its ordinal string, and a class, for the
+/// reasons RoomName gives: both are Map and Set keys.
+[<CustomEquality; CustomComparison>]
+type Nick =
+    | Nick of string
+
+    member this.Value = let (Nick nick) = this in nick
+    override this.ToString() = this.Value
+    static member private TextOf(nick: Nick | null) : string | null =
+        match nick with
+        | null -> null
+        | nick -> nick.Value
+    override this.Equals(other) =
+        match other with
+        | :? Nick as other -> System.String.Equals(this.Value, other.Value)
+        | _ -> false
+    override this.GetHashCode() = this.Value.GetHashCode()
+
+    interface System.IEquatable<Nick> with
+        member this.Equals(other) = System.String.Equals(this.Value, Nick.TextOf other)
+
+    interface System.IComparable<Nick> with
+        member this.CompareTo(other) = System.String.CompareOrdinal(this.Value, Nick.TextOf other)
+
+    interface System.IComparable with
+        member this.CompareTo(other) =
+            match other with
+            | :? Nick as other -> System.String.CompareOrdinal(this.Value, other.Value)
+            | _ -> invalidArg "other" "not a Nick"
+
 /// A message a member's node sends to the room's owner to be sequenced.
 type RoomPost =
     { Room: RoomName
-      From: string
+      From: Nick
       FromNode: NodeId
       Text: string
       /// Chosen by the client, so a retry after a failover is recognised and shown once.
@@ -71,7 +104,7 @@ type RoomPost =
 type RoomMessage =
     { Room: RoomName
       Seq: int64
-      From: string
+      From: Nick
       FromNode: NodeId
       Text: string
       ClientMessageId: int64 }
@@ -112,13 +145,13 @@ module AssignmentOrder =
         (epoch, version, leader) > (thanEpoch, thanVersion, thanLeader)
 
 type PrivateLine =
-    { From: string
+    { From: Nick
       FromNode: NodeId
-      To: string
+      To: Nick
       Text: string }
 
 /// A user, the node it is connected to, and the rooms it is in.
-type UserEntry = { Nick: string; Node: NodeId; Rooms: RoomName list }
+type UserEntry = { Nick: Nick; Node: NodeId; Rooms: RoomName list }
 
 /// What nodes tell each other about a user: also the session token that lets the user's
 /// client take its nickname over on another node after a failover.
@@ -133,7 +166,7 @@ type NickTerm = { Epoch: Epoch; Leader: NodeId }
 /// tokens rotate on every resume, so a resuming hello's claim also names the token it proves
 /// (`Previous`): the registry may still hold the nickname under that one.
 type NickClaim =
-    { Nick: string
+    { Nick: Nick
       Session: string
       Previous: string option
       Node: NodeId
@@ -150,9 +183,9 @@ type PeerMessage =
     /// A user welcomed on a node; `previous` is the session token the hello proved when it
     /// resumed (tokens rotate on every resume), so the node of a stale connection knows it.
     | UserJoined of user: KnownUser * previous: string option
-    | UserLeft of nick: string * node: NodeId
-    | MemberJoined of room: RoomName * nick: string
-    | MemberLeft of room: RoomName * nick: string
+    | UserLeft of nick: Nick * node: NodeId
+    | MemberJoined of room: RoomName * nick: Nick
+    | MemberLeft of room: RoomName * nick: Nick
     /// The full list of a node's local users, sent to a node that has just appeared.
     | UsersListed of node: NodeId * users: KnownUser list
     /// Asks a node for its UsersListed and placements. Sent with our own list when a node
@@ -193,7 +226,7 @@ type PeerMessage =
     /// A user has left; its node gives the nickname back (spec: ReleaseNick).
     | NickReleased of NickClaim
     /// A node's nicknames and sessions, to the registrar of `term` (spec: FollowRegistrar).
-    | NicksReported of node: NodeId * term: NickTerm * nicks: (string * string) list
+    | NicksReported of node: NodeId * term: NickTerm * nicks: (Nick * string) list
     /// A registrar asks for a node's report (spec: AskForReport).
     | NicksRequested of NickTerm
 
@@ -326,7 +359,7 @@ module ErrorCode =
 
 /// Node-to-client messages.
 type ServerReply =
-    | Welcome of nick: string * node: NodeId * leader: NodeId option * session: string
+    | Welcome of nick: Nick * node: NodeId * leader: NodeId option * session: string
     | Message of RoomMessage
     | Private of PrivateLine
     | Joined of room: RoomName * owner: NodeId option * members: int

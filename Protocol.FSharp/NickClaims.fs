@@ -19,7 +19,7 @@ let private welcome (waiting: NickRegistry.Waiting) (state: NodeState) : NodeSta
     let client, hello, session = waiting.Client, waiting.Hello, waiting.Session
     match state.Chat.Sessions.TryFind client with
     | Some(Anonymous _) ->
-        let nick = hello.Nick
+        let nick = waiting.Nick
         // A reconnecting client may still have its old connection here: that one is replaced.
         let replaced = state.Chat.LocalNicks.TryFind nick
         let chat = replaced |> Option.fold (fun chat old -> forget old (self state) chat) state.Chat

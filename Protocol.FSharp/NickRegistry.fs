@@ -13,6 +13,8 @@ module FormalChat.Protocol.NickRegistry
 /// A hello waiting for the registrar's answer (spec: pending[n]).
 type Waiting =
     { Client: ClientId
+      /// The hello's nickname, checked (Chat.validateNick).
+      Nick: Nick
       Hello: HelloRequest
       Session: string
       /// Messages of each room the welcome replays when the client resumes nothing.
@@ -28,11 +30,11 @@ type State =
     { /// Spec: term[n]. The registrar this node follows.
       Following: NickTerm option
       /// Hellos waiting for an answer, by nickname (one claim per nickname per node).
-      Waiting: Map<string, Waiting>
+      Waiting: Map<Nick, Waiting>
       /// Spec: lead[n]. The term this node is registrar of.
       Leading: NickTerm option
       /// Spec: registry[n]. Meaningful only while Leading.
-      Registry: Map<string, Holder>
+      Registry: Map<Nick, Holder>
       /// Spec: reported[n]. Nodes that reported in the Leading term.
       Reported: Set<NodeId> }
 
@@ -51,7 +53,7 @@ type Context =
       /// This node leads with a majority in view (NodeState.decidesWithQuorum).
       Decides: bool
       /// The nicknames this node has welcomed, with their sessions (spec: held[n]).
-      Held: unit -> (string * string) list }
+      Held: unit -> (Nick * string) list }
 
 type Event =
     /// The node follows this leader now (spec: Elect when it is this node, FollowRegistrar).
@@ -61,7 +63,7 @@ type Event =
     /// A waiting client went away (spec: AbandonClaim).
     | ClientLeft of ClientId
     /// A welcomed user went away (spec: ReleaseNick).
-    | UserLeft of nick: string * session: string
+    | UserLeft of nick: Nick * session: string
     /// One heartbeat interval (spec: ClaimAgain, AskForReport); a hello waits at most
     /// maxTicksWaited of them.
     | Ticked of maxTicksWaited: int
@@ -83,7 +85,7 @@ let isBefore (a: NickTerm) (b: NickTerm) : bool = (a.Epoch, a.Leader) < (b.Epoch
 let maxTicksWaited (suspectAfter: int) = 2 * suspectAfter + 2
 
 let private claimOf (context: Context) (term: NickTerm) (waiting: Waiting) : NickClaim =
-    { Nick = waiting.Hello.Nick; Session = waiting.Session; Previous = waiting.Hello.Session; Node = context.Self; Term = term }
+    { Nick = waiting.Nick; Session = waiting.Session; Previous = waiting.Hello.Session; Node = context.Self; Term = term }
 
 let private sendClaim (context: Context) (term: NickTerm) (waiting: Waiting) : Output =
     Send { To = term.Leader; Message = NickClaimed(claimOf context term waiting) }
@@ -115,20 +117,20 @@ let followRegistrar (context: Context) (term: NickTerm) (state: State) : State *
 
 /// Spec: ClaimNick(n, k, s). Without a registrar the claim waits for one (followRegistrar).
 let claimNick (context: Context) (waiting: Waiting) (state: State) : State * Output list =
-    match state.Waiting.TryFind waiting.Hello.Nick with
+    match state.Waiting.TryFind waiting.Nick with
     | Some other when other.Client <> waiting.Client ->
-        state, [ Refuse(waiting, NickTaken, $"the nickname {waiting.Hello.Nick} is being claimed on this node right now") ]
+        state, [ Refuse(waiting, NickTaken, $"the nickname {waiting.Nick} is being claimed on this node right now") ]
     | _ ->
     match state.Following with
     | Some term ->
         let waiting = { waiting with Term = term }
-        { state with Waiting = state.Waiting.Add(waiting.Hello.Nick, waiting) }, [ sendClaim context term waiting ]
-    | None -> { state with Waiting = state.Waiting.Add(waiting.Hello.Nick, waiting) }, []
+        { state with Waiting = state.Waiting.Add(waiting.Nick, waiting) }, [ sendClaim context term waiting ]
+    | None -> { state with Waiting = state.Waiting.Add(waiting.Nick, waiting) }, []
 
 /// Spec: RecvReport(l, n). The node's entries become exactly what it reports, once a term: a
 /// second report (an answer to an earlier request) can be older than a grant this registrar has
 /// made the node since, and taking it would forget that grant.
-let recvReport (node: NodeId) (term: NickTerm) (nicks: (string * string) list) (state: State) : State =
+let recvReport (node: NodeId) (term: NickTerm) (nicks: (Nick * string) list) (state: State) : State =
     if state.Leading <> Some term || state.Reported.Contains node then state
     else
         let others = state.Registry |> Map.filter (fun _ holder -> holder.Node <> node)
@@ -136,7 +138,7 @@ let recvReport (node: NodeId) (term: NickTerm) (nicks: (string * string) list) (
         { state with Registry = registry; Reported = state.Reported.Add node }
 
 /// Spec: LiveHolders(l, k). The holder of a nickname, if it is on a node in view.
-let private liveHolder (context: Context) (nick: string) (state: State) : Holder option =
+let private liveHolder (context: Context) (nick: Nick) (state: State) : Holder option =
     state.Registry.TryFind nick |> Option.filter (fun holder -> context.View.Contains holder.Node)
 
 /// Spec: RecvClaim(l, n). Once Ready, a nickname nobody live holds, or held with the claim's
@@ -176,7 +178,7 @@ let recvRefusal (claim: NickClaim) (holder: NodeId) (state: State) : State * Out
     | _ -> state, []
 
 /// Spec: ReleaseNick(n, k, s).
-let releaseNick (context: Context) (nick: string) (session: string) (state: State) : State * Output list =
+let releaseNick (context: Context) (nick: Nick) (session: string) (state: State) : State * Output list =
     match state.Following with
     | Some term -> state, [ Send { To = term.Leader; Message = NickReleased { Nick = nick; Session = session; Previous = None; Node = context.Self; Term = term } } ]
     | None -> state, []

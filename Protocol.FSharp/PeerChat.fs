@@ -29,17 +29,17 @@ let recvUserJoined (user: KnownUser) (previous: string option) (state: NodeState
         { state with Chat = remember user state.Chat },
         (if isNew then presence state $"{nick} joined on node {user.User.Node}" else [])
 
-let recvUserLeft (nick: string) (node: NodeId) (state: NodeState) : NodeState * Effect list =
+let recvUserLeft (nick: Nick) (node: NodeId) (state: NodeState) : NodeState * Effect list =
     match state.Chat.Directory.TryFind nick with
     | Some entry when entry.Node = node ->
         { state with Chat = removeEntry nick state.Chat },
         presence state $"{nick} left"
     | _ -> state, []
 
-let recvMemberJoined (room: RoomName) (nick: string) (state: NodeState) : NodeState * Effect list =
+let recvMemberJoined (room: RoomName) (nick: Nick) (state: NodeState) : NodeState * Effect list =
     { state with Chat = updateRemoteRooms nick (Set.add room) state.Chat }, []
 
-let recvMemberLeft (room: RoomName) (nick: string) (state: NodeState) : NodeState * Effect list =
+let recvMemberLeft (room: RoomName) (nick: Nick) (state: NodeState) : NodeState * Effect list =
     { state with Chat = updateRemoteRooms nick (Set.remove room) state.Chat }, []
 
 let recvUsersListed (node: NodeId) (users: KnownUser list) (state: NodeState) : NodeState * Effect list =

@@ -51,8 +51,8 @@ let emptyHistory =
 /// A sender and a client message id as one string key: a map compares strings far faster than
 /// tuples, and a nick holds no newline. A negative id is one the sender's node gave a post sent
 /// without an id (NodeState.NextPostId): unique per node, so the node is part of its key.
-let idKey (from: string) (node: NodeId) (id: int64) : string =
-    if id < 0L then from + "\n" + string id + "\n" + string node else from + "\n" + string id
+let idKey (from: Nick) (node: NodeId) (id: int64) : string =
+    if id < 0L then from.Value + "\n" + string id + "\n" + string node else from.Value + "\n" + string id
 
 let private clientKey (message: RoomMessage) = idKey message.From message.FromNode message.ClientMessageId
 

@@ -44,7 +44,7 @@ module WaitingPosts =
 
     /// A post's identity as its acknowledgement finds it: the sender and the client message id;
     /// without an id (0), the text and the sender's node as well.
-    let private key (from: string) (id: int64) (text: string) (node: NodeId) : string =
+    let private key (from: Nick) (id: int64) (text: string) (node: NodeId) : string =
         if id = 0L then Rooms.idKey from node 0L + "\n" + string node + "\n" + text else Rooms.idKey from node id
 
     let private keyOfPost (post: RoomPost) = key post.From post.ClientMessageId post.Text post.FromNode
@@ -64,7 +64,7 @@ module WaitingPosts =
         arrivalsOf (keyOfPost post) waiting |> List.exists (fun arrival -> waiting.ByArrival[arrival] = post)
 
     /// A post from this sender and node with this client message id waits (never for id 0).
-    let containsId (from: string) (node: NodeId) (id: int64) (waiting: WaitingPosts) : bool =
+    let containsId (from: Nick) (node: NodeId) (id: int64) (waiting: WaitingPosts) : bool =
         id <> 0L && waiting.ByKey.ContainsKey(key from id "" node)
 
     /// Without the oldest post the message answers: the same sender and client message id, or,

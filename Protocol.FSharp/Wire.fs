@@ -64,6 +64,10 @@ let private roomItem : Item<RoomName> =
     { WriteItem = (fun json room -> stringItem.WriteItem json room.Value)
       ReadItem = stringItem.ReadItem >> RoomName }
 
+/// A nickname, taken as written: a node checks a nick once, where a client typed it
+/// (Chat.validateNick), and every frame carries it as plain text.
+let private nick : Value<Nick> = textAs _.Value (fun _ text -> Nick text)
+
 let private errorCode : Value<ErrorCode> =
     textAs ErrorCode.name (fun _ text ->
         match ErrorCode.tryParse text with
@@ -109,7 +113,7 @@ let private load : Fields<Load> =
 
 /// A room message; its sender's node is "fromNode" between nodes and in the log, "node" to clients.
 let private roomMessage (nodeName: string) : Fields<RoomMessage> =
-    fields6 (field "room" room) (field "seq" seq) (field "from" text) (field nodeName int32Value) (field "text" text) (field "id" int64Value)
+    fields6 (field "room" room) (field "seq" seq) (field "from" nick) (field nodeName int32Value) (field "text" text) (field "id" int64Value)
     |> mapFields
         (fun struct (room, seq, from, node, text, id) -> { Room = room; Seq = seq; From = from; FromNode = node; Text = text; ClientMessageId = id })
         (fun message -> struct (message.Room, message.Seq, message.From, message.FromNode, message.Text, message.ClientMessageId))
@@ -118,12 +122,12 @@ let private peerRoomMessage = roomMessage "fromNode"
 let private peerRoomMessages = listOf (objectItem peerRoomMessage)
 
 let private privateLine (nodeName: string) : Fields<PrivateLine> =
-    fields4 (field "from" text) (field nodeName int32Value) (field "to" text) (field "text" text)
+    fields4 (field "from" nick) (field nodeName int32Value) (field "to" nick) (field "text" text)
     |> mapFields (fun struct (from, node, target, text) -> { From = from; FromNode = node; To = target; Text = text }) (fun line ->
         struct (line.From, line.FromNode, line.To, line.Text))
 
 let private user : Fields<UserEntry> =
-    fields3 (field "nick" text) (field "node" nodeId) (field "rooms" (listOf roomItem))
+    fields3 (field "nick" nick) (field "node" nodeId) (field "rooms" (listOf roomItem))
     |> mapFields (fun struct (nick, node, rooms) -> { Nick = nick; Node = node; Rooms = rooms }) (fun user -> struct (user.Nick, user.Node, user.Rooms))
 
 /// What nodes tell each other about a user: the user's fields and the session token.
@@ -153,7 +157,7 @@ let private nickTerm : Fields<NickTerm> =
     |> mapFields (fun struct (epoch, leader) -> { Epoch = epoch; Leader = leader }) (fun term -> struct (term.Epoch, term.Leader))
 
 let private nickClaim : Fields<NickClaim> =
-    fields5 (field "nick" text) (field "session" text) (field "previous" (omittedWhenNone text)) (field "node" nodeId) (field "term" (objectOf nickTerm))
+    fields5 (field "nick" nick) (field "session" text) (field "previous" (omittedWhenNone text)) (field "node" nodeId) (field "term" (objectOf nickTerm))
     |> mapFields
         (fun struct (nick, session, previous, node, term) -> { Nick = nick; Session = session; Previous = previous; Node = node; Term = term })
         (fun claim -> struct (claim.Nick, claim.Session, claim.Previous, claim.Node, claim.Term))
@@ -162,8 +166,8 @@ let private roomHeld : Fields<RoomName * int64> =
     fields2 roomField (field "seq" seq)
     |> mapFields (fun struct (room, seq) -> room, seq) (fun (room, seq) -> struct (room, seq))
 
-let private nickHeld : Fields<string * string> =
-    fields2 (field "nick" text) (field "session" text)
+let private nickHeld : Fields<Nick * string> =
+    fields2 (field "nick" nick) (field "session" text)
     |> mapFields (fun struct (nick, session) -> nick, session) (fun (nick, session) -> struct (nick, session))
 
 // ---------------------------------------------------------------------------------------------
@@ -186,13 +190,13 @@ let private peerMessages : Table<PeerMessage> =
           case "user-joined" (fields2 (field "user" (objectOf knownUser)) (field "previous" (omittedWhenNone text)))
               (fun struct (known, previous) -> UserJoined(known, previous))
               (function UserJoined(known, previous) -> ValueSome(struct (known, previous)) | _ -> ValueNone)
-          case "user-left" (fields2 (field "nick" text) (field "node" nodeId))
+          case "user-left" (fields2 (field "nick" nick) (field "node" nodeId))
               (fun struct (nick, node) -> UserLeft(nick, node))
               (function UserLeft(nick, node) -> ValueSome(struct (nick, node)) | _ -> ValueNone)
-          case "member-joined" (fields2 roomField (field "nick" text))
+          case "member-joined" (fields2 roomField (field "nick" nick))
               (fun struct (room, nick) -> MemberJoined(room, nick))
               (function MemberJoined(room, nick) -> ValueSome(struct (room, nick)) | _ -> ValueNone)
-          case "member-left" (fields2 roomField (field "nick" text))
+          case "member-left" (fields2 roomField (field "nick" nick))
               (fun struct (room, nick) -> MemberLeft(room, nick))
               (function MemberLeft(room, nick) -> ValueSome(struct (room, nick)) | _ -> ValueNone)
           case "users" (fields2 (field "node" nodeId) (field "users" (listOf (objectItem knownUser))))
@@ -205,7 +209,7 @@ let private peerMessages : Table<PeerMessage> =
           case "placed" (fields2 roomField assignment)
               (fun struct (room, placement) -> RoomAssigned(room, placement))
               (function RoomAssigned(room, placement) -> ValueSome(struct (room, placement)) | _ -> ValueNone)
-          case "post" (fields5 roomField (field "from" text) (field "fromNode" int32Value) (field "text" text) (field "id" int64Value))
+          case "post" (fields5 roomField (field "from" nick) (field "fromNode" int32Value) (field "text" text) (field "id" int64Value))
               (fun struct (room, from, node, text, id) -> RoomPosted { Room = room; From = from; FromNode = node; Text = text; ClientMessageId = id })
               (function RoomPosted post -> ValueSome(struct (post.Room, post.From, post.FromNode, post.Text, post.ClientMessageId)) | _ -> ValueNone)
           case "sequenced" peerRoomMessage RoomSequenced (function RoomSequenced message -> ValueSome message | _ -> ValueNone)
@@ -287,7 +291,7 @@ let private clusterStatus : Fields<ClusterStatus> =
 
 let private serverReplies : Table<ServerReply> =
     table
-        [ case "welcome" (fields4 (field "nick" text) (field "node" int32Value) (field "leader" (nullable int32Value)) (field "session" text))
+        [ case "welcome" (fields4 (field "nick" nick) (field "node" int32Value) (field "leader" (nullable int32Value)) (field "session" text))
               (fun struct (nick, node, leader, session) -> Welcome(nick, node, leader, session))
               (function Welcome(nick, node, leader, session) -> ValueSome(struct (nick, node, leader, session)) | _ -> ValueNone)
           case "message" (roomMessage "node") Message (function Message message -> ValueSome message | _ -> ValueNone)

@@ -36,7 +36,7 @@ public static partial class IrcTranslator
     {
         session.Registered = true;
         session.HelloPending = null;
-        session.Nick = welcome.nick;
+        session.Nick = welcome.nick.Value;
         Numeric(outcome, session, "001", $"Welcome to the FormalChat IRC gateway {session.Prefix}");
         Numeric(outcome, session, "002", $"Your host is {session.ServerName}, running version {Version}");
         var leader = welcome.leader is { } known ? $"node {known.Value}" : "not elected yet";
@@ -68,15 +68,15 @@ public static partial class IrcTranslator
     {
         // The room's copy of our own post is the core's acknowledgement; IRC clients show their
         // own line when they send it, so it is not shown twice.
-        if (message.From == session.Nick && session.UnacknowledgedPosts.Remove(message.ClientMessageId)) return;
-        AddText(outcome, UserPrefix(message.From, message.FromNode), "PRIVMSG", message.Room.Value, message.Text);
+        if (message.From.Value == session.Nick && session.UnacknowledgedPosts.Remove(message.ClientMessageId)) return;
+        AddText(outcome, UserPrefix(message.From.Value, message.FromNode), "PRIVMSG", message.Room.Value, message.Text);
     }
 
     private static void OnPrivate(IrcSession session, PrivateLine line, IrcOutcome outcome)
     {
         // The core echoes a private line to its sender as a receipt; IRC does not.
-        if (line.From == session.Nick && line.To != session.Nick) return;
-        AddText(outcome, UserPrefix(line.From, line.FromNode), "PRIVMSG", session.Target, line.Text);
+        if (line.From.Value == session.Nick && line.To.Value != session.Nick) return;
+        AddText(outcome, UserPrefix(line.From.Value, line.FromNode), "PRIVMSG", session.Target, line.Text);
     }
 
     private static void OnRoomsListed(IrcSession session, FSharpList<RoomSummary> rooms, IrcOutcome outcome)
@@ -104,10 +104,10 @@ public static partial class IrcTranslator
             case WhoPurpose.Who: AddWho(session, key ?? "*", key ?? "*", users, outcome); break;
             case WhoPurpose.WhoUser:
                 var mask = pending.Nicks.Count == 0 ? "*" : pending.Nicks[0];
-                AddWho(session, mask, "*", users.Where(user => pending.Nicks.Count == 0 || user.Nick == mask), outcome);
+                AddWho(session, mask, "*", users.Where(user => pending.Nicks.Count == 0 || user.Nick.Value == mask), outcome);
                 break;
             case WhoPurpose.Ison:
-                var online = users.Select(user => user.Nick).ToHashSet(StringComparer.Ordinal);
+                var online = users.Select(user => user.Nick.Value).ToHashSet(StringComparer.Ordinal);
                 Numeric(outcome, session, "303", string.Join(' ', pending.Nicks.Where(online.Contains)));
                 break;
             case WhoPurpose.Whois: AddWhois(session, pending.Nicks[0], users, outcome); break;
@@ -119,7 +119,7 @@ public static partial class IrcTranslator
         var head = $":{session.ServerName} 353 {session.Target} = {room} :";
         var line = new List<string>();
         var length = head.Length;
-        foreach (var nick in users.Select(user => user.Nick))
+        foreach (var nick in users.Select(user => user.Nick.Value))
         {
             if (line.Count > 0 && length + 1 + nick.Length > IrcLine.MaxBytes - 2)
             {
@@ -139,14 +139,14 @@ public static partial class IrcTranslator
         foreach (var user in users)
         {
             var host = HostOf(user.Node);
-            Numeric(outcome, session, "352", channel, user.Nick, host, host, user.Nick, "H", $"0 {user.Nick}");
+            Numeric(outcome, session, "352", channel, user.Nick.Value, host, host, user.Nick.Value, "H", $"0 {user.Nick.Value}");
         }
         Numeric(outcome, session, "315", mask, "End of WHO list");
     }
 
     private static void AddWhois(IrcSession session, string nick, IEnumerable<UserEntry> users, IrcOutcome outcome)
     {
-        var user = users.FirstOrDefault(user => user.Nick == nick);
+        var user = users.FirstOrDefault(user => user.Nick.Value == nick);
         if (user is null)
         {
             Numeric(outcome, session, "401", nick, "No such nick/channel");
@@ -154,9 +154,9 @@ public static partial class IrcTranslator
         else
         {
             var host = HostOf(user.Node);
-            Numeric(outcome, session, "311", user.Nick, user.Nick, host, "*", user.Nick);
-            Numeric(outcome, session, "312", user.Nick, host, $"node {user.Node} of the FormalChat cluster");
-            Numeric(outcome, session, "319", user.Nick, string.Join(' ', user.Rooms));
+            Numeric(outcome, session, "311", user.Nick.Value, user.Nick.Value, host, "*", user.Nick.Value);
+            Numeric(outcome, session, "312", user.Nick.Value, host, $"node {user.Node} of the FormalChat cluster");
+            Numeric(outcome, session, "319", user.Nick.Value, string.Join(' ', user.Rooms));
         }
         Numeric(outcome, session, "318", nick, "End of WHOIS list");
     }

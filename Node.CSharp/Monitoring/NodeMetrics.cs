@@ -75,7 +75,7 @@ public sealed class NodeMetrics
                     && PostId(say.clientMessageId, before, after) is var id and not 0)
                 {
                     if (_postedAt.Count >= MaxPostsTimed) _postedAt.Clear();
-                    _postedAt.TryAdd((session.Value.Nick, say.room, id), Stopwatch.GetTimestamp());
+                    _postedAt.TryAdd((session.Value.Nick.Value, say.room, id), Stopwatch.GetTimestamp());
                 }
                 break;
             case Event.ClientConnected:
@@ -117,7 +117,7 @@ public sealed class NodeMetrics
         _clientFramesOut[reply.Tag].Inc(clients);
         _clientBytesOut.Inc((double)bytes * clients);
         if (reply is ServerReply.Message { Item: var message }
-            && _postedAt.Remove((message.From, message.Room.Value, message.ClientMessageId), out var postedAt))
+            && _postedAt.Remove((message.From.Value, message.Room.Value, message.ClientMessageId), out var postedAt))
         {
             _acknowledged.Inc();
             _postToAck.Observe(Stopwatch.GetElapsedTime(postedAt).TotalSeconds);

@@ -20,7 +20,7 @@ public sealed class RoomLogTests : IDisposable
     public void Dispose() => Directory.Delete(_directory, recursive: true);
 
     private static RoomMessage Message(string room, long seq, string text = "", string from = "alice") =>
-        new(RoomName.NewRoomName(room), seq, from, 1, text.Length > 0 ? text : $"message {seq}", seq);
+        new(RoomName.NewRoomName(room), seq, Nick.NewNick(from), 1, text.Length > 0 ? text : $"message {seq}", seq);
 
     private static FSharpList<RoomMessage> Messages(string room, long first, long last) =>
         ListModule.OfSeq(Enumerable.Range((int)first, (int)(last - first + 1)).Select(seq => Message(room, seq)));

@@ -12,7 +12,7 @@ open Xunit
 let private config = { ProtocolConfig.defaults with SuspectAfter = 3; Rebalance = None; HistoryOnJoin = 3 }
 
 let private accountMessage (seq: int64) (nick: string) (record: string) : RoomMessage =
-    { Room = Accounts.room; Seq = seq; From = nick; FromNode = 1; Text = record; ClientMessageId = 0L }
+    { Room = Accounts.room; Seq = seq; From = Nick nick; FromNode = 1; Text = record; ClientMessageId = 0L }
 
 let private errorsOf (client: ClientId) (net: Nodes.Net) : ErrorCode list =
     [ for reply in Nodes.inbox client net do
@@ -45,11 +45,11 @@ let private annRegistered () : Nodes.Net =
 // The rule.
 
 let ``checkPassword: a nick without an account needs no password`` () =
-    Assert.Equal(Ok(), Accounts.checkPassword "ann" None false None)
-    Assert.Equal(Ok(), Accounts.checkPassword "ann" None false (Some Mismatched))
+    Assert.Equal(Ok(), Accounts.checkPassword (Nick "ann") None false None)
+    Assert.Equal(Ok(), Accounts.checkPassword (Nick "ann") None false (Some Mismatched))
 
 let ``checkPassword: a registered nick needs the shell's match against its current record`` () =
-    let check = Accounts.checkPassword "ann" (Some "record-2") false
+    let check = Accounts.checkPassword (Nick "ann") (Some "record-2") false
     Assert.Equal(Ok(), check (Some(Hashed "record-2")))
     Assert.Equal(Result.Error PasswordRequired, check None |> Result.mapError fst)
     Assert.Equal(Result.Error PasswordWrong, check (Some Mismatched) |> Result.mapError fst)
@@ -58,18 +58,18 @@ let ``checkPassword: a registered nick needs the shell's match against its curre
     Assert.Equal(Result.Error PasswordWrong, check (Some(Given "hunter2")) |> Result.mapError fst)
 
 let ``checkPassword: resuming a live session needs no password`` () =
-    Assert.Equal(Ok(), Accounts.checkPassword "ann" (Some "record-1") true None)
+    Assert.Equal(Ok(), Accounts.checkPassword (Nick "ann") (Some "record-1") true None)
 
 let ``recordOf: the newest record of the nick wins`` () =
     let history =
         Rooms.ofMessages [ accountMessage 1L "ann" "record-1"; accountMessage 2L "ben" "record-b"; accountMessage 3L "ann" "record-2" ]
-    Assert.Equal(Some "record-2", Accounts.recordOf "ann" history)
-    Assert.Equal(Some "record-b", Accounts.recordOf "ben" history)
-    Assert.Equal(None, Accounts.recordOf "cat" history)
+    Assert.Equal(Some "record-2", Accounts.recordOf (Nick "ann") history)
+    Assert.Equal(Some "record-b", Accounts.recordOf (Nick "ben") history)
+    Assert.Equal(None, Accounts.recordOf (Nick "cat") history)
 
 let ``registration: the core takes only a record the shell computed`` () =
-    Assert.True((Accounts.registration 1 "ann" (Hashed "record-1")).IsOk)
-    Assert.Equal(Result.Error PasswordInvalid, Accounts.registration 1 "ann" (Given "hunter2") |> Result.map ignore |> Result.mapError fst)
+    Assert.True((Accounts.registration 1 (Nick "ann") (Hashed "record-1")).IsOk)
+    Assert.Equal(Result.Error PasswordInvalid, Accounts.registration 1 (Nick "ann") (Given "hunter2") |> Result.map ignore |> Result.mapError fst)
 
 // ---------------------------------------------------------------------------------------------
 // End to end through Node.step.
@@ -77,8 +77,8 @@ let ``registration: the core takes only a record the shell computed`` () =
 let ``register on node 1: once committed, every node holds the record and the client is told`` () =
     let net = annRegistered ()
     for node in [ 1; 2; 3 ] do
-        Assert.Equal(Some "record-1", Accounts.recordOf "ann" (historyOf Accounts.room net.States[node]))
-    Assert.Contains(Notice(Accounts.registered "ann"), Nodes.inbox 10 net)
+        Assert.Equal(Some "record-1", Accounts.recordOf (Nick "ann") (historyOf Accounts.room net.States[node]))
+    Assert.Contains(Notice(Accounts.registered (Nick "ann")), Nodes.inbox 10 net)
     let placement = net.States[1].Placements.TryFind Accounts.room
     Assert.True(placement.IsSome, "the accounts room is placed like any room")
     let backup = net.States[1].Backups.TryFind Accounts.room
@@ -107,7 +107,7 @@ let ``the accounts come back from the log after a full restart`` () =
     let net = annRegistered ()
     let logged = net.States[2] |> historyOf Accounts.room |> Rooms.since 0L
     let restarted = NodeState.recover [ Accounts.room, logged ] (NodeState.init (Nodes.infoOf 2))
-    Assert.Equal(Some "record-1", Accounts.recordOf "ann" (historyOf Accounts.room restarted))
+    Assert.Equal(Some "record-1", Accounts.recordOf (Nick "ann") (historyOf Accounts.room restarted))
 
 let ``the accounts room cannot be joined, posted to or listed by clients`` () =
     let net = annRegistered () |> Nodes.clearInboxes
@@ -128,14 +128,14 @@ let ``a changed password replaces the old one on every node`` () =
 let ``a hello for a free nick gets the connection's own token, never one the client chose`` () =
     let net = Nodes.threeWithUsers config |> login 2 21 "dan" (Some "chosen-by-client") None
     Assert.Equal(Some "token-21", welcomedAs 21 net)
-    Assert.Equal(Some "token-21", net.States[1].Chat.Directory.TryFind "dan" |> Option.map _.Session)
+    Assert.Equal(Some "token-21", net.States[1].Chat.Directory.TryFind(Nick "dan") |> Option.map _.Session)
 
 let ``a resume rotates the token: the old one is refused afterwards, and the stale connection is closed`` () =
     let net = Nodes.threeWithUsers config |> login 2 21 "ann" (Some(Nodes.sessionOf 10)) None
     Assert.Equal(Some "token-21", welcomedAs 21 net)
     Assert.Equal(Some "continued on node 2", net.Closed.TryFind 10)
     for node in [ 1; 2; 3 ] do
-        Assert.Equal(Some "token-21", net.States[node].Chat.Directory.TryFind "ann" |> Option.map _.Session)
+        Assert.Equal(Some "token-21", net.States[node].Chat.Directory.TryFind(Nick "ann") |> Option.map _.Session)
     let net = net |> login 3 31 "ann" (Some(Nodes.sessionOf 10)) None
     Assert.Equal<ErrorCode list>([ NickTaken ], errorsOf 31 net)
 

@@ -45,7 +45,7 @@ let private followsRegistrar = PeerMessageReceived(NicksRequested registrarTerm)
 
 /// The registrar's grant of the client's hello.
 let private granted (client: ClientId) (nick: string) : Event =
-    PeerMessageReceived(NickGranted { Nick = nick; Session = sessionOf client; Previous = None; Node = 1; Term = registrarTerm })
+    PeerMessageReceived(NickGranted { Nick = Nick nick; Session = sessionOf client; Previous = None; Node = 1; Term = registrarTerm })
 
 /// A hello, up to the claim sent to the registrar.
 let private helloEvents (client: ClientId) (nick: string) : Event list =
@@ -86,10 +86,10 @@ let private peerSends (effects: Effect list) : (NodeId * PeerMessage) list =
           | _ -> () ]
 
 let private nickOf (client: ClientId) (state: NodeState) : string option =
-    Chat.namedSession client state.Chat |> Option.map _.Nick
+    Chat.namedSession client state.Chat |> Option.map _.Nick.Value
 
 let private nodeOf (nick: string) (state: NodeState) : NodeId option =
-    state.Chat.Directory.TryFind nick |> Option.map _.Node
+    state.Chat.Directory.TryFind(Nick nick) |> Option.map _.Node
 
 let private whoFor (client: ClientId) (state: NodeState) : UserEntry list =
     let _, effects = step config state (ClientRequested(client, Who None))
@@ -101,7 +101,7 @@ let private whoFor (client: ClientId) (state: NodeState) : UserEntry list =
 /// clients that said hello while this node had no member there see the room from here on.
 let private lobbyHistoryShared : Event = PeerMessageReceived(HistoryShared(Rooms.lobby, []))
 
-let private inLobby (nick: string) (node: NodeId) : UserEntry = { Nick = nick; Node = node; Rooms = [ Rooms.lobby ] }
+let private inLobby (nick: string) (node: NodeId) : UserEntry = { Nick = Nick nick; Node = node; Rooms = [ Rooms.lobby ] }
 
 let private known (nick: string) (node: NodeId) : KnownUser = { User = inLobby nick node; Session = $"session-of-{nick}" }
 
@@ -113,7 +113,7 @@ let ``hello with a valid nickname is welcomed with the node id, the leader and t
 
     let next, effects = step config state (granted 10 "alice")
 
-    Assert.Contains(Welcome("alice", 1, None, sessionOf 10), repliesTo 10 effects)
+    Assert.Contains(Welcome(Nick "alice", 1, None, sessionOf 10), repliesTo 10 effects)
     Assert.Equal(Some "alice", nickOf 10 next)
     Assert.Equal(Some 1, nodeOf "alice" next)
 
@@ -194,7 +194,7 @@ let ``a say to #lobby at its owner is sequenced, shown to every named local clie
 
     let sequenced, effects = step config state (ClientRequested(10, Say(Rooms.lobby.Value, "hello, world", 7L)))
 
-    let message = { Room = Rooms.lobby; Seq = 1L; From = "alice"; FromNode = 1; Text = "hello, world"; ClientMessageId = 7L }
+    let message = { Room = Rooms.lobby; Seq = 1L; From = Nick "alice"; FromNode = 1; Text = "hello, world"; ClientMessageId = 7L }
     // Sent to the backup only; shown once the backup has stored it.
     Assert.Equal<(NodeId * PeerMessage) list>([ 2, ReplicaAppended(Rooms.lobby, { Backup = 2; Owner = 1; Epoch = 1L; Leader = 0; Version = 1 }, [ message ]) ], peerSends effects)
     Assert.Empty(repliesTo 10 effects)
@@ -215,12 +215,12 @@ let ``a say to #lobby at another node than its owner goes to the owner only and 
 
     let posted, effects = step config state (ClientRequested(10, Say(Rooms.lobby.Value, "hi all", 7L)))
 
-    let post = { Room = Rooms.lobby; From = "alice"; FromNode = 1; Text = "hi all"; ClientMessageId = 7L }
+    let post = { Room = Rooms.lobby; From = Nick "alice"; FromNode = 1; Text = "hi all"; ClientMessageId = 7L }
     Assert.Equal<(NodeId * PeerMessage) list>([ 2, RoomPosted post ], peerSends effects)
     Assert.Empty(repliesTo 10 effects)
     Assert.Equal<RoomPost list>([ post ], posted.Unconfirmed[Rooms.lobby].Posts)
 
-    let message = { Room = Rooms.lobby; Seq = 1L; From = "alice"; FromNode = 1; Text = "hi all"; ClientMessageId = 7L }
+    let message = { Room = Rooms.lobby; Seq = 1L; From = Nick "alice"; FromNode = 1; Text = "hi all"; ClientMessageId = 7L }
     let confirmed, effects = step config posted (PeerMessageReceived(RoomSequenced message))
 
     // Written to this node's log first, so a restart of the whole cluster keeps it.
@@ -244,7 +244,7 @@ let ``a say to #lobby is not sent to a peer that left`` () =
 
 let ``a sequenced #lobby message from its owner is delivered to every named local client`` () =
     let state = nodeWithPeers () |> steps (lobbyOn 2 :: connectAs 10 "alice" @ connectAs 11 "carol" @ [ lobbyHistoryShared; ClientConnected(12, sessionOf 12) ])
-    let message = { Room = Rooms.lobby; Seq = 1L; From = "bob"; FromNode = 2; Text = "hi all"; ClientMessageId = 3L }
+    let message = { Room = Rooms.lobby; Seq = 1L; From = Nick "bob"; FromNode = 2; Text = "hi all"; ClientMessageId = 3L }
 
     let _, effects = step config state (PeerMessageReceived(RoomSequenced message))
 
@@ -265,7 +265,7 @@ let ``whisper to a user on another node is forwarded to that node only and echoe
 
     let _, effects = step config state (ClientRequested(10, Whisper("bob", "psst")))
 
-    let line = { PrivateLine.From = "alice"; FromNode = 1; To = "bob"; Text = "psst" }
+    let line = { PrivateLine.From = Nick "alice"; FromNode = 1; To = Nick "bob"; Text = "psst" }
     Assert.Equal<(NodeId * PeerMessage) list>([ 3, PrivateForwarded line ], peerSends effects)
     Assert.Equal<ServerReply list>([ Private line ], repliesTo 10 effects)
 
@@ -274,14 +274,14 @@ let ``whisper to a user on this node goes to that user and is echoed to the send
 
     let _, effects = step config state (ClientRequested(10, Whisper("carol", "psst")))
 
-    let line = { PrivateLine.From = "alice"; FromNode = 1; To = "carol"; Text = "psst" }
+    let line = { PrivateLine.From = Nick "alice"; FromNode = 1; To = Nick "carol"; Text = "psst" }
     Assert.Equal<ServerReply list>([ Private line ], repliesTo 11 effects)
     Assert.Equal<ServerReply list>([ Private line ], repliesTo 10 effects)
     Assert.Empty(peerSends effects)
 
 let ``a forwarded private message reaches only its addressee`` () =
     let state = nodeWithPeers () |> steps (connectAs 10 "alice" @ connectAs 11 "carol")
-    let line = { PrivateLine.From = "bob"; FromNode = 2; To = "carol"; Text = "psst" }
+    let line = { PrivateLine.From = Nick "bob"; FromNode = 2; To = Nick "carol"; Text = "psst" }
 
     let _, effects = step config state (PeerMessageReceived(PrivateForwarded line))
 
@@ -295,6 +295,20 @@ let ``whisper to an unknown nickname is refused with NoSuchUser`` () =
     Assert.Equal<ErrorCode list>([ NoSuchUser ], errorCodes 10 effects)
     Assert.Empty(peerSends effects)
 
+let ``whisper to a target that is no valid nickname is refused with NoSuchUser`` () =
+    let state = nodeWithPeers () |> steps (connectAs 10 "alice")
+
+    let _, effects = step config state (ClientRequested(10, Whisper("no body", "psst")))
+
+    Assert.Equal<ErrorCode list>([ NoSuchUser ], errorCodes 10 effects)
+    Assert.Empty(peerSends effects)
+
+let ``a Nick is equal and ordered as its ordinal string`` () =
+    Assert.Equal(Nick "alice", Nick "alice")
+    Assert.NotEqual(Nick "alice", Nick "Alice")
+    let texts = [ "bob"; "Bob"; "alice"; "_x"; "a-1"; "Zed" ]
+    Assert.Equal<string list>(List.sortWith (fun a b -> System.String.CompareOrdinal(a, b)) texts, texts |> List.map Nick |> List.sort |> List.map _.Value)
+
 // ---------------------------------------------------------------------------------------------
 // The directory: disconnects, peers' users, suspicion.
 
@@ -303,8 +317,8 @@ let ``disconnect tells every peer the user left and removes the user from the di
 
     let next, effects = step config state (ClientDisconnected 10)
 
-    let released = NickReleased { Nick = "alice"; Session = sessionOf 10; Previous = None; Node = 1; Term = registrarTerm }
-    Assert.Equal<(NodeId * PeerMessage) list>([ 2, UserLeft("alice", 1); 3, UserLeft("alice", 1); 3, released ], peerSends effects)
+    let released = NickReleased { Nick = Nick "alice"; Session = sessionOf 10; Previous = None; Node = 1; Term = registrarTerm }
+    Assert.Equal<(NodeId * PeerMessage) list>([ 2, UserLeft(Nick "alice", 1); 3, UserLeft(Nick "alice", 1); 3, released ], peerSends effects)
     Assert.Equal(None, nodeOf "alice" next)
     Assert.DoesNotContain(inLobby "alice" 1, whoFor 11 next)
     Assert.Equal(None, nickOf 10 next)
@@ -315,8 +329,8 @@ let ``quit says goodbye to the peers and closes the connection last`` () =
 
     let next, effects = step config state (ClientRequested(10, Quit))
 
-    let released = NickReleased { Nick = "alice"; Session = sessionOf 10; Previous = None; Node = 1; Term = registrarTerm }
-    Assert.Equal<(NodeId * PeerMessage) list>([ 2, UserLeft("alice", 1); 3, UserLeft("alice", 1); 3, released ], peerSends effects)
+    let released = NickReleased { Nick = Nick "alice"; Session = sessionOf 10; Previous = None; Node = 1; Term = registrarTerm }
+    Assert.Equal<(NodeId * PeerMessage) list>([ 2, UserLeft(Nick "alice", 1); 3, UserLeft(Nick "alice", 1); 3, released ], peerSends effects)
     Assert.Equal(CloseClient(10, "bye"), List.last effects)
     Assert.False(next.Chat.Sessions.ContainsKey 10)
 
@@ -326,7 +340,7 @@ let ``who lists users of this node and of peers, and a peer's departed user disa
         |> steps (PeerMessageReceived(UserJoined(known "bob" 2, None)) :: PeerMessageReceived(UserJoined(known "dave" 3, None)) :: connectAs 10 "alice")
 
     let users = whoFor 10 state
-    let afterLeft = steps [ PeerMessageReceived(UserLeft("bob", 2)) ] state
+    let afterLeft = steps [ PeerMessageReceived(UserLeft(Nick "bob", 2)) ] state
 
     Assert.Equal<UserEntry list>(
         [ inLobby "alice" 1; inLobby "bob" 2; inLobby "dave" 3 ],
@@ -336,7 +350,7 @@ let ``who lists users of this node and of peers, and a peer's departed user disa
 let ``a UserLeft naming another node than the directory's does not remove the user`` () =
     let state = nodeWithPeers () |> steps (PeerMessageReceived(UserJoined(known "bob" 2, None)) :: connectAs 10 "alice")
 
-    let next = steps [ PeerMessageReceived(UserLeft("bob", 3)) ] state
+    let next = steps [ PeerMessageReceived(UserLeft(Nick "bob", 3)) ] state
 
     Assert.Contains(inLobby "bob" 2, whoFor 10 next)
 
@@ -361,7 +375,7 @@ let ``a node that joins the view is sent the list of local users and asked for i
 
     match peerSends effects with
     | [ 2, UsersListed(1, users); 2, RoomsHeld(1, []); 2, UsersRequested 1 ] ->
-        Assert.Equal<string list>([ "alice"; "carol" ], users |> List.map (fun user -> user.User.Nick) |> List.sort)
+        Assert.Equal<string list>([ "alice"; "carol" ], users |> List.map (fun user -> user.User.Nick.Value) |> List.sort)
         Assert.All(users, fun user -> Assert.Equal(1, user.User.Node))
     | other -> failwith $"expected a UsersListed, a RoomsHeld and a UsersRequested to node 2, got {other}"
 
@@ -396,7 +410,8 @@ let private at (id: NodeId) (event: Event) (nodes: Map<NodeId, NodeState>) : Map
     let next, effects = step config nodes[id] event
     relay (nodes.Add(id, next)) (peerSends effects)
 
-let private directoryNodes (state: NodeState) : Map<string, NodeId> = state.Chat.Directory |> Map.map (fun _ entry -> entry.Node)
+let private directoryNodes (state: NodeState) : Map<string, NodeId> =
+    state.Chat.Directory |> Seq.map (fun (KeyValue(nick, entry)) -> nick.Value, entry.Node) |> Map.ofSeq
 
 let ``after a one-sided suspicion heals, the peer's users are back in who`` () =
     // Node 1 suspects node 2 (its heartbeats were lost), while node 2 never stopped hearing node 1.
@@ -615,6 +630,9 @@ let tests =
             ``a forwarded private message reaches only its addressee``
         testCase "whisper to an unknown nickname is refused with NoSuchUser"
             ``whisper to an unknown nickname is refused with NoSuchUser``
+        testCase "whisper to a target that is no valid nickname is refused with NoSuchUser"
+            ``whisper to a target that is no valid nickname is refused with NoSuchUser``
+        testCase "a Nick is equal and ordered as its ordinal string" ``a Nick is equal and ordered as its ordinal string``
         testCase "disconnect tells every peer the user left and removes the user from the directory"
             ``disconnect tells every peer the user left and removes the user from the directory``
         testCase "quit says goodbye to the peers and closes the connection last"

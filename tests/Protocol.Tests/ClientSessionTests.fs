@@ -11,7 +11,7 @@ open FormalChat.Protocol
 open Xunit
 
 let private message (room: RoomName) (seq: int64) (from: string) (id: int64) : RoomMessage =
-    { Room = room; Seq = seq; From = from; FromNode = 1; Text = $"text {seq}"; ClientMessageId = id }
+    { Room = room; Seq = seq; From = Nick from; FromNode = 1; Text = $"text {seq}"; ClientMessageId = id }
 
 let private endpointOf (id: NodeId) : Endpoint = { Host = "127.0.0.1"; Port = 5000 + id }
 
@@ -24,7 +24,7 @@ let private run (events: ClientSessionEvent list) (session: ClientSessionState) 
             next, effects @ more)
         (session, [])
 
-let private welcome (node: NodeId) (token: string) = Welcome("alice", node, Some 3, token)
+let private welcome (node: NodeId) (token: string) = Welcome(Nick "alice", node, Some 3, token)
 
 /// alice, welcomed on connection 1 by node `node`, its sync answered: online.
 let private onlineOn (node: NodeId) : ClientSessionState =

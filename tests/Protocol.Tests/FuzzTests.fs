@@ -25,28 +25,28 @@ let private infoOf (id: NodeId) : NodeInfo = Simulation.Nodes.infoOf id
 // fuzzed node knows, so a mutation lands on code that does something.
 
 let private message (seq: int64) : RoomMessage =
-    { Room = Rooms.lobby; Seq = seq; From = "alice"; FromNode = 1; Text = $"line {seq}"; ClientMessageId = seq }
+    { Room = Rooms.lobby; Seq = seq; From = Nick "alice"; FromNode = 1; Text = $"line {seq}"; ClientMessageId = seq }
 
 let private backup : BackupAssignment = { Backup = 2; Owner = 1; Epoch = 1L; Leader = 3; Version = 1 }
 
 let private knownUser nick node : KnownUser =
-    { User = { Nick = nick; Node = node; Rooms = [ Rooms.lobby; (RoomName "#dev") ] }; Session = $"session-{nick}" }
+    { User = { Nick = Nick nick; Node = node; Rooms = [ Rooms.lobby; (RoomName "#dev") ] }; Session = $"session-{nick}" }
 
 let private validPeerMessages : PeerMessage list =
     [ HeartbeatSent { From = infoOf 2; Epoch = 1L; Leader = Some 3; Load = Load.zero; Known = [ infoOf 1; infoOf 3; infoOf 4 ] }
       Election { Candidate = 3; Epoch = 2L }
       LeaderAnnounced { Leader = 3; Epoch = 1L }
       LeaveAnnounced 2
-      PrivateForwarded { From = "dave"; FromNode = 2; To = "alice"; Text = "psst" }
+      PrivateForwarded { From = Nick "dave"; FromNode = 2; To = Nick "alice"; Text = "psst" }
       UserJoined(knownUser "dave" 2, None)
-      UserLeft("bob", 1)
-      MemberJoined((RoomName "#dev"), "dave")
-      MemberLeft(Rooms.lobby, "alice")
+      UserLeft(Nick "bob", 1)
+      MemberJoined((RoomName "#dev"), Nick "dave")
+      MemberLeft(Rooms.lobby, Nick "alice")
       UsersListed(2, [ knownUser "dave" 2; knownUser "alice" 2 ])
       UsersRequested 3
       PlacementRequested((RoomName "#dev"), 2)
       RoomAssigned((RoomName "#dev"), { Owner = 2; Epoch = 1L; Leader = 3; Version = 2; LastSeq = 4L })
-      RoomPosted { Room = Rooms.lobby; From = "dave"; FromNode = 2; Text = "hello"; ClientMessageId = 5L }
+      RoomPosted { Room = Rooms.lobby; From = Nick "dave"; FromNode = 2; Text = "hello"; ClientMessageId = 5L }
       RoomSequenced(message 4L)
       BackupAssigned(Rooms.lobby, backup)
       ReplicaSynced(Rooms.lobby, backup, [ message 1L; message 2L ], [ message 3L ])

@@ -11,10 +11,10 @@ open Xunit
 let private config = ProtocolConfig.defaults
 
 let private message (seq: int64) (text: string) : RoomMessage =
-    { Room = (RoomName "#dev"); Seq = seq; From = "ann"; FromNode = 1; Text = text; ClientMessageId = seq }
+    { Room = (RoomName "#dev"); Seq = seq; From = Nick "ann"; FromNode = 1; Text = text; ClientMessageId = seq }
 
 let private post (id: int64) : RoomPost =
-    { Room = (RoomName "#dev"); From = "ann"; FromNode = 2; Text = $"post {id}"; ClientMessageId = id }
+    { Room = (RoomName "#dev"); From = Nick "ann"; FromNode = 2; Text = $"post {id}"; ClientMessageId = id }
 
 let private shownSeqs (effects: Effect list) : int64 list =
     [ for effect in effects do

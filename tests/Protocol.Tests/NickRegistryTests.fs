@@ -9,12 +9,13 @@ open FormalChat.Protocol
 open FormalChat.Protocol.NickRegistry
 
 let private context (self: NodeId) (held: (string * string) list) : Context =
-    { Self = self; View = set [ 1; 2; 3 ]; Decides = true; Held = fun () -> held }
+    { Self = self; View = set [ 1; 2; 3 ]; Decides = true; Held = fun () -> held |> List.map (fun (nick, session) -> Nick nick, session) }
 
 let private term epoch leader : NickTerm = { Epoch = epoch; Leader = leader }
 
 let private waiting (client: ClientId) (nick: string) (session: string) : Waiting =
     { Client = client
+      Nick = Nick nick
       Hello = { Nick = nick; Session = None; Resume = []; Password = None }
       Session = session
       HistoryOnJoin = 0
@@ -24,9 +25,10 @@ let private waiting (client: ClientId) (nick: string) (session: string) : Waitin
 /// Registrar node 3 in term (1, 3), with every node's report in.
 let private readyRegistrar (reports: (NodeId * (string * string) list) list) : State =
     let state, _ = followRegistrar (context 3 []) (term 1L 3) empty
-    [ 1; 2; 3 ] |> List.fold (fun state node -> recvReport node (term 1L 3) (reports |> List.tryFind (fst >> (=) node) |> Option.map snd |> Option.defaultValue []) state) state
+    let reportOf node = reports |> List.tryFind (fst >> (=) node) |> Option.map snd |> Option.defaultValue [] |> List.map (fun (nick, session) -> Nick nick, session)
+    [ 1; 2; 3 ] |> List.fold (fun state node -> recvReport node (term 1L 3) (reportOf node) state) state
 
-let private claim nick session node : NickClaim = { Nick = nick; Session = session; Previous = None; Node = node; Term = term 1L 3 }
+let private claim nick session node : NickClaim = { Nick = Nick nick; Session = session; Previous = None; Node = node; Term = term 1L 3 }
 
 let private sent (outputs: Output list) : PeerMessage list =
     outputs |> List.choose (function Send sent -> Some sent.Message | _ -> None)
@@ -37,7 +39,7 @@ let ``followRegistrar: a node reports what it holds to the new leader, then clai
     let state, outputs = followRegistrar (context 1 [ "bob", "s9" ]) (term 1L 3) state
 
     Expect.equal state.Following (Some(term 1L 3)) "follows the new term"
-    Expect.equal (sent outputs) [ NicksReported(1, term 1L 3, [ "bob", "s9" ]); NickClaimed(claim "alice" "s1" 1) ] "report first, then the claim"
+    Expect.equal (sent outputs) [ NicksReported(1, term 1L 3, [ Nick "bob", "s9" ]); NickClaimed(claim "alice" "s1" 1) ] "report first, then the claim"
 
 let ``recvClaim: a registrar without every report drops the claim`` () =
     let state, _ = followRegistrar (context 3 []) (term 1L 3) empty
@@ -51,26 +53,26 @@ let ``recvClaim: a registrar without every report drops the claim`` () =
 let ``recvClaim: a free nickname is granted and registered`` () =
     let state, outputs = recvClaim (context 3 []) (claim "alice" "s1" 1) (readyRegistrar [])
 
-    Expect.equal state.Registry["alice"] { Node = 1; Session = "s1" } "registered to node 1"
+    Expect.equal state.Registry[Nick "alice"] { Node = 1; Session = "s1" } "registered to node 1"
     Expect.equal (sent outputs) [ NickGranted(claim "alice" "s1" 1) ] "granted"
 
 let ``recvClaim: a nickname a live node holds for another session is refused, naming the holder`` () =
     let state, outputs = recvClaim (context 3 []) (claim "alice" "s2" 2) (readyRegistrar [ 1, [ "alice", "s1" ] ])
 
-    Expect.equal state.Registry["alice"] { Node = 1; Session = "s1" } "still node 1's"
+    Expect.equal state.Registry[Nick "alice"] { Node = 1; Session = "s1" } "still node 1's"
     Expect.equal (sent outputs) [ NickRefused(claim "alice" "s2" 2, 1) ] "refused"
 
 let ``recvClaim: the same session on another node is the user resuming there: the nickname moves`` () =
     let state, outputs = recvClaim (context 3 []) (claim "alice" "s1" 2) (readyRegistrar [ 1, [ "alice", "s1" ] ])
 
-    Expect.equal state.Registry["alice"] { Node = 2; Session = "s1" } "now node 2's"
+    Expect.equal state.Registry[Nick "alice"] { Node = 2; Session = "s1" } "now node 2's"
     Expect.equal (sent outputs) [ NickGranted(claim "alice" "s1" 2) ] "granted"
 
 let ``recvClaim: a resume proving the held session takes the nickname under its rotated token`` () =
     let resume = { claim "alice" "s2" 2 with Previous = Some "s1" }
     let state, outputs = recvClaim (context 3 []) resume (readyRegistrar [ 1, [ "alice", "s1" ] ])
 
-    Expect.equal state.Registry["alice"] { Node = 2; Session = "s2" } "now node 2's, under the new token"
+    Expect.equal state.Registry[Nick "alice"] { Node = 2; Session = "s2" } "now node 2's, under the new token"
     Expect.equal (sent outputs) [ NickGranted resume ] "granted"
 
 let ``recvClaim: a claim of another term is dropped`` () =
@@ -126,7 +128,7 @@ let ``tick: a hello that waited too long is refused with try-again; a registrar 
 
 type private Cluster =
     { States: Map<NodeId, State>
-      Held: Map<NodeId, Set<string * string>>
+      Held: Map<NodeId, Set<Nick * string>>
       Links: Map<NodeId * NodeId, PeerMessage list> }
 
 let private nodes = [ 1; 2; 3 ]
@@ -143,7 +145,7 @@ let private apply (node: NodeId) (event: Event) (cluster: Cluster) : Cluster =
             | Send sent ->
                 let link = node, sent.To
                 { cluster with Links = cluster.Links.Add(link, (cluster.Links.TryFind link |> Option.defaultValue []) @ [ sent.Message ]) }
-            | Welcome waiting -> { cluster with Held = cluster.Held.Add(node, cluster.Held[node].Add(waiting.Hello.Nick, waiting.Session)) }
+            | Welcome waiting -> { cluster with Held = cluster.Held.Add(node, cluster.Held[node].Add(waiting.Nick, waiting.Session)) }
             | Refuse _
             | Note _ -> cluster)
         { cluster with States = cluster.States.Add(node, state) }
@@ -154,7 +156,7 @@ let private deliver (from: NodeId, target: NodeId) (cluster: Cluster) : Cluster 
     | _ -> cluster
 
 let private winners (cluster: Cluster) : Set<string> =
-    cluster.Held |> Seq.collect (fun (KeyValue(_, held)) -> held |> Seq.filter (fst >> (=) "alice") |> Seq.map snd) |> Set.ofSeq
+    cluster.Held |> Seq.collect (fun (KeyValue(_, held)) -> held |> Seq.filter (fst >> (=) (Nick "alice")) |> Seq.map snd) |> Set.ofSeq
 
 let private race (seed: int) : int =
     let random = System.Random seed

@@ -11,10 +11,10 @@ open FormalChat.Protocol.Tests.Simulation
 open Xunit
 
 let private message (seq: int64) (id: int64) : RoomMessage =
-    { Room = (RoomName "#dev"); Seq = seq; From = "ann"; FromNode = 1; Text = $"m{seq}"; ClientMessageId = id }
+    { Room = (RoomName "#dev"); Seq = seq; From = Nick "ann"; FromNode = 1; Text = $"m{seq}"; ClientMessageId = id }
 
 let private post (id: int64) : RoomPost =
-    { Room = (RoomName "#dev"); From = "ann"; FromNode = 1; Text = $"post {id}"; ClientMessageId = id }
+    { Room = (RoomName "#dev"); From = Nick "ann"; FromNode = 1; Text = $"post {id}"; ClientMessageId = id }
 
 let private placement = { Owner = 1; Epoch = 1L; Leader = 0; Version = 1; LastSeq = 0L }
 let private backupOn (node: NodeId) (version: int) = { Backup = node; Owner = 1; Epoch = 1L; Leader = 0; Version = version }

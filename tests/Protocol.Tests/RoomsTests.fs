@@ -14,7 +14,7 @@ open FsCheck.FSharp
 open Xunit
 
 let private messageOf (room: RoomName) (seq: int64) (from: string) (id: int64) : RoomMessage =
-    { Room = room; Seq = seq; From = from; FromNode = 1; Text = $"{from} {seq}"; ClientMessageId = id }
+    { Room = room; Seq = seq; From = Nick from; FromNode = 1; Text = $"{from} {seq}"; ClientMessageId = id }
 
 /// A history holding seqs first..last of #dev, each from "ann" with client message id = seq.
 let private historyOf (first: int64) (last: int64) : Rooms.RoomHistory =
@@ -72,31 +72,31 @@ let ``last: the last n messages, oldest first`` () =
 
 let ``alreadySequenced: a retry is found by sender and client message id`` () =
     let history = historyOf 1L 6L
-    let retry = { Room = (RoomName "#dev"); From = "ann"; FromNode = 2; Text = "ann 4"; ClientMessageId = 4L }
+    let retry = { Room = (RoomName "#dev"); From = Nick "ann"; FromNode = 2; Text = "ann 4"; ClientMessageId = 4L }
 
     Assert.Equal(Some 4L, Rooms.alreadySequenced retry history |> Option.map _.Seq)
-    Assert.Equal(None, Rooms.alreadySequenced { retry with From = "bob" } history)
+    Assert.Equal(None, Rooms.alreadySequenced { retry with From = Nick "bob" } history)
     Assert.Equal(None, Rooms.alreadySequenced { retry with ClientMessageId = 7L } history)
 
 let ``alreadySequenced: id 0 means no id, and is never taken for a retry`` () =
     let history =
         (Rooms.record { messageOf (RoomName "#dev") 1L "ann" 0L with Text = "hi" } Rooms.emptyHistory).Value
 
-    Assert.Equal(None, Rooms.alreadySequenced { Room = (RoomName "#dev"); From = "ann"; FromNode = 1; Text = "hi"; ClientMessageId = 0L } history)
+    Assert.Equal(None, Rooms.alreadySequenced { Room = (RoomName "#dev"); From = Nick "ann"; FromNode = 1; Text = "hi"; ClientMessageId = 0L } history)
 
 let ``sequence: the next number continues from the newest of the history and the assignment`` () =
-    let post = { Room = (RoomName "#dev"); From = "ann"; FromNode = 2; Text = "hi"; ClientMessageId = 9L }
+    let post = { Room = (RoomName "#dev"); From = Nick "ann"; FromNode = 2; Text = "hi"; ClientMessageId = 9L }
 
     Assert.Equal(7L, (Rooms.sequence post { Owner = 1; Epoch = 1L; Leader = 0; Version = 1; LastSeq = 0L } (historyOf 1L 6L)).Seq)
     Assert.Equal(41L, (Rooms.sequence post { Owner = 1; Epoch = 2L; Leader = 0; Version = 1; LastSeq = 40L } (historyOf 1L 6L)).Seq)
     Assert.Equal(1L, (Rooms.sequence post { Owner = 1; Epoch = 1L; Leader = 0; Version = 1; LastSeq = 0L } Rooms.emptyHistory).Seq)
 
 let ``sequence: the message keeps the post's room, sender, node, text and id`` () =
-    let post = { Room = (RoomName "#dev"); From = "ann"; FromNode = 2; Text = "hi"; ClientMessageId = 9L }
+    let post = { Room = (RoomName "#dev"); From = Nick "ann"; FromNode = 2; Text = "hi"; ClientMessageId = 9L }
 
     let message = Rooms.sequence post { Owner = 1; Epoch = 1L; Leader = 0; Version = 1; LastSeq = 0L } Rooms.emptyHistory
 
-    Assert.Equal({ Room = (RoomName "#dev"); Seq = 1L; From = "ann"; FromNode = 2; Text = "hi"; ClientMessageId = 9L }, message)
+    Assert.Equal({ Room = (RoomName "#dev"); Seq = 1L; From = Nick "ann"; FromNode = 2; Text = "hi"; ClientMessageId = 9L }, message)
 
 let ``validateRoomName: a valid name is accepted, in lower case`` (name: string, expected: string) =
     Assert.Equal(Ok(RoomName expected), Rooms.validateRoomName name)
@@ -290,7 +290,7 @@ let ``hello with a resume replays exactly the messages after the given seq, room
         |> Nodes.settle
 
     // The token rotates on a resume: the connection's own replaces the one it proved.
-    Assert.Equal(Welcome("ann", 3, Some 3, "a-new-token"), (Nodes.inbox 31 net).Head)
+    Assert.Equal(Welcome(Nick "ann", 3, Some 3, "a-new-token"), (Nodes.inbox 31 net).Head)
     Assert.Equal<(int64 * string) list>([ 5L, "lobby 5"; 6L, "lobby 6" ], shownTexts 31 Rooms.lobby net)
     Assert.Equal<(int64 * string) list>([ 2L, "dev 2" ], shownTexts 31 (RoomName "#dev") net)
     Assert.Equal<Set<RoomName>>(set [ Rooms.lobby; (RoomName "#dev") ], (Chat.namedSession 31 net.States[3].Chat).Value.Rooms)
@@ -375,7 +375,7 @@ let ``a post that reaches the new owner before the owner's own assignment waits 
     let node2 =
         [ heartbeat 3 (Some 3); heartbeat 1 (Some 3) ]
         |> List.fold (fun state event -> fst (Node.step config state event)) (init (Nodes.infoOf 2))
-    let post = { Room = (RoomName "#dev"); From = "ann"; FromNode = 1; Text = "early"; ClientMessageId = 1L }
+    let post = { Room = (RoomName "#dev"); From = Nick "ann"; FromNode = 1; Text = "early"; ClientMessageId = 1L }
 
     let waiting, effects = Node.step config node2 (PeerMessageReceived(RoomPosted post))
 
@@ -384,7 +384,7 @@ let ``a post that reaches the new owner before the owner's own assignment waits 
 
     let placed, _ = Node.step config waiting (PeerMessageReceived(RoomAssigned((RoomName "#dev"), { Owner = 2; Epoch = 1L; Leader = 0; Version = 1; LastSeq = 0L })))
 
-    let message = { Room = (RoomName "#dev"); Seq = 1L; From = "ann"; FromNode = 1; Text = "early"; ClientMessageId = 1L }
+    let message = { Room = (RoomName "#dev"); Seq = 1L; From = Nick "ann"; FromNode = 1; Text = "early"; ClientMessageId = 1L }
     Assert.Equal<RoomMessage list>([ message ], placed.Primaries[(RoomName "#dev")].Pending.Messages)
 
     // It commits once the backup the leader assigned has stored it.
@@ -547,11 +547,11 @@ let ``hello with the session token of a connection still open on this node takes
     let next = net.States[1]
 
     let closeAt = effects |> List.findIndex (fun effect -> effect = CloseClient(10, "replaced by a new connection of the same user"))
-    let welcomeAt = effects |> List.findIndex (fun effect -> effect = SendToClients(set [ 11L ], Welcome("ann", 1, Some 3, "token-11")))
+    let welcomeAt = effects |> List.findIndex (fun effect -> effect = SendToClients(set [ 11L ], Welcome(Nick "ann", 1, Some 3, "token-11")))
     Assert.True(closeAt < welcomeAt, "the old connection is closed before the new one is welcomed")
     Assert.Equal(Some "replaced by a new connection of the same user", net.Closed.TryFind 10)
-    Assert.Contains(Welcome("ann", 1, Some 3, "token-11"), net.Inbox[11])
-    Assert.Equal(Some 11L, next.Chat.LocalNicks.TryFind "ann")
+    Assert.Contains(Welcome(Nick "ann", 1, Some 3, "token-11"), net.Inbox[11])
+    Assert.Equal(Some 11L, next.Chat.LocalNicks.TryFind(Nick "ann"))
     Assert.False(next.Chat.Sessions.ContainsKey 10)
     Assert.Equal<Set<ClientId>>(Set.singleton 11L, Chat.localMembers Rooms.lobby next.Chat)
 
@@ -566,7 +566,7 @@ let ``hello with the session token on another node closes the old connection whe
     Assert.Empty(errorsOf 21 net)
     Assert.False(net.States[1].Chat.Sessions.ContainsKey 10)
     for node in [ 1; 2; 3 ] do
-        Assert.Equal(Some 2, net.States[node].Chat.Directory.TryFind "ann" |> Option.map _.Node)
+        Assert.Equal(Some 2, net.States[node].Chat.Directory.TryFind(Nick "ann") |> Option.map _.Node)
 
 let ``hello with a wrong session token for a nickname in use is refused with NickTaken`` () =
     let net =
@@ -581,7 +581,7 @@ let ``hello with a wrong session token for a nickname in use is refused with Nic
     Assert.Equal<ErrorCode list>([ NickTaken ], errorsOf 11 net)
     // The refused connections are closed; the nickname's own stays.
     Assert.Equal<Map<ClientId, string>>(Map.ofList [ 11L, "nick-taken"; 21L, "nick-taken" ], net.Closed)
-    Assert.Equal(Some 10L, net.States[1].Chat.LocalNicks.TryFind "ann")
+    Assert.Equal(Some 10L, net.States[1].Chat.LocalNicks.TryFind(Nick "ann"))
 
 /// Seed 167448822: node 1 gained its first #dev member before the leader's placement of the new
 /// room reached it, and the owner's first committed message to it skipped numbers. The gap rule
@@ -645,7 +645,7 @@ let private interleavedHistories =
                 let shown = Nodes.shown client room net
                 let history = histories.Head
                 let tail = history |> List.skip (history.Length - shown.Length)
-                let own = history |> List.filter (fun message -> message.From = nick)
+                let own = history |> List.filter (fun message -> message.From = Nick nick)
                 Assert.True(
                     (shown = tail && own |> List.forall (fun message -> List.contains message shown)),
                     $"seed {seed}: client {client} saw {room} as [{describe shown}]\n{story}")

@@ -22,7 +22,7 @@ open Xunit
 let private awkward = "é漢字 😀 <>&'+ \"\\ \n\t\u0000\u001f\u2028"
 
 let private message (seq: int64) (text: string) : RoomMessage =
-    { Room = (RoomName "#lobby"); Seq = seq; From = "alice"; FromNode = 2; Text = text; ClientMessageId = seq + 100L }
+    { Room = (RoomName "#lobby"); Seq = seq; From = Nick "alice"; FromNode = 2; Text = text; ClientMessageId = seq + 100L }
 
 let private backup : BackupAssignment = { Backup = 2; Owner = 1; Epoch = 7L; Leader = 3; Version = 4 }
 
@@ -30,7 +30,7 @@ let private info (id: NodeId) : NodeInfo =
     { Id = id; ClientEndpoint = { Host = "127.0.0.1"; Port = 7000 + id }; PeerEndpoint = { Host = "127.0.0.1"; Port = 8000 + id } }
 
 let private known (nick: string) (node: NodeId) : KnownUser =
-    { User = { Nick = nick; Node = node; Rooms = [ (RoomName "#lobby"); (RoomName "#dev") ] }; Session = $"session-{nick}" }
+    { User = { Nick = Nick nick; Node = node; Rooms = [ (RoomName "#lobby"); (RoomName "#dev") ] }; Session = $"session-{nick}" }
 
 let private peerSamples : PeerMessage list =
     [ HeartbeatSent { From = info 2; Epoch = 1L; Leader = Some 3; Load = { Clients = 4; Rooms = 5; MessagesPerSecond = 6 }; Known = [ info 1; info 3 ] }
@@ -38,18 +38,18 @@ let private peerSamples : PeerMessage list =
       Election { Candidate = 3; Epoch = 2L }
       LeaderAnnounced { Leader = 3; Epoch = 9007199254740992L }
       LeaveAnnounced 2
-      PrivateForwarded { From = "dave"; FromNode = 2; To = "alice"; Text = awkward }
+      PrivateForwarded { From = Nick "dave"; FromNode = 2; To = Nick "alice"; Text = awkward }
       UserJoined(known "dave" 2, None)
       UserJoined(known "dave" 2, Some "session-before")
-      UserLeft("bob", 1)
-      MemberJoined((RoomName "#dev"), "dave")
-      MemberLeft((RoomName "#lobby"), "alice")
+      UserLeft(Nick "bob", 1)
+      MemberJoined((RoomName "#dev"), Nick "dave")
+      MemberLeft((RoomName "#lobby"), Nick "alice")
       UsersListed(2, [ known "dave" 2; known "alice" 2 ])
       UsersListed(2, [])
       UsersRequested 3
       PlacementRequested((RoomName "#dev"), 2)
       RoomAssigned((RoomName "#dev"), { Owner = 2; Epoch = 1L; Leader = 3; Version = 2; LastSeq = 4L })
-      RoomPosted { Room = (RoomName "#lobby"); From = "dave"; FromNode = 2; Text = "hello"; ClientMessageId = 5L }
+      RoomPosted { Room = (RoomName "#lobby"); From = Nick "dave"; FromNode = 2; Text = "hello"; ClientMessageId = 5L }
       RoomSequenced(message 4L "hello everyone")
       RoomSequenced(message 0L awkward)
       BackupAssigned((RoomName "#lobby"), backup)
@@ -59,11 +59,11 @@ let private peerSamples : PeerMessage list =
       ReplicaStored((RoomName "#lobby"), backup, 3L)
       HistoryRequested((RoomName "#lobby"), 1L, 2)
       HistoryShared((RoomName "#lobby"), [ message 1L "a"; message 2L "b" ])
-      NickClaimed { Nick = "dave"; Session = "session-dave"; Previous = Some "session-old"; Node = 2; Term = { Epoch = 7L; Leader = 3 } }
-      NickGranted { Nick = "dave"; Session = "session-dave"; Previous = None; Node = 2; Term = { Epoch = 7L; Leader = 3 } }
-      NickRefused({ Nick = "dave"; Session = "session-x"; Previous = None; Node = 1; Term = { Epoch = 7L; Leader = 3 } }, 2)
-      NickReleased { Nick = "dave"; Session = "session-dave"; Previous = None; Node = 2; Term = { Epoch = 7L; Leader = 3 } }
-      NicksReported(2, { Epoch = 7L; Leader = 3 }, [ "dave", "session-dave"; "alice", "session-alice" ])
+      NickClaimed { Nick = Nick "dave"; Session = "session-dave"; Previous = Some "session-old"; Node = 2; Term = { Epoch = 7L; Leader = 3 } }
+      NickGranted { Nick = Nick "dave"; Session = "session-dave"; Previous = None; Node = 2; Term = { Epoch = 7L; Leader = 3 } }
+      NickRefused({ Nick = Nick "dave"; Session = "session-x"; Previous = None; Node = 1; Term = { Epoch = 7L; Leader = 3 } }, 2)
+      NickReleased { Nick = Nick "dave"; Session = "session-dave"; Previous = None; Node = 2; Term = { Epoch = 7L; Leader = 3 } }
+      NicksReported(2, { Epoch = 7L; Leader = 3 }, [ Nick "dave", "session-dave"; Nick "alice", "session-alice" ])
       NicksReported(2, { Epoch = 7L; Leader = 3 }, [])
       RoomsHeld(2, [ RoomName "#lobby", 200L; RoomName "#story", 0L ])
       RoomsHeld(2, [])
@@ -86,10 +86,10 @@ let private clientSamples : ClientRequest list =
       Register(Given awkward) ]
 
 let private serverSamples : ServerReply list =
-    [ Welcome("alice", 2, None, "s")
-      Welcome("alice", 2, Some 3, "s")
+    [ Welcome(Nick "alice", 2, None, "s")
+      Welcome(Nick "alice", 2, Some 3, "s")
       Message(message 5L awkward)
-      Private { From = "bob"; FromNode = 1; To = "alice"; Text = "psst" }
+      Private { From = Nick "bob"; FromNode = 1; To = Nick "alice"; Text = "psst" }
       Joined((RoomName "#dev"), Some 2, 3)
       Joined((RoomName "#dev"), None, 0)
       LeftRoom (RoomName "#dev")

@@ -28,6 +28,8 @@ let private textGen : Gen<string> =
               1, Gen.choose (0x20, 0xD7FF) |> Gen.map (fun code -> string (char code)) ]
     Gen.listOf piece |> Gen.map String.Concat
 
+let private nickGen : Gen<Nick> = textGen |> Gen.map Nick
+
 /// Rooms a node's reply names are read as written, whatever they hold.
 let private roomTextGen : Gen<RoomName> = textGen |> Gen.map RoomName
 
@@ -77,7 +79,7 @@ let private longGen : Gen<int64> =
           Gen.map2 (fun (high: int) (low: int) -> (int64 high <<< 32) ||| int64 (uint32 low)) intGen intGen ]
 
 let private userEntryGen : Gen<UserEntry> =
-    Gen.map3 (fun nick node rooms -> { Nick = nick; Node = node; Rooms = rooms }) textGen nodeIdGen (smallListOf roomTextGen)
+    Gen.map3 (fun nick node rooms -> { Nick = nick; Node = node; Rooms = rooms }) nickGen nodeIdGen (smallListOf roomTextGen)
 
 let private knownUserGen : Gen<KnownUser> =
     Gen.map2 (fun user session -> { User = user; Session = session }) userEntryGen textGen
@@ -86,7 +88,7 @@ let private roomMessageGen : Gen<RoomMessage> =
     gen {
         let! room = roomGen
         let! seq = seqGen
-        let! from = textGen
+        let! from = nickGen
         let! node = intGen
         let! text = textGen
         let! id = longGen
@@ -107,16 +109,16 @@ let private peerMessageGen : Gen<PeerMessage> =
           Gen.map2 (fun leader epoch -> LeaderAnnounced { Leader = leader; Epoch = epoch }) nodeIdGen epochGen
           nodeIdGen |> Gen.map LeaveAnnounced
           gen {
-              let! from = textGen
+              let! from = nickGen
               let! node = nodeIdGen
-              let! target = textGen
+              let! target = nickGen
               let! text = textGen
               return PrivateForwarded { From = from; FromNode = node; To = target; Text = text }
           }
           knownUserGen |> Gen.map (fun known -> UserJoined(known, None))
-          Gen.map2 (fun nick node -> UserLeft(nick, node)) textGen nodeIdGen
-          Gen.map2 (fun room nick -> MemberJoined(room, nick)) roomGen textGen
-          Gen.map2 (fun room nick -> MemberLeft(room, nick)) roomGen textGen
+          Gen.map2 (fun nick node -> UserLeft(nick, node)) nickGen nodeIdGen
+          Gen.map2 (fun room nick -> MemberJoined(room, nick)) roomGen nickGen
+          Gen.map2 (fun room nick -> MemberLeft(room, nick)) roomGen nickGen
           Gen.map2 (fun node users -> UsersListed(node, users)) nodeIdGen (smallListOf knownUserGen)
           nodeIdGen |> Gen.map UsersRequested
           Gen.map2 (fun room requester -> PlacementRequested(room, requester)) roomGen nodeIdGen
@@ -184,7 +186,7 @@ let private roomSummaryGen : Gen<RoomSummary> =
 let private serverReplyGen : Gen<ServerReply> =
     Gen.oneof
         [ gen {
-              let! nick = textGen
+              let! nick = nickGen
               let! node = intGen
               let! leader = Gen.optionOf intGen
               let! session = textGen
@@ -192,9 +194,9 @@ let private serverReplyGen : Gen<ServerReply> =
           }
           roomMessageGen |> Gen.map Message
           gen {
-              let! from = textGen
+              let! from = nickGen
               let! node = intGen
-              let! target = textGen
+              let! target = nickGen
               let! text = textGen
               return Private { From = from; FromNode = node; To = target; Text = text }
           }
@@ -344,7 +346,7 @@ let ``a valid frame cut before its closing brackets is refused as BadFrame`` () 
           Wire.encodeClientRequest(Whisper("bob", "hi"))
           Wire.encodeClientRequest(Hello { Nick = "alice"; Session = None; Resume = [ "#lobby", 3L ]; Password = None })
           Wire.encodePeerMessage(Election { Candidate = 3; Epoch = 1L })
-          Wire.encodePeerMessage(UsersListed(2, [ { User = { Nick = "alice"; Node = 2; Rooms = [ (RoomName "#lobby") ] }; Session = "s" } ])) ] do
+          Wire.encodePeerMessage(UsersListed(2, [ { User = { Nick = Nick "alice"; Node = 2; Rooms = [ (RoomName "#lobby") ] }; Session = "s" } ])) ] do
         // Drop the final '}', and for the nested ones also what closes inside.
         assertRefused BadFrame (frame.Substring(0, frame.Length - 1))
         assertRefused BadFrame (frame.Substring(0, frame.Length - 2))
@@ -418,7 +420,7 @@ let ``invalid UTF-8 is refused, not turned into U+FFFD`` () =
         assertRefusedBytes frame "UTF-8"
 
 let ``the UTF-8 decoders read what the encoders write, and a line ends in one newline`` () =
-    let message = { Room = (RoomName "#dev"); Seq = 7L; From = "alice"; FromNode = 2; Text = "héllo 漢字 😀"; ClientMessageId = 9L }
+    let message = { Room = (RoomName "#dev"); Seq = 7L; From = Nick "alice"; FromNode = 2; Text = "héllo 漢字 😀"; ClientMessageId = 9L }
     let line = Wire.encodePeerMessageLine(RoomSequenced message)
     Assert.Equal(byte '\n', line.[line.Length - 1])
     Assert.Equal(1, line |> Array.filter ((=) (byte '\n')) |> Array.length)
@@ -438,10 +440,10 @@ let ``frames are written byte for byte as before`` () =
     Assert.Equal("""{"v":1,"type":"election","candidate":3,"epoch":2}""", Wire.encodePeerMessage(Election { Candidate = 3; Epoch = 2L }))
     Assert.Equal(
         """{"v":1,"type":"sequenced","room":"#lobby","seq":5,"from":"alice","fromNode":2,"text":"hi","id":9}""",
-        Wire.encodePeerMessage(RoomSequenced { Room = (RoomName "#lobby"); Seq = 5L; From = "alice"; FromNode = 2; Text = "hi"; ClientMessageId = 9L }))
+        Wire.encodePeerMessage(RoomSequenced { Room = (RoomName "#lobby"); Seq = 5L; From = Nick "alice"; FromNode = 2; Text = "hi"; ClientMessageId = 9L }))
     Assert.Equal(
         """{"v":1,"type":"welcome","nick":"alice","node":2,"leader":null,"session":"s"}""",
-        Wire.encodeServerReply(Welcome("alice", 2, None, "s")))
+        Wire.encodeServerReply(Welcome(Nick "alice", 2, None, "s")))
 
 // ---------------------------------------------------------------------------------------------
 

@@ -12,7 +12,7 @@ namespace FormalChat.Benchmarks.Codec;
 public static class CodecBenchmark
 {
     private static readonly RoomMessage Sample =
-        new(Rooms.lobby, 123_456, "alice", 2, "hello everyone, this is a typical chat line of moderate length", 987_654);
+        new(Rooms.lobby, 123_456, Nick.NewNick("alice"), 2, "hello everyone, this is a typical chat line of moderate length", 987_654);
 
     public static int Run(string[] args)
     {

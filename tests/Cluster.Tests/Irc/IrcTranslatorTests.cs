@@ -19,13 +19,13 @@ public class IrcTranslatorTests
         var session = Fresh();
         IrcTranslator.OnLine(session, $"NICK {nick}");
         IrcTranslator.OnLine(session, $"USER {nick} 0 * :Alice A");
-        IrcTranslator.OnReply(session, ServerReply.NewWelcome(nick, Node, FSharpOption<int>.Some(3), "token"));
+        IrcTranslator.OnReply(session, ServerReply.NewWelcome(Nick.NewNick(nick), Node, FSharpOption<int>.Some(3), "token"));
         IrcTranslator.OnReply(session, ServerReply.NewJoined(Rooms.lobby, FSharpOption<int>.Some(3), 1));
         session.PendingWhos.Clear();
         return session;
     }
 
-    private static UserEntry User(string nick, int node, params string[] rooms) => new(nick, node, ListModule.OfSeq(rooms.Select(RoomName.NewRoomName).Prepend(Rooms.lobby)));
+    private static UserEntry User(string nick, int node, params string[] rooms) => new(Nick.NewNick(nick), node, ListModule.OfSeq(rooms.Select(RoomName.NewRoomName).Prepend(Rooms.lobby)));
 
     private static FSharpList<UserEntry> Users(params UserEntry[] users) => ListModule.OfSeq(users);
 
@@ -75,7 +75,7 @@ public class IrcTranslatorTests
         IrcTranslator.OnLine(session, "NICK alice");
         IrcTranslator.OnLine(session, "USER alice 0 * :Alice");
 
-        var lines = IrcTranslator.OnReply(session, ServerReply.NewWelcome("alice", Node, FSharpOption<int>.Some(3), "token")).Lines;
+        var lines = IrcTranslator.OnReply(session, ServerReply.NewWelcome(Nick.NewNick("alice"), Node, FSharpOption<int>.Some(3), "token")).Lines;
 
         Assert.StartsWith(":node1.formalchat 001 alice :Welcome", lines[0]);
         Assert.Equal(["001", "002", "003", "004", "005"], lines.Take(5).Select(line => line.Split(' ')[1]));
@@ -92,7 +92,7 @@ public class IrcTranslatorTests
         var session = Fresh();
         IrcTranslator.OnLine(session, "NICK alice");
         IrcTranslator.OnLine(session, "USER alice 0 * :Alice");
-        IrcTranslator.OnReply(session, ServerReply.NewWelcome("alice", Node, FSharpOption<int>.None, "token"));
+        IrcTranslator.OnReply(session, ServerReply.NewWelcome(Nick.NewNick("alice"), Node, FSharpOption<int>.None, "token"));
 
         var joined = IrcTranslator.OnReply(session, ServerReply.NewJoined(Rooms.lobby, FSharpOption<int>.Some(3), 1));
         var names = IrcTranslator.OnReply(session, ServerReply.NewWhoListed(FSharpOption<RoomName>.Some(Rooms.lobby), Users(User("alice", 1), User("bob", 2))));
@@ -188,8 +188,8 @@ public class IrcTranslatorTests
 
         var sent = IrcTranslator.OnLine(session, "PRIVMSG #Dev :hello all");
         var say = Assert.IsType<ClientRequest.Say>(Assert.Single(sent.Requests));
-        var own = IrcTranslator.OnReply(session, ServerReply.NewMessage(new RoomMessage(RoomName.NewRoomName("#dev"), 7, "alice", 1, "hello all", say.clientMessageId)));
-        var other = IrcTranslator.OnReply(session, ServerReply.NewMessage(new RoomMessage(RoomName.NewRoomName("#dev"), 8, "bob", 2, "hi alice", 55)));
+        var own = IrcTranslator.OnReply(session, ServerReply.NewMessage(new RoomMessage(RoomName.NewRoomName("#dev"), 7, Nick.NewNick("alice"), 1, "hello all", say.clientMessageId)));
+        var other = IrcTranslator.OnReply(session, ServerReply.NewMessage(new RoomMessage(RoomName.NewRoomName("#dev"), 8, Nick.NewNick("bob"), 2, "hi alice", 55)));
 
         Assert.Equal("#dev", say.room);
         Assert.Equal("hello all", say.text);
@@ -217,7 +217,7 @@ public class IrcTranslatorTests
     {
         var session = Welcomed();
 
-        var history = IrcTranslator.OnReply(session, ServerReply.NewMessage(new RoomMessage(RoomName.NewRoomName("#lobby"), 3, "alice", 2, "said before", 12)));
+        var history = IrcTranslator.OnReply(session, ServerReply.NewMessage(new RoomMessage(RoomName.NewRoomName("#lobby"), 3, Nick.NewNick("alice"), 2, "said before", 12)));
 
         Assert.Equal(":alice!alice@node2.formalchat PRIVMSG #lobby :said before", Assert.Single(history.Lines));
     }
@@ -238,8 +238,8 @@ public class IrcTranslatorTests
         var session = Welcomed();
 
         var sent = IrcTranslator.OnLine(session, "PRIVMSG bob :psst");
-        var receipt = IrcTranslator.OnReply(session, ServerReply.NewPrivate(new PrivateLine("alice", 1, "bob", "psst")));
-        var incoming = IrcTranslator.OnReply(session, ServerReply.NewPrivate(new PrivateLine("bob", 2, "alice", "yes?")));
+        var receipt = IrcTranslator.OnReply(session, ServerReply.NewPrivate(new PrivateLine(Nick.NewNick("alice"), 1, Nick.NewNick("bob"), "psst")));
+        var incoming = IrcTranslator.OnReply(session, ServerReply.NewPrivate(new PrivateLine(Nick.NewNick("bob"), 2, Nick.NewNick("alice"), "yes?")));
         IrcTranslator.OnLine(session, "PRIVMSG nobody :hello?");
         var unknown = IrcTranslator.OnReply(session, ServerReply.NewErrorReply(ErrorCode.NoSuchUser, "nobody called nobody is online"));
 

@@ -139,7 +139,7 @@ public class PeerLinkAuthenticationTests
         var frames = new StringBuilder();
         for (var seq = 1; seq <= 20; seq++)
         {
-            var forged = new RoomMessage(RoomName.NewRoomName("#lobby"), seq, "alice", 1, "FORGED: send me your password", 1_000_000 + seq);
+            var forged = new RoomMessage(RoomName.NewRoomName("#lobby"), seq, Nick.NewNick("alice"), 1, "FORGED: send me your password", 1_000_000 + seq);
             frames.Append(Wire.encodePeerMessage(PeerMessage.NewRoomSequenced(forged))).Append('\n');
         }
         return Encoding.UTF8.GetBytes(frames.ToString());

@@ -83,11 +83,11 @@ type Cluster =
 
 /// Spec message [seq, id]: the F# RoomMessage, its other fields fixed by the id.
 let messageOf (seq: int64) (id: int) : RoomMessage =
-    { Room = room; Seq = seq; From = "user"; FromNode = 0; Text = $"message {id}"; ClientMessageId = int64 id }
+    { Room = room; Seq = seq; From = Nick "user"; FromNode = 0; Text = $"message {id}"; ClientMessageId = int64 id }
 
 /// The post of client message id `id` (a first send or a retry: the same post).
 let postOf (id: int) : RoomPost =
-    { Room = room; From = "user"; FromNode = 0; Text = $"message {id}"; ClientMessageId = int64 id }
+    { Room = room; From = Nick "user"; FromNode = 0; Text = $"message {id}"; ClientMessageId = int64 id }
 
 let private readMessage (value: Value) : RoomMessage =
     messageOf (int64 (asInt (field "seq" value))) (asInt (field "id" value))

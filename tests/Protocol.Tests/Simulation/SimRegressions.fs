@@ -31,10 +31,10 @@ let private connect (client: ClientId) (nick: string) : Event list =
     [ ClientConnected(client, $"session-{client}")
       PeerMessageReceived(NicksRequested registrarTerm)
       ClientRequested(client, Hello { Nick = nick; Session = None; Resume = []; Password = None })
-      PeerMessageReceived(NickGranted { Nick = nick; Session = $"session-{client}"; Previous = None; Node = 0; Term = registrarTerm }) ]
+      PeerMessageReceived(NickGranted { Nick = Nick nick; Session = $"session-{client}"; Previous = None; Node = 0; Term = registrarTerm }) ]
 
 let private message (seq: int64) (from: string) : RoomMessage =
-    { Room = (RoomName "#b"); Seq = seq; From = from; FromNode = 1; Text = $"{from} {seq}"; ClientMessageId = seq }
+    { Room = (RoomName "#b"); Seq = seq; From = Nick from; FromNode = 1; Text = $"{from} {seq}"; ClientMessageId = seq }
 
 let private committedOnes (effects: Effect list) : RoomMessage list =
     [ for effect in effects do
@@ -305,7 +305,7 @@ let ``seed 3853: the owner writes a message to its log when it commits it, not w
               peer (ReplicaStored(Rooms.lobby, backup, 0L)) ]
         |> fst
 
-    let numbered, effects = Node.step config state (peer (RoomPosted { Room = Rooms.lobby; From = "u1"; FromNode = 3; Text = "hi"; ClientMessageId = 1L }))
+    let numbered, effects = Node.step config state (peer (RoomPosted { Room = Rooms.lobby; From = Nick "u1"; FromNode = 3; Text = "hi"; ClientMessageId = 1L }))
     Assert.Empty(writes effects)
     Assert.Equal(1, numbered.Primaries[Rooms.lobby].Pending.Length)
 
