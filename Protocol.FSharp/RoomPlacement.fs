@@ -79,7 +79,7 @@ let recvRoomsHeld (node: NodeId) (rooms: (RoomName * int64) list) (state: NodeSt
     if node = self state then state, []
     else { state with HeldReports = state.HeldReports.Add(node, Map.ofList rooms) }, []
 
-/// Spec (Replication.tla): the reports AssignRoom(l) waits for. What each node of the view
+/// Spec (Replication.tla): Highest(l), which AssignUnplaced(l) reads. What each node of the view
 /// holds of the room (this node's own copy for itself), once every one of them has reported;
 /// None until then. In a running cluster every node has reported in its introduction, so a new
 /// room waits for nothing; after a whole-cluster restart a room waits until all have.
