@@ -70,6 +70,9 @@ public static class FanoutBenchmark
         "Latency: send to first arrival of each copy. Duplicate / out-of-order frames: FormalChat by each room message's seq " +
         "(a seq seen again / a seq below the last one seen), ngircd by the message number in the text. " +
         "Elections: won during the run (\"election won\" in the nodes' logs), and the highest epoch before and after when it changed (an election that never completes raises it too). " +
-        "Peak RSS: VmHWM of each server process. Answer after flood: a status request to each node (ngircd: PING on a connection outside the channel) " +
-        "sent right after the last message, on a connection opened before the flood.\n";
+        "Suspicions: view losses during the run (\"left the view\" in the nodes' logs; each node that drops a peer counts once). " +
+        "Peak RSS: VmHWM of each server process. Status during flood: the slowest answer to a status request asked of each node every 250 ms " +
+        "from the first send until the run ends, one outstanding at a time, read on a thread of the probe's own " +
+        "(ngircd: PING on a connection outside the channel; >N: no answer within N ms). Answer after flood: one status request to each node (ngircd: PING) " +
+        "sent right after the last message. Both probes use connections opened before the flood.\n";
 }

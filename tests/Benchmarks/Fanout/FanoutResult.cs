@@ -15,7 +15,9 @@ public sealed record FanoutResult(string Target, string Scenario)
     public int Duplicates { get; init; }
     public int OutOfOrder { get; init; }
     public string Elections { get; init; } = "?";
+    public string Suspicions { get; init; } = "?";
     public string PeakMemory { get; init; } = "?";
+    public string ProbeDuringRun { get; init; } = "?";
     public string ProbeAfterFlood { get; init; } = "?";
     public string Notes { get; init; } = "";
 }
@@ -26,8 +28,8 @@ public static class FanoutTable
     public static string Render(IReadOnlyList<FanoutResult> results)
     {
         var table = new StringBuilder();
-        table.AppendLine("| target | scenario | deliveries/s | vs ngircd | p50 ms | p99 ms | max ms | delivered/expected | duplicate frames | out-of-order frames | elections | peak RSS MB (per node) | answer after flood ms (per node) | notes |");
-        table.AppendLine("|---|---|--:|--:|--:|--:|--:|--:|--:|--:|---|---|---|---|");
+        table.AppendLine("| target | scenario | deliveries/s | vs ngircd | p50 ms | p99 ms | max ms | delivered/expected | duplicate frames | out-of-order frames | elections | suspicions | peak RSS MB (per node) | status during flood ms (per node) | answer after flood ms (per node) | notes |");
+        table.AppendLine("|---|---|--:|--:|--:|--:|--:|--:|--:|--:|---|--:|---|---|---|---|");
         foreach (var row in results)
         {
             var reference = results.FirstOrDefault(r => r.Target == "ngircd" && r.Scenario == row.Scenario);
@@ -39,7 +41,7 @@ public static class FanoutTable
                 $"| {Name(row.Target)}", row.Scenario, Number(row.DeliveriesPerSecond, "#,0"), ratio,
                 Number(row.P50, "0.0"), Number(row.P99, "0.0"), Number(row.Max, "0"),
                 $"{row.Delivered:#,0}/{row.Expected:#,0}", row.Duplicates.ToString("#,0", CultureInfo.InvariantCulture),
-                row.OutOfOrder.ToString("#,0", CultureInfo.InvariantCulture), row.Elections, row.PeakMemory, row.ProbeAfterFlood,
+                row.OutOfOrder.ToString("#,0", CultureInfo.InvariantCulture), row.Elections, row.Suspicions, row.PeakMemory, row.ProbeDuringRun, row.ProbeAfterFlood,
                 row.Notes.Replace("|", "/") + " |",
             }));
         }

@@ -54,10 +54,12 @@ public static class FanoutRun
     private static async Task<FanoutResult> MeasureAsync(IFanoutTarget server, FanoutScenario scenario, int messages, TimeSpan cap, FanoutResult result)
     {
         var sendTimes = new long[messages];
+        server.StartProbes();
         var clock = Stopwatch.StartNew();
         var (sent, sendProblem) = await Task.Factory.StartNew(() => SendAll(server, scenario.Rate, sendTimes, cap), TaskCreationOptions.LongRunning);
         var probe = server.ProbeAsync();
         var ending = await WaitForDeliveriesAsync(server.Receivers, (long)sent * server.Receivers.Count, clock, cap);
+        var probesDuringRun = await server.StopProbesAsync();
 
         var latencies = Latencies(server.Receivers, sendTimes, sent);
         var lastArrival = server.Receivers.Max(log => Max(log.Arrivals));
@@ -73,8 +75,10 @@ public static class FanoutRun
             Max = latencies.Length > 0 ? latencies[^1] : double.NaN,
             Duplicates = duplicates,
             OutOfOrder = outOfOrder,
+            ProbeDuringRun = probesDuringRun,
             ProbeAfterFlood = await probe,
             Elections = await server.ElectionsAsync(),
+            Suspicions = server.Suspicions(),
             PeakMemory = server.PeakMemory(),
             Notes = string.Join("; ", notes),
         };

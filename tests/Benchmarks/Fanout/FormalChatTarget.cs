@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
+using System.Globalization;
 using FormalChat.Cluster.Tests;
 using FormalChat.Cluster.Tests.RawClients;
 using Newtonsoft.Json.Linq;
@@ -10,7 +11,7 @@ namespace FormalChat.Benchmarks.Fanout;
 /// A fresh FormalChat cluster of 1–9 Release nodes (TestCluster: 100 ms heartbeats, K as the
 /// benchmark sets it, a data directory of its own), a raw sender on node 1 and raw receivers
 /// spread round-robin over the nodes, all in #bench. Status probes are connected before the
-/// flood so the figure after it is the node's answer time, not a connection's.
+/// flood so the figures during and after it are the node's answer time, not a connection's.
 /// </summary>
 public sealed class FormalChatTarget : IFanoutTarget
 {
@@ -22,6 +23,7 @@ public sealed class FormalChatTarget : IFanoutTarget
     private readonly List<RawChatClient> _clients = new();
     private readonly List<DeliveryLog> _logs = new();
     private readonly ConcurrentDictionary<int, TestClient> _probes = new();
+    private readonly List<PeriodicProbe> _probesDuringRun = new();
     private readonly List<int> _pids = new();
     private RawChatClient? _sender;
     private long _epochBefore;
@@ -86,6 +88,9 @@ public sealed class FormalChatTarget : IFanoutTarget
         // The cluster must be settled before the clock starts: a start-up wobble is not the flood's doing.
         await _cluster.WaitForLeaderAsync(_nodes, ids, TimeSpan.FromSeconds(30));
         foreach (var id in ids) _probes[id] = await TestClient.OpenAsync(_cluster.ClientPort(id));
+        // A connection of their own: one status question outstanding per connection, whatever the other probe asks.
+        foreach (var id in ids)
+            _probesDuringRun.Add(await PeriodicProbe.OpenAsync(_cluster.ClientPort(id), "{\"type\":\"status\"}\n", IsStatus, ProbeDeadline));
         _epochBefore = (await Task.WhenAll(ids.Select(id => StatusAsync(id, ProbeDeadline)))).Max(status => (long)status!["epoch"]!);
         var output = _cluster.Output;
         _electionsBefore = Count(output, "election won");
@@ -94,6 +99,12 @@ public sealed class FormalChatTarget : IFanoutTarget
 
     // Client message ids as Client.CSharp sends them: the node's retry de-duplication relies on them.
     public void Send(int number) => _sender!.Send(_sender.SayFrame(DeliveryLog.Text(number), id: number + 2));
+
+    public void StartProbes() => _probesDuringRun.ForEach(probe => probe.Start());
+
+    public async Task<string> StopProbesAsync() => string.Join("/", await Task.WhenAll(_probesDuringRun.Select(probe => probe.StopAsync())));
+
+    private static bool IsStatus(string frame) => frame.Contains("\"type\":\"status\"", StringComparison.Ordinal);
 
     /// <summary>Every node at once: how long until its status reply, "timeout" past the deadline.</summary>
     public async Task<string> ProbeAsync()
@@ -120,6 +131,9 @@ public sealed class FormalChatTarget : IFanoutTarget
         return $"{won} won{epochs}";
     }
 
+    /// <summary>View losses during the run: each node logs "left the view" for every node it stops counting as alive.</summary>
+    public string Suspicions() => (Count(_cluster.Output, "left the view") - _viewLossesBefore).ToString(CultureInfo.InvariantCulture);
+
     public (int Duplicates, int OutOfOrder) Anomalies() =>
         (_clients.Take(_logs.Count).Sum(c => c.Seq.Duplicates), _clients.Take(_logs.Count).Sum(c => c.Seq.OutOfOrder));
 
@@ -133,8 +147,6 @@ public sealed class FormalChatTarget : IFanoutTarget
         // A message the owner sequenced twice arrives as a new seq with an old text.
         var resequenced = _logs.Sum(log => log.Repeats) - receivers.Sum(c => c.Seq.Duplicates);
         if (resequenced > 0) notes.Add($"{resequenced} copies under a new seq");
-        var lost = Count(_cluster.Output, "left the view") - _viewLossesBefore;
-        if (lost > 0) notes.Add($"{lost} view losses");
         foreach (var group in receivers.Where(c => c.CloseReason is not null).GroupBy(c => c.CloseReason))
             notes.Add($"{group.Count()} receivers closed ({group.Key})");
         foreach (var group in _clients.Where(c => c.Problem is not null).GroupBy(c => Shorten(c.Problem!)))
@@ -174,6 +186,7 @@ public sealed class FormalChatTarget : IFanoutTarget
     {
         foreach (var client in _clients) await client.DisposeAsync();
         foreach (var probe in _probes.Values) await probe.DisposeAsync();
+        foreach (var probe in _probesDuringRun) await probe.DisposeAsync();
         await _cluster.DisposeAsync();
         foreach (var pid in _pids) ChildProcesses.Untrack(pid);
     }

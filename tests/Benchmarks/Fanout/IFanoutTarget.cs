@@ -13,11 +13,21 @@ public interface IFanoutTarget : IAsyncDisposable
     /// and throws once a send timeout passes.</summary>
     void Send(int number);
 
+    /// <summary>Called right before the first send: starts asking each server every 250 ms (status, or PING)
+    /// on a connection opened during set-up; see <see cref="PeriodicProbe"/>.</summary>
+    void StartProbes();
+
+    /// <summary>Called once the run has ended: the slowest answer of each server while it ran, as text.</summary>
+    Task<string> StopProbesAsync();
+
     /// <summary>Called right after the last send: how long the server(s) take to answer a probe (status, or PING), as text.</summary>
     Task<string> ProbeAsync();
 
     /// <summary>Called at the end: elections during the run, "n/a" where there is no such thing.</summary>
     Task<string> ElectionsAsync();
+
+    /// <summary>Called at the end: suspicions during the run, "n/a" where there is no such thing.</summary>
+    string Suspicions();
 
     /// <summary>Duplicate and out-of-order frames summed over receivers, by the protocol's own numbering.</summary>
     (int Duplicates, int OutOfOrder) Anomalies();

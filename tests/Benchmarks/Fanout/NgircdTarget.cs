@@ -5,7 +5,7 @@ namespace FormalChat.Benchmarks.Fanout;
 
 /// <summary>
 /// A fresh ngircd with raw IRC clients in #bench: receivers, a sender with relaxed flood
-/// protection, and a probe outside the channel that times a PING after the flood.
+/// protection, and two probes outside the channel that time a PING during and after the flood.
 /// </summary>
 public sealed class NgircdTarget : IFanoutTarget
 {
@@ -17,6 +17,7 @@ public sealed class NgircdTarget : IFanoutTarget
     private readonly List<DeliveryLog> _logs = new();
     private IrcClient? _sender;
     private IrcClient? _probe;
+    private PeriodicProbe? _probeDuringRun;
 
     private NgircdTarget(NgircdServer server) => _server = server;
 
@@ -60,6 +61,8 @@ public sealed class NgircdTarget : IFanoutTarget
         await _sender.RelaxFloodProtectionAsync("bench", "bench");
         await _sender.JoinAsync(Channel);
         _probe = await IrcClient.ConnectAsync(port, "probe", null);
+        _probeDuringRun = await PeriodicProbe.OpenAsync(port, "PING :watch\r\n", line => line.Contains(" PONG ", StringComparison.Ordinal) && line.Contains(":watch", StringComparison.Ordinal),
+            ProbeDeadline, ("NICK watch\r\nUSER watch 0 * :watch\r\n", line => line.Split(' ') is [_, "001", ..]));
 
         await _sender.SendAsync($"PRIVMSG {Channel} :{DeliveryLog.WarmUpText}\r\n");
         await Eventually.TrueAsync(() => Task.FromResult(_logs.All(log => log.WarmedUp)), TimeSpan.FromSeconds(30), "the warm-up message reached every receiver");
@@ -67,10 +70,16 @@ public sealed class NgircdTarget : IFanoutTarget
 
     public void Send(int number) => _sender!.Send($"PRIVMSG {Channel} :{DeliveryLog.Text(number)}\r\n");
 
+    public void StartProbes() => _probeDuringRun!.Start();
+
+    public async Task<string> StopProbesAsync() => $"{await _probeDuringRun!.StopAsync()} (PING)";
+
     public async Task<string> ProbeAsync() =>
         await _probe!.PingAsync(ProbeDeadline) is { } ms ? $"{FanoutTable.Milliseconds(ms)} (PING)" : $">{ProbeDeadline.TotalMilliseconds:0} (PING)";
 
     public Task<string> ElectionsAsync() => Task.FromResult("n/a");
+
+    public string Suspicions() => "n/a";
 
     /// <summary>IRC has no sequence numbers: duplicates and order are judged by the message number in the text.</summary>
     public (int Duplicates, int OutOfOrder) Anomalies() => (_logs.Sum(log => log.Repeats), _logs.Sum(log => log.OutOfOrder));
@@ -94,6 +103,7 @@ public sealed class NgircdTarget : IFanoutTarget
         foreach (var client in _receivers) await client.DisposeAsync();
         if (_sender is not null) await _sender.DisposeAsync();
         if (_probe is not null) await _probe.DisposeAsync();
+        if (_probeDuringRun is not null) await _probeDuringRun.DisposeAsync();
         await _server.DisposeAsync();
     }
 }
