@@ -102,7 +102,7 @@ public sealed class FormalChatTarget : IFanoutTarget
 
     public void StartProbes() => _probesDuringRun.ForEach(probe => probe.Start());
 
-    public async Task<string> StopProbesAsync() => string.Join("/", await Task.WhenAll(_probesDuringRun.Select(probe => probe.StopAsync())));
+    public Task<string> StopProbesAsync() => PeriodicProbe.StopAllAsync(_probesDuringRun);
 
     private static bool IsStatus(string frame) => frame.Contains("\"type\":\"status\"", StringComparison.Ordinal);
 

@@ -72,7 +72,7 @@ public sealed class NgircdTarget : IFanoutTarget
 
     public void StartProbes() => _probeDuringRun!.Start();
 
-    public async Task<string> StopProbesAsync() => $"{await _probeDuringRun!.StopAsync()} (PING)";
+    public Task<string> StopProbesAsync() => PeriodicProbe.StopAllAsync([_probeDuringRun!], "PING");
 
     public async Task<string> ProbeAsync() =>
         await _probe!.PingAsync(ProbeDeadline) is { } ms ? $"{FanoutTable.Milliseconds(ms)} (PING)" : $">{ProbeDeadline.TotalMilliseconds:0} (PING)";

@@ -25,6 +25,7 @@ public sealed class PeriodicProbe : IAsyncDisposable
     private byte[] _buffer = new byte[16 * 1024];
     private int _buffered;
     private double _slowestMs = double.NaN;
+    private int _answered;
     private string? _failure;
     private bool _started;
 
@@ -69,13 +70,15 @@ public sealed class PeriodicProbe : IAsyncDisposable
         new Thread(AskUntilStopped) { IsBackground = true, Name = "periodic probe" }.Start();
     }
 
-    /// <summary>Stops asking, after the outstanding answer or its deadline; the slowest answer as text,
-    /// "&gt;deadline" if one never came within it.</summary>
-    public async Task<string> StopAsync()
+    /// <summary>Stops every probe, each after its outstanding answer or that answer's deadline. The slowest
+    /// answer of each, "/" between them ("&gt;deadline" for one that never came within it), then how many
+    /// answers the probe with the fewest had: "24/31/18 (12×)", "0.4 (PING, 3×)".</summary>
+    public static async Task<string> StopAllAsync(IReadOnlyList<PeriodicProbe> probes, string? what = null)
     {
-        _stop.Set();
-        await _stopped.Task;
-        return _failure ?? (double.IsNaN(_slowestMs) ? "–" : FanoutTable.Milliseconds(_slowestMs));
+        foreach (var probe in probes) probe._stop.Set();
+        await Task.WhenAll(probes.Select(probe => probe._stopped.Task));
+        var slowest = probes.Select(probe => probe._failure ?? (double.IsNaN(probe._slowestMs) ? "–" : FanoutTable.Milliseconds(probe._slowestMs)));
+        return $"{string.Join("/", slowest)} ({(what is null ? "" : what + ", ")}{probes.Min(probe => probe._answered)}×)";
     }
 
     private void AskUntilStopped()
@@ -92,6 +95,7 @@ public sealed class PeriodicProbe : IAsyncDisposable
                     return;
                 }
                 _slowestMs = double.IsNaN(_slowestMs) ? ms : Math.Max(_slowestMs, ms);
+                _answered++;
                 var rest = Interval - Stopwatch.GetElapsedTime(asked);
                 if (rest > TimeSpan.Zero) _stop.Wait(rest);
             }
