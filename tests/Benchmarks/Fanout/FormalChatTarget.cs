@@ -16,6 +16,8 @@ namespace FormalChat.Benchmarks.Fanout;
 public sealed class FormalChatTarget : IFanoutTarget
 {
     private const string Room = "#bench";
+    private const string LateTick = "the loop fell behind";
+    private const string LongStep = "one step took";
     private static readonly TimeSpan ProbeDeadline = TimeSpan.FromSeconds(10);
 
     private readonly TestCluster _cluster;
@@ -30,6 +32,8 @@ public sealed class FormalChatTarget : IFanoutTarget
     private long? _epochAfterFlood;
     private int _electionsBefore;
     private int _viewLossesBefore;
+    private int _lateTicksBefore;
+    private int _longStepsBefore;
 
     private FormalChatTarget(TestCluster cluster, int nodes)
     {
@@ -95,6 +99,8 @@ public sealed class FormalChatTarget : IFanoutTarget
         var output = _cluster.Output;
         _electionsBefore = Count(output, "election won");
         _viewLossesBefore = Count(output, "left the view");
+        _lateTicksBefore = Count(output, LateTick);
+        _longStepsBefore = Count(output, LongStep);
     }
 
     // Client message ids as Client.CSharp sends them: the node's retry de-duplication relies on them.
@@ -147,6 +153,10 @@ public sealed class FormalChatTarget : IFanoutTarget
         // A message the owner sequenced twice arrives as a new seq with an old text.
         var resequenced = _logs.Sum(log => log.Repeats) - receivers.Sum(c => c.Seq.Duplicates);
         if (resequenced > 0) notes.Add($"{resequenced} copies under a new seq");
+        // What the nodes' LoopWatch said: the usual cause of a suspicion or a slow status under load.
+        var lateTicks = Count(_cluster.Output, LateTick) - _lateTicksBefore;
+        var longSteps = Count(_cluster.Output, LongStep) - _longStepsBefore;
+        if (lateTicks + longSteps > 0) notes.Add($"loops fell behind: {lateTicks} late ticks, {longSteps} steps over 50 ms");
         foreach (var group in receivers.Where(c => c.CloseReason is not null).GroupBy(c => c.CloseReason))
             notes.Add($"{group.Count()} receivers closed ({group.Key})");
         foreach (var group in _clients.Where(c => c.Problem is not null).GroupBy(c => Shorten(c.Problem!)))
