@@ -43,6 +43,28 @@ public sealed class LoopWatch(int heartbeatIntervalMs, ILogger log)
         }
     }
 
+    private long _turnStarted;
+    private TimeSpan _turnGcBefore;
+
+    /// <summary>Called when a turn starts taking events.</summary>
+    public void TurnStarting()
+    {
+        _turnStarted = Stopwatch.GetTimestamp();
+        _turnGcBefore = GC.GetTotalPauseDuration();
+    }
+
+    /// <summary>Called when the turn's effects are carried out: a turn that held the loop long
+    /// is what delays the next tick, so it is named with where its time went.</summary>
+    public void TurnEnded(int events, long effectsStartedTimestamp)
+    {
+        var total = Stopwatch.GetElapsedTime(_turnStarted);
+        if (total <= LongStep) return;
+        var stepping = Stopwatch.GetElapsedTime(_turnStarted, effectsStartedTimestamp);
+        var paused = GC.GetTotalPauseDuration() - _turnGcBefore;
+        log.LogWarning("one turn took {Milliseconds:0} ms: {Events} events stepped in {Stepping:0} ms, their effects carried out in {Effects:0} ms; {Paused:0} ms of it paused for garbage collection",
+            total.TotalMilliseconds, events, stepping.TotalMilliseconds, (total - stepping).TotalMilliseconds, paused.TotalMilliseconds);
+    }
+
     private static string Describe(Event handled) => handled switch
     {
         Event.PeerMessageReceived peer => $"peer {peer.Item.GetType().Name}",

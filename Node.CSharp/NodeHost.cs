@@ -146,8 +146,9 @@ public sealed class NodeHost
         }
         while (true)
         {
+            _watch.TurnStarting();
             var (handled, turn) = TakeTurn(clients, peers, logs);
-            if (handled == 0)
+            if (handled == 0 && turn.Count == 0)
             {
                 var heldBack = _inbox.Clients.QueuedBytes > 0 && ClientLaneHeldBack(clients, peers);
                 _inbox.Wait(heldBack ? PausedPoll : Timeout.InfiniteTimeSpan);
@@ -155,13 +156,20 @@ public sealed class NodeHost
             }
             // The turn's spec actions are on disk before any of its messages leave (SpecTraceWriter).
             _trace?.Flush();
-            if (effects.Run(turn))
+            var effectsStarted = Stopwatch.GetTimestamp();
+            var stopped = effects.Run(turn, () => TakeControlMidTurn(logs, effects));
+            _watch.TurnEnded(handled, effectsStarted);
+            if (stopped)
             {
                 _trace?.Dispose();
                 return;
             }
         }
     }
+
+    /// <summary>Effects of control events stepped while a turn's effects were being carried out:
+    /// they are carried out first in the next turn, in the order stepped.</summary>
+    private readonly List<FSharpList<Effect>> _deferred = new();
 
     /// <summary>
     /// One turn of the loop: every control event, then peer events, then client events while the
@@ -170,26 +178,14 @@ public sealed class NodeHost
     /// </summary>
     private (int Handled, List<FSharpList<Effect>> Effects) TakeTurn(ClientGateway clients, PeerNetwork peers, RoomLogStore logs)
     {
-        var turn = new List<FSharpList<Effect>>();
+        var turn = new List<FSharpList<Effect>>(_deferred);
+        _deferred.Clear();
         var handled = 0;
         var started = Stopwatch.GetTimestamp();
         bool InTime() => handled < MaxDataEventsPerTurn && Stopwatch.GetElapsedTime(started) < MaxTurn;
         void Step(Event next)
         {
-            var stepStarted = _watch.Starting();
-            if (next.IsTicked) logs.HeartbeatTicked();
-            var before = _state;
-            var (state, toDo) = ProtocolNode.step(_config, _state, next);
-            if (TestFault.Active) state = TestFault.Apply(next, before, state);
-            _trace?.Stepped(next, before, state, toDo);
-            // Published for the monitor's thread: a reference to an immutable state.
-            Volatile.Write(ref _state, state);
-            if (_metrics is not null)
-            {
-                _metrics.Stepped(next, before, state);
-                _metrics.LeaderChecked(before, state);
-            }
-            _watch.Stepped(next, stepStarted);
+            var toDo = StepOne(next, logs);
             handled++;
             if (!toDo.IsEmpty) turn.Add(toDo);
         }
@@ -200,6 +196,52 @@ public sealed class NodeHost
             while (InTime() && !SendingFallsBehind(clients, peers) && _inbox.Clients.TryRead(out var fromClient)) Step(fromClient);
         }
         return (handled, turn);
+    }
+
+    /// <summary>One event through the core: the new state is published, the effects returned.</summary>
+    private FSharpList<Effect> StepOne(Event next, RoomLogStore logs)
+    {
+        var stepStarted = _watch.Starting();
+        if (next.IsTicked) logs.HeartbeatTicked();
+        var before = _state;
+        var (state, toDo) = ProtocolNode.step(_config, _state, next);
+        if (TestFault.Active) state = TestFault.Apply(next, before, state);
+        _trace?.Stepped(next, before, state, toDo);
+        // Published for the monitor's thread: a reference to an immutable state.
+        Volatile.Write(ref _state, state);
+        if (_metrics is not null)
+        {
+            _metrics.Stepped(next, before, state);
+            _metrics.LeaderChecked(before, state);
+        }
+        _watch.Stepped(next, stepStarted);
+        return toDo;
+    }
+
+    /// <summary>
+    /// Control first, also while a turn's effects are carried out (a flood's turn can spend tens
+    /// of milliseconds sending): a tick or a heartbeat that arrives meanwhile is stepped at once,
+    /// and the tick's heartbeat leaves at once, so no amount of chat delays this node's
+    /// heartbeats by more than one step's effects. Heartbeats travel unordered anyway (by
+    /// multicast, and ahead of their TCP link's order: NodeInbox.IsControl); everything else the
+    /// control steps asked for waits for the next turn, where it keeps its order and its log
+    /// writes still go first.
+    /// </summary>
+    private void TakeControlMidTurn(RoomLogStore logs, EffectRunner effects)
+    {
+        while (_inbox.TryReadControl(out var control))
+        {
+            var toDo = StepOne(control, logs);
+            if (toDo.IsEmpty) continue;
+            _trace?.Flush();
+            var rest = new List<Effect>();
+            foreach (var effect in toDo)
+            {
+                if (effect.IsMulticast) effects.RunNow(effect);
+                else rest.Add(effect);
+            }
+            if (rest.Count > 0) _deferred.Add(ListModule.OfSeq(rest));
+        }
     }
 
     /// <summary>Client requests wait while the node is behind on sending, or while the protocol has
@@ -261,7 +303,9 @@ public sealed class NodeHost
         private readonly ClientFrameRuns _clientRuns = new(clients.Send);
         private readonly PeerFrameBatches _peerBatches = new(peers.Send);
 
-        public bool Run(List<FSharpList<Effect>> turn)
+        /// <summary>Carries out a turn's effects; <paramref name="betweenSteps"/> runs after each
+        /// step's sends, to take control events that came meanwhile.</summary>
+        public bool Run(List<FSharpList<Effect>> turn, Action betweenSteps)
         {
             foreach (var effects in turn)
             {
@@ -282,11 +326,15 @@ public sealed class NodeHost
             foreach (var effects in turn)
             {
                 foreach (var effect in effects) stopped |= Run(effect);
+                if (!stopped) betweenSteps();
             }
             _clientRuns.Flush();
             _peerBatches.Flush();
             return stopped;
         }
+
+        /// <summary>An effect that leaves at once, outside any turn (a heartbeat).</summary>
+        public void RunNow(Effect effect) => Run(effect);
 
         private bool Run(Effect effect)
         {
