@@ -55,6 +55,9 @@ public sealed class NodeHost
     private readonly NodeMetrics? _metrics;
     /// <summary>The spec actions taken, as NDJSON; null without --trace-file (no cost then).</summary>
     private readonly SpecTraceWriter? _trace;
+    /// <summary>The effects of the turn being taken, one list per step; kept from turn to turn
+    /// (and emptied after each), so a turn allocates no list of its own.</summary>
+    private readonly List<FSharpList<Effect>> _turn = new(MaxDataEventsPerTurn);
 
     public NodeHost(NodeOptions options, ILoggerFactory logs)
     {
@@ -155,7 +158,10 @@ public sealed class NodeHost
             }
             // The turn's spec actions are on disk before any of its messages leave (SpecTraceWriter).
             _trace?.Flush();
-            if (effects.Run(turn))
+            var stopped = effects.Run(turn);
+            // The effects' messages are sent: nothing should keep them alive until the next turn.
+            turn.Clear();
+            if (stopped)
             {
                 _trace?.Dispose();
                 return;
@@ -170,7 +176,8 @@ public sealed class NodeHost
     /// </summary>
     private (int Handled, List<FSharpList<Effect>> Effects) TakeTurn(ClientGateway clients, PeerNetwork peers, RoomLogStore logs)
     {
-        var turn = new List<FSharpList<Effect>>();
+        var turn = _turn;
+        turn.Clear();
         var handled = 0;
         var started = Stopwatch.GetTimestamp();
         bool InTime() => handled < MaxDataEventsPerTurn && Stopwatch.GetElapsedTime(started) < MaxTurn;
@@ -263,10 +270,12 @@ public sealed class NodeHost
 
         public bool Run(List<FSharpList<Effect>> turn)
         {
+            // The effect lists are walked by head and tail: a foreach would allocate an enumerator per list.
             foreach (var effects in turn)
             {
-                foreach (var effect in effects)
+                for (var rest = effects; !rest.IsEmpty; rest = rest.Tail)
                 {
+                    var effect = rest.Head;
                     if (effect is Effect.AppendToLog append)
                     {
                         logs.Append(append.Item1.Value, append.Item2);
@@ -281,7 +290,7 @@ public sealed class NodeHost
             var stopped = false;
             foreach (var effects in turn)
             {
-                foreach (var effect in effects) stopped |= Run(effect);
+                for (var rest = effects; !rest.IsEmpty; rest = rest.Tail) stopped |= Run(rest.Head);
             }
             _clientRuns.Flush();
             _peerBatches.Flush();
