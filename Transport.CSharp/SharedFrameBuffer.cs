@@ -39,6 +39,9 @@ public sealed class SharedFrameBuffer : MemoryManager<byte>
         return new SharedFrameBuffer(array, bytes);
     }
 
+    /// <summary>Holders now: the joiner until it lets go, and each queue the buffer waits in.</summary>
+    public int References => Volatile.Read(ref _references);
+
     /// <summary>One more holder (a connection's queue).</summary>
     public void Retain()
     {
