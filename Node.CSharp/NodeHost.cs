@@ -55,6 +55,9 @@ public sealed class NodeHost
     private readonly NodeMetrics? _metrics;
     /// <summary>The spec actions taken, as NDJSON; null without --trace-file (no cost then).</summary>
     private readonly SpecTraceWriter? _trace;
+    /// <summary>The effects of the turn being taken, one list per step; kept from turn to turn
+    /// (and emptied after each), so a turn allocates no list of its own.</summary>
+    private readonly List<FSharpList<Effect>> _turn = new(MaxDataEventsPerTurn);
 
     public NodeHost(NodeOptions options, ILoggerFactory logs)
     {
@@ -159,6 +162,8 @@ public sealed class NodeHost
             var effectsStarted = Stopwatch.GetTimestamp();
             var stopped = effects.Run(turn, () => TakeControlMidTurn(logs, effects));
             _watch.TurnEnded(handled, effectsStarted);
+            // The effects' messages are sent: nothing should keep them alive until the next turn.
+            turn.Clear();
             if (stopped)
             {
                 _trace?.Dispose();
@@ -178,7 +183,9 @@ public sealed class NodeHost
     /// </summary>
     private (int Handled, List<FSharpList<Effect>> Effects) TakeTurn(ClientGateway clients, PeerNetwork peers, RoomLogStore logs)
     {
-        var turn = new List<FSharpList<Effect>>(_deferred);
+        var turn = _turn;
+        turn.Clear();
+        turn.AddRange(_deferred);
         _deferred.Clear();
         var handled = 0;
         var started = Stopwatch.GetTimestamp();
@@ -307,10 +314,12 @@ public sealed class NodeHost
         /// step's sends, to take control events that came meanwhile.</summary>
         public bool Run(List<FSharpList<Effect>> turn, Action betweenSteps)
         {
+            // The effect lists are walked by head and tail: a foreach would allocate an enumerator per list.
             foreach (var effects in turn)
             {
-                foreach (var effect in effects)
+                for (var rest = effects; !rest.IsEmpty; rest = rest.Tail)
                 {
+                    var effect = rest.Head;
                     if (effect is Effect.AppendToLog append)
                     {
                         logs.Append(append.Item1.Value, append.Item2);
@@ -325,7 +334,7 @@ public sealed class NodeHost
             var stopped = false;
             foreach (var effects in turn)
             {
-                foreach (var effect in effects) stopped |= Run(effect);
+                for (var rest = effects; !rest.IsEmpty; rest = rest.Tail) stopped |= Run(rest.Head);
                 if (!stopped) betweenSteps();
             }
             _clientRuns.Flush();

@@ -1,4 +1,5 @@
 using FormalChat.Protocol;
+using FormalChat.Transport;
 using Microsoft.FSharp.Collections;
 
 namespace FormalChat.Node;
@@ -8,7 +9,9 @@ namespace FormalChat.Node;
 /// sends to the same clients (a flood's messages to a room's members) become one buffer, queued
 /// once on each connection, instead of one queue operation per frame per member. Each client
 /// still gets its frames in the order the effects gave them; a run ends at a send to other
-/// clients, at a close, and at the end of the turn.
+/// clients, at a close, and at the end of the turn. A run of several frames is joined into a
+/// pooled <see cref="SharedFrameBuffer"/>, which goes back to the pool once every connection has
+/// written it (or dropped it), so a flood's runs are no garbage for the collector.
 /// </summary>
 public sealed class ClientFrameRuns(Action<FSharpSet<long>, ReadOnlyMemory<byte>> send)
 {
@@ -33,7 +36,13 @@ public sealed class ClientFrameRuns(Action<FSharpSet<long>, ReadOnlyMemory<byte>
     public void Flush()
     {
         if (_clients is null) return;
-        send(_clients, Joined(_frames, _bytes));
+        if (_frames.Count == 1) send(_clients, _frames[0]);
+        else
+        {
+            var joined = SharedFrameBuffer.Join(_frames, _bytes);
+            try { send(_clients, joined.Memory); }
+            finally { joined.Release(); }
+        }
         _frames.Clear();
         _clients = null;
         _bytes = 0;
@@ -41,20 +50,6 @@ public sealed class ClientFrameRuns(Action<FSharpSet<long>, ReadOnlyMemory<byte>
 
     private static bool SameClients(FSharpSet<long> a, FSharpSet<long> b) =>
         ReferenceEquals(a, b) || (a.Count == b.Count && a.Equals(b));
-
-    /// <summary>The frames as one buffer (the frame itself when there is one).</summary>
-    public static ReadOnlyMemory<byte> Joined(List<ReadOnlyMemory<byte>> frames, int bytes)
-    {
-        if (frames.Count == 1) return frames[0];
-        var joined = new byte[bytes];
-        var at = 0;
-        foreach (var frame in frames)
-        {
-            frame.Span.CopyTo(joined.AsSpan(at));
-            at += frame.Length;
-        }
-        return joined;
-    }
 }
 
 /// <summary>
@@ -97,8 +92,23 @@ public sealed class PeerFrameBatches(Action<Endpoint, ReadOnlyMemory<byte>> send
 
     private void Send(Endpoint peer, (List<ReadOnlyMemory<byte>> Frames, int Bytes) batch)
     {
-        send(peer, ClientFrameRuns.Joined(batch.Frames, batch.Bytes));
+        send(peer, Joined(batch.Frames, batch.Bytes));
         batch.Frames.Clear();
         _batches[peer] = (batch.Frames, 0);
+    }
+
+    /// <summary>The frames as one buffer of their own (the frame itself when there is one): a peer
+    /// link may hold it while it connects, so it is not pooled as client runs are.</summary>
+    private static ReadOnlyMemory<byte> Joined(List<ReadOnlyMemory<byte>> frames, int bytes)
+    {
+        if (frames.Count == 1) return frames[0];
+        var joined = new byte[bytes];
+        var at = 0;
+        foreach (var frame in frames)
+        {
+            frame.Span.CopyTo(joined.AsSpan(at));
+            at += frame.Length;
+        }
+        return joined;
     }
 }

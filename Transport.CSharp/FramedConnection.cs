@@ -73,12 +73,22 @@ public sealed class FramedConnection : IFrameConnection
         return Enqueue(frame);
     }
 
+    // A frame in a SharedFrameBuffer is held while it waits here: until the write loop has copied
+    // it into the pipe, or the close has dropped it.
     private bool Enqueue(ReadOnlyMemory<byte> frame)
     {
+        SharedFrameBuffer.Retain(frame);
         Count(frame.Length);
         if (_outbound.Writer.TryWrite(frame)) return true;
         Count(-frame.Length);
+        SharedFrameBuffer.Release(frame);
         return false;
+    }
+
+    private void Dequeued(ReadOnlyMemory<byte> frame)
+    {
+        Count(-frame.Length);
+        SharedFrameBuffer.Release(frame);
     }
 
     public async ValueTask<bool> SendAsync(ReadOnlyMemory<byte> frame, CancellationToken cancel = default)
@@ -127,7 +137,7 @@ public sealed class FramedConnection : IFrameConnection
         if (Interlocked.Exchange(ref _closedFlag, 1) != 0) return Task.CompletedTask;
         CloseReason = reason;
         _outbound.Writer.TryComplete();
-        while (_outbound.Reader.TryRead(out var dropped)) Count(-dropped.Length);
+        while (_outbound.Reader.TryRead(out var dropped)) Dequeued(dropped);
         _closing.Cancel();
         WakeSenders();
         // Nobody reads: the input is completed here, so the other side's writes end too.
@@ -214,7 +224,7 @@ public sealed class FramedConnection : IFrameConnection
                 while (reader.TryRead(out var frame))
                 {
                     writer.Write(frame.Span);
-                    Count(-frame.Length);
+                    Dequeued(frame);
                 }
                 if (Volatile.Read(ref _roomMade) is not null) WakeSenders();
                 var flushed = await writer.FlushAsync(_closing.Token).ConfigureAwait(false);

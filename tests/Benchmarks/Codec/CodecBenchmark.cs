@@ -38,6 +38,14 @@ public static class CodecBenchmark
         cases.Add(("utf8: decode peer sequenced", () => Wire.decodePeerMessageUtf8(sequencedBytes)));
         cases.Add(("utf8: decode client say", () => Wire.decodeClientRequestUtf8(sayBytes)));
         cases.Add(("utf8: encode reply message", () => Wire.encodeServerReplyLine(reply)));
+        // And the node's log record of each message (Node.CSharp/LogRecords.cs), into a reused buffer.
+        var records = new System.Buffers.ArrayBufferWriter<byte>(4 * 1024);
+        cases.Add(("log record of a message", () =>
+        {
+            records.ResetWrittenCount();
+            FormalChat.Node.LogRecords.Write(records, Sample);
+            return records;
+        }));
         // Every case once unmeasured first: the JIT's background compiles and the first GCs would
         // otherwise land on whichever cases come first (CPU time is the whole process's).
         foreach (var (name, operation) in cases) Measure(name, 0.3, operation, print: false);
