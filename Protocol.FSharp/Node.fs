@@ -95,7 +95,7 @@ let private tick (config: ProtocolConfig) (state: NodeState) =
         |> then' (ReplicationTick.replicateOwnedRooms config)
         |> then' catchUpAgain
         |> then' LogRepair.repairDamaged
-        |> then' RoomPlacement.resendWaiting
+        |> then' (RoomPlacement.resendWaiting config.SuspectAfter)
         |> then' RoomPlacement.retryPlacements
         |> then' (Rebalance.rebalance config)
         |> then' (NickClaims.nicks (NickRegistry.Ticked(NickRegistry.maxTicksWaited config.SuspectAfter)))
@@ -113,8 +113,9 @@ let heartbeatTargets (seeds: Endpoint list) (hasGroup: bool) (state: NodeState) 
     List.distinct (seeds @ known)
 
 /// Posts of this node's clients that may wait for their owners at once. Beyond it the shell reads
-/// no client requests until some are sequenced: every waiting post is sent again each tick
-/// (resendWaiting), so their number is work per tick, and a flood would make it unbounded.
+/// no client requests until some are sequenced: every waiting post of a room whose owner stopped
+/// answering is sent again (resendWaiting), so their number is work per tick, and a flood would
+/// make it unbounded.
 let maxPostsInFlight = 1024
 
 /// Whether the shell may hand this node more client requests now (see maxPostsInFlight).

@@ -62,21 +62,47 @@ let ``two histories of the same messages are equal however they were built`` () 
     Assert.Equal(Rooms.ofMessages (List.skip 500 messages), recorded)
     Assert.NotEqual(Rooms.ofMessages (List.skip 501 messages), recorded)
 
-let ``a tick that resends a thousand waiting posts sends each once, in order`` () =
-    let owner = { Id = 3; ClientEndpoint = { Host = "127.0.0.1"; Port = 5003 }; PeerEndpoint = { Host = "127.0.0.1"; Port = 6003 } }
+let private ownerInfo = { Id = 3; ClientEndpoint = { Host = "127.0.0.1"; Port = 5003 }; PeerEndpoint = { Host = "127.0.0.1"; Port = 6003 } }
+
+/// Node 2, with these posts waiting for #dev's owner, node 3 (live, and leader).
+let private waitingFor (posts: RoomPost list) : NodeState =
     let self = { Id = 2; ClientEndpoint = { Host = "127.0.0.1"; Port = 5002 }; PeerEndpoint = { Host = "127.0.0.1"; Port = 6002 } }
-    let posts = [ for id in 1L .. 1000L -> post id ]
-    let state =
-        { NodeState.init self with
-            Coordination = { Coordination.init 2 with View = Set [ 2; 3 ]; Leader = Some 3; Epoch = 1L }
-            Peers = Map [ 3, { Info = owner; Load = Load.zero } ]
-            Placements = Map [ (RoomName "#dev"), { Owner = 3; Epoch = 1L; Leader = 0; Version = 1; LastSeq = 0L } ]
-            Unconfirmed = Map [ (RoomName "#dev"), WaitingPosts.ofList posts ] }
+    { NodeState.init self with
+        Coordination = { Coordination.init 2 with View = Set [ 2; 3 ]; Leader = Some 3; Epoch = 1L }
+        Peers = Map [ 3, { Info = ownerInfo; Load = Load.zero } ]
+        Placements = Map [ (RoomName "#dev"), { Owner = 3; Epoch = 1L; Leader = 0; Version = 1; LastSeq = 0L } ]
+        Unconfirmed = Map [ (RoomName "#dev"), WaitingPosts.ofList posts ] }
 
-    let _, effects = Node.step config state Ticked
+/// A heartbeat of the owner, then a tick: the posts the tick sent again.
+let private tickWithOwnerAlive (state: NodeState) : NodeState * int64 list =
+    let alive, _ = Node.step config state (PeerMessageReceived(HeartbeatSent { From = ownerInfo; Epoch = 1L; Leader = Some 3; Load = Load.zero; Known = [] }))
+    let ticked, effects = Node.step config alive Ticked
+    ticked, [ for effect in effects do match effect with SendToPeer(_, RoomPosted p) -> p.ClientMessageId | _ -> () ]
 
-    let resent = [ for effect in effects do match effect with SendToPeer(_, RoomPosted p) -> p.ClientMessageId | _ -> () ]
-    Assert.Equal<int64 list>([ 1L .. 1000L ], resent)
+let ``posts the owner leaves unanswered for suspectAfter ticks are sent again, each once, in order`` () =
+    let mutable state = waitingFor [ for id in 1L .. 1000L -> post id ]
+    let mutable resent = []
+    for _ in 1 .. config.SuspectAfter do
+        let next, sent = tickWithOwnerAlive state
+        state <- next
+        resent <- resent @ [ sent ]
+
+    Assert.All(List.take (config.SuspectAfter - 1) resent, fun sent -> Assert.Empty sent)
+    Assert.Equal<int64 list>([ 1L .. 1000L ], List.last resent)
+
+let ``posts are not sent again while the owner answers some every tick`` () =
+    // The owner sequences the oldest waiting post between ticks, as it does under a flood.
+    let mutable state = waitingFor [ for id in 1L .. 1000L -> post id ]
+    let mutable resent = []
+    for seq in 1L .. int64 (3 * config.SuspectAfter) do
+        let answered = { message seq $"post {seq}" with FromNode = 2 }
+        let next, _ = Node.step config state (PeerMessageReceived(RoomSequenced answered))
+        let next, sent = tickWithOwnerAlive next
+        state <- next
+        resent <- resent @ sent
+
+    Assert.Empty(resent)
+    Assert.Equal(1000 - 3 * config.SuspectAfter, state.Unconfirmed[RoomName "#dev"].Length)
 
 [<Tests>]
 let tests =
@@ -89,6 +115,8 @@ let tests =
             ``a full history keeps the newest historyCapacity messages and recognises retries of those alone``
         testCase "two histories of the same messages are equal however they were built"
             ``two histories of the same messages are equal however they were built``
-        testCase "a tick that resends a thousand waiting posts sends each once, in order"
-            ``a tick that resends a thousand waiting posts sends each once, in order``
+        testCase "posts the owner leaves unanswered for suspectAfter ticks are sent again, each once, in order"
+            ``posts the owner leaves unanswered for suspectAfter ticks are sent again, each once, in order``
+        testCase "posts are not sent again while the owner answers some every tick"
+            ``posts are not sent again while the owner answers some every tick``
     ]
