@@ -150,7 +150,7 @@ public sealed class NodeHost
         while (true)
         {
             _watch.TurnStarting();
-            var (handled, turn) = TakeTurn(clients, peers, logs);
+            var (handled, turn) = TakeTurn(clients, peers, logs, effects);
             if (handled == 0 && turn.Count == 0)
             {
                 var heldBack = _inbox.Clients.QueuedBytes > 0 && ClientLaneHeldBack(clients, peers);
@@ -181,7 +181,7 @@ public sealed class NodeHost
     /// node keeps up, within a bounded count and time. Returns the effects of all its steps, in
     /// order; they are carried out together (one log write and fsync for the whole turn).
     /// </summary>
-    private (int Handled, List<FSharpList<Effect>> Effects) TakeTurn(ClientGateway clients, PeerNetwork peers, RoomLogStore logs)
+    private (int Handled, List<FSharpList<Effect>> Effects) TakeTurn(ClientGateway clients, PeerNetwork peers, RoomLogStore logs, EffectRunner effects)
     {
         var turn = _turn;
         turn.Clear();
@@ -196,7 +196,11 @@ public sealed class NodeHost
             handled++;
             if (!toDo.IsEmpty) turn.Add(toDo);
         }
-        while (_inbox.TryReadControl(out var control)) Step(control);
+        while (_inbox.TryReadControl(out var control))
+        {
+            TakeControl(control, logs, effects, turn);
+            handled++;
+        }
         while (InTime() && _inbox.Peers.TryRead(out var fromPeer)) Step(fromPeer);
         if (!ClientLaneHeldBack(clients, peers))
         {
@@ -227,28 +231,38 @@ public sealed class NodeHost
 
     /// <summary>
     /// Control first, also while a turn's effects are carried out (a flood's turn can spend tens
-    /// of milliseconds sending): a tick or a heartbeat that arrives meanwhile is stepped at once,
-    /// and the tick's heartbeat leaves at once, so no amount of chat delays this node's
-    /// heartbeats by more than one step's effects. Heartbeats travel unordered anyway (by
-    /// multicast, and ahead of their TCP link's order: NodeInbox.IsControl); everything else the
-    /// control steps asked for waits for the next turn, where it keeps its order and its log
-    /// writes still go first.
+    /// of milliseconds sending): a tick or a heartbeat that arrives meanwhile is stepped at once.
     /// </summary>
     private void TakeControlMidTurn(RoomLogStore logs, EffectRunner effects)
     {
-        while (_inbox.TryReadControl(out var control))
+        while (_inbox.TryReadControl(out var control)) TakeControl(control, logs, effects, _deferred);
+    }
+
+    /// <summary>
+    /// Steps a control event. A tick's heartbeat leaves at once, before the turn's other events
+    /// are stepped and its writes made, so no amount of chat delays this node's heartbeats by
+    /// more than one step. Heartbeats travel unordered anyway (by multicast, and ahead of their
+    /// TCP link's order: NodeInbox.IsControl); everything else the step asked for joins
+    /// <paramref name="rest"/>, in order, where its log writes still go before its sends.
+    /// </summary>
+    private void TakeControl(Event control, RoomLogStore logs, EffectRunner effects, List<FSharpList<Effect>> rest)
+    {
+        var toDo = StepOne(control, logs);
+        if (toDo.IsEmpty) return;
+        if (!control.IsTicked)
         {
-            var toDo = StepOne(control, logs);
-            if (toDo.IsEmpty) continue;
-            _trace?.Flush();
-            var rest = new List<Effect>();
-            foreach (var effect in toDo)
-            {
-                if (effect.IsMulticast) effects.RunNow(effect);
-                else rest.Add(effect);
-            }
-            if (rest.Count > 0) _deferred.Add(ListModule.OfSeq(rest));
+            rest.Add(toDo);
+            return;
         }
+        // The tick's spec action is on disk before its heartbeat leaves (SpecTraceWriter).
+        _trace?.Flush();
+        var later = new List<Effect>();
+        for (var next = toDo; !next.IsEmpty; next = next.Tail)
+        {
+            if (next.Head.IsMulticast) effects.RunNow(next.Head);
+            else later.Add(next.Head);
+        }
+        if (later.Count > 0) rest.Add(ListModule.OfSeq(later));
     }
 
     /// <summary>Client requests wait while the node is behind on sending, or while the protocol has
