@@ -17,6 +17,8 @@ public sealed class LoopWatch(int heartbeatIntervalMs, ILogger log)
 
     private TimeSpan _gcPausedBefore;
 
+    private TimeSpan _gcPausedAtLastTick = GC.GetTotalPauseDuration();
+
     /// <summary>Called just before a step.</summary>
     public long Starting()
     {
@@ -35,11 +37,13 @@ public sealed class LoopWatch(int heartbeatIntervalMs, ILogger log)
         }
         if (!handled.IsTicked) return;
         var sinceLast = Stopwatch.GetElapsedTime(_lastTick, startedTimestamp);
+        var pausedSinceLast = _gcPausedBefore - _gcPausedAtLastTick;
         _lastTick = startedTimestamp;
+        _gcPausedAtLastTick = _gcPausedBefore;
         if (sinceLast.TotalMilliseconds > 2 * heartbeatIntervalMs)
         {
-            log.LogWarning("the loop fell behind: a tick came {Milliseconds:0} ms after the last one (interval {Interval} ms)",
-                sinceLast.TotalMilliseconds, heartbeatIntervalMs);
+            log.LogWarning("the loop fell behind: a tick came {Milliseconds:0} ms after the last one (interval {Interval} ms; {Paused:0} ms of it paused for garbage collection)",
+                sinceLast.TotalMilliseconds, heartbeatIntervalMs, pausedSinceLast.TotalMilliseconds);
         }
     }
 
