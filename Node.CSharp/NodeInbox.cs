@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Threading.Channels;
 using FormalChat.Protocol;
 using static FormalChat.Protocol.NodeState;
@@ -86,19 +87,14 @@ public sealed class NodeInbox
 
 /// <summary>
 /// A FIFO lane bounded in bytes with one reader. Writers wait while it is full (a lane that is
-/// empty always takes one item, however large, so no frame waits forever). The reader takes
-/// everything written so far in one go, under one lock, and then reads it without any: under a
-/// flood the loop reads hundreds of events a turn while socket readers write, and a lock per
-/// event had them contending (a fifth of a node's CPU in the 3-node flood's profile). The bytes
-/// the reader has taken but not yet read still count, so the bound holds.
+/// empty always takes one item, however large, so no frame waits forever). Nothing takes a lock
+/// per item: under a flood the loop reads hundreds of events a turn while several socket readers
+/// write, and a lock per event had them contending (a fifth of a node's CPU samples in the
+/// 3-node flood10's profile).
 /// </summary>
 public sealed class BoundedLane<T>
 {
-    private readonly object _lock = new();
-    /// <summary>Written to under the lock.</summary>
-    private Queue<(T Item, int Bytes)> _written = new();
-    /// <summary>The reader's: taken from <see cref="_written"/> in one go, read without the lock.</summary>
-    private Queue<(T Item, int Bytes)> _taken = new();
+    private readonly ConcurrentQueue<(T Item, int Bytes)> _items = new();
     private readonly long _capacityBytes;
     private readonly Doorbell _readerDoorbell;
     private TaskCompletionSource? _space;
@@ -119,25 +115,27 @@ public sealed class BoundedLane<T>
     /// <summary>Adds an item, waiting while the lane is full.</summary>
     public async ValueTask WriteAsync(T item, int bytes, CancellationToken cancel)
     {
+        while (!TryReserve(bytes))
+        {
+            var waiter = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            var space = Interlocked.CompareExchange(ref _space, waiter, null) ?? waiter;
+            // Looked at again once the waiter is set: the reader frees bytes, then looks for a
+            // waiter, so either this sees the room or the reader sees this waiter.
+            if (HasRoomFor(bytes)) continue;
+            await space.Task.WaitAsync(cancel).ConfigureAwait(false);
+        }
+        Enqueue(item, bytes);
+    }
+
+    /// <summary>Counts the bytes in if they fit (or the lane is empty): writers race for the room.</summary>
+    private bool TryReserve(int bytes)
+    {
         while (true)
         {
-            Task wait;
-            lock (_lock)
-            {
-                if (HasRoomFor(bytes))
-                {
-                    Add(item, bytes);
-                    break;
-                }
-                _space ??= new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-                wait = _space.Task;
-                // Looked at again once the waiter is set: the reader frees bytes without the lock,
-                // then looks for a waiter, so either this sees the room or the reader sees this.
-                if (HasRoomFor(bytes)) continue;
-            }
-            await wait.WaitAsync(cancel).ConfigureAwait(false);
+            var queued = Interlocked.Read(ref _queuedBytes);
+            if (queued != 0 && queued + bytes > _capacityBytes) return false;
+            if (Interlocked.CompareExchange(ref _queuedBytes, queued + bytes, queued) == queued) return true;
         }
-        _readerDoorbell.Ring();
     }
 
     private bool HasRoomFor(int bytes)
@@ -150,50 +148,29 @@ public sealed class BoundedLane<T>
     /// lost (a connection opened or closed), each small and one per connection.</summary>
     public void Force(T item, int bytes)
     {
-        lock (_lock) Add(item, bytes);
+        Interlocked.Add(ref _queuedBytes, bytes);
+        Enqueue(item, bytes);
+    }
+
+    private void Enqueue(T item, int bytes)
+    {
+        _items.Enqueue((item, bytes));
+        Interlocked.Add(ref _totalBytes, bytes);
         _readerDoorbell.Ring();
     }
 
     /// <summary>The next item; only the one reader calls this.</summary>
     public bool TryRead(out T item)
     {
-        if (_taken.Count == 0 && !TakeWritten())
+        if (!_items.TryDequeue(out var next))
         {
             item = default!;
             return false;
         }
-        var (next, bytes) = _taken.Dequeue();
-        item = next;
-        Interlocked.Add(ref _queuedBytes, -bytes);
-        if (Volatile.Read(ref _space) is not null)
-        {
-            TaskCompletionSource? space;
-            lock (_lock)
-            {
-                space = _space;
-                _space = null;
-            }
-            space?.TrySetResult();
-        }
+        item = next.Item;
+        Interlocked.Add(ref _queuedBytes, -next.Bytes);
+        if (Volatile.Read(ref _space) is not null) Interlocked.Exchange(ref _space, null)?.TrySetResult();
         return true;
-    }
-
-    /// <summary>Everything written so far becomes the reader's, in one go.</summary>
-    private bool TakeWritten()
-    {
-        lock (_lock)
-        {
-            if (_written.Count == 0) return false;
-            (_written, _taken) = (_taken, _written);
-            return true;
-        }
-    }
-
-    private void Add(T item, int bytes)
-    {
-        _written.Enqueue((item, bytes));
-        Interlocked.Add(ref _queuedBytes, bytes);
-        Interlocked.Add(ref _totalBytes, bytes);
     }
 }
 
