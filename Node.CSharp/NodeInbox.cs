@@ -175,18 +175,32 @@ public sealed class BoundedLane<T>
 }
 
 /// <summary>Wakes the single reader when something was written; rings while nobody waits are
-/// remembered, so a write between the reader's last look and its wait is never missed.</summary>
+/// remembered, so a write between the reader's last look and its wait is never missed. A ring
+/// while one is pending costs one read: under a flood every write rings, and the semaphore this
+/// replaced took a lock per ring that writers and the loop contended for.</summary>
 public sealed class Doorbell
 {
-    private readonly SemaphoreSlim _rung = new(0, 1);
+    private readonly ManualResetEventSlim _event = new(initialState: false, spinCount: 0);
+    /// <summary>1 once rung, until the reader takes the ring.</summary>
+    private int _rung;
 
     public void Ring()
     {
-        if (_rung.CurrentCount == 0)
-        {
-            try { _rung.Release(); } catch (SemaphoreFullException) { }
-        }
+        if (Volatile.Read(ref _rung) == 1) return;
+        if (Interlocked.Exchange(ref _rung, 1) == 0) _event.Set();
     }
 
-    public void Wait(TimeSpan timeout) => _rung.Wait(timeout);
+    /// <summary>Returns once rung (at once if rung since the last wait) or when the timeout
+    /// passes; the caller then looks at everything it reads.</summary>
+    public void Wait(TimeSpan timeout)
+    {
+        if (Interlocked.Exchange(ref _rung, 0) == 0)
+        {
+            _event.Wait(timeout);
+            Interlocked.Exchange(ref _rung, 0);
+        }
+        // A ring between the exchange and the reset is not lost: it set _rung again, and the
+        // next wait returns at once.
+        _event.Reset();
+    }
 }
