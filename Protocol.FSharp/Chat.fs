@@ -45,10 +45,12 @@ let validateNick (nick: string) : Result<Nick, string> =
     elif not (Seq.forall allowed nick) then Result.Error "a nickname uses only letters, digits, '_' and '-'"
     else Ok(Nick nick)
 
+let private lineBreaks = [| '\n'; '\r' |]
+
 let validateText (maxTextLength: int) (text: string) : Result<string, string> =
     if System.String.IsNullOrWhiteSpace text then Result.Error "a message needs some text"
     elif text.Length > maxTextLength then Result.Error $"a message has at most {maxTextLength} characters"
-    elif Seq.exists (fun c -> c = '\n' || c = '\r') text then Result.Error "a message is one line"
+    elif text.IndexOfAny(lineBreaks) >= 0 then Result.Error "a message is one line"
     else Ok text
 
 let namedSession (client: ClientId) (chat: ChatState) : NamedSession option =

@@ -224,12 +224,16 @@ let held (history: Rooms.RoomHistory) (stored: Uncommitted) : int64 =
 let deliverSequenced (message: RoomMessage) (replica: Replica) : Replica * ReplicaOutput list =
     let superseded = Uncommitted.tryFind message.Seq replica.Stored |> Option.exists (fun stored -> stored <> message)
     let stored = if superseded then Uncommitted.empty else Uncommitted.after message.Seq replica.Stored
-    let replica = { replica with Stored = stored }
+    let replica = if LanguagePrimitives.PhysicalEquality stored replica.Stored then replica else { replica with Stored = stored }
     match Rooms.record message replica.History with
     | None -> replica, [ AlreadyDelivered message ]
-    | Some history ->
-        let replica, written = if superseded then rewrite history replica else persist [ message ] { replica with History = history }
+    | Some history when superseded ->
+        let replica, written = rewrite history replica
         replica, written @ [ Delivered message ]
+    // persist [ message ], without a list to filter.
+    | Some history when message.Seq > replica.Durable ->
+        { replica with History = history; Durable = message.Seq }, [ LogAppended [ message ]; Delivered message ]
+    | Some history -> { replica with History = history }, [ Delivered message ]
 
 /// Spec: Adopt(h, stored, d, committed). Committed messages from the owner: the ones this node
 /// lacked are delivered in order, unless this node's copy disagrees; then the owner's replaces it.
@@ -302,13 +306,15 @@ let sequencePost (post: RoomPost) (placement: Assignment) (replica: Replica) : R
     match replica.Primary with
     | None -> replica, NotOwner, []
     | Some primary ->
-    match Rooms.alreadySequenced post replica.History, (Uncommitted.tryFindPost post primary.Pending).IsSome with
+    let history = Rooms.indexed replica.History
+    let pending = Uncommitted.indexed primary.Pending
+    match Rooms.alreadySequenced post history, (Uncommitted.tryFindPost post pending).IsSome with
     | Some message, _ -> replica, AlreadyCommitted message, []
     | None, true -> replica, AlreadyPending, []
     | None, false ->
-        let message = Rooms.sequence post { placement with LastSeq = max placement.LastSeq primary.Pending.LastSeq } replica.History
-        let primary = { primary with Pending = Uncommitted.add message primary.Pending }
-        { replica with Primary = Some primary }, Sequenced message, []
+        let message = Rooms.sequence post (if primary.Pending.LastSeq > placement.LastSeq then { placement with LastSeq = primary.Pending.LastSeq } else placement) history
+        let primary = { primary with Pending = Uncommitted.add message pending }
+        { replica with History = history; Primary = Some primary }, Sequenced message, []
 
 /// Spec: SyncBackup(o). A backup the owner has not sent its state to gets the room's
 /// committed history and every pending message; until it confirms, nothing commits.
@@ -389,11 +395,24 @@ let commit (quorum: bool) (alone: bool) (target: BackupAssignment option) (repli
             | Nothing -> [], primary.Pending
             | Everything -> primary.Pending.Messages, Uncommitted.empty
             | UpTo seq -> Uncommitted.upTo seq primary.Pending
-        let replica = { replica with Primary = Some { primary with Pending = pending } }
-        let commitOne message replica =
-            let replica, delivered = deliverSequenced message replica
-            replica, delivered @ [ SentToInterested message ]
-        forEach commitOne committed replica
+        match committed with
+        | [] -> replica, []
+        | _ ->
+        let mutable replica = { replica with Primary = Some { primary with Pending = pending } }
+        let outputs = ResizeArray<ReplicaOutput>()
+        for message in committed do
+            let after, delivered = deliverSequenced message replica
+            replica <- after
+            outputs.AddRange delivered
+            outputs.Add(SentToInterested message)
+        replica, List.ofSeq outputs
+
+/// Spec: Interested(o), for one node: whether the owner sends it a committed message (see
+/// interestedNodes). The owner tests each node of its view with it, with no set per message.
+let isInterested (owner: NodeId) (isMemberNode: NodeId -> bool) (backup: BackupAssignment option) (coordination: Coordination) (node: NodeId) : bool =
+    let isBackup = match backup with Some assignment -> assignment.Backup = node | None -> false
+    let isLeader = match coordination.Leader with Some leader -> leader = node | None -> false
+    node <> owner && coordination.View.Contains node && (isMemberNode node || isBackup || isLeader)
 
 /// Spec: Interested(o). Where the owner sends a committed message: the nodes with members in the
 /// room (they show it), the room's backup as the owner knows it (it must hold every committed
@@ -406,7 +425,7 @@ let interestedNodes (owner: NodeId) (memberNodes: Set<NodeId>) (backup: BackupAs
     let backupNodes = backup |> Option.map (fun assignment -> assignment.Backup) |> Option.toList
     let leaders = coordination.Leader |> Option.toList
     Set.union memberNodes (Set.ofList (backupNodes @ leaders))
-    |> Set.filter (fun node -> node <> owner && coordination.View.Contains node)
+    |> Set.filter (isInterested owner memberNodes.Contains backup coordination)
 
 /// A backup that has not moved the oldest pending message on for `afterTicks` ticks is sent the
 /// state again (a message to it was lost with a broken link), and so is one that has not

@@ -10,8 +10,10 @@ let historyCapacity = 2000
 
 /// A room's recent messages: at most historyCapacity of them, in a queue of two lists (the
 /// newest first, and the oldest first) so that adding one and dropping the oldest cost the same
-/// whatever the length, with an index of the messages retries may name. Two histories are equal
-/// when they hold the same messages, however the queue happens to be split.
+/// whatever the length, with an index of the messages retries may name. Only an owner looks
+/// retries up, so the index is built when a node first sequences a post of the room (indexed)
+/// and kept from then on; a member's copy keeps none. Two histories are equal when they hold the
+/// same messages, however the queue happens to be split and whether or not they are indexed.
 [<CustomEquality; CustomComparison>]
 type RoomHistory =
     private
@@ -21,8 +23,9 @@ type RoomHistory =
           /// Oldest first: the front of the queue, dropped from first.
           Older: RoomMessage list
           Count: int
-          /// The messages with a client message id, by sender and id (see alreadySequenced).
-          ByClientId: Map<string, RoomMessage> }
+          /// The messages with a client message id, by sender and id (see alreadySequenced);
+          /// None until the node sequences a post of the room (indexed).
+          ByClientId: Map<string, RoomMessage> option }
 
     /// The room's newest sequence number this node has.
     member this.LastSeq = this.Last
@@ -46,7 +49,7 @@ type RoomHistory =
             | _ -> invalidArg "other" "not a RoomHistory"
 
 let emptyHistory =
-    { Last = 0L; Newer = []; Older = []; Count = 0; ByClientId = Map.empty }
+    { Last = 0L; Newer = []; Older = []; Count = 0; ByClientId = None }
 
 /// A sender and a client message id as one string key: a map compares strings far faster than
 /// tuples, and a nick holds no newline. A negative id is one the sender's node gave a post sent
@@ -63,16 +66,21 @@ let private withoutOldest (history: RoomHistory) : RoomHistory =
     | [] -> history
     | oldest :: rest ->
         let index =
-            match history.ByClientId.TryFind(clientKey oldest) with
-            | Some indexed when indexed.Seq = oldest.Seq -> history.ByClientId.Remove(clientKey oldest)
-            | _ -> history.ByClientId
+            match history.ByClientId with
+            | Some index ->
+                let key = clientKey oldest
+                match index.TryGetValue key with
+                | true, indexed when indexed.Seq = oldest.Seq -> Some(index.Remove key)
+                | _ -> history.ByClientId
+            | None -> None
         { history with Newer = newer; Older = rest; Count = history.Count - 1; ByClientId = index }
 
 let validateRoomName (room: string) : Result<RoomName, string> =
     let allowed (c: char) = System.Char.IsAsciiLetterOrDigit c || c = '_' || c = '-'
+    let rec allowedFrom (index: int) = index >= room.Length || (allowed room[index] && allowedFrom (index + 1))
     if System.String.IsNullOrEmpty room || room.[0] <> '#' then Result.Error "a room name starts with '#', e.g. #general"
     elif room.Length < 2 || room.Length > 33 then Result.Error "a room name has 1 to 32 characters after '#'"
-    elif not (Seq.forall allowed (room.Substring 1)) then Result.Error "a room name uses only letters, digits, '_' and '-'"
+    elif not (allowedFrom 1) then Result.Error "a room name uses only letters, digits, '_' and '-'"
     else Ok(RoomName(room.ToLowerInvariant()))
 
 /// Adds a sequenced message; None when it is not newer than what this node already has.
@@ -80,7 +88,10 @@ let record (message: RoomMessage) (history: RoomHistory) : RoomHistory option =
     if message.Seq <= history.LastSeq then
         None
     else
-        let index = if message.ClientMessageId = 0L then history.ByClientId else history.ByClientId.Add(clientKey message, message)
+        let index =
+            match history.ByClientId with
+            | Some index when message.ClientMessageId <> 0L -> Some(index.Add(clientKey message, message))
+            | index -> index
         let added = { history with Last = message.Seq; Newer = message :: history.Newer; Count = history.Count + 1; ByClientId = index }
         Some(if added.Count > historyCapacity then withoutOldest added else added)
 
@@ -142,12 +153,27 @@ let last (count: int) (history: RoomHistory) : RoomMessage list =
     if newest.Length = count || history.Older.IsEmpty then List.rev newest
     else history.Recent |> List.truncate count |> List.rev
 
-/// A post the owner has already sequenced (a client's retry): the message it became.
+/// The history with its index of retries (the same history when it has one already): an owner's,
+/// before it looks a post up (alreadySequenced).
+let indexed (history: RoomHistory) : RoomHistory =
+    match history.ByClientId with
+    | Some _ -> history
+    | None ->
+        let index =
+            (Map.empty, List.rev history.Recent)
+            ||> List.fold (fun index message -> if message.ClientMessageId = 0L then index else Map.add (clientKey message) message index)
+        { history with ByClientId = Some index }
+
+/// A post the owner has already sequenced (a client's retry): the message it became, the newest
+/// with its sender and id. Looked up in the index; a history without one is searched.
 let alreadySequenced (post: RoomPost) (history: RoomHistory) : RoomMessage option =
     if post.ClientMessageId = 0L then
         None
     else
-        history.ByClientId.TryFind(idKey post.From post.FromNode post.ClientMessageId)
+        let key = idKey post.From post.FromNode post.ClientMessageId
+        match history.ByClientId with
+        | Some index -> index.TryFind key
+        | None -> history.Recent |> List.tryFind (fun message -> message.ClientMessageId <> 0L && clientKey message = key)
 
 /// The owner's step: the next sequence number continues from the newest the node knows of.
 let sequence (post: RoomPost) (placement: Assignment) (history: RoomHistory) : RoomMessage =

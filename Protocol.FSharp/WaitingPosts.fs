@@ -54,9 +54,10 @@ module WaitingPosts =
     /// The post waits, after the others.
     let add (post: RoomPost) (waiting: WaitingPosts) : WaitingPosts =
         let arrival = waiting.Arrivals + 1L
+        let key = keyOfPost post
         { Arrivals = arrival
           ByArrival = waiting.ByArrival.Add(arrival, post)
-          ByKey = waiting.ByKey.Add(keyOfPost post, arrivalsOf (keyOfPost post) waiting @ [ arrival ]) }
+          ByKey = waiting.ByKey.Add(key, arrivalsOf key waiting @ [ arrival ]) }
 
     let ofList (posts: RoomPost list) : WaitingPosts = posts |> List.fold (fun waiting post -> add post waiting) empty
 
