@@ -490,6 +490,12 @@ let private consecutive (messages: RoomMessage list) : RoomMessage list =
     | [] -> []
     | first :: _ ->
         let follows index (message: RoomMessage) = message.Room = first.Room && message.Seq = first.Seq + int64 index
+        let rec allFollow index (rest: RoomMessage list) =
+            match rest with
+            | [] -> true
+            | message :: more -> follows index message && allFollow (index + 1) more
+        // An owner's batch is consecutive: the same list, with no copy.
+        if allFollow 0 messages then messages else
         messages |> List.mapi (fun index message -> index, message) |> List.takeWhile (fun (index, message) -> follows index message) |> List.map snd
 
 /// Spec: StoreReplica(b, o), for the backup `current` says this node is. The backup stores

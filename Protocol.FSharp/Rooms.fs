@@ -8,6 +8,53 @@ let lobby = RoomName "#lobby"
 /// Messages kept per room: enough to resume a client that was away for a failover.
 let historyCapacity = 2000
 
+/// A post's identity as a retry or an acknowledgement finds it (idKey, WaitingPosts): the sender
+/// and the client message id, with the sender's node where the id is the node's (negative), and
+/// the node and the text for a post without an id (0; Text is "" otherwise). A map key on the hot
+/// path: a class (no boxing) ordered by the id first, which nearly always decides, so no key
+/// string is built per lookup and no common prefix is compared.
+[<CustomEquality; CustomComparison>]
+type PostKey =
+    { Id: int64
+      Node: NodeId
+      From: string
+      Text: string }
+
+    override this.Equals(other) =
+        match other with
+        | :? PostKey as other ->
+            this.Id = other.Id && this.Node = other.Node && System.String.Equals(this.From, other.From) && System.String.Equals(this.Text, other.Text)
+        | _ -> false
+
+    override this.GetHashCode() = System.HashCode.Combine(this.Id, this.Node, this.From, this.Text)
+
+    interface System.IComparable with
+        member this.CompareTo(other) =
+            match other with
+            | :? PostKey as other ->
+                if this.Id <> other.Id then (if this.Id < other.Id then -1 else 1)
+                elif this.Node <> other.Node then (if this.Node < other.Node then -1 else 1)
+                else
+                    let byFrom = System.String.CompareOrdinal(this.From, other.From)
+                    if byFrom <> 0 then byFrom else System.String.CompareOrdinal(this.Text, other.Text)
+            | _ -> invalidArg "other" "not a PostKey"
+
+/// A sender and a client message id as one key. A negative id is one the sender's node gave a
+/// post sent without an id (NodeState.NextPostId): unique per node, so the node is part of its key.
+let idKey (from: Nick) (node: NodeId) (id: int64) : PostKey =
+    { Id = id; Node = (if id < 0L then node else 0); From = from.Value; Text = "" }
+
+/// The messages of a history with a client message id, by sender and id, in two generations: the
+/// messages recorded since the last turn (Young), and the historyCapacity before it (Old). A
+/// history holds its last historyCapacity messages, so every message it holds is in one of them;
+/// one that has left the history since is no longer found (alreadySequenced checks). Nothing is
+/// ever removed: a message costs one insertion into Young, and at the turn Old is dropped whole.
+type RetryIndex =
+    { Young: Map<PostKey, RoomMessage>
+      Old: Map<PostKey, RoomMessage>
+      /// Messages added to Young since the last turn.
+      YoungAdds: int }
+
 /// A room's recent messages: at most historyCapacity of them, in a queue of two lists (the
 /// newest first, and the oldest first) so that adding one and dropping the oldest cost the same
 /// whatever the length, with an index of the messages retries may name. Only an owner looks
@@ -25,7 +72,7 @@ type RoomHistory =
           Count: int
           /// The messages with a client message id, by sender and id (see alreadySequenced);
           /// None until the node sequences a post of the room (indexed).
-          ByClientId: Map<string, RoomMessage> option }
+          ByClientId: RetryIndex option }
 
     /// The room's newest sequence number this node has.
     member this.LastSeq = this.Last
@@ -51,12 +98,6 @@ type RoomHistory =
 let emptyHistory =
     { Last = 0L; Newer = []; Older = []; Count = 0; ByClientId = None }
 
-/// A sender and a client message id as one string key: a map compares strings far faster than
-/// tuples, and a nick holds no newline. A negative id is one the sender's node gave a post sent
-/// without an id (NodeState.NextPostId): unique per node, so the node is part of its key.
-let idKey (from: Nick) (node: NodeId) (id: int64) : string =
-    if id < 0L then from.Value + "\n" + string id + "\n" + string node else from.Value + "\n" + string id
-
 let private clientKey (message: RoomMessage) = idKey message.From message.FromNode message.ClientMessageId
 
 let private withoutOldest (history: RoomHistory) : RoomHistory =
@@ -65,15 +106,7 @@ let private withoutOldest (history: RoomHistory) : RoomHistory =
     match older with
     | [] -> history
     | oldest :: rest ->
-        let index =
-            match history.ByClientId with
-            | Some index ->
-                let key = clientKey oldest
-                match index.TryGetValue key with
-                | true, indexed when indexed.Seq = oldest.Seq -> Some(index.Remove key)
-                | _ -> history.ByClientId
-            | None -> None
-        { history with Newer = newer; Older = rest; Count = history.Count - 1; ByClientId = index }
+        { history with Newer = newer; Older = rest; Count = history.Count - 1 }
 
 let validateRoomName (room: string) : Result<RoomName, string> =
     let allowed (c: char) = System.Char.IsAsciiLetterOrDigit c || c = '_' || c = '-'
@@ -90,7 +123,10 @@ let record (message: RoomMessage) (history: RoomHistory) : RoomHistory option =
     else
         let index =
             match history.ByClientId with
-            | Some index when message.ClientMessageId <> 0L -> Some(index.Add(clientKey message, message))
+            | Some index when message.ClientMessageId <> 0L ->
+                let young = index.Young.Add(clientKey message, message)
+                if index.YoungAdds + 1 >= historyCapacity then Some { Young = Map.empty; Old = young; YoungAdds = 0 }
+                else Some { index with Young = young; YoungAdds = index.YoungAdds + 1 }
             | index -> index
         let added = { history with Last = message.Seq; Newer = message :: history.Newer; Count = history.Count + 1; ByClientId = index }
         Some(if added.Count > historyCapacity then withoutOldest added else added)
@@ -159,10 +195,10 @@ let indexed (history: RoomHistory) : RoomHistory =
     match history.ByClientId with
     | Some _ -> history
     | None ->
-        let index =
+        let young =
             (Map.empty, List.rev history.Recent)
             ||> List.fold (fun index message -> if message.ClientMessageId = 0L then index else Map.add (clientKey message) message index)
-        { history with ByClientId = Some index }
+        { history with ByClientId = Some { Young = young; Old = Map.empty; YoungAdds = young.Count } }
 
 /// A post the owner has already sequenced (a client's retry): the message it became, the newest
 /// with its sender and id. Looked up in the index; a history without one is searched.
@@ -172,7 +208,14 @@ let alreadySequenced (post: RoomPost) (history: RoomHistory) : RoomMessage optio
     else
         let key = idKey post.From post.FromNode post.ClientMessageId
         match history.ByClientId with
-        | Some index -> index.TryFind key
+        | Some index ->
+            let found =
+                match index.Young.TryGetValue key with
+                | true, message -> Some message
+                | _ -> index.Old.TryFind key
+            // Held still: the history drops its oldest messages, and the index keeps them a while.
+            let oldest () = match history.Older with first :: _ -> first.Seq | [] -> (List.last history.Newer).Seq
+            found |> Option.filter (fun message -> history.Count > 0 && message.Seq >= oldest ())
         | None -> history.Recent |> List.tryFind (fun message -> message.ClientMessageId <> 0L && clientKey message = key)
 
 /// The owner's step: the next sequence number continues from the newest the node knows of.

@@ -14,7 +14,7 @@ type Uncommitted =
           Last: int64
           /// The messages with a client message id, by sender and id: how an owner recognises a
           /// retry of a post still pending (Replication.sequencePost). None until indexed.
-          ByClientId: Map<string, RoomMessage> option }
+          ByClientId: Map<Rooms.PostKey, RoomMessage> option }
 
     member this.Length = this.BySeq.Count
     member this.IsEmpty = this.BySeq.IsEmpty
@@ -76,7 +76,7 @@ module Uncommitted =
         | None ->
             let index =
                 messages.BySeq
-                |> Map.fold (fun (index: Map<string, RoomMessage>) _ message -> if message.ClientMessageId = 0L then index else index.Add(clientKey message, message)) Map.empty
+                |> Map.fold (fun (index: Map<Rooms.PostKey, RoomMessage>) _ message -> if message.ClientMessageId = 0L then index else index.Add(clientKey message, message)) Map.empty
             { messages with ByClientId = Some index }
 
     /// The message a post already became (a retry); never for a post without a client message id.
