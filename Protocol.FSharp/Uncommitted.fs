@@ -1,72 +1,94 @@
 namespace FormalChat.Protocol
 
 /// A room's sequenced messages that are not history yet, in sequence order: an owner's pending
-/// messages, or a backup's stored copies. Under a flood thousands wait at once, so each thing
-/// done per message (add the newest, find one by seq or by the post it answers, drop the ones
-/// committed) costs log n, not n. Only an owner looks posts up, so the index by post is built
-/// when it first does (indexed) and kept from then on; a backup's copy keeps none. Two are equal
-/// when they hold the same messages.
+/// messages, or a backup's stored copies. Under a flood thousands wait at once, and messages
+/// come in at the newest end and leave, committed, from the oldest: a queue of two lists (oldest
+/// first, then newest first), so each of those costs a list cell, not a path through a tree;
+/// finding one by seq starts from the oldest, where the next to commit is. Only an owner looks
+/// posts up, so the index by post is built when it first does (indexed) and kept from then on; a
+/// backup's copy keeps none. Two are equal when they hold the same messages.
 [<CustomEquality; CustomComparison>]
 type Uncommitted =
     private
-        { BySeq: Map<int64, RoomMessage>
+        { /// Oldest first; empty only when Newer is.
+          Older: RoomMessage list
+          /// Newest first: after every message of Older.
+          Newer: RoomMessage list
+          Count: int
           /// The highest sequence number held; 0 when none.
           Last: int64
           /// The messages with a client message id, by sender and id: how an owner recognises a
           /// retry of a post still pending (Replication.sequencePost). None until indexed.
           ByClientId: Map<Rooms.PostKey, RoomMessage> option }
 
-    member this.Length = this.BySeq.Count
-    member this.IsEmpty = this.BySeq.IsEmpty
+    member this.Length = this.Count
+    member this.IsEmpty = this.Count = 0
 
     /// The highest sequence number held; 0 when none.
     member this.LastSeq = this.Last
 
+    /// Oldest first.
+    member this.Messages: RoomMessage list =
+        match this.Newer with
+        | [] -> this.Older
+        | newer -> this.Older @ List.rev newer
+
     override this.Equals(other) =
         match other with
-        | :? Uncommitted as other -> this.BySeq = other.BySeq
+        | :? Uncommitted as other -> this.Count = other.Count && this.Last = other.Last && this.Messages = other.Messages
         | _ -> false
 
-    override this.GetHashCode() = hash this.BySeq
+    override this.GetHashCode() = hash (this.Count, this.Last)
 
     interface System.IComparable with
         member this.CompareTo(other) =
             match other with
-            | :? Uncommitted as other -> compare this.BySeq other.BySeq
+            | :? Uncommitted as other -> compare this.Messages other.Messages
             | _ -> invalidArg "other" "not an Uncommitted"
 
-    /// Oldest first.
-    member this.Messages: RoomMessage list = this.BySeq |> Map.values |> List.ofSeq
-
     interface System.Collections.Generic.IEnumerable<RoomMessage> with
-        member this.GetEnumerator() = (Map.values this.BySeq :> seq<RoomMessage>).GetEnumerator()
+        member this.GetEnumerator() = (this.Messages :> seq<RoomMessage>).GetEnumerator()
 
     interface System.Collections.IEnumerable with
-        member this.GetEnumerator() = (Map.values this.BySeq :> System.Collections.IEnumerable).GetEnumerator()
+        member this.GetEnumerator() = (this.Messages :> System.Collections.IEnumerable).GetEnumerator()
 
 [<RequireQualifiedAccess>]
 module Uncommitted =
-    let empty = { BySeq = Map.empty; Last = 0L; ByClientId = None }
+    let empty = { Older = []; Newer = []; Count = 0; Last = 0L; ByClientId = None }
 
     let private clientKey (message: RoomMessage) = Rooms.idKey message.From message.FromNode message.ClientMessageId
 
-    /// The message joins at its sequence number.
+    let private withIndexed (message: RoomMessage) (index: Map<Rooms.PostKey, RoomMessage> option) =
+        match index with
+        | Some index when message.ClientMessageId <> 0L -> Some(index.Add(clientKey message, message))
+        | index -> index
+
+    /// The message joins at its sequence number (in place of one held with that number). The
+    /// newest joins at the end of the queue; any other, rarely, rebuilds it.
     let add (message: RoomMessage) (messages: Uncommitted) : Uncommitted =
-        { BySeq = messages.BySeq.Add(message.Seq, message)
-          Last = max messages.Last message.Seq
-          ByClientId =
-            match messages.ByClientId with
-            | Some index when message.ClientMessageId <> 0L -> Some(index.Add(clientKey message, message))
-            | index -> index }
+        let index = withIndexed message messages.ByClientId
+        if messages.Count = 0 then
+            { Older = [ message ]; Newer = []; Count = 1; Last = message.Seq; ByClientId = index }
+        elif message.Seq > messages.Last then
+            { messages with Newer = message :: messages.Newer; Count = messages.Count + 1; Last = message.Seq; ByClientId = index }
+        else
+            let all = message :: (messages.Messages |> List.filter (fun held -> held.Seq <> message.Seq)) |> List.sortBy _.Seq
+            { Older = all; Newer = []; Count = all.Length; Last = messages.Last; ByClientId = index }
 
     let ofList (messages: RoomMessage list) : Uncommitted = messages |> List.fold (fun queue message -> add message queue) empty
 
-    let tryFind (seq: int64) (messages: Uncommitted) : RoomMessage option = messages.BySeq.TryFind seq
+    let tryFirst (messages: Uncommitted) : RoomMessage option =
+        match messages.Older with
+        | first :: _ -> Some first
+        | [] -> None
+
+    let tryFind (seq: int64) (messages: Uncommitted) : RoomMessage option =
+        match messages.Older with
+        | first :: _ when first.Seq = seq -> Some first
+        | _ when messages.Count = 0 || seq > messages.Last -> None
+        | _ -> messages.Messages |> List.tryFind (fun message -> message.Seq = seq)
 
     let contains (message: RoomMessage) (messages: Uncommitted) : bool = tryFind message.Seq messages = Some message
-
-    let tryFirst (messages: Uncommitted) : RoomMessage option =
-        if messages.BySeq.IsEmpty then None else Some(Map.minKeyValue messages.BySeq |> snd)
 
     /// The same messages with the index by post (the same queue when it has one): an owner's
     /// pending messages, before it looks a post up (tryFindPost).
@@ -75,8 +97,8 @@ module Uncommitted =
         | Some _ -> messages
         | None ->
             let index =
-                messages.BySeq
-                |> Map.fold (fun (index: Map<Rooms.PostKey, RoomMessage>) _ message -> if message.ClientMessageId = 0L then index else index.Add(clientKey message, message)) Map.empty
+                messages.Messages
+                |> List.fold (fun (index: Map<Rooms.PostKey, RoomMessage>) message -> if message.ClientMessageId = 0L then index else index.Add(clientKey message, message)) Map.empty
             { messages with ByClientId = Some index }
 
     /// The message a post already became (a retry); never for a post without a client message id.
@@ -87,50 +109,79 @@ module Uncommitted =
             let key = Rooms.idKey post.From post.FromNode post.ClientMessageId
             match messages.ByClientId with
             | Some index -> index.TryFind key
-            | None -> messages.BySeq |> Map.toSeq |> Seq.map snd |> Seq.filter (fun message -> message.ClientMessageId <> 0L && clientKey message = key) |> Seq.tryLast
+            | None -> messages.Messages |> List.filter (fun message -> message.ClientMessageId <> 0L && clientKey message = key) |> List.tryLast
 
     /// The messages up to `seq`, oldest first, and the rest. The same queue when none is that old.
     let upTo (seq: int64) (messages: Uncommitted) : RoomMessage list * Uncommitted =
-        if messages.BySeq.IsEmpty || (Map.minKeyValue messages.BySeq |> fst) > seq then [], messages else
-        let mutable rest = messages
-        let taken = ResizeArray<RoomMessage>()
-        let mutable next = tryFirst rest
-        while next.IsSome && next.Value.Seq <= seq do
-            let message = next.Value
-            taken.Add message
-            let byClientId =
-                match rest.ByClientId with
-                | Some index ->
-                    let key = clientKey message
-                    match index.TryGetValue key with
-                    | true, indexed when indexed.Seq = message.Seq -> Some(index.Remove key)
-                    | _ -> rest.ByClientId
-                | None -> None
-            let bySeq = rest.BySeq.Remove message.Seq
-            rest <- { BySeq = bySeq; Last = (if bySeq.IsEmpty then 0L else rest.Last); ByClientId = byClientId }
-            next <- tryFirst rest
-        List.ofSeq taken, rest
+        match messages.Older with
+        | first :: _ when first.Seq <= seq ->
+            let taken = ResizeArray<RoomMessage>()
+            let mutable older = messages.Older
+            let mutable newer = messages.Newer
+            let mutable index = messages.ByClientId
+            let mutable next = tryFirst messages
+            while next.IsSome && next.Value.Seq <= seq do
+                let message = next.Value
+                taken.Add message
+                index <-
+                    match index with
+                    | Some byKey ->
+                        let key = clientKey message
+                        match byKey.TryGetValue key with
+                        | true, indexed when indexed.Seq = message.Seq -> Some(byKey.Remove key)
+                        | _ -> index
+                    | None -> None
+                older <- older.Tail
+                if older.IsEmpty && not newer.IsEmpty then
+                    older <- List.rev newer
+                    newer <- []
+                next <- match older with head :: _ -> Some head | [] -> None
+            let count = messages.Count - taken.Count
+            List.ofSeq taken,
+            { Older = older; Newer = newer; Count = count; Last = (if count = 0 then 0L else messages.Last); ByClientId = index }
+        | _ -> [], messages
 
     /// The messages after `seq`.
     let after (seq: int64) (messages: Uncommitted) : Uncommitted = snd (upTo seq messages)
 
     /// Oldest first: the messages after `seq` whose texts together fit in `budget` characters
-    /// (at least one). They are looked up by number, one after the other, so the cost is the
-    /// batch's, not that of the messages before it; only numbers that skip (never from an
-    /// owner) take the long way.
+    /// (at least one): those numbered on from seq + 1 without a skip, or, when there is no
+    /// seq + 1 (numbers that skip, never from an owner), the ones after seq.
     let takeAfter (seq: int64) (budget: int) (messages: Uncommitted) : RoomMessage list =
-        let taken = ResizeArray<RoomMessage>()
-        let mutable left = budget
-        let fits (message: RoomMessage) = taken.Count = 0 || message.Text.Length <= left
-        let take (message: RoomMessage) =
-            taken.Add message
-            left <- left - message.Text.Length
-        let mutable next = messages.BySeq.TryFind(seq + 1L)
-        while next.IsSome && fits next.Value do
-            take next.Value
-            next <- messages.BySeq.TryFind(next.Value.Seq + 1L)
-        if taken.Count = 0 && messages.LastSeq > seq then
-            use oldestFirst = (after seq messages :> seq<RoomMessage>).GetEnumerator()
-            while oldestFirst.MoveNext() && fits oldestFirst.Current do
-                take oldestFirst.Current
-        List.ofSeq taken
+        if seq >= messages.Last then []
+        else
+            let rec skip (rest: RoomMessage list) =
+                match rest with
+                | message :: more when message.Seq <= seq -> skip more
+                | _ -> rest
+            let mutable rest = skip messages.Older
+            let mutable pastOlder = false
+            let next () =
+                match rest with
+                | message :: more ->
+                    rest <- more
+                    Some message
+                | [] when not pastOlder ->
+                    pastOlder <- true
+                    // The newest after seq, oldest first: a copy of what is taken, not of Newer.
+                    let rec collect (oldestFirst: RoomMessage list) (newestFirst: RoomMessage list) =
+                        match newestFirst with
+                        | message :: more when message.Seq > seq -> collect (message :: oldestFirst) more
+                        | _ -> oldestFirst
+                    rest <- collect [] messages.Newer
+                    match rest with
+                    | message :: more ->
+                        rest <- more
+                        Some message
+                    | [] -> None
+                | [] -> None
+            let taken = ResizeArray<RoomMessage>()
+            let mutable left = budget
+            let mutable current = next ()
+            let consecutive = current |> Option.exists (fun first -> first.Seq = seq + 1L)
+            let follows (message: RoomMessage) = not consecutive || message.Seq = seq + 1L + int64 taken.Count
+            while current.IsSome && (taken.Count = 0 || current.Value.Text.Length <= left) && follows current.Value do
+                taken.Add current.Value
+                left <- left - current.Value.Text.Length
+                current <- next ()
+            List.ofSeq taken
