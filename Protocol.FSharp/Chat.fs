@@ -59,7 +59,9 @@ let namedSession (client: ClientId) (chat: ChatState) : NamedSession option =
     | _ -> None
 
 let localMembers (room: RoomName) (chat: ChatState) : Set<ClientId> =
-    chat.LocalMembers.TryFind room |> Option.defaultValue Set.empty
+    match chat.LocalMembers.TryGetValue room with
+    | true, members -> members
+    | _ -> Set.empty
 
 /// The local connections that have said hello: every one of them is in #lobby, whose member
 /// index is kept up to date, so this costs a lookup, not a pass over every session.

@@ -393,7 +393,7 @@ let commit (quorum: bool) (alone: bool) (target: BackupAssignment option) (repli
         let committed, pending =
             match limit with
             | Nothing -> [], primary.Pending
-            | Everything -> primary.Pending.Messages, Uncommitted.empty
+            | Everything -> Uncommitted.upTo primary.Pending.LastSeq primary.Pending
             | UpTo seq -> Uncommitted.upTo seq primary.Pending
         match committed with
         | [] -> replica, []

@@ -49,10 +49,17 @@ let forEach (next: 'T -> NodeState -> NodeState * Effect list) (items: 'T seq) (
 /// history (a retry of a message sequenced before). Nicknames are unique, so a sender and a
 /// client message id name one message, whichever node the retry went through; without an id (0)
 /// the text and the sender's node must match too.
+let private acknowledged (message: RoomMessage) (state: NodeState) : Map<RoomName, WaitingPosts> =
+    match state.Unconfirmed.TryGetValue message.Room with
+    | true, waiting ->
+        match WaitingPosts.tryRemoveAnswered message waiting with
+        | Some waiting -> state.Unconfirmed.Add(message.Room, waiting)
+        | None -> state.Unconfirmed
+    | _ -> state.Unconfirmed
+
 let acknowledgePost (message: RoomMessage) (state: NodeState) : NodeState =
-    match state.Unconfirmed.TryFind message.Room |> Option.bind (WaitingPosts.tryRemoveAnswered message) with
-    | Some waiting -> { state with Unconfirmed = state.Unconfirmed.Add(message.Room, waiting) }
-    | None -> state
+    let unconfirmed = acknowledged message state
+    if LanguagePrimitives.PhysicalEquality unconfirmed state.Unconfirmed then state else { state with Unconfirmed = unconfirmed }
 
 /// The accounts room has no members; the client that registered, if it is here, is told.
 let private accountCommitted (message: RoomMessage) (state: NodeState) : Effect list =
@@ -66,14 +73,22 @@ let showingTo (room: RoomName) (state: NodeState) : Set<ClientId> =
     | None -> localMembers room state.Chat
     | Some waiting -> localMembers room state.Chat |> Set.filter (fun client -> not (waiting.ContainsKey client))
 
-/// A committed message goes to the room's members here, unless they have been shown its number.
-let show (message: RoomMessage) (state: NodeState) : NodeState * Effect list =
-    let shown = state.Shown.TryFind message.Room |> Option.defaultValue 0L
-    if message.Seq <= shown then state, []
+/// A committed message goes to the room's members here, unless they have been shown its number;
+/// the waiting posts become `unconfirmed` in the same copy of the state.
+let private showWith (unconfirmed: Map<RoomName, WaitingPosts>) (message: RoomMessage) (state: NodeState) : NodeState * Effect list =
+    let shown =
+        match state.Shown.TryGetValue message.Room with
+        | true, seq -> seq
+        | _ -> 0L
+    if message.Seq <= shown then
+        (if LanguagePrimitives.PhysicalEquality unconfirmed state.Unconfirmed then state else { state with Unconfirmed = unconfirmed }), []
     else
-        let state = { state with Shown = state.Shown.Add(message.Room, message.Seq) }
+        let state = { state with Unconfirmed = unconfirmed; Shown = state.Shown.Add(message.Room, message.Seq) }
         if Accounts.isAccountsRoom message.Room then state, accountCommitted message state
         else state, [ SendToClients(showingTo message.Room state, Message message) ]
+
+/// A committed message goes to the room's members here, unless they have been shown its number.
+let show (message: RoomMessage) (state: NodeState) : NodeState * Effect list = showWith state.Unconfirmed message state
 
 /// Spec: Interested(o), at this node, the owner: where a committed message goes. The node the
 /// post came through counts as a member node: the post waits there for this message (its
@@ -101,9 +116,9 @@ let askForMissing (room: RoomName) (state: NodeState) : Effect list =
 /// What this node holds of a room, as the replica rules see it.
 let replicaOf (room: RoomName) (state: NodeState) : Replication.Replica =
     { History = historyOf room state
-      Stored = state.Replicas.TryFind room |> Option.defaultValue Uncommitted.empty
+      Stored = (match state.Replicas.TryGetValue room with | true, stored -> stored | _ -> Uncommitted.empty)
       Primary = state.Primaries.TryFind room
-      Durable = state.Durable.TryFind room |> Option.defaultValue 0L
+      Durable = (match state.Durable.TryGetValue room with | true, seq -> seq | _ -> 0L)
       AwaitingFill = state.FillsRequested.Contains room }
 
 /// The replica back into the state, each map touched only where the replica changed it, in one
@@ -140,7 +155,8 @@ let carryOut (room: RoomName) (output: Replication.ReplicaOutput) (state: NodeSt
     | Replication.LogAppended messages -> state, [ AppendToLog(room, messages) ]
     | Replication.LogReplaced messages ->
         state, [ RewriteLog(room, messages); Log(Info, $"room {room}: replaced this node's copy with the owner's ({messages.Length} messages)") ]
-    | Replication.Delivered message -> show message (acknowledgePost message state)
+    // acknowledgePost, then show, in one copy of the state.
+    | Replication.Delivered message -> showWith (acknowledged message state) message state
     | Replication.AlreadyDelivered message -> acknowledgePost message state, []
     | Replication.SentTo sent -> state, toPeer state sent.To sent.Message
     | Replication.SentToInterested message ->

@@ -44,16 +44,69 @@ type PostKey =
 let idKey (from: Nick) (node: NodeId) (id: int64) : PostKey =
     { Id = id; Node = (if id < 0L then node else 0); From = from.Value; Text = "" }
 
-/// The messages of a history with a client message id, by sender and id, in two generations: the
-/// messages recorded since the last turn (Young), and the historyCapacity before it (Old). A
-/// history holds its last historyCapacity messages, so every message it holds is in one of them;
-/// one that has left the history since is no longer found (alreadySequenced checks). Nothing is
-/// ever removed: a message costs one insertion into Young, and at the turn Old is dropped whole.
+/// Messages a generation of a RetryIndex takes.
+let private generationSize = 128
+
+/// Full generations a RetryIndex keeps: with the young one, they cover the last historyCapacity.
+let private oldGenerations = (historyCapacity + generationSize - 1) / generationSize
+
+/// The order of a RetryIndex generation: by the post's key (PostKey's order: the id, the node for
+/// a node's id, the sender), then by seq, so the newest of one key comes last.
+let private byKeyThenSeq (a: RoomMessage) (b: RoomMessage) : int =
+    if a.ClientMessageId <> b.ClientMessageId then (if a.ClientMessageId < b.ClientMessageId then -1 else 1)
+    else
+        let nodeA = if a.ClientMessageId < 0L then a.FromNode else 0
+        let nodeB = if b.ClientMessageId < 0L then b.FromNode else 0
+        if nodeA <> nodeB then (if nodeA < nodeB then -1 else 1)
+        else
+            let byFrom = System.String.CompareOrdinal(a.From.Value, b.From.Value)
+            if byFrom <> 0 then byFrom else compare a.Seq b.Seq
+
+/// How a message's key compares with a key.
+let private compareToKey (key: PostKey) (message: RoomMessage) : int =
+    if message.ClientMessageId <> key.Id then (if message.ClientMessageId < key.Id then -1 else 1)
+    else
+        let node = if message.ClientMessageId < 0L then message.FromNode else 0
+        if node <> key.Node then (if node < key.Node then -1 else 1)
+        else System.String.CompareOrdinal(message.From.Value, key.From)
+
+/// The messages of a history with a client message id, findable by sender and id, in
+/// generations: those recorded since the last turn (Young, newest first), and the generationSize
+/// of each turn before it, sorted by key (Old, newest generation first), as many as cover
+/// historyCapacity. A history holds its last historyCapacity messages, so every message it holds
+/// is in one of them; one that has left the history since is no longer found (alreadySequenced
+/// checks). Nothing is ever removed: a message costs a list cell, a turn sorts one generation
+/// into an array, and the oldest generation goes whole.
 type RetryIndex =
-    { Young: Map<PostKey, RoomMessage>
-      Old: Map<PostKey, RoomMessage>
-      /// Messages added to Young since the last turn.
-      YoungAdds: int }
+    { Young: RoomMessage list
+      YoungCount: int
+      Old: RoomMessage[] list }
+
+module private RetryIndex =
+    let empty = { Young = []; YoungCount = 0; Old = [] }
+
+    let add (message: RoomMessage) (index: RetryIndex) : RetryIndex =
+        if message.ClientMessageId = 0L then index
+        elif index.YoungCount + 1 < generationSize then { index with Young = message :: index.Young; YoungCount = index.YoungCount + 1 }
+        else
+            let generation = Array.ofList (message :: index.Young)
+            Array.sortInPlaceWith byKeyThenSeq generation
+            { Young = []; YoungCount = 0; Old = List.truncate oldGenerations (generation :: index.Old) }
+
+    /// The newest of a sorted generation's messages with the key, by binary search.
+    let private findIn (key: PostKey) (generation: RoomMessage[]) : RoomMessage option =
+        // The first message whose key is beyond it; the one before, if it has the key, is the newest.
+        let mutable low = 0
+        let mutable high = generation.Length
+        while low < high do
+            let middle = (low + high) / 2
+            if compareToKey key generation[middle] <= 0 then low <- middle + 1 else high <- middle
+        if low > 0 && compareToKey key generation[low - 1] = 0 then Some generation[low - 1] else None
+
+    let tryFind (key: PostKey) (index: RetryIndex) : RoomMessage option =
+        match index.Young |> List.tryFind (fun message -> compareToKey key message = 0) with
+        | Some message -> Some message
+        | None -> index.Old |> List.tryPick (findIn key)
 
 /// A room's recent messages: at most historyCapacity of them, in a queue of two lists (the
 /// newest first, and the oldest first) so that adding one and dropping the oldest cost the same
@@ -123,10 +176,7 @@ let record (message: RoomMessage) (history: RoomHistory) : RoomHistory option =
     else
         let index =
             match history.ByClientId with
-            | Some index when message.ClientMessageId <> 0L ->
-                let young = index.Young.Add(clientKey message, message)
-                if index.YoungAdds + 1 >= historyCapacity then Some { Young = Map.empty; Old = young; YoungAdds = 0 }
-                else Some { index with Young = young; YoungAdds = index.YoungAdds + 1 }
+            | Some index when message.ClientMessageId <> 0L -> Some(RetryIndex.add message index)
             | index -> index
         let added = { history with Last = message.Seq; Newer = message :: history.Newer; Count = history.Count + 1; ByClientId = index }
         Some(if added.Count > historyCapacity then withoutOldest added else added)
@@ -195,10 +245,7 @@ let indexed (history: RoomHistory) : RoomHistory =
     match history.ByClientId with
     | Some _ -> history
     | None ->
-        let young =
-            (Map.empty, List.rev history.Recent)
-            ||> List.fold (fun index message -> if message.ClientMessageId = 0L then index else Map.add (clientKey message) message index)
-        { history with ByClientId = Some { Young = young; Old = Map.empty; YoungAdds = young.Count } }
+        { history with ByClientId = Some(List.fold (fun index message -> RetryIndex.add message index) RetryIndex.empty (List.rev history.Recent)) }
 
 /// A post the owner has already sequenced (a client's retry): the message it became, the newest
 /// with its sender and id. Looked up in the index; a history without one is searched.
@@ -209,10 +256,7 @@ let alreadySequenced (post: RoomPost) (history: RoomHistory) : RoomMessage optio
         let key = idKey post.From post.FromNode post.ClientMessageId
         match history.ByClientId with
         | Some index ->
-            let found =
-                match index.Young.TryGetValue key with
-                | true, message -> Some message
-                | _ -> index.Old.TryFind key
+            let found = RetryIndex.tryFind key index
             // Held still: the history drops its oldest messages, and the index keeps them a while.
             let oldest () = match history.Older with first :: _ -> first.Seq | [] -> (List.last history.Newer).Seq
             found |> Option.filter (fun message -> history.Count > 0 && message.Seq >= oldest ())

@@ -3,9 +3,10 @@
 ///   the shell lets wait, maxPostsInFlight per node), and the peer messages are delivered in the
 ///   order sent until the cluster is quiet;
 /// - `flood1`: the benchmark's flood10 on one node: one sender, 10 members in the room.
-/// Each prints messages/s, the bytes allocated per message on this thread (the core and this
-/// driver, which only counts) and, for 3 nodes, the peer frames per message; it asserts nothing
-/// about time. Run them with
+/// Each prints messages/s, the process's CPU time per message (steadier than wall time on a
+/// shared machine; it includes the GC's threads), the bytes allocated per message on this thread
+/// (the core and this driver, which only counts) and, for 3 nodes, the peer frames per message;
+/// it asserts nothing about time. Run them with
 ///     dotnet run --project tests/Protocol.Tests -c Release -- flood [posts] [burst]
 ///     dotnet run --project tests/Protocol.Tests -c Release -- flood1 [posts] [burst]
 module FormalChat.Protocol.Tests.FloodMeasure
@@ -55,6 +56,7 @@ let private measure (name: string) (net: Net) (senders: (NodeId * ClientId) list
     let texts = Array.init posts (fun index -> $"message {index + 1}")
     GC.Collect()
     let allocatedBefore = GC.GetAllocatedBytesForCurrentThread()
+    let cpuBefore = Process.GetCurrentProcess().TotalProcessorTime
     let clock = Stopwatch.StartNew()
     let mutable sent = 0
     while sent < posts do
@@ -64,11 +66,12 @@ let private measure (name: string) (net: Net) (senders: (NodeId * ClientId) list
                 apply node (ClientRequested(client, Say(room.Value, texts[sent - 1], int64 sent)))
         drain states inFlight frames shown |> ignore
     let seconds = clock.Elapsed.TotalSeconds
+    let cpu = Process.GetCurrentProcess().TotalProcessorTime - cpuBefore
     let allocated = GC.GetAllocatedBytesForCurrentThread() - allocatedBefore
     let owner = states[fst senders.Head].Placements[room].Owner
     let committed = states[owner].Histories[room].LastSeq
-    printfn "%s: %d posts in bursts of %d per sender, %d node(s): %.2f s, %.0f messages/s, %.0f bytes allocated per message, %.1f peer frames per message, %d committed, %d shown"
-        name posts burst states.Count seconds (float posts / seconds) (float allocated / float posts) (float frames.Value / float posts) committed shown.Value
+    printfn "%s: %d posts in bursts of %d per sender, %d node(s): %.2f s, %.0f messages/s, %.1f µs CPU per message, %.0f bytes allocated per message, %.1f peer frames per message, %d committed, %d shown"
+        name posts burst states.Count seconds (float posts / seconds) (cpu.TotalMicroseconds / float posts) (float allocated / float posts) (float frames.Value / float posts) committed shown.Value
     if committed = int64 posts then 0 else 1
 
 /// Three nodes, a member of #dev on each, every one of them sending.
