@@ -28,6 +28,16 @@ type PostKey =
 
     override this.GetHashCode() = System.HashCode.Combine(this.Id, this.Node, this.From, this.Text)
 
+    /// A 64-bit hash that is the same in every run (FNV-1a over the sender and text, then the id
+    /// and node mixed in): a map keyed by it compares int64s, not PostKeys through F#'s generic
+    /// comparison, and its rare collisions share a bucket (WaitingPosts).
+    member this.StableHash: int64 =
+        let mutable hash = 14695981039346656037UL
+        for c in this.From do hash <- (hash ^^^ uint64 c) * 1099511628211UL
+        for c in this.Text do hash <- (hash ^^^ uint64 c) * 1099511628211UL
+        hash <- (hash ^^^ uint64 this.Node) * 1099511628211UL
+        int64 ((hash ^^^ uint64 this.Id) * 0x9E3779B97F4A7C15UL)
+
     interface System.IComparable with
         member this.CompareTo(other) =
             match other with
@@ -76,22 +86,32 @@ let private compareToKey (key: PostKey) (message: RoomMessage) : int =
 /// historyCapacity. A history holds its last historyCapacity messages, so every message it holds
 /// is in one of them; one that has left the history since is no longer found (alreadySequenced
 /// checks). Nothing is ever removed: a message costs a list cell, a turn sorts one generation
-/// into an array, and the oldest generation goes whole.
+/// into an array, and the oldest generation goes whole. A lookup skips every generation whose
+/// ids do not span the key's (a new post's id is usually beyond them all).
 type RetryIndex =
     { Young: RoomMessage list
       YoungCount: int
+      /// The lowest and highest id in Young.
+      YoungLowest: int64
+      YoungHighest: int64
       Old: RoomMessage[] list }
 
 module private RetryIndex =
-    let empty = { Young = []; YoungCount = 0; Old = [] }
+    let empty = { Young = []; YoungCount = 0; YoungLowest = System.Int64.MaxValue; YoungHighest = System.Int64.MinValue; Old = [] }
 
     let add (message: RoomMessage) (index: RetryIndex) : RetryIndex =
-        if message.ClientMessageId = 0L then index
-        elif index.YoungCount + 1 < generationSize then { index with Young = message :: index.Young; YoungCount = index.YoungCount + 1 }
+        let id = message.ClientMessageId
+        if id = 0L then index
+        elif index.YoungCount + 1 < generationSize then
+            { index with
+                Young = message :: index.Young
+                YoungCount = index.YoungCount + 1
+                YoungLowest = min id index.YoungLowest
+                YoungHighest = max id index.YoungHighest }
         else
             let generation = Array.ofList (message :: index.Young)
             Array.sortInPlaceWith byKeyThenSeq generation
-            { Young = []; YoungCount = 0; Old = List.truncate oldGenerations (generation :: index.Old) }
+            { empty with Old = List.truncate oldGenerations (generation :: index.Old) }
 
     /// The newest of a sorted generation's messages with the key, by binary search.
     let private findIn (key: PostKey) (generation: RoomMessage[]) : RoomMessage option =
@@ -104,9 +124,23 @@ module private RetryIndex =
         if low > 0 && compareToKey key generation[low - 1] = 0 then Some generation[low - 1] else None
 
     let tryFind (key: PostKey) (index: RetryIndex) : RoomMessage option =
-        match index.Young |> List.tryFind (fun message -> compareToKey key message = 0) with
-        | Some message -> Some message
-        | None -> index.Old |> List.tryPick (findIn key)
+        let young =
+            if key.Id < index.YoungLowest || key.Id > index.YoungHighest then None
+            else index.Young |> List.tryFind (fun message -> compareToKey key message = 0)
+        match young with
+        | Some _ -> young
+        | None ->
+            // Sorted by id first: the first and last ids of a generation are its span.
+            let spans (generation: RoomMessage[]) =
+                generation.Length > 0 && key.Id >= generation[0].ClientMessageId && key.Id <= generation[generation.Length - 1].ClientMessageId
+            let rec search (generations: RoomMessage[] list) =
+                match generations with
+                | [] -> None
+                | generation :: older ->
+                    match (if spans generation then findIn key generation else None) with
+                    | Some _ as found -> found
+                    | None -> search older
+            search index.Old
 
 /// A room's recent messages: at most historyCapacity of them, in a queue of two lists (the
 /// newest first, and the oldest first) so that adding one and dropping the oldest cost the same
@@ -167,6 +201,8 @@ let validateRoomName (room: string) : Result<RoomName, string> =
     if System.String.IsNullOrEmpty room || room.[0] <> '#' then Result.Error "a room name starts with '#', e.g. #general"
     elif room.Length < 2 || room.Length > 33 then Result.Error "a room name has 1 to 32 characters after '#'"
     elif not (allowedFrom 1) then Result.Error "a room name uses only letters, digits, '_' and '-'"
+    // Names arrive in lower case nearly always: no new string for those.
+    elif not (String.exists System.Char.IsAsciiLetterUpper room) then Ok(RoomName room)
     else Ok(RoomName(room.ToLowerInvariant()))
 
 /// Adds a sequenced message; None when it is not newer than what this node already has.

@@ -1,19 +1,23 @@
 namespace FormalChat.Protocol
 
+/// One waiting post: its key (WaitingPosts.key), and its arrival number.
+type WaitingPost = { Key: Rooms.PostKey; Arrival: int64; Post: RoomPost }
+
 /// A room's posts that wait here to be seen sequenced, in the order they arrived (see
 /// NodeState.Unconfirmed). The message that answers one finds it by key (acknowledgePost), so
 /// acknowledging a post costs log n even with a thousand waiting; a post waits in one map, so
 /// adding or acknowledging one changes one map. Their order is by arrival number, put together
-/// when asked for (a resend each tick, an owner change). Two are equal when they hold the same
-/// posts in the same order.
+/// when asked for (a resend each tick, an owner change). The map is keyed by the key's stable
+/// hash: it compares int64s, and the posts whose keys share a hash (rarely others than one key)
+/// share its bucket. Two are equal when they hold the same posts in the same order.
 [<CustomEquality; CustomComparison>]
 type WaitingPosts =
     private
         { Arrivals: int64
           Count: int
-          /// The posts with each key, with their arrival numbers, oldest first (only posts
-          /// without an id can share one).
-          ByKey: Map<Rooms.PostKey, (int64 * RoomPost) list> }
+          /// The posts by the hash of their key, with their keys and arrival numbers, oldest
+          /// first (only posts without an id can share a key).
+          ByKey: Map<int64, WaitingPost list> }
 
     member this.Length = this.Count
     member this.IsEmpty = this.Count = 0
@@ -24,8 +28,8 @@ type WaitingPosts =
         else
             this.ByKey.Values
             |> Seq.concat
-            |> Seq.sortBy fst
-            |> Seq.map snd
+            |> Seq.sortBy _.Arrival
+            |> Seq.map _.Post
             |> List.ofSeq
 
     override this.Equals(other) =
@@ -58,37 +62,48 @@ module WaitingPosts =
 
     let private keyOfPost (post: RoomPost) = key post.From post.ClientMessageId post.Text post.FromNode
 
-    let private postsOf (key: Rooms.PostKey) (waiting: WaitingPosts) =
-        match waiting.ByKey.TryGetValue key with
-        | true, posts -> posts
+    let private bucketOf (key: Rooms.PostKey) (waiting: WaitingPosts) : WaitingPost list =
+        match waiting.ByKey.TryGetValue key.StableHash with
+        | true, bucket -> bucket
         | _ -> []
 
     /// The post waits, after the others.
     let add (post: RoomPost) (waiting: WaitingPosts) : WaitingPosts =
         let arrival = waiting.Arrivals + 1L
         let key = keyOfPost post
+        let entry = { Key = key; Arrival = arrival; Post = post }
         { Arrivals = arrival
           Count = waiting.Count + 1
-          ByKey = waiting.ByKey.Add(key, (match postsOf key waiting with [] -> [ arrival, post ] | posts -> posts @ [ arrival, post ])) }
+          ByKey = waiting.ByKey.Add(key.StableHash, (match bucketOf key waiting with [] -> [ entry ] | bucket -> bucket @ [ entry ])) }
 
     let ofList (posts: RoomPost list) : WaitingPosts = posts |> List.fold (fun waiting post -> add post waiting) empty
 
     let contains (post: RoomPost) (waiting: WaitingPosts) : bool =
-        postsOf (keyOfPost post) waiting |> List.exists (fun (_, waitingPost) -> waitingPost = post)
+        let key = keyOfPost post
+        bucketOf key waiting |> List.exists (fun entry -> entry.Key = key && entry.Post = post)
 
     /// A post from this sender and node with this client message id waits (never for id 0).
     let containsId (from: Nick) (node: NodeId) (id: int64) (waiting: WaitingPosts) : bool =
-        id <> 0L && waiting.ByKey.ContainsKey(key from id "" node)
+        let key = key from id "" node
+        id <> 0L && bucketOf key waiting |> List.exists (fun entry -> entry.Key = key)
 
     /// Without the oldest post the message answers: the same sender and client message id, or,
     /// for a message without an id, the same sender, text and sender's node. None when no post
     /// waits for it.
     let tryRemoveAnswered (message: RoomMessage) (waiting: WaitingPosts) : WaitingPosts option =
         let key = key message.From message.ClientMessageId message.Text message.FromNode
-        match postsOf key waiting with
+        match bucketOf key waiting with
         | [] -> None
-        | _ :: rest ->
+        | bucket when not (bucket |> List.exists (fun entry -> entry.Key = key)) -> None
+        | bucket ->
+            // The bucket is oldest first: the first with the key is the oldest.
+            let rec withoutFirst (entries: WaitingPost list) =
+                match entries with
+                | entry :: rest when entry.Key = key -> rest
+                | entry :: rest -> entry :: withoutFirst rest
+                | [] -> []
+            let rest = withoutFirst bucket
             Some
                 { waiting with
                     Count = waiting.Count - 1
-                    ByKey = if rest.IsEmpty then waiting.ByKey.Remove key else waiting.ByKey.Add(key, rest) }
+                    ByKey = if rest.IsEmpty then waiting.ByKey.Remove key.StableHash else waiting.ByKey.Add(key.StableHash, rest) }
