@@ -30,13 +30,15 @@ let then' (next: NodeState -> NodeState * Effect list) (state: NodeState, effect
 /// items, and under load that is thousands of posts or messages in one step.
 let forEach (next: 'T -> NodeState -> NodeState * Effect list) (items: 'T seq) (state: NodeState, effects: Effect list) =
     let mutable state = state
-    let batches = ResizeArray<Effect list>()
-    batches.Add effects
+    let collected = ResizeArray<Effect>()
+    collected.AddRange effects
     for item in items do
         let after, more = next item state
         state <- after
-        if not more.IsEmpty then batches.Add more
-    state, List.concat batches
+        for effect in more do collected.Add effect
+    let mutable all = []
+    for index in collected.Count - 1 .. -1 .. 0 do all <- collected[index] :: all
+    state, all
 
 // ---------------------------------------------------------------------------------------------
 // Rooms: the replica rules (Replication.fs) applied to this node's state, and their outputs
@@ -122,17 +124,19 @@ let replicaOf (room: RoomName) (state: NodeState) : Replication.Replica =
       AwaitingFill = state.FillsRequested.Contains room }
 
 /// The replica back into the state, each map touched only where the replica changed it, in one
-/// copy of the state (a post passes here once or twice).
-let withReplica (room: RoomName) (before: Replication.Replica) (replica: Replication.Replica) (state: NodeState) : NodeState =
+/// copy of the state (a post passes here once or twice), which also counts `sequenced` messages
+/// towards the load.
+let private replicaInto (room: RoomName) (before: Replication.Replica) (replica: Replication.Replica) (sequenced: int) (state: NodeState) : NodeState =
     let changed (a: 'T) (b: 'T) = not (LanguagePrimitives.PhysicalEquality a b)
     let historyChanged = changed before.History replica.History
     let storedChanged = changed before.Stored replica.Stored
     let primaryChanged = changed before.Primary replica.Primary
     let durableChanged = before.Durable <> replica.Durable
     let fillChanged = before.AwaitingFill <> replica.AwaitingFill
-    if not (historyChanged || storedChanged || primaryChanged || durableChanged || fillChanged) then state
+    if not (historyChanged || storedChanged || primaryChanged || durableChanged || fillChanged) && sequenced = 0 then state
     else
         { state with
+            MessagesSinceTick = state.MessagesSinceTick + sequenced
             Histories = if historyChanged then state.Histories.Add(room, replica.History) else state.Histories
             Replicas =
                 if not storedChanged then state.Replicas
@@ -148,6 +152,10 @@ let withReplica (room: RoomName) (before: Replication.Replica) (replica: Replica
                 if not fillChanged then state.FillsRequested
                 elif replica.AwaitingFill then state.FillsRequested.Add room
                 else state.FillsRequested.Remove room }
+
+/// The replica back into the state, each map touched only where the replica changed it.
+let withReplica (room: RoomName) (before: Replication.Replica) (replica: Replication.Replica) (state: NodeState) : NodeState =
+    replicaInto room before replica 0 state
 
 /// One replica output as effects on this node, in order.
 let carryOut (room: RoomName) (output: Replication.ReplicaOutput) (state: NodeState) : NodeState * Effect list =
@@ -306,7 +314,7 @@ let replicate (room: RoomName) (state: NodeState) : NodeState * Effect list =
 let sequenceAsOwner (post: RoomPost) (placement: Assignment) (state: NodeState) : NodeState * Effect list =
     // The placement names this node: it acts as the owner even before it has taken the room over.
     let before = replicaOf post.Room state
-    let owning = { before with Primary = Some(before.Primary |> Option.defaultValue Replication.emptyPrimary) }
+    let owning = if before.Primary.IsSome then before else { before with Primary = Some Replication.emptyPrimary }
     match Replication.sequencePost post placement owning with
     | _, Replication.AlreadyCommitted message, _ ->
         let state = acknowledgePost message state
@@ -315,10 +323,9 @@ let sequenceAsOwner (post: RoomPost) (placement: Assignment) (state: NodeState) 
     | _, (Replication.AlreadyPending | Replication.NotOwner), _ -> state, []
     | sequenced, Replication.Sequenced _, outputs ->
         // The sequenced replica owns the room, so the replication step applies to it (replicate).
-        let counted = { state with MessagesSinceTick = state.MessagesSinceTick + 1 }
-        let after, replicated = replicateReplica post.Room counted sequenced
+        let after, replicated = replicateReplica post.Room state sequenced
         let outputs = if outputs.IsEmpty then replicated else outputs @ replicated
-        forEach (carryOut post.Room) outputs (withReplica post.Room before after counted, [])
+        forEach (carryOut post.Room) outputs (replicaInto post.Room before after 1 state, [])
 
 /// The room's backup assignment changed here: the owner sends its state to a new backup.
 let applyBackup (room: RoomName) (backup: BackupAssignment) (state: NodeState) : NodeState * Effect list =
