@@ -53,6 +53,12 @@ let hasQuorum (known: int) (state: Coordination) : bool =
 let private ownerOf (room: RoomName) (placements: Placement.Placements) =
     placements.TryFind room |> Option.map (fun placement -> placement.Owner)
 
+/// Whether the placement names this owner (ownerOf room placements = Some owner, with no option).
+let private isOwnedBy (owner: NodeId) (room: RoomName) (placements: Placement.Placements) =
+    match placements.TryGetValue room with
+    | true, placement -> placement.Owner = owner
+    | _ -> false
+
 /// Spec: RoomsBacked(b, n).
 let roomsBacked (backups: Backups) (node: NodeId) : int =
     backups |> Seq.sumBy (fun (KeyValue(_, backup)) -> if backup.Backup = node then 1 else 0)
@@ -190,7 +196,9 @@ type ReplicaOutput =
 
 /// Spec: Persist(d, ms). Writes what the node holds and has not written yet.
 let private persist (messages: RoomMessage list) (replica: Replica) : Replica * ReplicaOutput list =
-    match messages |> List.filter (fun message -> message.Seq > replica.Durable) with
+    let fresh (message: RoomMessage) = message.Seq > replica.Durable
+    // A batch is usually all new: the same list, with no copy.
+    match (if List.forall fresh messages then messages else List.filter fresh messages) with
     | [] -> replica, []
     | fresh -> { replica with Durable = (List.last fresh).Seq }, [ LogAppended fresh ]
 
@@ -281,7 +289,7 @@ let takeOwnership (owns: bool) (replica: Replica) : Replica * ReplicaOutput list
 
 /// The backup this node, as the room's owner, replicates to: assigned for it, and live.
 let backupTarget (room: RoomName) (placements: Placement.Placements) (backups: Backups) (state: Coordination) : BackupAssignment option =
-    if ownerOf room placements = Some state.Self && hasBackup room placements backups state then backups.TryFind room
+    if isOwnedBy state.Self room placements && hasBackup room placements backups state then backups.TryFind room
     else None
 
 /// What the owner makes of a post.

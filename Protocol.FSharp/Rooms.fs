@@ -20,10 +20,13 @@ type PostKey =
       From: string
       Text: string }
 
+    /// Equality without F#'s generic equality (the hot path compares keys in buckets).
+    member this.Matches(other: PostKey) =
+        this.Id = other.Id && this.Node = other.Node && System.String.Equals(this.From, other.From) && System.String.Equals(this.Text, other.Text)
+
     override this.Equals(other) =
         match other with
-        | :? PostKey as other ->
-            this.Id = other.Id && this.Node = other.Node && System.String.Equals(this.From, other.From) && System.String.Equals(this.Text, other.Text)
+        | :? PostKey as other -> this.Matches other
         | _ -> false
 
     override this.GetHashCode() = System.HashCode.Combine(this.Id, this.Node, this.From, this.Text)

@@ -80,12 +80,12 @@ module WaitingPosts =
 
     let contains (post: RoomPost) (waiting: WaitingPosts) : bool =
         let key = keyOfPost post
-        bucketOf key waiting |> List.exists (fun entry -> entry.Key = key && entry.Post = post)
+        bucketOf key waiting |> List.exists (fun entry -> entry.Key.Matches key && entry.Post = post)
 
     /// A post from this sender and node with this client message id waits (never for id 0).
     let containsId (from: Nick) (node: NodeId) (id: int64) (waiting: WaitingPosts) : bool =
         let key = key from id "" node
-        id <> 0L && bucketOf key waiting |> List.exists (fun entry -> entry.Key = key)
+        id <> 0L && bucketOf key waiting |> List.exists (fun entry -> entry.Key.Matches key)
 
     /// Without the oldest post the message answers: the same sender and client message id, or,
     /// for a message without an id, the same sender, text and sender's node. None when no post
@@ -94,12 +94,12 @@ module WaitingPosts =
         let key = key message.From message.ClientMessageId message.Text message.FromNode
         match bucketOf key waiting with
         | [] -> None
-        | bucket when not (bucket |> List.exists (fun entry -> entry.Key = key)) -> None
+        | bucket when not (bucket |> List.exists (fun entry -> entry.Key.Matches key)) -> None
         | bucket ->
             // The bucket is oldest first: the first with the key is the oldest.
             let rec withoutFirst (entries: WaitingPost list) =
                 match entries with
-                | entry :: rest when entry.Key = key -> rest
+                | entry :: rest when entry.Key.Matches key -> rest
                 | entry :: rest -> entry :: withoutFirst rest
                 | [] -> []
             let rest = withoutFirst bucket
