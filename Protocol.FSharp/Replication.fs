@@ -65,8 +65,11 @@ let roomsBacked (backups: Backups) (node: NodeId) : int =
 
 /// Spec: HasBackup(r). The room's backup serves its current owner and is live.
 let hasBackup (room: RoomName) (placements: Placement.Placements) (backups: Backups) (state: Coordination) : bool =
-    match ownerOf room placements, backups.TryFind room with
-    | Some owner, Some backup -> backup.Owner = owner && backup.Backup <> owner && state.View.Contains backup.Backup
+    match placements.TryGetValue room with
+    | true, placement ->
+        match backups.TryGetValue room with
+        | true, backup -> backup.Owner = placement.Owner && backup.Backup <> placement.Owner && state.View.Contains backup.Backup
+        | _ -> false
     | _ -> false
 
 /// A live owner with another live node to copy to, and no backup serving it.
