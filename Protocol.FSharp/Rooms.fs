@@ -99,10 +99,12 @@ type RetryIndex =
       YoungHighest: int64
       Old: RoomMessage[] list }
 
-module private RetryIndex =
+/// RetryIndex, also an owner's index of its pending messages (Uncommitted): `prune` says which
+/// sorted generations a turn keeps, `isHeld` whether a message found is still held.
+module RetryIndex =
     let empty = { Young = []; YoungCount = 0; YoungLowest = System.Int64.MaxValue; YoungHighest = System.Int64.MinValue; Old = [] }
 
-    let add (message: RoomMessage) (index: RetryIndex) : RetryIndex =
+    let add (prune: RoomMessage[] list -> RoomMessage[] list) (message: RoomMessage) (index: RetryIndex) : RetryIndex =
         let id = message.ClientMessageId
         if id = 0L then index
         elif index.YoungCount + 1 < generationSize then
@@ -114,22 +116,28 @@ module private RetryIndex =
         else
             let generation = Array.ofList (message :: index.Young)
             Array.sortInPlaceWith byKeyThenSeq generation
-            { empty with Old = List.truncate oldGenerations (generation :: index.Old) }
+            { empty with Old = prune (generation :: index.Old) }
 
-    /// The newest of a sorted generation's messages with the key, by binary search.
-    let private findIn (key: PostKey) (generation: RoomMessage[]) : RoomMessage option =
-        // The first message whose key is beyond it; the one before, if it has the key, is the newest.
+    /// The newest of a sorted generation's messages with the key that is held, by binary search.
+    let private findIn (isHeld: RoomMessage -> bool) (key: PostKey) (generation: RoomMessage[]) : RoomMessage option =
+        // The first message whose key is beyond it; those before, while they have the key, newest first.
         let mutable low = 0
         let mutable high = generation.Length
         while low < high do
             let middle = (low + high) / 2
             if compareToKey key generation[middle] <= 0 then low <- middle + 1 else high <- middle
-        if low > 0 && compareToKey key generation[low - 1] = 0 then Some generation[low - 1] else None
+        let mutable found = None
+        let mutable index = low - 1
+        while found.IsNone && index >= 0 && compareToKey key generation[index] = 0 do
+            if isHeld generation[index] then found <- Some generation[index]
+            index <- index - 1
+        found
 
-    let tryFind (key: PostKey) (index: RetryIndex) : RoomMessage option =
+    /// The newest message with the key that is held.
+    let tryFind (isHeld: RoomMessage -> bool) (key: PostKey) (index: RetryIndex) : RoomMessage option =
         let young =
             if key.Id < index.YoungLowest || key.Id > index.YoungHighest then None
-            else index.Young |> List.tryFind (fun message -> compareToKey key message = 0)
+            else index.Young |> List.tryFind (fun message -> compareToKey key message = 0 && isHeld message)
         match young with
         | Some _ -> young
         | None ->
@@ -140,10 +148,13 @@ module private RetryIndex =
                 match generations with
                 | [] -> None
                 | generation :: older ->
-                    match (if spans generation then findIn key generation else None) with
+                    match (if spans generation then findIn isHeld key generation else None) with
                     | Some _ as found -> found
                     | None -> search older
             search index.Old
+
+/// A history's index keeps the generations that cover historyCapacity.
+let private keepCapacity (generations: RoomMessage[] list) = List.truncate oldGenerations generations
 
 /// A room's recent messages: at most historyCapacity of them, in a queue of two lists (the
 /// newest first, and the oldest first) so that adding one and dropping the oldest cost the same
@@ -215,7 +226,7 @@ let record (message: RoomMessage) (history: RoomHistory) : RoomHistory option =
     else
         let index =
             match history.ByClientId with
-            | Some index when message.ClientMessageId <> 0L -> Some(RetryIndex.add message index)
+            | Some index when message.ClientMessageId <> 0L -> Some(RetryIndex.add keepCapacity message index)
             | index -> index
         let added = { history with Last = message.Seq; Newer = message :: history.Newer; Count = history.Count + 1; ByClientId = index }
         Some(if added.Count > historyCapacity then withoutOldest added else added)
@@ -284,7 +295,7 @@ let indexed (history: RoomHistory) : RoomHistory =
     match history.ByClientId with
     | Some _ -> history
     | None ->
-        { history with ByClientId = Some(List.fold (fun index message -> RetryIndex.add message index) RetryIndex.empty (List.rev history.Recent)) }
+        { history with ByClientId = Some(List.fold (fun index message -> RetryIndex.add keepCapacity message index) RetryIndex.empty (List.rev history.Recent)) }
 
 /// A post the owner has already sequenced (a client's retry): the message it became, the newest
 /// with its sender and id. Looked up in the index; a history without one is searched.
@@ -295,10 +306,9 @@ let alreadySequenced (post: RoomPost) (history: RoomHistory) : RoomMessage optio
         let key = idKey post.From post.FromNode post.ClientMessageId
         match history.ByClientId with
         | Some index ->
-            let found = RetryIndex.tryFind key index
             // Held still: the history drops its oldest messages, and the index keeps them a while.
             let oldest () = match history.Older with first :: _ -> first.Seq | [] -> (List.last history.Newer).Seq
-            found |> Option.filter (fun message -> history.Count > 0 && message.Seq >= oldest ())
+            RetryIndex.tryFind (fun message -> history.Count > 0 && message.Seq >= oldest ()) key index
         | None -> history.Recent |> List.tryFind (fun message -> message.ClientMessageId <> 0L && clientKey message = key)
 
 /// The owner's step: the next sequence number continues from the newest the node knows of.

@@ -18,8 +18,11 @@ type Uncommitted =
           /// The highest sequence number held; 0 when none.
           Last: int64
           /// The messages with a client message id, by sender and id: how an owner recognises a
-          /// retry of a post still pending (Replication.sequencePost). None until indexed.
-          ByClientId: Map<Rooms.PostKey, RoomMessage> option }
+          /// retry of a post still pending (Replication.sequencePost). In generations, as a
+          /// history's (Rooms.RetryIndex): nothing is removed as messages commit; a turn drops the
+          /// generations that hold none still here, and a message found counts only while it is
+          /// here. None until indexed.
+          ByClientId: Rooms.RetryIndex option }
 
     member this.Length = this.Count
     member this.IsEmpty = this.Count = 0
@@ -58,15 +61,21 @@ module Uncommitted =
 
     let private clientKey (message: RoomMessage) = Rooms.idKey message.From message.FromNode message.ClientMessageId
 
-    let private withIndexed (message: RoomMessage) (index: Map<Rooms.PostKey, RoomMessage> option) =
+    /// A turn of the index keeps the generations with a message from `first` on (the oldest
+    /// held): the others hold only messages committed since.
+    let private keepHeldFrom (first: int64) (generations: RoomMessage[] list) =
+        generations |> List.filter (Array.exists (fun message -> message.Seq >= first))
+
+    let private withIndexed (first: int64) (message: RoomMessage) (index: Rooms.RetryIndex option) =
         match index with
-        | Some index when message.ClientMessageId <> 0L -> Some(index.Add(clientKey message, message))
+        | Some index when message.ClientMessageId <> 0L -> Some(Rooms.RetryIndex.add (keepHeldFrom first) message index)
         | index -> index
 
     /// The message joins at its sequence number (in place of one held with that number). The
     /// newest joins at the end of the queue; any other, rarely, rebuilds it.
     let add (message: RoomMessage) (messages: Uncommitted) : Uncommitted =
-        let index = withIndexed message messages.ByClientId
+        let first = match messages.Older with oldest :: _ -> min oldest.Seq message.Seq | [] -> message.Seq
+        let index = withIndexed first message messages.ByClientId
         if messages.Count = 0 then
             { Older = [ message ]; Newer = []; Count = 1; Last = message.Seq; ByClientId = index }
         elif message.Seq > messages.Last then
@@ -96,9 +105,8 @@ module Uncommitted =
         match messages.ByClientId with
         | Some _ -> messages
         | None ->
-            let index =
-                messages.Messages
-                |> List.fold (fun (index: Map<Rooms.PostKey, RoomMessage>) message -> if message.ClientMessageId = 0L then index else index.Add(clientKey message, message)) Map.empty
+            let first = match messages.Older with oldest :: _ -> oldest.Seq | [] -> 0L
+            let index = messages.Messages |> List.fold (fun index message -> Rooms.RetryIndex.add (keepHeldFrom first) message index) Rooms.RetryIndex.empty
             { messages with ByClientId = Some index }
 
     /// The message a post already became (a retry); never for a post without a client message id.
@@ -108,7 +116,7 @@ module Uncommitted =
         else
             let key = Rooms.idKey post.From post.FromNode post.ClientMessageId
             match messages.ByClientId with
-            | Some index -> index.TryFind key
+            | Some index -> Rooms.RetryIndex.tryFind (fun message -> tryFind message.Seq messages = Some message) key index
             | None -> messages.Messages |> List.filter (fun message -> message.ClientMessageId <> 0L && clientKey message = key) |> List.tryLast
 
     /// The messages up to `seq`, oldest first, and the rest. The same queue when none is that old.
@@ -118,19 +126,10 @@ module Uncommitted =
             let taken = ResizeArray<RoomMessage>()
             let mutable older = messages.Older
             let mutable newer = messages.Newer
-            let mutable index = messages.ByClientId
             let mutable next = tryFirst messages
             while next.IsSome && next.Value.Seq <= seq do
                 let message = next.Value
                 taken.Add message
-                index <-
-                    match index with
-                    | Some byKey ->
-                        let key = clientKey message
-                        match byKey.TryGetValue key with
-                        | true, indexed when indexed.Seq = message.Seq -> Some(byKey.Remove key)
-                        | _ -> index
-                    | None -> None
                 older <- older.Tail
                 if older.IsEmpty && not newer.IsEmpty then
                     older <- List.rev newer
@@ -138,7 +137,8 @@ module Uncommitted =
                 next <- match older with head :: _ -> Some head | [] -> None
             let count = messages.Count - taken.Count
             List.ofSeq taken,
-            { Older = older; Newer = newer; Count = count; Last = (if count = 0 then 0L else messages.Last); ByClientId = index }
+            // The index keeps the committed until a turn drops their generation (see ByClientId).
+            { Older = older; Newer = newer; Count = count; Last = (if count = 0 then 0L else messages.Last); ByClientId = messages.ByClientId }
         | _ -> [], messages
 
     /// The messages after `seq`.
