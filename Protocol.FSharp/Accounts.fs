@@ -11,7 +11,7 @@ module FormalChat.Protocol.Accounts
 /// client can join it, post to it or ask who is in it.
 let room = RoomName "#@accounts"
 
-let isAccountsRoom (name: RoomName) : bool = name = room
+let isAccountsRoom (name: RoomName) : bool = System.String.Equals(name.Value, room.Value)
 
 /// The longest password the shell hashes; a longer one is refused as password-invalid.
 let maxPasswordLength = 1024

@@ -45,10 +45,12 @@ let validateNick (nick: string) : Result<Nick, string> =
     elif not (Seq.forall allowed nick) then Result.Error "a nickname uses only letters, digits, '_' and '-'"
     else Ok(Nick nick)
 
+let private lineBreaks = [| '\n'; '\r' |]
+
 let validateText (maxTextLength: int) (text: string) : Result<string, string> =
     if System.String.IsNullOrWhiteSpace text then Result.Error "a message needs some text"
     elif text.Length > maxTextLength then Result.Error $"a message has at most {maxTextLength} characters"
-    elif Seq.exists (fun c -> c = '\n' || c = '\r') text then Result.Error "a message is one line"
+    elif text.IndexOfAny(lineBreaks) >= 0 then Result.Error "a message is one line"
     else Ok text
 
 let namedSession (client: ClientId) (chat: ChatState) : NamedSession option =
@@ -57,7 +59,9 @@ let namedSession (client: ClientId) (chat: ChatState) : NamedSession option =
     | _ -> None
 
 let localMembers (room: RoomName) (chat: ChatState) : Set<ClientId> =
-    chat.LocalMembers.TryFind room |> Option.defaultValue Set.empty
+    match chat.LocalMembers.TryGetValue room with
+    | true, members -> members
+    | _ -> Set.empty
 
 /// The local connections that have said hello: every one of them is in #lobby, whose member
 /// index is kept up to date, so this costs a lookup, not a pass over every session.

@@ -90,12 +90,18 @@ let private numbered (post: RoomPost) (state: NodeState) : RoomPost * NodeState 
 
 /// A post from a client here waits (for its acknowledgement, or for a re-send after an owner
 /// change) unless a retry of it already does, and goes to the room's owner.
-let private postAndWait (post: RoomPost) (state: NodeState) =
-    let post, state = numbered post state
+let private waitAndRoute (post: RoomPost) (state: NodeState) =
     let waiting = state.Unconfirmed.TryFind post.Room |> Option.defaultValue WaitingPosts.empty
     let alreadyWaiting = WaitingPosts.containsId post.From post.FromNode post.ClientMessageId waiting
     let state = if alreadyWaiting then state else { state with Unconfirmed = state.Unconfirmed.Add(post.Room, WaitingPosts.add post waiting) }
     routePost post state
+
+/// A post is numbered first if it came without an id (numbered).
+let private postAndWait (post: RoomPost) (state: NodeState) =
+    if post.ClientMessageId > 0L then waitAndRoute post state
+    else
+        let post, state = numbered post state
+        waitAndRoute post state
 
 let private say (config: ProtocolConfig) (client: ClientId) (session: NamedSession) (room: RoomName) (text: string) (id: int64) (state: NodeState) =
     match validateText config.MaxTextLength text with
@@ -137,7 +143,7 @@ let private roomList (state: NodeState) : RoomSummary list =
               else None
             Members = memberCount room state.Chat } ]
 
-let private withRoom client (room: string) (action: RoomName -> NodeState * Effect list) (state: NodeState) =
+let inline private withRoom client (room: string) (action: RoomName -> NodeState * Effect list) (state: NodeState) =
     match Rooms.validateRoomName room with
     | Ok room -> action room
     | Result.Error reason -> state, [ refuse client RoomInvalid reason ]

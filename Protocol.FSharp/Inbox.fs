@@ -21,6 +21,7 @@ let maxPerStep = 10_000
 
 /// Handles the messages this node sent itself with `handle`, oldest first, until none is left.
 let drain (handle: PeerMessage -> NodeState -> NodeState * Effect list) (state: NodeState) : NodeState * Effect list =
+    if state.Inbox.IsEmpty then state, [] else
     let mutable state = state
     let effects = ResizeArray<Effect list>()
     let mutable handled = 0

@@ -137,4 +137,6 @@ let private handle (config: ProtocolConfig) (state: NodeState) (event: Event) : 
 /// the node sent itself on the way are handled before it returns.
 let step (config: ProtocolConfig) (state: NodeState) (event: Event) : NodeState * Effect list =
     if state.Stopped then state, []
-    else then' drainInbox (handle config state event)
+    else
+        let handled = handle config state event
+        if (fst handled).Inbox.IsEmpty then handled else then' drainInbox handled

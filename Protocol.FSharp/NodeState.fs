@@ -200,7 +200,9 @@ let recover (logs: (RoomName * RoomMessage list) list) (state: NodeState) : Node
         Damaged = set [ for room, history in histories do if (Rooms.firstGap history).IsSome then room ] }
 
 let historyOf (room: RoomName) (state: NodeState) : RoomHistory =
-    state.Histories.TryFind room |> Option.defaultValue emptyHistory
+    match state.Histories.TryGetValue room with
+    | true, history -> history
+    | _ -> emptyHistory
 
 /// The highest sequence number this node holds of a room, committed or stored as the backup.
 let heldOf (room: RoomName) (state: NodeState) : int64 =

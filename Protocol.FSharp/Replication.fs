@@ -53,14 +53,23 @@ let hasQuorum (known: int) (state: Coordination) : bool =
 let private ownerOf (room: RoomName) (placements: Placement.Placements) =
     placements.TryFind room |> Option.map (fun placement -> placement.Owner)
 
+/// Whether the placement names this owner (ownerOf room placements = Some owner, with no option).
+let private isOwnedBy (owner: NodeId) (room: RoomName) (placements: Placement.Placements) =
+    match placements.TryGetValue room with
+    | true, placement -> placement.Owner = owner
+    | _ -> false
+
 /// Spec: RoomsBacked(b, n).
 let roomsBacked (backups: Backups) (node: NodeId) : int =
     backups |> Seq.sumBy (fun (KeyValue(_, backup)) -> if backup.Backup = node then 1 else 0)
 
 /// Spec: HasBackup(r). The room's backup serves its current owner and is live.
 let hasBackup (room: RoomName) (placements: Placement.Placements) (backups: Backups) (state: Coordination) : bool =
-    match ownerOf room placements, backups.TryFind room with
-    | Some owner, Some backup -> backup.Owner = owner && backup.Backup <> owner && state.View.Contains backup.Backup
+    match placements.TryGetValue room with
+    | true, placement ->
+        match backups.TryGetValue room with
+        | true, backup -> backup.Owner = placement.Owner && backup.Backup <> placement.Owner && state.View.Contains backup.Backup
+        | _ -> false
     | _ -> false
 
 /// A live owner with another live node to copy to, and no backup serving it.
@@ -190,7 +199,9 @@ type ReplicaOutput =
 
 /// Spec: Persist(d, ms). Writes what the node holds and has not written yet.
 let private persist (messages: RoomMessage list) (replica: Replica) : Replica * ReplicaOutput list =
-    match messages |> List.filter (fun message -> message.Seq > replica.Durable) with
+    let fresh (message: RoomMessage) = message.Seq > replica.Durable
+    // A batch is usually all new: the same list, with no copy.
+    match (if List.forall fresh messages then messages else List.filter fresh messages) with
     | [] -> replica, []
     | fresh -> { replica with Durable = (List.last fresh).Seq }, [ LogAppended fresh ]
 
@@ -224,12 +235,16 @@ let held (history: Rooms.RoomHistory) (stored: Uncommitted) : int64 =
 let deliverSequenced (message: RoomMessage) (replica: Replica) : Replica * ReplicaOutput list =
     let superseded = Uncommitted.tryFind message.Seq replica.Stored |> Option.exists (fun stored -> stored <> message)
     let stored = if superseded then Uncommitted.empty else Uncommitted.after message.Seq replica.Stored
-    let replica = { replica with Stored = stored }
+    let replica = if LanguagePrimitives.PhysicalEquality stored replica.Stored then replica else { replica with Stored = stored }
     match Rooms.record message replica.History with
     | None -> replica, [ AlreadyDelivered message ]
-    | Some history ->
-        let replica, written = if superseded then rewrite history replica else persist [ message ] { replica with History = history }
+    | Some history when superseded ->
+        let replica, written = rewrite history replica
         replica, written @ [ Delivered message ]
+    // persist [ message ], without a list to filter.
+    | Some history when message.Seq > replica.Durable ->
+        { replica with History = history; Durable = message.Seq }, [ LogAppended [ message ]; Delivered message ]
+    | Some history -> { replica with History = history }, [ Delivered message ]
 
 /// Spec: Adopt(h, stored, d, committed). Committed messages from the owner: the ones this node
 /// lacked are delivered in order, unless this node's copy disagrees; then the owner's replaces it.
@@ -277,7 +292,7 @@ let takeOwnership (owns: bool) (replica: Replica) : Replica * ReplicaOutput list
 
 /// The backup this node, as the room's owner, replicates to: assigned for it, and live.
 let backupTarget (room: RoomName) (placements: Placement.Placements) (backups: Backups) (state: Coordination) : BackupAssignment option =
-    if ownerOf room placements = Some state.Self && hasBackup room placements backups state then backups.TryFind room
+    if isOwnedBy state.Self room placements && hasBackup room placements backups state then backups.TryFind room
     else None
 
 /// What the owner makes of a post.
@@ -302,13 +317,15 @@ let sequencePost (post: RoomPost) (placement: Assignment) (replica: Replica) : R
     match replica.Primary with
     | None -> replica, NotOwner, []
     | Some primary ->
-    match Rooms.alreadySequenced post replica.History, (Uncommitted.tryFindPost post primary.Pending).IsSome with
+    let history = Rooms.indexed replica.History
+    let pending = Uncommitted.indexed primary.Pending
+    match Rooms.alreadySequenced post history, (Uncommitted.tryFindPost post pending).IsSome with
     | Some message, _ -> replica, AlreadyCommitted message, []
     | None, true -> replica, AlreadyPending, []
     | None, false ->
-        let message = Rooms.sequence post { placement with LastSeq = max placement.LastSeq primary.Pending.LastSeq } replica.History
-        let primary = { primary with Pending = Uncommitted.add message primary.Pending }
-        { replica with Primary = Some primary }, Sequenced message, []
+        let message = Rooms.sequence post (if primary.Pending.LastSeq > placement.LastSeq then { placement with LastSeq = primary.Pending.LastSeq } else placement) history
+        let primary = { primary with Pending = Uncommitted.add message pending }
+        { replica with History = history; Primary = Some primary }, Sequenced message, []
 
 /// Spec: SyncBackup(o). A backup the owner has not sent its state to gets the room's
 /// committed history and every pending message; until it confirms, nothing commits.
@@ -387,13 +404,26 @@ let commit (quorum: bool) (alone: bool) (target: BackupAssignment option) (repli
         let committed, pending =
             match limit with
             | Nothing -> [], primary.Pending
-            | Everything -> primary.Pending.Messages, Uncommitted.empty
+            | Everything -> Uncommitted.upTo primary.Pending.LastSeq primary.Pending
             | UpTo seq -> Uncommitted.upTo seq primary.Pending
-        let replica = { replica with Primary = Some { primary with Pending = pending } }
-        let commitOne message replica =
-            let replica, delivered = deliverSequenced message replica
-            replica, delivered @ [ SentToInterested message ]
-        forEach commitOne committed replica
+        match committed with
+        | [] -> replica, []
+        | _ ->
+        let mutable replica = { replica with Primary = Some { primary with Pending = pending } }
+        let outputs = ResizeArray<ReplicaOutput>()
+        for message in committed do
+            let after, delivered = deliverSequenced message replica
+            replica <- after
+            outputs.AddRange delivered
+            outputs.Add(SentToInterested message)
+        replica, List.ofSeq outputs
+
+/// Spec: Interested(o), for one node: whether the owner sends it a committed message (see
+/// interestedNodes). The owner tests each node of its view with it, with no set per message.
+let isInterested (owner: NodeId) (isMemberNode: NodeId -> bool) (backup: BackupAssignment option) (coordination: Coordination) (node: NodeId) : bool =
+    let isBackup = match backup with Some assignment -> assignment.Backup = node | None -> false
+    let isLeader = match coordination.Leader with Some leader -> leader = node | None -> false
+    node <> owner && coordination.View.Contains node && (isMemberNode node || isBackup || isLeader)
 
 /// Spec: Interested(o). Where the owner sends a committed message: the nodes with members in the
 /// room (they show it), the room's backup as the owner knows it (it must hold every committed
@@ -406,7 +436,7 @@ let interestedNodes (owner: NodeId) (memberNodes: Set<NodeId>) (backup: BackupAs
     let backupNodes = backup |> Option.map (fun assignment -> assignment.Backup) |> Option.toList
     let leaders = coordination.Leader |> Option.toList
     Set.union memberNodes (Set.ofList (backupNodes @ leaders))
-    |> Set.filter (fun node -> node <> owner && coordination.View.Contains node)
+    |> Set.filter (isInterested owner memberNodes.Contains backup coordination)
 
 /// A backup that has not moved the oldest pending message on for `afterTicks` ticks is sent the
 /// state again (a message to it was lost with a broken link), and so is one that has not
@@ -471,6 +501,12 @@ let private consecutive (messages: RoomMessage list) : RoomMessage list =
     | [] -> []
     | first :: _ ->
         let follows index (message: RoomMessage) = message.Room = first.Room && message.Seq = first.Seq + int64 index
+        let rec allFollow index (rest: RoomMessage list) =
+            match rest with
+            | [] -> true
+            | message :: more -> follows index message && allFollow (index + 1) more
+        // An owner's batch is consecutive: the same list, with no copy.
+        if allFollow 0 messages then messages else
         messages |> List.mapi (fun index message -> index, message) |> List.takeWhile (fun (index, message) -> follows index message) |> List.map snd
 
 /// Spec: StoreReplica(b, o), for the backup `current` says this node is. The backup stores

@@ -30,13 +30,15 @@ let then' (next: NodeState -> NodeState * Effect list) (state: NodeState, effect
 /// items, and under load that is thousands of posts or messages in one step.
 let forEach (next: 'T -> NodeState -> NodeState * Effect list) (items: 'T seq) (state: NodeState, effects: Effect list) =
     let mutable state = state
-    let batches = ResizeArray<Effect list>()
-    batches.Add effects
+    let collected = ResizeArray<Effect>()
+    collected.AddRange effects
     for item in items do
         let after, more = next item state
         state <- after
-        if not more.IsEmpty then batches.Add more
-    state, List.concat batches
+        for effect in more do collected.Add effect
+    let mutable all = []
+    for index in collected.Count - 1 .. -1 .. 0 do all <- collected[index] :: all
+    state, all
 
 // ---------------------------------------------------------------------------------------------
 // Rooms: the replica rules (Replication.fs) applied to this node's state, and their outputs
@@ -49,10 +51,17 @@ let forEach (next: 'T -> NodeState -> NodeState * Effect list) (items: 'T seq) (
 /// history (a retry of a message sequenced before). Nicknames are unique, so a sender and a
 /// client message id name one message, whichever node the retry went through; without an id (0)
 /// the text and the sender's node must match too.
+let private acknowledged (message: RoomMessage) (state: NodeState) : Map<RoomName, WaitingPosts> =
+    match state.Unconfirmed.TryGetValue message.Room with
+    | true, waiting ->
+        match WaitingPosts.tryRemoveAnswered message waiting with
+        | Some waiting -> state.Unconfirmed.Add(message.Room, waiting)
+        | None -> state.Unconfirmed
+    | _ -> state.Unconfirmed
+
 let acknowledgePost (message: RoomMessage) (state: NodeState) : NodeState =
-    match state.Unconfirmed.TryFind message.Room |> Option.bind (WaitingPosts.tryRemoveAnswered message) with
-    | Some waiting -> { state with Unconfirmed = state.Unconfirmed.Add(message.Room, waiting) }
-    | None -> state
+    let unconfirmed = acknowledged message state
+    if LanguagePrimitives.PhysicalEquality unconfirmed state.Unconfirmed then state else { state with Unconfirmed = unconfirmed }
 
 /// The accounts room has no members; the client that registered, if it is here, is told.
 let private accountCommitted (message: RoomMessage) (state: NodeState) : Effect list =
@@ -66,14 +75,22 @@ let showingTo (room: RoomName) (state: NodeState) : Set<ClientId> =
     | None -> localMembers room state.Chat
     | Some waiting -> localMembers room state.Chat |> Set.filter (fun client -> not (waiting.ContainsKey client))
 
-/// A committed message goes to the room's members here, unless they have been shown its number.
-let show (message: RoomMessage) (state: NodeState) : NodeState * Effect list =
-    let shown = state.Shown.TryFind message.Room |> Option.defaultValue 0L
-    if message.Seq <= shown then state, []
+/// A committed message goes to the room's members here, unless they have been shown its number;
+/// the waiting posts become `unconfirmed` in the same copy of the state.
+let private showWith (unconfirmed: Map<RoomName, WaitingPosts>) (message: RoomMessage) (state: NodeState) : NodeState * Effect list =
+    let shown =
+        match state.Shown.TryGetValue message.Room with
+        | true, seq -> seq
+        | _ -> 0L
+    if message.Seq <= shown then
+        (if LanguagePrimitives.PhysicalEquality unconfirmed state.Unconfirmed then state else { state with Unconfirmed = unconfirmed }), []
     else
-        let state = { state with Shown = state.Shown.Add(message.Room, message.Seq) }
+        let state = { state with Unconfirmed = unconfirmed; Shown = state.Shown.Add(message.Room, message.Seq) }
         if Accounts.isAccountsRoom message.Room then state, accountCommitted message state
         else state, [ SendToClients(showingTo message.Room state, Message message) ]
+
+/// A committed message goes to the room's members here, unless they have been shown its number.
+let show (message: RoomMessage) (state: NodeState) : NodeState * Effect list = showWith state.Unconfirmed message state
 
 /// Spec: Interested(o), at this node, the owner: where a committed message goes. The node the
 /// post came through counts as a member node: the post waits there for this message (its
@@ -84,12 +101,12 @@ let interestedPeers (message: RoomMessage) (state: NodeState) : NodeInfo list =
     if state.Peers.IsEmpty then []
     elif Accounts.isAccountsRoom message.Room then livePeers state
     else
-        let memberNodes = memberNodes message.Room state.Chat |> Set.add message.FromNode
-        let interested = Replication.interestedNodes (self state) memberNodes (state.Backups.TryFind message.Room) state.Coordination
-        [ for node in interested do
-              match state.Peers.TryFind node with
-              | Some peer -> peer.Info
-              | None -> () ]
+        // Tested node by node, in the order of ids as the set would be: no sets per message.
+        let members = state.Chat.MemberNodes.TryFind message.Room |> Option.defaultValue Map.empty
+        let isMemberNode node = node = message.FromNode || members.ContainsKey node
+        let backup = state.Backups.TryFind message.Room
+        [ for KeyValue(node, peer) in state.Peers do
+              if Replication.isInterested (self state) isMemberNode backup state.Coordination node then peer.Info ]
 
 /// Asks the room's live owner for the committed messages after the last one this node has.
 let askForMissing (room: RoomName) (state: NodeState) : Effect list =
@@ -101,28 +118,44 @@ let askForMissing (room: RoomName) (state: NodeState) : Effect list =
 /// What this node holds of a room, as the replica rules see it.
 let replicaOf (room: RoomName) (state: NodeState) : Replication.Replica =
     { History = historyOf room state
-      Stored = state.Replicas.TryFind room |> Option.defaultValue Uncommitted.empty
+      Stored = (match state.Replicas.TryGetValue room with | true, stored -> stored | _ -> Uncommitted.empty)
       Primary = state.Primaries.TryFind room
-      Durable = state.Durable.TryFind room |> Option.defaultValue 0L
+      Durable = (match state.Durable.TryGetValue room with | true, seq -> seq | _ -> 0L)
       AwaitingFill = state.FillsRequested.Contains room }
+
+/// The replica back into the state, each map touched only where the replica changed it, in one
+/// copy of the state (a post passes here once or twice), which also counts `sequenced` messages
+/// towards the load.
+let private replicaInto (room: RoomName) (before: Replication.Replica) (replica: Replication.Replica) (sequenced: int) (state: NodeState) : NodeState =
+    let changed (a: 'T) (b: 'T) = not (LanguagePrimitives.PhysicalEquality a b)
+    let historyChanged = changed before.History replica.History
+    let storedChanged = changed before.Stored replica.Stored
+    let primaryChanged = changed before.Primary replica.Primary
+    let durableChanged = before.Durable <> replica.Durable
+    let fillChanged = before.AwaitingFill <> replica.AwaitingFill
+    if not (historyChanged || storedChanged || primaryChanged || durableChanged || fillChanged) && sequenced = 0 then state
+    else
+        { state with
+            MessagesSinceTick = state.MessagesSinceTick + sequenced
+            Histories = if historyChanged then state.Histories.Add(room, replica.History) else state.Histories
+            Replicas =
+                if not storedChanged then state.Replicas
+                elif replica.Stored.IsEmpty then state.Replicas.Remove room
+                else state.Replicas.Add(room, replica.Stored)
+            Primaries =
+                match replica.Primary with
+                | _ when not primaryChanged -> state.Primaries
+                | Some primary -> state.Primaries.Add(room, primary)
+                | None -> state.Primaries.Remove room
+            Durable = if durableChanged then state.Durable.Add(room, replica.Durable) else state.Durable
+            FillsRequested =
+                if not fillChanged then state.FillsRequested
+                elif replica.AwaitingFill then state.FillsRequested.Add room
+                else state.FillsRequested.Remove room }
 
 /// The replica back into the state, each map touched only where the replica changed it.
 let withReplica (room: RoomName) (before: Replication.Replica) (replica: Replication.Replica) (state: NodeState) : NodeState =
-    let changed (a: 'T) (b: 'T) = not (LanguagePrimitives.PhysicalEquality a b)
-    let state = if changed before.History replica.History then { state with Histories = state.Histories.Add(room, replica.History) } else state
-    let state =
-        if not (changed before.Stored replica.Stored) then state
-        elif replica.Stored.IsEmpty then { state with Replicas = state.Replicas.Remove room }
-        else { state with Replicas = state.Replicas.Add(room, replica.Stored) }
-    let state =
-        match replica.Primary with
-        | _ when not (changed before.Primary replica.Primary) -> state
-        | Some primary -> { state with Primaries = state.Primaries.Add(room, primary) }
-        | None -> { state with Primaries = state.Primaries.Remove room }
-    let state = if before.Durable <> replica.Durable then { state with Durable = state.Durable.Add(room, replica.Durable) } else state
-    if before.AwaitingFill = replica.AwaitingFill then state
-    elif replica.AwaitingFill then { state with FillsRequested = state.FillsRequested.Add room }
-    else { state with FillsRequested = state.FillsRequested.Remove room }
+    replicaInto room before replica 0 state
 
 /// One replica output as effects on this node, in order.
 let carryOut (room: RoomName) (output: Replication.ReplicaOutput) (state: NodeState) : NodeState * Effect list =
@@ -130,7 +163,8 @@ let carryOut (room: RoomName) (output: Replication.ReplicaOutput) (state: NodeSt
     | Replication.LogAppended messages -> state, [ AppendToLog(room, messages) ]
     | Replication.LogReplaced messages ->
         state, [ RewriteLog(room, messages); Log(Info, $"room {room}: replaced this node's copy with the owner's ({messages.Length} messages)") ]
-    | Replication.Delivered message -> show message (acknowledgePost message state)
+    // acknowledgePost, then show, in one copy of the state.
+    | Replication.Delivered message -> showWith (acknowledged message state) message state
     | Replication.AlreadyDelivered message -> acknowledgePost message state, []
     | Replication.SentTo sent -> state, toPeer state sent.To sent.Message
     | Replication.SentToInterested message ->
@@ -146,7 +180,10 @@ let carryOut (room: RoomName) (output: Replication.ReplicaOutput) (state: NodeSt
 let onReplica (room: RoomName) (rule: Replication.Replica -> Replication.Replica * Replication.ReplicaOutput list) (state: NodeState) : NodeState * Effect list =
     let before = replicaOf room state
     let after, outputs = rule before
-    forEach (carryOut room) outputs (withReplica room before after state, [])
+    match outputs with
+    | [] -> withReplica room before after state, []
+    | [ output ] -> carryOut room output (withReplica room before after state)
+    | _ -> forEach (carryOut room) outputs (withReplica room before after state, [])
 
 /// A room whose log was damaged takes the seqs it lacks from any node's committed copy: the
 /// messages only fill the gap (Rooms.fill), they are not shown again (members here saw them
@@ -250,36 +287,45 @@ let decidesWithQuorum (state: NodeState) : bool =
 let backupTarget (room: RoomName) (state: NodeState) =
     Replication.backupTarget room state.Placements state.Backups state.Coordination
 
-/// The owner's replication step for a room: a backup that has not had the room's state gets
-/// it (SyncBackup), the pending messages not sent yet go to it in one append while the window
-/// has room (SendAppends), and what the backup has stored (everything, when the owner is alone in its
-/// view) is committed: written and delivered here and sent to every node (Commit).
+/// The owner's replication step on its replica of a room: a backup that has not had the room's
+/// state gets it (SyncBackup), the pending messages not sent yet go to it in one append while the
+/// window has room (SendAppends), and what the backup has stored (everything, when the owner is
+/// alone in its view) is committed: written and delivered here and sent to every node (Commit).
+/// The three actions in a row on one replica, their outputs in that order.
+let private replicateReplica (room: RoomName) (state: NodeState) (replica: Replication.Replica) : Replication.Replica * Replication.ReplicaOutput list =
+    let target = backupTarget room state
+    let alone = state.Coordination.View.Count = 1
+    let replica, synced = Replication.syncBackup target room replica
+    let replica, appended = Replication.sendAppends Replication.appendWindow target room replica
+    let replica, committed = Replication.commit (hasQuorum state) alone target replica
+    replica, (match synced, appended with
+              | [], [] -> committed
+              | _ -> synced @ appended @ committed)
+
+/// The owner's replication step for a room (replicateReplica), carried out on this node.
 let replicate (room: RoomName) (state: NodeState) : NodeState * Effect list =
-    if not (state.Primaries.ContainsKey room) then
-        state, []
-    else
-        let target = backupTarget room state
-        let alone = state.Coordination.View.Count = 1
-        onReplica room (Replication.syncBackup target room) state
-        |> then' (onReplica room (Replication.sendAppends Replication.appendWindow target room))
-        |> then' (onReplica room (Replication.commit (hasQuorum state) alone target))
+    if not (state.Primaries.ContainsKey room) then state, []
+    else onReplica room (replicateReplica room state) state
 
 /// The owner gives a post the room's next number; it goes to the backup with the next append
 /// (replicate) and is committed when the backup confirms. A retry of a committed message is only sent again to the node that
-/// retried; a retry of a pending one waits with it.
+/// retried; a retry of a pending one waits with it. Sequencing and the replication step run on
+/// the replica in one pass, and the state is copied once.
 let sequenceAsOwner (post: RoomPost) (placement: Assignment) (state: NodeState) : NodeState * Effect list =
     // The placement names this node: it acts as the owner even before it has taken the room over.
     let before = replicaOf post.Room state
-    let before = { before with Primary = Some(before.Primary |> Option.defaultValue Replication.emptyPrimary) }
-    match Replication.sequencePost post placement before with
+    let owning = if before.Primary.IsSome then before else { before with Primary = Some Replication.emptyPrimary }
+    match Replication.sequencePost post placement owning with
     | _, Replication.AlreadyCommitted message, _ ->
         let state = acknowledgePost message state
         if post.FromNode <> self state then state, toPeer state post.FromNode (RoomSequenced message)
         else state, []
     | _, (Replication.AlreadyPending | Replication.NotOwner), _ -> state, []
-    | after, Replication.Sequenced _, outputs ->
-        let state = { withReplica post.Room before after state with MessagesSinceTick = state.MessagesSinceTick + 1 }
-        forEach (carryOut post.Room) outputs (state, []) |> then' (replicate post.Room)
+    | sequenced, Replication.Sequenced _, outputs ->
+        // The sequenced replica owns the room, so the replication step applies to it (replicate).
+        let after, replicated = replicateReplica post.Room state sequenced
+        let outputs = if outputs.IsEmpty then replicated else outputs @ replicated
+        forEach (carryOut post.Room) outputs (replicaInto post.Room before after 1 state, [])
 
 /// The room's backup assignment changed here: the owner sends its state to a new backup.
 let applyBackup (room: RoomName) (backup: BackupAssignment) (state: NodeState) : NodeState * Effect list =

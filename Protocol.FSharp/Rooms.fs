@@ -8,10 +8,160 @@ let lobby = RoomName "#lobby"
 /// Messages kept per room: enough to resume a client that was away for a failover.
 let historyCapacity = 2000
 
+/// A post's identity as a retry or an acknowledgement finds it (idKey, WaitingPosts): the sender
+/// and the client message id, with the sender's node where the id is the node's (negative), and
+/// the node and the text for a post without an id (0; Text is "" otherwise). A map key on the hot
+/// path: a class (no boxing) ordered by the id first, which nearly always decides, so no key
+/// string is built per lookup and no common prefix is compared.
+[<CustomEquality; CustomComparison>]
+type PostKey =
+    { Id: int64
+      Node: NodeId
+      From: string
+      Text: string }
+
+    /// Equality without F#'s generic equality (the hot path compares keys in buckets).
+    member this.Matches(other: PostKey) =
+        this.Id = other.Id && this.Node = other.Node && System.String.Equals(this.From, other.From) && System.String.Equals(this.Text, other.Text)
+
+    override this.Equals(other) =
+        match other with
+        | :? PostKey as other -> this.Matches other
+        | _ -> false
+
+    override this.GetHashCode() = System.HashCode.Combine(this.Id, this.Node, this.From, this.Text)
+
+    /// A 64-bit hash that is the same in every run (FNV-1a over the sender and text, then the id
+    /// and node mixed in): a map keyed by it compares int64s, not PostKeys through F#'s generic
+    /// comparison, and its rare collisions share a bucket (WaitingPosts).
+    member this.StableHash: int64 =
+        let mutable hash = 14695981039346656037UL
+        for c in this.From do hash <- (hash ^^^ uint64 c) * 1099511628211UL
+        for c in this.Text do hash <- (hash ^^^ uint64 c) * 1099511628211UL
+        hash <- (hash ^^^ uint64 this.Node) * 1099511628211UL
+        int64 ((hash ^^^ uint64 this.Id) * 0x9E3779B97F4A7C15UL)
+
+    interface System.IComparable with
+        member this.CompareTo(other) =
+            match other with
+            | :? PostKey as other ->
+                if this.Id <> other.Id then (if this.Id < other.Id then -1 else 1)
+                elif this.Node <> other.Node then (if this.Node < other.Node then -1 else 1)
+                else
+                    let byFrom = System.String.CompareOrdinal(this.From, other.From)
+                    if byFrom <> 0 then byFrom else System.String.CompareOrdinal(this.Text, other.Text)
+            | _ -> invalidArg "other" "not a PostKey"
+
+/// A sender and a client message id as one key. A negative id is one the sender's node gave a
+/// post sent without an id (NodeState.NextPostId): unique per node, so the node is part of its key.
+let idKey (from: Nick) (node: NodeId) (id: int64) : PostKey =
+    { Id = id; Node = (if id < 0L then node else 0); From = from.Value; Text = "" }
+
+/// Messages a generation of a RetryIndex takes.
+let private generationSize = 128
+
+/// Full generations a RetryIndex keeps: with the young one, they cover the last historyCapacity.
+let private oldGenerations = (historyCapacity + generationSize - 1) / generationSize
+
+/// The order of a RetryIndex generation: by the post's key (PostKey's order: the id, the node for
+/// a node's id, the sender), then by seq, so the newest of one key comes last.
+let private byKeyThenSeq (a: RoomMessage) (b: RoomMessage) : int =
+    if a.ClientMessageId <> b.ClientMessageId then (if a.ClientMessageId < b.ClientMessageId then -1 else 1)
+    else
+        let nodeA = if a.ClientMessageId < 0L then a.FromNode else 0
+        let nodeB = if b.ClientMessageId < 0L then b.FromNode else 0
+        if nodeA <> nodeB then (if nodeA < nodeB then -1 else 1)
+        else
+            let byFrom = System.String.CompareOrdinal(a.From.Value, b.From.Value)
+            if byFrom <> 0 then byFrom else compare a.Seq b.Seq
+
+/// How a message's key compares with a key.
+let private compareToKey (key: PostKey) (message: RoomMessage) : int =
+    if message.ClientMessageId <> key.Id then (if message.ClientMessageId < key.Id then -1 else 1)
+    else
+        let node = if message.ClientMessageId < 0L then message.FromNode else 0
+        if node <> key.Node then (if node < key.Node then -1 else 1)
+        else System.String.CompareOrdinal(message.From.Value, key.From)
+
+/// The messages of a history with a client message id, findable by sender and id, in
+/// generations: those recorded since the last turn (Young, newest first), and the generationSize
+/// of each turn before it, sorted by key (Old, newest generation first), as many as cover
+/// historyCapacity. A history holds its last historyCapacity messages, so every message it holds
+/// is in one of them; one that has left the history since is no longer found (alreadySequenced
+/// checks). Nothing is ever removed: a message costs a list cell, a turn sorts one generation
+/// into an array, and the oldest generation goes whole. A lookup skips every generation whose
+/// ids do not span the key's (a new post's id is usually beyond them all).
+type RetryIndex =
+    { Young: RoomMessage list
+      YoungCount: int
+      /// The lowest and highest id in Young.
+      YoungLowest: int64
+      YoungHighest: int64
+      Old: RoomMessage[] list }
+
+/// RetryIndex, also an owner's index of its pending messages (Uncommitted): `prune` says which
+/// sorted generations a turn keeps, `isHeld` whether a message found is still held.
+module RetryIndex =
+    let empty = { Young = []; YoungCount = 0; YoungLowest = System.Int64.MaxValue; YoungHighest = System.Int64.MinValue; Old = [] }
+
+    let add (prune: RoomMessage[] list -> RoomMessage[] list) (message: RoomMessage) (index: RetryIndex) : RetryIndex =
+        let id = message.ClientMessageId
+        if id = 0L then index
+        elif index.YoungCount + 1 < generationSize then
+            { index with
+                Young = message :: index.Young
+                YoungCount = index.YoungCount + 1
+                YoungLowest = min id index.YoungLowest
+                YoungHighest = max id index.YoungHighest }
+        else
+            let generation = Array.ofList (message :: index.Young)
+            Array.sortInPlaceWith byKeyThenSeq generation
+            { empty with Old = prune (generation :: index.Old) }
+
+    /// The newest of a sorted generation's messages with the key that is held, by binary search.
+    let private findIn (isHeld: RoomMessage -> bool) (key: PostKey) (generation: RoomMessage[]) : RoomMessage option =
+        // The first message whose key is beyond it; those before, while they have the key, newest first.
+        let mutable low = 0
+        let mutable high = generation.Length
+        while low < high do
+            let middle = (low + high) / 2
+            if compareToKey key generation[middle] <= 0 then low <- middle + 1 else high <- middle
+        let mutable found = None
+        let mutable index = low - 1
+        while found.IsNone && index >= 0 && compareToKey key generation[index] = 0 do
+            if isHeld generation[index] then found <- Some generation[index]
+            index <- index - 1
+        found
+
+    /// The newest message with the key that is held.
+    let tryFind (isHeld: RoomMessage -> bool) (key: PostKey) (index: RetryIndex) : RoomMessage option =
+        let young =
+            if key.Id < index.YoungLowest || key.Id > index.YoungHighest then None
+            else index.Young |> List.tryFind (fun message -> compareToKey key message = 0 && isHeld message)
+        match young with
+        | Some _ -> young
+        | None ->
+            // Sorted by id first: the first and last ids of a generation are its span.
+            let spans (generation: RoomMessage[]) =
+                generation.Length > 0 && key.Id >= generation[0].ClientMessageId && key.Id <= generation[generation.Length - 1].ClientMessageId
+            let rec search (generations: RoomMessage[] list) =
+                match generations with
+                | [] -> None
+                | generation :: older ->
+                    match (if spans generation then findIn isHeld key generation else None) with
+                    | Some _ as found -> found
+                    | None -> search older
+            search index.Old
+
+/// A history's index keeps the generations that cover historyCapacity.
+let private keepCapacity (generations: RoomMessage[] list) = List.truncate oldGenerations generations
+
 /// A room's recent messages: at most historyCapacity of them, in a queue of two lists (the
 /// newest first, and the oldest first) so that adding one and dropping the oldest cost the same
-/// whatever the length, with an index of the messages retries may name. Two histories are equal
-/// when they hold the same messages, however the queue happens to be split.
+/// whatever the length, with an index of the messages retries may name. Only an owner looks
+/// retries up, so the index is built when a node first sequences a post of the room (indexed)
+/// and kept from then on; a member's copy keeps none. Two histories are equal when they hold the
+/// same messages, however the queue happens to be split and whether or not they are indexed.
 [<CustomEquality; CustomComparison>]
 type RoomHistory =
     private
@@ -21,8 +171,9 @@ type RoomHistory =
           /// Oldest first: the front of the queue, dropped from first.
           Older: RoomMessage list
           Count: int
-          /// The messages with a client message id, by sender and id (see alreadySequenced).
-          ByClientId: Map<string, RoomMessage> }
+          /// The messages with a client message id, by sender and id (see alreadySequenced);
+          /// None until the node sequences a post of the room (indexed).
+          ByClientId: RetryIndex option }
 
     /// The room's newest sequence number this node has.
     member this.LastSeq = this.Last
@@ -46,13 +197,7 @@ type RoomHistory =
             | _ -> invalidArg "other" "not a RoomHistory"
 
 let emptyHistory =
-    { Last = 0L; Newer = []; Older = []; Count = 0; ByClientId = Map.empty }
-
-/// A sender and a client message id as one string key: a map compares strings far faster than
-/// tuples, and a nick holds no newline. A negative id is one the sender's node gave a post sent
-/// without an id (NodeState.NextPostId): unique per node, so the node is part of its key.
-let idKey (from: Nick) (node: NodeId) (id: int64) : string =
-    if id < 0L then from.Value + "\n" + string id + "\n" + string node else from.Value + "\n" + string id
+    { Last = 0L; Newer = []; Older = []; Count = 0; ByClientId = None }
 
 let private clientKey (message: RoomMessage) = idKey message.From message.FromNode message.ClientMessageId
 
@@ -62,17 +207,16 @@ let private withoutOldest (history: RoomHistory) : RoomHistory =
     match older with
     | [] -> history
     | oldest :: rest ->
-        let index =
-            match history.ByClientId.TryFind(clientKey oldest) with
-            | Some indexed when indexed.Seq = oldest.Seq -> history.ByClientId.Remove(clientKey oldest)
-            | _ -> history.ByClientId
-        { history with Newer = newer; Older = rest; Count = history.Count - 1; ByClientId = index }
+        { history with Newer = newer; Older = rest; Count = history.Count - 1 }
 
 let validateRoomName (room: string) : Result<RoomName, string> =
     let allowed (c: char) = System.Char.IsAsciiLetterOrDigit c || c = '_' || c = '-'
+    let rec allowedFrom (index: int) = index >= room.Length || (allowed room[index] && allowedFrom (index + 1))
     if System.String.IsNullOrEmpty room || room.[0] <> '#' then Result.Error "a room name starts with '#', e.g. #general"
     elif room.Length < 2 || room.Length > 33 then Result.Error "a room name has 1 to 32 characters after '#'"
-    elif not (Seq.forall allowed (room.Substring 1)) then Result.Error "a room name uses only letters, digits, '_' and '-'"
+    elif not (allowedFrom 1) then Result.Error "a room name uses only letters, digits, '_' and '-'"
+    // Names arrive in lower case nearly always: no new string for those.
+    elif not (String.exists System.Char.IsAsciiLetterUpper room) then Ok(RoomName room)
     else Ok(RoomName(room.ToLowerInvariant()))
 
 /// Adds a sequenced message; None when it is not newer than what this node already has.
@@ -80,7 +224,10 @@ let record (message: RoomMessage) (history: RoomHistory) : RoomHistory option =
     if message.Seq <= history.LastSeq then
         None
     else
-        let index = if message.ClientMessageId = 0L then history.ByClientId else history.ByClientId.Add(clientKey message, message)
+        let index =
+            match history.ByClientId with
+            | Some index when message.ClientMessageId <> 0L -> Some(RetryIndex.add keepCapacity message index)
+            | index -> index
         let added = { history with Last = message.Seq; Newer = message :: history.Newer; Count = history.Count + 1; ByClientId = index }
         Some(if added.Count > historyCapacity then withoutOldest added else added)
 
@@ -142,12 +289,27 @@ let last (count: int) (history: RoomHistory) : RoomMessage list =
     if newest.Length = count || history.Older.IsEmpty then List.rev newest
     else history.Recent |> List.truncate count |> List.rev
 
-/// A post the owner has already sequenced (a client's retry): the message it became.
+/// The history with its index of retries (the same history when it has one already): an owner's,
+/// before it looks a post up (alreadySequenced).
+let indexed (history: RoomHistory) : RoomHistory =
+    match history.ByClientId with
+    | Some _ -> history
+    | None ->
+        { history with ByClientId = Some(List.fold (fun index message -> RetryIndex.add keepCapacity message index) RetryIndex.empty (List.rev history.Recent)) }
+
+/// A post the owner has already sequenced (a client's retry): the message it became, the newest
+/// with its sender and id. Looked up in the index; a history without one is searched.
 let alreadySequenced (post: RoomPost) (history: RoomHistory) : RoomMessage option =
     if post.ClientMessageId = 0L then
         None
     else
-        history.ByClientId.TryFind(idKey post.From post.FromNode post.ClientMessageId)
+        let key = idKey post.From post.FromNode post.ClientMessageId
+        match history.ByClientId with
+        | Some index ->
+            // Held still: the history drops its oldest messages, and the index keeps them a while.
+            let oldest () = match history.Older with first :: _ -> first.Seq | [] -> (List.last history.Newer).Seq
+            RetryIndex.tryFind (fun message -> history.Count > 0 && message.Seq >= oldest ()) key index
+        | None -> history.Recent |> List.tryFind (fun message -> message.ClientMessageId <> 0L && clientKey message = key)
 
 /// The owner's step: the next sequence number continues from the newest the node knows of.
 let sequence (post: RoomPost) (placement: Assignment) (history: RoomHistory) : RoomMessage =

@@ -2,7 +2,8 @@
 /// after it), in parallel except where a list is sequenced. Its options follow `--`, e.g.
 ///     dotnet run --project tests/Protocol.Tests -c Release -- --filter Conformance
 ///     dotnet run --project tests/Protocol.Tests -c Release -- --list-tests
-/// and `-- flood [posts] [burst]` runs the replicated-throughput measurement (FloodMeasure.fs).
+/// and `-- flood [posts] [burst]` (3 nodes) or `-- flood1 [posts] [burst]` (1 node, 10 members)
+/// runs the throughput measurement (FloodMeasure.fs).
 module FormalChat.Protocol.Tests.Main
 
 open System.Reflection
@@ -36,4 +37,7 @@ let main argv =
     | [| "flood" |] -> FloodMeasure.run 20_000 1000
     | [| "flood"; posts |] -> FloodMeasure.run (int posts) 1000
     | [| "flood"; posts; burst |] -> FloodMeasure.run (int posts) (int burst)
+    | [| "flood1" |] -> FloodMeasure.runOneNode 20_000 1000
+    | [| "flood1"; posts |] -> FloodMeasure.runOneNode (int posts) 1000
+    | [| "flood1"; posts; burst |] -> FloodMeasure.runOneNode (int posts) (int burst)
     | _ -> Tests.runTestsInAssemblyWithCLIArgs [] argv

@@ -540,7 +540,8 @@ let private helperOperators =
       "adoptHistory", "AdoptHistory"
       "takeOwnership", "TakeOwnership"
       "isCurrentBackup", "IsCurrentBackup"
-      "interestedNodes", "Interested" ]
+      "interestedNodes", "Interested"
+      "isInterested", "Interested" ]
 
 let private notModelled =
     [ "assignBackups", "assignBackup for every room: the spec has one room"

@@ -33,7 +33,7 @@ type Ledger =
       /// Per room, the message some client showed or had acknowledged at each seq.
       Seen: Dictionary<RoomName, Dictionary<int64, RoomMessage>>
       /// (sender, client message id) -> the message that post became, as first seen.
-      Posts: Dictionary<string, RoomMessage>
+      Posts: Dictionary<Rooms.PostKey, RoomMessage>
       /// Bumped on each acknowledgement in a room: part of the replica check's cache key.
       AckVersion: Dictionary<RoomName, int>
       /// The replica check's cache: (node, room) -> what it last verified there.

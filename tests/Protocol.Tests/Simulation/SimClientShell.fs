@@ -72,7 +72,7 @@ type SimClient =
       mutable Redirect: NodeId option
       mutable LastNode: NodeId option
       /// Rooms.idKey (sender, node, message id) of every message shown: (4).
-      ShownPosts: HashSet<string>
+      ShownPosts: HashSet<Rooms.PostKey>
       Stats: ClientStats }
 
     member client.Phase: Phase =
