@@ -134,24 +134,23 @@ let retryPlacements (state: NodeState) : NodeState * Effect list =
     let wanted = Set.union (state.Chat.LocalMembers |> Map.keys |> Set.ofSeq) (state.Unconfirmed |> Map.filter (fun _ posts -> not posts.IsEmpty) |> Map.keys |> Set.ofSeq)
     needPlacements (wanted |> Set.filter (fun room -> Placement.needsPlacement room state.Placements state.Coordination)) state
 
-/// A room's waiting posts go to its owner again once the oldest of them has gone unanswered for
+/// A room's waiting posts go to its owner again once none of them has been answered for
 /// `suspectAfter` ticks: a post can be lost on a broken link, or reach a node that did not yet
-/// know the room had moved. While the owner answers (the oldest changes from tick to tick)
-/// nothing is sent again: under a flood a thousand posts wait at any time, and sending them all
-/// every tick would multiply the owner's work. The spec lets a post be sent any time the owner
-/// does not hold it; an owner change sends them at once (applyAssignment). The owner recognises
-/// a retry (Replication.sequencePost), so a post is sequenced once however often it is sent.
+/// know the room had moved. While the owner answers some every tick nothing is sent again: under
+/// a flood a thousand posts wait at any time, and sending them all every tick would multiply the
+/// owner's work. The spec lets a post be sent any time the owner does not hold it; an owner
+/// change sends them at once (applyAssignment). The owner recognises a retry
+/// (Replication.sequencePost), so a post is sequenced once however often it is sent.
 let resendWaiting (suspectAfter: int) (state: NodeState) : NodeState * Effect list =
     let watched =
         [ for KeyValue(room, waiting) in state.Unconfirmed do
               if not waiting.IsEmpty then
-                  let oldest = Seq.head waiting
                   let ticks =
-                      match state.OldestWaiting.TryFind room with
-                      | Some(seen, ticks) when obj.ReferenceEquals(seen, oldest) || seen = oldest -> ticks + 1
+                      match state.WaitingProgress.TryFind room with
+                      | Some(answered, ticks) when answered = waiting.Answered -> ticks + 1
                       | _ -> 1
-                  yield room, waiting, oldest, ticks ]
-    let due = [ for room, waiting, _, ticks in watched do if ticks >= suspectAfter then yield! waiting.Posts ]
-    let oldestWaiting =
-        Map [ for room, _, oldest, ticks in watched -> room, (oldest, (if ticks >= suspectAfter then 0 else ticks)) ]
-    forEach routePost due ({ state with OldestWaiting = oldestWaiting }, [])
+                  yield room, waiting, ticks ]
+    let due = [ for _, waiting, ticks in watched do if ticks >= suspectAfter then yield! waiting.Posts ]
+    let progress =
+        Map [ for room, waiting, ticks in watched -> room, (waiting.Answered, (if ticks >= suspectAfter then 0 else ticks)) ]
+    forEach routePost due ({ state with WaitingProgress = progress }, [])

@@ -22,6 +22,10 @@ type WaitingPosts =
     member this.Length = this.Count
     member this.IsEmpty = this.Count = 0
 
+    /// How many posts have left, answered, since this value was empty: it grows whenever the
+    /// owner answers one (RoomPlacement.resendWaiting watches it).
+    member this.Answered = this.Arrivals - int64 this.Count
+
     /// In the order they arrived.
     member this.Posts: RoomPost list =
         if this.Count = 0 then []
