@@ -90,10 +90,10 @@ type NodeState =
       /// Posts not yet seen sequenced: of local clients, and from other nodes that arrived before
       /// this node knew a live owner. Sent again when the room's owner changes.
       Unconfirmed: Map<RoomName, WaitingPosts>
-      /// How many of each room's waiting posts had been answered at the last tick
-      /// (WaitingPosts.Answered), and for how many ticks that number has not moved: posts are
-      /// sent again only when none of a room's was answered for a while (RoomPlacement.resendWaiting).
-      WaitingProgress: Map<RoomName, int64 * int>
+      /// Each room's WaitingPosts.ArrivalCount at the last ticks, newest first, up to
+      /// suspectAfter of them: a post that had arrived by the oldest has waited that many ticks
+      /// and is sent to the owner again (RoomPlacement.resendWaiting).
+      WaitingMarks: Map<RoomName, int64 list>
       /// The id this node gives the next post a client sends without one, negated (Rooms.idKey):
       /// so the room's owner recognises it when it is sent again after an owner change. The
       /// shell starts it from its clock (startNumberingPosts), so a restarted node never repeats
@@ -170,7 +170,7 @@ let init (info: NodeInfo) : NodeState =
       HeldReports = Map.empty
       Damaged = Set.empty
       Unconfirmed = Map.empty
-      WaitingProgress = Map.empty
+      WaitingMarks = Map.empty
       NextPostId = 1L
       TicksSinceStart = 0
       MessagesSinceTick = 0

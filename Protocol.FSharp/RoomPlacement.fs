@@ -134,10 +134,10 @@ let retryPlacements (state: NodeState) : NodeState * Effect list =
     let wanted = Set.union (state.Chat.LocalMembers |> Map.keys |> Set.ofSeq) (state.Unconfirmed |> Map.filter (fun _ posts -> not posts.IsEmpty) |> Map.keys |> Set.ofSeq)
     needPlacements (wanted |> Set.filter (fun room -> Placement.needsPlacement room state.Placements state.Coordination)) state
 
-/// A room's waiting posts go to its owner again once none of them has been answered for
-/// `suspectAfter` ticks: a post can be lost on a broken link, or reach a node that did not yet
-/// know the room had moved. While the owner answers some every tick nothing is sent again: under
-/// a flood a thousand posts wait at any time, and sending them all every tick would multiply the
+/// A waiting post goes to its room's owner again once it has waited `suspectAfter` ticks, and
+/// then not again for as long: a post can be lost on a broken link, or reach a node that did not
+/// yet know the room had moved. Posts the owner answers sooner are never sent again: under a
+/// flood a thousand posts wait at any time, and sending them all every tick multiplied the
 /// owner's work. The spec lets a post be sent any time the owner does not hold it; an owner
 /// change sends them at once (applyAssignment). The owner recognises a retry
 /// (Replication.sequencePost), so a post is sequenced once however often it is sent.
@@ -145,12 +145,9 @@ let resendWaiting (suspectAfter: int) (state: NodeState) : NodeState * Effect li
     let watched =
         [ for KeyValue(room, waiting) in state.Unconfirmed do
               if not waiting.IsEmpty then
-                  let ticks =
-                      match state.WaitingProgress.TryFind room with
-                      | Some(answered, ticks) when answered = waiting.Answered -> ticks + 1
-                      | _ -> 1
-                  yield room, waiting, ticks ]
-    let due = [ for _, waiting, ticks in watched do if ticks >= suspectAfter then yield! waiting.Posts ]
-    let progress =
-        Map [ for room, waiting, ticks in watched -> room, (waiting.Answered, (if ticks >= suspectAfter then 0 else ticks)) ]
-    forEach routePost due ({ state with WaitingProgress = progress }, [])
+                  let marks = waiting.ArrivalCount :: (state.WaitingMarks.TryFind room |> Option.defaultValue []) |> List.truncate suspectAfter
+                  let overdue = if marks.Length < suspectAfter then [] else WaitingPosts.arrivedBy (List.last marks) waiting
+                  // Sent again now: not again before another suspectAfter ticks.
+                  yield room, (if overdue.IsEmpty then marks else [ waiting.ArrivalCount ]), overdue ]
+    let marks = Map [ for room, marks, _ in watched -> room, marks ]
+    forEach routePost [ for _, _, overdue in watched do yield! overdue ] ({ state with WaitingMarks = marks }, [])

@@ -22,9 +22,9 @@ type WaitingPosts =
     member this.Length = this.Count
     member this.IsEmpty = this.Count = 0
 
-    /// How many posts have left, answered, since this value was empty: it grows whenever the
-    /// owner answers one (RoomPlacement.resendWaiting watches it).
-    member this.Answered = this.Arrivals - int64 this.Count
+    /// How many posts have arrived since this value was empty: a post's arrival number is at
+    /// most this (RoomPlacement.resendWaiting tells how long a post has waited by it).
+    member this.ArrivalCount = this.Arrivals
 
     /// In the order they arrived.
     member this.Posts: RoomPost list =
@@ -79,6 +79,14 @@ module WaitingPosts =
         { Arrivals = arrival
           Count = waiting.Count + 1
           ByKey = waiting.ByKey.Add(key.StableHash, (match bucketOf key waiting with [] -> [ entry ] | bucket -> bucket @ [ entry ])) }
+
+    /// The posts that arrived by arrival number `arrival` (ArrivalCount then), in the order they arrived.
+    let arrivedBy (arrival: int64) (waiting: WaitingPosts) : RoomPost list =
+        [ for KeyValue(_, bucket) in waiting.ByKey do
+              for entry in bucket do
+                  if entry.Arrival <= arrival then yield entry ]
+        |> List.sortBy _.Arrival
+        |> List.map _.Post
 
     let ofList (posts: RoomPost list) : WaitingPosts = posts |> List.fold (fun waiting post -> add post waiting) empty
 
