@@ -20,6 +20,8 @@ using Newtonsoft.Json.Linq;
 //                      frame: ops/s and bytes allocated per op (Codec/CodecBenchmark.cs)
 var mode = args.FirstOrDefault() ?? "election";
 TestCluster.SuspectAfter = 3;
+// Nodes as shipped: fully optimized code from the first call (Node.CSharp.csproj).
+TestCluster.QuickStart = false;
 if (mode == "fanout") return await FormalChat.Benchmarks.Fanout.FanoutBenchmark.RunAsync(args[1..]);
 if (mode == "codec") return FormalChat.Benchmarks.Codec.CodecBenchmark.Run(args[1..]);
 if (mode == "crash") return await Crash(args);

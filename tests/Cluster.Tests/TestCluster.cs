@@ -20,6 +20,12 @@ public sealed class TestCluster : IAsyncDisposable
     // test must not mistake that stall for a crash. Benchmarks measure with K = 3.
     public static int SuspectAfter { get; set; } = 5;
 
+    /// <summary>Nodes start with tiered compilation (quick, unoptimized code first): a node as
+    /// shipped compiles everything fully optimized at first call (Node.CSharp.csproj), which makes
+    /// each start slower, and the hundreds of nodes the tests start would add minutes to CI; the
+    /// JIT changes nothing the tests check. The benchmarks turn it off to measure the node as shipped.</summary>
+    public static bool QuickStart { get; set; } = true;
+
     private readonly Dictionary<int, Process> _nodes = new();
     private readonly Dictionary<int, int> _clientPorts = new();
     private readonly List<string> _output = new();
@@ -105,6 +111,7 @@ public sealed class TestCluster : IAsyncDisposable
         {
             start.ArgumentList.Add(argument);
         }
+        if (QuickStart) start.Environment["DOTNET_TieredCompilation"] = "1";
         foreach (var (name, value) in _environment?.Invoke(id) ?? new Dictionary<string, string>()) start.Environment[name] = value;
         var process = Process.Start(start) ?? throw new InvalidOperationException($"node {id} did not start");
         process.OutputDataReceived += (_, line) => { if (line.Data is { } text) lock (_output) _output.Add(text); };
