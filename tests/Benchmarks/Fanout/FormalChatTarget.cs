@@ -55,8 +55,13 @@ public sealed class FormalChatTarget : IFanoutTarget
             foreach (var id in target.NodeIds)
             {
                 // No rate limit: the sender floods as fast as the node takes it (ngircd's flood
-                // penalties are off too, MaxPenaltyTime = 0).
-                target._cluster.StartNode(id, "--client-rate", "0");
+                // penalties are off too, MaxPenaltyTime = 0). No rebalancing: the receivers are
+                // spread over the nodes on purpose, and a node that redirected some while the others
+                // were still connecting theirs undid that. Receivers share the 2 cores with the
+                // servers and fall seconds behind in a flood: a 16 MB queue each rather than the
+                // default 1 MB, so the node's total bound (64 MB, then it stops reading the sender)
+                // is what holds them, not a disconnect.
+                target._cluster.StartNode(id, "--client-rate", "0", "--no-rebalance", "--max-client-queue-bytes", "16777216");
                 target._pids.Add(target._cluster.ProcessId(id));
                 ChildProcesses.Track(target._pids[^1]);
             }
