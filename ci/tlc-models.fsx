@@ -95,7 +95,9 @@ let models: Model list =
       row "placement" "MCPlacement" "MCPlacement3JoinSafety" Check Holds 600
       row "placement" "MCPlacementHistory" "MCPlacementHistory3" Check Holds 600
       row "placement" "MCPlacement" "MCPlacement3LossyLive" Check (Violates [ "EventualPlacement" ]) 600
-      row "placement" "MCPlacement" "MCPlacement3JoinLive" Check (Violates [ "EventualPlacement" ]) 600
+      // A witness of a known liveness gap, the slowest default row (about a minute): long since
+      // the whole run came within seconds of 15 minutes on this machine (2026-11-30).
+      row "placement" "MCPlacement" "MCPlacement3JoinLive" Check (Violates [ "EventualPlacement" ]) 600 |> long
       row "placement" "MCPlacement" "MCPlacement3NoMove" Check (Violates [ "NoNeedlessMove" ]) 600
       // Found with epoch reuse, not fixed yet (Placement.md): about 12 minutes here.
       row "placement" "MCPlacement" "MCPlacement3Join" Check (Violates [ "EventualPlacementAtAskers" ]) 2400 |> long
