@@ -147,6 +147,8 @@ public sealed class NodeHost
         {
             _log.LogInformation("the loop runs at normal priority (a higher one needs CAP_SYS_NICE): on saturated cores, chat traffic can delay its heartbeats");
         }
+        // Made once: it runs between the steps of every turn.
+        Action takeControlMidTurn = () => TakeControlMidTurn(logs, effects);
         while (true)
         {
             _watch.TurnStarting();
@@ -160,7 +162,7 @@ public sealed class NodeHost
             // The turn's spec actions are on disk before any of its messages leave (SpecTraceWriter).
             _trace?.Flush();
             var effectsStarted = Stopwatch.GetTimestamp();
-            var stopped = effects.Run(turn, () => TakeControlMidTurn(logs, effects));
+            var stopped = effects.Run(turn, takeControlMidTurn);
             _watch.TurnEnded(handled, effectsStarted);
             // The effects' messages are sent: nothing should keep them alive until the next turn.
             turn.Clear();

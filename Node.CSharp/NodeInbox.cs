@@ -117,14 +117,20 @@ public sealed class BoundedLane<T>
     {
         while (!TryReserve(bytes))
         {
-            var waiter = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-            var space = Interlocked.CompareExchange(ref _space, waiter, null) ?? waiter;
+            var space = Volatile.Read(ref _space) ?? NewWaiter();
             // Looked at again once the waiter is set: the reader frees bytes, then looks for a
             // waiter, so either this sees the room or the reader sees this waiter.
             if (HasRoomFor(bytes)) continue;
             await space.Task.WaitAsync(cancel).ConfigureAwait(false);
         }
         Enqueue(item, bytes);
+    }
+
+    /// <summary>The waiter the reader wakes next: this one, or one another writer set first.</summary>
+    private TaskCompletionSource NewWaiter()
+    {
+        var waiter = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        return Interlocked.CompareExchange(ref _space, waiter, null) ?? waiter;
     }
 
     /// <summary>Counts the bytes in if they fit (or the lane is empty): writers race for the room.</summary>

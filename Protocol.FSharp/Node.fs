@@ -113,9 +113,9 @@ let heartbeatTargets (seeds: Endpoint list) (hasGroup: bool) (state: NodeState) 
     List.distinct (seeds @ known)
 
 /// Posts of this node's clients that may wait for their owners at once. Beyond it the shell reads
-/// no client requests until some are sequenced: every waiting post of a room whose owner stopped
-/// answering is sent again (resendWaiting), so their number is work per tick, and a flood would
-/// make it unbounded.
+/// no client requests until some are sequenced: a post that has waited suspectAfter ticks is sent
+/// again (resendWaiting), and every waiting one is looked at each tick, so their number is work
+/// per tick, and a flood would make it unbounded.
 let maxPostsInFlight = 1024
 
 /// Whether the shell may hand this node more client requests now (see maxPostsInFlight).
