@@ -47,7 +47,7 @@ public class DurabilityOverLoopbackTests
         return history;
     }
 
-    private static async Task<int> OwnerAsync(TestClient client, string room)
+    private static async Task<int> OwnerAsync(TestClient client, string room, TestCluster cluster)
     {
         int? owner = null;
         await Eventually.TrueAsync(async () =>
@@ -56,7 +56,7 @@ public class DurabilityOverLoopbackTests
             var rooms = await client.NextAsync(Frame("rooms"));
             owner = rooms["rooms"]!.Where(entry => (string?)entry["room"] == room).Select(entry => (int?)entry["owner"]).FirstOrDefault();
             return owner is not null;
-        }, Deadline, $"{room} placed");
+        }, Deadline, $"{room} placed", () => cluster.Output);
         return owner!.Value;
     }
 
@@ -100,7 +100,7 @@ public class DurabilityOverLoopbackTests
         await sender.TypeAsync($"/join {room}");
         await sender.NextAsync(e => Event(e, "joined", room));
         int victim;
-        await using (var observer = await TestClient.ConnectAsync(cluster.ClientPort(1), "observer")) victim = await OwnerAsync(observer, room);
+        await using (var observer = await TestClient.ConnectAsync(cluster.ClientPort(1), "observer")) victim = await OwnerAsync(observer, room, cluster);
 
         // Lines are paced, not awaited one by one, so some are always in flight when the owner dies.
         var typing = Task.Run(async () =>
