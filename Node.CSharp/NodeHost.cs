@@ -253,7 +253,8 @@ public sealed class NodeHost
         if (toDo.IsEmpty) return;
         if (!control.IsTicked)
         {
-            rest.Add(toDo);
+            if (AnsweredAtOnce(control, rest)) effects.RunNow(toDo);
+            else rest.Add(toDo);
             return;
         }
         // The tick's spec action is on disk before its heartbeat leaves (SpecTraceWriter).
@@ -265,6 +266,23 @@ public sealed class NodeHost
             else later.Add(next.Head);
         }
         if (later.Count > 0) rest.Add(ListModule.OfSeq(later));
+    }
+
+    /// <summary>
+    /// A status request is answered as soon as it is stepped, not after the turn's other sends (a
+    /// flood's turn sends to every receiver): it changes no state and writes nothing, so only the
+    /// log writes of steps before it could be missing, and it waits for them when there are any.
+    /// </summary>
+    private static bool AnsweredAtOnce(Event control, List<FSharpList<Effect>> rest) =>
+        control is Event.ClientRequested requested && NodeInbox.IsControl(requested.Item2) && !rest.Exists(WritesLog);
+
+    private static bool WritesLog(FSharpList<Effect> effects)
+    {
+        for (var rest = effects; !rest.IsEmpty; rest = rest.Tail)
+        {
+            if (rest.Head.IsAppendToLog || rest.Head.IsRewriteLog) return true;
+        }
+        return false;
     }
 
     /// <summary>Client requests wait while the node is behind on sending, or while the protocol has
@@ -360,6 +378,15 @@ public sealed class NodeHost
 
         /// <summary>An effect that leaves at once, outside any turn (a heartbeat).</summary>
         public void RunNow(Effect effect) => Run(effect);
+
+        /// <summary>Effects that write nothing, carried out at once, outside any turn (a status
+        /// reply): the frames queued before them go first, then they leave.</summary>
+        public void RunNow(FSharpList<Effect> effects)
+        {
+            for (var rest = effects; !rest.IsEmpty; rest = rest.Tail) Run(rest.Head);
+            _clientRuns.Flush();
+            _peerBatches.Flush();
+        }
 
         private bool Run(Effect effect)
         {

@@ -23,6 +23,14 @@ internal abstract class ByteTransport
     /// <summary>Ends both directions at once; pending reads and writes fail or end.</summary>
     public abstract void Abort();
 
+    /// <summary>Whether <see cref="SendNow"/> can hand bytes to the operating system without waiting.</summary>
+    public virtual bool SendsNow => false;
+
+    /// <summary>Hands the operating system what it takes of <paramref name="bytes"/> at once, never
+    /// waiting: the count taken (0 when its buffer is full), or -1 when the connection is lost. Only
+    /// while nothing else sends on this transport (FramedConnection decides who does).</summary>
+    public virtual int SendNow(ReadOnlySpan<byte> bytes) => 0;
+
     protected static PipeReader ReaderOver(Stream stream) =>
         PipeReader.Create(stream, new StreamPipeReaderOptions(bufferSize: ReadBufferBytes, leaveOpen: true));
 
@@ -36,13 +44,36 @@ internal sealed class SocketTransport : ByteTransport
     private readonly Socket _socket;
     private readonly NetworkStream _stream;
 
-    public SocketTransport(Socket socket)
+    /// <param name="sendsNow">Sends may be made at once (<see cref="SendNow"/>): the socket turns
+    /// non-blocking, which the stream's asynchronous reads and writes do not mind.</param>
+    public SocketTransport(Socket socket, bool sendsNow = false)
     {
         _socket = socket;
         _socket.NoDelay = true;
         _stream = new NetworkStream(socket, ownsSocket: true);
+        // After the stream is made: a NetworkStream refuses a non-blocking socket, as it would
+        // its own synchronous calls on one; only its asynchronous ones are used.
+        if (sendsNow) _socket.Blocking = false;
+        SendsNow = sendsNow;
         Input = ReaderOver(_stream);
         Output = WriterOver(_stream);
+    }
+
+    public override bool SendsNow { get; }
+
+    public override int SendNow(ReadOnlySpan<byte> bytes)
+    {
+        try
+        {
+            var sent = _socket.Send(bytes, SocketFlags.None, out var error);
+            return error switch
+            {
+                SocketError.Success => sent,
+                SocketError.WouldBlock => 0,
+                _ => -1,
+            };
+        }
+        catch (ObjectDisposedException) { return -1; }
     }
 
     public override PipeReader Input { get; }

@@ -10,6 +10,9 @@ namespace FormalChat.Transport;
 /// frames in the pipe's own buffers, and a write queue bounded in bytes, drained by its own task
 /// in batches (one flush for every frame that is ready). A frame sent to many connections is one
 /// buffer: queuing it copies nothing, and it is copied once per connection into the pipe.
+/// A connection opened with sendsNow hands a frame to the socket at once, on the sender's thread,
+/// while nothing waits in its queue: no thread-pool hop between the node's loop and the socket
+/// (what the socket does not take at once is queued, and the write loop sends it).
 /// </summary>
 public sealed class FramedConnection : IFrameConnection
 {
@@ -30,6 +33,13 @@ public sealed class FramedConnection : IFrameConnection
     private TaskCompletionSource? _roomMade;
     private int _closedFlag;
     private int _readingStarted;
+    /// <summary>Held to queue a frame or send it at once, and by the write loop to start and end a
+    /// batch, when the transport sends at once: a frame sent at once never overtakes one queued.</summary>
+    private readonly object _sendingTurn = new();
+    /// <summary>The write loop has taken frames and not yet flushed them (under _sendingTurn).</summary>
+    private bool _writeLoopSending;
+    /// <summary>CloseAfterSendingAsync has begun: no frame is taken any more (under _sendingTurn).</summary>
+    private bool _sendingEnded;
 
     /// <param name="maxQueuedBytes">Bytes waiting to be sent beyond which the other side counts as
     /// too slow and the connection is closed.</param>
@@ -46,9 +56,12 @@ public sealed class FramedConnection : IFrameConnection
         _writer = Task.Run(WriteLoopAsync);
     }
 
-    /// <summary>Over a connected TCP socket, which the connection owns from now on (NoDelay is set).</summary>
-    public static FramedConnection Open(Socket socket, long maxQueuedBytes, ByteGauge? sharedGauge = null) =>
-        new(new SocketTransport(socket), RemoteOf(socket), maxQueuedBytes, sharedGauge);
+    /// <summary>Over a connected TCP socket, which the connection owns from now on (NoDelay is set).
+    /// With <paramref name="sendsNow"/>, a frame sent while nothing is queued goes to the socket on
+    /// the sender's thread (the socket turns non-blocking): for a node's loop, whose replies then
+    /// wait for no thread-pool thread.</summary>
+    public static FramedConnection Open(Socket socket, long maxQueuedBytes, ByteGauge? sharedGauge = null, bool sendsNow = false) =>
+        new(new SocketTransport(socket, sendsNow), RemoteOf(socket), maxQueuedBytes, sharedGauge);
 
     /// <summary>Over any connected stream (an SslStream, say), which the connection owns from now on.</summary>
     public static FramedConnection Open(Stream stream, string remote, long maxQueuedBytes, ByteGauge? sharedGauge = null) =>
@@ -73,9 +86,26 @@ public sealed class FramedConnection : IFrameConnection
         return Enqueue(frame);
     }
 
+    // Sent at once when the transport can and nothing waits before it; otherwise queued.
+    private bool Enqueue(ReadOnlyMemory<byte> frame)
+    {
+        if (!_transport.SendsNow) return Queue(frame);
+        lock (_sendingTurn)
+        {
+            if (_sendingEnded) return false;
+            if (_writeLoopSending || Interlocked.Read(ref _queuedBytes) != 0) return Queue(frame);
+            var sent = _transport.SendNow(frame.Span);
+            if (sent == frame.Length) return true;
+            // The rest waits for the write loop, first in the queue: nothing can queue meanwhile.
+            if (sent >= 0) return Queue(frame[sent..]);
+        }
+        _ = CloseAsync("connection lost while sending");
+        return false;
+    }
+
     // A frame in a SharedFrameBuffer is held while it waits here: until the write loop has copied
     // it into the pipe, or the close has dropped it.
-    private bool Enqueue(ReadOnlyMemory<byte> frame)
+    private bool Queue(ReadOnlyMemory<byte> frame)
     {
         SharedFrameBuffer.Retain(frame);
         Count(frame.Length);
@@ -123,7 +153,11 @@ public sealed class FramedConnection : IFrameConnection
 
     public async Task CloseAfterSendingAsync(string reason)
     {
-        _outbound.Writer.TryComplete();
+        lock (_sendingTurn)
+        {
+            _sendingEnded = true;
+            _outbound.Writer.TryComplete();
+        }
         await Task.WhenAny(_writer, Task.Delay(SendingDeadline)).ConfigureAwait(false);
         try { await _transport.EndSendingAsync().ConfigureAwait(false); }
         catch (Exception error) when (error is IOException or ObjectDisposedException or SocketException) { }
@@ -221,6 +255,7 @@ public sealed class FramedConnection : IFrameConnection
             var reader = _outbound.Reader;
             while (await reader.WaitToReadAsync(_closing.Token).ConfigureAwait(false))
             {
+                WriteLoopSending(true);
                 while (reader.TryRead(out var frame))
                 {
                     writer.Write(frame.Span);
@@ -228,6 +263,8 @@ public sealed class FramedConnection : IFrameConnection
                 }
                 if (Volatile.Read(ref _roomMade) is not null) WakeSenders();
                 var flushed = await writer.FlushAsync(_closing.Token).ConfigureAwait(false);
+                // Flushed: the socket has every byte taken so far, so a frame may go straight to it again.
+                WriteLoopSending(false);
                 if (flushed.IsCompleted)
                 {
                     await CloseAsync("connection lost while sending: the other side stopped reading").ConfigureAwait(false);
@@ -242,6 +279,12 @@ public sealed class FramedConnection : IFrameConnection
         }
         catch (ObjectDisposedException) { }
         finally { await writer.CompleteAsync().ConfigureAwait(false); }
+    }
+
+    private void WriteLoopSending(bool sending)
+    {
+        if (!_transport.SendsNow) return;
+        lock (_sendingTurn) _writeLoopSending = sending;
     }
 
     private static string RemoteOf(Socket socket)

@@ -113,7 +113,7 @@ public sealed class ClientTls
     public static async Task<FramedConnection?> OpenAsync(ClientTls? tls, Socket socket, string port, TimeSpan deadline,
         ReadOnlyMemory<byte> plainTextRefusal, long maxQueuedBytes, ByteGauge gauge, CancellationToken stop)
     {
-        if (tls is null) return FramedConnection.Open(socket, maxQueuedBytes, gauge);
+        if (tls is null) return FramedConnection.Open(socket, maxQueuedBytes, gauge, sendsNow: true);
         var remote = socket.RemoteEndPoint?.ToString() ?? "unknown";
         var stream = await tls.AcceptAsync(socket, port, deadline, plainTextRefusal, stop).ConfigureAwait(false);
         return stream is null ? null : FramedConnection.Open(stream, remote, maxQueuedBytes, gauge);
