@@ -17,6 +17,9 @@ namespace FormalChat.Transport;
 public sealed class FramedConnection : IFrameConnection
 {
     private static readonly TimeSpan SendingDeadline = TimeSpan.FromSeconds(2);
+
+    /// <summary>What the write loop copies into the pipe and flushes at most at a time.</summary>
+    private const int MaxBatchBytes = 256 * 1024;
     private static readonly TimeSpan OtherSideClosingDeadline = TimeSpan.FromSeconds(1);
 
     private readonly ByteTransport _transport;
@@ -256,9 +259,11 @@ public sealed class FramedConnection : IFrameConnection
             while (await reader.WaitToReadAsync(_closing.Token).ConfigureAwait(false))
             {
                 WriteLoopSending(true);
-                while (reader.TryRead(out var frame))
+                var batchBytes = 0;
+                while (batchBytes < MaxBatchBytes && reader.TryRead(out var frame))
                 {
                     writer.Write(frame.Span);
+                    batchBytes += frame.Length;
                     Dequeued(frame);
                 }
                 if (Volatile.Read(ref _roomMade) is not null) WakeSenders();
@@ -270,6 +275,10 @@ public sealed class FramedConnection : IFrameConnection
                     await CloseAsync("connection lost while sending: the other side stopped reading").ConfigureAwait(false);
                     return;
                 }
+                // More waits: the thread goes back to the pool first, to the end of its queue, so a
+                // connection with megabytes queued (a lagging receiver in a flood) does not hold a
+                // thread while other connections' reads and writes, a status request's among them, wait.
+                if (batchBytes >= MaxBatchBytes) await Task.Yield();
             }
         }
         catch (OperationCanceledException) { }
