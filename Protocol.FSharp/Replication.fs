@@ -408,13 +408,17 @@ let commit (quorum: bool) (alone: bool) (target: BackupAssignment option) (repli
             | UpTo seq -> Uncommitted.upTo seq primary.Pending
         match committed with
         | [] -> replica, []
+        // One message (an owner alone commits each as it comes): no buffer.
+        | [ message ] ->
+            let replica, delivered = deliverSequenced message { replica with Primary = Some { primary with Pending = pending } }
+            replica, delivered @ [ SentToInterested message ]
         | _ ->
         let mutable replica = { replica with Primary = Some { primary with Pending = pending } }
         let outputs = ResizeArray<ReplicaOutput>()
         for message in committed do
             let after, delivered = deliverSequenced message replica
             replica <- after
-            outputs.AddRange delivered
+            for output in delivered do outputs.Add output
             outputs.Add(SentToInterested message)
         replica, List.ofSeq outputs
 

@@ -26,19 +26,31 @@ let then' (next: NodeState -> NodeState * Effect list) (state: NodeState, effect
     state, effects @ more
 
 /// `next` for each item in turn, threading the state, with the effects in order. They are joined
-/// once at the end: appending as it goes (then' in a fold) costs the square of the number of
-/// items, and under load that is thousands of posts or messages in one step.
+/// once at the end, from the last list back: appending as it goes (then' in a fold) costs the
+/// square of the number of items, and under load that is thousands of posts or messages in one
+/// step. The last non-empty list is kept as it is, and the ones before it are copied in front:
+/// one step's few effects (an owner's post) cost no buffer.
 let forEach (next: 'T -> NodeState -> NodeState * Effect list) (items: 'T seq) (state: NodeState, effects: Effect list) =
     let mutable state = state
-    let collected = ResizeArray<Effect>()
-    collected.AddRange effects
-    for item in items do
-        let after, more = next item state
-        state <- after
-        for effect in more do collected.Add effect
-    let mutable all = []
-    for index in collected.Count - 1 .. -1 .. 0 do all <- collected[index] :: all
-    state, all
+    // Newest first: each item's effects, the non-empty ones.
+    let mutable produced = if effects.IsEmpty then [] else [ effects ]
+    match items with
+    | :? ('T list) as items ->
+        for item in items do
+            let after, more = next item state
+            state <- after
+            if not more.IsEmpty then produced <- more :: produced
+    | _ ->
+        for item in items do
+            let after, more = next item state
+            state <- after
+            if not more.IsEmpty then produced <- more :: produced
+    match produced with
+    | [] -> state, []
+    | last :: before ->
+        let mutable all = last
+        for earlier in before do all <- earlier @ all
+        state, all
 
 // ---------------------------------------------------------------------------------------------
 // Rooms: the replica rules (Replication.fs) applied to this node's state, and their outputs
@@ -105,8 +117,10 @@ let interestedPeers (message: RoomMessage) (state: NodeState) : NodeInfo list =
         let members = state.Chat.MemberNodes.TryFind message.Room |> Option.defaultValue Map.empty
         let isMemberNode node = node = message.FromNode || members.ContainsKey node
         let backup = state.Backups.TryFind message.Room
-        [ for KeyValue(node, peer) in state.Peers do
-              if Replication.isInterested (self state) isMemberNode backup state.Coordination node then peer.Info ]
+        // A fold from the highest id down builds the list in order, with no enumerator.
+        (state.Peers, [])
+        ||> Map.foldBack (fun node peer interested ->
+            if Replication.isInterested (self state) isMemberNode backup state.Coordination node then peer.Info :: interested else interested)
 
 /// Asks the room's live owner for the committed messages after the last one this node has.
 let askForMissing (room: RoomName) (state: NodeState) : Effect list =
@@ -168,8 +182,11 @@ let carryOut (room: RoomName) (output: Replication.ReplicaOutput) (state: NodeSt
     | Replication.AlreadyDelivered message -> acknowledgePost message state, []
     | Replication.SentTo sent -> state, toPeer state sent.To sent.Message
     | Replication.SentToInterested message ->
-        let sequenced = RoomSequenced message
-        state, [ for peer in interestedPeers message state -> SendToPeer(peer, sequenced) ]
+        match interestedPeers message state with
+        | [] -> state, []
+        | peers ->
+            let sequenced = RoomSequenced message
+            state, [ for peer in peers -> SendToPeer(peer, sequenced) ]
     | Replication.FillRequested -> state, askForMissing room state
     | Replication.SharedHistoryRefused ->
         state, [ Log(Warning, $"room {room}: ignored a shared history that disagrees with this node's copy (it owns or backs up the room)") ]

@@ -75,6 +75,11 @@ let private byKeyThenSeq (a: RoomMessage) (b: RoomMessage) : int =
             let byFrom = System.String.CompareOrdinal(a.From.Value, b.From.Value)
             if byFrom <> 0 then byFrom else compare a.Seq b.Seq
 
+/// byKeyThenSeq as the one delegate Array.Sort takes: sorting through an IComparer (as
+/// Array.sortInPlaceWith does) makes the runtime build a delegate per sort by a slow lookup,
+/// which cost a fifth of an owner's time per message under a flood.
+let private generationOrder = System.Comparison<RoomMessage>(byKeyThenSeq)
+
 /// How a message's key compares with a key.
 let private compareToKey (key: PostKey) (message: RoomMessage) : int =
     if message.ClientMessageId <> key.Id then (if message.ClientMessageId < key.Id then -1 else 1)
@@ -115,7 +120,7 @@ module RetryIndex =
                 YoungHighest = max id index.YoungHighest }
         else
             let generation = Array.ofList (message :: index.Young)
-            Array.sortInPlaceWith byKeyThenSeq generation
+            System.Array.Sort(generation, generationOrder)
             { empty with Old = prune (generation :: index.Old) }
 
     /// The newest of a sorted generation's messages with the key that is held, by binary search.
@@ -228,8 +233,13 @@ let record (message: RoomMessage) (history: RoomHistory) : RoomHistory option =
             match history.ByClientId with
             | Some index when message.ClientMessageId <> 0L -> Some(RetryIndex.add keepCapacity message index)
             | index -> index
-        let added = { history with Last = message.Seq; Newer = message :: history.Newer; Count = history.Count + 1; ByClientId = index }
-        Some(if added.Count > historyCapacity then withoutOldest added else added)
+        if history.Count < historyCapacity then
+            Some { history with Last = message.Seq; Newer = message :: history.Newer; Count = history.Count + 1; ByClientId = index }
+        else
+            // Full: the oldest goes in the same copy (withoutOldest, without a second one).
+            match history.Older with
+            | _ :: rest -> Some { history with Last = message.Seq; Newer = message :: history.Newer; Older = rest; ByClientId = index }
+            | [] -> Some(withoutOldest { history with Last = message.Seq; Newer = message :: history.Newer; Count = history.Count + 1; ByClientId = index })
 
 /// A history of these messages (oldest first): a log read back from disk, or a state transfer.
 let ofMessages (messages: RoomMessage list) : RoomHistory =

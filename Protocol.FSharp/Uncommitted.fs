@@ -122,6 +122,9 @@ module Uncommitted =
     /// The messages up to `seq`, oldest first, and the rest. The same queue when none is that old.
     let upTo (seq: int64) (messages: Uncommitted) : RoomMessage list * Uncommitted =
         match messages.Older with
+        // All of them (an owner alone commits each message as it comes): the list as it is.
+        | _ :: _ when seq >= messages.Last ->
+            messages.Messages, { empty with ByClientId = messages.ByClientId }
         | first :: _ when first.Seq <= seq ->
             let taken = ResizeArray<RoomMessage>()
             let mutable older = messages.Older
