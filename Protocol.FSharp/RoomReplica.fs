@@ -63,13 +63,15 @@ let forEach (next: 'T -> NodeState -> NodeState * Effect list) (items: 'T seq) (
 /// history (a retry of a message sequenced before). Nicknames are unique, so a sender and a
 /// client message id name one message, whichever node the retry went through; without an id (0)
 /// the text and the sender's node must match too.
-let private acknowledged (message: RoomMessage) (state: NodeState) : Map<RoomName, WaitingPosts> =
-    match state.Unconfirmed.TryGetValue message.Room with
+let private acknowledgedIn (unconfirmed: Map<RoomName, WaitingPosts>) (message: RoomMessage) : Map<RoomName, WaitingPosts> =
+    match unconfirmed.TryGetValue message.Room with
     | true, waiting ->
         match WaitingPosts.tryRemoveAnswered message waiting with
-        | Some waiting -> state.Unconfirmed.Add(message.Room, waiting)
-        | None -> state.Unconfirmed
-    | _ -> state.Unconfirmed
+        | Some waiting -> unconfirmed.Add(message.Room, waiting)
+        | None -> unconfirmed
+    | _ -> unconfirmed
+
+let private acknowledged (message: RoomMessage) (state: NodeState) : Map<RoomName, WaitingPosts> = acknowledgedIn state.Unconfirmed message
 
 let acknowledgePost (message: RoomMessage) (state: NodeState) : NodeState =
     let unconfirmed = acknowledged message state
@@ -122,12 +124,15 @@ let interestedPeers (message: RoomMessage) (state: NodeState) : NodeInfo list =
         ||> Map.foldBack (fun node peer interested ->
             if Replication.isInterested (self state) isMemberNode backup state.Coordination node then peer.Info :: interested else interested)
 
-/// Asks the room's live owner for the committed messages after the last one this node has.
-let askForMissing (room: RoomName) (state: NodeState) : Effect list =
+/// Asks the room's live owner for the committed messages after `last`.
+let private askForMissingAfter (room: RoomName) (last: int64) (state: NodeState) : Effect list =
     match state.Placements.TryFind room with
     | Some placement when placement.Owner <> self state && state.Coordination.View.Contains placement.Owner ->
-        toPeer state placement.Owner (HistoryRequested(room, (historyOf room state).LastSeq, self state))
+        toPeer state placement.Owner (HistoryRequested(room, last, self state))
     | _ -> []
+
+/// Asks the room's live owner for the committed messages after the last one this node has.
+let askForMissing (room: RoomName) (state: NodeState) : Effect list = askForMissingAfter room (historyOf room state).LastSeq state
 
 /// What this node holds of a room, as the replica rules see it.
 let replicaOf (room: RoomName) (state: NodeState) : Replication.Replica =
@@ -140,17 +145,29 @@ let replicaOf (room: RoomName) (state: NodeState) : Replication.Replica =
 /// The replica back into the state, each map touched only where the replica changed it, in one
 /// copy of the state (a post passes here once or twice), which also counts `sequenced` messages
 /// towards the load.
-let private replicaInto (room: RoomName) (before: Replication.Replica) (replica: Replication.Replica) (sequenced: int) (state: NodeState) : NodeState =
+let private replicaAndShownInto
+    (room: RoomName)
+    (before: Replication.Replica)
+    (replica: Replication.Replica)
+    (sequenced: int)
+    (unconfirmed: Map<RoomName, WaitingPosts>)
+    (shown: Map<RoomName, int64>)
+    (state: NodeState)
+    : NodeState =
     let changed (a: 'T) (b: 'T) = not (LanguagePrimitives.PhysicalEquality a b)
     let historyChanged = changed before.History replica.History
     let storedChanged = changed before.Stored replica.Stored
     let primaryChanged = changed before.Primary replica.Primary
     let durableChanged = before.Durable <> replica.Durable
     let fillChanged = before.AwaitingFill <> replica.AwaitingFill
-    if not (historyChanged || storedChanged || primaryChanged || durableChanged || fillChanged) && sequenced = 0 then state
+    if not (historyChanged || storedChanged || primaryChanged || durableChanged || fillChanged) && sequenced = 0
+       && not (changed unconfirmed state.Unconfirmed) && not (changed shown state.Shown) then
+        state
     else
         { state with
             MessagesSinceTick = state.MessagesSinceTick + sequenced
+            Unconfirmed = unconfirmed
+            Shown = shown
             Histories = if historyChanged then state.Histories.Add(room, replica.History) else state.Histories
             Replicas =
                 if not storedChanged then state.Replicas
@@ -166,6 +183,9 @@ let private replicaInto (room: RoomName) (before: Replication.Replica) (replica:
                 if not fillChanged then state.FillsRequested
                 elif replica.AwaitingFill then state.FillsRequested.Add room
                 else state.FillsRequested.Remove room }
+
+let private replicaInto (room: RoomName) (before: Replication.Replica) (replica: Replication.Replica) (sequenced: int) (state: NodeState) : NodeState =
+    replicaAndShownInto room before replica sequenced state.Unconfirmed state.Shown state
 
 /// The replica back into the state, each map touched only where the replica changed it.
 let withReplica (room: RoomName) (before: Replication.Replica) (replica: Replication.Replica) (state: NodeState) : NodeState =
@@ -193,14 +213,57 @@ let carryOut (room: RoomName) (output: Replication.ReplicaOutput) (state: NodeSt
     | Replication.StoredBeyondSequenced(confirmed, sequenced) ->
         state, [ Log(Warning, $"replica-stored for {room} confirms seq {confirmed}, beyond the {sequenced} this owner sequenced; ignored") ]
 
+/// A replica rule's outputs carried out (as carryOut does, one after the other) and its replica
+/// put back, in one copy of the state: only acknowledging and showing change the state as
+/// outputs are carried out (Unconfirmed and Shown, kept aside meanwhile), and only a fill request
+/// reads what the rule changed (the history's last seq, taken from the replica).
+let private applyOutputs
+    (room: RoomName)
+    (before: Replication.Replica)
+    (after: Replication.Replica)
+    (sequenced: int)
+    (outputs: Replication.ReplicaOutput list)
+    (state: NodeState)
+    : NodeState * Effect list =
+    let mutable unconfirmed = state.Unconfirmed
+    let mutable shown = state.Shown
+    // Newest first: each output's effects, the non-empty ones (joined as forEach does).
+    let mutable produced = []
+    for output in outputs do
+        let effects =
+            match output with
+            | Replication.Delivered message ->
+                unconfirmed <- acknowledgedIn unconfirmed message
+                let shownSeq =
+                    match shown.TryGetValue message.Room with
+                    | true, seq -> seq
+                    | _ -> 0L
+                if message.Seq <= shownSeq then []
+                else
+                    shown <- shown.Add(message.Room, message.Seq)
+                    if Accounts.isAccountsRoom message.Room then accountCommitted message state
+                    else [ SendToClients(showingTo message.Room state, Message message) ]
+            | Replication.AlreadyDelivered message ->
+                unconfirmed <- acknowledgedIn unconfirmed message
+                []
+            | Replication.FillRequested -> askForMissingAfter room after.History.LastSeq state
+            | other -> snd (carryOut room other state)
+        if not effects.IsEmpty then produced <- effects :: produced
+    let state = replicaAndShownInto room before after sequenced unconfirmed shown state
+    match produced with
+    | [] -> state, []
+    | last :: earlier ->
+        let mutable all = last
+        for effects in earlier do all <- effects @ all
+        state, all
+
 /// Runs one replica rule on a room of this node and carries out what it asks.
 let onReplica (room: RoomName) (rule: Replication.Replica -> Replication.Replica * Replication.ReplicaOutput list) (state: NodeState) : NodeState * Effect list =
     let before = replicaOf room state
     let after, outputs = rule before
     match outputs with
     | [] -> withReplica room before after state, []
-    | [ output ] -> carryOut room output (withReplica room before after state)
-    | _ -> forEach (carryOut room) outputs (withReplica room before after state, [])
+    | _ -> applyOutputs room before after 0 outputs state
 
 /// A room whose log was damaged takes the seqs it lacks from any node's committed copy: the
 /// messages only fill the gap (Rooms.fill), they are not shown again (members here saw them
@@ -342,7 +405,7 @@ let sequenceAsOwner (post: RoomPost) (placement: Assignment) (state: NodeState) 
         // The sequenced replica owns the room, so the replication step applies to it (replicate).
         let after, replicated = replicateReplica post.Room state sequenced
         let outputs = if outputs.IsEmpty then replicated else outputs @ replicated
-        forEach (carryOut post.Room) outputs (replicaInto post.Room before after 1 state, [])
+        applyOutputs post.Room before after 1 outputs state
 
 /// The room's backup assignment changed here: the owner sends its state to a new backup.
 let applyBackup (room: RoomName) (backup: BackupAssignment) (state: NodeState) : NodeState * Effect list =
