@@ -227,35 +227,29 @@ let private applyOutputs
     : NodeState * Effect list =
     let mutable unconfirmed = state.Unconfirmed
     let mutable shown = state.Shown
-    // Newest first: each output's effects, the non-empty ones (joined as forEach does).
-    let mutable produced = []
+    // Newest first; an output's one effect (nearly always one) goes here without a list of its own.
+    let mutable effects = []
     for output in outputs do
-        let effects =
-            match output with
-            | Replication.Delivered message ->
-                unconfirmed <- acknowledgedIn unconfirmed message
-                let shownSeq =
-                    match shown.TryGetValue message.Room with
-                    | true, seq -> seq
-                    | _ -> 0L
-                if message.Seq <= shownSeq then []
-                else
-                    shown <- shown.Add(message.Room, message.Seq)
-                    if Accounts.isAccountsRoom message.Room then accountCommitted message state
-                    else [ SendToClients(showingTo message.Room state, Message message) ]
-            | Replication.AlreadyDelivered message ->
-                unconfirmed <- acknowledgedIn unconfirmed message
-                []
-            | Replication.FillRequested -> askForMissingAfter room after.History.LastSeq state
-            | other -> snd (carryOut room other state)
-        if not effects.IsEmpty then produced <- effects :: produced
+        match output with
+        | Replication.Delivered message ->
+            unconfirmed <- acknowledgedIn unconfirmed message
+            let shownSeq =
+                match shown.TryGetValue message.Room with
+                | true, seq -> seq
+                | _ -> 0L
+            if message.Seq > shownSeq then
+                shown <- shown.Add(message.Room, message.Seq)
+                if Accounts.isAccountsRoom message.Room then
+                    for effect in accountCommitted message state do effects <- effect :: effects
+                else effects <- SendToClients(showingTo message.Room state, Message message) :: effects
+        | Replication.AlreadyDelivered message -> unconfirmed <- acknowledgedIn unconfirmed message
+        | Replication.LogAppended messages -> effects <- AppendToLog(room, messages) :: effects
+        | Replication.FillRequested -> for effect in askForMissingAfter room after.History.LastSeq state do effects <- effect :: effects
+        | other -> for effect in snd (carryOut room other state) do effects <- effect :: effects
     let state = replicaAndShownInto room before after sequenced unconfirmed shown state
-    match produced with
-    | [] -> state, []
-    | last :: earlier ->
-        let mutable all = last
-        for effects in earlier do all <- effects @ all
-        state, all
+    match effects with
+    | [] | [ _ ] -> state, effects
+    | _ -> state, List.rev effects
 
 /// Runs one replica rule on a room of this node and carries out what it asks.
 let onReplica (room: RoomName) (rule: Replication.Replica -> Replication.Replica * Replication.ReplicaOutput list) (state: NodeState) : NodeState * Effect list =

@@ -20,7 +20,7 @@ type PostKey =
       From: string
       Text: string }
 
-    /// Equality without F#'s generic equality (the hot path compares keys in buckets).
+    /// Equality without F#'s generic equality (the hot path compares keys in a queue).
     member this.Matches(other: PostKey) =
         this.Id = other.Id && this.Node = other.Node && System.String.Equals(this.From, other.From) && System.String.Equals(this.Text, other.Text)
 
@@ -30,16 +30,6 @@ type PostKey =
         | _ -> false
 
     override this.GetHashCode() = System.HashCode.Combine(this.Id, this.Node, this.From, this.Text)
-
-    /// A 64-bit hash that is the same in every run (FNV-1a over the sender and text, then the id
-    /// and node mixed in): a map keyed by it compares int64s, not PostKeys through F#'s generic
-    /// comparison, and its rare collisions share a bucket (WaitingPosts).
-    member this.StableHash: int64 =
-        let mutable hash = 14695981039346656037UL
-        for c in this.From do hash <- (hash ^^^ uint64 c) * 1099511628211UL
-        for c in this.Text do hash <- (hash ^^^ uint64 c) * 1099511628211UL
-        hash <- (hash ^^^ uint64 this.Node) * 1099511628211UL
-        int64 ((hash ^^^ uint64 this.Id) * 0x9E3779B97F4A7C15UL)
 
     interface System.IComparable with
         member this.CompareTo(other) =

@@ -144,8 +144,23 @@ module Uncommitted =
             { Older = older; Newer = newer; Count = count; Last = (if count = 0 then 0L else messages.Last); ByClientId = messages.ByClientId }
         | _ -> [], messages
 
-    /// The messages after `seq`.
-    let after (seq: int64) (messages: Uncommitted) : Uncommitted = snd (upTo seq messages)
+    /// The messages after `seq` (upTo's rest, without a list of the others).
+    let after (seq: int64) (messages: Uncommitted) : Uncommitted =
+        match messages.Older with
+        | _ :: _ when seq >= messages.Last -> { empty with ByClientId = messages.ByClientId }
+        | first :: _ when first.Seq <= seq ->
+            let mutable older = messages.Older
+            let mutable newer = messages.Newer
+            let mutable dropped = 0
+            while (match older with head :: _ -> head.Seq <= seq | [] -> false) do
+                older <- older.Tail
+                dropped <- dropped + 1
+                if older.IsEmpty && not newer.IsEmpty then
+                    older <- List.rev newer
+                    newer <- []
+            let count = messages.Count - dropped
+            { Older = older; Newer = newer; Count = count; Last = (if count = 0 then 0L else messages.Last); ByClientId = messages.ByClientId }
+        | _ -> messages
 
     /// Oldest first: the messages after `seq` whose texts together fit in `budget` characters
     /// (at least one): those numbered on from seq + 1 without a skip, or, when there is no
