@@ -369,6 +369,8 @@ let backupTarget (room: RoomName) (state: NodeState) =
 let private replicateReplica (room: RoomName) (state: NodeState) (replica: Replication.Replica) : Replication.Replica * Replication.ReplicaOutput list =
     let target = backupTarget room state
     let alone = state.Coordination.View.Count = 1
+    // Without a backup there is nothing to sync or append: commit alone, with no tuples for them.
+    if target.IsNone then Replication.commit (hasQuorum state) alone target replica else
     let replica, synced = Replication.syncBackup target room replica
     let replica, appended = Replication.sendAppends Replication.appendWindow target room replica
     let replica, committed = Replication.commit (hasQuorum state) alone target replica

@@ -128,6 +128,18 @@ module RetryIndex =
             index <- index - 1
         found
 
+    /// Whether a message with this client message id may be in the index: within the span of
+    /// ids of Young or of a generation (a new post's id is usually beyond them all). Asked
+    /// before a key and a test are built for tryFind.
+    let mayHold (id: int64) (index: RetryIndex) : bool =
+        let rec inSpans (generations: RoomMessage[] list) =
+            match generations with
+            | [] -> false
+            | generation :: older ->
+                (generation.Length > 0 && id >= generation[0].ClientMessageId && id <= generation[generation.Length - 1].ClientMessageId)
+                || inSpans older
+        (id >= index.YoungLowest && id <= index.YoungHighest) || inSpans index.Old
+
     /// The newest message with the key that is held.
     let tryFind (isHeld: RoomMessage -> bool) (key: PostKey) (index: RetryIndex) : RoomMessage option =
         let young =
@@ -300,11 +312,12 @@ let indexed (history: RoomHistory) : RoomHistory =
 /// A post the owner has already sequenced (a client's retry): the message it became, the newest
 /// with its sender and id. Looked up in the index; a history without one is searched.
 let alreadySequenced (post: RoomPost) (history: RoomHistory) : RoomMessage option =
-    if post.ClientMessageId = 0L then
-        None
-    else
+    match history.ByClientId with
+    | _ when post.ClientMessageId = 0L -> None
+    | Some index when not (RetryIndex.mayHold post.ClientMessageId index) -> None
+    | byClientId ->
         let key = idKey post.From post.FromNode post.ClientMessageId
-        match history.ByClientId with
+        match byClientId with
         | Some index ->
             // Held still: the history drops its oldest messages, and the index keeps them a while.
             let oldest () = match history.Older with first :: _ -> first.Seq | [] -> (List.last history.Newer).Seq

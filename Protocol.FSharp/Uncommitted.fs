@@ -112,8 +112,10 @@ module Uncommitted =
     /// The message a post already became (a retry); never for a post without a client message id.
     /// Looked up in the index; messages without one are searched.
     let tryFindPost (post: RoomPost) (messages: Uncommitted) : RoomMessage option =
-        if post.ClientMessageId = 0L then None
-        else
+        match messages.ByClientId with
+        | _ when post.ClientMessageId = 0L -> None
+        | Some index when not (Rooms.RetryIndex.mayHold post.ClientMessageId index) -> None
+        | _ ->
             let key = Rooms.idKey post.From post.FromNode post.ClientMessageId
             match messages.ByClientId with
             | Some index -> Rooms.RetryIndex.tryFind (fun message -> tryFind message.Seq messages = Some message) key index
