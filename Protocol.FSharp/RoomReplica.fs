@@ -217,7 +217,8 @@ let carryOut (room: RoomName) (output: Replication.ReplicaOutput) (state: NodeSt
 /// put back, in one copy of the state: only acknowledging and showing change the state as
 /// outputs are carried out (Unconfirmed and Shown, kept aside meanwhile), and only a fill request
 /// reads what the rule changed (the history's last seq, taken from the replica).
-let private applyOutputs
+let private applyOutputsFrom
+    (unconfirmed: Map<RoomName, WaitingPosts>)
     (room: RoomName)
     (before: Replication.Replica)
     (after: Replication.Replica)
@@ -225,7 +226,7 @@ let private applyOutputs
     (outputs: Replication.ReplicaOutput list)
     (state: NodeState)
     : NodeState * Effect list =
-    let mutable unconfirmed = state.Unconfirmed
+    let mutable unconfirmed = unconfirmed
     let mutable shown = state.Shown
     // Newest first; an output's one effect (nearly always one) goes here without a list of its own.
     let mutable effects = []
@@ -250,6 +251,9 @@ let private applyOutputs
     match effects with
     | [] | [ _ ] -> state, effects
     | _ -> state, List.rev effects
+
+let private applyOutputs room before after sequenced outputs (state: NodeState) =
+    applyOutputsFrom state.Unconfirmed room before after sequenced outputs state
 
 /// Runs one replica rule on a room of this node and carries out what it asks.
 let onReplica (room: RoomName) (rule: Replication.Replica -> Replication.Replica * Replication.ReplicaOutput list) (state: NodeState) : NodeState * Effect list =
@@ -387,21 +391,33 @@ let replicate (room: RoomName) (state: NodeState) : NodeState * Effect list =
 /// (replicate) and is committed when the backup confirms. A retry of a committed message is only sent again to the node that
 /// retried; a retry of a pending one waits with it. Sequencing and the replication step run on
 /// the replica in one pass, and the state is copied once.
-let sequenceAsOwner (post: RoomPost) (placement: Assignment) (state: NodeState) : NodeState * Effect list =
+/// `unconfirmed` is the node's Unconfirmed with the post waiting (sequenceWaitingAsOwner).
+let private sequenceAsOwnerFrom (unconfirmed: Map<RoomName, WaitingPosts>) (post: RoomPost) (placement: Assignment) (state: NodeState) : NodeState * Effect list =
+    let withUnconfirmed (state: NodeState) =
+        if LanguagePrimitives.PhysicalEquality unconfirmed state.Unconfirmed then state else { state with Unconfirmed = unconfirmed }
     // The placement names this node: it acts as the owner even before it has taken the room over.
     let before = replicaOf post.Room state
     let owning = if before.Primary.IsSome then before else { before with Primary = Some Replication.emptyPrimary }
     match Replication.sequencePost post placement owning with
     | _, Replication.AlreadyCommitted message, _ ->
-        let state = acknowledgePost message state
+        let state = acknowledgePost message (withUnconfirmed state)
         if post.FromNode <> self state then state, toPeer state post.FromNode (RoomSequenced message)
         else state, []
-    | _, (Replication.AlreadyPending | Replication.NotOwner), _ -> state, []
+    | _, (Replication.AlreadyPending | Replication.NotOwner), _ -> withUnconfirmed state, []
     | sequenced, Replication.Sequenced _, outputs ->
         // The sequenced replica owns the room, so the replication step applies to it (replicate).
         let after, replicated = replicateReplica post.Room state sequenced
         let outputs = if outputs.IsEmpty then replicated else outputs @ replicated
-        applyOutputs post.Room before after 1 outputs state
+        applyOutputsFrom unconfirmed post.Room before after 1 outputs state
+
+let sequenceAsOwner (post: RoomPost) (placement: Assignment) (state: NodeState) : NodeState * Effect list =
+    sequenceAsOwnerFrom state.Unconfirmed post placement state
+
+/// sequenceAsOwner for a post of a client here that waits from now on: `unconfirmed` is the
+/// node's Unconfirmed with the post added, put into the state in the copy that sequencing makes
+/// (not in one of its own before).
+let sequenceWaitingAsOwner (unconfirmed: Map<RoomName, WaitingPosts>) (post: RoomPost) (placement: Assignment) (state: NodeState) : NodeState * Effect list =
+    sequenceAsOwnerFrom unconfirmed post placement state
 
 /// The room's backup assignment changed here: the owner sends its state to a new backup.
 let applyBackup (room: RoomName) (backup: BackupAssignment) (state: NodeState) : NodeState * Effect list =
