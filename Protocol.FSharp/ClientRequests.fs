@@ -93,8 +93,11 @@ let private numbered (post: RoomPost) (state: NodeState) : RoomPost * NodeState 
 let private waitAndRoute (post: RoomPost) (state: NodeState) =
     let waiting = state.Unconfirmed.TryFind post.Room |> Option.defaultValue WaitingPosts.empty
     let alreadyWaiting = WaitingPosts.containsId post.From post.FromNode post.ClientMessageId waiting
-    let state = if alreadyWaiting then state else { state with Unconfirmed = state.Unconfirmed.Add(post.Room, WaitingPosts.add post waiting) }
-    routePost post state
+    let unconfirmed = if alreadyWaiting then state.Unconfirmed else state.Unconfirmed.Add(post.Room, WaitingPosts.add post waiting)
+    match state.Placements.TryGetValue post.Room with
+    // routePost's first case: the post waits and is sequenced in one copy of the state.
+    | true, placement when placement.Owner = self state -> sequenceWaitingAsOwner unconfirmed post placement state
+    | _ -> routePost post (if alreadyWaiting then state else { state with Unconfirmed = unconfirmed })
 
 /// A post is numbered first if it came without an id (numbered).
 let private postAndWait (post: RoomPost) (state: NodeState) =

@@ -408,15 +408,20 @@ let commit (quorum: bool) (alone: bool) (target: BackupAssignment option) (repli
             | UpTo seq -> Uncommitted.upTo seq primary.Pending
         match committed with
         | [] -> replica, []
+        // One message (an owner alone commits each as it comes): no buffer.
+        | [ message ] ->
+            let replica, delivered = deliverSequenced message { replica with Primary = Some { primary with Pending = pending } }
+            replica, delivered @ [ SentToInterested message ]
         | _ ->
         let mutable replica = { replica with Primary = Some { primary with Pending = pending } }
-        let outputs = ResizeArray<ReplicaOutput>()
+        // Newest first.
+        let mutable outputs = []
         for message in committed do
             let after, delivered = deliverSequenced message replica
             replica <- after
-            outputs.AddRange delivered
-            outputs.Add(SentToInterested message)
-        replica, List.ofSeq outputs
+            for output in delivered do outputs <- output :: outputs
+            outputs <- SentToInterested message :: outputs
+        replica, List.rev outputs
 
 /// Spec: Interested(o), for one node: whether the owner sends it a committed message (see
 /// interestedNodes). The owner tests each node of its view with it, with no set per message.

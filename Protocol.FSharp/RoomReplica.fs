@@ -26,19 +26,31 @@ let then' (next: NodeState -> NodeState * Effect list) (state: NodeState, effect
     state, effects @ more
 
 /// `next` for each item in turn, threading the state, with the effects in order. They are joined
-/// once at the end: appending as it goes (then' in a fold) costs the square of the number of
-/// items, and under load that is thousands of posts or messages in one step.
+/// once at the end, from the last list back: appending as it goes (then' in a fold) costs the
+/// square of the number of items, and under load that is thousands of posts or messages in one
+/// step. The last non-empty list is kept as it is, and the ones before it are copied in front:
+/// one step's few effects (an owner's post) cost no buffer.
 let forEach (next: 'T -> NodeState -> NodeState * Effect list) (items: 'T seq) (state: NodeState, effects: Effect list) =
     let mutable state = state
-    let collected = ResizeArray<Effect>()
-    collected.AddRange effects
-    for item in items do
-        let after, more = next item state
-        state <- after
-        for effect in more do collected.Add effect
-    let mutable all = []
-    for index in collected.Count - 1 .. -1 .. 0 do all <- collected[index] :: all
-    state, all
+    // Newest first: each item's effects, the non-empty ones.
+    let mutable produced = if effects.IsEmpty then [] else [ effects ]
+    match items with
+    | :? ('T list) as items ->
+        for item in items do
+            let after, more = next item state
+            state <- after
+            if not more.IsEmpty then produced <- more :: produced
+    | _ ->
+        for item in items do
+            let after, more = next item state
+            state <- after
+            if not more.IsEmpty then produced <- more :: produced
+    match produced with
+    | [] -> state, []
+    | last :: before ->
+        let mutable all = last
+        for earlier in before do all <- earlier @ all
+        state, all
 
 // ---------------------------------------------------------------------------------------------
 // Rooms: the replica rules (Replication.fs) applied to this node's state, and their outputs
@@ -51,13 +63,15 @@ let forEach (next: 'T -> NodeState -> NodeState * Effect list) (items: 'T seq) (
 /// history (a retry of a message sequenced before). Nicknames are unique, so a sender and a
 /// client message id name one message, whichever node the retry went through; without an id (0)
 /// the text and the sender's node must match too.
-let private acknowledged (message: RoomMessage) (state: NodeState) : Map<RoomName, WaitingPosts> =
-    match state.Unconfirmed.TryGetValue message.Room with
+let private acknowledgedIn (unconfirmed: Map<RoomName, WaitingPosts>) (message: RoomMessage) : Map<RoomName, WaitingPosts> =
+    match unconfirmed.TryGetValue message.Room with
     | true, waiting ->
         match WaitingPosts.tryRemoveAnswered message waiting with
-        | Some waiting -> state.Unconfirmed.Add(message.Room, waiting)
-        | None -> state.Unconfirmed
-    | _ -> state.Unconfirmed
+        | Some waiting -> unconfirmed.Add(message.Room, waiting)
+        | None -> unconfirmed
+    | _ -> unconfirmed
+
+let private acknowledged (message: RoomMessage) (state: NodeState) : Map<RoomName, WaitingPosts> = acknowledgedIn state.Unconfirmed message
 
 let acknowledgePost (message: RoomMessage) (state: NodeState) : NodeState =
     let unconfirmed = acknowledged message state
@@ -105,15 +119,20 @@ let interestedPeers (message: RoomMessage) (state: NodeState) : NodeInfo list =
         let members = state.Chat.MemberNodes.TryFind message.Room |> Option.defaultValue Map.empty
         let isMemberNode node = node = message.FromNode || members.ContainsKey node
         let backup = state.Backups.TryFind message.Room
-        [ for KeyValue(node, peer) in state.Peers do
-              if Replication.isInterested (self state) isMemberNode backup state.Coordination node then peer.Info ]
+        // A fold from the highest id down builds the list in order, with no enumerator.
+        (state.Peers, [])
+        ||> Map.foldBack (fun node peer interested ->
+            if Replication.isInterested (self state) isMemberNode backup state.Coordination node then peer.Info :: interested else interested)
 
-/// Asks the room's live owner for the committed messages after the last one this node has.
-let askForMissing (room: RoomName) (state: NodeState) : Effect list =
+/// Asks the room's live owner for the committed messages after `last`.
+let private askForMissingAfter (room: RoomName) (last: int64) (state: NodeState) : Effect list =
     match state.Placements.TryFind room with
     | Some placement when placement.Owner <> self state && state.Coordination.View.Contains placement.Owner ->
-        toPeer state placement.Owner (HistoryRequested(room, (historyOf room state).LastSeq, self state))
+        toPeer state placement.Owner (HistoryRequested(room, last, self state))
     | _ -> []
+
+/// Asks the room's live owner for the committed messages after the last one this node has.
+let askForMissing (room: RoomName) (state: NodeState) : Effect list = askForMissingAfter room (historyOf room state).LastSeq state
 
 /// What this node holds of a room, as the replica rules see it.
 let replicaOf (room: RoomName) (state: NodeState) : Replication.Replica =
@@ -126,17 +145,29 @@ let replicaOf (room: RoomName) (state: NodeState) : Replication.Replica =
 /// The replica back into the state, each map touched only where the replica changed it, in one
 /// copy of the state (a post passes here once or twice), which also counts `sequenced` messages
 /// towards the load.
-let private replicaInto (room: RoomName) (before: Replication.Replica) (replica: Replication.Replica) (sequenced: int) (state: NodeState) : NodeState =
+let private replicaAndShownInto
+    (room: RoomName)
+    (before: Replication.Replica)
+    (replica: Replication.Replica)
+    (sequenced: int)
+    (unconfirmed: Map<RoomName, WaitingPosts>)
+    (shown: Map<RoomName, int64>)
+    (state: NodeState)
+    : NodeState =
     let changed (a: 'T) (b: 'T) = not (LanguagePrimitives.PhysicalEquality a b)
     let historyChanged = changed before.History replica.History
     let storedChanged = changed before.Stored replica.Stored
     let primaryChanged = changed before.Primary replica.Primary
     let durableChanged = before.Durable <> replica.Durable
     let fillChanged = before.AwaitingFill <> replica.AwaitingFill
-    if not (historyChanged || storedChanged || primaryChanged || durableChanged || fillChanged) && sequenced = 0 then state
+    if not (historyChanged || storedChanged || primaryChanged || durableChanged || fillChanged) && sequenced = 0
+       && not (changed unconfirmed state.Unconfirmed) && not (changed shown state.Shown) then
+        state
     else
         { state with
             MessagesSinceTick = state.MessagesSinceTick + sequenced
+            Unconfirmed = unconfirmed
+            Shown = shown
             Histories = if historyChanged then state.Histories.Add(room, replica.History) else state.Histories
             Replicas =
                 if not storedChanged then state.Replicas
@@ -153,6 +184,9 @@ let private replicaInto (room: RoomName) (before: Replication.Replica) (replica:
                 elif replica.AwaitingFill then state.FillsRequested.Add room
                 else state.FillsRequested.Remove room }
 
+let private replicaInto (room: RoomName) (before: Replication.Replica) (replica: Replication.Replica) (sequenced: int) (state: NodeState) : NodeState =
+    replicaAndShownInto room before replica sequenced state.Unconfirmed state.Shown state
+
 /// The replica back into the state, each map touched only where the replica changed it.
 let withReplica (room: RoomName) (before: Replication.Replica) (replica: Replication.Replica) (state: NodeState) : NodeState =
     replicaInto room before replica 0 state
@@ -168,13 +202,58 @@ let carryOut (room: RoomName) (output: Replication.ReplicaOutput) (state: NodeSt
     | Replication.AlreadyDelivered message -> acknowledgePost message state, []
     | Replication.SentTo sent -> state, toPeer state sent.To sent.Message
     | Replication.SentToInterested message ->
-        let sequenced = RoomSequenced message
-        state, [ for peer in interestedPeers message state -> SendToPeer(peer, sequenced) ]
+        match interestedPeers message state with
+        | [] -> state, []
+        | peers ->
+            let sequenced = RoomSequenced message
+            state, [ for peer in peers -> SendToPeer(peer, sequenced) ]
     | Replication.FillRequested -> state, askForMissing room state
     | Replication.SharedHistoryRefused ->
         state, [ Log(Warning, $"room {room}: ignored a shared history that disagrees with this node's copy (it owns or backs up the room)") ]
     | Replication.StoredBeyondSequenced(confirmed, sequenced) ->
         state, [ Log(Warning, $"replica-stored for {room} confirms seq {confirmed}, beyond the {sequenced} this owner sequenced; ignored") ]
+
+/// A replica rule's outputs carried out (as carryOut does, one after the other) and its replica
+/// put back, in one copy of the state: only acknowledging and showing change the state as
+/// outputs are carried out (Unconfirmed and Shown, kept aside meanwhile), and only a fill request
+/// reads what the rule changed (the history's last seq, taken from the replica).
+let private applyOutputsFrom
+    (unconfirmed: Map<RoomName, WaitingPosts>)
+    (room: RoomName)
+    (before: Replication.Replica)
+    (after: Replication.Replica)
+    (sequenced: int)
+    (outputs: Replication.ReplicaOutput list)
+    (state: NodeState)
+    : NodeState * Effect list =
+    let mutable unconfirmed = unconfirmed
+    let mutable shown = state.Shown
+    // Newest first; an output's one effect (nearly always one) goes here without a list of its own.
+    let mutable effects = []
+    for output in outputs do
+        match output with
+        | Replication.Delivered message ->
+            unconfirmed <- acknowledgedIn unconfirmed message
+            let shownSeq =
+                match shown.TryGetValue message.Room with
+                | true, seq -> seq
+                | _ -> 0L
+            if message.Seq > shownSeq then
+                shown <- shown.Add(message.Room, message.Seq)
+                if Accounts.isAccountsRoom message.Room then
+                    for effect in accountCommitted message state do effects <- effect :: effects
+                else effects <- SendToClients(showingTo message.Room state, Message message) :: effects
+        | Replication.AlreadyDelivered message -> unconfirmed <- acknowledgedIn unconfirmed message
+        | Replication.LogAppended messages -> effects <- AppendToLog(room, messages) :: effects
+        | Replication.FillRequested -> for effect in askForMissingAfter room after.History.LastSeq state do effects <- effect :: effects
+        | other -> for effect in snd (carryOut room other state) do effects <- effect :: effects
+    let state = replicaAndShownInto room before after sequenced unconfirmed shown state
+    match effects with
+    | [] | [ _ ] -> state, effects
+    | _ -> state, List.rev effects
+
+let private applyOutputs room before after sequenced outputs (state: NodeState) =
+    applyOutputsFrom state.Unconfirmed room before after sequenced outputs state
 
 /// Runs one replica rule on a room of this node and carries out what it asks.
 let onReplica (room: RoomName) (rule: Replication.Replica -> Replication.Replica * Replication.ReplicaOutput list) (state: NodeState) : NodeState * Effect list =
@@ -182,8 +261,7 @@ let onReplica (room: RoomName) (rule: Replication.Replica -> Replication.Replica
     let after, outputs = rule before
     match outputs with
     | [] -> withReplica room before after state, []
-    | [ output ] -> carryOut room output (withReplica room before after state)
-    | _ -> forEach (carryOut room) outputs (withReplica room before after state, [])
+    | _ -> applyOutputs room before after 0 outputs state
 
 /// A room whose log was damaged takes the seqs it lacks from any node's committed copy: the
 /// messages only fill the gap (Rooms.fill), they are not shown again (members here saw them
@@ -295,6 +373,8 @@ let backupTarget (room: RoomName) (state: NodeState) =
 let private replicateReplica (room: RoomName) (state: NodeState) (replica: Replication.Replica) : Replication.Replica * Replication.ReplicaOutput list =
     let target = backupTarget room state
     let alone = state.Coordination.View.Count = 1
+    // Without a backup there is nothing to sync or append: commit alone, with no tuples for them.
+    if target.IsNone then Replication.commit (hasQuorum state) alone target replica else
     let replica, synced = Replication.syncBackup target room replica
     let replica, appended = Replication.sendAppends Replication.appendWindow target room replica
     let replica, committed = Replication.commit (hasQuorum state) alone target replica
@@ -311,21 +391,33 @@ let replicate (room: RoomName) (state: NodeState) : NodeState * Effect list =
 /// (replicate) and is committed when the backup confirms. A retry of a committed message is only sent again to the node that
 /// retried; a retry of a pending one waits with it. Sequencing and the replication step run on
 /// the replica in one pass, and the state is copied once.
-let sequenceAsOwner (post: RoomPost) (placement: Assignment) (state: NodeState) : NodeState * Effect list =
+/// `unconfirmed` is the node's Unconfirmed with the post waiting (sequenceWaitingAsOwner).
+let private sequenceAsOwnerFrom (unconfirmed: Map<RoomName, WaitingPosts>) (post: RoomPost) (placement: Assignment) (state: NodeState) : NodeState * Effect list =
+    let withUnconfirmed (state: NodeState) =
+        if LanguagePrimitives.PhysicalEquality unconfirmed state.Unconfirmed then state else { state with Unconfirmed = unconfirmed }
     // The placement names this node: it acts as the owner even before it has taken the room over.
     let before = replicaOf post.Room state
     let owning = if before.Primary.IsSome then before else { before with Primary = Some Replication.emptyPrimary }
     match Replication.sequencePost post placement owning with
     | _, Replication.AlreadyCommitted message, _ ->
-        let state = acknowledgePost message state
+        let state = acknowledgePost message (withUnconfirmed state)
         if post.FromNode <> self state then state, toPeer state post.FromNode (RoomSequenced message)
         else state, []
-    | _, (Replication.AlreadyPending | Replication.NotOwner), _ -> state, []
+    | _, (Replication.AlreadyPending | Replication.NotOwner), _ -> withUnconfirmed state, []
     | sequenced, Replication.Sequenced _, outputs ->
         // The sequenced replica owns the room, so the replication step applies to it (replicate).
         let after, replicated = replicateReplica post.Room state sequenced
         let outputs = if outputs.IsEmpty then replicated else outputs @ replicated
-        forEach (carryOut post.Room) outputs (replicaInto post.Room before after 1 state, [])
+        applyOutputsFrom unconfirmed post.Room before after 1 outputs state
+
+let sequenceAsOwner (post: RoomPost) (placement: Assignment) (state: NodeState) : NodeState * Effect list =
+    sequenceAsOwnerFrom state.Unconfirmed post placement state
+
+/// sequenceAsOwner for a post of a client here that waits from now on: `unconfirmed` is the
+/// node's Unconfirmed with the post added, put into the state in the copy that sequencing makes
+/// (not in one of its own before).
+let sequenceWaitingAsOwner (unconfirmed: Map<RoomName, WaitingPosts>) (post: RoomPost) (placement: Assignment) (state: NodeState) : NodeState * Effect list =
+    sequenceAsOwnerFrom unconfirmed post placement state
 
 /// The room's backup assignment changed here: the owner sends its state to a new backup.
 let applyBackup (room: RoomName) (backup: BackupAssignment) (state: NodeState) : NodeState * Effect list =

@@ -20,7 +20,7 @@ type PostKey =
       From: string
       Text: string }
 
-    /// Equality without F#'s generic equality (the hot path compares keys in buckets).
+    /// Equality without F#'s generic equality (the hot path compares keys in a queue).
     member this.Matches(other: PostKey) =
         this.Id = other.Id && this.Node = other.Node && System.String.Equals(this.From, other.From) && System.String.Equals(this.Text, other.Text)
 
@@ -30,16 +30,6 @@ type PostKey =
         | _ -> false
 
     override this.GetHashCode() = System.HashCode.Combine(this.Id, this.Node, this.From, this.Text)
-
-    /// A 64-bit hash that is the same in every run (FNV-1a over the sender and text, then the id
-    /// and node mixed in): a map keyed by it compares int64s, not PostKeys through F#'s generic
-    /// comparison, and its rare collisions share a bucket (WaitingPosts).
-    member this.StableHash: int64 =
-        let mutable hash = 14695981039346656037UL
-        for c in this.From do hash <- (hash ^^^ uint64 c) * 1099511628211UL
-        for c in this.Text do hash <- (hash ^^^ uint64 c) * 1099511628211UL
-        hash <- (hash ^^^ uint64 this.Node) * 1099511628211UL
-        int64 ((hash ^^^ uint64 this.Id) * 0x9E3779B97F4A7C15UL)
 
     interface System.IComparable with
         member this.CompareTo(other) =
@@ -74,6 +64,11 @@ let private byKeyThenSeq (a: RoomMessage) (b: RoomMessage) : int =
         else
             let byFrom = System.String.CompareOrdinal(a.From.Value, b.From.Value)
             if byFrom <> 0 then byFrom else compare a.Seq b.Seq
+
+/// byKeyThenSeq as the one delegate Array.Sort takes: sorting through an IComparer (as
+/// Array.sortInPlaceWith does) makes the runtime build a delegate per sort by a slow lookup,
+/// which cost a fifth of an owner's time per message under a flood.
+let private generationOrder = System.Comparison<RoomMessage>(byKeyThenSeq)
 
 /// How a message's key compares with a key.
 let private compareToKey (key: PostKey) (message: RoomMessage) : int =
@@ -115,7 +110,7 @@ module RetryIndex =
                 YoungHighest = max id index.YoungHighest }
         else
             let generation = Array.ofList (message :: index.Young)
-            Array.sortInPlaceWith byKeyThenSeq generation
+            System.Array.Sort(generation, generationOrder)
             { empty with Old = prune (generation :: index.Old) }
 
     /// The newest of a sorted generation's messages with the key that is held, by binary search.
@@ -132,6 +127,18 @@ module RetryIndex =
             if isHeld generation[index] then found <- Some generation[index]
             index <- index - 1
         found
+
+    /// Whether a message with this client message id may be in the index: within the span of
+    /// ids of Young or of a generation (a new post's id is usually beyond them all). Asked
+    /// before a key and a test are built for tryFind.
+    let mayHold (id: int64) (index: RetryIndex) : bool =
+        let rec inSpans (generations: RoomMessage[] list) =
+            match generations with
+            | [] -> false
+            | generation :: older ->
+                (generation.Length > 0 && id >= generation[0].ClientMessageId && id <= generation[generation.Length - 1].ClientMessageId)
+                || inSpans older
+        (id >= index.YoungLowest && id <= index.YoungHighest) || inSpans index.Old
 
     /// The newest message with the key that is held.
     let tryFind (isHeld: RoomMessage -> bool) (key: PostKey) (index: RetryIndex) : RoomMessage option =
@@ -228,8 +235,13 @@ let record (message: RoomMessage) (history: RoomHistory) : RoomHistory option =
             match history.ByClientId with
             | Some index when message.ClientMessageId <> 0L -> Some(RetryIndex.add keepCapacity message index)
             | index -> index
-        let added = { history with Last = message.Seq; Newer = message :: history.Newer; Count = history.Count + 1; ByClientId = index }
-        Some(if added.Count > historyCapacity then withoutOldest added else added)
+        if history.Count < historyCapacity then
+            Some { history with Last = message.Seq; Newer = message :: history.Newer; Count = history.Count + 1; ByClientId = index }
+        else
+            // Full: the oldest goes in the same copy (withoutOldest, without a second one).
+            match history.Older with
+            | _ :: rest -> Some { history with Last = message.Seq; Newer = message :: history.Newer; Older = rest; ByClientId = index }
+            | [] -> Some(withoutOldest { history with Last = message.Seq; Newer = message :: history.Newer; Count = history.Count + 1; ByClientId = index })
 
 /// A history of these messages (oldest first): a log read back from disk, or a state transfer.
 let ofMessages (messages: RoomMessage list) : RoomHistory =
@@ -300,11 +312,12 @@ let indexed (history: RoomHistory) : RoomHistory =
 /// A post the owner has already sequenced (a client's retry): the message it became, the newest
 /// with its sender and id. Looked up in the index; a history without one is searched.
 let alreadySequenced (post: RoomPost) (history: RoomHistory) : RoomMessage option =
-    if post.ClientMessageId = 0L then
-        None
-    else
+    match history.ByClientId with
+    | _ when post.ClientMessageId = 0L -> None
+    | Some index when not (RetryIndex.mayHold post.ClientMessageId index) -> None
+    | byClientId ->
         let key = idKey post.From post.FromNode post.ClientMessageId
-        match history.ByClientId with
+        match byClientId with
         | Some index ->
             // Held still: the history drops its oldest messages, and the index keeps them a while.
             let oldest () = match history.Older with first :: _ -> first.Seq | [] -> (List.last history.Newer).Seq

@@ -112,8 +112,10 @@ module Uncommitted =
     /// The message a post already became (a retry); never for a post without a client message id.
     /// Looked up in the index; messages without one are searched.
     let tryFindPost (post: RoomPost) (messages: Uncommitted) : RoomMessage option =
-        if post.ClientMessageId = 0L then None
-        else
+        match messages.ByClientId with
+        | _ when post.ClientMessageId = 0L -> None
+        | Some index when not (Rooms.RetryIndex.mayHold post.ClientMessageId index) -> None
+        | _ ->
             let key = Rooms.idKey post.From post.FromNode post.ClientMessageId
             match messages.ByClientId with
             | Some index -> Rooms.RetryIndex.tryFind (fun message -> tryFind message.Seq messages = Some message) key index
@@ -122,6 +124,9 @@ module Uncommitted =
     /// The messages up to `seq`, oldest first, and the rest. The same queue when none is that old.
     let upTo (seq: int64) (messages: Uncommitted) : RoomMessage list * Uncommitted =
         match messages.Older with
+        // All of them (an owner alone commits each message as it comes): the list as it is.
+        | _ :: _ when seq >= messages.Last ->
+            messages.Messages, { empty with ByClientId = messages.ByClientId }
         | first :: _ when first.Seq <= seq ->
             let taken = ResizeArray<RoomMessage>()
             let mutable older = messages.Older
@@ -141,8 +146,23 @@ module Uncommitted =
             { Older = older; Newer = newer; Count = count; Last = (if count = 0 then 0L else messages.Last); ByClientId = messages.ByClientId }
         | _ -> [], messages
 
-    /// The messages after `seq`.
-    let after (seq: int64) (messages: Uncommitted) : Uncommitted = snd (upTo seq messages)
+    /// The messages after `seq` (upTo's rest, without a list of the others).
+    let after (seq: int64) (messages: Uncommitted) : Uncommitted =
+        match messages.Older with
+        | _ :: _ when seq >= messages.Last -> { empty with ByClientId = messages.ByClientId }
+        | first :: _ when first.Seq <= seq ->
+            let mutable older = messages.Older
+            let mutable newer = messages.Newer
+            let mutable dropped = 0
+            while (match older with head :: _ -> head.Seq <= seq | [] -> false) do
+                older <- older.Tail
+                dropped <- dropped + 1
+                if older.IsEmpty && not newer.IsEmpty then
+                    older <- List.rev newer
+                    newer <- []
+            let count = messages.Count - dropped
+            { Older = older; Newer = newer; Count = count; Last = (if count = 0 then 0L else messages.Last); ByClientId = messages.ByClientId }
+        | _ -> messages
 
     /// Oldest first: the messages after `seq` whose texts together fit in `budget` characters
     /// (at least one): those numbered on from seq + 1 without a skip, or, when there is no

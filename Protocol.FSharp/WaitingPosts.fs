@@ -3,21 +3,31 @@ namespace FormalChat.Protocol
 /// One waiting post: its key (WaitingPosts.key), and its arrival number.
 type WaitingPost = { Key: Rooms.PostKey; Arrival: int64; Post: RoomPost }
 
+/// The lowest and highest client message id a sender's posts had since a WaitingPosts was empty.
+[<Struct>]
+type IdSpan = { Lowest: int64; Highest: int64 }
+
 /// A room's posts that wait here to be seen sequenced, in the order they arrived (see
-/// NodeState.Unconfirmed). The message that answers one finds it by key (acknowledgePost), so
-/// acknowledging a post costs log n even with a thousand waiting; a post waits in one map, so
-/// adding or acknowledging one changes one map. Their order is by arrival number, put together
-/// when asked for (a resend each tick, an owner change). The map is keyed by the key's stable
-/// hash: it compares int64s, and the posts whose keys share a hash (rarely others than one key)
-/// share its bucket. Two are equal when they hold the same posts in the same order.
+/// NodeState.Unconfirmed). Their owner answers them nearly always in that order (it sequences
+/// a node's posts in the order they came over one link), so they are a queue of two lists
+/// (oldest first, then newest first): a post arriving costs a list cell, and the answer to the
+/// oldest takes it off the front; an answer to any other (after an owner change or a lost
+/// frame) searches the queue and rebuilds it. Whether a post of a sender with a client message
+/// id waits (a retry) is decided without a search when the id is outside the ids that sender's
+/// posts had since the queue was empty (Spans): a client numbers its posts upwards, a node the
+/// posts without an id downwards. Two are equal when they hold the same posts in the same order.
 [<CustomEquality; CustomComparison>]
 type WaitingPosts =
     private
         { Arrivals: int64
           Count: int
-          /// The posts by the hash of their key, with their keys and arrival numbers, oldest
-          /// first (only posts without an id can share a key).
-          ByKey: Map<int64, WaitingPost list> }
+          /// Oldest first; empty only when Newer is.
+          Older: WaitingPost list
+          /// Newest first: after every post of Older.
+          Newer: WaitingPost list
+          /// By sender: the span of the client message ids of the posts added since this was
+          /// empty (it only grows meanwhile, so an id outside it waits nowhere here).
+          Spans: Map<string, IdSpan> }
 
     member this.Length = this.Count
     member this.IsEmpty = this.Count = 0
@@ -26,15 +36,14 @@ type WaitingPosts =
     /// most this (RoomPlacement.resendWaiting tells how long a post has waited by it).
     member this.ArrivalCount = this.Arrivals
 
+    /// The waiting entries, oldest first.
+    member internal this.Entries: WaitingPost list =
+        match this.Newer with
+        | [] -> this.Older
+        | newer -> this.Older @ List.rev newer
+
     /// In the order they arrived.
-    member this.Posts: RoomPost list =
-        if this.Count = 0 then []
-        else
-            this.ByKey.Values
-            |> Seq.concat
-            |> Seq.sortBy _.Arrival
-            |> Seq.map _.Post
-            |> List.ofSeq
+    member this.Posts: RoomPost list = this.Entries |> List.map _.Post
 
     override this.Equals(other) =
         match other with
@@ -57,7 +66,7 @@ type WaitingPosts =
 
 [<RequireQualifiedAccess>]
 module WaitingPosts =
-    let empty = { Arrivals = 0L; Count = 0; ByKey = Map.empty }
+    let empty = { Arrivals = 0L; Count = 0; Older = []; Newer = []; Spans = Map.empty }
 
     /// A post's identity as its acknowledgement finds it: the sender and the client message id;
     /// without an id (0), the text and the sender's node as well.
@@ -66,56 +75,73 @@ module WaitingPosts =
 
     let private keyOfPost (post: RoomPost) = key post.From post.ClientMessageId post.Text post.FromNode
 
-    let private bucketOf (key: Rooms.PostKey) (waiting: WaitingPosts) : WaitingPost list =
-        match waiting.ByKey.TryGetValue key.StableHash with
-        | true, bucket -> bucket
-        | _ -> []
+    /// Whether a post with this sender and id may wait here (Spans); always for id 0.
+    let private mayHold (from: Nick) (id: int64) (waiting: WaitingPosts) : bool =
+        waiting.Count > 0
+        && (id = 0L
+            || match waiting.Spans.TryGetValue from.Value with
+               | true, span -> id >= span.Lowest && id <= span.Highest
+               | _ -> false)
+
+    /// The queue of these entries (oldest first), with the arrivals and spans kept.
+    let private withEntries (entries: WaitingPost list) (count: int) (waiting: WaitingPosts) : WaitingPosts =
+        if count = 0 then { empty with Arrivals = waiting.Arrivals }
+        else { waiting with Count = count; Older = entries; Newer = [] }
 
     /// The post waits, after the others.
     let add (post: RoomPost) (waiting: WaitingPosts) : WaitingPosts =
         let arrival = waiting.Arrivals + 1L
-        let key = keyOfPost post
-        let entry = { Key = key; Arrival = arrival; Post = post }
-        { Arrivals = arrival
-          Count = waiting.Count + 1
-          ByKey = waiting.ByKey.Add(key.StableHash, (match bucketOf key waiting with [] -> [ entry ] | bucket -> bucket @ [ entry ])) }
+        let entry = { Key = keyOfPost post; Arrival = arrival; Post = post }
+        let id = post.ClientMessageId
+        let spans =
+            if id = 0L then waiting.Spans
+            else
+                match waiting.Spans.TryGetValue post.From.Value with
+                | true, span when id >= span.Lowest && id <= span.Highest -> waiting.Spans
+                | true, span -> waiting.Spans.Add(post.From.Value, { Lowest = min id span.Lowest; Highest = max id span.Highest })
+                | _ -> waiting.Spans.Add(post.From.Value, { Lowest = id; Highest = id })
+        if waiting.Count = 0 then
+            { Arrivals = arrival; Count = 1; Older = [ entry ]; Newer = []; Spans = spans }
+        else
+            { Arrivals = arrival; Count = waiting.Count + 1; Older = waiting.Older; Newer = entry :: waiting.Newer; Spans = spans }
 
     /// The posts that arrived by arrival number `arrival` (ArrivalCount then), in the order they arrived.
     let arrivedBy (arrival: int64) (waiting: WaitingPosts) : RoomPost list =
-        [ for KeyValue(_, bucket) in waiting.ByKey do
-              for entry in bucket do
-                  if entry.Arrival <= arrival then yield entry ]
-        |> List.sortBy _.Arrival
-        |> List.map _.Post
+        waiting.Entries |> List.takeWhile (fun entry -> entry.Arrival <= arrival) |> List.map _.Post
 
     let ofList (posts: RoomPost list) : WaitingPosts = posts |> List.fold (fun waiting post -> add post waiting) empty
 
     let contains (post: RoomPost) (waiting: WaitingPosts) : bool =
-        let key = keyOfPost post
-        bucketOf key waiting |> List.exists (fun entry -> entry.Key.Matches key && entry.Post = post)
+        mayHold post.From post.ClientMessageId waiting
+        && (let key = keyOfPost post
+            waiting.Entries |> List.exists (fun entry -> entry.Key.Matches key && entry.Post = post))
 
     /// A post from this sender and node with this client message id waits (never for id 0).
     let containsId (from: Nick) (node: NodeId) (id: int64) (waiting: WaitingPosts) : bool =
-        let key = key from id "" node
-        id <> 0L && bucketOf key waiting |> List.exists (fun entry -> entry.Key.Matches key)
+        id <> 0L
+        && mayHold from id waiting
+        && (let key = key from id "" node
+            waiting.Entries |> List.exists (fun entry -> entry.Key.Matches key))
 
     /// Without the oldest post the message answers: the same sender and client message id, or,
     /// for a message without an id, the same sender, text and sender's node. None when no post
     /// waits for it.
     let tryRemoveAnswered (message: RoomMessage) (waiting: WaitingPosts) : WaitingPosts option =
+        if not (mayHold message.From message.ClientMessageId waiting) then None
+        else
         let key = key message.From message.ClientMessageId message.Text message.FromNode
-        match bucketOf key waiting with
-        | [] -> None
-        | bucket when not (bucket |> List.exists (fun entry -> entry.Key.Matches key)) -> None
-        | bucket ->
-            // The bucket is oldest first: the first with the key is the oldest.
-            let rec withoutFirst (entries: WaitingPost list) =
-                match entries with
-                | entry :: rest when entry.Key.Matches key -> rest
-                | entry :: rest -> entry :: withoutFirst rest
-                | [] -> []
-            let rest = withoutFirst bucket
-            Some
-                { waiting with
-                    Count = waiting.Count - 1
-                    ByKey = if rest.IsEmpty then waiting.ByKey.Remove key.StableHash else waiting.ByKey.Add(key.StableHash, rest) }
+        match waiting.Older with
+        // The usual answer: to the oldest.
+        | oldest :: rest when oldest.Key.Matches key ->
+            if rest.IsEmpty then Some(withEntries (List.rev waiting.Newer) (waiting.Count - 1) waiting)
+            else Some { waiting with Count = waiting.Count - 1; Older = rest }
+        | _ ->
+            let entries = waiting.Entries
+            if not (entries |> List.exists (fun entry -> entry.Key.Matches key)) then None
+            else
+                let rec withoutFirst (entries: WaitingPost list) =
+                    match entries with
+                    | entry :: rest when entry.Key.Matches key -> rest
+                    | entry :: rest -> entry :: withoutFirst rest
+                    | [] -> []
+                Some(withEntries (withoutFirst entries) (waiting.Count - 1) waiting)
