@@ -32,7 +32,7 @@ public sealed class PeerNetwork : IAsyncDisposable
     private readonly InputCounters _counters;
     private readonly ILogger _log;
     private readonly ClusterSecurity _security;
-    private readonly ConcurrentDictionary<string, PeerLink> _links = new();
+    private readonly ConcurrentDictionary<Endpoint, PeerLink> _links = new();
     private readonly ConcurrentDictionary<IFrameConnection, byte> _incoming = new();
     private readonly CancellationTokenSource _stopping = new();
 
@@ -54,8 +54,10 @@ public sealed class PeerNetwork : IAsyncDisposable
     /// <summary>Bytes waiting on every outgoing link together.</summary>
     public ByteGauge Outbound { get; } = new();
 
+    /// <summary>Queues a frame for a peer. A frame in a <see cref="SharedFrameBuffer"/> (a turn's
+    /// batch) is held by the link until it is written or dropped; the caller may let go of it.</summary>
     public void Send(Endpoint peer, ReadOnlyMemory<byte> frame) =>
-        _links.GetOrAdd(peer.ToString(), _ => new PeerLink(peer, Outbound, _log, _security, _stopping.Token)).Send(frame);
+        _links.GetOrAdd(peer, _ => new PeerLink(peer, Outbound, _log, _security, _stopping.Token)).Send(frame);
 
     private async Task ServeAsync(Socket socket)
     {
@@ -162,7 +164,12 @@ public sealed class PeerNetwork : IAsyncDisposable
         {
             if (Interlocked.Read(ref _waitingBytes) + frame.Length > MaxQueuedBytesPerPeer) return; // unreachable peer: dropped like the rest
             Counted(frame.Length);
-            if (!_queue.Writer.TryWrite(frame)) Counted(-frame.Length);
+            SharedFrameBuffer.Retain(frame);
+            if (!_queue.Writer.TryWrite(frame))
+            {
+                Counted(-frame.Length);
+                SharedFrameBuffer.Release(frame);
+            }
         }
 
         private void Counted(long bytes)
@@ -195,13 +202,16 @@ public sealed class PeerNetwork : IAsyncDisposable
                         _connection = await ConnectAsync().ConfigureAwait(false);
                         if (_connection is null)
                         {
-                            while (TryTake(out _)) { }
+                            while (TryTake(out var dropped)) SharedFrameBuffer.Release(dropped);
                             continue;
                         }
                     }
                     while (TryTake(out var frame))
                     {
-                        if (!_connection.TrySend(frame))
+                        // The connection takes its own hold on the frame; this queue's hold ends here.
+                        var sent = _connection.TrySend(frame);
+                        SharedFrameBuffer.Release(frame);
+                        if (!sent)
                         {
                             _log.LogWarning("link to peer {Peer} dropped: {Reason}", _peer, _connection.CloseReason ?? "closed");
                             break;
@@ -250,6 +260,9 @@ public sealed class PeerNetwork : IAsyncDisposable
             _queue.Writer.TryComplete();
             if (_connection is { } connection) await connection.DisposeAsync().ConfigureAwait(false);
             await Task.WhenAny(_sender, Task.Delay(100)).ConfigureAwait(false);
+            // Frames never sent go back to the pool (the send loop may still take some: each is
+            // taken once, by it or here).
+            if (_sender.IsCompleted) while (TryTake(out var unsent)) SharedFrameBuffer.Release(unsent);
         }
     }
 }

@@ -56,59 +56,69 @@ public sealed class ClientFrameRuns(Action<FSharpSet<long>, ReadOnlyMemory<byte>
 /// A turn's frames to peers, one buffer per peer link: a link is FIFO and the frames keep their
 /// order on it; links have no order between them, so gathering per link changes nothing the
 /// protocol sees. A peer gets one queue operation per turn (or per MaxBatchBytes), not one per
-/// message.
+/// message. A batch of several frames is joined into a pooled <see cref="SharedFrameBuffer"/>
+/// that the link holds until it has written it or dropped it (PeerNetwork), so a flood's batches
+/// are no garbage for the collector.
 /// </summary>
 public sealed class PeerFrameBatches(Action<Endpoint, ReadOnlyMemory<byte>> send)
 {
     /// <summary>A peer's batch is queued once it holds this much.</summary>
     public const int MaxBatchBytes = 64 * 1024;
 
-    private readonly Dictionary<Endpoint, (List<ReadOnlyMemory<byte>> Frames, int Bytes)> _batches = new();
-    private readonly List<Endpoint> _order = new();
+    /// <summary>One per peer this node has sent to, kept from turn to turn: a node has a few
+    /// peers, so they are looked up by a scan (by reference first: the core hands out the same
+    /// endpoint objects) rather than by hashing a record per frame.</summary>
+    private readonly List<Batch> _batches = new();
 
     public void Add(Endpoint peer, ReadOnlyMemory<byte> frame)
     {
-        if (!_batches.TryGetValue(peer, out var batch))
-        {
-            batch = (new List<ReadOnlyMemory<byte>>(), 0);
-            _order.Add(peer);
-        }
+        var batch = BatchOf(peer);
         batch.Frames.Add(frame);
         batch.Bytes += frame.Length;
-        _batches[peer] = batch;
-        if (batch.Bytes >= MaxBatchBytes) Send(peer, batch);
+        if (batch.Bytes >= MaxBatchBytes) Send(batch);
     }
 
-    /// <summary>Queues every peer's batch so far on its link.</summary>
+    /// <summary>Queues every peer's batch so far on its link, in the order the peers were first sent to.</summary>
     public void Flush()
     {
-        foreach (var peer in _order)
+        foreach (var batch in _batches)
         {
-            if (_batches.TryGetValue(peer, out var batch) && batch.Frames.Count > 0) Send(peer, batch);
+            if (batch.Frames.Count > 0) Send(batch);
         }
-        _order.Clear();
-        _batches.Clear();
     }
 
-    private void Send(Endpoint peer, (List<ReadOnlyMemory<byte>> Frames, int Bytes) batch)
+    private Batch BatchOf(Endpoint peer)
     {
-        send(peer, Joined(batch.Frames, batch.Bytes));
+        foreach (var batch in _batches)
+        {
+            if (ReferenceEquals(batch.Peer, peer)) return batch;
+        }
+        foreach (var batch in _batches)
+        {
+            if (batch.Peer.Equals(peer)) return batch;
+        }
+        var added = new Batch(peer);
+        _batches.Add(added);
+        return added;
+    }
+
+    private void Send(Batch batch)
+    {
+        if (batch.Frames.Count == 1) send(batch.Peer, batch.Frames[0]);
+        else
+        {
+            var joined = SharedFrameBuffer.Join(batch.Frames, batch.Bytes);
+            try { send(batch.Peer, joined.Memory); }
+            finally { joined.Release(); }
+        }
         batch.Frames.Clear();
-        _batches[peer] = (batch.Frames, 0);
+        batch.Bytes = 0;
     }
 
-    /// <summary>The frames as one buffer of their own (the frame itself when there is one): a peer
-    /// link may hold it while it connects, so it is not pooled as client runs are.</summary>
-    private static ReadOnlyMemory<byte> Joined(List<ReadOnlyMemory<byte>> frames, int bytes)
+    private sealed class Batch(Endpoint peer)
     {
-        if (frames.Count == 1) return frames[0];
-        var joined = new byte[bytes];
-        var at = 0;
-        foreach (var frame in frames)
-        {
-            frame.Span.CopyTo(joined.AsSpan(at));
-            at += frame.Length;
-        }
-        return joined;
+        public Endpoint Peer { get; } = peer;
+        public List<ReadOnlyMemory<byte>> Frames { get; } = new();
+        public int Bytes { get; set; }
     }
 }

@@ -60,9 +60,7 @@ let private room : Value<RoomName> =
 /// (as a client takes it from its node).
 let private roomAsWritten : Value<RoomName> = textAs _.Value (fun _ text -> RoomName text)
 
-let private roomItem : Item<RoomName> =
-    { WriteItem = (fun json room -> stringItem.WriteItem json room.Value)
-      ReadItem = stringItem.ReadItem >> RoomName }
+let private roomItem : Item<RoomName> = mapItem RoomName _.Value stringItem
 
 /// A nickname, taken as written: a node checks a nick once, where a client typed it
 /// (Chat.validateNick), and every frame carries it as plain text.
@@ -372,16 +370,54 @@ let private documentOptions =
         AllowDuplicateProperties = false
     )
 
+
 let private versionField = name "v"
 let private typeField = name "type"
 
+/// The same rules for the one-pass reader (duplicate keys cannot pass it: it takes each property
+/// once, where the writer puts it).
+let private readerOptions =
+    JsonReaderOptions(MaxDepth = 16, CommentHandling = JsonCommentHandling.Disallow, AllowTrailingCommas = false)
+
+/// A frame as Wire writes it ("v", "type", then the case's fields in the table's order), read in
+/// one pass with no document; ValueNone for any other frame, which `decode` then reads by the
+/// document. Peer frames always come this way: a node writes them with this codec.
+/// The version may be left out (docs/PROTOCOL.md); when it is there, it is this one.
+let private versionInOrder (reader: byref<Utf8JsonReader>) : bool =
+    not (nextIsNamed (&reader, versionField))
+    || (match nextNumber (&reader, versionField) with
+        | ValueSome version -> version = int64 protocolVersion
+        | ValueNone -> false)
+
+let private readFrameInOrder (table: Table<'T>) (utf8: ReadOnlySpan<byte>) : 'T voption =
+    let mutable reader = Utf8JsonReader(utf8, readerOptions)
+    if not (reader.Read()) || reader.TokenType <> JsonTokenType.StartObject then ValueNone
+    elif not (versionInOrder &reader) then ValueNone
+    elif not (nextIs (&reader, typeField)) || reader.TokenType <> JsonTokenType.String then ValueNone
+    else
+        match readInOrder table &reader with
+        | ValueSome frame when reader.Read() && reader.TokenType = JsonTokenType.EndObject && not (reader.Read()) -> ValueSome frame
+        | _ -> ValueNone
+
+/// Whatever the one-pass reader meets (malformed JSON, a value out of range) sends the frame to
+/// the document path, which refuses it with its reason.
+let private tryReadInOrder (table: Table<'T>) (utf8: ReadOnlyMemory<byte>) : 'T voption =
+    try
+        readFrameInOrder table utf8.Span
+    with _ ->
+        ValueNone
+
 /// Parses one frame of UTF-8: the version is checked, then `read` maps the "type" to a value.
-/// Everything is read out of the document before it is disposed (it lends pooled buffers).
-let private decode (read: string -> JsonElement -> 'T) (utf8: ReadOnlyMemory<byte>) : Result<'T, DecodeError> =
+/// A frame laid out as `table` writes it is read in one pass instead (readFrameInOrder), to the
+/// same value. Everything is read out of the document before it is disposed (it lends pooled buffers).
+let private decode (table: Table<'T>) (read: string -> JsonElement -> 'T) (utf8: ReadOnlyMemory<byte>) : Result<'T, DecodeError> =
     try
         // Checked first and whole: JSON text must be UTF-8 (RFC 8259 §8.1), and bytes that are
         // not would otherwise reach the members as U+FFFD.
         if not (Utf8.IsValid utf8.Span) then fail "not valid UTF-8"
+        match tryReadInOrder table utf8 with
+        | ValueSome frame -> Ok frame
+        | ValueNone ->
         use document =
             try
                 JsonDocument.Parse(utf8, documentOptions)
@@ -402,8 +438,8 @@ let private decode (read: string -> JsonElement -> 'T) (utf8: ReadOnlyMemory<byt
     | error -> Result.Error { Code = BadFrame; Reason = error.Message }
 
 /// A frame given as a string (tests, the log, the client) is read as its UTF-8 bytes.
-let private decodeText (read: string -> JsonElement -> 'T) (line: string) : Result<'T, DecodeError> =
-    decode read (ReadOnlyMemory(Encoding.UTF8.GetBytes line))
+let private decodeText (table: Table<'T>) (read: string -> JsonElement -> 'T) (line: string) : Result<'T, DecodeError> =
+    decode table read (ReadOnlyMemory(Encoding.UTF8.GetBytes line))
 
 let private readLogged : string -> JsonElement -> RoomMessage = fun _ frame -> peerRoomMessage.Read frame
 let private readPeerMessage = read peerMessages
@@ -414,12 +450,12 @@ let private readServerReply = read serverReplies
 // newline, so invalid UTF-8 is seen and refused; the string ones serve tests, logs and clients.
 
 /// A record of the on-disk log; Error when it is not one.
-let decodeRoomMessage (line: string) : Result<RoomMessage, DecodeError> = decodeText readLogged line
-let decodePeerMessage (line: string) : Result<PeerMessage, DecodeError> = decodeText readPeerMessage line
-let decodeClientRequest (line: string) : Result<ClientRequest, DecodeError> = decodeText readClientRequest line
-let decodeServerReply (line: string) : Result<ServerReply, DecodeError> = decodeText readServerReply line
+let decodeRoomMessage (line: string) : Result<RoomMessage, DecodeError> = decodeText loggedMessages readLogged line
+let decodePeerMessage (line: string) : Result<PeerMessage, DecodeError> = decodeText peerMessages readPeerMessage line
+let decodeClientRequest (line: string) : Result<ClientRequest, DecodeError> = decodeText clientRequests readClientRequest line
+let decodeServerReply (line: string) : Result<ServerReply, DecodeError> = decodeText serverReplies readServerReply line
 
-let decodeRoomMessageUtf8 (utf8: ReadOnlyMemory<byte>) : Result<RoomMessage, DecodeError> = decode readLogged utf8
-let decodePeerMessageUtf8 (utf8: ReadOnlyMemory<byte>) : Result<PeerMessage, DecodeError> = decode readPeerMessage utf8
-let decodeClientRequestUtf8 (utf8: ReadOnlyMemory<byte>) : Result<ClientRequest, DecodeError> = decode readClientRequest utf8
-let decodeServerReplyUtf8 (utf8: ReadOnlyMemory<byte>) : Result<ServerReply, DecodeError> = decode readServerReply utf8
+let decodeRoomMessageUtf8 (utf8: ReadOnlyMemory<byte>) : Result<RoomMessage, DecodeError> = decode loggedMessages readLogged utf8
+let decodePeerMessageUtf8 (utf8: ReadOnlyMemory<byte>) : Result<PeerMessage, DecodeError> = decode peerMessages readPeerMessage utf8
+let decodeClientRequestUtf8 (utf8: ReadOnlyMemory<byte>) : Result<ClientRequest, DecodeError> = decode clientRequests readClientRequest utf8
+let decodeServerReplyUtf8 (utf8: ReadOnlyMemory<byte>) : Result<ServerReply, DecodeError> = decode serverReplies readServerReply utf8

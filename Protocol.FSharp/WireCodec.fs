@@ -51,26 +51,26 @@ let readString (frame: JsonElement) (name: Name) : string =
 
 let readLong (frame: JsonElement) (name: Name) : int64 = integer name.Text (required frame name)
 
-let readInt (frame: JsonElement) (name: Name) : int =
-    let value = readLong frame name
+// The ranges of numbers, checked the same way whichever reader found the number.
+
+let checkInt (name: Name) (value: int64) : int =
     if value < int64 Int32.MinValue || value > int64 Int32.MaxValue then fail $"field '{name.Text}' is out of range"
     int value
 
 /// A node id between nodes: configured ids are positive ints (0 means "none" in the spec).
-let readNodeId (frame: JsonElement) (name: Name) : NodeId =
-    let value = readLong frame name
+let checkNodeId (name: Name) (value: int64) : NodeId =
     if value < 1L || value > int64 Int32.MaxValue then fail $"field '{name.Text}' is not a node id: {value}"
     int value
 
-let readBounded (bound: int64) (frame: JsonElement) (name: Name) : int64 =
-    let value = readLong frame name
+let checkBounded (bound: int64) (name: Name) (value: int64) : int64 =
     if value < 0L || value > bound then fail $"field '{name.Text}' is out of range: {value} (0 to {bound})"
     value
 
-let readPositive (frame: JsonElement) (name: Name) : int64 =
-    let value = readLong frame name
+let checkPositive (name: Name) (value: int64) : int64 =
     if value < 1L then fail $"field '{name.Text}' must be a positive integer, or left out: {value}"
     value
+
+let readInt (frame: JsonElement) (name: Name) : int = checkInt name (readLong frame name)
 
 let readBool (frame: JsonElement) (name: Name) : bool =
     match (required frame name).ValueKind with
@@ -89,6 +89,52 @@ let readArray (frame: JsonElement) (name: Name) : JsonElement list =
     | _ -> fail $"field '{name.Text}' must be an array"
 
 // ---------------------------------------------------------------------------------------------
+// Reading in order: the fast path for a frame laid out as this codec writes it. A Utf8JsonReader
+// goes through the frame once, taking each property where the writer put it, with no document
+// and no lookups. A frame laid out any other way (fields in another order, a field more, a null,
+// a number out of range) gets ValueNone here and is read again by the document path above, which
+// accepts what it accepts and names the fault; so both paths give the same answer for every frame.
+
+/// Moves to the next token; true when it is the property `name`, and then moves onto its value.
+let nextIs (reader: byref<Utf8JsonReader>, name: Name) : bool =
+    reader.Read()
+    && reader.TokenType = JsonTokenType.PropertyName
+    && reader.ValueTextEquals(name.Encoded.EncodedUtf8Bytes)
+    && reader.Read()
+
+/// Whether the next property is `name` with the value null; the reader moves only when it is.
+let nextIsNull (reader: byref<Utf8JsonReader>, name: Name) : bool =
+    let mutable ahead = reader
+    if nextIs (&ahead, name) && ahead.TokenType = JsonTokenType.Null then
+        reader <- ahead
+        true
+    else false
+
+/// Whether the next property is `name` (the reader does not move).
+let nextIsNamed (reader: byref<Utf8JsonReader>, name: Name) : bool =
+    let mutable ahead = reader
+    ahead.Read() && ahead.TokenType = JsonTokenType.PropertyName && ahead.ValueTextEquals(name.Encoded.EncodedUtf8Bytes)
+
+/// The next property's value as a number, when it is `name` and an int64.
+let nextNumber (reader: byref<Utf8JsonReader>, name: Name) : int64 voption =
+    if nextIs (&reader, name) && reader.TokenType = JsonTokenType.Number then
+        match reader.TryGetInt64() with
+        | true, number -> ValueSome number
+        | false, _ -> ValueNone
+    else ValueNone
+
+/// The string the reader stands on ("" for none, as asStringNamed reads it).
+let stringOf (reader: byref<Utf8JsonReader>) : string =
+    match reader.GetString() with
+    | null -> ""
+    | text -> text
+
+/// The next property's value as a string, when it is `name` and a string.
+let nextString (reader: byref<Utf8JsonReader>, name: Name) : string voption =
+    if nextIs (&reader, name) && reader.TokenType = JsonTokenType.String then ValueSome(stringOf &reader)
+    else ValueNone
+
+// ---------------------------------------------------------------------------------------------
 // Fields: some properties of one object, written and read together. A named value, a record, a
 // case's payload and a nested object are all Fields; fieldsN puts several side by side as a
 // struct tuple. Abstract classes rather than records of functions: this is the hot path, and a
@@ -98,6 +144,9 @@ let readArray (frame: JsonElement) (name: Name) : JsonElement list =
 type Fields<'T>() =
     abstract Write: json: Utf8JsonWriter * item: 'T -> unit
     abstract Read: frame: JsonElement -> 'T
+    /// The fields read from the reader, in the order Write puts them; ValueNone when the frame is
+    /// laid out otherwise (see "Reading in order" above). The reader stands before the first one.
+    abstract ReadInOrder: reader: byref<Utf8JsonReader> -> 'T voption
 
 /// A kind of value: given a property name, the one field that holds it. Each kind bakes the
 /// name into its field, so writing a scalar is one virtual call to the JSON writer.
@@ -105,50 +154,75 @@ type Value<'T> = Name -> Fields<'T>
 
 let field (text: string) (value: Value<'T>) : Fields<'T> = value (name text)
 
-/// A value with its writer and its reader side by side.
+/// A value with its writer and its reader side by side; it is not read in order (a frame that
+/// holds it is read by the document path).
 let value (writeAs: Utf8JsonWriter -> Name -> 'T -> unit) (readFrom: JsonElement -> Name -> 'T) : Value<'T> =
     fun name ->
         { new Fields<'T>() with
             member _.Write(json, item) = writeAs json name item
-            member _.Read frame = readFrom frame name }
+            member _.Read frame = readFrom frame name
+            member _.ReadInOrder _ = ValueNone }
 
 let text : Value<string> =
     fun name ->
         { new Fields<string>() with
             member _.Write(json, item) = json.WriteString(name.Encoded, item)
-            member _.Read frame = readString frame name }
+            member _.Read frame = readString frame name
+            member _.ReadInOrder reader = nextString (&reader, name) }
 
-/// An int64 read by `read` (which checks its range).
-let private int64Read (read: JsonElement -> Name -> int64) : Value<int64> =
+/// A number written by `write` and read as an int64 that `check` takes (in range) or refuses.
+let private number (write: Utf8JsonWriter -> JsonEncodedText -> 'T -> unit) (check: Name -> int64 -> 'T) : Value<'T> =
     fun name ->
-        { new Fields<int64>() with
-            member _.Write(json, item) = json.WriteNumber(name.Encoded, item)
-            member _.Read frame = read frame name }
+        { new Fields<'T>() with
+            member _.Write(json, item) = write json name.Encoded item
+            member _.Read frame = check name (readLong frame name)
+            member _.ReadInOrder reader =
+                match nextNumber (&reader, name) with
+                | ValueSome number -> ValueSome(check name number)
+                | ValueNone -> ValueNone }
 
-let private int32Read (read: JsonElement -> Name -> int) : Value<int> =
-    fun name ->
-        { new Fields<int>() with
-            member _.Write(json, item) = json.WriteNumber(name.Encoded, item)
-            member _.Read frame = read frame name }
+let private int64Number (check: Name -> int64 -> int64) : Value<int64> =
+    number (fun json name (item: int64) -> json.WriteNumber(name, item)) check
 
-let int64Value : Value<int64> = int64Read readLong
-let int32Value : Value<int> = int32Read readInt
-let nodeId : Value<NodeId> = int32Read readNodeId
+let private int32Number (check: Name -> int64 -> int) : Value<int> =
+    number (fun json name (item: int) -> json.WriteNumber(name, item)) check
+
+let int64Value : Value<int64> = int64Number (fun _ value -> value)
+let int32Value : Value<int> = int32Number checkInt
+let nodeId : Value<NodeId> = int32Number checkNodeId
 
 /// A number of a peer frame that must lie in 0..bound (docs/PROTOCOL.md, "Ranges").
-let bounded (bound: int64) : Value<int64> = int64Read (readBounded bound)
+let bounded (bound: int64) : Value<int64> = int64Number (checkBounded bound)
 
 /// A number of a client frame that must be at least 1 (a `say`'s id: docs/PROTOCOL.md).
-let positive : Value<int64> = int64Read readPositive
+let positive : Value<int64> = int64Number checkPositive
 
 /// An int that must lie in 0..bound.
-let boundedInt32 (bound: int) : Value<int> = int32Read (fun frame name -> int (readBounded (int64 bound) frame name))
+let boundedInt32 (bound: int) : Value<int> = int32Number (fun name value -> int (checkBounded (int64 bound) name value))
 
-let flag : Value<bool> = value (fun json name item -> json.WriteBoolean(name.Encoded, item)) readBool
+let flag : Value<bool> =
+    fun name ->
+        { new Fields<bool>() with
+            member _.Write(json, item) = json.WriteBoolean(name.Encoded, item)
+            member _.Read frame = readBool frame name
+            member _.ReadInOrder reader =
+                if not (nextIs (&reader, name)) then ValueNone
+                else
+                    match reader.TokenType with
+                    | JsonTokenType.True -> ValueSome true
+                    | JsonTokenType.False -> ValueSome false
+                    | _ -> ValueNone }
 
 /// A value carried as a string: `parse` says what it is, or why not.
 let textAs (format: 'T -> string) (parse: Name -> string -> 'T) : Value<'T> =
-    value (fun json name item -> json.WriteString(name.Encoded, format item)) (fun frame name -> parse name (readString frame name))
+    fun name ->
+        { new Fields<'T>() with
+            member _.Write(json, item) = json.WriteString(name.Encoded, format item)
+            member _.Read frame = parse name (readString frame name)
+            member _.ReadInOrder reader =
+                match nextString (&reader, name) with
+                | ValueSome text -> ValueSome(parse name text)
+                | ValueNone -> ValueNone }
 
 /// Present and not null: Some; missing or null: None.
 let private readOptional (inner: Fields<'T>) (frame: JsonElement) (name: Name) : 'T option =
@@ -156,40 +230,58 @@ let private readOptional (inner: Fields<'T>) (frame: JsonElement) (name: Name) :
     | ValueNone -> None
     | ValueSome _ -> Some(inner.Read frame)
 
-/// An optional value written as null when there is none.
-let nullable (inner: Value<'T>) : Value<'T option> =
+/// In order: the value when the next property is `name`; None when it is null or another one.
+let private readOptionalInOrder (inner: Fields<'T>) (reader: byref<Utf8JsonReader>) (name: Name) : 'T option voption =
+    if nextIsNull (&reader, name) || not (nextIsNamed (&reader, name)) then ValueSome None
+    else
+        match inner.ReadInOrder &reader with
+        | ValueSome item -> ValueSome(Some item)
+        | ValueNone -> ValueNone
+
+/// An optional field: written by `writeAs`, read as Some when present and not null, else None,
+/// then made a 'T by `finish`.
+let private optional (inner: Value<'T>) (writeAs: Fields<'T> -> Utf8JsonWriter -> Name -> 'U -> unit) (finish: 'T option -> 'U) : Value<'U> =
     fun name ->
         let inner = inner name
-        let writeAs (json: Utf8JsonWriter) (name: Name) (item: 'T option) =
+        { new Fields<'U>() with
+            member _.Write(json, item) = writeAs inner json name item
+            member _.Read frame = finish (readOptional inner frame name)
+            member _.ReadInOrder reader =
+                match readOptionalInOrder inner &reader name with
+                | ValueSome item -> ValueSome(finish item)
+                | ValueNone -> ValueNone }
+
+/// An optional value written as null when there is none.
+let nullable (inner: Value<'T>) : Value<'T option> =
+    optional
+        inner
+        (fun inner json name item ->
             match item with
             | Some item -> inner.Write(json, item)
-            | None -> json.WriteNull name.Encoded
-        value writeAs (readOptional inner) name
+            | None -> json.WriteNull name.Encoded)
+        id
 
 /// An optional value left out when there is none.
 let omittedWhenNone (inner: Value<'T>) : Value<'T option> =
-    fun name ->
-        let inner = inner name
-        value (fun json _ item -> item |> Option.iter (fun item -> inner.Write(json, item))) (readOptional inner) name
+    optional inner (fun inner json _ item -> item |> Option.iter (fun item -> inner.Write(json, item))) id
 
 /// Always written; read as `fallback` when missing or null.
 let orDefault (fallback: 'T) (inner: Value<'T>) : Value<'T> =
-    fun name ->
-        let inner = inner name
-        value (fun json _ item -> inner.Write(json, item)) (fun frame name -> readOptional inner frame name |> Option.defaultValue fallback) name
+    optional inner (fun inner json _ item -> inner.Write(json, item)) (Option.defaultValue fallback)
 
 /// Left out when it is `fallback`, and read as `fallback` when missing or null.
 let omittedAt (fallback: 'T) (inner: Value<'T>) : Value<'T> when 'T: equality =
-    fun name ->
-        let inner = inner name
-        let readFrom frame name = readOptional inner frame name |> Option.defaultValue fallback
-        value (fun json _ item -> if item <> fallback then inner.Write(json, item)) readFrom name
+    optional inner (fun inner json _ item -> if item <> fallback then inner.Write(json, item)) (Option.defaultValue fallback)
 
 /// The same properties, for a type made of them and taken apart into them.
 let mapFields (make: 'A -> 'B) (parts: 'B -> 'A) (fields: Fields<'A>) : Fields<'B> =
     { new Fields<'B>() with
         member _.Write(json, item) = fields.Write(json, parts item)
-        member _.Read frame = make (fields.Read frame) }
+        member _.Read frame = make (fields.Read frame)
+        member _.ReadInOrder reader =
+            match fields.ReadInOrder &reader with
+            | ValueSome parts -> ValueSome(make parts)
+            | ValueNone -> ValueNone }
 
 /// No properties: a case without a payload.
 [<Struct>]
@@ -198,7 +290,8 @@ type NoFields = NoFields
 let private noFields : Fields<NoFields> =
     { new Fields<NoFields>() with
         member _.Write(_, _) = ()
-        member _.Read _ = NoFields }
+        member _.Read _ = NoFields
+        member _.ReadInOrder _ = ValueSome NoFields }
 
 // Fields are read in the order they are written, so of two bad fields the first one is named.
 let fields2 (a: Fields<'A>) (b: Fields<'B>) : Fields<struct ('A * 'B)> =
@@ -208,7 +301,14 @@ let fields2 (a: Fields<'A>) (b: Fields<'B>) : Fields<struct ('A * 'B)> =
             b.Write(json, y)
         member _.Read frame =
             let x = a.Read frame
-            struct (x, b.Read frame) }
+            struct (x, b.Read frame)
+        member _.ReadInOrder reader =
+            match a.ReadInOrder &reader with
+            | ValueNone -> ValueNone
+            | ValueSome x ->
+            match b.ReadInOrder &reader with
+            | ValueNone -> ValueNone
+            | ValueSome y -> ValueSome(struct (x, y)) }
 
 let fields3 (a: Fields<'A>) (b: Fields<'B>) (c: Fields<'C>) : Fields<struct ('A * 'B * 'C)> =
     { new Fields<struct ('A * 'B * 'C)>() with
@@ -219,7 +319,17 @@ let fields3 (a: Fields<'A>) (b: Fields<'B>) (c: Fields<'C>) : Fields<struct ('A 
         member _.Read frame =
             let x = a.Read frame
             let y = b.Read frame
-            struct (x, y, c.Read frame) }
+            struct (x, y, c.Read frame)
+        member _.ReadInOrder reader =
+            match a.ReadInOrder &reader with
+            | ValueNone -> ValueNone
+            | ValueSome x ->
+            match b.ReadInOrder &reader with
+            | ValueNone -> ValueNone
+            | ValueSome y ->
+            match c.ReadInOrder &reader with
+            | ValueNone -> ValueNone
+            | ValueSome z -> ValueSome(struct (x, y, z)) }
 
 let fields4 (a: Fields<'A>) (b: Fields<'B>) (c: Fields<'C>) (d: Fields<'D>) : Fields<struct ('A * 'B * 'C * 'D)> =
     { new Fields<struct ('A * 'B * 'C * 'D)>() with
@@ -232,7 +342,20 @@ let fields4 (a: Fields<'A>) (b: Fields<'B>) (c: Fields<'C>) (d: Fields<'D>) : Fi
             let x = a.Read frame
             let y = b.Read frame
             let z = c.Read frame
-            struct (x, y, z, d.Read frame) }
+            struct (x, y, z, d.Read frame)
+        member _.ReadInOrder reader =
+            match a.ReadInOrder &reader with
+            | ValueNone -> ValueNone
+            | ValueSome x ->
+            match b.ReadInOrder &reader with
+            | ValueNone -> ValueNone
+            | ValueSome y ->
+            match c.ReadInOrder &reader with
+            | ValueNone -> ValueNone
+            | ValueSome z ->
+            match d.ReadInOrder &reader with
+            | ValueNone -> ValueNone
+            | ValueSome w -> ValueSome(struct (x, y, z, w)) }
 
 let fields5 (a: Fields<'A>) (b: Fields<'B>) (c: Fields<'C>) (d: Fields<'D>) (e: Fields<'E>) : Fields<struct ('A * 'B * 'C * 'D * 'E)> =
     { new Fields<struct ('A * 'B * 'C * 'D * 'E)>() with
@@ -247,7 +370,23 @@ let fields5 (a: Fields<'A>) (b: Fields<'B>) (c: Fields<'C>) (d: Fields<'D>) (e: 
             let y = b.Read frame
             let z = c.Read frame
             let w = d.Read frame
-            struct (x, y, z, w, e.Read frame) }
+            struct (x, y, z, w, e.Read frame)
+        member _.ReadInOrder reader =
+            match a.ReadInOrder &reader with
+            | ValueNone -> ValueNone
+            | ValueSome x ->
+            match b.ReadInOrder &reader with
+            | ValueNone -> ValueNone
+            | ValueSome y ->
+            match c.ReadInOrder &reader with
+            | ValueNone -> ValueNone
+            | ValueSome z ->
+            match d.ReadInOrder &reader with
+            | ValueNone -> ValueNone
+            | ValueSome w ->
+            match e.ReadInOrder &reader with
+            | ValueNone -> ValueNone
+            | ValueSome v -> ValueSome(struct (x, y, z, w, v)) }
 
 let fields6 (a: Fields<'A>) (b: Fields<'B>) (c: Fields<'C>) (d: Fields<'D>) (e: Fields<'E>) (f: Fields<'F>) : Fields<struct ('A * 'B * 'C * 'D * 'E * 'F)> =
     { new Fields<struct ('A * 'B * 'C * 'D * 'E * 'F)>() with
@@ -264,52 +403,116 @@ let fields6 (a: Fields<'A>) (b: Fields<'B>) (c: Fields<'C>) (d: Fields<'D>) (e: 
             let z = c.Read frame
             let w = d.Read frame
             let v = e.Read frame
-            struct (x, y, z, w, v, f.Read frame) }
+            struct (x, y, z, w, v, f.Read frame)
+        member _.ReadInOrder reader =
+            match a.ReadInOrder &reader with
+            | ValueNone -> ValueNone
+            | ValueSome x ->
+            match b.ReadInOrder &reader with
+            | ValueNone -> ValueNone
+            | ValueSome y ->
+            match c.ReadInOrder &reader with
+            | ValueNone -> ValueNone
+            | ValueSome z ->
+            match d.ReadInOrder &reader with
+            | ValueNone -> ValueNone
+            | ValueSome w ->
+            match e.ReadInOrder &reader with
+            | ValueNone -> ValueNone
+            | ValueSome v ->
+            match f.ReadInOrder &reader with
+            | ValueNone -> ValueNone
+            | ValueSome u -> ValueSome(struct (x, y, z, w, v, u)) }
 
 // ---------------------------------------------------------------------------------------------
 // Nested objects and arrays.
 
 /// An item of an array, written and read on its own (not under a name).
-[<NoComparison; NoEquality>]
-type Item<'T> =
-    { WriteItem: Utf8JsonWriter -> 'T -> unit
-      ReadItem: JsonElement -> 'T }
+[<AbstractClass>]
+type Item<'T>() =
+    abstract WriteItem: json: Utf8JsonWriter * item: 'T -> unit
+    abstract ReadItem: token: JsonElement -> 'T
+    /// The item in order, the reader standing on its first token.
+    abstract ReadItemInOrder: reader: byref<Utf8JsonReader> -> 'T voption
 
 let private writeObject (fields: Fields<'T>) (json: Utf8JsonWriter) (item: 'T) =
     json.WriteStartObject()
     fields.Write(json, item)
     json.WriteEndObject()
 
+/// An object's fields in order, the reader standing on its StartObject; then its end.
+let private readObjectInOrder (fields: Fields<'T>) (reader: byref<Utf8JsonReader>) : 'T voption =
+    if reader.TokenType <> JsonTokenType.StartObject then ValueNone
+    else
+        match fields.ReadInOrder &reader with
+        | ValueSome item when reader.Read() && reader.TokenType = JsonTokenType.EndObject -> ValueSome item
+        | _ -> ValueNone
+
 let objectItem (fields: Fields<'T>) : Item<'T> =
-    { WriteItem = writeObject fields
-      ReadItem = fun token -> if token.ValueKind = JsonValueKind.Object then fields.Read token else fail "an array item must be an object" }
+    { new Item<'T>() with
+        member _.WriteItem(json, item) = writeObject fields json item
+        member _.ReadItem token = if token.ValueKind = JsonValueKind.Object then fields.Read token else fail "an array item must be an object"
+        member _.ReadItemInOrder reader = readObjectInOrder fields &reader }
 
 let stringItem : Item<string> =
-    { WriteItem = (fun json item -> json.WriteStringValue item)
-      ReadItem = asStringNamed "an array item must be a string" }
+    { new Item<string>() with
+        member _.WriteItem(json, item) = json.WriteStringValue item
+        member _.ReadItem token = asStringNamed "an array item must be a string" token
+        member _.ReadItemInOrder reader = if reader.TokenType = JsonTokenType.String then ValueSome(stringOf &reader) else ValueNone }
+
+/// The same item, for a type made of it and taken apart into it.
+let mapItem (make: 'A -> 'B) (parts: 'B -> 'A) (item: Item<'A>) : Item<'B> =
+    { new Item<'B>() with
+        member _.WriteItem(json, each) = item.WriteItem(json, parts each)
+        member _.ReadItem token = make (item.ReadItem token)
+        member _.ReadItemInOrder reader =
+            match item.ReadItemInOrder &reader with
+            | ValueSome each -> ValueSome(make each)
+            | ValueNone -> ValueNone }
 
 /// An object nested under a name.
 let objectOf (fields: Fields<'T>) : Value<'T> =
-    value (fun json name item -> json.WritePropertyName name.Encoded; writeObject fields json item) (fun frame name -> fields.Read(readObject frame name))
+    fun name ->
+        { new Fields<'T>() with
+            member _.Write(json, item) =
+                json.WritePropertyName name.Encoded
+                writeObject fields json item
+            member _.Read frame = fields.Read(readObject frame name)
+            member _.ReadInOrder reader = if nextIs (&reader, name) then readObjectInOrder fields &reader else ValueNone }
 
 let listOf (item: Item<'T>) : Value<'T list> =
-    value
-        (fun json name items ->
-            json.WritePropertyName name.Encoded
-            json.WriteStartArray()
-            for each in items do item.WriteItem json each
-            json.WriteEndArray())
-        (fun frame name -> readArray frame name |> List.map item.ReadItem)
+    fun name ->
+        { new Fields<'T list>() with
+            member _.Write(json, items) =
+                json.WritePropertyName name.Encoded
+                json.WriteStartArray()
+                for each in items do item.WriteItem(json, each)
+                json.WriteEndArray()
+            member _.Read frame = readArray frame name |> List.map item.ReadItem
+            member _.ReadInOrder reader =
+                if not (nextIs (&reader, name)) || reader.TokenType <> JsonTokenType.StartArray then ValueNone
+                else
+                    let mutable items = CompilerServices.ListCollector<'T>()
+                    let mutable inOrder = true
+                    while inOrder && reader.Read() && reader.TokenType <> JsonTokenType.EndArray do
+                        match item.ReadItemInOrder &reader with
+                        | ValueSome each -> items.Add each
+                        | ValueNone -> inOrder <- false
+                    // The loop also ends when the data does: only an EndArray closes the list.
+                    if inOrder && reader.TokenType = JsonTokenType.EndArray then ValueSome(items.Close()) else ValueNone }
 
 // ---------------------------------------------------------------------------------------------
 // A union's table: one case per union case, each its "type" tag and its fields.
 
 [<AbstractClass>]
 type Case<'Union>(tag: string) =
+    let utf8Tag = Text.Encoding.UTF8.GetBytes tag
     member _.Tag = tag
+    member _.Utf8Tag : ReadOnlySpan<byte> = ReadOnlySpan utf8Tag
     /// Writes the "type" and the fields; false when the value is another case.
     abstract TryWrite: json: Utf8JsonWriter * value: 'Union -> bool
     abstract Read: frame: JsonElement -> 'Union
+    abstract ReadInOrder: reader: byref<Utf8JsonReader> -> 'Union voption
 
 let private typeName = JsonEncodedText.Encode "type"
 
@@ -324,7 +527,11 @@ let case (tag: string) (fields: Fields<'T>) (make: 'T -> 'Union) (parts: 'Union 
                 fields.Write(json, payload)
                 true
             | ValueNone -> false
-        member _.Read frame = make (fields.Read frame) }
+        member _.Read frame = make (fields.Read frame)
+        member _.ReadInOrder reader =
+            match fields.ReadInOrder &reader with
+            | ValueSome payload -> ValueSome(make payload)
+            | ValueNone -> ValueNone }
 
 /// A case without fields: F# keeps one instance of it, so it is found by reference.
 let constant (tag: string) (value: 'Union) : Case<'Union> =
@@ -374,3 +581,11 @@ let read (table: Table<'Union>) (tag: string) (frame: JsonElement) : 'Union =
         index <- index + 1
     if index = cases.Length then fail $"unknown message type '{tag}'"
     cases.[index].Read frame
+
+/// In order, the reader standing on the "type" string: the case it names, and its fields.
+let readInOrder (table: Table<'Union>) (reader: byref<Utf8JsonReader>) : 'Union voption =
+    let cases = table.ByPosition
+    let mutable index = 0
+    while index < cases.Length && not (reader.ValueTextEquals cases.[index].Utf8Tag) do
+        index <- index + 1
+    if index = cases.Length then ValueNone else cases.[index].ReadInOrder &reader

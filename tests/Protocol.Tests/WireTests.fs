@@ -246,6 +246,40 @@ let ``property: every server reply decodes to itself after encoding, as one line
 
     Check.One(checkConfig, Prop.forAll (Arb.fromGen serverReplyGen) property)
 
+/// The same frame with its top-level properties in reverse order and one unknown property more:
+/// not as the codec writes it, so the decoder reads it by the document, not in one pass.
+let private laidOutOtherwise (frame: string) : string =
+    let original = (System.Text.Json.Nodes.JsonNode.Parse frame |> nonNull).AsObject()
+    let reordered = System.Text.Json.Nodes.JsonObject()
+    reordered["unknown"] <- System.Text.Json.Nodes.JsonValue.Create 1
+    for property in Seq.rev (List.ofSeq original) do
+        reordered[property.Key] <- (match property.Value with null -> null | value -> value.DeepClone())
+    reordered.ToJsonString()
+
+let ``property: a frame laid out otherwise decodes to what the same frame as written decodes to`` () =
+    let property (message: PeerMessage) (request: ClientRequest) (reply: ServerReply) =
+        let peerFrame = Wire.encodePeerMessage message
+        Assert.Equal(Wire.decodePeerMessage peerFrame, Wire.decodePeerMessage(laidOutOtherwise peerFrame))
+        let requestFrame = Wire.encodeClientRequest request
+        Assert.Equal(Wire.decodeClientRequest requestFrame, Wire.decodeClientRequest(laidOutOtherwise requestFrame))
+        let replyFrame = Wire.encodeServerReply reply
+        Assert.Equal(Wire.decodeServerReply replyFrame, Wire.decodeServerReply(laidOutOtherwise replyFrame))
+
+    Check.One(checkConfig, Prop.forAll (Arb.fromGen (Gen.zip3 peerMessageGen clientRequestGen serverReplyGen)) (fun (m, q, r) -> property m q r))
+
+/// Frames as the codec lays them out, with a value that is wrong: the one-pass reader gives them
+/// to the document path, which names the fault as it always has.
+let ``a frame as written with a bad value is refused with the reason the document path gives`` () =
+    let refused (frame: string) =
+        match Wire.decodePeerMessage frame with
+        | Error error -> error.Reason
+        | Ok message -> failwith $"decoded {message}"
+    Assert.Equal("field 'seq' is out of range: -1 (0 to 9007199254740992)", refused """{"v":1,"type":"replica-stored","room":"#a","backup":{"backup":2,"owner":1,"epoch":1,"leader":3,"version":1},"seq":-1}""")
+    Assert.Equal("field 'candidate' is not a node id: 0", refused """{"v":1,"type":"election","candidate":0,"epoch":2}""")
+    Assert.Equal("field 'epoch' is null", refused """{"v":1,"type":"election","candidate":1,"epoch":null}""")
+    Assert.Equal("field 'fromNode' must be an integer", refused """{"v":1,"type":"sequenced","room":"#a","seq":1,"from":"x","fromNode":1.5,"text":"t","id":1}""")
+    Assert.Equal(BadFrame, (match Wire.decodePeerMessage """{"v":1,"type":"election","candidate":1,"epoch":2}x""" with Error e -> e.Code | Ok _ -> VersionMismatch))
+
 let ``every frame carries the protocol version`` () =
     let frame = Wire.encodeClientRequest(Who None)
 
@@ -458,6 +492,10 @@ let tests =
             ``property: every client request decodes to itself after encoding, as one line``
         testCase "property: every server reply decodes to itself after encoding, as one line"
             ``property: every server reply decodes to itself after encoding, as one line``
+        testCase "property: a frame laid out otherwise decodes to what the same frame as written decodes to"
+            ``property: a frame laid out otherwise decodes to what the same frame as written decodes to``
+        testCase "a frame as written with a bad value is refused with the reason the document path gives"
+            ``a frame as written with a bad value is refused with the reason the document path gives``
         testCase "every frame carries the protocol version"
             ``every frame carries the protocol version``
         testCase "a documented frame written by hand decodes"
