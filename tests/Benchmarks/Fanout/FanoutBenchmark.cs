@@ -73,6 +73,6 @@ public static class FanoutBenchmark
         "Suspicions: view losses during the run (\"left the view\" in the nodes' logs; each node that drops a peer counts once). " +
         "Peak RSS: VmHWM of each server process. Status during flood: the slowest answer to a status request asked of each node every 250 ms " +
         "from the first send until the run ends, one outstanding at a time, read on a thread of the probe's own " +
-        "(ngircd: PING on a connection outside the channel; >N: no answer within N ms; n×: answers from the node that gave the fewest). Answer after flood: one status request to each node (ngircd: PING) " +
-        "sent right after the last message. Both probes use connections opened before the flood.\n";
+        "(ngircd: PING on a connection outside the channel; >N: no answer within N ms; n×: answers from the node that gave the fewest). Answer after flood: the first answer of each node's probe to a status request (ngircd: PING) " +
+        "asked once the last message was sent (at once, after its outstanding one), timed on the probe's own thread as above.\n";
 }

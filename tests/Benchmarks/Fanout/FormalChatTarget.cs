@@ -117,17 +117,14 @@ public sealed class FormalChatTarget : IFanoutTarget
 
     private static bool IsStatus(string frame) => frame.Contains("\"type\":\"status\"", StringComparison.Ordinal);
 
-    /// <summary>Every node at once: how long until its status reply, "timeout" past the deadline.</summary>
+    /// <summary>Every node's first answer to a status asked once the last message was sent, on its probe's own
+    /// thread (PeriodicProbe); then each node's epoch, for the elections column if a node is gone by the end.</summary>
     public async Task<string> ProbeAsync()
     {
-        var answers = await Task.WhenAll(NodeIds.Select(async id =>
-        {
-            var clock = Stopwatch.StartNew();
-            var status = await StatusAsync(id, ProbeDeadline);
-            return (Ms: clock.Elapsed.TotalMilliseconds, Status: status);
-        }));
-        _epochAfterFlood = answers.Where(a => a.Status is not null).Select(a => (long?)(long)a.Status!["epoch"]!).Max();
-        return string.Join("/", answers.Select(a => a.Status is null ? $">{ProbeDeadline.TotalMilliseconds:0}" : FanoutTable.Milliseconds(a.Ms)));
+        var answers = await PeriodicProbe.AskAfterLastSend(_probesDuringRun);
+        var statuses = await Task.WhenAll(NodeIds.Select(id => StatusAsync(id, ProbeDeadline)));
+        _epochAfterFlood = statuses.Where(status => status is not null).Select(status => (long?)(long)status!["epoch"]!).Max();
+        return answers;
     }
 
     /// <summary>Elections won during the run (from the nodes' logs), with the epoch before and after.</summary>

@@ -63,19 +63,6 @@ public sealed class IrcClient : RawLineClient
         if (Numeric(mode) is not null) throw new InvalidOperationException($"MODE +F refused: {mode}");
     }
 
-    /// <summary>Milliseconds until the server answers a PING, or null past the deadline.</summary>
-    public async Task<double?> PingAsync(TimeSpan within)
-    {
-        var token = $"probe{Environment.TickCount64}";
-        var clock = Stopwatch.StartNew();
-        try
-        {
-            await RequestAsync($"PING :{token}\r\n", line => line.Contains(" PONG ", StringComparison.Ordinal) && line.Contains(token, StringComparison.Ordinal), within);
-            return clock.Elapsed.TotalMilliseconds;
-        }
-        catch (Exception error) when (error is TimeoutException or IOException) { return null; }
-    }
-
     /// <summary>The numeric of a server reply (":server 001 nick ..."), or null.</summary>
     private static string? Numeric(string line)
     {

@@ -16,7 +16,6 @@ public sealed class NgircdTarget : IFanoutTarget
     private readonly List<IrcClient> _receivers = new();
     private readonly List<DeliveryLog> _logs = new();
     private IrcClient? _sender;
-    private IrcClient? _probe;
     private PeriodicProbe? _probeDuringRun;
 
     private NgircdTarget(NgircdServer server) => _server = server;
@@ -60,7 +59,6 @@ public sealed class NgircdTarget : IFanoutTarget
         _sender = await IrcClient.ConnectAsync(port, "snd", null);
         await _sender.RelaxFloodProtectionAsync("bench", "bench");
         await _sender.JoinAsync(Channel);
-        _probe = await IrcClient.ConnectAsync(port, "probe", null);
         _probeDuringRun = await PeriodicProbe.OpenAsync(port, "PING :watch\r\n", line => line.Contains(" PONG ", StringComparison.Ordinal) && line.Contains(":watch", StringComparison.Ordinal),
             ProbeDeadline, ("NICK watch\r\nUSER watch 0 * :watch\r\n", line => line.Split(' ') is [_, "001", ..]));
 
@@ -74,8 +72,7 @@ public sealed class NgircdTarget : IFanoutTarget
 
     public Task<string> StopProbesAsync() => PeriodicProbe.StopAllAsync([_probeDuringRun!], "PING");
 
-    public async Task<string> ProbeAsync() =>
-        await _probe!.PingAsync(ProbeDeadline) is { } ms ? $"{FanoutTable.Milliseconds(ms)} (PING)" : $">{ProbeDeadline.TotalMilliseconds:0} (PING)";
+    public Task<string> ProbeAsync() => PeriodicProbe.AskAfterLastSend([_probeDuringRun!], "PING");
 
     public Task<string> ElectionsAsync() => Task.FromResult("n/a");
 
@@ -102,7 +99,6 @@ public sealed class NgircdTarget : IFanoutTarget
     {
         foreach (var client in _receivers) await client.DisposeAsync();
         if (_sender is not null) await _sender.DisposeAsync();
-        if (_probe is not null) await _probe.DisposeAsync();
         if (_probeDuringRun is not null) await _probeDuringRun.DisposeAsync();
         await _server.DisposeAsync();
     }

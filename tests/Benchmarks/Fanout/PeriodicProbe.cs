@@ -10,7 +10,9 @@ namespace FormalChat.Benchmarks.Fanout;
 /// scenario runs, on a connection of its own opened during set-up, and keeps the slowest answer.
 /// One question is outstanding at a time. The answer is read with blocking receives on a thread of
 /// this probe's own: during a flood the benchmark's receivers keep the thread pool's queue full,
-/// and an answer read through it would time that queue, not the server.
+/// and an answer read through it would time that queue, not the server. The answer "after the
+/// flood" is this probe's first to a question asked once the last message was sent
+/// (<see cref="AskAfterLastSend"/>), timed the same way.
 /// </summary>
 public sealed class PeriodicProbe : IAsyncDisposable
 {
@@ -21,6 +23,10 @@ public sealed class PeriodicProbe : IAsyncDisposable
     private readonly Func<string, bool> _isAnswer;
     private readonly TimeSpan _deadline;
     private readonly ManualResetEventSlim _stop = new();
+    /// <summary>Set when the last message was sent: the next question goes at once, not at the next interval.</summary>
+    private readonly ManualResetEventSlim _askNow = new();
+    private readonly TaskCompletionSource<string> _afterLastSend = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private long _lastSendAt;
     private readonly TaskCompletionSource _stopped = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private byte[] _buffer = new byte[16 * 1024];
     private int _buffered;
@@ -88,6 +94,7 @@ public sealed class PeriodicProbe : IAsyncDisposable
             while (!_stop.IsSet)
             {
                 var asked = Stopwatch.GetTimestamp();
+                var lastSendAt = Volatile.Read(ref _lastSendAt);
                 if (Ask(_question, _isAnswer) is not { } ms)
                 {
                     // The late answer would be read as the next one's: the slowest is known to be past the deadline, so stop here.
@@ -96,8 +103,13 @@ public sealed class PeriodicProbe : IAsyncDisposable
                 }
                 _slowestMs = double.IsNaN(_slowestMs) ? ms : Math.Max(_slowestMs, ms);
                 _answered++;
+                if (lastSendAt != 0)
+                {
+                    _afterLastSend.TrySetResult(FanoutTable.Milliseconds(ms));
+                    _askNow.Reset();
+                }
                 var rest = Interval - Stopwatch.GetElapsedTime(asked);
-                if (rest > TimeSpan.Zero) _stop.Wait(rest);
+                if (rest > TimeSpan.Zero && !_askNow.IsSet) WaitHandle.WaitAny([_stop.WaitHandle, _askNow.WaitHandle], rest);
             }
         }
         catch (Exception error) when (error is SocketException or ObjectDisposedException)
@@ -106,8 +118,22 @@ public sealed class PeriodicProbe : IAsyncDisposable
         }
         finally
         {
+            _afterLastSend.TrySetResult(_failure ?? "–");
             _stopped.TrySetResult();
         }
+    }
+
+    /// <summary>Called once the last message was sent: each probe asks again at once (after its outstanding
+    /// question), and the first answer to a question asked from then on is returned, "/" between the probes.</summary>
+    public static async Task<string> AskAfterLastSend(IReadOnlyList<PeriodicProbe> probes, string? what = null)
+    {
+        foreach (var probe in probes)
+        {
+            Volatile.Write(ref probe._lastSendAt, Stopwatch.GetTimestamp());
+            probe._askNow.Set();
+        }
+        var answers = await Task.WhenAll(probes.Select(probe => probe._afterLastSend.Task));
+        return string.Join("/", answers) + (what is null ? "" : $" ({what})");
     }
 
     /// <summary>Milliseconds from sending <paramref name="question"/> to the first line that answers it, or
@@ -156,5 +182,6 @@ public sealed class PeriodicProbe : IAsyncDisposable
         // The closed socket ends a receive in progress; a probe that was never started has no thread to wait for.
         if (_started) await _stopped.Task;
         _stop.Dispose();
+        _askNow.Dispose();
     }
 }
