@@ -69,6 +69,17 @@ public sealed class LoopWatch(int heartbeatIntervalMs, ILogger log)
             total.TotalMilliseconds, events, stepping.TotalMilliseconds, (total - stepping).TotalMilliseconds, paused.TotalMilliseconds);
     }
 
+    /// <summary>Called when the loop wakes, with how long after an event arrived: a loop that
+    /// did nothing yet woke late was kept off the CPU (other processes, at least as urgent as its
+    /// raised priority), which no turn's split explains. In the paced fan-out on a loaded machine
+    /// this, not the loop's own work, made the latency tail (up to 97 ms from ring to wake).</summary>
+    public void Woke(TimeSpan afterRing)
+    {
+        if (afterRing <= LongStep) return;
+        log.LogWarning("the loop woke {Milliseconds:0} ms after an event arrived: the machine kept it from running (it had nothing else to do)",
+            afterRing.TotalMilliseconds);
+    }
+
     private static string Describe(Event handled) => handled switch
     {
         Event.PeerMessageReceived peer => $"peer {peer.Item.GetType().Name}",

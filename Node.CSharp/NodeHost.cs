@@ -156,7 +156,7 @@ public sealed class NodeHost
             if (handled == 0 && turn.Count == 0)
             {
                 var heldBack = _inbox.Clients.QueuedBytes > 0 && ClientLaneHeldBack(clients, peers);
-                _inbox.Wait(heldBack ? PausedPoll : Timeout.InfiniteTimeSpan);
+                _watch.Woke(_inbox.Wait(heldBack ? PausedPoll : Timeout.InfiniteTimeSpan));
                 continue;
             }
             // The turn's spec actions are on disk before any of its messages leave (SpecTraceWriter).

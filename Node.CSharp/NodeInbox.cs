@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using System.Diagnostics;
 using System.Threading.Channels;
 using FormalChat.Protocol;
 using static FormalChat.Protocol.NodeState;
@@ -73,8 +74,9 @@ public sealed class NodeInbox
     }
 
     /// <summary>Waits until any lane may have something, or the timeout passes (used while the
-    /// client lane is held back, to look again at whether it may be read).</summary>
-    public void Wait(TimeSpan timeout) => _doorbell.Wait(timeout);
+    /// client lane is held back, to look again at whether it may be read). Returns how long the
+    /// loop took to wake after it was rung (zero when it did not block).</summary>
+    public TimeSpan Wait(TimeSpan timeout) => _doorbell.Wait(timeout);
 
     /// <summary>A peer frame that belongs in the control lane: heartbeats already travel
     /// unordered by multicast, so taking one out of its TCP link's order changes nothing.</summary>
@@ -189,24 +191,33 @@ public sealed class Doorbell
     private readonly ManualResetEventSlim _event = new(initialState: false, spinCount: 0);
     /// <summary>1 once rung, until the reader takes the ring.</summary>
     private int _rung;
+    /// <summary>When the pending ring came (Stopwatch timestamp): how late the reader woke is how
+    /// long the machine kept the loop from running (LoopWatch.Woke).</summary>
+    private long _rungAt;
 
     public void Ring()
     {
         if (Volatile.Read(ref _rung) == 1) return;
+        // Before the exchange, so the reader that takes the ring sees its time (racing rings
+        // each write theirs; the difference is the race, microseconds).
+        Volatile.Write(ref _rungAt, Stopwatch.GetTimestamp());
         if (Interlocked.Exchange(ref _rung, 1) == 0) _event.Set();
     }
 
     /// <summary>Returns once rung (at once if rung since the last wait) or when the timeout
-    /// passes; the caller then looks at everything it reads.</summary>
-    public void Wait(TimeSpan timeout)
+    /// passes; the caller then looks at everything it reads. Returns how long after the ring the
+    /// reader woke, zero when it did not block.</summary>
+    public TimeSpan Wait(TimeSpan timeout)
     {
+        var wokeLate = TimeSpan.Zero;
         if (Interlocked.Exchange(ref _rung, 0) == 0)
         {
-            _event.Wait(timeout);
+            if (_event.Wait(timeout)) wokeLate = Stopwatch.GetElapsedTime(Volatile.Read(ref _rungAt));
             Interlocked.Exchange(ref _rung, 0);
         }
         // A ring between the exchange and the reset is not lost: it set _rung again, and the
         // next wait returns at once.
         _event.Reset();
+        return wokeLate;
     }
 }

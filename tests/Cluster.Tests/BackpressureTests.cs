@@ -66,6 +66,39 @@ public sealed class BackpressureTests
     }
 
     [Fact]
+    public void A_ring_before_the_wait_is_kept_and_the_loop_does_not_block_so_it_woke_no_later_than_rung()
+    {
+        var doorbell = new Doorbell();
+        doorbell.Ring();
+
+        Assert.Equal(TimeSpan.Zero, doorbell.Wait(Deadline));
+    }
+
+    [Fact]
+    public async Task A_loop_that_blocked_is_told_how_long_after_the_ring_it_woke()
+    {
+        var doorbell = new Doorbell();
+        var wokeAfter = TimeSpan.Zero;
+        // A ring that comes before the waiter blocks is taken at once (zero): rung again until a
+        // waiter blocked first, which is then told a time.
+        for (var attempt = 0; attempt < 1000 && wokeAfter == TimeSpan.Zero; attempt++)
+        {
+            using var started = new ManualResetEventSlim();
+            var waiting = Task.Factory.StartNew(() =>
+            {
+                started.Set();
+                return doorbell.Wait(Deadline);
+            }, TaskCreationOptions.LongRunning);
+            Assert.True(started.Wait(Deadline));
+            doorbell.Ring();
+            wokeAfter = await waiting.WaitAsync(Deadline);
+        }
+
+        Assert.True(wokeAfter > TimeSpan.Zero);
+        Assert.True(wokeAfter < Deadline);
+    }
+
+    [Fact]
     public void The_control_lane_takes_a_bounded_number_of_events_from_outside_and_always_the_nodes_own()
     {
         var inbox = new NodeInbox();
