@@ -92,12 +92,23 @@ type RetryIndex =
       /// The lowest and highest id in Young.
       YoungLowest: int64
       YoungHighest: int64
-      Old: RoomMessage[] list }
+      Old: RoomMessage[] list
+      /// The lowest and highest id in Old: a new post's id is beyond them, and mayHold then
+      /// answers without visiting each generation.
+      OldLowest: int64
+      OldHighest: int64 }
 
 /// RetryIndex, also an owner's index of its pending messages (Uncommitted): `prune` says which
 /// sorted generations a turn keeps, `isHeld` whether a message found is still held.
 module RetryIndex =
-    let empty = { Young = []; YoungCount = 0; YoungLowest = System.Int64.MaxValue; YoungHighest = System.Int64.MinValue; Old = [] }
+    let empty =
+        { Young = []
+          YoungCount = 0
+          YoungLowest = System.Int64.MaxValue
+          YoungHighest = System.Int64.MinValue
+          Old = []
+          OldLowest = System.Int64.MaxValue
+          OldHighest = System.Int64.MinValue }
 
     let add (prune: RoomMessage[] list -> RoomMessage[] list) (message: RoomMessage) (index: RetryIndex) : RetryIndex =
         let id = message.ClientMessageId
@@ -111,7 +122,11 @@ module RetryIndex =
         else
             let generation = Array.ofList (message :: index.Young)
             System.Array.Sort(generation, generationOrder)
-            { empty with Old = prune (generation :: index.Old) }
+            let old = prune (generation :: index.Old)
+            // Sorted by id first: the first and last ids of a generation are its span.
+            let lowest = old |> List.fold (fun lowest (kept: RoomMessage[]) -> if kept.Length = 0 then lowest else min lowest kept[0].ClientMessageId) System.Int64.MaxValue
+            let highest = old |> List.fold (fun highest (kept: RoomMessage[]) -> if kept.Length = 0 then highest else max highest kept[kept.Length - 1].ClientMessageId) System.Int64.MinValue
+            { empty with Old = old; OldLowest = lowest; OldHighest = highest }
 
     /// The newest of a sorted generation's messages with the key that is held, by binary search.
     let private findIn (isHeld: RoomMessage -> bool) (key: PostKey) (generation: RoomMessage[]) : RoomMessage option =
@@ -138,7 +153,8 @@ module RetryIndex =
             | generation :: older ->
                 (generation.Length > 0 && id >= generation[0].ClientMessageId && id <= generation[generation.Length - 1].ClientMessageId)
                 || inSpans older
-        (id >= index.YoungLowest && id <= index.YoungHighest) || inSpans index.Old
+        (id >= index.YoungLowest && id <= index.YoungHighest)
+        || (id >= index.OldLowest && id <= index.OldHighest && inSpans index.Old)
 
     /// The newest message with the key that is held.
     let tryFind (isHeld: RoomMessage -> bool) (key: PostKey) (index: RetryIndex) : RoomMessage option =
@@ -158,7 +174,7 @@ module RetryIndex =
                     match (if spans generation then findIn isHeld key generation else None) with
                     | Some _ as found -> found
                     | None -> search older
-            search index.Old
+            if key.Id < index.OldLowest || key.Id > index.OldHighest then None else search index.Old
 
 /// A history's index keeps the generations that cover historyCapacity.
 let private keepCapacity (generations: RoomMessage[] list) = List.truncate oldGenerations generations
