@@ -217,6 +217,11 @@ let carryOut (room: RoomName) (output: Replication.ReplicaOutput) (state: NodeSt
 /// put back, in one copy of the state: only acknowledging and showing change the state as
 /// outputs are carried out (Unconfirmed and Shown, kept aside meanwhile), and only a fill request
 /// reads what the rule changed (the history's last seq, taken from the replica).
+/// The same room, without F#'s generic equality (type tests per call): a rule's outputs are
+/// checked per message.
+let private isRoom (room: RoomName) (other: RoomName) =
+    LanguagePrimitives.PhysicalEquality room other || System.String.Equals(room.Value, other.Value)
+
 let private applyOutputsFrom
     (unconfirmed: Map<RoomName, WaitingPosts>)
     (room: RoomName)
@@ -248,7 +253,7 @@ let private applyOutputsFrom
     let mutable effects = []
     for output in outputs do
         match output with
-        | Replication.Delivered message when message.Room = room ->
+        | Replication.Delivered message when isRoom room message.Room ->
             let struct (waiting, changed) = answered roomWaiting message
             roomWaiting <- waiting
             roomWaitingChanged <- roomWaitingChanged || changed
@@ -275,7 +280,7 @@ let private applyOutputsFrom
                 if Accounts.isAccountsRoom message.Room then
                     for effect in accountCommitted message state do effects <- effect :: effects
                 else effects <- SendToClients(showingTo message.Room state, Message message) :: effects
-        | Replication.AlreadyDelivered message when message.Room = room ->
+        | Replication.AlreadyDelivered message when isRoom room message.Room ->
             let struct (waiting, changed) = answered roomWaiting message
             roomWaiting <- waiting
             roomWaitingChanged <- roomWaitingChanged || changed

@@ -120,8 +120,19 @@ module RetryIndex =
                 YoungLowest = min id index.YoungLowest
                 YoungHighest = max id index.YoungHighest }
         else
-            let generation = Array.ofList (message :: index.Young)
-            System.Array.Sort(generation, generationOrder)
+            // Oldest first: a sender's ids grow, so a generation of one sender's posts (a flood
+            // from one client) is in order already and is not sorted again.
+            let generation = Array.zeroCreate (index.YoungCount + 1)
+            let mutable rest = message :: index.Young
+            for position in index.YoungCount .. -1 .. 0 do
+                generation[position] <- rest.Head
+                rest <- rest.Tail
+            let mutable sorted = true
+            let mutable position = 1
+            while sorted && position < generation.Length do
+                sorted <- byKeyThenSeq generation[position - 1] generation[position] <= 0
+                position <- position + 1
+            if not sorted then System.Array.Sort(generation, generationOrder)
             let old = prune (generation :: index.Old)
             // Sorted by id first: the first and last ids of a generation are its span.
             let lowest = old |> List.fold (fun lowest (kept: RoomMessage[]) -> if kept.Length = 0 then lowest else min lowest kept[0].ClientMessageId) System.Int64.MaxValue
