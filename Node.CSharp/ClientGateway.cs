@@ -183,6 +183,8 @@ public sealed class ClientGateway : IAsyncDisposable
     private async Task ReadRequestsAsync(long client, IPAddress address, IFrameConnection connection)
     {
         var rate = new ClientRateLimit(_limits.RatePerSecond, _limits.Burst);
+        // A read's requests go into the client lane together, at the read's end (NodeInbox.cs).
+        var batch = new LaneBatch<Event>(_inbox.Clients, _stopping.Token);
         string? refusal = null;
         var reason = await connection.ReadFramesAsync(
             _maxFrameBytes,
@@ -192,6 +194,8 @@ public sealed class ClientGateway : IAsyncDisposable
                 var decoded = Wire.decodeClientRequestUtf8(line);
                 if (decoded.IsError)
                 {
+                    // The good frames before it go on first, as they would have one by one.
+                    await batch.HandOnAsync().ConfigureAwait(false);
                     refusal = Refuse(client, connection, decoded.ErrorValue.Code, decoded.ErrorValue.Reason);
                     return false;
                 }
@@ -201,6 +205,7 @@ public sealed class ClientGateway : IAsyncDisposable
                 if (decoded.ResultValue is ClientRequest.Hello hello && (hello.Item.Session is not null || hello.Item.Password is not null)
                     && _resumes.Admit(client, address, hello.Item.Password is null ? null : hello.Item.Nick) is { } throttled)
                 {
+                    await batch.HandOnAsync().ConfigureAwait(false);
                     connection.TrySend(Wire.encodeServerReplyLine(ServerReply.NewErrorReply(ErrorCode.LoginThrottled, throttled)));
                     refusal = $"login-throttled: {throttled}";
                     return false;
@@ -213,12 +218,18 @@ public sealed class ClientGateway : IAsyncDisposable
                     return true;
                 }
                 var request = Event.NewClientRequested(client, checkedRequest);
-                await SlowDownIfOverRate(client, connection, rate).ConfigureAwait(false);
-                if (NodeInbox.IsControl(checkedRequest) && _inbox.TryControl(request)) return true;
-                await _inbox.Clients.WriteAsync(request, line.Length, _stopping.Token).ConfigureAwait(false);
+                await SlowDownIfOverRate(client, connection, rate, batch).ConfigureAwait(false);
+                if (NodeInbox.IsControl(checkedRequest))
+                {
+                    // The requests before it are in their lane first, as when each went alone.
+                    await batch.HandOnAsync().ConfigureAwait(false);
+                    if (_inbox.TryControl(request)) return true;
+                }
+                await batch.AddAsync(request, line.Length).ConfigureAwait(false);
                 return true;
             },
-            length => { refusal = Refuse(client, connection, ErrorCode.FrameTooLarge, $"a frame has at most {_maxFrameBytes} bytes"); }
+            length => { refusal = Refuse(client, connection, ErrorCode.FrameTooLarge, $"a frame has at most {_maxFrameBytes} bytes"); },
+            batch.HandOnAsync
         ).ConfigureAwait(false);
         if (refusal is not null) await connection.CloseAfterSendingAsync(refusal).ConfigureAwait(false);
         else await connection.CloseAsync(reason).ConfigureAwait(false);
@@ -228,11 +239,13 @@ public sealed class ClientGateway : IAsyncDisposable
         }
     }
 
-    private async Task SlowDownIfOverRate(long client, IFrameConnection connection, ClientRateLimit rate)
+    private async Task SlowDownIfOverRate(long client, IFrameConnection connection, ClientRateLimit rate, LaneBatch<Event> readSoFar)
     {
         var wasSlowing = rate.IsSlowing;
         var wait = rate.Take();
         if (wait <= TimeSpan.Zero) return;
+        // What was read within the rate is not held back with the frame that went over it.
+        await readSoFar.HandOnAsync().ConfigureAwait(false);
         if (!wasSlowing)
         {
             _log.LogInformation("client {Client} ({Remote}) sends faster than {Rate} frames/s: reading it more slowly", client, connection.Remote, _limits.RatePerSecond);

@@ -162,7 +162,8 @@ public sealed class NodeHost
             // The turn's spec actions are on disk before any of its messages leave (SpecTraceWriter).
             _trace?.Flush();
             var effectsStarted = Stopwatch.GetTimestamp();
-            var stopped = effects.Run(turn, takeControlMidTurn);
+            // A turn whose steps asked for nothing has no writes to make durable and nothing to send.
+            var stopped = turn.Count > 0 && effects.Run(turn, takeControlMidTurn);
             _watch.TurnEnded(handled, effectsStarted);
             // The effects' messages are sent: nothing should keep them alive until the next turn.
             turn.Clear();

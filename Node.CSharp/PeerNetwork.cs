@@ -77,6 +77,9 @@ public sealed class PeerNetwork : IAsyncDisposable
         // This side never writes on an incoming link.
         var connection = FramedConnection.Open(socket, maxQueuedBytes: 0);
         _incoming[connection] = 0;
+        // A read's frames go into the peer lane together, in the link's order, at the read's end
+        // (NodeInbox.cs); a bad frame ends the link after the good ones before it went on.
+        var batch = new LaneBatch<Event>(_inbox.Peers, _stopping.Token);
         string? refusal = null;
         await connection.ReadFramesAsync(
             _maxFrameBytes,
@@ -96,11 +99,17 @@ public sealed class PeerNetwork : IAsyncDisposable
                     return false;
                 }
                 var received = Event.NewPeerMessageReceived(decoded.ResultValue);
-                if (NodeInbox.IsControl(decoded.ResultValue) && _inbox.TryControl(received)) return true;
-                await _inbox.Peers.WriteAsync(received, line.Length, _stopping.Token).ConfigureAwait(false);
+                if (NodeInbox.IsControl(decoded.ResultValue))
+                {
+                    // The frames before it are in their lane first, as when each went alone.
+                    await batch.HandOnAsync().ConfigureAwait(false);
+                    if (_inbox.TryControl(received)) return true;
+                }
+                await batch.AddAsync(received, line.Length).ConfigureAwait(false);
                 return true;
             },
-            length => { refusal = $"frame of {length} bytes is over the limit"; }
+            length => { refusal = $"frame of {length} bytes is over the limit"; },
+            batch.HandOnAsync
         ).ConfigureAwait(false);
         if (refusal is not null)
         {

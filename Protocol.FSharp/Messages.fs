@@ -30,6 +30,8 @@ type Heartbeat =
 /// A Map and Set key on the hot path, so equal and ordered as its ordinal string (the order the
 /// string alias had), not by F#'s structural comparison. A class, not a struct: Map and Set
 /// compare keys through the non-generic IComparable, which boxes a struct on every comparison.
+/// IStructuralComparable is the first interface F#'s generic comparer (Map, Set, compare) tries,
+/// so implementing it spares every key comparison a failed interface cast.
 [<CustomEquality; CustomComparison>]
 type RoomName =
     | RoomName of string
@@ -54,6 +56,12 @@ type RoomName =
 
     interface System.IComparable with
         member this.CompareTo(other) =
+            match other with
+            | :? RoomName as other -> System.String.CompareOrdinal(this.Value, other.Value)
+            | _ -> invalidArg "other" "not a RoomName"
+
+    interface System.Collections.IStructuralComparable with
+        member this.CompareTo(other, _comparer) =
             match other with
             | :? RoomName as other -> System.String.CompareOrdinal(this.Value, other.Value)
             | _ -> invalidArg "other" "not a RoomName"
@@ -87,6 +95,12 @@ type Nick =
 
     interface System.IComparable with
         member this.CompareTo(other) =
+            match other with
+            | :? Nick as other -> System.String.CompareOrdinal(this.Value, other.Value)
+            | _ -> invalidArg "other" "not a Nick"
+
+    interface System.Collections.IStructuralComparable with
+        member this.CompareTo(other, _comparer) =
             match other with
             | :? Nick as other -> System.String.CompareOrdinal(this.Value, other.Value)
             | _ -> invalidArg "other" "not a Nick"

@@ -53,12 +53,6 @@ let hasQuorum (known: int) (state: Coordination) : bool =
 let private ownerOf (room: RoomName) (placements: Placement.Placements) =
     placements.TryFind room |> Option.map (fun placement -> placement.Owner)
 
-/// Whether the placement names this owner (ownerOf room placements = Some owner, with no option).
-let private isOwnedBy (owner: NodeId) (room: RoomName) (placements: Placement.Placements) =
-    match placements.TryGetValue room with
-    | true, placement -> placement.Owner = owner
-    | _ -> false
-
 /// Spec: RoomsBacked(b, n).
 let roomsBacked (backups: Backups) (node: NodeId) : int =
     backups |> Seq.sumBy (fun (KeyValue(_, backup)) -> if backup.Backup = node then 1 else 0)
@@ -291,9 +285,15 @@ let takeOwnership (owns: bool) (replica: Replica) : Replica * ReplicaOutput list
 // The owner.
 
 /// The backup this node, as the room's owner, replicates to: assigned for it, and live.
+/// This node owns the room (ownerOf room = Some self) and hasBackup, with one lookup in each map
+/// (the owner asks this per post).
 let backupTarget (room: RoomName) (placements: Placement.Placements) (backups: Backups) (state: Coordination) : BackupAssignment option =
-    if isOwnedBy state.Self room placements && hasBackup room placements backups state then backups.TryFind room
-    else None
+    match placements.TryGetValue room with
+    | true, placement when placement.Owner = state.Self ->
+        match backups.TryGetValue room with
+        | true, backup when backup.Owner = placement.Owner && backup.Backup <> placement.Owner && state.View.Contains backup.Backup -> Some backup
+        | _ -> None
+    | _ -> None
 
 /// What the owner makes of a post.
 type Sequencing =

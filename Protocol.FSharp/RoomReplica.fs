@@ -217,6 +217,11 @@ let carryOut (room: RoomName) (output: Replication.ReplicaOutput) (state: NodeSt
 /// put back, in one copy of the state: only acknowledging and showing change the state as
 /// outputs are carried out (Unconfirmed and Shown, kept aside meanwhile), and only a fill request
 /// reads what the rule changed (the history's last seq, taken from the replica).
+/// The same room, without F#'s generic equality (type tests per call): a rule's outputs are
+/// checked per message.
+let private isRoom (room: RoomName) (other: RoomName) =
+    LanguagePrimitives.PhysicalEquality room other || System.String.Equals(room.Value, other.Value)
+
 let private applyOutputsFrom
     (unconfirmed: Map<RoomName, WaitingPosts>)
     (room: RoomName)
@@ -228,10 +233,42 @@ let private applyOutputsFrom
     : NodeState * Effect list =
     let mutable unconfirmed = unconfirmed
     let mutable shown = state.Shown
+    // The rule's room's waiting posts, last shown seq and members shown to, read once and written
+    // back once: a commit delivers many messages of the room, and a map update per message cost
+    // a lookup and a path of new tree nodes each. A message of another room (none is expected)
+    // goes through the maps.
+    let mutable roomWaiting = match unconfirmed.TryGetValue room with | true, waiting -> ValueSome waiting | _ -> ValueNone
+    let mutable roomWaitingChanged = false
+    let mutable roomShown = match shown.TryGetValue room with | true, seq -> seq | _ -> 0L
+    let mutable roomShownChanged = false
+    let mutable roomShowing = ValueNone
+    let answered (waiting: WaitingPosts voption) (message: RoomMessage) =
+        match waiting with
+        | ValueSome posts ->
+            match WaitingPosts.tryRemoveAnswered message posts with
+            | Some posts -> struct (ValueSome posts, true)
+            | None -> struct (waiting, false)
+        | ValueNone -> struct (waiting, false)
     // Newest first; an output's one effect (nearly always one) goes here without a list of its own.
     let mutable effects = []
     for output in outputs do
         match output with
+        | Replication.Delivered message when isRoom room message.Room ->
+            let struct (waiting, changed) = answered roomWaiting message
+            roomWaiting <- waiting
+            roomWaitingChanged <- roomWaitingChanged || changed
+            if message.Seq > roomShown then
+                roomShown <- message.Seq
+                roomShownChanged <- true
+                if Accounts.isAccountsRoom message.Room then
+                    for effect in accountCommitted message state do effects <- effect :: effects
+                else
+                    let showing =
+                        match roomShowing with
+                        | ValueSome showing -> showing
+                        | ValueNone -> showingTo room state
+                    roomShowing <- ValueSome showing
+                    effects <- SendToClients(showing, Message message) :: effects
         | Replication.Delivered message ->
             unconfirmed <- acknowledgedIn unconfirmed message
             let shownSeq =
@@ -243,10 +280,18 @@ let private applyOutputsFrom
                 if Accounts.isAccountsRoom message.Room then
                     for effect in accountCommitted message state do effects <- effect :: effects
                 else effects <- SendToClients(showingTo message.Room state, Message message) :: effects
+        | Replication.AlreadyDelivered message when isRoom room message.Room ->
+            let struct (waiting, changed) = answered roomWaiting message
+            roomWaiting <- waiting
+            roomWaitingChanged <- roomWaitingChanged || changed
         | Replication.AlreadyDelivered message -> unconfirmed <- acknowledgedIn unconfirmed message
         | Replication.LogAppended messages -> effects <- AppendToLog(room, messages) :: effects
         | Replication.FillRequested -> for effect in askForMissingAfter room after.History.LastSeq state do effects <- effect :: effects
         | other -> for effect in snd (carryOut room other state) do effects <- effect :: effects
+    match roomWaiting with
+    | ValueSome waiting when roomWaitingChanged -> unconfirmed <- unconfirmed.Add(room, waiting)
+    | _ -> ()
+    if roomShownChanged then shown <- shown.Add(room, roomShown)
     let state = replicaAndShownInto room before after sequenced unconfirmed shown state
     match effects with
     | [] | [ _ ] -> state, effects

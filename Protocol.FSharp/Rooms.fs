@@ -92,12 +92,23 @@ type RetryIndex =
       /// The lowest and highest id in Young.
       YoungLowest: int64
       YoungHighest: int64
-      Old: RoomMessage[] list }
+      Old: RoomMessage[] list
+      /// The lowest and highest id in Old: a new post's id is beyond them, and mayHold then
+      /// answers without visiting each generation.
+      OldLowest: int64
+      OldHighest: int64 }
 
 /// RetryIndex, also an owner's index of its pending messages (Uncommitted): `prune` says which
 /// sorted generations a turn keeps, `isHeld` whether a message found is still held.
 module RetryIndex =
-    let empty = { Young = []; YoungCount = 0; YoungLowest = System.Int64.MaxValue; YoungHighest = System.Int64.MinValue; Old = [] }
+    let empty =
+        { Young = []
+          YoungCount = 0
+          YoungLowest = System.Int64.MaxValue
+          YoungHighest = System.Int64.MinValue
+          Old = []
+          OldLowest = System.Int64.MaxValue
+          OldHighest = System.Int64.MinValue }
 
     let add (prune: RoomMessage[] list -> RoomMessage[] list) (message: RoomMessage) (index: RetryIndex) : RetryIndex =
         let id = message.ClientMessageId
@@ -109,9 +120,24 @@ module RetryIndex =
                 YoungLowest = min id index.YoungLowest
                 YoungHighest = max id index.YoungHighest }
         else
-            let generation = Array.ofList (message :: index.Young)
-            System.Array.Sort(generation, generationOrder)
-            { empty with Old = prune (generation :: index.Old) }
+            // Oldest first: a sender's ids grow, so a generation of one sender's posts (a flood
+            // from one client) is in order already and is not sorted again.
+            let generation = Array.zeroCreate (index.YoungCount + 1)
+            let mutable rest = message :: index.Young
+            for position in index.YoungCount .. -1 .. 0 do
+                generation[position] <- rest.Head
+                rest <- rest.Tail
+            let mutable sorted = true
+            let mutable position = 1
+            while sorted && position < generation.Length do
+                sorted <- byKeyThenSeq generation[position - 1] generation[position] <= 0
+                position <- position + 1
+            if not sorted then System.Array.Sort(generation, generationOrder)
+            let old = prune (generation :: index.Old)
+            // Sorted by id first: the first and last ids of a generation are its span.
+            let lowest = old |> List.fold (fun lowest (kept: RoomMessage[]) -> if kept.Length = 0 then lowest else min lowest kept[0].ClientMessageId) System.Int64.MaxValue
+            let highest = old |> List.fold (fun highest (kept: RoomMessage[]) -> if kept.Length = 0 then highest else max highest kept[kept.Length - 1].ClientMessageId) System.Int64.MinValue
+            { empty with Old = old; OldLowest = lowest; OldHighest = highest }
 
     /// The newest of a sorted generation's messages with the key that is held, by binary search.
     let private findIn (isHeld: RoomMessage -> bool) (key: PostKey) (generation: RoomMessage[]) : RoomMessage option =
@@ -138,7 +164,8 @@ module RetryIndex =
             | generation :: older ->
                 (generation.Length > 0 && id >= generation[0].ClientMessageId && id <= generation[generation.Length - 1].ClientMessageId)
                 || inSpans older
-        (id >= index.YoungLowest && id <= index.YoungHighest) || inSpans index.Old
+        (id >= index.YoungLowest && id <= index.YoungHighest)
+        || (id >= index.OldLowest && id <= index.OldHighest && inSpans index.Old)
 
     /// The newest message with the key that is held.
     let tryFind (isHeld: RoomMessage -> bool) (key: PostKey) (index: RetryIndex) : RoomMessage option =
@@ -158,35 +185,72 @@ module RetryIndex =
                     match (if spans generation then findIn isHeld key generation else None) with
                     | Some _ as found -> found
                     | None -> search older
-            search index.Old
+            if key.Id < index.OldLowest || key.Id > index.OldHighest then None else search index.Old
 
 /// A history's index keeps the generations that cover historyCapacity.
 let private keepCapacity (generations: RoomMessage[] list) = List.truncate oldGenerations generations
 
-/// A room's recent messages: at most historyCapacity of them, in a queue of two lists (the
-/// newest first, and the oldest first) so that adding one and dropping the oldest cost the same
-/// whatever the length, with an index of the messages retries may name. Only an owner looks
-/// retries up, so the index is built when a node first sequences a post of the room (indexed)
-/// and kept from then on; a member's copy keeps none. Two histories are equal when they hold the
-/// same messages, however the queue happens to be split and whether or not they are indexed.
+/// Messages a chunk of a RoomHistory holds.
+let private chunkSize = 64
+
+/// A room's recent messages: at most historyCapacity of them, in a queue: the newest in a list
+/// (fewer than chunkSize), the rest in arrays of chunkSize (oldest first within each), filled ones
+/// newest chunk first and the front oldest chunk first, so that adding one and dropping the
+/// oldest cost the same whatever the length, with no periodic reversal of the whole history (a
+/// list of historyCapacity cells every historyCapacity messages, which cost an owner 5% of its
+/// time under a flood): a full list becomes one array, and the front's chunks are a short list.
+/// The front chunk may still reference up to chunkSize - 1 messages already dropped. With an
+/// index of the messages retries may name. Only an owner looks retries up, so the index is built
+/// when a node first sequences a post of the room (indexed) and kept from then on; a member's copy
+/// keeps none. Two histories are equal when they hold the same messages, however the queue
+/// happens to be split and whether or not they are indexed.
 [<CustomEquality; CustomComparison>]
 type RoomHistory =
     private
         { Last: int64
-          /// Newest first: the end of the queue.
+          /// Newest first: the end of the queue, fewer than chunkSize.
           Newer: RoomMessage list
-          /// Oldest first: the front of the queue, dropped from first.
-          Older: RoomMessage list
+          NewerCount: int
+          /// Full chunks behind Newer, the newest chunk first.
+          Filled: RoomMessage[] list
+          /// The front of the queue, the oldest chunk first; its first chunk from OldestAt on.
+          Older: RoomMessage[] list
+          OldestAt: int
           Count: int
           /// The messages with a client message id, by sender and id (see alreadySequenced);
           /// None until the node sequences a post of the room (indexed).
           ByClientId: RetryIndex option }
 
+    /// Oldest first: the newest `count` messages (all of them when count >= Count), walked from
+    /// the newest back.
+    static member internal LastOf(count: int, history: RoomHistory) : RoomMessage list =
+        let mutable taken = []
+        let mutable left = min count history.Count
+        let mutable newer = history.Newer
+        while left > 0 && not newer.IsEmpty do
+            taken <- newer.Head :: taken
+            newer <- newer.Tail
+            left <- left - 1
+        // The filled chunks, newest first, then the front's, newest first (the first from OldestAt).
+        let mutable chunks = history.Filled
+        let mutable front = List.rev history.Older
+        while left > 0 && not (chunks.IsEmpty && front.IsEmpty) do
+            let chunk, first =
+                if not chunks.IsEmpty then chunks.Head, 0
+                else front.Head, (if front.Tail.IsEmpty then history.OldestAt else 0)
+            if not chunks.IsEmpty then chunks <- chunks.Tail else front <- front.Tail
+            let mutable index = chunk.Length - 1
+            while left > 0 && index >= first do
+                taken <- chunk[index] :: taken
+                index <- index - 1
+                left <- left - 1
+        taken
+
     /// The room's newest sequence number this node has.
     member this.LastSeq = this.Last
 
     /// Newest first, at most historyCapacity.
-    member this.Recent: RoomMessage list = this.Newer @ List.rev this.Older
+    member this.Recent: RoomMessage list = List.rev (RoomHistory.LastOf(this.Count, this))
 
     member this.Length = this.Count
 
@@ -204,17 +268,16 @@ type RoomHistory =
             | _ -> invalidArg "other" "not a RoomHistory"
 
 let emptyHistory =
-    { Last = 0L; Newer = []; Older = []; Count = 0; ByClientId = None }
+    { Last = 0L; Newer = []; NewerCount = 0; Filled = []; Older = []; OldestAt = 0; Count = 0; ByClientId = None }
 
 let private clientKey (message: RoomMessage) = idKey message.From message.FromNode message.ClientMessageId
 
-let private withoutOldest (history: RoomHistory) : RoomHistory =
-    let older = if history.Older.IsEmpty then List.rev history.Newer else history.Older
-    let newer = if history.Older.IsEmpty then [] else history.Newer
-    match older with
-    | [] -> history
-    | oldest :: rest ->
-        { history with Newer = newer; Older = rest; Count = history.Count - 1 }
+/// The oldest message held: the front chunk's first, or the oldest filled chunk's, or Newer's last.
+let private oldestSeq (history: RoomHistory) : int64 =
+    match history.Older, history.Filled with
+    | front :: _, _ -> front[history.OldestAt].Seq
+    | [], _ :: _ -> (List.last history.Filled).[0].Seq
+    | [], [] -> (List.last history.Newer).Seq
 
 let validateRoomName (room: string) : Result<RoomName, string> =
     let allowed (c: char) = System.Char.IsAsciiLetterOrDigit c || c = '_' || c = '-'
@@ -235,13 +298,50 @@ let record (message: RoomMessage) (history: RoomHistory) : RoomHistory option =
             match history.ByClientId with
             | Some index when message.ClientMessageId <> 0L -> Some(RetryIndex.add keepCapacity message index)
             | index -> index
-        if history.Count < historyCapacity then
-            Some { history with Last = message.Seq; Newer = message :: history.Newer; Count = history.Count + 1; ByClientId = index }
-        else
-            // Full: the oldest goes in the same copy (withoutOldest, without a second one).
-            match history.Older with
-            | _ :: rest -> Some { history with Last = message.Seq; Newer = message :: history.Newer; Older = rest; ByClientId = index }
-            | [] -> Some(withoutOldest { history with Last = message.Seq; Newer = message :: history.Newer; Count = history.Count + 1; ByClientId = index })
+        let mutable newer = message :: history.Newer
+        let mutable newerCount = history.NewerCount + 1
+        let mutable filled = history.Filled
+        if newerCount = chunkSize then
+            // A full list becomes one chunk, oldest first.
+            let chunk = Array.zeroCreate chunkSize
+            let mutable rest = newer
+            for index in chunkSize - 1 .. -1 .. 0 do
+                chunk[index] <- rest.Head
+                rest <- rest.Tail
+            newer <- []
+            newerCount <- 0
+            filled <- chunk :: filled
+        let mutable older = history.Older
+        let mutable oldestAt = history.OldestAt
+        let mutable count = history.Count + 1
+        if count > historyCapacity then
+            // Full: the oldest goes in the same copy. The front is refilled from the filled
+            // chunks (a list of historyCapacity / chunkSize cells) when it runs out.
+            if older.IsEmpty then
+                older <- List.rev filled
+                filled <- []
+                oldestAt <- 0
+            match older with
+            | front :: rest ->
+                if oldestAt + 1 < front.Length then oldestAt <- oldestAt + 1
+                else
+                    older <- rest
+                    oldestAt <- 0
+                count <- count - 1
+            | [] ->
+                // Everything is in Newer (a capacity below chunkSize): its last is the oldest.
+                newer <- List.truncate (newerCount - 1) newer
+                newerCount <- newerCount - 1
+                count <- count - 1
+        Some
+            { Last = message.Seq
+              Newer = newer
+              NewerCount = newerCount
+              Filled = filled
+              Older = older
+              OldestAt = oldestAt
+              Count = count
+              ByClientId = index }
 
 /// A history of these messages (oldest first): a log read back from disk, or a state transfer.
 let ofMessages (messages: RoomMessage list) : RoomHistory =
@@ -296,10 +396,7 @@ let lastWithin (budget: int) (messages: RoomMessage list) : RoomMessage list =
     take budget [] (List.rev messages)
 
 /// Oldest first: the last `count` messages.
-let last (count: int) (history: RoomHistory) : RoomMessage list =
-    let newest = List.truncate count history.Newer
-    if newest.Length = count || history.Older.IsEmpty then List.rev newest
-    else history.Recent |> List.truncate count |> List.rev
+let last (count: int) (history: RoomHistory) : RoomMessage list = RoomHistory.LastOf(count, history)
 
 /// The history with its index of retries (the same history when it has one already): an owner's,
 /// before it looks a post up (alreadySequenced).
@@ -320,8 +417,7 @@ let alreadySequenced (post: RoomPost) (history: RoomHistory) : RoomMessage optio
         match byClientId with
         | Some index ->
             // Held still: the history drops its oldest messages, and the index keeps them a while.
-            let oldest () = match history.Older with first :: _ -> first.Seq | [] -> (List.last history.Newer).Seq
-            RetryIndex.tryFind (fun message -> history.Count > 0 && message.Seq >= oldest ()) key index
+            RetryIndex.tryFind (fun message -> history.Count > 0 && message.Seq >= oldestSeq history) key index
         | None -> history.Recent |> List.tryFind (fun message -> message.ClientMessageId <> 0L && clientKey message = key)
 
 /// The owner's step: the next sequence number continues from the newest the node knows of.

@@ -186,7 +186,8 @@ public sealed class FramedConnection : IFrameConnection
 
     public async ValueTask DisposeAsync() => await CloseAsync("disposed").ConfigureAwait(false);
 
-    public async Task<string> ReadFramesAsync(int maxFrameBytes, Func<ReadOnlyMemory<byte>, ValueTask<bool>> onFrame, Action<int>? onOversized = null)
+    public async Task<string> ReadFramesAsync(int maxFrameBytes, Func<ReadOnlyMemory<byte>, ValueTask<bool>> onFrame, Action<int>? onOversized = null,
+        Func<ValueTask>? onReadEnd = null)
     {
         if (Interlocked.Exchange(ref _readingStarted, 1) != 0) return CloseReason ?? "already reading";
         var reader = _transport.Input;
@@ -198,9 +199,19 @@ public sealed class FramedConnection : IFrameConnection
                 var buffer = result.Buffer;
                 while (TryReadFrame(ref buffer, out var frame))
                 {
-                    if (frame.Length > maxFrameBytes) return Oversized(onOversized, frame.Length, maxFrameBytes);
-                    if (!await onFrame(WithoutCarriageReturn(frame)).ConfigureAwait(false)) return CloseReason ?? "frame refused";
+                    if (frame.Length > maxFrameBytes)
+                    {
+                        if (onReadEnd is not null) await onReadEnd().ConfigureAwait(false);
+                        return Oversized(onOversized, frame.Length, maxFrameBytes);
+                    }
+                    if (!await onFrame(WithoutCarriageReturn(frame)).ConfigureAwait(false))
+                    {
+                        if (onReadEnd is not null) await onReadEnd().ConfigureAwait(false);
+                        return CloseReason ?? "frame refused";
+                    }
                 }
+                // Before the next read (which may wait for the other side): the frames of this one go on now.
+                if (onReadEnd is not null) await onReadEnd().ConfigureAwait(false);
                 if (buffer.Length > maxFrameBytes) return Oversized(onOversized, buffer.Length, maxFrameBytes);
                 reader.AdvanceTo(buffer.Start, buffer.End);
                 if (result.IsCompleted) return CloseReason ?? Frames.ClosedByOtherSide;

@@ -38,8 +38,13 @@ public interface IFrameConnection : IAsyncDisposable
     /// than <paramref name="maxFrameBytes"/> stops the reading: <paramref name="onOversized"/> hears
     /// its length first. Returns why the reading stopped; the connection stays open until the
     /// caller closes it (with that reason, or after sending an explanation).
+    /// <paramref name="onReadEnd"/>, when given, runs once the frames that one read of the transport
+    /// completed have all been handed over, before the next read; also when a refused or oversized
+    /// frame stops the reading, after the frames before it. A reader that gathers a read's frames
+    /// hands them on there together (one write into the node's inbox per read, not per frame).
     /// </summary>
-    Task<string> ReadFramesAsync(int maxFrameBytes, Func<ReadOnlyMemory<byte>, ValueTask<bool>> onFrame, Action<int>? onOversized = null);
+    Task<string> ReadFramesAsync(int maxFrameBytes, Func<ReadOnlyMemory<byte>, ValueTask<bool>> onFrame, Action<int>? onOversized = null,
+        Func<ValueTask>? onReadEnd = null);
 
     /// <summary>Sends what is queued (up to a short deadline), ends the sending side so the other
     /// side reads every frame before the end, then closes with <paramref name="reason"/>.</summary>

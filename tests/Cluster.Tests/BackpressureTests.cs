@@ -53,6 +53,48 @@ public sealed class BackpressureTests
     }
 
     [Fact]
+    public async Task A_batch_goes_in_whole_and_in_order_once_the_lane_has_room_for_all_of_it()
+    {
+        var lane = new BoundedLane<string>(capacityBytes: 100, new Doorbell());
+        await lane.WriteAsync("first", 60, CancellationToken.None);
+
+        var batch = lane.WriteAllAsync([("a", 30), ("b", 30)], 60, CancellationToken.None).AsTask();
+
+        // Room for "a" alone is not enough: the batch waits whole, and nothing of it is in the lane.
+        Assert.False(batch.IsCompleted);
+        Assert.Equal(60, lane.QueuedBytes);
+        Assert.True(lane.TryRead(out var taken));
+        Assert.Equal("first", taken);
+        Assert.False(lane.TryRead(out _));
+        await batch.WaitAsync(Deadline);
+        Assert.True(lane.TryRead(out var a));
+        Assert.True(lane.TryRead(out var b));
+        Assert.Equal(["a", "b"], [a, b]);
+        Assert.Equal(0, lane.QueuedBytes);
+    }
+
+    [Fact]
+    public async Task A_read_batch_reaches_its_lane_when_handed_on_or_when_it_grows_past_its_bound()
+    {
+        var lane = new BoundedLane<string>(capacityBytes: 1024 * 1024, new Doorbell());
+        var batch = new LaneBatch<string>(lane, CancellationToken.None);
+
+        await batch.AddAsync("one", 10);
+        await batch.AddAsync("two", 10);
+        Assert.Equal(0, lane.QueuedBytes);
+        await batch.HandOnAsync();
+        Assert.Equal(20, lane.QueuedBytes);
+
+        await batch.AddAsync("large", (int)LaneBatch<string>.MaxBytes);
+        Assert.Equal(20 + LaneBatch<string>.MaxBytes, lane.QueuedBytes);
+        // Handing on an empty batch writes nothing.
+        await batch.HandOnAsync();
+        var read = new List<string>();
+        while (lane.TryRead(out var item)) read.Add(item);
+        Assert.Equal(["one", "two", "large"], read);
+    }
+
+    [Fact]
     public async Task A_writer_waiting_on_a_full_lane_stops_when_the_node_stops()
     {
         var lane = new BoundedLane<string>(capacityBytes: 10, new Doorbell());

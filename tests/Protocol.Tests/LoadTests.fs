@@ -62,6 +62,24 @@ let ``two histories of the same messages are equal however they were built`` () 
     Assert.Equal(Rooms.ofMessages (List.skip 500 messages), recorded)
     Assert.NotEqual(Rooms.ofMessages (List.skip 501 messages), recorded)
 
+let ``a history holds its newest messages in order at every length, across its chunks and their refills`` () =
+    for count in [ 0; 1; 63; 64; 65; 128; Rooms.historyCapacity; Rooms.historyCapacity + 1; Rooms.historyCapacity + 63; Rooms.historyCapacity + 64; 2 * Rooms.historyCapacity + 100 ] do
+        let history =
+            [ 1L .. int64 count ]
+            |> List.fold (fun history seq -> Rooms.record (message seq $"m{seq}") history |> Option.get) (Rooms.indexed Rooms.emptyHistory)
+        let held = min count Rooms.historyCapacity
+        let oldest = int64 (count - held + 1)
+        Assert.Equal(held, history.Length)
+        Assert.Equal<int64 list>([ int64 count .. -1L .. oldest ], history.Recent |> List.map _.Seq)
+        for wanted in [ 0; 1; 50; 63; 64; 65; Rooms.historyCapacity; Rooms.historyCapacity + 1 ] do
+            let taken = min wanted held
+            Assert.Equal<int64 list>([ int64 (count - taken + 1) .. int64 count ], Rooms.last wanted history |> List.map _.Seq)
+        let retry (id: int64) = { post id with FromNode = 1 }
+        if count > 0 then
+            Assert.Equal(Some oldest, Rooms.alreadySequenced (retry oldest) history |> Option.map _.Seq)
+        if oldest > 1L then
+            Assert.Equal(None, Rooms.alreadySequenced (retry (oldest - 1L)) history)
+
 let private ownerInfo = { Id = 3; ClientEndpoint = { Host = "127.0.0.1"; Port = 5003 }; PeerEndpoint = { Host = "127.0.0.1"; Port = 6003 } }
 
 /// Node 2, with these posts waiting for #dev's owner, node 3 (live, and leader).
@@ -113,6 +131,8 @@ let tests =
             ``the shell may read client requests until maxPostsInFlight posts wait for their owners``
         testCase "a full history keeps the newest historyCapacity messages and recognises retries of those alone"
             ``a full history keeps the newest historyCapacity messages and recognises retries of those alone``
+        testCase "a history holds its newest messages in order at every length, across its chunks and their refills"
+            ``a history holds its newest messages in order at every length, across its chunks and their refills``
         testCase "two histories of the same messages are equal however they were built"
             ``two histories of the same messages are equal however they were built``
         testCase "posts the owner leaves unanswered for suspectAfter ticks are sent again, each once, in order"

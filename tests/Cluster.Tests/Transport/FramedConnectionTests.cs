@@ -82,6 +82,37 @@ public sealed class FramedConnectionTests
     }
 
     [Fact]
+    public async Task TheEndOfAReadComesAfterItsFramesAlsoWhenAFrameStopsTheReading()
+    {
+        // Each case is one write, so one read: the in-memory pipe hands over what one flush put in.
+        static async Task<(List<string> Heard, string Reason)> ReadOneWrite(string bytes)
+        {
+            var (left, right) = InMemoryConnection.CreatePair(maxQueuedBytes: 64 * 1024);
+            await using var _ = left;
+            await using var __ = right;
+            var heard = new List<string>();
+            var firstReadEnded = new TaskCompletionSource<List<string>>(TaskCreationOptions.RunContinuationsAsynchronously);
+            var reading = right.ReadFramesAsync(100,
+                frame => { heard.Add(Text(frame)); return ValueTask.FromResult(Text(frame) != "bad"); },
+                length => heard.Add("oversized"),
+                () => { heard.Add("end"); firstReadEnded.TrySetResult([.. heard]); return ValueTask.CompletedTask; });
+            left.TrySend(Encoding.UTF8.GetBytes(bytes));
+            var atFirstEnd = await firstReadEnded.Task.WaitAsync(Deadline);
+            await left.CloseAsync("done");
+            return (atFirstEnd, await reading.WaitAsync(Deadline));
+        }
+
+        var whole = await ReadOneWrite("a\nb\nc\n");
+        Assert.Equal(["a", "b", "c", "end"], whole.Heard);
+        var refused = await ReadOneWrite("good\nbad\nnever\n");
+        Assert.Equal(["good", "bad", "end"], refused.Heard);
+        Assert.Equal("frame refused", refused.Reason);
+        var oversized = await ReadOneWrite("small\n" + new string('x', 101) + "\nnever\n");
+        Assert.Equal(["small", "end"], oversized.Heard);
+        Assert.Equal(Frames.Oversized(100), oversized.Reason);
+    }
+
+    [Fact]
     public async Task AnUnendedFrameOverTheLimitIsRefusedBeforeItsNewlineArrives()
     {
         var (left, right) = InMemoryConnection.CreatePair(maxQueuedBytes: 64 * 1024);
