@@ -95,7 +95,7 @@ for project in tests/Cluster.Tests; do
   # are printed with their messages, then the runner's summary line is added to the totals.
   dotnet test "$project" -c Release --no-build -nologo > "$log_dir/test.log" 2>&1
   status=$?
-  grep -E '^\s+Failed |Error Message|^\s+(Assert|System)\.' -A4 "$log_dir/test.log" | head -200
+  grep -E '^\s+Failed |Error Message|^\s+(Assert|System)\.' -A30 "$log_dir/test.log" | head -300
   summary=$(grep -E '(Passed|Failed)!\s+-' "$log_dir/test.log" | tail -n 1)
   if [ -n "$summary" ]; then
     echo "$summary"
