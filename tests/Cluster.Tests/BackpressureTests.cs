@@ -65,7 +65,7 @@ public sealed class BackpressureTests
         Assert.Equal(60, lane.QueuedBytes);
         Assert.True(lane.TryRead(out var taken));
         Assert.Equal("first", taken);
-        Assert.False(lane.TryRead(out _));
+        // Reading "first" made room: the batch may go in on another thread at once, so it is awaited, not looked for.
         await batch.WaitAsync(Deadline);
         Assert.True(lane.TryRead(out var a));
         Assert.True(lane.TryRead(out var b));
