@@ -1,5 +1,6 @@
 using System.Buffers;
 using System.Buffers.Binary;
+using System.IO.Hashing;
 using System.Text;
 using FormalChat.Protocol;
 
@@ -8,7 +9,8 @@ namespace FormalChat.Node;
 /// <summary>
 /// The byte format of a room log (docs/REPLICATION.md, "The log on disk"):
 /// <c>record = [length: u32 LE][crc32 of payload: u32 LE][payload: length bytes]</c>, the payload
-/// one room message as UTF-8 JSON (Wire.encodeRoomMessage). Writing appends records to a buffer;
+/// one room message as UTF-8 JSON (Wire.encodeRoomMessage), checked by CRC-32 (IEEE 802.3, the
+/// zlib and PNG one: System.IO.Hashing's). Writing appends records to a buffer;
 /// reading skips a damaged record when a valid one frames after it, and stops at damage that has
 /// none after it (a torn tail), saying where and why.
 /// </summary>
@@ -27,17 +29,18 @@ public static class LogRecords
     private static readonly UTF8Encoding StrictUtf8 = new(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: true);
 
     /// <summary>Appends one record for <paramref name="message"/> to <paramref name="buffer"/>.</summary>
-    public static void Write(IBufferWriter<byte> buffer, RoomMessage message)
+    public static void Write(IBufferWriter<byte> buffer, RoomMessage message) => Write(buffer, message, new Wire.FrameWriter());
+
+    /// <summary>As above, encoding with <paramref name="frames"/> (the log's own, kept between records).</summary>
+    public static void Write(IBufferWriter<byte> buffer, RoomMessage message, Wire.FrameWriter frames)
     {
-        // Encoding.UTF8, not the strict one: a lone surrogate a client managed to send becomes
-        // U+FFFD rather than an exception that would stop the node.
-        var json = Wire.encodeRoomMessage(message);
-        var length = Encoding.UTF8.GetByteCount(json);
-        var record = buffer.GetSpan(HeaderBytes + length)[..(HeaderBytes + length)];
-        var payload = record[HeaderBytes..];
-        Encoding.UTF8.GetBytes(json, payload);
-        BinaryPrimitives.WriteUInt32LittleEndian(record, (uint)length);
-        BinaryPrimitives.WriteUInt32LittleEndian(record[4..], Crc32.Compute(payload));
+        // The writer encodes strings to UTF-8 itself: a lone surrogate a client managed to send
+        // becomes U+FFFD rather than an exception that would stop the node.
+        var payload = frames.RoomMessage(message);
+        var record = buffer.GetSpan(HeaderBytes + payload.Length)[..(HeaderBytes + payload.Length)];
+        payload.CopyTo(record[HeaderBytes..]);
+        BinaryPrimitives.WriteUInt32LittleEndian(record, (uint)payload.Length);
+        BinaryPrimitives.WriteUInt32LittleEndian(record[4..], Crc32.HashToUInt32(payload));
         buffer.Advance(record.Length);
     }
 
@@ -137,7 +140,7 @@ public static class LogRecords
 
     private static (RoomMessage? Message, string? Problem) Decode(ReadOnlySpan<byte> body, uint checksum, string room)
     {
-        if (Crc32.Compute(body) != checksum) return (null, "a record whose checksum does not match its payload");
+        if (Crc32.HashToUInt32(body) != checksum) return (null, "a record whose checksum does not match its payload");
         string json;
         try { json = StrictUtf8.GetString(body); }
         catch (DecoderFallbackException) { return (null, "a record whose payload is not UTF-8"); }

@@ -341,6 +341,7 @@ public sealed class NodeHost
     /// </summary>
     private sealed class EffectRunner(NodeHost host, ClientGateway clients, PeerNetwork peers, MulticastDiscovery? discovery, RoomLogStore logs, IrcGateway? irc)
     {
+        private readonly Wire.FrameWriter _frames = new();
         private readonly PeerFrames _peerFrames = new();
         private readonly ClientFrameRuns _clientRuns = new(clients.Send);
         private readonly PeerFrameBatches _peerBatches = new(peers.Send);
@@ -394,18 +395,18 @@ public sealed class NodeHost
             switch (effect)
             {
                 case Effect.SendToPeer send:
-                    var peerFrame = _peerFrames.Encode(send.Item2);
+                    var peerFrame = _peerFrames.Encode(send.Item2, _frames);
                     _peerBatches.Add(send.Item1.PeerEndpoint, peerFrame);
                     host._metrics?.SentToPeer(send.Item2, peerFrame.Length);
                     break;
                 case Effect.Multicast multicast:
-                    SendHeartbeat(Wire.encodePeerMessageLine(multicast.Item));
+                    SendHeartbeat(_frames.PeerMessageLine(multicast.Item));
                     break;
                 case Effect.SendToClients send:
                     // Every status says whether this node authenticates the cluster (Security/ClusterSecurity.cs).
                     var clientFrame = send.Item2.IsStatusReported
                         ? Frames.Of(StatusAnnotation.AddClientSecurity(host._security.AnnotateStatus(Wire.encodeServerReply(send.Item2)), host._clientTls is not null, host._counters))
-                        : Wire.encodeServerReplyLine(send.Item2);
+                        : _frames.ServerReplyLine(send.Item2);
                     // Marked before it is sent: a client that answers at once must find its last hello settled.
                     if (send.Item2.IsWelcome) clients.MarkWelcomed(send.Item1);
                     else if (send.Item2 is ServerReply.ErrorReply refused) clients.MarkRefused(send.Item1, refused.code);
@@ -447,12 +448,12 @@ public sealed class NodeHost
         private PeerMessage? _last;
         private ReadOnlyMemory<byte> _lastFrame;
 
-        public ReadOnlyMemory<byte> Encode(PeerMessage message)
+        public ReadOnlyMemory<byte> Encode(PeerMessage message, Wire.FrameWriter frames)
         {
             if (!ReferenceEquals(message, _last))
             {
                 _last = message;
-                _lastFrame = Wire.encodePeerMessageLine(message);
+                _lastFrame = frames.PeerMessageLine(message);
             }
             return _lastFrame;
         }

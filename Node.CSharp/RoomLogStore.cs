@@ -31,6 +31,7 @@ public sealed class RoomLogStore : IAsyncDisposable
     private readonly Dictionary<string, RoomLog> _logs = new();
     private readonly HashSet<RoomLog> _unsynced = new();
     private readonly ArrayBufferWriter<byte> _records = new(64 * 1024);
+    private readonly Wire.FrameWriter _frames = new();
     /// <summary>Records appended since the last MakeWritesDurable, per room, in order; written then.</summary>
     private readonly Dictionary<RoomLog, ArrayBufferWriter<byte>> _pending = new();
     private bool _directoryUnsynced;
@@ -88,7 +89,7 @@ public sealed class RoomLogStore : IAsyncDisposable
             records = new ArrayBufferWriter<byte>(4 * 1024);
             _pending[log] = records;
         }
-        foreach (var message in messages) LogRecords.Write(records, message);
+        foreach (var message in messages) LogRecords.Write(records, message, _frames);
     }
 
     /// <summary>Hands every gathered append to the operating system: one write per room.</summary>
@@ -217,7 +218,7 @@ public sealed class RoomLogStore : IAsyncDisposable
     private void Encode(FSharpList<RoomMessage> messages)
     {
         _records.ResetWrittenCount();
-        foreach (var message in messages) LogRecords.Write(_records, message);
+        foreach (var message in messages) LogRecords.Write(_records, message, _frames);
     }
 
     private void RecoverAll()

@@ -246,6 +246,21 @@ let ``property: every server reply decodes to itself after encoding, as one line
 
     Check.One(checkConfig, Prop.forAll (Arb.fromGen serverReplyGen) property)
 
+/// One FrameWriter over many frames, as a node's loop and its log use it: every frame comes out
+/// byte for byte as the one-off encoders write it, whatever came before it (a frame of several
+/// hundred kilobytes included, after which the writer starts a smaller buffer).
+let ``property: a kept frame writer writes every frame as the one-off encoders do`` () =
+    let frames = Wire.FrameWriter()
+    let huge = { RoomMessage.Room = RoomName "#big"; Seq = 1L; From = Nick "a"; FromNode = 1; Text = String('x', 300_000); ClientMessageId = 1L }
+    let property (peer: PeerMessage, reply: ServerReply, logged: RoomMessage, large: bool) =
+        if large then Assert.Equal<byte>(Wire.encodePeerMessageLine(RoomSequenced huge), frames.PeerMessageLine(RoomSequenced huge))
+        Assert.Equal<byte>(Wire.encodePeerMessageLine peer, frames.PeerMessageLine peer)
+        Assert.Equal<byte>(Wire.encodeServerReplyLine reply, frames.ServerReplyLine reply)
+        Assert.Equal(Wire.encodeRoomMessage logged, Text.Encoding.UTF8.GetString(frames.RoomMessage logged))
+
+    let inputs = Gen.zip (Gen.zip peerMessageGen serverReplyGen) (Gen.zip roomMessageGen (Gen.elements [ false; false; true ]))
+    Check.One(checkConfig, Prop.forAll (Arb.fromGen inputs) (fun ((peer, reply), (logged, large)) -> property (peer, reply, logged, large)))
+
 /// The same frame with its top-level properties in reverse order and one unknown property more:
 /// not as the codec writes it, so the decoder reads it by the document, not in one pass.
 let private laidOutOtherwise (frame: string) : string =
@@ -492,6 +507,8 @@ let tests =
             ``property: every client request decodes to itself after encoding, as one line``
         testCase "property: every server reply decodes to itself after encoding, as one line"
             ``property: every server reply decodes to itself after encoding, as one line``
+        testCase "property: a kept frame writer writes every frame as the one-off encoders do"
+            ``property: a kept frame writer writes every frame as the one-off encoders do``
         testCase "property: a frame laid out otherwise decodes to what the same frame as written decodes to"
             ``property: a frame laid out otherwise decodes to what the same frame as written decodes to``
         testCase "a frame as written with a bad value is refused with the reason the document path gives"

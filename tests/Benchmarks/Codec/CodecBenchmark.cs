@@ -38,19 +38,25 @@ public static class CodecBenchmark
         cases.Add(("utf8: decode peer sequenced", () => Wire.decodePeerMessageUtf8(sequencedBytes)));
         cases.Add(("utf8: decode client say", () => Wire.decodeClientRequestUtf8(sayBytes)));
         cases.Add(("utf8: encode reply message", () => Wire.encodeServerReplyLine(reply)));
-        // And the node's log record of each message (Node.CSharp/LogRecords.cs), into a reused buffer.
+        // As the node's loop encodes: one FrameWriter kept from frame to frame.
+        var frames = new Wire.FrameWriter();
+        cases.Add(("kept writer: encode peer sequenced", () => frames.PeerMessageLine(sequenced)));
+        cases.Add(("kept writer: encode reply message", () => frames.ServerReplyLine(reply)));
+        // And the node's log record of each message (Node.CSharp/LogRecords.cs), into a reused
+        // buffer with the log's kept FrameWriter.
         var records = new System.Buffers.ArrayBufferWriter<byte>(4 * 1024);
+        var logFrames = new Wire.FrameWriter();
         cases.Add(("log record of a message", () =>
         {
             records.ResetWrittenCount();
-            FormalChat.Node.LogRecords.Write(records, Sample);
+            FormalChat.Node.LogRecords.Write(records, Sample, logFrames);
             return records;
         }));
         // Every case once unmeasured first: the JIT's background compiles and the first GCs would
         // otherwise land on whichever cases come first (CPU time is the whole process's).
         foreach (var (name, operation) in cases) Measure(name, 0.3, operation, print: false);
         Console.WriteLine($"codec: {seconds:0.#} s per case after a warm-up, one thread");
-        Console.WriteLine($"{"case",-30} {"ops/s",12} {"ops/CPU-s",12} {"bytes/op",10}");
+        Console.WriteLine($"{"case",-36} {"ops/s",12} {"ops/CPU-s",12} {"bytes/op",10}");
         foreach (var (name, operation) in cases) Measure(name, seconds, operation, print: true);
         return 0;
     }
@@ -77,6 +83,6 @@ public static class CodecBenchmark
         var cpu = (Process.GetCurrentProcess().TotalProcessorTime - cpuBefore).TotalSeconds;
         var allocated = GC.GetAllocatedBytesForCurrentThread() - allocatedBefore;
         GC.KeepAlive(kept);
-        if (print) Console.WriteLine($"{name,-30} {operations / elapsed,12:N0} {operations / cpu,12:N0} {allocated / (double)operations,10:N0}");
+        if (print) Console.WriteLine($"{name,-36} {operations / elapsed,12:N0} {operations / cpu,12:N0} {allocated / (double)operations,10:N0}");
     }
 }
