@@ -227,7 +227,10 @@ let held (history: Rooms.RoomHistory) (stored: Uncommitted) : int64 =
 /// never committed (its owner died first): it goes, with everything stored after it, and the
 /// log is rewritten so that a restart cannot read it back.
 let deliverSequenced (message: RoomMessage) (replica: Replica) : Replica * ReplicaOutput list =
-    let superseded = Uncommitted.tryFind message.Seq replica.Stored |> Option.exists (fun stored -> stored <> message)
+    let superseded =
+        match Uncommitted.tryFind message.Seq replica.Stored with
+        | Some stored -> not (LanguagePrimitives.PhysicalEquality stored message) && stored <> message
+        | None -> false
     let stored = if superseded then Uncommitted.empty else Uncommitted.after message.Seq replica.Stored
     let replica = if LanguagePrimitives.PhysicalEquality stored replica.Stored then replica else { replica with Stored = stored }
     match Rooms.record message replica.History with
@@ -327,11 +330,17 @@ let sequencePost (post: RoomPost) (placement: Assignment) (replica: Replica) : R
         let primary = { primary with Pending = Uncommitted.add message pending }
         { replica with History = history; Primary = Some primary }, Sequenced message, []
 
+/// primary.Synced = Some backup, with no option built to compare (the owner asks this per post).
+let private isSyncedTo (backup: BackupAssignment) (primary: Primary) : bool =
+    match primary.Synced with
+    | Some synced -> LanguagePrimitives.PhysicalEquality synced backup || synced = backup
+    | None -> false
+
 /// Spec: SyncBackup(o). A backup the owner has not sent its state to gets the room's
 /// committed history and every pending message; until it confirms, nothing commits.
 let syncBackup (target: BackupAssignment option) (room: RoomName) (replica: Replica) : Replica * ReplicaOutput list =
     match target, replica.Primary with
-    | Some backup, Some primary when primary.Synced <> Some backup ->
+    | Some backup, Some primary when not (isSyncedTo backup primary) ->
         let committed = Rooms.lastWithin Rooms.transferBudgetChars (Rooms.last Rooms.historyCapacity replica.History)
         { replica with Primary = Some { primary with Synced = Some backup; Stored = None; InFlight = []; AwaitingAtLastTick = Idle; StalledTicks = 0 } },
         [ SentTo { To = backup.Backup; Message = ReplicaSynced(room, backup, committed, primary.Pending.Messages) } ]
@@ -349,7 +358,7 @@ let appendWindow = 4
 /// peer frame limit (the spec's models never reach it).
 let sendAppends (window: int) (target: BackupAssignment option) (room: RoomName) (replica: Replica) : Replica * ReplicaOutput list =
     match target, replica.Primary with
-    | Some backup, Some({ Stored = Some stored } as primary) when primary.Synced = Some backup && primary.InFlight.Length < window ->
+    | Some backup, Some({ Stored = Some stored } as primary) when isSyncedTo backup primary && primary.InFlight.Length < window ->
         let lastSent = primary.InFlight |> List.tryLast |> Option.defaultValue stored
         match Uncommitted.takeAfter lastSent Rooms.transferBudgetChars primary.Pending with
         | [] -> replica, []
@@ -372,7 +381,7 @@ let recvStored (backup: BackupAssignment) (seq: int64) (replica: Replica) : Repl
     | Some primary ->
         let sequenced = max primary.Pending.LastSeq replica.History.LastSeq
         if seq > sequenced then replica, [ StoredBeyondSequenced(seq, sequenced) ]
-        elif primary.Synced <> Some backup then replica, []
+        elif not (isSyncedTo backup primary) then replica, []
         elif seq < replica.History.LastSeq then { replica with Primary = Some { primary with Synced = None; Stored = None; InFlight = [] } }, []
         else
             let stored = max seq (primary.Stored |> Option.defaultValue 0L)
@@ -399,7 +408,7 @@ let commit (quorum: bool) (alone: bool) (target: BackupAssignment option) (repli
             | _ when not quorum -> Nothing
             | None, _ when alone -> Everything
             | None, _ -> Nothing
-            | Some backup, Some seq when primary.Synced = Some backup -> UpTo seq
+            | Some backup, Some seq when isSyncedTo backup primary -> UpTo seq
             | Some _, _ -> Nothing
         let committed, pending =
             match limit with
@@ -411,7 +420,22 @@ let commit (quorum: bool) (alone: bool) (target: BackupAssignment option) (repli
         // One message (an owner alone commits each as it comes): no buffer.
         | [ message ] ->
             let replica, delivered = deliverSequenced message { replica with Primary = Some { primary with Pending = pending } }
-            replica, delivered @ [ SentToInterested message ]
+            replica,
+            (match delivered with
+             | [ written; shown ] -> [ written; shown; SentToInterested message ]
+             | _ -> delivered @ [ SentToInterested message ])
+        // What deliverSequenced does to each, in one copy of the replica and one write (group
+        // commit): all of them are new here and nothing is stored as a backup, as on an owner.
+        // The write goes before the sends, as a turn's writes do anyway.
+        | first :: _ when replica.Stored.IsEmpty && first.Seq > replica.History.LastSeq && first.Seq > replica.Durable ->
+            let mutable history = replica.History
+            // Newest first.
+            let mutable outputs = []
+            for message in committed do
+                history <- (Rooms.record message history).Value
+                outputs <- SentToInterested message :: Delivered message :: outputs
+            { replica with History = history; Durable = history.LastSeq; Primary = Some { primary with Pending = pending } },
+            LogAppended committed :: List.rev outputs
         | _ ->
         let mutable replica = { replica with Primary = Some { primary with Pending = pending } }
         // Newest first.
@@ -465,7 +489,7 @@ let resyncIfStalled (afterTicks: int) (primary: Primary) : Primary =
 /// Whether the owner's backup has confirmed the state it was sent.
 let isUpToDate (target: BackupAssignment option) (primary: Primary) : bool =
     match target with
-    | Some backup -> primary.Synced = Some backup && primary.Stored.IsSome
+    | Some backup -> isSyncedTo backup primary && primary.Stored.IsSome
     | None -> false
 
 // ---------------------------------------------------------------------------------------------

@@ -286,6 +286,17 @@ let private applyOutputsFrom
             roomWaitingChanged <- roomWaitingChanged || changed
         | Replication.AlreadyDelivered message -> unconfirmed <- acknowledgedIn unconfirmed message
         | Replication.LogAppended messages -> effects <- AppendToLog(room, messages) :: effects
+        // carryOut's, onto `effects` with no list of their own: one of each per message on an owner.
+        | Replication.SentToInterested message ->
+            match interestedPeers message state with
+            | [] -> ()
+            | peers ->
+                let sequenced = RoomSequenced message
+                for peer in peers do effects <- SendToPeer(peer, sequenced) :: effects
+        | Replication.SentTo sent ->
+            match state.Peers.TryGetValue sent.To with
+            | true, peer -> effects <- SendToPeer(peer.Info, sent.Message) :: effects
+            | _ -> for effect in toPeer state sent.To sent.Message do effects <- effect :: effects
         | Replication.FillRequested -> for effect in askForMissingAfter room after.History.LastSeq state do effects <- effect :: effects
         | other -> for effect in snd (carryOut room other state) do effects <- effect :: effects
     match roomWaiting with

@@ -71,10 +71,11 @@ let ``commit: everything without a backup only when alone, what the backup store
     let rest, outputs = Replication.commit true false (Some(backupOn 2 4)) synced
     Assert.Equal<int64 list>([ 1L; 2L ], committedBy outputs |> List.map _.Seq)
     Assert.Equal<int64 list>([ 3L ], (primaryOf rest).Pending.Messages |> List.map _.Seq)
-    // The owner writes what it commits, and only that.
+    // The owner writes what it commits, and only that, in one write before it sends.
     Assert.Equal<Replication.ReplicaOutput list>(
-        [ Replication.LogAppended [ message 1L 1L ]; Replication.Delivered(message 1L 1L); Replication.SentToInterested(message 1L 1L)
-          Replication.LogAppended [ message 2L 2L ]; Replication.Delivered(message 2L 2L); Replication.SentToInterested(message 2L 2L) ],
+        [ Replication.LogAppended [ message 1L 1L; message 2L 2L ]
+          Replication.Delivered(message 1L 1L); Replication.SentToInterested(message 1L 1L)
+          Replication.Delivered(message 2L 2L); Replication.SentToInterested(message 2L 2L) ],
         outputs)
     // A confirmation for an earlier backup counts for nothing.
     Assert.Empty(committedBy (snd (Replication.commit true false (Some(backupOn 3 5)) synced)))
