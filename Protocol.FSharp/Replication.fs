@@ -232,16 +232,16 @@ let deliverSequenced (message: RoomMessage) (replica: Replica) : Replica * Repli
         | Some stored -> not (LanguagePrimitives.PhysicalEquality stored message) && stored <> message
         | None -> false
     let stored = if superseded then Uncommitted.empty else Uncommitted.after message.Seq replica.Stored
-    let replica = if LanguagePrimitives.PhysicalEquality stored replica.Stored then replica else { replica with Stored = stored }
+    // The stored copies and the history change in one copy of the replica (a backup's, per message).
     match Rooms.record message replica.History with
-    | None -> replica, [ AlreadyDelivered message ]
+    | None -> (if LanguagePrimitives.PhysicalEquality stored replica.Stored then replica else { replica with Stored = stored }), [ AlreadyDelivered message ]
     | Some history when superseded ->
-        let replica, written = rewrite history replica
+        let replica, written = rewrite history { replica with Stored = stored }
         replica, written @ [ Delivered message ]
     // persist [ message ], without a list to filter.
     | Some history when message.Seq > replica.Durable ->
-        { replica with History = history; Durable = message.Seq }, [ LogAppended [ message ]; Delivered message ]
-    | Some history -> { replica with History = history }, [ Delivered message ]
+        { replica with Stored = stored; History = history; Durable = message.Seq }, [ LogAppended [ message ]; Delivered message ]
+    | Some history -> { replica with Stored = stored; History = history }, [ Delivered message ]
 
 /// Spec: Adopt(h, stored, d, committed). Committed messages from the owner: the ones this node
 /// lacked are delivered in order, unless this node's copy disagrees; then the owner's replaces it.
@@ -326,7 +326,7 @@ let sequencePost (post: RoomPost) (placement: Assignment) (replica: Replica) : R
     | Some message, _ -> replica, AlreadyCommitted message, []
     | None, true -> replica, AlreadyPending, []
     | None, false ->
-        let message = Rooms.sequence post (if primary.Pending.LastSeq > placement.LastSeq then { placement with LastSeq = primary.Pending.LastSeq } else placement) history
+        let message = Rooms.sequenceAfter post (max history.LastSeq (max placement.LastSeq primary.Pending.LastSeq))
         let primary = { primary with Pending = Uncommitted.add message pending }
         { replica with History = history; Primary = Some primary }, Sequenced message, []
 
@@ -547,7 +547,7 @@ let storeReplica (current: bool) (room: RoomName) (backup: BackupAssignment) (me
     match consecutive messages with
     | _ when not current -> replica, []
     | first :: _ as batch when first.Room = room && first.Seq = held replica.History replica.Stored + 1L ->
-        let stored = batch |> List.fold (fun stored message -> Uncommitted.add message stored) replica.Stored
+        let stored = Uncommitted.addAll batch replica.Stored
         let replica, written = persist batch { replica with Stored = stored }
         replica, written @ [ confirmStored room backup replica ]
     | _ -> replica, [ confirmStored room backup replica ]

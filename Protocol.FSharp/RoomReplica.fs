@@ -19,7 +19,11 @@ let toPeerAll (state: NodeState) (node: NodeId) (messages: PeerMessage list) : E
     | Some peer -> [ for message in messages -> SendToPeer(peer.Info, message) ]
     | None -> [ Log(Warning, $"no address for node {node}; dropped {messages.Length} message(s)") ]
 
-let toPeer (state: NodeState) (node: NodeId) (message: PeerMessage) : Effect list = toPeerAll state node [ message ]
+let toPeer (state: NodeState) (node: NodeId) (message: PeerMessage) : Effect list =
+    // toPeerAll's, with no list of one message to go through (a post, a confirmation).
+    match state.Peers.TryGetValue node with
+    | true, peer -> [ SendToPeer(peer.Info, message) ]
+    | _ -> toPeerAll state node [ message ]
 
 let then' (next: NodeState -> NodeState * Effect list) (state: NodeState, effects: Effect list) =
     let state, more = next state

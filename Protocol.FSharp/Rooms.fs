@@ -420,11 +420,15 @@ let alreadySequenced (post: RoomPost) (history: RoomHistory) : RoomMessage optio
             RetryIndex.tryFind (fun message -> history.Count > 0 && message.Seq >= oldestSeq history) key index
         | None -> history.Recent |> List.tryFind (fun message -> message.ClientMessageId <> 0L && clientKey message = key)
 
-/// The owner's step: the next sequence number continues from the newest the node knows of.
-let sequence (post: RoomPost) (placement: Assignment) (history: RoomHistory) : RoomMessage =
+/// The post as the message numbered after `last`.
+let sequenceAfter (post: RoomPost) (last: int64) : RoomMessage =
     { Room = post.Room
-      Seq = (max history.LastSeq placement.LastSeq) + 1L
+      Seq = last + 1L
       From = post.From
       FromNode = post.FromNode
       Text = post.Text
       ClientMessageId = post.ClientMessageId }
+
+/// The owner's step: the next sequence number continues from the newest the node knows of.
+let sequence (post: RoomPost) (placement: Assignment) (history: RoomHistory) : RoomMessage =
+    sequenceAfter post (max history.LastSeq placement.LastSeq)

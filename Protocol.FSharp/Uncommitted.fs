@@ -84,6 +84,30 @@ module Uncommitted =
             let all = message :: (messages.Messages |> List.filter (fun held -> held.Seq <> message.Seq)) |> List.sortBy _.Seq
             { Older = all; Newer = []; Count = all.Length; Last = messages.Last; ByClientId = index }
 
+    /// `add` for each message in turn. A batch numbered on from the newest held (a backup's
+    /// append), into a queue without an index, joins in one copy: as the front when the queue is
+    /// empty (the list itself), else at the newest end.
+    let addAll (batch: RoomMessage list) (messages: Uncommitted) : Uncommitted =
+        let rec ascendingFrom (last: int64) (rest: RoomMessage list) =
+            match rest with
+            | [] -> true
+            | message :: more -> message.Seq > last && ascendingFrom message.Seq more
+        match batch with
+        | [] -> messages
+        | _ when messages.ByClientId.IsSome || not (ascendingFrom messages.Last batch) ->
+            batch |> List.fold (fun queue message -> add message queue) messages
+        | _ when messages.Count = 0 ->
+            { Older = batch; Newer = []; Count = batch.Length; Last = (List.last batch).Seq; ByClientId = None }
+        | _ ->
+            let mutable newer = messages.Newer
+            let mutable count = messages.Count
+            let mutable last = messages.Last
+            for message in batch do
+                newer <- message :: newer
+                count <- count + 1
+                last <- message.Seq
+            { messages with Newer = newer; Count = count; Last = last }
+
     let ofList (messages: RoomMessage list) : Uncommitted = messages |> List.fold (fun queue message -> add message queue) empty
 
     let tryFirst (messages: Uncommitted) : RoomMessage option =

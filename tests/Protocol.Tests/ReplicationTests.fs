@@ -228,6 +228,25 @@ let ``recvSync: a stored copy the new owner does not send again is rewritten out
         [ Replication.LogAppended [ message 2L 2L ]; Replication.SentTo { To = 2; Message = ReplicaStored((RoomName "#dev"), backup, 2L) } ], written)
     Assert.Equal<RoomMessage list>([ message 1L 1L; message 2L 2L ], kept.Stored.Messages)
 
+let ``Uncommitted.addAll: the same queue as adding each message in turn`` () =
+    let addEach batch queue = batch |> List.fold (fun queue message -> Uncommitted.add message queue) queue
+    let batches =
+        [ [ message 1L 1L; message 2L 2L ]
+          [ message 3L 3L; message 4L 4L; message 5L 5L ]
+          // Not after the newest held: one replaced, as add does.
+          [ message 4L 9L ]
+          [] ]
+    for start in [ Uncommitted.empty; Uncommitted.ofList [ message 1L 1L ]; Uncommitted.ofList [ message 1L 1L; message 2L 2L ] ] do
+        let mutable added = start
+        let mutable expected = start
+        for batch in batches do
+            added <- Uncommitted.addAll batch added
+            expected <- addEach batch expected
+            Assert.Equal<RoomMessage list>(expected.Messages, added.Messages)
+            Assert.Equal(expected.Length, added.Length)
+            Assert.Equal(expected.LastSeq, added.LastSeq)
+            Assert.Equal(Uncommitted.tryFirst expected, Uncommitted.tryFirst added)
+
 let ``recvSequenced: a message that skips numbers is held back and the owner asked once`` () =
     let replica = { Replication.emptyReplica with History = Rooms.ofMessages [ message 1L 1L ]; Durable = 1L }
 
@@ -541,6 +560,7 @@ let tests =
             ``storeReplica: only the message right after what the backup holds, written before it is confirmed``
         testCase "storeReplica: a batch is stored with one write and confirmed once, up to its last message"
             ``storeReplica: a batch is stored with one write and confirmed once, up to its last message``
+        testCase "Uncommitted.addAll: the same queue as adding each message in turn" ``Uncommitted.addAll: the same queue as adding each message in turn``
         testCase "sendAppends: the owner keeps at most the window in flight, and what arrives meanwhile goes in one append"
             ``sendAppends: the owner keeps at most the window in flight, and what arrives meanwhile goes in one append``
         testCase "deliverSequenced: a committed message that differs from the stored copy rewrites the log without that copy"
