@@ -218,8 +218,9 @@ type RoomHistory =
           OldestAt: int
           Count: int
           /// The messages with a client message id, by sender and id (see alreadySequenced);
-          /// None until the node sequences a post of the room (indexed).
-          ByClientId: RetryIndex option }
+          /// ValueNone until the node sequences a post of the room (indexed); a value option: no
+          /// box per message recorded.
+          ByClientId: RetryIndex voption }
 
     /// Oldest first: the newest `count` messages (all of them when count >= Count), walked from
     /// the newest back.
@@ -268,7 +269,7 @@ type RoomHistory =
             | _ -> invalidArg "other" "not a RoomHistory"
 
 let emptyHistory =
-    { Last = 0L; Newer = []; NewerCount = 0; Filled = []; Older = []; OldestAt = 0; Count = 0; ByClientId = None }
+    { Last = 0L; Newer = []; NewerCount = 0; Filled = []; Older = []; OldestAt = 0; Count = 0; ByClientId = ValueNone }
 
 let private clientKey (message: RoomMessage) = idKey message.From message.FromNode message.ClientMessageId
 
@@ -296,7 +297,7 @@ let record (message: RoomMessage) (history: RoomHistory) : RoomHistory option =
     else
         let index =
             match history.ByClientId with
-            | Some index when message.ClientMessageId <> 0L -> Some(RetryIndex.add keepCapacity message index)
+            | ValueSome index when message.ClientMessageId <> 0L -> ValueSome(RetryIndex.add keepCapacity message index)
             | index -> index
         let mutable newer = message :: history.Newer
         let mutable newerCount = history.NewerCount + 1
@@ -402,23 +403,23 @@ let last (count: int) (history: RoomHistory) : RoomMessage list = RoomHistory.La
 /// before it looks a post up (alreadySequenced).
 let indexed (history: RoomHistory) : RoomHistory =
     match history.ByClientId with
-    | Some _ -> history
-    | None ->
-        { history with ByClientId = Some(List.fold (fun index message -> RetryIndex.add keepCapacity message index) RetryIndex.empty (List.rev history.Recent)) }
+    | ValueSome _ -> history
+    | ValueNone ->
+        { history with ByClientId = ValueSome(List.fold (fun index message -> RetryIndex.add keepCapacity message index) RetryIndex.empty (List.rev history.Recent)) }
 
 /// A post the owner has already sequenced (a client's retry): the message it became, the newest
 /// with its sender and id. Looked up in the index; a history without one is searched.
 let alreadySequenced (post: RoomPost) (history: RoomHistory) : RoomMessage option =
     match history.ByClientId with
     | _ when post.ClientMessageId = 0L -> None
-    | Some index when not (RetryIndex.mayHold post.ClientMessageId index) -> None
+    | ValueSome index when not (RetryIndex.mayHold post.ClientMessageId index) -> None
     | byClientId ->
         let key = idKey post.From post.FromNode post.ClientMessageId
         match byClientId with
-        | Some index ->
+        | ValueSome index ->
             // Held still: the history drops its oldest messages, and the index keeps them a while.
             RetryIndex.tryFind (fun message -> history.Count > 0 && message.Seq >= oldestSeq history) key index
-        | None -> history.Recent |> List.tryFind (fun message -> message.ClientMessageId <> 0L && clientKey message = key)
+        | ValueNone -> history.Recent |> List.tryFind (fun message -> message.ClientMessageId <> 0L && clientKey message = key)
 
 /// The post as the message numbered after `last`.
 let sequenceAfter (post: RoomPost) (last: int64) : RoomMessage =

@@ -21,8 +21,8 @@ type Uncommitted =
           /// retry of a post still pending (Replication.sequencePost). In generations, as a
           /// history's (Rooms.RetryIndex): nothing is removed as messages commit; a turn drops the
           /// generations that hold none still here, and a message found counts only while it is
-          /// here. None until indexed.
-          ByClientId: Rooms.RetryIndex option }
+          /// here. ValueNone until indexed (a value option: no box per message added).
+          ByClientId: Rooms.RetryIndex voption }
 
     member this.Length = this.Count
     member this.IsEmpty = this.Count = 0
@@ -57,7 +57,7 @@ type Uncommitted =
 
 [<RequireQualifiedAccess>]
 module Uncommitted =
-    let empty = { Older = []; Newer = []; Count = 0; Last = 0L; ByClientId = None }
+    let empty = { Older = []; Newer = []; Count = 0; Last = 0L; ByClientId = ValueNone }
 
     let private clientKey (message: RoomMessage) = Rooms.idKey message.From message.FromNode message.ClientMessageId
 
@@ -66,9 +66,9 @@ module Uncommitted =
     let private keepHeldFrom (first: int64) (generations: RoomMessage[] list) =
         generations |> List.filter (Array.exists (fun message -> message.Seq >= first))
 
-    let private withIndexed (first: int64) (message: RoomMessage) (index: Rooms.RetryIndex option) =
+    let private withIndexed (first: int64) (message: RoomMessage) (index: Rooms.RetryIndex voption) =
         match index with
-        | Some index when message.ClientMessageId <> 0L -> Some(Rooms.RetryIndex.add (keepHeldFrom first) message index)
+        | ValueSome index when message.ClientMessageId <> 0L -> ValueSome(Rooms.RetryIndex.add (keepHeldFrom first) message index)
         | index -> index
 
     /// The message joins at its sequence number (in place of one held with that number). The
@@ -97,7 +97,7 @@ module Uncommitted =
         | _ when messages.ByClientId.IsSome || not (ascendingFrom messages.Last batch) ->
             batch |> List.fold (fun queue message -> add message queue) messages
         | _ when messages.Count = 0 ->
-            { Older = batch; Newer = []; Count = batch.Length; Last = (List.last batch).Seq; ByClientId = None }
+            { Older = batch; Newer = []; Count = batch.Length; Last = (List.last batch).Seq; ByClientId = ValueNone }
         | _ ->
             let mutable newer = messages.Newer
             let mutable count = messages.Count
@@ -127,23 +127,23 @@ module Uncommitted =
     /// pending messages, before it looks a post up (tryFindPost).
     let indexed (messages: Uncommitted) : Uncommitted =
         match messages.ByClientId with
-        | Some _ -> messages
-        | None ->
+        | ValueSome _ -> messages
+        | ValueNone ->
             let first = match messages.Older with oldest :: _ -> oldest.Seq | [] -> 0L
             let index = messages.Messages |> List.fold (fun index message -> Rooms.RetryIndex.add (keepHeldFrom first) message index) Rooms.RetryIndex.empty
-            { messages with ByClientId = Some index }
+            { messages with ByClientId = ValueSome index }
 
     /// The message a post already became (a retry); never for a post without a client message id.
     /// Looked up in the index; messages without one are searched.
     let tryFindPost (post: RoomPost) (messages: Uncommitted) : RoomMessage option =
         match messages.ByClientId with
         | _ when post.ClientMessageId = 0L -> None
-        | Some index when not (Rooms.RetryIndex.mayHold post.ClientMessageId index) -> None
+        | ValueSome index when not (Rooms.RetryIndex.mayHold post.ClientMessageId index) -> None
         | _ ->
             let key = Rooms.idKey post.From post.FromNode post.ClientMessageId
             match messages.ByClientId with
-            | Some index -> Rooms.RetryIndex.tryFind (fun message -> tryFind message.Seq messages = Some message) key index
-            | None -> messages.Messages |> List.filter (fun message -> message.ClientMessageId <> 0L && clientKey message = key) |> List.tryLast
+            | ValueSome index -> Rooms.RetryIndex.tryFind (fun message -> tryFind message.Seq messages = Some message) key index
+            | ValueNone -> messages.Messages |> List.filter (fun message -> message.ClientMessageId <> 0L && clientKey message = key) |> List.tryLast
 
     /// The messages up to `seq`, oldest first, and the rest. The same queue when none is that old.
     let upTo (seq: int64) (messages: Uncommitted) : RoomMessage list * Uncommitted =
