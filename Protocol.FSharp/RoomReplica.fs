@@ -246,6 +246,9 @@ let private applyOutputsFrom
     let mutable roomShown = match shown.TryGetValue room with | true, seq -> seq | _ -> 0L
     let mutable roomShownChanged = false
     let mutable roomShowing = ValueNone
+    // Where the room's committed messages from one sender's node go (interestedPeers): the same
+    // for each message of a commit from that node, so it is worked out once per node in a row.
+    let mutable roomInterested = ValueNone
     let answered (waiting: WaitingPosts voption) (message: RoomMessage) =
         match waiting with
         | ValueSome posts ->
@@ -292,7 +295,14 @@ let private applyOutputsFrom
         | Replication.LogAppended messages -> effects <- AppendToLog(room, messages) :: effects
         // carryOut's, onto `effects` with no list of their own: one of each per message on an owner.
         | Replication.SentToInterested message ->
-            match interestedPeers message state with
+            let peers =
+                match roomInterested with
+                | ValueSome(struct (node, peers)) when node = message.FromNode && isRoom room message.Room -> peers
+                | _ ->
+                    let peers = interestedPeers message state
+                    if isRoom room message.Room then roomInterested <- ValueSome(struct (message.FromNode, peers))
+                    peers
+            match peers with
             | [] -> ()
             | peers ->
                 let sequenced = RoomSequenced message
