@@ -233,15 +233,15 @@ let deliverSequenced (message: RoomMessage) (replica: Replica) : Replica * Repli
         | None -> false
     let stored = if superseded then Uncommitted.empty else Uncommitted.after message.Seq replica.Stored
     // The stored copies and the history change in one copy of the replica (a backup's, per message).
-    match Rooms.record message replica.History with
-    | None -> (if LanguagePrimitives.PhysicalEquality stored replica.Stored then replica else { replica with Stored = stored }), [ AlreadyDelivered message ]
-    | Some history when superseded ->
+    match Rooms.tryRecord message replica.History with
+    | ValueNone -> (if LanguagePrimitives.PhysicalEquality stored replica.Stored then replica else { replica with Stored = stored }), [ AlreadyDelivered message ]
+    | ValueSome history when superseded ->
         let replica, written = rewrite history { replica with Stored = stored }
         replica, written @ [ Delivered message ]
     // persist [ message ], without a list to filter.
-    | Some history when message.Seq > replica.Durable ->
+    | ValueSome history when message.Seq > replica.Durable ->
         { replica with Stored = stored; History = history; Durable = message.Seq }, [ LogAppended [ message ]; Delivered message ]
-    | Some history -> { replica with Stored = stored; History = history }, [ Delivered message ]
+    | ValueSome history -> { replica with Stored = stored; History = history }, [ Delivered message ]
 
 /// Spec: Adopt(h, stored, d, committed). Committed messages from the owner: the ones this node
 /// lacked are delivered in order, unless this node's copy disagrees; then the owner's replaces it.
@@ -429,13 +429,15 @@ let commit (quorum: bool) (alone: bool) (target: BackupAssignment option) (repli
         // The write goes before the sends, as a turn's writes do anyway.
         | first :: _ when replica.Stored.IsEmpty && first.Seq > replica.History.LastSeq && first.Seq > replica.Durable ->
             let mutable history = replica.History
-            // Newest first.
-            let mutable outputs = []
             for message in committed do
-                history <- (Rooms.record message history).Value
-                outputs <- SentToInterested message :: Delivered message :: outputs
+                history <- (Rooms.tryRecord message history).Value
+            // Built from the newest back, with no list to reverse.
+            let mutable outputs = []
+            let newestLast = List.toArray committed
+            for index in newestLast.Length - 1 .. -1 .. 0 do
+                outputs <- Delivered newestLast[index] :: SentToInterested newestLast[index] :: outputs
             { replica with History = history; Durable = history.LastSeq; Primary = Some { primary with Pending = pending } },
-            LogAppended committed :: List.rev outputs
+            LogAppended committed :: outputs
         | _ ->
         let mutable replica = { replica with Primary = Some { primary with Pending = pending } }
         // Newest first.

@@ -290,10 +290,11 @@ let validateRoomName (room: string) : Result<RoomName, string> =
     elif not (String.exists System.Char.IsAsciiLetterUpper room) then Ok(RoomName room)
     else Ok(RoomName(room.ToLowerInvariant()))
 
-/// Adds a sequenced message; None when it is not newer than what this node already has.
-let record (message: RoomMessage) (history: RoomHistory) : RoomHistory option =
+/// Adds a sequenced message; ValueNone when it is not newer than what this node already has
+/// (record, with no box per message: every node records every message of its rooms).
+let tryRecord (message: RoomMessage) (history: RoomHistory) : RoomHistory voption =
     if message.Seq <= history.LastSeq then
-        None
+        ValueNone
     else
         let index =
             match history.ByClientId with
@@ -334,7 +335,7 @@ let record (message: RoomMessage) (history: RoomHistory) : RoomHistory option =
                 newer <- List.truncate (newerCount - 1) newer
                 newerCount <- newerCount - 1
                 count <- count - 1
-        Some
+        ValueSome
             { Last = message.Seq
               Newer = newer
               NewerCount = newerCount
@@ -343,6 +344,12 @@ let record (message: RoomMessage) (history: RoomHistory) : RoomHistory option =
               OldestAt = oldestAt
               Count = count
               ByClientId = index }
+
+/// Adds a sequenced message; None when it is not newer than what this node already has.
+let record (message: RoomMessage) (history: RoomHistory) : RoomHistory option =
+    match tryRecord message history with
+    | ValueSome recorded -> Some recorded
+    | ValueNone -> None
 
 /// A history of these messages (oldest first): a log read back from disk, or a state transfer.
 let ofMessages (messages: RoomMessage list) : RoomHistory =
