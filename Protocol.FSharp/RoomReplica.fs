@@ -217,6 +217,32 @@ let carryOut (room: RoomName) (output: Replication.ReplicaOutput) (state: NodeSt
     | Replication.StoredBeyondSequenced(confirmed, sequenced) ->
         state, [ Log(Warning, $"replica-stored for {room} confirms seq {confirmed}, beyond the {sequenced} this owner sequenced; ignored") ]
 
+/// Effects in the order added. A rule's outputs give a member or the sender's node two (a write
+/// and a show), an owner's post none or one: the first two are kept aside and the list built
+/// once, with no list reversed for them; any later ones are kept newest first.
+[<Struct; NoEquality; NoComparison>]
+type private EffectsInOrder =
+    val mutable private Count: int
+    [<DefaultValue(false)>] val mutable private First: Effect
+    [<DefaultValue(false)>] val mutable private Second: Effect
+    [<DefaultValue(false)>] val mutable private Later: Effect list
+
+    member this.Add(effect: Effect) =
+        match this.Count with
+        | 0 -> this.First <- effect
+        | 1 -> this.Second <- effect
+        // Later starts as no list at all (a struct's fields start zeroed), not as [].
+        | 2 -> this.Later <- [ effect ]
+        | _ -> this.Later <- effect :: this.Later
+        this.Count <- this.Count + 1
+
+    member this.ToList() : Effect list =
+        match this.Count with
+        | 0 -> []
+        | 1 -> [ this.First ]
+        | 2 -> [ this.First; this.Second ]
+        | _ -> this.First :: this.Second :: List.rev this.Later
+
 /// A replica rule's outputs carried out (as carryOut does, one after the other) and its replica
 /// put back, in one copy of the state: only acknowledging and showing change the state as
 /// outputs are carried out (Unconfirmed and Shown, kept aside meanwhile), and only a fill request
@@ -256,8 +282,8 @@ let private applyOutputsFrom
             | Some posts -> struct (ValueSome posts, true)
             | None -> struct (waiting, false)
         | ValueNone -> struct (waiting, false)
-    // Newest first; an output's one effect (nearly always one) goes here without a list of its own.
-    let mutable effects = []
+    // An output's one effect (nearly always one) goes here without a list of its own.
+    let mutable effects = EffectsInOrder()
     for output in outputs do
         match output with
         | Replication.Delivered message when isRoom room message.Room ->
@@ -268,14 +294,14 @@ let private applyOutputsFrom
                 roomShown <- message.Seq
                 roomShownChanged <- true
                 if Accounts.isAccountsRoom message.Room then
-                    for effect in accountCommitted message state do effects <- effect :: effects
+                    for effect in accountCommitted message state do effects.Add(effect)
                 else
                     let showing =
                         match roomShowing with
                         | ValueSome showing -> showing
                         | ValueNone -> showingTo room state
                     roomShowing <- ValueSome showing
-                    effects <- SendToClients(showing, Message message) :: effects
+                    effects.Add(SendToClients(showing, Message message))
         | Replication.Delivered message ->
             unconfirmed <- acknowledgedIn unconfirmed message
             let shownSeq =
@@ -285,14 +311,14 @@ let private applyOutputsFrom
             if message.Seq > shownSeq then
                 shown <- shown.Add(message.Room, message.Seq)
                 if Accounts.isAccountsRoom message.Room then
-                    for effect in accountCommitted message state do effects <- effect :: effects
-                else effects <- SendToClients(showingTo message.Room state, Message message) :: effects
+                    for effect in accountCommitted message state do effects.Add(effect)
+                else effects.Add(SendToClients(showingTo message.Room state, Message message))
         | Replication.AlreadyDelivered message when isRoom room message.Room ->
             let struct (waiting, changed) = answered roomWaiting message
             roomWaiting <- waiting
             roomWaitingChanged <- roomWaitingChanged || changed
         | Replication.AlreadyDelivered message -> unconfirmed <- acknowledgedIn unconfirmed message
-        | Replication.LogAppended messages -> effects <- AppendToLog(room, messages) :: effects
+        | Replication.LogAppended messages -> effects.Add(AppendToLog(room, messages))
         // carryOut's, onto `effects` with no list of their own: one of each per message on an owner.
         | Replication.SentToInterested message ->
             let peers =
@@ -306,21 +332,19 @@ let private applyOutputsFrom
             | [] -> ()
             | peers ->
                 let sequenced = RoomSequenced message
-                for peer in peers do effects <- SendToPeer(peer, sequenced) :: effects
+                for peer in peers do effects.Add(SendToPeer(peer, sequenced))
         | Replication.SentTo sent ->
             match state.Peers.TryGetValue sent.To with
-            | true, peer -> effects <- SendToPeer(peer.Info, sent.Message) :: effects
-            | _ -> for effect in toPeer state sent.To sent.Message do effects <- effect :: effects
-        | Replication.FillRequested -> for effect in askForMissingAfter room after.History.LastSeq state do effects <- effect :: effects
-        | other -> for effect in snd (carryOut room other state) do effects <- effect :: effects
+            | true, peer -> effects.Add(SendToPeer(peer.Info, sent.Message))
+            | _ -> for effect in toPeer state sent.To sent.Message do effects.Add(effect)
+        | Replication.FillRequested -> for effect in askForMissingAfter room after.History.LastSeq state do effects.Add(effect)
+        | other -> for effect in snd (carryOut room other state) do effects.Add(effect)
     match roomWaiting with
     | ValueSome waiting when roomWaitingChanged -> unconfirmed <- unconfirmed.Add(room, waiting)
     | _ -> ()
     if roomShownChanged then shown <- shown.Add(room, roomShown)
     let state = replicaAndShownInto room before after sequenced unconfirmed shown state
-    match effects with
-    | [] | [ _ ] -> state, effects
-    | _ -> state, List.rev effects
+    state, effects.ToList()
 
 let private applyOutputs room before after sequenced outputs (state: NodeState) =
     applyOutputsFrom state.Unconfirmed room before after sequenced outputs state
