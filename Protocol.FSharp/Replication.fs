@@ -417,27 +417,29 @@ let commit (quorum: bool) (alone: bool) (target: BackupAssignment option) (repli
             | UpTo seq -> Uncommitted.upTo seq primary.Pending
         match committed with
         | [] -> replica, []
-        // One message (an owner alone commits each as it comes): no buffer.
-        | [ message ] ->
-            let replica, delivered = deliverSequenced message { replica with Primary = Some { primary with Pending = pending } }
-            replica,
-            (match delivered with
-             | [ written; shown ] -> [ written; shown; SentToInterested message ]
-             | _ -> delivered @ [ SentToInterested message ])
         // What deliverSequenced does to each, in one copy of the replica and one write (group
         // commit): all of them are new here and nothing is stored as a backup, as on an owner.
         // The write goes before the sends, as a turn's writes do anyway.
-        | first :: _ when replica.Stored.IsEmpty && first.Seq > replica.History.LastSeq && first.Seq > replica.Durable ->
+        | first :: rest when replica.Stored.IsEmpty && first.Seq > replica.History.LastSeq && first.Seq > replica.Durable ->
             let mutable history = replica.History
             for message in committed do
                 history <- (Rooms.tryRecord message history).Value
-            // Built from the newest back, with no list to reverse.
-            let mutable outputs = []
-            let newestLast = List.toArray committed
-            for index in newestLast.Length - 1 .. -1 .. 0 do
-                outputs <- Delivered newestLast[index] :: SentToInterested newestLast[index] :: outputs
+            let outputs =
+                match rest with
+                // One message (an owner alone commits each as it comes): no buffer.
+                | [] -> [ Delivered first; SentToInterested first ]
+                | _ ->
+                    // Built from the newest back, with no list to reverse.
+                    let mutable outputs = []
+                    let newestLast = List.toArray committed
+                    for index in newestLast.Length - 1 .. -1 .. 0 do
+                        outputs <- Delivered newestLast[index] :: SentToInterested newestLast[index] :: outputs
+                    outputs
             { replica with History = history; Durable = history.LastSeq; Primary = Some { primary with Pending = pending } },
             LogAppended committed :: outputs
+        | [ message ] ->
+            let replica, delivered = deliverSequenced message { replica with Primary = Some { primary with Pending = pending } }
+            replica, delivered @ [ SentToInterested message ]
         | _ ->
         let mutable replica = { replica with Primary = Some { primary with Pending = pending } }
         // Newest first.
