@@ -20,9 +20,12 @@ type PostKey =
       From: string
       Text: string }
 
+    /// Whether this is the key of these fields, without a key built to compare with.
+    member this.Is(id: int64, node: NodeId, from: string, text: string) =
+        this.Id = id && this.Node = node && System.String.Equals(this.From, from) && System.String.Equals(this.Text, text)
+
     /// Equality without F#'s generic equality (the hot path compares keys in a queue).
-    member this.Matches(other: PostKey) =
-        this.Id = other.Id && this.Node = other.Node && System.String.Equals(this.From, other.From) && System.String.Equals(this.Text, other.Text)
+    member this.Matches(other: PostKey) = this.Is(other.Id, other.Node, other.From, other.Text)
 
     override this.Equals(other) =
         match other with
@@ -42,10 +45,14 @@ type PostKey =
                     if byFrom <> 0 then byFrom else System.String.CompareOrdinal(this.Text, other.Text)
             | _ -> invalidArg "other" "not a PostKey"
 
+/// The node in a key with this client message id (idKey): the sender's node for a node's own
+/// ids (negative), else none (0).
+let keyNode (node: NodeId) (id: int64) : NodeId = if id < 0L then node else 0
+
 /// A sender and a client message id as one key. A negative id is one the sender's node gave a
 /// post sent without an id (NodeState.NextPostId): unique per node, so the node is part of its key.
 let idKey (from: Nick) (node: NodeId) (id: int64) : PostKey =
-    { Id = id; Node = (if id < 0L then node else 0); From = from.Value; Text = "" }
+    { Id = id; Node = keyNode node id; From = from.Value; Text = "" }
 
 /// Messages a generation of a RetryIndex takes.
 let private generationSize = 128

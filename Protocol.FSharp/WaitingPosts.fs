@@ -75,6 +75,13 @@ module WaitingPosts =
 
     let private keyOfPost (post: RoomPost) = key post.From post.ClientMessageId post.Text post.FromNode
 
+    /// Whether an entry's key is `key` of the message's sender, id, text and node, without
+    /// building it: the sender's node checks each message it is sent against its oldest post.
+    let private isAnsweredBy (message: RoomMessage) (entry: WaitingPost) : bool =
+        let id = message.ClientMessageId
+        if id = 0L then entry.Key.Is(0L, message.FromNode, message.From.Value, message.Text)
+        else entry.Key.Is(id, Rooms.keyNode message.FromNode id, message.From.Value, "")
+
     /// Whether a post with this sender and id may wait here (Spans); always for id 0.
     let private mayHold (from: Nick) (id: int64) (waiting: WaitingPosts) : bool =
         waiting.Count > 0
@@ -129,13 +136,13 @@ module WaitingPosts =
     let tryRemoveAnswered (message: RoomMessage) (waiting: WaitingPosts) : WaitingPosts option =
         if not (mayHold message.From message.ClientMessageId waiting) then None
         else
-        let key = key message.From message.ClientMessageId message.Text message.FromNode
         match waiting.Older with
         // The usual answer: to the oldest.
-        | oldest :: rest when oldest.Key.Matches key ->
+        | oldest :: rest when isAnsweredBy message oldest ->
             if rest.IsEmpty then Some(withEntries (List.rev waiting.Newer) (waiting.Count - 1) waiting)
             else Some { waiting with Count = waiting.Count - 1; Older = rest }
         | _ ->
+            let key = key message.From message.ClientMessageId message.Text message.FromNode
             let entries = waiting.Entries
             if not (entries |> List.exists (fun entry -> entry.Key.Matches key)) then None
             else
