@@ -26,8 +26,14 @@ type WaitingPosts =
           /// Newest first: after every post of Older.
           Newer: WaitingPost list
           /// By sender: the span of the client message ids of the posts added since this was
-          /// empty (it only grows meanwhile, so an id outside it waits nowhere here).
-          Spans: Map<string, IdSpan> }
+          /// empty (it only grows meanwhile, so an id outside it waits nowhere here). The latest
+          /// sender's is in LatestSpan instead (its entry here, if any, is older): a flood from
+          /// one client grows its span with every post, and a map update per post cost a path
+          /// of new tree nodes.
+          Spans: Map<string, IdSpan>
+          /// The sender of the latest post with an id; null before one.
+          Latest: string | null
+          LatestSpan: IdSpan }
 
     member this.Length = this.Count
     member this.IsEmpty = this.Count = 0
@@ -66,7 +72,15 @@ type WaitingPosts =
 
 [<RequireQualifiedAccess>]
 module WaitingPosts =
-    let empty = { Arrivals = 0L; Count = 0; Older = []; Newer = []; Spans = Map.empty }
+    let empty = { Arrivals = 0L; Count = 0; Older = []; Newer = []; Spans = Map.empty; Latest = null; LatestSpan = { Lowest = 0L; Highest = 0L } }
+
+    /// The span of a sender's ids (see Spans).
+    let private spanOf (from: string) (waiting: WaitingPosts) : IdSpan voption =
+        if System.String.Equals(from, waiting.Latest) then ValueSome waiting.LatestSpan
+        else
+            match waiting.Spans.TryGetValue from with
+            | true, span -> ValueSome span
+            | _ -> ValueNone
 
     /// A post's identity as its acknowledgement finds it: the sender and the client message id;
     /// without an id (0), the text and the sender's node as well.
@@ -86,9 +100,9 @@ module WaitingPosts =
     let private mayHold (from: Nick) (id: int64) (waiting: WaitingPosts) : bool =
         waiting.Count > 0
         && (id = 0L
-            || match waiting.Spans.TryGetValue from.Value with
-               | true, span -> id >= span.Lowest && id <= span.Highest
-               | _ -> false)
+            || match spanOf from.Value waiting with
+               | ValueSome span -> id >= span.Lowest && id <= span.Highest
+               | ValueNone -> false)
 
     /// The queue of these entries (oldest first), with the arrivals and spans kept.
     let private withEntries (entries: WaitingPost list) (count: int) (waiting: WaitingPosts) : WaitingPosts =
@@ -100,17 +114,29 @@ module WaitingPosts =
         let arrival = waiting.Arrivals + 1L
         let entry = { Key = keyOfPost post; Arrival = arrival; Post = post }
         let id = post.ClientMessageId
-        let spans =
-            if id = 0L then waiting.Spans
+        let from = post.From.Value
+        let struct (spans, latest, latestSpan) =
+            if id = 0L then struct (waiting.Spans, waiting.Latest, waiting.LatestSpan)
             else
-                match waiting.Spans.TryGetValue post.From.Value with
-                | true, span when id >= span.Lowest && id <= span.Highest -> waiting.Spans
-                | true, span -> waiting.Spans.Add(post.From.Value, { Lowest = min id span.Lowest; Highest = max id span.Highest })
-                | _ -> waiting.Spans.Add(post.From.Value, { Lowest = id; Highest = id })
+                let span =
+                    match spanOf from waiting with
+                    | ValueSome span -> { Lowest = min id span.Lowest; Highest = max id span.Highest }
+                    | ValueNone -> { Lowest = id; Highest = id }
+                match waiting.Latest with
+                | latest when System.String.Equals(from, latest) -> struct (waiting.Spans, latest, span)
+                // Another sender: the one before keeps its span in the map.
+                | null -> struct (waiting.Spans, from, span)
+                | before -> struct (waiting.Spans.Add(before, waiting.LatestSpan), from, span)
         if waiting.Count = 0 then
-            { Arrivals = arrival; Count = 1; Older = [ entry ]; Newer = []; Spans = spans }
+            { Arrivals = arrival; Count = 1; Older = [ entry ]; Newer = []; Spans = spans; Latest = latest; LatestSpan = latestSpan }
         else
-            { Arrivals = arrival; Count = waiting.Count + 1; Older = waiting.Older; Newer = entry :: waiting.Newer; Spans = spans }
+            { Arrivals = arrival
+              Count = waiting.Count + 1
+              Older = waiting.Older
+              Newer = entry :: waiting.Newer
+              Spans = spans
+              Latest = latest
+              LatestSpan = latestSpan }
 
     /// The posts that arrived by arrival number `arrival` (ArrivalCount then), in the order they arrived.
     let arrivedBy (arrival: int64) (waiting: WaitingPosts) : RoomPost list =

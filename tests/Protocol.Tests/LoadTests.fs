@@ -22,6 +22,24 @@ let private shownSeqs (effects: Effect list) : int64 list =
           | SendToClients(_, Message shown) -> shown.Seq
           | _ -> () ]
 
+let ``waiting posts of senders taking turns are each recognised as retries and answered, whichever sent last`` () =
+    let postBy (nick: string) (id: int64) : RoomPost =
+        { Room = (RoomName "#dev"); From = Nick nick; FromNode = 2; Text = $"{nick} {id}"; ClientMessageId = id }
+    let answer (posted: RoomPost) (seq: int64) : RoomMessage =
+        { Room = posted.Room; Seq = seq; From = posted.From; FromNode = posted.FromNode; Text = posted.Text; ClientMessageId = posted.ClientMessageId }
+    let posts = [ postBy "ann" 1L; postBy "ann" 2L; postBy "bob" 7L; postBy "ann" 3L; postBy "bob" 8L; postBy "bob" 9L ]
+    let waiting = WaitingPosts.ofList posts
+    for posted in posts do
+        Assert.True(WaitingPosts.containsId posted.From posted.FromNode posted.ClientMessageId waiting)
+    Assert.False(WaitingPosts.containsId (Nick "ann") 2 4L waiting)
+    Assert.False(WaitingPosts.containsId (Nick "bob") 2 6L waiting)
+    Assert.False(WaitingPosts.containsId (Nick "cy") 2 1L waiting)
+    // Answered in order, each takes its own post off the front.
+    let mutable left = waiting
+    for seq, posted in List.indexed posts do
+        left <- (WaitingPosts.tryRemoveAnswered (answer posted (int64 seq + 1L)) left).Value
+    Assert.True(left.IsEmpty)
+
 let ``a number already shown to the members is not shown again after the node's copy is replaced`` () =
     // This node showed 1..3, then the owner's copy (1..2, its 3 never committed) replaced its own.
     let state =
@@ -125,6 +143,8 @@ let ``only posts that have waited suspectAfter ticks are sent again`` () =
 [<Tests>]
 let tests =
     testList "Load" [
+        testCase "waiting posts of senders taking turns are each recognised as retries and answered, whichever sent last"
+            ``waiting posts of senders taking turns are each recognised as retries and answered, whichever sent last``
         testCase "a number already shown to the members is not shown again after the node's copy is replaced"
             ``a number already shown to the members is not shown again after the node's copy is replaced``
         testCase "the shell may read client requests until maxPostsInFlight posts wait for their owners"
