@@ -263,9 +263,12 @@ let private optional (inner: Value<'T>) (writeAs: Fields<'T> -> Utf8JsonWriter -
     let writeAs = OptimizedClosures.FSharpFunc<_, _, _, _, _>.Adapt writeAs
     fun name ->
         let inner = inner name
+        // Upcast here, once: a Property given where the function takes Fields would be adapted by
+        // a closure made on every call.
+        let fields = inner :> Fields<'T>
         { new Property<'U>(name) with
-            member _.Write(json, item) = writeAs.Invoke(inner, json, name, item)
-            member _.Read frame = finish (readOptional inner frame name)
+            member _.Write(json, item) = writeAs.Invoke(fields, json, name, item)
+            member _.Read frame = finish (readOptional fields frame name)
             member this.ReadInOrder reader = if atName (&reader, name) then this.ReadNamed &reader else ValueSome(finish None)
             member _.ReadValue reader =
                 if reader.TokenType = JsonTokenType.Null then ValueSome(finish None)
