@@ -94,9 +94,9 @@ let readArray (frame: JsonElement) (name: Name) : JsonElement list =
 // and no lookups. A frame laid out any other way (fields in another order, a field more, a null,
 // a number out of range) gets ValueNone here and is read again by the document path above, which
 // accepts what it accepts and names the fault; so both paths give the same answer for every frame.
-// The reader only goes forward and never looks ahead (a copy of it to look with cost more than the
-// rest of a field): a field starts on the token after the one before it, its own name or the
-// object's end, and leaves the reader on the token after its value.
+// The reader only goes forward and never looks ahead (looking ahead takes a copy of the reader, a
+// large struct, per field): a field starts on the token after the one before it, its own name or
+// the object's end, and leaves the reader on the token after its value.
 
 /// Whether the property name or string the reader stands on is `utf8`. The reader is made over one
 /// span, so the text is its ValueSpan, compared as it is unless the JSON escaped it.
@@ -139,7 +139,8 @@ type Fields<'T>() =
     abstract Write: json: Utf8JsonWriter * item: 'T -> unit
     abstract Read: frame: JsonElement -> 'T
     /// The fields read from the reader, in the order Write puts them; ValueNone when the frame is
-    /// laid out otherwise (see "Reading in order" above). The reader stands on the first one's name.
+    /// laid out otherwise (see "Reading in order" above). The reader stands on the first one's name
+    /// and is left on the token after the last one's value.
     abstract ReadInOrder: reader: byref<Utf8JsonReader> -> 'T voption
 
     /// The fields as an object of their own.
