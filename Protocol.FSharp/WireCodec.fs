@@ -115,11 +115,14 @@ let numberValue (reader: byref<Utf8JsonReader>) : int64 voption =
         | false, _ -> ValueNone
     else ValueNone
 
-/// The string the reader stands on ("" for none, as asStringNamed reads it).
+/// The string the reader stands on ("" for none, as asStringNamed reads it). Text without escapes
+/// is transcoded straight from the frame, which Wire checked whole as UTF-8 before reading.
 let stringOf (reader: byref<Utf8JsonReader>) : string =
-    match reader.GetString() with
-    | null -> ""
-    | text -> text
+    if not reader.ValueIsEscaped then Text.Encoding.UTF8.GetString reader.ValueSpan
+    else
+        match reader.GetString() with
+        | null -> ""
+        | text -> text
 
 /// The value the reader stands on, when it is a string.
 let stringValue (reader: byref<Utf8JsonReader>) : string voption =
