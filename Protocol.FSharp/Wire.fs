@@ -331,7 +331,8 @@ let private writeFrame (table: Table<'Union>) (json: Utf8JsonWriter) (value: 'Un
     json.WriteEndObject()
     json.Flush()
 
-let private writeNewline (buffer: IBufferWriter<byte>) =
+/// Inline, for the buffer's own type: a call through IBufferWriter is an interface dispatch per frame.
+let inline private writeNewline (buffer: #IBufferWriter<byte>) =
     buffer.GetSpan(1).[0] <- byte '\n'
     buffer.Advance 1
 
