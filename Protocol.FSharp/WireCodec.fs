@@ -107,13 +107,16 @@ let textIs (reader: byref<Utf8JsonReader>, utf8: ReadOnlySpan<byte>) : bool =
 let atName (reader: byref<Utf8JsonReader>, name: Name) : bool =
     reader.TokenType = JsonTokenType.PropertyName && textIs (&reader, name.Encoded.EncodedUtf8Bytes)
 
-/// The number the reader stands on, when it is an int64.
+/// The number the reader stands on, when it is an int64: parsed from the frame as TryGetInt64
+/// parses it (all its digits, or not an int64), one call closer.
 let numberValue (reader: byref<Utf8JsonReader>) : int64 voption =
-    if reader.TokenType = JsonTokenType.Number then
-        match reader.TryGetInt64() with
-        | true, number -> ValueSome number
-        | false, _ -> ValueNone
-    else ValueNone
+    if reader.TokenType <> JsonTokenType.Number then ValueNone
+    else
+        let digits = reader.ValueSpan
+        let mutable number = 0L
+        let mutable consumed = 0
+        if Buffers.Text.Utf8Parser.TryParse(digits, &number, &consumed) && consumed = digits.Length then ValueSome number
+        else ValueNone
 
 /// The string the reader stands on ("" for none, as asStringNamed reads it). Text without escapes
 /// is transcoded straight from the frame, which Wire checked whole as UTF-8 before reading.
