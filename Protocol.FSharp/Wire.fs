@@ -331,7 +331,8 @@ let private writeFrame (table: Table<'Union>) (json: Utf8JsonWriter) (value: 'Un
     json.WriteEndObject()
     json.Flush()
 
-let private writeNewline (buffer: IBufferWriter<byte>) =
+/// Inline, for the buffer's own type: a call through IBufferWriter is an interface dispatch per frame.
+let inline private writeNewline (buffer: #IBufferWriter<byte>) =
     buffer.GetSpan(1).[0] <- byte '\n'
     buffer.Advance 1
 
@@ -423,20 +424,19 @@ let private readerOptions =
 /// one pass with no document; ValueNone for any other frame, which `decode` then reads by the
 /// document. Peer frames always come this way: a node writes them with this codec.
 /// The version may be left out (docs/PROTOCOL.md); when it is there, it is this one.
-let private versionInOrder (reader: byref<Utf8JsonReader>) : bool =
-    not (nextIsNamed (&reader, versionField))
-    || (match nextNumber (&reader, versionField) with
-        | ValueSome version -> version = int64 protocolVersion
-        | ValueNone -> false)
+let private isThisVersion (reader: byref<Utf8JsonReader>) : bool =
+    match numberValue &reader with
+    | ValueSome version -> version = int64 protocolVersion
+    | ValueNone -> false
 
 let private readFrameInOrder (table: Table<'T>) (utf8: ReadOnlySpan<byte>) : 'T voption =
     let mutable reader = Utf8JsonReader(utf8, readerOptions)
-    if not (reader.Read()) || reader.TokenType <> JsonTokenType.StartObject then ValueNone
-    elif not (versionInOrder &reader) then ValueNone
-    elif not (nextIs (&reader, typeField)) || reader.TokenType <> JsonTokenType.String then ValueNone
+    if not (reader.Read() && reader.TokenType = JsonTokenType.StartObject && reader.Read()) then ValueNone
+    elif atName (&reader, versionField) && not (reader.Read() && isThisVersion &reader && reader.Read()) then ValueNone
+    elif not (atName (&reader, typeField) && reader.Read() && reader.TokenType = JsonTokenType.String) then ValueNone
     else
         match readInOrder table &reader with
-        | ValueSome frame when reader.Read() && reader.TokenType = JsonTokenType.EndObject && not (reader.Read()) -> ValueSome frame
+        | ValueSome frame when reader.TokenType = JsonTokenType.EndObject && not (reader.Read()) -> ValueSome frame
         | _ -> ValueNone
 
 /// Whatever the one-pass reader meets (malformed JSON, a value out of range) sends the frame to
@@ -477,9 +477,14 @@ let private decode (table: Table<'T>) (read: string -> JsonElement -> 'T) (utf8:
     // Whatever else a hostile frame provokes in the parser is refused too: the decoder never throws.
     | error -> Result.Error { Code = BadFrame; Reason = error.Message }
 
-/// A frame given as a string (tests, the log, the client) is read as its UTF-8 bytes.
+/// A frame given as a string (tests, the log, the client) is read as its UTF-8 bytes, in a pooled
+/// array: nothing read out of the frame refers to it once `decode` returns.
 let private decodeText (table: Table<'T>) (read: string -> JsonElement -> 'T) (line: string) : Result<'T, DecodeError> =
-    decode table read (ReadOnlyMemory(Encoding.UTF8.GetBytes line))
+    let utf8 = ArrayPool<byte>.Shared.Rent(Encoding.UTF8.GetByteCount line)
+    try
+        decode table read (ReadOnlyMemory(utf8, 0, Encoding.UTF8.GetBytes(line, 0, line.Length, utf8, 0)))
+    finally
+        ArrayPool<byte>.Shared.Return utf8
 
 let private readLogged : string -> JsonElement -> RoomMessage = fun _ frame -> peerRoomMessage.Read frame
 let private readPeerMessage = read peerMessages

@@ -94,63 +94,95 @@ let readArray (frame: JsonElement) (name: Name) : JsonElement list =
 // and no lookups. A frame laid out any other way (fields in another order, a field more, a null,
 // a number out of range) gets ValueNone here and is read again by the document path above, which
 // accepts what it accepts and names the fault; so both paths give the same answer for every frame.
+// The reader only goes forward and never looks ahead (looking ahead takes a copy of the reader, a
+// large struct, per field): a field starts on the token after the one before it, its own name or
+// the object's end, and leaves the reader on the token after its value.
 
-/// Moves to the next token; true when it is the property `name`, and then moves onto its value.
-let nextIs (reader: byref<Utf8JsonReader>, name: Name) : bool =
-    reader.Read()
-    && reader.TokenType = JsonTokenType.PropertyName
-    && reader.ValueTextEquals(name.Encoded.EncodedUtf8Bytes)
-    && reader.Read()
+/// Whether the property name or string the reader stands on is `utf8`. The reader is made over one
+/// span, so the text is its ValueSpan, compared as it is unless the JSON escaped it.
+let textIs (reader: byref<Utf8JsonReader>, utf8: ReadOnlySpan<byte>) : bool =
+    if reader.ValueIsEscaped then reader.ValueTextEquals utf8 else reader.ValueSpan.SequenceEqual utf8
 
-/// Whether the next property is `name` with the value null; the reader moves only when it is.
-let nextIsNull (reader: byref<Utf8JsonReader>, name: Name) : bool =
-    let mutable ahead = reader
-    if nextIs (&ahead, name) && ahead.TokenType = JsonTokenType.Null then
-        reader <- ahead
-        true
-    else false
+/// Whether the reader stands on the property `name`.
+let atName (reader: byref<Utf8JsonReader>, name: Name) : bool =
+    reader.TokenType = JsonTokenType.PropertyName && textIs (&reader, name.Encoded.EncodedUtf8Bytes)
 
-/// Whether the next property is `name` (the reader does not move).
-let nextIsNamed (reader: byref<Utf8JsonReader>, name: Name) : bool =
-    let mutable ahead = reader
-    ahead.Read() && ahead.TokenType = JsonTokenType.PropertyName && ahead.ValueTextEquals(name.Encoded.EncodedUtf8Bytes)
+/// The number the reader stands on, when it is an int64: parsed from the frame as TryGetInt64
+/// parses it (all its digits, or not an int64), one call closer.
+let numberValue (reader: byref<Utf8JsonReader>) : int64 voption =
+    if reader.TokenType <> JsonTokenType.Number then ValueNone
+    else
+        let digits = reader.ValueSpan
+        let mutable number = 0L
+        let mutable consumed = 0
+        if Buffers.Text.Utf8Parser.TryParse(digits, &number, &consumed) && consumed = digits.Length then ValueSome number
+        else ValueNone
 
-/// The next property's value as a number, when it is `name` and an int64.
-let nextNumber (reader: byref<Utf8JsonReader>, name: Name) : int64 voption =
-    if nextIs (&reader, name) && reader.TokenType = JsonTokenType.Number then
-        match reader.TryGetInt64() with
-        | true, number -> ValueSome number
-        | false, _ -> ValueNone
-    else ValueNone
-
-/// The string the reader stands on ("" for none, as asStringNamed reads it).
+/// The string the reader stands on ("" for none, as asStringNamed reads it). Text without escapes
+/// is transcoded straight from the frame, which Wire checked whole as UTF-8 before reading.
 let stringOf (reader: byref<Utf8JsonReader>) : string =
-    match reader.GetString() with
-    | null -> ""
-    | text -> text
+    if not reader.ValueIsEscaped then Text.Encoding.UTF8.GetString reader.ValueSpan
+    else
+        match reader.GetString() with
+        | null -> ""
+        | text -> text
 
-/// The next property's value as a string, when it is `name` and a string.
-let nextString (reader: byref<Utf8JsonReader>, name: Name) : string voption =
-    if nextIs (&reader, name) && reader.TokenType = JsonTokenType.String then ValueSome(stringOf &reader)
-    else ValueNone
+/// The value the reader stands on, when it is a string.
+let stringValue (reader: byref<Utf8JsonReader>) : string voption =
+    if reader.TokenType = JsonTokenType.String then ValueSome(stringOf &reader) else ValueNone
 
 // ---------------------------------------------------------------------------------------------
 // Fields: some properties of one object, written and read together. A named value, a record, a
 // case's payload and a nested object are all Fields; fieldsN puts several side by side as a
 // struct tuple. Abstract classes rather than records of functions: this is the hot path, and a
-// virtual call is cheaper than F#'s curried closure calls.
+// virtual call is cheaper than F#'s curried closure calls. For the same reason the closures a
+// kind of value is given are adapted once (OptimizedClosures) and called with all their arguments,
+// and code shared by every 'T is a member rather than a generic function (which code compiled
+// once for all reference types would look up on every call).
 
 [<AbstractClass>]
 type Fields<'T>() =
     abstract Write: json: Utf8JsonWriter * item: 'T -> unit
     abstract Read: frame: JsonElement -> 'T
     /// The fields read from the reader, in the order Write puts them; ValueNone when the frame is
-    /// laid out otherwise (see "Reading in order" above). The reader stands before the first one.
+    /// laid out otherwise (see "Reading in order" above). The reader stands on the first one's name
+    /// and is left on the token after the last one's value.
     abstract ReadInOrder: reader: byref<Utf8JsonReader> -> 'T voption
+
+    /// The fields as an object of their own.
+    member this.WriteObject(json: Utf8JsonWriter, item: 'T) =
+        json.WriteStartObject()
+        this.Write(json, item)
+        json.WriteEndObject()
+
+    /// In order, the reader standing on the object's StartObject; it is left on its EndObject.
+    member this.ReadObjectInOrder(reader: byref<Utf8JsonReader>) : 'T voption =
+        if reader.TokenType <> JsonTokenType.StartObject || not (reader.Read()) then ValueNone
+        else
+            match this.ReadInOrder &reader with
+            | ValueSome item when reader.TokenType = JsonTokenType.EndObject -> ValueSome item
+            | _ -> ValueNone
+
+/// The field of one property, `name`.
+[<AbstractClass>]
+type Property<'T>(name: Name) =
+    inherit Fields<'T>()
+    /// The value the reader stands on, its name read; the reader is left on the value's last token.
+    abstract ReadValue: reader: byref<Utf8JsonReader> -> 'T voption
+
+    /// The reader standing on this property's name: its value, and the reader moved past it.
+    member this.ReadNamed(reader: byref<Utf8JsonReader>) : 'T voption =
+        if not (reader.Read()) then ValueNone
+        else
+            match this.ReadValue &reader with
+            | ValueSome item when reader.Read() -> ValueSome item
+            | _ -> ValueNone
+
+    override this.ReadInOrder reader = if atName (&reader, name) then this.ReadNamed &reader else ValueNone
 
 /// A kind of value: given a property name, the one field that holds it. Each kind bakes the
 /// name into its field, so writing a scalar is one virtual call to the JSON writer.
-type Value<'T> = Name -> Fields<'T>
+type Value<'T> = Name -> Property<'T>
 
 let field (text: string) (value: Value<'T>) : Fields<'T> = value (name text)
 
@@ -158,27 +190,29 @@ let field (text: string) (value: Value<'T>) : Fields<'T> = value (name text)
 /// holds it is read by the document path).
 let value (writeAs: Utf8JsonWriter -> Name -> 'T -> unit) (readFrom: JsonElement -> Name -> 'T) : Value<'T> =
     fun name ->
-        { new Fields<'T>() with
+        { new Property<'T>(name) with
             member _.Write(json, item) = writeAs json name item
             member _.Read frame = readFrom frame name
-            member _.ReadInOrder _ = ValueNone }
+            member _.ReadValue _ = ValueNone }
 
 let text : Value<string> =
     fun name ->
-        { new Fields<string>() with
+        { new Property<string>(name) with
             member _.Write(json, item) = json.WriteString(name.Encoded, item)
             member _.Read frame = readString frame name
-            member _.ReadInOrder reader = nextString (&reader, name) }
+            member _.ReadValue reader = stringValue &reader }
 
 /// A number written by `write` and read as an int64 that `check` takes (in range) or refuses.
 let private number (write: Utf8JsonWriter -> JsonEncodedText -> 'T -> unit) (check: Name -> int64 -> 'T) : Value<'T> =
+    let write = OptimizedClosures.FSharpFunc<_, _, _, _>.Adapt write
+    let check = OptimizedClosures.FSharpFunc<_, _, _>.Adapt check
     fun name ->
-        { new Fields<'T>() with
-            member _.Write(json, item) = write json name.Encoded item
-            member _.Read frame = check name (readLong frame name)
-            member _.ReadInOrder reader =
-                match nextNumber (&reader, name) with
-                | ValueSome number -> ValueSome(check name number)
+        { new Property<'T>(name) with
+            member _.Write(json, item) = write.Invoke(json, name.Encoded, item)
+            member _.Read frame = check.Invoke(name, readLong frame name)
+            member _.ReadValue reader =
+                match numberValue &reader with
+                | ValueSome number -> ValueSome(check.Invoke(name, number))
                 | ValueNone -> ValueNone }
 
 let private int64Number (check: Name -> int64 -> int64) : Value<int64> =
@@ -202,26 +236,25 @@ let boundedInt32 (bound: int) : Value<int> = int32Number (fun name value -> int 
 
 let flag : Value<bool> =
     fun name ->
-        { new Fields<bool>() with
+        { new Property<bool>(name) with
             member _.Write(json, item) = json.WriteBoolean(name.Encoded, item)
             member _.Read frame = readBool frame name
-            member _.ReadInOrder reader =
-                if not (nextIs (&reader, name)) then ValueNone
-                else
-                    match reader.TokenType with
-                    | JsonTokenType.True -> ValueSome true
-                    | JsonTokenType.False -> ValueSome false
-                    | _ -> ValueNone }
+            member _.ReadValue reader =
+                match reader.TokenType with
+                | JsonTokenType.True -> ValueSome true
+                | JsonTokenType.False -> ValueSome false
+                | _ -> ValueNone }
 
 /// A value carried as a string: `parse` says what it is, or why not.
 let textAs (format: 'T -> string) (parse: Name -> string -> 'T) : Value<'T> =
+    let parse = OptimizedClosures.FSharpFunc<_, _, _>.Adapt parse
     fun name ->
-        { new Fields<'T>() with
+        { new Property<'T>(name) with
             member _.Write(json, item) = json.WriteString(name.Encoded, format item)
-            member _.Read frame = parse name (readString frame name)
-            member _.ReadInOrder reader =
-                match nextString (&reader, name) with
-                | ValueSome text -> ValueSome(parse name text)
+            member _.Read frame = parse.Invoke(name, readString frame name)
+            member _.ReadValue reader =
+                match stringValue &reader with
+                | ValueSome text -> ValueSome(parse.Invoke(name, text))
                 | ValueNone -> ValueNone }
 
 /// Present and not null: Some; missing or null: None.
@@ -230,26 +263,26 @@ let private readOptional (inner: Fields<'T>) (frame: JsonElement) (name: Name) :
     | ValueNone -> None
     | ValueSome _ -> Some(inner.Read frame)
 
-/// In order: the value when the next property is `name`; None when it is null or another one.
-let private readOptionalInOrder (inner: Fields<'T>) (reader: byref<Utf8JsonReader>) (name: Name) : 'T option voption =
-    if nextIsNull (&reader, name) || not (nextIsNamed (&reader, name)) then ValueSome None
-    else
-        match inner.ReadInOrder &reader with
-        | ValueSome item -> ValueSome(Some item)
-        | ValueNone -> ValueNone
-
 /// An optional field: written by `writeAs`, read as Some when present and not null, else None,
-/// then made a 'T by `finish`.
+/// then made a 'T by `finish`. In order, a property of another name is the next field's: this one
+/// is None and the reader stays where it is.
 let private optional (inner: Value<'T>) (writeAs: Fields<'T> -> Utf8JsonWriter -> Name -> 'U -> unit) (finish: 'T option -> 'U) : Value<'U> =
+    let writeAs = OptimizedClosures.FSharpFunc<_, _, _, _, _>.Adapt writeAs
     fun name ->
         let inner = inner name
-        { new Fields<'U>() with
-            member _.Write(json, item) = writeAs inner json name item
-            member _.Read frame = finish (readOptional inner frame name)
-            member _.ReadInOrder reader =
-                match readOptionalInOrder inner &reader name with
-                | ValueSome item -> ValueSome(finish item)
-                | ValueNone -> ValueNone }
+        // Upcast here, once: a Property given where the function takes Fields would be adapted by
+        // a closure made on every call.
+        let fields = inner :> Fields<'T>
+        { new Property<'U>(name) with
+            member _.Write(json, item) = writeAs.Invoke(fields, json, name, item)
+            member _.Read frame = finish (readOptional fields frame name)
+            member this.ReadInOrder reader = if atName (&reader, name) then this.ReadNamed &reader else ValueSome(finish None)
+            member _.ReadValue reader =
+                if reader.TokenType = JsonTokenType.Null then ValueSome(finish None)
+                else
+                    match inner.ReadValue &reader with
+                    | ValueSome item -> ValueSome(finish (Some item))
+                    | ValueNone -> ValueNone }
 
 /// An optional value written as null when there is none.
 let nullable (inner: Value<'T>) : Value<'T option> =
@@ -435,24 +468,11 @@ type Item<'T>() =
     /// The item in order, the reader standing on its first token.
     abstract ReadItemInOrder: reader: byref<Utf8JsonReader> -> 'T voption
 
-let private writeObject (fields: Fields<'T>) (json: Utf8JsonWriter) (item: 'T) =
-    json.WriteStartObject()
-    fields.Write(json, item)
-    json.WriteEndObject()
-
-/// An object's fields in order, the reader standing on its StartObject; then its end.
-let private readObjectInOrder (fields: Fields<'T>) (reader: byref<Utf8JsonReader>) : 'T voption =
-    if reader.TokenType <> JsonTokenType.StartObject then ValueNone
-    else
-        match fields.ReadInOrder &reader with
-        | ValueSome item when reader.Read() && reader.TokenType = JsonTokenType.EndObject -> ValueSome item
-        | _ -> ValueNone
-
 let objectItem (fields: Fields<'T>) : Item<'T> =
     { new Item<'T>() with
-        member _.WriteItem(json, item) = writeObject fields json item
+        member _.WriteItem(json, item) = fields.WriteObject(json, item)
         member _.ReadItem token = if token.ValueKind = JsonValueKind.Object then fields.Read token else fail "an array item must be an object"
-        member _.ReadItemInOrder reader = readObjectInOrder fields &reader }
+        member _.ReadItemInOrder reader = fields.ReadObjectInOrder &reader }
 
 let stringItem : Item<string> =
     { new Item<string>() with
@@ -473,24 +493,24 @@ let mapItem (make: 'A -> 'B) (parts: 'B -> 'A) (item: Item<'A>) : Item<'B> =
 /// An object nested under a name.
 let objectOf (fields: Fields<'T>) : Value<'T> =
     fun name ->
-        { new Fields<'T>() with
+        { new Property<'T>(name) with
             member _.Write(json, item) =
                 json.WritePropertyName name.Encoded
-                writeObject fields json item
+                fields.WriteObject(json, item)
             member _.Read frame = fields.Read(readObject frame name)
-            member _.ReadInOrder reader = if nextIs (&reader, name) then readObjectInOrder fields &reader else ValueNone }
+            member _.ReadValue reader = fields.ReadObjectInOrder &reader }
 
 let listOf (item: Item<'T>) : Value<'T list> =
     fun name ->
-        { new Fields<'T list>() with
+        { new Property<'T list>(name) with
             member _.Write(json, items) =
                 json.WritePropertyName name.Encoded
                 json.WriteStartArray()
                 for each in items do item.WriteItem(json, each)
                 json.WriteEndArray()
             member _.Read frame = readArray frame name |> List.map item.ReadItem
-            member _.ReadInOrder reader =
-                if not (nextIs (&reader, name)) || reader.TokenType <> JsonTokenType.StartArray then ValueNone
+            member _.ReadValue reader =
+                if reader.TokenType <> JsonTokenType.StartArray then ValueNone
                 else
                     let mutable items = CompilerServices.ListCollector<'T>()
                     let mutable inOrder = true
@@ -582,10 +602,11 @@ let read (table: Table<'Union>) (tag: string) (frame: JsonElement) : 'Union =
     if index = cases.Length then fail $"unknown message type '{tag}'"
     cases.[index].Read frame
 
-/// In order, the reader standing on the "type" string: the case it names, and its fields.
+/// In order, the reader standing on the "type" string: the case it names, and its fields; the
+/// reader is left on the token after them.
 let readInOrder (table: Table<'Union>) (reader: byref<Utf8JsonReader>) : 'Union voption =
     let cases = table.ByPosition
     let mutable index = 0
-    while index < cases.Length && not (reader.ValueTextEquals cases.[index].Utf8Tag) do
+    while index < cases.Length && not (textIs (&reader, cases.[index].Utf8Tag)) do
         index <- index + 1
-    if index = cases.Length then ValueNone else cases.[index].ReadInOrder &reader
+    if index = cases.Length || not (reader.Read()) then ValueNone else cases.[index].ReadInOrder &reader

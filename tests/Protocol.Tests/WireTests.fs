@@ -311,6 +311,16 @@ let ``a documented frame written by hand decodes`` () =
 let ``a say without a room is a broadcast to #lobby, and without an id has id 0`` () =
     Assert.Equal(Ok(Say(Rooms.lobby.Value, "hi", 0L)), Wire.decodeClientRequest """{"v":1,"type":"say","text":"hi"}""")
 
+/// The one-pass reader meets these in a frame laid out as written; each must read as the document does.
+let ``a frame as written with escaped names, nulls or other spellings of a number decodes as the document reads it`` () =
+    Assert.Equal(Ok(Say("#dev", "hi", 7L)), Wire.decodeClientRequest """{"v":1,"t\u0079pe":"\u0073ay","r\u006fom":"#dev","text":"h\u0069","id":7}""")
+    Assert.Equal(Ok(Say(Rooms.lobby.Value, "hi", 0L)), Wire.decodeClientRequest """{"v":1,"type":"say","room":null,"text":"hi","id":null}""")
+    Assert.Equal(Ok(Hello { Nick = "alice"; Session = None; Resume = []; Password = None }), Wire.decodeClientRequest """{"v":1,"type":"hello","nick":"alice","session":null}""")
+    for id in [ "7.0"; "7e0"; "-0"; "9223372036854775808" ] do
+        let asWritten = Wire.decodeClientRequest $"""{{"v":1,"type":"say","room":"#dev","text":"hi","id":{id}}}"""
+        let reordered = Wire.decodeClientRequest $"""{{"id":{id},"text":"hi","room":"#dev","type":"say","v":1}}"""
+        Assert.Equal(reordered, asWritten)
+
 // ---------------------------------------------------------------------------------------------
 // Malformed frames.
 
@@ -519,6 +529,8 @@ let tests =
             ``a documented frame written by hand decodes``
         testCase "a say without a room is a broadcast to #lobby, and without an id has id 0"
             ``a say without a room is a broadcast to #lobby, and without an id has id 0``
+        testCase "a frame as written with escaped names, nulls or other spellings of a number decodes as the document reads it"
+            ``a frame as written with escaped names, nulls or other spellings of a number decodes as the document reads it``
         testTheory "a malformed frame is refused as BadFrame with a reason"
             [ ""
               "   "
