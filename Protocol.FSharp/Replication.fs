@@ -420,21 +420,9 @@ let commit (quorum: bool) (alone: bool) (target: BackupAssignment option) (repli
         // What deliverSequenced does to each, in one copy of the replica and one write (group
         // commit): all of them are new here and nothing is stored as a backup, as on an owner.
         // The write goes before the sends, as a turn's writes do anyway.
-        | first :: rest when replica.Stored.IsEmpty && first.Seq > replica.History.LastSeq && first.Seq > replica.Durable ->
-            let mutable history = replica.History
-            for message in committed do
-                history <- (Rooms.tryRecord message history).Value
-            let outputs =
-                match rest with
-                // One message (an owner alone commits each as it comes): no buffer.
-                | [] -> [ Delivered first; SentToInterested first ]
-                | _ ->
-                    // Built from the newest back, with no list to reverse.
-                    let mutable outputs = []
-                    let newestLast = List.toArray committed
-                    for index in newestLast.Length - 1 .. -1 .. 0 do
-                        outputs <- Delivered newestLast[index] :: SentToInterested newestLast[index] :: outputs
-                    outputs
+        | first :: _ when replica.Stored.IsEmpty && first.Seq > replica.History.LastSeq && first.Seq > replica.Durable ->
+            let history = committed |> List.fold (fun history message -> (Rooms.tryRecord message history).Value) replica.History
+            let outputs = List.foldBack (fun message outputs -> Delivered message :: SentToInterested message :: outputs) committed []
             { replica with History = history; Durable = history.LastSeq; Primary = Some { primary with Pending = pending } },
             LogAppended committed :: outputs
         | [ message ] ->

@@ -11,19 +11,22 @@ open FormalChat.Protocol.NodeState
 
 let toEveryPeer (state: NodeState) message = [ for info in livePeers state -> SendToPeer(info, message) ]
 
-/// Every message to one node by id goes through here. A node this one has no address for
-/// (never heard of, or named only by a frame) gets nothing and the log says so: a lookup must
-/// never take the node down.
-let toPeerAll (state: NodeState) (node: NodeId) (messages: PeerMessage list) : Effect list =
-    match state.Peers.TryFind node with
-    | Some peer -> [ for message in messages -> SendToPeer(peer.Info, message) ]
-    | None -> [ Log(Warning, $"no address for node {node}; dropped {messages.Length} message(s)") ]
+/// A node this one has no address for (never heard of, or named only by a frame) gets nothing
+/// and the log says so: a lookup must never take the node down.
+let private noAddress (node: NodeId) (dropped: int) =
+    Log(Warning, $"no address for node {node}; dropped {dropped} message(s)")
 
+/// Every message to one node by id goes through here or toPeer.
+let toPeerAll (state: NodeState) (node: NodeId) (messages: PeerMessage list) : Effect list =
+    match state.Peers.TryGetValue node with
+    | true, peer -> [ for message in messages -> SendToPeer(peer.Info, message) ]
+    | _ -> [ noAddress node messages.Length ]
+
+/// One message (a post, a confirmation: one per message on the hot path, so no list of one).
 let toPeer (state: NodeState) (node: NodeId) (message: PeerMessage) : Effect list =
-    // toPeerAll's, with no list of one message to go through (a post, a confirmation).
     match state.Peers.TryGetValue node with
     | true, peer -> [ SendToPeer(peer.Info, message) ]
-    | _ -> toPeerAll state node [ message ]
+    | _ -> [ noAddress node 1 ]
 
 let then' (next: NodeState -> NodeState * Effect list) (state: NodeState, effects: Effect list) =
     let state, more = next state
@@ -217,32 +220,6 @@ let carryOut (room: RoomName) (output: Replication.ReplicaOutput) (state: NodeSt
     | Replication.StoredBeyondSequenced(confirmed, sequenced) ->
         state, [ Log(Warning, $"replica-stored for {room} confirms seq {confirmed}, beyond the {sequenced} this owner sequenced; ignored") ]
 
-/// Effects in the order added. A rule's outputs give a member or the sender's node two (a write
-/// and a show), an owner's post none or one: the first two are kept aside and the list built
-/// once, with no list reversed for them; any later ones are kept newest first.
-[<Struct; NoEquality; NoComparison>]
-type private EffectsInOrder =
-    val mutable private Count: int
-    [<DefaultValue(false)>] val mutable private First: Effect
-    [<DefaultValue(false)>] val mutable private Second: Effect
-    [<DefaultValue(false)>] val mutable private Later: Effect list
-
-    member this.Add(effect: Effect) =
-        match this.Count with
-        | 0 -> this.First <- effect
-        | 1 -> this.Second <- effect
-        // Later starts as no list at all (a struct's fields start zeroed), not as [].
-        | 2 -> this.Later <- [ effect ]
-        | _ -> this.Later <- effect :: this.Later
-        this.Count <- this.Count + 1
-
-    member this.ToList() : Effect list =
-        match this.Count with
-        | 0 -> []
-        | 1 -> [ this.First ]
-        | 2 -> [ this.First; this.Second ]
-        | _ -> this.First :: this.Second :: List.rev this.Later
-
 /// A replica rule's outputs carried out (as carryOut does, one after the other) and its replica
 /// put back, in one copy of the state: only acknowledging and showing change the state as
 /// outputs are carried out (Unconfirmed and Shown, kept aside meanwhile), and only a fill request
@@ -282,8 +259,8 @@ let private applyOutputsFrom
             | Some posts -> struct (ValueSome posts, true)
             | None -> struct (waiting, false)
         | ValueNone -> struct (waiting, false)
-    // An output's one effect (nearly always one) goes here without a list of its own.
-    let mutable effects = EffectsInOrder()
+    // Newest first; an output's one effect (nearly always one) goes here without a list of its own.
+    let mutable effects = []
     for output in outputs do
         match output with
         | Replication.Delivered message when isRoom room message.Room ->
@@ -294,14 +271,14 @@ let private applyOutputsFrom
                 roomShown <- message.Seq
                 roomShownChanged <- true
                 if Accounts.isAccountsRoom message.Room then
-                    for effect in accountCommitted message state do effects.Add(effect)
+                    for effect in accountCommitted message state do effects <- effect :: effects
                 else
                     let showing =
                         match roomShowing with
                         | ValueSome showing -> showing
                         | ValueNone -> showingTo room state
                     roomShowing <- ValueSome showing
-                    effects.Add(SendToClients(showing, Message message))
+                    effects <- SendToClients(showing, Message message) :: effects
         | Replication.Delivered message ->
             unconfirmed <- acknowledgedIn unconfirmed message
             let shownSeq =
@@ -311,15 +288,15 @@ let private applyOutputsFrom
             if message.Seq > shownSeq then
                 shown <- shown.Add(message.Room, message.Seq)
                 if Accounts.isAccountsRoom message.Room then
-                    for effect in accountCommitted message state do effects.Add(effect)
-                else effects.Add(SendToClients(showingTo message.Room state, Message message))
+                    for effect in accountCommitted message state do effects <- effect :: effects
+                else effects <- SendToClients(showingTo message.Room state, Message message) :: effects
         | Replication.AlreadyDelivered message when isRoom room message.Room ->
             let struct (waiting, changed) = answered roomWaiting message
             roomWaiting <- waiting
             roomWaitingChanged <- roomWaitingChanged || changed
         | Replication.AlreadyDelivered message -> unconfirmed <- acknowledgedIn unconfirmed message
-        | Replication.LogAppended messages -> effects.Add(AppendToLog(room, messages))
-        // carryOut's, onto `effects` with no list of their own: one of each per message on an owner.
+        | Replication.LogAppended messages -> effects <- AppendToLog(room, messages) :: effects
+        // carryOut's, onto `effects` with no list of its own: one per message on an owner.
         | Replication.SentToInterested message ->
             let peers =
                 match roomInterested with
@@ -332,19 +309,17 @@ let private applyOutputsFrom
             | [] -> ()
             | peers ->
                 let sequenced = RoomSequenced message
-                for peer in peers do effects.Add(SendToPeer(peer, sequenced))
-        | Replication.SentTo sent ->
-            match state.Peers.TryGetValue sent.To with
-            | true, peer -> effects.Add(SendToPeer(peer.Info, sent.Message))
-            | _ -> for effect in toPeer state sent.To sent.Message do effects.Add(effect)
-        | Replication.FillRequested -> for effect in askForMissingAfter room after.History.LastSeq state do effects.Add(effect)
-        | other -> for effect in snd (carryOut room other state) do effects.Add(effect)
+                for peer in peers do effects <- SendToPeer(peer, sequenced) :: effects
+        | Replication.FillRequested -> for effect in askForMissingAfter room after.History.LastSeq state do effects <- effect :: effects
+        | other -> for effect in snd (carryOut room other state) do effects <- effect :: effects
     match roomWaiting with
     | ValueSome waiting when roomWaitingChanged -> unconfirmed <- unconfirmed.Add(room, waiting)
     | _ -> ()
     if roomShownChanged then shown <- shown.Add(room, roomShown)
     let state = replicaAndShownInto room before after sequenced unconfirmed shown state
-    state, effects.ToList()
+    match effects with
+    | [] | [ _ ] -> state, effects
+    | _ -> state, List.rev effects
 
 let private applyOutputs room before after sequenced outputs (state: NodeState) =
     applyOutputsFrom state.Unconfirmed room before after sequenced outputs state
